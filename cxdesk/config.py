@@ -1,0 +1,55 @@
+"""One settings object: the config file (TOML) overridden by environment variables.
+
+Secrets (SMTP password, Twilio token) are read only from the environment, never from the file
+or the database. Nothing is read at import time: call ``load_settings()``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cxdesk import locations
+from cxdesk.errors import DeskError
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Desk settings. Each field may come from ``config.toml`` or its ``CXDESK_*`` variable."""
+
+    database_url: str = ""
+    """SQLAlchemy URL; empty means the SQLite file in the user data directory."""
+    extra: dict[str, object] = field(default_factory=dict)
+    """Any other keys of the config file, for sections later code reads."""
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{locations.default_database_path()}"
+
+
+_ENV = {
+    "database_url": "CXDESK_DATABASE_URL",
+}
+
+
+def load_settings(config_path: Path | None = None) -> Settings:
+    """Read the config file (if any), then apply environment overrides."""
+    path = config_path or locations.config_file()
+    values: dict[str, object] = {}
+    if path.exists():
+        try:
+            values = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise DeskError(f"Config file {path} is not valid TOML: {exc}") from exc
+    known = {name: values.pop(name) for name in list(values) if name in _ENV}
+    for name, variable in _ENV.items():
+        if os.environ.get(variable):
+            known[name] = os.environ[variable]
+    for name, value in known.items():
+        if not isinstance(value, str):
+            raise DeskError(f"Config setting {name} must be a string")
+    return Settings(**known, extra=values)  # type: ignore[arg-type]

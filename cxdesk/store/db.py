@@ -1,0 +1,108 @@
+"""Engine factory and transactions for SQLite and PostgreSQL.
+
+SQLite: WAL, foreign keys, a busy timeout, and every write transaction opened with
+``BEGIN IMMEDIATE`` so a read-then-write operation takes the write lock up front instead of
+failing with SQLITE_BUSY half way (see PITFALLS.md). Read-only sessions (``read_session``)
+use a plain deferred ``BEGIN`` so screens never block writers.
+
+PostgreSQL: READ COMMITTED; operations lock the rows they change (``FOR UPDATE``) and pulls
+use ``FOR UPDATE SKIP LOCKED``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlmodel import Session
+
+from cxdesk.errors import DeskError
+
+READ_ONLY_OPTION = "cxdesk_read_only"
+BUSY_TIMEOUT_MS = 10_000
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """Build the engine for a database URL (``sqlite:///path`` or ``postgresql://...``).
+
+    A bare ``postgresql://`` URL uses psycopg 3. The SQLite file's folder is created.
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise DeskError(f"Not a database URL: {url!r}") from exc
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(parsed, **kwargs)
+    if parsed.get_backend_name() == "postgresql":
+        return create_engine(parsed, pool_pre_ping=True, **kwargs)
+    raise DeskError(f"Unsupported database {parsed.drivername!r}: use sqlite or postgresql")
+
+
+def _sqlite_engine(url: Any, **kwargs: Any) -> Engine:
+    database = url.database
+    if database and database != ":memory:":
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}, **kwargs
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event below issue BEGIN itself (the documented recipe).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        read_only = connection.get_execution_options().get(READ_ONLY_OPTION, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+    return engine
+
+
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Session]:
+    """One write transaction: commits if the block succeeds, rolls everything back if not."""
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except OperationalError as exc:
+            session.rollback()
+            raise _operational_error(exc) from exc
+        except BaseException:
+            session.rollback()
+            raise
+
+
+@contextmanager
+def read_session(engine: Engine) -> Iterator[Session]:
+    """A session for reading only; on SQLite it does not take the write lock."""
+    with Session(engine.execution_options(**{READ_ONLY_OPTION: True})) as session:
+        try:
+            yield session
+        except OperationalError as exc:
+            raise _operational_error(exc) from exc
+
+
+def _operational_error(exc: OperationalError) -> DeskError:
+    """Turn a driver failure a user can act on into one clear line."""
+    text = str(exc.orig) if exc.orig is not None else str(exc)
+    first_line = text.strip().splitlines()[0] if text.strip() else "unknown error"
+    return DeskError(f"Database error: {first_line}")

@@ -1,0 +1,250 @@
+"""Who and what the desk is made of: users, teams, memberships, queues, statuses, settings.
+
+Lookups raise ``NotFound`` with a message naming the missing thing; adds raise ``Conflict`` on
+a duplicate name. Admin-only operations take the acting user and check the role here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from email_validator import EmailNotValidError, validate_email
+from sqlmodel import Session, col, select
+
+from cxdesk.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from cxdesk.store.models import (
+    BUILTIN_STATUSES,
+    DeskSetting,
+    Membership,
+    Queue,
+    QueueOrder,
+    Role,
+    Status,
+    StatusCategory,
+    Team,
+    User,
+)
+from cxdesk.store.passwords import hash_password
+from cxdesk.store.phones import normalise_phone
+
+DEFAULT_SETTINGS = {"ticket_prefix": "EXP", "phone_region": "US"}
+
+
+def require_admin(actor: User | None) -> None:
+    """System actions (actor None: the CLI's own setup, the seed) and admins pass."""
+    if actor is not None and actor.role != Role.admin:
+        raise PermissionDenied(f"Only an admin can do this ({actor.username} is {actor.role})")
+
+
+# -- settings ---------------------------------------------------------------------------------
+
+
+def get_setting(session: Session, name: str) -> str:
+    row = session.get(DeskSetting, name)
+    return row.value if row is not None else DEFAULT_SETTINGS.get(name, "")
+
+
+def set_setting(session: Session, name: str, value: str) -> None:
+    row = session.get(DeskSetting, name) or DeskSetting(name=name)
+    row.value = value
+    session.add(row)
+    session.flush()
+
+
+# -- users ------------------------------------------------------------------------------------
+
+
+def get_user(session: Session, username: str) -> User:
+    user = session.exec(select(User).where(User.username == username)).first()
+    if user is None:
+        raise NotFound(f"No user named {username!r}")
+    return user
+
+
+def list_users(session: Session) -> Sequence[User]:
+    return session.exec(select(User).order_by(col(User.username))).all()
+
+
+def add_user(
+    session: Session,
+    *,
+    actor: User | None,
+    username: str,
+    name: str,
+    email: str,
+    password: str,
+    role: str,
+    phone: str | None = None,
+    teams: Sequence[str] = (),
+) -> User:
+    require_admin(actor)
+    errors: dict[str, str] = {}
+    username = username.strip()
+    if not username or any(ch.isspace() for ch in username) or len(username) > 64:
+        errors["username"] = "must be 1-64 characters without spaces"
+    if not name.strip():
+        errors["name"] = "is required"
+    try:
+        email = validate_email(email, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        errors["email"] = f"not a valid email address ({exc})"
+    if role not in Role.__members__:
+        errors["role"] = f"must be one of {', '.join(Role)}"
+    if not password:
+        errors["password"] = "is required"
+    if phone:
+        try:
+            phone = normalise_phone(phone, get_setting(session, "phone_region"))
+        except ValueError as exc:
+            errors["phone"] = str(exc)
+    if errors:
+        raise ValidationFailed(errors)
+    if session.exec(select(User).where(User.username == username)).first() is not None:
+        raise Conflict(f"User {username!r} already exists")
+    team_rows = [get_team(session, team) for team in teams]
+    user = User(
+        username=username,
+        name=name.strip(),
+        email=email,
+        phone=phone or None,
+        role=role,
+        password_hash=hash_password(password),
+    )
+    session.add(user)
+    session.flush()
+    for team in team_rows:
+        _add_membership(session, user, team)
+    return user
+
+
+# -- teams ------------------------------------------------------------------------------------
+
+
+def get_team(session: Session, name: str) -> Team:
+    team = session.exec(select(Team).where(Team.name == name)).first()
+    if team is None:
+        raise NotFound(f"No team named {name!r}")
+    return team
+
+
+def list_teams(session: Session) -> Sequence[Team]:
+    return session.exec(select(Team).order_by(col(Team.name))).all()
+
+
+def add_team(session: Session, *, actor: User | None, name: str) -> Team:
+    require_admin(actor)
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise ValidationFailed({"name": "must be 1-100 characters"})
+    if session.exec(select(Team).where(Team.name == name)).first() is not None:
+        raise Conflict(f"Team {name!r} already exists")
+    team = Team(name=name)
+    session.add(team)
+    session.flush()
+    return team
+
+
+def team_members(session: Session, team: Team) -> Sequence[User]:
+    return session.exec(
+        select(User)
+        .join(Membership, col(Membership.user_id) == col(User.id))
+        .where(Membership.team_id == team.id)
+        .order_by(col(User.username))
+    ).all()
+
+
+def user_teams(session: Session, user: User) -> Sequence[Team]:
+    return session.exec(
+        select(Team)
+        .join(Membership, col(Membership.team_id) == col(Team.id))
+        .where(Membership.user_id == user.id)
+        .order_by(col(Team.name))
+    ).all()
+
+
+def is_member(session: Session, user: User, team_id: int | None) -> bool:
+    return session.get(Membership, (user.id, team_id)) is not None
+
+
+def add_member(session: Session, *, actor: User | None, username: str, team: str) -> None:
+    require_admin(actor)
+    _add_membership(session, get_user(session, username), get_team(session, team))
+
+
+def _add_membership(session: Session, user: User, team: Team) -> None:
+    if not is_member(session, user, team.id):
+        assert user.id is not None and team.id is not None
+        session.add(Membership(user_id=user.id, team_id=team.id))
+        session.flush()
+
+
+# -- queues -----------------------------------------------------------------------------------
+
+
+def get_queue(session: Session, name: str) -> Queue:
+    queue = session.exec(select(Queue).where(Queue.name == name)).first()
+    if queue is None:
+        raise NotFound(f"No queue named {name!r}")
+    return queue
+
+
+def list_queues(session: Session) -> Sequence[Queue]:
+    return session.exec(select(Queue).order_by(col(Queue.name))).all()
+
+
+def add_queue(
+    session: Session, *, actor: User | None, name: str, team: str, ordering: str = "oldest"
+) -> Queue:
+    require_admin(actor)
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise ValidationFailed({"name": "must be 1-100 characters"})
+    if ordering not in QueueOrder.__members__:
+        raise ValidationFailed({"order": f"must be one of {', '.join(QueueOrder)}"})
+    team_row = get_team(session, team)
+    if session.exec(select(Queue).where(Queue.name == name)).first() is not None:
+        raise Conflict(f"Queue {name!r} already exists")
+    assert team_row.id is not None
+    queue = Queue(name=name, team_id=team_row.id, ordering=ordering)
+    session.add(queue)
+    session.flush()
+    return queue
+
+
+# -- statuses ---------------------------------------------------------------------------------
+
+
+def ensure_builtin_statuses(session: Session) -> None:
+    """Create the built-in statuses (new, open, escalated, resolved, closed) if missing."""
+    for position, (name, category) in enumerate(BUILTIN_STATUSES.items()):
+        if session.exec(select(Status).where(Status.name == name)).first() is None:
+            session.add(Status(name=name, category=category, builtin=True, position=position))
+    session.flush()
+
+
+def get_status(session: Session, name: str) -> Status:
+    status = session.exec(select(Status).where(Status.name == name)).first()
+    if status is None:
+        known = ", ".join(s.name for s in list_statuses(session))
+        raise NotFound(f"No status named {name!r} (known: {known})")
+    return status
+
+
+def list_statuses(session: Session) -> Sequence[Status]:
+    return session.exec(select(Status).order_by(col(Status.position), col(Status.name))).all()
+
+
+def add_status(session: Session, *, actor: User | None, name: str, category: str) -> Status:
+    require_admin(actor)
+    name = name.strip()
+    if not name or len(name) > 64:
+        raise ValidationFailed({"name": "must be 1-64 characters"})
+    if category not in StatusCategory.__members__:
+        raise ValidationFailed({"category": f"must be one of {', '.join(StatusCategory)}"})
+    if session.exec(select(Status).where(Status.name == name)).first() is not None:
+        raise Conflict(f"Status {name!r} already exists")
+    last = session.exec(select(Status).order_by(col(Status.position).desc())).first()
+    status = Status(name=name, category=category, position=(last.position + 1) if last else 0)
+    session.add(status)
+    session.flush()
+    return status

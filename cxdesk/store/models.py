@@ -1,0 +1,351 @@
+"""The desk's tables (SQLModel). Names and columns here are the schema Alembic migrates.
+
+Times are timezone-aware UTC (``utcnow()``): SQLModel stores them as ``timestamptz`` on
+PostgreSQL and as UTC text on SQLite, and returns aware UTC on both. Screens convert to the
+local zone when they draw them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, LargeBinary, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    """Now, as aware UTC: the one clock every row uses."""
+    return datetime.now(UTC)
+
+
+class Role(StrEnum):
+    admin = "admin"
+    expert = "expert"
+    volunteer = "volunteer"
+
+
+class Priority(StrEnum):
+    low = "low"
+    medium = "medium"
+    high = "high"
+    critical = "critical"
+
+
+PRIORITY_RANK = {Priority.critical: 0, Priority.high: 1, Priority.medium: 2, Priority.low: 3}
+
+
+class StatusCategory(StrEnum):
+    """What a status means to queues, dashboards and workflows."""
+
+    open = "open"
+    resolved = "resolved"
+
+
+class Source(StrEnum):
+    checkin = "checkin"
+    survey = "survey"
+    manual = "manual"
+    campaign = "campaign"
+
+
+class Channel(StrEnum):
+    in_person = "in_person"
+    phone = "phone"
+    chat = "chat"
+    email = "email"
+    conference = "conference"
+
+
+class QueueOrder(StrEnum):
+    oldest = "oldest"
+    priority = "priority"
+
+
+# Built-in statuses: name -> category. Custom ones are added by an admin.
+BUILTIN_STATUSES: dict[str, StatusCategory] = {
+    "new": StatusCategory.open,
+    "open": StatusCategory.open,
+    "escalated": StatusCategory.open,
+    "resolved": StatusCategory.resolved,
+    "closed": StatusCategory.resolved,
+}
+
+
+class DeskSetting(SQLModel, table=True):
+    """Desk-wide settings every terminal must agree on (ticket key prefix, phone region)."""
+
+    __tablename__ = "desk_setting"
+
+    name: str = Field(primary_key=True, max_length=64)
+    value: str = ""
+
+
+# -- people and teams ------------------------------------------------------------------------
+
+
+class User(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(unique=True, index=True, max_length=64)
+    name: str = Field(max_length=200)
+    email: str = Field(max_length=320)
+    phone: str | None = Field(default=None, max_length=32)
+    role: str = Field(max_length=16)
+    password_hash: str = Field(max_length=200)
+    active: bool = True
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Team(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, index=True, max_length=100)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Membership(SQLModel, table=True):
+    user_id: int = Field(foreign_key="user.id", primary_key=True)
+    team_id: int = Field(foreign_key="team.id", primary_key=True)
+
+
+class Status(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, index=True, max_length=64)
+    category: str = Field(max_length=16)
+    builtin: bool = False
+    position: int = 0
+
+
+class Queue(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, index=True, max_length=100)
+    team_id: int = Field(foreign_key="team.id")
+    ordering: str = Field(default=QueueOrder.oldest, max_length=16)
+    enabled_for_all: bool = True
+
+
+# -- surveys ---------------------------------------------------------------------------------
+
+
+class Survey(SQLModel, table=True):
+    """A list of typed questions; ``questions`` is a list of dicts (see store.surveys)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, index=True, max_length=100)
+    title: str = Field(max_length=200)
+    kind: str = Field(default="checkin", max_length=16)
+    questions: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
+
+
+class SurveyResponse(SQLModel, table=True):
+    __tablename__ = "survey_response"
+
+    id: int | None = Field(default=None, primary_key=True)
+    survey_id: int = Field(foreign_key="survey.id", index=True)
+    submitted_by_id: int | None = Field(default=None, foreign_key="user.id")
+    answers: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    ticket_id: int | None = Field(default=None, foreign_key="ticket.id", index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+# -- tickets ---------------------------------------------------------------------------------
+
+
+class Ticket(SQLModel, table=True):
+    __table_args__ = (
+        Index("ix_ticket_pull", "team_id", "owner_id", "created_at"),
+        Index("ix_ticket_created", "created_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str | None = Field(default=None, unique=True, index=True, max_length=32)
+    title: str = Field(max_length=300)
+    status: str = Field(foreign_key="status.name", max_length=64, index=True)
+    priority: str = Field(default=Priority.medium, max_length=16)
+    origin_team_id: int = Field(foreign_key="team.id")
+    team_id: int = Field(foreign_key="team.id")
+    owner_id: int | None = Field(default=None, foreign_key="user.id", index=True)
+    requester_id: int | None = Field(default=None, foreign_key="user.id", index=True)
+    customer_name: str = Field(default="", max_length=200)
+    customer_email: str = Field(default="", max_length=320)
+    customer_phone: str = Field(default="", max_length=32)
+    customer_comment: str = ""
+    source: str = Field(default=Source.manual, max_length=16)
+    channel: str = Field(default=Channel.in_person, max_length=16)
+    response_id: int | None = Field(default=None, foreign_key="survey_response.id")
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    resolved_at: datetime | None = None
+    escalated_at: datetime | None = None
+    closed_at: datetime | None = None
+    estimated_resolution: date | None = None
+    feedback_rating: int | None = None
+    feedback_comment: str | None = None
+    feedback_at: datetime | None = None
+
+
+class TicketData(SQLModel, table=True):
+    """Ordered named values copied onto a ticket (Firstname, Lastname, Email...)."""
+
+    __tablename__ = "ticket_data"
+    __table_args__ = (UniqueConstraint("ticket_id", "position"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="ticket.id", index=True)
+    position: int
+    name: str = Field(max_length=100)
+    value: str = ""
+
+
+class TicketTag(SQLModel, table=True):
+    __tablename__ = "ticket_tag"
+
+    ticket_id: int = Field(foreign_key="ticket.id", primary_key=True)
+    tag: str = Field(primary_key=True, max_length=100, index=True)
+
+
+class Event(SQLModel, table=True):
+    """The activity log and the workflow engine's trigger: who did what, when, from -> to."""
+
+    __table_args__ = (Index("ix_event_ticket", "ticket_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=64, index=True)
+    ticket_id: int | None = Field(default=None, foreign_key="ticket.id")
+    response_id: int | None = Field(default=None, foreign_key="survey_response.id")
+    actor_id: int | None = Field(default=None, foreign_key="user.id")
+    field_name: str | None = Field(default=None, max_length=64)
+    from_value: str | None = None
+    to_value: str | None = None
+    detail: str | None = None
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    dispatched_at: datetime | None = None
+    """When the workflow engine finished with this event; NULL means still to dispatch."""
+
+
+class Comment(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="ticket.id", index=True)
+    author_id: int | None = Field(default=None, foreign_key="user.id")
+    body: str
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Attachment(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    comment_id: int = Field(foreign_key="comment.id", index=True)
+    filename: str = Field(max_length=255)
+    content_type: str = Field(max_length=100)
+    size: int
+    content: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+# -- automation ------------------------------------------------------------------------------
+
+
+class Workflow(SQLModel, table=True):
+    """Event -> conditions -> ordered tasks, as data (see cxdesk.engine)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, index=True, max_length=200)
+    event: str = Field(max_length=64, index=True)
+    survey_name: str | None = Field(default=None, max_length=100)
+    enabled: bool = True
+    conditions: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    tasks: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class WorkflowRun(SQLModel, table=True):
+    """Which workflow ran for which event: a workflow never runs twice for one event."""
+
+    __tablename__ = "workflow_run"
+    __table_args__ = (UniqueConstraint("workflow_id", "event_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    workflow_id: int = Field(foreign_key="workflow.id")
+    event_id: int = Field(foreign_key="event.id", index=True)
+    matched: bool = False
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class TicketTemplate(SQLModel, table=True):
+    __tablename__ = "ticket_template"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, index=True, max_length=100)
+    definition: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+
+
+class OutboxMessage(SQLModel, table=True):
+    """An email or SMS to deliver, written in the same transaction as its cause."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "status", "due_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=8)
+    ticket_id: int | None = Field(default=None, foreign_key="ticket.id", index=True)
+    event_id: int | None = Field(default=None, foreign_key="event.id")
+    workflow_id: int | None = Field(default=None, foreign_key="workflow.id")
+    to_addr: str = Field(max_length=320)
+    from_addr: str | None = Field(default=None, max_length=320)
+    reply_to: str | None = Field(default=None, max_length=320)
+    subject: str | None = None
+    body: str = ""
+    status: str = Field(default="pending", max_length=16)
+    attempts: int = 0
+    due_at: datetime = Field(default_factory=utcnow)
+    claimed_until: datetime | None = None
+    last_error: str | None = None
+    provider_id: str | None = Field(default=None, max_length=200)
+    created_at: datetime = Field(default_factory=utcnow)
+    sent_at: datetime | None = None
+
+
+class EscalationRule(SQLModel, table=True):
+    __tablename__ = "escalation_rule"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, max_length=100)
+    survey_name: str | None = Field(default=None, max_length=100)
+    team_id: int | None = Field(default=None, foreign_key="team.id")
+    after_minutes: int
+    recipient_user_id: int | None = Field(default=None, foreign_key="user.id")
+    recipient_team_id: int | None = Field(default=None, foreign_key="team.id")
+    enabled: bool = True
+
+
+# -- customers and views ---------------------------------------------------------------------
+
+
+class Contact(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200)
+    email: str = Field(unique=True, index=True, max_length=320)
+    phone: str | None = Field(default=None, max_length=32)
+    attributes: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Campaign(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, index=True, max_length=100)
+    subject: str = Field(max_length=300)
+    description: str = ""
+    status: str = Field(default="new", max_length=64)
+    assignee_id: int | None = Field(default=None, foreign_key="user.id")
+    filters: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    created_by_id: int | None = Field(default=None, foreign_key="user.id")
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class SavedView(SQLModel, table=True):
+    __tablename__ = "saved_view"
+    __table_args__ = (UniqueConstraint("owner_id", "name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100)
+    owner_id: int | None = Field(default=None, foreign_key="user.id")
+    filters: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    created_at: datetime = Field(default_factory=utcnow)

@@ -1,0 +1,184 @@
+"""Surveys as data: question definitions, answer validation, and submitting a response.
+
+A question is a dict: ``id`` (answer key), ``label``, ``type`` (text, textarea, email, phone,
+choice, number), ``required``, optional ``hint``, ``choices`` (choice), ``min``/``max``
+(number), ``max_length`` (text). The check-in form, the CSAT and NPS surveys all use this.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from email_validator import EmailNotValidError, validate_email
+from sqlmodel import Session, select
+
+from cxdesk.errors import Conflict, NotFound, ValidationFailed
+from cxdesk.store.directory import get_setting, require_admin
+from cxdesk.store.events import record_event
+from cxdesk.store.models import Survey, SurveyResponse, User
+from cxdesk.store.phones import normalise_phone
+
+QUESTION_TYPES = ("text", "textarea", "email", "phone", "choice", "number")
+DEFAULT_MAX_LENGTH = {"text": 200, "textarea": 5000, "email": 320, "phone": 40, "choice": 200}
+
+
+def check_questions(questions: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Problems with a survey definition, one line each (empty when it is valid)."""
+    problems: list[str] = []
+    seen: set[str] = set()
+    for index, question in enumerate(questions, start=1):
+        qid = question.get("id")
+        where = f"question {index} ({qid or 'no id'})"
+        if not isinstance(qid, str) or not qid.strip():
+            problems.append(f"{where}: needs an id")
+        elif qid in seen:
+            problems.append(f"{where}: duplicate id")
+        else:
+            seen.add(qid)
+        if question.get("type", "text") not in QUESTION_TYPES:
+            problems.append(f"{where}: type must be one of {', '.join(QUESTION_TYPES)}")
+        if question.get("type") == "choice":
+            choices = question.get("choices")
+            if not isinstance(choices, list) or not choices:
+                problems.append(f"{where}: a choice question needs a list of choices")
+        unknown = set(question) - {
+            "id", "label", "type", "required", "hint", "choices", "min", "max", "max_length",
+        }  # fmt: skip
+        if unknown:
+            problems.append(f"{where}: unknown keys {', '.join(sorted(unknown))}")
+    return problems
+
+
+def get_survey(session: Session, name: str) -> Survey:
+    survey = session.exec(select(Survey).where(Survey.name == name)).first()
+    if survey is None:
+        raise NotFound(f"No survey named {name!r}")
+    return survey
+
+
+def save_survey(
+    session: Session,
+    *,
+    actor: User | None,
+    name: str,
+    title: str,
+    kind: str,
+    questions: list[dict[str, Any]],
+) -> Survey:
+    """Create or replace a survey definition (admin only)."""
+    require_admin(actor)
+    problems = check_questions(questions)
+    if problems:
+        raise ValidationFailed({f"survey {name}": "; ".join(problems)})
+    survey = session.exec(select(Survey).where(Survey.name == name)).first() or Survey(name=name)
+    survey.title, survey.kind, survey.questions = title, kind, questions
+    session.add(survey)
+    session.flush()
+    return survey
+
+
+def validate_answers(
+    questions: Sequence[Mapping[str, Any]], answers: Mapping[str, Any], *, phone_region: str
+) -> dict[str, Any]:
+    """Return the cleaned answers in question order, or raise ValidationFailed per field."""
+    errors: dict[str, str] = {}
+    cleaned: dict[str, Any] = {}
+    known = {q["id"] for q in questions}
+    for key in answers:
+        if key not in known:
+            errors[key] = f"not a question of this survey (known: {', '.join(known)})"
+    for question in questions:
+        qid = question["id"]
+        raw = answers.get(qid)
+        text = "" if raw is None else str(raw).strip()
+        if not text:
+            if question.get("required"):
+                errors[qid] = "is required"
+            continue
+        try:
+            cleaned[qid] = _clean_answer(question, text, phone_region)
+        except ValueError as exc:
+            errors[qid] = str(exc)
+    if errors:
+        raise ValidationFailed(errors)
+    return cleaned
+
+
+def _clean_answer(question: Mapping[str, Any], text: str, phone_region: str) -> Any:
+    kind = question.get("type", "text")
+    limit = int(question.get("max_length", DEFAULT_MAX_LENGTH.get(kind, 200)))
+    if len(text) > limit:
+        raise ValueError(f"is too long ({len(text)} characters, at most {limit})")
+    allowed_controls = "\n\t" if kind == "textarea" else ""
+    if any(unicodedata.category(ch) == "Cc" and ch not in allowed_controls for ch in text):
+        raise ValueError("contains control characters")
+    if kind == "email":
+        try:
+            return validate_email(text, check_deliverability=False).normalized
+        except EmailNotValidError as exc:
+            raise ValueError(f"not a valid email address ({exc})") from None
+    if kind == "phone":
+        return normalise_phone(text, phone_region)
+    if kind == "choice":
+        choices = [str(c) for c in question.get("choices", [])]
+        for choice in choices:
+            if choice.casefold() == text.casefold():
+                return choice
+        raise ValueError(f"must be one of: {', '.join(choices)}")
+    if kind == "number":
+        try:
+            number = int(text)
+        except ValueError:
+            raise ValueError("must be a whole number") from None
+        low, high = question.get("min"), question.get("max")
+        if (low is not None and number < low) or (high is not None and number > high):
+            raise ValueError(f"must be between {low} and {high}")
+        return number
+    return text
+
+
+def submit_response(
+    session: Session,
+    *,
+    actor: User | None,
+    survey_name: str,
+    answers: Mapping[str, Any],
+    ticket_id: int | None = None,
+) -> SurveyResponse:
+    """Validate and store one response and its ``survey.response`` event.
+
+    ``actor`` is the volunteer typing a check-in, or None for a customer answering a link.
+    A bad answer raises ValidationFailed and nothing is written.
+    """
+    survey = get_survey(session, survey_name)
+    cleaned = validate_answers(
+        survey.questions, answers, phone_region=get_setting(session, "phone_region")
+    )
+    if ticket_id is not None:
+        answered = session.exec(
+            select(SurveyResponse).where(
+                SurveyResponse.ticket_id == ticket_id, SurveyResponse.survey_id == survey.id
+            )
+        ).first()
+        if answered is not None:
+            raise Conflict("This survey was already answered for this ticket")
+    assert survey.id is not None
+    response = SurveyResponse(
+        survey_id=survey.id,
+        submitted_by_id=actor.id if actor else None,
+        answers=cleaned,
+        ticket_id=ticket_id,
+    )
+    session.add(response)
+    session.flush()
+    record_event(
+        session,
+        kind="survey.response",
+        actor=actor,
+        ticket_id=ticket_id,
+        response_id=response.id,
+        detail=survey.name,
+    )
+    return response

@@ -1,0 +1,720 @@
+"""Ticket operations: create, pull next, update, comment, requester close and feedback.
+
+Each function takes the session and the acting user, checks permissions itself, writes the
+change and its events, and flushes; the caller's transaction commits (or rolls back all of it).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import PurePath
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import case, func, update
+from sqlmodel import Session, col, select
+
+from cxdesk.errors import (
+    Conflict,
+    DeskError,
+    NotFound,
+    PermissionDenied,
+    QueueEmpty,
+    ValidationFailed,
+)
+from cxdesk.store.directory import (
+    get_queue,
+    get_setting,
+    get_status,
+    get_team,
+    get_user,
+    is_member,
+    team_members,
+)
+from cxdesk.store.events import record_event
+from cxdesk.store.models import (
+    PRIORITY_RANK,
+    Attachment,
+    Comment,
+    Priority,
+    Queue,
+    QueueOrder,
+    Role,
+    Source,
+    Status,
+    StatusCategory,
+    Team,
+    Ticket,
+    TicketData,
+    TicketTag,
+    User,
+    utcnow,
+)
+
+MAX_ATTACHMENTS = 5
+MAX_ATTACHMENT_BYTES = 500 * 1024
+ATTACHMENT_TYPES = {
+    ".csv": "text/csv",
+    ".tsv": "text/tab-separated-values",
+    ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    ".doc": "application/msword",
+    ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    ".pdf": "application/pdf",
+    ".txt": "text/plain",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".png": "image/png",
+    ".gif": "image/gif",
+    ".mp4": "video/mp4",
+    ".mov": "video/quicktime",
+    ".har": "application/json",
+}
+READ_ONLY_FIELDS = ("customer_name", "customer_email", "created_at")
+EDITABLE_FIELDS = ("status", "priority", "team", "owner")
+CLOSED_MESSAGE = (
+    "This ticket has been closed. If you have further questions, open a new ticket and "
+    "reference this ticket ID"
+)
+# SKIP LOCKED may find nothing while tickets wait, all locked by other pullers: look again.
+_PULL_RETRIES = 20
+
+
+@dataclass(frozen=True)
+class NewAttachment:
+    """A file to attach: its name (the extension decides the type) and its bytes."""
+
+    filename: str
+    content: bytes
+
+
+@dataclass
+class TicketDraft:
+    """What a ticket is created from (by a workflow, the manual form or a campaign)."""
+
+    title: str
+    team: str
+    priority: str = Priority.medium
+    status: str = "new"
+    customer_name: str = ""
+    customer_email: str = ""
+    customer_phone: str = ""
+    customer_comment: str = ""
+    data: list[tuple[str, str]] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    source: str = Source.manual
+    channel: str = "in_person"
+    owner: str | None = None
+    response_id: int | None = None
+
+
+# -- reading ----------------------------------------------------------------------------------
+
+
+def get_ticket(session: Session, key: str, *, lock: bool = False) -> Ticket:
+    """The ticket with this key; ``lock`` takes its row lock until the transaction ends."""
+    statement = select(Ticket).where(Ticket.key == key.strip().upper())
+    if lock:
+        statement = statement.with_for_update()
+    ticket = session.exec(statement).first()
+    if ticket is None:
+        raise NotFound(f"No ticket {key!r}")
+    return ticket
+
+
+def ticket_data(session: Session, ticket: Ticket) -> list[tuple[str, str]]:
+    rows = session.exec(
+        select(TicketData).where(TicketData.ticket_id == ticket.id).order_by(col(TicketData.position))
+    ).all()
+    return [(row.name, row.value) for row in rows]
+
+
+def ticket_tags(session: Session, ticket: Ticket) -> list[str]:
+    rows = session.exec(
+        select(TicketTag.tag).where(TicketTag.ticket_id == ticket.id).order_by(col(TicketTag.tag))
+    ).all()
+    return list(rows)
+
+
+def status_category(session: Session, name: str) -> str:
+    return get_status(session, name).category
+
+
+def tickets_to_dicts(session: Session, tickets: Sequence[Ticket]) -> list[dict[str, object]]:
+    """Tickets as plain dicts (the CLI's JSON), loading related rows in a few queries."""
+    ids = [t.id for t in tickets]
+    teams = {t.id: t.name for t in session.exec(select(Team)).all()}
+    owner_ids = {t.owner_id for t in tickets if t.owner_id is not None}
+    users = (
+        {u.id: u for u in session.exec(select(User).where(col(User.id).in_(owner_ids))).all()}
+        if owner_ids
+        else {}
+    )
+    data: dict[int | None, list[TicketData]] = {}
+    tags: dict[int | None, list[str]] = {}
+    if ids:
+        for row in session.exec(
+            select(TicketData)
+            .where(col(TicketData.ticket_id).in_(ids))
+            .order_by(col(TicketData.ticket_id), col(TicketData.position))
+        ).all():
+            data.setdefault(row.ticket_id, []).append(row)
+        for tag in session.exec(select(TicketTag).where(col(TicketTag.ticket_id).in_(ids))).all():
+            tags.setdefault(tag.ticket_id, []).append(tag.tag)
+    result: list[dict[str, object]] = []
+    for t in tickets:
+        owner = users.get(t.owner_id) if t.owner_id is not None else None
+        result.append(
+            {
+                "key": t.key,
+                "title": t.title,
+                "status": t.status,
+                "priority": t.priority,
+                "team": teams.get(t.team_id),
+                "origin_team": teams.get(t.origin_team_id),
+                "owner": owner.username if owner else None,
+                "owner_name": owner.name if owner else None,
+                "customer_name": t.customer_name,
+                "customer_email": t.customer_email,
+                "customer_phone": t.customer_phone,
+                "customer_comment": t.customer_comment,
+                "data": {row.name: row.value for row in data.get(t.id, [])},
+                "tags": sorted(tags.get(t.id, [])),
+                "source": t.source,
+                "channel": t.channel,
+                "response_id": t.response_id,
+                "created_at": t.created_at.isoformat(),
+                "updated_at": t.updated_at.isoformat(),
+                "resolved_at": t.resolved_at.isoformat() if t.resolved_at else None,
+            }
+        )
+    return result
+
+
+def list_tickets(
+    session: Session,
+    *,
+    status: str | None = None,
+    team: str | None = None,
+    owner: str | None = None,
+    limit: int = 200,
+) -> Sequence[Ticket]:
+    """Newest first, filtered; ``owner`` may be ``none`` for unowned tickets."""
+    statement = select(Ticket)
+    if status:
+        statement = statement.where(Ticket.status == get_status(session, status).name)
+    if team:
+        statement = statement.where(Ticket.team_id == get_team(session, team).id)
+    if owner == "none":
+        statement = statement.where(col(Ticket.owner_id).is_(None))
+    elif owner:
+        statement = statement.where(Ticket.owner_id == get_user(session, owner).id)
+    statement = statement.order_by(col(Ticket.created_at).desc(), col(Ticket.id).desc())
+    return session.exec(statement.limit(limit)).all()
+
+
+# -- creating ---------------------------------------------------------------------------------
+
+
+def _require_staff(actor: User | None, action: str) -> None:
+    if actor is not None and actor.role not in (Role.admin, Role.expert):
+        raise PermissionDenied(f"A {actor.role} cannot {action}")
+
+
+def _check_priority(priority: str) -> str:
+    if priority not in Priority.__members__:
+        raise ValidationFailed({"priority": f"must be one of {', '.join(Priority)}"})
+    return priority
+
+
+def _clean_email(value: str, field_name: str = "customer_email") -> str:
+    try:
+        return validate_email(value.strip(), check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise ValidationFailed({field_name: f"not a valid email address ({exc})"}) from None
+
+
+def create_ticket(session: Session, *, actor: User | None, draft: TicketDraft) -> Ticket:
+    """Write a ticket with its data, tags and ``ticket.created`` event; key is PREFIX-id."""
+    team = get_team(session, draft.team)
+    status = get_status(session, draft.status)
+    _check_priority(draft.priority)
+    title = " ".join(draft.title.split())[:300]
+    if not title:
+        raise ValidationFailed({"title": "is required"})
+    owner = None
+    if draft.owner:
+        owner = get_user(session, draft.owner)
+        if not is_member(session, owner, team.id):
+            raise ValidationFailed({"owner": f"{owner.username} is not on team {team.name}"})
+    assert team.id is not None
+    now = utcnow()
+    ticket = Ticket(
+        title=title,
+        status=status.name,
+        priority=draft.priority,
+        origin_team_id=team.id,
+        team_id=team.id,
+        owner_id=owner.id if owner else None,
+        requester_id=actor.id if actor and draft.source == Source.manual else None,
+        customer_name=draft.customer_name.strip(),
+        customer_email=draft.customer_email.strip(),
+        customer_phone=draft.customer_phone.strip(),
+        customer_comment=draft.customer_comment,
+        source=draft.source,
+        channel=draft.channel,
+        response_id=draft.response_id,
+        created_at=now,
+        updated_at=now,
+        resolved_at=now if status.category == StatusCategory.resolved else None,
+    )
+    session.add(ticket)
+    session.flush()
+    assert ticket.id is not None
+    ticket.key = f"{get_setting(session, 'ticket_prefix')}-{ticket.id}"
+    for position, (name, value) in enumerate(draft.data):
+        session.add(TicketData(ticket_id=ticket.id, position=position, name=name, value=value))
+    for tag in sorted({t.strip() for t in draft.tags if t.strip()}):
+        session.add(TicketTag(ticket_id=ticket.id, tag=tag))
+    session.add(ticket)
+    session.flush()
+    record_event(
+        session, kind="ticket.created", actor=actor, ticket_id=ticket.id, detail=draft.source
+    )
+    if owner is not None:
+        record_event(
+            session,
+            kind="ticket.owner_changed",
+            actor=actor,
+            ticket_id=ticket.id,
+            field_name="owner",
+            to_value=owner.username,
+        )
+    return ticket
+
+
+def create_manual_ticket(
+    session: Session,
+    *,
+    actor: User,
+    customer_email: str,
+    team: str,
+    comment: str,
+    priority: str = Priority.medium,
+    status: str = "new",
+    owner: str | None = None,
+    customer_name: str = "",
+    title: str | None = None,
+) -> Ticket:
+    """The "+" form: an expert or admin opens a ticket by hand."""
+    _require_staff(actor, "create tickets")
+    errors: dict[str, str] = {}
+    email = ""
+    try:
+        email = _clean_email(customer_email)
+    except ValidationFailed as exc:
+        errors.update(exc.errors)
+    if not comment.strip():
+        errors["comment"] = "is required"
+    if priority not in Priority.__members__:
+        errors["priority"] = f"must be one of {', '.join(Priority)}"
+    if errors:
+        raise ValidationFailed(errors)
+    if owner is None:
+        members = team_members(session, get_team(session, team))
+        if len(members) == 1:
+            owner = members[0].username
+    first_line = comment.strip().splitlines()[0]
+    draft = TicketDraft(
+        title=title or first_line[:80],
+        team=team,
+        priority=priority,
+        status=status,
+        customer_name=customer_name,
+        customer_email=email,
+        customer_comment=comment.strip(),
+        source=Source.manual,
+        owner=owner,
+    )
+    return create_ticket(session, actor=actor, draft=draft)
+
+
+# -- pulling ----------------------------------------------------------------------------------
+
+
+def pull_next(session: Session, *, actor: User, queue_name: str) -> Ticket:
+    """Give the caller the next unowned, unresolved ticket of the queue's team, atomically.
+
+    SQLite: the transaction began with BEGIN IMMEDIATE, then one UPDATE ... RETURNING.
+    PostgreSQL: the candidate is chosen with FOR UPDATE SKIP LOCKED. Either way no two
+    pullers get the same ticket and none is skipped.
+    """
+    queue = get_queue(session, queue_name)
+    team = session.get(Team, queue.team_id)
+    assert team is not None
+    if not is_member(session, actor, team.id):
+        raise PermissionDenied(f"You are not on team {team.name}")
+    order: list[object] = []
+    if queue.ordering == QueueOrder.priority:
+        order.append(case(PRIORITY_RANK, value=Ticket.priority, else_=len(PRIORITY_RANK)))
+    order += [col(Ticket.created_at), col(Ticket.id)]
+    waiting = (
+        select(Ticket.id)
+        .join(Status, col(Status.name) == col(Ticket.status))
+        .where(
+            Ticket.team_id == team.id,
+            col(Ticket.owner_id).is_(None),
+            Status.category == StatusCategory.open,
+        )
+    )
+    candidate = waiting.order_by(*order).limit(1)  # type: ignore[arg-type]
+    if session.get_bind().dialect.name == "postgresql":
+        candidate = candidate.with_for_update(skip_locked=True, of=Ticket)  # type: ignore[arg-type]
+    now = utcnow()
+    claim = (
+        update(Ticket)
+        .where(col(Ticket.id) == candidate.scalar_subquery(), col(Ticket.owner_id).is_(None))
+        .values(owner_id=actor.id, updated_at=now)
+        .returning(col(Ticket.id))
+    )
+    for _attempt in range(_PULL_RETRIES):
+        ticket_id = session.execute(claim).scalar_one_or_none()
+        if ticket_id is not None:
+            break
+        remaining = session.execute(select(func.count()).select_from(waiting.subquery())).scalar()
+        if not remaining:
+            raise QueueEmpty(f"No tickets waiting in {queue.name}")
+        time.sleep(0.005)
+    else:
+        raise DeskError(f"Queue {queue.name} is busy; try again")
+    ticket = session.get(Ticket, ticket_id, populate_existing=True)
+    assert ticket is not None
+    record_event(
+        session,
+        kind="ticket.assigned_from_queue",
+        actor=actor,
+        ticket_id=ticket.id,
+        field_name="owner",
+        to_value=actor.username,
+        detail=queue.name,
+    )
+    if ticket.status == "new":
+        _change_status(session, actor, ticket, get_status(session, "open"))
+    return ticket
+
+
+# -- updating ---------------------------------------------------------------------------------
+
+
+def _change_status(session: Session, actor: User | None, ticket: Ticket, status: Status) -> None:
+    old = ticket.status
+    if old == status.name:
+        return
+    now = utcnow()
+    ticket.status = status.name
+    ticket.updated_at = now
+    if status.category == StatusCategory.resolved:
+        ticket.resolved_at = ticket.resolved_at or now
+    else:
+        ticket.resolved_at = None
+    if status.name == "closed":
+        ticket.closed_at = now
+    if status.name == "escalated":
+        ticket.escalated_at = now
+    session.add(ticket)
+    session.flush()
+    record_event(
+        session,
+        kind="ticket.status_changed",
+        actor=actor,
+        ticket_id=ticket.id,
+        field_name="status",
+        from_value=old,
+        to_value=status.name,
+    )
+    if status.name == "escalated":
+        record_event(session, kind="ticket.escalated", actor=actor, ticket_id=ticket.id)
+
+
+def _can_work_on(session: Session, actor: User, ticket: Ticket) -> bool:
+    return (
+        actor.role == Role.admin
+        or ticket.owner_id == actor.id
+        or is_member(session, actor, ticket.team_id)
+    )
+
+
+def update_ticket(
+    session: Session,
+    *,
+    actor: User,
+    key: str,
+    comment: str,
+    changes: Mapping[str, str | None],
+    attachments: Sequence[NewAttachment] = (),
+) -> Ticket:
+    """Change status, priority, team and/or owner, with the comment every update requires.
+
+    ``changes`` maps field -> new value (owner: a username, or "" to unassign). Customer
+    name, email and created date are refused: records stay true.
+    """
+    _require_staff(actor, "edit tickets")
+    errors: dict[str, str] = {}
+    for name in changes:
+        if name in READ_ONLY_FIELDS:
+            errors[name] = "cannot be changed (records stay true)"
+        elif name not in EDITABLE_FIELDS:
+            errors[name] = f"is not an editable field ({', '.join(EDITABLE_FIELDS)})"
+    if not comment.strip():
+        errors["comment"] = "is required for every update"
+    if "priority" in changes and changes["priority"] not in Priority.__members__:
+        errors["priority"] = f"must be one of {', '.join(Priority)}"
+    if errors:
+        raise ValidationFailed(errors)
+    _check_attachments(attachments)
+    ticket = get_ticket(session, key, lock=True)
+    if not _can_work_on(session, actor, ticket):
+        raise PermissionDenied(f"You are not on the team of {ticket.key}")
+    new_status = get_status(session, changes["status"]) if changes.get("status") else None
+    new_team = get_team(session, changes["team"]) if changes.get("team") else None
+    team_id = new_team.id if new_team else ticket.team_id
+    owner_id = ticket.owner_id
+    if "owner" in changes:
+        owner_name = changes["owner"]
+        owner_id = get_user(session, owner_name).id if owner_name else None
+    elif new_team is not None and new_team.id != ticket.team_id:
+        members = team_members(session, new_team)
+        if len(members) == 1:
+            owner_id = members[0].id
+        elif owner_id is not None and not is_member(session, _user(session, owner_id), team_id):
+            owner_id = None
+    if owner_id is not None and not is_member(session, _user(session, owner_id), team_id):
+        team_name = new_team.name if new_team else _team(session, team_id).name
+        owner_user = _user(session, owner_id)
+        raise ValidationFailed({"owner": f"{owner_user.username} is not on team {team_name}"})
+
+    now = utcnow()
+    if "priority" in changes and changes["priority"] != ticket.priority:
+        _log_field(session, actor, ticket, "priority", ticket.priority, changes["priority"])
+        ticket.priority = str(changes["priority"])
+    if new_team is not None and new_team.id != ticket.team_id:
+        _log_field(session, actor, ticket, "team", _team(session, ticket.team_id).name, new_team.name)
+        ticket.team_id = team_id
+    if owner_id != ticket.owner_id:
+        old = _user(session, ticket.owner_id).username if ticket.owner_id else None
+        new = _user(session, owner_id).username if owner_id else None
+        ticket.owner_id = owner_id
+        record_event(
+            session,
+            kind="ticket.owner_changed",
+            actor=actor,
+            ticket_id=ticket.id,
+            field_name="owner",
+            from_value=old,
+            to_value=new,
+        )
+    ticket.updated_at = now
+    session.add(ticket)
+    session.flush()
+    if new_status is not None:
+        _change_status(session, actor, ticket, new_status)
+    _write_comment(session, actor, ticket, comment, attachments)
+    return ticket
+
+
+def _user(session: Session, user_id: int | None) -> User:
+    user = session.get(User, user_id)
+    assert user is not None
+    return user
+
+
+def _team(session: Session, team_id: int | None) -> Team:
+    team = session.get(Team, team_id)
+    assert team is not None
+    return team
+
+
+def _log_field(
+    session: Session, actor: User, ticket: Ticket, name: str, old: object, new: object
+) -> None:
+    record_event(
+        session,
+        kind="ticket.updated",
+        actor=actor,
+        ticket_id=ticket.id,
+        field_name=name,
+        from_value=old,
+        to_value=new,
+    )
+
+
+# -- comments ---------------------------------------------------------------------------------
+
+
+def _check_attachments(attachments: Sequence[NewAttachment]) -> None:
+    if len(attachments) > MAX_ATTACHMENTS:
+        raise ValidationFailed(
+            {"attachments": f"at most {MAX_ATTACHMENTS} files per message ({len(attachments)})"}
+        )
+    errors: dict[str, str] = {}
+    for item in attachments:
+        suffix = PurePath(item.filename).suffix.lower()
+        if suffix not in ATTACHMENT_TYPES:
+            allowed = ", ".join(sorted({s.lstrip(".").upper() for s in ATTACHMENT_TYPES}))
+            errors[item.filename] = f"file type not allowed (allowed: {allowed})"
+        elif len(item.content) > MAX_ATTACHMENT_BYTES:
+            errors[item.filename] = f"is {len(item.content) // 1024} KB; the limit is 500 KB"
+    if errors:
+        raise ValidationFailed(errors)
+
+
+def _write_comment(
+    session: Session,
+    actor: User | None,
+    ticket: Ticket,
+    body: str,
+    attachments: Iterable[NewAttachment],
+) -> Comment:
+    assert ticket.id is not None
+    comment = Comment(ticket_id=ticket.id, author_id=actor.id if actor else None, body=body.strip())
+    session.add(comment)
+    session.flush()
+    assert comment.id is not None
+    names = []
+    for item in attachments:
+        suffix = PurePath(item.filename).suffix.lower()
+        session.add(
+            Attachment(
+                comment_id=comment.id,
+                filename=PurePath(item.filename).name,
+                content_type=ATTACHMENT_TYPES[suffix],
+                size=len(item.content),
+                content=item.content,
+            )
+        )
+        names.append(PurePath(item.filename).name)
+    ticket.updated_at = utcnow()
+    session.add(ticket)
+    session.flush()
+    record_event(
+        session,
+        kind="ticket.commented",
+        actor=actor,
+        ticket_id=ticket.id,
+        detail=", ".join(names) or None,
+    )
+    return comment
+
+
+def add_comment(
+    session: Session,
+    *,
+    actor: User,
+    key: str,
+    body: str,
+    attachments: Sequence[NewAttachment] = (),
+) -> Comment:
+    """A reply on the ticket's conversation, with up to 5 attachments of the allowed types."""
+    if not body.strip():
+        raise ValidationFailed({"comment": "is required"})
+    _check_attachments(attachments)
+    ticket = get_ticket(session, key, lock=True)
+    is_requester = ticket.requester_id is not None and ticket.requester_id == actor.id
+    if not is_requester:
+        _require_staff(actor, "comment on tickets")
+        if not _can_work_on(session, actor, ticket):
+            raise PermissionDenied(f"You are not on the team of {ticket.key}")
+    return _write_comment(session, actor, ticket, body, attachments)
+
+
+def ticket_comments(session: Session, ticket: Ticket) -> Sequence[Comment]:
+    return session.exec(
+        select(Comment).where(Comment.ticket_id == ticket.id).order_by(col(Comment.id))
+    ).all()
+
+
+# -- the requester's close and feedback --------------------------------------------------------
+
+
+def close_by_requester(session: Session, *, actor: User, key: str) -> Ticket:
+    """The person who submitted the ticket closes it while it is open."""
+    ticket = get_ticket(session, key, lock=True)
+    if ticket.requester_id != actor.id:
+        raise PermissionDenied(f"Only the person who submitted {ticket.key} can close it")
+    if status_category(session, ticket.status) != StatusCategory.open:
+        raise Conflict(CLOSED_MESSAGE)
+    _change_status(session, actor, ticket, get_status(session, "closed"))
+    return ticket
+
+
+def leave_feedback(
+    session: Session, *, actor: User, key: str, rating: int, comment: str = ""
+) -> Ticket:
+    """Once a ticket is closed or resolved its requester may rate it, once."""
+    ticket = get_ticket(session, key, lock=True)
+    if ticket.requester_id != actor.id:
+        raise PermissionDenied(f"Only the person who submitted {ticket.key} can leave feedback")
+    if status_category(session, ticket.status) != StatusCategory.resolved:
+        raise Conflict("Feedback can be left once the ticket is closed")
+    if ticket.feedback_at is not None:
+        raise Conflict("Feedback was already given for this ticket. Thank you!")
+    if not 1 <= rating <= 5:
+        raise ValidationFailed({"rating": "must be between 1 and 5"})
+    ticket.feedback_rating = rating
+    ticket.feedback_comment = comment.strip() or None
+    ticket.feedback_at = utcnow()
+    session.add(ticket)
+    session.flush()
+    record_event(
+        session, kind="ticket.feedback", actor=actor, ticket_id=ticket.id, to_value=rating
+    )
+    return ticket
+
+
+# -- queue overview ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    """One queue as the queue screen and ``cxdesk queue list`` show it."""
+
+    name: str
+    team: str
+    ordering: str
+    waiting: int
+    oldest_created: datetime | None
+
+
+def queue_overview(session: Session) -> list[QueueStats]:
+    """Every queue with how many tickets wait (unowned, unresolved) and since when."""
+    waiting = (
+        select(
+            Ticket.team_id,
+            func.count().label("waiting"),
+            func.min(Ticket.created_at).label("oldest"),
+        )
+        .join(Status, col(Status.name) == col(Ticket.status))
+        .where(col(Ticket.owner_id).is_(None), Status.category == StatusCategory.open)
+        .group_by(col(Ticket.team_id))
+        .subquery()
+    )
+    rows = session.execute(
+        select(Queue.name, Team.name, Queue.ordering, waiting.c.waiting, waiting.c.oldest)
+        .join(Team, col(Team.id) == col(Queue.team_id))
+        .outerjoin(waiting, waiting.c.team_id == col(Queue.team_id))
+        .order_by(col(Queue.name))
+    ).all()
+    return [
+        QueueStats(name, team, ordering, waiting or 0, _aware(oldest))
+        for name, team, ordering, waiting, oldest in rows
+    ]
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """Aggregates bypass the column type on SQLite: give them back their UTC zone."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
