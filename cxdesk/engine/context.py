@@ -1,0 +1,70 @@
+"""Gathering what an event's workflows may look at and pipe: ticket fields, data, answers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlmodel import Session
+
+from cxdesk.engine.piped import PipeContext
+from cxdesk.store.models import Event, SurveyResponse, Team, Ticket, User
+from cxdesk.store.tickets import ticket_data
+
+
+def ticket_fields(session: Session, ticket: Ticket) -> dict[str, str]:
+    """The values ``${tck://Field/<name>}`` reads, as text."""
+    owner = session.get(User, ticket.owner_id) if ticket.owner_id else None
+    team = session.get(Team, ticket.team_id)
+    origin = session.get(Team, ticket.origin_team_id)
+    return {
+        "key": ticket.key or "",
+        "title": ticket.title,
+        "status": ticket.status,
+        "priority": ticket.priority,
+        "team": team.name if team else "",
+        "originTeam": origin.name if origin else "",
+        "ownerName": owner.name if owner else "",
+        "ownerEmail": owner.email if owner else "",
+        "ownerUsername": owner.username if owner else "",
+        "customerName": ticket.customer_name,
+        "customerEmail": ticket.customer_email,
+        "customerPhone": ticket.customer_phone,
+        "customerComment": ticket.customer_comment,
+        "source": ticket.source,
+        "channel": ticket.channel,
+        "createdAt": ticket.created_at.isoformat(),
+        "updatedAt": ticket.updated_at.isoformat(),
+        "resolvedAt": ticket.resolved_at.isoformat() if ticket.resolved_at else "",
+        "responseId": str(ticket.response_id or ""),
+    }
+
+
+def context_for_event(session: Session, event: Event) -> PipeContext:
+    """Everything the event's workflows may read: its ticket and its survey response."""
+    ticket = session.get(Ticket, event.ticket_id) if event.ticket_id else None
+    response_id = event.response_id or (ticket.response_id if ticket else None)
+    response = session.get(SurveyResponse, response_id) if response_id else None
+    embedded = {
+        "eventKind": event.kind,
+        "fromValue": event.from_value or "",
+        "toValue": event.to_value or "",
+        "field": event.field_name or "",
+    }
+    return PipeContext(
+        ticket=ticket_fields(session, ticket) if ticket else {},
+        data=dict(ticket_data(session, ticket)) if ticket else {},
+        answers=dict(response.answers) if response else {},
+        embedded=embedded,
+    )
+
+
+def resolver(context: PipeContext) -> Callable[[str], str]:
+    """Turn a condition's field name (``q://product``) into its value in ``context``."""
+
+    def resolve(name: str) -> str:
+        for prefix in ("tck://Field/", "tck://kv/", "e://Field/", "q://"):
+            if name.startswith(prefix):
+                return context.lookup(prefix, name[len(prefix) :])
+        return ""
+
+    return resolve

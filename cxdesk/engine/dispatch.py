@@ -1,0 +1,96 @@
+"""Event dispatch: run the matching workflows for each new event, exactly once.
+
+Desk operations record events; ``unit_of_work`` runs the workflows for them inside the same
+transaction, so the change, its events, the workflows' tickets and their outbox rows commit
+together or not at all. A ``workflow_run`` row per (workflow, event) means a workflow never
+runs twice for one event; ``dispatch_backlog`` picks up events committed without dispatch
+(written by a plain ``transaction``), e.g. from the worker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+from cxdesk.engine.conditions import evaluate
+from cxdesk.engine.context import context_for_event, resolver
+from cxdesk.engine.tasks import run_task
+from cxdesk.errors import DeskError
+from cxdesk.store.db import transaction
+from cxdesk.store.events import take_pending_events
+from cxdesk.store.models import Event, Survey, SurveyResponse, Workflow, WorkflowRun, utcnow
+
+# A workflow whose tasks cause events that trigger it again would never stop.
+MAX_EVENTS_PER_TRANSACTION = 10_000
+
+
+def _survey_name(session: Session, event: Event) -> str | None:
+    response = session.get(SurveyResponse, event.response_id) if event.response_id else None
+    survey = session.get(Survey, response.survey_id) if response else None
+    return survey.name if survey else None
+
+
+def dispatch_event(session: Session, event: Event) -> list[str]:
+    """Run every enabled workflow for ``event`` that has not run for it yet; names matched."""
+    statement = select(Workflow).where(Workflow.event == event.kind, col(Workflow.enabled))
+    workflows = session.exec(statement.order_by(col(Workflow.id))).all()
+    already = set(
+        session.exec(select(WorkflowRun.workflow_id).where(WorkflowRun.event_id == event.id)).all()
+    )
+    survey_name = _survey_name(session, event) if event.kind == "survey.response" else None
+    matched: list[str] = []
+    for workflow in workflows:
+        if workflow.id in already:
+            continue
+        if workflow.survey_name and workflow.survey_name != survey_name:
+            continue
+        context = context_for_event(session, event)
+        hit = evaluate(workflow.conditions, resolver(context))
+        assert workflow.id is not None and event.id is not None
+        session.add(WorkflowRun(workflow_id=workflow.id, event_id=event.id, matched=hit))
+        session.flush()
+        if hit:
+            for task in workflow.tasks:
+                run_task(session, task, context, event)
+            matched.append(workflow.name)
+    event.dispatched_at = utcnow()
+    session.add(event)
+    session.flush()
+    return matched
+
+
+def dispatch_pending(session: Session) -> None:
+    """Dispatch the events this session recorded, and the events their workflows record."""
+    handled = 0
+    while pending := take_pending_events(session):
+        for event_id in pending:
+            handled += 1
+            if handled > MAX_EVENTS_PER_TRANSACTION:
+                raise DeskError("Workflows keep triggering each other; stopped (check for a loop)")
+            event = session.get(Event, event_id)
+            if event is not None and event.dispatched_at is None:
+                dispatch_event(session, event)
+
+
+@contextmanager
+def unit_of_work(engine: Engine) -> Iterator[Session]:
+    """A desk transaction whose events run their workflows before it commits."""
+    with transaction(engine) as session:
+        yield session
+        dispatch_pending(session)
+
+
+def dispatch_backlog(engine: Engine, *, limit: int = 500) -> int:
+    """Dispatch committed events that no workflow pass has seen yet; how many were handled."""
+    with transaction(engine) as session:
+        statement = select(Event).where(col(Event.dispatched_at).is_(None)).order_by(col(Event.id))
+        if session.get_bind().dialect.name == "postgresql":
+            statement = statement.with_for_update(skip_locked=True)
+        events = session.exec(statement.limit(limit)).all()
+        for event in events:
+            dispatch_event(session, event)
+        dispatch_pending(session)
+        return len(events)

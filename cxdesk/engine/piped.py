@@ -1,0 +1,116 @@
+"""Piped text: ``${tck://Field/ownerName}``, ``${tck://kv/Firstname}``, ``${q://email}``,
+``${e://Field/name}`` in workflow templates, compatible with the seed help pages' syntax.
+
+Rendering is a single pass over the *template*: a piped value is inserted as plain text and is
+never read as a template itself. Inside a URL (``http://`` or ``https://`` up to whitespace)
+every piped value is percent-encoded, so ``Zoë & Ann O'Neil`` still yields a link whose
+parameters decode back exactly. For header fields (``header=True``) CR/LF become spaces, so a
+value can never add an email header.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
+from cxdesk.errors import ValidationFailed
+
+PLACEHOLDER = re.compile(r"\$\{([a-z]+://(?:Field/|kv/)?)([^{}$]*)\}")
+ANY_PLACEHOLDER = re.compile(r"\$\{[^}]*\}?")
+URL = re.compile(r"https?://[^\s<>\"']+")
+NAMESPACES = ("tck://Field/", "tck://kv/", "q://", "e://Field/")
+
+# The ticket fields ``${tck://Field/<name>}`` may name.
+TICKET_FIELDS = (
+    "key",
+    "title",
+    "status",
+    "priority",
+    "team",
+    "originTeam",
+    "ownerName",
+    "ownerEmail",
+    "ownerUsername",
+    "customerName",
+    "customerEmail",
+    "customerPhone",
+    "customerComment",
+    "source",
+    "channel",
+    "createdAt",
+    "updatedAt",
+    "resolvedAt",
+    "responseId",
+)
+
+
+@dataclass
+class PipeContext:
+    """The values a template may pipe from, gathered by the engine for one event."""
+
+    ticket: Mapping[str, str] = field(default_factory=dict)
+    data: Mapping[str, str] = field(default_factory=dict)
+    answers: Mapping[str, object] = field(default_factory=dict)
+    embedded: Mapping[str, str] = field(default_factory=dict)
+
+    def lookup(self, namespace: str, name: str) -> str:
+        source: Mapping[str, object] = {
+            "tck://Field/": self.ticket,
+            "tck://kv/": self.data,
+            "q://": self.answers,
+            "e://Field/": self.embedded,
+        }.get(namespace, {})
+        value = source.get(name)
+        return "" if value is None else str(value)
+
+
+def render(template: str, context: PipeContext, *, header: bool = False) -> str:
+    """Fill the placeholders of ``template``; values inside URLs are percent-encoded."""
+
+    def fill(text: str, encode: Callable[[str], str]) -> str:
+        return PLACEHOLDER.sub(lambda m: encode(context.lookup(m.group(1), m.group(2))), text)
+
+    def plain(value: str) -> str:
+        return " ".join(value.splitlines()) if header else value
+
+    pieces: list[str] = []
+    position = 0
+    for match in URL.finditer(template):
+        pieces.append(fill(template[position : match.start()], plain))
+        pieces.append(fill(match.group(0), lambda value: quote(value, safe="")))
+        position = match.end()
+    pieces.append(fill(template[position:], plain))
+    text = "".join(pieces)
+    if header:
+        text = text.replace("\r", " ").replace("\n", " ")
+    return text
+
+
+def template_problems(template: str, *, questions: Iterable[str] | None = None) -> list[str]:
+    """Unknown or malformed placeholders in ``template`` (empty when it is fine).
+
+    ``questions``: the answer ids ``${q://...}`` may use, when the survey is known.
+    """
+    problems: list[str] = []
+    known_questions = set(questions) if questions is not None else None
+    for match in ANY_PLACEHOLDER.finditer(template):
+        placeholder = match.group(0)
+        parsed = PLACEHOLDER.fullmatch(placeholder)
+        if parsed is None or parsed.group(1) not in NAMESPACES or not parsed.group(2):
+            problems.append(f"unknown placeholder {placeholder}")
+            continue
+        namespace, name = parsed.group(1), parsed.group(2)
+        if namespace == "tck://Field/" and name not in TICKET_FIELDS:
+            problems.append(f"unknown ticket field in {placeholder}")
+        elif namespace == "q://" and known_questions is not None and name not in known_questions:
+            problems.append(f"unknown question in {placeholder}")
+    return problems
+
+
+def check_template(name: str, template: str, *, questions: Iterable[str] | None = None) -> None:
+    """Raise ValidationFailed naming ``name`` when the template has a bad placeholder."""
+    problems = template_problems(template, questions=questions)
+    if problems:
+        raise ValidationFailed({name: "; ".join(problems)})

@@ -1,0 +1,146 @@
+"""Workflows as data: save (with validation), list, show, copy, enable and disable."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from cxdesk.engine.conditions import condition_problems
+from cxdesk.engine.tasks import task_problems
+from cxdesk.errors import Conflict, NotFound, ValidationFailed
+from cxdesk.store.directory import get_team, require_admin
+from cxdesk.store.models import Survey, User, Workflow
+
+EVENTS = (
+    "survey.response",
+    "ticket.created",
+    "ticket.assigned_from_queue",
+    "ticket.status_changed",
+    "ticket.escalated",
+    "ticket.commented",
+    "ticket.owner_changed",
+)
+
+
+def workflow_problems(
+    session: Session,
+    *,
+    event: str,
+    survey_name: str | None,
+    conditions: Any,
+    tasks: Any,
+) -> list[str]:
+    """Everything wrong with a workflow definition, one line each."""
+    problems: list[str] = []
+    if event not in EVENTS:
+        problems.append(f"event must be one of {', '.join(EVENTS)}")
+    questions: list[str] | None = None
+    if survey_name:
+        survey = session.exec(select(Survey).where(Survey.name == survey_name)).first()
+        if survey is None:
+            problems.append(f"no survey named {survey_name!r}")
+        else:
+            questions = [q["id"] for q in survey.questions]
+    problems += condition_problems(conditions)
+    if not isinstance(tasks, list) or not tasks:
+        problems.append("tasks must be a non-empty list")
+    else:
+        for index, task in enumerate(tasks, start=1):
+            if not isinstance(task, dict):
+                problems.append(f"task {index}: must be a table")
+                continue
+            problems += [f"task {index}: {p}" for p in task_problems(session, task, questions)]
+    return problems
+
+
+def save_workflow(
+    session: Session,
+    *,
+    actor: User | None,
+    name: str,
+    event: str,
+    tasks: list[dict[str, Any]],
+    conditions: dict[str, Any] | None = None,
+    survey_name: str | None = None,
+    enabled: bool = True,
+) -> Workflow:
+    """Create or replace a workflow; an invalid one is refused with every problem listed."""
+    require_admin(actor)
+    conditions = conditions or {}
+    problems = workflow_problems(
+        session, event=event, survey_name=survey_name, conditions=conditions, tasks=tasks
+    )
+    if problems:
+        raise ValidationFailed({f"workflow {name}": "; ".join(problems)})
+    workflow = session.exec(select(Workflow).where(Workflow.name == name)).first() or Workflow(
+        name=name, event=event
+    )
+    workflow.event, workflow.survey_name, workflow.enabled = event, survey_name, enabled
+    workflow.conditions, workflow.tasks = conditions, tasks
+    session.add(workflow)
+    session.flush()
+    return workflow
+
+
+def get_workflow(session: Session, name: str) -> Workflow:
+    workflow = session.exec(select(Workflow).where(Workflow.name == name)).first()
+    if workflow is None:
+        raise NotFound(f"No workflow named {name!r}")
+    return workflow
+
+
+def list_workflows(session: Session) -> Sequence[Workflow]:
+    return session.exec(select(Workflow).order_by(col(Workflow.name))).all()
+
+
+def set_enabled(session: Session, *, actor: User | None, name: str, enabled: bool) -> Workflow:
+    require_admin(actor)
+    workflow = get_workflow(session, name)
+    workflow.enabled = enabled
+    session.add(workflow)
+    session.flush()
+    return workflow
+
+
+def copy_workflow(
+    session: Session, *, actor: User | None, name: str, new_name: str, team: str | None = None
+) -> Workflow:
+    """Copy a workflow; ``team`` retargets its create_ticket tasks and its team conditions.
+
+    The "9 products = 9 workflows" case: copy "Check-in: 360" as "Check-in: API" for team
+    API, which also changes a condition ``q://product is 360`` to ``is API``.
+    """
+    require_admin(actor)
+    source = get_workflow(session, name)
+    if session.exec(select(Workflow).where(Workflow.name == new_name)).first() is not None:
+        raise Conflict(f"Workflow {new_name!r} already exists")
+    tasks = [dict(task) for task in source.tasks]
+    conditions = source.conditions
+    if team is not None:
+        get_team(session, team)
+        old_teams = {str(t["team"]) for t in tasks if t.get("team")}
+        for task in tasks:
+            if task.get("type") == "create_ticket":
+                task["team"] = team
+        conditions = _retarget(conditions, old_teams, team)
+    return save_workflow(
+        session,
+        actor=actor,
+        name=new_name,
+        event=source.event,
+        survey_name=source.survey_name,
+        conditions=conditions,
+        tasks=tasks,
+        enabled=source.enabled,
+    )
+
+
+def _retarget(condition: dict[str, Any], old: set[str], new: str) -> dict[str, Any]:
+    for group in ("all", "any"):
+        if group in condition:
+            return {group: [_retarget(part, old, new) for part in condition[group]]}
+    if condition.get("value") in old:
+        return {**condition, "value": new}
+    return dict(condition)

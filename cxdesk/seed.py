@@ -1,0 +1,383 @@
+"""Applying a seed file: one TOML file describes a whole event desk (SPEC section 8).
+
+Everything is checked and applied in one transaction: if any entry is wrong, nothing is
+applied and every problem is listed with its line. Applying the same file twice changes
+nothing (entries are created when missing and brought in line when they differ).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import tomllib
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlmodel import Session, select
+
+from cxdesk.engine.tasks import ticket_spec_problems
+from cxdesk.engine.workflows import get_workflow, save_workflow
+from cxdesk.errors import DeskError
+from cxdesk.store import directory
+from cxdesk.store.models import (
+    EscalationRule,
+    Membership,
+    Queue,
+    QueueOrder,
+    Role,
+    Status,
+    StatusCategory,
+    Survey,
+    TicketTemplate,
+    User,
+)
+from cxdesk.store.passwords import hash_password, verify_password
+from cxdesk.store.phones import normalise_phone
+from cxdesk.store.surveys import save_survey
+
+# section -> {key: (type, required)}
+SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
+    "teams": {"name": (str, True)},
+    "users": {
+        "username": (str, True),
+        "name": (str, True),
+        "email": (str, True),
+        "role": (str, True),
+        "phone": (str, False),
+        "password": (str, False),
+        "teams": (list, False),
+    },
+    "queues": {"name": (str, True), "team": (str, True), "order": (str, False)},
+    "statuses": {"name": (str, True), "category": (str, True)},
+    "surveys": {
+        "name": (str, True),
+        "title": (str, True),
+        "kind": (str, False),
+        "questions": (list, True),
+    },
+    "ticket_templates": {"name": (str, True), "title": (str, False)},
+    "workflows": {
+        "name": (str, True),
+        "event": (str, True),
+        "survey": (str, False),
+        "conditions": (dict, False),
+        "tasks": (list, True),
+        "enabled": (bool, False),
+    },
+    "escalation_rules": {
+        "name": (str, True),
+        "after_minutes": (int, True),
+        "team": (str, False),
+        "survey": (str, False),
+        "recipient_user": (str, False),
+        "recipient_team": (str, False),
+        "enabled": (bool, False),
+    },
+}
+DESK_KEYS = {"name": str, "ticket_prefix": str, "phone_region": str}
+# Sections whose entries may carry keys beyond the schema (templates hold ticket settings).
+OPEN_SECTIONS = {"ticket_templates"}
+
+
+@dataclass
+class SeedReport:
+    """What applying a seed did: entries created per section."""
+
+    created: Counter[str] = field(default_factory=Counter)
+
+
+class SeedProblems(DeskError):
+    """The seed file is wrong; ``problems`` lists every one, with its line where known."""
+
+    def __init__(self, path: str, problems: list[str]):
+        self.problems = problems
+        super().__init__(f"{path}: {len(problems)} problem(s), nothing applied:\n  " + "\n  ".join(problems))
+
+
+def read_seed(path: Path) -> tuple[dict[str, Any], str]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DeskError(f"Cannot read seed file {path}: {exc}") from exc
+    try:
+        return tomllib.loads(text), text
+    except tomllib.TOMLDecodeError as exc:
+        raise DeskError(f"{path}: not valid TOML: {exc}") from exc
+
+
+def _entry_lines(text: str, section: str) -> list[int]:
+    """Line numbers of each ``[[section]]`` header, in order."""
+    header = re.compile(rf"^\s*\[\[\s*{re.escape(section)}\s*\]\]")
+    return [n for n, line in enumerate(text.splitlines(), start=1) if header.match(line)]
+
+
+def _where(text: str, section: str, index: int, entry: Any) -> str:
+    lines = _entry_lines(text, section)
+    name = entry.get("name") or entry.get("username") if isinstance(entry, dict) else None
+    label = f"{section}[{index + 1}]" + (f" ({name})" if name else "")
+    return f"line {lines[index]}: {label}" if index < len(lines) else label
+
+
+def shape_problems(data: dict[str, Any], text: str) -> list[str]:
+    """Wrong types, missing keys, unknown sections and duplicate names."""
+    problems: list[str] = []
+    for section in data:
+        if section not in SCHEMA and section != "desk":
+            problems.append(f"unknown section [{section}] (known: desk, {', '.join(SCHEMA)})")
+    desk = data.get("desk", {})
+    if not isinstance(desk, dict):
+        problems.append("[desk] must be a table")
+    else:
+        for key, value in desk.items():
+            if key not in DESK_KEYS:
+                problems.append(f"[desk]: unknown key {key!r}")
+            elif not isinstance(value, DESK_KEYS[key]):
+                problems.append(f"[desk]: {key} must be a {DESK_KEYS[key].__name__}")
+    for section, schema in SCHEMA.items():
+        entries = data.get(section, [])
+        if not isinstance(entries, list):
+            problems.append(f"{section} must be an array of tables ([[{section}]])")
+            continue
+        names: Counter[str] = Counter()
+        for index, entry in enumerate(entries):
+            where = _where(text, section, index, entry)
+            if not isinstance(entry, dict):
+                problems.append(f"{where}: must be a table")
+                continue
+            for key, (kind, required) in schema.items():
+                if key not in entry:
+                    if required:
+                        problems.append(f"{where}: missing {key}")
+                elif not isinstance(entry[key], kind) or (
+                    kind is int and isinstance(entry[key], bool)
+                ):
+                    expected = kind.__name__ if isinstance(kind, type) else "value"
+                    problems.append(f"{where}: {key} must be a {expected}")
+            if section not in OPEN_SECTIONS:
+                for key in entry:
+                    if key not in schema:
+                        problems.append(f"{where}: unknown key {key!r}")
+            name = entry.get("username" if section == "users" else "name")
+            if isinstance(name, str):
+                names[name] += 1
+                if names[name] == 2:
+                    problems.append(f"{where}: duplicate name {name!r} in [[{section}]]")
+    return problems
+
+
+def apply_seed(session: Session, data: dict[str, Any], text: str, *, path: str = "seed") -> SeedReport:
+    """Check and apply ``data`` in the caller's transaction; raise SeedProblems if anything
+    is wrong (the caller's rollback then leaves the desk untouched)."""
+    problems = shape_problems(data, text)
+    if problems:
+        raise SeedProblems(path, problems)
+    report = SeedReport()
+    directory.ensure_builtin_statuses(session)
+    for key in ("ticket_prefix", "phone_region"):
+        if key in data.get("desk", {}) and directory.get_setting(session, key) != data["desk"][key]:
+            directory.set_setting(session, key, data["desk"][key])
+    appliers = [
+        ("teams", _apply_team),
+        ("users", _apply_user),
+        ("queues", _apply_queue),
+        ("statuses", _apply_status),
+        ("surveys", _apply_survey),
+        ("ticket_templates", _apply_template),
+        ("workflows", _apply_workflow),
+        ("escalation_rules", _apply_escalation_rule),
+    ]
+    for section, apply in appliers:
+        for index, entry in enumerate(data.get(section, [])):
+            try:
+                if apply(session, entry):
+                    report.created[section] += 1
+            except DeskError as exc:
+                problems.append(f"{_where(text, section, index, entry)}: {exc}")
+    if problems:
+        raise SeedProblems(path, problems)
+    return report
+
+
+def _apply_team(session: Session, entry: dict[str, Any]) -> bool:
+    try:
+        directory.get_team(session, entry["name"])
+        return False
+    except DeskError:
+        directory.add_team(session, actor=None, name=entry["name"])
+        return True
+
+
+def _apply_user(session: Session, entry: dict[str, Any]) -> bool:
+    teams = entry.get("teams", [])
+    if not all(isinstance(t, str) for t in teams):
+        raise DeskError("teams must be a list of team names")
+    existing = session.exec(select(User).where(User.username == entry["username"])).first()
+    if existing is None:
+        directory.add_user(
+            session,
+            actor=None,
+            username=entry["username"],
+            name=entry["name"],
+            email=entry["email"],
+            phone=entry.get("phone"),
+            role=entry["role"],
+            password=entry.get("password") or secrets.token_urlsafe(24),
+            teams=teams,
+        )
+        return True
+    if entry["role"] not in Role.__members__:
+        raise DeskError(f"role must be one of {', '.join(Role)}")
+    phone = entry.get("phone")
+    if phone:
+        phone = normalise_phone(phone, directory.get_setting(session, "phone_region"))
+    wanted = {"name": entry["name"], "email": entry["email"], "role": entry["role"], "phone": phone}
+    for key, value in wanted.items():
+        if getattr(existing, key) != value:
+            setattr(existing, key, value)
+    password = entry.get("password")
+    if password and not verify_password(existing.password_hash, password):
+        existing.password_hash = hash_password(password)
+    session.add(existing)
+    for team_name in teams:
+        team = directory.get_team(session, team_name)
+        if session.get(Membership, (existing.id, team.id)) is None:
+            assert existing.id is not None and team.id is not None
+            session.add(Membership(user_id=existing.id, team_id=team.id))
+    session.flush()
+    return False
+
+
+def _apply_queue(session: Session, entry: dict[str, Any]) -> bool:
+    ordering = entry.get("order", QueueOrder.oldest)
+    existing = session.exec(select(Queue).where(Queue.name == entry["name"])).first()
+    if existing is None:
+        directory.add_queue(
+            session, actor=None, name=entry["name"], team=entry["team"], ordering=ordering
+        )
+        return True
+    if ordering not in QueueOrder.__members__:
+        raise DeskError(f"order must be one of {', '.join(QueueOrder)}")
+    team = directory.get_team(session, entry["team"])
+    if (existing.team_id, existing.ordering) != (team.id, ordering):
+        assert team.id is not None
+        existing.team_id, existing.ordering = team.id, ordering
+        session.add(existing)
+        session.flush()
+    return False
+
+
+def _apply_status(session: Session, entry: dict[str, Any]) -> bool:
+    existing = session.exec(select(Status).where(Status.name == entry["name"])).first()
+    if existing is None:
+        directory.add_status(session, actor=None, name=entry["name"], category=entry["category"])
+        return True
+    if entry["category"] not in StatusCategory.__members__:
+        raise DeskError(f"category must be one of {', '.join(StatusCategory)}")
+    if existing.builtin and existing.category != entry["category"]:
+        raise DeskError(f"built-in status {existing.name!r} cannot change category")
+    if existing.category != entry["category"]:
+        existing.category = entry["category"]
+        session.add(existing)
+        session.flush()
+    return False
+
+
+def _apply_survey(session: Session, entry: dict[str, Any]) -> bool:
+    survey = session.exec(select(Survey).where(Survey.name == entry["name"])).first()
+    wanted = (entry["title"], entry.get("kind", "checkin"), entry["questions"])
+    if survey is not None and (survey.title, survey.kind, survey.questions) == wanted:
+        return False
+    save_survey(
+        session,
+        actor=None,
+        name=entry["name"],
+        title=entry["title"],
+        kind=entry.get("kind", "checkin"),
+        questions=entry["questions"],
+    )
+    return survey is None
+
+
+def _apply_template(session: Session, entry: dict[str, Any]) -> bool:
+    definition = {k: v for k, v in entry.items() if k != "name"}
+    problems = ticket_spec_problems(definition, None)
+    if problems:
+        raise DeskError("; ".join(problems))
+    existing = session.exec(
+        select(TicketTemplate).where(TicketTemplate.name == entry["name"])
+    ).first()
+    if existing is None:
+        session.add(TicketTemplate(name=entry["name"], definition=definition))
+        session.flush()
+        return True
+    if existing.definition != definition:
+        existing.definition = definition
+        session.add(existing)
+        session.flush()
+    return False
+
+
+def _apply_workflow(session: Session, entry: dict[str, Any]) -> bool:
+    try:
+        existing = get_workflow(session, entry["name"])
+    except DeskError:
+        existing = None
+    wanted = (
+        entry["event"],
+        entry.get("survey"),
+        entry.get("conditions", {}),
+        entry["tasks"],
+        entry.get("enabled", True),
+    )
+    if existing is not None and wanted == (
+        existing.event,
+        existing.survey_name,
+        existing.conditions,
+        existing.tasks,
+        existing.enabled,
+    ):
+        return False
+    save_workflow(
+        session,
+        actor=None,
+        name=entry["name"],
+        event=entry["event"],
+        survey_name=entry.get("survey"),
+        conditions=entry.get("conditions", {}),
+        tasks=entry["tasks"],
+        enabled=entry.get("enabled", True),
+    )
+    return existing is None
+
+
+def _apply_escalation_rule(session: Session, entry: dict[str, Any]) -> bool:
+    if entry["after_minutes"] <= 0:
+        raise DeskError("after_minutes must be positive")
+    if not (entry.get("recipient_user") or entry.get("recipient_team")):
+        raise DeskError("needs recipient_user or recipient_team")
+    team = directory.get_team(session, entry["team"]) if entry.get("team") else None
+    user = directory.get_user(session, entry["recipient_user"]) if entry.get("recipient_user") else None
+    rteam = directory.get_team(session, entry["recipient_team"]) if entry.get("recipient_team") else None
+    values = {
+        "survey_name": entry.get("survey"),
+        "team_id": team.id if team else None,
+        "after_minutes": entry["after_minutes"],
+        "recipient_user_id": user.id if user else None,
+        "recipient_team_id": rteam.id if rteam else None,
+        "enabled": entry.get("enabled", True),
+    }
+    existing = session.exec(
+        select(EscalationRule).where(EscalationRule.name == entry["name"])
+    ).first()
+    rule = existing or EscalationRule(name=entry["name"], after_minutes=entry["after_minutes"])
+    changed = existing is None
+    for key, value in values.items():
+        if getattr(rule, key) != value:
+            setattr(rule, key, value)
+            changed = True
+    if changed:
+        session.add(rule)
+        session.flush()
+    return existing is None
