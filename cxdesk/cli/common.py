@@ -1,0 +1,98 @@
+"""What every command shares: the desk's engine, the acting user, output and error lines."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from functools import cache
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from cxdesk.config import load_settings
+from cxdesk.errors import DeskError
+from cxdesk.store.db import make_engine
+from cxdesk.store.directory import get_user
+from cxdesk.store.migrate import current_revision, head_revision
+from cxdesk.store.models import User
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+@cache
+def engine_for(url: str) -> Engine:
+    """One engine (and connection pool) per database URL for the life of the process."""
+    return make_engine(url)
+
+
+def raw_engine() -> Engine:
+    """The configured desk's engine, whatever state its schema is in."""
+    return engine_for(load_settings().resolved_database_url)
+
+
+def desk_engine() -> Engine:
+    """The configured desk's engine; refuses a database that is not set up or too old."""
+    engine = raw_engine()
+    revision = current_revision(engine)
+    if revision is None:
+        raise DeskError("This desk has no database yet: run `cxdesk init` or `cxdesk demo`")
+    if revision != head_revision():
+        raise DeskError("The desk database needs an upgrade: run `cxdesk db upgrade`")
+    return engine
+
+
+def acting_user(session: Session, username: str) -> User:
+    """The user a command acts as (``--as``); must exist and be active."""
+    user = get_user(session, username)
+    if not user.active:
+        raise DeskError(f"User {username!r} is deactivated")
+    return user
+
+
+def read_password(prompt: str = "Password") -> str:
+    """From CXDESK_PASSWORD, else a hidden prompt with confirmation."""
+    password = os.environ.get("CXDESK_PASSWORD")
+    if password:
+        return password
+    value: str = typer.prompt(prompt, hide_input=True, confirmation_prompt=True)
+    return value
+
+
+def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    console.print(table)
+
+
+def print_json(value: Any) -> None:
+    """JSON on stdout, unwrapped, so scripts can parse it."""
+    typer.echo(json.dumps(value, ensure_ascii=False, indent=2, default=str))
+
+
+def parse_pairs(pairs: Sequence[str], option: str) -> dict[str, str]:
+    """``FIELD=VALUE`` options into a dict, refusing anything without ``=``."""
+    result: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise DeskError(f"{option} takes FIELD=VALUE, got {pair!r}")
+        result[name.strip()] = value
+    return result
+
+
+def format_wait(since: datetime | None, now: datetime) -> str:
+    """How long something has waited: ``7m``, ``1h 05m``; empty when nothing waits."""
+    if since is None:
+        return ""
+    minutes = max(0, int((now - since).total_seconds() // 60))
+    return f"{minutes // 60}h {minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m"

@@ -1,0 +1,145 @@
+"""``cxdesk user|team|queue|status``: the people and structure of a desk."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import typer
+
+from cxdesk.cli.common import console, desk_engine, format_wait, print_table, read_password
+from cxdesk.store import directory
+from cxdesk.store.db import read_session, transaction
+from cxdesk.store.tickets import queue_overview
+
+user_app = typer.Typer(help="Users (admins, experts, volunteers).", no_args_is_help=True)
+team_app = typer.Typer(help="Teams (one per product).", no_args_is_help=True)
+queue_app = typer.Typer(help="Queues experts pull tickets from.", no_args_is_help=True)
+status_app = typer.Typer(help="Ticket statuses, built-in and custom.", no_args_is_help=True)
+
+
+@user_app.command("add")
+def user_add(
+    username: str,
+    name: str = typer.Option(..., "--name", help="Display name."),
+    email: str = typer.Option(..., "--email"),
+    role: str = typer.Option(..., "--role", help="admin, expert or volunteer."),
+    phone: str | None = typer.Option(None, "--phone"),
+    team: list[str] = typer.Option([], "--team", help="A team to join (repeatable)."),  # noqa: B006
+) -> None:
+    """Add a user; the password comes from CXDESK_PASSWORD or a prompt."""
+    engine = desk_engine()
+    password = read_password()
+    with transaction(engine) as session:
+        user = directory.add_user(
+            session,
+            actor=None,
+            username=username,
+            name=name,
+            email=email,
+            phone=phone,
+            role=role,
+            password=password,
+            teams=team,
+        )
+    console.print(f"Added {user.role} {user.username}.")
+
+
+@user_app.command("list")
+def user_list() -> None:
+    """Every user with role and teams."""
+    with read_session(desk_engine()) as session:
+        rows = [
+            (
+                u.username,
+                u.name,
+                u.role,
+                u.email,
+                u.phone,
+                ", ".join(t.name for t in directory.user_teams(session, u)),
+            )
+            for u in directory.list_users(session)
+        ]
+    print_table("Users", ["username", "name", "role", "email", "phone", "teams"], rows)
+
+
+@user_app.command("join")
+def user_join(username: str, team: str) -> None:
+    """Put a user on a team."""
+    with transaction(desk_engine()) as session:
+        directory.add_member(session, actor=None, username=username, team=team)
+    console.print(f"{username} is on team {team}.")
+
+
+@team_app.command("add")
+def team_add(name: str) -> None:
+    """Add a team."""
+    with transaction(desk_engine()) as session:
+        directory.add_team(session, actor=None, name=name)
+    console.print(f"Added team {name}.")
+
+
+@team_app.command("list")
+def team_list() -> None:
+    """Every team with its members."""
+    with read_session(desk_engine()) as session:
+        rows = [
+            (t.name, ", ".join(u.username for u in directory.team_members(session, t)))
+            for t in directory.list_teams(session)
+        ]
+    print_table("Teams", ["team", "members"], rows)
+
+
+@queue_app.command("add")
+def queue_add(
+    name: str,
+    team: str = typer.Option(..., "--team"),
+    order: str = typer.Option("oldest", "--order", help="oldest or priority (then oldest)."),
+) -> None:
+    """Add a queue for a team."""
+    with transaction(desk_engine()) as session:
+        directory.add_queue(session, actor=None, name=name, team=team, ordering=order)
+    console.print(f"Added queue {name} for team {team}.")
+
+
+@queue_app.command("list")
+def queue_list() -> None:
+    """Every queue, how many tickets wait and since when."""
+    with read_session(desk_engine()) as session:
+        stats = queue_overview(session)
+    now = datetime.now(UTC)
+    print_table(
+        "Queues",
+        ["queue", "team", "order", "waiting", "oldest wait"],
+        [
+            (
+                q.name,
+                q.team,
+                q.ordering,
+                q.waiting,
+                format_wait(q.oldest_created, now),
+            )
+            for q in stats
+        ],
+    )
+
+
+@status_app.command("add")
+def status_add(
+    name: str,
+    category: str = typer.Option(..., "--category", help="open or resolved."),
+) -> None:
+    """Add a custom status in a category (open-like or resolved-like)."""
+    with transaction(desk_engine()) as session:
+        directory.add_status(session, actor=None, name=name, category=category)
+    console.print(f"Added status {name} ({category}).")
+
+
+@status_app.command("list")
+def status_list() -> None:
+    """Built-in and custom statuses."""
+    with read_session(desk_engine()) as session:
+        rows = [
+            (s.name, s.category, "built-in" if s.builtin else "custom")
+            for s in directory.list_statuses(session)
+        ]
+    print_table("Statuses", ["status", "category", "kind"], rows)

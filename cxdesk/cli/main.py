@@ -1,0 +1,50 @@
+"""``cxdesk``: the entry point. Registers every command group; turns DeskError into one line."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from cxdesk.cli import directory, setup, tickets, workflows
+from cxdesk.cli.common import err_console
+from cxdesk.errors import DeskError
+
+app = typer.Typer(
+    name="cxdesk",
+    help="A closed-loop support desk that lives in the terminal.",
+    no_args_is_help=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    add_completion=False,
+)
+
+
+@app.callback(invoke_without_command=True)
+def _default(context: typer.Context) -> None:
+    """With no command, open the desk (same as ``cxdesk run``)."""
+    if context.invoked_subcommand is None:
+        setup.run(user=None)
+
+
+setup.register(app)
+tickets.register(app)
+app.add_typer(directory.user_app, name="user")
+app.add_typer(directory.team_app, name="team")
+app.add_typer(directory.queue_app, name="queue")
+app.add_typer(directory.status_app, name="status")
+app.add_typer(workflows.workflow_app, name="workflow")
+
+
+def main() -> None:
+    try:
+        app()
+    except DeskError as exc:
+        err_console.print(f"Error: {exc}", markup=False, soft_wrap=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,268 @@
+"""``cxdesk checkin``, ``cxdesk ticket ...`` and ``cxdesk tickets list``: working tickets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from sqlmodel import Session, col, select
+
+from cxdesk.cli.common import (
+    acting_user,
+    console,
+    desk_engine,
+    parse_pairs,
+    print_json,
+    print_table,
+)
+from cxdesk.engine.dispatch import unit_of_work
+from cxdesk.errors import DeskError
+from cxdesk.store import tickets as ops
+from cxdesk.store.db import read_session
+from cxdesk.store.models import Event, Ticket, User
+from cxdesk.store.surveys import submit_response
+
+ticket_app = typer.Typer(help="One ticket: pull, show, update, comment, close.", no_args_is_help=True)
+tickets_app = typer.Typer(help="Many tickets: list.", no_args_is_help=True)
+
+AS_OPTION = typer.Option(..., "--as", help="The username acting.")
+ATTACH_OPTION = typer.Option([], "--attach", help="A file to attach (repeatable, at most 5).")
+
+
+def checkin(
+    as_user: str = AS_OPTION,
+    answer: list[str] = typer.Option(  # noqa: B008
+        [], "--answer", help="FIELD=VALUE (first_name, last_name, email, phone, username, "
+        "product, notes); repeatable."
+    ),
+    survey: str = typer.Option("checkin", "--survey", help="The survey answered."),
+) -> None:
+    """Check a customer in; prints the key of each ticket created, one per line."""
+    answers = parse_pairs(answer, "--answer")
+    engine = desk_engine()
+    with unit_of_work(engine) as session:
+        response = submit_response(
+            session, actor=acting_user(session, as_user), survey_name=survey, answers=answers
+        )
+        keys_statement = select(Ticket.key).where(Ticket.response_id == response.id)
+    with read_session(engine) as session:
+        keys = session.exec(keys_statement.order_by(col(Ticket.id))).all()
+    for key in keys:
+        typer.echo(key)
+    if not keys:
+        typer.echo(f"Response {response.id} saved; no workflow created a ticket.", err=True)
+
+
+def read_attachments(paths: list[Path]) -> list[ops.NewAttachment]:
+    """The files to attach, refusing before reading anything too large."""
+    if len(paths) > ops.MAX_ATTACHMENTS:
+        raise DeskError(f"At most {ops.MAX_ATTACHMENTS} attachments per message ({len(paths)})")
+    items = []
+    for path in paths:
+        try:
+            with path.open("rb") as handle:
+                content = handle.read(ops.MAX_ATTACHMENT_BYTES + 1)
+        except OSError as exc:
+            raise DeskError(f"Cannot read attachment {path}: {exc.strerror}") from exc
+        items.append(ops.NewAttachment(filename=path.name, content=content))
+    return items
+
+
+@ticket_app.command("pull")
+def ticket_pull(queue: str, as_user: str = AS_OPTION) -> None:
+    """Take the next waiting ticket of a queue; prints its key."""
+    with unit_of_work(desk_engine()) as session:
+        ticket = ops.pull_next(session, actor=acting_user(session, as_user), queue_name=queue)
+    typer.echo(ticket.key)
+
+
+@ticket_app.command("create")
+def ticket_create(
+    as_user: str = AS_OPTION,
+    email: str = typer.Option(..., "--email", help="The customer's email."),
+    team: str = typer.Option(..., "--team"),
+    comment: str = typer.Option(..., "--comment"),
+    priority: str = typer.Option("medium", "--priority"),
+    status: str = typer.Option("new", "--status"),
+    owner: str | None = typer.Option(None, "--owner"),
+    name: str = typer.Option("", "--name", help="The customer's name."),
+) -> None:
+    """Open a ticket by hand (the "+" form); prints its key."""
+    with unit_of_work(desk_engine()) as session:
+        ticket = ops.create_manual_ticket(
+            session,
+            actor=acting_user(session, as_user),
+            customer_email=email,
+            team=team,
+            comment=comment,
+            priority=priority,
+            status=status,
+            owner=owner,
+            customer_name=name,
+        )
+    typer.echo(ticket.key)
+
+
+@ticket_app.command("update")
+def ticket_update(
+    key: str,
+    as_user: str = AS_OPTION,
+    comment: str = typer.Option(..., "--comment", help="Required: why it changed."),
+    status: str | None = typer.Option(None, "--status"),
+    priority: str | None = typer.Option(None, "--priority"),
+    team: str | None = typer.Option(None, "--team"),
+    owner: str | None = typer.Option(None, "--owner", help="A member of the team; '' unassigns."),
+    attach: list[Path] = ATTACH_OPTION,  # noqa: B008
+) -> None:
+    """Change status, priority, team or owner, with a comment."""
+    changes = {
+        name: value
+        for name, value in (
+            ("status", status),
+            ("priority", priority),
+            ("team", team),
+            ("owner", owner),
+        )
+        if value is not None
+    }
+    attachments = read_attachments(attach)
+    with unit_of_work(desk_engine()) as session:
+        ticket = ops.update_ticket(
+            session,
+            actor=acting_user(session, as_user),
+            key=key,
+            comment=comment,
+            changes=changes,
+            attachments=attachments,
+        )
+    typer.echo(f"{ticket.key} updated ({ticket.status}).")
+
+
+@ticket_app.command("comment")
+def ticket_comment(
+    key: str,
+    as_user: str = AS_OPTION,
+    comment: str = typer.Option(..., "--comment"),
+    attach: list[Path] = ATTACH_OPTION,  # noqa: B008
+) -> None:
+    """Reply on a ticket, with up to 5 attachments (500 KB each)."""
+    attachments = read_attachments(attach)
+    with unit_of_work(desk_engine()) as session:
+        ops.add_comment(
+            session,
+            actor=acting_user(session, as_user),
+            key=key,
+            body=comment,
+            attachments=attachments,
+        )
+    typer.echo(f"Comment added to {key.upper()}.")
+
+
+@ticket_app.command("close")
+def ticket_close(key: str, as_user: str = AS_OPTION) -> None:
+    """Close your own ticket (as the person who submitted it)."""
+    with unit_of_work(desk_engine()) as session:
+        ticket = ops.close_by_requester(session, actor=acting_user(session, as_user), key=key)
+    typer.echo(f"{ticket.key} closed. {ops.CLOSED_MESSAGE}.")
+
+
+@ticket_app.command("feedback")
+def ticket_feedback(
+    key: str,
+    as_user: str = AS_OPTION,
+    rating: int = typer.Option(..., "--rating", help="1 (poor) to 5 (great)."),
+    comment: str = typer.Option("", "--comment"),
+) -> None:
+    """Leave feedback on your closed ticket, once."""
+    with unit_of_work(desk_engine()) as session:
+        ops.leave_feedback(
+            session, actor=acting_user(session, as_user), key=key, rating=rating, comment=comment
+        )
+    typer.echo("Thank you for your feedback!")
+
+
+def ticket_log(session: Session, ticket: Ticket) -> list[dict[str, object]]:
+    users = {u.id: u.username for u in session.exec(select(User)).all()}
+    events = session.exec(
+        select(Event).where(Event.ticket_id == ticket.id).order_by(col(Event.id))
+    ).all()
+    return [
+        {
+            "at": e.created_at.isoformat(),
+            "who": users.get(e.actor_id, "system") if e.actor_id else "system",
+            "kind": e.kind,
+            "field": e.field_name,
+            "from": e.from_value,
+            "to": e.to_value,
+            "detail": e.detail,
+        }
+        for e in events
+    ]
+
+
+@ticket_app.command("show")
+def ticket_show(key: str, as_json: bool = typer.Option(False, "--json")) -> None:
+    """A ticket's fields, data, comments and log."""
+    with read_session(desk_engine()) as session:
+        ticket = ops.get_ticket(session, key)
+        record = ops.tickets_to_dicts(session, [ticket])[0]
+        users = {u.id: u.username for u in session.exec(select(User)).all()}
+        record["comments"] = [
+            {
+                "at": c.created_at.isoformat(),
+                "author": users.get(c.author_id) if c.author_id else None,
+                "body": c.body,
+            }
+            for c in ops.ticket_comments(session, ticket)
+        ]
+        record["log"] = ticket_log(session, ticket)
+    if as_json:
+        print_json(record)
+        return
+    console.print(f"[bold]{record['key']}[/bold]  {record['title']}")
+    for label in ("status", "priority", "team", "origin_team", "owner", "customer_name",
+                  "customer_email", "customer_phone", "source", "created_at", "updated_at"):  # fmt: skip
+        console.print(f"  {label:15} {record[label] or ''}", markup=False)
+    data = record["data"]
+    assert isinstance(data, dict)
+    if data:
+        print_table("Ticket data", ["name", "value"], data.items())
+    if record["customer_comment"]:
+        console.print(f"Customer comment: {record['customer_comment']}", markup=False)
+    print_table("Comments", ["at", "author", "comment"],
+                [(c["at"], c["author"], c["body"]) for c in record["comments"]])  # type: ignore[attr-defined]
+    print_table("Log", ["at", "who", "what", "from", "to"],
+                [(e["at"], e["who"], e["kind"] + (f" {e['field']}" if e["field"] else ""),
+                  e["from"], e["to"]) for e in record["log"]])  # type: ignore[attr-defined]
+
+
+@tickets_app.command("list")
+def tickets_list(
+    status: str | None = typer.Option(None, "--status"),
+    team: str | None = typer.Option(None, "--team"),
+    owner: str | None = typer.Option(None, "--owner", help="A username, or 'none'."),
+    limit: int = typer.Option(200, "--limit", min=1, max=100_000),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Tickets, newest first, filtered by status, team and owner."""
+    with read_session(desk_engine()) as session:
+        found = ops.list_tickets(session, status=status, team=team, owner=owner, limit=limit)
+        records = ops.tickets_to_dicts(session, found)
+    if as_json:
+        print_json(records)
+        return
+    print_table(
+        "Tickets",
+        ["key", "title", "status", "priority", "team", "owner", "customer", "created"],
+        [
+            (r["key"], r["title"], r["status"], r["priority"], r["team"], r["owner"],
+             r["customer_name"], str(r["created_at"])[:16])  # fmt: skip
+            for r in records
+        ],
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(checkin)
+    app.add_typer(ticket_app, name="ticket")
+    app.add_typer(tickets_app, name="tickets")
