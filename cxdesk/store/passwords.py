@@ -1,19 +1,32 @@
-"""Password hashing (argon2id). The only place that knows how a password is stored."""
+"""Password hashing (argon2id). The only place that knows how a password is stored.
+
+The cost defaults to argon2-cffi's RFC 9106 low-memory profile. ``CXDESK_PASSWORD_HASH_COST=
+cheapest`` picks the cheapest parameters: for test suites that create thousands of users, never
+for a real desk. Every hash records its own parameters, so verification works across both.
+"""
 
 from __future__ import annotations
 
-from argon2 import PasswordHasher
+import os
+from functools import cache
+
+from argon2 import PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
 
-_hasher = PasswordHasher()
+_PROFILES = {"default": profiles.RFC_9106_LOW_MEMORY, "cheapest": profiles.CHEAPEST}
+
+
+@cache
+def _hasher(cost: str) -> PasswordHasher:
+    return PasswordHasher.from_parameters(_PROFILES.get(cost, profiles.RFC_9106_LOW_MEMORY))
 
 
 def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    return _hasher(os.environ.get("CXDESK_PASSWORD_HASH_COST", "default")).hash(password)
 
 
 def verify_password(password_hash: str, password: str) -> bool:
     try:
-        return _hasher.verify(password_hash, password)
+        return _hasher("default").verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
