@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import Engine, inspect, text
-from sqlmodel import select
+from sqlmodel import col, select
 
 from cxdesk import locations
 from cxdesk.engine.dispatch import unit_of_work
@@ -48,9 +48,12 @@ def wipe(engine: Engine) -> None:
     with engine.begin() as connection:
         if is_sqlite(engine):
             connection.exec_driver_sql("PRAGMA defer_foreign_keys=ON")
-            names = [row[0] for row in connection.exec_driver_sql(
-                "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'"
-            )]
+            names = [
+                row[0]
+                for row in connection.exec_driver_sql(
+                    "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'"
+                )
+            ]
             connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
             for name in names:
                 connection.exec_driver_sql(f'DROP TABLE IF EXISTS "{name}"')
@@ -92,5 +95,5 @@ def build_demo(engine: Engine, *, reset: bool = False) -> bool:
 def demo_logins(engine: Engine) -> list[tuple[str, str, str, str]]:
     """(username, name, role, password) for each demo user."""
     with read_session(engine) as session:
-        users = session.exec(select(User).order_by(User.role, User.username)).all()  # type: ignore[arg-type]
+        users = session.exec(select(User).order_by(col(User.role), col(User.username))).all()
         return [(u.username, u.name, u.role, DEMO_PASSWORD) for u in users]

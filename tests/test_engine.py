@@ -88,10 +88,12 @@ def test_good_template_has_no_problems() -> None:
             {
                 "any": [
                     {"field": "q://product", "op": "is", "value": "API"},
-                    {"all": [
-                        {"field": "q://score", "op": "<", "value": 7},
-                        {"field": "tck://Field/status", "op": "is", "value": "new"},
-                    ]},
+                    {
+                        "all": [
+                            {"field": "q://score", "op": "<", "value": 7},
+                            {"field": "tck://Field/status", "op": "is", "value": "new"},
+                        ]
+                    },
                 ]
             },
             True,
@@ -107,8 +109,7 @@ def test_conditions(condition: dict, expected: bool) -> None:
 def test_condition_problems() -> None:
     assert condition_problems({"field": "product", "op": "equals"}) == [
         "conditions: field must start with one of q://, tck://Field/, tck://kv/, e://Field/",
-        "conditions: op must be one of is, is not, contains, <, <=, >, >=, is empty, "
-        "is not empty",
+        "conditions: op must be one of is, is not, contains, <, <=, >, >=, is empty, is not empty",
     ]
     assert condition_problems({"all": "x"})
 
@@ -124,12 +125,14 @@ def answers(product: str) -> dict[str, str]:
 
 
 def test_saving_a_workflow_with_an_unknown_placeholder_is_refused(desk: Engine) -> None:
-    with pytest.raises(ValidationFailed, match="unknown question") as failure:
-        with transaction(desk) as s:
-            save_workflow(
-                s, actor=None, name="Bad", event="survey.response", survey_name="checkin",
-                tasks=[{"type": "create_ticket", "team": "360", "title": "${q://colour}"}],
-            )  # fmt: skip
+    with (
+        pytest.raises(ValidationFailed, match="unknown question") as failure,
+        transaction(desk) as s,
+    ):
+        save_workflow(
+            s, actor=None, name="Bad", event="survey.response", survey_name="checkin",
+            tasks=[{"type": "create_ticket", "team": "360", "title": "${q://colour}"}],
+        )  # fmt: skip
     assert "Bad" in str(failure.value)
     with pytest.raises(ValidationFailed, match="not available yet"), transaction(desk) as s:
         save_workflow(s, actor=None, name="Mail", event="ticket.created",

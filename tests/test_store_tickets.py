@@ -130,9 +130,11 @@ def test_pull_assigns_oldest_and_logs(desk: Engine) -> None:
 
 def test_pull_refused_off_team(desk: Engine) -> None:
     check_in(desk, product="Stats iQ")
-    with pytest.raises(PermissionDenied, match="You are not on team Stats iQ"):
-        with unit_of_work(desk) as s:
-            ops.pull_next(s, actor=get_user(s, "omar"), queue_name="Stats iQ")
+    with (
+        pytest.raises(PermissionDenied, match="You are not on team Stats iQ"),
+        unit_of_work(desk) as s,
+    ):
+        ops.pull_next(s, actor=get_user(s, "omar"), queue_name="Stats iQ")
     with read_session(desk) as s:
         assert s.exec(select(Ticket)).one().owner_id is None
 
@@ -147,7 +149,9 @@ def pulled_ticket(desk: Engine, expert: str = "maya") -> str:
 
 def update(desk: Engine, key: str, who: str, comment: str = "note", **changes: str) -> Ticket:
     with unit_of_work(desk) as s:
-        return ops.update_ticket(s, actor=get_user(s, who), key=key, comment=comment, changes=changes)
+        return ops.update_ticket(
+            s, actor=get_user(s, who), key=key, comment=comment, changes=changes
+        )
 
 
 def test_update_requires_comment_and_keeps_records_true(desk: Engine) -> None:
@@ -215,7 +219,9 @@ def test_who_may_update(desk: Engine) -> None:
 
 def comment_with(desk: Engine, key: str, files: list[ops.NewAttachment]) -> None:
     with unit_of_work(desk) as s:
-        ops.add_comment(s, actor=get_user(s, "maya"), key=key, body="See attached", attachments=files)
+        ops.add_comment(
+            s, actor=get_user(s, "maya"), key=key, body="See attached", attachments=files
+        )
 
 
 def test_attachments_within_limits_are_stored(desk: Engine) -> None:

@@ -22,7 +22,9 @@ from cxdesk.store.db import read_session
 from cxdesk.store.models import Event, Ticket, User
 from cxdesk.store.surveys import submit_response
 
-ticket_app = typer.Typer(help="One ticket: pull, show, update, comment, close.", no_args_is_help=True)
+ticket_app = typer.Typer(
+    help="One ticket: pull, show, update, comment, close.", no_args_is_help=True
+)
 tickets_app = typer.Typer(help="Many tickets: list.", no_args_is_help=True)
 
 AS_OPTION = typer.Option(..., "--as", help="The username acting.")
@@ -32,8 +34,10 @@ ATTACH_OPTION = typer.Option([], "--attach", help="A file to attach (repeatable,
 def checkin(
     as_user: str = AS_OPTION,
     answer: list[str] = typer.Option(  # noqa: B008
-        [], "--answer", help="FIELD=VALUE (first_name, last_name, email, phone, username, "
-        "product, notes); repeatable."
+        [],
+        "--answer",
+        help="FIELD=VALUE (first_name, last_name, email, phone, username, "
+        "product, notes); repeatable.",
     ),
     survey: str = typer.Option("checkin", "--survey", help="The survey answered."),
 ) -> None:
@@ -207,7 +211,7 @@ def ticket_show(key: str, as_json: bool = typer.Option(False, "--json")) -> None
         ticket = ops.get_ticket(session, key)
         record = ops.tickets_to_dicts(session, [ticket])[0]
         users = {u.id: u.username for u in session.exec(select(User)).all()}
-        record["comments"] = [
+        comments = [
             {
                 "at": c.created_at.isoformat(),
                 "author": users.get(c.author_id) if c.author_id else None,
@@ -215,13 +219,14 @@ def ticket_show(key: str, as_json: bool = typer.Option(False, "--json")) -> None
             }
             for c in ops.ticket_comments(session, ticket)
         ]
-        record["log"] = ticket_log(session, ticket)
+        log = ticket_log(session, ticket)
     if as_json:
-        print_json(record)
+        print_json({**record, "comments": comments, "log": log})
         return
     console.print(f"[bold]{record['key']}[/bold]  {record['title']}")
-    for label in ("status", "priority", "team", "origin_team", "owner", "customer_name",
-                  "customer_email", "customer_phone", "source", "created_at", "updated_at"):  # fmt: skip
+    labels = ("status", "priority", "team", "origin_team", "owner", "customer_name",
+              "customer_email", "customer_phone", "source", "created_at", "updated_at")  # fmt: skip
+    for label in labels:
         console.print(f"  {label:15} {record[label] or ''}", markup=False)
     data = record["data"]
     assert isinstance(data, dict)
@@ -229,11 +234,25 @@ def ticket_show(key: str, as_json: bool = typer.Option(False, "--json")) -> None
         print_table("Ticket data", ["name", "value"], data.items())
     if record["customer_comment"]:
         console.print(f"Customer comment: {record['customer_comment']}", markup=False)
-    print_table("Comments", ["at", "author", "comment"],
-                [(c["at"], c["author"], c["body"]) for c in record["comments"]])  # type: ignore[attr-defined]
-    print_table("Log", ["at", "who", "what", "from", "to"],
-                [(e["at"], e["who"], e["kind"] + (f" {e['field']}" if e["field"] else ""),
-                  e["from"], e["to"]) for e in record["log"]])  # type: ignore[attr-defined]
+    print_table(
+        "Comments",
+        ["at", "author", "comment"],
+        [(c["at"], c["author"], c["body"]) for c in comments],
+    )
+    print_table(
+        "Log",
+        ["at", "who", "what", "from", "to"],
+        [
+            (
+                e["at"],
+                e["who"],
+                f"{e['kind']} {e['field'] or ''}".strip(),
+                e["from"],
+                e["to"],
+            )
+            for e in log
+        ],
+    )
 
 
 @tickets_app.command("list")
@@ -255,8 +274,16 @@ def tickets_list(
         "Tickets",
         ["key", "title", "status", "priority", "team", "owner", "customer", "created"],
         [
-            (r["key"], r["title"], r["status"], r["priority"], r["team"], r["owner"],
-             r["customer_name"], str(r["created_at"])[:16])  # fmt: skip
+            (
+                r["key"],
+                r["title"],
+                r["status"],
+                r["priority"],
+                r["team"],
+                r["owner"],
+                r["customer_name"],
+                str(r["created_at"])[:16],
+            )  # fmt: skip
             for r in records
         ],
     )

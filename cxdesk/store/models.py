@@ -11,8 +11,21 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, LargeBinary, UniqueConstraint
+from sqlalchemy import JSON, Column, ForeignKey, Index, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
+
+# Every constraint and index gets a predictable name, the same on SQLite and PostgreSQL, so a
+# later revision can drop or change it by name (batch migrations on SQLite need the names).
+# Set before any table class below is defined: names are given when a table is built.
+# Explicitly named indexes (``ix_ticket_pull``...) keep their names.
+NAMING_CONVENTION: dict[str, str] = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+SQLModel.metadata.naming_convention = NAMING_CONVENTION
 
 
 def utcnow() -> datetime:
@@ -144,7 +157,13 @@ class SurveyResponse(SQLModel, table=True):
     survey_id: int = Field(foreign_key="survey.id", index=True)
     submitted_by_id: int | None = Field(default=None, foreign_key="user.id")
     answers: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
-    ticket_id: int | None = Field(default=None, foreign_key="ticket.id", index=True)
+    # ticket.response_id points back here: use_alter breaks the cycle, so create_all/drop_all
+    # (and table sorting) add this foreign key after both tables exist (inline on SQLite).
+    ticket_id: int | None = Field(
+        default=None,
+        index=True,
+        sa_column_args=[ForeignKey("ticket.id", use_alter=True)],
+    )
     created_at: datetime = Field(default_factory=utcnow)
 
 

@@ -72,7 +72,9 @@ def save_survey(
     problems = check_questions(questions)
     if problems:
         raise ValidationFailed({f"survey {name}": "; ".join(problems)})
-    survey = session.exec(select(Survey).where(Survey.name == name)).first() or Survey(name=name)
+    survey = session.exec(select(Survey).where(Survey.name == name)).first()
+    if survey is None:
+        survey = Survey(name=name, title=title)
     survey.title, survey.kind, survey.questions = title, kind, questions
     session.add(survey)
     session.flush()

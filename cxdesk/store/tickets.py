@@ -14,6 +14,7 @@ from pathlib import PurePath
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import case, func, update
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from cxdesk.errors import (
@@ -125,7 +126,9 @@ def get_ticket(session: Session, key: str, *, lock: bool = False) -> Ticket:
 
 def ticket_data(session: Session, ticket: Ticket) -> list[tuple[str, str]]:
     rows = session.exec(
-        select(TicketData).where(TicketData.ticket_id == ticket.id).order_by(col(TicketData.position))
+        select(TicketData)
+        .where(TicketData.ticket_id == ticket.id)
+        .order_by(col(TicketData.position))
     ).all()
     return [(row.name, row.value) for row in rows]
 
@@ -370,7 +373,7 @@ def pull_next(session: Session, *, actor: User, queue_name: str) -> Ticket:
     )
     candidate = waiting.order_by(*order).limit(1)  # type: ignore[arg-type]
     if session.get_bind().dialect.name == "postgresql":
-        candidate = candidate.with_for_update(skip_locked=True, of=Ticket)  # type: ignore[arg-type]
+        candidate = candidate.with_for_update(skip_locked=True, of=Ticket)
     now = utcnow()
     claim = (
         update(Ticket)
@@ -476,9 +479,10 @@ def update_ticket(
     ticket = get_ticket(session, key, lock=True)
     if not _can_work_on(session, actor, ticket):
         raise PermissionDenied(f"You are not on the team of {ticket.key}")
-    new_status = get_status(session, changes["status"]) if changes.get("status") else None
-    new_team = get_team(session, changes["team"]) if changes.get("team") else None
-    team_id = new_team.id if new_team else ticket.team_id
+    status_name, team_name = changes.get("status"), changes.get("team")
+    new_status = get_status(session, status_name) if status_name else None
+    new_team = get_team(session, team_name) if team_name else None
+    team_id = new_team.id if new_team and new_team.id is not None else ticket.team_id
     owner_id = ticket.owner_id
     if "owner" in changes:
         owner_name = changes["owner"]
@@ -490,16 +494,18 @@ def update_ticket(
         elif owner_id is not None and not is_member(session, _user(session, owner_id), team_id):
             owner_id = None
     if owner_id is not None and not is_member(session, _user(session, owner_id), team_id):
-        team_name = new_team.name if new_team else _team(session, team_id).name
         owner_user = _user(session, owner_id)
-        raise ValidationFailed({"owner": f"{owner_user.username} is not on team {team_name}"})
+        team_label = _team(session, team_id).name
+        raise ValidationFailed({"owner": f"{owner_user.username} is not on team {team_label}"})
 
     now = utcnow()
     if "priority" in changes and changes["priority"] != ticket.priority:
         _log_field(session, actor, ticket, "priority", ticket.priority, changes["priority"])
         ticket.priority = str(changes["priority"])
     if new_team is not None and new_team.id != ticket.team_id:
-        _log_field(session, actor, ticket, "team", _team(session, ticket.team_id).name, new_team.name)
+        _log_field(
+            session, actor, ticket, "team", _team(session, ticket.team_id).name, new_team.name
+        )
         ticket.team_id = team_id
     if owner_id != ticket.owner_id:
         old = _user(session, ticket.owner_id).username if ticket.owner_id else None
@@ -666,9 +672,7 @@ def leave_feedback(
     ticket.feedback_at = utcnow()
     session.add(ticket)
     session.flush()
-    record_event(
-        session, kind="ticket.feedback", actor=actor, ticket_id=ticket.id, to_value=rating
-    )
+    record_event(session, kind="ticket.feedback", actor=actor, ticket_id=ticket.id, to_value=rating)
     return ticket
 
 
@@ -700,7 +704,13 @@ def queue_overview(session: Session) -> list[QueueStats]:
         .subquery()
     )
     rows = session.execute(
-        select(Queue.name, Team.name, Queue.ordering, waiting.c.waiting, waiting.c.oldest)
+        sa_select(
+            col(Queue.name),
+            col(Team.name),
+            col(Queue.ordering),
+            waiting.c.waiting,
+            waiting.c.oldest,
+        )
         .join(Team, col(Team.id) == col(Queue.team_id))
         .outerjoin(waiting, waiting.c.team_id == col(Queue.team_id))
         .order_by(col(Queue.name))
