@@ -93,7 +93,9 @@ class SeedProblems(DeskError):
 
     def __init__(self, path: str, problems: list[str]):
         self.problems = problems
-        super().__init__(f"{path}: {len(problems)} problem(s), nothing applied:\n  " + "\n  ".join(problems))
+        super().__init__(
+            f"{path}: {len(problems)} problem(s), nothing applied:\n  " + "\n  ".join(problems)
+        )
 
 
 def read_seed(path: Path) -> tuple[dict[str, Any], str]:
@@ -167,7 +169,9 @@ def shape_problems(data: dict[str, Any], text: str) -> list[str]:
     return problems
 
 
-def apply_seed(session: Session, data: dict[str, Any], text: str, *, path: str = "seed") -> SeedReport:
+def apply_seed(
+    session: Session, data: dict[str, Any], text: str, *, path: str = "seed"
+) -> SeedReport:
     """Check and apply ``data`` in the caller's transaction; raise SeedProblems if anything
     is wrong (the caller's rollback then leaves the desk untouched)."""
     problems = shape_problems(data, text)
@@ -358,8 +362,16 @@ def _apply_escalation_rule(session: Session, entry: dict[str, Any]) -> bool:
     if not (entry.get("recipient_user") or entry.get("recipient_team")):
         raise DeskError("needs recipient_user or recipient_team")
     team = directory.get_team(session, entry["team"]) if entry.get("team") else None
-    user = directory.get_user(session, entry["recipient_user"]) if entry.get("recipient_user") else None
-    rteam = directory.get_team(session, entry["recipient_team"]) if entry.get("recipient_team") else None
+    user = (
+        directory.get_user(session, entry["recipient_user"])
+        if entry.get("recipient_user")
+        else None
+    )
+    rteam = (
+        directory.get_team(session, entry["recipient_team"])
+        if entry.get("recipient_team")
+        else None
+    )
     values = {
         "survey_name": entry.get("survey"),
         "team_id": team.id if team else None,

@@ -58,7 +58,9 @@ def ticket_spec_problems(spec: Mapping[str, Any], questions: Iterable[str] | Non
     problems = [f"unknown key {key!r}" for key in spec if key not in TICKET_TASK_KEYS]
     for key in ("title", "customer_name", "customer_email", "customer_phone"):
         if key in spec:
-            problems += [f"{key}: {p}" for p in template_problems(str(spec[key]), questions=questions)]
+            problems += [
+                f"{key}: {p}" for p in template_problems(str(spec[key]), questions=questions)
+            ]
     data = spec.get("data", [])
     if not isinstance(data, list) or not all(
         isinstance(pair, list | tuple) and len(pair) == 2 for pair in data
@@ -66,7 +68,9 @@ def ticket_spec_problems(spec: Mapping[str, Any], questions: Iterable[str] | Non
         problems.append("data must be a list of [name, value template] pairs")
     else:
         for name, value in data:
-            problems += [f"data {name}: {p}" for p in template_problems(str(value), questions=questions)]
+            problems += [
+                f"data {name}: {p}" for p in template_problems(str(value), questions=questions)
+            ]
     return problems
 
 
@@ -97,9 +101,7 @@ def run_create_ticket(
     return create_ticket(session, actor=None, draft=draft)
 
 
-def run_task(
-    session: Session, task: Mapping[str, Any], context: PipeContext, event: Event
-) -> None:
+def run_task(session: Session, task: Mapping[str, Any], context: PipeContext, event: Event) -> None:
     kind = task.get("type")
     if kind == "create_ticket":
         run_create_ticket(session, task, context, event)
