@@ -117,14 +117,16 @@ def _entry_lines(text: str, section: str) -> list[int]:
 
 def _where(text: str, section: str, index: int, entry: Any) -> str:
     lines = _entry_lines(text, section)
-    name = entry.get("name") or entry.get("username") if isinstance(entry, dict) else None
+    name = (entry.get("username") or entry.get("name")) if isinstance(entry, dict) else None
     label = f"{section}[{index + 1}]" + (f" ({name})" if name else "")
     return f"line {lines[index]}: {label}" if index < len(lines) else label
 
 
-def shape_problems(data: dict[str, Any], text: str) -> list[str]:
-    """Wrong types, missing keys, unknown sections and duplicate names."""
+def shape_problems(data: dict[str, Any], text: str) -> tuple[list[str], set[tuple[str, int]]]:
+    """Wrong types, missing keys, unknown sections and duplicate names; and which entries
+    (section, index) are too malformed to go further."""
     problems: list[str] = []
+    malformed: set[tuple[str, int]] = set()
     for section in data:
         if section not in SCHEMA and section != "desk":
             problems.append(f"unknown section [{section}] (known: desk, {', '.join(SCHEMA)})")
@@ -145,8 +147,10 @@ def shape_problems(data: dict[str, Any], text: str) -> list[str]:
         names: Counter[str] = Counter()
         for index, entry in enumerate(entries):
             where = _where(text, section, index, entry)
+            before = len(problems)
             if not isinstance(entry, dict):
                 problems.append(f"{where}: must be a table")
+                malformed.add((section, index))
                 continue
             for key, (kind, required) in schema.items():
                 if key not in entry:
@@ -166,22 +170,30 @@ def shape_problems(data: dict[str, Any], text: str) -> list[str]:
                 names[name] += 1
                 if names[name] == 2:
                     problems.append(f"{where}: duplicate name {name!r} in [[{section}]]")
-    return problems
+            if len(problems) > before:
+                malformed.add((section, index))
+    return problems, malformed
 
 
 def apply_seed(
     session: Session, data: dict[str, Any], text: str, *, path: str = "seed"
 ) -> SeedReport:
-    """Check and apply ``data`` in the caller's transaction; raise SeedProblems if anything
-    is wrong (the caller's rollback then leaves the desk untouched)."""
-    problems = shape_problems(data, text)
-    if problems:
-        raise SeedProblems(path, problems)
+    """Check and apply ``data`` in the caller's transaction; raise SeedProblems listing every
+    problem if anything is wrong (the caller's rollback then leaves the desk untouched).
+
+    Entries with a wrong shape are reported and skipped; the rest are still applied (inside
+    the doomed transaction) so that their own problems, such as an unknown team, are listed
+    in the same run.
+    """
+    problems, malformed = shape_problems(data, text)
+    sections = data if all(isinstance(data.get(s, []), list) for s in SCHEMA) else {}
+    desk = data.get("desk", {}) if isinstance(data.get("desk", {}), dict) else {}
     report = SeedReport()
     directory.ensure_builtin_statuses(session)
     for key in ("ticket_prefix", "phone_region"):
-        if key in data.get("desk", {}) and directory.get_setting(session, key) != data["desk"][key]:
-            directory.set_setting(session, key, data["desk"][key])
+        value = desk.get(key)
+        if isinstance(value, str) and directory.get_setting(session, key) != value:
+            directory.set_setting(session, key, value)
     appliers = [
         ("teams", _apply_team),
         ("users", _apply_user),
@@ -193,7 +205,9 @@ def apply_seed(
         ("escalation_rules", _apply_escalation_rule),
     ]
     for section, apply in appliers:
-        for index, entry in enumerate(data.get(section, [])):
+        for index, entry in enumerate(sections.get(section, [])):
+            if (section, index) in malformed:
+                continue
             try:
                 if apply(session, entry):
                     report.created[section] += 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from functools import cache
@@ -12,6 +13,7 @@ from typing import Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy import Engine
 from sqlmodel import Session
 
@@ -22,8 +24,11 @@ from cxdesk.store.directory import get_user
 from cxdesk.store.migrate import current_revision, head_revision
 from cxdesk.store.models import User
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+# Markup off: names and comments are shown exactly as typed, "[red]" and all. When piped, a
+# wide console keeps table cells (emails, titles) whole for scripts and logs.
+_PIPED_WIDTH = None if sys.stdout.isatty() else 200
+console = Console(highlight=False, markup=False, width=_PIPED_WIDTH)
+err_console = Console(stderr=True, highlight=False, markup=False)
 
 
 @cache
@@ -70,7 +75,7 @@ def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]
     for column in columns:
         table.add_column(column)
     for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row))
+        table.add_row(*(Text("" if v is None else str(v)) for v in row))
     console.print(table)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import typer
+from sqlalchemy.exc import SQLAlchemyError
 
 from cxdesk.cli import directory, setup, tickets, workflows
 from cxdesk.cli.common import err_console
@@ -40,7 +41,14 @@ def main() -> None:
     try:
         app()
     except DeskError as exc:
-        err_console.print(f"Error: {exc}", markup=False, soft_wrap=True)
+        err_console.print(f"Error: {exc}", soft_wrap=True)
+        sys.exit(1)
+    except (SQLAlchemyError, OSError) as exc:
+        # The desk database is missing, unreachable, not a database, or its folder is not
+        # writable: the user's setup, not a bug, so one line (the driver's first line).
+        reason = getattr(exc, "orig", None) or exc
+        first = (str(reason).strip().splitlines() or [type(exc).__name__])[0]
+        err_console.print(f"Error: Cannot use the desk database: {first}", soft_wrap=True)
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.text import Text
 from sqlmodel import Session, col, select
 
 from cxdesk.cli.common import (
@@ -64,6 +65,9 @@ def read_attachments(paths: list[Path]) -> list[ops.NewAttachment]:
     items = []
     for path in paths:
         try:
+            size = path.stat().st_size
+            if size > ops.MAX_ATTACHMENT_BYTES:
+                raise DeskError(f"{path.name}: is {size // 1024} KB; the limit is 500 KB")
             with path.open("rb") as handle:
                 content = handle.read(ops.MAX_ATTACHMENT_BYTES + 1)
         except OSError as exc:
@@ -223,7 +227,7 @@ def ticket_show(key: str, as_json: bool = typer.Option(False, "--json")) -> None
     if as_json:
         print_json({**record, "comments": comments, "log": log})
         return
-    console.print(f"[bold]{record['key']}[/bold]  {record['title']}")
+    console.print(Text.assemble((str(record["key"]), "bold"), "  ", str(record["title"])))
     labels = ("status", "priority", "team", "origin_team", "owner", "customer_name",
               "customer_email", "customer_phone", "source", "created_at", "updated_at")  # fmt: skip
     for label in labels:

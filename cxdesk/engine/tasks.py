@@ -14,7 +14,15 @@ from sqlmodel import Session, select
 
 from cxdesk.engine.piped import PipeContext, render, template_problems
 from cxdesk.errors import NotFound
-from cxdesk.store.models import Event, Source, Survey, SurveyResponse, Ticket, TicketTemplate
+from cxdesk.store.models import (
+    Event,
+    Source,
+    Survey,
+    SurveyResponse,
+    Ticket,
+    TicketTemplate,
+    User,
+)
 from cxdesk.store.tickets import TicketDraft, create_ticket
 
 TASK_TYPES = ("create_ticket",)
@@ -98,7 +106,8 @@ def run_create_ticket(
         channel=str(spec["channel"]),
         response_id=response.id if response else None,
     )
-    return create_ticket(session, actor=None, draft=draft)
+    submitter = session.get(User, response.submitted_by_id) if response else None
+    return create_ticket(session, actor=submitter, draft=draft)
 
 
 def run_task(session: Session, task: Mapping[str, Any], context: PipeContext, event: Event) -> None:

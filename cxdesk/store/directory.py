@@ -84,6 +84,8 @@ def add_user(
         errors["username"] = "must be 1-64 characters without spaces"
     if not name.strip():
         errors["name"] = "is required"
+    elif len(name.strip()) > 200:
+        errors["name"] = "must be at most 200 characters"
     try:
         email = validate_email(email, check_deliverability=False).normalized
     except EmailNotValidError as exc:

@@ -261,7 +261,7 @@ def create_ticket(session: Session, *, actor: User | None, draft: TicketDraft) -
         team_id=team.id,
         owner_id=owner.id if owner else None,
         requester_id=actor.id if actor and draft.source == Source.manual else None,
-        customer_name=draft.customer_name.strip(),
+        customer_name=draft.customer_name.strip()[:200],
         customer_email=draft.customer_email.strip(),
         customer_phone=draft.customer_phone.strip(),
         customer_comment=draft.customer_comment,
@@ -322,6 +322,8 @@ def create_manual_ticket(
         errors["comment"] = "is required"
     if priority not in Priority.__members__:
         errors["priority"] = f"must be one of {', '.join(Priority)}"
+    if len(customer_name.strip()) > 200:
+        errors["customer_name"] = "must be at most 200 characters"
     if errors:
         raise ValidationFailed(errors)
     if owner is None:
