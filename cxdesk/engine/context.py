@@ -39,9 +39,13 @@ def ticket_fields(session: Session, ticket: Ticket) -> dict[str, str]:
     }
 
 
-def context_for_event(session: Session, event: Event) -> PipeContext:
-    """Everything the event's workflows may read: its ticket and its survey response."""
-    ticket = session.get(Ticket, event.ticket_id) if event.ticket_id else None
+def context_for_event(
+    session: Session, event: Event, *, ticket_id: int | None = None
+) -> PipeContext:
+    """Everything the event's workflows may read: its ticket (or ``ticket_id``, a ticket a
+    task just created for it) and its survey response."""
+    ticket_id = ticket_id or event.ticket_id
+    ticket = session.get(Ticket, ticket_id) if ticket_id else None
     response_id = event.response_id or (ticket.response_id if ticket else None)
     response = session.get(SurveyResponse, response_id) if response_id else None
     embedded = {

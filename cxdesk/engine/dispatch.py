@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 
 from cxdesk.engine.conditions import evaluate
 from cxdesk.engine.context import context_for_event, resolver
-from cxdesk.engine.tasks import run_task
+from cxdesk.engine.tasks import TaskRun, run_task
 from cxdesk.errors import DeskError
 from cxdesk.store.db import transaction
 from cxdesk.store.events import take_pending_events
@@ -53,8 +53,10 @@ def dispatch_event(session: Session, event: Event) -> list[str]:
         session.add(WorkflowRun(workflow_id=workflow.id, event_id=event.id, matched=hit))
         session.flush()
         if hit:
+            run = TaskRun(event=event, workflow_id=workflow.id, context=context,
+                          ticket_id=event.ticket_id)  # fmt: skip
             for task in workflow.tasks:
-                run_task(session, task, context, event)
+                run_task(session, task, run)
             matched.append(workflow.name)
     event.dispatched_at = utcnow()
     session.add(event)

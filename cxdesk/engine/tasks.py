@@ -1,19 +1,32 @@
 """Workflow tasks: what a matched workflow does, in order.
 
-Implemented: ``create_ticket`` (optionally from a named ticket template). The email, SMS,
-status, escalate and comment tasks are listed in ``PLANNED_TASKS`` and refused when a workflow
-is saved until they exist, so a seed can never promise an action that silently does nothing.
+- ``create_ticket``: a ticket from a title template, team, priority, the comment question and
+  an ordered ticket-data mapping; optionally from a named ticket template. Tasks after it in
+  the same workflow act on (and pipe from) the new ticket.
+- ``send_email`` (to, from, reply_to, subject, body, delay_minutes) and ``send_sms`` (to, body,
+  delay_minutes): rendered now, queued in the outbox in this transaction.
+- ``change_status`` (status, optional comment), ``escalate`` (optional comment), ``comment``
+  (body): act on the event's ticket as the desk itself.
+
+Every template is checked when the workflow is saved: an unknown placeholder is refused then,
+never left as a blank at send time.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from sqlmodel import Session, select
 
+from cxdesk.engine.context import context_for_event
+from cxdesk.engine.outbox import enqueue
 from cxdesk.engine.piped import PipeContext, render, template_problems
-from cxdesk.errors import NotFound
+from cxdesk.errors import DeskError, NotFound
+from cxdesk.store.directory import get_status
+from cxdesk.store.events import record_event
 from cxdesk.store.models import (
     Event,
     Source,
@@ -23,16 +36,35 @@ from cxdesk.store.models import (
     TicketTemplate,
     User,
 )
-from cxdesk.store.tickets import TicketDraft, create_ticket
+from cxdesk.store.tickets import TicketDraft, change_status, create_ticket, write_comment
 
-TASK_TYPES = ("create_ticket",)
-PLANNED_TASKS = ("send_email", "send_sms", "change_status", "escalate", "comment")
+TASK_TYPES = ("create_ticket", "send_email", "send_sms", "change_status", "escalate", "comment")
 
-# Keys a create_ticket task (or the ticket template it names) may set.
-TICKET_TASK_KEYS = {
-    "type", "template", "team", "priority", "status", "title", "comment_question", "data",
-    "tags", "customer_name", "customer_email", "customer_phone", "channel",
+# Keys each task type may carry; the templated ones are checked for placeholders on save.
+TASK_KEYS: dict[str, set[str]] = {
+    "create_ticket": {
+        "type", "template", "team", "priority", "status", "title", "comment_question", "data",
+        "tags", "customer_name", "customer_email", "customer_phone", "channel",
+    },
+    "send_email": {"type", "to", "from", "reply_to", "subject", "body", "delay_minutes"},
+    "send_sms": {"type", "to", "body", "delay_minutes"},
+    "change_status": {"type", "status", "comment"},
+    "escalate": {"type", "comment"},
+    "comment": {"type", "body"},
 }  # fmt: skip
+TEMPLATED_KEYS = {
+    "send_email": ("to", "from", "reply_to", "subject", "body"),
+    "send_sms": ("to", "body"),
+    "change_status": ("comment",),
+    "escalate": ("comment",),
+    "comment": ("body",),
+}
+REQUIRED_KEYS = {
+    "send_email": ("to", "subject", "body"),
+    "send_sms": ("to", "body"),
+    "change_status": ("status",),
+    "comment": ("body",),
+}
 TICKET_DEFAULTS: dict[str, Any] = {
     "priority": "medium",
     "status": "new",
@@ -43,6 +75,19 @@ TICKET_DEFAULTS: dict[str, Any] = {
     "tags": [],
     "channel": "in_person",
 }
+
+
+@dataclass
+class TaskRun:
+    """One workflow's run for one event: what its tasks act on and pipe from."""
+
+    event: Event
+    workflow_id: int | None
+    context: PipeContext
+    ticket_id: int | None
+
+
+# -- create_ticket ----------------------------------------------------------------------------
 
 
 def get_ticket_template(session: Session, name: str) -> TicketTemplate:
@@ -62,8 +107,9 @@ def ticket_spec(session: Session, task: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def ticket_spec_problems(spec: Mapping[str, Any], questions: Iterable[str] | None) -> list[str]:
-    """Problems with a create_ticket spec: unknown keys, bad placeholders, missing parts."""
-    problems = [f"unknown key {key!r}" for key in spec if key not in TICKET_TASK_KEYS]
+    """Problems with a create_ticket spec: unknown keys, bad placeholders, bad data mapping."""
+    allowed = TASK_KEYS["create_ticket"]
+    problems = [f"unknown key {key!r}" for key in spec if key not in allowed]
     for key in ("title", "customer_name", "customer_email", "customer_phone"):
         if key in spec:
             problems += [
@@ -82,10 +128,9 @@ def ticket_spec_problems(spec: Mapping[str, Any], questions: Iterable[str] | Non
     return problems
 
 
-def run_create_ticket(
-    session: Session, task: Mapping[str, Any], context: PipeContext, event: Event
-) -> Ticket:
+def run_create_ticket(session: Session, task: Mapping[str, Any], run: TaskRun) -> Ticket:
     spec = ticket_spec(session, task)
+    context, event = run.context, run.event
     response = session.get(SurveyResponse, event.response_id) if event.response_id else None
     survey = session.get(Survey, response.survey_id) if response else None
     comment = ""
@@ -110,29 +155,107 @@ def run_create_ticket(
     return create_ticket(session, actor=submitter, draft=draft)
 
 
-def run_task(session: Session, task: Mapping[str, Any], context: PipeContext, event: Event) -> None:
+# -- messages and ticket changes --------------------------------------------------------------
+
+
+def _delay(task: Mapping[str, Any]) -> timedelta:
+    return timedelta(minutes=float(task.get("delay_minutes", 0) or 0))
+
+
+def _queue_message(session: Session, task: Mapping[str, Any], run: TaskRun, channel: str) -> None:
+    context = run.context
+    to = render(str(task["to"]), context, header=True).strip()
+    if not to:
+        record_event(
+            session,
+            kind="message.skipped",
+            actor=None,
+            ticket_id=run.ticket_id,
+            field_name=channel,
+            detail=f"no recipient for {task['to']}",
+            triggers_workflows=False,
+        )
+        return
+    enqueue(
+        session,
+        channel=channel,
+        to=to,
+        subject=render(str(task["subject"]), context, header=True) if channel == "email" else None,
+        body=render(str(task["body"]), context),
+        from_addr=render(str(task.get("from", "")), context, header=True) or None,
+        reply_to=render(str(task.get("reply_to", "")), context, header=True) or None,
+        ticket_id=run.ticket_id,
+        event_id=run.event.id,
+        workflow_id=run.workflow_id,
+        delay=_delay(task),
+    )
+
+
+def _ticket(session: Session, run: TaskRun, kind: str) -> Ticket:
+    ticket = session.get(Ticket, run.ticket_id) if run.ticket_id else None
+    if ticket is None:
+        raise DeskError(
+            f"Workflow task {kind!r} needs a ticket, and event {run.event.kind} has none"
+        )
+    return ticket
+
+
+def run_task(session: Session, task: Mapping[str, Any], run: TaskRun) -> None:
+    """Run one task; after ``create_ticket`` the run acts on the new ticket."""
     kind = task.get("type")
     if kind == "create_ticket":
-        run_create_ticket(session, task, context, event)
-        return
-    raise NotFound(f"Workflow task type {kind!r} is not available")
+        ticket = run_create_ticket(session, task, run)
+        run.ticket_id = ticket.id
+        run.context = context_for_event(session, run.event, ticket_id=ticket.id)
+    elif kind in ("send_email", "send_sms"):
+        _queue_message(session, task, run, "email" if kind == "send_email" else "sms")
+    elif kind in ("change_status", "escalate"):
+        ticket = _ticket(session, run, kind)
+        status = get_status(session, "escalated" if kind == "escalate" else str(task["status"]))
+        change_status(session, None, ticket, status)
+        if task.get("comment"):
+            write_comment(session, None, ticket, render(str(task["comment"]), run.context), [])
+    elif kind == "comment":
+        ticket = _ticket(session, run, kind)
+        write_comment(session, None, ticket, render(str(task["body"]), run.context), [])
+    else:
+        raise NotFound(f"Workflow task type {kind!r} is not available")
 
 
 def task_problems(
     session: Session, task: Mapping[str, Any], questions: Iterable[str] | None
 ) -> list[str]:
+    """Everything wrong with one task definition, checked when its workflow is saved."""
     kind = task.get("type")
-    if kind in PLANNED_TASKS:
-        return [f"task type {kind!r} is not available yet"]
     if kind not in TASK_TYPES:
         return [f"unknown task type {kind!r} (known: {', '.join(TASK_TYPES)})"]
-    try:
-        spec = ticket_spec(session, task)
-    except NotFound as exc:
-        return [str(exc)]
-    problems = ticket_spec_problems(spec, questions)
-    if not spec.get("title"):
-        problems.append("create_ticket needs a title (in the task or its template)")
-    if not spec.get("team"):
-        problems.append("create_ticket needs a team")
+    if kind == "create_ticket":
+        try:
+            spec = ticket_spec(session, task)
+        except NotFound as exc:
+            return [str(exc)]
+        problems = ticket_spec_problems(spec, questions)
+        if not spec.get("title"):
+            problems.append("create_ticket needs a title (in the task or its template)")
+        if not spec.get("team"):
+            problems.append("create_ticket needs a team")
+        return problems
+    problems = [f"unknown key {key!r}" for key in task if key not in TASK_KEYS[str(kind)]]
+    problems += [
+        f"{kind} needs {key}" for key in REQUIRED_KEYS.get(str(kind), ()) if not task.get(key)
+    ]
+    for key in TEMPLATED_KEYS[str(kind)]:
+        if key in task:
+            problems += [
+                f"{key}: {p}" for p in template_problems(str(task[key]), questions=questions)
+            ]
+    if "delay_minutes" in task:
+        delay = task["delay_minutes"]
+        if isinstance(delay, bool) or not isinstance(delay, int | float) or delay < 0:
+            problems.append("delay_minutes must be a number of minutes, 0 or more")
+    if kind == "change_status" and task.get("status"):
+        try:
+            get_status(session, str(task["status"]))
+        except NotFound as exc:
+            problems.append(str(exc))
     return problems

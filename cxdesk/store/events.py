@@ -25,7 +25,10 @@ def record_event(
     from_value: object = None,
     to_value: object = None,
     detail: str | None = None,
+    triggers_workflows: bool = True,
 ) -> Event:
+    """Write one log line; ``triggers_workflows=False`` for bookkeeping no workflow handles
+    (delivery attempts), which is then marked dispatched at once."""
     event = Event(
         kind=kind,
         actor_id=actor.id if actor else None,
@@ -36,9 +39,12 @@ def record_event(
         to_value=None if to_value is None else str(to_value),
         detail=detail,
     )
+    if not triggers_workflows:
+        event.dispatched_at = event.created_at
     session.add(event)
     session.flush()
-    session.info.setdefault(PENDING_KEY, []).append(event.id)
+    if triggers_workflows:
+        session.info.setdefault(PENDING_KEY, []).append(event.id)
     return event
 
 

@@ -405,14 +405,16 @@ def pull_next(session: Session, *, actor: User, queue_name: str) -> Ticket:
         detail=queue.name,
     )
     if ticket.status == "new":
-        _change_status(session, actor, ticket, get_status(session, "open"))
+        change_status(session, actor, ticket, get_status(session, "open"))
     return ticket
 
 
 # -- updating ---------------------------------------------------------------------------------
 
 
-def _change_status(session: Session, actor: User | None, ticket: Ticket, status: Status) -> None:
+def change_status(session: Session, actor: User | None, ticket: Ticket, status: Status) -> None:
+    """Set the status with its timestamps and events; no permission check (callers do it,
+    or it is the workflow engine acting for the desk)."""
     old = ticket.status
     if old == status.name:
         return
@@ -526,8 +528,8 @@ def update_ticket(
     session.add(ticket)
     session.flush()
     if new_status is not None:
-        _change_status(session, actor, ticket, new_status)
-    _write_comment(session, actor, ticket, comment, attachments)
+        change_status(session, actor, ticket, new_status)
+    write_comment(session, actor, ticket, comment, attachments)
     return ticket
 
 
@@ -577,7 +579,7 @@ def _check_attachments(attachments: Sequence[NewAttachment]) -> None:
         raise ValidationFailed(errors)
 
 
-def _write_comment(
+def write_comment(
     session: Session,
     actor: User | None,
     ticket: Ticket,
@@ -633,7 +635,7 @@ def add_comment(
         _require_staff(actor, "comment on tickets")
         if not _can_work_on(session, actor, ticket):
             raise PermissionDenied(f"You are not on the team of {ticket.key}")
-    return _write_comment(session, actor, ticket, body, attachments)
+    return write_comment(session, actor, ticket, body, attachments)
 
 
 def ticket_comments(session: Session, ticket: Ticket) -> Sequence[Comment]:
@@ -652,7 +654,7 @@ def close_by_requester(session: Session, *, actor: User, key: str) -> Ticket:
         raise PermissionDenied(f"Only the person who submitted {ticket.key} can close it")
     if status_category(session, ticket.status) != StatusCategory.open:
         raise Conflict(CLOSED_MESSAGE)
-    _change_status(session, actor, ticket, get_status(session, "closed"))
+    change_status(session, actor, ticket, get_status(session, "closed"))
     return ticket
 
 

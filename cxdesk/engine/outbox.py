@@ -1,0 +1,250 @@
+"""The durable outbox: every email and SMS a workflow sends, from queued to sent (or dead).
+
+A row is written by ``enqueue`` in the same transaction as the event that caused it, so a
+message exists exactly when its cause committed. Workers ``claim_due`` rows atomically (like a
+ticket pull: ``UPDATE ... RETURNING``, ``FOR UPDATE SKIP LOCKED`` on PostgreSQL) by setting a
+lease (``claimed_until``); the status stays ``pending``/``failed`` while claimed, so a worker
+that dies simply lets the lease run out and another takes the row over. ``record_result``
+closes the row only if the lease is still the one the worker took, and logs the attempt on
+the ticket.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.utils import parseaddr
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Engine, or_, update
+from sqlmodel import Session, col, select
+
+from cxdesk.errors import Conflict, NotFound, ValidationFailed
+from cxdesk.store.db import transaction
+from cxdesk.store.events import record_event
+from cxdesk.store.models import OutboxMessage, Ticket, utcnow
+
+if TYPE_CHECKING:
+    from cxdesk.engine.channels import DeliveryResult
+
+CHANNELS = ("email", "sms")
+STATUSES = ("pending", "sent", "failed", "dead")
+MAX_ATTEMPTS = 6
+LEASE = timedelta(minutes=2)
+BACKOFF_BASE = timedelta(seconds=30)
+BACKOFF_CAP = timedelta(hours=1)
+
+
+def backoff(attempts: int) -> timedelta:
+    """Wait before attempt ``attempts + 1``: 30 s, 1 min, 2 min, ... at most an hour."""
+    return min(BACKOFF_BASE * (2 ** max(0, attempts - 1)), BACKOFF_CAP)
+
+
+def enqueue(
+    session: Session,
+    *,
+    channel: str,
+    to: str,
+    body: str,
+    subject: str | None = None,
+    from_addr: str | None = None,
+    reply_to: str | None = None,
+    ticket_id: int | None = None,
+    event_id: int | None = None,
+    workflow_id: int | None = None,
+    delay: timedelta = timedelta(0),
+) -> OutboxMessage:
+    """Queue one message in the caller's transaction (it commits with its cause)."""
+    if channel not in CHANNELS:
+        raise ValidationFailed({"channel": f"must be one of {', '.join(CHANNELS)}"})
+    message = OutboxMessage(
+        channel=channel,
+        to_addr=to,
+        from_addr=from_addr or None,
+        reply_to=reply_to or None,
+        subject=subject,
+        body=body,
+        ticket_id=ticket_id,
+        event_id=event_id,
+        workflow_id=workflow_id,
+        due_at=utcnow() + delay,
+    )
+    session.add(message)
+    session.flush()
+    record_event(
+        session,
+        kind="message.queued",
+        actor=None,
+        ticket_id=ticket_id,
+        field_name=channel,
+        to_value=to,
+        detail=f"outbox #{message.id}" + (f", due in {delay}" if delay else ""),
+        triggers_workflows=False,
+    )
+    return message
+
+
+def message_id_for(message: OutboxMessage, mail_from: str) -> str:
+    """A deterministic Message-ID per outbox row, so a repeat can be recognised."""
+    domain = parseaddr(mail_from)[1].rpartition("@")[2] or "cxdesk.invalid"
+    stamp = int(message.created_at.timestamp())
+    return f"<cxdesk.outbox.{message.id}.{stamp}@{domain}>"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Rows one worker took, and the lease that proves they are still its own."""
+
+    messages: list[OutboxMessage]
+    lease_until: datetime
+
+
+def claim_due(
+    engine: Engine, *, channel: str, limit: int = 50, now: datetime | None = None
+) -> Claim:
+    """Take up to ``limit`` due rows of one channel for this worker, atomically."""
+    now = now or utcnow()
+    lease_until = now + LEASE
+    with transaction(engine) as session:
+        due = (
+            select(OutboxMessage.id)
+            .where(
+                OutboxMessage.channel == channel,
+                col(OutboxMessage.status).in_(("pending", "failed")),
+                OutboxMessage.due_at <= now,
+                or_(
+                    col(OutboxMessage.claimed_until).is_(None),
+                    col(OutboxMessage.claimed_until) < now,
+                ),
+            )
+            .order_by(col(OutboxMessage.due_at), col(OutboxMessage.id))
+            .limit(limit)
+        )
+        if session.get_bind().dialect.name == "postgresql":
+            due = due.with_for_update(skip_locked=True)
+        claimed_ids = (
+            session.execute(
+                update(OutboxMessage)
+                .where(col(OutboxMessage.id).in_(due.scalar_subquery()))
+                .values(claimed_until=lease_until, attempts=OutboxMessage.attempts + 1)
+                .returning(col(OutboxMessage.id))
+            )
+            .scalars()
+            .all()
+        )
+        rows = session.exec(
+            select(OutboxMessage)
+            .where(col(OutboxMessage.id).in_(claimed_ids))
+            .order_by(col(OutboxMessage.due_at), col(OutboxMessage.id))
+            .execution_options(populate_existing=True)
+        ).all()
+    return Claim(messages=list(rows), lease_until=lease_until)
+
+
+def record_result(engine: Engine, claim: Claim, result: DeliveryResult) -> bool:
+    """Close one claimed row with its delivery result; False if the lease was lost."""
+    with transaction(engine) as session:
+        message = session.exec(
+            select(OutboxMessage)
+            .where(
+                OutboxMessage.id == result.outbox_id,
+                OutboxMessage.claimed_until == claim.lease_until,
+            )
+            .with_for_update()
+        ).first()
+        if message is None:
+            return False  # another worker took it over after our lease ran out
+        now = utcnow()
+        message.claimed_until = None
+        if result.ok:
+            message.status, message.sent_at = "sent", now
+            message.provider_id, message.last_error = result.provider_id, None
+            kind, detail = "message.sent", result.provider_id
+        else:
+            message.last_error = (result.error or "unknown error").splitlines()[0][:500]
+            if result.permanent or message.attempts >= MAX_ATTEMPTS:
+                message.status, kind = "dead", "message.dead"
+            else:
+                message.status, kind = "failed", "message.failed"
+                message.due_at = now + backoff(message.attempts)
+            detail = f"attempt {message.attempts}: {message.last_error}"
+        session.add(message)
+        session.flush()
+        record_event(
+            session,
+            kind=kind,
+            actor=None,
+            ticket_id=message.ticket_id,
+            field_name=message.channel,
+            to_value=message.to_addr,
+            detail=f"outbox #{message.id} {detail or ''}".strip(),
+            triggers_workflows=False,
+        )
+        return True
+
+
+def list_outbox(
+    session: Session, *, status: str | None = None, limit: int = 500
+) -> Sequence[OutboxMessage]:
+    statement = select(OutboxMessage)
+    if status:
+        if status not in STATUSES:
+            raise ValidationFailed({"status": f"must be one of {', '.join(STATUSES)}"})
+        statement = statement.where(OutboxMessage.status == status)
+    return session.exec(statement.order_by(col(OutboxMessage.id)).limit(limit)).all()
+
+
+def outbox_to_dicts(session: Session, rows: Sequence[OutboxMessage]) -> list[dict[str, object]]:
+    ticket_ids = {r.ticket_id for r in rows if r.ticket_id is not None}
+    keys = (
+        dict(
+            session.exec(select(Ticket.id, Ticket.key).where(col(Ticket.id).in_(ticket_ids))).all()
+        )
+        if ticket_ids
+        else {}
+    )
+    return [
+        {
+            "id": r.id,
+            "channel": r.channel,
+            "ticket": keys.get(r.ticket_id) if r.ticket_id else None,
+            "to": r.to_addr,
+            "subject": r.subject,
+            "body": r.body,
+            "status": r.status,
+            "attempts": r.attempts,
+            "due_at": r.due_at.isoformat(),
+            "last_error": r.last_error,
+            "provider_id": r.provider_id,
+            "sent_at": r.sent_at.isoformat() if r.sent_at else None,
+        }
+        for r in rows
+    ]
+
+
+def retry(session: Session, *, outbox_id: int) -> OutboxMessage:
+    """Make a failed or dead row due now, with a fresh count of attempts."""
+    message = session.exec(
+        select(OutboxMessage).where(OutboxMessage.id == outbox_id).with_for_update()
+    ).first()
+    if message is None:
+        raise NotFound(f"No outbox message #{outbox_id}")
+    if message.status not in ("failed", "dead"):
+        raise Conflict(f"Outbox message #{outbox_id} is {message.status}; only failed or dead "
+                       "messages can be retried")  # fmt: skip
+    message.status, message.due_at, message.attempts = "pending", utcnow(), 0
+    message.claimed_until = None
+    session.add(message)
+    session.flush()
+    record_event(
+        session,
+        kind="message.retry",
+        actor=None,
+        ticket_id=message.ticket_id,
+        field_name=message.channel,
+        to_value=message.to_addr,
+        detail=f"outbox #{message.id} due now",
+        triggers_workflows=False,
+    )
+    return message
