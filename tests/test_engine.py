@@ -134,11 +134,13 @@ def test_saving_a_workflow_with_an_unknown_placeholder_is_refused(desk: Engine) 
             tasks=[{"type": "create_ticket", "team": "360", "title": "${q://colour}"}],
         )  # fmt: skip
     assert "Bad" in str(failure.value)
-    with pytest.raises(ValidationFailed, match="send_email needs to") as failure:
-        with transaction(desk) as s:
-            save_workflow(s, actor=None, name="Mail", event="ticket.created",
-                          tasks=[{"type": "send_email", "subject": "${tck://Field/ownr}",
-                                  "delay_minutes": -1, "cc": "x"}])  # fmt: skip
+    with (
+        pytest.raises(ValidationFailed, match="send_email needs to") as failure,
+        transaction(desk) as s,
+    ):
+        save_workflow(s, actor=None, name="Mail", event="ticket.created",
+                      tasks=[{"type": "send_email", "subject": "${tck://Field/ownr}",
+                              "delay_minutes": -1, "cc": "x"}])  # fmt: skip
     message = str(failure.value)
     for problem in ("unknown ticket field", "delay_minutes", "unknown key 'cc'", "needs body"):
         assert problem in message

@@ -54,7 +54,7 @@ def due_for_rule(session: Session, rule: EscalationRule, now: datetime) -> list[
         )
     statement = statement.order_by(col(Ticket.created_at)).limit(200)
     if session.get_bind().dialect.name == "postgresql":
-        statement = statement.with_for_update(skip_locked=True, of=Ticket)  # type: ignore[arg-type]
+        statement = statement.with_for_update(skip_locked=True, of=Ticket)
     return list(session.exec(statement).all())
 
 
