@@ -6,7 +6,6 @@ import json
 import os
 import sys
 from collections.abc import Iterable, Sequence
-from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -23,6 +22,7 @@ from cxdesk.store.db import make_engine
 from cxdesk.store.directory import get_user
 from cxdesk.store.migrate import current_revision, head_revision
 from cxdesk.store.models import User
+from cxdesk.store.tickets import format_wait as format_wait  # shared with the TUI
 
 # Markup off: names and comments are shown exactly as typed, "[red]" and all. When piped, a
 # wide console keeps table cells (emails, titles) whole for scripts and logs.
@@ -93,11 +93,3 @@ def parse_pairs(pairs: Sequence[str], option: str) -> dict[str, str]:
             raise DeskError(f"{option} takes FIELD=VALUE, got {pair!r}")
         result[name.strip()] = value
     return result
-
-
-def format_wait(since: datetime | None, now: datetime) -> str:
-    """How long something has waited: ``7m``, ``1h 05m``; empty when nothing waits."""
-    if since is None:
-        return ""
-    minutes = max(0, int((now - since).total_seconds() // 60))
-    return f"{minutes // 60}h {minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 from rich.text import Text
-from sqlmodel import Session, col, select
+from sqlmodel import col, select
 
 from cxdesk.cli.common import (
     acting_user,
@@ -17,10 +17,9 @@ from cxdesk.cli.common import (
     print_table,
 )
 from cxdesk.engine.dispatch import unit_of_work
-from cxdesk.errors import DeskError
 from cxdesk.store import tickets as ops
 from cxdesk.store.db import read_session
-from cxdesk.store.models import Event, Ticket, User
+from cxdesk.store.models import Ticket
 from cxdesk.store.surveys import submit_response
 
 ticket_app = typer.Typer(
@@ -58,29 +57,14 @@ def checkin(
         typer.echo(f"Response {response.id} saved; no workflow created a ticket.", err=True)
 
 
-def read_attachments(paths: list[Path]) -> list[ops.NewAttachment]:
-    """The files to attach, refusing before reading anything too large."""
-    if len(paths) > ops.MAX_ATTACHMENTS:
-        raise DeskError(f"At most {ops.MAX_ATTACHMENTS} attachments per message ({len(paths)})")
-    items = []
-    for path in paths:
-        try:
-            size = path.stat().st_size
-            if size > ops.MAX_ATTACHMENT_BYTES:
-                raise DeskError(f"{path.name}: is {size // 1024} KB; the limit is 500 KB")
-            with path.open("rb") as handle:
-                content = handle.read(ops.MAX_ATTACHMENT_BYTES + 1)
-        except OSError as exc:
-            raise DeskError(f"Cannot read attachment {path}: {exc.strerror}") from exc
-        items.append(ops.NewAttachment(filename=path.name, content=content))
-    return items
-
-
 @ticket_app.command("pull")
 def ticket_pull(queue: str, as_user: str = AS_OPTION) -> None:
     """Take the next waiting ticket of a queue; prints its key."""
-    with unit_of_work(desk_engine()) as session:
-        ticket = ops.pull_next(session, actor=acting_user(session, as_user), queue_name=queue)
+    engine = desk_engine()
+    with read_session(engine) as session:  # outside the write transaction: pulls stay short
+        actor = acting_user(session, as_user)
+    with unit_of_work(engine) as session:
+        ticket = ops.pull_next(session, actor=actor, queue_name=queue)
     typer.echo(ticket.key)
 
 
@@ -133,7 +117,7 @@ def ticket_update(
         )
         if value is not None
     }
-    attachments = read_attachments(attach)
+    attachments = ops.read_attachment_files(attach)
     with unit_of_work(desk_engine()) as session:
         ticket = ops.update_ticket(
             session,
@@ -154,7 +138,7 @@ def ticket_comment(
     attach: list[Path] = ATTACH_OPTION,  # noqa: B008
 ) -> None:
     """Reply on a ticket, with up to 5 attachments (500 KB each)."""
-    attachments = read_attachments(attach)
+    attachments = ops.read_attachment_files(attach)
     with unit_of_work(desk_engine()) as session:
         ops.add_comment(
             session,
@@ -189,41 +173,14 @@ def ticket_feedback(
     typer.echo("Thank you for your feedback!")
 
 
-def ticket_log(session: Session, ticket: Ticket) -> list[dict[str, object]]:
-    users = {u.id: u.username for u in session.exec(select(User)).all()}
-    events = session.exec(
-        select(Event).where(Event.ticket_id == ticket.id).order_by(col(Event.id))
-    ).all()
-    return [
-        {
-            "at": e.created_at.isoformat(),
-            "who": users.get(e.actor_id, "system") if e.actor_id else "system",
-            "kind": e.kind,
-            "field": e.field_name,
-            "from": e.from_value,
-            "to": e.to_value,
-            "detail": e.detail,
-        }
-        for e in events
-    ]
-
-
 @ticket_app.command("show")
 def ticket_show(key: str, as_json: bool = typer.Option(False, "--json")) -> None:
     """A ticket's fields, data, comments and log."""
     with read_session(desk_engine()) as session:
         ticket = ops.get_ticket(session, key)
         record = ops.tickets_to_dicts(session, [ticket])[0]
-        users = {u.id: u.username for u in session.exec(select(User)).all()}
-        comments = [
-            {
-                "at": c.created_at.isoformat(),
-                "author": users.get(c.author_id) if c.author_id else None,
-                "body": c.body,
-            }
-            for c in ops.ticket_comments(session, ticket)
-        ]
-        log = ticket_log(session, ticket)
+        comments = ops.comment_rows(session, ticket)
+        log = ops.ticket_log(session, ticket)
     if as_json:
         print_json({**record, "comments": comments, "log": log})
         return

@@ -7,11 +7,16 @@ can react to them inside the same transaction (``cxdesk.engine.dispatch``).
 
 from __future__ import annotations
 
+from sqlalchemy import insert
 from sqlmodel import Session
 
-from cxdesk.store.models import Event, User
+from cxdesk.store.models import Event, User, utcnow
 
 PENDING_KEY = "cxdesk_pending_events"
+
+# Core, not ORM: built once, no ORM bulk-persistence path on every write.
+_EVENTS = Event.__table__  # type: ignore[attr-defined]
+_INSERT_EVENT = insert(_EVENTS).returning(_EVENTS.c.id)
 
 
 def record_event(
@@ -26,26 +31,36 @@ def record_event(
     to_value: object = None,
     detail: str | None = None,
     triggers_workflows: bool = True,
-) -> Event:
-    """Write one log line; ``triggers_workflows=False`` for bookkeeping no workflow handles
-    (delivery attempts), which is then marked dispatched at once."""
-    event = Event(
-        kind=kind,
-        actor_id=actor.id if actor else None,
-        ticket_id=ticket_id,
-        response_id=response_id,
-        field_name=field_name,
-        from_value=None if from_value is None else str(from_value),
-        to_value=None if to_value is None else str(to_value),
-        detail=detail,
+) -> int:
+    """Write one log line and return its id; ``triggers_workflows=False`` for bookkeeping no
+    workflow handles (delivery attempts), which is then marked dispatched at once.
+
+    A plain INSERT ... RETURNING rather than an ORM object: it runs inside every write
+    (a pull holds SQLite's write lock while it does), so it is kept cheap.
+    """
+    now = utcnow()
+    event_id: int = (
+        session.connection()
+        .execute(
+            _INSERT_EVENT,
+            {
+                "kind": kind,
+                "actor_id": actor.id if actor else None,
+                "ticket_id": ticket_id,
+                "response_id": response_id,
+                "field_name": field_name,
+                "from_value": None if from_value is None else str(from_value),
+                "to_value": None if to_value is None else str(to_value),
+                "detail": detail,
+                "created_at": now,
+                "dispatched_at": None if triggers_workflows else now,
+            },
+        )
+        .scalar_one()
     )
-    if not triggers_workflows:
-        event.dispatched_at = event.created_at
-    session.add(event)
-    session.flush()
     if triggers_workflows:
-        session.info.setdefault(PENDING_KEY, []).append(event.id)
-    return event
+        session.info.setdefault(PENDING_KEY, []).append(event_id)
+    return event_id
 
 
 def take_pending_events(session: Session) -> list[int]:

@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, ForeignKey, Index, LargeBinary, UniqueConstraint
+from sqlalchemy import JSON, Column, ForeignKey, Index, LargeBinary, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 # Every constraint and index gets a predictable name, the same on SQLite and PostgreSQL, so a
@@ -172,7 +172,17 @@ class SurveyResponse(SQLModel, table=True):
 
 class Ticket(SQLModel, table=True):
     __table_args__ = (
-        Index("ix_ticket_pull", "team_id", "owner_id", "created_at"),
+        # Waiting tickets only (unowned): what a pull and the queue counts read. A plain
+        # (team, owner, created) index cannot serve "owner IS NULL ORDER BY created" on
+        # PostgreSQL, which then scanned a team's whole history on every pull.
+        Index(
+            "ix_ticket_waiting",
+            "team_id",
+            "created_at",
+            "id",
+            postgresql_where=text("owner_id IS NULL"),
+            sqlite_where=text("owner_id IS NULL"),
+        ),
         Index("ix_ticket_created", "created_at"),
     )
 

@@ -10,10 +10,11 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import PurePath
+from pathlib import Path, PurePath
+from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import case, func, update
+from sqlalchemy import Engine, bindparam, case, func, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -25,6 +26,7 @@ from cxdesk.errors import (
     QueueEmpty,
     ValidationFailed,
 )
+from cxdesk.store.db import read_session
 from cxdesk.store.directory import (
     get_queue,
     get_setting,
@@ -39,6 +41,7 @@ from cxdesk.store.models import (
     PRIORITY_RANK,
     Attachment,
     Comment,
+    Event,
     Priority,
     Queue,
     QueueOrder,
@@ -80,6 +83,13 @@ CLOSED_MESSAGE = (
 )
 # SKIP LOCKED may find nothing while tickets wait, all locked by other pullers: look again.
 _PULL_RETRIES = 20
+_TICKETS = Ticket.__table__  # type: ignore[attr-defined]
+# Core, built once: the claim runs while SQLite's write lock is held.
+_CLAIM_TICKET = (
+    update(_TICKETS)
+    .where(_TICKETS.c.id == bindparam("ticket_id"), _TICKETS.c.owner_id.is_(None))
+    .values(owner_id=bindparam("owner_id"), status=bindparam("status"), updated_at=bindparam("now"))
+)
 
 
 @dataclass(frozen=True)
@@ -351,21 +361,22 @@ def create_manual_ticket(
 def pull_next(session: Session, *, actor: User, queue_name: str) -> Ticket:
     """Give the caller the next unowned, unresolved ticket of the queue's team, atomically.
 
-    SQLite: the transaction began with BEGIN IMMEDIATE, then one UPDATE ... RETURNING.
-    PostgreSQL: the candidate is chosen with FOR UPDATE SKIP LOCKED. Either way no two
-    pullers get the same ticket and none is skipped.
+    The queue, team and membership are read first on a separate read-only session, so on
+    SQLite the write lock (BEGIN IMMEDIATE, taken by the first statement on ``session``) is
+    held only for the claim itself: one SELECT of the candidate and one UPDATE of it.
+    PostgreSQL picks the candidate with FOR UPDATE SKIP LOCKED. Either way no two pullers
+    get the same ticket and none is skipped.
     """
-    queue = get_queue(session, queue_name)
-    team = session.get(Team, queue.team_id)
-    assert team is not None
-    if not is_member(session, actor, team.id):
-        raise PermissionDenied(f"You are not on team {team.name}")
-    order: list[object] = []
-    if queue.ordering == QueueOrder.priority:
-        order.append(case(PRIORITY_RANK, value=Ticket.priority, else_=len(PRIORITY_RANK)))
-    order += [col(Ticket.created_at), col(Ticket.id)]
+    bind = session.get_bind()
+    assert isinstance(bind, Engine)
+    with read_session(bind) as reader:
+        queue = get_queue(reader, queue_name)
+        team = reader.get(Team, queue.team_id)
+        assert team is not None and team.id is not None
+        if not is_member(reader, actor, team.id):
+            raise PermissionDenied(f"You are not on team {team.name}")
     waiting = (
-        select(Ticket.id)
+        select(Ticket.id, Ticket.status)
         .join(Status, col(Status.name) == col(Ticket.status))
         .where(
             Ticket.team_id == team.id,
@@ -373,39 +384,51 @@ def pull_next(session: Session, *, actor: User, queue_name: str) -> Ticket:
             Status.category == StatusCategory.open,
         )
     )
-    candidate = waiting.order_by(*order).limit(1)  # type: ignore[arg-type]
-    if session.get_bind().dialect.name == "postgresql":
+    order: list[Any] = []
+    if queue.ordering == QueueOrder.priority:
+        order.append(case(PRIORITY_RANK, value=Ticket.priority, else_=len(PRIORITY_RANK)))
+    candidate = waiting.order_by(*order, col(Ticket.created_at), col(Ticket.id)).limit(1)
+    if bind.dialect.name == "postgresql":
         candidate = candidate.with_for_update(skip_locked=True, of=Ticket)
-    now = utcnow()
-    claim = (
-        update(Ticket)
-        .where(col(Ticket.id) == candidate.scalar_subquery(), col(Ticket.owner_id).is_(None))
-        .values(owner_id=actor.id, updated_at=now)
-        .returning(col(Ticket.id))
-    )
     for _attempt in range(_PULL_RETRIES):
-        ticket_id = session.execute(claim).scalar_one_or_none()
-        if ticket_id is not None:
+        found = session.connection().execute(candidate).first()
+        if found is not None:
             break
         remaining = session.execute(select(func.count()).select_from(waiting.subquery())).scalar()
         if not remaining:
             raise QueueEmpty(f"No tickets waiting in {queue.name}")
-        time.sleep(0.005)
+        time.sleep(0.005)  # all candidates locked by other pullers this instant: look again
     else:
         raise DeskError(f"Queue {queue.name} is busy; try again")
-    ticket = session.get(Ticket, ticket_id, populate_existing=True)
-    assert ticket is not None
+    ticket_id, old_status = found
+    new_status = "open" if old_status == "new" else old_status
+    claimed = session.connection().execute(
+        _CLAIM_TICKET,
+        {"ticket_id": ticket_id, "owner_id": actor.id, "status": new_status, "now": utcnow()},
+    )
+    if claimed.rowcount != 1:  # cannot happen while we hold the lock; never hand out twice
+        raise DeskError(f"Queue {queue.name} is busy; try again")
     record_event(
         session,
         kind="ticket.assigned_from_queue",
         actor=actor,
-        ticket_id=ticket.id,
+        ticket_id=ticket_id,
         field_name="owner",
         to_value=actor.username,
         detail=queue.name,
     )
-    if ticket.status == "new":
-        change_status(session, actor, ticket, get_status(session, "open"))
+    if new_status != old_status:
+        record_event(
+            session,
+            kind="ticket.status_changed",
+            actor=actor,
+            ticket_id=ticket_id,
+            field_name="status",
+            from_value=old_status,
+            to_value=new_status,
+        )
+    ticket = session.get(Ticket, ticket_id, populate_existing=True)
+    assert ticket is not None
     return ticket
 
 
@@ -644,6 +667,61 @@ def ticket_comments(session: Session, ticket: Ticket) -> Sequence[Comment]:
     ).all()
 
 
+def _usernames(session: Session) -> dict[int | None, str]:
+    return {u.id: u.username for u in session.exec(select(User)).all()}
+
+
+def comment_rows(session: Session, ticket: Ticket) -> list[dict[str, object]]:
+    """The conversation as plain rows: when, author (username or None), body."""
+    users = _usernames(session)
+    return [
+        {
+            "at": c.created_at.isoformat(),
+            "author": users.get(c.author_id) if c.author_id else None,
+            "body": c.body,
+        }
+        for c in ticket_comments(session, ticket)
+    ]
+
+
+def ticket_log(session: Session, ticket: Ticket) -> list[dict[str, object]]:
+    """Every event of the ticket, oldest first: when, who, what, from -> to."""
+    users = _usernames(session)
+    events = session.exec(
+        select(Event).where(Event.ticket_id == ticket.id).order_by(col(Event.id))
+    ).all()
+    return [
+        {
+            "at": e.created_at.isoformat(),
+            "who": users.get(e.actor_id, "system") if e.actor_id else "system",
+            "kind": e.kind,
+            "field": e.field_name,
+            "from": e.from_value,
+            "to": e.to_value,
+            "detail": e.detail,
+        }
+        for e in events
+    ]
+
+
+def read_attachment_files(paths: Sequence[Path]) -> list[NewAttachment]:
+    """The files to attach, refusing before reading anything too large."""
+    if len(paths) > MAX_ATTACHMENTS:
+        raise DeskError(f"At most {MAX_ATTACHMENTS} attachments per message ({len(paths)})")
+    items = []
+    for path in paths:
+        try:
+            size = path.stat().st_size
+            if size > MAX_ATTACHMENT_BYTES:
+                raise DeskError(f"{path.name}: is {size // 1024} KB; the limit is 500 KB")
+            with path.open("rb") as handle:
+                content = handle.read(MAX_ATTACHMENT_BYTES + 1)
+        except OSError as exc:
+            raise DeskError(f"Cannot read attachment {path}: {exc.strerror}") from exc
+        items.append(NewAttachment(filename=path.name, content=content))
+    return items
+
+
 # -- the requester's close and feedback --------------------------------------------------------
 
 
@@ -723,6 +801,14 @@ def queue_overview(session: Session) -> list[QueueStats]:
         QueueStats(name, team, ordering, waiting or 0, _aware(oldest))
         for name, team, ordering, waiting, oldest in rows
     ]
+
+
+def format_wait(since: datetime | None, now: datetime) -> str:
+    """How long something has waited: ``7m``, ``1h 05m``; empty when nothing waits."""
+    if since is None:
+        return ""
+    minutes = max(0, int((now - since).total_seconds() // 60))
+    return f"{minutes // 60}h {minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m"
 
 
 def _aware(value: datetime | None) -> datetime | None:
