@@ -49,6 +49,8 @@ from sqlalchemy.engine import make_url
 from cxdesk.store.db import make_engine
 from cxdesk.store.migrate import upgrade
 
+pytest_plugins = ["tests.peers"]
+
 PG_URL_ENV = "CXDESK_TEST_PG_URL"
 PG_CLUSTER_SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "pg-cluster"
 _CLUSTER_KEY = pytest.StashKey[ExitStack]()
@@ -254,7 +256,7 @@ def engine(db_url: str) -> Iterator[Engine]:
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """CXDESK_HOME in this test's tmp_path; no developer CXDESK_* setting leaks in."""
     for name in list(os.environ):
-        if name.startswith("CXDESK_") and name != PG_URL_ENV:
+        if name.startswith(("CXDESK_", "TWILIO_")) and name != PG_URL_ENV:
             monkeypatch.delenv(name)
     home = tmp_path / "cxdesk-home"
     home.mkdir()

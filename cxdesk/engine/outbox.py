@@ -88,6 +88,10 @@ def enqueue(
 def message_id_for(message: OutboxMessage, mail_from: str) -> str:
     """A deterministic Message-ID per outbox row, so a repeat can be recognised."""
     domain = parseaddr(mail_from)[1].rpartition("@")[2] or "cxdesk.invalid"
+    try:
+        domain = domain.encode("idna").decode("ascii")  # Message-IDs are ASCII
+    except UnicodeError:
+        domain = "cxdesk.invalid"
     stamp = int(message.created_at.timestamp())
     return f"<cxdesk.outbox.{message.id}.{stamp}@{domain}>"
 

@@ -1,0 +1,88 @@
+"""Delivery channels: send one batch of outbox messages over SMTP (``email``) or Twilio (``sms``).
+
+A channel knows nothing of the database or the outbox rows: the worker turns claimed rows into
+``EmailOut``/``SmsOut`` values, calls ``send_email_batch``/``send_sms_batch``, and records each
+``DeliveryResult`` the moment it arrives (``on_result``). A channel never raises for a failed
+delivery; it reports it, saying whether a retry could help (``permanent``).
+
+This module also holds what both channels share: the result type and reading a setting from
+the environment, then the config file's table.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from cxdesk.errors import DeskError
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    """What happened to one outbox message."""
+
+    outbox_id: int
+    ok: bool
+    provider_id: str | None
+    """The email's Message-ID or the Twilio message SID (``SM...``) when ``ok``."""
+    error: str | None
+    """One line saying what went wrong, when not ``ok``."""
+    permanent: bool
+    """True when retrying cannot help (SMTP 5xx, Twilio 4xx other than 429, bad address)."""
+
+
+ResultCallback = Callable[[DeliveryResult], None]
+"""Called with each result as soon as it is known, so the caller can record it at once."""
+
+
+def one_line(text: object) -> str:
+    """``str(text)`` with every run of whitespace (line breaks included) made one space."""
+    return " ".join(str(text).split())
+
+
+def read_setting(file_values: Mapping[str, object], key: str, variable: str) -> object | None:
+    """The environment variable if set and not empty, else ``file_values[key]``, else None."""
+    if os.environ.get(variable):
+        return os.environ[variable]
+    return file_values.get(key)
+
+
+def check_keys(
+    file_values: Mapping[str, object], *, table: str, known: set[str], secrets: Mapping[str, str]
+) -> None:
+    """Refuse secrets and unknown keys in a config file table, with one line naming them."""
+    for key, variable in secrets.items():
+        if key in file_values:
+            raise DeskError(f"[{table}] {key} must not be in the config file: set {variable}")
+    unknown = sorted(set(file_values) - known)
+    if unknown:
+        raise DeskError(
+            f"Unknown setting(s) in [{table}]: {', '.join(unknown)} "
+            f"(known: {', '.join(sorted(known))})"
+        )
+
+
+def text_setting(value: object | None, *, name: str, default: str = "") -> str:
+    """A string setting; anything else in the file is a one-line error."""
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        raise DeskError(f"Setting {name} must be a string, not {value!r}")
+    return value.strip()
+
+
+def seconds_setting(value: object | None, *, name: str, default: float) -> float:
+    """A positive number of seconds, from a number or a numeric string."""
+    if value is None or value == "":
+        return default
+    try:
+        seconds = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise DeskError(f"Setting {name} must be a number of seconds, not {value!r}") from None
+    if not seconds > 0:
+        raise DeskError(f"Setting {name} must be more than 0 seconds, not {value!r}")
+    return seconds
+
+
+__all__ = ["DeliveryResult", "ResultCallback", "one_line"]
