@@ -7,7 +7,7 @@ import sys
 import typer
 from sqlalchemy.exc import SQLAlchemyError
 
-from cxdesk.cli import directory, setup, tickets, workflows
+from cxdesk.cli import delivery, directory, setup, tickets, workflows
 from cxdesk.cli.common import err_console
 from cxdesk.errors import DeskError
 
@@ -30,6 +30,7 @@ def _default(context: typer.Context) -> None:
 
 setup.register(app)
 tickets.register(app)
+delivery.register(app)
 app.add_typer(directory.user_app, name="user")
 app.add_typer(directory.team_app, name="team")
 app.add_typer(directory.queue_app, name="queue")

@@ -1,0 +1,113 @@
+"""The delivery worker: dispatch leftover events, run escalation rules, deliver due messages.
+
+``cxdesk worker`` runs it headless; the TUI runs the same loop in a background thread. Many
+workers on many machines may run at once: rows are claimed atomically with a lease
+(``outbox.claim_due``) and each result is recorded the moment it is known, so a worker killed
+mid-batch leaves at most the message in flight to be taken over when its lease runs out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+
+from cxdesk.config import Settings
+from cxdesk.engine.channels import DeliveryResult, ResultCallback
+from cxdesk.engine.channels.email import EmailOut, MailSettings, send_email_batch
+from cxdesk.engine.channels.sms import SmsOut, SmsSettings, send_sms_batch
+from cxdesk.engine.dispatch import dispatch_backlog
+from cxdesk.engine.escalation import run_escalations
+from cxdesk.engine.outbox import Claim, claim_due, message_id_for, record_result
+from cxdesk.errors import DeskError
+
+BATCH = 50
+MAX_ROUNDS = 100  # per run_once: a bounded amount of work, then the caller's loop goes on
+
+
+@dataclass
+class WorkerReport:
+    """What one pass did, for the CLI and the logs."""
+
+    dispatched: int = 0
+    escalated: int = 0
+    results: dict[str, int] = field(default_factory=lambda: {"sent": 0, "failed": 0})
+    lost_leases: int = 0
+
+    def line(self) -> str:
+        return (
+            f"dispatched {self.dispatched} event(s), escalated {self.escalated} ticket(s), "
+            f"sent {self.results['sent']}, failed {self.results['failed']}"
+            + (f", {self.lost_leases} taken over by another worker" if self.lost_leases else "")
+        )
+
+
+class DeliveryWorker:
+    """One worker: its engine and channel settings."""
+
+    def __init__(self, engine: Engine, settings: Settings):
+        self.engine = engine
+        smtp = settings.extra.get("smtp", {})
+        twilio = settings.extra.get("twilio", {})
+        self.mail = MailSettings.load(smtp if isinstance(smtp, dict) else {})
+        self.sms = SmsSettings.load(twilio if isinstance(twilio, dict) else {})
+
+    def _recorder(self, claim: Claim, report: WorkerReport) -> ResultCallback:
+        def record(result: DeliveryResult) -> None:
+            if record_result(self.engine, claim, result):
+                report.results["sent" if result.ok else "failed"] += 1
+            else:
+                report.lost_leases += 1
+
+        return record
+
+    def deliver_email(self, report: WorkerReport) -> int:
+        claim = claim_due(self.engine, channel="email", limit=BATCH)
+        if not claim.messages:
+            return 0
+        outgoing = [
+            EmailOut(
+                outbox_id=m.id or 0,
+                to=m.to_addr,
+                from_addr=m.from_addr,
+                reply_to=m.reply_to,
+                subject=m.subject or "",
+                body=m.body,
+                message_id=message_id_for(m, m.from_addr or self.mail.mail_from),
+            )
+            for m in claim.messages
+        ]
+        asyncio.run(send_email_batch(self.mail, outgoing, on_result=self._recorder(claim, report)))
+        return len(outgoing)
+
+    def deliver_sms(self, report: WorkerReport) -> int:
+        claim = claim_due(self.engine, channel="sms", limit=BATCH)
+        if not claim.messages:
+            return 0
+        outgoing = [SmsOut(outbox_id=m.id or 0, to=m.to_addr, body=m.body) for m in claim.messages]
+        record = self._recorder(claim, report)
+        try:
+            send_sms_batch(self.sms, outgoing, on_result=record)
+        except DeskError as exc:  # not configured: every message waits, with the reason
+            for message in outgoing:
+                record(DeliveryResult(message.outbox_id, False, None, str(exc), False))
+        return len(outgoing)
+
+    def run_once(self) -> WorkerReport:
+        """Everything due now, then return."""
+        report = WorkerReport()
+        report.dispatched = dispatch_backlog(self.engine)
+        report.escalated = run_escalations(self.engine)
+        for _round in range(MAX_ROUNDS):
+            if not (self.deliver_email(report) + self.deliver_sms(report)):
+                break
+        return report
+
+    def run_forever(self, stop: threading.Event, *, poll_seconds: float = 1.0) -> None:
+        """Pass after pass until ``stop`` is set; a pass that finds nothing waits ``poll``."""
+        while not stop.is_set():
+            report = self.run_once()
+            if not (report.dispatched or report.escalated or sum(report.results.values())):
+                stop.wait(poll_seconds)

@@ -1,0 +1,172 @@
+"""The outbox on both databases: queued with its cause, claimed once, retried, dead, logged."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import col, select
+
+from cxdesk.engine.channels import DeliveryResult
+from cxdesk.engine.dispatch import unit_of_work
+from cxdesk.engine.outbox import (
+    LEASE,
+    MAX_ATTEMPTS,
+    claim_due,
+    list_outbox,
+    outbox_to_dicts,
+    record_result,
+    retry,
+)
+from cxdesk.engine.workflows import save_workflow
+from cxdesk.errors import Conflict
+from cxdesk.store import tickets as ops
+from cxdesk.store.db import read_session, transaction
+from cxdesk.store.directory import get_user
+from cxdesk.store.models import Event, OutboxMessage, utcnow
+from cxdesk.store.surveys import submit_response
+from tests.desk import build_small_desk
+
+ANSWERS = {
+    "first_name": "Zoë",
+    "last_name": "O'Neil",
+    "email": "zoe@example.com",
+    "phone": "1-415-555-2671",
+    "product": "360",
+}
+
+
+@pytest.fixture
+def desk(engine: Engine) -> Engine:
+    build_small_desk(engine)
+    with transaction(engine) as s:
+        save_workflow(
+            s,
+            actor=None,
+            name="Assigned",
+            event="ticket.assigned_from_queue",
+            tasks=[
+                {"type": "send_sms", "to": "${tck://Field/customerPhone}",
+                 "body": "${tck://Field/ownerName} is ready for ${tck://kv/Firstname}"},
+                {"type": "send_email", "to": "${tck://Field/customerEmail}",
+                 "subject": "${tck://Field/ownerName} is ready", "body": "See you",
+                 "reply_to": "${tck://Field/ownerEmail}"},
+            ],
+        )  # fmt: skip
+        save_workflow(
+            s,
+            actor=None,
+            name="CSAT",
+            event="ticket.status_changed",
+            conditions={"all": [{"field": "tck://Field/status", "op": "is", "value": "resolved"}]},
+            tasks=[{"type": "send_email", "to": "${tck://Field/customerEmail}", "delay_minutes": 5,
+                    "subject": "How did we do?", "body": "https://x.example/f?r=${tck://Field/ownerName}"}],
+        )  # fmt: skip
+    return engine
+
+
+def pull_one(desk: Engine, **overrides: str) -> str:
+    with unit_of_work(desk) as s:
+        submit_response(s, actor=get_user(s, "vera"), survey_name="checkin",
+                        answers={**ANSWERS, **overrides})  # fmt: skip
+    with unit_of_work(desk) as s:
+        key = ops.pull_next(s, actor=get_user(s, "omar"), queue_name="360").key
+    assert key is not None
+    return key
+
+
+def test_pull_queues_sms_and_email_naming_the_expert(desk: Engine) -> None:
+    key = pull_one(desk)
+    with read_session(desk) as s:
+        rows = outbox_to_dicts(s, list_outbox(s))
+    assert [(r["channel"], r["to"], r["status"], r["ticket"]) for r in rows] == [
+        ("sms", "+14155552671", "pending", key),
+        ("email", "zoe@example.com", "pending", key),
+    ]
+    assert rows[0]["body"] == "Omar is ready for Zoë"
+    assert rows[1]["subject"] == "Omar is ready"
+
+
+def test_no_phone_skips_the_sms_and_says_so(desk: Engine) -> None:
+    key = pull_one(desk, phone="")
+    with read_session(desk) as s:
+        channels = [m.channel for m in list_outbox(s)]
+        ticket = ops.get_ticket(s, key)
+        kinds = s.exec(select(Event.kind).where(Event.ticket_id == ticket.id)).all()
+    assert channels == ["email"]
+    assert "message.skipped" in kinds
+
+
+def test_resolve_queues_csat_after_its_delay_and_custom_status_does_not(desk: Engine) -> None:
+    key = pull_one(desk)
+    with unit_of_work(desk) as s:
+        ops.update_ticket(s, actor=get_user(s, "omar"), key=key, comment="parked",
+                          changes={"status": "Follow up later"})  # fmt: skip
+    with read_session(desk) as s:
+        assert len(list_outbox(s)) == 2
+    with unit_of_work(desk) as s:
+        ops.update_ticket(s, actor=get_user(s, "omar"), key=key, comment="done",
+                          changes={"status": "resolved"})  # fmt: skip
+    with read_session(desk) as s:
+        csat = list_outbox(s)[-1]
+    assert csat.subject == "How did we do?" and csat.body.endswith("r=Omar")
+    assert csat.due_at > utcnow() + timedelta(minutes=4)
+    assert claim_due(desk, channel="email", limit=10).messages[-1].id != csat.id
+
+
+def test_a_row_is_claimed_by_one_worker_until_its_lease_runs_out(desk: Engine) -> None:
+    pull_one(desk)
+    first = claim_due(desk, channel="email")
+    assert len(first.messages) == 1 and first.messages[0].attempts == 1
+    assert claim_due(desk, channel="email").messages == []  # leased
+    later = utcnow() + LEASE + timedelta(seconds=1)
+    takeover = claim_due(desk, channel="email", now=later)  # the first worker died
+    assert [m.id for m in takeover.messages] == [first.messages[0].id]
+    message_id = first.messages[0].id or 0
+    assert not record_result(desk, first, DeliveryResult(message_id, True, "<x@y>", None, False))
+    assert record_result(desk, takeover, DeliveryResult(message_id, True, "<x@y>", None, False))
+    with read_session(desk) as s:
+        row = s.get(OutboxMessage, message_id)
+        assert row is not None
+        assert (row.status, row.attempts, row.provider_id) == ("sent", 2, "<x@y>")
+
+
+def test_failures_back_off_then_die_and_retry_revives(desk: Engine) -> None:
+    key = pull_one(desk)
+    now = utcnow()
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        claim = claim_due(desk, channel="sms", now=now)
+        assert len(claim.messages) == 1, attempt
+        message_id = claim.messages[0].id or 0
+        record_result(desk, claim, DeliveryResult(message_id, False, None, "503 busy\nmore", False))
+        with read_session(desk) as s:
+            row = s.get(OutboxMessage, message_id)
+            assert row is not None and row.last_error == "503 busy"
+            if attempt < MAX_ATTEMPTS:
+                assert row.status == "failed" and row.due_at > utcnow()
+                now = row.due_at + timedelta(seconds=1)
+            else:
+                assert row.status == "dead"
+    assert claim_due(desk, channel="sms", now=now + timedelta(days=1)).messages == []
+    with pytest.raises(Conflict), transaction(desk) as s:
+        retry(s, outbox_id=message_id + 1)  # the email is pending, not failed
+    with transaction(desk) as s:
+        retry(s, outbox_id=message_id)
+    assert [m.id for m in claim_due(desk, channel="sms").messages] == [message_id]
+    with read_session(desk) as s:
+        ticket = ops.get_ticket(s, key)
+        kinds = s.exec(
+            select(Event.kind).where(Event.ticket_id == ticket.id).order_by(col(Event.id))
+        ).all()
+    assert kinds.count("message.failed") == MAX_ATTEMPTS - 1
+    assert kinds.count("message.dead") == 1 and "message.retry" in kinds
+
+
+def test_a_permanent_error_is_dead_at_once(desk: Engine) -> None:
+    pull_one(desk)
+    claim = claim_due(desk, channel="email")
+    message_id = claim.messages[0].id or 0
+    record_result(desk, claim, DeliveryResult(message_id, False, None, "550 no such user", True))
+    with read_session(desk) as s:
+        assert [m.id for m in list_outbox(s, status="dead")] == [message_id]
