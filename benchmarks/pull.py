@@ -1,0 +1,572 @@
+"""Benchmark: many processes pulling tickets at once, cxdesk's ``pull_next`` against bare SQL.
+
+Run ``python -m benchmarks.pull`` (or ``python benchmarks/pull.py``) with optional
+``--tickets N`` (default 20,000), ``--workers N`` (default 8), ``--pg URL`` (also measure on
+PostgreSQL: a URL of a role that may create databases; a scratch database is made and dropped)
+and ``--profile`` (profile cxdesk's workers with cProfile and print where the time goes; the
+timings of that run are then inflated). Exit status 1 only if a ticket went to two workers,
+never because of timing.
+
+On each database two contenders pull every waiting ticket with the same number of processes,
+all released at once by a barrier:
+
+- cxdesk: ``with transaction(engine) as s: pull_next(s, ...)`` on a freshly migrated database
+  with one team, queue "360" and one expert per process: the whole operation an expert's
+  keystroke runs (permission check, claim, events, status change, commit);
+- baseline: the bare claim on a one-table schema (id, owner, created) straight through the
+  driver. SQLite: ``sqlite3`` with WAL, ``synchronous=NORMAL`` and a busy timeout, each claim
+  ``BEGIN IMMEDIATE; UPDATE t SET owner=? WHERE id=(SELECT id ... ORDER BY created, id
+  LIMIT 1) RETURNING id; COMMIT``. PostgreSQL: psycopg, the same UPDATE with ``FOR UPDATE
+  SKIP LOCKED`` in the subquery. Its index is the one such a queue wants on both databases,
+  ``(created, id) WHERE owner IS NULL``: PostgreSQL does not take an ``(owner, created)``
+  index's order under ``owner IS NULL`` and would sort every waiting row on each claim.
+
+Figures: throughput (claims/s over the wall time of the race), p50 and p99 latency of one
+claim (begin to commit: what one expert waits), doubles (tickets reported by two workers, or
+owned in the database by a worker that did not report them) and lost tickets (still waiting,
+or owned by a worker that did not report them). Targets: throughput >= 50% of the baseline's,
+p99 <= 20 ms, no doubles.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import multiprocessing
+import pstats
+import queue
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+import traceback
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from sqlalchemy import insert
+from sqlalchemy.engine import make_url
+from sqlmodel import select
+
+from cxdesk.errors import QueueEmpty
+from cxdesk.store.db import BUSY_TIMEOUT_MS, make_engine, read_session, transaction
+from cxdesk.store.directory import add_queue, add_team, add_user, ensure_builtin_statuses, get_user
+from cxdesk.store.migrate import upgrade
+from cxdesk.store.models import Ticket, utcnow
+from cxdesk.store.tickets import pull_next
+
+TICKETS = 20_000
+WORKERS = 8
+QUEUE = "360"
+TARGET_THROUGHPUT_RATIO = 0.5
+TARGET_P99_MS = 20.0
+START_TIMEOUT_S = 120
+"""How long the barrier waits for every worker to connect and get ready."""
+RUN_TIMEOUT_S = 1800
+# Like pull_next: SKIP LOCKED can find nothing while tickets wait (all locked by other pullers).
+PG_RETRIES = 20
+PG_RETRY_SLEEP_S = 0.005
+
+BASELINE_SQLITE_SCHEMA = """
+CREATE TABLE t (id INTEGER PRIMARY KEY, owner INTEGER, created TEXT NOT NULL);
+CREATE INDEX t_waiting ON t (created, id) WHERE owner IS NULL;
+"""
+BASELINE_SQLITE_CLAIM = (
+    "UPDATE t SET owner = ? "
+    "WHERE id = (SELECT id FROM t WHERE owner IS NULL ORDER BY created, id LIMIT 1) RETURNING id"
+)
+BASELINE_PG_SCHEMA = (
+    "CREATE TABLE t (id bigint PRIMARY KEY, owner integer, created timestamptz NOT NULL);"
+    "CREATE INDEX t_waiting ON t (created, id) WHERE owner IS NULL"
+)
+BASELINE_PG_CLAIM = (
+    "UPDATE t SET owner = %s WHERE id = (SELECT id FROM t WHERE owner IS NULL "
+    "ORDER BY created, id LIMIT 1 FOR UPDATE SKIP LOCKED) AND owner IS NULL RETURNING id"
+)
+BASELINE_PG_WAITING = "SELECT count(*) FROM t WHERE owner IS NULL"
+
+
+# -- the claimers each worker process builds ----------------------------------------------------
+
+Claimer = tuple[Callable[[], int | None], Callable[[], None]]
+"""``claim()`` -> the ticket id claimed, or None when nothing waits; and ``close()``."""
+
+
+def _username(index: int) -> str:
+    return f"expert{index}"
+
+
+def _cxdesk_claimer(url: str, index: int) -> Claimer:
+    engine = make_engine(url)
+    with read_session(engine) as session:  # also opens the pooled connection before the race
+        expert = get_user(session, _username(index))
+
+    def claim() -> int | None:
+        try:
+            with transaction(engine) as session:
+                return pull_next(session, actor=expert, queue_name=QUEUE).id
+        except QueueEmpty:
+            return None
+
+    return claim, engine.dispose
+
+
+def _sqlite3_claimer(path: str, index: int) -> Claimer:
+    connection = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=NORMAL")
+    connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    owner = index + 1
+
+    def claim() -> int | None:
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            # fetchall: COMMIT refuses while the RETURNING statement is still open.
+            rows = connection.execute(BASELINE_SQLITE_CLAIM, (owner,)).fetchall()
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+        return rows[0][0] if rows else None
+
+    return claim, connection.close
+
+
+def _psycopg_claimer(url: str, index: int) -> Claimer:
+    connection = psycopg.connect(url, autocommit=True)
+    owner = index + 1
+
+    def claim() -> int | None:
+        for _attempt in range(PG_RETRIES):
+            with connection.transaction():
+                row = connection.execute(BASELINE_PG_CLAIM, (owner,)).fetchone()
+            if row is not None:
+                return int(row[0])
+            waiting = connection.execute(BASELINE_PG_WAITING).fetchone()
+            if not waiting or not waiting[0]:
+                return None
+            time.sleep(PG_RETRY_SLEEP_S)
+        raise RuntimeError("the baseline queue stayed busy")
+
+    return claim, connection.close
+
+
+CLAIMERS: dict[str, Callable[[str, int], Claimer]] = {
+    "cxdesk": _cxdesk_claimer,
+    "sqlite3": _sqlite3_claimer,
+    "psycopg": _psycopg_claimer,
+}
+
+
+def _worker(
+    kind: str,
+    target: str,
+    index: int,
+    barrier: Any,
+    results: Any,
+    profile_path: str | None,
+) -> None:
+    """One process: connect, wait for the others, claim until nothing waits, report."""
+    try:
+        claim, close = CLAIMERS[kind](target, index)
+        profiler = cProfile.Profile() if profile_path else None
+        claimed: list[int] = []
+        latencies: list[float] = []
+        barrier.wait(START_TIMEOUT_S)
+        if profiler is not None:
+            profiler.enable()
+        start = time.perf_counter()
+        while True:
+            began = time.perf_counter()
+            ticket_id = claim()
+            if ticket_id is None:
+                break
+            latencies.append(time.perf_counter() - began)
+            claimed.append(ticket_id)
+        end = time.perf_counter()
+        if profiler is not None and profile_path:
+            profiler.disable()
+            profiler.dump_stats(profile_path)
+        close()
+        results.put((index, claimed, latencies, start, end, None))
+    except BaseException:
+        barrier.abort()
+        results.put((index, [], [], 0.0, 0.0, traceback.format_exc()))
+
+
+# -- one race ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """What one contender's race measured."""
+
+    claims: int
+    seconds: float
+    latencies: list[float]
+    doubles: int
+    lost: int
+
+    @property
+    def throughput(self) -> float:
+        return self.claims / self.seconds if self.seconds > 0 else 0.0
+
+    def percentile_ms(self, percent: int) -> float:
+        if len(self.latencies) < 2:
+            return self.latencies[0] * 1000 if self.latencies else 0.0
+        return statistics.quantiles(self.latencies, n=100, method="inclusive")[percent - 1] * 1000
+
+
+def _race(
+    kind: str, target: str, workers: int, profile_dir: Path | None
+) -> tuple[dict[int, list[int]], list[float], float]:
+    """Run the workers; return each one's claimed ids, all latencies and the wall time."""
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(workers)
+    results = context.Queue()
+    processes = [
+        context.Process(
+            target=_worker,
+            args=(
+                kind,
+                target,
+                index,
+                barrier,
+                results,
+                str(profile_dir / f"{kind}-{index}.prof") if profile_dir else None,
+            ),
+            daemon=True,
+        )
+        for index in range(workers)
+    ]
+    for process in processes:
+        process.start()
+    reports: dict[int, tuple[list[int], list[float], float, float]] = {}
+    errors: list[str] = []
+    deadline = time.monotonic() + START_TIMEOUT_S + RUN_TIMEOUT_S
+    try:
+        while len(reports) + len(errors) < workers:
+            try:
+                index, claimed, latencies, start, end, error = results.get(timeout=1)
+            except queue.Empty:
+                dead = [p for p in processes if p.exitcode not in (None, 0)]
+                if dead:
+                    errors.append(
+                        f"worker pid {dead[0].pid} died with exit code {dead[0].exitcode}"
+                    )
+                    break
+                if time.monotonic() > deadline:
+                    errors.append(f"workers still running after {RUN_TIMEOUT_S} s")
+                    break
+                continue
+            if error:
+                errors.append(f"worker {index}:\n{error}")
+            else:
+                reports[index] = (claimed, latencies, start, end)
+    finally:
+        for process in processes:
+            process.join(timeout=10)
+            if process.is_alive():
+                process.kill()
+                process.join()
+    if errors:
+        raise RuntimeError(f"{kind} race failed: {errors[0]}")
+    claimed_by = {index: report[0] for index, report in reports.items()}
+    latencies = [latency for report in reports.values() for latency in report[1]]
+    seconds = max(r[3] for r in reports.values()) - min(r[2] for r in reports.values())
+    return claimed_by, latencies, seconds
+
+
+def _outcome(
+    claimed_by: dict[int, list[int]],
+    latencies: list[float],
+    seconds: float,
+    owners: dict[int, int | None],
+) -> Outcome:
+    """Check the reports against the database: ``owners`` maps ticket id -> worker index."""
+    reported = Counter(ticket_id for ids in claimed_by.values() for ticket_id in ids)
+    doubles = {ticket_id for ticket_id, times in reported.items() if times > 1}
+    for index, ids in claimed_by.items():
+        doubles.update(ticket_id for ticket_id in ids if owners.get(ticket_id) != index)
+    lost = sum(1 for ticket_id in owners if ticket_id not in reported)
+    return Outcome(sum(reported.values()), seconds, latencies, len(doubles), lost)
+
+
+# -- contenders: set up, race, check -------------------------------------------------------------
+
+
+def _cxdesk_contender(url: str, tickets: int, workers: int, profile_dir: Path | None) -> Outcome:
+    engine = make_engine(url)
+    try:
+        upgrade(engine)
+        with transaction(engine) as session:
+            ensure_builtin_statuses(session)
+            team = add_team(session, actor=None, name=QUEUE)
+            add_queue(session, actor=None, name=QUEUE, team=QUEUE)
+            worker_of_user = {
+                add_user(
+                    session,
+                    actor=None,
+                    username=_username(index),
+                    name=f"Expert {index}",
+                    email=f"expert{index}@example.com",
+                    password="benchmark",
+                    role="expert",
+                    teams=[QUEUE],
+                ).id: index
+                for index in range(workers)
+            }
+            # Waiting tickets as create_ticket writes them (without its per-ticket events).
+            first = utcnow() - timedelta(days=1)
+            rows = []
+            for number in range(1, tickets + 1):
+                created = first + timedelta(microseconds=number)
+                ticket = Ticket(
+                    id=number,
+                    key=f"EXP-{number}",
+                    title=f"Benchmark ticket {number}",
+                    status="new",
+                    origin_team_id=team.id,  # type: ignore[arg-type]
+                    team_id=team.id,  # type: ignore[arg-type]
+                    created_at=created,
+                    updated_at=created,
+                )
+                rows.append(ticket.model_dump())
+            session.execute(insert(Ticket), rows)
+        if engine.dialect.name == "sqlite":
+            _checkpoint(str(engine.url.database))
+        claimed_by, latencies, seconds = _race("cxdesk", url, workers, profile_dir)
+        with read_session(engine) as session:
+            owners = {
+                ticket_id: worker_of_user.get(owner_id) if owner_id is not None else None
+                for ticket_id, owner_id in session.exec(select(Ticket.id, Ticket.owner_id)).all()
+            }
+    finally:
+        engine.dispose()
+    return _outcome(claimed_by, latencies, seconds, owners)  # type: ignore[arg-type]
+
+
+def _checkpoint(path: str) -> None:
+    """Move the seeding out of the WAL, so both SQLite contenders start from a clean file."""
+    with closing(sqlite3.connect(path, isolation_level=None)) as connection:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def _sqlite3_contender(path: str, tickets: int, workers: int) -> Outcome:
+    first = utcnow() - timedelta(days=1)
+    with closing(sqlite3.connect(path, isolation_level=None)) as connection:
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.executescript(BASELINE_SQLITE_SCHEMA)
+        connection.execute("BEGIN")
+        connection.executemany(
+            "INSERT INTO t (id, created) VALUES (?, ?)",
+            (
+                (number, (first + timedelta(microseconds=number)).isoformat())
+                for number in range(1, tickets + 1)
+            ),
+        )
+        connection.execute("COMMIT")
+    _checkpoint(path)
+    claimed_by, latencies, seconds = _race("sqlite3", path, workers, None)
+    with closing(sqlite3.connect(path)) as connection:
+        owners = {
+            ticket_id: owner - 1 if owner is not None else None
+            for ticket_id, owner in connection.execute("SELECT id, owner FROM t")
+        }
+    return _outcome(claimed_by, latencies, seconds, owners)
+
+
+def _psycopg_contender(url: str, tickets: int, workers: int) -> Outcome:
+    first = utcnow() - timedelta(days=1)
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute(BASELINE_PG_SCHEMA)
+        with connection.cursor() as cursor, cursor.copy("COPY t (id, created) FROM STDIN") as copy:
+            for number in range(1, tickets + 1):
+                copy.write_row((number, first + timedelta(microseconds=number)))
+        connection.execute("ANALYZE t")
+    claimed_by, latencies, seconds = _race("psycopg", url, workers, None)
+    with psycopg.connect(url) as connection:
+        owners = {
+            int(ticket_id): owner - 1 if owner is not None else None
+            for ticket_id, owner in connection.execute("SELECT id, owner FROM t")
+        }
+    return _outcome(claimed_by, latencies, seconds, owners)
+
+
+@contextmanager
+def _scratch_pg_database(admin_url: str) -> Iterator[str]:
+    """A new, empty database on the server of ``admin_url``; dropped afterwards."""
+    url = make_url(admin_url).set(drivername="postgresql")
+    name = f"cxdesk_bench_{uuid.uuid4().hex[:12]}"
+    admin = url.render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# -- figures -----------------------------------------------------------------------------------
+
+
+def _figures(database: str, cxdesk: Outcome, baseline: Outcome) -> list[dict[str, Any]]:
+    def ratio(value: float, base: float) -> float | None:
+        return value / base if base else None
+
+    prefix = f"pull.{database}"
+    throughput_ratio = ratio(cxdesk.throughput, baseline.throughput)
+    p50, p99 = cxdesk.percentile_ms(50), cxdesk.percentile_ms(99)
+    base_p50, base_p99 = baseline.percentile_ms(50), baseline.percentile_ms(99)
+    return [
+        {
+            "name": f"{prefix}.throughput",
+            "value": cxdesk.throughput,
+            "baseline": baseline.throughput,
+            "ratio": throughput_ratio,
+            "unit": "claims/s",
+            "target": f">= {TARGET_THROUGHPUT_RATIO:.0%} of baseline",
+            "met": throughput_ratio is not None and throughput_ratio >= TARGET_THROUGHPUT_RATIO,
+        },
+        {
+            "name": f"{prefix}.p50_latency",
+            "value": p50,
+            "baseline": base_p50,
+            "ratio": ratio(p50, base_p50),
+            "unit": "ms",
+            "target": None,
+            "met": None,
+        },
+        {
+            "name": f"{prefix}.p99_latency",
+            "value": p99,
+            "baseline": base_p99,
+            "ratio": ratio(p99, base_p99),
+            "unit": "ms",
+            "target": f"<= {TARGET_P99_MS:g} ms",
+            "met": p99 <= TARGET_P99_MS,
+        },
+        {
+            "name": f"{prefix}.doubles",
+            "value": cxdesk.doubles,
+            "baseline": baseline.doubles,
+            "ratio": None,
+            "unit": "tickets",
+            "target": "== 0",
+            "met": cxdesk.doubles == 0,
+        },
+        {
+            "name": f"{prefix}.lost",
+            "value": cxdesk.lost,
+            "baseline": baseline.lost,
+            "ratio": None,
+            "unit": "tickets",
+            "target": "== 0",
+            "met": cxdesk.lost == 0,
+        },
+    ]
+
+
+def run(
+    *,
+    tickets: int = TICKETS,
+    workers: int = WORKERS,
+    pg_url: str | None = None,
+    profile: bool = False,
+    log: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
+) -> list[dict[str, Any]]:
+    """Race cxdesk against the baseline on SQLite (and PostgreSQL if ``pg_url``); the figures.
+
+    With ``profile``, cxdesk's workers run under cProfile and the merged statistics are
+    written with ``log`` (the timings of that run are inflated by the profiler).
+    """
+    figures: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="cxdesk-bench-pull-") as folder:
+        profile_dir = Path(folder) / "profiles" if profile else None
+        if profile_dir is not None:
+            profile_dir.mkdir()
+        log(f"SQLite: cxdesk pull_next, {workers} processes, {tickets} tickets ...")
+        cxdesk = _cxdesk_contender(f"sqlite:///{folder}/desk.db", tickets, workers, profile_dir)
+        log("SQLite: bare sqlite3 baseline ...")
+        baseline = _sqlite3_contender(f"{folder}/baseline.db", tickets, workers)
+        figures += _figures("sqlite", cxdesk, baseline)
+        if profile_dir is not None:
+            _log_profile(profile_dir, "SQLite", log)
+        if pg_url:
+            with _scratch_pg_database(pg_url) as scratch:
+                log(f"PostgreSQL: cxdesk pull_next, {workers} processes, {tickets} tickets ...")
+                pg_profile = Path(folder) / "pg-profiles" if profile else None
+                if pg_profile is not None:
+                    pg_profile.mkdir()
+                cxdesk = _cxdesk_contender(scratch, tickets, workers, pg_profile)
+                log("PostgreSQL: bare psycopg baseline ...")
+                baseline = _psycopg_contender(scratch, tickets, workers)
+                figures += _figures("postgresql", cxdesk, baseline)
+                if pg_profile is not None:
+                    _log_profile(pg_profile, "PostgreSQL", log)
+    return figures
+
+
+def _log_profile(folder: Path, database: str, log: Callable[[str], None]) -> None:
+    files = sorted(str(path) for path in folder.glob("*.prof"))
+    if not files:
+        return
+    for order in ("cumulative", "tottime"):
+        report = Path(folder) / f"report-{order}.txt"
+        with report.open("w") as stream:
+            stats = pstats.Stats(*files, stream=stream)
+            stats.strip_dirs().sort_stats(order).print_stats(30)
+        log(f"--- {database}: cxdesk workers' profile, all processes merged, by {order} ---")
+        log(report.read_text())
+
+
+def _format(figures: list[dict[str, Any]]) -> str:
+    def number(value: float | None) -> str:
+        if value is None:
+            return "-"
+        if isinstance(value, int):
+            return f"{value:,}"
+        return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+    header = f"{'figure':<38} {'cxdesk':>9} {'baseline':>9} {'ratio':>7}  {'target':<20} met"
+    lines = [header, "-" * len(header)]
+    for figure in figures:
+        met = {True: "yes", False: "NO", None: ""}[figure["met"]]
+        lines.append(
+            f"{figure['name'] + ' (' + figure['unit'] + ')':<38} {number(figure['value']):>9} "
+            f"{number(figure['baseline']):>9} {number(figure['ratio']):>7}  "
+            f"{figure['target'] or '':<20} {met}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--tickets", type=int, default=TICKETS, help="waiting tickets to pull")
+    parser.add_argument("--workers", type=int, default=WORKERS, help="pulling processes")
+    parser.add_argument("--pg", metavar="URL", help="also run on this PostgreSQL server")
+    parser.add_argument("--profile", action="store_true", help="profile cxdesk's workers")
+    args = parser.parse_args(argv)
+    if args.tickets < 1 or args.workers < 1:
+        parser.error("--tickets and --workers must be at least 1")
+    figures = run(tickets=args.tickets, workers=args.workers, pg_url=args.pg, profile=args.profile)
+    print(f"pull: {args.workers} processes, {args.tickets} tickets")
+    print(_format(figures))
+    doubles = [
+        f for f in figures if f["name"].endswith(".doubles") and (f["value"] or f["baseline"])
+    ]
+    for figure in doubles:
+        print(f"FAIL: {figure['name']}: cxdesk {figure['value']}, baseline {figure['baseline']}")
+    return 1 if doubles else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

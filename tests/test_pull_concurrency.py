@@ -1,0 +1,249 @@
+"""Pulling the next ticket: atomic under many processes at once, in queue order, with warnings.
+
+The concurrency test starts one OS process per expert (this file run as a script: see
+``_worker_main`` at the bottom). Each builds its own engine from the database URL, signals
+"ready", blocks until the test writes "go" to every process at the same instant, then pulls
+until ``QueueEmpty`` and prints the ids it got as one JSON line. Runs on SQLite and PostgreSQL
+(the ``db_url`` / ``engine`` fixtures of conftest.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, NoReturn
+
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+from cxdesk.errors import PermissionDenied, QueueEmpty
+from cxdesk.store.db import make_engine, read_session, transaction
+from cxdesk.store.directory import add_queue, add_team, add_user, ensure_builtin_statuses, get_user
+from cxdesk.store.models import Event, Ticket, User
+from cxdesk.store.tickets import TicketDraft, create_ticket, pull_next
+
+TEAM = "360"
+EXPERTS = 8
+TICKETS = 300
+READY_TIMEOUT_S = 60
+PULL_TIMEOUT_S = 120
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _add_expert(session: Session, username: str, teams: list[str]) -> User:
+    return add_user(
+        session,
+        actor=None,
+        username=username,
+        name=username.title(),
+        email=f"{username}@example.com",
+        password="not-a-secret",
+        role="expert",
+        teams=teams,
+    )
+
+
+def _seed_team(engine: Engine, *, ordering: str = "oldest") -> None:
+    """Built-in statuses, team and queue "360" (with this ordering), team "Stats iQ"."""
+    with transaction(engine) as session:
+        ensure_builtin_statuses(session)
+        add_team(session, actor=None, name=TEAM)
+        add_team(session, actor=None, name="Stats iQ")
+        add_queue(session, actor=None, name=TEAM, team=TEAM, ordering=ordering)
+
+
+# -- many processes at the same instant --------------------------------------------------------
+
+
+def _start_workers(db_url: str, usernames: list[str]) -> dict[str, subprocess.Popen[str]]:
+    paths = [str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, paths)))
+    return {
+        username: subprocess.Popen(
+            [sys.executable, __file__, db_url, username],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for username in usernames
+    }
+
+
+def _fail(procs: dict[str, subprocess.Popen[str]], username: str, what: str) -> NoReturn:
+    """Stop every worker, then fail the test with this one's stderr."""
+    for proc in procs.values():
+        proc.kill()
+    _out, err = procs[username].communicate()
+    pytest.fail(f"worker {username} {what} (exit {procs[username].returncode}):\n{err}")
+
+
+def _run_workers(db_url: str, usernames: list[str]) -> list[dict[str, Any]]:
+    """Start the workers, release them together, return each one's report (or fail the test)."""
+    procs = _start_workers(db_url, usernames)
+    pipes = {name: (proc.stdin, proc.stdout) for name, proc in procs.items()}
+    try:
+        with ThreadPoolExecutor(len(procs)) as pool:
+            ready = {name: pool.submit(out.readline) for name, (_in, out) in pipes.items() if out}
+            for name, line in ready.items():
+                try:
+                    if line.result(timeout=READY_TIMEOUT_S).strip() != "ready":
+                        _fail(procs, name, "stopped before it was ready")
+                except TimeoutError:
+                    _fail(procs, name, f"was not ready after {READY_TIMEOUT_S} s")
+        for stdin, _out in pipes.values():  # the start signal: every worker is blocked reading it
+            assert stdin is not None
+            stdin.write("go\n")
+            stdin.flush()
+        reports = []
+        for name, proc in procs.items():
+            try:
+                out, err = proc.communicate(timeout=PULL_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                _fail(procs, name, f"was still pulling after {PULL_TIMEOUT_S} s")
+            if proc.returncode != 0:
+                pytest.fail(f"worker {name} crashed (exit {proc.returncode}):\n{err}")
+            reports.append(json.loads(out.strip().splitlines()[-1]))
+        return reports
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.mark.slow
+def test_concurrent_pulls_give_every_ticket_to_exactly_one_expert(
+    db_url: str, engine: Engine
+) -> None:
+    _seed_team(engine)
+    usernames = [f"expert{n}" for n in range(EXPERTS)]
+    with transaction(engine) as session:
+        for username in usernames:
+            _add_expert(session, username, [TEAM])
+        ticket_ids: set[int] = set()
+        for n in range(TICKETS):
+            ticket = create_ticket(session, actor=None, draft=TicketDraft(f"Ticket {n}", TEAM))
+            assert ticket.id is not None
+            ticket_ids.add(ticket.id)
+    assert len(ticket_ids) == TICKETS
+
+    reports = _run_workers(db_url, usernames)
+
+    claims = Counter(ticket_id for report in reports for ticket_id in report["claimed"])
+    doubles = {ticket_id: n for ticket_id, n in claims.items() if n > 1}
+    assert not doubles, f"tickets given to more than one expert: {doubles}"
+    missing, unknown = sorted(ticket_ids - set(claims)), sorted(set(claims) - ticket_ids)
+    assert not missing and not unknown, f"never pulled: {missing[:20]}, unknown: {unknown[:20]}"
+    spread = {report["username"]: len(report["claimed"]) for report in reports}
+    assert sum(1 for n in spread.values() if n) >= 2, f"no concurrency happened: {spread}"
+
+    with read_session(engine) as session:
+        owners = dict(session.exec(select(Ticket.id, Ticket.owner_id)).all())
+        statuses = Counter(session.exec(select(Ticket.status)).all())
+        assignments = session.exec(
+            select(Event.ticket_id, Event.actor_id).where(
+                Event.kind == "ticket.assigned_from_queue"
+            )
+        ).all()
+    wrong_owner = {
+        ticket_id: (owners.get(ticket_id), report["user_id"])
+        for report in reports
+        for ticket_id in report["claimed"]
+        if owners.get(ticket_id) != report["user_id"]
+    }
+    assert not wrong_owner, f"ticket -> (owner in db, expert who got it): {wrong_owner}"
+    assert statuses == {"open": TICKETS}
+    # One assignment event per ticket, by its owner: no event survived a rolled-back claim.
+    assert sorted(assignments) == sorted(owners.items())
+
+
+# -- queue order and warnings ------------------------------------------------------------------
+
+
+def test_pull_follows_priority_order_and_warns(engine: Engine) -> None:
+    _seed_team(engine, ordering="priority")
+    with transaction(engine) as session:
+        expert = _add_expert(session, "expert", [TEAM])
+        outsider = _add_expert(session, "outsider", ["Stats iQ"])
+        # Oldest of all, and critical, but never pullable from queue 360.
+        for draft in (
+            TicketDraft(title="other team", team="Stats iQ", priority="critical"),
+            TicketDraft(title="resolved", team=TEAM, priority="critical", status="resolved"),
+            TicketDraft(title="owned", team=TEAM, priority="critical", owner="expert"),
+        ):
+            create_ticket(session, actor=None, draft=draft)
+        for title in ("low 1", "medium 1", "critical 1", "high 1", "low 2", "critical 2"):
+            priority = title.split()[0]
+            create_ticket(session, actor=None, draft=TicketDraft(title, TEAM, priority=priority))
+        create_ticket(session, actor=None, draft=TicketDraft("medium 2", TEAM, status="open"))
+        create_ticket(session, actor=None, draft=TicketDraft("high 2", TEAM, priority="high"))
+
+    with (
+        pytest.raises(PermissionDenied, match=r"^You are not on team 360$"),
+        transaction(engine) as session,
+    ):
+        pull_next(session, actor=outsider, queue_name=TEAM)
+
+    pulled = []
+    for _ in range(8):
+        with transaction(engine) as session:
+            ticket = pull_next(session, actor=expert, queue_name=TEAM)
+        assert (ticket.owner_id, ticket.status) == (expert.id, "open")
+        pulled.append(ticket.title)
+    assert pulled == [
+        "critical 1",
+        "critical 2",
+        "high 1",
+        "high 2",
+        "medium 1",
+        "medium 2",
+        "low 1",
+        "low 2",
+    ]
+
+    with pytest.raises(QueueEmpty) as empty, transaction(engine) as session:
+        pull_next(session, actor=expert, queue_name=TEAM)
+    assert str(empty.value) == "No tickets waiting in 360"
+
+    with read_session(engine) as session:
+        untouched = session.exec(
+            select(Ticket.title, Ticket.owner_id).where(
+                col(Ticket.title).in_(["other team", "resolved", "owned"])
+            )
+        ).all()
+    assert sorted(untouched) == [("other team", None), ("owned", expert.id), ("resolved", None)]
+
+
+# -- the worker process ------------------------------------------------------------------------
+
+
+def _worker_main(db_url: str, username: str) -> None:
+    """Pull from queue 360 as ``username`` until it is empty; print the ids as one JSON line."""
+    engine = make_engine(db_url)
+    with read_session(engine) as session:  # also opens the pooled connection before the start
+        expert = get_user(session, username)
+    print("ready", flush=True)
+    if sys.stdin.readline().strip() != "go":
+        raise SystemExit("no start signal")
+    claimed = []
+    while True:
+        try:
+            with transaction(engine) as session:
+                ticket = pull_next(session, actor=expert, queue_name=TEAM)
+        except QueueEmpty:
+            break
+        claimed.append(ticket.id)
+    engine.dispose()
+    print(json.dumps({"username": username, "user_id": expert.id, "claimed": claimed}), flush=True)
+
+
+if __name__ == "__main__":
+    _worker_main(*sys.argv[1:])
