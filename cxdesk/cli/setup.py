@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import sys
 from pathlib import Path
 
 import typer
 
-from cxdesk.cli.common import console, desk_engine, format_wait, print_table, raw_engine
+from cxdesk.cli.common import console, desk_engine, print_table, raw_engine
 from cxdesk.demo import build_demo, demo_logins
 from cxdesk.engine.dispatch import unit_of_work
+from cxdesk.errors import DeskError
 from cxdesk.seed import apply_seed, read_seed
-from cxdesk.store.db import read_session, transaction
+from cxdesk.store.db import transaction
 from cxdesk.store.directory import ensure_builtin_statuses
 from cxdesk.store.migrate import current_revision, head_revision, upgrade
-from cxdesk.store.tickets import queue_overview
 
 db_app = typer.Typer(help="The desk's database.", no_args_is_help=True)
 
@@ -69,19 +69,17 @@ def db_upgrade() -> None:
 
 
 def run(
-    user: str | None = typer.Option(None, "--user", help="Log in as this user."),
+    user: str | None = typer.Option(None, "--user", help="Preselect this username at login."),
 ) -> None:
-    """Open the desk. (Until the TUI lands this prints the queues.)"""
-    engine = desk_engine()
-    now = datetime.now(UTC)
-    with read_session(engine) as session:
-        stats = queue_overview(session)
-    rows = [(q.name, q.team, q.waiting, format_wait(q.oldest_created, now)) for q in stats]
-    print_table("Queues", ["queue", "team", "waiting", "oldest wait"], rows)
-    console.print(
-        "The terminal desk is not built yet; use `cxdesk checkin`, `cxdesk ticket pull` and "
-        "`cxdesk ticket update` (see `cxdesk --help`)."
-    )
+    """Open the desk in the terminal (log in, then your role's home screen)."""
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise DeskError(
+            "the desk needs a terminal (input or output is redirected); "
+            "see `cxdesk --help` for commands that work in scripts"
+        )
+    from cxdesk.app import create_app  # Textual loads only when the desk opens
+
+    create_app(desk_engine(), user=user).run()
 
 
 def register(app: typer.Typer) -> None:

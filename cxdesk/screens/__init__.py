@@ -1,0 +1,1 @@
+"""One Textual screen per module; each calls store operations in thread workers."""

@@ -1,0 +1,167 @@
+"""The check-in form: the check-in survey's questions as a keyboard form, built from its definition.
+
+Each question becomes an Input (text, email, phone, textarea, number; placeholder = its hint)
+or a Select (choice), with a Label under it for its error. Enter in any Input submits; a bad
+answer is shown under its field and nothing is saved; after a good one the form clears, the
+first field takes focus and the created ticket keys are shown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlmodel import col, select
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.widget import Widget
+from textual.widgets import Footer, Header, Input, Label, Select
+
+from cxdesk.engine.dispatch import unit_of_work
+from cxdesk.errors import DeskError, ValidationFailed
+from cxdesk.screens.base import DeskScreen
+from cxdesk.store.db import read_session
+from cxdesk.store.models import Ticket
+from cxdesk.store.surveys import get_survey, submit_response
+
+SURVEY_NAME = "checkin"
+
+
+def field_id(question_id: str) -> str:
+    return f"q-{question_id}"
+
+
+def error_id(question_id: str) -> str:
+    return f"err-{question_id}"
+
+
+def question_widget(question: Mapping[str, Any]) -> Widget:
+    """The input for one question, from its type."""
+    qid = str(question["id"])
+    if question.get("type") == "choice":
+        choices = [str(choice) for choice in question.get("choices", [])]
+        return Select(
+            [(choice, choice) for choice in choices],
+            prompt=str(question.get("hint") or "Choose…"),
+            id=field_id(qid),
+        )
+    return Input(placeholder=str(question.get("hint") or ""), id=field_id(qid))
+
+
+class CheckinScreen(DeskScreen):
+    DEFAULT_CSS = """
+    CheckinScreen #form { padding: 0 2; }
+    CheckinScreen .question { margin-top: 1; text-style: bold; }
+    CheckinScreen .field-error { color: $error; height: auto; }
+    CheckinScreen #checked-in { color: $success; height: auto; margin: 1 2 0 2; }
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.questions: list[dict[str, Any]] = []
+        """The survey's questions, in order, once loaded."""
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Label("", id="checked-in", markup=False)
+        yield VerticalScroll(Label("Loading the check-in form…"), id="form")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.load_survey()
+
+    @work(thread=True, exit_on_error=False)
+    def load_survey(self) -> None:
+        try:
+            with read_session(self.engine) as session:
+                questions = list(get_survey(session, SURVEY_NAME).questions)
+        except DeskError as error:
+            self.report(error)
+            return
+        self.app.call_from_thread(self.call_later, self._build_form, questions)
+
+    async def _build_form(self, questions: Sequence[dict[str, Any]]) -> None:
+        self.questions = list(questions)
+        form = self.query_one("#form", VerticalScroll)
+        await form.remove_children()
+        widgets: list[Widget] = []
+        for question in self.questions:
+            mark = " *" if question.get("required") else ""
+            widgets.append(Label(f"{question['label']}{mark}", classes="question", markup=False))
+            widgets.append(question_widget(question))
+            widgets.append(
+                Label("", id=error_id(str(question["id"])), classes="field-error", markup=False)
+            )
+        await form.mount_all(widgets)
+        self._focus_first()
+
+    def _focus_first(self) -> None:
+        if self.questions:
+            self.query_one(f"#{field_id(str(self.questions[0]['id']))}").focus()
+
+    def answers(self) -> dict[str, str]:
+        """What is typed in the form, by question id (an unset choice is empty)."""
+        result: dict[str, str] = {}
+        for question in self.questions:
+            widget = self.query_one(f"#{field_id(str(question['id']))}")
+            if isinstance(widget, Select):
+                result[str(question["id"])] = "" if widget.is_blank() else str(widget.value)
+            elif isinstance(widget, Input):
+                result[str(question["id"])] = widget.value
+        return result
+
+    @on(Input.Submitted)
+    def _submit(self) -> None:
+        if self.questions:
+            self.query_one("#checked-in", Label).update("Saving…")
+            self.check_in(self.answers())
+
+    @work(thread=True, exclusive=True, exit_on_error=False)
+    def check_in(self, answers: dict[str, str]) -> None:
+        try:
+            with unit_of_work(self.engine) as session:
+                response = submit_response(
+                    session, actor=self.user, survey_name=SURVEY_NAME, answers=answers
+                )
+                response_id = response.id
+            with read_session(self.engine) as session:
+                keys = session.exec(
+                    select(Ticket.key)
+                    .where(Ticket.response_id == response_id)
+                    .order_by(col(Ticket.id))
+                ).all()
+        except ValidationFailed as failed:
+            self.app.call_from_thread(self._show_errors, failed.errors)
+            return
+        except DeskError as error:
+            self.app.call_from_thread(self._show_errors, {})
+            self.report(error)
+            return
+        self.app.call_from_thread(self._checked_in, [key for key in keys if key])
+
+    def _show_errors(self, errors: Mapping[str, str]) -> None:
+        first_bad: str | None = None
+        for question in self.questions:
+            qid = str(question["id"])
+            message = errors.get(qid, "")
+            self.query_one(f"#{error_id(qid)}", Label).update(message)
+            if message and first_bad is None:
+                first_bad = qid
+        shown = "Not saved: fix the fields marked below." if errors else "Not saved."
+        self.query_one("#checked-in", Label).update(shown)
+        if first_bad is not None:
+            self.query_one(f"#{field_id(first_bad)}").focus()
+
+    def _checked_in(self, keys: Sequence[str]) -> None:
+        for question in self.questions:
+            qid = str(question["id"])
+            widget = self.query_one(f"#{field_id(qid)}")
+            if isinstance(widget, Select):
+                widget.clear()
+            elif isinstance(widget, Input):
+                widget.value = ""
+            self.query_one(f"#{error_id(qid)}", Label).update("")
+        done = f"Checked in: {', '.join(keys)}" if keys else "Checked in (no ticket was created)"
+        self.query_one("#checked-in", Label).update(done)
+        self._focus_first()

@@ -1,0 +1,173 @@
+"""The queues screen (experts' home): every queue's waiting count, pull next, my open tickets.
+
+A poll worker reloads both tables about every second (``App.poll_seconds``), so a colleague's
+pull or a new check-in shows up; ``n`` or Enter on a queue pulls its next ticket and opens it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable, Footer, Header, Label
+
+from cxdesk.engine.dispatch import unit_of_work
+from cxdesk.errors import DeskError
+from cxdesk.screens.base import DeskScreen
+from cxdesk.store.db import read_session
+from cxdesk.store.directory import list_statuses, user_teams
+from cxdesk.store.models import StatusCategory
+from cxdesk.store.tickets import (
+    QueueStats,
+    format_wait,
+    list_tickets,
+    pull_next,
+    queue_overview,
+    tickets_to_dicts,
+)
+
+OWN_TEAM_MARK = "●"
+MY_TICKETS_HINT = (
+    "My open tickets. Waiting tickets live in the queues above: press n to pull the next one."
+)
+
+
+@dataclass(frozen=True)
+class QueuesSnapshot:
+    """What the screen shows, read in one worker pass."""
+
+    queues: list[QueueStats]
+    my_teams: frozenset[str]
+    my_tickets: list[dict[str, object]]
+
+
+class QueuesScreen(DeskScreen):
+    DEFAULT_CSS = """
+    QueuesScreen #queues { height: 1fr; }
+    QueuesScreen #mine { height: 1fr; }
+    QueuesScreen #mine-hint { color: $text-muted; margin-top: 1; }
+    """
+    BINDINGS = [Binding("n", "pull", "Pull next"), Binding("enter", "pull", "Pull", show=False)]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Label(f"Queues ({OWN_TEAM_MARK} = my teams)")
+        queues: DataTable[str] = DataTable(id="queues", cursor_type="row")
+        queues.add_columns(" ", "Queue", "Team", "Waiting", "Oldest wait")
+        yield queues
+        yield Label(MY_TICKETS_HINT, id="mine-hint")
+        mine: DataTable[str] = DataTable(id="mine", cursor_type="row")
+        mine.add_columns("Key", "Title", "Status", "Priority", "Team", "Updated")
+        yield mine
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#queues", DataTable).focus()
+        self.refresh_tables()
+        self.set_interval(self.desk.poll_seconds, self.refresh_tables)
+
+    def on_screen_resume(self) -> None:
+        self.refresh_tables()
+
+    @work(thread=True, exclusive=True, group="queues-poll", exit_on_error=False)
+    def refresh_tables(self) -> None:
+        try:
+            user = self.user
+            with read_session(self.engine) as session:
+                open_statuses = {
+                    s.name for s in list_statuses(session) if s.category == StatusCategory.open
+                }
+                mine = [
+                    t
+                    for t in list_tickets(session, owner=user.username)
+                    if t.status in open_statuses
+                ]
+                snapshot = QueuesSnapshot(
+                    queues=queue_overview(session),
+                    my_teams=frozenset(team.name for team in user_teams(session, user)),
+                    my_tickets=tickets_to_dicts(session, mine),
+                )
+        except DeskError as error:
+            self.report(error)
+            return
+        self.app.call_from_thread(self._show, snapshot)
+
+    def _show(self, snapshot: QueuesSnapshot) -> None:
+        now = datetime.now(UTC)
+        queues: DataTable[str] = self.query_one("#queues", DataTable)
+        rows = [
+            (
+                OWN_TEAM_MARK if q.team in snapshot.my_teams else "",
+                q.name,
+                q.team,
+                str(q.waiting),
+                format_wait(q.oldest_created, now),
+            )
+            for q in snapshot.queues
+        ]
+        _replace_rows(queues, rows, [q.name for q in snapshot.queues])
+        mine: DataTable[str] = self.query_one("#mine", DataTable)
+        ticket_rows = [
+            tuple(
+                str(t[name] or "")
+                for name in ("key", "title", "status", "priority", "team", "updated_at")
+            )
+            for t in snapshot.my_tickets
+        ]
+        ticket_rows = [(*row[:5], row[5][:16].replace("T", " ")) for row in ticket_rows]
+        _replace_rows(mine, ticket_rows, [str(t["key"]) for t in snapshot.my_tickets])
+
+    def highlighted_queue(self) -> str | None:
+        table: DataTable[str] = self.query_one("#queues", DataTable)
+        if table.row_count == 0:
+            return None
+        row_key, _ = table.coordinate_to_cell_key(table.cursor_coordinate)
+        return row_key.value
+
+    def action_pull(self) -> None:
+        mine: DataTable[str] = self.query_one("#mine", DataTable)
+        if mine.has_focus and mine.row_count:
+            row_key, _ = mine.coordinate_to_cell_key(mine.cursor_coordinate)
+            if row_key.value:
+                self.desk.open_ticket(row_key.value)
+            return
+        queue = self.highlighted_queue()
+        if queue is None:
+            self.notify("No queue to pull from", severity="warning")
+            return
+        self.pull(queue)
+
+    @on(DataTable.RowSelected)
+    def _row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_pull()
+
+    @work(thread=True, exclusive=True, group="pull", exit_on_error=False)
+    def pull(self, queue: str) -> None:
+        try:
+            with unit_of_work(self.engine) as session:
+                key = pull_next(session, actor=self.user, queue_name=queue).key
+        except DeskError as error:
+            self.app.notify(str(error), severity="warning", markup=False)
+            return
+        assert key is not None
+        self.app.call_from_thread(self.desk.open_ticket, key)
+
+
+def _replace_rows(
+    table: DataTable[str], rows: Sequence[tuple[str, ...]], keys: Sequence[str]
+) -> None:
+    """Show ``rows`` keeping the cursor on the same row; untouched when nothing changed."""
+    current = [tuple(str(cell) for cell in table.get_row_at(i)) for i in range(table.row_count)]
+    if current == list(rows) and len(table.rows) == len(keys):
+        return
+    cursor = table.cursor_row
+    table.clear()
+    for key, row in zip(keys, rows, strict=True):
+        table.add_row(*row, key=key)
+    if table.row_count:
+        table.move_cursor(row=min(cursor, table.row_count - 1))
