@@ -14,7 +14,7 @@ Registered as a pytest plugin by ``tests/conftest.py``. Fixtures:
   "starttls" or "tls", with a self-signed certificate for 127.0.0.1 in ``peer.cert_file``;
   a client trusts it with ``monkeypatch.setenv("SSL_CERT_FILE", peer.cert_file)``).
   ``peer.connections`` counts the client connections that said EHLO/HELO.
-- ``twilio_mock`` -> URL of Prism serving Twilio's own OpenAPI contract (``shared/twilio``),
+- ``twilio_mock`` -> URL of Prism serving Twilio's own OpenAPI contract (``tests/contracts/twilio``),
   once per session: ``CXDESK_TEST_TWILIO_URL`` when set (``scripts/test`` starts one), else a
   Prism started here (installed once into ``.cache/prism``) and stopped at the end. It answers
   201 with the spec's example (sid ``SMaaaa...``) to a valid request and 422 to one Twilio's
@@ -61,7 +61,7 @@ from cxdesk.engine.channels.email import MailSettings
 from cxdesk.engine.channels.sms import SmsSettings
 
 ROOT = Path(__file__).resolve().parent.parent
-TWILIO_SPEC = ROOT.parent / "shared" / "twilio" / "twilio_api_v2010.json"
+TWILIO_SPEC = ROOT / "tests" / "contracts" / "twilio" / "twilio_api_v2010.json"
 PRISM_DIR = ROOT / ".cache" / "prism"
 PRISM_BIN = PRISM_DIR / "node_modules" / ".bin" / "prism"
 PRISM_PACKAGE = "@stoplight/prism-cli@5"
