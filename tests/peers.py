@@ -14,9 +14,10 @@ Registered as a pytest plugin by ``tests/conftest.py``. Fixtures:
   "starttls" or "tls", with a self-signed certificate for 127.0.0.1 in ``peer.cert_file``;
   a client trusts it with ``monkeypatch.setenv("SSL_CERT_FILE", peer.cert_file)``).
   ``peer.connections`` counts the client connections that said EHLO/HELO.
-- ``twilio_mock`` -> URL of Prism serving Twilio's own OpenAPI contract (``tests/contracts/twilio``),
-  once per session: ``CXDESK_TEST_TWILIO_URL`` when set (``scripts/test`` starts one), else a
-  Prism started here (installed once into ``.cache/prism``) and stopped at the end. It answers
+- ``twilio_mock`` -> URL of Prism serving Twilio's own OpenAPI contract
+  (``tests/contracts/twilio``), once per session: ``CXDESK_TEST_TWILIO_URL`` when set
+  (``scripts/test`` starts one), else a Prism started here (installed once into
+  ``.cache/prism``) and stopped at the end. It answers
   201 with the spec's example (sid ``SMaaaa...``) to a valid request and 422 to one Twilio's
   contract refuses. It needs basic auth (any) and an account SID matching
   ``^AC[0-9a-fA-F]{32}$`` (``TWILIO_TEST_ACCOUNT_SID``); ``twilio_settings(url)`` builds
