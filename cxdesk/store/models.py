@@ -152,10 +152,17 @@ class Survey(SQLModel, table=True):
 
 class SurveyResponse(SQLModel, table=True):
     __tablename__ = "survey_response"
+    __table_args__ = (
+        # A ticket's survey (its CSAT) is answered once; responses without a ticket (check-in,
+        # NPS) are NULL there and never collide.
+        Index("ix_survey_response_once", "survey_id", "ticket_id", unique=True),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     survey_id: int = Field(foreign_key="survey.id", index=True)
     submitted_by_id: int | None = Field(default=None, foreign_key="user.id")
+    expert_id: int | None = Field(default=None, foreign_key="user.id", index=True)
+    """The expert the answer is about (a CSAT's ticket owner when its link was sent)."""
     answers: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     # ticket.response_id points back here: use_alter breaks the cycle, so create_all/drop_all
     # (and table sorting) add this foreign key after both tables exist (inline on SQLite).
@@ -363,6 +370,7 @@ class Campaign(SQLModel, table=True):
     subject: str = Field(max_length=300)
     description: str = ""
     status: str = Field(default="new", max_length=64)
+    team_id: int | None = Field(default=None, foreign_key="team.id")
     assignee_id: int | None = Field(default=None, foreign_key="user.id")
     filters: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     created_by_id: int | None = Field(default=None, foreign_key="user.id")
