@@ -7,7 +7,7 @@ import sys
 import typer
 from sqlalchemy.exc import SQLAlchemyError
 
-from cxdesk.cli import delivery, directory, setup, tickets, workflows
+from cxdesk.cli import delivery, directory, loop, setup, tickets, views, workflows
 from cxdesk.cli.common import err_console
 from cxdesk.errors import DeskError
 
@@ -31,6 +31,8 @@ def _default(context: typer.Context) -> None:
 setup.register(app)
 tickets.register(app)
 delivery.register(app)
+loop.register(app)
+views.register(app)
 app.add_typer(directory.user_app, name="user")
 app.add_typer(directory.team_app, name="team")
 app.add_typer(directory.queue_app, name="queue")
@@ -49,6 +51,8 @@ def main() -> None:
         # writable: the user's setup, not a bug, so one line (the driver's first line).
         reason = getattr(exc, "orig", None) or exc
         first = (str(reason).strip().splitlines() or [type(exc).__name__])[0]
+        if "unable to open database file" in first or "readonly database" in first:
+            first += " (the file or its folder is missing or read-only; nothing was changed)"
         err_console.print(f"Error: Cannot use the desk database: {first}", soft_wrap=True)
         sys.exit(1)
     except KeyboardInterrupt:

@@ -1,0 +1,175 @@
+"""``cxdesk tickets export`` and ``cxdesk view save|list|show|delete``: the filtered ticket list
+as a file, and named filters (saved views) to recall it by.
+
+Every command takes the ticket list's filter options; ``--view NAME`` starts from a saved
+view and the other options change it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from cxdesk.cli.common import acting_user, desk_engine, print_table
+from cxdesk.cli.tickets import tickets_app
+from cxdesk.errors import DeskError
+from cxdesk.store.db import read_session, transaction
+from cxdesk.store.export import FORMATS, export_tickets
+from cxdesk.store.views import (
+    DEFAULT_DAYS,
+    Sort,
+    TicketFilter,
+    delete_view,
+    get_view,
+    list_views,
+    parse_day,
+    save_view,
+    ticket_summary,
+)
+
+view_app = typer.Typer(help="Saved views: named ticket-list filters.", no_args_is_help=True)
+
+DAYS_OPTION = typer.Option(
+    None, "--days", help=f"Created in the last N days (default {DEFAULT_DAYS}; 0 = all time)."
+)
+FROM_OPTION = typer.Option(None, "--from", help="Created on or after this day (YYYY-MM-DD).")
+TO_OPTION = typer.Option(None, "--to", help="Created on or before this day (YYYY-MM-DD).")
+TEAM_OPTION = typer.Option(None, "--team", help="Current team.")
+OWNER_OPTION = typer.Option(None, "--owner", help="A username, or 'none' for unowned.")
+STATUS_OPTION = typer.Option(None, "--status")
+PRIORITY_OPTION = typer.Option(None, "--priority", help="low, medium, high or critical.")
+TAG_OPTION = typer.Option(None, "--tag")
+TEXT_OPTION = typer.Option(None, "--text", help="Words in the key, title, customer or comment.")
+VIEW_OPTION = typer.Option(None, "--view", help="Start from this saved view (needs --as).")
+
+
+def build_filter(
+    *,
+    base: TicketFilter | None = None,
+    days: int | None = None,
+    date_from: str | None = None,
+    date_to: str | None = None,
+    team: str | None = None,
+    owner: str | None = None,
+    status: str | None = None,
+    priority: str | None = None,
+    tag: str | None = None,
+    text: str | None = None,
+) -> TicketFilter:
+    """The filter the options describe, on top of ``base`` (a saved view) or the default."""
+    flt = base or TicketFilter()
+    if days is not None:
+        if days < 0:
+            raise DeskError(f"--days must be 0 (all time) or more, not {days}")
+        flt = flt.with_changes(last_days=days or None, created_from=None, created_to=None)
+    if date_from is not None or date_to is not None:
+        if days:
+            raise DeskError("Give either --days or --from/--to, not both")
+        flt = flt.with_changes(
+            last_days=None,
+            created_from=parse_day(date_from, "--from") if date_from else None,
+            created_to=parse_day(date_to, "--to") if date_to else None,
+        )
+    changes = {"team": team, "owner": owner, "status": status, "priority": priority,
+               "tag": tag, "text": text}  # fmt: skip
+    return flt.with_changes(**{name: value for name, value in changes.items() if value is not None})
+
+
+def _base_view(view: str | None, as_user: str | None) -> TicketFilter | None:
+    if view is None:
+        return None
+    if as_user is None:
+        raise DeskError("--view needs --as (saved views belong to a user)")
+    with read_session(desk_engine()) as session:
+        return get_view(session, actor=acting_user(session, as_user), name=view)
+
+
+@tickets_app.command("export")
+def tickets_export(
+    output: Path = typer.Option(..., "--output", "-o", help="The file to write."),
+    fmt: str | None = typer.Option(None, "--format", help="csv or xlsx (default: the suffix)."),
+    days: int | None = DAYS_OPTION,
+    date_from: str | None = FROM_OPTION,
+    date_to: str | None = TO_OPTION,
+    team: str | None = TEAM_OPTION,
+    owner: str | None = OWNER_OPTION,
+    status: str | None = STATUS_OPTION,
+    priority: str | None = PRIORITY_OPTION,
+    tag: str | None = TAG_OPTION,
+    text: str | None = TEXT_OPTION,
+    view: str | None = VIEW_OPTION,
+    as_user: str | None = typer.Option(None, "--as", help="Whose saved view --view names."),
+    sort: str = typer.Option("created_at", "--sort", help="The column to sort by."),
+    ascending: bool = typer.Option(False, "--ascending", help="Oldest / A first."),
+) -> None:
+    """Write the filtered ticket list to .csv or .xlsx (dates typed in .xlsx)."""
+    if fmt is not None and fmt.lower() not in FORMATS:
+        raise DeskError(f"--format must be csv or xlsx, not {fmt!r}")
+    order = Sort(sort, descending=not ascending)
+    flt = build_filter(
+        base=_base_view(view, as_user), days=days, date_from=date_from, date_to=date_to,
+        team=team, owner=owner, status=status, priority=priority, tag=tag, text=text,
+    )  # fmt: skip
+    written = export_tickets(desk_engine(), flt, output, fmt=fmt, sort=order)
+    typer.echo(f"{written} tickets written to {output} ({flt.describe()}).")
+
+
+@view_app.command("save")
+def view_save(
+    name: str,
+    as_user: str = typer.Option(..., "--as", help="The user the view belongs to."),
+    days: int | None = DAYS_OPTION,
+    date_from: str | None = FROM_OPTION,
+    date_to: str | None = TO_OPTION,
+    team: str | None = TEAM_OPTION,
+    owner: str | None = OWNER_OPTION,
+    status: str | None = STATUS_OPTION,
+    priority: str | None = PRIORITY_OPTION,
+    tag: str | None = TAG_OPTION,
+    text: str | None = TEXT_OPTION,
+) -> None:
+    """Save the filter the options describe as NAME (saving a name again replaces it)."""
+    flt = build_filter(
+        days=days, date_from=date_from, date_to=date_to, team=team, owner=owner,
+        status=status, priority=priority, tag=tag, text=text,
+    )  # fmt: skip
+    with transaction(desk_engine()) as session:
+        saved = save_view(session, actor=acting_user(session, as_user), name=name, flt=flt)
+    typer.echo(f"View {saved.name!r} saved: {flt.describe()}.")
+
+
+@view_app.command("list")
+def view_list(as_user: str = typer.Option(..., "--as")) -> None:
+    """Your saved views and the desk's shared ones."""
+    with read_session(desk_engine()) as session:
+        views = list_views(session, actor=acting_user(session, as_user))
+        rows = [
+            (v.name, "shared" if v.owner_id is None else as_user,
+             TicketFilter.from_json(v.filters).describe())
+            for v in views
+        ]  # fmt: skip
+    print_table("Saved views", ["name", "owner", "filter"], rows)
+
+
+@view_app.command("show")
+def view_show(name: str, as_user: str = typer.Option(..., "--as")) -> None:
+    """A saved view's filter and its counts by status now."""
+    with read_session(desk_engine()) as session:
+        flt = get_view(session, actor=acting_user(session, as_user), name=name)
+        summary = ticket_summary(session, flt)
+    typer.echo(f"{name}: {flt.describe()}")
+    typer.echo(summary.line())
+
+
+@view_app.command("delete")
+def view_delete(name: str, as_user: str = typer.Option(..., "--as")) -> None:
+    """Delete one of your saved views."""
+    with transaction(desk_engine()) as session:
+        delete_view(session, actor=acting_user(session, as_user), name=name)
+    typer.echo(f"View {name!r} deleted.")
+
+
+def register(app: typer.Typer) -> None:
+    """``tickets export`` joins the ``tickets`` group when this module is imported."""
+    app.add_typer(view_app, name="view")

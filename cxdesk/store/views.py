@@ -1,0 +1,622 @@
+"""Reading the whole desk a page at a time: the ticket list, its summary, saved views, kanban
+columns, the event stream, "my tickets" history and the public board.
+
+Every function returns one bounded page (``limit`` rows) from one SELECT, never every ticket,
+so the screens stay fast on a desk with 100,000 tickets. Filters are resolved against the
+directory first (an unknown team, owner, status or priority is a ``DeskError``: one line).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, fields, replace
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, case, exists, func, or_
+from sqlalchemy import select as sa_select
+from sqlalchemy.orm import aliased
+from sqlmodel import Session, col, select
+
+from cxdesk.errors import DeskError, NotFound, PermissionDenied, ValidationFailed
+from cxdesk.store.directory import get_status, get_team, get_user, list_statuses
+from cxdesk.store.models import (
+    PRIORITY_RANK,
+    Event,
+    Priority,
+    Role,
+    SavedView,
+    Status,
+    StatusCategory,
+    Team,
+    Ticket,
+    TicketTag,
+    User,
+    utcnow,
+)
+
+DEFAULT_DAYS = 30
+"""The ticket list shows tickets created in the last month unless told otherwise."""
+PAGE_SIZE = 100
+UNOWNED = "none"
+"""The owner filter's value for tickets nobody owns."""
+BOARD_EXCLUDED = frozenset({"escalated"})
+"""Open-like statuses the public board leaves out (with every resolved-like one)."""
+
+# -- the filter --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TicketFilter:
+    """What the ticket list shows. Dates are local calendar days, both ends included.
+
+    ``last_days`` (default 30) counts back from today and wins over ``created_from``; set it
+    to None for an explicit range, or leave every date empty for all time.
+    """
+
+    last_days: int | None = DEFAULT_DAYS
+    created_from: date | None = None
+    created_to: date | None = None
+    team: str | None = None
+    owner: str | None = None
+    status: str | None = None
+    priority: str | None = None
+    tag: str | None = None
+    text: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """As stored in a saved view (dates as ISO strings, empty fields left out)."""
+        stored: dict[str, Any] = {}
+        for name, value in asdict(self).items():
+            if isinstance(value, date):
+                value = value.isoformat()
+            stored[name] = value
+        return stored
+
+    @classmethod
+    def from_json(cls, stored: Mapping[str, Any]) -> TicketFilter:
+        known = {f.name for f in fields(cls)}
+        values: dict[str, Any] = {k: v for k, v in stored.items() if k in known}
+        for name in ("created_from", "created_to"):
+            if values.get(name):
+                values[name] = parse_day(str(values[name]), name)
+        return cls(**values)
+
+    def describe(self) -> str:
+        """One line for a summary or a saved-view list: ``last 30 days, team 360, ...``."""
+        parts = []
+        if self.last_days:
+            parts.append(f"last {self.last_days} days")
+        elif self.created_from or self.created_to:
+            parts.append(f"{self.created_from or '…'} to {self.created_to or '…'}")
+        else:
+            parts.append("all dates")
+        for name in ("team", "owner", "status", "priority", "tag", "text"):
+            value = getattr(self, name)
+            if value:
+                parts.append(f"{name} {value}")
+        return ", ".join(parts)
+
+    def with_changes(self, **changes: Any) -> TicketFilter:
+        return replace(self, **changes)
+
+
+def parse_day(value: str, label: str = "date") -> date:
+    """A ``YYYY-MM-DD`` day, or a one-line error naming the option."""
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        raise DeskError(f"{label}: {value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _local_midnight_utc(day: date) -> datetime:
+    return datetime.combine(day, time()).astimezone().astimezone(UTC)
+
+
+def _conditions(session: Session, flt: TicketFilter, now: datetime) -> list[ColumnElement[bool]]:
+    """The WHERE clauses of a filter; names are checked against the directory."""
+    where: list[ColumnElement[bool]] = []
+    if flt.last_days is not None and flt.last_days < 0:
+        raise ValidationFailed({"days": "must be 0 (all time) or more"})
+    if flt.last_days:
+        start_day = now.astimezone().date() - timedelta(days=flt.last_days)
+        where.append(col(Ticket.created_at) >= _local_midnight_utc(start_day))
+    else:
+        if flt.created_from:
+            where.append(col(Ticket.created_at) >= _local_midnight_utc(flt.created_from))
+        if flt.created_to:
+            end = _local_midnight_utc(flt.created_to + timedelta(days=1))
+            where.append(col(Ticket.created_at) < end)
+        if flt.created_from and flt.created_to and flt.created_from > flt.created_to:
+            raise ValidationFailed({"from": f"{flt.created_from} is after to {flt.created_to}"})
+    if flt.team:
+        where.append(col(Ticket.team_id) == get_team(session, flt.team).id)
+    if flt.owner == UNOWNED:
+        where.append(col(Ticket.owner_id).is_(None))
+    elif flt.owner:
+        where.append(col(Ticket.owner_id) == get_user(session, flt.owner).id)
+    if flt.status:
+        where.append(col(Ticket.status) == get_status(session, flt.status).name)
+    if flt.priority:
+        if flt.priority not in Priority.__members__:
+            raise ValidationFailed({"priority": f"must be one of {', '.join(Priority)}"})
+        where.append(col(Ticket.priority) == flt.priority)
+    if flt.tag:
+        where.append(
+            exists().where(
+                col(TicketTag.ticket_id) == col(Ticket.id), col(TicketTag.tag) == flt.tag.strip()
+            )
+        )
+    if flt.text and flt.text.strip():
+        needle = flt.text.strip()
+        where.append(
+            or_(
+                *(
+                    column.icontains(needle, autoescape=True)
+                    for column in (
+                        col(Ticket.key),
+                        col(Ticket.title),
+                        col(Ticket.customer_name),
+                        col(Ticket.customer_email),
+                        col(Ticket.customer_comment),
+                    )
+                )
+            )
+        )
+    return where
+
+
+# -- the ticket list ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TicketRow:
+    """One line of the ticket list (and of an export)."""
+
+    id: int
+    key: str
+    response_id: int | None
+    customer_name: str
+    customer_email: str
+    origin_team: str
+    team: str
+    owner: str | None
+    priority: str
+    status: str
+    created_at: datetime
+    customer_comment: str
+    title: str
+    updated_at: datetime
+
+
+LIST_COLUMNS: dict[str, str] = {
+    "key": "Key",
+    "response_id": "Response",
+    "customer_name": "Customer",
+    "customer_email": "Customer email",
+    "origin_team": "Origin team",
+    "team": "Team",
+    "owner": "Owner",
+    "priority": "Priority",
+    "status": "Status",
+    "created_at": "Reported on",
+    "customer_comment": "Customer comment",
+}
+"""The list's columns in order: field -> heading. Each is a sort key too."""
+
+_ORIGIN = aliased(Team, name="origin_team")
+_CURRENT = aliased(Team, name="current_team")
+_OWNER = aliased(User, name="owner_user")
+_ACTOR = aliased(User, name="actor_user")
+_REQUESTER = aliased(User, name="requester_user")
+_SORT_EXPRESSIONS: dict[str, Any] = {
+    "key": col(Ticket.id),  # EXP-9 before EXP-10: the number, not the text
+    "response_id": col(Ticket.response_id),
+    "customer_name": col(Ticket.customer_name),
+    "customer_email": col(Ticket.customer_email),
+    "origin_team": col(_ORIGIN.name),
+    "team": col(_CURRENT.name),
+    "owner": col(_OWNER.username),
+    "priority": case(PRIORITY_RANK, value=col(Ticket.priority), else_=len(PRIORITY_RANK)),
+    "status": col(Ticket.status),
+    "created_at": col(Ticket.created_at),
+    "customer_comment": col(Ticket.customer_comment),
+}
+
+
+@dataclass(frozen=True)
+class Sort:
+    """A list column and a direction; newest first by default."""
+
+    column: str = "created_at"
+    descending: bool = True
+
+    def __post_init__(self) -> None:
+        if self.column not in _SORT_EXPRESSIONS:
+            raise DeskError(
+                f"Cannot sort by {self.column!r} (one of: {', '.join(_SORT_EXPRESSIONS)})"
+            )
+
+
+def _list_statement(session: Session, flt: TicketFilter, now: datetime) -> Select:
+    return (
+        sa_select(
+            col(Ticket.id),
+            col(Ticket.key),
+            col(Ticket.response_id),
+            col(Ticket.customer_name),
+            col(Ticket.customer_email),
+            col(_ORIGIN.name),
+            col(_CURRENT.name),
+            col(_OWNER.username),
+            col(Ticket.priority),
+            col(Ticket.status),
+            col(Ticket.created_at),
+            col(Ticket.customer_comment),
+            col(Ticket.title),
+            col(Ticket.updated_at),
+        )
+        .join(_ORIGIN, col(_ORIGIN.id) == col(Ticket.origin_team_id))
+        .join(_CURRENT, col(_CURRENT.id) == col(Ticket.team_id))
+        .outerjoin(_OWNER, col(_OWNER.id) == col(Ticket.owner_id))
+        .where(*_conditions(session, flt, now))
+    )
+
+
+_NULLABLE_SORTS = frozenset({"response_id", "owner"})
+
+
+def _ordered(statement: Select, sort: Sort) -> Select:
+    """ORDER BY the column, then id; empty values last both ways on both databases (only
+    where a column can be empty: NULLS LAST on created_at would stop PostgreSQL using its
+    index for the default newest-first order)."""
+    expression = _SORT_EXPRESSIONS[sort.column]
+    tie = col(Ticket.id)
+    ordered = expression.desc() if sort.descending else expression.asc()
+    if sort.column in _NULLABLE_SORTS:
+        ordered = ordered.nulls_last()
+    return statement.order_by(ordered, tie.desc() if sort.descending else tie.asc())
+
+
+def _row(values: Sequence[Any]) -> TicketRow:
+    return TicketRow(*values)
+
+
+def ticket_page(
+    session: Session,
+    flt: TicketFilter,
+    *,
+    sort: Sort = Sort(),
+    offset: int = 0,
+    limit: int = PAGE_SIZE,
+    now: datetime | None = None,
+) -> list[TicketRow]:
+    """One page of the filtered, sorted list: at most ``limit`` rows, in one SELECT."""
+    statement = _ordered(_list_statement(session, flt, now or utcnow()), sort)
+    rows = session.execute(statement.offset(max(0, offset)).limit(limit)).all()
+    return [_row(row) for row in rows]
+
+
+def iter_tickets(
+    session: Session,
+    flt: TicketFilter,
+    *,
+    sort: Sort = Sort(),
+    batch: int = 500,
+    now: datetime | None = None,
+) -> Iterator[list[TicketRow]]:
+    """The whole filtered list in batches, streamed from the database (a server-side cursor
+    on PostgreSQL), so an export of 100,000 tickets never holds them all at once. The filter
+    is checked at the call, before the first batch is asked for."""
+    statement = _ordered(_list_statement(session, flt, now or utcnow()), sort)
+    return _batches(session, statement.execution_options(yield_per=batch))
+
+
+def _batches(session: Session, statement: Select) -> Iterator[list[TicketRow]]:
+    for partition in session.execute(statement).partitions():
+        yield [_row(row) for row in partition]
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Counts by status for a filter: the list's summary line."""
+
+    new: int = 0
+    open: int = 0
+    escalated: int = 0
+    resolved: int = 0
+    total: int = 0
+
+    def line(self) -> str:
+        return (
+            f"New {self.new} · Open {self.open} · Escalated {self.escalated} · "
+            f"Resolved {self.resolved} · Total {self.total}"
+        )
+
+
+def ticket_summary(session: Session, flt: TicketFilter, *, now: datetime | None = None) -> Summary:
+    """New, open (every other open-like status), escalated, resolved (and closed), total."""
+    counted = (
+        sa_select(col(Ticket.status), func.count())
+        .where(*_conditions(session, flt, now or utcnow()))
+        .group_by(col(Ticket.status))
+    )
+    categories = {s.name: s.category for s in list_statuses(session)}
+    counts = {"new": 0, "open": 0, "escalated": 0, "resolved": 0}
+    total = 0
+    for status, count in session.execute(counted).all():
+        total += count
+        if status in ("new", "escalated"):
+            counts[status] += count
+        elif categories.get(status) == StatusCategory.resolved:
+            counts["resolved"] += count
+        else:
+            counts["open"] += count
+    return Summary(**counts, total=total)
+
+
+# -- saved views -------------------------------------------------------------------------------
+
+
+def save_view(session: Session, *, actor: User, name: str, flt: TicketFilter) -> SavedView:
+    """Store ``flt`` under ``name`` for ``actor``; saving a name again replaces its filter."""
+    name = " ".join(name.split())
+    if not name or len(name) > 100:
+        raise ValidationFailed({"name": "must be 1-100 characters"})
+    _conditions(session, flt, utcnow())  # refuse a filter naming things that do not exist
+    view = session.exec(
+        select(SavedView).where(SavedView.owner_id == actor.id, SavedView.name == name)
+    ).first()
+    if view is None:
+        view = SavedView(name=name, owner_id=actor.id)
+    view.filters = flt.to_json()
+    session.add(view)
+    session.flush()
+    return view
+
+
+def list_views(session: Session, *, actor: User) -> list[SavedView]:
+    """The actor's views, then the desk's shared ones (no owner, e.g. a campaign's)."""
+    statement = select(SavedView).where(
+        or_(col(SavedView.owner_id) == actor.id, col(SavedView.owner_id).is_(None))
+    )
+    views = session.exec(statement.order_by(col(SavedView.name), col(SavedView.id))).all()
+    return sorted(views, key=lambda v: (v.owner_id is None, v.name.lower()))
+
+
+def get_view(session: Session, *, actor: User, name: str) -> TicketFilter:
+    """The filter saved as ``name`` (the actor's own first, then a shared one)."""
+    for view in list_views(session, actor=actor):
+        if view.name == " ".join(name.split()):
+            return TicketFilter.from_json(view.filters)
+    raise NotFound(f"No saved view named {name!r}")
+
+
+def delete_view(session: Session, *, actor: User, name: str) -> None:
+    view = session.exec(
+        select(SavedView).where(SavedView.owner_id == actor.id, SavedView.name == name.strip())
+    ).first()
+    if view is None:
+        raise NotFound(f"No saved view named {name!r}")
+    session.delete(view)
+    session.flush()
+
+
+# -- kanban ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KanbanColumn:
+    status: str
+    category: str
+    count: int
+
+
+@dataclass(frozen=True)
+class Card:
+    key: str
+    customer_name: str
+    owner: str | None
+    priority: str
+    status: str
+    created_at: datetime
+
+
+def kanban_columns(session: Session, *, team: str | None = None) -> list[KanbanColumn]:
+    """One column per status (new, open, escalated, resolved, then custom), with its count;
+    ``closed`` is left out: closed tickets are done with."""
+    counted = sa_select(col(Ticket.status), func.count()).group_by(col(Ticket.status))
+    if team:
+        counted = counted.where(col(Ticket.team_id) == get_team(session, team).id)
+    counts = dict(session.execute(counted).all())
+    statuses = [s for s in list_statuses(session) if s.name != "closed"]
+    builtin = [s for s in statuses if s.builtin]
+    custom = [s for s in statuses if not s.builtin]
+    return [KanbanColumn(s.name, s.category, counts.get(s.name, 0)) for s in builtin + custom]
+
+
+def kanban_page(
+    session: Session,
+    status: str,
+    *,
+    team: str | None = None,
+    offset: int = 0,
+    limit: int = PAGE_SIZE,
+) -> list[Card]:
+    """One page of a column's cards: most urgent priority first, then oldest."""
+    statement = (
+        sa_select(
+            col(Ticket.key),
+            col(Ticket.customer_name),
+            col(_OWNER.username),
+            col(Ticket.priority),
+            col(Ticket.status),
+            col(Ticket.created_at),
+        )
+        .outerjoin(_OWNER, col(_OWNER.id) == col(Ticket.owner_id))
+        .where(col(Ticket.status) == get_status(session, status).name)
+    )
+    if team:
+        statement = statement.where(col(Ticket.team_id) == get_team(session, team).id)
+    statement = statement.order_by(
+        _SORT_EXPRESSIONS["priority"], col(Ticket.created_at), col(Ticket.id)
+    )
+    rows = session.execute(statement.offset(max(0, offset)).limit(limit)).all()
+    return [Card(*row) for row in rows]
+
+
+# -- the stream --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    id: int
+    created_at: datetime
+    kind: str
+    ticket_key: str | None
+    team: str | None
+    actor: str | None
+    field_name: str | None
+    from_value: str | None
+    to_value: str | None
+    detail: str | None
+
+
+def stream_page(
+    session: Session,
+    *,
+    team: str | None = None,
+    kind: str | None = None,
+    before_id: int | None = None,
+    after_id: int | None = None,
+    limit: int = PAGE_SIZE,
+) -> list[StreamEvent]:
+    """Ticket events, newest first; ``before_id`` pages back, ``after_id`` gets what is new."""
+    statement = (
+        sa_select(
+            col(Event.id),
+            col(Event.created_at),
+            col(Event.kind),
+            col(Ticket.key),
+            col(_CURRENT.name),
+            col(_ACTOR.username),
+            col(Event.field_name),
+            col(Event.from_value),
+            col(Event.to_value),
+            col(Event.detail),
+        )
+        .join(Ticket, col(Ticket.id) == col(Event.ticket_id))
+        .join(_CURRENT, col(_CURRENT.id) == col(Ticket.team_id))
+        .outerjoin(_ACTOR, col(_ACTOR.id) == col(Event.actor_id))
+    )
+    if team:
+        statement = statement.where(col(Ticket.team_id) == get_team(session, team).id)
+    if kind:
+        statement = statement.where(col(Event.kind) == kind.strip())
+    if before_id is not None:
+        statement = statement.where(col(Event.id) < before_id)
+    if after_id is not None:
+        statement = statement.where(col(Event.id) > after_id)
+    rows = session.execute(statement.order_by(col(Event.id).desc()).limit(limit)).all()
+    return [StreamEvent(*row) for row in rows]
+
+
+def event_kinds(session: Session) -> list[str]:
+    return list(session.exec(select(Event.kind).distinct().order_by(col(Event.kind))).all())
+
+
+# -- history ("My tickets") --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    key: str
+    title: str
+    created_at: datetime
+    updated_at: datetime
+    channel: str
+    status: str
+    user: str | None
+    """Who submitted it (a username), else the customer's name."""
+
+
+def history_page(
+    session: Session,
+    *,
+    actor: User,
+    organisation: bool = False,
+    newest_first: bool = True,
+    offset: int = 0,
+    limit: int = PAGE_SIZE,
+) -> list[HistoryRow]:
+    """Tickets the actor submitted or owns; an admin may ask for the whole organisation's."""
+    if organisation and actor.role != Role.admin:
+        raise PermissionDenied("Only an admin sees the organisation's tickets")
+    statement = sa_select(
+        col(Ticket.key),
+        col(Ticket.title),
+        col(Ticket.created_at),
+        col(Ticket.updated_at),
+        col(Ticket.channel),
+        col(Ticket.status),
+        func.coalesce(col(_REQUESTER.username), col(Ticket.customer_name)),
+    ).outerjoin(_REQUESTER, col(_REQUESTER.id) == col(Ticket.requester_id))
+    if not organisation:
+        statement = statement.where(
+            or_(col(Ticket.requester_id) == actor.id, col(Ticket.owner_id) == actor.id)
+        )
+    created = col(Ticket.created_at)
+    order = (created.desc(), col(Ticket.id).desc()) if newest_first else (created, col(Ticket.id))
+    rows = session.execute(statement.order_by(*order).offset(max(0, offset)).limit(limit)).all()
+    return [HistoryRow(*row) for row in rows]
+
+
+# -- the public board --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BoardRow:
+    key: str
+    customer: str
+    """First name and last initial only: the board hangs in a public place."""
+    expert: str | None
+    product: str
+    updated_at: datetime
+
+
+def public_name(full_name: str) -> str:
+    """``Ada Lovelace`` -> ``Ada L.``; a single name stays as it is."""
+    parts = full_name.split()
+    if not parts:
+        return ""
+    if len(parts) == 1:
+        return parts[0]
+    return f"{parts[0]} {parts[-1][0].upper()}."
+
+
+def board_rows(session: Session, *, limit: int = 20) -> list[BoardRow]:
+    """Unresolved, non-escalated tickets, most recently updated first (a pull jumps to top)."""
+    shown = sa_select(col(Status.name)).where(
+        and_(
+            col(Status.category) == StatusCategory.open,
+            col(Status.name).not_in(sorted(BOARD_EXCLUDED)),
+        )
+    )
+    statement = (
+        sa_select(
+            col(Ticket.key),
+            col(Ticket.customer_name),
+            col(_OWNER.name),
+            col(_CURRENT.name),
+            col(Ticket.updated_at),
+        )
+        .join(_CURRENT, col(_CURRENT.id) == col(Ticket.team_id))
+        .outerjoin(_OWNER, col(_OWNER.id) == col(Ticket.owner_id))
+        .where(col(Ticket.status).in_(shown.scalar_subquery()))
+        .order_by(col(Ticket.updated_at).desc(), col(Ticket.id).desc())
+        .limit(limit)
+    )
+    return [
+        BoardRow(key, public_name(customer), expert, product, updated)
+        for key, customer, expert, product, updated in session.execute(statement).all()
+    ]
