@@ -1,0 +1,81 @@
+"""Closing the loop from the CLI: ``cxdesk contact``, ``campaign``, ``responses``, ``report``.
+
+Contacts and survey answers come in as CSV files (bad rows reported by line, good rows kept);
+campaigns turn a filtered set of contacts into tagged tickets in one transaction; the report
+prints CSAT and NPS.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from cxdesk.cli.common import console, desk_engine, err_console, print_json, print_table
+from cxdesk.store import contacts as contact_ops
+from cxdesk.store.csv_files import ImportReport, read_csv
+from cxdesk.store.db import read_session, transaction
+
+contact_app = typer.Typer(help="The contact directory campaigns reach.", no_args_is_help=True)
+
+FILTER_HELP = (
+    "ATTR=VALUE (also !=, <, <=, >, >=; = ignores case; < and > compare text, e.g. ISO "
+    "dates); repeatable, all must hold."
+)
+
+
+def _print_problems(report: ImportReport) -> None:
+    """Each refused row on stderr, by line; the caller decides the exit code."""
+    for problem in report.problems:
+        err_console.print(f"  {problem}", soft_wrap=True)
+
+
+@contact_app.command("import")
+def contact_import(
+    file: Path = typer.Argument(..., help="CSV with name, email, phone and any other columns."),
+) -> None:
+    """Import contacts: extra columns become attributes; a known email is updated.
+
+    Good rows are kept; each bad row is reported by its line and the exit code is then 1.
+    """
+    csv_file = read_csv(file)
+    with transaction(desk_engine()) as session:
+        report = contact_ops.import_contacts(session, actor=None, csv_file=csv_file)
+    console.print(report.line("contact"))
+    _print_problems(report)
+    if report.problems:
+        raise typer.Exit(1)
+
+
+@contact_app.command("list")
+def contact_list(
+    filters: list[str] = typer.Option([], "--filter", help=FILTER_HELP),  # noqa: B006
+    limit: int = typer.Option(200, "--limit", min=1, help="Show at most this many."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Contacts, by email, filtered by attribute."""
+    parsed = contact_ops.parse_filters(filters)
+    with read_session(desk_engine()) as session:
+        total = contact_ops.count_contacts(session, parsed)
+        found = contact_ops.list_contacts(session, parsed, limit=limit)
+        records = [contact_ops.contact_to_dict(c) for c in found]
+    if as_json:
+        print_json(records)
+        return
+    print_table(
+        f"Contacts ({total} matching" + (f", first {len(records)})" if total > limit else ")"),
+        ["name", "email", "phone", "attributes"],
+        [
+            (
+                r["name"],
+                r["email"],
+                r["phone"],
+                ", ".join(f"{k}={v}" for k, v in sorted(r["attributes"].items())),
+            )
+            for r in records
+        ],
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(contact_app, name="contact")

@@ -1,0 +1,104 @@
+"""Reading CSV files for imports (contacts, survey responses), every row with its line number.
+
+A file that cannot be used at all (missing, not UTF-8, no header, a column named twice) is a
+``DeskError``: one line, nothing imported. A row that is wrong is a ``RowProblem`` naming its
+line, so an import keeps the good rows and reports the bad ones.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cxdesk.errors import DeskError
+
+
+@dataclass(frozen=True)
+class CsvRow:
+    """One data row: the file line it starts on and its values by (stripped) column name."""
+
+    line: int
+    values: dict[str, str]
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.message}"
+
+
+@dataclass
+class ImportReport:
+    """What an import did: rows created and updated, and the rows refused with why."""
+
+    created: int = 0
+    updated: int = 0
+    problems: list[RowProblem] = field(default_factory=list)
+
+    def line(self, noun: str) -> str:
+        parts = [f"{self.created} {noun}(s) imported"]
+        if self.updated:
+            parts.append(f"{self.updated} updated")
+        parts.append(f"{len(self.problems)} row(s) refused")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class CsvFile:
+    columns: list[str]
+    rows: list[CsvRow]
+    problems: list[RowProblem]
+
+
+def read_csv(path: Path) -> CsvFile:
+    """The header and rows of ``path``; blank lines are skipped, ragged rows are problems."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise DeskError(f"No such file: {path}") from None
+    except UnicodeDecodeError:
+        raise DeskError(f"{path} is not UTF-8 text (save the CSV as UTF-8)") from None
+    except OSError as exc:
+        raise DeskError(f"Cannot read {path}: {exc.strerror}") from None
+    reader = csv.reader(text.splitlines(keepends=True), strict=True)
+    try:
+        header = next(reader, None)
+        while header is not None and not any(cell.strip() for cell in header):
+            header = next(reader, None)
+    except csv.Error as exc:
+        raise DeskError(f"{path}: line {reader.line_num}: {exc}") from None
+    if header is None:
+        raise DeskError(f"{path} is empty: its first line must name the columns")
+    columns = [cell.strip() for cell in header]
+    seen: set[str] = set()
+    for column in columns:
+        if not column:
+            raise DeskError(f"{path}: line {reader.line_num}: a column has no name")
+        if column.casefold() in seen:
+            raise DeskError(f"{path}: line {reader.line_num}: column {column!r} appears twice")
+        seen.add(column.casefold())
+    rows: list[CsvRow] = []
+    problems: list[RowProblem] = []
+    while True:
+        start = reader.line_num + 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            problems.append(RowProblem(start, f"not valid CSV ({exc})"))
+            continue
+        if not any(cell.strip() for cell in cells):
+            continue
+        if len(cells) > len(columns):
+            problems.append(
+                RowProblem(start, f"has {len(cells)} values but the header names {len(columns)}")
+            )
+            continue
+        cells += [""] * (len(columns) - len(cells))
+        rows.append(CsvRow(start, {c: v.strip() for c, v in zip(columns, cells, strict=True)}))
+    return CsvFile(columns, rows, problems)
