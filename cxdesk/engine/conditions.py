@@ -13,6 +13,8 @@ from typing import Any
 
 OPERATORS = ("is", "is not", "contains", "<", "<=", ">", ">=", "is empty", "is not empty")
 FIELD_PREFIXES = ("q://", "tck://Field/", "tck://kv/", "e://Field/")
+MAX_DEPTH = 16  # and/or groups nest at most this deep: no workflow needs more, and evaluating
+# a hostile seed's thousand-deep nesting would exhaust the stack
 
 
 def _number(value: object) -> float | None:
@@ -60,8 +62,10 @@ def evaluate(condition: Mapping[str, Any], resolve: Callable[[str], str]) -> boo
     )
 
 
-def condition_problems(condition: Any, where: str = "conditions") -> list[str]:
+def condition_problems(condition: Any, where: str = "conditions", depth: int = 0) -> list[str]:
     """What is wrong with a condition tree, one line each (empty when it is valid)."""
+    if depth > MAX_DEPTH:
+        return [f"{where}: groups nest more than {MAX_DEPTH} deep"]
     if not isinstance(condition, Mapping):
         return [f"{where}: must be a table"]
     if not condition:
@@ -73,7 +77,7 @@ def condition_problems(condition: Any, where: str = "conditions") -> list[str]:
                 return [f"{where}: {group!r} must be the only key and hold a list"]
             problems: list[str] = []
             for index, part in enumerate(parts, start=1):
-                problems += condition_problems(part, f"{where}.{group}[{index}]")
+                problems += condition_problems(part, f"{where}.{group}[{index}]", depth + 1)
             return problems
     problems = []
     fieldname = condition.get("field")

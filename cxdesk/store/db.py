@@ -105,4 +105,14 @@ def _operational_error(exc: OperationalError) -> DeskError:
     """Turn a driver failure a user can act on into one clear line."""
     text = str(exc.orig) if exc.orig is not None else str(exc)
     first_line = text.strip().splitlines()[0] if text.strip() else "unknown error"
+    if "database is locked" in first_line:
+        return DeskError(
+            f"The desk database is busy: another program held it locked for over "
+            f"{BUSY_TIMEOUT_MS / 1000:g} s; nothing was changed, try again"
+        )
+    if "readonly database" in first_line:
+        return DeskError(
+            "The desk database is read-only (check the file's and its folder's permissions); "
+            "nothing was changed"
+        )
     return DeskError(f"Database error: {first_line}")
