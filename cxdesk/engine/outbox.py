@@ -160,6 +160,9 @@ def record_result(engine: Engine, claim: Claim, result: DeliveryResult) -> bool:
         if message is None:
             return False  # another worker took it over after our lease ran out
         now = utcnow()
+        # Back off from the time the claim judged "due" when that is later than the clock (a
+        # worker run with a later ``now``), so the retry is not due again in the same pass.
+        since = max(now, claim.lease_until - LEASE)
         message.claimed_until = None
         if result.ok:
             message.status, message.sent_at = "sent", now
@@ -171,7 +174,7 @@ def record_result(engine: Engine, claim: Claim, result: DeliveryResult) -> bool:
                 message.status, kind = "dead", "message.dead"
             else:
                 message.status, kind = "failed", "message.failed"
-                message.due_at = now + backoff(message.attempts)
+                message.due_at = since + backoff(message.attempts)
             detail = f"attempt {message.attempts}: {message.last_error}"
         session.add(message)
         session.flush()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy import Engine
 
@@ -63,8 +64,8 @@ class DeliveryWorker:
 
         return record
 
-    def deliver_email(self, report: WorkerReport) -> int:
-        claim = claim_due(self.engine, channel="email", limit=BATCH)
+    def deliver_email(self, report: WorkerReport, *, now: datetime | None = None) -> int:
+        claim = claim_due(self.engine, channel="email", limit=BATCH, now=now)
         if not claim.messages:
             return 0
         outgoing = [
@@ -82,8 +83,8 @@ class DeliveryWorker:
         asyncio.run(send_email_batch(self.mail, outgoing, on_result=self._recorder(claim, report)))
         return len(outgoing)
 
-    def deliver_sms(self, report: WorkerReport) -> int:
-        claim = claim_due(self.engine, channel="sms", limit=BATCH)
+    def deliver_sms(self, report: WorkerReport, *, now: datetime | None = None) -> int:
+        claim = claim_due(self.engine, channel="sms", limit=BATCH, now=now)
         if not claim.messages:
             return 0
         outgoing = [SmsOut(outbox_id=m.id or 0, to=m.to_addr, body=m.body) for m in claim.messages]
@@ -95,13 +96,17 @@ class DeliveryWorker:
                 record(DeliveryResult(message.outbox_id, False, None, str(exc), False))
         return len(outgoing)
 
-    def run_once(self) -> WorkerReport:
-        """Everything due now, then return."""
+    def run_once(self, *, now: datetime | None = None) -> WorkerReport:
+        """Everything due now, then return.
+
+        ``now`` (default: the clock) is the time that decides what is due and which escalation
+        rules fire; tests pass a later one instead of waiting for a delay or a lease.
+        """
         report = WorkerReport()
         report.dispatched = dispatch_backlog(self.engine)
-        report.escalated = run_escalations(self.engine)
+        report.escalated = run_escalations(self.engine, now=now)
         for _round in range(MAX_ROUNDS):
-            if not (self.deliver_email(report) + self.deliver_sms(report)):
+            if not (self.deliver_email(report, now=now) + self.deliver_sms(report, now=now)):
                 break
         return report
 
