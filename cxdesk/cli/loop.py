@@ -11,12 +11,24 @@ from pathlib import Path
 
 import typer
 
-from cxdesk.cli.common import console, desk_engine, err_console, print_json, print_table
+from cxdesk.cli.common import (
+    acting_user,
+    console,
+    desk_engine,
+    err_console,
+    print_json,
+    print_table,
+)
+from cxdesk.engine.dispatch import unit_of_work
+from cxdesk.store import campaigns as campaign_ops
 from cxdesk.store import contacts as contact_ops
 from cxdesk.store.csv_files import ImportReport, read_csv
 from cxdesk.store.db import read_session, transaction
 
 contact_app = typer.Typer(help="The contact directory campaigns reach.", no_args_is_help=True)
+campaign_app = typer.Typer(
+    help="Proactive campaigns: a tagged ticket per contact.", no_args_is_help=True
+)
 
 FILTER_HELP = (
     "ATTR=VALUE (also !=, <, <=, >, >=; = ignores case; < and > compare text, e.g. ISO "
@@ -77,5 +89,57 @@ def contact_list(
     )
 
 
+@campaign_app.command("create")
+def campaign_create(
+    name: str = typer.Argument(..., help="Unique; becomes a tag on every ticket."),
+    filters: list[str] = typer.Option([], "--filter", help=FILTER_HELP),  # noqa: B006
+    subject: str = typer.Option(..., "--subject", help="Each ticket's title."),
+    description: str = typer.Option("", "--description", help="Stored as ticket data."),
+    team: str = typer.Option(..., "--team", help="The team whose queue gets the tickets."),
+    status: str = typer.Option("new", "--status"),
+    assignee: str | None = typer.Option(None, "--assignee", help="Owner: a member of --team."),
+    preview: bool = typer.Option(False, "--preview", help="Count and show; create nothing."),
+    as_user: str | None = typer.Option(None, "--as", help="The admin sending it (recorded)."),
+) -> None:
+    """Open a ticket for every contact matching the filters (at most 1,000), in one go."""
+    spec = campaign_ops.CampaignSpec(
+        name=name,
+        filters=contact_ops.parse_filters(filters),
+        subject=subject,
+        description=description,
+        team=team,
+        status=status,
+        assignee=assignee,
+    )
+    engine = desk_engine()
+    if preview:
+        with read_session(engine) as session:
+            plan = campaign_ops.plan_campaign(session, spec)
+            rows = [(c.name, c.email, c.phone) for c in plan.first]
+        console.print(
+            f"Campaign {plan.spec.name} would create {plan.count} ticket(s) "
+            f"for team {plan.spec.team}, tagged {plan.spec.name!r}: {plan.spec.subject}"
+        )
+        print_table(f"First {len(rows)} of {plan.count}", ["customer", "email", "phone"], rows)
+        return
+    with unit_of_work(engine) as session:
+        actor = acting_user(session, as_user) if as_user else None
+        campaign, tickets = campaign_ops.send_campaign(session, actor=actor, spec=spec)
+        keys = [t.key for t in tickets]
+    console.print(
+        f"Campaign {campaign.name} created {len(keys)} ticket(s) ({keys[0]} to {keys[-1]}), "
+        f"tagged {campaign.name!r}; saved view {campaign_ops.view_name(campaign.name)!r}."
+    )
+
+
+@campaign_app.command("list")
+def campaign_list() -> None:
+    """Every campaign with its ticket count."""
+    with read_session(desk_engine()) as session:
+        rows = campaign_ops.campaign_rows(session)
+    print_table("Campaigns", ["name", "subject", "team", "status", "tickets", "created"], rows)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(contact_app, name="contact")
+    app.add_typer(campaign_app, name="campaign")
