@@ -20,12 +20,14 @@ from cxdesk.cli.common import (
     print_table,
 )
 from cxdesk.engine.dispatch import unit_of_work
+from cxdesk.engine.responses import import_responses
 from cxdesk.store import campaigns as campaign_ops
 from cxdesk.store import contacts as contact_ops
 from cxdesk.store.csv_files import ImportReport, read_csv
 from cxdesk.store.db import read_session, transaction
 
 contact_app = typer.Typer(help="The contact directory campaigns reach.", no_args_is_help=True)
+responses_app = typer.Typer(help="Survey answers collected elsewhere.", no_args_is_help=True)
 campaign_app = typer.Typer(
     help="Proactive campaigns: a tagged ticket per contact.", no_args_is_help=True
 )
@@ -140,6 +142,24 @@ def campaign_list() -> None:
     print_table("Campaigns", ["name", "subject", "team", "status", "tickets", "created"], rows)
 
 
+@responses_app.command("import")
+def responses_import(
+    file: Path = typer.Argument(..., help="CSV whose columns are the survey's question ids."),
+    survey: str = typer.Option(..., "--survey", help="The survey answered, e.g. nps."),
+) -> None:
+    """Import answers as survey responses; their workflows run (NPS 0-6: detractor ticket).
+
+    Good rows are kept; each bad row is reported by its line and the exit code is then 1.
+    """
+    csv_file = read_csv(file)
+    report = import_responses(desk_engine(), survey_name=survey, csv_file=csv_file)
+    console.print(report.line("response"))
+    _print_problems(report)
+    if report.problems:
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(contact_app, name="contact")
     app.add_typer(campaign_app, name="campaign")
+    app.add_typer(responses_app, name="responses")

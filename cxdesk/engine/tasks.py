@@ -151,7 +151,11 @@ def run_create_ticket(session: Session, task: Mapping[str, Any], run: TaskRun) -
         channel=str(spec["channel"]),
         response_id=response.id if response else None,
     )
-    submitter = session.get(User, response.submitted_by_id) if response else None
+    submitter = (
+        session.get(User, response.submitted_by_id)
+        if response and response.submitted_by_id
+        else None
+    )
     return create_ticket(session, actor=submitter, draft=draft)
 
 

@@ -1,0 +1,62 @@
+"""Survey answers that arrive from outside the desk: a CSV file from another survey tool.
+
+Every row is a survey response like one typed at the desk: it is validated against the
+survey's questions and stored with its ``survey.response`` event, and its workflows run (an
+NPS detractor opens a ticket). Each row runs in its own savepoint inside one transaction, so
+a bad row (a wrong answer, or a workflow that cannot act on it) is reported by its line and
+rolled back alone while the good rows are kept.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+
+from cxdesk.engine.dispatch import dispatch_pending, unit_of_work
+from cxdesk.errors import DeskError
+from cxdesk.store.csv_files import CsvFile, ImportReport, RowProblem
+from cxdesk.store.db import read_session
+from cxdesk.store.events import take_pending_events
+from cxdesk.store.surveys import get_survey, submit_response
+
+
+def answer_columns(
+    columns: list[str], questions: list[dict[str, object]], survey: str
+) -> dict[str, str]:
+    """Question id -> CSV column (names match ignoring case); a column that is no question, or
+    a required question without a column, makes the whole file unusable."""
+    by_id = {str(q["id"]).casefold(): str(q["id"]) for q in questions}
+    unknown = [c for c in columns if c.casefold() not in by_id]
+    if unknown:
+        raise DeskError(
+            f"Column(s) {', '.join(repr(c) for c in unknown)} are not questions of survey "
+            f"{survey!r} (its questions: {', '.join(by_id.values())})"
+        )
+    mapping = {by_id[c.casefold()]: c for c in columns}
+    missing = [str(q["id"]) for q in questions if q.get("required") and q["id"] not in mapping]
+    if missing:
+        raise DeskError(f"Survey {survey!r} requires column(s) {', '.join(missing)}")
+    return mapping
+
+
+def import_responses(engine: Engine, *, survey_name: str, csv_file: CsvFile) -> ImportReport:
+    """Store each good row as a response (its workflows run); report each bad row by line."""
+    with read_session(engine) as session:
+        survey = get_survey(session, survey_name)
+        mapping = answer_columns(csv_file.columns, survey.questions, survey.name)
+    report = ImportReport(problems=list(csv_file.problems))
+    with unit_of_work(engine) as session:
+        for row in csv_file.rows:
+            answers = {qid: row.values[column] for qid, column in mapping.items()}
+            try:
+                with session.begin_nested():
+                    submit_response(session, actor=None, survey_name=survey.name, answers=answers)
+                    dispatch_pending(session)
+            except (DeskError, IntegrityError) as exc:
+                take_pending_events(session)  # events of the rolled-back row are gone
+                reason = str(exc) if isinstance(exc, DeskError) else "conflicts with stored data"
+                report.problems.append(RowProblem(row.line, reason))
+                continue
+            report.created += 1
+    report.problems.sort(key=lambda p: p.line)
+    return report
