@@ -41,10 +41,9 @@ import sys
 import tempfile
 import time
 import traceback
-import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager
+from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -52,9 +51,9 @@ from typing import Any
 
 import psycopg
 from sqlalchemy import insert
-from sqlalchemy.engine import make_url
 from sqlmodel import select
 
+from benchmarks.common import format_table, scratch_pg_database
 from cxdesk.errors import QueueEmpty
 from cxdesk.store.db import BUSY_TIMEOUT_MS, make_engine, read_session, transaction
 from cxdesk.store.directory import add_queue, add_team, add_user, ensure_builtin_statuses, get_user
@@ -400,21 +399,6 @@ def _psycopg_contender(url: str, tickets: int, workers: int) -> Outcome:
     return _outcome(claimed_by, latencies, seconds, owners)
 
 
-@contextmanager
-def _scratch_pg_database(admin_url: str) -> Iterator[str]:
-    """A new, empty database on the server of ``admin_url``; dropped afterwards."""
-    url = make_url(admin_url).set(drivername="postgresql")
-    name = f"cxdesk_bench_{uuid.uuid4().hex[:12]}"
-    admin = url.render_as_string(hide_password=False)
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(admin, autocommit=True) as connection:
-            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 # -- figures -----------------------------------------------------------------------------------
 
 
@@ -501,7 +485,7 @@ def run(
         if profile_dir is not None:
             _log_profile(profile_dir, "SQLite", log)
         if pg_url:
-            with _scratch_pg_database(pg_url) as scratch:
+            with scratch_pg_database(pg_url) as scratch:
                 log(f"PostgreSQL: cxdesk pull_next, {workers} processes, {tickets} tickets ...")
                 pg_profile = Path(folder) / "pg-profiles" if profile else None
                 if pg_profile is not None:
@@ -528,26 +512,6 @@ def _log_profile(folder: Path, database: str, log: Callable[[str], None]) -> Non
         log(report.read_text())
 
 
-def _format(figures: list[dict[str, Any]]) -> str:
-    def number(value: float | None) -> str:
-        if value is None:
-            return "-"
-        if isinstance(value, int):
-            return f"{value:,}"
-        return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
-
-    header = f"{'figure':<38} {'cxdesk':>9} {'baseline':>9} {'ratio':>7}  {'target':<20} met"
-    lines = [header, "-" * len(header)]
-    for figure in figures:
-        met = {True: "yes", False: "NO", None: ""}[figure["met"]]
-        lines.append(
-            f"{figure['name'] + ' (' + figure['unit'] + ')':<38} {number(figure['value']):>9} "
-            f"{number(figure['baseline']):>9} {number(figure['ratio']):>7}  "
-            f"{figure['target'] or '':<20} {met}"
-        )
-    return "\n".join(lines)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--tickets", type=int, default=TICKETS, help="waiting tickets to pull")
@@ -559,7 +523,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--tickets and --workers must be at least 1")
     figures = run(tickets=args.tickets, workers=args.workers, pg_url=args.pg, profile=args.profile)
     print(f"pull: {args.workers} processes, {args.tickets} tickets")
-    print(_format(figures))
+    print(format_table(figures))
     doubles = [
         f for f in figures if f["name"].endswith(".doubles") and (f["value"] or f["baseline"])
     ]

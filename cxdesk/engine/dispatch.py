@@ -42,22 +42,26 @@ def dispatch_event(session: Session, event: Event) -> list[str]:
     )
     survey_name = _survey_name(session, event) if event.kind == "survey.response" else None
     matched: list[str] = []
+    context = None  # gathered once, and again only after a workflow's tasks changed things
     for workflow in workflows:
         if workflow.id in already:
             continue
         if workflow.survey_name and workflow.survey_name != survey_name:
             continue
-        context = context_for_event(session, event)
+        if context is None:
+            context = context_for_event(session, event)
         hit = evaluate(workflow.conditions, resolver(context))
         assert workflow.id is not None and event.id is not None
+        # Flushed with the tasks' rows (or at the end): the unique (workflow, event) key
+        # still refuses a second run, and a miss costs no round trip of its own.
         session.add(WorkflowRun(workflow_id=workflow.id, event_id=event.id, matched=hit))
-        session.flush()
         if hit:
             run = TaskRun(event=event, workflow_id=workflow.id, context=context,
                           ticket_id=event.ticket_id)  # fmt: skip
             for task in workflow.tasks:
                 run_task(session, task, run)
             matched.append(workflow.name)
+            context = None
     event.dispatched_at = utcnow()
     session.add(event)
     session.flush()

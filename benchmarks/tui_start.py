@@ -1,0 +1,130 @@
+"""Benchmark: from process start to the desk's first screen drawn, against a bare Textual app.
+
+Run ``python -m benchmarks.tui_start`` with optional ``--runs N`` (default 7).
+
+Each run is a fresh Python process, timed by the parent from spawn until the child reports
+that its first screen has been drawn (headless, 100x32, Textual's auto pilot after the first
+refresh), then exits. The two contenders alternate run by run so that a busy neighbour hurts
+both alike; the figure is the median.
+
+- cxdesk: what ``cxdesk run`` does - the desk's engine from the settings (a demo desk on
+  SQLite, built beforehand), the schema check, the App with its login screen;
+- baseline: a bare ``textual.app.App`` showing one ``Label``.
+
+Target: cxdesk's median within 1.5x of the bare app's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import figure, format_table
+
+RUNS = 7
+TARGET = 1.5
+
+_DRAWN = """
+async def _drawn(pilot):
+    await pilot.pause()
+    print("drawn", flush=True)
+    pilot.app.exit()
+"""
+
+CXDESK_CHILD = _DRAWN + textwrap.dedent(
+    """
+    from cxdesk.cli.common import desk_engine
+    from cxdesk.app import create_app
+
+    create_app(desk_engine()).run(headless=True, size=(100, 32), auto_pilot=_drawn)
+    """
+)
+
+BARE_CHILD = _DRAWN + textwrap.dedent(
+    """
+    from textual.app import App
+    from textual.widgets import Label
+
+    class Bare(App):
+        def compose(self):
+            yield Label("Ask the Experts")
+
+    Bare().run(headless=True, size=(100, 32), auto_pilot=_drawn)
+    """
+)
+
+
+def time_child(code: str, env: dict[str, str]) -> float:
+    """Seconds from spawning ``python -c code`` to its "drawn" line."""
+    started = time.perf_counter()
+    child = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert child.stdout is not None
+    line = child.stdout.readline()
+    elapsed = time.perf_counter() - started
+    _, errors = child.communicate(timeout=60)
+    if line.strip() != "drawn" or child.returncode != 0:
+        raise RuntimeError(f"the app did not draw its first screen:\n{errors}")
+    return elapsed
+
+
+def run(
+    *,
+    runs: int = RUNS,
+    log: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
+) -> list[dict[str, Any]]:
+    with tempfile.TemporaryDirectory(prefix="cxdesk-bench-tui-") as folder:
+        env = {
+            **os.environ,
+            "CXDESK_HOME": folder,
+            "CXDESK_DATABASE_URL": f"sqlite:///{Path(folder) / 'desk.db'}",
+            "CXDESK_PASSWORD_HASH_COST": "cheapest",
+        }
+        subprocess.run(
+            [sys.executable, "-m", "cxdesk.cli.main", "demo"],
+            env=env, check=True, capture_output=True,
+        )  # fmt: skip
+        log(f"TUI start: {runs} runs each, alternating ...")
+        time_child(CXDESK_CHILD, env)  # warm the OS file cache for both
+        time_child(BARE_CHILD, env)
+        cxdesk, bare = [], []
+        for _ in range(runs):
+            cxdesk.append(time_child(CXDESK_CHILD, env))
+            bare.append(time_child(BARE_CHILD, env))
+    return [
+        figure(
+            "tui_start.first_screen",
+            value=statistics.median(cxdesk) * 1000,
+            baseline=statistics.median(bare) * 1000,
+            unit="ms",
+            at_most_ratio=TARGET,
+        )
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--runs", type=int, default=RUNS, help="runs of each app")
+    args = parser.parse_args(argv)
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
+    print(format_table(run(runs=args.runs)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
