@@ -7,6 +7,7 @@ view and the other options change it.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
@@ -20,10 +21,10 @@ from cxdesk.store.views import (
     DEFAULT_DAYS,
     Sort,
     TicketFilter,
+    build_filter,
     delete_view,
     get_view,
     list_views,
-    parse_day,
     save_view,
     ticket_summary,
 )
@@ -41,39 +42,8 @@ STATUS_OPTION = typer.Option(None, "--status")
 PRIORITY_OPTION = typer.Option(None, "--priority", help="low, medium, high or critical.")
 TAG_OPTION = typer.Option(None, "--tag")
 TEXT_OPTION = typer.Option(None, "--text", help="Words in the key, title, customer or comment.")
+CLI_LABELS = {"days": "--days", "from": "--from", "to": "--to"}
 VIEW_OPTION = typer.Option(None, "--view", help="Start from this saved view (needs --as).")
-
-
-def build_filter(
-    *,
-    base: TicketFilter | None = None,
-    days: int | None = None,
-    date_from: str | None = None,
-    date_to: str | None = None,
-    team: str | None = None,
-    owner: str | None = None,
-    status: str | None = None,
-    priority: str | None = None,
-    tag: str | None = None,
-    text: str | None = None,
-) -> TicketFilter:
-    """The filter the options describe, on top of ``base`` (a saved view) or the default."""
-    flt = base or TicketFilter()
-    if days is not None:
-        if days < 0:
-            raise DeskError(f"--days must be 0 (all time) or more, not {days}")
-        flt = flt.with_changes(last_days=days or None, created_from=None, created_to=None)
-    if date_from is not None or date_to is not None:
-        if days:
-            raise DeskError("Give either --days or --from/--to, not both")
-        flt = flt.with_changes(
-            last_days=None,
-            created_from=parse_day(date_from, "--from") if date_from else None,
-            created_to=parse_day(date_to, "--to") if date_to else None,
-        )
-    changes = {"team": team, "owner": owner, "status": status, "priority": priority,
-               "tag": tag, "text": text}  # fmt: skip
-    return flt.with_changes(**{name: value for name, value in changes.items() if value is not None})
 
 
 def _base_view(view: str | None, as_user: str | None) -> TicketFilter | None:
@@ -110,6 +80,7 @@ def tickets_export(
     flt = build_filter(
         base=_base_view(view, as_user), days=days, date_from=date_from, date_to=date_to,
         team=team, owner=owner, status=status, priority=priority, tag=tag, text=text,
+        labels=CLI_LABELS,
     )  # fmt: skip
     written = export_tickets(desk_engine(), flt, output, fmt=fmt, sort=order)
     typer.echo(f"{written} tickets written to {output} ({flt.describe()}).")
@@ -132,7 +103,7 @@ def view_save(
     """Save the filter the options describe as NAME (saving a name again replaces it)."""
     flt = build_filter(
         days=days, date_from=date_from, date_to=date_to, team=team, owner=owner,
-        status=status, priority=priority, tag=tag, text=text,
+        status=status, priority=priority, tag=tag, text=text, labels=CLI_LABELS,
     )  # fmt: skip
     with transaction(desk_engine()) as session:
         saved = save_view(session, actor=acting_user(session, as_user), name=name, flt=flt)
@@ -170,6 +141,18 @@ def view_delete(name: str, as_user: str = typer.Option(..., "--as")) -> None:
     typer.echo(f"View {name!r} deleted.")
 
 
+def board(
+    poll: float = typer.Option(2.0, "--poll", min=0.2, help="Seconds between refreshes."),
+) -> None:
+    """The waiting area's public board: read-only, no login (customers' first names only)."""
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise DeskError("the board needs a terminal (input or output is redirected)")
+    from cxdesk.screens.board import BoardApp  # Textual loads only when the board opens
+
+    BoardApp(desk_engine(), poll_seconds=poll).run()
+
+
 def register(app: typer.Typer) -> None:
     """``tickets export`` joins the ``tickets`` group when this module is imported."""
     app.add_typer(view_app, name="view")
+    app.command("board")(board)

@@ -109,6 +109,45 @@ def parse_day(value: str, label: str = "date") -> date:
         raise DeskError(f"{label}: {value!r} is not a date (YYYY-MM-DD)") from None
 
 
+DATE_OPTION_LABELS = {"days": "days", "from": "from", "to": "to"}
+
+
+def build_filter(
+    *,
+    base: TicketFilter | None = None,
+    days: int | None = None,
+    date_from: str | None = None,
+    date_to: str | None = None,
+    team: str | None = None,
+    owner: str | None = None,
+    status: str | None = None,
+    priority: str | None = None,
+    tag: str | None = None,
+    text: str | None = None,
+    labels: Mapping[str, str] = DATE_OPTION_LABELS,
+) -> TicketFilter:
+    """The filter typed values describe, on top of ``base`` (a saved view) or the default;
+    ``labels`` names the date options in error messages (``--days`` on the command line)."""
+    flt = base or TicketFilter()
+    if days is not None:
+        if days < 0:
+            raise DeskError(f"{labels['days']} must be 0 (all time) or more, not {days}")
+        flt = flt.with_changes(last_days=days or None, created_from=None, created_to=None)
+    if date_from is not None or date_to is not None:
+        if days:
+            raise DeskError(
+                f"Give either {labels['days']} or {labels['from']}/{labels['to']}, not both"
+            )
+        flt = flt.with_changes(
+            last_days=None,
+            created_from=parse_day(date_from, labels["from"]) if date_from else None,
+            created_to=parse_day(date_to, labels["to"]) if date_to else None,
+        )
+    changes = {"team": team, "owner": owner, "status": status, "priority": priority,
+               "tag": tag, "text": text}  # fmt: skip
+    return flt.with_changes(**{name: value for name, value in changes.items() if value is not None})
+
+
 def _local_midnight_utc(day: date) -> datetime:
     return datetime.combine(day, time()).astimezone().astimezone(UTC)
 

@@ -1,0 +1,337 @@
+"""The ticket list: every ticket, filtered, sorted, a page at a time, with its summary line.
+
+The filter bar (Enter in any field applies it) starts on the last 30 days. The table shows one
+page (``PAGE_SIZE`` rows) read by a worker; ``]`` / ``[`` turn pages, ``s`` sorts by the
+column under the cursor (again: the other way), Enter opens the ticket, ``x`` exports the
+filtered list to .xlsx or .csv, ``ctrl+s`` saves the filter as a view and ``w`` recalls one.
+The page is read again every ``App.poll_seconds`` so other terminals' changes show up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.widgets import DataTable, Footer, Header, Input, Label
+from textual.worker import get_current_worker
+
+from cxdesk.errors import DeskError
+from cxdesk.screens.base import DeskScreen
+from cxdesk.store.db import read_session, transaction
+from cxdesk.store.export import export_tickets
+from cxdesk.store.views import (
+    LIST_COLUMNS,
+    PAGE_SIZE,
+    Sort,
+    Summary,
+    TicketFilter,
+    TicketRow,
+    build_filter,
+    get_view,
+    list_views,
+    save_view,
+    ticket_page,
+    ticket_summary,
+)
+from cxdesk.widgets.prompt_dialog import PromptDialog
+
+FILTER_FIELDS = {
+    "days": "Days (0 = all)",
+    "from": "From YYYY-MM-DD",
+    "to": "To YYYY-MM-DD",
+    "team": "Team",
+    "owner": "Owner ('none')",
+    "status": "Status",
+    "priority": "Priority",
+    "tag": "Tag",
+    "text": "Search text",
+}
+"""The filter bar's inputs: id suffix -> placeholder."""
+
+
+def cell(value: object) -> str:
+    """A value as the list shows it: times in the local zone, empty for nothing."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.astimezone().strftime("%Y-%m-%d %H:%M")
+    return " ".join(str(value).split())[:60]
+
+
+@dataclass(frozen=True)
+class ListPage:
+    """One read of the list: the page, the counts, and what was asked for."""
+
+    rows: list[TicketRow]
+    summary: Summary
+    flt: TicketFilter
+    sort: Sort
+    offset: int
+
+
+class TicketsScreen(DeskScreen):
+    DEFAULT_CSS = """
+    TicketsScreen #filter-bar { height: 1; margin: 1 0; }
+    TicketsScreen #filter-bar Input { width: 1fr; margin-right: 1; }
+    TicketsScreen #summary { padding: 0 1; text-style: bold; }
+    TicketsScreen #page-info { padding: 0 1; color: $text-muted; }
+    TicketsScreen #tickets { height: 1fr; }
+    """
+    BINDINGS = [
+        Binding("s", "sort", "Sort by column"),
+        Binding("right_square_bracket", "next_page", "Next page"),
+        Binding("left_square_bracket", "previous_page", "Prev page"),
+        Binding("x", "export", "Export"),
+        Binding("ctrl+s", "save_view", "Save view"),
+        Binding("w", "recall_view", "Recall view"),
+        Binding("slash", "focus_filter", "Filter"),
+        Binding("escape", "focus_table", "To list", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.flt = TicketFilter()
+        """The filter shown; changed only when a read with it succeeded."""
+        self.sort = Sort()
+        self.row_offset = 0
+        self.page: ListPage | None = None
+        """The last page read; None until the first read finishes."""
+        self._asked = 0
+        """Reads the user asked for that have not finished: the poll waits for them."""
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="filter-bar"):
+            for name, placeholder in FILTER_FIELDS.items():
+                yield Input(placeholder=placeholder, id=f"f-{name}", compact=True)
+        yield Label("Loading…", id="summary")
+        yield Label("", id="page-info")
+        table: DataTable[str] = DataTable(id="tickets", cursor_type="cell", zebra_stripes=True)
+        for name, heading in LIST_COLUMNS.items():
+            table.add_column(heading, key=name)
+        yield table
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#f-days", Input).value = str(self.flt.last_days or "")
+        self.query_one("#tickets", DataTable).focus()
+        self.request(self.flt, self.sort, 0)
+        self.set_interval(self.desk.poll_seconds, self._poll)
+
+    def _poll(self) -> None:
+        if not self._asked:  # never replace (cancel) a read the user asked for
+            self.load(self.flt, self.sort, self.row_offset, quiet=True)
+
+    def request(self, flt: TicketFilter, sort: Sort, offset: int) -> None:
+        """Read this filter/sort/page; what is shown changes only if the read succeeds."""
+        self._asked += 1
+        self.load(flt, sort, offset)
+
+    def reload(self) -> None:
+        self._poll()
+
+    # -- reading -------------------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="tickets-load", exit_on_error=False)
+    def load(self, flt: TicketFilter, sort: Sort, offset: int, quiet: bool = False) -> None:
+        try:
+            try:
+                with read_session(self.engine) as session:
+                    rows = ticket_page(session, flt, sort=sort, offset=offset, limit=PAGE_SIZE)
+                    summary = ticket_summary(session, flt)
+            except DeskError as error:
+                if not quiet:
+                    self.report(error)
+                return
+            page = ListPage(rows=rows, summary=summary, flt=flt, sort=sort, offset=offset)
+            if not get_current_worker().is_cancelled:  # a newer read replaced this one
+                self.app.call_from_thread(self._show, page)
+        finally:
+            if not quiet:
+                self.app.call_from_thread(self._answered)
+
+    def _answered(self) -> None:
+        self._asked = max(0, self._asked - 1)
+
+    def _show(self, page: ListPage) -> None:
+        previous = self.page
+        self.page, self.flt, self.sort, self.row_offset = page, page.flt, page.sort, page.offset
+        self.query_one("#summary", Label).update(page.summary.line())
+        last = page.offset + len(page.rows)
+        arrow = "↓" if page.sort.descending else "↑"
+        self.query_one("#page-info", Label).update(
+            f"{page.flt.describe()} · rows {page.offset + 1 if page.rows else 0}-{last} of "
+            f"{page.summary.total} · sorted by {LIST_COLUMNS[page.sort.column]} {arrow}"
+        )
+        if previous is not None and previous.rows == page.rows:
+            return
+        table: DataTable[str] = self.query_one("#tickets", DataTable)
+        cursor = table.cursor_coordinate
+        table.clear()
+        for row in page.rows:
+            table.add_row(*(cell(getattr(row, name)) for name in LIST_COLUMNS), key=row.key)
+        if table.row_count:
+            table.move_cursor(row=min(cursor.row, table.row_count - 1), column=cursor.column)
+
+    # -- filter, sort, pages -------------------------------------------------------------------
+
+    def _typed(self, name: str) -> str | None:
+        return self.query_one(f"#f-{name}", Input).value.strip() or None
+
+    @on(Input.Submitted)
+    def apply_filter(self, event: Input.Submitted | None = None) -> None:
+        if event is not None:
+            event.stop()
+        days_text = self._typed("days")
+        try:
+            if days_text is not None and not days_text.isdigit():
+                raise DeskError(f"days: {days_text!r} is not a number of days")
+            has_range = self._typed("from") is not None or self._typed("to") is not None
+            flt = build_filter(
+                base=TicketFilter(last_days=None if has_range else TicketFilter().last_days),
+                days=int(days_text) if days_text is not None else None,
+                date_from=self._typed("from"),
+                date_to=self._typed("to"),
+                team=self._typed("team"),
+                owner=self._typed("owner"),
+                status=self._typed("status"),
+                priority=self._typed("priority"),
+                tag=self._typed("tag"),
+                text=self._typed("text"),
+            )
+        except DeskError as error:
+            self.report(error)
+            return
+        self.request(flt, self.sort, 0)
+        self.query_one("#tickets", DataTable).focus()
+
+    def _fill_filter_bar(self, flt: TicketFilter) -> None:
+        values = {
+            "days": str(flt.last_days) if flt.last_days else ("" if flt.created_from else "0"),
+            "from": str(flt.created_from or ""),
+            "to": str(flt.created_to or ""),
+            **{name: getattr(flt, name) or "" for name in
+               ("team", "owner", "status", "priority", "tag", "text")},
+        }  # fmt: skip
+        for name, value in values.items():
+            self.query_one(f"#f-{name}", Input).value = value
+
+    def action_sort(self) -> None:
+        table: DataTable[str] = self.query_one("#tickets", DataTable)
+        columns = list(LIST_COLUMNS)
+        column = columns[min(table.cursor_column, len(columns) - 1)]
+        self._sort_by(column)
+
+    @on(DataTable.HeaderSelected)
+    def _header_selected(self, event: DataTable.HeaderSelected) -> None:
+        event.stop()
+        self._sort_by(str(event.column_key.value))
+
+    def _sort_by(self, column: str) -> None:
+        descending = not self.sort.descending if column == self.sort.column else False
+        self.request(self.flt, Sort(column, descending=descending), 0)
+
+    def action_next_page(self) -> None:
+        if self.page is not None and self.row_offset + PAGE_SIZE < self.page.summary.total:
+            self.request(self.flt, self.sort, self.row_offset + PAGE_SIZE)
+
+    def action_previous_page(self) -> None:
+        if self.row_offset > 0:
+            self.request(self.flt, self.sort, max(0, self.row_offset - PAGE_SIZE))
+
+    def action_focus_filter(self) -> None:
+        self.query_one("#f-text", Input).focus()
+
+    def action_focus_table(self) -> None:
+        self.query_one("#tickets", DataTable).focus()
+
+    @on(DataTable.CellSelected)
+    def _open(self, event: DataTable.CellSelected) -> None:
+        event.stop()
+        if event.cell_key.row_key.value:
+            self.desk.open_ticket(event.cell_key.row_key.value)
+
+    # -- export and saved views ----------------------------------------------------------------
+
+    def action_export(self) -> None:
+        stamp = datetime.now().strftime("%Y%m%d-%H%M")
+        default = str(Path.home() / f"cxdesk-tickets-{stamp}.xlsx")
+
+        def chosen(path: str | None) -> None:
+            if path:
+                self.export(self.flt, self.sort, Path(path).expanduser())
+
+        self.app.push_screen(
+            PromptDialog(
+                "Export the filtered list to (.xlsx or .csv)",
+                value=default,
+                hint=self.flt.describe(),
+            ),
+            chosen,
+        )
+
+    @work(thread=True, exclusive=True, group="tickets-export", exit_on_error=False)
+    def export(self, flt: TicketFilter, sort: Sort, path: Path) -> None:
+        try:
+            written = export_tickets(self.engine, flt, path, sort=sort)
+        except DeskError as error:
+            self.report(error)
+            return
+        self.app.notify(f"{written} tickets written to {path}", markup=False)
+
+    def action_save_view(self) -> None:
+        def chosen(name: str | None) -> None:
+            if name:
+                self.save_view(name, self.flt)
+
+        self.app.push_screen(
+            PromptDialog("Save this filter as view", hint=self.flt.describe()), chosen
+        )
+
+    @work(thread=True, exclusive=True, group="tickets-view", exit_on_error=False)
+    def save_view(self, name: str, flt: TicketFilter) -> None:
+        try:
+            with transaction(self.engine) as session:
+                save_view(session, actor=self.user, name=name, flt=flt)
+        except DeskError as error:
+            self.report(error)
+            return
+        self.app.notify(f"View {name!r} saved", markup=False)
+
+    def action_recall_view(self) -> None:
+        self.offer_views()
+
+    @work(thread=True, exclusive=True, group="tickets-view", exit_on_error=False)
+    def offer_views(self) -> None:
+        try:
+            with read_session(self.engine) as session:
+                names = [v.name for v in list_views(session, actor=self.user)]
+        except DeskError as error:
+            self.report(error)
+            return
+        if not names:
+            self.app.notify("No saved views yet: ctrl+s saves the current filter")
+            return
+
+        def chosen(name: str | None) -> None:
+            if name:
+                self.recall_view(name)
+
+        dialog = PromptDialog("Recall view", value=names[0], hint="Views: " + ", ".join(names))
+        self.app.call_from_thread(self.app.push_screen, dialog, chosen)
+
+    @work(thread=True, exclusive=True, group="tickets-view", exit_on_error=False)
+    def recall_view(self, name: str) -> None:
+        try:
+            with read_session(self.engine) as session:
+                flt = get_view(session, actor=self.user, name=name)
+        except DeskError as error:
+            self.report(error)
+            return
+        self.app.call_from_thread(self._fill_filter_bar, flt)
+        self.app.call_from_thread(self.request, flt, self.sort, 0)

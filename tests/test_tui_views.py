@@ -1,0 +1,206 @@
+"""The desk-wide screens driven by keys (App.run_test + Pilot): the ticket list (filter, sort,
+open, export) and the public board (a pull moves a ticket to the top), on SQLite and
+PostgreSQL.
+
+The app gets its own engine on the test's database (as another terminal would) and every
+statement it runs is checked: none may run on the event loop's thread. Workers are waited for
+by polling a condition, never by fixed sleeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import openpyxl
+import pytest
+from sqlalchemy import Engine, event
+from textual.app import App
+from textual.pilot import Pilot
+from textual.widgets import DataTable, Input
+
+from cxdesk.app import CxDeskApp, create_app
+from cxdesk.engine.dispatch import unit_of_work
+from cxdesk.screens.board import BoardApp, BoardScreen
+from cxdesk.screens.ticket import TicketScreen
+from cxdesk.screens.tickets import TicketsScreen
+from cxdesk.store.db import make_engine
+from cxdesk.store.directory import get_user
+from cxdesk.store.tickets import pull_next, update_ticket
+from cxdesk.store.views import LIST_COLUMNS
+from cxdesk.widgets.prompt_dialog import PromptDialog
+from tests.test_views import build_ticket_desk
+
+SIZE = (160, 45)
+AnyApp = App[Any]
+
+
+@pytest.fixture(autouse=True)
+def _no_delivery(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CXDESK_DELIVER", "0")  # nothing here sends mail or SMS
+
+
+def run_app(
+    engine: Engine,
+    build: Callable[[Engine], AnyApp],
+    script: Callable[[Any, Pilot[Any]], Awaitable[None]],
+) -> None:
+    """Run ``script`` on the app ``build`` makes on its own engine; fail if any statement ran
+    on the event loop's thread."""
+    app_engine = make_engine(engine.url.render_as_string(hide_password=False))
+    on_loop: list[str] = []
+
+    @event.listens_for(app_engine, "before_cursor_execute")
+    def _not_on_the_loop(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if threading.current_thread() is threading.main_thread():
+            on_loop.append(statement)
+
+    async def main() -> None:
+        app = build(app_engine)
+        async with app.run_test(size=SIZE) as pilot:
+            await script(app, pilot)
+
+    try:
+        asyncio.run(main())
+    finally:
+        app_engine.dispose()
+    assert on_loop == [], f"statements ran on the event loop: {on_loop[:3]}"
+
+
+def desk(user: str) -> Callable[[Engine], AnyApp]:
+    return lambda engine: create_app(engine, user=user, poll_seconds=0.2)
+
+
+async def wait_until(
+    pilot: Pilot[Any], condition: Callable[[], object], what: str, timeout: float = 10.0
+) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.02)
+
+
+async def log_in(app: CxDeskApp, pilot: Pilot[Any]) -> None:
+    await wait_until(pilot, lambda: isinstance(app.focused, Input), "the login form")
+    await pilot.press(*"pw", "enter")
+    await wait_until(pilot, lambda: app.user is not None, "the login")
+
+
+def table_keys(app: AnyApp, selector: str) -> list[str]:
+    table = app.screen.query_one(selector, DataTable)
+    return [str(table.coordinate_to_cell_key((i, 0)).row_key.value) for i in range(table.row_count)]
+
+
+async def open_list(app: CxDeskApp, pilot: Pilot[Any]) -> TicketsScreen:
+    await log_in(app, pilot)
+    screen = TicketsScreen()
+    app.push_screen(screen)
+    await wait_until(pilot, lambda: screen.page is not None, "the first page")
+    return screen
+
+
+# -- the ticket list ---------------------------------------------------------------------------
+
+
+def test_list_filter_sort_and_open(engine: Engine) -> None:
+    k = build_ticket_desk(engine)
+
+    async def script(app: CxDeskApp, pilot: Pilot[Any]) -> None:
+        screen = await open_list(app, pilot)
+        month = [k["eve"], k["dee"], k["cy"], k["bob"], k["ada"]]
+        assert table_keys(app, "#tickets") == month  # last month, newest first
+        summary = "New 1 · Open 2 · Escalated 1 · Resolved 1 · Total 5"
+        assert summary in str(screen.query_one("#summary").render())
+        # Filter: high-priority new tickets of team 360, typed in the filter bar.
+        screen.query_one("#f-team", Input).focus()
+        await pilot.press(*"360", "tab", "tab", *"new", "tab", *"high", "enter")
+        await wait_until(pilot, lambda: table_keys(app, "#tickets") == [k["ada"]], "filtered")
+        assert "Total 1" in str(screen.query_one("#summary").render())
+        assert app.focused is screen.query_one("#tickets")
+        # Clear the status and priority; sort by the Priority column (s), then the other way.
+        for name in ("status", "priority"):
+            screen.query_one(f"#f-{name}", Input).value = ""
+        screen.apply_filter()
+        await wait_until(pilot, lambda: len(table_keys(app, "#tickets")) == 3, "team 360")
+        table = screen.query_one("#tickets", DataTable)
+        table.focus()
+        table.move_cursor(row=0, column=list(LIST_COLUMNS).index("priority"))
+        await pilot.press("s")
+        await wait_until(pilot, lambda: table_keys(app, "#tickets")[0] == k["cy"], "critical")
+        assert table_keys(app, "#tickets") == [k["cy"], k["ada"], k["eve"]]
+        await pilot.press("s")
+        await wait_until(pilot, lambda: table_keys(app, "#tickets")[0] == k["eve"], "reversed")
+        # Enter opens the ticket under the cursor.
+        table.move_cursor(row=2)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, TicketScreen), "the ticket")
+        assert isinstance(app.screen, TicketScreen) and app.screen.key == k["cy"]
+
+    run_app(engine, desk("admin"), script)
+
+
+def test_list_bad_filter_is_one_notification(engine: Engine) -> None:
+    k = build_ticket_desk(engine)
+
+    async def script(app: CxDeskApp, pilot: Pilot[Any]) -> None:
+        screen = await open_list(app, pilot)
+        screen.query_one("#f-team", Input).focus()
+        await pilot.press(*"Nope", "enter")
+        await wait_until(
+            pilot, lambda: any("Nope" in n.message for n in app._notifications), "the refusal"
+        )
+        assert screen.flt.team is None  # the list still shows the last good filter
+        assert len(table_keys(app, "#tickets")) == len(k) - 1
+
+    run_app(engine, desk("admin"), script)
+
+
+def test_list_export_to_xlsx(engine: Engine, tmp_path: Path) -> None:
+    k = build_ticket_desk(engine)
+    target = tmp_path / "hot.xlsx"
+
+    async def script(app: CxDeskApp, pilot: Pilot[Any]) -> None:
+        screen = await open_list(app, pilot)
+        screen.query_one("#f-priority", Input).focus()
+        await pilot.press(*"high", "enter")
+        await wait_until(pilot, lambda: screen.flt.priority == "high", "the filter")
+        await pilot.press("x")
+        await wait_until(pilot, lambda: isinstance(app.screen, PromptDialog), "the dialog")
+        app.screen.query_one(Input).value = str(target)
+        await pilot.press("enter")
+        await wait_until(pilot, target.exists, "the export")
+
+    run_app(engine, desk("admin"), script)
+    sheet = openpyxl.load_workbook(target).active
+    assert sheet is not None
+    rows = list(sheet.iter_rows(values_only=True))
+    assert [row[0] for row in rows[1:]] == [k["ada"]]
+
+
+# -- the board ---------------------------------------------------------------------------------
+
+
+def test_board_reorders_after_a_pull_and_drops_resolved(engine: Engine) -> None:
+    k = build_ticket_desk(engine)
+
+    async def script(app: BoardApp, pilot: Pilot[Any]) -> None:
+        await wait_until(pilot, lambda: isinstance(app.screen, BoardScreen), "the board")
+        await wait_until(pilot, lambda: table_keys(app, "#board"), "the rows")
+        assert table_keys(app, "#board") == [k["eve"], k["bob"], k["ada"], k["old"]]
+        board = app.screen.query_one("#board", DataTable)
+        assert str(board.get_row(k["ada"])[0]) == "Ada L."  # never a full name in public
+        with unit_of_work(engine) as session:  # another terminal pulls the oldest 360 ticket
+            pull_next(session, actor=get_user(session, "maya"), queue_name="360")
+        await wait_until(pilot, lambda: table_keys(app, "#board")[0] == k["old"], "the pull")
+        assert str(board.get_row(k["old"])[1]) == "Maya"
+        with unit_of_work(engine) as session:
+            update_ticket(session, actor=get_user(session, "maya"), key=k["old"],
+                          comment="fixed", changes={"status": "resolved"})  # fmt: skip
+        await wait_until(pilot, lambda: k["old"] not in table_keys(app, "#board"), "drop off")
+
+    run_app(engine, lambda e: BoardApp(e, poll_seconds=0.2), script)
