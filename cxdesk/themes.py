@@ -67,8 +67,24 @@ def theme_from_dict(data: dict[str, Any]) -> Theme:
     variables = data.get("variables", {})
     if not isinstance(variables, dict) or not all(isinstance(v, str) for v in variables.values()):
         raise ThemeFileError("[variables] must be a table of texts")
-    parsed = {key: _color(value, f"colors.{key}") for key, value in colors.items()}
-    return Theme(name=name.strip(), dark=dark, variables=dict(variables), **parsed)
+    parsed: dict[str, str | None] = {key: None for key in COLOR_NAMES}
+    parsed.update({key: _color(value, f"colors.{key}") for key, value in colors.items()})
+    return Theme(
+        name=name.strip(),
+        primary=str(parsed["primary"]),
+        secondary=parsed["secondary"],
+        accent=parsed["accent"],
+        warning=parsed["warning"],
+        error=parsed["error"],
+        success=parsed["success"],
+        foreground=parsed["foreground"],
+        background=parsed["background"],
+        surface=parsed["surface"],
+        panel=parsed["panel"],
+        boost=parsed["boost"],
+        dark=dark,
+        variables=dict(variables),
+    )
 
 
 def load_theme_file(path: Path) -> Theme:
