@@ -1,6 +1,7 @@
 """The desk-wide screens driven by keys (App.run_test + Pilot): the ticket list (filter, sort,
-open, export) and the public board (a pull moves a ticket to the top), on SQLite and
-PostgreSQL.
+open, export), the stream (live,
+filtered), history (mine, the organisation's) and the public board (a pull moves a ticket to
+the top), on SQLite and PostgreSQL.
 
 The app gets its own engine on the test's database (as another terminal would) and every
 statement it runs is checked: none may run on the event loop's thread. Workers are waited for
@@ -26,6 +27,8 @@ from textual.widgets import DataTable, Input
 from cxdesk.app import CxDeskApp, create_app
 from cxdesk.engine.dispatch import unit_of_work
 from cxdesk.screens.board import BoardApp, BoardScreen
+from cxdesk.screens.history import HistoryScreen
+from cxdesk.screens.stream import StreamScreen
 from cxdesk.screens.ticket import TicketScreen
 from cxdesk.screens.tickets import TicketsScreen
 from cxdesk.store.db import make_engine
@@ -180,6 +183,76 @@ def test_list_export_to_xlsx(engine: Engine, tmp_path: Path) -> None:
     assert sheet is not None
     rows = list(sheet.iter_rows(values_only=True))
     assert [row[0] for row in rows[1:]] == [k["ada"]]
+
+
+# -- the stream and history -------------------------------------------------------------------
+
+
+def test_stream_is_live_and_filtered(engine: Engine) -> None:
+    k = build_ticket_desk(engine)
+
+    def first_row(app: CxDeskApp) -> list[str]:
+        table = app.screen.query_one("#stream", DataTable)
+        return [str(v) for v in table.get_row_at(0)] if table.row_count else []
+
+    async def script(app: CxDeskApp, pilot: Pilot[Any]) -> None:
+        await log_in(app, pilot)
+        screen = StreamScreen()
+        app.push_screen(screen)
+        await wait_until(pilot, lambda: screen.read is not None, "the stream")
+        assert first_row(app)[1:5] == [k["old"], "360", "system", "ticket.created"]
+        with unit_of_work(engine) as session:  # another terminal resolves a ticket
+            update_ticket(session, actor=get_user(session, "kenji"), key=k["bob"],
+                          comment="done", changes={"status": "resolved"})  # fmt: skip
+        await wait_until(pilot, lambda: first_row(app)[4] == "ticket.commented", "live event")
+        screen.query_one("#s-kind", Input).focus()
+        await pilot.press(*"ticket.status_changed", "enter")
+        await wait_until(pilot, lambda: screen.flt.kind == "ticket.status_changed", "filter")
+        assert first_row(app)[1:7] == [k["bob"], "Stats iQ", "kenji", "ticket.status_changed",
+                                       "open", "resolved"]  # fmt: skip
+        assert app.screen.query_one("#stream", DataTable).row_count == 1
+        screen.query_one("#s-team", Input).value = "Nope"
+        screen.query_one("#s-team", Input).focus()
+        await pilot.press("enter")
+        await wait_until(
+            pilot, lambda: any("Nope" in n.message for n in app._notifications), "refusal"
+        )
+        assert screen.flt.team is None
+
+    run_app(engine, desk("admin"), script)
+
+
+def test_history_mine_then_the_organisation(engine: Engine) -> None:
+    k = build_ticket_desk(engine)
+
+    async def as_omar(app: CxDeskApp, pilot: Pilot[Any]) -> None:
+        await log_in(app, pilot)
+        screen = HistoryScreen()
+        app.push_screen(screen)
+        await wait_until(pilot, lambda: screen.read is not None, "history")
+        assert table_keys(app, "#history") == [k["eve"]]  # the one omar owns
+        await pilot.press("o")
+        await wait_until(
+            pilot, lambda: any("Only an admin" in n.message for n in app._notifications), "no"
+        )
+
+    run_app(engine, desk("omar"), as_omar)
+
+    async def as_admin(app: CxDeskApp, pilot: Pilot[Any]) -> None:
+        await log_in(app, pilot)
+        screen = HistoryScreen()
+        app.push_screen(screen)
+        await wait_until(pilot, lambda: screen.read is not None, "history")
+        assert table_keys(app, "#history") == []
+        await pilot.press("o")
+        await wait_until(pilot, lambda: len(table_keys(app, "#history")) == 6, "organisation")
+        table = app.screen.query_one("#history", DataTable)
+        assert [str(c.label) for c in table.columns.values()][-1] == "User"
+        assert table_keys(app, "#history")[0] == k["eve"]
+        await pilot.press("c")
+        await wait_until(pilot, lambda: table_keys(app, "#history")[0] == k["old"], "oldest")
+
+    run_app(engine, desk("admin"), as_admin)
 
 
 # -- the board ---------------------------------------------------------------------------------

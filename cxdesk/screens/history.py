@@ -1,0 +1,124 @@
+"""History ("My tickets"): the tickets I submitted or own, a page at a time, times local.
+
+``c`` sorts by created the other way, ``o`` switches an admin to the organisation's tickets
+(which adds the user column), ``]`` / ``[`` turn pages and Enter opens the ticket (its detail
+screen has the escalation timeline and the requester's close and feedback actions).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable, Footer, Header, Label
+
+from cxdesk.errors import DeskError
+from cxdesk.screens.base import DeskScreen
+from cxdesk.screens.tickets import cell
+from cxdesk.store.db import read_session
+from cxdesk.store.models import Role
+from cxdesk.store.views import PAGE_SIZE, HistoryRow, history_page
+
+COLUMNS = ("ID", "Subject", "Created", "Last activity", "Type", "Status")
+
+
+@dataclass(frozen=True)
+class HistoryRead:
+    rows: list[HistoryRow]
+    organisation: bool
+    newest_first: bool
+    offset: int
+
+
+class HistoryScreen(DeskScreen):
+    DEFAULT_CSS = """
+    HistoryScreen #history-info { padding: 0 1; text-style: bold; }
+    HistoryScreen #history { height: 1fr; }
+    """
+    BINDINGS = [
+        Binding("c", "sort_created", "Sort by created"),
+        Binding("o", "organisation", "My tickets / organisation"),
+        Binding("right_square_bracket", "next_page", "Next page"),
+        Binding("left_square_bracket", "previous_page", "Prev page"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.read: HistoryRead | None = None
+        """What is shown; None until the first read finishes."""
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Label("Loading…", id="history-info")
+        yield DataTable(id="history", cursor_type="row", zebra_stripes=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#history", DataTable).focus()
+        self.load(False, True, 0)
+
+    def reload(self) -> None:
+        if self.read is not None:
+            self.load(self.read.organisation, self.read.newest_first, self.read.offset)
+
+    @work(thread=True, exclusive=True, group="history-load", exit_on_error=False)
+    def load(self, organisation: bool, newest_first: bool, offset: int) -> None:
+        try:
+            with read_session(self.engine) as session:
+                rows = history_page(session, actor=self.user, organisation=organisation,
+                                    newest_first=newest_first, offset=offset,
+                                    limit=PAGE_SIZE)  # fmt: skip
+        except DeskError as error:
+            self.report(error)
+            return
+        self.app.call_from_thread(self._show, HistoryRead(rows, organisation, newest_first, offset))
+
+    def _show(self, read: HistoryRead) -> None:
+        self.read = read
+        whose = "My organisation's tickets" if read.organisation else "My tickets"
+        order = "newest" if read.newest_first else "oldest"
+        first = read.offset + 1 if read.rows else 0
+        self.query_one("#history-info", Label).update(
+            f"{whose} · {order} first · rows {first}-{read.offset + len(read.rows)}"
+        )
+        table: DataTable[str] = self.query_one("#history", DataTable)
+        cursor = table.cursor_row
+        table.clear(columns=True)
+        table.add_columns(*COLUMNS, *(("User",) if read.organisation else ()))
+        for row in read.rows:
+            cells = [row.key, cell(row.title), cell(row.created_at), cell(row.updated_at),
+                     row.channel, row.status]  # fmt: skip
+            if read.organisation:
+                cells.append(row.user or "")
+            table.add_row(*cells, key=row.key)
+        if table.row_count:
+            table.move_cursor(row=min(cursor, table.row_count - 1))
+
+    def action_sort_created(self) -> None:
+        if self.read is not None:
+            self.load(self.read.organisation, not self.read.newest_first, 0)
+
+    def action_organisation(self) -> None:
+        if self.read is None:
+            return
+        if not self.read.organisation and self.user.role != Role.admin:
+            self.notify("Only an admin sees the organisation's tickets", severity="warning")
+            return
+        self.load(not self.read.organisation, self.read.newest_first, 0)
+
+    def action_next_page(self) -> None:
+        if self.read is not None and len(self.read.rows) == PAGE_SIZE:
+            self.load(self.read.organisation, self.read.newest_first, self.read.offset + PAGE_SIZE)
+
+    def action_previous_page(self) -> None:
+        if self.read is not None and self.read.offset:
+            offset = max(0, self.read.offset - PAGE_SIZE)
+            self.load(self.read.organisation, self.read.newest_first, offset)
+
+    @on(DataTable.RowSelected)
+    def _open(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        if event.row_key.value:
+            self.desk.open_ticket(event.row_key.value)

@@ -1,0 +1,167 @@
+"""The stream: every ticket event, newest first, live, filtered by team and kind.
+
+The newest page is read again every ``App.poll_seconds`` while it is shown; ``]`` pages back
+to older events (the stream then holds still) and ``[`` returns to the live page. Enter opens
+the event's ticket.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.widgets import DataTable, Footer, Header, Input, Label
+from textual.worker import get_current_worker
+
+from cxdesk.errors import DeskError
+from cxdesk.screens.base import DeskScreen
+from cxdesk.screens.tickets import cell
+from cxdesk.store.db import read_session
+from cxdesk.store.directory import get_team
+from cxdesk.store.views import PAGE_SIZE, StreamEvent, event_kinds, stream_page
+
+STREAM_COLUMNS = ("When", "Ticket", "Team", "Who", "What", "From", "To", "Detail")
+
+
+@dataclass(frozen=True)
+class StreamFilter:
+    team: str | None = None
+    kind: str | None = None
+
+
+@dataclass(frozen=True)
+class StreamRead:
+    events: list[StreamEvent]
+    flt: StreamFilter
+    before_id: int | None
+    kinds: list[str]
+
+
+class StreamScreen(DeskScreen):
+    DEFAULT_CSS = """
+    StreamScreen #stream-filters { height: 1; margin: 1 0; }
+    StreamScreen #stream-filters Input { width: 1fr; margin-right: 1; }
+    StreamScreen #stream-info { padding: 0 1; color: $text-muted; }
+    StreamScreen #stream { height: 1fr; }
+    """
+    BINDINGS = [
+        Binding("right_square_bracket", "older", "Older"),
+        Binding("left_square_bracket", "live", "Live"),
+        Binding("slash", "focus_filter", "Filter"),
+        Binding("escape", "focus_table", "To stream", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.flt = StreamFilter()
+        self.before_id: int | None = None
+        """None: the live page; else the page of events older than this id."""
+        self.read: StreamRead | None = None
+        self._asked = 0
+        """Reads the user asked for that have not finished: the live poll waits for them."""
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="stream-filters"):
+            yield Input(placeholder="Team", id="s-team", compact=True)
+            yield Input(placeholder="Kind (e.g. ticket.status_changed)", id="s-kind", compact=True)
+        yield Label("Loading…", id="stream-info")
+        table: DataTable[str] = DataTable(id="stream", cursor_type="row", zebra_stripes=True)
+        table.add_columns(*STREAM_COLUMNS)
+        yield table
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#stream", DataTable).focus()
+        self.request(self.flt, None)
+        self.set_interval(self.desk.poll_seconds, self.reload)
+
+    def reload(self) -> None:
+        if self.before_id is None and not self._asked:  # never cancel a read the user asked for
+            self.load(self.flt, None, quiet=True)
+
+    def request(self, flt: StreamFilter, before_id: int | None) -> None:
+        self._asked += 1
+        self.load(flt, before_id)
+
+    def _answered(self) -> None:
+        self._asked = max(0, self._asked - 1)
+
+    @work(thread=True, exclusive=True, group="stream-load", exit_on_error=False)
+    def load(self, flt: StreamFilter, before_id: int | None, quiet: bool = False) -> None:
+        try:
+            self._read(flt, before_id, quiet)
+        finally:
+            if not quiet:
+                self.app.call_from_thread(self._answered)
+
+    def _read(self, flt: StreamFilter, before_id: int | None, quiet: bool) -> None:
+        try:
+            with read_session(self.engine) as session:
+                if flt.team:
+                    get_team(session, flt.team)  # an unknown team is named, not an empty list
+                events = stream_page(session, team=flt.team, kind=flt.kind,
+                                     before_id=before_id, limit=PAGE_SIZE)  # fmt: skip
+                kinds = event_kinds(session)
+        except DeskError as error:
+            if not quiet:
+                self.report(error)
+            return
+        if flt.kind and flt.kind not in kinds and not quiet:
+            self.app.notify(f"No events of kind {flt.kind!r} yet (known: {', '.join(kinds)})",
+                            severity="warning", markup=False)  # fmt: skip
+        if not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self._show, StreamRead(events, flt, before_id, kinds))
+
+    def _show(self, read: StreamRead) -> None:
+        previous = self.read
+        self.read, self.flt, self.before_id = read, read.flt, read.before_id
+        where = "live, newest first" if read.before_id is None else "older events (] older, [ live)"
+        filters = ", ".join(f"{k} {v}" for k, v in (("team", read.flt.team),
+                                                   ("kind", read.flt.kind)) if v)  # fmt: skip
+        self.query_one("#stream-info", Label).update(
+            f"{len(read.events)} events · {where}" + (f" · {filters}" if filters else "")
+        )
+        if previous is not None and previous.events == read.events:
+            return
+        table: DataTable[str] = self.query_one("#stream", DataTable)
+        table.clear()
+        for e in read.events:
+            table.add_row(
+                cell(e.created_at), e.ticket_key or "", e.team or "", e.actor or "system",
+                e.kind, cell(e.from_value), cell(e.to_value), cell(e.detail),
+                key=str(e.id),
+            )  # fmt: skip
+
+    @on(Input.Submitted)
+    def apply_filter(self, event: Input.Submitted) -> None:
+        event.stop()
+        team = self.query_one("#s-team", Input).value.strip() or None
+        kind = self.query_one("#s-kind", Input).value.strip() or None
+        self.request(StreamFilter(team=team, kind=kind), None)
+        self.query_one("#stream", DataTable).focus()
+
+    def action_older(self) -> None:
+        if self.read is not None and self.read.events:
+            self.request(self.flt, self.read.events[-1].id)
+
+    def action_live(self) -> None:
+        self.request(self.flt, None)
+
+    def action_focus_filter(self) -> None:
+        self.query_one("#s-team", Input).focus()
+
+    def action_focus_table(self) -> None:
+        self.query_one("#stream", DataTable).focus()
+
+    @on(DataTable.RowSelected)
+    def _open(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        if self.read is None:
+            return
+        chosen = next((e for e in self.read.events if str(e.id) == event.row_key.value), None)
+        if chosen is not None and chosen.ticket_key:
+            self.desk.open_ticket(chosen.ticket_key)
