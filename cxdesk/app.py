@@ -2,24 +2,45 @@
 
 Built by ``create_app`` (the CLI's ``cxdesk run`` and the tests both use it). Screens live in
 ``cxdesk/screens``, one per file; every database call runs in a thread worker there.
+
+Two background threads run while the app is open, both stopped when it exits:
+- the change watcher reads a cheap change token (``store/changes.py``) every ``poll_seconds``
+  and tells the screen on top to reload when another terminal (or this one) changed the desk;
+- the delivery worker (``engine/worker.py``, as ``cxdesk worker`` runs it headless) dispatches
+  events and sends due email and SMS. A failing pass is logged and shown to an admin; it never
+  takes the desk down. ``deliver = false`` in config.toml or ``CXDESK_DELIVER=0`` turns it off
+  (for a terminal whose desk has a ``cxdesk worker`` elsewhere).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+import os
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from functools import partial
 
 from sqlalchemy import Engine
+from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
+from textual.worker import get_current_worker
 
+from cxdesk.config import Settings, load_settings
+from cxdesk.engine.worker import DeliveryWorker
+from cxdesk.errors import DeskError
+from cxdesk.screens.base import DeskChanged, DeskScreen
 from cxdesk.screens.checkin import CheckinScreen
 from cxdesk.screens.login import LoginScreen
 from cxdesk.screens.new_ticket import NewTicketScreen
 from cxdesk.screens.queues import QueuesScreen
 from cxdesk.screens.ticket import TicketScreen
+from cxdesk.store.changes import ChangeToken, change_token
+from cxdesk.store.db import read_session
 from cxdesk.store.models import Role, User
+
+logger = logging.getLogger(__name__)
 
 # Every screen the palette offers, with its help line; those not built yet say so.
 SCREENS = {
@@ -37,6 +58,25 @@ NOT_BUILT = frozenset({"Tickets", "Kanban", "Stream", "History", "Board"})
 # Screens that show or change tickets: a volunteer only checks customers in.
 TICKET_SCREENS = frozenset({"Queues", "Tickets", "Kanban", "Stream", "History", "New ticket"})
 VOLUNTEER_REFUSAL = "A volunteer can check customers in, but cannot open ticket screens"
+DELIVER_ENV = "CXDESK_DELIVER"
+DELIVERY_RETRY_SECONDS = 5.0
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def delivery_enabled(settings: Settings) -> bool:
+    """``CXDESK_DELIVER`` (0/1, false/true, off/on), else config ``deliver``; on by default."""
+    value: object = os.environ.get(DELIVER_ENV) or settings.extra.get("deliver", True)
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise DeskError(f"Setting deliver must be true or false, not {value!r}")
 
 
 class CxDeskApp(App[None]):
@@ -45,28 +85,109 @@ class CxDeskApp(App[None]):
     TITLE = "cxdesk"
     BINDINGS = [Binding("ctrl+n", "new_ticket", "New ticket")]
 
-    def __init__(self, engine: Engine, user: str | None = None, *, poll_seconds: float = 1.0):
+    def __init__(
+        self,
+        engine: Engine,
+        user: str | None = None,
+        *,
+        poll_seconds: float = 1.0,
+        settings: Settings | None = None,
+        deliver: bool = False,
+        clock: Callable[[], datetime] = utc_now,
+    ):
         super().__init__()
         self.engine = engine
         self.preset_username = user
         self.poll_seconds = poll_seconds
-        """How often screens look for other terminals' changes."""
+        """How often the app looks for other terminals' changes (and idle delivery waits)."""
+        self.settings = settings or Settings()
+        self.deliver = deliver
+        """Whether this app runs the delivery worker."""
+        self.clock = clock
+        """The time screens show waits and ages against (fixed in snapshot tests)."""
         self.user: User | None = None
         """Who is logged in; None on the login screen."""
+        self.delivery_problem = ""
+        """The last delivery trouble reported (empty while delivery goes well)."""
 
     def on_mount(self) -> None:
         self.push_screen(LoginScreen(self.preset_username))
+        self.watch_changes()
+        if self.deliver:
+            self.deliver_messages()
+
+    # -- background threads ------------------------------------------------------------------
+
+    @work(thread=True, group="changes", exit_on_error=False)
+    def watch_changes(self) -> None:
+        """Tell the screen on top to reload whenever the desk's change token moves."""
+        stop = get_current_worker().cancelled_event
+        last: ChangeToken | None = None
+        while not stop.wait(self.poll_seconds):
+            if self.user is None:
+                continue
+            try:
+                with read_session(self.engine) as session:
+                    token = change_token(session, last.next_since if last else 0)
+            except DeskError as error:  # the database is away: say nothing, look again
+                logger.warning("change watch: %s", error)
+                continue
+            if token.differs_from(last):
+                self.post_message(DeskChanged())
+            last = token
+
+    def on_desk_changed(self, message: DeskChanged) -> None:
+        for screen in reversed(self.screen_stack):
+            if isinstance(screen, DeskScreen):
+                screen.post_message(DeskChanged())
+                return
+
+    @work(thread=True, group="delivery", exit_on_error=False)
+    def deliver_messages(self) -> None:
+        """The delivery worker's loop, until the app exits; no failure escapes it."""
+        stop = get_current_worker().cancelled_event
+        try:
+            delivery = DeliveryWorker(self.engine, self.settings)
+        except DeskError as error:
+            self._delivery_trouble(f"Delivery is off: {error}")
+            return
+        while not stop.is_set():
+            try:
+                report = delivery.run_once()
+            except Exception as error:  # a bug or an outage: log it, keep the desk running
+                logger.exception("delivery pass failed")
+                self._delivery_trouble(f"Delivery failed: {error}")
+                stop.wait(DELIVERY_RETRY_SECONDS)
+                continue
+            failed = report.results["failed"]
+            if failed:
+                self._delivery_trouble(
+                    f"Delivery: {failed} message(s) failed; see `cxdesk outbox list`"
+                )
+            if not (report.dispatched or report.escalated or sum(report.results.values())):
+                stop.wait(self.poll_seconds)
+
+    def _delivery_trouble(self, text: str) -> None:
+        """Log it; show it to an admin once (thread-safe)."""
+        logger.warning("%s", text)
+        if text == self.delivery_problem:
+            return
+        self.delivery_problem = text
+        if self.user is not None and self.user.role == Role.admin:
+            self.notify(text, title="Delivery", severity="warning", markup=False)
 
     # -- who is logged in --------------------------------------------------------------------
 
     def log_in(self, user: User) -> None:
         self.user = user
         self.sub_title = f"{user.name} ({user.role})"
+        self.refresh_bindings()
         self.navigate("Check-in" if user.role == Role.volunteer else "Queues")
 
     def log_out(self) -> None:
         self.user = None
         self.sub_title = ""
+        self.refresh_bindings()
         self._show(LoginScreen(None))
 
     # -- navigation --------------------------------------------------------------------------
@@ -121,10 +242,30 @@ class CxDeskApp(App[None]):
             self.pop_screen()
         self.switch_screen(screen)
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return not (action == "new_ticket" and self.user is None)  # not on the login screen
+
     def action_new_ticket(self) -> None:
         self.navigate("New ticket")
 
 
-def create_app(engine: Engine, *, user: str | None = None, poll_seconds: float = 1.0) -> CxDeskApp:
-    """The app on a desk's engine; ``user`` preselects the login name."""
-    return CxDeskApp(engine, user, poll_seconds=poll_seconds)
+def create_app(
+    engine: Engine,
+    *,
+    user: str | None = None,
+    poll_seconds: float = 1.0,
+    settings: Settings | None = None,
+    deliver: bool | None = None,
+    clock: Callable[[], datetime] = utc_now,
+) -> CxDeskApp:
+    """The app on a desk's engine; ``user`` preselects the login name.
+
+    ``settings`` default to ``load_settings()``; ``deliver`` None follows them
+    (``delivery_enabled``).
+    """
+    settings = settings or load_settings()
+    if deliver is None:
+        deliver = delivery_enabled(settings)
+    return CxDeskApp(
+        engine, user, poll_seconds=poll_seconds, settings=settings, deliver=deliver, clock=clock
+    )

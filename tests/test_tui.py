@@ -2,45 +2,71 @@
 
 Every test runs on SQLite and PostgreSQL (the ``engine`` fixture) on the small desk of
 ``tests/desk.py``. Workers are waited for by polling a condition, never by fixed sleeps.
+
+The app gets its own engine on the same database (as another terminal would), and every
+statement it runs is checked: none may run on the event loop's thread (the UI never waits for
+the database). The test's own reads and writes go through the ``engine`` fixture.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Engine
+import pytest
+from sqlalchemy import Engine, event
 from sqlmodel import select
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Label, Select
 
-from cxdesk.app import VOLUNTEER_REFUSAL, CxDeskApp, create_app
+from cxdesk.app import NOT_BUILT, VOLUNTEER_REFUSAL, CxDeskApp, create_app
+from cxdesk.config import Settings
 from cxdesk.engine.dispatch import unit_of_work
 from cxdesk.screens.checkin import CheckinScreen
 from cxdesk.screens.login import BAD_LOGIN, LoginScreen, failure_delay
+from cxdesk.screens.new_ticket import NewTicketScreen
 from cxdesk.screens.queues import QueuesScreen
 from cxdesk.screens.ticket import TicketScreen
-from cxdesk.store.db import read_session
+from cxdesk.store.db import make_engine, read_session
 from cxdesk.store.directory import get_user
-from cxdesk.store.models import Comment, SurveyResponse, Ticket
+from cxdesk.store.models import Attachment, Comment, OutboxMessage, SurveyResponse, Team, Ticket
 from cxdesk.store.surveys import submit_response
+from cxdesk.store.tickets import pull_next
+from cxdesk.widgets.change_dialog import ChangeDialog
 from tests.desk import build_small_desk
+from tests.peers import TWILIO_TEST_ACCOUNT_SID, TWILIO_TEST_FROM, SmtpPeer
 
 SIZE = (120, 40)
+Script = Callable[[CxDeskApp, Pilot[None]], Awaitable[None]]
 
 
-def run(
-    engine: Engine, user: str | None, script: Callable[[CxDeskApp, Pilot[None]], Awaitable[None]]
-) -> None:
-    """Run ``script`` against a fresh app on ``engine`` (pytest-asyncio is not installed)."""
+def run(engine: Engine, user: str | None, script: Script, **options: Any) -> None:
+    """Run ``script`` against a fresh app on its own engine on ``engine``'s database, and fail
+    if the app ran any statement on the event loop's thread (pytest-asyncio is not installed).
+    """
+    app_engine = make_engine(engine.url.render_as_string(hide_password=False))
+    on_loop: list[str] = []
+
+    @event.listens_for(app_engine, "before_cursor_execute")
+    def _not_on_the_loop(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if threading.current_thread() is threading.main_thread():
+            on_loop.append(statement)
 
     async def main() -> None:
-        app = create_app(engine, user=user, poll_seconds=0.2)
+        options.setdefault("deliver", False)
+        app = create_app(app_engine, user=user, poll_seconds=0.2, **options)
         async with app.run_test(size=SIZE) as pilot:
             await script(app, pilot)
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    finally:
+        app_engine.dispose()
+    assert on_loop == [], "database calls on the event loop's thread"
 
 
 async def wait_until(
@@ -235,3 +261,315 @@ def test_repeated_login_failures_wait_longer() -> None:
     assert delays[:2] == [0.0, 0.0]
     assert delays[2:6] == [1.0, 2.0, 4.0, 8.0]
     assert max(delays) == 30.0
+
+
+# -- live updates and delivery ---------------------------------------------------------------
+
+
+def test_queue_count_drops_when_another_terminal_pulls(engine: Engine) -> None:
+    build_small_desk(engine)
+    check_in(engine, "360")
+
+    async def script(app: CxDeskApp, pilot: Pilot[None]) -> None:
+        await log_in(app, pilot)
+        await queues_loaded(app, pilot)
+        table = app.screen.query_one("#queues", DataTable)
+        await wait_until(pilot, lambda: str(table.get_row("360")[3]) == "1", "1 waiting in 360")
+        with unit_of_work(engine) as session:  # maya, at another terminal, pulls it
+            pull_next(session, actor=get_user(session, "maya"), queue_name="360")
+        await wait_until(pilot, lambda: str(table.get_row("360")[3]) == "0", "the count to drop")
+        check_in(engine, "360")  # and a volunteer checks another customer in
+        await wait_until(pilot, lambda: str(table.get_row("360")[3]) == "1", "the count to rise")
+
+    run(engine, "omar", script)
+
+
+def add_alert_workflows(engine: Engine) -> None:
+    """The demo's alerts: SMS and email when pulled, the CSAT email when resolved."""
+    from cxdesk.engine.workflows import save_workflow
+    from cxdesk.store.db import transaction
+
+    with transaction(engine) as s:
+        save_workflow(
+            s,
+            actor=None,
+            name="Assigned",
+            event="ticket.assigned_from_queue",
+            tasks=[
+                {"type": "send_sms", "to": "${tck://Field/customerPhone}",
+                 "body": "${tck://Field/ownerName} is ready for ${tck://kv/Firstname}"},
+                {"type": "send_email", "to": "${tck://Field/customerEmail}",
+                 "subject": "${tck://Field/ownerName} is ready", "body": "See you"},
+            ],
+        )  # fmt: skip
+        save_workflow(
+            s,
+            actor=None,
+            name="CSAT",
+            event="ticket.status_changed",
+            conditions={"all": [{"field": "tck://Field/status", "op": "is", "value": "resolved"}]},
+            tasks=[{"type": "send_email", "to": "${tck://Field/customerEmail}",
+                    "subject": "How did we do?", "body": "https://x.example/f"}],
+        )  # fmt: skip
+
+
+def test_the_app_delivers_alerts_while_experts_work(
+    engine: Engine, smtp_server: SmtpPeer, twilio_mock: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    build_small_desk(engine)
+    add_alert_workflows(engine)
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", "test-token")
+    settings = Settings(
+        extra={
+            "smtp": {"host": smtp_server.host, "port": smtp_server.port,
+                     "mail_from": "Ask the Experts <desk@example.com>"},
+            "twilio": {"account_sid": TWILIO_TEST_ACCOUNT_SID, "from_number": TWILIO_TEST_FROM,
+                       "api_url": twilio_mock},
+        }
+    )  # fmt: skip
+    with unit_of_work(engine) as session:
+        answers = {"first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.com",
+                   "phone": "+1 415 555 0100", "product": "360"}  # fmt: skip
+        submit_response(session, actor=get_user(session, "vera"), survey_name="checkin",
+                        answers=answers)  # fmt: skip
+
+    def subjects() -> list[str]:
+        return sorted(str(item.message["Subject"]) for item in smtp_server.received)
+
+    async def script(app: CxDeskApp, pilot: Pilot[None]) -> None:
+        await log_in(app, pilot)
+        await queues_loaded(app, pilot)
+        await pilot.press("n")
+        await wait_until(pilot, lambda: isinstance(app.screen, TicketScreen), "the ticket")
+        await wait_until(pilot, lambda: subjects() == ["Maya is ready"], "the pull's email")
+        await pilot.press("r")
+        await wait_until(pilot, lambda: isinstance(app.focused, Input), "the resolve dialog")
+        await type_text(pilot, "Fixed")
+        await pilot.press("enter")
+        await wait_until(
+            pilot, lambda: subjects() == ["How did we do?", "Maya is ready"], "the CSAT email"
+        )
+        await wait_until(pilot, lambda: len(sent_outbox(engine)) == 3, "the SMS sent")
+
+    run(engine, "maya", script, deliver=True, settings=settings)
+    sent = sent_outbox(engine)
+    assert sorted(m.channel for m in sent) == ["email", "email", "sms"]
+    assert all(m.status == "sent" for m in sent)
+    assert {item.message["To"] for item in smtp_server.received} == {"ada@example.com"}
+
+
+def sent_outbox(engine: Engine) -> list[OutboxMessage]:
+    with read_session(engine) as session:
+        return list(session.exec(select(OutboxMessage).where(OutboxMessage.status == "sent")).all())
+
+
+def test_a_delivery_failure_never_stops_the_desk(engine: Engine) -> None:
+    build_small_desk(engine)
+    add_alert_workflows(engine)
+    key = check_in(engine, "360")
+    # Nothing listens on this port and SMS is not configured: every message fails.
+    settings = Settings(extra={"smtp": {"host": "127.0.0.1", "port": 9, "timeout": 2}})
+
+    async def script(app: CxDeskApp, pilot: Pilot[None]) -> None:
+        await log_in(app, pilot)
+        await queues_loaded(app, pilot)
+        await pilot.press("n")
+        await wait_until(pilot, lambda: isinstance(app.screen, TicketScreen), "the ticket")
+        await wait_until(pilot, lambda: "failed" in app.delivery_problem, "delivery trouble")
+        await pilot.press("c")  # the desk keeps working
+        await wait_until(pilot, lambda: isinstance(app.focused, Input), "the comment dialog")
+        await type_text(pilot, "Still here")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: len(stored_ticket(engine, key)[1]) == 1, "the comment")
+
+    run(engine, "maya", script, deliver=True, settings=settings)
+    with read_session(engine) as session:
+        waiting = session.exec(select(OutboxMessage)).all()
+    assert waiting and all(m.status in ("pending", "failed") for m in waiting)
+
+
+# -- the ticket screen's edits ----------------------------------------------------------------
+
+
+async def open_pulled_ticket(app: CxDeskApp, pilot: Pilot[None]) -> TicketScreen:
+    await log_in(app, pilot)
+    await queues_loaded(app, pilot)
+    await pilot.press("n")
+    await wait_until(pilot, lambda: isinstance(app.screen, TicketScreen), "the ticket")
+    screen = app.screen
+    assert isinstance(screen, TicketScreen)
+    await wait_until(pilot, lambda: screen.view is not None, "the ticket's fields")
+    return screen
+
+
+async def choose(pilot: Pilot[None], text: str) -> None:
+    """On a focused Select: open it, type to find the choice, take it."""
+    await pilot.press("enter")
+    await type_text(pilot, text)
+    await pilot.press("enter")
+
+
+def test_change_team_and_owner_with_a_comment(engine: Engine) -> None:
+    build_small_desk(engine)
+    key = check_in(engine, "360")
+
+    async def script(app: CxDeskApp, pilot: Pilot[None]) -> None:
+        screen = await open_pulled_ticket(app, pilot)
+        await pilot.press("t")
+        await wait_until(pilot, lambda: isinstance(app.screen, ChangeDialog), "the dialog")
+        dialog = app.screen
+        owner = dialog.query_one("#owner", Select)
+        assert owner.value == "maya"  # the current owner is on the chosen team
+        await choose(pilot, "Stats")
+        await wait_until(pilot, lambda: dialog.query_one("#value", Select).value == "Stats iQ", "")
+        await pilot.press("tab")
+        await choose(pilot, "kenji")
+        await wait_until(pilot, lambda: owner.value == "kenji", "kenji chosen")
+        await pilot.press("tab")
+        await pilot.press("enter")  # no comment yet: refused inside the dialog
+        error = dialog.query_one("#dialog-error", Label)
+        await wait_until(pilot, lambda: "required" in str(error.render()), "the refusal")
+        assert app.screen is dialog
+        await type_text(pilot, "Stats iQ owns exports")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app.screen is screen, "the dialog to close")
+        ticket, comments = stored_ticket(engine, key)
+        with read_session(engine) as session:
+            team = session.get(Team, ticket.team_id)
+            owner_user = session.get(type(get_user(session, "kenji")), ticket.owner_id)
+        assert team is not None and team.name == "Stats iQ"
+        assert owner_user is not None and owner_user.username == "kenji"
+        assert [c.body for c in comments] == ["Stats iQ owns exports"]
+        log = screen.query_one("#log", DataTable)
+
+        def logged_changes() -> list[tuple[str, str, str]]:
+            rows = [log.get_row_at(i) for i in range(log.row_count)]
+            return [(str(r[2]), str(r[3]), str(r[4])) for r in rows]
+
+        await wait_until(
+            pilot,
+            lambda: ("ticket.updated team", "360", "Stats iQ") in logged_changes(),
+            "the team change in the log",
+        )
+        assert ("ticket.owner_changed owner", "maya", "kenji") in logged_changes()
+
+    run(engine, "maya", script)
+
+
+def test_comment_with_attachments_and_a_file_too_big(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    build_small_desk(engine)
+    monkeypatch.chdir(tmp_path)  # short relative paths to type
+    key = check_in(engine, "360")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("export log\n")
+    big = tmp_path / "big.pdf"
+    big.write_bytes(b"%PDF" + b"x" * (600 * 1024))
+
+    async def script(app: CxDeskApp, pilot: Pilot[None]) -> None:
+        screen = await open_pulled_ticket(app, pilot)
+        await pilot.press("c")
+        await wait_until(pilot, lambda: isinstance(app.focused, Input), "the comment dialog")
+        await type_text(pilot, "Log attached")
+        await pilot.press("tab")
+        await type_text(pilot, notes.name)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app.screen is screen, "the dialog to close")
+
+        await pilot.press("c")
+        await wait_until(pilot, lambda: isinstance(app.screen, ChangeDialog), "the dialog")
+        dialog = app.screen
+        await type_text(pilot, "Screenshot too")
+        await pilot.press("tab")
+        await type_text(pilot, f"{notes.name}, {big.name}")
+        await pilot.press("enter")
+        error = dialog.query_one("#dialog-error", Label)
+        await wait_until(pilot, lambda: "Not saved" in str(error.render()), "the refusal")
+        assert str(error.render()) == "Not saved: big.pdf: is 600 KB; the limit is 500 KB"
+        assert app.screen is dialog  # what was typed is kept to fix
+        assert dialog.query_one("#comment", Input).value == "Screenshot too"
+        await pilot.press("escape")
+
+    run(engine, "maya", script)
+    _, comments = stored_ticket(engine, key)
+    assert [c.body for c in comments] == ["Log attached"]
+    with read_session(engine) as session:
+        files = session.exec(select(Attachment)).all()
+    assert [(f.filename, f.content, f.comment_id) for f in files] == [
+        ("notes.txt", b"export log\n", comments[0].id)
+    ]
+
+
+# -- new ticket and the palette ----------------------------------------------------------------
+
+
+def test_new_ticket_form(engine: Engine) -> None:
+    build_small_desk(engine)
+
+    async def script(app: CxDeskApp, pilot: Pilot[None]) -> None:
+        await log_in(app, pilot)
+        await queues_loaded(app, pilot)
+        await pilot.press("ctrl+n")
+        await wait_until(pilot, lambda: isinstance(app.screen, NewTicketScreen), "the form")
+        form = app.screen
+        await wait_until(
+            pilot, lambda: len(form.query_one("#team", Select)._options) > 1, "the choices"
+        )
+        await type_text(pilot, "grace@example.com")
+        await pilot.press("tab")
+        await type_text(pilot, "Grace Hopper")
+        await pilot.press("tab")
+        await choose(pilot, "high")
+        await pilot.press("tab", "tab")  # status: new by default
+        await choose(pilot, "Stats")
+        await pilot.press("tab")
+        await choose(pilot, "kenji")
+        await pilot.press("tab")
+        await type_text(pilot, "Called about renewals")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, TicketScreen), "the new ticket")
+        with read_session(engine) as session:
+            ticket = session.exec(select(Ticket)).one()
+            team = session.get(Team, ticket.team_id)
+            kenji = get_user(session, "kenji")
+        assert (ticket.customer_email, ticket.customer_name, ticket.priority) == (
+            "grace@example.com", "Grace Hopper", "high"
+        )  # fmt: skip
+        assert team is not None and team.name == "Stats iQ" and ticket.owner_id == kenji.id
+        assert ticket.customer_comment == "Called about renewals"
+
+    run(engine, "maya", script)
+
+
+async def palette(pilot: Pilot[None], name: str) -> None:
+    await pilot.press("ctrl+p")
+    await pilot.pause(0.05)
+    await type_text(pilot, name)
+    await pilot.pause(0.2)
+    await pilot.press("enter")
+
+
+def test_palette_opens_every_screen_by_name(engine: Engine) -> None:
+    build_small_desk(engine)
+
+    async def script(app: CxDeskApp, pilot: Pilot[None]) -> None:
+        await log_in(app, pilot)
+        await queues_loaded(app, pilot)
+        await palette(pilot, "Check-in")
+        await wait_until(pilot, lambda: isinstance(app.screen, CheckinScreen), "check-in")
+        await palette(pilot, "New ticket")
+        await wait_until(pilot, lambda: isinstance(app.screen, NewTicketScreen), "new ticket")
+        await pilot.press("escape")
+        await palette(pilot, "Queues")
+        await wait_until(pilot, lambda: isinstance(app.screen, QueuesScreen), "queues")
+        for name in sorted(NOT_BUILT)[:1]:
+            await palette(pilot, name)
+            refusal = f"{name}: not built yet"
+            await wait_until(pilot, lambda: notified(app, refusal), refusal)  # noqa: B023
+            assert isinstance(app.screen, QueuesScreen)
+        await palette(pilot, "Log out")
+        await wait_until(pilot, lambda: isinstance(app.screen, LoginScreen), "the login screen")
+        assert app.user is None
+
+    run(engine, "admin", script)

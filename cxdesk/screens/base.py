@@ -1,10 +1,13 @@
-"""What every desk screen shares: the engine, the logged-in user, and reporting errors."""
+"""What every desk screen shares: the engine, the logged-in user, the clock, reporting errors,
+and reloading when the desk changed (``DeskChanged``, sent by the app's change watcher)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Engine
+from textual.message import Message
 from textual.screen import Screen
 
 from cxdesk.errors import DeskError
@@ -14,8 +17,26 @@ if TYPE_CHECKING:
     from cxdesk.app import CxDeskApp
 
 
+def shown_time(value: object) -> str:
+    """A stored time (aware datetime or ISO text) in the local time zone, to the minute."""
+    if value is None or value == "":
+        return ""
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M")
+
+
+class DeskChanged(Message, bubble=False):
+    """The desk changed (here or in another terminal): the screen on top reloads its data."""
+
+
 class DeskScreen(Screen[Any]):
-    """A screen of the desk app; its workers use ``self.engine`` and act as ``self.user``."""
+    """A screen of the desk app; its workers use ``self.engine`` and act as ``self.user``.
+
+    A screen that shows desk data overrides ``reload`` (start its loading worker); it is
+    called when the desk changed while the screen is on top.
+    """
 
     @property
     def desk(self) -> CxDeskApp:
@@ -35,3 +56,13 @@ class DeskScreen(Screen[Any]):
     def report(self, error: DeskError) -> None:
         """Show a refused action's one-line message (thread-safe)."""
         self.app.notify(str(error), severity="error", markup=False)
+
+    def now(self) -> datetime:
+        """The app's clock (aware UTC): what waits and ages are measured against."""
+        return self.desk.clock()
+
+    def reload(self) -> None:
+        """Read what the screen shows again, in a worker; nothing by default."""
+
+    def on_desk_changed(self, message: DeskChanged) -> None:
+        self.reload()

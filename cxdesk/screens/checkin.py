@@ -14,7 +14,7 @@ from typing import Any
 from sqlmodel import col, select
 from textual import on, work
 from textual.app import ComposeResult
-from textual.containers import VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widget import Widget
 from textual.widgets import Footer, Header, Input, Label, Select
 
@@ -52,9 +52,12 @@ def question_widget(question: Mapping[str, Any]) -> Widget:
 class CheckinScreen(DeskScreen):
     DEFAULT_CSS = """
     CheckinScreen #form { padding: 0 2; }
-    CheckinScreen .question { margin-top: 1; text-style: bold; }
-    CheckinScreen .field-error { color: $error; height: auto; }
+    CheckinScreen .row { height: auto; }
+    CheckinScreen .question { width: 26; padding-top: 1; text-style: bold; }
+    CheckinScreen .answer { width: 1fr; height: auto; }
+    CheckinScreen .field-error { color: $error; height: auto; padding-left: 1; }
     CheckinScreen #checked-in { color: $success; height: auto; margin: 1 2 0 2; }
+    CheckinScreen #checked-in.-refused { color: $error; }
     """
 
     def __init__(self) -> None:
@@ -85,15 +88,19 @@ class CheckinScreen(DeskScreen):
         self.questions = list(questions)
         form = self.query_one("#form", VerticalScroll)
         await form.remove_children()
-        widgets: list[Widget] = []
+        rows: list[Widget] = []
         for question in self.questions:
             mark = " *" if question.get("required") else ""
-            widgets.append(Label(f"{question['label']}{mark}", classes="question", markup=False))
-            widgets.append(question_widget(question))
-            widgets.append(
-                Label("", id=error_id(str(question["id"])), classes="field-error", markup=False)
+            error = Label("", id=error_id(str(question["id"])), classes="field-error", markup=False)
+            error.display = False
+            rows.append(
+                Horizontal(
+                    Label(f"{question['label']}{mark}", classes="question", markup=False),
+                    Vertical(question_widget(question), error, classes="answer"),
+                    classes="row",
+                )
             )
-        await form.mount_all(widgets)
+        await form.mount_all(rows)
         self._focus_first()
 
     def _focus_first(self) -> None:
@@ -145,11 +152,15 @@ class CheckinScreen(DeskScreen):
         for question in self.questions:
             qid = str(question["id"])
             message = errors.get(qid, "")
-            self.query_one(f"#{error_id(qid)}", Label).update(message)
+            label = self.query_one(f"#{error_id(qid)}", Label)
+            label.update(message)
+            label.display = bool(message)
             if message and first_bad is None:
                 first_bad = qid
         shown = "Not saved: fix the fields marked below." if errors else "Not saved."
-        self.query_one("#checked-in", Label).update(shown)
+        status = self.query_one("#checked-in", Label)
+        status.update(shown)
+        status.add_class("-refused")
         if first_bad is not None:
             self.query_one(f"#{field_id(first_bad)}").focus()
 
@@ -161,7 +172,11 @@ class CheckinScreen(DeskScreen):
                 widget.clear()
             elif isinstance(widget, Input):
                 widget.value = ""
-            self.query_one(f"#{error_id(qid)}", Label).update("")
+            error = self.query_one(f"#{error_id(qid)}", Label)
+            error.update("")
+            error.display = False
         done = f"Checked in: {', '.join(keys)}" if keys else "Checked in (no ticket was created)"
-        self.query_one("#checked-in", Label).update(done)
+        status = self.query_one("#checked-in", Label)
+        status.update(done)
+        status.remove_class("-refused")
         self._focus_first()

@@ -1,14 +1,15 @@
 """The queues screen (experts' home): every queue's waiting count, pull next, my open tickets.
 
-A poll worker reloads both tables about every second (``App.poll_seconds``), so a colleague's
-pull or a new check-in shows up; ``n`` or Enter on a queue pulls its next ticket and opens it.
+Both tables are read again in a worker whenever the app's change watcher says the desk changed
+(within about a second of a colleague's pull or a new check-in, on any terminal); the waits are
+redrawn against the app's clock every half minute. ``n`` or Enter on a queue pulls its next
+ticket and opens it; Enter on one of my tickets opens it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -17,7 +18,7 @@ from textual.widgets import DataTable, Footer, Header, Label
 
 from cxdesk.engine.dispatch import unit_of_work
 from cxdesk.errors import DeskError
-from cxdesk.screens.base import DeskScreen
+from cxdesk.screens.base import DeskScreen, shown_time
 from cxdesk.store.db import read_session
 from cxdesk.store.directory import list_statuses, user_teams
 from cxdesk.store.models import StatusCategory
@@ -31,6 +32,7 @@ from cxdesk.store.tickets import (
 )
 
 OWN_TEAM_MARK = "●"
+WAIT_REDRAW_SECONDS = 30.0
 MY_TICKETS_HINT = (
     "My open tickets. Waiting tickets live in the queues above: press n to pull the next one."
 )
@@ -53,6 +55,11 @@ class QueuesScreen(DeskScreen):
     """
     BINDINGS = [Binding("n", "pull", "Pull next"), Binding("enter", "pull", "Pull", show=False)]
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.snapshot: QueuesSnapshot | None = None
+        """What the tables show, as last read."""
+
     def compose(self) -> ComposeResult:
         yield Header()
         yield Label(f"Queues ({OWN_TEAM_MARK} = my teams)")
@@ -68,10 +75,17 @@ class QueuesScreen(DeskScreen):
     def on_mount(self) -> None:
         self.query_one("#queues", DataTable).focus()
         self.refresh_tables()
-        self.set_interval(self.desk.poll_seconds, self.refresh_tables)
+        self.set_interval(WAIT_REDRAW_SECONDS, self._redraw)
 
     def on_screen_resume(self) -> None:
         self.refresh_tables()
+
+    def reload(self) -> None:
+        self.refresh_tables()
+
+    def _redraw(self) -> None:
+        if self.snapshot is not None:
+            self._show(self.snapshot)
 
     @work(thread=True, exclusive=True, group="queues-poll", exit_on_error=False)
     def refresh_tables(self) -> None:
@@ -97,7 +111,8 @@ class QueuesScreen(DeskScreen):
         self.app.call_from_thread(self._show, snapshot)
 
     def _show(self, snapshot: QueuesSnapshot) -> None:
-        now = datetime.now(UTC)
+        self.snapshot = snapshot
+        now = self.now()
         queues: DataTable[str] = self.query_one("#queues", DataTable)
         rows = [
             (
@@ -112,13 +127,12 @@ class QueuesScreen(DeskScreen):
         _replace_rows(queues, rows, [q.name for q in snapshot.queues])
         mine: DataTable[str] = self.query_one("#mine", DataTable)
         ticket_rows = [
-            tuple(
-                str(t[name] or "")
-                for name in ("key", "title", "status", "priority", "team", "updated_at")
+            (
+                *(str(t[name] or "") for name in ("key", "title", "status", "priority", "team")),
+                shown_time(t["updated_at"]),
             )
             for t in snapshot.my_tickets
         ]
-        ticket_rows = [(*row[:5], row[5][:16].replace("T", " ")) for row in ticket_rows]
         _replace_rows(mine, ticket_rows, [str(t["key"]) for t in snapshot.my_tickets])
 
     def highlighted_queue(self) -> str | None:

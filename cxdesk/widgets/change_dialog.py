@@ -1,38 +1,52 @@
-"""A small modal asking for one change (a value from a list, optional) and its comment.
+"""A small modal asking for one change and the comment every ticket update needs.
 
-Every ticket update needs a comment, so every action on the ticket screen goes through this
-dialog. Enter in the comment (or attachments) field saves; Escape cancels.
+Optionally: a value from a list (status, priority, team...), an owner picked from the chosen
+team's members (the team's only member is preselected), and attachment file paths. Enter in
+the comment (or attachments) field saves: the dialog runs the caller's ``save`` in a thread
+worker and closes only when it succeeded; a refused change is shown inside the dialog, with
+everything typed kept. Escape cancels.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Select
 
+from cxdesk.errors import DeskError
+
+NOBODY = "(nobody: back to the queue)"
+
 
 @dataclass(frozen=True)
 class ChangeRequest:
-    """What the dialog returns: the chosen value (None without a list), comment, file paths."""
+    """What the dialog asks for: the chosen value (None without a list), the owner (None when
+    not asked, "" for nobody), the comment and attachment file paths."""
 
     value: str | None
     comment: str
     attachment_paths: list[str] = field(default_factory=list)
+    owner: str | None = None
+
+
+SaveChange = Callable[[ChangeRequest], None]
+"""Stores the change (blocking; runs in a thread worker); raises ``DeskError`` to refuse it."""
 
 
 class ChangeDialog(ModalScreen[ChangeRequest | None]):
     DEFAULT_CSS = """
     ChangeDialog { align: center middle; }
     ChangeDialog #dialog {
-        width: 70; height: auto; border: thick $primary; background: $surface; padding: 1 2;
+        width: 76; height: auto; border: thick $primary; background: $surface; padding: 1 2;
     }
     ChangeDialog .hint { color: $text-muted; }
+    ChangeDialog #dialog-error { color: $error; height: auto; }
     """
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
@@ -40,14 +54,20 @@ class ChangeDialog(ModalScreen[ChangeRequest | None]):
         self,
         title: str,
         *,
+        save: SaveChange,
         choices: Sequence[tuple[str, str]] | None = None,
         current: str | None = None,
+        members_by_team: Mapping[str, Sequence[str]] | None = None,
+        current_owner: str = "",
         with_attachments: bool = False,
     ) -> None:
         super().__init__()
         self._title = title
+        self._save = save
         self._choices = list(choices) if choices is not None else None
         self._current = current
+        self._members_by_team = members_by_team
+        self._current_owner = current_owner
         self._with_attachments = with_attachments
 
     def compose(self) -> ComposeResult:
@@ -58,26 +78,75 @@ class ChangeDialog(ModalScreen[ChangeRequest | None]):
                 start = self._current if self._current in values else Select.NULL
                 yield Select(self._choices, value=start, allow_blank=start is Select.NULL,
                              id="value")  # fmt: skip
+            if self._members_by_team is not None:
+                yield Label("Owner (members of the team)", classes="hint")
+                yield Select[str]([], prompt=NOBODY, id="owner")
             yield Input(placeholder="Comment (required)", id="comment")
             if self._with_attachments:
-                yield Input(placeholder="Attachment paths, comma-separated", id="attachments")
+                yield Input(
+                    placeholder="Attachment paths, comma-separated (up to 5, 500 KB each)",
+                    id="attachments",
+                )
+            yield Label("", id="dialog-error", markup=False)
             yield Label("Enter saves · Escape cancels", classes="hint")
 
     def on_mount(self) -> None:
+        if self._members_by_team is not None and self._choices is not None:
+            self._offer_owners(self._current or "", keep=self._current_owner)
         self.query_one("#value" if self._choices is not None else "#comment").focus()
 
-    @on(Input.Submitted)
-    def _save(self) -> None:
+    @on(Select.Changed, "#value")
+    def _team_changed(self, event: Select.Changed) -> None:
+        if self._members_by_team is not None:
+            team = "" if event.value is Select.NULL else str(event.value)
+            self._offer_owners(team, keep=self._current_owner)
+
+    def _offer_owners(self, team: str, *, keep: str) -> None:
+        """The team's members as owner choices: ``keep`` if a member, else the only one."""
+        members = list((self._members_by_team or {}).get(team, []))
+        owner = self.query_one("#owner", Select)
+        owner.set_options([(m, m) for m in members])
+        if keep in members:
+            owner.value = keep
+        elif len(members) == 1:
+            owner.value = members[0]
+
+    def request(self) -> ChangeRequest:
+        """What is typed and chosen now."""
         value: str | None = None
         if self._choices is not None:
             select = self.query_one("#value", Select)
             value = None if select.is_blank() else str(select.value)
+        owner: str | None = None
+        if self._members_by_team is not None:
+            chosen = self.query_one("#owner", Select)
+            owner = "" if chosen.is_blank() else str(chosen.value)
         paths: list[str] = []
         if self._with_attachments:
             text = self.query_one("#attachments", Input).value
             paths = [part.strip() for part in text.split(",") if part.strip()]
         comment = self.query_one("#comment", Input).value
-        self.dismiss(ChangeRequest(value=value, comment=comment, attachment_paths=paths))
+        return ChangeRequest(value=value, comment=comment, attachment_paths=paths, owner=owner)
+
+    @on(Input.Submitted)
+    def _submit(self) -> None:
+        self.query_one("#dialog-error", Label).update("Saving…")
+        self.save(self.request())
+
+    @work(thread=True, exclusive=True, exit_on_error=False)
+    def save(self, request: ChangeRequest) -> None:
+        try:
+            self._save(request)
+        except DeskError as error:
+            self.app.call_from_thread(self._refused, str(error))
+            return
+        self.app.call_from_thread(self._saved, request)
+
+    def _saved(self, request: ChangeRequest) -> None:
+        self.dismiss(request)
+
+    def _refused(self, message: str) -> None:
+        self.query_one("#dialog-error", Label).update(f"Not saved: {message}")
 
     def action_cancel(self) -> None:
         self.dismiss(None)
