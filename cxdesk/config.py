@@ -7,6 +7,7 @@ or the database. Nothing is read at import time: call ``load_settings()``.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,9 @@ class Settings:
 
     database_url: str = ""
     """SQLAlchemy URL; empty means the SQLite file in the user data directory."""
+    survey_url: str = ""
+    """Public base URL of ``cxdesk survey serve``, where CSAT links point; empty means
+    ``DEFAULT_SURVEY_URL`` (the server's default address on this machine)."""
     extra: dict[str, object] = field(default_factory=dict)
     """Any other keys of the config file, for sections later code reads."""
 
@@ -30,9 +34,18 @@ class Settings:
             return self.database_url
         return f"sqlite:///{locations.default_database_path()}"
 
+    @property
+    def resolved_survey_url(self) -> str:
+        """The survey base URL, without a trailing slash."""
+        return (self.survey_url or DEFAULT_SURVEY_URL).strip().rstrip("/")
+
+
+DEFAULT_SURVEY_URL = "http://127.0.0.1:8765"
+_PLAIN_URL = re.compile(r"https?://[^\s<>\"'{}$]+")
 
 _ENV = {
     "database_url": "CXDESK_DATABASE_URL",
+    "survey_url": "CXDESK_SURVEY_URL",
 }
 
 
@@ -52,4 +65,8 @@ def load_settings(config_path: Path | None = None) -> Settings:
     for name, value in known.items():
         if not isinstance(value, str):
             raise DeskError(f"Config setting {name} must be a string")
+    # Put into emails as is: a plain http(s) URL, no spaces, quotes or "${".
+    survey_url = str(known.get("survey_url", "")).strip()
+    if survey_url and not _PLAIN_URL.fullmatch(survey_url):
+        raise DeskError(f"CXDESK_SURVEY_URL must be an http(s) URL, not {survey_url!r}")
     return Settings(**known, extra=values)  # type: ignore[arg-type]

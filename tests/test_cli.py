@@ -598,7 +598,9 @@ def test_update_resolves_with_a_comment_and_logs_the_change(cli: Cli, engine: En
         comments = session.exec(select(Comment).where(Comment.ticket_id == ticket.id)).all()
         assert [c.body for c in comments] == ["Filters fixed"]
         changes = session.exec(
-            select(Event).where(Event.ticket_id == ticket.id, Event.field_name == "status")
+            select(Event)
+            .where(Event.ticket_id == ticket.id, Event.field_name == "status")
+            .order_by(col(Event.id))
         ).all()
         assert [(e.from_value, e.to_value) for e in changes][-1] == ("open", "resolved")
 

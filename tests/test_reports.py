@@ -6,14 +6,19 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from cxdesk.store.models import Survey, SurveyResponse, Ticket
+from cxdesk.engine.dispatch import unit_of_work
+from cxdesk.store.models import OutboxMessage, Survey, SurveyResponse, Ticket
+from cxdesk.store.survey_links import answer_by_link
 from tests.cli_helpers import Cli, assert_one_error_line, table_counts
 from tests.loop_helpers import desk_cli, team_of, write_csv
 
@@ -138,3 +143,105 @@ def test_responses_import_refuses_a_file_that_does_not_fit_the_survey(
         cli("responses", "import", str(no_score), "--survey", "nope"), "No survey named 'nope'"
     )
     assert table_counts(demo) == before
+
+
+# -- CSAT answers and the report ---------------------------------------------------------------
+
+
+def csat_link(engine: Engine, key: str) -> str:
+    """The link in the CSAT email the resolve of ``key`` queued."""
+    with Session(engine) as session:
+        ticket = session.exec(select(Ticket).where(Ticket.key == key)).one()
+        messages = session.exec(
+            select(OutboxMessage).where(
+                OutboxMessage.ticket_id == ticket.id, col(OutboxMessage.subject).contains("do?")
+            )
+        ).all()
+    assert len(messages) == 1, [m.subject for m in messages]
+    found = re.search(r"http://\S+", messages[0].body)
+    assert found, messages[0].body
+    return found.group(0)
+
+
+def answer(engine: Engine, link: str, **answers: object) -> None:
+    ref = parse_qs(urlsplit(link).query)["ref"][0]
+    with unit_of_work(engine) as session:
+        answer_by_link(session, ref=ref, answers=answers)
+
+
+def resolve(cli: Cli, queue: str, expert: str) -> str:
+    key = cli("ticket", "pull", queue, "--as", expert).stdout.strip()
+    done = cli("ticket", "update", key, "--as", expert, "--status", "resolved", "--comment", "Done")
+    assert done.exit_code == 0, str(done)
+    return key
+
+
+def report(cli: Cli, *args: str) -> dict[str, dict[str, object]]:
+    result = cli("report", "csat", *args, "--json")
+    assert result.exit_code == 0, str(result)
+    return {row["group"]: row for row in json.loads(result.stdout)}
+
+
+def test_report_csat_and_nps_overall_by_expert_and_by_team(
+    cli: Cli, demo: Engine, tmp_path: Path
+) -> None:
+    zoe, hiroshi, sam = (
+        resolve(cli, "360", "maya"),
+        resolve(cli, "Stats iQ", "kenji"),
+        resolve(cli, "API", "omar"),
+    )
+    link = csat_link(demo, zoe)
+    assert link.startswith("http://127.0.0.1:8765/csat?SupportRep=Maya%20Chen&")
+    assert "CustomerName=Zo%C3%AB%20Ann%20O%27Neil" in link  # piped values percent-encoded
+    answer(demo, link, rating=5, comment="Maya fixed it")
+    answer(demo, csat_link(demo, hiroshi), rating=2)
+    answer(demo, csat_link(demo, sam), rating="4")
+    nps = write_csv(
+        tmp_path / "nps.csv",
+        NPS_HEADER,
+        [["a@x.io", 10, "360", ""], ["b@x.io", 3, "Stats iQ", "slow"], ["c@x.io", 8, "API", ""]],
+    )
+    assert cli("responses", "import", str(nps), "--survey", "nps").exit_code == 0
+
+    overall = report(cli)
+    assert list(overall) == ["All"]
+    assert overall["All"]["csat_answers"] == 3 and overall["All"]["csat_satisfied"] == 2
+    assert round(overall["All"]["csat_percent"], 1) == 66.7
+    assert (overall["All"]["nps_answers"], overall["All"]["nps"]) == (3, 0.0)
+
+    experts = report(cli, "--by", "expert")
+    assert list(experts) == ["kenji", "maya", "omar", "(none)", "All"]
+    assert (experts["maya"]["csat_percent"], experts["maya"]["csat_answers"]) == (100.0, 1)
+    assert (experts["kenji"]["csat_percent"], experts["kenji"]["csat_average"]) == (0.0, 2.0)
+    assert (experts["(none)"]["nps_answers"], experts["(none)"]["csat_answers"]) == (3, 0)
+
+    teams = report(cli, "--by", "team")
+    assert list(teams) == ["360", "API", "Stats iQ", "All"]
+    assert (teams["360"]["csat_percent"], teams["360"]["nps"]) == (100.0, 100.0)
+    assert (teams["Stats iQ"]["csat_percent"], teams["Stats iQ"]["nps"]) == (0.0, -100.0)
+    assert (teams["API"]["nps"], teams["API"]["passives"]) == (0.0, 1)
+
+    table = cli("report", "csat", "--by", "team")
+    assert table.exit_code == 0, str(table)
+    assert re.search(r"Stats iQ\s.*0\.0%\s.*1\s.*2\.0\s.*-100\.0", table.stdout), table.stdout
+
+    tomorrow = (datetime.now() + timedelta(days=1)).date().isoformat()
+    later = report(cli, "--since", tomorrow)
+    assert (later["All"]["csat_answers"], later["All"]["nps_answers"]) == (0, 0)
+    assert report(cli, "--since", "2000-01-01")["All"]["csat_answers"] == 3
+
+    # The answer is on the ticket's log, with the expert it was about.
+    shown = json.loads(cli("ticket", "show", zoe, "--json").stdout)
+    answered = [e for e in shown["log"] if e["kind"] == "survey.answered"]
+    assert [(e["to"], e["detail"]) for e in answered] == [("rating=5", "Maya fixed it")]
+    assert [r.expert_id is not None for r in responses(demo, "csat")] == [True, True, True]
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [(["--by", "product"], "--by must be one of expert, team"), (["--since", "soon"], "--since")],
+)
+def test_report_mistakes_are_one_line(
+    cli: Cli, demo: Engine, args: list[str], fragment: str
+) -> None:
+    assert_one_error_line(cli("report", "csat", *args), fragment)

@@ -23,11 +23,13 @@ from cxdesk.engine.dispatch import unit_of_work
 from cxdesk.engine.responses import import_responses
 from cxdesk.store import campaigns as campaign_ops
 from cxdesk.store import contacts as contact_ops
+from cxdesk.store import reports
 from cxdesk.store.csv_files import ImportReport, read_csv
 from cxdesk.store.db import read_session, transaction
 
 contact_app = typer.Typer(help="The contact directory campaigns reach.", no_args_is_help=True)
 responses_app = typer.Typer(help="Survey answers collected elsewhere.", no_args_is_help=True)
+report_app = typer.Typer(help="Results: CSAT and NPS.", no_args_is_help=True)
 campaign_app = typer.Typer(
     help="Proactive campaigns: a tagged ticket per contact.", no_args_is_help=True
 )
@@ -159,7 +161,56 @@ def responses_import(
         raise typer.Exit(1)
 
 
+def _number(value: float | None, suffix: str = "") -> str:
+    return "-" if value is None else f"{value:.1f}{suffix}"
+
+
+@report_app.command("csat")
+def report_csat(
+    by: str | None = typer.Option(None, "--by", help="expert or team."),
+    since: str | None = typer.Option(None, "--since", help="YYYY-MM-DD (local day)."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """CSAT (% of 4-5 of 5, average) and NPS (% promoters - % detractors), with counts."""
+    start = reports.parse_since(since) if since else None
+    with read_session(desk_engine()) as session:
+        rows = reports.csat_report(session, by=by, since=start)
+    if as_json:
+        print_json([row.to_dict() for row in rows])
+        return
+    title = "CSAT and NPS" + (f" by {by}" if by else "") + (f" since {since}" if since else "")
+    print_table(
+        title,
+        [
+            by or "",
+            "CSAT",
+            "CSAT answers",
+            "avg (1-5)",
+            "NPS",
+            "NPS answers",
+            "promoters",
+            "passives",
+            "detractors",
+        ],
+        [
+            (
+                row.group,
+                _number(row.csat_percent, "%"),
+                row.csat_answers,
+                _number(row.csat_average),
+                _number(row.nps),
+                row.nps_answers,
+                row.promoters,
+                row.passives,
+                row.detractors,
+            )
+            for row in rows
+        ],
+    )
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(contact_app, name="contact")
     app.add_typer(campaign_app, name="campaign")
     app.add_typer(responses_app, name="responses")
+    app.add_typer(report_app, name="report")

@@ -6,8 +6,10 @@ from collections.abc import Callable
 
 from sqlmodel import Session
 
+from cxdesk.config import load_settings
 from cxdesk.engine.piped import PipeContext
 from cxdesk.store.models import Event, SurveyResponse, Team, Ticket, User
+from cxdesk.store.survey_links import sign_ticket
 from cxdesk.store.tickets import ticket_data
 
 
@@ -36,6 +38,7 @@ def ticket_fields(session: Session, ticket: Ticket) -> dict[str, str]:
         "updatedAt": ticket.updated_at.isoformat(),
         "resolvedAt": ticket.resolved_at.isoformat() if ticket.resolved_at else "",
         "responseId": str(ticket.response_id or ""),
+        "surveyToken": sign_ticket(session, ticket),  # the CSAT link's signed ref
     }
 
 
@@ -53,6 +56,7 @@ def context_for_event(
         "fromValue": event.from_value or "",
         "toValue": event.to_value or "",
         "field": event.field_name or "",
+        "surveyUrl": load_settings().resolved_survey_url,
     }
     return PipeContext(
         ticket=ticket_fields(session, ticket) if ticket else {},

@@ -43,7 +43,11 @@ TICKET_FIELDS = (
     "updatedAt",
     "resolvedAt",
     "responseId",
+    "surveyToken",
 )
+# The desk's survey base URL (a setting, not piped data) is put in before the template is
+# read, so the link it starts counts as a URL and the values piped into it are encoded.
+SURVEY_URL = "${e://Field/surveyUrl}"
 
 
 @dataclass
@@ -75,6 +79,7 @@ def render(template: str, context: PipeContext, *, header: bool = False) -> str:
     def plain(value: str) -> str:
         return " ".join(value.splitlines()) if header else value
 
+    template = template.replace(SURVEY_URL, context.lookup("e://Field/", "surveyUrl"))
     pieces: list[str] = []
     position = 0
     for match in URL.finditer(template):
