@@ -70,6 +70,8 @@ CUSTOMER = {
     "notes": "Dashboard filters reset when I share the link",
 }
 EXPERT, EXPERT_NAME, EXPERT_EMAIL = "ines", "Inès Moreau", "ines@experts.example.com"
+CSAT_PARAMETERS = ("SupportRep", "RepEmail", "CustomerName", "Ticket")
+"""The seed's CSAT link parameters this test checks (the link may carry more)."""
 WAIT_S = 90.0
 """How long a test waits for a worker process to reach a state before it fails."""
 
@@ -334,8 +336,10 @@ def test_demo_loop_sms_and_email_name_the_expert_then_csat_after_its_delay(
     [row] = outbox(engine, csat["id"])
     assert (row.status, row.provider_id) == ("sent", csat_id)
     body = received_with_id(peer, csat_id).message.get_content()
-    [link] = re.findall(r"https://survey\.example\.com/\S+", body)
-    assert parse_qs(urlsplit(link).query, strict_parsing=True) == {
+    [link] = re.findall(r"https?://\S+\?SupportRep=\S+", body)
+    params = parse_qs(urlsplit(link).query, strict_parsing=True)
+    assert all(len(values) == 1 for values in params.values()), params
+    assert {name: params.get(name) for name in CSAT_PARAMETERS} == {
         "SupportRep": [EXPERT_NAME],
         "RepEmail": [EXPERT_EMAIL],
         "CustomerName": ["Zoë & Ann O'Neil"],

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from email.utils import parseaddr
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, or_, update
+from sqlalchemy import Engine, bindparam, or_, update
 from sqlmodel import Session, col, select
 
 from cxdesk.errors import Conflict, NotFound, ValidationFailed
@@ -146,49 +146,90 @@ def claim_due(
     return Claim(messages=list(rows), lease_until=lease_until)
 
 
+# The common case, a message sent, in one prebuilt statement: the row is closed only if the
+# lease is still the one the worker took (Core, not ORM: it runs once per message sent).
+_OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
+_MARK_SENT = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.id == bindparam("outbox_id"), _OUTBOX.c.claimed_until == bindparam("lease"))
+    .values(
+        status="sent",
+        sent_at=bindparam("sent_at_value"),
+        provider_id=bindparam("provider_id_value"),
+        last_error=None,
+        claimed_until=None,
+    )
+    .returning(_OUTBOX.c.ticket_id, _OUTBOX.c.channel, _OUTBOX.c.to_addr)
+)
+
+
 def record_result(engine: Engine, claim: Claim, result: DeliveryResult) -> bool:
     """Close one claimed row with its delivery result; False if the lease was lost."""
     with transaction(engine) as session:
-        message = session.exec(
-            select(OutboxMessage)
-            .where(
-                OutboxMessage.id == result.outbox_id,
-                OutboxMessage.claimed_until == claim.lease_until,
-            )
-            .with_for_update()
-        ).first()
-        if message is None:
-            return False  # another worker took it over after our lease ran out
-        now = utcnow()
-        # Back off from the time the claim judged "due" when that is later than the clock (a
-        # worker run with a later ``now``), so the retry is not due again in the same pass.
-        since = max(now, claim.lease_until - LEASE)
-        message.claimed_until = None
         if result.ok:
-            message.status, message.sent_at = "sent", now
-            message.provider_id, message.last_error = result.provider_id, None
-            kind, detail = "message.sent", result.provider_id
+            row = (
+                session.connection()
+                .execute(
+                    _MARK_SENT,
+                    {
+                        "outbox_id": result.outbox_id,
+                        "lease": claim.lease_until,
+                        "sent_at_value": utcnow(),
+                        "provider_id_value": result.provider_id,
+                    },
+                )
+                .first()
+            )
+            if row is None:
+                return False  # another worker took it over after our lease ran out
+            ticket_id, channel, to_addr = row
+            kind, detail = "message.sent", result.provider_id or ""
         else:
-            message.last_error = (result.error or "unknown error").splitlines()[0][:500]
-            if result.permanent or message.attempts >= MAX_ATTEMPTS:
-                message.status, kind = "dead", "message.dead"
-            else:
-                message.status, kind = "failed", "message.failed"
-                message.due_at = since + backoff(message.attempts)
-            detail = f"attempt {message.attempts}: {message.last_error}"
-        session.add(message)
-        session.flush()
+            failed = _record_failure(session, claim, result)
+            if failed is None:
+                return False
+            ticket_id, channel, to_addr, kind, detail = failed
         record_event(
             session,
             kind=kind,
             actor=None,
-            ticket_id=message.ticket_id,
-            field_name=message.channel,
-            to_value=message.to_addr,
-            detail=f"outbox #{message.id} {detail or ''}".strip(),
+            ticket_id=ticket_id,
+            field_name=channel,
+            to_value=to_addr,
+            detail=f"outbox #{result.outbox_id} {detail}".strip(),
             triggers_workflows=False,
         )
         return True
+
+
+def _record_failure(
+    session: Session, claim: Claim, result: DeliveryResult
+) -> tuple[int | None, str, str, str, str] | None:
+    """Mark a failed attempt: retried after a backoff, or dead; None if the lease was lost."""
+    message = session.exec(
+        select(OutboxMessage)
+        .where(
+            OutboxMessage.id == result.outbox_id,
+            OutboxMessage.claimed_until == claim.lease_until,
+        )
+        .with_for_update()
+    ).first()
+    if message is None:
+        return None
+    # Back off from the time the claim judged "due" when that is later than the clock (a
+    # worker run with a later ``now``), so the retry is not due again in the same pass.
+    since = max(utcnow(), claim.lease_until - LEASE)
+    message.claimed_until = None
+    message.last_error = (result.error or "unknown error").splitlines()[0][:500]
+    if result.permanent or message.attempts >= MAX_ATTEMPTS:
+        message.status, kind = "dead", "message.dead"
+    else:
+        message.status, kind = "failed", "message.failed"
+        message.due_at = since + backoff(message.attempts)
+    session.add(message)
+    session.flush()
+    detail = f"attempt {message.attempts}: {message.last_error}"
+    return message.ticket_id, message.channel, message.to_addr, kind, detail
 
 
 def list_outbox(

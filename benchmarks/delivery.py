@@ -1,0 +1,347 @@
+"""Benchmark: emails delivered through the outbox against a bare aiosmtplib loop, same run.
+
+Run ``python -m benchmarks.delivery`` with optional ``--messages N`` (default 2,000) and
+``--pg URL`` (also measure on PostgreSQL: a URL of a role that may create databases; a scratch
+database is made and dropped). Exit status 1 only if a message was lost or sent twice, never
+because of timing.
+
+Both contenders send the same messages (a UTF-8 subject, a ~400-character body, one recipient
+each) to one local aiosmtpd server, run in its own process so its work does not compete with
+the sender for the GIL; the server counts what it accepted by Message-ID:
+
+- cxdesk: N rows queued in the outbox (``outbox.enqueue``, not timed), then
+  ``DeliveryWorker.run_once()`` until nothing is due (timed): claims in batches of
+  ``worker.BATCH``, one SMTP connection per batch, each result recorded in its own transaction
+  (status, Message-ID and a ``message.sent`` event on the ticket) the moment it is known;
+- baseline: one ``aiosmtplib.SMTP`` connection and a loop building each ``EmailMessage`` with
+  the standard library and calling ``send_message``: no database at all.
+
+Figures per database: throughput (messages/s over the wall time of the sending; target >= 60%
+of the baseline), and messages lost or doubled (the server's count by Message-ID; both 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import re
+import socket
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from email.message import EmailMessage
+from email.utils import formatdate
+from multiprocessing.connection import Connection
+from typing import Any
+
+import aiosmtplib
+import psycopg
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+from sqlalchemy import Engine, func
+from sqlalchemy.engine import make_url
+from sqlmodel import select
+
+from cxdesk.config import Settings
+from cxdesk.engine.outbox import enqueue
+from cxdesk.engine.worker import DeliveryWorker
+from cxdesk.store.db import make_engine, read_session, transaction
+from cxdesk.store.migrate import upgrade
+from cxdesk.store.models import OutboxMessage
+
+MESSAGES = 2_000
+TARGET_THROUGHPUT_RATIO = 0.6
+MAIL_FROM = "Équipe Ask the Experts <desk@example.com>"
+SUBJECT = "Inès Moreau is ready to help you (EXP-{n})"
+BODY = (
+    "Hi Zoë,\n\n"
+    "Inès Moreau from the Website/App Feedback team is ready for you at the Ask the Experts "
+    "desk.\nPlease come to the desk now; your ticket is EXP-{n}.\n\n"
+    "While you wait: https://survey.example.com/jfe/form/SV_help?Ticket=EXP-{n}&Rep=In%C3%A8s"
+    "%20Moreau\n\nThe Ask the Experts team\n"
+)
+ENQUEUE_CHUNK = 500
+_MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*(<[^>\r\n]+>)", re.IGNORECASE | re.MULTILINE)
+
+
+def _recipient(n: int) -> str:
+    return f"Customer {n} <customer{n}@example.com>"
+
+
+# -- the SMTP server, in its own process ------------------------------------------------------
+
+
+class _CountingHandler:
+    """Accepts every message and counts it by Message-ID (no parsing beyond that header)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.counts: Counter[str] = Counter()
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        content = envelope.original_content or b""
+        head = content.split(b"\r\n\r\n", 1)[0]
+        found = _MESSAGE_ID.search(head)
+        with self.lock:
+            self.counts[found.group(1).decode() if found else "(none)"] += 1
+        return "250 OK"
+
+
+def _serve(port: int, commands: Connection) -> None:
+    """Run the server until told "stop"; "counts" answers what arrived since the last ask."""
+    handler = _CountingHandler()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        commands.send("ready")
+        while (command := commands.recv()) != "stop":
+            assert command == "counts"
+            with handler.lock:
+                counts, handler.counts = handler.counts, Counter()
+            commands.send(dict(counts))
+    finally:
+        controller.stop()
+
+
+@contextmanager
+def _smtp_server() -> Iterator[tuple[int, Callable[[], Counter[str]]]]:
+    """(port, take_counts) of a counting aiosmtpd server running in a child process."""
+    with socket.socket() as probe:  # aiosmtpd cannot bind port 0 itself
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    ours, theirs = multiprocessing.Pipe()
+    process = multiprocessing.get_context("spawn").Process(target=_serve, args=(port, theirs))
+    process.start()
+    try:
+        if not ours.poll(60) or ours.recv() != "ready":
+            raise RuntimeError("the benchmark's SMTP server did not start")
+
+        def take_counts() -> Counter[str]:
+            ours.send("counts")
+            return Counter(ours.recv())
+
+        yield port, take_counts
+    finally:
+        if process.is_alive():
+            ours.send("stop")
+            process.join(10)
+        if process.is_alive():
+            process.kill()
+            process.join()
+
+
+# -- the contenders ----------------------------------------------------------------------------
+
+
+async def _bare_loop(port: int, messages: int, run_id: str) -> list[str]:
+    """One connection, one standard-library message after another; the Message-IDs sent."""
+    sent: list[str] = []
+    smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=30)
+    await smtp.connect()
+    try:
+        for n in range(messages):
+            message = EmailMessage()
+            message["From"] = MAIL_FROM
+            message["To"] = _recipient(n)
+            message["Subject"] = SUBJECT.format(n=n)
+            message["Date"] = formatdate(localtime=False, usegmt=True)
+            message["Message-ID"] = f"<bare.{run_id}.{n}@example.com>"
+            message.set_content(BODY.format(n=n), cte="quoted-printable")
+            await smtp.send_message(message)
+            sent.append(str(message["Message-ID"]))
+    finally:
+        await smtp.quit()
+    return sent
+
+
+def _baseline(port: int, messages: int) -> tuple[float, list[str]]:
+    """Seconds to send every message with the bare loop, and their Message-IDs."""
+    started = time.perf_counter()
+    sent = asyncio.run(_bare_loop(port, messages, uuid.uuid4().hex[:8]))
+    return time.perf_counter() - started, sent
+
+
+def _queue_rows(engine: Engine, messages: int) -> None:
+    for start in range(0, messages, ENQUEUE_CHUNK):
+        with transaction(engine) as session:
+            for n in range(start, min(start + ENQUEUE_CHUNK, messages)):
+                enqueue(
+                    session,
+                    channel="email",
+                    to=_recipient(n),
+                    subject=SUBJECT.format(n=n),
+                    body=BODY.format(n=n),
+                )
+
+
+def _cxdesk(url: str, port: int, messages: int) -> tuple[float, list[str], int]:
+    """Seconds for worker passes to deliver every queued row; the Message-IDs recorded, and
+    how many rows are not ``sent`` afterwards."""
+    engine = make_engine(url)
+    try:
+        upgrade(engine)
+        _queue_rows(engine, messages)
+        smtp = {"host": "127.0.0.1", "port": port, "mail_from": MAIL_FROM, "timeout": 30}
+        worker = DeliveryWorker(engine, Settings(extra={"smtp": smtp}))
+        started = time.perf_counter()
+        while sum(worker.run_once().results.values()):
+            pass
+        seconds = time.perf_counter() - started
+        with read_session(engine) as session:
+            recorded = list(
+                session.exec(
+                    select(OutboxMessage.provider_id).where(OutboxMessage.status == "sent")
+                ).all()
+            )
+            unsent = session.exec(
+                select(func.count())
+                .select_from(OutboxMessage)
+                .where(OutboxMessage.status != "sent")
+            ).one()
+        return seconds, [r for r in recorded if r], unsent
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def _scratch_pg_database(admin_url: str) -> Iterator[str]:
+    """A new, empty database on the server of ``admin_url``; dropped afterwards."""
+    url = make_url(admin_url).set(drivername="postgresql")
+    name = f"cxdesk_bench_{uuid.uuid4().hex[:12]}"
+    admin = url.render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# -- figures -----------------------------------------------------------------------------------
+
+
+def _misdelivered(expected: list[str], received: Counter[str]) -> tuple[int, int]:
+    """(lost, doubled): expected ids the server never got, and extra copies it got."""
+    lost = sum(1 for message_id in expected if not received[message_id])
+    doubled = sum(count - 1 for count in received.values() if count > 1)
+    doubled += sum(count for message_id, count in received.items() if message_id not in expected)
+    return lost, doubled
+
+
+def _figures(
+    database: str,
+    messages: int,
+    cxdesk: tuple[float, tuple[int, int]],
+    baseline: tuple[float, tuple[int, int]],
+) -> list[dict[str, Any]]:
+    (seconds, (lost, doubled)), (base_seconds, (base_lost, base_doubled)) = cxdesk, baseline
+    value, base = messages / seconds, messages / base_seconds
+    ratio = value / base if base else None
+    prefix = f"delivery.{database}"
+    return [
+        {
+            "name": f"{prefix}.throughput",
+            "value": value,
+            "baseline": base,
+            "ratio": ratio,
+            "unit": "messages/s",
+            "target": f">= {TARGET_THROUGHPUT_RATIO:.0%} of baseline",
+            "met": ratio is not None and ratio >= TARGET_THROUGHPUT_RATIO,
+        },
+        {
+            "name": f"{prefix}.lost",
+            "value": lost,
+            "baseline": base_lost,
+            "ratio": None,
+            "unit": "messages",
+            "target": "== 0",
+            "met": lost == 0,
+        },
+        {
+            "name": f"{prefix}.doubled",
+            "value": doubled,
+            "baseline": base_doubled,
+            "ratio": None,
+            "unit": "messages",
+            "target": "== 0",
+            "met": doubled == 0,
+        },
+    ]
+
+
+def run(
+    *,
+    messages: int = MESSAGES,
+    pg_url: str | None = None,
+    log: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
+) -> list[dict[str, Any]]:
+    """Deliver ``messages`` emails both ways on SQLite (and PostgreSQL if ``pg_url``)."""
+    figures: list[dict[str, Any]] = []
+    with ExitStack() as stack:
+        folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="cxdesk-bench-delivery-"))
+        port, take_counts = stack.enter_context(_smtp_server())
+        databases = [("sqlite", f"sqlite:///{folder}/desk.db")]
+        if pg_url:
+            databases.append(("postgresql", stack.enter_context(_scratch_pg_database(pg_url))))
+        for database, url in databases:
+            log(f"{database}: bare aiosmtplib loop, {messages} messages, one connection ...")
+            base_seconds, base_ids = _baseline(port, messages)
+            base_checks = _misdelivered(base_ids, take_counts())
+            log(f"{database}: cxdesk outbox and DeliveryWorker.run_once ...")
+            seconds, ids, unsent = _cxdesk(url, port, messages)
+            lost, doubled = _misdelivered(ids, take_counts())
+            figures += _figures(
+                database, messages, (seconds, (lost + unsent, doubled)), (base_seconds, base_checks)
+            )
+    return figures
+
+
+def _format(figures: list[dict[str, Any]]) -> str:
+    def number(value: float | None) -> str:
+        if value is None:
+            return "-"
+        if isinstance(value, int):
+            return f"{value:,}"
+        return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+    header = f"{'figure':<42} {'cxdesk':>9} {'baseline':>9} {'ratio':>7}  {'target':<20} met"
+    lines = [header, "-" * len(header)]
+    for figure in figures:
+        met = {True: "yes", False: "NO", None: ""}[figure["met"]]
+        lines.append(
+            f"{figure['name'] + ' (' + figure['unit'] + ')':<42} {number(figure['value']):>9} "
+            f"{number(figure['baseline']):>9} {number(figure['ratio']):>7}  "
+            f"{figure['target'] or '':<20} {met}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--messages", type=int, default=MESSAGES, help="emails to send")
+    parser.add_argument("--pg", metavar="URL", help="also run on this PostgreSQL server")
+    args = parser.parse_args(argv)
+    if args.messages < 1:
+        parser.error("--messages must be at least 1")
+    figures = run(messages=args.messages, pg_url=args.pg)
+    print(f"delivery: {args.messages} emails to a local aiosmtpd")
+    print(_format(figures))
+    wrong = [
+        f
+        for f in figures
+        if f["name"].endswith((".lost", ".doubled")) and (f["value"] or f["baseline"])
+    ]
+    for figure in wrong:
+        print(f"FAIL: {figure['name']}: cxdesk {figure['value']}, baseline {figure['baseline']}")
+    return 1 if wrong else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
