@@ -19,8 +19,10 @@ from cxdesk.cli.common import (
     print_json,
     print_table,
 )
+from cxdesk.config import load_settings
 from cxdesk.engine.dispatch import unit_of_work
 from cxdesk.engine.responses import import_responses
+from cxdesk.errors import DeskError
 from cxdesk.store import campaigns as campaign_ops
 from cxdesk.store import contacts as contact_ops
 from cxdesk.store import reports
@@ -29,6 +31,7 @@ from cxdesk.store.db import read_session, transaction
 
 contact_app = typer.Typer(help="The contact directory campaigns reach.", no_args_is_help=True)
 responses_app = typer.Typer(help="Survey answers collected elsewhere.", no_args_is_help=True)
+survey_app = typer.Typer(help="The survey web server customers answer.", no_args_is_help=True)
 report_app = typer.Typer(help="Results: CSAT and NPS.", no_args_is_help=True)
 campaign_app = typer.Typer(
     help="Proactive campaigns: a tagged ticket per contact.", no_args_is_help=True
@@ -209,8 +212,38 @@ def report_csat(
     )
 
 
+@survey_app.command("serve")
+def survey_serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(8765, "--port", min=1, max=65535),
+) -> None:
+    """Serve the CSAT and NPS surveys as web forms until Ctrl+C.
+
+    CSAT emails link to CXDESK_SURVEY_URL (default http://127.0.0.1:8765): set it to the
+    address customers reach this server at.
+    """
+    from cxdesk.web.app import make_survey_server  # the web server loads only when asked
+
+    engine = desk_engine()
+    try:
+        server = make_survey_server(engine, host, port)
+    except OSError as exc:
+        raise DeskError(f"Cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    links = load_settings().resolved_survey_url
+    console.print(
+        f"Surveys served on http://{host}:{port}/ (CSAT links point to {links}/csat); Ctrl+C stops."
+    )
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(contact_app, name="contact")
     app.add_typer(campaign_app, name="campaign")
     app.add_typer(responses_app, name="responses")
     app.add_typer(report_app, name="report")
+    app.add_typer(survey_app, name="survey")
