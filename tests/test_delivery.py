@@ -29,6 +29,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -46,6 +47,7 @@ from sqlmodel import col, select
 
 from cxdesk.cli import common
 from cxdesk.config import load_settings
+from cxdesk.engine import outbox as outbox_module
 from cxdesk.engine.dispatch import unit_of_work
 from cxdesk.engine.outbox import LEASE, MAX_ATTEMPTS, enqueue, message_id_for
 from cxdesk.engine.worker import DeliveryWorker
@@ -462,6 +464,40 @@ def test_two_workers_at_once_send_no_message_twice(
     assert received_ids(peer) == expected_ids(engine, ids)
     rows = outbox(engine, *ids)
     assert {(r.status, r.attempts) for r in rows} == {("sent", 1)}
+
+
+@pytest.mark.slow
+def test_a_slow_server_never_keeps_a_batch_past_its_lease(
+    db_url: str, engine: Engine, mail_env: SmtpPeer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A live worker starts no message in the second half of its lease and gives the rest back,
+    so a second worker never takes over rows the first is still sending."""
+    peer = mail_env
+    _key, ids = queue_emails(engine, 14)
+    monkeypatch.setattr(outbox_module, "LEASE", timedelta(seconds=4))
+    peer.delay = 0.4  # one batch of 14 would take >= 5.6 s: longer than the lease
+    first, second = (DeliveryWorker(e, load_settings()) for e in (engine, make_engine(db_url)))
+    stop = threading.Event()
+
+    def keep_passing(worker: DeliveryWorker) -> None:
+        while not stop.is_set():
+            worker.run_once()
+            stop.wait(0.05)
+
+    threads = [threading.Thread(target=keep_passing, args=(w,)) for w in (first, second)]
+    for thread in threads:
+        thread.start()
+    try:
+        wait_until(lambda: len(peer.received) >= len(ids), "every message to be delivered")
+        wait_until(lambda: all(r.status == "sent" for r in outbox(engine, *ids)), "every result")
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+        second.engine.dispose()
+    assert received_ids(peer) == expected_ids(engine, ids)
+    assert {r.attempts for r in outbox(engine, *ids)} == {1}  # rows given back were not tries
+    assert peer.connections >= 3  # batches cut at half the lease: <= 5 messages started in 2 s
 
 
 def test_bad_credentials_fail_clearly_retry_die_and_outbox_retry_revives(

@@ -7,6 +7,12 @@ lease (``claimed_until``); the status stays ``pending``/``failed`` while claimed
 that dies simply lets the lease run out and another takes the row over. ``record_result``
 closes the row only if the lease is still the one the worker took, and logs the attempt on
 the ticket.
+
+Delivery is at-least-once with a deterministic Message-ID (``message_id_for``): SMTP has no
+idempotency, so a worker killed after the server accepted a message but before its result
+was committed (one message at most) leaves that row claimed, and the next worker sends it
+again with the same Message-ID. Likewise a Twilio SMS accepted just before a crash or a
+timeout. Nothing recorded as sent is ever sent again, and nothing is lost.
 """
 
 from __future__ import annotations
@@ -230,6 +236,23 @@ def _record_failure(
     session.flush()
     detail = f"attempt {message.attempts}: {message.last_error}"
     return message.ticket_id, message.channel, message.to_addr, kind, detail
+
+
+def release(engine: Engine, claim: Claim, outbox_ids: Sequence[int]) -> int:
+    """Give back claimed rows this worker did not try: due again at once, their claim not
+    counted as an attempt. Rows whose lease another worker took over are left alone."""
+    if not outbox_ids:
+        return 0
+    with transaction(engine) as session:
+        released = session.connection().execute(
+            update(_OUTBOX)
+            .where(
+                _OUTBOX.c.id.in_(list(outbox_ids)),
+                _OUTBOX.c.claimed_until == claim.lease_until,
+            )
+            .values(claimed_until=None, attempts=_OUTBOX.c.attempts - 1)
+        )
+        return int(released.rowcount)
 
 
 def list_outbox(

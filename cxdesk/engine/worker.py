@@ -3,19 +3,29 @@
 ``cxdesk worker`` runs it headless; the TUI runs the same loop in a background thread. Many
 workers on many machines may run at once: rows are claimed atomically with a lease
 (``outbox.claim_due``) and each result is recorded the moment it is known, so a worker killed
-mid-batch leaves at most the message in flight to be taken over when its lease runs out.
+mid-batch leaves at most the message in flight to be taken over when its lease runs out (sent
+again if the server had accepted it: see ``cxdesk.engine.outbox``).
+
+A slow server must not make a live worker outlast its lease, or another worker would take the
+rest of the batch over and both would send it: a worker starts no message once half its lease
+(``LEASE_USE``) has passed, and gives the untried rows back at once (``outbox.release``). The
+message in flight then has the other half of the lease (one minute) to finish; one message
+slower than that (several SMTP replies each near the 30 s timeout) could still be taken over
+while in flight and sent twice.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import Engine
 
 from cxdesk.config import Settings
+from cxdesk.engine import outbox
 from cxdesk.engine.channels import DeliveryResult, ResultCallback
 from cxdesk.engine.channels.email import EmailOut, MailSettings, send_email_batch
 from cxdesk.engine.channels.sms import SmsOut, SmsSettings, send_sms_batch
@@ -26,6 +36,8 @@ from cxdesk.errors import DeskError
 
 BATCH = 50
 MAX_ROUNDS = 100  # per run_once: a bounded amount of work, then the caller's loop goes on
+LEASE_USE = 0.5
+"""The share of a claim's lease during which a worker starts sending its messages."""
 
 
 @dataclass
@@ -68,6 +80,7 @@ class DeliveryWorker:
         claim = claim_due(self.engine, channel="email", limit=BATCH, now=now)
         if not claim.messages:
             return 0
+        deadline = self._deadline()
         outgoing = [
             EmailOut(
                 outbox_id=m.id or 0,
@@ -80,21 +93,41 @@ class DeliveryWorker:
             )
             for m in claim.messages
         ]
-        asyncio.run(send_email_batch(self.mail, outgoing, on_result=self._recorder(claim, report)))
+        results = asyncio.run(
+            send_email_batch(
+                self.mail,
+                outgoing,
+                on_result=self._recorder(claim, report),
+                deadline=deadline,
+            )
+        )
+        self._give_back(claim, [m.outbox_id for m in outgoing], results)
         return len(outgoing)
 
     def deliver_sms(self, report: WorkerReport, *, now: datetime | None = None) -> int:
         claim = claim_due(self.engine, channel="sms", limit=BATCH, now=now)
         if not claim.messages:
             return 0
+        deadline = self._deadline()
         outgoing = [SmsOut(outbox_id=m.id or 0, to=m.to_addr, body=m.body) for m in claim.messages]
         record = self._recorder(claim, report)
         try:
-            send_sms_batch(self.sms, outgoing, on_result=record)
+            results = send_sms_batch(self.sms, outgoing, on_result=record, deadline=deadline)
         except DeskError as exc:  # not configured: every message waits, with the reason
-            for message in outgoing:
-                record(DeliveryResult(message.outbox_id, False, None, str(exc), False))
+            results = [DeliveryResult(m.outbox_id, False, None, str(exc), False) for m in outgoing]
+            for result in results:
+                record(result)
+        self._give_back(claim, [m.outbox_id for m in outgoing], results)
         return len(outgoing)
+
+    @staticmethod
+    def _deadline() -> float:
+        """When to stop starting messages of a batch just claimed (``time.monotonic()``)."""
+        return time.monotonic() + outbox.LEASE.total_seconds() * LEASE_USE
+
+    def _give_back(self, claim: Claim, claimed: list[int], results: list[DeliveryResult]) -> None:
+        tried = {result.outbox_id for result in results}
+        outbox.release(self.engine, claim, [i for i in claimed if i not in tried])
 
     def run_once(self, *, now: datetime | None = None) -> WorkerReport:
         """Everything due now, then return.

@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import re
 import ssl
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -278,8 +279,13 @@ async def send_email_batch(
     messages: Sequence[EmailOut],
     *,
     on_result: ResultCallback | None = None,
+    deadline: float | None = None,
 ) -> list[DeliveryResult]:
-    """Send every message over one SMTP connection; one result per message, in order."""
+    """Send every message over one SMTP connection; one result per message, in order.
+
+    ``deadline`` (a ``time.monotonic()`` value): no message is started after it; the rest
+    get no result, for the caller to give back (the worker's lease is running out).
+    """
     results: list[DeliveryResult] = []
 
     def report(message: EmailOut, error: str | None, *, permanent: bool = False) -> None:
@@ -296,6 +302,8 @@ async def send_email_batch(
     connects = 0  # the first connection and at most one reconnect per batch
     try:
         for message in messages:
+            if deadline is not None and time.monotonic() >= deadline:
+                break
             try:
                 email = compose_email(settings, message)
             except RefusedMessage as exc:

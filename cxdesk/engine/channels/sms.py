@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -161,8 +162,13 @@ def send_sms_batch(
     messages: Sequence[SmsOut],
     *,
     on_result: ResultCallback | None = None,
+    deadline: float | None = None,
 ) -> list[DeliveryResult]:
-    """Send each message with one client (one pooled HTTP session); one result each, in order."""
+    """Send each message with one client (one pooled HTTP session); one result each, in order.
+
+    ``deadline`` (a ``time.monotonic()`` value): no message is started after it; the rest
+    get no result, for the caller to give back (the worker's lease is running out).
+    """
     client = twilio_client(settings)
     sender = (
         {"from_": settings.from_number}
@@ -172,6 +178,8 @@ def send_sms_batch(
     results: list[DeliveryResult] = []
     stopped: str | None = None  # why the rest of the batch is not tried now
     for message in messages:
+        if deadline is not None and time.monotonic() >= deadline:
+            break
         if stopped is not None:
             result = DeliveryResult(message.outbox_id, False, None, stopped, False)
         elif not message.to.strip() or len(message.to.splitlines()) > 1:
