@@ -1,5 +1,5 @@
 """The desk-wide screens driven by keys (App.run_test + Pilot): the ticket list (filter, sort,
-open, export), the stream (live,
+open, export), the kanban (a move is a real status change with its event), the stream (live,
 filtered), history (mine, the organisation's) and the public board (a pull moves a ticket to
 the top), on SQLite and PostgreSQL.
 
@@ -20,19 +20,22 @@ from typing import Any
 import openpyxl
 import pytest
 from sqlalchemy import Engine, event
+from sqlmodel import col, select
 from textual.app import App
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Input
+from textual.widgets import DataTable, Input, OptionList
 
 from cxdesk.app import CxDeskApp, create_app
 from cxdesk.engine.dispatch import unit_of_work
 from cxdesk.screens.board import BoardApp, BoardScreen
 from cxdesk.screens.history import HistoryScreen
+from cxdesk.screens.kanban import KanbanScreen, MoveDialog
 from cxdesk.screens.stream import StreamScreen
 from cxdesk.screens.ticket import TicketScreen
 from cxdesk.screens.tickets import TicketsScreen
-from cxdesk.store.db import make_engine
+from cxdesk.store.db import make_engine, read_session
 from cxdesk.store.directory import get_user
+from cxdesk.store.models import Comment, Event, Ticket
 from cxdesk.store.tickets import pull_next, update_ticket
 from cxdesk.store.views import LIST_COLUMNS
 from cxdesk.widgets.prompt_dialog import PromptDialog
@@ -183,6 +186,72 @@ def test_list_export_to_xlsx(engine: Engine, tmp_path: Path) -> None:
     assert sheet is not None
     rows = list(sheet.iter_rows(values_only=True))
     assert [row[0] for row in rows[1:]] == [k["ada"]]
+
+
+# -- the kanban --------------------------------------------------------------------------------
+
+
+def test_kanban_move_is_a_status_change_with_its_event(engine: Engine) -> None:
+    k = build_ticket_desk(engine)
+
+    async def script(app: CxDeskApp, pilot: Pilot[Any]) -> None:
+        await log_in(app, pilot)
+        screen = KanbanScreen()
+        app.push_screen(screen)
+        await wait_until(pilot, lambda: len(screen.query(OptionList)) == 5, "the columns")
+        await wait_until(pilot, lambda: screen.highlighted_card() is not None, "a card")
+        assert screen.highlighted_card() == (0, k["ada"])  # new: high priority first
+        await pilot.press("down")
+        assert screen.highlighted_card() == (0, k["old"])
+        await pilot.press("right")  # to the "open" column
+        assert screen.highlighted_card() == (1, k["bob"])
+        await pilot.press("left")  # back, on the same row as in the column left
+        assert screen.highlighted_card() == (0, k["ada"])
+        await pilot.press("shift+right")
+        await wait_until(pilot, lambda: isinstance(app.screen, MoveDialog), "the dialog")
+        comment = app.screen.query_one("#comment", Input).value
+        assert comment == "Moved from new to open on the kanban"
+        await pilot.press(*" (customer here)", "enter")
+        await wait_until(pilot, lambda: app.screen is screen, "the dialog to close")
+        await wait_until(pilot, lambda: screen.highlighted_card() == (1, k["ada"]), "the move")
+        titles = [str(screen.query_one(f"#title-{i}").render()) for i in range(2)]
+        assert titles == ["new (1)", "open (2)"]
+
+    run_app(engine, desk("maya"), script)
+    with read_session(engine) as session:
+        ticket = session.exec(select(Ticket).where(Ticket.key == k["ada"])).one()
+        assert ticket.status == "open"
+        changed = session.exec(
+            select(Event).where(Event.ticket_id == ticket.id, Event.kind == "ticket.status_changed")
+        ).one()
+        assert (changed.from_value, changed.to_value) == ("new", "open")
+        assert changed.dispatched_at is not None  # workflows were given the event
+        comments = session.exec(
+            select(Comment.body).where(Comment.ticket_id == ticket.id).order_by(col(Comment.id))
+        ).all()
+        assert comments[-1] == "Moved from new to open on the kanban (customer here)"
+
+
+def test_kanban_move_refused_keeps_the_card(engine: Engine) -> None:
+    k = build_ticket_desk(engine)
+
+    async def script(app: CxDeskApp, pilot: Pilot[Any]) -> None:
+        await log_in(app, pilot)
+        screen = KanbanScreen()
+        app.push_screen(screen)
+        await wait_until(pilot, lambda: screen.highlighted_card() is not None, "a card")
+        await pilot.press("right", "shift+left")  # bob's ticket is Stats iQ: omar is not on it
+        await wait_until(pilot, lambda: isinstance(app.screen, MoveDialog), "the dialog")
+        await pilot.press("enter")
+        error = "#dialog-error"
+        await wait_until(
+            pilot, lambda: "not on the team" in str(app.screen.query_one(error).render()), "refusal"
+        )
+        await pilot.press("escape")
+
+    run_app(engine, desk("omar"), script)
+    with read_session(engine) as session:
+        assert session.exec(select(Ticket.status).where(Ticket.key == k["bob"])).one() == "open"
 
 
 # -- the stream and history -------------------------------------------------------------------

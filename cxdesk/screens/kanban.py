@@ -1,0 +1,269 @@
+"""The kanban: one column per status (new, open, escalated, resolved, then custom ones).
+
+Each column holds a page of cards (key, customer, owner, priority, age) and reads the next
+page when the highlight reaches its last card, so 10,000 open tickets stay responsive. Left
+and right move between columns, up and down between cards; ``shift+left`` / ``shift+right``
+move the card to the neighbouring column: a real status change (through ``update_ticket`` in
+``unit_of_work``, so workflows fire) with a comment asked for, pre-filled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Footer, Header, Input, Label, OptionList
+from textual.widgets.option_list import Option
+
+from cxdesk.engine.dispatch import unit_of_work
+from cxdesk.errors import DeskError
+from cxdesk.screens.base import DeskScreen
+from cxdesk.store.db import read_session
+from cxdesk.store.tickets import format_wait, update_ticket
+from cxdesk.store.views import Card, KanbanColumn, kanban_columns, kanban_page
+from cxdesk.widgets.change_dialog import ChangeDialog, ChangeRequest, SaveChange
+
+CARDS_PER_PAGE = 50
+MAX_CARDS_KEPT = 2_000
+"""A column never holds more cards than this, however far one scrolls."""
+
+
+@dataclass(frozen=True)
+class Board:
+    """One read of the kanban: the columns with their counts and loaded cards."""
+
+    columns: list[KanbanColumn]
+    cards: dict[str, list[Card]]
+
+
+class MoveDialog(ChangeDialog):
+    """The change dialog with its comment already written (the user may edit it)."""
+
+    def __init__(self, title: str, comment: str, *, save: SaveChange) -> None:
+        super().__init__(title, save=save)
+        self._comment = comment
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.query_one("#comment", Input).value = self._comment
+
+
+def card_text(card: Card, now: datetime) -> Text:
+    return Text.assemble(
+        (card.key, "bold"),
+        f"  {card.priority}\n",
+        f"{card.customer_name or '(no name)'}\n",
+        (f"{card.owner or 'unowned'} · {format_wait(card.created_at, now)}", "dim"),
+    )
+
+
+class KanbanScreen(DeskScreen):
+    DEFAULT_CSS = """
+    KanbanScreen #kanban { height: 1fr; }
+    KanbanScreen .kanban-column { width: 1fr; min-width: 22; border: round $panel; }
+    KanbanScreen .kanban-column:focus-within { border: round $primary; }
+    KanbanScreen .kanban-title { text-style: bold; padding: 0 1; width: 1fr; }
+    KanbanScreen OptionList { height: 1fr; border: none; }
+    """
+    BINDINGS = [
+        Binding("left", "column(-1)", "Column", show=False),
+        Binding("right", "column(1)", "Column", show=False),
+        Binding("shift+left", "move(-1)", "Move left"),
+        Binding("shift+right", "move(1)", "Move right"),
+        Binding("enter", "open", "Open", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.board: Board | None = None
+        """The kanban as last read; None until the first read finishes."""
+        self._want: dict[str, int] = {}
+        """How many cards each column should hold (grows as one scrolls down)."""
+        self._follow: tuple[str, str] | None = None
+        """(status, key) to highlight after the next read: a card just moved."""
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Label("←/→ column · ↑/↓ card · shift+←/→ move the card · Enter opens")
+        yield Horizontal(id="kanban")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.load()
+        self.set_interval(self.desk.poll_seconds, self.load)
+
+    def on_screen_resume(self) -> None:
+        self.load()
+
+    def reload(self) -> None:
+        self.load()
+
+    # -- reading -------------------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="kanban-load", exit_on_error=False)
+    def load(self) -> None:
+        try:
+            with read_session(self.engine) as session:
+                columns = kanban_columns(session)
+                cards = {
+                    c.status: kanban_page(
+                        session, c.status, limit=self._want.get(c.status, CARDS_PER_PAGE)
+                    )
+                    for c in columns
+                }
+        except DeskError as error:
+            self.report(error)
+            return
+        self.app.call_from_thread(self._show, Board(columns, cards))
+
+    def _lists(self) -> list[OptionList]:
+        return list(self.query("#kanban OptionList").results(OptionList))
+
+    def _show(self, board: Board) -> None:
+        old = self.board
+        self.board = board
+        statuses = [c.status for c in board.columns]
+        now = datetime.now(UTC)
+        if old is None or [c.status for c in old.columns] != statuses:
+            self._build_columns(board, now)
+            return
+        for index, (column, options) in enumerate(zip(board.columns, self._lists(), strict=True)):
+            title = self.query_one(f"#title-{index}", Label)
+            title.update(f"{column.status} ({column.count})")
+            cards = board.cards[column.status]
+            keys = [option.id for option in options.options]
+            if (
+                old is not None
+                and keys == [c.key for c in cards]
+                and (old.cards.get(column.status) == cards)
+            ):
+                continue
+            highlighted = options.highlighted
+            current = keys[highlighted] if highlighted is not None and keys else None
+            options.set_options(Option(card_text(c, now), id=c.key) for c in cards)
+            new_keys = [c.key for c in cards]
+            if current in new_keys:
+                options.highlighted = new_keys.index(current)
+            elif cards:
+                options.highlighted = min(highlighted or 0, len(cards) - 1)
+        if self._follow is not None:
+            status, key = self._follow
+            self._follow = None
+            if status in statuses:
+                target = self._lists()[statuses.index(status)]
+                keys_there = [c.key for c in board.cards[status]]
+                if key in keys_there:  # not when it sorts beyond the loaded page
+                    target.highlighted = keys_there.index(key)
+                target.focus()
+
+    def _build_columns(self, board: Board, now: datetime) -> None:
+        """New columns (the first read, or statuses changed), built with their cards."""
+        container = self.query_one("#kanban", Horizontal)
+        focused_index = self._focused_index()
+        container.remove_children()
+        for index, column in enumerate(board.columns):
+            cards = [Option(card_text(c, now), id=c.key) for c in board.cards[column.status]]
+            title = f"{column.status} ({column.count})"
+            container.mount(
+                Vertical(
+                    Label(title, id=f"title-{index}", classes="kanban-title", markup=False),
+                    OptionList(*cards, id=f"column-{index}"),
+                    classes="kanban-column",
+                )
+            )
+        self.call_after_refresh(self._focus_column, focused_index or 0)
+
+    def _focus_column(self, index: int) -> None:
+        lists = self._lists()
+        if lists:
+            target = lists[max(0, min(index, len(lists) - 1))]
+            if target.option_count and target.highlighted is None:
+                target.highlighted = 0
+            target.focus()
+
+    def _focused_index(self) -> int | None:
+        for index, options in enumerate(self._lists()):
+            if options.has_focus:
+                return index
+        return None
+
+    @on(OptionList.OptionHighlighted)
+    def _more(self, event: OptionList.OptionHighlighted) -> None:
+        """Near the end of a column's cards: read its next page."""
+        event.stop()
+        if self.board is None or event.option_list.id is None:
+            return
+        index = int(event.option_list.id.split("-")[1])
+        column = self.board.columns[index]
+        loaded = len(self.board.cards.get(column.status, []))
+        if event.option_index >= loaded - 1 and loaded < min(column.count, MAX_CARDS_KEPT):
+            self._want[column.status] = min(loaded + CARDS_PER_PAGE, MAX_CARDS_KEPT)
+            self.load()
+
+    # -- keys ----------------------------------------------------------------------------------
+
+    def action_column(self, step: int) -> None:
+        index = self._focused_index()
+        lists = self._lists()
+        if not lists:
+            return
+        target = lists[max(0, min((index or 0) + step, len(lists) - 1))]
+        source = lists[index] if index is not None else None
+        if source is not None and source.highlighted is not None and target.option_count:
+            target.highlighted = min(source.highlighted, target.option_count - 1)
+        target.focus()
+
+    def highlighted_card(self) -> tuple[int, str] | None:
+        """(column index, ticket key) of the focused column's highlighted card."""
+        index = self._focused_index()
+        if index is None:
+            return None
+        options = self._lists()[index]
+        if options.highlighted is None or not options.option_count:
+            return None
+        key = options.get_option_at_index(options.highlighted).id
+        return (index, key) if key else None
+
+    def action_open(self) -> None:
+        found = self.highlighted_card()
+        if found is not None:
+            self.desk.open_ticket(found[1])
+
+    @on(OptionList.OptionSelected)
+    def _selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        if event.option.id:
+            self.desk.open_ticket(event.option.id)
+
+    def action_move(self, step: int) -> None:
+        found = self.highlighted_card()
+        if found is None or self.board is None:
+            self.notify("No card to move", severity="warning")
+            return
+        index, key = found
+        target_index = index + step
+        if not 0 <= target_index < len(self.board.columns):
+            self.notify("No column that way", severity="warning")
+            return
+        source = self.board.columns[index].status
+        target = self.board.columns[target_index].status
+        engine, actor = self.engine, self.user
+
+        def save(request: ChangeRequest) -> None:  # in the dialog's worker; refusals stay there
+            with unit_of_work(engine) as session:
+                update_ticket(session, actor=actor, key=key, comment=request.comment,
+                              changes={"status": target})  # fmt: skip
+
+        def saved(request: ChangeRequest | None) -> None:
+            if request is not None:
+                self.notify(f"{key} moved to {target}", markup=False)
+                self._follow = (target, key)
+                self.load()
+
+        comment = f"Moved from {source} to {target} on the kanban"
+        self.app.push_screen(MoveDialog(f"Move {key} to {target}", comment, save=save), saved)
