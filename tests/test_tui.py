@@ -19,21 +19,31 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, event
-from sqlmodel import select
+from sqlmodel import Session, select
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Label, Select
 
-from cxdesk.app import NOT_BUILT, VOLUNTEER_REFUSAL, CxDeskApp, create_app
+from cxdesk.app import NOT_BUILT, VOLUNTEER_REFUSAL, CxDeskApp, create_app, delivery_enabled
 from cxdesk.config import Settings
 from cxdesk.engine.dispatch import unit_of_work
+from cxdesk.errors import DeskError
 from cxdesk.screens.checkin import CheckinScreen
 from cxdesk.screens.login import BAD_LOGIN, LoginScreen, failure_delay
 from cxdesk.screens.new_ticket import NewTicketScreen
 from cxdesk.screens.queues import QueuesScreen
 from cxdesk.screens.ticket import TicketScreen
-from cxdesk.store.db import make_engine, read_session
+from cxdesk.store.changes import change_token
+from cxdesk.store.db import make_engine, read_session, transaction
 from cxdesk.store.directory import get_user
-from cxdesk.store.models import Attachment, Comment, OutboxMessage, SurveyResponse, Team, Ticket
+from cxdesk.store.models import (
+    Attachment,
+    Comment,
+    Event,
+    OutboxMessage,
+    SurveyResponse,
+    Team,
+    Ticket,
+)
 from cxdesk.store.surveys import submit_response
 from cxdesk.store.tickets import pull_next
 from cxdesk.widgets.change_dialog import ChangeDialog
@@ -573,3 +583,68 @@ def test_palette_opens_every_screen_by_name(engine: Engine) -> None:
         assert app.user is None
 
     run(engine, "admin", script)
+
+
+# -- settings and the change token -------------------------------------------------------------
+
+
+def test_delivery_follows_the_environment_then_the_config_file(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert delivery_enabled(Settings()) is True
+    assert delivery_enabled(Settings(extra={"deliver": False})) is False
+    monkeypatch.setenv("CXDESK_DELIVER", "on")
+    assert delivery_enabled(Settings(extra={"deliver": False})) is True
+    monkeypatch.setenv("CXDESK_DELIVER", "0")
+    assert delivery_enabled(Settings()) is False
+    monkeypatch.setenv("CXDESK_DELIVER", "sometimes")
+    with pytest.raises(DeskError, match="deliver must be true or false"):
+        delivery_enabled(Settings())
+
+
+def add_event(session: Session) -> None:
+    session.add(Event(kind="test.change"))
+    session.flush()
+
+
+def test_the_change_token_moves_with_every_event(engine: Engine) -> None:
+    with read_session(engine) as session:
+        first = change_token(session)
+    with transaction(engine) as session:
+        add_event(session)
+    with read_session(engine) as session:
+        second = change_token(session, first.next_since)
+        third = change_token(session, second.next_since)
+    with transaction(engine) as session:
+        add_event(session)
+    with read_session(engine) as session:
+        fourth = change_token(session, third.next_since)
+    assert second.differs_from(first) and (second.highest, second.recent) == (1, 1)
+    assert not third.differs_from(second)
+    assert fourth.differs_from(third) and (fourth.highest, fourth.recent) == (2, 2)
+
+
+def test_the_change_token_notices_a_late_commit_on_postgresql(pg_url: str) -> None:
+    """Two transactions take event ids 1 and 2; the one with id 1 commits last."""
+    engine = make_engine(pg_url)
+    try:
+        with transaction(engine) as session:
+            add_event(session)  # a history to start from
+        with read_session(engine) as session:
+            before = change_token(session)
+            settled = change_token(session, before.next_since)
+        with Session(engine) as slow:
+            add_event(slow)  # takes the lower id, not committed yet
+            with transaction(engine) as fast:
+                add_event(fast)
+            with read_session(engine) as session:
+                seen = change_token(session, settled.next_since)
+                again = change_token(session, seen.next_since)
+            slow.commit()
+        with read_session(engine) as session:
+            late = change_token(session, again.next_since)
+        assert seen.differs_from(settled) and not again.differs_from(seen)
+        assert late.highest == again.highest  # the late row is below the highest id
+        assert late.differs_from(again)
+    finally:
+        engine.dispose()

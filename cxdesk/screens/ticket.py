@@ -173,6 +173,8 @@ class TicketScreen(DeskScreen):
         self.app.call_from_thread(self._show, view)
 
     def _show(self, view: TicketView) -> None:
+        if view == self.view:
+            return  # nothing changed: keep the tables' cursors where they are
         self.view = view
         record = view.record
         self.query_one("#ticket-title", Label).update(f"{record['key']}  {record['title']}")
