@@ -31,14 +31,20 @@ from cxdesk.config import Settings, load_settings
 from cxdesk.engine.worker import DeliveryWorker
 from cxdesk.errors import DeskError
 from cxdesk.screens.base import DeskChanged, DeskScreen
+from cxdesk.screens.board import BoardScreen
 from cxdesk.screens.checkin import CheckinScreen
+from cxdesk.screens.history import HistoryScreen
+from cxdesk.screens.kanban import KanbanScreen
 from cxdesk.screens.login import LoginScreen
 from cxdesk.screens.new_ticket import NewTicketScreen
 from cxdesk.screens.queues import QueuesScreen
+from cxdesk.screens.stream import StreamScreen
 from cxdesk.screens.ticket import TicketScreen
+from cxdesk.screens.tickets import TicketsScreen
 from cxdesk.store.changes import ChangeToken, change_token
 from cxdesk.store.db import read_session
 from cxdesk.store.models import Role, User
+from cxdesk.themes import load_themes
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +60,7 @@ SCREENS = {
     "New ticket": "Open a ticket by hand",
     "Log out": "Back to the login screen",
 }
-NOT_BUILT = frozenset({"Tickets", "Kanban", "Stream", "History", "Board"})
+NOT_BUILT: frozenset[str] = frozenset()
 # Screens that show or change tickets: a volunteer only checks customers in.
 TICKET_SCREENS = frozenset({"Queues", "Tickets", "Kanban", "Stream", "History", "New ticket"})
 VOLUNTEER_REFUSAL = "A volunteer can check customers in, but cannot open ticket screens"
@@ -109,12 +115,32 @@ class CxDeskApp(App[None]):
         """Who is logged in; None on the login screen."""
         self.delivery_problem = ""
         """The last delivery trouble reported (empty while delivery goes well)."""
+        self.desk_themes: list[str] = []
+        """The names of the themes loaded from theme files (offered in the palette)."""
 
     def on_mount(self) -> None:
+        self.use_themes()
         self.push_screen(LoginScreen(self.preset_username))
         self.watch_changes()
         if self.deliver:
             self.deliver_messages()
+
+    def use_themes(self) -> None:
+        """Register the theme files' themes (a broken file is reported, then skipped) and
+        apply ``theme`` from the config if it names one."""
+        loaded = load_themes()
+        for problem in loaded.problems:
+            logger.warning("%s", problem)
+            self.notify(problem, title="Themes", severity="warning", markup=False)
+        for theme in loaded.themes:
+            self.register_theme(theme)
+        self.desk_themes = loaded.names
+        wanted = self.settings.extra.get("theme")
+        if wanted and str(wanted) in self.available_themes:
+            self.theme = str(wanted)
+        elif wanted:
+            self.notify(f"No theme named {wanted!r}", title="Themes", severity="warning",
+                        markup=False)  # fmt: skip
 
     # -- background threads ------------------------------------------------------------------
 
@@ -182,6 +208,8 @@ class CxDeskApp(App[None]):
         self.user = user
         self.sub_title = f"{user.name} ({user.role})"
         self.refresh_bindings()
+        if user.role == Role.admin and self.delivery_problem:  # reported before anyone logged in
+            self.notify(self.delivery_problem, title="Delivery", severity="warning", markup=False)
         self.navigate("Check-in" if user.role == Role.volunteer else "Queues")
 
     def log_out(self) -> None:
@@ -195,6 +223,9 @@ class CxDeskApp(App[None]):
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         for name, help_text in SCREENS.items():
             yield SystemCommand(name, help_text, partial(self.navigate, name))
+        for theme in self.desk_themes:
+            yield SystemCommand(f"Theme: {theme}", "Use this colour theme",
+                                partial(setattr, self, "theme", theme))  # fmt: skip
         yield from super().get_system_commands(screen)
 
     def refusal(self, name: str) -> str | None:
@@ -222,6 +253,16 @@ class CxDeskApp(App[None]):
             self._show(CheckinScreen())
         elif name == "Queues":
             self._show(QueuesScreen())
+        elif name == "Tickets":
+            self._show(TicketsScreen())
+        elif name == "Kanban":
+            self._show(KanbanScreen())
+        elif name == "Stream":
+            self._show(StreamScreen())
+        elif name == "History":
+            self._show(HistoryScreen())
+        elif name == "Board":
+            self._show(BoardScreen())
 
     def open_ticket(self, key: str) -> None:
         reason = "Log in first" if self.user is None else None

@@ -398,6 +398,18 @@ def test_a_delivery_failure_never_stops_the_desk(engine: Engine) -> None:
     assert waiting and all(m.status in ("pending", "failed") for m in waiting)
 
 
+def test_an_admin_is_told_when_delivery_cannot_start(engine: Engine) -> None:
+    build_small_desk(engine)
+    settings = Settings(extra={"smtp": {"tls": "sometimes"}})
+
+    async def script(app: CxDeskApp, pilot: Pilot[None]) -> None:
+        await log_in(app, pilot)
+        await queues_loaded(app, pilot)
+        await wait_until(pilot, lambda: notified(app, "Delivery is off: Setting smtp.tls"), "")
+
+    run(engine, "admin", script, deliver=True, settings=settings)
+
+
 # -- the ticket screen's edits ----------------------------------------------------------------
 
 
