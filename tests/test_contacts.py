@@ -96,10 +96,9 @@ def test_import_again_updates_known_emails_and_merges_attributes(
     assert "1 contact(s) imported, 1 updated, 0 row(s) refused" in result.stdout
     stored = contacts(engine)
     assert stored["ada@example.com"].name == "Ada Lovelace"
-    assert stored["ada@example.com"].attributes == {
-        "plan": "free",
+    assert stored["ada@example.com"].attributes == {  # names are lower-case: "Plan" is "plan"
+        "plan": "enterprise",
         "region": "EMEA",
-        "Plan": "enterprise",
         "seats": "40",
     }
     assert len(stored) == 2
@@ -128,6 +127,7 @@ def test_list_filters_by_attribute_and_prints_json(
 
     assert emails() == ["ada@example.com", "bo@example.com", "cy@example.com", "di@example.com"]
     assert emails("plan=enterprise") == ["ada@example.com", "bo@example.com"]  # case ignored
+    assert emails("PLAN=Enterprise") == ["ada@example.com", "bo@example.com"]
     assert emails("plan=enterprise", "renewal<2027-01-01") == ["bo@example.com"]
     assert emails("renewal>=2026-12-01") == ["ada@example.com", "bo@example.com"]
     assert emails("plan!=free") == ["ada@example.com", "bo@example.com", "di@example.com"]

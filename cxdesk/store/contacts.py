@@ -1,7 +1,8 @@
 """The contact directory: the customers a proactive campaign can reach.
 
 A contact is a name, a unique email (stored lower-case), an optional phone (E.164) and any
-other attributes (plan, renewal date, region...) as text. Contacts come from CSV files:
+other attributes (plan, renewal date, region...) as text; attribute names are lower-case, so
+"Plan" and "plan" are one attribute in files and filters alike. Contacts come from CSV files:
 ``import_contacts`` checks every row, keeps the good ones (a known email is updated) and
 reports each bad one by its line. ``parse_filters`` and ``contact_query`` pick contacts by
 attribute; campaigns use the same filters.
@@ -74,9 +75,7 @@ def parse_filter(text: str) -> ContactFilter:
     name, value = text[:index].strip(), text[index + len(op) :].strip()
     if not name:
         raise DeskError(f"--filter needs an attribute name before {op!r}: {text!r}")
-    return ContactFilter(
-        name=name.lower() if name.lower() in CONTACT_FIELDS else name, op=op, value=value
-    )
+    return ContactFilter(name=name.lower(), op=op, value=value)
 
 
 def parse_filters(texts: Sequence[str]) -> list[ContactFilter]:
@@ -167,7 +166,7 @@ def check_contact_rows(
                 phone = normalise_phone(raw_phone, phone_region)
             except ValueError as exc:
                 errors.append(f"phone {raw_phone!r}: {exc}")
-        attributes = {c: row.values[c] for c in extra if row.values[c]}
+        attributes = {c.lower(): row.values[c] for c in extra if row.values[c]}
         errors += [
             f"{c} is longer than {MAX_ATTRIBUTE} characters"
             for c, v in attributes.items()
