@@ -95,7 +95,6 @@ class KanbanScreen(DeskScreen):
 
     def on_mount(self) -> None:
         self.load()
-        self.set_interval(self.desk.poll_seconds, self.load)
 
     def on_screen_resume(self) -> None:
         self.load()

@@ -1,8 +1,8 @@
 """The stream: every ticket event, newest first, live, filtered by team and kind.
 
-The newest page is read again every ``App.poll_seconds`` while it is shown; ``]`` pages back
-to older events (the stream then holds still) and ``[`` returns to the live page. Enter opens
-the event's ticket.
+The newest page is read again whenever the desk changes (``DeskChanged``) while it is
+shown; ``]`` pages back to older events (the stream then holds still) and ``[`` returns to the
+live page. Enter opens the event's ticket.
 """
 
 from __future__ import annotations
@@ -77,7 +77,6 @@ class StreamScreen(DeskScreen):
     def on_mount(self) -> None:
         self.query_one("#stream", DataTable).focus()
         self.request(self.flt, None)
-        self.set_interval(self.desk.poll_seconds, self.reload)
 
     def reload(self) -> None:
         if self.before_id is None and not self._asked:  # never cancel a read the user asked for

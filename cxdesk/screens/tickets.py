@@ -4,7 +4,7 @@ The filter bar (Enter in any field applies it) starts on the last 30 days. The t
 page (``PAGE_SIZE`` rows) read by a worker; ``]`` / ``[`` turn pages, ``s`` sorts by the
 column under the cursor (again: the other way), Enter opens the ticket, ``x`` exports the
 filtered list to .xlsx or .csv, ``ctrl+s`` saves the filter as a view and ``w`` recalls one.
-The page is read again every ``App.poll_seconds`` so other terminals' changes show up.
+The page is read again when the desk changes (``DeskChanged``), here or in another terminal.
 """
 
 from __future__ import annotations
@@ -121,7 +121,6 @@ class TicketsScreen(DeskScreen):
         self.query_one("#f-days", Input).value = str(self.flt.last_days or "")
         self.query_one("#tickets", DataTable).focus()
         self.request(self.flt, self.sort, 0)
-        self.set_interval(self.desk.poll_seconds, self._poll)
 
     def _poll(self) -> None:
         if not self._asked:  # never replace (cancel) a read the user asked for
