@@ -1,9 +1,10 @@
 """Benchmark: emails delivered through the outbox against a bare aiosmtplib loop, same run.
 
-Run ``python -m benchmarks.delivery`` with optional ``--messages N`` (default 2,000) and
-``--pg URL`` (also measure on PostgreSQL: a URL of a role that may create databases; a scratch
-database is made and dropped). Exit status 1 only if a message was lost or sent twice, never
-because of timing.
+Run ``python -m benchmarks.delivery`` with optional ``--messages N`` (default 2,000),
+``--repeats N`` (default 3: the contenders alternate and each one's best round counts, so a
+burst of load on a shared machine hits both) and ``--pg URL`` (also measure on PostgreSQL: a
+URL of a role that may create databases; a scratch database is made and dropped). Exit status
+1 only if a message was lost or sent twice, never because of timing.
 
 Both contenders send the same messages (a UTF-8 subject, a ~400-character body, one recipient
 each) to one local aiosmtpd server, run in its own process so its work does not compete with
@@ -16,8 +17,9 @@ the sender for the GIL; the server counts what it accepted by Message-ID:
 - baseline: one ``aiosmtplib.SMTP`` connection and a loop building each ``EmailMessage`` with
   the standard library and calling ``send_message``: no database at all.
 
-Figures per database: throughput (messages/s over the wall time of the sending; target >= 60%
-of the baseline), and messages lost or doubled (the server's count by Message-ID; both 0).
+Figures per database: throughput (messages/s over the wall time of the sending, best round;
+target >= 60% of the baseline), and messages lost or doubled over all rounds (the server's
+count by Message-ID; both 0).
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ from cxdesk.store.migrate import upgrade
 from cxdesk.store.models import OutboxMessage
 
 MESSAGES = 2_000
+REPEATS = 3
 TARGET_THROUGHPUT_RATIO = 0.6
 MAIL_FROM = "Équipe Ask the Experts <desk@example.com>"
 SUBJECT = "Inès Moreau is ready to help you (EXP-{n})"
@@ -180,33 +183,24 @@ def _queue_rows(engine: Engine, messages: int) -> None:
                 )
 
 
-def _cxdesk(url: str, port: int, messages: int) -> tuple[float, list[str], int]:
-    """Seconds for worker passes to deliver every queued row; the Message-IDs recorded, and
-    how many rows are not ``sent`` afterwards."""
-    engine = make_engine(url)
-    try:
-        upgrade(engine)
-        _queue_rows(engine, messages)
-        smtp = {"host": "127.0.0.1", "port": port, "mail_from": MAIL_FROM, "timeout": 30}
-        worker = DeliveryWorker(engine, Settings(extra={"smtp": smtp}))
-        started = time.perf_counter()
-        while sum(worker.run_once().results.values()):
-            pass
-        seconds = time.perf_counter() - started
-        with read_session(engine) as session:
-            recorded = list(
-                session.exec(
-                    select(OutboxMessage.provider_id).where(OutboxMessage.status == "sent")
-                ).all()
-            )
-            unsent = session.exec(
-                select(func.count())
-                .select_from(OutboxMessage)
-                .where(OutboxMessage.status != "sent")
-            ).one()
-        return seconds, [r for r in recorded if r], unsent
-    finally:
-        engine.dispose()
+def _cxdesk(engine: Engine, port: int, messages: int) -> tuple[float, list[str], int]:
+    """Queue ``messages`` rows, then time worker passes until none is due; the seconds, the
+    Message-IDs recorded for these rows, and how many of them are not ``sent``."""
+    with read_session(engine) as session:
+        before = session.exec(select(func.max(OutboxMessage.id))).one() or 0
+    _queue_rows(engine, messages)
+    smtp = {"host": "127.0.0.1", "port": port, "mail_from": MAIL_FROM, "timeout": 30}
+    worker = DeliveryWorker(engine, Settings(extra={"smtp": smtp}))
+    started = time.perf_counter()
+    while sum(worker.run_once().results.values()):
+        pass
+    seconds = time.perf_counter() - started
+    with read_session(engine) as session:
+        rows = session.exec(
+            select(OutboxMessage.status, OutboxMessage.provider_id).where(OutboxMessage.id > before)
+        ).all()
+    recorded = [provider_id for status, provider_id in rows if status == "sent" and provider_id]
+    return seconds, recorded, sum(1 for status, _id in rows if status != "sent")
 
 
 @contextmanager
@@ -236,12 +230,11 @@ def _misdelivered(expected: list[str], received: Counter[str]) -> tuple[int, int
 
 
 def _figures(
-    database: str,
-    messages: int,
-    cxdesk: tuple[float, tuple[int, int]],
-    baseline: tuple[float, tuple[int, int]],
+    database: str, messages: int, cxdesk: list[float], baseline: list[float]
 ) -> list[dict[str, Any]]:
-    (seconds, (lost, doubled)), (base_seconds, (base_lost, base_doubled)) = cxdesk, baseline
+    """``cxdesk``/``baseline``: [best seconds, lost, doubled]."""
+    seconds, lost, doubled = cxdesk[0], int(cxdesk[1]), int(cxdesk[2])
+    base_seconds, base_lost, base_doubled = baseline[0], int(baseline[1]), int(baseline[2])
     value, base = messages / seconds, messages / base_seconds
     ratio = value / base if base else None
     prefix = f"delivery.{database}"
@@ -279,10 +272,16 @@ def _figures(
 def run(
     *,
     messages: int = MESSAGES,
+    repeats: int = REPEATS,
     pg_url: str | None = None,
     log: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
 ) -> list[dict[str, Any]]:
-    """Deliver ``messages`` emails both ways on SQLite (and PostgreSQL if ``pg_url``)."""
+    """Deliver ``messages`` emails both ways on SQLite (and PostgreSQL if ``pg_url``).
+
+    Each contender runs ``repeats`` times, alternating, and its best round counts: a burst of
+    load from other processes on the machine then hits both, not one. Lost and doubled
+    messages are summed over every round.
+    """
     figures: list[dict[str, Any]] = []
     with ExitStack() as stack:
         folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="cxdesk-bench-delivery-"))
@@ -291,16 +290,26 @@ def run(
         if pg_url:
             databases.append(("postgresql", stack.enter_context(_scratch_pg_database(pg_url))))
         for database, url in databases:
-            log(f"{database}: bare aiosmtplib loop, {messages} messages, one connection ...")
-            base_seconds, base_ids = _baseline(port, messages)
-            base_checks = _misdelivered(base_ids, take_counts())
-            log(f"{database}: cxdesk outbox and DeliveryWorker.run_once ...")
-            seconds, ids, unsent = _cxdesk(url, port, messages)
-            lost, doubled = _misdelivered(ids, take_counts())
-            figures += _figures(
-                database, messages, (seconds, (lost + unsent, doubled)), (base_seconds, base_checks)
-            )
+            engine = make_engine(url)
+            upgrade(engine)
+            ours, theirs = [float("inf"), 0, 0], [float("inf"), 0, 0]  # seconds, lost, doubled
+            for round_number in range(1, repeats + 1):
+                log(f"{database} {round_number}/{repeats}: bare aiosmtplib loop, {messages} ...")
+                seconds, sent = _baseline(port, messages)
+                _add_round(theirs, seconds, _misdelivered(sent, take_counts()))
+                log(f"{database} {round_number}/{repeats}: cxdesk outbox and worker ...")
+                seconds, recorded, unsent = _cxdesk(engine, port, messages)
+                lost, doubled = _misdelivered(recorded, take_counts())
+                _add_round(ours, seconds, (lost + unsent, doubled))
+            engine.dispose()
+            figures += _figures(database, messages, ours, theirs)
     return figures
+
+
+def _add_round(totals: list[float], seconds: float, wrong: tuple[int, int]) -> None:
+    totals[0] = min(totals[0], seconds)
+    totals[1] += wrong[0]
+    totals[2] += wrong[1]
 
 
 def _format(figures: list[dict[str, Any]]) -> str:
@@ -326,12 +335,13 @@ def _format(figures: list[dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--messages", type=int, default=MESSAGES, help="emails to send")
+    parser.add_argument("--repeats", type=int, default=REPEATS, help="rounds; the best counts")
     parser.add_argument("--pg", metavar="URL", help="also run on this PostgreSQL server")
     args = parser.parse_args(argv)
-    if args.messages < 1:
-        parser.error("--messages must be at least 1")
-    figures = run(messages=args.messages, pg_url=args.pg)
-    print(f"delivery: {args.messages} emails to a local aiosmtpd")
+    if args.messages < 1 or args.repeats < 1:
+        parser.error("--messages and --repeats must be at least 1")
+    figures = run(messages=args.messages, repeats=args.repeats, pg_url=args.pg)
+    print(f"delivery: {args.messages} emails to a local aiosmtpd, best of {args.repeats} rounds")
     print(_format(figures))
     wrong = [
         f

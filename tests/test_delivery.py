@@ -55,7 +55,7 @@ from cxdesk.store import tickets as ops
 from cxdesk.store.db import make_engine, read_session, transaction
 from cxdesk.store.directory import get_team, get_user
 from cxdesk.store.models import EscalationRule, Event, OutboxMessage, Ticket, utcnow
-from tests.cli_helpers import Cli, CliResult, run_main
+from tests.cli_helpers import Cli, CliResult, assert_one_error_line, dump_tables, run_main
 from tests.desk import build_small_desk
 from tests.peers import TWILIO_TEST_ACCOUNT_SID, TWILIO_TEST_FROM, SmtpPeer
 
@@ -541,6 +541,15 @@ def test_bad_credentials_fail_clearly_retry_die_and_outbox_retry_revives(
     assert "sent 1, failed 0" in ok(cli("worker", "--once"))
     assert received_ids(peer) == expected_ids(engine, [message_id])
     assert [r["status"] for r in outbox_rows(cli)] == ["sent"]
+
+
+def test_outbox_commands_refuse_mistakes_in_one_line(cli: Cli, engine: Engine) -> None:
+    _key, [message_id] = queue_emails(engine, 1)
+    before = dump_tables(engine, ["outbox", "event"])
+    assert_one_error_line(cli("outbox", "list", "--status", "lost"), "status", "pending")
+    assert_one_error_line(cli("outbox", "retry", "999"), "No outbox message #999")
+    assert_one_error_line(cli("outbox", "retry", str(message_id)), "is pending")
+    assert dump_tables(engine, ["outbox", "event"]) == before
 
 
 # -- escalation rules --------------------------------------------------------------------------
