@@ -7,8 +7,10 @@ package; SMS go to Prism serving Twilio's contract (``twilio_mock``). Covered he
   (SMS with its Twilio SID, email naming the expert), a resolve, the CSAT email after its
   1-minute delay with a link whose parameters decode back exactly; a custom status sends none;
 - faults: the SMTP server down then back; a worker process killed with SIGKILL mid-batch and
-  another taking over when the lease runs out; two worker processes at once; bad credentials,
-  retried, dead after ``MAX_ATTEMPTS``, listed, and revived by ``cxdesk outbox retry``;
+  another taking over when the lease runs out; two worker processes at once; a server so slow
+  a batch would outlast its lease, with a second worker waiting to take rows over; bad
+  credentials, retried, dead after ``MAX_ATTEMPTS``, listed, and revived by ``cxdesk outbox
+  retry``; mistakes in the outbox commands;
 - escalation rules run by the worker.
 
 "Exactly once" is what the outbox can honestly promise over SMTP: at-least-once delivery with
