@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from functools import partial
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
@@ -28,23 +29,18 @@ from textual.screen import Screen
 from textual.worker import get_current_worker
 
 from cxdesk.config import Settings, load_settings
-from cxdesk.engine.worker import DeliveryWorker
 from cxdesk.errors import DeskError
 from cxdesk.screens.base import DeskChanged, DeskScreen
-from cxdesk.screens.board import BoardScreen
-from cxdesk.screens.checkin import CheckinScreen
-from cxdesk.screens.history import HistoryScreen
-from cxdesk.screens.kanban import KanbanScreen
 from cxdesk.screens.login import LoginScreen
-from cxdesk.screens.new_ticket import NewTicketScreen
-from cxdesk.screens.queues import QueuesScreen
-from cxdesk.screens.stream import StreamScreen
-from cxdesk.screens.ticket import TicketScreen
-from cxdesk.screens.tickets import TicketsScreen
-from cxdesk.store.changes import ChangeToken, change_token
-from cxdesk.store.db import read_session
-from cxdesk.store.models import Role, User
 from cxdesk.themes import load_themes
+
+# SQLAlchemy, the store, the engine and the other screens load on first use, not at import:
+# ``cxdesk run`` paints the login screen first and opens the desk behind it (cxdesk/launch.py).
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from cxdesk.store.changes import ChangeToken
+    from cxdesk.store.models import User
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +60,7 @@ NOT_BUILT: frozenset[str] = frozenset()
 # Screens that show or change tickets: a volunteer only checks customers in.
 TICKET_SCREENS = frozenset({"Queues", "Tickets", "Kanban", "Stream", "History", "New ticket"})
 VOLUNTEER_REFUSAL = "A volunteer can check customers in, but cannot open ticket screens"
+ADMIN, VOLUNTEER = "admin", "volunteer"  # store.models.Role's values (a StrEnum)
 DELIVER_ENV = "CXDESK_DELIVER"
 DELIVERY_RETRY_SECONDS = 5.0
 
@@ -93,7 +90,7 @@ class CxDeskApp(App[None]):
 
     def __init__(
         self,
-        engine: Engine,
+        engine: Engine | Callable[[], Engine],
         user: str | None = None,
         *,
         poll_seconds: float = 1.0,
@@ -102,7 +99,16 @@ class CxDeskApp(App[None]):
         clock: Callable[[], datetime] = utc_now,
     ):
         super().__init__()
-        self.engine = engine
+        self._engine: Engine | None = None
+        self._engine_error: DeskError | None = None
+        self._engine_ready = threading.Event()
+        self._open_engine: Callable[[], Engine] | None = None
+        if callable(engine) and not hasattr(engine, "dialect"):
+            self._open_engine = engine  # opened behind the first screen (on_mount)
+        else:
+            self._engine = engine  # type: ignore[assignment]
+            self._engine_ready.set()
+        self._background_started = False
         self.preset_username = user
         self.poll_seconds = poll_seconds
         """How often the app looks for other terminals' changes (and idle delivery waits)."""
@@ -118,12 +124,53 @@ class CxDeskApp(App[None]):
         self.desk_themes: list[str] = []
         """The names of the themes loaded from theme files (offered in the palette)."""
 
+    @property
+    def engine(self) -> Engine:
+        """The desk's engine; while it is still opening (``cxdesk run``), a worker thread
+        asking for it waits. Raises the opening's DeskError if the desk could not open."""
+        self._engine_ready.wait()
+        if self._engine is None:
+            raise self._engine_error or DeskError("The desk database is not open")
+        return self._engine
+
     def on_mount(self) -> None:
         self.use_themes()
+        # The login screen paints first; once it has (its first refresh), it calls
+        # ``start_background``: the heavy loading (SQLAlchemy, the store, the delivery engine)
+        # runs in threads then, so it never holds up the first paint.
         self.push_screen(LoginScreen(self.preset_username))
+
+    def start_background(self) -> None:
+        """Start the change watcher, open the desk (if given a function) and start delivery;
+        once per app (the login screen calls it after each first paint)."""
+        if self._background_started:
+            return
+        self._background_started = True
         self.watch_changes()
-        if self.deliver:
+        if self._open_engine is not None:
+            self.open_desk()  # starts delivery once the desk is open
+        elif self.deliver:
             self.deliver_messages()
+
+    @work(thread=True, group="open", exit_on_error=False)
+    def open_desk(self) -> None:
+        """Open the desk's database behind the login screen; a failure ends the app with
+        its one-line message (as the CLI would print it)."""
+        assert self._open_engine is not None
+        try:
+            self._engine = self._open_engine()
+            if self.deliver:
+                self.call_from_thread(self.deliver_messages)
+        except DeskError as error:
+            self._engine_error = error
+            self.call_from_thread(self.exit, return_code=1, message=f"Error: {error}")
+        except Exception as error:  # the database is unreachable or not a database
+            reason = getattr(error, "orig", None) or error
+            first = (str(reason).strip().splitlines() or [type(error).__name__])[0]
+            self._engine_error = DeskError(f"Cannot use the desk database: {first}")
+            self.call_from_thread(self.exit, return_code=1, message=f"Error: {first}")
+        finally:
+            self._engine_ready.set()
 
     def use_themes(self) -> None:
         """Register the theme files' themes (a broken file is reported, then skipped) and
@@ -152,6 +199,9 @@ class CxDeskApp(App[None]):
         while not stop.wait(self.poll_seconds):
             if self.user is None:
                 continue
+            from cxdesk.store.changes import change_token  # loaded by the login already
+            from cxdesk.store.db import read_session
+
             try:
                 with read_session(self.engine) as session:
                     token = change_token(session, last.next_since if last else 0)
@@ -171,6 +221,8 @@ class CxDeskApp(App[None]):
     @work(thread=True, group="delivery", exit_on_error=False)
     def deliver_messages(self) -> None:
         """The delivery worker's loop, until the app exits; no failure escapes it."""
+        from cxdesk.engine.worker import DeliveryWorker
+
         stop = get_current_worker().cancelled_event
         try:
             delivery = DeliveryWorker(self.engine, self.settings)
@@ -199,7 +251,7 @@ class CxDeskApp(App[None]):
         if text == self.delivery_problem:
             return
         self.delivery_problem = text
-        if self.user is not None and self.user.role == Role.admin:
+        if self.user is not None and self.user.role == ADMIN:
             self.notify(text, title="Delivery", severity="warning", markup=False)
 
     # -- who is logged in --------------------------------------------------------------------
@@ -208,9 +260,9 @@ class CxDeskApp(App[None]):
         self.user = user
         self.sub_title = f"{user.name} ({user.role})"
         self.refresh_bindings()
-        if user.role == Role.admin and self.delivery_problem:  # reported before anyone logged in
+        if user.role == ADMIN and self.delivery_problem:  # reported before anyone logged in
             self.notify(self.delivery_problem, title="Delivery", severity="warning", markup=False)
-        self.navigate("Check-in" if user.role == Role.volunteer else "Queues")
+        self.navigate("Check-in" if user.role == VOLUNTEER else "Queues")
 
     def log_out(self) -> None:
         self.user = None
@@ -232,7 +284,7 @@ class CxDeskApp(App[None]):
         """Why the logged-in user may not open this screen, or None when they may."""
         if self.user is None:
             return "Log in first"
-        if self.user.role == Role.volunteer and name in TICKET_SCREENS:
+        if self.user.role == VOLUNTEER and name in TICKET_SCREENS:
             return VOLUNTEER_REFUSAL
         if name in NOT_BUILT:
             return f"{name}: not built yet"
@@ -247,6 +299,15 @@ class CxDeskApp(App[None]):
         if reason:
             self.notify(reason, severity="warning", markup=False)
             return
+        from cxdesk.screens.board import BoardScreen
+        from cxdesk.screens.checkin import CheckinScreen
+        from cxdesk.screens.history import HistoryScreen
+        from cxdesk.screens.kanban import KanbanScreen
+        from cxdesk.screens.new_ticket import NewTicketScreen
+        from cxdesk.screens.queues import QueuesScreen
+        from cxdesk.screens.stream import StreamScreen
+        from cxdesk.screens.tickets import TicketsScreen
+
         if name == "New ticket":
             self.push_screen(NewTicketScreen())
         elif name == "Check-in":
@@ -266,11 +327,13 @@ class CxDeskApp(App[None]):
 
     def open_ticket(self, key: str) -> None:
         reason = "Log in first" if self.user is None else None
-        if self.user is not None and self.user.role == Role.volunteer:
+        if self.user is not None and self.user.role == VOLUNTEER:
             reason = VOLUNTEER_REFUSAL
         if reason:
             self.notify(reason, severity="warning", markup=False)
             return
+        from cxdesk.screens.ticket import TicketScreen
+
         self.push_screen(TicketScreen(key))
 
     def _show(self, screen: Screen) -> None:
@@ -291,7 +354,7 @@ class CxDeskApp(App[None]):
 
 
 def create_app(
-    engine: Engine,
+    engine: Engine | Callable[[], Engine],
     *,
     user: str | None = None,
     poll_seconds: float = 1.0,
@@ -299,7 +362,8 @@ def create_app(
     deliver: bool | None = None,
     clock: Callable[[], datetime] = utc_now,
 ) -> CxDeskApp:
-    """The app on a desk's engine; ``user`` preselects the login name.
+    """The app on a desk's engine (or a function opening it, called behind the first
+    screen); ``user`` preselects the login name.
 
     ``settings`` default to ``load_settings()``; ``deliver`` None follows them
     (``delivery_enabled``).

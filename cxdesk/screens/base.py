@@ -6,15 +6,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Engine
 from textual.message import Message
 from textual.screen import Screen
 
 from cxdesk.errors import DeskError
-from cxdesk.store.models import User
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the login screen draws before SQLAlchemy has loaded (see cxdesk/launch.py)
+    from sqlalchemy import Engine
+
     from cxdesk.app import CxDeskApp
+    from cxdesk.store.models import User
 
 
 def shown_time(value: object) -> str:

@@ -7,6 +7,7 @@ failures each attempt waits longer before it is checked, so guessing is slow.
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -15,10 +16,9 @@ from textual.widgets import Footer, Header, Input, Label
 
 from cxdesk.errors import NotFound
 from cxdesk.screens.base import DeskScreen
-from cxdesk.store.db import read_session
-from cxdesk.store.directory import get_user
-from cxdesk.store.models import User
-from cxdesk.store.passwords import verify_password
+
+if TYPE_CHECKING:
+    from cxdesk.store.models import User
 
 BAD_LOGIN = "Unknown user or wrong password"
 FREE_ATTEMPTS = 2
@@ -56,6 +56,7 @@ class LoginScreen(DeskScreen):
 
     def on_mount(self) -> None:
         self.query_one("#password" if self._preset else "#username", Input).focus()
+        self.call_after_refresh(self.desk.start_background)  # once this screen is painted
 
     @on(Input.Submitted, "#username")
     def _next_field(self) -> None:
@@ -70,6 +71,11 @@ class LoginScreen(DeskScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False)
     def check_login(self, username: str, password: str, delay: float) -> None:
+        # The store loads here, not at import: the login screen is the app's first paint.
+        from cxdesk.store.db import read_session
+        from cxdesk.store.directory import get_user
+        from cxdesk.store.passwords import verify_password
+
         time.sleep(delay)
         user: User | None = None
         try:

@@ -1,0 +1,72 @@
+"""The ``cxdesk`` command's entry point: the desk opens fast, everything else goes to the CLI.
+
+``cxdesk`` and ``cxdesk run [--user NAME]`` paint the login screen first and open the desk's
+database behind it (Typer, SQLAlchemy and the store load in a worker thread while the user
+types), so the desk appears in about the time a bare Textual app takes. Every other command
+line, ``--help`` included, is the Typer CLI (``cxdesk.cli.main``).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+NEEDS_TERMINAL = (
+    "Error: the desk needs a terminal (input or output is redirected); "
+    "see `cxdesk --help` for commands that work in scripts"
+)
+
+
+def desk_arguments(args: list[str]) -> dict[str, str | None] | None:
+    """The options of ``[run] [--user NAME]``, or None when ``args`` is another command."""
+    if args and args[0] == "run":
+        args = args[1:]
+    elif args:
+        return None
+    if not args:
+        return {"user": None}
+    if len(args) == 2 and args[0] == "--user":
+        return {"user": args[1]}
+    if len(args) == 1 and args[0].startswith("--user="):
+        return {"user": args[0].removeprefix("--user=")}
+    return None
+
+
+def open_desk(user: str | None, **run_options: Any) -> int:
+    """Run the desk app; its exit code. ``run_options`` go to ``App.run`` (tests, benchmarks)."""
+    from cxdesk.app import create_app
+    from cxdesk.config import load_settings
+    from cxdesk.errors import DeskError
+
+    def engine() -> Any:
+        from cxdesk.cli.common import desk_engine
+
+        return desk_engine()
+
+    try:
+        app = create_app(engine, user=user, settings=load_settings())
+    except DeskError as error:
+        print(f"Error: {error}", file=sys.stderr)
+        return 1
+    app.run(**run_options)
+    return app.return_code or 0
+
+
+def main() -> None:
+    options = desk_arguments(sys.argv[1:])
+    if options is None:
+        from cxdesk.cli.main import main as cli_main
+
+        cli_main()
+        return
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        print(NEEDS_TERMINAL, file=sys.stderr)
+        sys.exit(1)
+    try:
+        sys.exit(open_desk(options["user"]))
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

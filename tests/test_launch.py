@@ -1,0 +1,89 @@
+"""``cxdesk`` / ``cxdesk run``: the login screen paints before the desk's database opens, and a
+desk that cannot open ends the app with the CLI's one-line error."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from cxdesk.launch import NEEDS_TERMINAL, desk_arguments
+from tests.cli_helpers import console_script
+
+
+@pytest.mark.parametrize(
+    ("args", "options"),
+    [
+        ([], {"user": None}),
+        (["run"], {"user": None}),
+        (["run", "--user", "maya"], {"user": "maya"}),
+        (["run", "--user=maya"], {"user": "maya"}),
+        (["--user=maya"], None),  # options without ``run`` are the CLI's
+        (["run", "--help"], None),  # the Typer CLI answers these
+        (["queue", "list"], None),
+        (["run", "--user"], None),
+    ],
+)
+def test_which_command_lines_open_the_desk(args: list[str], options: object) -> None:
+    assert desk_arguments(args) == options
+
+
+DRIVE = """
+import sys
+from cxdesk.launch import open_desk
+from cxdesk.screens.login import LoginScreen
+
+async def log_in(pilot):
+    app = pilot.app
+    for _ in range(400):  # the desk opens behind the login screen; type as soon as it shows
+        if isinstance(app.screen, LoginScreen):
+            break
+        await pilot.pause(0.01)
+    await pilot.press(*"pw", "enter")
+    for _ in range(1000):
+        if app.return_code is not None:  # the app ended itself (the desk did not open)
+            return
+        if app.user is not None:
+            print("logged in as", app.user.username, type(app.screen).__name__, flush=True)
+            app.exit()
+            return
+        await pilot.pause(0.01)
+    app.exit(return_code=3)
+
+sys.exit(open_desk(sys.argv[1] or None, headless=True, size=(100, 32), auto_pilot=log_in))
+"""
+
+
+def run_desk(user: str, env_url: str) -> subprocess.CompletedProcess[str]:
+    import os
+
+    env = {**os.environ, "CXDESK_DATABASE_URL": env_url, "CXDESK_DELIVER": "0"}
+    return subprocess.run(
+        [sys.executable, "-c", DRIVE, user], capture_output=True, text=True, env=env, timeout=120
+    )
+
+
+def test_the_desk_opens_behind_the_login_screen_and_logs_in(engine: object, db_url: str) -> None:
+    from tests.desk import build_small_desk
+
+    build_small_desk(engine)  # type: ignore[arg-type]
+    done = run_desk("maya", db_url)
+    assert done.returncode == 0, done.stderr
+    assert "logged in as maya QueuesScreen" in done.stdout
+
+
+def test_a_desk_that_cannot_open_ends_the_app_with_one_line(tmp_path: object) -> None:
+    done = run_desk("maya", f"sqlite:///{tmp_path}/nothing-here.db")
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr + done.stdout
+    assert "no database yet: run `cxdesk init`" in done.stdout + done.stderr
+
+
+def test_piped_the_desk_says_it_needs_a_terminal() -> None:
+    done = subprocess.run(
+        [str(console_script())], capture_output=True, text=True, stdin=subprocess.DEVNULL,
+        timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.strip() == NEEDS_TERMINAL
