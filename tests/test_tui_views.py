@@ -26,6 +26,7 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, OptionList
 
 from cxdesk.app import CxDeskApp, create_app
+from cxdesk.demo import DEMO_PASSWORD, build_demo
 from cxdesk.engine.dispatch import unit_of_work
 from cxdesk.screens.board import BoardApp, BoardScreen
 from cxdesk.screens.history import HistoryScreen
@@ -35,7 +36,7 @@ from cxdesk.screens.ticket import TicketScreen
 from cxdesk.screens.tickets import TicketsScreen
 from cxdesk.store.db import make_engine, read_session
 from cxdesk.store.directory import get_user
-from cxdesk.store.models import Comment, Event, Ticket
+from cxdesk.store.models import Comment, Event, Team, Ticket
 from cxdesk.store.tickets import pull_next, update_ticket
 from cxdesk.store.views import LIST_COLUMNS
 from cxdesk.widgets.prompt_dialog import PromptDialog
@@ -346,3 +347,97 @@ def test_board_reorders_after_a_pull_and_drops_resolved(engine: Engine) -> None:
         await wait_until(pilot, lambda: k["old"] not in table_keys(app, "#board"), "drop off")
 
     run_app(engine, lambda e: BoardApp(e, poll_seconds=0.2), script)
+
+
+# -- the issue's "done when", keyboard only ----------------------------------------------------
+
+
+async def palette(pilot: Pilot[Any], name: str) -> None:
+    await pilot.press("ctrl+p")
+    await pilot.pause(0.05)
+    await pilot.press(*name)
+    await pilot.pause(0.2)
+    await pilot.press("enter")
+
+
+def test_admin_filters_exports_moves_to_resolved_and_sees_board_and_stream(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """On the demo desk: filter to high-priority open tickets of one team, export them to
+    .xlsx, move the card on the kanban to resolved, see it leave the board and appear in the
+    stream."""
+    build_demo(engine)
+    with read_session(engine) as session:
+        key = session.exec(
+            select(Ticket.key).where(Ticket.status == "new").order_by(col(Ticket.id))
+        ).first()
+        team = session.exec(
+            select(Team.name).join(Ticket, col(Ticket.team_id) == col(Team.id)).where(
+                Ticket.key == key)
+        ).one()  # fmt: skip
+    assert key is not None
+    with unit_of_work(engine) as session:  # an expert of the team took it and raised it
+        update_ticket(session, actor=get_user(session, "admin"), key=key, comment="urgent",
+                      changes={"status": "open", "priority": "high"})  # fmt: skip
+    target = tmp_path / "hot.xlsx"
+
+    async def script(app: CxDeskApp, pilot: Pilot[Any]) -> None:
+        await wait_until(pilot, lambda: isinstance(app.focused, Input), "the login form")
+        await pilot.press(*DEMO_PASSWORD, "enter")
+        await wait_until(pilot, lambda: app.user is not None, "the login")
+        await palette(pilot, "Tickets")
+        await wait_until(pilot, lambda: isinstance(app.screen, TicketsScreen), "the list")
+        screen = app.screen
+        assert isinstance(screen, TicketsScreen)
+        await wait_until(pilot, lambda: screen.page is not None, "the first page")
+        # "/" is the search field; shift+tab walks back to priority, status and team.
+        await pilot.press("slash", "shift+tab", "shift+tab", *"high", "shift+tab", *"open",
+                          "shift+tab", "shift+tab", *team, "enter")  # fmt: skip
+        await wait_until(pilot, lambda: table_keys(app, "#tickets") == [key], "the filter")
+        assert (screen.flt.team, screen.flt.status, screen.flt.priority) == (team, "open", "high")
+        await pilot.press("x")
+        await wait_until(pilot, lambda: isinstance(app.screen, PromptDialog), "the dialog")
+        await pilot.press("end", "ctrl+u", *str(target), "enter")
+        await wait_until(pilot, target.exists, "the export")
+
+        await palette(pilot, "Board")
+        await wait_until(pilot, lambda: key in table_keys(app, "#board"), "the board")
+
+        await palette(pilot, "Kanban")
+        await wait_until(pilot, lambda: isinstance(app.screen, KanbanScreen), "the kanban")
+        kanban = app.screen
+        assert isinstance(kanban, KanbanScreen)
+        await wait_until(pilot, lambda: kanban.highlighted_card() is not None, "a card")
+        await pilot.press("right")  # the open column
+        for _ in range(60):
+            if kanban.highlighted_card() == (1, key):
+                break
+            await pilot.press("down")
+        assert kanban.highlighted_card() == (1, key)
+        for column, status in ((2, "escalated"), (3, "resolved")):
+            await pilot.press("shift+right")
+            await wait_until(pilot, lambda: isinstance(app.screen, MoveDialog), "the dialog")
+            await pilot.press("enter")  # the pre-filled comment is enough
+            moved = (column, key)
+            await wait_until(pilot, lambda: kanban.highlighted_card() == moved, status)  # noqa: B023
+
+        await palette(pilot, "Board")
+        await wait_until(pilot, lambda: isinstance(app.screen, BoardScreen), "the board")
+        await wait_until(pilot, lambda: table_keys(app, "#board"), "its rows")
+        assert key not in table_keys(app, "#board")
+
+        await palette(pilot, "Stream")
+        await wait_until(pilot, lambda: isinstance(app.screen, StreamScreen), "the stream")
+        stream = app.screen
+        assert isinstance(stream, StreamScreen)
+        await wait_until(pilot, lambda: stream.read is not None, "the events")
+        assert stream.read is not None
+        changed = [e for e in stream.read.events if e.kind == "ticket.status_changed"]
+        assert (changed[0].ticket_key, changed[0].to_value) == (key, "resolved")
+
+    run_app(engine, desk("admin"), script)
+    sheet = openpyxl.load_workbook(target).active
+    assert sheet is not None
+    assert [row[0] for row in sheet.iter_rows(min_row=2, values_only=True)] == [key]
+    with read_session(engine) as session:
+        assert session.exec(select(Ticket.status).where(Ticket.key == key)).one() == "resolved"

@@ -129,7 +129,7 @@ class KanbanScreen(DeskScreen):
         statuses = [c.status for c in board.columns]
         now = datetime.now(UTC)
         if old is None or [c.status for c in old.columns] != statuses:
-            self._build_columns(board, now)
+            self.call_later(self._build_columns, board, now)
             return
         for index, (column, options) in enumerate(zip(board.columns, self._lists(), strict=True)):
             title = self.query_one(f"#title-{index}", Label)
@@ -160,22 +160,25 @@ class KanbanScreen(DeskScreen):
                     target.highlighted = keys_there.index(key)
                 target.focus()
 
-    def _build_columns(self, board: Board, now: datetime) -> None:
-        """New columns (the first read, or statuses changed), built with their cards."""
+    async def _build_columns(self, board: Board, now: datetime) -> None:
+        """New columns (the first read, or statuses changed), built with their cards; the
+        column that had the focus (else the first) has it again once they are mounted."""
         container = self.query_one("#kanban", Horizontal)
         focused_index = self._focused_index()
-        container.remove_children()
+        await container.remove_children()
+        columns = []
         for index, column in enumerate(board.columns):
             cards = [Option(card_text(c, now), id=c.key) for c in board.cards[column.status]]
             title = f"{column.status} ({column.count})"
-            container.mount(
+            columns.append(
                 Vertical(
                     Label(title, id=f"title-{index}", classes="kanban-title", markup=False),
                     OptionList(*cards, id=f"column-{index}"),
                     classes="kanban-column",
                 )
             )
-        self.call_after_refresh(self._focus_column, focused_index or 0)
+        await container.mount_all(columns)
+        self._focus_column(focused_index or 0)
 
     def _focus_column(self, index: int) -> None:
         lists = self._lists()
