@@ -10,7 +10,10 @@ import pytest
 from textual.app import App
 from textual.theme import Theme
 
+from cxdesk.app import create_app
+from cxdesk.config import Settings
 from cxdesk.locations import config_dir
+from cxdesk.store.db import make_engine
 from cxdesk.themes import load_theme_file, load_themes, theme_folders
 
 SHIPPED = ["cxdesk-dark", "cxdesk-high-contrast", "cxdesk-light"]
@@ -82,3 +85,28 @@ def test_a_user_theme_of_the_same_name_wins() -> None:
     themes = {t.name: t for t in load_themes().themes}
     assert themes["cxdesk-dark"].primary == "#ABCDEF"
     assert isinstance(load_theme_file(folder / "dark.toml"), Theme)
+
+
+def test_the_app_offers_the_themes_and_applies_the_configured_one(sqlite_url: str) -> None:
+    folder = config_dir() / "themes"
+    folder.mkdir(parents=True)
+    (folder / "broken.toml").write_text("name = [", encoding="utf-8")
+    engine = make_engine(sqlite_url)
+    settings = Settings(extra={"theme": "cxdesk-high-contrast"})
+
+    async def main() -> tuple[str, list[str], list[str]]:
+        app = create_app(engine, settings=settings, deliver=False)
+        async with app.run_test() as pilot:
+            await pilot.pause()
+            commands = [c.title for c in app.get_system_commands(app.screen)]
+            notes = [n.message for n in app._notifications]
+            return app.theme, commands, notes
+
+    try:
+        theme, commands, notes = asyncio.run(main())
+    finally:
+        engine.dispose()
+    assert theme == "cxdesk-high-contrast"
+    assert {f"Theme: {name}" for name in SHIPPED} <= set(commands)
+    broken = [n for n in notes if "broken.toml" in n]
+    assert len(broken) == 1 and broken[0].startswith("Theme file broken.toml skipped: not valid")
