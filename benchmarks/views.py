@@ -36,13 +36,8 @@ from cxdesk.store.db import make_engine, read_session, transaction
 from cxdesk.store.directory import add_status, add_team, add_user, ensure_builtin_statuses
 from cxdesk.store.migrate import upgrade
 from cxdesk.store.models import Ticket, utcnow
-from cxdesk.store.views import (
-    TicketFilter,
-    kanban_columns,
-    kanban_page,
-    ticket_page,
-    ticket_summary,
-)
+from cxdesk.store.pages import kanban_columns, kanban_page
+from cxdesk.store.views import TicketFilter, ticket_page, ticket_summary
 
 BIG = 100_000
 SMALL = 1_000

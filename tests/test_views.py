@@ -23,20 +23,22 @@ from cxdesk.store.db import read_session, transaction
 from cxdesk.store.directory import get_user
 from cxdesk.store.export import export_tickets
 from cxdesk.store.models import SavedView, Ticket, utcnow
+from cxdesk.store.pages import (
+    board_rows,
+    history_page,
+    kanban_columns,
+    kanban_page,
+    public_name,
+    stream_page,
+)
 from cxdesk.store.tickets import TicketDraft, create_ticket, pull_next, update_ticket
 from cxdesk.store.views import (
     LIST_COLUMNS,
     Sort,
     TicketFilter,
-    board_rows,
     get_view,
-    history_page,
-    kanban_columns,
-    kanban_page,
     list_views,
-    public_name,
     save_view,
-    stream_page,
     ticket_page,
     ticket_summary,
 )

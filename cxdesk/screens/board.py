@@ -22,7 +22,7 @@ from textual.widgets import DataTable, Footer, Label
 
 from cxdesk.errors import DeskError
 from cxdesk.store.db import read_session
-from cxdesk.store.views import BoardRow, board_rows
+from cxdesk.store.pages import BoardRow, board_rows
 
 BOARD_ROWS = 25
 BOARD_COLUMNS = ("Customer", "Expert", "Product", "Ticket", "Last update")

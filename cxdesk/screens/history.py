@@ -19,7 +19,8 @@ from cxdesk.screens.base import DeskScreen
 from cxdesk.screens.tickets import cell
 from cxdesk.store.db import read_session
 from cxdesk.store.models import Role
-from cxdesk.store.views import PAGE_SIZE, HistoryRow, history_page
+from cxdesk.store.pages import HistoryRow, history_page
+from cxdesk.store.views import PAGE_SIZE
 
 COLUMNS = ("ID", "Subject", "Created", "Last activity", "Type", "Status")
 

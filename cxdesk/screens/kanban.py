@@ -24,8 +24,8 @@ from cxdesk.engine.dispatch import unit_of_work
 from cxdesk.errors import DeskError
 from cxdesk.screens.base import DeskScreen
 from cxdesk.store.db import read_session
+from cxdesk.store.pages import Card, KanbanColumn, kanban_columns, kanban_page
 from cxdesk.store.tickets import format_wait, update_ticket
-from cxdesk.store.views import Card, KanbanColumn, kanban_columns, kanban_page
 from cxdesk.widgets.change_dialog import ChangeDialog, ChangeRequest, SaveChange
 
 CARDS_PER_PAGE = 50

@@ -21,7 +21,8 @@ from cxdesk.screens.base import DeskScreen
 from cxdesk.screens.tickets import cell
 from cxdesk.store.db import read_session
 from cxdesk.store.directory import get_team
-from cxdesk.store.views import PAGE_SIZE, StreamEvent, event_kinds, stream_page
+from cxdesk.store.pages import StreamEvent, event_kinds, stream_page
+from cxdesk.store.views import PAGE_SIZE
 
 STREAM_COLUMNS = ("When", "Ticket", "Team", "Who", "What", "From", "To", "Detail")
 

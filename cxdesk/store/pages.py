@@ -1,0 +1,248 @@
+"""Pages of the desk-wide screens besides the ticket list: kanban columns and cards, the event
+stream, "my tickets" history and the public board.
+
+Like ``store.views``, every function returns one bounded page from one SELECT, never every
+ticket, so the screens stay fast on a desk with 100,000 tickets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, func, or_
+from sqlalchemy import select as sa_select
+from sqlalchemy.orm import aliased
+from sqlmodel import Session, col, select
+
+from cxdesk.errors import PermissionDenied
+from cxdesk.store.directory import get_status, get_team, list_statuses
+from cxdesk.store.models import Event, Role, Status, StatusCategory, Team, Ticket, User
+from cxdesk.store.views import PAGE_SIZE
+
+BOARD_EXCLUDED = frozenset({"escalated"})
+"""Open-like statuses the public board leaves out (with every resolved-like one)."""
+_CURRENT = aliased(Team, name="current_team")
+_OWNER = aliased(User, name="owner_user")
+_ACTOR = aliased(User, name="actor_user")
+_REQUESTER = aliased(User, name="requester_user")
+
+
+# -- kanban ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KanbanColumn:
+    status: str
+    category: str
+    count: int
+
+
+@dataclass(frozen=True)
+class Card:
+    key: str
+    customer_name: str
+    owner: str | None
+    priority: str
+    status: str
+    created_at: datetime
+
+
+def kanban_columns(session: Session, *, team: str | None = None) -> list[KanbanColumn]:
+    """One column per status (new, open, escalated, resolved, then custom), with its count;
+    ``closed`` is left out: closed tickets are done with."""
+    counted = sa_select(col(Ticket.status), func.count()).group_by(col(Ticket.status))
+    if team:
+        counted = counted.where(col(Ticket.team_id) == get_team(session, team).id)
+    counts = dict(session.execute(counted).all())
+    statuses = [s for s in list_statuses(session) if s.name != "closed"]
+    builtin = [s for s in statuses if s.builtin]
+    custom = [s for s in statuses if not s.builtin]
+    return [KanbanColumn(s.name, s.category, counts.get(s.name, 0)) for s in builtin + custom]
+
+
+def kanban_page(
+    session: Session,
+    status: str,
+    *,
+    team: str | None = None,
+    offset: int = 0,
+    limit: int = PAGE_SIZE,
+) -> list[Card]:
+    """One page of a column's cards, oldest first."""
+    statement = (
+        sa_select(
+            col(Ticket.key),
+            col(Ticket.customer_name),
+            col(_OWNER.username),
+            col(Ticket.priority),
+            col(Ticket.status),
+            col(Ticket.created_at),
+        )
+        .outerjoin(_OWNER, col(_OWNER.id) == col(Ticket.owner_id))
+        .where(col(Ticket.status) == get_status(session, status).name)
+    )
+    if team:
+        statement = statement.where(col(Ticket.team_id) == get_team(session, team).id)
+    # Oldest first, by id (the order tickets were created in): the status index holds the
+    # ids in order, so a page of 50 reads 50 index entries even in a column of 30,000.
+    statement = statement.order_by(col(Ticket.id))
+    rows = session.execute(statement.offset(max(0, offset)).limit(limit)).all()
+    return [Card(*row) for row in rows]
+
+
+# -- the stream --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    id: int
+    created_at: datetime
+    kind: str
+    ticket_key: str | None
+    team: str | None
+    actor: str | None
+    field_name: str | None
+    from_value: str | None
+    to_value: str | None
+    detail: str | None
+
+
+def stream_page(
+    session: Session,
+    *,
+    team: str | None = None,
+    kind: str | None = None,
+    before_id: int | None = None,
+    after_id: int | None = None,
+    limit: int = PAGE_SIZE,
+) -> list[StreamEvent]:
+    """Ticket events, newest first; ``before_id`` pages back, ``after_id`` gets what is new."""
+    statement = (
+        sa_select(
+            col(Event.id),
+            col(Event.created_at),
+            col(Event.kind),
+            col(Ticket.key),
+            col(_CURRENT.name),
+            col(_ACTOR.username),
+            col(Event.field_name),
+            col(Event.from_value),
+            col(Event.to_value),
+            col(Event.detail),
+        )
+        .join(Ticket, col(Ticket.id) == col(Event.ticket_id))
+        .join(_CURRENT, col(_CURRENT.id) == col(Ticket.team_id))
+        .outerjoin(_ACTOR, col(_ACTOR.id) == col(Event.actor_id))
+    )
+    if team:
+        statement = statement.where(col(Ticket.team_id) == get_team(session, team).id)
+    if kind:
+        statement = statement.where(col(Event.kind) == kind.strip())
+    if before_id is not None:
+        statement = statement.where(col(Event.id) < before_id)
+    if after_id is not None:
+        statement = statement.where(col(Event.id) > after_id)
+    rows = session.execute(statement.order_by(col(Event.id).desc()).limit(limit)).all()
+    return [StreamEvent(*row) for row in rows]
+
+
+def event_kinds(session: Session) -> list[str]:
+    return list(session.exec(select(Event.kind).distinct().order_by(col(Event.kind))).all())
+
+
+# -- history ("My tickets") --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    key: str
+    title: str
+    created_at: datetime
+    updated_at: datetime
+    channel: str
+    status: str
+    user: str | None
+    """Who submitted it (a username), else the customer's name."""
+
+
+def history_page(
+    session: Session,
+    *,
+    actor: User,
+    organisation: bool = False,
+    newest_first: bool = True,
+    offset: int = 0,
+    limit: int = PAGE_SIZE,
+) -> list[HistoryRow]:
+    """Tickets the actor submitted or owns; an admin may ask for the whole organisation's."""
+    if organisation and actor.role != Role.admin:
+        raise PermissionDenied("Only an admin sees the organisation's tickets")
+    statement = sa_select(
+        col(Ticket.key),
+        col(Ticket.title),
+        col(Ticket.created_at),
+        col(Ticket.updated_at),
+        col(Ticket.channel),
+        col(Ticket.status),
+        func.coalesce(col(_REQUESTER.username), col(Ticket.customer_name)),
+    ).outerjoin(_REQUESTER, col(_REQUESTER.id) == col(Ticket.requester_id))
+    if not organisation:
+        statement = statement.where(
+            or_(col(Ticket.requester_id) == actor.id, col(Ticket.owner_id) == actor.id)
+        )
+    created = col(Ticket.created_at)
+    order = (created.desc(), col(Ticket.id).desc()) if newest_first else (created, col(Ticket.id))
+    rows = session.execute(statement.order_by(*order).offset(max(0, offset)).limit(limit)).all()
+    return [HistoryRow(*row) for row in rows]
+
+
+# -- the public board --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BoardRow:
+    key: str
+    customer: str
+    """First name and last initial only: the board hangs in a public place."""
+    expert: str | None
+    product: str
+    updated_at: datetime
+
+
+def public_name(full_name: str) -> str:
+    """``Ada Lovelace`` -> ``Ada L.``; a single name stays as it is."""
+    parts = full_name.split()
+    if not parts:
+        return ""
+    if len(parts) == 1:
+        return parts[0]
+    return f"{parts[0]} {parts[-1][0].upper()}."
+
+
+def board_rows(session: Session, *, limit: int = 20) -> list[BoardRow]:
+    """Unresolved, non-escalated tickets, most recently updated first (a pull jumps to top)."""
+    shown = sa_select(col(Status.name)).where(
+        and_(
+            col(Status.category) == StatusCategory.open,
+            col(Status.name).not_in(sorted(BOARD_EXCLUDED)),
+        )
+    )
+    statement = (
+        sa_select(
+            col(Ticket.key),
+            col(Ticket.customer_name),
+            col(_OWNER.name),
+            col(_CURRENT.name),
+            col(Ticket.updated_at),
+        )
+        .join(_CURRENT, col(_CURRENT.id) == col(Ticket.team_id))
+        .outerjoin(_OWNER, col(_OWNER.id) == col(Ticket.owner_id))
+        .where(col(Ticket.status).in_(shown.scalar_subquery()))
+        .order_by(col(Ticket.updated_at).desc(), col(Ticket.id).desc())
+        .limit(limit)
+    )
+    return [
+        BoardRow(key, public_name(customer), expert, product, updated)
+        for key, customer, expert, product, updated in session.execute(statement).all()
+    ]
