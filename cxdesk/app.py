@@ -225,10 +225,12 @@ class CxDeskApp(App[None]):
 
         stop = get_current_worker().cancelled_event
         try:
-            delivery = DeliveryWorker(self.engine, self.settings)
+            delivery = DeliveryWorker(self.engine, self.settings, configured_only=True)
         except DeskError as error:
             self._delivery_trouble(f"Delivery is off: {error}")
             return
+        if delivery.channels_note():  # left for a `cxdesk worker` that has the settings
+            self._delivery_trouble(f"Delivery here: {delivery.channels_note()}")
         while not stop.is_set():
             try:
                 report = delivery.run_once()

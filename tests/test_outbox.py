@@ -170,3 +170,27 @@ def test_a_permanent_error_is_dead_at_once(desk: Engine) -> None:
     record_result(desk, claim, DeliveryResult(message_id, False, None, "550 no such user", True))
     with read_session(desk) as s:
         assert [m.id for m in list_outbox(s, status="dead")] == [message_id]
+
+
+def test_a_worker_without_the_settings_leaves_those_messages_for_one_that_has_them(
+    desk: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cxdesk.config import Settings
+    from cxdesk.engine.worker import DeliveryWorker
+
+    pull_one(desk)
+    # The desk app's embedded worker on a terminal set up with neither SMTP nor Twilio.
+    terminal = DeliveryWorker(desk, Settings(), configured_only=True)
+    assert "CXDESK_SMTP_HOST" in terminal.channels_note()
+    assert "TWILIO_ACCOUNT_SID" in terminal.channels_note()
+    report = terminal.run_once()
+    assert report.results == {"sent": 0, "failed": 0}
+    with read_session(desk) as s:
+        rows = list_outbox(s)
+    assert [(m.channel, m.status, m.attempts, m.last_error) for m in rows] == [
+        ("sms", "pending", 0, None),
+        ("email", "pending", 0, None),
+    ]
+    # `cxdesk worker` still tries email on localhost:25 (a local mail server) by default.
+    monkeypatch.setenv("CXDESK_SMTP_HOST", "127.0.0.1")
+    assert DeliveryWorker(desk, Settings(), configured_only=True).email_on

@@ -6,7 +6,7 @@ import threading
 
 import typer
 
-from cxdesk.cli.common import console, desk_engine, print_json, print_table
+from cxdesk.cli.common import console, desk_engine, err_console, print_json, print_table
 from cxdesk.config import load_settings
 from cxdesk.engine import outbox as ops
 from cxdesk.engine.worker import DeliveryWorker
@@ -21,6 +21,8 @@ def worker(
 ) -> None:
     """Dispatch events, run escalation rules and deliver due email and SMS."""
     delivery = DeliveryWorker(desk_engine(), load_settings())
+    if delivery.channels_note():
+        err_console.print(f"Note: {delivery.channels_note()}", soft_wrap=True)
     if once:
         console.print(delivery.run_once().line())
         return

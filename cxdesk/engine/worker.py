@@ -17,6 +17,7 @@ while in flight and sent twice.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -60,12 +61,35 @@ class WorkerReport:
 class DeliveryWorker:
     """One worker: its engine and channel settings."""
 
-    def __init__(self, engine: Engine, settings: Settings):
+    def __init__(self, engine: Engine, settings: Settings, *, configured_only: bool = False):
+        """``configured_only``: deliver email only when an SMTP host is set (config or
+        ``CXDESK_SMTP_HOST``) rather than trying localhost:25 - the desk app's embedded
+        worker, so a terminal set up without mail never claims (and fails) the messages a
+        real worker elsewhere would send. SMS is claimed only where Twilio is configured,
+        always: elsewhere it stays pending, without using up attempts."""
         self.engine = engine
         smtp = settings.extra.get("smtp", {})
         twilio = settings.extra.get("twilio", {})
-        self.mail = MailSettings.load(smtp if isinstance(smtp, dict) else {})
+        smtp = smtp if isinstance(smtp, dict) else {}
+        self.mail = MailSettings.load(smtp)
         self.sms = SmsSettings.load(twilio if isinstance(twilio, dict) else {})
+        self.email_on = not configured_only or bool(
+            os.environ.get("CXDESK_SMTP_HOST") or smtp.get("host")
+        )
+        try:
+            self.sms.check()
+            self.sms_on, self.sms_off_reason = True, ""
+        except DeskError as error:
+            self.sms_on, self.sms_off_reason = False, str(error)
+
+    def channels_note(self) -> str:
+        """One line on the channels this worker leaves alone (empty when it delivers both)."""
+        notes = []
+        if not self.email_on:
+            notes.append("email is not configured (set CXDESK_SMTP_HOST): emails stay pending")
+        if not self.sms_on:
+            notes.append(f"{self.sms_off_reason}; SMS stay pending")
+        return "; ".join(notes)
 
     def _recorder(self, claim: Claim, report: WorkerReport) -> ResultCallback:
         def record(result: DeliveryResult) -> None:
@@ -77,6 +101,8 @@ class DeliveryWorker:
         return record
 
     def deliver_email(self, report: WorkerReport, *, now: datetime | None = None) -> int:
+        if not self.email_on:
+            return 0
         claim = claim_due(self.engine, channel="email", limit=BATCH, now=now)
         if not claim.messages:
             return 0
@@ -105,6 +131,8 @@ class DeliveryWorker:
         return len(outgoing)
 
     def deliver_sms(self, report: WorkerReport, *, now: datetime | None = None) -> int:
+        if not self.sms_on:
+            return 0
         claim = claim_due(self.engine, channel="sms", limit=BATCH, now=now)
         if not claim.messages:
             return 0
