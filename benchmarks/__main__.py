@@ -37,7 +37,7 @@ BENCHMARKS = ["pull", "delivery", "checkin", "views", "tui_start"]
 # Small sizes for --quick, by module: each run's keyword arguments.
 QUICK: dict[str, dict[str, Any]] = {
     "pull": {"tickets": 400, "workers": 4},
-    "delivery": {"messages": 100},
+    "delivery": {"messages": 100, "repeats": 1},
     "checkin": {"checkins": 20},
     "views": {"tickets": 5_000, "small": 500},
     "tui_start": {"runs": 1},

@@ -43,13 +43,12 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 import aiosmtplib
-import psycopg
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy import Engine, func
-from sqlalchemy.engine import make_url
 from sqlmodel import select
 
+from benchmarks.common import format_table, scratch_pg_database
 from cxdesk.config import Settings
 from cxdesk.engine.outbox import enqueue
 from cxdesk.engine.worker import DeliveryWorker
@@ -203,24 +202,6 @@ def _cxdesk(engine: Engine, port: int, messages: int) -> tuple[float, list[str],
     return seconds, recorded, sum(1 for status, _id in rows if status != "sent")
 
 
-@contextmanager
-def _scratch_pg_database(admin_url: str) -> Iterator[str]:
-    """A new, empty database on the server of ``admin_url``; dropped afterwards."""
-    url = make_url(admin_url).set(drivername="postgresql")
-    name = f"cxdesk_bench_{uuid.uuid4().hex[:12]}"
-    admin = url.render_as_string(hide_password=False)
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(admin, autocommit=True) as connection:
-            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-# -- figures -----------------------------------------------------------------------------------
-
-
 def _misdelivered(expected: list[str], received: Counter[str]) -> tuple[int, int]:
     """(lost, doubled): expected ids the server never got, and extra copies it got."""
     lost = sum(1 for message_id in expected if not received[message_id])
@@ -288,7 +269,7 @@ def run(
         port, take_counts = stack.enter_context(_smtp_server())
         databases = [("sqlite", f"sqlite:///{folder}/desk.db")]
         if pg_url:
-            databases.append(("postgresql", stack.enter_context(_scratch_pg_database(pg_url))))
+            databases.append(("postgresql", stack.enter_context(scratch_pg_database(pg_url))))
         for database, url in databases:
             engine = make_engine(url)
             upgrade(engine)
@@ -312,26 +293,6 @@ def _add_round(totals: list[float], seconds: float, wrong: tuple[int, int]) -> N
     totals[2] += wrong[1]
 
 
-def _format(figures: list[dict[str, Any]]) -> str:
-    def number(value: float | None) -> str:
-        if value is None:
-            return "-"
-        if isinstance(value, int):
-            return f"{value:,}"
-        return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
-
-    header = f"{'figure':<42} {'cxdesk':>9} {'baseline':>9} {'ratio':>7}  {'target':<20} met"
-    lines = [header, "-" * len(header)]
-    for figure in figures:
-        met = {True: "yes", False: "NO", None: ""}[figure["met"]]
-        lines.append(
-            f"{figure['name'] + ' (' + figure['unit'] + ')':<42} {number(figure['value']):>9} "
-            f"{number(figure['baseline']):>9} {number(figure['ratio']):>7}  "
-            f"{figure['target'] or '':<20} {met}"
-        )
-    return "\n".join(lines)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--messages", type=int, default=MESSAGES, help="emails to send")
@@ -342,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--messages and --repeats must be at least 1")
     figures = run(messages=args.messages, repeats=args.repeats, pg_url=args.pg)
     print(f"delivery: {args.messages} emails to a local aiosmtpd, best of {args.repeats} rounds")
-    print(_format(figures))
+    print(format_table(figures))
     wrong = [
         f
         for f in figures
