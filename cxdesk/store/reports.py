@@ -196,6 +196,12 @@ def _seconds_between(session: Session, start: Any, end: Any) -> ColumnElement[An
     return (func.julianday(end) - func.julianday(start)) * 86400.0
 
 
+def _ms(seconds: Any) -> float:
+    """To the millisecond: SQLite's julianday() arithmetic is off by some microseconds (a 50
+    minute wait came back as 2999.99998 s and was shown as 49m)."""
+    return round(float(seconds), 3)
+
+
 def _durations(session: Session, spans: Subquery, *, per_team: bool) -> dict[int | None, Durations]:
     """Count, median and p90 of ``spans`` (columns ``team_id``, ``seconds``), per team or
     for all of them (key None), in one statement."""
@@ -216,11 +222,11 @@ def _durations(session: Session, spans: Subquery, *, per_team: bool) -> dict[int
     if per_team:
         rows = session.execute(select(ranked.c.team_id, *measures).group_by(ranked.c.team_id))
         for team_id, count, median, p90 in rows:
-            found[team_id] = Durations(int(count), float(median), float(p90))
+            found[team_id] = Durations(int(count), _ms(median), _ms(p90))
     else:
         count, median, p90 = session.execute(select(*measures)).one()
         if count:
-            found[None] = Durations(int(count), float(median), float(p90))
+            found[None] = Durations(int(count), _ms(median), _ms(p90))
     return found
 
 

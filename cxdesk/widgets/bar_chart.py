@@ -23,6 +23,8 @@ RIGHT_HALF = "▐"
 """A bar's last half cell growing left."""
 AXIS = "│"
 MIN_TRACK = 10
+MAX_TRACK = 60
+"""Cells of the longest bar: wider, the figures drift too far from the bars to read."""
 LABEL_MAX = 24
 
 
@@ -93,7 +95,8 @@ class BarChart(Widget):
             return Text(self.empty, style=self.get_component_rich_style("bar-chart--empty"))
         label_width = min(LABEL_MAX, max(len(bar.label) for bar in self.bars))
         note_width = max(len(bar.note) for bar in self.bars)
-        track = max(MIN_TRACK, self.content_size.width - label_width - note_width - 2)
+        room = self.content_size.width - label_width - note_width - 2
+        track = max(MIN_TRACK, min(MAX_TRACK, room))
         positive = self.get_component_rich_style("bar-chart--positive")
         negative = self.get_component_rich_style("bar-chart--negative")
         axis = self.get_component_rich_style("bar-chart--axis")

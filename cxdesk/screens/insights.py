@@ -1,0 +1,200 @@
+"""The admin's Insights screen: CSAT % and NPS per team or per expert as horizontal bar charts
+with their number of answers, and each team's wait to pull and time to resolve (count, median,
+90th percentile) in a table, over all time, the last 30 days or the last 7 days.
+
+The figures are ``cxdesk report csat``'s (``store.reports``), read in a worker; they are read
+again when the desk changes. ``b`` switches between teams and experts, ``p`` steps through the
+periods, ``r`` reads again. A desk without answers says so instead of drawing empty charts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.widgets import DataTable, Footer, Header, Label
+from textual.worker import get_current_worker
+
+from cxdesk.errors import DeskError
+from cxdesk.screens.base import DeskScreen
+from cxdesk.store.db import read_session
+from cxdesk.store.reports import ScoreRow, TeamTimes, csat_report, team_times
+from cxdesk.store.tickets import format_wait
+from cxdesk.widgets.bar_chart import Bar, BarChart
+
+PERIODS: tuple[tuple[str, int | None], ...] = (
+    ("all time", None),
+    ("last 30 days", 30),
+    ("last 7 days", 7),
+)
+"""Name and length in days (None: everything) of the periods ``p`` steps through."""
+TIMES_COLUMNS = ("Team", "Pulled", "Wait (median)", "Wait (p90)", "Resolved",
+                 "Resolve (median)", "Resolve (p90)")  # fmt: skip
+NO_FIGURE = "–"
+NPS_TITLE = "NPS: % promoters (9-10) - % detractors (0-6)"
+NPS_BY_EXPERT = " · an NPS answer names no expert: (none)"
+_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def shown_seconds(seconds: float | None) -> str:
+    """A duration as the desk shows waits (``7m``, ``1h 05m``); a dash for none."""
+    if seconds is None:
+        return NO_FIGURE
+    return format_wait(_EPOCH, _EPOCH + timedelta(seconds=seconds))
+
+
+def answers(count: int) -> str:
+    return f"{count} answer" if count == 1 else f"{count} answers"
+
+
+def csat_bars(rows: list[ScoreRow]) -> list[Bar]:
+    return [
+        Bar(row.group, row.csat_percent, f"{row.csat_percent:5.1f}%  {answers(row.csat_answers)}")
+        for row in rows
+        if row.csat_percent is not None
+    ]
+
+
+def nps_bars(rows: list[ScoreRow]) -> list[Bar]:
+    return [
+        Bar(row.group, row.nps, f"{row.nps:+6.1f}  {answers(row.nps_answers)}")
+        for row in rows
+        if row.nps is not None
+    ]
+
+
+@dataclass(frozen=True)
+class InsightsRead:
+    """What the screen shows, read in one worker pass."""
+
+    by: str
+    period: int
+    scores: list[ScoreRow]
+    times: list[TeamTimes]
+
+    @property
+    def period_name(self) -> str:
+        return PERIODS[self.period][0]
+
+
+class InsightsScreen(DeskScreen):
+    DEFAULT_CSS = """
+    InsightsScreen #insights-info { padding: 0 1; color: $text-muted; }
+    InsightsScreen #insights-body { height: 1fr; padding: 0 1; }
+    InsightsScreen .chart-title { margin-top: 1; text-style: bold; color: $accent; }
+    InsightsScreen #insights-empty { margin: 1 0; text-style: bold; color: $warning; }
+    InsightsScreen #times { height: auto; }
+    """
+    BINDINGS = [
+        Binding("b", "toggle_by", "By expert/team"),
+        Binding("p", "next_period", "Period"),
+        Binding("r", "refresh", "Refresh"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.by = "team"
+        """How answers are grouped: ``team`` or ``expert``."""
+        self.period = 0
+        """Index into PERIODS."""
+        self.read: InsightsRead | None = None
+        """What the screen shows, as last read; None until the first read finishes."""
+        self._reading = 0
+        """Reads started and not finished: a desk change does not pile up more of them."""
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Label("Loading…", id="insights-info")
+        with VerticalScroll(id="insights-body"):
+            yield Label("", id="insights-empty")
+            yield Label("CSAT: share of answers 4 or 5 of 5", classes="chart-title score")
+            yield BarChart(low=0, high=100, id="csat", classes="score")
+            yield Label(NPS_TITLE, id="nps-title", classes="chart-title score")
+            yield BarChart(low=-100, high=100, id="nps", classes="score")
+            yield Label("Wait to pull and time to resolve per team", classes="chart-title")
+            times: DataTable[str] = DataTable(id="times", cursor_type="none", zebra_stripes=True)
+            times.add_columns(*TIMES_COLUMNS)
+            yield times
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.request()
+
+    def reload(self) -> None:
+        if not self._reading:  # a read is on its way: it shows the change or the next one will
+            self.request()
+
+    def request(self) -> None:
+        self._reading += 1
+        self.load(self.by, self.period)
+
+    @work(thread=True, exclusive=True, group="insights-load", exit_on_error=False)
+    def load(self, by: str, period: int) -> None:
+        try:
+            days = PERIODS[period][1]
+            since = None if days is None else self.now() - timedelta(days=days)
+            try:
+                with read_session(self.engine) as session:
+                    scores = csat_report(session, by=by, since=since)
+                    times = team_times(session, since=since)
+            except DeskError as error:
+                self.report(error)
+                return
+            if not get_current_worker().is_cancelled:
+                self.app.call_from_thread(self._show, InsightsRead(by, period, scores, times))
+        finally:
+            self.app.call_from_thread(self._read_done)
+
+    def _read_done(self) -> None:
+        self._reading = max(0, self._reading - 1)
+
+    def _show(self, read: InsightsRead) -> None:
+        self.read = read
+        total = read.scores[-1]
+        self.query_one("#insights-info", Label).update(
+            f"CSAT and NPS by {read.by} · {read.period_name} · "
+            f"{total.csat_answers} CSAT and {total.nps_answers} NPS answers"
+        )
+        answered = bool(total.csat_answers or total.nps_answers)
+        empty = self.query_one("#insights-empty", Label)
+        empty.display = not answered
+        empty.update(
+            "No survey answers yet"
+            if PERIODS[read.period][1] is None
+            else f"No survey answers in the {read.period_name}"
+        )
+        for part in self.query(".score"):
+            part.display = answered
+        self.query_one("#nps-title", Label).update(
+            NPS_TITLE + (NPS_BY_EXPERT if read.by == "expert" else "")
+        )
+        self.query_one("#csat", BarChart).show(csat_bars(read.scores), empty="No CSAT answers yet")
+        self.query_one("#nps", BarChart).show(nps_bars(read.scores), empty="No NPS answers yet")
+        table: DataTable[str] = self.query_one("#times", DataTable)
+        table.clear()
+        for row in read.times:
+            table.add_row(
+                row.team,
+                str(row.wait.count),
+                shown_seconds(row.wait.median),
+                shown_seconds(row.wait.p90),
+                str(row.resolve.count),
+                shown_seconds(row.resolve.median),
+                shown_seconds(row.resolve.p90),
+                key=row.team,
+            )
+
+    def action_toggle_by(self) -> None:
+        self.by = "expert" if self.by == "team" else "team"
+        self.request()
+
+    def action_next_period(self) -> None:
+        self.period = (self.period + 1) % len(PERIODS)
+        self.request()
+
+    def action_refresh(self) -> None:
+        self.request()
