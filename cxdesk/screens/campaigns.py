@@ -1,0 +1,304 @@
+"""The admin's campaigns screen: past campaigns, and a form that previews and sends a new one.
+
+The form (name, contact filters, team, assignee, subject, description, status) builds a
+``CampaignSpec``, as ``cxdesk campaign create`` does. Preview (``ctrl+r``, or Enter in any
+field) runs ``plan_campaign`` and shows the count and the first tickets, writing nothing.
+Send (``ctrl+s``) previews again, asks to confirm with the count, then runs ``send_campaign``
+inside ``unit_of_work``: every ticket, its workflows and the saved view commit together, or
+nothing does. A refusal (bad filter, taken name, more than 1,000 contacts...) is one line.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import DataTable, Footer, Header, Input, Label, Select
+
+from cxdesk.engine.dispatch import unit_of_work
+from cxdesk.errors import DeskError, ValidationFailed
+from cxdesk.screens.base import DeskScreen, shown_time
+from cxdesk.store.campaigns import (
+    CampaignPlan,
+    CampaignSpec,
+    campaign_rows,
+    plan_campaign,
+    send_campaign,
+    view_name,
+)
+from cxdesk.store.contacts import parse_filters
+from cxdesk.store.db import read_session
+from cxdesk.store.directory import list_statuses, list_teams, team_members
+from cxdesk.widgets.confirm_dialog import ConfirmDialog
+
+NOBODY = "(nobody: the tickets wait in the queue)"
+FILTER_HINT = "plan=enterprise, renewal<2027-01-01 (comma-separated; all must hold)"
+CAMPAIGN_COLUMNS = ("name", "subject", "team", "status", "tickets", "created")
+PREVIEW_COLUMNS = ("customer", "email", "subject")
+
+
+@dataclass(frozen=True)
+class FormChoices:
+    """What the form's lists offer: the statuses and each team's members."""
+
+    statuses: list[str]
+    members_by_team: dict[str, list[str]]
+
+
+@dataclass(frozen=True)
+class CampaignForm:
+    """What is typed and chosen in the form, as text."""
+
+    name: str
+    filters: str
+    team: str
+    assignee: str
+    subject: str
+    description: str
+    status: str
+
+    def spec(self) -> CampaignSpec:
+        """The campaign to plan or send; a bad filter or a missing team is a DeskError."""
+        texts = [part for part in re.split(r"[,\n]", self.filters) if part.strip()]
+        filters = parse_filters(texts)
+        if not self.team:
+            raise ValidationFailed({"team": "is required: choose one"})
+        return CampaignSpec(
+            name=self.name,
+            filters=filters,
+            subject=self.subject,
+            team=self.team,
+            description=self.description,
+            status=self.status or "new",
+            assignee=self.assignee or None,
+        )
+
+
+class CampaignsScreen(DeskScreen):
+    DEFAULT_CSS = """
+    CampaignsScreen #campaign-body { height: 1fr; }
+    CampaignsScreen #campaign-form { width: 64; padding: 0 2; }
+    CampaignsScreen #campaign-side { width: 1fr; padding: 0 1; }
+    CampaignsScreen .question { margin-top: 1; text-style: bold; }
+    CampaignsScreen .hint { color: $text-muted; margin-top: 1; }
+    CampaignsScreen #outcome { width: 100%; height: auto; }
+    CampaignsScreen #outcome.-refused { color: $error; }
+    CampaignsScreen #outcome.-sent { color: $success; }
+    CampaignsScreen #preview { height: auto; max-height: 9; }
+    CampaignsScreen #campaigns { height: 1fr; }
+    """
+    BINDINGS = [
+        Binding("ctrl+r", "preview", "Preview"),
+        Binding("ctrl+s", "send", "Send"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.choices = FormChoices([], {})
+        self.plan: CampaignPlan | None = None
+        """The last preview that succeeded (None after a refusal or a send)."""
+        self.sending = False
+        """A send is being confirmed or written: a second one waits for it."""
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="campaign-body"):
+            with VerticalScroll(id="campaign-form"):
+                yield Label("New campaign", classes="question")
+                for label, widget in (
+                    ("Name * (unique; tags every ticket)",
+                     Input(placeholder="Renewal 2027", id="name")),
+                    ("Contacts *", Input(placeholder=FILTER_HINT, id="filters")),
+                    ("Team *", Select[str]([], prompt="Choose a team", id="team")),
+                    ("Assignee", Select[str]([], prompt=NOBODY, id="assignee")),
+                    ("Subject *", Input(placeholder="Your renewal is coming up", id="subject")),
+                    ("Description", Input(placeholder="Stored on every ticket", id="description")),
+                    ("Status", Select[str]([], prompt="new", id="status")),
+                ):  # fmt: skip
+                    yield Label(label, classes="question", markup=False)
+                    yield widget
+                yield Label(
+                    "Enter or ctrl+r previews · ctrl+s sends (asks first)",
+                    classes="hint",
+                )
+            with Vertical(id="campaign-side"):
+                yield Label("Preview", classes="question")
+                yield Label("Fill the form, then preview.", id="outcome", markup=False)
+                preview: DataTable[str] = DataTable(id="preview", cursor_type="row")
+                preview.add_columns(*PREVIEW_COLUMNS)
+                yield preview
+                yield Label("Campaigns", classes="question")
+                campaigns: DataTable[str] = DataTable(
+                    id="campaigns", cursor_type="row", zebra_stripes=True
+                )
+                campaigns.add_columns(*CAMPAIGN_COLUMNS)
+                yield campaigns
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#name", Input).focus()
+        self.load_choices()
+        self.reload()
+
+    # -- loading -------------------------------------------------------------------------------
+
+    @work(thread=True, exit_on_error=False)
+    def load_choices(self) -> None:
+        try:
+            with read_session(self.engine) as session:
+                choices = FormChoices(
+                    statuses=[s.name for s in list_statuses(session)],
+                    members_by_team={
+                        t.name: [u.username for u in team_members(session, t)]
+                        for t in list_teams(session)
+                    },
+                )
+        except DeskError as error:
+            self.report(error)
+            return
+        self.app.call_from_thread(self._fill_choices, choices)
+
+    def _fill_choices(self, choices: FormChoices) -> None:
+        self.choices = choices
+        self.query_one("#team", Select).set_options([(t, t) for t in choices.members_by_team])
+        status = self.query_one("#status", Select)
+        status.set_options([(s, s) for s in choices.statuses])
+        if "new" in choices.statuses:
+            status.value = "new"
+
+    def reload(self) -> None:
+        self.load_campaigns()
+
+    @work(thread=True, exclusive=True, group="campaign-list", exit_on_error=False)
+    def load_campaigns(self) -> None:
+        try:
+            with read_session(self.engine) as session:
+                rows = campaign_rows(session)
+        except DeskError as error:
+            self.report(error)
+            return
+        self.app.call_from_thread(self._show_campaigns, rows)
+
+    def _show_campaigns(self, rows: list[tuple[str, str, str, str, int, str]]) -> None:
+        table: DataTable[str] = self.query_one("#campaigns", DataTable)
+        table.clear()
+        for row in reversed(rows):  # the newest first
+            *shown, created = (str(cell) for cell in row)
+            table.add_row(*shown, shown_time(created), key=row[0])
+
+    @on(Select.Changed, "#team")
+    def _team_changed(self, event: Select.Changed) -> None:
+        team = "" if event.value is Select.NULL else str(event.value)
+        members = self.choices.members_by_team.get(team, [])
+        self.query_one("#assignee", Select).set_options([(m, m) for m in members])
+
+    # -- preview and send ----------------------------------------------------------------------
+
+    def form(self) -> CampaignForm:
+        def text(widget_id: str) -> str:
+            widget = self.query_one(f"#{widget_id}")
+            if isinstance(widget, Select):
+                return "" if widget.is_blank() else str(widget.value)
+            assert isinstance(widget, Input)
+            return widget.value
+
+        return CampaignForm(
+            name=text("name"),
+            filters=text("filters"),
+            team=text("team"),
+            assignee=text("assignee"),
+            subject=text("subject"),
+            description=text("description"),
+            status=text("status"),
+        )
+
+    @on(Input.Submitted)
+    def _submitted(self) -> None:
+        self.action_preview()
+
+    def action_preview(self) -> None:
+        if not self.sending:
+            self._set_outcome("Counting…")
+            self.preview(self.form(), then_confirm=False)
+
+    def action_send(self) -> None:
+        if not self.sending:
+            self.sending = True
+            self._set_outcome("Counting…")
+            self.preview(self.form(), then_confirm=True)
+
+    @work(thread=True, exclusive=True, group="campaign", exit_on_error=False)
+    def preview(self, form: CampaignForm, *, then_confirm: bool) -> None:
+        """Plan the campaign (writes nothing); then show it, and ask to send when sending."""
+        try:
+            spec = form.spec()
+            with read_session(self.engine) as session:
+                plan = plan_campaign(session, spec)
+        except DeskError as error:
+            self.app.call_from_thread(self._refused, str(error))
+            return
+        self.app.call_from_thread(self._show_plan, plan, then_confirm)
+
+    def _show_plan(self, plan: CampaignPlan, then_confirm: bool) -> None:
+        self.plan = plan
+        spec = plan.spec
+        self._set_outcome(
+            f"Would create {plan.count} ticket(s) for team {spec.team}, tagged {spec.name!r}, "
+            f"status {spec.status}, owner {spec.assignee or 'nobody'}: {spec.subject}"
+            + (f" (first {len(plan.first)} below)" if plan.count > len(plan.first) else "")
+        )
+        table: DataTable[str] = self.query_one("#preview", DataTable)
+        table.clear()
+        for contact in plan.first:
+            table.add_row(contact.name, contact.email, spec.subject)
+        if then_confirm:
+            question = (
+                f"Send campaign {spec.name!r}? It creates {plan.count} ticket(s) for team "
+                f"{spec.team} and the saved view {plan.view_name!r}."
+            )
+            self.app.push_screen(ConfirmDialog(question, yes="Enter or y: send"), self._confirmed)
+
+    def _confirmed(self, confirmed: bool | None) -> None:
+        if not confirmed or self.plan is None:
+            self.sending = False
+            self._set_outcome("Not sent.")
+            return
+        self._set_outcome("Sending…")
+        self.send(self.plan.spec)
+
+    @work(thread=True, exclusive=True, group="campaign", exit_on_error=False)
+    def send(self, spec: CampaignSpec) -> None:
+        """Every ticket, its workflows and the saved view in one transaction, or none."""
+        try:
+            with unit_of_work(self.engine) as session:
+                campaign, tickets = send_campaign(session, actor=self.user, spec=spec)
+                name, created = campaign.name, len(tickets)
+        except DeskError as error:
+            self.app.call_from_thread(self._refused, f"Nothing sent: {error}")
+            return
+        self.app.call_from_thread(self._sent, name, created)
+
+    def _sent(self, name: str, created: int) -> None:
+        self.sending = False
+        self.plan = None
+        message = f"Created {created} tickets; saved view {view_name(name)!r}"
+        self._set_outcome(message, state="-sent")
+        self.query_one("#preview", DataTable).clear()
+        self.notify(message, markup=False)
+        self.reload()
+
+    def _refused(self, message: str) -> None:
+        self.sending = False
+        self.plan = None
+        self.query_one("#preview", DataTable).clear()
+        self._set_outcome(message, state="-refused")
+
+    def _set_outcome(self, text: str, *, state: str = "") -> None:
+        outcome = self.query_one("#outcome", Label)
+        outcome.update(text)
+        outcome.set_class(state == "-refused", "-refused")
+        outcome.set_class(state == "-sent", "-sent")
