@@ -22,7 +22,7 @@ from cxdesk.screens.insights import InsightsScreen
 from cxdesk.screens.queues import QueuesScreen
 from cxdesk.widgets.bar_chart import EIGHTHS, FULL, BarChart
 from tests.desk import build_small_desk
-from tests.test_insights import answer, build_insights_desk
+from tests.test_insights import answer, build_insights_desk, worked_ticket
 from tests.test_tui_views import desk, log_in, palette, run_app, wait_until
 
 
@@ -125,6 +125,20 @@ def test_admin_sees_csat_nps_and_times_per_team_and_switches_grouping_and_period
         assert "6 CSAT" in info(screen)
 
     run_app(engine, quiet_desk, script)
+
+
+def test_a_desk_change_reads_the_figures_again(engine: Engine) -> None:
+    build_insights_desk(engine)
+
+    async def script(app: CxDeskApp, pilot: Pilot[Any]) -> None:
+        screen = await open_insights(app, pilot)
+        assert times_row(screen, "360")[1] == "3"
+        screen.auto_reload_seconds = 0  # not 30 s between reads here
+        worked_ticket(engine, "360", "maya", wait_minutes=90, resolve_minutes=100)  # elsewhere
+        await wait_until(pilot, lambda: times_row(screen, "360")[1] == "4", "the new pull")
+        assert times_row(screen, "360")[2:4] == ["25m", "1h 30m"]
+
+    run_app(engine, desk("admin"), script)
 
 
 def test_empty_desk_says_there_are_no_answers_yet(engine: Engine) -> None:

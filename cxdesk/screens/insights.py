@@ -2,13 +2,17 @@
 with their number of answers, and each team's wait to pull and time to resolve (count, median,
 90th percentile) in a table, over all time, the last 30 days or the last 7 days.
 
-The figures are ``cxdesk report csat``'s (``store.reports``), read in a worker; they are read
-again when the desk changes. ``b`` switches between teams and experts, ``p`` steps through the
-periods, ``r`` reads again. A desk without answers says so instead of drawing empty charts.
+The figures are ``cxdesk report csat``'s (``store.reports``), read in a worker. When the desk
+changes they are read again, at most every ``AUTO_RELOAD_SECONDS`` (an all-time read of a
+100,000-ticket desk takes about a second, and a busy desk changes every second).
+
+Keys: ``b`` switches between teams and experts, ``p`` steps through the periods, ``r`` reads
+again. A desk without answers says so instead of drawing empty charts.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -16,6 +20,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
+from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, Label
 from textual.worker import get_current_worker
 
@@ -34,6 +39,7 @@ PERIODS: tuple[tuple[str, int | None], ...] = (
 """Name and length in days (None: everything) of the periods ``p`` steps through."""
 TIMES_COLUMNS = ("Team", "Pulled", "Wait (median)", "Wait (p90)", "Resolved",
                  "Resolve (median)", "Resolve (p90)")  # fmt: skip
+AUTO_RELOAD_SECONDS = 30.0
 NO_FIGURE = "–"
 NPS_TITLE = "NPS: % promoters (9-10) - % detractors (0-6)"
 NPS_BY_EXPERT = " · an NPS answer names no expert: (none)"
@@ -103,8 +109,12 @@ class InsightsScreen(DeskScreen):
         """Index into PERIODS."""
         self.read: InsightsRead | None = None
         """What the screen shows, as last read; None until the first read finishes."""
+        self.auto_reload_seconds = AUTO_RELOAD_SECONDS
+        """The least time between the reads a desk change starts (``r`` reads at once)."""
         self._reading = 0
         """Reads started and not finished: a desk change does not pile up more of them."""
+        self._last_request = 0.0
+        self._pending_reload: Timer | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -125,10 +135,21 @@ class InsightsScreen(DeskScreen):
         self.request()
 
     def reload(self) -> None:
-        if not self._reading:  # a read is on its way: it shows the change or the next one will
+        """Read again for a desk change: now, or once the last read is old enough."""
+        if self._pending_reload is not None:
+            return  # one is already planned, and it will see this change too
+        due = self._last_request + self.auto_reload_seconds - time.monotonic()
+        if due <= 0 and not self._reading:
             self.request()
+        else:
+            self._pending_reload = self.set_timer(max(due, 1.0), self._planned_reload)
+
+    def _planned_reload(self) -> None:
+        self._pending_reload = None
+        self.reload()
 
     def request(self) -> None:
+        self._last_request = time.monotonic()
         self._reading += 1
         self.load(self.by, self.period)
 
