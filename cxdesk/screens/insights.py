@@ -41,6 +41,7 @@ TIMES_COLUMNS = ("Team", "Pulled", "Wait (median)", "Wait (p90)", "Resolved",
                  "Resolve (median)", "Resolve (p90)")  # fmt: skip
 AUTO_RELOAD_SECONDS = 30.0
 NO_FIGURE = "–"
+CSAT_TITLE = "CSAT: share of satisfied answers (the top two points: 4-5 of 5)"
 NPS_TITLE = "NPS: % promoters (9-10) - % detractors (0-6)"
 NPS_BY_EXPERT = " · an NPS answer names no expert: (none)"
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
@@ -121,7 +122,7 @@ class InsightsScreen(DeskScreen):
         yield Label("Loading…", id="insights-info")
         with VerticalScroll(id="insights-body"):
             yield Label("", id="insights-empty")
-            yield Label("CSAT: share of answers 4 or 5 of 5", classes="chart-title score")
+            yield Label(CSAT_TITLE, classes="chart-title score")
             yield BarChart(low=0, high=100, id="csat", classes="score")
             yield Label(NPS_TITLE, id="nps-title", classes="chart-title score")
             yield BarChart(low=-100, high=100, id="nps", classes="score")
