@@ -9,7 +9,8 @@ drop off; a pull moves a ticket to the top. It reads the desk again by itself ev
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, Protocol, cast
 
 from rich.text import Text
@@ -25,7 +26,8 @@ from cxdesk.store.db import read_session
 from cxdesk.store.pages import BoardRow, board_rows
 
 BOARD_ROWS = 25
-BOARD_COLUMNS = ("Customer", "Expert", "Product", "Ticket", "Last update")
+BOARD_COLUMNS = {"Customer": 14, "Expert": 20, "Product": 20, "Ticket": 9, "Last update": 11}
+"""Heading -> width: fixed, so a long product name never squeezes the customer's."""
 
 
 class _HasEngine(Protocol):
@@ -36,7 +38,7 @@ class _HasEngine(Protocol):
 def board_cells(row: BoardRow) -> tuple[Text, ...]:
     return (
         Text(row.customer, style="bold"),
-        Text(row.expert or "waiting for an expert", style="" if row.expert else "italic"),
+        Text(row.expert or "waiting", style="" if row.expert else "italic"),
         Text(row.product),
         Text(row.key, style="bold"),
         Text(row.updated_at.astimezone().strftime("%H:%M")),
@@ -63,11 +65,12 @@ class BoardScreen(Screen[Any]):
         return cast(_HasEngine, self.app)
 
     def compose(self) -> ComposeResult:
-        yield Label("Ask the Experts: who is being helped", id="board-title")
+        yield Label("Who is being helped", id="board-title")
         table: DataTable[Text] = DataTable(
-            id="board", cursor_type="none", zebra_stripes=True, cell_padding=3
+            id="board", cursor_type="none", zebra_stripes=True, cell_padding=2
         )
-        table.add_columns(*BOARD_COLUMNS)
+        for heading, width in BOARD_COLUMNS.items():
+            table.add_column(heading, width=width)
         yield table
         yield Label("", id="board-clock")
         yield Footer()
@@ -90,8 +93,9 @@ class BoardScreen(Screen[Any]):
         self.app.call_from_thread(self._show, rows)
 
     def _show(self, rows: list[BoardRow]) -> None:
+        clock: Callable[[], datetime] = getattr(self.app, "clock", lambda: datetime.now(UTC))
         self.query_one("#board-clock", Label).update(
-            f"Updated {datetime.now().astimezone().strftime('%H:%M:%S')}"
+            f"Updated {clock().astimezone().strftime('%H:%M:%S')}"
         )
         if rows == self.rows:
             return

@@ -10,7 +10,7 @@ move the card to the neighbouring column: a real status change (through ``update
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from rich.text import Text
 from textual import on, work
@@ -127,7 +127,7 @@ class KanbanScreen(DeskScreen):
         old = self.board
         self.board = board
         statuses = [c.status for c in board.columns]
-        now = datetime.now(UTC)
+        now = self.now()
         if old is None or [c.status for c in old.columns] != statuses:
             self.call_later(self._build_columns, board, now)
             return

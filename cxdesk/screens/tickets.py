@@ -140,9 +140,12 @@ class TicketsScreen(DeskScreen):
     def load(self, flt: TicketFilter, sort: Sort, offset: int, quiet: bool = False) -> None:
         try:
             try:
+                now = self.now()  # "the last 30 days" count back from the app's clock
                 with read_session(self.engine) as session:
-                    rows = ticket_page(session, flt, sort=sort, offset=offset, limit=PAGE_SIZE)
-                    summary = ticket_summary(session, flt)
+                    rows = ticket_page(
+                        session, flt, sort=sort, offset=offset, limit=PAGE_SIZE, now=now
+                    )
+                    summary = ticket_summary(session, flt, now=now)
             except DeskError as error:
                 if not quiet:
                     self.report(error)
