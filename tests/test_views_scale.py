@@ -127,6 +127,7 @@ def test_list_and_kanban_on_100000_tickets_read_pages(sqlite_url: str) -> None:
         assert fetched.unpaged() == []
         # Scrolling to the end of a column reads its next page, not the column.
         columns[1].focus()
+        await wait_until(pilot, lambda: columns[1].has_focus, "the focus on the second column")
         await pilot.press("end")
         await wait_until(pilot, lambda: columns[1].option_count == 2 * CARDS_PER_PAGE, "more")
         assert fetched.rows < 3 * ROWS_ALLOWED, fetched.rows
