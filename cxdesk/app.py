@@ -52,6 +52,8 @@ SCREENS = {
     "Stream": "Every ticket event, live",
     "History": "Tickets I submitted or own",
     "Board": "The waiting area's public dashboard",
+    "Insights": "CSAT, NPS, wait and resolve times per team (admin)",
+    "Campaigns": "Proactive tickets for a slice of the contact directory (admin)",
     "Check-in": "Check a customer in",
     "New ticket": "Open a ticket by hand",
     "Log out": "Back to the login screen",
@@ -59,6 +61,9 @@ SCREENS = {
 NOT_BUILT: frozenset[str] = frozenset()
 # Screens that show or change tickets: a volunteer only checks customers in.
 TICKET_SCREENS = frozenset({"Queues", "Tickets", "Kanban", "Stream", "History", "New ticket"})
+# Screens for the desk's admins only.
+ADMIN_SCREENS = frozenset({"Insights", "Campaigns"})
+ADMIN_REFUSAL = "Only an admin can open {name}"
 VOLUNTEER_REFUSAL = "A volunteer can check customers in, but cannot open ticket screens"
 ADMIN, VOLUNTEER = "admin", "volunteer"  # store.models.Role's values (a StrEnum)
 DELIVER_ENV = "CXDESK_DELIVER"
@@ -288,6 +293,8 @@ class CxDeskApp(App[None]):
             return "Log in first"
         if self.user.role == VOLUNTEER and name in TICKET_SCREENS:
             return VOLUNTEER_REFUSAL
+        if self.user.role != ADMIN and name in ADMIN_SCREENS:
+            return ADMIN_REFUSAL.format(name=name)
         if name in NOT_BUILT:
             return f"{name}: not built yet"
         return None
@@ -326,6 +333,14 @@ class CxDeskApp(App[None]):
             self._show(HistoryScreen())
         elif name == "Board":
             self._show(BoardScreen())
+        elif name == "Insights":
+            from cxdesk.screens.insights import InsightsScreen
+
+            self._show(InsightsScreen())
+        elif name == "Campaigns":
+            from cxdesk.screens.campaigns import CampaignsScreen
+
+            self._show(CampaignsScreen())
 
     def open_ticket(self, key: str) -> None:
         reason = "Log in first" if self.user is None else None
