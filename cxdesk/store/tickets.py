@@ -15,6 +15,7 @@ from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import Engine, bindparam, case, func, update
+from sqlalchemy import exists as sa_exists
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -26,9 +27,8 @@ from cxdesk.errors import (
     QueueEmpty,
     ValidationFailed,
 )
-from cxdesk.store.db import read_session
+from cxdesk.store.db import READ_ONLY_OPTION
 from cxdesk.store.directory import (
-    get_queue,
     get_setting,
     get_status,
     get_team,
@@ -42,6 +42,7 @@ from cxdesk.store.models import (
     Attachment,
     Comment,
     Event,
+    Membership,
     Priority,
     Queue,
     QueueOrder,
@@ -86,10 +87,51 @@ _PULL_RETRIES = 20
 _TICKETS = Ticket.__table__  # type: ignore[attr-defined]
 # Core, built once: the claim runs while SQLite's write lock is held.
 _CLAIM_TICKET = (
-    update(_TICKETS)
-    .where(_TICKETS.c.id == bindparam("ticket_id"), _TICKETS.c.owner_id.is_(None))
+    update(Ticket)
+    .where(col(Ticket.id) == bindparam("ticket_id"), col(Ticket.owner_id).is_(None))
     .values(owner_id=bindparam("owner_id"), status=bindparam("status"), updated_at=bindparam("now"))
+    .returning(Ticket)
+    .execution_options(synchronize_session=False)
 )
+# The queue by name, its team, and whether the caller is on that team: one row or none.
+_PULL_SCOPE = (
+    sa_select(
+        col(Queue.name),
+        col(Queue.ordering),
+        col(Team.id),
+        col(Team.name),
+        sa_exists()
+        .where(
+            col(Membership.team_id) == col(Team.id),
+            col(Membership.user_id) == bindparam("user_id"),
+        )
+        .label("member"),
+    )
+    .join(Team, col(Team.id) == col(Queue.team_id))
+    .where(col(Queue.name) == bindparam("queue_name"))
+)
+_WAITING = (
+    sa_select(col(Ticket.id), col(Ticket.status))
+    .join(Status, col(Status.name) == col(Ticket.status))
+    .where(
+        col(Ticket.team_id) == bindparam("team_id"),
+        col(Ticket.owner_id).is_(None),
+        col(Status.category) == StatusCategory.open,
+    )
+)
+_PULL_WAITING = sa_select(func.count()).select_from(_WAITING.subquery())
+
+
+def _candidate(by_priority: bool, postgres: bool) -> Any:
+    order: list[Any] = []
+    if by_priority:
+        order.append(case(PRIORITY_RANK, value=Ticket.priority, else_=len(PRIORITY_RANK)))
+    statement = _WAITING.order_by(*order, col(Ticket.created_at), col(Ticket.id)).limit(1)
+    return statement.with_for_update(skip_locked=True, of=Ticket) if postgres else statement
+
+
+# (ordered by priority, on PostgreSQL) -> the SELECT of the next ticket to claim
+_PULL_CANDIDATE = {(p, pg): _candidate(p, pg) for p in (False, True) for pg in (False, True)}
 
 
 @dataclass(frozen=True)
@@ -361,53 +403,43 @@ def create_manual_ticket(
 def pull_next(session: Session, *, actor: User, queue_name: str) -> Ticket:
     """Give the caller the next unowned, unresolved ticket of the queue's team, atomically.
 
-    The queue, team and membership are read first on a separate read-only session, so on
-    SQLite the write lock (BEGIN IMMEDIATE, taken by the first statement on ``session``) is
-    held only for the claim itself: one SELECT of the candidate and one UPDATE of it.
-    PostgreSQL picks the candidate with FOR UPDATE SKIP LOCKED. Either way no two pullers
-    get the same ticket and none is skipped.
+    The queue, its team and the caller's membership are one read on a connection of their
+    own, so on SQLite the write lock (BEGIN IMMEDIATE, taken by the first statement on
+    ``session``) is held only for the claim: one SELECT of the candidate, one UPDATE ...
+    RETURNING of it that also loads the Ticket, and the events. PostgreSQL picks the
+    candidate with FOR UPDATE SKIP LOCKED. Either way no two pullers get the same ticket and
+    none is skipped. Statements are Core, built once: an expert's keystroke waits on them.
     """
     bind = session.get_bind()
     assert isinstance(bind, Engine)
-    with read_session(bind) as reader:
-        queue = get_queue(reader, queue_name)
-        team = reader.get(Team, queue.team_id)
-        assert team is not None and team.id is not None
-        if not is_member(reader, actor, team.id):
-            raise PermissionDenied(f"You are not on team {team.name}")
-    waiting = (
-        select(Ticket.id, Ticket.status)
-        .join(Status, col(Status.name) == col(Ticket.status))
-        .where(
-            Ticket.team_id == team.id,
-            col(Ticket.owner_id).is_(None),
-            Status.category == StatusCategory.open,
-        )
-    )
-    order: list[Any] = []
-    if queue.ordering == QueueOrder.priority:
-        order.append(case(PRIORITY_RANK, value=Ticket.priority, else_=len(PRIORITY_RANK)))
-    candidate = waiting.order_by(*order, col(Ticket.created_at), col(Ticket.id)).limit(1)
-    if bind.dialect.name == "postgresql":
-        candidate = candidate.with_for_update(skip_locked=True, of=Ticket)
+    with bind.connect().execution_options(**{READ_ONLY_OPTION: True}) as reader:
+        scope = reader.execute(_PULL_SCOPE, {"queue_name": queue_name, "user_id": actor.id}).first()
+    if scope is None:
+        raise NotFound(f"No queue named {queue_name!r}")
+    queue_name, ordering, team_id, team_name, member = scope
+    if not member:
+        raise PermissionDenied(f"You are not on team {team_name}")
+    postgres = bind.dialect.name == "postgresql"
+    candidate = _PULL_CANDIDATE[(ordering == QueueOrder.priority, postgres)]
+    connection = session.connection()
     for _attempt in range(_PULL_RETRIES):
-        found = session.connection().execute(candidate).first()
+        found = connection.execute(candidate, {"team_id": team_id}).first()
         if found is not None:
             break
-        remaining = session.execute(select(func.count()).select_from(waiting.subquery())).scalar()
-        if not remaining:
-            raise QueueEmpty(f"No tickets waiting in {queue.name}")
+        if not connection.execute(_PULL_WAITING, {"team_id": team_id}).scalar():
+            raise QueueEmpty(f"No tickets waiting in {queue_name}")
         time.sleep(0.005)  # all candidates locked by other pullers this instant: look again
     else:
-        raise DeskError(f"Queue {queue.name} is busy; try again")
+        raise DeskError(f"Queue {queue_name} is busy; try again")
     ticket_id, old_status = found
     new_status = "open" if old_status == "new" else old_status
-    claimed = session.connection().execute(
+    ticket = session.scalars(
         _CLAIM_TICKET,
         {"ticket_id": ticket_id, "owner_id": actor.id, "status": new_status, "now": utcnow()},
-    )
-    if claimed.rowcount != 1:  # cannot happen while we hold the lock; never hand out twice
-        raise DeskError(f"Queue {queue.name} is busy; try again")
+        execution_options={"populate_existing": True},
+    ).first()
+    if ticket is None:  # cannot happen while we hold the lock; never hand out twice
+        raise DeskError(f"Queue {queue_name} is busy; try again")
     record_event(
         session,
         kind="ticket.assigned_from_queue",
@@ -415,7 +447,7 @@ def pull_next(session: Session, *, actor: User, queue_name: str) -> Ticket:
         ticket_id=ticket_id,
         field_name="owner",
         to_value=actor.username,
-        detail=queue.name,
+        detail=queue_name,
     )
     if new_status != old_status:
         record_event(
@@ -427,8 +459,6 @@ def pull_next(session: Session, *, actor: User, queue_name: str) -> Ticket:
             from_value=old_status,
             to_value=new_status,
         )
-    ticket = session.get(Ticket, ticket_id, populate_existing=True)
-    assert ticket is not None
     return ticket
 
 
