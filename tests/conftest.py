@@ -7,6 +7,8 @@ Fixtures for tests:
 - ``db_url``: the same, as a URL string, for code that opens its own connections
   (subprocesses, the CLI). A test asking for both gets the same database in both.
 - ``sqlite_url`` / ``pg_url``: a fresh database of one backend only.
+- ``cli``: ``cli("ticket", "pull", "360", "--as", "maya")`` runs cxdesk on ``db_url``'s
+  database through ``main()``, as a user's shell would (``tests/cli_helpers.py``).
 
 Every test also runs with ``CXDESK_HOME`` in its own tmp folder and no other ``CXDESK_*``
 variable, so nothing reads or writes the real user folders or the developer's settings.
@@ -39,6 +41,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import psycopg
@@ -46,8 +49,10 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
+from cxdesk.cli import common
 from cxdesk.store.db import make_engine
 from cxdesk.store.migrate import upgrade
+from tests.cli_helpers import Cli, run_main
 
 pytest_plugins = ["tests.peers"]
 
@@ -250,6 +255,21 @@ def engine(db_url: str) -> Iterator[Engine]:
     engine = make_engine(db_url)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture
+def cli(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Iterator[Cli]:
+    """``cli("ticket", "pull", "360", "--as", "maya")`` runs cxdesk on this test's database."""
+    monkeypatch.setenv("CXDESK_DATABASE_URL", db_url)
+    # Rich sizes tables to the terminal; a fixed width keeps every cell whole in captured output.
+    for console in (common.console, common.err_console):
+        monkeypatch.setattr(console, "width", 200)
+    yield partial(run_main, capsys)
+    # The CLI keeps one engine per URL for the life of the process: close this test's.
+    common.engine_for(db_url).dispose()
+    common.engine_for.cache_clear()
 
 
 @pytest.fixture(autouse=True)

@@ -1,36 +1,18 @@
 """Shared by the closing-the-loop tests (contacts, campaigns, responses, reports, survey web):
-running the CLI on the test's database and writing CSV files.
-
-Each test module defines its ``cli`` fixture as ``yield from desk_cli(db_url, monkeypatch,
-capsys)``: one place for the setup, without importing fixtures across test modules.
+writing CSV files and reading the tickets a campaign or a response made. (Their ``cli``
+fixture is the one in ``tests/conftest.py``.)
 """
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator, Sequence
-from functools import partial
+from collections.abc import Sequence
 from pathlib import Path
 
-import pytest
 from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
-from cxdesk.cli import common
 from cxdesk.store.models import Team, Ticket, TicketTag
-from tests.cli_helpers import Cli, run_main
-
-
-def desk_cli(
-    db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> Iterator[Cli]:
-    """``cli("contact", "list")`` runs cxdesk on this test's database, as a user's shell would."""
-    monkeypatch.setenv("CXDESK_DATABASE_URL", db_url)
-    for console in (common.console, common.err_console):
-        monkeypatch.setattr(console, "width", 200)
-    yield partial(run_main, capsys)
-    common.engine_for(db_url).dispose()
-    common.engine_for.cache_clear()
 
 
 def write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[object]]) -> Path:

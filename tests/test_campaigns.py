@@ -8,7 +8,6 @@ workflow that cannot route one contact) leaves no ticket at all.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,14 +19,7 @@ from cxdesk.store.db import transaction
 from cxdesk.store.models import Campaign, Contact, OutboxMessage, SavedView, Ticket, TicketData
 from tests.cli_helpers import Cli, assert_one_error_line, table_counts
 from tests.desk import build_small_desk
-from tests.loop_helpers import desk_cli, tagged_tickets, team_of, ticket_count, write_csv
-
-
-@pytest.fixture
-def cli(
-    db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> Iterator[Cli]:
-    yield from desk_cli(db_url, monkeypatch, capsys)
+from tests.loop_helpers import tagged_tickets, team_of, ticket_count, write_csv
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ import socket
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
-from functools import partial
 from pathlib import Path
 
 import psycopg
@@ -45,7 +44,6 @@ from tests.cli_helpers import (
     assert_one_error_line,
     dump_tables,
     run_console_script,
-    run_main,
     table_counts,
 )
 
@@ -89,23 +87,6 @@ ADA = [
 
 
 # -- fixtures ----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def cli(
-    db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> Iterator[Cli]:
-    """``cli("ticket", "pull", "360", "--as", "maya")`` runs cxdesk on this test's database."""
-    monkeypatch.setenv("CXDESK_DATABASE_URL", db_url)
-    # argon2 at its default cost takes 0.1-0.3 s a hash, for 8 demo users in most tests.
-    monkeypatch.setenv("CXDESK_PASSWORD_HASH_COST", "cheapest")
-    # Rich sizes tables to the terminal; a fixed width keeps every cell whole in captured output.
-    for console in (common.console, common.err_console):
-        monkeypatch.setattr(console, "width", 200)
-    yield partial(run_main, capsys)
-    # The CLI keeps one engine per URL for the life of the process: close this test's.
-    common.engine_for(db_url).dispose()
-    common.engine_for.cache_clear()
 
 
 @pytest.fixture

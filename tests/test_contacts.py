@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,14 +11,7 @@ from sqlmodel import Session, col, select
 
 from cxdesk.store.models import Contact
 from tests.cli_helpers import Cli, assert_one_error_line, table_counts
-from tests.loop_helpers import desk_cli, write_csv
-
-
-@pytest.fixture
-def cli(
-    db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> Iterator[Cli]:
-    yield from desk_cli(db_url, monkeypatch, capsys)
+from tests.loop_helpers import write_csv
 
 
 def contacts(engine: Engine) -> dict[str, Contact]:

@@ -34,11 +34,10 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future
 from datetime import timedelta
 from email.utils import parsedate_to_datetime
-from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -47,7 +46,6 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import col, select
 
-from cxdesk.cli import common
 from cxdesk.config import load_settings
 from cxdesk.engine import outbox as outbox_module
 from cxdesk.engine.dispatch import unit_of_work
@@ -57,7 +55,7 @@ from cxdesk.store import tickets as ops
 from cxdesk.store.db import make_engine, read_session, transaction
 from cxdesk.store.directory import get_team, get_user
 from cxdesk.store.models import EscalationRule, Event, OutboxMessage, Ticket, utcnow
-from tests.cli_helpers import Cli, CliResult, assert_one_error_line, dump_tables, run_main
+from tests.cli_helpers import Cli, CliResult, assert_one_error_line, dump_tables
 from tests.desk import build_small_desk
 from tests.peers import TWILIO_TEST_ACCOUNT_SID, TWILIO_TEST_FROM, SmtpPeer
 
@@ -81,19 +79,6 @@ WAIT_S = 90.0
 
 
 # -- fixtures and helpers ----------------------------------------------------------------------
-
-
-@pytest.fixture
-def cli(
-    db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> Iterator[Cli]:
-    """``cli("worker", "--once")`` runs cxdesk on this test's database (as in test_cli.py)."""
-    monkeypatch.setenv("CXDESK_DATABASE_URL", db_url)
-    for console in (common.console, common.err_console):
-        monkeypatch.setattr(console, "width", 200)
-    yield partial(run_main, capsys)
-    common.engine_for(db_url).dispose()
-    common.engine_for.cache_clear()
 
 
 def smtp_variables(peer: SmtpPeer) -> dict[str, str]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -20,14 +19,7 @@ from cxdesk.engine.dispatch import unit_of_work
 from cxdesk.store.models import OutboxMessage, Survey, SurveyResponse, Ticket
 from cxdesk.store.survey_links import answer_by_link
 from tests.cli_helpers import Cli, assert_one_error_line, table_counts
-from tests.loop_helpers import desk_cli, team_of, write_csv
-
-
-@pytest.fixture
-def cli(
-    db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> Iterator[Cli]:
-    yield from desk_cli(db_url, monkeypatch, capsys)
+from tests.loop_helpers import team_of, write_csv
 
 
 @pytest.fixture

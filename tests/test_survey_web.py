@@ -27,17 +27,10 @@ from cxdesk.engine.worker import DeliveryWorker
 from cxdesk.store.models import Event, OutboxMessage, SurveyResponse, Ticket, User, utcnow
 from cxdesk.web.app import make_survey_server, serve_in_thread
 from tests.cli_helpers import Cli, assert_one_error_line, table_counts
-from tests.loop_helpers import desk_cli, team_of
+from tests.loop_helpers import team_of
 from tests.peers import SmtpPeer, free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
-
-
-@pytest.fixture
-def cli(
-    db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> Iterator[Cli]:
-    yield from desk_cli(db_url, monkeypatch, capsys)
 
 
 @pytest.fixture

@@ -6,9 +6,7 @@ PostgreSQL, through the store and through the ``cxdesk`` CLI.
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
 from datetime import datetime, timedelta
-from functools import partial
 from pathlib import Path
 
 import openpyxl
@@ -16,7 +14,6 @@ import pytest
 from sqlalchemy import Engine, update
 from sqlmodel import select
 
-from cxdesk.cli import common
 from cxdesk.engine.dispatch import unit_of_work
 from cxdesk.errors import DeskError, NotFound, PermissionDenied
 from cxdesk.store.db import read_session, transaction
@@ -42,7 +39,7 @@ from cxdesk.store.views import (
     ticket_page,
     ticket_summary,
 )
-from tests.cli_helpers import Cli, assert_one_error_line, run_main, table_counts
+from tests.cli_helpers import Cli, assert_one_error_line, table_counts
 from tests.desk import build_small_desk
 
 # -- a desk with known tickets -----------------------------------------------------------------
@@ -301,18 +298,6 @@ def test_export_store_writes_nothing_on_a_bad_filter(engine: Engine, tmp_path: P
 
 
 # -- the CLI -----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def cli(
-    db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> Iterator[Cli]:
-    monkeypatch.setenv("CXDESK_DATABASE_URL", db_url)
-    for console in (common.console, common.err_console):
-        monkeypatch.setattr(console, "width", 200)
-    yield partial(run_main, capsys)
-    common.engine_for(db_url).dispose()
-    common.engine_for.cache_clear()
 
 
 def test_cli_export_xlsx_and_csv(engine: Engine, cli: Cli, tmp_path: Path) -> None:
