@@ -7,6 +7,9 @@ can react to them inside the same transaction (``cxdesk.engine.dispatch``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 from sqlalchemy import insert
 from sqlmodel import Session
 
@@ -17,6 +20,18 @@ PENDING_KEY = "cxdesk_pending_events"
 # Core, not ORM: built once, no ORM bulk-persistence path on every write.
 _EVENTS = Event.__table__  # type: ignore[attr-defined]
 _INSERT_EVENT = insert(_EVENTS).returning(_EVENTS.c.id)
+_INSERT_EVENTS = insert(_EVENTS).returning(_EVENTS.c.id, sort_by_parameter_order=True)
+
+
+@dataclass(frozen=True)
+class Change:
+    """One log line of ``record_events``: what happened to the ticket, from -> to."""
+
+    kind: str
+    field_name: str | None = None
+    from_value: object = None
+    to_value: object = None
+    detail: str | None = None
 
 
 def record_event(
@@ -61,6 +76,32 @@ def record_event(
     if triggers_workflows:
         session.info.setdefault(PENDING_KEY, []).append(event_id)
     return event_id
+
+
+def record_events(
+    session: Session, *, actor: User | None, ticket_id: int, changes: Sequence[Change]
+) -> list[int]:
+    """Write several log lines of one ticket in one statement (one round trip to the
+    server): for a pull, which holds SQLite's write lock and an expert's keystroke."""
+    now = utcnow()
+    rows = [
+        {
+            "kind": change.kind,
+            "actor_id": actor.id if actor else None,
+            "ticket_id": ticket_id,
+            "response_id": None,
+            "field_name": change.field_name,
+            "from_value": None if change.from_value is None else str(change.from_value),
+            "to_value": None if change.to_value is None else str(change.to_value),
+            "detail": change.detail,
+            "created_at": now,
+            "dispatched_at": None,
+        }
+        for change in changes
+    ]
+    ids = list(session.connection().execute(_INSERT_EVENTS, rows).scalars())
+    session.info.setdefault(PENDING_KEY, []).extend(ids)
+    return ids
 
 
 def take_pending_events(session: Session) -> list[int]:

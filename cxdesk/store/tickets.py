@@ -36,7 +36,7 @@ from cxdesk.store.directory import (
     is_member,
     team_members,
 )
-from cxdesk.store.events import record_event
+from cxdesk.store.events import Change, record_event, record_events
 from cxdesk.store.models import (
     PRIORITY_RANK,
     Attachment,
@@ -403,8 +403,8 @@ def create_manual_ticket(
 def pull_next(session: Session, *, actor: User, queue_name: str) -> Ticket:
     """Give the caller the next unowned, unresolved ticket of the queue's team, atomically.
 
-    The queue, its team and the caller's membership are one read on a connection of their
-    own, so on SQLite the write lock (BEGIN IMMEDIATE, taken by the first statement on
+    The queue, its team and the caller's membership are one read, on SQLite on a connection
+    of its own, so the write lock (BEGIN IMMEDIATE, taken by the first statement on
     ``session``) is held only for the claim: one SELECT of the candidate, one UPDATE ...
     RETURNING of it that also loads the Ticket, and the events. PostgreSQL picks the
     candidate with FOR UPDATE SKIP LOCKED. Either way no two pullers get the same ticket and
@@ -412,14 +412,18 @@ def pull_next(session: Session, *, actor: User, queue_name: str) -> Ticket:
     """
     bind = session.get_bind()
     assert isinstance(bind, Engine)
-    with bind.connect().execution_options(**{READ_ONLY_OPTION: True}) as reader:
-        scope = reader.execute(_PULL_SCOPE, {"queue_name": queue_name, "user_id": actor.id}).first()
+    postgres = bind.dialect.name == "postgresql"
+    scope_params = {"queue_name": queue_name, "user_id": actor.id}
+    if postgres:  # no desk-wide write lock to keep short: read it in the transaction
+        scope = session.connection().execute(_PULL_SCOPE, scope_params).first()
+    else:
+        with bind.connect().execution_options(**{READ_ONLY_OPTION: True}) as reader:
+            scope = reader.execute(_PULL_SCOPE, scope_params).first()
     if scope is None:
         raise NotFound(f"No queue named {queue_name!r}")
     queue_name, ordering, team_id, team_name, member = scope
     if not member:
         raise PermissionDenied(f"You are not on team {team_name}")
-    postgres = bind.dialect.name == "postgresql"
     candidate = _PULL_CANDIDATE[(ordering == QueueOrder.priority, postgres)]
     connection = session.connection()
     for _attempt in range(_PULL_RETRIES):
@@ -440,25 +444,12 @@ def pull_next(session: Session, *, actor: User, queue_name: str) -> Ticket:
     ).first()
     if ticket is None:  # cannot happen while we hold the lock; never hand out twice
         raise DeskError(f"Queue {queue_name} is busy; try again")
-    record_event(
-        session,
-        kind="ticket.assigned_from_queue",
-        actor=actor,
-        ticket_id=ticket_id,
-        field_name="owner",
-        to_value=actor.username,
-        detail=queue_name,
-    )
+    changes = [
+        Change("ticket.assigned_from_queue", "owner", to_value=actor.username, detail=queue_name)
+    ]
     if new_status != old_status:
-        record_event(
-            session,
-            kind="ticket.status_changed",
-            actor=actor,
-            ticket_id=ticket_id,
-            field_name="status",
-            from_value=old_status,
-            to_value=new_status,
-        )
+        changes.append(Change("ticket.status_changed", "status", old_status, new_status))
+    record_events(session, actor=actor, ticket_id=ticket_id, changes=changes)
     return ticket
 
 
