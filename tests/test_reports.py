@@ -237,3 +237,36 @@ def test_report_mistakes_are_one_line(
     cli: Cli, demo: Engine, args: list[str], fragment: str
 ) -> None:
     assert_one_error_line(cli("report", "csat", *args), fragment)
+
+
+def test_imported_csat_answers_with_a_ticket_column_count_for_its_expert(
+    cli: Cli, demo: Engine, tmp_path: Path
+) -> None:
+    maya_ticket, omar_ticket = resolve(cli, "360", "maya"), resolve(cli, "API", "omar")
+    file = write_csv(
+        tmp_path / "csat.csv",
+        ["Ticket", "rating", "comment"],
+        [
+            [maya_ticket, 5, "Great"],  # line 2
+            ["EXP-9999", 4, ""],  # line 3: no such ticket
+            [omar_ticket.lower(), 2, ""],  # line 4: keys match whatever their case
+            [maya_ticket, 1, "again"],  # line 5: the ticket was answered already
+            ["", 4, "no ticket"],  # line 6: kept, linked to nothing
+        ],
+    )
+    result = cli("responses", "import", str(file), "--survey", "csat")
+    assert result.exit_code == 1, str(result)
+    assert "line 3" in result.output and "No ticket 'EXP-9999'" in result.output
+    assert "line 5" in result.output and "already answered" in result.output
+
+    with Session(demo) as session:
+        keys = dict(session.exec(select(Ticket.id, Ticket.key)).all())
+    stored = [(keys.get(r.ticket_id), r.answers["rating"]) for r in responses(demo, "csat")]
+    assert stored == [(maya_ticket, 5), (omar_ticket, 2), (None, 4)]
+    experts = report(cli, "--by", "expert")
+    assert (experts["maya"]["csat_answers"], experts["maya"]["csat_percent"]) == (1, 100.0)
+    assert (experts["omar"]["csat_answers"], experts["omar"]["csat_percent"]) == (1, 0.0)
+    assert experts["(none)"]["csat_answers"] == 1
+    shown = json.loads(cli("ticket", "show", maya_ticket, "--json").stdout)
+    answered = [e for e in shown["log"] if e["kind"] == "survey.answered"]
+    assert [(e["to"], e["detail"]) for e in answered] == [("rating=5", "Great")]

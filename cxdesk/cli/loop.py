@@ -149,10 +149,15 @@ def campaign_list() -> None:
 
 @responses_app.command("import")
 def responses_import(
-    file: Path = typer.Argument(..., help="CSV whose columns are the survey's question ids."),
+    file: Path = typer.Argument(
+        ..., help="CSV whose columns are the survey's question ids (and optionally ticket)."
+    ),
     survey: str = typer.Option(..., "--survey", help="The survey answered, e.g. nps."),
 ) -> None:
     """Import answers as survey responses; their workflows run (NPS 0-6: detractor ticket).
+
+    A ``ticket`` column (a ticket key, e.g. EXP-12) links each answer to that ticket and its
+    expert, as the CSAT link does; a ticket answered already is refused for that row.
 
     Good rows are kept; each bad row is reported by its line and the exit code is then 1.
     """

@@ -110,10 +110,26 @@ def answer_by_link(
     nothing is written then.
     """
     target = read_link(session, ref, survey)
-    response = submit_response(
-        session, actor=None, survey_name=survey, answers=answers, ticket_id=target.ticket.id
+    expert_id = target.expert.id if target.expert else None
+    return answer_for_ticket(
+        session, ticket=target.ticket, expert_id=expert_id, answers=answers, survey=survey
     )
-    response.expert_id = target.expert.id if target.expert else None
+
+
+def answer_for_ticket(
+    session: Session,
+    *,
+    ticket: Ticket,
+    expert_id: int | None,
+    answers: Mapping[str, Any],
+    survey: str = CSAT_SURVEY,
+) -> SurveyResponse:
+    """Store an answer about a ticket and the expert it rates, logged on the ticket: the
+    link's answer, or a row of an imported CSV file with a ``ticket`` column."""
+    response = submit_response(
+        session, actor=None, survey_name=survey, answers=answers, ticket_id=ticket.id
+    )
+    response.expert_id = expert_id
     session.add(response)
     session.flush()
     summary = ", ".join(f"{k}={v}" for k, v in response.answers.items() if k != "comment")
@@ -121,7 +137,7 @@ def answer_by_link(
         session,
         kind="survey.answered",
         actor=None,
-        ticket_id=target.ticket.id,
+        ticket_id=ticket.id,
         response_id=response.id,
         field_name=survey,
         to_value=summary[:500],
