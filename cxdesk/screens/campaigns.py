@@ -32,21 +32,13 @@ from cxdesk.store.campaigns import (
 )
 from cxdesk.store.contacts import parse_filters
 from cxdesk.store.db import read_session
-from cxdesk.store.directory import list_statuses, list_teams, team_members
+from cxdesk.store.directory import FormChoices, form_choices
 from cxdesk.widgets.confirm_dialog import ConfirmDialog
 
 NOBODY = "(nobody: the tickets wait in the queue)"
 FILTER_HINT = "plan=enterprise, renewal<2027-01-01 (comma-separated; all must hold)"
 CAMPAIGN_COLUMNS = ("name", "subject", "team", "status", "tickets", "created")
 PREVIEW_COLUMNS = ("customer", "email", "subject")
-
-
-@dataclass(frozen=True)
-class FormChoices:
-    """What the form's lists offer: the statuses and each team's members."""
-
-    statuses: list[str]
-    members_by_team: dict[str, list[str]]
 
 
 @dataclass(frozen=True)
@@ -150,13 +142,7 @@ class CampaignsScreen(DeskScreen):
     def load_choices(self) -> None:
         try:
             with read_session(self.engine) as session:
-                choices = FormChoices(
-                    statuses=[s.name for s in list_statuses(session)],
-                    members_by_team={
-                        t.name: [u.username for u in team_members(session, t)]
-                        for t in list_teams(session)
-                    },
-                )
+                choices = form_choices(session)
         except DeskError as error:
             self.report(error)
             return

@@ -7,7 +7,6 @@ text field creates the ticket through ``unit_of_work`` and opens it. Escape goes
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -19,7 +18,7 @@ from cxdesk.engine.dispatch import unit_of_work
 from cxdesk.errors import DeskError, ValidationFailed
 from cxdesk.screens.base import DeskScreen
 from cxdesk.store.db import read_session
-from cxdesk.store.directory import list_statuses, list_teams, team_members
+from cxdesk.store.directory import FormChoices, form_choices
 from cxdesk.store.models import Priority
 from cxdesk.store.tickets import create_manual_ticket
 
@@ -34,12 +33,6 @@ FIELD_IDS = {
     "owner": "owner",
 }
 NOBODY = "(nobody: waits in the queue)"
-
-
-@dataclass(frozen=True)
-class FormChoices:
-    statuses: list[str]
-    members_by_team: dict[str, list[str]]
 
 
 class NewTicketScreen(DeskScreen):
@@ -88,13 +81,7 @@ class NewTicketScreen(DeskScreen):
     def load_choices(self) -> None:
         try:
             with read_session(self.engine) as session:
-                choices = FormChoices(
-                    statuses=[s.name for s in list_statuses(session)],
-                    members_by_team={
-                        t.name: [u.username for u in team_members(session, t)]
-                        for t in list_teams(session)
-                    },
-                )
+                choices = form_choices(session)
         except DeskError as error:
             self.report(error)
             return

@@ -7,6 +7,7 @@ a duplicate name. Admin-only operations take the acting user and check the role 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from email_validator import EmailNotValidError, validate_email
 from sqlmodel import Session, col, select
@@ -250,3 +251,20 @@ def add_status(session: Session, *, actor: User | None, name: str, category: str
     session.add(status)
     session.flush()
     return status
+
+
+@dataclass(frozen=True)
+class FormChoices:
+    """What a ticket form's lists offer: the statuses, and each team with its members."""
+
+    statuses: list[str]
+    members_by_team: dict[str, list[str]]
+
+
+def form_choices(session: Session) -> FormChoices:
+    return FormChoices(
+        statuses=[s.name for s in list_statuses(session)],
+        members_by_team={
+            t.name: [u.username for u in team_members(session, t)] for t in list_teams(session)
+        },
+    )
