@@ -19,6 +19,12 @@ from cxdesk.cli.common import (
 from cxdesk.engine.dispatch import unit_of_work
 from cxdesk.store import tickets as ops
 from cxdesk.store.db import read_session
+from cxdesk.store.escalation_steps import (
+    SETTABLE_STEPS,
+    escalation_timeline,
+    parse_estimate,
+    set_escalation_step,
+)
 from cxdesk.store.models import Ticket
 from cxdesk.store.surveys import submit_response
 
@@ -173,6 +179,31 @@ def ticket_feedback(
     typer.echo("Thank you for your feedback!")
 
 
+@ticket_app.command("escalation")
+def ticket_escalation(
+    key: str,
+    as_user: str = AS_OPTION,
+    step: str | None = typer.Option(None, "--step", help=" or ".join(SETTABLE_STEPS) + "."),
+    estimate: str = typer.Option("", "--estimate", help="Estimated resolution, YYYY-MM-DD."),
+    comment: str = typer.Option(..., "--comment", help="Required: why it changed."),
+) -> None:
+    """Move an escalated ticket along its timeline and/or set its estimated resolution date."""
+    estimated = parse_estimate(estimate)
+    with unit_of_work(desk_engine()) as session:
+        ticket = set_escalation_step(
+            session,
+            actor=acting_user(session, as_user),
+            key=key,
+            step=step,
+            estimate=estimated,
+            comment=comment,
+        )
+        timeline = escalation_timeline(session, ticket)
+    assert timeline is not None
+    when = f", estimated resolution {timeline.estimate}" if timeline.estimate else ""
+    typer.echo(f"{ticket.key}: {timeline.current}{when}.")
+
+
 @ticket_app.command("show")
 def ticket_show(key: str, as_json: bool = typer.Option(False, "--json")) -> None:
     """A ticket's fields, data, comments and log."""
@@ -181,8 +212,10 @@ def ticket_show(key: str, as_json: bool = typer.Option(False, "--json")) -> None
         record = ops.tickets_to_dicts(session, [ticket])[0]
         comments = ops.comment_rows(session, ticket)
         log = ops.ticket_log(session, ticket)
+        timeline = escalation_timeline(session, ticket)
     if as_json:
-        print_json({**record, "comments": comments, "log": log})
+        escalation = timeline.to_dict() if timeline else None
+        print_json({**record, "escalation": escalation, "comments": comments, "log": log})
         return
     console.print(Text.assemble((str(record["key"]), "bold"), "  ", str(record["title"])))
     labels = ("status", "priority", "team", "origin_team", "owner", "customer_name",
@@ -195,6 +228,13 @@ def ticket_show(key: str, as_json: bool = typer.Option(False, "--json")) -> None
         print_table("Ticket data", ["name", "value"], data.items())
     if record["customer_comment"]:
         console.print(f"Customer comment: {record['customer_comment']}", markup=False)
+    if timeline is not None:
+        print_table(
+            f"Escalation (estimated resolution: {timeline.estimate or 'not set'})",
+            ["step", "at", "now"],
+            [(s.name, s.at.isoformat() if s.at else "", "<-" if s.current else "")
+             for s in timeline.steps],
+        )  # fmt: skip
     print_table(
         "Comments",
         ["at", "author", "comment"],
