@@ -10,15 +10,12 @@ the database). The test's own reads and writes go through the ``engine`` fixture
 
 from __future__ import annotations
 
-import asyncio
-import threading
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine
 from sqlmodel import Session, select
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Label, Select
@@ -49,6 +46,7 @@ from cxdesk.store.tickets import pull_next
 from cxdesk.widgets.change_dialog import ChangeDialog
 from tests.desk import build_small_desk
 from tests.peers import TWILIO_TEST_ACCOUNT_SID, TWILIO_TEST_FROM, SmtpPeer
+from tests.tui_helpers import choose, log_in, notified, palette, run_app, wait_until
 
 SIZE = (120, 40)
 Script = Callable[[CxDeskApp, Pilot[None]], Awaitable[None]]
@@ -58,55 +56,21 @@ def run(engine: Engine, user: str | None, script: Script, **options: Any) -> Non
     """Run ``script`` against a fresh app on its own engine on ``engine``'s database, and fail
     if the app ran any statement on the event loop's thread (pytest-asyncio is not installed).
     """
-    app_engine = make_engine(engine.url.render_as_string(hide_password=False))
-    on_loop: list[str] = []
-
-    @event.listens_for(app_engine, "before_cursor_execute")
-    def _not_on_the_loop(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if threading.current_thread() is threading.main_thread():
-            on_loop.append(statement)
-
-    async def main() -> None:
-        options.setdefault("deliver", False)
-        app = create_app(app_engine, user=user, poll_seconds=0.2, **options)
-        async with app.run_test(size=SIZE) as pilot:
-            await script(app, pilot)
-
-    try:
-        asyncio.run(main())
-    finally:
-        app_engine.dispose()
-    assert on_loop == [], "database calls on the event loop's thread"
-
-
-async def wait_until(
-    pilot: Pilot[None], condition: Callable[[], object], what: str, timeout: float = 10.0
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.02)
+    options.setdefault("deliver", False)
+    run_app(
+        engine,
+        lambda app_engine: create_app(app_engine, user=user, poll_seconds=0.2, **options),
+        script,
+        size=SIZE,
+    )
 
 
 async def type_text(pilot: Pilot[None], text: str) -> None:
     await pilot.press(*text)
 
 
-def notified(app: CxDeskApp, text: str) -> bool:
-    return any(text in n.message for n in app._notifications)
-
-
 def label_text(app: CxDeskApp, selector: str) -> str:
     return str(app.screen.query_one(selector, Label).render())
-
-
-async def log_in(app: CxDeskApp, pilot: Pilot[None], password: str = "pw") -> None:
-    """With the username preselected (``--user``), type the password and press Enter."""
-    await wait_until(pilot, lambda: isinstance(app.focused, Input), "the login form")
-    await type_text(pilot, password)
-    await pilot.press("enter")
-    await wait_until(pilot, lambda: app.user is not None, "the login")
 
 
 def check_in(engine: Engine, product: str) -> str:
@@ -424,13 +388,6 @@ async def open_pulled_ticket(app: CxDeskApp, pilot: Pilot[None]) -> TicketScreen
     return screen
 
 
-async def choose(pilot: Pilot[None], text: str) -> None:
-    """On a focused Select: open it, type to find the choice, take it."""
-    await pilot.press("enter")
-    await type_text(pilot, text)
-    await pilot.press("enter")
-
-
 def test_change_team_and_owner_with_a_comment(engine: Engine) -> None:
     build_small_desk(engine)
     key = check_in(engine, "360")
@@ -562,14 +519,6 @@ def test_new_ticket_form(engine: Engine) -> None:
         assert ticket.customer_comment == "Called about renewals"
 
     run(engine, "maya", script)
-
-
-async def palette(pilot: Pilot[None], name: str) -> None:
-    await pilot.press("ctrl+p")
-    await pilot.pause(0.05)
-    await type_text(pilot, name)
-    await pilot.pause(0.2)
-    await pilot.press("enter")
 
 
 def test_palette_opens_every_screen_by_name(engine: Engine) -> None:

@@ -32,7 +32,8 @@ from tests.cli_helpers import table_counts
 from tests.desk import build_small_desk
 from tests.loop_helpers import tagged_tickets, team_of, ticket_count
 from tests.test_campaigns import add_contacts, add_welcome_workflow
-from tests.test_tui_views import desk, log_in, run_app, wait_until
+from tests.test_tui_views import desk, run_app
+from tests.tui_helpers import choose, log_in, notified, palette, wait_until
 
 
 @pytest.fixture(autouse=True)
@@ -40,20 +41,8 @@ def _no_delivery(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CXDESK_DELIVER", "0")  # nothing here sends mail or SMS
 
 
-def notified(app: CxDeskApp, text: str) -> bool:
-    return any(text in n.message for n in app._notifications)
-
-
 def outcome(app: CxDeskApp) -> str:
     return str(app.screen.query_one("#outcome", Label).render())
-
-
-async def palette(pilot: Pilot[Any], name: str) -> None:
-    await pilot.press("ctrl+p")
-    await pilot.pause(0.05)
-    await pilot.press(*name)
-    await pilot.pause(0.2)
-    await pilot.press("enter")
 
 
 async def open_campaigns(app: CxDeskApp, pilot: Pilot[Any]) -> CampaignsScreen:
@@ -69,11 +58,6 @@ async def open_campaigns(app: CxDeskApp, pilot: Pilot[Any]) -> CampaignsScreen:
     )
     assert app.focused is screen.query_one("#name")
     return screen
-
-
-async def choose(pilot: Pilot[Any], text: str) -> None:
-    """On a focused Select: open it, type to find the choice, take it."""
-    await pilot.press("enter", *text, "enter")
 
 
 async def fill_form(

@@ -10,18 +10,14 @@ by polling a condition, never by fixed sleeps.
 
 from __future__ import annotations
 
-import asyncio
-import threading
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import openpyxl
 import pytest
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine
 from sqlmodel import col, select
-from textual.app import App
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, OptionList
 
@@ -34,16 +30,17 @@ from cxdesk.screens.kanban import KanbanScreen, MoveDialog
 from cxdesk.screens.stream import StreamScreen
 from cxdesk.screens.ticket import TicketScreen
 from cxdesk.screens.tickets import TicketsScreen
-from cxdesk.store.db import make_engine, read_session
+from cxdesk.store.db import read_session
 from cxdesk.store.directory import get_user
 from cxdesk.store.models import Comment, Event, Team, Ticket
 from cxdesk.store.tickets import pull_next, update_ticket
 from cxdesk.store.views import LIST_COLUMNS
 from cxdesk.widgets.prompt_dialog import PromptDialog
+from tests import tui_helpers
 from tests.test_views import build_ticket_desk
+from tests.tui_helpers import AnyApp, log_in, palette, wait_until
 
 SIZE = (160, 45)
-AnyApp = App[Any]
 
 
 @pytest.fixture(autouse=True)
@@ -56,46 +53,12 @@ def run_app(
     build: Callable[[Engine], AnyApp],
     script: Callable[[Any, Pilot[Any]], Awaitable[None]],
 ) -> None:
-    """Run ``script`` on the app ``build`` makes on its own engine; fail if any statement ran
-    on the event loop's thread."""
-    app_engine = make_engine(engine.url.render_as_string(hide_password=False))
-    on_loop: list[str] = []
-
-    @event.listens_for(app_engine, "before_cursor_execute")
-    def _not_on_the_loop(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if threading.current_thread() is threading.main_thread():
-            on_loop.append(statement)
-
-    async def main() -> None:
-        app = build(app_engine)
-        async with app.run_test(size=SIZE) as pilot:
-            await script(app, pilot)
-
-    try:
-        asyncio.run(main())
-    finally:
-        app_engine.dispose()
-    assert on_loop == [], f"statements ran on the event loop: {on_loop[:3]}"
+    """``tests.tui_helpers.run_app`` in this module's wide terminal."""
+    tui_helpers.run_app(engine, build, script, size=SIZE)
 
 
 def desk(user: str) -> Callable[[Engine], AnyApp]:
     return lambda engine: create_app(engine, user=user, poll_seconds=0.2)
-
-
-async def wait_until(
-    pilot: Pilot[Any], condition: Callable[[], object], what: str, timeout: float = 10.0
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.02)
-
-
-async def log_in(app: CxDeskApp, pilot: Pilot[Any]) -> None:
-    await wait_until(pilot, lambda: isinstance(app.focused, Input), "the login form")
-    await pilot.press(*"pw", "enter")
-    await wait_until(pilot, lambda: app.user is not None, "the login")
 
 
 def table_keys(app: AnyApp, selector: str) -> list[str]:
@@ -350,14 +313,6 @@ def test_board_reorders_after_a_pull_and_drops_resolved(engine: Engine) -> None:
 
 
 # -- the issue's "done when", keyboard only ----------------------------------------------------
-
-
-async def palette(pilot: Pilot[Any], name: str) -> None:
-    await pilot.press("ctrl+p")
-    await pilot.pause(0.05)
-    await pilot.press(*name)
-    await pilot.pause(0.2)
-    await pilot.press("enter")
 
 
 def test_admin_filters_exports_moves_to_resolved_and_sees_board_and_stream(

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
-from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Engine, event, func, select
@@ -25,10 +23,13 @@ from cxdesk.store.db import make_engine, read_session, transaction
 from cxdesk.store.directory import add_user
 from cxdesk.store.models import Ticket
 from cxdesk.store.views import PAGE_SIZE
+from tests.tui_helpers import wait_until
 
 TICKETS = 100_000
 ROWS_ALLOWED = 1_000
 """Rows one screen may fetch to open: a page and a few counts, far from 100,000."""
+WAIT_S = 30.0
+"""Seconds a step may take on the 100,000-ticket desk before the test fails."""
 
 
 class Fetched:
@@ -63,16 +64,6 @@ class Fetched:
         ]  # fmt: skip
 
 
-async def wait_until(
-    pilot: Pilot[Any], condition: Callable[[], object], what: str, timeout: float = 30.0
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.02)
-
-
 def test_list_and_kanban_on_100000_tickets_read_pages(sqlite_url: str) -> None:
     setup = make_engine(sqlite_url)
     generate_desk(setup, TICKETS)
@@ -93,22 +84,26 @@ def test_list_and_kanban_on_100000_tickets_read_pages(sqlite_url: str) -> None:
             await script(app, pilot)
 
     async def script(app: CxDeskApp, pilot: Pilot[Any]) -> None:
-        await wait_until(pilot, lambda: isinstance(app.focused, Input), "the login form")
+        await wait_until(
+            pilot, lambda: isinstance(app.focused, Input), "the login form", timeout=WAIT_S
+        )
         await pilot.press(*"pw", "enter")
-        await wait_until(pilot, lambda: app.user is not None, "the login")
+        await wait_until(pilot, lambda: app.user is not None, "the login", timeout=WAIT_S)
         await pilot.pause(0.5)
 
         fetched.reset()
         tickets = TicketsScreen()
         app.push_screen(tickets)
-        await wait_until(pilot, lambda: tickets.page is not None, "the first page")
+        await wait_until(pilot, lambda: tickets.page is not None, "the first page", timeout=WAIT_S)
         assert tickets.page is not None
         assert app.screen.query_one("#tickets", DataTable).row_count == PAGE_SIZE
         assert tickets.page.summary.total > 30_000  # a month of the 100,000
         assert fetched.rows < ROWS_ALLOWED, fetched.rows
         assert fetched.unpaged() == []
         await pilot.press("right_square_bracket")  # the next page is another page, no more
-        await wait_until(pilot, lambda: tickets.row_offset == PAGE_SIZE, "the second page")
+        await wait_until(
+            pilot, lambda: tickets.row_offset == PAGE_SIZE, "the second page", timeout=WAIT_S
+        )
         assert fetched.rows < 2 * ROWS_ALLOWED, fetched.rows
 
         app.pop_screen()
@@ -116,8 +111,10 @@ def test_list_and_kanban_on_100000_tickets_read_pages(sqlite_url: str) -> None:
         fetched.reset()
         kanban = KanbanScreen()
         app.push_screen(kanban)
-        await wait_until(pilot, lambda: kanban.board is not None, "the kanban")
-        await wait_until(pilot, lambda: len(kanban.query(OptionList)) == 5, "the columns")
+        await wait_until(pilot, lambda: kanban.board is not None, "the kanban", timeout=WAIT_S)
+        await wait_until(
+            pilot, lambda: len(kanban.query(OptionList)) == 5, "the columns", timeout=WAIT_S
+        )
         assert kanban.board is not None
         counts = {c.status: c.count for c in kanban.board.columns}
         assert counts["new"] == 40_000 and counts["open"] == 30_000
@@ -127,9 +124,13 @@ def test_list_and_kanban_on_100000_tickets_read_pages(sqlite_url: str) -> None:
         assert fetched.unpaged() == []
         # Scrolling to the end of a column reads its next page, not the column.
         columns[1].focus()
-        await wait_until(pilot, lambda: columns[1].has_focus, "the focus on the second column")
+        await wait_until(
+            pilot, lambda: columns[1].has_focus, "the focus on the second column", timeout=WAIT_S
+        )
         await pilot.press("end")
-        await wait_until(pilot, lambda: columns[1].option_count == 2 * CARDS_PER_PAGE, "more")
+        await wait_until(
+            pilot, lambda: columns[1].option_count == 2 * CARDS_PER_PAGE, "more", timeout=WAIT_S
+        )
         assert fetched.rows < 3 * ROWS_ALLOWED, fetched.rows
 
     try:

@@ -1,0 +1,91 @@
+"""Driving the desk's apps in a test (App.run_test + Pilot), shared by the TUI test modules.
+
+``run_app`` gives the app its own engine on the test's database (as another terminal would) and
+fails the test if the app ran any statement on the event loop's thread: the UI never waits for
+the database. The rest press keys as a person does and wait for a condition, never a fixed
+sleep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy import Engine, event
+from textual.app import App
+from textual.pilot import Pilot
+from textual.widgets import Input
+
+from cxdesk.app import CxDeskApp
+from cxdesk.store.db import make_engine
+
+AnyApp = App[Any]
+
+
+def run_app(
+    engine: Engine,
+    build: Callable[[Engine], AnyApp],
+    script: Callable[[Any, Pilot[Any]], Awaitable[None]],
+    *,
+    size: tuple[int, int],
+) -> None:
+    """Run ``script`` on the app ``build`` makes on its own engine, in a terminal of ``size``;
+    fail if any statement ran on the event loop's thread."""
+    app_engine = make_engine(engine.url.render_as_string(hide_password=False))
+    on_loop: list[str] = []
+
+    @event.listens_for(app_engine, "before_cursor_execute")
+    def _not_on_the_loop(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if threading.current_thread() is threading.main_thread():
+            on_loop.append(statement)
+
+    async def main() -> None:
+        app = build(app_engine)
+        async with app.run_test(size=size) as pilot:
+            await script(app, pilot)
+
+    try:
+        asyncio.run(main())
+    finally:
+        app_engine.dispose()
+    assert on_loop == [], f"statements ran on the event loop: {on_loop[:3]}"
+
+
+async def wait_until(
+    pilot: Pilot[Any], condition: Callable[[], object], what: str, timeout: float = 10.0
+) -> None:
+    """Let the app run until ``condition()`` holds; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.02)
+
+
+async def log_in(app: CxDeskApp, pilot: Pilot[Any], password: str = "pw") -> None:
+    """With the username preselected (``--user``), type the password and press Enter."""
+    await wait_until(pilot, lambda: isinstance(app.focused, Input), "the login form")
+    await pilot.press(*password, "enter")
+    await wait_until(pilot, lambda: app.user is not None, "the login")
+
+
+async def palette(pilot: Pilot[Any], name: str) -> None:
+    """Open the command palette, type ``name`` and take the first match."""
+    await pilot.press("ctrl+p")
+    await pilot.pause(0.05)
+    await pilot.press(*name)
+    await pilot.pause(0.2)
+    await pilot.press("enter")
+
+
+async def choose(pilot: Pilot[Any], text: str) -> None:
+    """On a focused Select: open it, type to find the choice, take it."""
+    await pilot.press("enter", *text, "enter")
+
+
+def notified(app: AnyApp, text: str) -> bool:
+    """Whether a notification shown so far contains ``text``."""
+    return any(text in n.message for n in app._notifications)
