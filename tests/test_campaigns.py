@@ -40,6 +40,20 @@ def add_contacts(engine: Engine, count: int, *, plan: str = "enterprise", start:
         )
 
 
+def add_route_copy_workflow(engine: Engine) -> None:
+    """A ``ticket.created`` workflow for campaign tickets: a copy for the team in the contact's
+    ``route`` attribute (it fails, and with it the whole campaign, when there is no such team)."""
+    with transaction(engine) as session:
+        save_workflow(
+            session,
+            actor=None,
+            name="Campaign: route a copy",
+            event="ticket.created",
+            conditions={"all": [{"field": "tck://Field/source", "op": "is", "value": "campaign"}]},
+            tasks=[{"type": "create_ticket", "team": "${tck://kv/route}", "title": "Copy"}],
+        )
+
+
 def add_welcome_workflow(engine: Engine) -> None:
     """A ``ticket.created`` workflow for campaign tickets: email the customer."""
     with transaction(engine) as session:
@@ -147,15 +161,7 @@ def test_a_failure_on_one_ticket_leaves_no_ticket_at_all(cli: Cli, desk: Engine)
             )
         )
     add_contacts(desk, 20, start=20)
-    with transaction(desk) as session:
-        save_workflow(
-            session,
-            actor=None,
-            name="Campaign: route a copy",
-            event="ticket.created",
-            conditions={"all": [{"field": "tck://Field/source", "op": "is", "value": "campaign"}]},
-            tasks=[{"type": "create_ticket", "team": "${tck://kv/route}", "title": "Copy"}],
-        )
+    add_route_copy_workflow(desk)
     before = table_counts(desk)
 
     assert_one_error_line(cli(*CREATE), "No team named 'Nowhere'")

@@ -18,7 +18,6 @@ from textual.widgets import DataTable, Label, Select
 
 from cxdesk.app import CxDeskApp
 from cxdesk.engine.dispatch import unit_of_work
-from cxdesk.engine.workflows import save_workflow
 from cxdesk.screens.campaigns import CampaignsScreen
 from cxdesk.screens.checkin import CheckinScreen
 from cxdesk.screens.queues import QueuesScreen
@@ -31,7 +30,7 @@ from cxdesk.widgets.confirm_dialog import ConfirmDialog
 from tests.cli_helpers import table_counts
 from tests.desk import build_small_desk
 from tests.loop_helpers import tagged_tickets, team_of, ticket_count
-from tests.test_campaigns import add_contacts, add_welcome_workflow
+from tests.test_campaigns import add_contacts, add_route_copy_workflow, add_welcome_workflow
 from tests.test_tui_views import desk, run_app
 from tests.tui_helpers import choose, log_in, notified, palette, wait_until
 
@@ -219,14 +218,7 @@ def test_a_failing_workflow_leaves_no_ticket_at_all(engine: Engine) -> None:
                 attributes={"plan": "enterprise", "route": "Nowhere"},
             )
         )
-        save_workflow(
-            session,
-            actor=None,
-            name="Campaign: route a copy",
-            event="ticket.created",
-            conditions={"all": [{"field": "tck://Field/source", "op": "is", "value": "campaign"}]},
-            tasks=[{"type": "create_ticket", "team": "${tck://kv/route}", "title": "Copy"}],
-        )
+    add_route_copy_workflow(engine)
     counts: dict[str, dict[str, int]] = {}
 
     async def script(app: CxDeskApp, pilot: Pilot[Any]) -> None:
