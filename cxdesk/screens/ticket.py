@@ -1,19 +1,23 @@
-"""The ticket screen: fields, ticket data, customer comment, Comments and Log tabs, and edits.
+"""The ticket screen: fields, ticket data, customer comment, the escalation timeline, Comments
+and Log tabs, and edits.
 
 Each action key opens a ``ChangeDialog`` (every update needs a comment); the dialog stores the
 change in a worker through ``unit_of_work`` so workflows react, and stays open with the reason
 when it is refused (a missing comment, a file too big...). The ticket is read again after a
 save and whenever the desk changed. Customer name, email and created date are shown as plain
 text: they are never editable.
+
+Keys that apply only sometimes are in the Footer only then (``check_action``): ``a`` moves an
+escalated ticket along its timeline; the person who submitted the ticket gets ``x`` (close it)
+while it is open, then ``f`` (leave feedback) once it is closed, then a thank-you. Whatever
+the Footer shows, the store decides: an action forced anyway is refused with one line.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from sqlalchemy import Engine
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -23,82 +27,33 @@ from textual.widgets import DataTable, Footer, Header, Label, Static, TabbedCont
 from cxdesk.engine.dispatch import unit_of_work
 from cxdesk.errors import DeskError
 from cxdesk.screens.base import DeskScreen, shown_time
-from cxdesk.store.db import read_session
-from cxdesk.store.directory import list_statuses, list_teams, team_members
+from cxdesk.screens.ticket_view import (
+    CUSTOMER_FIELDS,
+    FIELDS,
+    TicketView,
+    estimate_text,
+    field_text,
+    read_ticket_view,
+    requester_note,
+    timeline_steps,
+)
+from cxdesk.store.escalation_steps import SETTABLE_STEPS, parse_estimate, set_escalation_step
 from cxdesk.store.models import Priority
 from cxdesk.store.tickets import (
     add_comment,
-    comment_rows,
-    get_ticket,
+    close_by_requester,
+    leave_feedback,
     read_attachment_files,
-    ticket_data,
-    ticket_log,
-    tickets_to_dicts,
     update_ticket,
 )
 from cxdesk.widgets.change_dialog import ChangeDialog, ChangeRequest, SaveChange
+from cxdesk.widgets.confirm_dialog import ConfirmDialog
+from cxdesk.widgets.timeline import Timeline
 
-FIELDS = (
-    ("Status", "status"),
-    ("Priority", "priority"),
-    ("Team", "team"),
-    ("Origin team", "origin_team"),
-    ("Owner", "owner"),
-    ("Source", "source"),
-    ("Channel", "channel"),
-    ("Tags", "tags"),
-)
-# Never editable: records stay true.
-CUSTOMER_FIELDS = (
-    ("Customer", "customer_name"),
-    ("Email", "customer_email"),
-    ("Phone", "customer_phone"),
-    ("Created", "created_at"),
-    ("Updated", "updated_at"),
-    ("Resolved", "resolved_at"),
-)
 NOBODY = "(nobody: back to the queue)"
-
-
-@dataclass(frozen=True)
-class TicketView:
-    """One ticket as the screen shows it, with the choices its edit dialogs offer."""
-
-    record: dict[str, object]
-    data: list[tuple[str, str]]
-    comments: list[dict[str, object]]
-    log: list[dict[str, object]]
-    statuses: list[str]
-    members_by_team: dict[str, list[str]]
-    """Every team (in name order) with its members' usernames: the owner choices."""
-
-    @property
-    def team_members(self) -> list[str]:
-        return self.members_by_team.get(str(self.record["team"]), [])
-
-
-def read_ticket_view(engine: Engine, key: str) -> TicketView:
-    with read_session(engine) as session:
-        ticket = get_ticket(session, key)
-        return TicketView(
-            record=tickets_to_dicts(session, [ticket])[0],
-            data=ticket_data(session, ticket),
-            comments=comment_rows(session, ticket),
-            log=ticket_log(session, ticket),
-            statuses=[s.name for s in list_statuses(session)],
-            members_by_team={
-                t.name: [u.username for u in team_members(session, t)] for t in list_teams(session)
-            },
-        )
-
-
-def field_text(record: dict[str, object], name: str) -> str:
-    value = record[name]
-    if name.endswith("_at"):
-        return shown_time(value)
-    if isinstance(value, list):
-        return ", ".join(str(item) for item in value)
-    return "" if value is None else str(value)
+RATINGS = [("5 - great", "5"), ("4", "4"), ("3", "3"), ("2", "2"), ("1 - poor", "1")]
+# Shown only when they apply (check_action): the requester's and the escalation's keys.
+REQUESTER_ACTIONS = ("close_ticket", "feedback")
 
 
 class TicketScreen(DeskScreen):
@@ -111,6 +66,8 @@ class TicketScreen(DeskScreen):
     TicketScreen #comment-section { margin-top: 1; }
     TicketScreen TabbedContent { height: auto; min-height: 10; margin-top: 1; }
     TicketScreen DataTable { height: auto; max-height: 20; }
+    TicketScreen #escalation { height: auto; margin-top: 1; }
+    TicketScreen #requester-note { margin-top: 1; color: $warning; text-style: bold; }
     """
     BINDINGS = [
         Binding("escape", "back", "Back"),
@@ -121,6 +78,9 @@ class TicketScreen(DeskScreen):
         Binding("c", "comment", "Comment"),
         Binding("r", "resolve", "Resolve"),
         Binding("e", "escalate", "Escalate"),
+        Binding("a", "escalation_step", "Escalation step"),
+        Binding("x", "close_ticket", "Close ticket"),
+        Binding("f", "feedback", "Leave feedback"),
         Binding("l", "switch_tab", "Comments/Log", show=False),
     ]
 
@@ -146,6 +106,10 @@ class TicketScreen(DeskScreen):
                     yield Static("", id="data", markup=False)
             yield Label("Customer comment", classes="section", id="comment-section")
             yield Static("", id="customer-comment", markup=False)
+            with Vertical(id="escalation"):
+                yield Label("Escalation", classes="section")
+                yield Timeline(id="timeline")
+            yield Static("", id="requester-note", markup=False)
             with TabbedContent(id="tabs"):
                 with TabPane("Comments", id="tab-comments"):
                     comments: DataTable[str] = DataTable(id="comments", cursor_type="row")
@@ -158,7 +122,28 @@ class TicketScreen(DeskScreen):
         yield Footer()
 
     def on_mount(self) -> None:
+        self.query_one("#escalation").display = False
+        self.query_one("#requester-note").display = False
         self.load()
+
+    def _viewer_id(self) -> int | None:
+        user = self.desk.user
+        return user.id if user is not None else None
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The escalation and requester keys only when they apply; the rest always."""
+        view = self.view
+        if action == "escalation_step":
+            return view is not None and view.record["status"] == "escalated"
+        if action in REQUESTER_ACTIONS:
+            if view is None or view.requester_id is None:
+                return False
+            if view.requester_id != self._viewer_id():
+                return False
+            if action == "close_ticket":
+                return not view.closed
+            return view.closed and view.feedback_rating is None
+        return True
 
     def reload(self) -> None:
         self.load()
@@ -190,6 +175,16 @@ class TicketScreen(DeskScreen):
         self.query_one("#customer-comment", Static).update(
             str(record["customer_comment"] or "(none)")
         )
+        escalation = self.query_one("#escalation")
+        escalation.display = view.timeline is not None
+        if view.timeline is not None:
+            self.query_one("#timeline", Timeline).show(
+                timeline_steps(view.timeline), note=estimate_text(view.timeline)
+            )
+        note = requester_note(view, self._viewer_id())
+        self.query_one("#requester-note", Static).update(note)
+        self.query_one("#requester-note").display = bool(note)
+        self.refresh_bindings()
         comments: DataTable[str] = self.query_one("#comments", DataTable)
         comments.clear()
         for row in view.comments:
@@ -278,6 +273,59 @@ class TicketScreen(DeskScreen):
     def action_comment(self) -> None:
         self._open_dialog(
             f"Comment on {self.key}", partial(self.store_change, None), with_attachments=True
+        )
+
+    def action_escalation_step(self) -> None:
+        timeline = self.view.timeline if self.view else None
+        estimate = timeline.estimate.isoformat() if timeline and timeline.estimate else ""
+
+        def save(request: ChangeRequest) -> None:
+            with unit_of_work(self.engine) as session:
+                set_escalation_step(
+                    session, actor=self.user, key=self.key, step=request.value,
+                    estimate=parse_estimate(request.extra), comment=request.comment,
+                )  # fmt: skip
+
+        self._open_dialog(
+            f"Escalation step of {self.key} (now: {timeline.current if timeline else 'none'})",
+            save,
+            choices=[(step, step) for step in SETTABLE_STEPS],
+            current=timeline.current if timeline else None,
+            extra=("Estimated resolution date, YYYY-MM-DD (optional)", estimate),
+        )
+
+    def action_close_ticket(self) -> None:
+        question = f"Close {self.key}? You can leave feedback once it is closed."
+        self.app.push_screen(ConfirmDialog(question, yes="Enter or y: close it"), self._close)
+
+    def _close(self, confirmed: bool | None) -> None:
+        if confirmed:
+            self.close_ticket()
+
+    @work(thread=True, exclusive=True, group="ticket-close", exit_on_error=False)
+    def close_ticket(self) -> None:
+        try:
+            with unit_of_work(self.engine) as session:
+                close_by_requester(session, actor=self.user, key=self.key)
+        except DeskError as error:
+            self.report(error)
+            return
+        self.app.call_from_thread(self.notify, f"{self.key} closed", markup=False)
+        self.app.call_from_thread(self.load)
+
+    def action_feedback(self) -> None:
+        def save(request: ChangeRequest) -> None:
+            with unit_of_work(self.engine) as session:
+                leave_feedback(
+                    session, actor=self.user, key=self.key, rating=int(request.value or 0),
+                    comment=request.comment,
+                )  # fmt: skip
+
+        self._open_dialog(
+            f"Your feedback on {self.key}: a rating and a comment",
+            save,
+            choices=RATINGS,
+            comment_prompt="Comment (optional); Enter sends",
         )
 
     def store_change(self, changes: dict[str, str | None] | None, request: ChangeRequest) -> None:

@@ -1,10 +1,10 @@
 """A small modal asking for one change and the comment every ticket update needs.
 
 Optionally: a value from a list (status, priority, team...), an owner picked from the chosen
-team's members (the team's only member is preselected), and attachment file paths. Enter in
-the comment (or attachments) field saves: the dialog runs the caller's ``save`` in a thread
-worker and closes only when it succeeded; a refused change is shown inside the dialog, with
-everything typed kept. Escape cancels.
+team's members (the team's only member is preselected), one more line of text (an estimated
+date...), and attachment file paths. Enter in the comment (or attachments) field saves: the
+dialog runs the caller's ``save`` in a thread worker and closes only when it succeeded; a
+refused change is shown inside the dialog, with everything typed kept. Escape cancels.
 """
 
 from __future__ import annotations
@@ -27,12 +27,13 @@ NOBODY = "(nobody: back to the queue)"
 @dataclass(frozen=True)
 class ChangeRequest:
     """What the dialog asks for: the chosen value (None without a list), the owner (None when
-    not asked, "" for nobody), the comment and attachment file paths."""
+    not asked, "" for nobody), the comment, attachment file paths and the extra line."""
 
     value: str | None
     comment: str
     attachment_paths: list[str] = field(default_factory=list)
     owner: str | None = None
+    extra: str = ""
 
 
 SaveChange = Callable[[ChangeRequest], None]
@@ -60,7 +61,10 @@ class ChangeDialog(ModalScreen[ChangeRequest | None]):
         members_by_team: Mapping[str, Sequence[str]] | None = None,
         current_owner: str = "",
         with_attachments: bool = False,
+        extra: tuple[str, str] | None = None,
+        comment_prompt: str = "Comment (required)",
     ) -> None:
+        """``extra``: (placeholder, value) of one more line, asked before the comment."""
         super().__init__()
         self._title = title
         self._save = save
@@ -69,6 +73,8 @@ class ChangeDialog(ModalScreen[ChangeRequest | None]):
         self._members_by_team = members_by_team
         self._current_owner = current_owner
         self._with_attachments = with_attachments
+        self._extra = extra
+        self._comment_prompt = comment_prompt
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
@@ -81,7 +87,10 @@ class ChangeDialog(ModalScreen[ChangeRequest | None]):
             if self._members_by_team is not None:
                 yield Label("Owner (members of the team)", classes="hint")
                 yield Select[str]([], prompt=NOBODY, id="owner")
-            yield Input(placeholder="Comment (required)", id="comment")
+            if self._extra is not None:
+                placeholder, value = self._extra
+                yield Input(value=value, placeholder=placeholder, id="extra")
+            yield Input(placeholder=self._comment_prompt, id="comment")
             if self._with_attachments:
                 yield Input(
                     placeholder="Attachment paths, comma-separated (up to 5, 500 KB each)",
@@ -126,7 +135,9 @@ class ChangeDialog(ModalScreen[ChangeRequest | None]):
             text = self.query_one("#attachments", Input).value
             paths = [part.strip() for part in text.split(",") if part.strip()]
         comment = self.query_one("#comment", Input).value
-        return ChangeRequest(value=value, comment=comment, attachment_paths=paths, owner=owner)
+        extra = self.query_one("#extra", Input).value if self._extra is not None else ""
+        return ChangeRequest(value=value, comment=comment, attachment_paths=paths, owner=owner,
+                             extra=extra)  # fmt: skip
 
     @on(Input.Submitted)
     def _submit(self) -> None:

@@ -1,0 +1,124 @@
+"""What the ticket screen shows: one read of a ticket with everything its parts and dialogs
+need (``read_ticket_view``, run in the screen's worker), and how those parts are worded."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from cxdesk.screens.base import shown_time
+from cxdesk.store.db import read_session
+from cxdesk.store.directory import list_statuses, list_teams, team_members
+from cxdesk.store.escalation_steps import EscalationTimeline, escalation_timeline
+from cxdesk.store.models import StatusCategory
+from cxdesk.store.tickets import (
+    CLOSED_MESSAGE,
+    comment_rows,
+    get_ticket,
+    status_category,
+    ticket_data,
+    ticket_log,
+    tickets_to_dicts,
+)
+from cxdesk.widgets.timeline import TimelineStep
+
+FIELDS = (
+    ("Status", "status"),
+    ("Priority", "priority"),
+    ("Team", "team"),
+    ("Origin team", "origin_team"),
+    ("Owner", "owner"),
+    ("Source", "source"),
+    ("Channel", "channel"),
+    ("Tags", "tags"),
+)
+# Never editable: records stay true.
+CUSTOMER_FIELDS = (
+    ("Customer", "customer_name"),
+    ("Email", "customer_email"),
+    ("Phone", "customer_phone"),
+    ("Created", "created_at"),
+    ("Updated", "updated_at"),
+    ("Resolved", "resolved_at"),
+)
+THANK_YOU = "Thank you for your feedback!"
+
+
+@dataclass(frozen=True)
+class TicketView:
+    """One ticket as the screen shows it, with the choices its edit dialogs offer."""
+
+    record: dict[str, object]
+    data: list[tuple[str, str]]
+    comments: list[dict[str, object]]
+    log: list[dict[str, object]]
+    statuses: list[str]
+    members_by_team: dict[str, list[str]]
+    """Every team (in name order) with its members' usernames: the owner choices."""
+    timeline: EscalationTimeline | None
+    """None when the ticket was never escalated."""
+    requester_id: int | None
+    """Who submitted the ticket by hand (None for check-ins, surveys, campaigns)."""
+    closed: bool
+    """Its status is resolved-like (resolved, closed...): feedback may be left."""
+    feedback_rating: int | None
+    feedback_comment: str | None
+
+    @property
+    def team_members(self) -> list[str]:
+        return self.members_by_team.get(str(self.record["team"]), [])
+
+
+def read_ticket_view(engine: Engine, key: str) -> TicketView:
+    with read_session(engine) as session:
+        ticket = get_ticket(session, key)
+        closed = status_category(session, ticket.status) == StatusCategory.resolved
+        return TicketView(
+            record=tickets_to_dicts(session, [ticket])[0],
+            data=ticket_data(session, ticket),
+            comments=comment_rows(session, ticket),
+            log=ticket_log(session, ticket),
+            statuses=[s.name for s in list_statuses(session)],
+            members_by_team={
+                t.name: [u.username for u in team_members(session, t)] for t in list_teams(session)
+            },
+            timeline=escalation_timeline(session, ticket),
+            requester_id=ticket.requester_id,
+            closed=closed,
+            feedback_rating=ticket.feedback_rating if ticket.feedback_at else None,
+            feedback_comment=ticket.feedback_comment,
+        )
+
+
+def timeline_steps(timeline: EscalationTimeline) -> list[TimelineStep]:
+    """The timeline's steps as the screen words them: reached ones with their local time."""
+    return [TimelineStep(s.name, shown_time(s.at), s.current) for s in timeline.steps]
+
+
+def estimate_text(timeline: EscalationTimeline) -> str:
+    estimate = timeline.estimate.isoformat() if timeline.estimate else "not set"
+    return f"Estimated resolution: {estimate}"
+
+
+def requester_note(view: TicketView, viewer_id: int | None) -> str:
+    """What the ticket says about its closing and feedback, to this viewer ("" for nothing)."""
+    if not view.closed:
+        return ""
+    if viewer_id is not None and viewer_id == view.requester_id:
+        if view.feedback_rating is not None:
+            return THANK_YOU
+        return f"{CLOSED_MESSAGE} ({view.record['key']}). Press f to leave feedback."
+    if view.feedback_rating is not None:
+        comment = f": {view.feedback_comment}" if view.feedback_comment else ""
+        return f"Requester's feedback: {view.feedback_rating}/5{comment}"
+    return f"{CLOSED_MESSAGE}." if view.record["status"] == "closed" else ""
+
+
+def field_text(record: dict[str, object], name: str) -> str:
+    value = record[name]
+    if name.endswith("_at"):
+        return shown_time(value)
+    if isinstance(value, list):
+        return ", ".join(str(item) for item in value)
+    return "" if value is None else str(value)
