@@ -109,6 +109,8 @@ def test_escalation_timeline_and_step_key(engine: Engine) -> None:
             "○ resolved",
             "Estimated resolution: not set",
         ]
+        timeline = screen.query_one("#timeline", Timeline)
+        await wait_until(pilot, lambda: timeline.size.height == len(lines), "all of it drawn")
         await wait_until(pilot, lambda: "escalation_step" in footer_actions(app), "the a key")
         assert not {"close_ticket", "feedback"} & footer_actions(app)  # maya did not submit it
 
