@@ -123,10 +123,11 @@ def test_list_and_kanban_on_100000_tickets_read_pages(sqlite_url: str) -> None:
         assert fetched.rows < ROWS_ALLOWED, fetched.rows
         assert fetched.unpaged() == []
         # Scrolling to the end of a column reads its next page, not the column.
-        columns[1].focus()
-        await wait_until(
-            pilot, lambda: columns[1].has_focus, "the focus on the second column", timeout=WAIT_S
-        )
+        # The columns are built, then the first one takes the focus: wait for that, or it
+        # could take the focus back after the move to the second.
+        await wait_until(pilot, lambda: columns[0].has_focus, "the first column", timeout=WAIT_S)
+        await pilot.press("right")
+        await wait_until(pilot, lambda: columns[1].has_focus, "the second column", timeout=WAIT_S)
         await pilot.press("end")
         await wait_until(
             pilot, lambda: columns[1].option_count == 2 * CARDS_PER_PAGE, "more", timeout=WAIT_S
