@@ -29,7 +29,8 @@ from cxdesk.store.models import Ticket
 from cxdesk.store.surveys import submit_response
 
 ticket_app = typer.Typer(
-    help="One ticket: pull, show, update, comment, close.", no_args_is_help=True
+    help="One ticket: pull, create, show, update, comment, escalation, close, feedback.",
+    no_args_is_help=True,
 )
 tickets_app = typer.Typer(help="Many tickets: list.", no_args_is_help=True)
 

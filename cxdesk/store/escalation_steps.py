@@ -22,9 +22,9 @@ from cxdesk.errors import Conflict, PermissionDenied, ValidationFailed
 from cxdesk.store.events import record_event
 from cxdesk.store.models import Event, StatusCategory, Ticket, User
 from cxdesk.store.tickets import (
-    _can_work_on,
-    _require_staff,
+    can_work_on,
     get_ticket,
+    require_staff,
     status_category,
     write_comment,
 )
@@ -156,7 +156,7 @@ def set_escalation_step(
     change. Like every update it needs a comment, and the same people may do it as may
     update the ticket. Refused unless the ticket's status is escalated.
     """
-    _require_staff(actor, "edit tickets")
+    require_staff(actor, "edit tickets")
     errors: dict[str, str] = {}
     if step is not None and step not in SETTABLE_STEPS:
         errors["step"] = f"must be one of {', '.join(SETTABLE_STEPS)}"
@@ -167,7 +167,7 @@ def set_escalation_step(
     if errors:
         raise ValidationFailed(errors)
     ticket = get_ticket(session, key, lock=True)
-    if not _can_work_on(session, actor, ticket):
+    if not can_work_on(session, actor, ticket):
         raise PermissionDenied(f"You are not on the team of {ticket.key}")
     if ticket.status != "escalated":
         raise Conflict(f"{ticket.key} is not escalated (its status is {ticket.status})")

@@ -272,7 +272,7 @@ def list_tickets(
 # -- creating ---------------------------------------------------------------------------------
 
 
-def _require_staff(actor: User | None, action: str) -> None:
+def require_staff(actor: User | None, action: str) -> None:
     if actor is not None and actor.role not in (Role.admin, Role.expert):
         raise PermissionDenied(f"A {actor.role} cannot {action}")
 
@@ -363,7 +363,7 @@ def create_manual_ticket(
     title: str | None = None,
 ) -> Ticket:
     """The "+" form: an expert or admin opens a ticket by hand."""
-    _require_staff(actor, "create tickets")
+    require_staff(actor, "create tickets")
     errors: dict[str, str] = {}
     email = ""
     try:
@@ -488,7 +488,7 @@ def change_status(session: Session, actor: User | None, ticket: Ticket, status: 
         record_event(session, kind="ticket.escalated", actor=actor, ticket_id=ticket.id)
 
 
-def _can_work_on(session: Session, actor: User, ticket: Ticket) -> bool:
+def can_work_on(session: Session, actor: User, ticket: Ticket) -> bool:
     return (
         actor.role == Role.admin
         or ticket.owner_id == actor.id
@@ -510,7 +510,7 @@ def update_ticket(
     ``changes`` maps field -> new value (owner: a username, or "" to unassign). Customer
     name, email and created date are refused: records stay true.
     """
-    _require_staff(actor, "edit tickets")
+    require_staff(actor, "edit tickets")
     errors: dict[str, str] = {}
     for name in changes:
         if name in READ_ONLY_FIELDS:
@@ -525,7 +525,7 @@ def update_ticket(
         raise ValidationFailed(errors)
     _check_attachments(attachments)
     ticket = get_ticket(session, key, lock=True)
-    if not _can_work_on(session, actor, ticket):
+    if not can_work_on(session, actor, ticket):
         raise PermissionDenied(f"You are not on the team of {ticket.key}")
     status_name, team_name = changes.get("status"), changes.get("team")
     new_status = get_status(session, status_name) if status_name else None
@@ -676,8 +676,8 @@ def add_comment(
     ticket = get_ticket(session, key, lock=True)
     is_requester = ticket.requester_id is not None and ticket.requester_id == actor.id
     if not is_requester:
-        _require_staff(actor, "comment on tickets")
-        if not _can_work_on(session, actor, ticket):
+        require_staff(actor, "comment on tickets")
+        if not can_work_on(session, actor, ticket):
             raise PermissionDenied(f"You are not on the team of {ticket.key}")
     return write_comment(session, actor, ticket, body, attachments)
 
