@@ -191,9 +191,10 @@ class Ticket(SQLModel, table=True):
             sqlite_where=text("owner_id IS NULL"),
         ),
         Index("ix_ticket_created", "created_at"),
-        # The ticket list (issue 5, migration 0004): filtered by team (and status) newest
-        # first, and its counts by status over a date range without reading the tickets.
-        Index("ix_ticket_team_status", "team_id", "status", "created_at"),
+        # The ticket list (issue 5, migrations 0004-0005): filtered by team (and status, and
+        # priority) newest first, and its counts by status over a date range without reading
+        # the tickets.
+        Index("ix_ticket_team_status", "team_id", "status", "created_at", "priority"),
         Index("ix_ticket_created_status", "created_at", "status"),
     )
 
