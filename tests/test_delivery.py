@@ -48,9 +48,12 @@ from sqlmodel import col, select
 
 from cxdesk.config import load_settings
 from cxdesk.engine import outbox as outbox_module
+from cxdesk.engine import worker as worker_module
+from cxdesk.engine.channels import DeliveryResult
 from cxdesk.engine.dispatch import unit_of_work
 from cxdesk.engine.outbox import LEASE, MAX_ATTEMPTS, enqueue, message_id_for
 from cxdesk.engine.worker import DeliveryWorker
+from cxdesk.errors import DeskError
 from cxdesk.store import tickets as ops
 from cxdesk.store.db import make_engine, read_session, transaction
 from cxdesk.store.directory import get_team, get_user
@@ -385,6 +388,42 @@ def test_smtp_down_then_back_delivers_every_message_once(
     rows = outbox(engine, *ids)
     assert all(r.status == "sent" and r.provider_id == message_id_for(r, MAIL_FROM) for r in rows)
     assert worker.run_once(now=utcnow() + timedelta(days=1)).results == {"sent": 0, "failed": 0}
+
+
+def test_results_are_recorded_beside_the_sending_and_a_lost_database_stops_the_batch(
+    engine: Engine, mail_env: SmtpPeer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Results are recorded on a thread of their own while the next message goes out; once
+    recording fails, the batch stops at the next result: nothing more is sent that could not
+    be recorded, the rows stay claimed for their lease, and the error reaches the caller."""
+    peer = mail_env
+    peer.delay = 0.05  # each message takes longer to send than one result to record
+    _key, ids = queue_emails(engine, 12)
+    worker = DeliveryWorker(engine, load_settings())
+    recorded: list[int] = []
+    real_record = worker_module.record_result
+
+    def record_then_lose_the_database(bind: Any, claim: Any, result: DeliveryResult) -> bool:
+        if len(recorded) == 2:
+            raise DeskError("Database error: server closed the connection unexpectedly")
+        recorded.append(result.outbox_id)
+        return real_record(bind, claim, result)
+
+    monkeypatch.setattr(worker_module, "record_result", record_then_lose_the_database)
+    with pytest.raises(DeskError, match="server closed the connection"):
+        worker.run_once()
+    sent = len(received_ids(peer))
+    assert 3 <= sent <= 5, sent  # the 3rd failed to record; at most two more were under way
+    rows = outbox(engine, *ids)
+    assert [r.status for r in rows].count("sent") == 2
+    assert all(r.status == "pending" and r.claimed_until for r in rows if r.id not in recorded)
+    assert worker.run_once().results == {"sent": 0, "failed": 0}  # still claimed: no resend
+
+    monkeypatch.setattr(worker_module, "record_result", real_record)
+    peer.delay = 0.0
+    later = max(r.claimed_until for r in rows if r.claimed_until) + timedelta(seconds=1)
+    assert worker.run_once(now=later).results == {"sent": 10, "failed": 0}
+    assert set(received_ids(peer)) == set(expected_ids(engine, ids))
 
 
 @pytest.mark.slow

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from email.utils import parseaddr
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, bindparam, or_, update
+from sqlalchemy import Connection, Engine, bindparam, or_, update
 from sqlmodel import Session, col, select
 
 from cxdesk.errors import Conflict, NotFound, ValidationFailed
@@ -169,9 +169,10 @@ _MARK_SENT = (
 )
 
 
-def record_result(engine: Engine, claim: Claim, result: DeliveryResult) -> bool:
-    """Close one claimed row with its delivery result; False if the lease was lost."""
-    with transaction(engine) as session:
+def record_result(bind: Engine | Connection, claim: Claim, result: DeliveryResult) -> bool:
+    """Close one claimed row with its delivery result, in a transaction of its own (on the
+    batch's connection when given one); False if the lease was lost."""
+    with transaction(bind) as session:
         if result.ok:
             row = (
                 session.connection()

@@ -18,8 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import queue
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -91,14 +94,44 @@ class DeliveryWorker:
             notes.append(f"{self.sms_off_reason}; SMS stay pending")
         return "; ".join(notes)
 
-    def _recorder(self, claim: Claim, report: WorkerReport) -> ResultCallback:
-        def record(result: DeliveryResult) -> None:
-            if record_result(self.engine, claim, result):
-                report.results["sent" if result.ok else "failed"] += 1
-            else:
-                report.lost_leases += 1
+    @contextmanager
+    def _recording(self, claim: Claim, report: WorkerReport) -> Iterator[ResultCallback]:
+        """The channel's ``on_result``: each result is recorded in order, in its own
+        transaction, on a thread and connection of its own, while the channel goes on
+        sending, so the database round trips of one message overlap the SMTP or HTTP
+        exchange of the next. Leaving waits until every result is recorded. Once recording
+        fails (the database is gone), the next result raises, which stops the batch: nothing
+        more is sent that could not be recorded; the error is raised again on leaving."""
+        pending: queue.SimpleQueue[DeliveryResult | None] = queue.SimpleQueue()
+        errors: list[BaseException] = []
 
-        return record
+        def record_all() -> None:
+            try:
+                with self.engine.connect() as connection:
+                    while (result := pending.get()) is not None:
+                        if record_result(connection, claim, result):
+                            report.results["sent" if result.ok else "failed"] += 1
+                        else:
+                            report.lost_leases += 1
+            except BaseException as exc:
+                errors.append(exc)
+                while pending.get() is not None:  # the rest stay claimed: the lease runs out
+                    pass
+
+        def record(result: DeliveryResult) -> None:
+            if errors:
+                raise errors[0]
+            pending.put(result)
+
+        recorder = threading.Thread(target=record_all, name="cxdesk-record", daemon=True)
+        recorder.start()
+        try:
+            yield record
+        finally:
+            pending.put(None)
+            recorder.join()
+        if errors:
+            raise errors[0]
 
     def deliver_email(self, report: WorkerReport, *, now: datetime | None = None) -> int:
         if not self.email_on:
@@ -119,14 +152,10 @@ class DeliveryWorker:
             )
             for m in claim.messages
         ]
-        results = asyncio.run(
-            send_email_batch(
-                self.mail,
-                outgoing,
-                on_result=self._recorder(claim, report),
-                deadline=deadline,
+        with self._recording(claim, report) as record:
+            results = asyncio.run(
+                send_email_batch(self.mail, outgoing, on_result=record, deadline=deadline)
             )
-        )
         self._give_back(claim, [m.outbox_id for m in outgoing], results)
         return len(outgoing)
 
@@ -138,13 +167,15 @@ class DeliveryWorker:
             return 0
         deadline = self._deadline()
         outgoing = [SmsOut(outbox_id=m.id or 0, to=m.to_addr, body=m.body) for m in claim.messages]
-        record = self._recorder(claim, report)
-        try:
-            results = send_sms_batch(self.sms, outgoing, on_result=record, deadline=deadline)
-        except DeskError as exc:  # not configured: every message waits, with the reason
-            results = [DeliveryResult(m.outbox_id, False, None, str(exc), False) for m in outgoing]
-            for result in results:
-                record(result)
+        with self._recording(claim, report) as record:
+            try:
+                results = send_sms_batch(self.sms, outgoing, on_result=record, deadline=deadline)
+            except DeskError as exc:  # not configured: every message waits, with the reason
+                results = [
+                    DeliveryResult(m.outbox_id, False, None, str(exc), False) for m in outgoing
+                ]
+                for result in results:
+                    record(result)
         self._give_back(claim, [m.outbox_id for m in outgoing], results)
         return len(outgoing)
 

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlmodel import Session
@@ -77,8 +77,12 @@ def _sqlite_engine(url: Any, **kwargs: Any) -> Engine:
 
 
 @contextmanager
-def transaction(engine: Engine) -> Iterator[Session]:
-    """One write transaction: commits if the block succeeds, rolls everything back if not."""
+def transaction(engine: Engine | Connection) -> Iterator[Session]:
+    """One write transaction: commits if the block succeeds, rolls everything back if not.
+
+    Given a Connection (not in a transaction) rather than the Engine, the transaction runs on
+    it: a loop of short transactions then skips the pool checkout (and PostgreSQL's ping).
+    """
     with Session(engine, expire_on_commit=False) as session:
         try:
             yield session
