@@ -21,6 +21,12 @@ all released at once by a barrier:
   ``(created, id) WHERE owner IS NULL``: PostgreSQL does not take an ``(owner, created)``
   index's order under ``owner IS NULL`` and would sort every waiting row on each claim.
 
+A third contender on SQLite is a reference, not a target: cxdesk's own statements for a pull
+(the scope read, BEGIN IMMEDIATE, the candidate, UPDATE ... RETURNING, both events, COMMIT)
+written out and run through bare ``sqlite3`` on a cxdesk desk. ``throughput_vs_own_sql`` is
+cxdesk against it: the cost of SQLAlchemy and the ORM, apart from the cost of the desk's SQL
+(a pull writes a ticket row with its indexes and two event rows, the baseline one narrow row).
+
 Figures: throughput (claims/s over the wall time of the race), p50 and p99 latency of one
 claim (begin to commit: what one expert waits), doubles (tickets reported by two workers, or
 owned in the database by a worker that did not report them) and lost tickets (still waiting,
@@ -138,6 +144,70 @@ def _sqlite3_claimer(path: str, index: int) -> Claimer:
     return claim, connection.close
 
 
+# cxdesk's own statements for one pull (store.tickets.pull_next on SQLite), written out.
+SAME_SQL_SCOPE = (
+    "SELECT queue.name, queue.ordering, team.id, team.name, EXISTS (SELECT 1 FROM membership "
+    "WHERE membership.team_id = team.id AND membership.user_id = ?) FROM queue "
+    "JOIN team ON team.id = queue.team_id WHERE queue.name = ?"
+)
+SAME_SQL_CANDIDATE = (
+    "SELECT ticket.id, ticket.status FROM ticket JOIN status ON status.name = ticket.status "
+    "WHERE ticket.team_id = ? AND ticket.owner_id IS NULL AND status.category = 'open' "
+    "ORDER BY ticket.created_at, ticket.id LIMIT 1"
+)
+SAME_SQL_CLAIM = (
+    "UPDATE ticket SET owner_id = ?, status = ?, updated_at = ? "
+    "WHERE ticket.id = ? AND ticket.owner_id IS NULL RETURNING *"
+)
+SAME_SQL_EVENTS = (
+    "INSERT INTO event (kind, actor_id, ticket_id, field_name, from_value, to_value, detail, "
+    "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"
+)
+
+
+def _same_sql_claimer(path: str, index: int) -> Claimer:
+    """cxdesk's statements for a pull, through bare ``sqlite3``: what the desk's SQL costs
+    without SQLAlchemy and the ORM (the floor cxdesk's own code could reach)."""
+    connection = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA foreign_keys=ON")
+    connection.execute("PRAGMA synchronous=NORMAL")
+    connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    user_id, username = connection.execute(
+        "SELECT id, username FROM user WHERE username = ?", (_username(index),)
+    ).fetchone()
+
+    def claim() -> int | None:
+        connection.execute("BEGIN")
+        scope = connection.execute(SAME_SQL_SCOPE, (user_id, QUEUE)).fetchone()
+        connection.execute("COMMIT")
+        queue_name, _ordering, team_id, _team_name, member = scope
+        assert member
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            found = connection.execute(SAME_SQL_CANDIDATE, (team_id,)).fetchone()
+            if found is None:
+                connection.execute("ROLLBACK")
+                return None
+            ticket_id, old = found
+            new = "open" if old == "new" else old
+            now = utcnow().isoformat(" ")
+            connection.execute(SAME_SQL_CLAIM, (user_id, new, now, ticket_id)).fetchall()
+            connection.execute(
+                SAME_SQL_EVENTS,
+                ("ticket.assigned_from_queue", user_id, ticket_id, "owner", None, username,
+                 queue_name, now, "ticket.status_changed", user_id, ticket_id, "status", old,
+                 new, None, now),
+            ).fetchall()  # fmt: skip
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+        return int(ticket_id)
+
+    return claim, connection.close
+
+
 def _psycopg_claimer(url: str, index: int) -> Claimer:
     connection = psycopg.connect(url, autocommit=True)
     owner = index + 1
@@ -161,6 +231,7 @@ CLAIMERS: dict[str, Callable[[str, int], Claimer]] = {
     "cxdesk": _cxdesk_claimer,
     "sqlite3": _sqlite3_claimer,
     "psycopg": _psycopg_claimer,
+    "same-sql": _same_sql_claimer,
 }
 
 
@@ -301,7 +372,11 @@ def _outcome(
 # -- contenders: set up, race, check -------------------------------------------------------------
 
 
-def _cxdesk_contender(url: str, tickets: int, workers: int, profile_dir: Path | None) -> Outcome:
+def _cxdesk_contender(
+    url: str, tickets: int, workers: int, profile_dir: Path | None, kind: str = "cxdesk"
+) -> Outcome:
+    """A fresh desk of ``tickets`` waiting tickets pulled by ``workers`` processes of ``kind``:
+    cxdesk's pull_next, or (``same-sql``, SQLite) its statements through bare sqlite3."""
     engine = make_engine(url)
     try:
         upgrade(engine)
@@ -341,7 +416,8 @@ def _cxdesk_contender(url: str, tickets: int, workers: int, profile_dir: Path | 
             session.execute(insert(Ticket), rows)
         if engine.dialect.name == "sqlite":
             _checkpoint(str(engine.url.database))
-        claimed_by, latencies, seconds = _race("cxdesk", url, workers, profile_dir)
+        target = url if kind == "cxdesk" else str(engine.url.database)
+        claimed_by, latencies, seconds = _race(kind, target, workers, profile_dir)
         with read_session(engine) as session:
             owners = {
                 ticket_id: worker_of_user.get(owner_id) if owner_id is not None else None
@@ -459,6 +535,20 @@ def _figures(database: str, cxdesk: Outcome, baseline: Outcome) -> list[dict[str
     ]
 
 
+def _same_sql_figure(cxdesk: Outcome, same: Outcome) -> dict[str, Any]:
+    """cxdesk against its own statements through the bare driver: what SQLAlchemy and the
+    ORM cost, apart from what the desk's SQL costs (no target; for reading the one above)."""
+    return {
+        "name": "pull.sqlite.throughput_vs_own_sql",
+        "value": cxdesk.throughput,
+        "baseline": same.throughput,
+        "ratio": cxdesk.throughput / same.throughput if same.throughput else None,
+        "unit": "claims/s",
+        "target": None,
+        "met": None if not (same.doubles or same.lost) else False,
+    }
+
+
 def run(
     *,
     tickets: int = TICKETS,
@@ -482,6 +572,9 @@ def run(
         log("SQLite: bare sqlite3 baseline ...")
         baseline = _sqlite3_contender(f"{folder}/baseline.db", tickets, workers)
         figures += _figures("sqlite", cxdesk, baseline)
+        log("SQLite: cxdesk's own statements through bare sqlite3 (reference) ...")
+        same = _cxdesk_contender(f"sqlite:///{folder}/same.db", tickets, workers, None, "same-sql")
+        figures.append(_same_sql_figure(cxdesk, same))
         if profile_dir is not None:
             _log_profile(profile_dir, "SQLite", log)
         if pg_url:
