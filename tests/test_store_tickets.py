@@ -122,6 +122,9 @@ def test_pull_assigns_oldest_and_logs(desk: Engine) -> None:
             select(Event.kind).where(Event.ticket_id == ticket.id).order_by(col(Event.id))
         ).all()
     assert kinds == ["ticket.created", "ticket.assigned_from_queue", "ticket.status_changed"]
+    with read_session(desk) as s:  # one pull, one ticket: the next still waits, untouched
+        waiting = s.get(Ticket, second.id)
+        assert waiting is not None and (waiting.owner_id, waiting.status) == (None, "new")
     with unit_of_work(desk) as s:
         assert ops.pull_next(s, actor=get_user(s, "maya"), queue_name="360").id == second.id
     with pytest.raises(QueueEmpty, match="No tickets waiting in 360"), unit_of_work(desk) as s:
