@@ -184,10 +184,14 @@ def _add_membership(session: Session, user: User, team: Team) -> None:
 # -- queues -----------------------------------------------------------------------------------
 
 
+def no_queue(name: str) -> NotFound:
+    return NotFound(f"No queue named {name!r}")
+
+
 def get_queue(session: Session, name: str) -> Queue:
     queue = session.exec(select(Queue).where(Queue.name == name)).first()
     if queue is None:
-        raise NotFound(f"No queue named {name!r}")
+        raise no_queue(name)
     return queue
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import insert
 from sqlmodel import Session
@@ -54,25 +55,10 @@ def record_event(
     (a pull holds SQLite's write lock while it does), so it is kept cheap.
     """
     now = utcnow()
-    event_id: int = (
-        session.connection()
-        .execute(
-            _INSERT_EVENT,
-            {
-                "kind": kind,
-                "actor_id": actor.id if actor else None,
-                "ticket_id": ticket_id,
-                "response_id": response_id,
-                "field_name": field_name,
-                "from_value": None if from_value is None else str(from_value),
-                "to_value": None if to_value is None else str(to_value),
-                "detail": detail,
-                "created_at": now,
-                "dispatched_at": None if triggers_workflows else now,
-            },
-        )
-        .scalar_one()
-    )
+    change = Change(kind, field_name, from_value, to_value, detail)
+    row = _row(change, actor=actor, ticket_id=ticket_id, response_id=response_id, now=now)
+    row["dispatched_at"] = None if triggers_workflows else now
+    event_id: int = session.connection().execute(_INSERT_EVENT, row).scalar_one()
     if triggers_workflows:
         session.info.setdefault(PENDING_KEY, []).append(event_id)
     return event_id
@@ -84,24 +70,33 @@ def record_events(
     """Write several log lines of one ticket in one statement (one round trip to the
     server): for a pull, which holds SQLite's write lock and an expert's keystroke."""
     now = utcnow()
-    rows = [
-        {
-            "kind": change.kind,
-            "actor_id": actor.id if actor else None,
-            "ticket_id": ticket_id,
-            "response_id": None,
-            "field_name": change.field_name,
-            "from_value": None if change.from_value is None else str(change.from_value),
-            "to_value": None if change.to_value is None else str(change.to_value),
-            "detail": change.detail,
-            "created_at": now,
-            "dispatched_at": None,
-        }
-        for change in changes
-    ]
+    rows = [_row(change, actor=actor, ticket_id=ticket_id, now=now) for change in changes]
     ids = list(session.connection().execute(_INSERT_EVENTS, rows).scalars())
     session.info.setdefault(PENDING_KEY, []).extend(ids)
     return ids
+
+
+def _row(
+    change: Change,
+    *,
+    actor: User | None,
+    ticket_id: int | None,
+    now: datetime,
+    response_id: int | None = None,
+) -> dict[str, object]:
+    """The event table's row for one change (not yet dispatched to workflows)."""
+    return {
+        "kind": change.kind,
+        "actor_id": actor.id if actor else None,
+        "ticket_id": ticket_id,
+        "response_id": response_id,
+        "field_name": change.field_name,
+        "from_value": None if change.from_value is None else str(change.from_value),
+        "to_value": None if change.to_value is None else str(change.to_value),
+        "detail": change.detail,
+        "created_at": now,
+        "dispatched_at": None,
+    }
 
 
 def take_pending_events(session: Session) -> list[int]:

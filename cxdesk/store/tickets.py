@@ -34,6 +34,7 @@ from cxdesk.store.directory import (
     get_team,
     get_user,
     is_member,
+    no_queue,
     team_members,
 )
 from cxdesk.store.events import Change, record_event, record_events
@@ -84,7 +85,6 @@ CLOSED_MESSAGE = (
 )
 # SKIP LOCKED may find nothing while tickets wait, all locked by other pullers: look again.
 _PULL_RETRIES = 20
-_TICKETS = Ticket.__table__  # type: ignore[attr-defined]
 # Core, built once: the claim runs while SQLite's write lock is held.
 _CLAIM_TICKET = (
     update(Ticket)
@@ -420,7 +420,7 @@ def pull_next(session: Session, *, actor: User, queue_name: str) -> Ticket:
         with bind.connect().execution_options(**{READ_ONLY_OPTION: True}) as reader:
             scope = reader.execute(_PULL_SCOPE, scope_params).first()
     if scope is None:
-        raise NotFound(f"No queue named {queue_name!r}")
+        raise no_queue(queue_name)
     queue_name, ordering, team_id, team_name, member = scope
     if not member:
         raise PermissionDenied(f"You are not on team {team_name}")
