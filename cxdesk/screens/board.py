@@ -24,6 +24,7 @@ from textual.widgets import DataTable, Footer, Label
 from cxdesk.errors import DeskError
 from cxdesk.store.db import read_session
 from cxdesk.store.pages import BoardRow, board_rows
+from cxdesk.widgets.table import DeskTable
 
 BOARD_ROWS = 25
 BOARD_COLUMNS = {"Customer": 14, "Expert": 20, "Product": 20, "Ticket": 9, "Last update": 11}
@@ -66,7 +67,7 @@ class BoardScreen(Screen[Any]):
 
     def compose(self) -> ComposeResult:
         yield Label("Who is being helped", id="board-title")
-        table: DataTable[Text] = DataTable(
+        table: DataTable[Text] = DeskTable(
             id="board", cursor_type="none", zebra_stripes=True, cell_padding=2
         )
         for heading, width in BOARD_COLUMNS.items():

@@ -34,6 +34,7 @@ from cxdesk.store.contacts import parse_filters
 from cxdesk.store.db import read_session
 from cxdesk.store.directory import FormChoices, form_choices
 from cxdesk.widgets.confirm_dialog import ConfirmDialog
+from cxdesk.widgets.table import DeskTable
 
 NOBODY = "(nobody: the tickets wait in the queue)"
 FILTER_HINT = "plan=enterprise, renewal<2027-01-01 (comma-separated; all must hold)"
@@ -120,11 +121,11 @@ class CampaignsScreen(DeskScreen):
             with Vertical(id="campaign-side"):
                 yield Label("Preview", classes="question")
                 yield Label("Fill the form, then preview.", id="outcome", markup=False)
-                preview: DataTable[str] = DataTable(id="preview", cursor_type="row")
+                preview: DataTable[str] = DeskTable(id="preview", cursor_type="row")
                 preview.add_columns(*PREVIEW_COLUMNS)
                 yield preview
                 yield Label("Campaigns", classes="question")
-                campaigns: DataTable[str] = DataTable(
+                campaigns: DataTable[str] = DeskTable(
                     id="campaigns", cursor_type="row", zebra_stripes=True
                 )
                 campaigns.add_columns(*CAMPAIGN_COLUMNS)

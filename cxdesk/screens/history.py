@@ -21,6 +21,7 @@ from cxdesk.store.db import read_session
 from cxdesk.store.models import Role
 from cxdesk.store.pages import HistoryRow, history_page
 from cxdesk.store.views import PAGE_SIZE
+from cxdesk.widgets.table import DeskTable
 
 COLUMNS = ("ID", "Subject", "Created", "Last activity", "Type", "Status")
 
@@ -53,7 +54,7 @@ class HistoryScreen(DeskScreen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Label("Loading…", id="history-info")
-        yield DataTable(id="history", cursor_type="row", zebra_stripes=True)
+        yield DeskTable(id="history", cursor_type="row", zebra_stripes=True)
         yield Footer()
 
     def on_mount(self) -> None:

@@ -30,6 +30,7 @@ from cxdesk.store.db import read_session
 from cxdesk.store.reports import ScoreRow, TeamTimes, csat_report, team_times
 from cxdesk.store.tickets import format_wait
 from cxdesk.widgets.bar_chart import Bar, BarChart
+from cxdesk.widgets.table import DeskTable
 
 PERIODS: tuple[tuple[str, int | None], ...] = (
     ("all time", None),
@@ -127,7 +128,7 @@ class InsightsScreen(DeskScreen):
             yield Label(NPS_TITLE, id="nps-title", classes="chart-title score")
             yield BarChart(low=-100, high=100, id="nps", classes="score")
             yield Label("Wait to pull and time to resolve per team", classes="chart-title")
-            times: DataTable[str] = DataTable(id="times", cursor_type="none", zebra_stripes=True)
+            times: DataTable[str] = DeskTable(id="times", cursor_type="none", zebra_stripes=True)
             times.add_columns(*TIMES_COLUMNS)
             yield times
         yield Footer()

@@ -30,6 +30,7 @@ from cxdesk.store.tickets import (
     queue_overview,
     tickets_to_dicts,
 )
+from cxdesk.widgets.table import DeskTable
 
 OWN_TEAM_MARK = "●"
 WAIT_REDRAW_SECONDS = 30.0
@@ -63,11 +64,11 @@ class QueuesScreen(DeskScreen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Label(f"Queues ({OWN_TEAM_MARK} = my teams)")
-        queues: DataTable[str] = DataTable(id="queues", cursor_type="row")
+        queues: DataTable[str] = DeskTable(id="queues", cursor_type="row")
         queues.add_columns(" ", "Queue", "Team", "Waiting", "Oldest wait")
         yield queues
         yield Label(MY_TICKETS_HINT, id="mine-hint")
-        mine: DataTable[str] = DataTable(id="mine", cursor_type="row")
+        mine: DataTable[str] = DeskTable(id="mine", cursor_type="row")
         mine.add_columns("Key", "Title", "Status", "Priority", "Team", "Updated")
         yield mine
         yield Footer()

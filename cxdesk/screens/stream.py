@@ -23,6 +23,7 @@ from cxdesk.store.db import read_session
 from cxdesk.store.directory import get_team
 from cxdesk.store.pages import StreamEvent, event_kinds, stream_page
 from cxdesk.store.views import PAGE_SIZE
+from cxdesk.widgets.table import DeskTable
 
 STREAM_COLUMNS = ("When", "Ticket", "Team", "Who", "What", "From", "To", "Detail")
 
@@ -70,7 +71,7 @@ class StreamScreen(DeskScreen):
             yield Input(placeholder="Team", id="s-team", compact=True)
             yield Input(placeholder="Kind (e.g. ticket.status_changed)", id="s-kind", compact=True)
         yield Label("Loading…", id="stream-info")
-        table: DataTable[str] = DataTable(id="stream", cursor_type="row", zebra_stripes=True)
+        table: DataTable[str] = DeskTable(id="stream", cursor_type="row", zebra_stripes=True)
         table.add_columns(*STREAM_COLUMNS)
         yield table
         yield Footer()

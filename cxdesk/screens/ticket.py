@@ -48,6 +48,7 @@ from cxdesk.store.tickets import (
 )
 from cxdesk.widgets.change_dialog import ChangeDialog, ChangeRequest, SaveChange
 from cxdesk.widgets.confirm_dialog import ConfirmDialog
+from cxdesk.widgets.table import DeskTable
 from cxdesk.widgets.timeline import Timeline
 
 NOBODY = "(nobody: back to the queue)"
@@ -112,11 +113,11 @@ class TicketScreen(DeskScreen):
             yield Static("", id="requester-note", markup=False)
             with TabbedContent(id="tabs"):
                 with TabPane("Comments", id="tab-comments"):
-                    comments: DataTable[str] = DataTable(id="comments", cursor_type="row")
+                    comments: DataTable[str] = DeskTable(id="comments", cursor_type="row")
                     comments.add_columns("At", "Author", "Comment")
                     yield comments
                 with TabPane("Log", id="tab-log"):
-                    log: DataTable[str] = DataTable(id="log", cursor_type="row")
+                    log: DataTable[str] = DeskTable(id="log", cursor_type="row")
                     log.add_columns("At", "Who", "What", "From", "To", "Detail")
                     yield log
         yield Footer()

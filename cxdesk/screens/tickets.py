@@ -39,6 +39,7 @@ from cxdesk.store.views import (
     ticket_summary,
 )
 from cxdesk.widgets.prompt_dialog import PromptDialog
+from cxdesk.widgets.table import DeskTable
 
 FILTER_FIELDS = {
     "days": "Days (0 = all)",
@@ -111,7 +112,7 @@ class TicketsScreen(DeskScreen):
                 yield Input(placeholder=placeholder, id=f"f-{name}", compact=True)
         yield Label("Loading…", id="summary")
         yield Label("", id="page-info")
-        table: DataTable[str] = DataTable(id="tickets", cursor_type="cell", zebra_stripes=True)
+        table: DataTable[str] = DeskTable(id="tickets", cursor_type="cell", zebra_stripes=True)
         for name, heading in LIST_COLUMNS.items():
             table.add_column(heading, key=name)
         yield table
