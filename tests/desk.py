@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 
+from cxdesk.engine.dispatch import pull_and_dispatch
 from cxdesk.engine.workflows import save_workflow
 from cxdesk.store import directory
-from cxdesk.store.db import transaction
+from cxdesk.store.db import read_session, transaction
 from cxdesk.store.surveys import save_survey
 
 CHECKIN_QUESTIONS = [
@@ -75,3 +76,11 @@ def build_small_desk(engine: Engine) -> None:
                     }
                 ],
             )
+
+
+def pull(engine: Engine, expert: str, queue: str) -> str:
+    """``expert`` pulls the next ticket of ``queue`` as the desk does (its workflows run
+    after the pull commits); the ticket's key."""
+    with read_session(engine) as session:
+        actor = directory.get_user(session, expert)
+    return pull_and_dispatch(engine, actor=actor, queue_name=queue).key

@@ -60,6 +60,7 @@ from cxdesk.store.directory import get_team, get_user
 from cxdesk.store.models import EscalationRule, Event, OutboxMessage, Ticket, utcnow
 from tests.cli_helpers import Cli, CliResult, assert_one_error_line, dump_tables
 from tests.desk import build_small_desk
+from tests.desk import pull as desk_pull
 from tests.peers import TWILIO_TEST_ACCOUNT_SID, TWILIO_TEST_FROM, SmtpPeer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -602,10 +603,7 @@ def test_escalation_rules_escalate_waiting_assigned_tickets_only(
         return created.key
 
     def pull(queue: str, expert: str) -> str:
-        with unit_of_work(engine) as session:
-            key = ops.pull_next(session, actor=get_user(session, expert), queue_name=queue).key
-        assert key is not None
-        return key
+        return desk_pull(engine, expert, queue)
 
     def update(key: str, expert: str, status: str) -> None:
         with unit_of_work(engine) as session:

@@ -22,9 +22,9 @@ from cxdesk.store.events import record_event
 from cxdesk.store.models import Event, Survey, SurveyResponse, Ticket, utcnow
 from cxdesk.store.reports import PULLED_KIND, Durations, TeamTimes, csat_report, team_times
 from cxdesk.store.surveys import save_survey
-from cxdesk.store.tickets import pull_next, update_ticket
+from cxdesk.store.tickets import update_ticket
 from cxdesk.widgets.bar_chart import bar_cells
-from tests.desk import build_small_desk
+from tests.desk import build_small_desk, pull
 from tests.test_views import make_ticket
 
 MINUTE = 60.0
@@ -57,10 +57,9 @@ def worked_ticket(
     resolved ``resolve_minutes`` after it was created), created ``days_ago`` days (and 8 hours)
     ago."""
     key = make_ticket(engine, f"Help with {team}", team, customer_name="Ada")
+    assert pull(engine, expert, team) == key
     with unit_of_work(engine) as s:
         who = get_user(s, expert)
-        pulled = pull_next(s, actor=who, queue_name=team)
-        assert pulled.key == key
         if resolve_minutes is not None:
             update_ticket(s, actor=who, key=key, comment="Done",
                           changes={"status": "resolved"})  # fmt: skip

@@ -26,7 +26,7 @@ from cxdesk.store.db import read_session, transaction
 from cxdesk.store.directory import get_user
 from cxdesk.store.models import Event, OutboxMessage, utcnow
 from cxdesk.store.surveys import submit_response
-from tests.desk import build_small_desk
+from tests.desk import build_small_desk, pull
 
 ANSWERS = {
     "first_name": "Zoë",
@@ -70,10 +70,7 @@ def pull_one(desk: Engine, **overrides: str) -> str:
     with unit_of_work(desk) as s:
         submit_response(s, actor=get_user(s, "vera"), survey_name="checkin",
                         answers={**ANSWERS, **overrides})  # fmt: skip
-    with unit_of_work(desk) as s:
-        key = ops.pull_next(s, actor=get_user(s, "omar"), queue_name="360").key
-    assert key is not None
-    return key
+    return pull(desk, "omar", "360")
 
 
 def test_pull_queues_sms_and_email_naming_the_expert(desk: Engine) -> None:

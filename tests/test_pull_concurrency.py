@@ -26,7 +26,8 @@ from cxdesk.errors import PermissionDenied, QueueEmpty
 from cxdesk.store.db import make_engine, read_session, transaction
 from cxdesk.store.directory import add_queue, add_team, add_user, ensure_builtin_statuses, get_user
 from cxdesk.store.models import Event, Ticket, User
-from cxdesk.store.tickets import TicketDraft, create_ticket, pull_next
+from cxdesk.store.pull import pull_next
+from cxdesk.store.tickets import TicketDraft, create_ticket
 
 TEAM = "360"
 EXPERTS = 8
@@ -186,17 +187,15 @@ def test_pull_follows_priority_order_and_warns(engine: Engine) -> None:
         create_ticket(session, actor=None, draft=TicketDraft("medium 2", TEAM, status="open"))
         create_ticket(session, actor=None, draft=TicketDraft("high 2", TEAM, priority="high"))
 
-    with (
-        pytest.raises(PermissionDenied, match=r"^You are not on team 360$"),
-        transaction(engine) as session,
-    ):
-        pull_next(session, actor=outsider, queue_name=TEAM)
+    with pytest.raises(PermissionDenied, match=r"^You are not on team 360$"):
+        pull_next(engine, actor=outsider, queue_name=TEAM)
 
     pulled = []
     for _ in range(8):
-        with transaction(engine) as session:
-            ticket = pull_next(session, actor=expert, queue_name=TEAM)
-        assert (ticket.owner_id, ticket.status) == (expert.id, "open")
+        ticket_id = pull_next(engine, actor=expert, queue_name=TEAM).id
+        with read_session(engine) as session:
+            ticket = session.get(Ticket, ticket_id)
+        assert ticket is not None and (ticket.owner_id, ticket.status) == (expert.id, "open")
         pulled.append(ticket.title)
     assert pulled == [
         "critical 1",
@@ -209,8 +208,8 @@ def test_pull_follows_priority_order_and_warns(engine: Engine) -> None:
         "low 2",
     ]
 
-    with pytest.raises(QueueEmpty) as empty, transaction(engine) as session:
-        pull_next(session, actor=expert, queue_name=TEAM)
+    with pytest.raises(QueueEmpty) as empty:
+        pull_next(engine, actor=expert, queue_name=TEAM)
     assert str(empty.value) == "No tickets waiting in 360"
 
     with read_session(engine) as session:
@@ -236,11 +235,9 @@ def _worker_main(db_url: str, username: str) -> None:
     claimed = []
     while True:
         try:
-            with transaction(engine) as session:
-                ticket = pull_next(session, actor=expert, queue_name=TEAM)
+            claimed.append(pull_next(engine, actor=expert, queue_name=TEAM).id)
         except QueueEmpty:
             break
-        claimed.append(ticket.id)
     engine.dispose()
     print(json.dumps({"username": username, "user_id": expert.id, "claimed": claimed}), flush=True)
 

@@ -7,7 +7,7 @@ from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
 from cxdesk.engine.dispatch import unit_of_work
-from cxdesk.errors import Conflict, PermissionDenied, QueueEmpty, ValidationFailed
+from cxdesk.errors import Conflict, NotFound, PermissionDenied, QueueEmpty, ValidationFailed
 from cxdesk.store import tickets as ops
 from cxdesk.store.db import read_session, transaction
 from cxdesk.store.directory import get_user
@@ -15,13 +15,17 @@ from cxdesk.store.models import (
     Attachment,
     Comment,
     Event,
+    Membership,
+    Queue,
     SurveyResponse,
+    Team,
     Ticket,
     TicketData,
     WorkflowRun,
 )
+from cxdesk.store.pull import pull_next
 from cxdesk.store.surveys import submit_response
-from tests.desk import build_small_desk
+from tests.desk import build_small_desk, pull
 
 GOOD_ANSWERS = {
     "first_name": "Zoë",
@@ -111,43 +115,78 @@ def test_answer_validation(desk: Engine, field: str, value: str, message: str | 
 
 def test_pull_assigns_oldest_and_logs(desk: Engine) -> None:
     first, second = check_in(desk), check_in(desk)
-    with unit_of_work(desk) as s:
-        pulled = ops.pull_next(s, actor=get_user(s, "omar"), queue_name="360")
-    assert pulled.id == first.id
+    assert pull(desk, "omar", "360") == first.key
     with read_session(desk) as s:
-        ticket = ops.get_ticket(s, pulled.key or "")
-        assert ticket.owner_id == get_user(s, "omar").id
-        assert ticket.status == "open"
-        kinds = s.exec(
-            select(Event.kind).where(Event.ticket_id == ticket.id).order_by(col(Event.id))
-        ).all()
-    assert kinds == ["ticket.created", "ticket.assigned_from_queue", "ticket.status_changed"]
+        ticket = ops.get_ticket(s, first.key or "")
+        omar = get_user(s, "omar")
+        assert (ticket.owner_id, ticket.status, ticket.pulled_from) == (omar.id, "open", "360")
+        events = s.exec(select(Event).where(Event.ticket_id == ticket.id).order_by(col(Event.id)))
+        logged = [(e.kind, e.actor_id, e.field_name, e.from_value, e.to_value, e.detail,
+                   e.created_at == ticket.updated_at, e.dispatched_at is not None)
+                  for e in events]  # fmt: skip
+    assert logged[0][0] == "ticket.created"
+    assert logged[1:] == [
+        ("ticket.assigned_from_queue", omar.id, "owner", None, "omar", "360", True, True),
+        ("ticket.status_changed", omar.id, "status", "new", "open", None, True, True),
+    ]
     with read_session(desk) as s:  # one pull, one ticket: the next still waits, untouched
         waiting = s.get(Ticket, second.id)
         assert waiting is not None and (waiting.owner_id, waiting.status) == (None, "new")
-    with unit_of_work(desk) as s:
-        assert ops.pull_next(s, actor=get_user(s, "maya"), queue_name="360").id == second.id
-    with pytest.raises(QueueEmpty, match="No tickets waiting in 360"), unit_of_work(desk) as s:
-        ops.pull_next(s, actor=get_user(s, "maya"), queue_name="360")
+    assert pull(desk, "maya", "360") == second.key
+    with pytest.raises(QueueEmpty, match="^No tickets waiting in 360$"):
+        pull(desk, "maya", "360")
+
+
+def test_pull_of_an_open_ticket_logs_no_status_change(desk: Engine) -> None:
+    ticket = check_in(desk)
+    key = ticket.key or ""
+    pull(desk, "omar", "360")
+    update(desk, key, "omar", owner="")  # back in the queue, still open
+    assert pull(desk, "maya", "360") == key
+    with read_session(desk) as s:
+        kinds = s.exec(select(Event.kind).where(Event.ticket_id == ticket.id)
+                       .order_by(col(Event.id))).all()  # fmt: skip
+    assert kinds[-1] == "ticket.assigned_from_queue"
+    assert kinds.count("ticket.status_changed") == 1  # new -> open, once
 
 
 def test_pull_refused_off_team(desk: Engine) -> None:
     check_in(desk, product="Stats iQ")
-    with (
-        pytest.raises(PermissionDenied, match="You are not on team Stats iQ"),
-        unit_of_work(desk) as s,
-    ):
-        ops.pull_next(s, actor=get_user(s, "omar"), queue_name="Stats iQ")
+    with pytest.raises(PermissionDenied, match="^You are not on team Stats iQ$"):
+        pull(desk, "omar", "Stats iQ")
+    with pytest.raises(NotFound, match="No queue named"):
+        pull(desk, "omar", "Nope")
     with read_session(desk) as s:
         assert s.exec(select(Ticket)).one().owner_id is None
+        assert s.exec(select(Ticket)).one().pulled_from is None
+
+
+def test_pull_sees_the_team_and_queue_change_between_pulls(desk: Engine) -> None:
+    """What a pull remembers of its queue (per connection) never outlives a change: a
+    caller taken off the team is refused, a queue moved to another team pulls from it."""
+    for product in ("360", "360", "Stats iQ"):
+        check_in(desk, product=product)
+    with desk.connect() as connection:  # one driver connection: its remembered scope is used
+        with read_session(desk) as s:
+            maya, omar = get_user(s, "maya"), get_user(s, "omar")
+        pull_next(connection, actor=omar, queue_name="360")
+        with transaction(desk) as s:  # omar leaves 360
+            s.delete(s.exec(select(Membership).where(Membership.user_id == omar.id)).one())
+        with pytest.raises(PermissionDenied, match="^You are not on team 360$"):
+            pull_next(connection, actor=omar, queue_name="360")
+        with transaction(desk) as s:  # queue 360 now serves Stats iQ
+            stats = s.exec(select(Team).where(Team.name == "Stats iQ")).one()
+            s.exec(select(Queue).where(Queue.name == "360")).one().team_id = stats.id or 0
+        pulled = pull_next(connection, actor=maya, queue_name="360")
+    with read_session(desk) as s:
+        ticket = s.get(Ticket, pulled.id)
+        assert ticket is not None and ticket.team_id == stats.id
+        assert ticket.owner_id == maya.id
 
 
 def pulled_ticket(desk: Engine, expert: str = "maya") -> str:
     check_in(desk)
-    with unit_of_work(desk) as s:
-        key = ops.pull_next(s, actor=get_user(s, expert), queue_name="360").key
-    assert key is not None
-    return key
+    return pull(desk, expert, "360")
 
 
 def update(desk: Engine, key: str, who: str, comment: str = "note", **changes: str) -> Ticket:

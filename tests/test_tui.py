@@ -42,9 +42,8 @@ from cxdesk.store.models import (
     Ticket,
 )
 from cxdesk.store.surveys import submit_response
-from cxdesk.store.tickets import pull_next
 from cxdesk.widgets.change_dialog import ChangeDialog
-from tests.desk import build_small_desk
+from tests.desk import build_small_desk, pull
 from tests.peers import TWILIO_TEST_ACCOUNT_SID, TWILIO_TEST_FROM, SmtpPeer
 from tests.tui_helpers import choose, log_in, notified, palette, run_app, wait_until
 
@@ -249,8 +248,7 @@ def test_queue_count_drops_when_another_terminal_pulls(engine: Engine) -> None:
         await queues_loaded(app, pilot)
         table = app.screen.query_one("#queues", DataTable)
         await wait_until(pilot, lambda: str(table.get_row("360")[3]) == "1", "1 waiting in 360")
-        with unit_of_work(engine) as session:  # maya, at another terminal, pulls it
-            pull_next(session, actor=get_user(session, "maya"), queue_name="360")
+        pull(engine, "maya", "360")  # maya, at another terminal, pulls it
         await wait_until(pilot, lambda: str(table.get_row("360")[3]) == "0", "the count to drop")
         check_in(engine, "360")  # and a volunteer checks another customer in
         await wait_until(pilot, lambda: str(table.get_row("360")[3]) == "1", "the count to rise")

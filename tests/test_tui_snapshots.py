@@ -28,8 +28,8 @@ from cxdesk.screens.ticket import TicketScreen
 from cxdesk.store.db import make_engine, transaction
 from cxdesk.store.directory import get_user
 from cxdesk.store.models import Comment, Event, SurveyResponse, Ticket
-from cxdesk.store.tickets import add_comment, pull_next
-from tests.desk import build_small_desk
+from cxdesk.store.tickets import add_comment
+from tests.desk import build_small_desk, pull
 from tests.test_tui import check_in, label_text, wait_until
 
 SIZE = (100, 32)
@@ -52,9 +52,9 @@ def desk(sqlite_url: str) -> Iterator[Engine]:
     engine = make_engine(sqlite_url)
     build_small_desk(engine)
     keys = [check_in(engine, product) for product in ("360", "360", "Stats iQ")]
+    pull(engine, "maya", "Stats iQ")
     with unit_of_work(engine) as session:
         maya = get_user(session, "maya")
-        pull_next(session, actor=maya, queue_name="Stats iQ")
         add_comment(session, actor=maya, key=keys[2], body="Called Ada; exports fail on Safari")
     with transaction(engine) as session:
         for minutes, key in zip((0, 10, 15), keys, strict=True):

@@ -33,10 +33,11 @@ from cxdesk.screens.tickets import TicketsScreen
 from cxdesk.store.db import read_session
 from cxdesk.store.directory import get_user
 from cxdesk.store.models import Comment, Event, Team, Ticket
-from cxdesk.store.tickets import pull_next, update_ticket
+from cxdesk.store.tickets import update_ticket
 from cxdesk.store.views import LIST_COLUMNS
 from cxdesk.widgets.prompt_dialog import PromptDialog
 from tests import tui_helpers
+from tests.desk import pull
 from tests.test_views import build_ticket_desk
 from tests.tui_helpers import AnyApp, log_in, palette, wait_until
 
@@ -300,8 +301,7 @@ def test_board_reorders_after_a_pull_and_drops_resolved(engine: Engine) -> None:
         assert table_keys(app, "#board") == [k["eve"], k["bob"], k["ada"], k["old"]]
         board = app.screen.query_one("#board", DataTable)
         assert str(board.get_row(k["ada"])[0]) == "Ada L."  # never a full name in public
-        with unit_of_work(engine) as session:  # another terminal pulls the oldest 360 ticket
-            pull_next(session, actor=get_user(session, "maya"), queue_name="360")
+        pull(engine, "maya", "360")  # another terminal pulls the oldest 360 ticket
         await wait_until(pilot, lambda: table_keys(app, "#board")[0] == k["old"], "the pull")
         assert str(board.get_row(k["old"])[1]) == "Maya"
         with unit_of_work(engine) as session:

@@ -28,7 +28,7 @@ from cxdesk.store.pages import (
     public_name,
     stream_page,
 )
-from cxdesk.store.tickets import TicketDraft, create_ticket, pull_next, update_ticket
+from cxdesk.store.tickets import TicketDraft, create_ticket, update_ticket
 from cxdesk.store.views import (
     LIST_COLUMNS,
     Sort,
@@ -40,7 +40,7 @@ from cxdesk.store.views import (
     ticket_summary,
 )
 from tests.cli_helpers import Cli, assert_one_error_line, table_counts
-from tests.desk import build_small_desk
+from tests.desk import build_small_desk, pull
 
 # -- a desk with known tickets -----------------------------------------------------------------
 
@@ -270,9 +270,8 @@ def test_board_unresolved_recent_first_and_public_names(engine: Engine) -> None:
         before = [r.key for r in board_rows(session)]
     # Resolved and escalated ones are not on the board; newest update first.
     assert before == [k["eve"], k["bob"], k["ada"], k["old"]]
-    with unit_of_work(engine) as session:
-        pulled = pull_next(session, actor=get_user(session, "maya"), queue_name="360")
-    assert pulled.key == k["old"]  # the oldest waiting ticket, and now the latest update
+    # The oldest waiting ticket, and now the latest update.
+    assert pull(engine, "maya", "360") == k["old"]
     with read_session(engine) as session:
         rows = board_rows(session)
     assert [r.key for r in rows][:2] == [k["old"], k["eve"]]

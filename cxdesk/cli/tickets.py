@@ -16,7 +16,7 @@ from cxdesk.cli.common import (
     print_json,
     print_table,
 )
-from cxdesk.engine.dispatch import unit_of_work
+from cxdesk.engine.dispatch import PulledButNotDispatched, pull_and_dispatch, unit_of_work
 from cxdesk.store import tickets as ops
 from cxdesk.store.db import read_session
 from cxdesk.store.escalation_steps import (
@@ -70,9 +70,13 @@ def ticket_pull(queue: str, as_user: str = AS_OPTION) -> None:
     engine = desk_engine()
     with read_session(engine) as session:  # outside the write transaction: pulls stay short
         actor = acting_user(session, as_user)
-    with unit_of_work(engine) as session:
-        ticket = ops.pull_next(session, actor=actor, queue_name=queue)
-    typer.echo(ticket.key)
+    try:
+        pulled = pull_and_dispatch(engine, actor=actor, queue_name=queue)
+    except PulledButNotDispatched as warning:  # the ticket is the caller's all the same
+        typer.echo(warning.pulled.key)
+        typer.echo(str(warning), err=True)
+        return
+    typer.echo(pulled.key)
 
 
 @ticket_app.command("create")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
@@ -21,7 +22,16 @@ from cxdesk.engine.tasks import TaskRun, run_task
 from cxdesk.errors import DeskError
 from cxdesk.store.db import transaction
 from cxdesk.store.events import take_pending_events
-from cxdesk.store.models import Event, Survey, SurveyResponse, Workflow, WorkflowRun, utcnow
+from cxdesk.store.models import (
+    Event,
+    Survey,
+    SurveyResponse,
+    User,
+    Workflow,
+    WorkflowRun,
+    utcnow,
+)
+from cxdesk.store.pull import Pulled, pull_next
 
 # A workflow whose tasks cause events that trigger it again would never stop.
 MAX_EVENTS_PER_TRANSACTION = 10_000
@@ -91,11 +101,42 @@ def unit_of_work(engine: Engine) -> Iterator[Session]:
 
 def dispatch_backlog(engine: Engine, *, limit: int = 500) -> int:
     """Dispatch committed events that no workflow pass has seen yet; how many were handled."""
+    return _dispatch_committed(engine, limit=limit)
+
+
+def dispatch_ticket_events(engine: Engine, ticket_id: int) -> int:
+    """Dispatch a ticket's committed events not yet dispatched (a pull's, written by the
+    database); how many were handled. Whatever this misses, the backlog pass finds."""
+    return _dispatch_committed(engine, col(Event.ticket_id) == ticket_id)
+
+
+def pull_and_dispatch(engine: Engine, *, actor: User, queue_name: str) -> Pulled:
+    """An expert's pull as the desk runs it: the pull commits, then its events' workflows
+    run (the SMS and email naming the expert). A workflow failing does not undo the pull:
+    it is reported as one line and the worker's backlog pass tries the events again."""
+    pulled = pull_next(engine, actor=actor, queue_name=queue_name)
+    try:
+        dispatch_ticket_events(engine, pulled.id)
+    except DeskError as error:
+        raise PulledButNotDispatched(pulled, error) from error
+    return pulled
+
+
+class PulledButNotDispatched(DeskError):
+    """The pull committed; its workflows failed (the backlog pass will retry them)."""
+
+    def __init__(self, pulled: Pulled, error: DeskError):
+        self.pulled = pulled
+        super().__init__(f"Pulled {pulled.key}, but its workflows did not run yet: {error}")
+
+
+def _dispatch_committed(engine: Engine, *where: Any, limit: int | None = None) -> int:
     with transaction(engine) as session:
-        statement = select(Event).where(col(Event.dispatched_at).is_(None)).order_by(col(Event.id))
+        statement = select(Event).where(col(Event.dispatched_at).is_(None), *where)
+        statement = statement.order_by(col(Event.id)).limit(limit)
         if session.get_bind().dialect.name == "postgresql":
             statement = statement.with_for_update(skip_locked=True)
-        events = session.exec(statement.limit(limit)).all()
+        events = session.exec(statement).all()
         for event in events:
             dispatch_event(session, event)
         dispatch_pending(session)

@@ -16,7 +16,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Label
 
-from cxdesk.engine.dispatch import unit_of_work
+from cxdesk.engine.dispatch import PulledButNotDispatched, pull_and_dispatch
 from cxdesk.errors import DeskError
 from cxdesk.screens.base import DeskScreen, shown_time
 from cxdesk.store.db import read_session
@@ -26,7 +26,6 @@ from cxdesk.store.tickets import (
     QueueStats,
     format_wait,
     list_tickets,
-    pull_next,
     queue_overview,
     tickets_to_dicts,
 )
@@ -164,12 +163,13 @@ class QueuesScreen(DeskScreen):
     @work(thread=True, exclusive=True, group="pull", exit_on_error=False)
     def pull(self, queue: str) -> None:
         try:
-            with unit_of_work(self.engine) as session:
-                key = pull_next(session, actor=self.user, queue_name=queue).key
+            key = pull_and_dispatch(self.engine, actor=self.user, queue_name=queue).key
+        except PulledButNotDispatched as warning:  # the ticket is the expert's all the same
+            self.app.notify(str(warning), severity="warning", markup=False)
+            key = warning.pulled.key
         except DeskError as error:
             self.app.notify(str(error), severity="warning", markup=False)
             return
-        assert key is not None
         self.app.call_from_thread(self.desk.open_ticket, key)
 
 

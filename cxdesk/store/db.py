@@ -106,8 +106,13 @@ def read_session(engine: Engine) -> Iterator[Session]:
 
 
 def _operational_error(exc: OperationalError) -> DeskError:
-    """Turn a driver failure a user can act on into one clear line."""
-    text = str(exc.orig) if exc.orig is not None else str(exc)
+    return driver_error(exc.orig if exc.orig is not None else exc)
+
+
+def driver_error(exc: BaseException) -> DeskError:
+    """Turn a driver failure a user can act on (the DBAPI's OperationalError, or SQLAlchemy's
+    wrapping it) into one clear line."""
+    text = str(exc)
     first_line = text.strip().splitlines()[0] if text.strip() else "unknown error"
     if "database is locked" in first_line:
         return DeskError(

@@ -223,6 +223,9 @@ class Ticket(SQLModel, table=True):
     feedback_rating: int | None = None
     feedback_comment: str | None = None
     feedback_at: datetime | None = None
+    pulled_from: str | None = Field(default=None, max_length=100)
+    """The queue this ticket was last pulled from. Only a pull sets it: the database trigger
+    ``ticket_pulled`` (migration 0006) logs the pull for any UPDATE that sets this column."""
 
 
 class TicketData(SQLModel, table=True):

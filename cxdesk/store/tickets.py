@@ -1,21 +1,19 @@
-"""Ticket operations: create, pull next, update, comment, requester close and feedback.
+"""Ticket operations: create, update, comment, requester close and feedback.
 
 Each function takes the session and the acting user, checks permissions itself, writes the
 change and its events, and flushes; the caller's transaction commits (or rolls back all of it).
+Pull next is in ``store.pull``: one statement that commits on its own.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePath
-from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import Engine, bindparam, case, func, update
-from sqlalchemy import exists as sa_exists
+from sqlalchemy import func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -24,29 +22,23 @@ from cxdesk.errors import (
     DeskError,
     NotFound,
     PermissionDenied,
-    QueueEmpty,
     ValidationFailed,
 )
-from cxdesk.store.db import READ_ONLY_OPTION
 from cxdesk.store.directory import (
     get_setting,
     get_status,
     get_team,
     get_user,
     is_member,
-    no_queue,
     team_members,
 )
-from cxdesk.store.events import Change, record_event, record_events
+from cxdesk.store.events import record_event
 from cxdesk.store.models import (
-    PRIORITY_RANK,
     Attachment,
     Comment,
     Event,
-    Membership,
     Priority,
     Queue,
-    QueueOrder,
     Role,
     Source,
     Status,
@@ -83,55 +75,6 @@ CLOSED_MESSAGE = (
     "This ticket has been closed. If you have further questions, open a new ticket and "
     "reference this ticket ID"
 )
-# SKIP LOCKED may find nothing while tickets wait, all locked by other pullers: look again.
-_PULL_RETRIES = 20
-# Core, built once: the claim runs while SQLite's write lock is held.
-_CLAIM_TICKET = (
-    update(Ticket)
-    .where(col(Ticket.id) == bindparam("ticket_id"), col(Ticket.owner_id).is_(None))
-    .values(owner_id=bindparam("owner_id"), status=bindparam("status"), updated_at=bindparam("now"))
-    .returning(Ticket)
-    .execution_options(synchronize_session=False)
-)
-# The queue by name, its team, and whether the caller is on that team: one row or none.
-_PULL_SCOPE = (
-    sa_select(
-        col(Queue.name),
-        col(Queue.ordering),
-        col(Team.id),
-        col(Team.name),
-        sa_exists()
-        .where(
-            col(Membership.team_id) == col(Team.id),
-            col(Membership.user_id) == bindparam("user_id"),
-        )
-        .label("member"),
-    )
-    .join(Team, col(Team.id) == col(Queue.team_id))
-    .where(col(Queue.name) == bindparam("queue_name"))
-)
-_WAITING = (
-    sa_select(col(Ticket.id), col(Ticket.status))
-    .join(Status, col(Status.name) == col(Ticket.status))
-    .where(
-        col(Ticket.team_id) == bindparam("team_id"),
-        col(Ticket.owner_id).is_(None),
-        col(Status.category) == StatusCategory.open,
-    )
-)
-_PULL_WAITING = sa_select(func.count()).select_from(_WAITING.subquery())
-
-
-def _candidate(by_priority: bool, postgres: bool) -> Any:
-    order: list[Any] = []
-    if by_priority:
-        order.append(case(PRIORITY_RANK, value=Ticket.priority, else_=len(PRIORITY_RANK)))
-    statement = _WAITING.order_by(*order, col(Ticket.created_at), col(Ticket.id)).limit(1)
-    return statement.with_for_update(skip_locked=True, of=Ticket) if postgres else statement
-
-
-# (ordered by priority, on PostgreSQL) -> the SELECT of the next ticket to claim
-_PULL_CANDIDATE = {(p, pg): _candidate(p, pg) for p in (False, True) for pg in (False, True)}
 
 
 @dataclass(frozen=True)
@@ -395,62 +338,6 @@ def create_manual_ticket(
         owner=owner,
     )
     return create_ticket(session, actor=actor, draft=draft)
-
-
-# -- pulling ----------------------------------------------------------------------------------
-
-
-def pull_next(session: Session, *, actor: User, queue_name: str) -> Ticket:
-    """Give the caller the next unowned, unresolved ticket of the queue's team, atomically.
-
-    The queue, its team and the caller's membership are one read, on SQLite on a connection
-    of its own, so the write lock (BEGIN IMMEDIATE, taken by the first statement on
-    ``session``) is held only for the claim: one SELECT of the candidate, one UPDATE ...
-    RETURNING of it that also loads the Ticket, and the events. PostgreSQL picks the
-    candidate with FOR UPDATE SKIP LOCKED. Either way no two pullers get the same ticket and
-    none is skipped. Statements are Core, built once: an expert's keystroke waits on them.
-    """
-    bind = session.get_bind()
-    assert isinstance(bind, Engine)
-    postgres = bind.dialect.name == "postgresql"
-    scope_params = {"queue_name": queue_name, "user_id": actor.id}
-    if postgres:  # no desk-wide write lock to keep short: read it in the transaction
-        scope = session.connection().execute(_PULL_SCOPE, scope_params).first()
-    else:
-        with bind.connect().execution_options(**{READ_ONLY_OPTION: True}) as reader:
-            scope = reader.execute(_PULL_SCOPE, scope_params).first()
-    if scope is None:
-        raise no_queue(queue_name)
-    queue_name, ordering, team_id, team_name, member = scope
-    if not member:
-        raise PermissionDenied(f"You are not on team {team_name}")
-    candidate = _PULL_CANDIDATE[(ordering == QueueOrder.priority, postgres)]
-    connection = session.connection()
-    for _attempt in range(_PULL_RETRIES):
-        found = connection.execute(candidate, {"team_id": team_id}).first()
-        if found is not None:
-            break
-        if not connection.execute(_PULL_WAITING, {"team_id": team_id}).scalar():
-            raise QueueEmpty(f"No tickets waiting in {queue_name}")
-        time.sleep(0.005)  # all candidates locked by other pullers this instant: look again
-    else:
-        raise DeskError(f"Queue {queue_name} is busy; try again")
-    ticket_id, old_status = found
-    new_status = "open" if old_status == "new" else old_status
-    ticket = session.scalars(
-        _CLAIM_TICKET,
-        {"ticket_id": ticket_id, "owner_id": actor.id, "status": new_status, "now": utcnow()},
-        execution_options={"populate_existing": True},
-    ).first()
-    if ticket is None:  # cannot happen while we hold the lock; never hand out twice
-        raise DeskError(f"Queue {queue_name} is busy; try again")
-    changes = [
-        Change("ticket.assigned_from_queue", "owner", to_value=actor.username, detail=queue_name)
-    ]
-    if new_status != old_status:
-        changes.append(Change("ticket.status_changed", "status", old_status, new_status))
-    record_events(session, actor=actor, ticket_id=ticket_id, changes=changes)
-    return ticket
 
 
 # -- updating ---------------------------------------------------------------------------------
