@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 from sqlmodel import col, select
 
 from cxdesk.engine.channels import DeliveryResult
-from cxdesk.engine.dispatch import unit_of_work
+from cxdesk.engine.dispatch import dispatch_backlog, dispatch_ticket_events, unit_of_work
 from cxdesk.engine.outbox import (
     LEASE,
     MAX_ATTEMPTS,
@@ -25,6 +25,7 @@ from cxdesk.store import tickets as ops
 from cxdesk.store.db import read_session, transaction
 from cxdesk.store.directory import get_user
 from cxdesk.store.models import Event, OutboxMessage, utcnow
+from cxdesk.store.pull import pull_next
 from cxdesk.store.surveys import submit_response
 from tests.desk import build_small_desk, pull
 
@@ -83,6 +84,29 @@ def test_pull_queues_sms_and_email_naming_the_expert(desk: Engine) -> None:
     ]
     assert rows[0]["body"] == "Omar is ready for Zoë"
     assert rows[1]["subject"] == "Omar is ready"
+
+
+def test_a_pull_whose_workflows_did_not_run_is_notified_by_the_backlog_pass(
+    desk: Engine,
+) -> None:
+    """The pull commits before its workflows run: if the puller died in between, the
+    worker's backlog pass sends the same SMS and email, once."""
+    with unit_of_work(desk) as s:
+        submit_response(s, actor=get_user(s, "vera"), survey_name="checkin", answers=ANSWERS)
+    with read_session(desk) as s:
+        omar = get_user(s, "omar")
+    pulled = pull_next(desk, actor=omar, queue_name="360")  # and the process dies here
+    with read_session(desk) as s:
+        assert list_outbox(s) == []
+    assert dispatch_backlog(desk) == 2  # assigned_from_queue, status_changed
+    assert dispatch_backlog(desk) == 0
+    assert dispatch_ticket_events(desk, pulled.id) == 0
+    with read_session(desk) as s:
+        rows = outbox_to_dicts(s, list_outbox(s))
+    assert [(r["channel"], r["ticket"], r["body"]) for r in rows] == [
+        ("sms", pulled.key, "Omar is ready for Zoë"),
+        ("email", pulled.key, rows[1]["body"]),
+    ]
 
 
 def test_no_phone_skips_the_sms_and_says_so(desk: Engine) -> None:
