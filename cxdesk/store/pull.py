@@ -60,6 +60,14 @@ _RETRY_SLEEP_S = 0.005
 _SCOPE_CACHE = "cxdesk_pull_scopes"
 """Key in the driver connection's ``info``: queue name -> its _Scope."""
 
+
+def _caller_on(team_id: Any) -> Any:
+    """Whether the caller (bind ``user``) is on the team ``team_id``."""
+    return sa_exists().where(
+        col(Membership.team_id) == team_id, col(Membership.user_id) == bindparam("user")
+    )
+
+
 # The queue by name, its team, and whether the caller is on that team: one row or none.
 _SCOPE = (
     sa_select(
@@ -67,12 +75,7 @@ _SCOPE = (
         col(Queue.ordering),
         col(Team.id),
         col(Team.name),
-        sa_exists()
-        .where(
-            col(Membership.team_id) == col(Team.id),
-            col(Membership.user_id) == bindparam("user"),
-        )
-        .label("member"),
+        _caller_on(col(Team.id)).label("member"),
     )
     .join(Team, col(Team.id) == col(Queue.team_id))
     .where(col(Queue.name) == bindparam("queue"))
@@ -96,10 +99,7 @@ def _claim(by_priority: bool, postgres: bool) -> Any:
     if by_priority:
         order.append(case(PRIORITY_RANK, value=Ticket.priority, else_=len(PRIORITY_RANK)))
     candidate = _WAITING.where(
-        sa_exists().where(
-            col(Membership.team_id) == bindparam("team"),
-            col(Membership.user_id) == bindparam("user"),
-        ),
+        _caller_on(bindparam("team")),
         sa_exists().where(
             col(Queue.name) == bindparam("queue"),
             col(Queue.team_id) == bindparam("team"),
@@ -136,10 +136,11 @@ class _Compiled:
     @classmethod
     def of(cls, statement: ClauseElement, dialect: Dialect) -> _Compiled:
         compiled = cast(SQLCompiler, statement.compile(dialect=dialect))
-        names = {"user", "queue", "team", "ordering", "now"} & set(compiled.binds)
+        # The statement's literals, once; the binds without a value are each call's.
+        given = {name: None for name, bind in compiled.binds.items() if bind.required}
         fixed = {
             name: value.value if isinstance(value, Enum) else value
-            for name, value in (compiled.construct_params(dict.fromkeys(names)) or {}).items()
+            for name, value in (compiled.construct_params(given) or {}).items()
         }
         order = tuple(compiled.positiontup or ()) if compiled.positional else None
         return cls(compiled.string, fixed, order, dialect.loaded_dbapi.OperationalError)
