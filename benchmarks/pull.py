@@ -127,11 +127,34 @@ def _cxdesk_claimer(url: str, index: int) -> Claimer:
     return claim, close
 
 
-def _sqlite3_claimer(path: str, index: int) -> Claimer:
+def _bare_sqlite3(path: str, *pragmas: str) -> sqlite3.Connection:
+    """A bare sqlite3 connection with WAL, ``synchronous=NORMAL``, a busy timeout, and
+    ``pragmas``; each statement autocommits."""
     connection = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
-    connection.execute("PRAGMA journal_mode=WAL")
-    connection.execute("PRAGMA synchronous=NORMAL")
-    connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    for pragma in ("journal_mode=WAL", *pragmas, "synchronous=NORMAL",
+                   f"busy_timeout={BUSY_TIMEOUT_MS}"):  # fmt: skip
+        connection.execute(f"PRAGMA {pragma}")
+    return connection
+
+
+def _claim_skipping_locked(
+    claim_once: Callable[[], Any], count_waiting: Callable[[], Any]
+) -> int | None:
+    """A PostgreSQL claim with SKIP LOCKED: no row while tickets wait means all of them are
+    locked by other pullers this instant; look again (like pull_next)."""
+    for _attempt in range(PG_RETRIES):
+        row = claim_once()
+        if row is not None:
+            return int(row[0])
+        waiting = count_waiting()
+        if not waiting or not waiting[0]:
+            return None
+        time.sleep(PG_RETRY_SLEEP_S)
+    raise RuntimeError("the baseline queue stayed busy")
+
+
+def _narrow_sqlite3_claimer(path: str, index: int) -> Claimer:
+    connection = _bare_sqlite3(path)
     owner = index + 1
 
     def claim() -> int | None:
@@ -170,10 +193,7 @@ _EXPERT = 'SELECT u.id, q.team_id FROM "user" u, queue q WHERE u.username = ? AN
 
 
 def _sqlite3_claim_claimer(path: str, index: int) -> Claimer:
-    connection = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
-    for pragma in ("journal_mode=WAL", "foreign_keys=ON", "synchronous=NORMAL",
-                   f"busy_timeout={BUSY_TIMEOUT_MS}"):  # fmt: skip
-        connection.execute(f"PRAGMA {pragma}")
+    connection = _bare_sqlite3(path, "foreign_keys=ON")
     user_id, team_id = connection.execute(_EXPERT, (_username(index), QUEUE)).fetchone()
     now = utcnow().strftime("%Y-%m-%d %H:%M:%S.%f")  # as SQLAlchemy stores it
 
@@ -192,34 +212,26 @@ def _psycopg_claim_claimer(url: str, index: int) -> Claimer:
     params = {"user": user_id, "team": team_id, "now": utcnow()}
 
     def claim() -> int | None:
-        for _attempt in range(PG_RETRIES):
-            row = connection.execute(CLAIM_PG, params).fetchone()
-            if row is not None:
-                return int(row[0])
-            waiting = connection.execute(CLAIM_PG_WAITING, params).fetchone()
-            if not waiting or not waiting[0]:
-                return None
-            time.sleep(PG_RETRY_SLEEP_S)
-        raise RuntimeError("the baseline queue stayed busy")
+        return _claim_skipping_locked(
+            lambda: connection.execute(CLAIM_PG, params).fetchone(),
+            lambda: connection.execute(CLAIM_PG_WAITING, params).fetchone(),
+        )
 
     return claim, connection.close
 
 
-def _psycopg_claimer(url: str, index: int) -> Claimer:
+def _narrow_psycopg_claimer(url: str, index: int) -> Claimer:
     connection = psycopg.connect(url, autocommit=True)
     owner = index + 1
 
+    def claim_once() -> Any:
+        with connection.transaction():
+            return connection.execute(NARROW_PG_CLAIM, (owner,)).fetchone()
+
     def claim() -> int | None:
-        for _attempt in range(PG_RETRIES):
-            with connection.transaction():
-                row = connection.execute(NARROW_PG_CLAIM, (owner,)).fetchone()
-            if row is not None:
-                return int(row[0])
-            waiting = connection.execute(NARROW_PG_WAITING).fetchone()
-            if not waiting or not waiting[0]:
-                return None
-            time.sleep(PG_RETRY_SLEEP_S)
-        raise RuntimeError("the baseline queue stayed busy")
+        return _claim_skipping_locked(
+            claim_once, lambda: connection.execute(NARROW_PG_WAITING).fetchone()
+        )
 
     return claim, connection.close
 
@@ -228,8 +240,8 @@ CLAIMERS: dict[str, Callable[[str, int], Claimer]] = {
     "cxdesk": _cxdesk_claimer,
     "sqlite3": _sqlite3_claim_claimer,
     "psycopg": _psycopg_claim_claimer,
-    "sqlite3-narrow": _sqlite3_claimer,
-    "psycopg-narrow": _psycopg_claimer,
+    "sqlite3-narrow": _narrow_sqlite3_claimer,
+    "psycopg-narrow": _narrow_psycopg_claimer,
 }
 
 
