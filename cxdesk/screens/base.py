@@ -3,8 +3,9 @@ and reloading when the desk changed (``DeskChanged``, sent by the app's change w
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from textual.message import Message
 from textual.screen import Screen
@@ -13,9 +14,12 @@ from cxdesk.errors import DeskError
 
 if TYPE_CHECKING:  # the login screen draws before SQLAlchemy has loaded (see cxdesk/launch.py)
     from sqlalchemy import Engine
+    from sqlmodel import Session
 
     from cxdesk.app import CxDeskApp
     from cxdesk.store.models import User
+
+Read = TypeVar("Read")
 
 
 def shown_time(value: object) -> str:
@@ -57,6 +61,22 @@ class DeskScreen(Screen[Any]):
     def report(self, error: DeskError) -> None:
         """Show a refused action's one-line message (thread-safe)."""
         self.app.notify(str(error), severity="error", markup=False)
+
+    def read_then(self, read: Callable[[Session], Read], show: Callable[[Read], object]) -> None:
+        """Run ``read`` on a read session in a thread worker, then ``show`` its result on the
+        UI thread; a refused read is reported instead."""
+        from cxdesk.store.db import read_session  # SQLAlchemy loads after the first screen
+
+        def reading() -> None:
+            try:
+                with read_session(self.engine) as session:
+                    result = read(session)
+            except DeskError as error:
+                self.report(error)
+                return
+            self.app.call_from_thread(show, result)
+
+        self.run_worker(reading, thread=True, exit_on_error=False)
 
     def now(self) -> datetime:
         """The app's clock (aware UTC): what waits and ages are measured against."""

@@ -134,20 +134,10 @@ class CampaignsScreen(DeskScreen):
 
     def on_mount(self) -> None:
         self.query_one("#name", Input).focus()
-        self.load_choices()
+        self.read_then(form_choices, self._fill_choices)
         self.reload()
 
     # -- loading -------------------------------------------------------------------------------
-
-    @work(thread=True, exit_on_error=False)
-    def load_choices(self) -> None:
-        try:
-            with read_session(self.engine) as session:
-                choices = form_choices(session)
-        except DeskError as error:
-            self.report(error)
-            return
-        self.app.call_from_thread(self._fill_choices, choices)
 
     def _fill_choices(self, choices: FormChoices) -> None:
         self.choices = choices

@@ -17,7 +17,6 @@ from textual.widgets import Footer, Header, Input, Label, Select
 from cxdesk.engine.dispatch import unit_of_work
 from cxdesk.errors import DeskError, ValidationFailed
 from cxdesk.screens.base import DeskScreen
-from cxdesk.store.db import read_session
 from cxdesk.store.directory import FormChoices, form_choices
 from cxdesk.store.models import Priority
 from cxdesk.store.tickets import create_manual_ticket
@@ -75,17 +74,7 @@ class NewTicketScreen(DeskScreen):
 
     def on_mount(self) -> None:
         self.query_one("#email", Input).focus()
-        self.load_choices()
-
-    @work(thread=True, exit_on_error=False)
-    def load_choices(self) -> None:
-        try:
-            with read_session(self.engine) as session:
-                choices = form_choices(session)
-        except DeskError as error:
-            self.report(error)
-            return
-        self.app.call_from_thread(self._fill_choices, choices)
+        self.read_then(form_choices, self._fill_choices)
 
     def _fill_choices(self, choices: FormChoices) -> None:
         self.choices = choices
