@@ -10,6 +10,7 @@ by polling a condition, never by fixed sleeps.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from textual.widgets import DataTable, Input, OptionList
 from cxdesk.app import CxDeskApp, create_app
 from cxdesk.demo import DEMO_PASSWORD, build_demo
 from cxdesk.engine.dispatch import unit_of_work
+from cxdesk.screens.base import DeskChanged
 from cxdesk.screens.board import BoardApp, BoardScreen
 from cxdesk.screens.history import HistoryScreen
 from cxdesk.screens.kanban import KanbanScreen, MoveDialog
@@ -33,6 +35,7 @@ from cxdesk.screens.tickets import TicketsScreen
 from cxdesk.store.db import read_session
 from cxdesk.store.directory import get_user
 from cxdesk.store.models import Comment, Event, Team, Ticket
+from cxdesk.store.pages import history_page
 from cxdesk.store.tickets import update_ticket
 from cxdesk.store.views import LIST_COLUMNS
 from cxdesk.widgets.prompt_dialog import PromptDialog
@@ -254,6 +257,41 @@ def test_stream_is_live_and_filtered(engine: Engine) -> None:
         assert screen.flt.team is None
 
     run_app(engine, desk("admin"), script)
+
+
+def test_history_reload_keeps_the_page_asked_for(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The desk changes (another terminal) while the organisation's page is being read: the
+    reload reads the page asked for, not the one still shown. Reads are slowed so that the
+    organisation's is still on the way when the desk changes, and a reload of "my tickets"
+    (the wrong page) would land last."""
+    build_ticket_desk(engine)
+    pressed = False
+
+    def slow_history_page(session: Any, **kwargs: Any) -> Any:
+        if kwargs["organisation"]:
+            time.sleep(0.5)
+        elif pressed:
+            time.sleep(1.0)
+        return history_page(session, **kwargs)
+
+    monkeypatch.setattr("cxdesk.screens.history.history_page", slow_history_page)
+
+    async def as_admin(app: CxDeskApp, pilot: Pilot[Any]) -> None:
+        await log_in(app, pilot)
+        screen = HistoryScreen()
+        app.push_screen(screen)
+        await wait_until(pilot, lambda: screen.read is not None, "history")
+        nonlocal pressed
+        pressed = True
+        await pilot.press("o")
+        screen.post_message(DeskChanged())
+        await wait_until(pilot, lambda: len(table_keys(app, "#history")) == 6, "organisation")
+        await pilot.pause(1.5)  # past any slowed read
+        assert len(table_keys(app, "#history")) == 6
+
+    run_app(engine, desk("admin"), as_admin)
 
 
 def test_history_mine_then_the_organisation(engine: Engine) -> None:

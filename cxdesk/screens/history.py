@@ -50,6 +50,9 @@ class HistoryScreen(DeskScreen):
         super().__init__()
         self.read: HistoryRead | None = None
         """What is shown; None until the first read finishes."""
+        self.wanted = (False, True, 0)
+        """The page last asked for (organisation, newest first, offset): a reload while its
+        read is on the way asks for it again, not for the page still shown."""
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -59,11 +62,14 @@ class HistoryScreen(DeskScreen):
 
     def on_mount(self) -> None:
         self.query_one("#history", DataTable).focus()
-        self.load(False, True, 0)
+        self.load(*self.wanted)
 
     def reload(self) -> None:
-        if self.read is not None:
-            self.load(self.read.organisation, self.read.newest_first, self.read.offset)
+        self.load(*self.wanted)
+
+    def ask(self, organisation: bool, newest_first: bool, offset: int) -> None:
+        self.wanted = (organisation, newest_first, offset)
+        self.load(*self.wanted)
 
     @work(thread=True, exclusive=True, group="history-load", exit_on_error=False)
     def load(self, organisation: bool, newest_first: bool, offset: int) -> None:
@@ -100,7 +106,7 @@ class HistoryScreen(DeskScreen):
 
     def action_sort_created(self) -> None:
         if self.read is not None:
-            self.load(self.read.organisation, not self.read.newest_first, 0)
+            self.ask(self.read.organisation, not self.read.newest_first, 0)
 
     def action_organisation(self) -> None:
         if self.read is None:
@@ -108,16 +114,16 @@ class HistoryScreen(DeskScreen):
         if not self.read.organisation and self.user.role != Role.admin:
             self.notify("Only an admin sees the organisation's tickets", severity="warning")
             return
-        self.load(not self.read.organisation, self.read.newest_first, 0)
+        self.ask(not self.read.organisation, self.read.newest_first, 0)
 
     def action_next_page(self) -> None:
         if self.read is not None and len(self.read.rows) == PAGE_SIZE:
-            self.load(self.read.organisation, self.read.newest_first, self.read.offset + PAGE_SIZE)
+            self.ask(self.read.organisation, self.read.newest_first, self.read.offset + PAGE_SIZE)
 
     def action_previous_page(self) -> None:
         if self.read is not None and self.read.offset:
             offset = max(0, self.read.offset - PAGE_SIZE)
-            self.load(self.read.organisation, self.read.newest_first, offset)
+            self.ask(self.read.organisation, self.read.newest_first, offset)
 
     @on(DataTable.RowSelected)
     def _open(self, event: DataTable.RowSelected) -> None:
