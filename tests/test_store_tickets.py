@@ -11,6 +11,7 @@ from cxdesk.errors import Conflict, NotFound, PermissionDenied, QueueEmpty, Vali
 from cxdesk.store import tickets as ops
 from cxdesk.store.db import read_session, transaction
 from cxdesk.store.directory import get_user
+from cxdesk.store.events import record_event
 from cxdesk.store.models import (
     Attachment,
     Comment,
@@ -358,3 +359,12 @@ def test_failed_operation_rolls_back_everything(desk: Engine) -> None:
         assert ops.get_ticket(s, key).priority == "medium"
         assert count(s, Event) == events_before
         assert count(s, TicketData) == 6
+
+
+def test_an_event_kind_the_desk_does_not_know_is_a_programming_error(engine: Engine) -> None:
+    """The log's kinds are a closed list (the stream filters on it; the log has no index on
+    kind): a new kind written without adding it there fails at once, and writes nothing."""
+    with pytest.raises(ValueError, match="ticket.renamed"), transaction(engine) as session:
+        record_event(session, kind="ticket.renamed", actor=None)
+    with read_session(engine) as session:
+        assert session.exec(select(func.count()).select_from(Event)).one() == 0

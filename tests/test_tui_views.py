@@ -242,12 +242,25 @@ def test_stream_is_live_and_filtered(engine: Engine) -> None:
             update_ticket(session, actor=get_user(session, "kenji"), key=k["bob"],
                           comment="done", changes={"status": "resolved"})  # fmt: skip
         await wait_until(pilot, lambda: first_row(app)[4] == "ticket.commented", "live event")
-        screen.query_one("#s-kind", Input).focus()
-        await pilot.press(*"ticket.status_changed", "enter")
+        kind = screen.query_one("#s-kind", Input)
+        kind.focus()
+        await pilot.press(*"ticket.sta")
+        await pilot.pause()  # the kind is suggested from the desk's kinds; right takes it
+        await pilot.press("right")
+        assert kind.value == "ticket.status_changed"
+        await pilot.press("enter")
         await wait_until(pilot, lambda: screen.flt.kind == "ticket.status_changed", "filter")
         assert first_row(app)[1:7] == [k["bob"], "Stats iQ", "kenji", "ticket.status_changed",
                                        "open", "resolved"]  # fmt: skip
         assert app.screen.query_one("#stream", DataTable).row_count == 1
+        kind.value = "ticket.stauts_changed"  # a typo: named, and the page stays as it was
+        kind.focus()
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: any("'ticket.stauts_changed'" in n.message
+                                            for n in app._notifications), "refusal")  # fmt: skip
+        assert screen.flt.kind == "ticket.status_changed"
+        assert app.screen.query_one("#stream", DataTable).row_count == 1
+        kind.value = ""
         screen.query_one("#s-team", Input).value = "Nope"
         screen.query_one("#s-team", Input).focus()
         await pilot.press("enter")

@@ -247,6 +247,9 @@ def test_stream_newest_first_with_filters(engine: Engine) -> None:
         assert {e.team for e in stream_page(session, team="360")} == {"360"}
         kinds = {e.kind for e in stream_page(session, kind="ticket.status_changed")}
         assert kinds == {"ticket.status_changed"}
+        assert stream_page(session, kind="ticket.feedback") == []  # a kind not written yet
+        with pytest.raises(NotFound, match=r"'ticket.stauts'; kinds: .*ticket.status_changed"):
+            stream_page(session, kind="ticket.stauts")
         assert stream_page(session, after_id=events[0].id) == []
 
 

@@ -13,6 +13,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
+from textual.suggester import SuggestFromList
 from textual.widgets import DataTable, Footer, Header, Input, Label
 from textual.worker import get_current_worker
 
@@ -21,7 +22,8 @@ from cxdesk.screens.base import DeskScreen
 from cxdesk.screens.tickets import cell
 from cxdesk.store.db import read_session
 from cxdesk.store.directory import get_team
-from cxdesk.store.pages import StreamEvent, event_kinds, stream_page
+from cxdesk.store.events import KINDS
+from cxdesk.store.pages import StreamEvent, stream_page
 from cxdesk.store.views import PAGE_SIZE
 from cxdesk.widgets.table import DeskTable
 
@@ -39,7 +41,6 @@ class StreamRead:
     events: list[StreamEvent]
     flt: StreamFilter
     before_id: int | None
-    kinds: list[str]
 
 
 class StreamScreen(DeskScreen):
@@ -69,7 +70,12 @@ class StreamScreen(DeskScreen):
         yield Header()
         with Horizontal(id="stream-filters"):
             yield Input(placeholder="Team", id="s-team", compact=True)
-            yield Input(placeholder="Kind (e.g. ticket.status_changed)", id="s-kind", compact=True)
+            yield Input(
+                placeholder="Kind (e.g. ticket.status_changed)",
+                id="s-kind",
+                compact=True,
+                suggester=SuggestFromList(sorted(KINDS)),
+            )
         yield Label("Loading…", id="stream-info")
         table: DataTable[str] = DeskTable(id="stream", cursor_type="row", zebra_stripes=True)
         table.add_columns(*STREAM_COLUMNS)
@@ -106,16 +112,12 @@ class StreamScreen(DeskScreen):
                     get_team(session, flt.team)  # an unknown team is named, not an empty list
                 events = stream_page(session, team=flt.team, kind=flt.kind,
                                      before_id=before_id, limit=PAGE_SIZE)  # fmt: skip
-                kinds = event_kinds(session)
         except DeskError as error:
             if not quiet:
                 self.report(error)
             return
-        if flt.kind and flt.kind not in kinds and not quiet:
-            self.app.notify(f"No events of kind {flt.kind!r} yet (known: {', '.join(kinds)})",
-                            severity="warning", markup=False)  # fmt: skip
         if not get_current_worker().is_cancelled:
-            self.app.call_from_thread(self._show, StreamRead(events, flt, before_id, kinds))
+            self.app.call_from_thread(self._show, StreamRead(events, flt, before_id))
 
     def _show(self, read: StreamRead) -> None:
         previous = self.read

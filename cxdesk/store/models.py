@@ -249,12 +249,15 @@ class TicketTag(SQLModel, table=True):
 
 
 class Event(SQLModel, table=True):
-    """The activity log and the workflow engine's trigger: who did what, when, from -> to."""
+    """The activity log and the workflow engine's trigger: who did what, when, from -> to.
+
+    Indexed by ticket only (the timeline): every index here is written by every desk
+    operation, a pull twice (migration 0007)."""
 
     __table_args__ = (Index("ix_event_ticket", "ticket_id", "id"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    kind: str = Field(max_length=64, index=True)
+    kind: str = Field(max_length=64)
     ticket_id: int | None = Field(default=None, foreign_key="ticket.id")
     response_id: int | None = Field(default=None, foreign_key="survey_response.id")
     actor_id: int | None = Field(default=None, foreign_key="user.id")
@@ -262,7 +265,7 @@ class Event(SQLModel, table=True):
     from_value: str | None = None
     to_value: str | None = None
     detail: str | None = None
-    created_at: datetime = Field(default_factory=utcnow, index=True)
+    created_at: datetime = Field(default_factory=utcnow)
     dispatched_at: datetime | None = None
     """When the workflow engine finished with this event; NULL means still to dispatch."""
 

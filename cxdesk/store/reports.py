@@ -233,23 +233,24 @@ def _durations(session: Session, spans: Subquery, *, per_team: bool) -> dict[int
 def team_times(session: Session, *, since: datetime | None = None) -> list[TeamTimes]:
     """Every team (by name), then ``All``: wait to pull and time to resolve of the tickets
     created since ``since`` (all tickets without it)."""
-    # A ticket is pulled after it is created: pulls before ``since`` are not needed.
-    pulled_since = [col(Event.created_at) >= since] if since is not None else []
     created_since = [col(Ticket.created_at) >= since] if since is not None else []
+    # Each ticket's first pull, through the ticket's own log lines (ix_event_ticket): the log
+    # has no index on kind or time (migration 0007), and only the tickets asked for are read.
     first_pull = (
-        select(col(Event.ticket_id).label("ticket_id"), func.min(Event.created_at).label("at"))
-        .where(Event.kind == PULLED_KIND, *pulled_since)
-        .group_by(col(Event.ticket_id))
+        select(func.min(Event.created_at))
+        .where(col(Event.ticket_id) == col(Ticket.id), col(Event.kind) == PULLED_KIND)
+        .correlate(Ticket)
+        .scalar_subquery()
+    )
+    pulled = (
+        select(col(Ticket.team_id), col(Ticket.created_at), first_pull.label("at"))
+        .where(*created_since)
         .subquery()
     )
-    waits: Select = (
-        select(
-            col(Ticket.team_id).label("team_id"),
-            _seconds_between(session, Ticket.created_at, first_pull.c.at).label("seconds"),
-        )
-        .join(first_pull, first_pull.c.ticket_id == col(Ticket.id))
-        .where(*created_since)
-    )
+    waits: Select = select(
+        pulled.c.team_id.label("team_id"),
+        _seconds_between(session, pulled.c.created_at, pulled.c.at).label("seconds"),
+    ).where(pulled.c.at.is_not(None))
     resolves: Select = select(
         col(Ticket.team_id).label("team_id"),
         _seconds_between(session, Ticket.created_at, Ticket.resolved_at).label("seconds"),
