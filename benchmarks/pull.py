@@ -18,13 +18,15 @@ all released at once by a barrier, each process on one connection of its own:
 - baseline: the equivalent UPDATE ... RETURNING straight through the driver, on the same
   kind of desk: claim the team's oldest waiting open ticket for the process's expert (owner,
   new -> open, updated_at) and nothing else: no permission check, no log lines, no cxdesk
-  code. SQLite: ``sqlite3`` with cxdesk's connection settings (WAL, ``synchronous=NORMAL``,
-  foreign keys, busy timeout), one autocommit statement (a writing statement takes the write
-  lock before it reads). PostgreSQL: psycopg, the same statement with ``FOR UPDATE SKIP
+  code. SQLite: ``sqlite3`` with cxdesk's connection settings (``store.db.SQLITE_PRAGMAS``:
+  WAL, ``synchronous=NORMAL``, foreign keys, busy timeout, the WAL's checkpoint threshold),
+  one autocommit statement (a writing statement takes the write lock before it reads). No
+  delivery worker runs during the race, so on both sides the writers checkpoint the WAL
+  themselves, at the threshold. PostgreSQL: psycopg, the same statement with ``FOR UPDATE SKIP
   LOCKED`` in the subquery, looking again while tickets wait but all are locked;
 - reference (no target): the bare claim of one narrow row on a one-table schema
   (id, owner, created) with its own partial index, ``BEGIN IMMEDIATE`` ... ``COMMIT`` on
-  SQLite: the floor of a claim on each database. A pull writes a wide ticket row with six
+  SQLite: the floor of a claim on each database. A pull writes a wide ticket row with eight
   indexes and two log rows, so it cannot come near it; the figure says by how much.
 
 Figures: throughput (claims/s over the wall time of the race), p50 and p99 latency of one
@@ -61,7 +63,13 @@ from sqlmodel import select
 
 from benchmarks.common import format_table, scratch_pg_database
 from cxdesk.errors import QueueEmpty
-from cxdesk.store.db import BUSY_TIMEOUT_MS, make_engine, read_session, transaction
+from cxdesk.store.db import (
+    BUSY_TIMEOUT_MS,
+    SQLITE_PRAGMAS,
+    make_engine,
+    read_session,
+    transaction,
+)
 from cxdesk.store.directory import add_queue, add_team, add_user, ensure_builtin_statuses, get_user
 from cxdesk.store.migrate import upgrade
 from cxdesk.store.models import Ticket, utcnow
@@ -127,12 +135,11 @@ def _cxdesk_claimer(url: str, index: int) -> Claimer:
     return claim, close
 
 
-def _bare_sqlite3(path: str, *pragmas: str) -> sqlite3.Connection:
-    """A bare sqlite3 connection with WAL, ``synchronous=NORMAL``, a busy timeout, and
-    ``pragmas``; each statement autocommits."""
+def _bare_sqlite3(path: str) -> sqlite3.Connection:
+    """A bare sqlite3 connection with cxdesk's settings (WAL, ``synchronous=NORMAL``, busy
+    timeout, checkpoint threshold...); each statement autocommits."""
     connection = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
-    for pragma in ("journal_mode=WAL", *pragmas, "synchronous=NORMAL",
-                   f"busy_timeout={BUSY_TIMEOUT_MS}"):  # fmt: skip
+    for pragma in SQLITE_PRAGMAS:
         connection.execute(f"PRAGMA {pragma}")
     return connection
 
@@ -193,7 +200,7 @@ _EXPERT = 'SELECT u.id, q.team_id FROM "user" u, queue q WHERE u.username = ? AN
 
 
 def _sqlite3_claim_claimer(path: str, index: int) -> Claimer:
-    connection = _bare_sqlite3(path, "foreign_keys=ON")
+    connection = _bare_sqlite3(path)
     user_id, team_id = connection.execute(_EXPERT, (_username(index), QUEUE)).fetchone()
     now = utcnow().strftime("%Y-%m-%d %H:%M:%S.%f")  # as SQLAlchemy stores it
 
@@ -298,10 +305,12 @@ class Outcome:
     def throughput(self) -> float:
         return self.claims / self.seconds if self.seconds > 0 else 0.0
 
-    def percentile_ms(self, percent: int) -> float:
+    def percentile_ms(self, percent: float) -> float:
+        """The latency under which ``percent`` of the claims finished (to a tenth of one)."""
         if len(self.latencies) < 2:
             return self.latencies[0] * 1000 if self.latencies else 0.0
-        return statistics.quantiles(self.latencies, n=100, method="inclusive")[percent - 1] * 1000
+        cuts = statistics.quantiles(self.latencies, n=1000, method="inclusive")
+        return cuts[round(percent * 10) - 1] * 1000
 
 
 def _race(
@@ -523,6 +532,15 @@ def _figures(database: str, cxdesk: Outcome, baseline: Outcome) -> list[dict[str
             "unit": "ms",
             "target": f"<= {TARGET_P99_MS:g} ms",
             "met": p99 <= TARGET_P99_MS,
+        },
+        {  # the tail the target leaves out: the claims that waited longest for the lock
+            "name": f"{prefix}.p999_latency",
+            "value": cxdesk.percentile_ms(99.9),
+            "baseline": baseline.percentile_ms(99.9),
+            "ratio": ratio(cxdesk.percentile_ms(99.9), baseline.percentile_ms(99.9)),
+            "unit": "ms",
+            "target": None,
+            "met": None,
         },
         {
             "name": f"{prefix}.doubles",

@@ -29,6 +29,7 @@ import json
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -36,6 +37,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future
+from contextlib import closing
 from datetime import timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -57,7 +59,7 @@ from cxdesk.errors import DeskError
 from cxdesk.store import tickets as ops
 from cxdesk.store.db import make_engine, read_session, transaction
 from cxdesk.store.directory import get_team, get_user
-from cxdesk.store.models import EscalationRule, Event, OutboxMessage, Ticket, utcnow
+from cxdesk.store.models import EscalationRule, Event, OutboxMessage, Team, Ticket, utcnow
 from tests.cli_helpers import Cli, CliResult, assert_one_error_line, dump_tables
 from tests.desk import build_small_desk
 from tests.desk import pull as desk_pull
@@ -692,3 +694,28 @@ def _worker_main(db_url: str) -> None:
 
 if __name__ == "__main__":
     _worker_main(*sys.argv[1:])
+
+
+def test_the_workers_pass_moves_the_wal_into_the_database_file(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """SQLite: a writer checkpoints by itself only at a high threshold (so a pull rarely pays
+    for one); the worker's pass does it. Seen from outside: a copy of the database file
+    alone, without its WAL, holds a write once the worker has passed, and not before."""
+    path = Path(sqlite_url.removeprefix("sqlite:///"))
+    engine = make_engine(sqlite_url)
+
+    def teams_in_the_file_alone() -> list[str]:
+        copy = tmp_path / "file-alone.db"
+        copy.write_bytes(path.read_bytes())
+        with closing(sqlite3.connect(copy)) as connection:
+            return [name for (name,) in connection.execute("SELECT name FROM team")]
+
+    try:
+        with transaction(engine) as session:
+            session.add(Team(name="Checkpointed"))
+        assert teams_in_the_file_alone() == []
+        DeliveryWorker(engine, load_settings()).run_once()
+        assert teams_in_the_file_alone() == ["Checkpointed"]
+    finally:
+        engine.dispose()

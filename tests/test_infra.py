@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import Engine, func, inspect, select
 from sqlmodel import SQLModel
 
-from cxdesk.store.db import make_engine, read_session, transaction
+from cxdesk.store.db import AUTOCHECKPOINT_PAGES, make_engine, read_session, transaction
 from cxdesk.store.models import Team, Ticket
 
 
@@ -25,6 +25,8 @@ def test_sqlite_has_wal_and_foreign_keys(sqlite_url: str) -> None:
         with engine.connect() as connection:
             assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
             assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            checkpoint_at = connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar()
+            assert checkpoint_at == AUTOCHECKPOINT_PAGES  # the worker checkpoints (test_delivery)
     finally:
         engine.dispose()
 

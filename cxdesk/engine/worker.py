@@ -1,6 +1,7 @@
 """The delivery worker: dispatch leftover events, run escalation rules, deliver due messages.
 
-``cxdesk worker`` runs it headless; the TUI runs the same loop in a background thread. Many
+``cxdesk worker`` runs it headless; the TUI runs the same loop in a background thread. Each
+pass ends with a SQLite checkpoint (``store.db.checkpoint``), so that writers rarely pay one. Many
 workers on many machines may run at once: rows are claimed atomically with a lease
 (``outbox.claim_due``) and each result is recorded the moment it is known, so a worker killed
 mid-batch leaves at most the message in flight to be taken over when its lease runs out (sent
@@ -37,6 +38,7 @@ from cxdesk.engine.dispatch import dispatch_backlog
 from cxdesk.engine.escalation import run_escalations
 from cxdesk.engine.outbox import Claim, claim_due, message_id_for, record_result
 from cxdesk.errors import DeskError
+from cxdesk.store.db import checkpoint
 
 BATCH = 50
 MAX_ROUNDS = 100  # per run_once: a bounded amount of work, then the caller's loop goes on
@@ -200,6 +202,7 @@ class DeliveryWorker:
         for _round in range(MAX_ROUNDS):
             if not (self.deliver_email(report, now=now) + self.deliver_sms(report, now=now)):
                 break
+        checkpoint(self.engine)  # SQLite: the WAL into the file here, not during a pull
         return report
 
     def run_forever(self, stop: threading.Event, *, poll_seconds: float = 1.0) -> None:
