@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -13,7 +15,7 @@ from cxdesk.engine.dispatch import dispatch_backlog, unit_of_work
 from cxdesk.engine.piped import PipeContext, render, template_problems
 from cxdesk.engine.workflows import copy_workflow, get_workflow, save_workflow, set_enabled
 from cxdesk.errors import Conflict, PermissionDenied, ValidationFailed
-from cxdesk.store.db import read_session, transaction
+from cxdesk.store.db import is_sqlite, read_session, transaction
 from cxdesk.store.directory import get_user
 from cxdesk.store.models import Event, Ticket, WorkflowRun
 from cxdesk.store.surveys import submit_response
@@ -164,6 +166,22 @@ def test_events_from_a_plain_transaction_are_dispatched_once_by_the_backlog(desk
     assert [t.title for t in tickets] == ["Ada L needs help with Stats iQ"]
     assert len({(r.workflow_id, r.event_id) for r in runs}) == len(runs)
     assert undispatched == []
+
+
+def test_a_backlog_pass_with_nothing_to_do_waits_for_no_writer(desk: Engine) -> None:
+    """Every worker's every pass looks for undispatched events; on SQLite the look must not
+    take the write lock (it would hold pulls off while it walks the log). Here another
+    program holds the write lock: the pass still answers at once instead of waiting out the
+    busy timeout and failing."""
+    if not is_sqlite(desk):
+        pytest.skip("SQLite's one write lock")
+    with unit_of_work(desk) as s:
+        submit_response(s, actor=get_user(s, "vera"), survey_name="checkin",
+                        answers=answers("360"))  # fmt: skip
+    with closing(sqlite3.connect(str(desk.url.database), isolation_level=None)) as other:
+        other.execute("BEGIN IMMEDIATE")
+        assert dispatch_backlog(desk) == 0
+        other.execute("ROLLBACK")
 
 
 def test_disabled_workflow_does_not_run(desk: Engine) -> None:
