@@ -143,10 +143,10 @@ def stream_page(
     )
     if team:
         statement = statement.where(col(Ticket.team_id) == get_team(session, team).id)
-    if kind and kind.strip():
-        if kind.strip() not in KINDS:
-            raise NotFound(f"No event kind {kind.strip()!r}; kinds: {', '.join(sorted(KINDS))}")
-        statement = statement.where(col(Event.kind) == kind.strip())
+    if kind := (kind or "").strip():
+        if kind not in KINDS:
+            raise NotFound(f"No event kind {kind!r}; kinds: {', '.join(sorted(KINDS))}")
+        statement = statement.where(col(Event.kind) == kind)
     if before_id is not None:
         statement = statement.where(col(Event.id) < before_id)
     if after_id is not None:
