@@ -18,7 +18,7 @@ all released at once by a barrier, each process on one connection of its own:
 - baseline: the equivalent UPDATE ... RETURNING straight through the driver, on the same
   kind of desk: claim the team's oldest waiting open ticket for the process's expert (owner,
   new -> open, updated_at) and nothing else: no permission check, no log lines, no cxdesk
-  code. SQLite: ``sqlite3`` with cxdesk's connection settings (``store.db.SQLITE_PRAGMAS``:
+  code. SQLite: ``sqlite3`` with cxdesk's connection settings (``store.db.configure_sqlite``:
   WAL, ``synchronous=NORMAL``, foreign keys, busy timeout, the WAL's checkpoint threshold),
   one autocommit statement (a writing statement takes the write lock before it reads). No
   delivery worker runs during the race, so on both sides the writers checkpoint the WAL
@@ -65,7 +65,7 @@ from benchmarks.common import format_table, scratch_pg_database
 from cxdesk.errors import QueueEmpty
 from cxdesk.store.db import (
     BUSY_TIMEOUT_MS,
-    SQLITE_PRAGMAS,
+    configure_sqlite,
     make_engine,
     read_session,
     transaction,
@@ -139,8 +139,7 @@ def _bare_sqlite3(path: str) -> sqlite3.Connection:
     """A bare sqlite3 connection with cxdesk's settings (WAL, ``synchronous=NORMAL``, busy
     timeout, checkpoint threshold...); each statement autocommits."""
     connection = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
-    for pragma in SQLITE_PRAGMAS:
-        connection.execute(f"PRAGMA {pragma}")
+    configure_sqlite(connection)
     return connection
 
 

@@ -18,6 +18,7 @@ use ``FOR UPDATE SKIP LOCKED``.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,13 +36,13 @@ BUSY_TIMEOUT_MS = 10_000
 AUTOCHECKPOINT_PAGES = 10_000
 """About 40 MB of WAL (4 KB pages): a backstop; the worker checkpoints long before."""
 SQLITE_PRAGMAS = (
-    "journal_mode=WAL",
     "foreign_keys=ON",
     f"busy_timeout={BUSY_TIMEOUT_MS}",
     "synchronous=NORMAL",
     f"wal_autocheckpoint={AUTOCHECKPOINT_PAGES}",
 )
-"""Every cxdesk connection to a SQLite desk, in this order."""
+"""Every cxdesk connection to a SQLite desk, after the switch to WAL (``configure_sqlite``)."""
+_WAL_RETRY_S = 0.01
 
 
 def is_sqlite(engine: Engine) -> bool:
@@ -78,10 +79,7 @@ def _sqlite_engine(url: Any, **kwargs: Any) -> Engine:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" event below issue BEGIN itself (the documented recipe).
         dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        for pragma in SQLITE_PRAGMAS:
-            cursor.execute(f"PRAGMA {pragma}")
-        cursor.close()
+        configure_sqlite(dbapi_connection)
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
@@ -89,6 +87,28 @@ def _sqlite_engine(url: Any, **kwargs: Any) -> Engine:
         connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
+
+
+def configure_sqlite(connection: sqlite3.Connection) -> None:
+    """WAL, then ``SQLITE_PRAGMAS``, on a new driver connection.
+
+    The switch to WAL is written in the file, so it happens once per database; but SQLite
+    does not wait out the busy timeout for it when two connections make it at once (both
+    reading the new file, each wanting it alone): one gets "database is locked" at once, as
+    when two programs first open a new desk together. That one waits a moment and asks again,
+    within the busy timeout.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode=WAL").fetchall()
+            break
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(_WAL_RETRY_S)
+    for pragma in SQLITE_PRAGMAS:
+        connection.execute(f"PRAGMA {pragma}")
 
 
 def checkpoint(engine: Engine) -> None:
