@@ -33,11 +33,11 @@ from cxdesk.store.tickets import change_status
 
 def due_for_rule(session: Session, rule: EscalationRule, now: datetime) -> list[Ticket]:
     """Tickets the rule should escalate now (locked on PostgreSQL, skipping busy ones)."""
+    open_statuses = select(Status.name).where(Status.category == StatusCategory.open)
     statement = (
         select(Ticket)
-        .join(Status, col(Status.name) == col(Ticket.status))
         .where(
-            Status.category == StatusCategory.open,
+            col(Ticket.status).in_(open_statuses.scalar_subquery()),
             col(Ticket.owner_id).is_not(None),
             col(Ticket.escalated_at).is_(None),
             Ticket.status != "escalated",
