@@ -34,15 +34,12 @@ from cxdesk.store.tickets import change_status
 def due_for_rule(session: Session, rule: EscalationRule, now: datetime) -> list[Ticket]:
     """Tickets the rule should escalate now (locked on PostgreSQL, skipping busy ones)."""
     open_statuses = select(Status.name).where(Status.category == StatusCategory.open)
-    statement = (
-        select(Ticket)
-        .where(
-            col(Ticket.status).in_(open_statuses.scalar_subquery()),
-            col(Ticket.owner_id).is_not(None),
-            col(Ticket.escalated_at).is_(None),
-            Ticket.status != "escalated",
-            Ticket.created_at <= now - timedelta(minutes=rule.after_minutes),
-        )
+    statement = select(Ticket).where(
+        col(Ticket.status).in_(open_statuses.scalar_subquery()),
+        col(Ticket.owner_id).is_not(None),
+        col(Ticket.escalated_at).is_(None),
+        Ticket.status != "escalated",
+        Ticket.created_at <= now - timedelta(minutes=rule.after_minutes),
     )
     if rule.team_id is not None:
         statement = statement.where(Ticket.team_id == rule.team_id)
