@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, insert
 from sqlmodel import Session, col, select
 
 from cxdesk.engine.conditions import evaluate
@@ -43,6 +43,11 @@ def _survey_name(session: Session, event: Event) -> str | None:
     return survey.name if survey else None
 
 
+_INSERT_RUNS = insert(WorkflowRun.__table__)  # type: ignore[attr-defined]
+"""Core, not ORM objects: a check-in writes one run per check-in workflow (nine on the demo
+desk), and building each as a model cost more than the INSERT (benchmarks/checkin.py)."""
+
+
 def dispatch_event(session: Session, event: Event) -> list[str]:
     """Run every enabled workflow for ``event`` that has not run for it yet; names matched."""
     statement = select(Workflow).where(Workflow.event == event.kind, col(Workflow.enabled))
@@ -52,6 +57,7 @@ def dispatch_event(session: Session, event: Event) -> list[str]:
     )
     survey_name = _survey_name(session, event) if event.kind == "survey.response" else None
     matched: list[str] = []
+    runs: list[dict[str, Any]] = []
     context = None  # gathered once, and again only after a workflow's tasks changed things
     for workflow in workflows:
         if workflow.id in already:
@@ -61,10 +67,8 @@ def dispatch_event(session: Session, event: Event) -> list[str]:
         if context is None:
             context = context_for_event(session, event)
         hit = evaluate(workflow.conditions, resolver(context))
-        assert workflow.id is not None and event.id is not None
-        # Flushed with the tasks' rows (or at the end): the unique (workflow, event) key
-        # still refuses a second run, and a miss costs no round trip of its own.
-        session.add(WorkflowRun(workflow_id=workflow.id, event_id=event.id, matched=hit))
+        runs.append({"workflow_id": workflow.id, "event_id": event.id, "matched": hit,
+                     "created_at": utcnow()})  # fmt: skip
         if hit:
             run = TaskRun(event=event, workflow_id=workflow.id, context=context,
                           ticket_id=event.ticket_id)  # fmt: skip
@@ -72,6 +76,10 @@ def dispatch_event(session: Session, event: Event) -> list[str]:
                 run_task(session, task, run)
             matched.append(workflow.name)
             context = None
+    if runs:
+        # One INSERT for all of them, in this transaction: the unique (workflow, event) key
+        # refuses a second run of the event (another worker's) and undoes its tasks with it.
+        session.connection().execute(_INSERT_RUNS, runs)
     event.dispatched_at = utcnow()
     session.add(event)
     session.flush()
