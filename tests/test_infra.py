@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-import threading
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from cxdesk.store.db import (
     transaction,
 )
 from cxdesk.store.models import Team, Ticket
+from tests.threads import at_once
 
 
 def test_engine_gives_a_migrated_empty_schema(engine: Engine) -> None:
@@ -66,27 +66,8 @@ def test_programs_opening_a_new_sqlite_desk_at_once_all_get_in(tmp_path: Path) -
             sqlite3.connect(path, isolation_level=None, check_same_thread=False) for _ in range(8)
         ]
         try:
-            assert _configure_all_at_once(connections) == []
+            assert at_once(configure_sqlite, connections) == []
             assert connections[0].execute("PRAGMA journal_mode").fetchone() == ("wal",)
         finally:
             for connection in connections:
                 connection.close()
-
-
-def _configure_all_at_once(connections: list[sqlite3.Connection]) -> list[BaseException]:
-    barrier = threading.Barrier(len(connections))
-    errors: list[BaseException] = []
-
-    def configure(connection: sqlite3.Connection) -> None:
-        try:
-            barrier.wait()
-            configure_sqlite(connection)
-        except BaseException as exc:  # reported by the caller
-            errors.append(exc)
-
-    threads = [threading.Thread(target=configure, args=(c,)) for c in connections]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return errors

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import re
 import shutil
-import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,6 +28,7 @@ from sqlmodel import SQLModel
 from cxdesk.errors import DeskError
 from cxdesk.store import migrate
 from cxdesk.store.db import make_engine
+from tests.threads import at_once
 
 VERSIONS = migrate.SCRIPT_LOCATION / "versions"
 
@@ -304,24 +304,8 @@ def test_unknown_target_revision_is_a_desk_error(empty_engine: Engine) -> None:
 def test_concurrent_upgrades_take_turns(empty_db_url: str) -> None:
     """Two processes starting on an empty database at once: both succeed, one migrates."""
     engines = [make_engine(empty_db_url) for _ in range(2)]
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(len(engines))
-
-    def run(engine: Engine) -> None:
-        try:
-            barrier.wait()
-            migrate.upgrade(engine)
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(engine,)) for engine in engines]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
     try:
-        assert not any(thread.is_alive() for thread in threads), "an upgrade hung"
-        assert errors == []
+        assert at_once(migrate.upgrade, engines) == []
         assert migrate.current_revision(engines[0]) == migrate.head_revision()
         assert migrate.schema_drift(engines[0]) == []
     finally:
