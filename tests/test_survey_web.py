@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import re
 import socket
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
@@ -25,10 +22,10 @@ from sqlmodel import Session, col, select
 from cxdesk.config import Settings
 from cxdesk.engine.worker import DeliveryWorker
 from cxdesk.store.models import Event, OutboxMessage, SurveyResponse, Ticket, User, utcnow
-from cxdesk.web.app import make_survey_server, serve_in_thread
 from tests.cli_helpers import Cli, assert_one_error_line, table_counts
 from tests.loop_helpers import team_of
-from tests.peers import SmtpPeer, free_port
+from tests.peers import SmtpPeer
+from tests.web_helpers import fetch, running_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -36,16 +33,9 @@ CHROMIUM = Path("/usr/bin/chromium")
 @pytest.fixture
 def server(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """The survey server on a free port; CSAT links point at it (CXDESK_SURVEY_URL)."""
-    survey_server = make_survey_server(engine, "127.0.0.1", free_port())
-    base = f"http://127.0.0.1:{survey_server.server_port}"
-    monkeypatch.setenv("CXDESK_SURVEY_URL", base + "/")
-    thread = serve_in_thread(survey_server)
-    try:
+    with running_server(engine) as base:
+        monkeypatch.setenv("CXDESK_SURVEY_URL", base + "/")
         yield base
-    finally:
-        survey_server.shutdown()
-        survey_server.server_close()
-        thread.join(timeout=10)
 
 
 @pytest.fixture
@@ -53,21 +43,6 @@ def demo(cli: Cli, engine: Engine, server: str) -> Engine:
     result = cli("demo")
     assert result.exit_code == 0, str(result)
     return engine
-
-
-@dataclass(frozen=True)
-class Page:
-    status: int
-    html: str
-
-
-def fetch(url: str, form: dict[str, object] | None = None) -> Page:
-    data = urlencode(form).encode() if form is not None else None
-    try:
-        with urllib.request.urlopen(url, data=data, timeout=30) as reply:
-            return Page(reply.status, reply.read().decode("utf-8"))
-    except urllib.error.HTTPError as exc:
-        return Page(exc.code, exc.read().decode("utf-8"))
 
 
 def resolve(cli: Cli, queue: str, expert: str) -> str:

@@ -227,17 +227,25 @@ def survey_serve(
     CSAT emails link to CXDESK_SURVEY_URL (default http://127.0.0.1:8765): set it to the
     address customers reach this server at.
     """
-    from cxdesk.web.app import make_survey_server  # the web server loads only when asked
+    # The web server (waitress, Jinja2) loads only when asked.
+    from cxdesk.web.server import log_requests_to_stderr, make_survey_server
+    from cxdesk.web.settings import ServerSettings
 
+    settings = load_settings()
+    limits = ServerSettings.from_desk(settings)
     engine = desk_engine()
     try:
-        server = make_survey_server(engine, host, port)
+        server = make_survey_server(engine, host, port, limits)
     except OSError as exc:
         raise DeskError(f"Cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    links = load_settings().resolved_survey_url
+    except ValueError as exc:
+        raise DeskError(f"Cannot listen on {host}:{port}: {exc}") from None
     console.print(
-        f"Surveys served on http://{host}:{port}/ (CSAT links point to {links}/csat); Ctrl+C stops."
+        f"Surveys served on http://{host}:{port}/ (CSAT links point to "
+        f"{settings.resolved_survey_url}/csat); Ctrl+C stops."
     )
+    console.print(f"Limits: {limits.limits_line()}", highlight=False)
+    log_requests_to_stderr()
     try:
         server.serve_forever()
     except KeyboardInterrupt:

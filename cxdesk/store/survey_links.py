@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ SECRET_SETTING = "survey_secret"
 CSAT_SURVEY = "csat"
 """The survey a ticket's ``${tck://Field/surveyToken}`` link answers."""
 _SIGNATURE_CHARS = 22  # 128 bits of the HMAC, base64url
+_ID = re.compile(r"[0-9]{1,18}")  # ASCII digits only ("²".isdigit() is true), and a bigint
 
 
 class InvalidLink(DeskError):
@@ -80,7 +82,7 @@ def sign_ticket(session: Session, ticket: Ticket, survey: str = CSAT_SURVEY) -> 
 def read_link(session: Session, ref: str, survey: str = CSAT_SURVEY) -> LinkTarget:
     """The ticket and expert a ``ref`` names, or InvalidLink for a forged or changed one."""
     parts = ref.strip().split(".")
-    if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit():
+    if len(parts) != 3 or not all(_ID.fullmatch(part) for part in parts[:2]):
         raise InvalidLink("This survey link is not valid")
     ticket_id, expert_id = int(parts[0]), int(parts[1])
     expected = _signature(desk_secret(session), survey, ticket_id, expert_id)

@@ -1,6 +1,6 @@
-"""The survey server: the desk's CSAT and NPS surveys as web forms (``cxdesk survey serve``).
+"""The survey application: the desk's CSAT and NPS surveys as web forms (WSGI).
 
-A WSGI application on the standard library's ``wsgiref`` server (one thread per request):
+``cxdesk.web.server`` serves it (waitress); this module owns what a request means:
 
 - ``GET /<survey>`` shows the form of a survey of kind ``csat`` or ``nps``; ``POST`` to the
   same URL submits it. A submitted answer is a survey response like any other: stored with
@@ -9,6 +9,10 @@ A WSGI application on the standard library's ``wsgiref`` server (one thread per 
   forged or changed link, or one already answered, gets a page saying so and nothing is
   stored. The answer is linked to the ticket and expert and logged on the ticket.
 - A refused answer shows the form again with the problem next to each question.
+- Answers are rate limited per client address and per email (``cxdesk.web.limits``): past a
+  limit the answer gets a 429 page and nothing is stored.
+- A malformed address (bad percent-encoding or UTF-8, control characters, too many fields)
+  gets a 4xx page, never a 500.
 
 The CSAT link's SupportRep, RepEmail and CustomerName parameters are kept for survey tools
 that read them; the page itself names the expert from the desk's own records.
@@ -16,14 +20,13 @@ that read them; the page itself names the expert from the desk's own records.
 
 from __future__ import annotations
 
-import threading
+import logging
+import math
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from html import escape
-from socketserver import ThreadingMixIn
 from typing import Any
-from urllib.parse import parse_qs, quote, unquote, urlencode
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from urllib.parse import parse_qs, quote, urlencode
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
@@ -35,10 +38,13 @@ from cxdesk.store.db import read_session
 from cxdesk.store.models import Survey
 from cxdesk.store.survey_links import InvalidLink, already_answered, answer_by_link, read_link
 from cxdesk.store.surveys import get_survey, submit_response
-from cxdesk.web.pages import form_page, message_page, page
+from cxdesk.web.limits import RateLimiter, address_key
+from cxdesk.web.pages import form_page, index_page, message_page
+from cxdesk.web.settings import MAX_BODY_BYTES, ServerSettings
 
 PUBLIC_KINDS = ("csat", "nps")
-MAX_BODY = 64 * 1024
+MAX_FIELDS = 100
+"""Query or form fields at most; a survey has a handful."""
 HEADERS = [
     ("Content-Type", "text/html; charset=utf-8"),
     ("Cache-Control", "no-store"),
@@ -58,51 +64,93 @@ STATUS = {
     405: "405 Method Not Allowed",
     409: "409 Conflict",
     413: "413 Content Too Large",
+    415: "415 Unsupported Media Type",
+    429: "429 Too Many Requests",
     500: "500 Internal Server Error",
 }
 ALREADY = "This survey was already answered. Thank you for your feedback!"
 THANKS = "Thank you! Your answer has been recorded."
+FORGED_HINT = "Please use the link from your email exactly as it was sent."
+NPS_INTRO = "Your answer helps us improve the Ask the Experts desk."
+FORM_TYPE = "application/x-www-form-urlencoded"
+# C0 and C1 controls and DEL (PostgreSQL stores no NUL); a field may hold tabs and line breaks.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_FIELD_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 StartResponse = Callable[..., Any]
+log = logging.getLogger("cxdesk.web")
 
 
 @dataclass(frozen=True)
 class Reply:
     status: int
     html: str
+    retry_after: int = 0
+    """Seconds, for a 429."""
+
+
+class BadRequest(Exception):
+    """The request cannot be read: a 4xx page saying why."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class LinkCheck:
+    """A valid, unanswered CSAT link: the page's introduction and the customer's email."""
+
+    intro: str
+    email: str
 
 
 class SurveyApp:
     """The WSGI application for one desk database."""
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, settings: ServerSettings | None = None):
         self.engine = engine
+        self.settings = settings or ServerSettings()
+        window = self.settings.answer_window
+        self.by_address = RateLimiter(self.settings.answers_per_address, window)
+        self.by_email = RateLimiter(self.settings.answers_per_email, window)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         try:
             reply = self.handle(environ)
+        except BadRequest as exc:
+            reply = Reply(exc.status, message_page("Not a valid address", str(exc)))
         except DeskError as exc:  # e.g. the database cannot be reached: say so, in one line
             reply = Reply(500, message_page("Sorry", f"The survey is not available: {exc}"))
         body = reply.html.encode("utf-8")
-        start_response(STATUS[reply.status], [*HEADERS, ("Content-Length", str(len(body)))])
+        headers = [*HEADERS, ("Content-Length", str(len(body)))]
+        if reply.retry_after:
+            headers.append(("Retry-After", str(reply.retry_after)))
+        start_response(STATUS[reply.status], headers)
+        # One line per request, without the query (it holds the signed ref).
+        log.info(
+            "%s %s %s %s",
+            environ.get("REMOTE_ADDR", "-"),
+            environ.get("REQUEST_METHOD"),
+            quote(environ.get("PATH_INFO", ""), safe="/"),
+            reply.status,
+        )
         return [body]
 
     def handle(self, environ: dict[str, Any]) -> Reply:
         method = environ.get("REQUEST_METHOD", "GET")
-        name = unquote(environ.get("PATH_INFO", "/")).strip("/")
-        query = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
-        if not name:
-            return self.index()
-        survey = self._public_survey(name)
-        if survey is None:
+        name = request_path(environ).strip("/")
+        query = parse_fields(environ.get("QUERY_STRING", ""), what="address")
+        survey = self._public_survey(name) if name else None
+        if name and survey is None:
             return Reply(404, message_page("Not found", "There is no survey at this address."))
-        if method == "GET":
-            return self.show(survey, query)
-        if method == "POST":
-            form = self._read_form(environ)
-            if form is None:
-                return Reply(413, message_page("Too long", "The answer is too long to send."))
-            return self.submit(survey, query, form)
+        if method in ("GET", "HEAD"):
+            return self.show(survey, query) if survey else self.index()
+        if method == "POST" and survey is not None:
+            wait = self.by_address.allow(address_key(environ.get("REMOTE_ADDR", "")))
+            if wait:
+                return too_many(wait)
+            return self.submit(survey, query, read_form(environ))
         return Reply(405, message_page("Not allowed", "Use the form to answer the survey."))
 
     # -- pages ------------------------------------------------------------------------------
@@ -113,32 +161,29 @@ class SurveyApp:
             surveys = session.exec(
                 select(Survey).where(Survey.kind == "nps").order_by(col(Survey.name))
             ).all()
-            items = "".join(
-                f'<li><a href="/{quote(s.name)}">{escape(s.title)}</a></li>' for s in surveys
-            )
-        body = "<h1>Surveys</h1>\n" + (f"<ul>{items}</ul>" if items else "<p>No open survey.</p>")
-        return Reply(200, page("Surveys", body))
+            listed = [{"name": s.name, "title": s.title} for s in surveys]
+        return Reply(200, index_page(listed))
 
     def show(self, survey: Survey, query: dict[str, str]) -> Reply:
         if survey.kind == "csat":
-            refused = self._check_link(survey, query.get("ref", ""))
-            if isinstance(refused, Reply):
-                return refused
-            intro = refused
-        else:
-            intro = "Your answer helps us improve the Ask the Experts desk."
-        return Reply(200, self._form(survey, query, intro))
+            checked = self._check_link(survey, query.get("ref", ""))
+            if isinstance(checked, Reply):
+                return checked
+            return Reply(200, self._form(survey, query, checked.intro))
+        return Reply(200, self._form(survey, query, NPS_INTRO))
 
     def submit(self, survey: Survey, query: dict[str, str], form: dict[str, str]) -> Reply:
         ref = form.pop("ref", "") or query.get("ref", "")
         answers = {q["id"]: form.get(q["id"], "") for q in survey.questions}
         if survey.kind == "csat":
-            refused = self._check_link(survey, ref)
-            if isinstance(refused, Reply):
-                return refused
-            intro = refused
+            checked = self._check_link(survey, ref)
+            if isinstance(checked, Reply):
+                return checked
+            intro, email = checked.intro, checked.email
         else:
-            intro = "Your answer helps us improve the Ask the Experts desk."
+            intro, email = NPS_INTRO, _email_answer(survey, form)
+        if email and (wait := self.by_email.allow(email)):
+            return too_many(wait)
         try:
             with unit_of_work(self.engine) as session:
                 if survey.kind == "csat":
@@ -156,6 +201,8 @@ class SurveyApp:
     # -- helpers ----------------------------------------------------------------------------
 
     def _public_survey(self, name: str) -> Survey | None:
+        if _CONTROL.search(name):
+            return None
         with read_session(self.engine) as session:
             try:
                 survey = get_survey(session, name)
@@ -163,7 +210,7 @@ class SurveyApp:
                 return None
             return survey if survey.kind in PUBLIC_KINDS else None
 
-    def _check_link(self, survey: Survey, ref: str) -> Reply | str:
+    def _check_link(self, survey: Survey, ref: str) -> Reply | LinkCheck:
         """The page's introduction for a valid, unanswered link, else the refusal."""
         with unit_of_work(self.engine) as session:  # may create the desk secret
             try:
@@ -173,7 +220,10 @@ class SurveyApp:
             if already_answered(session, target):
                 return Reply(409, message_page("Already answered", ALREADY))
             expert = target.expert.name if target.expert else "our expert"
-            return f"How did {expert} do with your ticket {target.ticket.key}?"
+            return LinkCheck(
+                intro=f"How did {expert} do with your ticket {target.ticket.key}?",
+                email=(target.ticket.customer_email or "").strip().lower(),
+            )
 
     def _form(
         self,
@@ -183,7 +233,7 @@ class SurveyApp:
         values: dict[str, str] | None = None,
         errors: dict[str, str] | None = None,
     ) -> str:
-        action = f"/{survey.name}"
+        action = "/" + quote(survey.name)
         if query:
             action += "?" + urlencode(query)
         return form_page(
@@ -195,51 +245,62 @@ class SurveyApp:
             errors=errors,
         )
 
-    @staticmethod
-    def _read_form(environ: dict[str, Any]) -> dict[str, str] | None:
-        try:
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            length = 0
-        if length > MAX_BODY:
-            return None
-        raw = environ["wsgi.input"].read(length) if length > 0 else b""
-        parsed = parse_qs(raw.decode("utf-8", errors="replace"), keep_blank_values=True)
-        return {k: v[0] for k, v in parsed.items()}
 
-
-FORGED_HINT = "Please use the link from your email exactly as it was sent."
-
-
-# -- the server -------------------------------------------------------------------------------
-
-
-class _ThreadingServer(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-
-class _QuietHandler(WSGIRequestHandler):
-    """One short line per request on stderr, without the client's query (it holds the ref)."""
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        path = self.path.split("?", 1)[0]
-        self.log_message("%s %s %s", self.command, path, code)
-
-
-def make_survey_server(engine: Engine, host: str, port: int) -> WSGIServer:
-    """A server bound to ``host:port`` (not serving yet); OSError if the port is taken."""
-    return make_server(
-        host,
-        port,
-        SurveyApp(engine),
-        server_class=_ThreadingServer,
-        handler_class=_QuietHandler,
+def too_many(wait: float) -> Reply:
+    minutes = max(1, math.ceil(wait / 60))
+    return Reply(
+        429,
+        message_page(
+            "Too many answers",
+            "Too many answers were sent from here or for this email address. Nothing was "
+            f"recorded: please try again in {minutes} minute{'s' if minutes > 1 else ''}.",
+        ),
+        retry_after=math.ceil(wait),
     )
 
 
-def serve_in_thread(server: WSGIServer) -> threading.Thread:
-    """Serve until ``server.shutdown()``; for the TUI, tests and the CLI alike."""
-    thread = threading.Thread(target=server.serve_forever, name="survey-server", daemon=True)
-    thread.start()
-    return thread
+def _email_answer(survey: Survey, form: dict[str, str]) -> str:
+    """The answer to the survey's first email question, as the per-email limit counts it."""
+    for question in survey.questions:
+        if question.get("type") == "email":
+            return form.get(str(question["id"]), "").strip().lower()
+    return ""
+
+
+def request_path(environ: dict[str, Any]) -> str:
+    """The path as text: the server hands over its bytes as latin-1 (PEP 3333), decoded once."""
+    try:
+        return str(environ.get("PATH_INFO", "/")).encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        raise BadRequest("This address is not valid.") from None
+
+
+def parse_fields(raw: str, *, what: str) -> dict[str, str]:
+    """``a=1&b=2`` (a query string, or a form's body as latin-1 text) as text, the first value
+    of each name; BadRequest when it is not valid UTF-8, has too many fields or control
+    characters."""
+    try:
+        text = raw.encode("latin-1").decode("utf-8")
+        parsed = parse_qs(text, keep_blank_values=True, errors="strict", max_num_fields=MAX_FIELDS)
+    except (UnicodeError, ValueError):
+        raise BadRequest(f"This {what} is not valid. " + FORGED_HINT) from None
+    fields = {k: v[0] for k, v in parsed.items()}
+    if any(_FIELD_CONTROL.search(k) or _FIELD_CONTROL.search(v) for k, v in fields.items()):
+        raise BadRequest(f"This {what} holds characters that are not allowed.")
+    return fields
+
+
+def read_form(environ: dict[str, Any]) -> dict[str, str]:
+    """The posted form's fields; BadRequest for another content type, or one too long or not
+    valid (the server has already refused a body over MAX_BODY_BYTES)."""
+    content_type = str(environ.get("CONTENT_TYPE") or FORM_TYPE).split(";")[0].strip().lower()
+    if content_type != FORM_TYPE:
+        raise BadRequest("Use the form to answer the survey.", status=415)
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        raise BadRequest("This answer is not valid.") from None
+    if length > MAX_BODY_BYTES:
+        raise BadRequest("The answer is too long to send.", status=413)
+    raw = environ["wsgi.input"].read(length) if length > 0 else b""
+    return parse_fields(raw.decode("latin-1"), what="answer")

@@ -1,149 +1,125 @@
-"""The survey pages as HTML: a form per survey, a thank-you page and a refusal page.
+"""The survey pages, rendered from the Jinja2 templates in ``templates/`` (autoescaped).
 
 Plain, accessible HTML without JavaScript: every question has a visible label; scales and
 choices are radio buttons in a fieldset whose legend is the question; required questions
 say so in words and carry ``required``; after a refused submit an error summary (role
 ``alert``) lists each problem, and each field points at its own message with
-``aria-describedby``. Every value shown is escaped.
+``aria-describedby``. Every value shown is escaped by the templates, never by hand.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from html import escape
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
-STYLE = """
-body { font: 1.05rem/1.5 system-ui, sans-serif; margin: 0; color: #1a1a1a; background: #f6f6f4; }
-main { max-width: 40rem; margin: 2rem auto; padding: 1.5rem 2rem; background: #fff;
-       border: 1px solid #ccc; border-radius: 6px; }
-h1 { font-size: 1.5rem; margin-top: 0; }
-fieldset { border: 0; padding: 0; margin: 0 0 1.5rem; }
-legend, label.question { font-weight: 600; display: block; margin-bottom: .4rem; }
-.scale { display: flex; flex-wrap: wrap; gap: .4rem; }
-.scale label { border: 1px solid #767676; border-radius: 4px; padding: .3rem .6rem; }
-.choices label { display: block; }
-input[type=text], input[type=email], textarea, select { width: 100%; font: inherit;
-  padding: .4rem; border: 1px solid #767676; border-radius: 4px; box-sizing: border-box; }
-textarea { min-height: 6rem; }
-.field { margin-bottom: 1.5rem; }
-.hint { color: #505050; font-size: .9rem; }
-.error { color: #a00000; font-weight: 600; }
-.summary { border: 2px solid #a00000; padding: .5rem 1rem; margin-bottom: 1.5rem; }
-button { font: inherit; padding: .5rem 1.5rem; background: #004f9f; color: #fff; border: 0;
-         border-radius: 4px; }
-:focus-visible { outline: 3px solid #e07000; outline-offset: 2px; }
-"""
+import jinja2
+
+SCALE_MAX_OPTIONS = 11
+"""A number question with at most this many values (0-10) is a row of radio buttons."""
 
 
-def page(title: str, body: str) -> str:
-    return (
-        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>{escape(title)}</title>\n<style>{STYLE}</style>\n</head>\n"
-        f"<body>\n<main>\n{body}\n</main>\n</body>\n</html>\n"
+@cache
+def _templates() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("cxdesk.web", "templates"),
+        autoescape=True,  # every template is HTML
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
     )
+
+
+def render(template: str, **values: Any) -> str:
+    return _templates().get_template(template).render(**values)
 
 
 def message_page(title: str, message: str) -> str:
     """A page that only says something: thanks, or why a link is refused."""
-    return page(title, f"<h1>{escape(title)}</h1>\n<p>{escape(message)}</p>")
+    return render("message.html", title=title, message=message)
 
 
-def _error_id(qid: str) -> str:
-    return f"{qid}-error"
+def index_page(surveys: Sequence[Mapping[str, str]]) -> str:
+    """The open surveys, each ``{"name": ..., "title": ...}``."""
+    return render("index.html", title="Surveys", surveys=surveys)
 
 
-def _question(question: Mapping[str, Any], value: str, error: str | None) -> str:
-    qid = escape(str(question["id"]))
-    kind = question.get("type", "text")
-    label = escape(str(question.get("label") or qid))
-    required = bool(question.get("required"))
-    need = " <span>(required)</span>" if required else " <span>(optional)</span>"
-    req_attr = " required" if required else ""
-    described = []
-    hint_html = ""
-    if question.get("hint"):
-        hint_html = (
-            f'<p class="hint" id="{qid}-hint">For example: {escape(str(question["hint"]))}</p>'
-        )
-        described.append(f"{qid}-hint")
-    error_html = ""
-    if error:
-        error_html = f'<p class="error" id="{_error_id(qid)}">{escape(error)}</p>'
-        described.append(_error_id(qid))
-    aria = ""
-    if described:
-        aria += f' aria-describedby="{" ".join(described)}"'
-    group_aria = aria  # a fieldset is described, not marked invalid
-    if error:
-        aria += ' aria-invalid="true"'
+@dataclass(frozen=True)
+class Field:
+    """One question as the form template shows it."""
+
+    id: str
+    label: str
+    kind: str
+    """``scale`` or ``choice`` (radio buttons), ``textarea``, or ``input``."""
+    value: str
+    error: str
+    hint: str
+    required: bool
+    options: list[str] = field(default_factory=list)
+    input_type: str = "text"
+    autocomplete: str = "off"
+    numeric: bool = False
+
+    @property
+    def described(self) -> list[str]:
+        return [
+            f"{self.id}-{part}" for part, on in (("hint", self.hint), ("error", self.error)) if on
+        ]
+
+
+def _field(question: Mapping[str, Any], value: str, error: str) -> Field:
+    qid = str(question["id"])
+    kind = str(question.get("type", "text"))
+    common: dict[str, Any] = {
+        "id": qid,
+        "label": str(question.get("label") or qid),
+        "value": value,
+        "error": error,
+        "hint": str(question.get("hint") or ""),
+        "required": bool(question.get("required")),
+    }
     low, high = question.get("min"), question.get("max")
-    if kind == "number" and low is not None and high is not None and int(high) - int(low) <= 10:
-        options = "".join(
-            f'<label><input type="radio" name="{qid}" value="{n}"'
-            f"{' checked' if value == str(n) else ''}{req_attr}> {n}</label>"
-            for n in range(int(low), int(high) + 1)
-        )
-        return (
-            f'<fieldset class="field" id="{qid}"{group_aria}>\n<legend>{label}{need}</legend>\n'
-            f"{hint_html}"
-            f'{error_html}<div class="scale">{options}</div>\n</fieldset>\n'
-        )
+    if kind == "number" and low is not None and high is not None:
+        values = range(int(low), int(high) + 1)
+        if len(values) <= SCALE_MAX_OPTIONS:
+            return Field(kind="scale", options=[str(n) for n in values], **common)
     if kind == "choice":
-        choices = [str(c) for c in question.get("choices", [])]
-        options = "".join(
-            f'<label><input type="radio" name="{qid}" value="{escape(c)}"'
-            f"{' checked' if value == c else ''}{req_attr}> {escape(c)}</label>"
-            for c in choices
-        )
-        return (
-            f'<fieldset class="field choices" id="{qid}"{group_aria}>\n'
-            f"<legend>{label}{need}</legend>\n"
-            f"{hint_html}{error_html}{options}\n</fieldset>\n"
-        )
-    head = f'<div class="field">\n<label class="question" for="{qid}">{label}{need}</label>\n'
+        return Field(kind="choice", options=[str(c) for c in question.get("choices", [])], **common)
     if kind == "textarea":
-        control = f'<textarea id="{qid}" name="{qid}"{req_attr}{aria}>{escape(value)}</textarea>'
-    else:
-        input_type = {"email": "email", "phone": "tel"}.get(str(kind), "text")
-        inputmode = ' inputmode="numeric"' if kind == "number" else ""
-        autocomplete = {"email": "email", "phone": "tel"}.get(str(kind), "off")
-        control = (
-            f'<input type="{input_type}" id="{qid}" name="{qid}" value="{escape(value)}"'
-            f'{inputmode} autocomplete="{autocomplete}"{req_attr}{aria}>'
-        )
-    return f"{head}{hint_html}{error_html}{control}\n</div>\n"
+        return Field(kind="textarea", **common)
+    return Field(
+        kind="input",
+        input_type={"email": "email", "phone": "tel"}.get(kind, "text"),
+        autocomplete={"email": "email", "phone": "tel"}.get(kind, "off"),
+        numeric=kind == "number",
+        **common,
+    )
 
 
 def form_page(
     *,
     title: str,
     intro: str,
-    questions: list[dict[str, Any]],
+    questions: Sequence[Mapping[str, Any]],
     action: str,
     values: Mapping[str, str] | None = None,
     errors: Mapping[str, str] | None = None,
-    hidden: Mapping[str, str] | None = None,
 ) -> str:
     """The survey as a form posting to ``action``; ``errors`` by question id after a refusal."""
     values, errors = values or {}, errors or {}
-    parts = [f"<h1>{escape(title)}</h1>\n<p>{escape(intro)}</p>\n"]
-    if errors:
-        labels = {str(q["id"]): str(q.get("label") or q["id"]) for q in questions}
-        items = "".join(
-            f'<li><a href="#{escape(qid)}">{escape(labels.get(qid, qid))}: {escape(msg)}</a></li>'
-            for qid, msg in errors.items()
-        )
-        parts.append(
-            '<div class="summary" role="alert">\n<h2>Please check your answers</h2>\n'
-            f"<ul>{items}</ul>\n</div>\n"
-        )
-    parts.append(f'<form method="post" action="{escape(action)}">\n')
-    for name, value in (hidden or {}).items():
-        parts.append(f'<input type="hidden" name="{escape(name)}" value="{escape(value)}">\n')
-    for question in questions:
-        qid = str(question["id"])
-        parts.append(_question(question, values.get(qid, ""), errors.get(qid)))
-    parts.append('<button type="submit">Send my answer</button>\n</form>')
-    return page(title, "".join(parts))
+    fields = [
+        _field(q, values.get(str(q["id"]), ""), errors.get(str(q["id"]), "")) for q in questions
+    ]
+    known = {f.id for f in fields}
+    unknown = [(qid, error) for qid, error in errors.items() if qid not in known]
+    return render(
+        "form.html",
+        title=title,
+        intro=intro,
+        action=action,
+        fields=fields,
+        errors=bool(errors),
+        unknown=unknown,
+    )
