@@ -47,15 +47,17 @@ def host_port(base: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def wait_until_closed(sockets: list[socket.socket]) -> list[socket.socket]:
-    """Read each socket until the server closes it; the ones still open after GIVE_UP s."""
+def wait_until_closed(sockets: list[socket.socket], at_least: int = 0) -> list[socket.socket]:
+    """Read each socket until the server has closed all of them (or ``at_least`` of them);
+    the ones still open then, or after GIVE_UP s."""
     selector = selectors.DefaultSelector()
     for sock in sockets:
         sock.setblocking(False)
         selector.register(sock, selectors.EVENT_READ)
     still_open = set(sockets)
     give_up = time.monotonic() + GIVE_UP
-    while still_open and time.monotonic() < give_up:
+    enough = len(sockets) - (at_least or len(sockets))
+    while len(still_open) > enough and time.monotonic() < give_up:
         for key, _ in selector.select(timeout=1):
             try:
                 data = key.fileobj.recv(65536)  # type: ignore[union-attr]
@@ -123,6 +125,24 @@ def test_a_request_dripped_a_byte_at_a_time_is_closed_after_the_read_timeout(
             closed.set()
             dripper.join(timeout=10)
             sock.close()
+
+
+def test_past_the_connection_limit_a_new_connection_closes_the_longest_waiting(
+    engine: Engine,
+) -> None:
+    """With a read timeout of an hour, only closing held connections lets a customer in."""
+    with running_server(engine, ServerSettings(read_timeout=3600, connection_limit=50)) as base:
+        held = [socket.create_connection(host_port(base), timeout=30) for _ in range(100)]
+        try:
+            for sock in held[1::2]:
+                sock.sendall(b"GET / HTTP/1.1\r\nHost: survey\r\n")
+            assert fetch(base + "/").status == 200
+            # The longest waiting were closed (which ones depends on when each one's bytes
+            # came): no more than the limit stay open.
+            assert len(wait_until_closed(held, at_least=50)) <= 50
+        finally:
+            for sock in held:
+                sock.close()
 
 
 # -- rate limits -------------------------------------------------------------------------------

@@ -8,8 +8,9 @@ have meant rewriting the application around blocking database calls for no gain.
 
 On top of waitress: a request must arrive whole within the read timeout of its first byte
 (waitress alone only times out idleness, so a client sending one byte every few seconds would
-keep its connection for ever), and the server polls its sockets (``poll``, not ``select``,
-which stops at file descriptor 1024).
+keep its connection for ever); at the connection limit a new connection closes the one that
+has waited longest (waitress would stop accepting until the read timeout freed some); and the
+server polls its sockets (``poll``, not ``select``, which stops at file descriptor 1024).
 """
 
 from __future__ import annotations
@@ -31,9 +32,22 @@ log = logging.getLogger("cxdesk.web")
 
 class DeadlineChannel(HTTPChannel):
     """A connection whose request counts as active only from its first byte: reading more of
-    the same request does not put off the server's timeout (``last_activity``)."""
+    the same request does not put off the server's timeout (``last_activity``). A connection
+    that fills the server's last place closes the one waiting longest without a request being
+    served, so held connections never lock customers out (waitress would stop accepting)."""
 
     last_activity: float
+
+    def add_channel(self, map: dict[int, Any] | None = None) -> None:
+        super().add_channel(map)
+        if len(self._map) >= self.adj.connection_limit:
+            waiting = [
+                c
+                for c in self.server.active_channels.values()
+                if c is not self and not c.requests and not c.will_close
+            ]
+            if waiting:  # closed now: the server never sees itself full
+                min(waiting, key=lambda c: c.last_activity).handle_close()
 
     def handle_read(self) -> None:
         pending, started = self.request, self.last_activity
