@@ -240,6 +240,7 @@ def request_targets(draw: st.DrawFn) -> str:
     return "/" + path + (f"?{query}" if fields else "")
 
 
+@pytest.mark.slow
 @settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -331,6 +332,7 @@ def test_a_survey_whose_name_is_not_ascii_is_listed_shown_and_answered(
     assert fetch(base + "/" + quote("Encuesta Ano")).status == 404
 
 
+@pytest.mark.slow
 def test_the_cli_loads_no_web_server_until_asked() -> None:
     code = "import sys, cxdesk.cli.main; print(sorted({'waitress', 'jinja2'} & set(sys.modules)))"
     loaded = subprocess.run(
