@@ -71,7 +71,7 @@ class SurveyServer:
             }
         self.connection_limit = _open_files_for(settings.connection_limit)
         self.map: dict[int, Any] = {}
-        self.server = create_server(
+        create_server(  # registers its listeners in self.map
             SurveyApp(engine, settings),
             map=self.map,
             host=host,
