@@ -92,9 +92,9 @@ class Reply:
 class BadRequest(Exception):
     """The request cannot be read: a 4xx page saying why."""
 
-    def __init__(self, message: str, status: int = 400):
+    def __init__(self, message: str, status: int = 400, title: str = "Not a valid address"):
         super().__init__(message)
-        self.status = status
+        self.status, self.title = status, title
 
 
 @dataclass(frozen=True)
@@ -119,7 +119,7 @@ class SurveyApp:
         try:
             reply = self.handle(environ)
         except BadRequest as exc:
-            reply = Reply(exc.status, message_page("Not a valid address", str(exc)))
+            reply = Reply(exc.status, message_page(exc.title, str(exc)))
         except DeskError as exc:  # e.g. the database cannot be reached: say so, in one line
             reply = Reply(500, message_page("Sorry", f"The survey is not available: {exc}"))
         body = reply.html.encode("utf-8")
@@ -283,10 +283,13 @@ def parse_fields(raw: str, *, what: str) -> dict[str, str]:
         text = raw.encode("latin-1").decode("utf-8")
         parsed = parse_qs(text, keep_blank_values=True, errors="strict", max_num_fields=MAX_FIELDS)
     except (UnicodeError, ValueError):
-        raise BadRequest(f"This {what} is not valid. " + FORGED_HINT) from None
+        hint = " " + FORGED_HINT if what == "address" else ""
+        raise BadRequest(f"This {what} is not valid.{hint}", title=f"Not a valid {what}") from None
     fields = {k: v[0] for k, v in parsed.items()}
     if any(_FIELD_CONTROL.search(k) or _FIELD_CONTROL.search(v) for k, v in fields.items()):
-        raise BadRequest(f"This {what} holds characters that are not allowed.")
+        raise BadRequest(
+            f"This {what} holds characters that are not allowed.", title=f"Not a valid {what}"
+        )
     return fields
 
 
@@ -295,12 +298,12 @@ def read_form(environ: dict[str, Any]) -> dict[str, str]:
     valid (the server has already refused a body over MAX_BODY_BYTES)."""
     content_type = str(environ.get("CONTENT_TYPE") or FORM_TYPE).split(";")[0].strip().lower()
     if content_type != FORM_TYPE:
-        raise BadRequest("Use the form to answer the survey.", status=415)
+        raise BadRequest("Use the form to answer the survey.", status=415, title="Not allowed")
     try:
         length = int(environ.get("CONTENT_LENGTH") or 0)
     except ValueError:
-        raise BadRequest("This answer is not valid.") from None
+        raise BadRequest("This answer is not valid.", title="Not valid") from None
     if length > MAX_BODY_BYTES:
-        raise BadRequest("The answer is too long to send.", status=413)
+        raise BadRequest("The answer is too long to send.", status=413, title="Too long")
     raw = environ["wsgi.input"].read(length) if length > 0 else b""
     return parse_fields(raw.decode("latin-1"), what="answer")
