@@ -265,7 +265,6 @@ class CxDeskApp(App[None]):
 
     def log_in(self, user: User) -> None:
         self.user = user
-        self.sub_title = f"{user.name} ({user.role})"
         self.refresh_bindings()
         if user.role == ADMIN and self.delivery_problem:  # reported before anyone logged in
             self.notify(self.delivery_problem, title="Delivery", severity="warning", markup=False)
@@ -273,7 +272,6 @@ class CxDeskApp(App[None]):
 
     def log_out(self) -> None:
         self.user = None
-        self.sub_title = ""
         self.refresh_bindings()
         self._show(LoginScreen(None))
 

@@ -607,3 +607,26 @@ def test_the_change_token_notices_a_late_commit_on_postgresql(pg_url: str) -> No
         assert late.differs_from(again)
     finally:
         engine.dispose()
+
+
+def test_quitting_the_moment_the_desk_opens_ends_cleanly(engine: Engine) -> None:
+    """The queues screen is replaced by the app's end before it has mounted its tables (a
+    quit right after Enter at login): the app ends with code 0, not a NoMatches traceback."""
+    build_small_desk(engine)
+    ended: list[int | None] = []
+
+    async def script(app: CxDeskApp, pilot: Pilot[None]) -> None:
+        open_desk = app.log_in
+
+        def log_in_then_quit(user: Any) -> None:
+            open_desk(user)
+            app.exit()
+
+        app.log_in = log_in_then_quit  # type: ignore[method-assign]
+        await wait_until(pilot, lambda: isinstance(app.focused, Input), "the login form")
+        await pilot.press(*"pw", "enter")
+        await wait_until(pilot, lambda: app.return_code is not None, "the app's end")
+        ended.append(app.return_code)
+
+    run(engine, "maya", script)
+    assert ended == [0]

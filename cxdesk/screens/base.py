@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from textual import events
 from textual.message import Message
 from textual.screen import Screen
 
@@ -41,7 +42,23 @@ class DeskScreen(Screen[Any]):
 
     A screen that shows desk data overrides ``reload`` (start its loading worker); it is
     called when the desk changed while the screen is on top.
+
+    Who is logged in is the screen's own ``sub_title`` (its Header shows it), never the app's:
+    a Header watches the app's titles, and Textual runs that watcher for the Header of a screen
+    being replaced after its title widget is gone (``NoMatches`` at login, on a busy machine).
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        user = self.desk.user
+        self.sub_title = f"{user.name} ({user.role})" if user is not None else ""
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Mount) and not self.is_attached:
+            # Closed before it mounted (the app quit, or another screen replaced it, right
+            # after it was opened): its children are gone, so its on_mount has nothing to do.
+            return
+        await super().on_event(event)
 
     @property
     def desk(self) -> CxDeskApp:
