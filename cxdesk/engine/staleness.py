@@ -59,7 +59,7 @@ class Moment:
 
     outbox_id: int
     valid_until: datetime | None
-    has_ticket: bool
+    ticket_id: int | None
     written_status: str | None
     written_category: str | None
     written_owner: int | None
@@ -77,7 +77,7 @@ class Moment:
 def stale_reason(moment: Moment, now: datetime) -> str | None:
     """Why the message should not be sent at ``now`` (reasons joined by "; "), or None."""
     reasons = []
-    if moment.has_ticket and moment.written_status is not None:
+    if moment.ticket_id is not None and moment.written_status is not None:
         was = phase(moment.written_status, moment.written_category)
         now_phase = phase(moment.status, moment.category)
         if was == OPEN and now_phase != OPEN:
@@ -111,21 +111,21 @@ _WAS_OWNER, _NOW_OWNER = (User.__table__.alias(n) for n in ("was_owner", "now_ow
 _WAS_TEAM, _NOW_TEAM = (Team.__table__.alias(n) for n in ("was_team", "now_team"))  # type: ignore[attr-defined]
 _MOMENTS = (
     select(
-        _OUTBOX.c.id,
+        _OUTBOX.c.id.label("outbox_id"),
         _OUTBOX.c.valid_until,
-        _TICKET.c.id,
+        _TICKET.c.id.label("ticket_id"),
         _OUTBOX.c.written_status,
-        _WAS_STATUS.c.category,
-        _OUTBOX.c.written_owner_id,
-        _OUTBOX.c.written_team_id,
+        _WAS_STATUS.c.category.label("written_category"),
+        _OUTBOX.c.written_owner_id.label("written_owner"),
+        _OUTBOX.c.written_team_id.label("written_team"),
         _TICKET.c.status,
         _NOW_STATUS.c.category,
-        _TICKET.c.owner_id,
-        _TICKET.c.team_id,
-        _WAS_OWNER.c.name,
-        _NOW_OWNER.c.name,
-        _WAS_TEAM.c.name,
-        _NOW_TEAM.c.name,
+        _TICKET.c.owner_id.label("owner"),
+        _TICKET.c.team_id.label("team"),
+        _WAS_OWNER.c.name.label("written_owner_name"),
+        _NOW_OWNER.c.name.label("owner_name"),
+        _WAS_TEAM.c.name.label("written_team_name"),
+        _NOW_TEAM.c.name.label("team_name"),
     )
     .select_from(
         _OUTBOX.outerjoin(_TICKET, _TICKET.c.id == _OUTBOX.c.ticket_id)
@@ -159,26 +159,7 @@ def find_stale(engine: Engine, claim: Claim) -> dict[int, str]:
     now = claim.lease_until - LEASE
     with read_session(engine) as session:
         rows = session.connection().execute(_MOMENTS, {"ids": [m.id for m in claim.messages]})
-        moments = [
-            Moment(
-                outbox_id=row[0],
-                valid_until=row[1],
-                has_ticket=row[2] is not None,
-                written_status=row[3],
-                written_category=row[4],
-                written_owner=row[5],
-                written_team=row[6],
-                status=row[7],
-                category=row[8],
-                owner=row[9],
-                team=row[10],
-                written_owner_name=row[11],
-                owner_name=row[12],
-                written_team_name=row[13],
-                team_name=row[14],
-            )  # fmt: skip
-            for row in rows
-        ]
+        moments = [Moment(**row._mapping) for row in rows]
     reasons = {m.outbox_id: stale_reason(m, now) for m in moments}
     return {outbox_id: reason for outbox_id, reason in reasons.items() if reason}
 
