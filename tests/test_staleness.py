@@ -336,3 +336,17 @@ def test_valid_minutes_is_checked_when_the_workflow_is_saved(
         assert problems == [
             "valid_minutes must be a number of minutes, more than 0 and at most 527040 (366 days)"
         ]
+
+
+def test_a_message_queued_before_migration_0008_is_sent_as_before(desk: Engine) -> None:
+    """The upgrade leaves the four columns NULL on rows already queued: no snapshot, no
+    window, so they go out as they would have (for a ticket resolved since, two days late;
+    the CSAT queued after the upgrade is within its 3 days)."""
+    key = check_in_and_pull(desk)
+    with transaction(desk) as s:
+        s.execute(update(OutboxMessage).values(written_status=None, written_owner_id=None,
+                                               written_team_id=None, valid_until=None))  # fmt: skip
+    change(desk, key, status="resolved")
+    claim = claim_fresh(desk, channel="email", now=utcnow() + timedelta(days=2))
+    assert [m.subject for m in claim.messages] == ["Omar is ready", "How did we do?"]
+    assert claim.stale == 0

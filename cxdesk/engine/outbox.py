@@ -81,6 +81,7 @@ def enqueue(
     if channel not in CHANNELS:
         raise ValidationFailed({"channel": f"must be one of {', '.join(CHANNELS)}"})
     now = utcnow()
+    window = DEFAULT_VALID_FOR if valid_for is None else valid_for
     ticket = session.get(Ticket, ticket_id) if ticket_id is not None else None
     message = OutboxMessage(
         channel=channel,
@@ -96,9 +97,7 @@ def enqueue(
         written_status=ticket.status if ticket else None,
         written_owner_id=ticket.owner_id if ticket else None,
         written_team_id=ticket.team_id if ticket else None,
-        valid_until=min(written_at or now, now)
-        + delay
-        + (DEFAULT_VALID_FOR if valid_for is None else valid_for),
+        valid_until=min(written_at or now, now) + delay + window,
     )
     session.add(message)
     session.flush()
