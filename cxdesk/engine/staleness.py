@@ -21,8 +21,10 @@ The rule, checked for each message right after a worker claims it (``claim_fresh
 
 Moving within a phase is not moving on: a "ready" message still goes out after the status
 went from open to "Follow up later" with the same owner, and a CSAT survey written at
-"resolved" still goes out after the ticket was closed. A message with no ticket (or queued
-before migration 0008) has only its window.
+"resolved" still goes out after the ticket was closed. Only the state at delivery is compared
+with the state written for, not the way between them: a ticket resolved and reopened with the
+same owner is open with that owner again. A message with no ticket has only its window; one
+queued before migration 0008 has neither, and is sent as before.
 
 A stale row gets status ``stale``, the reason in ``last_error`` (``cxdesk outbox list``), its
 claim undone without counting an attempt, and a ``message.stale`` line on its ticket's log,
