@@ -36,11 +36,13 @@ def worker(
 
 @outbox_app.command("list")
 def outbox_list(
-    status: str | None = typer.Option(None, "--status", help="pending, sent, failed or dead."),
+    status: str | None = typer.Option(
+        None, "--status", help="pending, sent, failed, dead or stale."
+    ),
     limit: int = typer.Option(500, "--limit", min=1),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Messages with their status, attempts and last error."""
+    """Messages with their status, attempts and last error (or why a stale one was not sent)."""
     with read_session(desk_engine()) as session:
         records = ops.outbox_to_dicts(session, ops.list_outbox(session, status=status, limit=limit))
     if as_json:
@@ -48,7 +50,7 @@ def outbox_list(
         return
     print_table(
         "Outbox",
-        ["id", "channel", "ticket", "to", "subject", "status", "attempts", "due", "last error"],
+        ["id", "channel", "ticket", "to", "subject", "status", "attempts", "due", "error / reason"],
         [
             (
                 r["id"],

@@ -247,7 +247,7 @@ def ticket_show(key: str, as_json: bool = typer.Option(False, "--json")) -> None
     )
     print_table(
         "Log",
-        ["at", "who", "what", "from", "to"],
+        ["at", "who", "what", "from", "to", "detail"],
         [
             (
                 e["at"],
@@ -255,6 +255,7 @@ def ticket_show(key: str, as_json: bool = typer.Option(False, "--json")) -> None
                 f"{e['kind']} {e['field'] or ''}".strip(),
                 e["from"],
                 e["to"],
+                e["detail"],
             )
             for e in log
         ],

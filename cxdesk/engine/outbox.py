@@ -13,6 +13,10 @@ idempotency, so a worker killed after the server accepted a message but before i
 was committed (one message at most) leaves that row claimed, and the next worker sends it
 again with the same Message-ID. Likewise a Twilio SMS accepted just before a crash or a
 timeout. Nothing recorded as sent is ever sent again, and nothing is lost.
+
+A row also remembers what it was written for: its ticket's status, owner and team when it was
+queued, and a validity window (``valid_until``). A message whose ticket has moved on or whose
+window has passed is not sent but marked ``stale`` (``cxdesk.engine.staleness``).
 """
 
 from __future__ import annotations
@@ -35,11 +39,15 @@ if TYPE_CHECKING:
     from cxdesk.engine.channels import DeliveryResult
 
 CHANNELS = ("email", "sms")
-STATUSES = ("pending", "sent", "failed", "dead")
+STATUSES = ("pending", "sent", "failed", "dead", "stale")
 MAX_ATTEMPTS = 6
 LEASE = timedelta(minutes=2)
 BACKOFF_BASE = timedelta(seconds=30)
 BACKOFF_CAP = timedelta(hours=1)
+DEFAULT_VALID_FOR = timedelta(hours=24)
+"""How long after it was due a message is still sent, when its template sets no
+``valid_minutes`` (escalation notices too): a worker down for hours still delivers the
+day's messages, but never yesterday's."""
 
 
 def backoff(attempts: int) -> timedelta:
@@ -60,10 +68,21 @@ def enqueue(
     event_id: int | None = None,
     workflow_id: int | None = None,
     delay: timedelta = timedelta(0),
+    valid_for: timedelta | None = None,
+    written_at: datetime | None = None,
 ) -> OutboxMessage:
-    """Queue one message in the caller's transaction (it commits with its cause)."""
+    """Queue one message in the caller's transaction (it commits with its cause).
+
+    The row remembers its ticket's status, owner and team as they are now (what its text was
+    rendered from) and is worth sending until ``valid_for`` (default ``DEFAULT_VALID_FOR``)
+    after it is due, counted from ``written_at``, the time of its cause (default now): a
+    message queued late for an old event has that much less time.
+    """
     if channel not in CHANNELS:
         raise ValidationFailed({"channel": f"must be one of {', '.join(CHANNELS)}"})
+    now = utcnow()
+    window = DEFAULT_VALID_FOR if valid_for is None else valid_for
+    ticket = session.get(Ticket, ticket_id) if ticket_id is not None else None
     message = OutboxMessage(
         channel=channel,
         to_addr=to,
@@ -74,7 +93,11 @@ def enqueue(
         ticket_id=ticket_id,
         event_id=event_id,
         workflow_id=workflow_id,
-        due_at=utcnow() + delay,
+        due_at=now + delay,
+        written_status=ticket.status if ticket else None,
+        written_owner_id=ticket.owner_id if ticket else None,
+        written_team_id=ticket.team_id if ticket else None,
+        valid_until=min(written_at or now, now) + delay + window,
     )
     session.add(message)
     session.flush()
@@ -108,6 +131,9 @@ class Claim:
 
     messages: list[OutboxMessage]
     lease_until: datetime
+    stale: int = 0
+    """How many claimed rows were set aside as stale instead of being handed over to send
+    (``staleness.claim_fresh``)."""
 
 
 def claim_due(
@@ -288,6 +314,7 @@ def outbox_to_dicts(session: Session, rows: Sequence[OutboxMessage]) -> list[dic
             "attempts": r.attempts,
             "due_at": r.due_at.isoformat(),
             "last_error": r.last_error,
+            "valid_until": r.valid_until.isoformat() if r.valid_until else None,
             "provider_id": r.provider_id,
             "sent_at": r.sent_at.isoformat() if r.sent_at else None,
         }
@@ -305,6 +332,11 @@ def retry(session: Session, *, outbox_id: int) -> OutboxMessage:
     if message.status not in ("failed", "dead"):
         raise Conflict(f"Outbox message #{outbox_id} is {message.status}; only failed or dead "
                        "messages can be retried")  # fmt: skip
+    if message.valid_until is not None and message.valid_until <= utcnow():
+        until = f"{message.valid_until:%Y-%m-%d %H:%M} UTC"
+        raise Conflict(
+            f"Outbox message #{outbox_id} was worth sending until {until}: it would go stale"
+        )
     message.status, message.due_at, message.attempts = "pending", utcnow(), 0
     message.claimed_until = None
     session.add(message)

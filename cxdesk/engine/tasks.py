@@ -3,8 +3,10 @@
 - ``create_ticket``: a ticket from a title template, team, priority, the comment question and
   an ordered ticket-data mapping; optionally from a named ticket template. Tasks after it in
   the same workflow act on (and pipe from) the new ticket.
-- ``send_email`` (to, from, reply_to, subject, body, delay_minutes) and ``send_sms`` (to, body,
-  delay_minutes): rendered now, queued in the outbox in this transaction.
+- ``send_email`` (to, from, reply_to, subject, body, delay_minutes, valid_minutes) and
+  ``send_sms`` (to, body, delay_minutes, valid_minutes): rendered now, queued in the outbox in
+  this transaction; not sent if not delivered within ``valid_minutes`` of being due (default
+  ``outbox.DEFAULT_VALID_FOR``) or once its ticket has moved on (``cxdesk.engine.staleness``).
 - ``change_status`` (status, optional comment), ``escalate`` (optional comment), ``comment``
   (body): act on the event's ticket as the desk itself.
 
@@ -46,8 +48,9 @@ TASK_KEYS: dict[str, set[str]] = {
         "type", "template", "team", "priority", "status", "title", "comment_question", "data",
         "tags", "customer_name", "customer_email", "customer_phone", "channel",
     },
-    "send_email": {"type", "to", "from", "reply_to", "subject", "body", "delay_minutes"},
-    "send_sms": {"type", "to", "body", "delay_minutes"},
+    "send_email": {"type", "to", "from", "reply_to", "subject", "body", "delay_minutes",
+                   "valid_minutes"},
+    "send_sms": {"type", "to", "body", "delay_minutes", "valid_minutes"},
     "change_status": {"type", "status", "comment"},
     "escalate": {"type", "comment"},
     "comment": {"type", "body"},
@@ -59,6 +62,7 @@ TEMPLATED_KEYS = {
     "escalate": ("comment",),
     "comment": ("body",),
 }
+MAX_VALID_MINUTES = 366 * 24 * 60
 REQUIRED_KEYS = {
     "send_email": ("to", "subject", "body"),
     "send_sms": ("to", "body"),
@@ -166,6 +170,12 @@ def _delay(task: Mapping[str, Any]) -> timedelta:
     return timedelta(minutes=float(task.get("delay_minutes", 0) or 0))
 
 
+def _valid_for(task: Mapping[str, Any]) -> timedelta | None:
+    """The template's validity window; None: the outbox's default."""
+    minutes = task.get("valid_minutes")
+    return None if minutes is None else timedelta(minutes=float(minutes))
+
+
 def _queue_message(session: Session, task: Mapping[str, Any], run: TaskRun, channel: str) -> None:
     context = run.context
     to = render(str(task["to"]), context, header=True).strip()
@@ -192,6 +202,8 @@ def _queue_message(session: Session, task: Mapping[str, Any], run: TaskRun, chan
         event_id=run.event.id,
         workflow_id=run.workflow_id,
         delay=_delay(task),
+        valid_for=_valid_for(task),
+        written_at=run.event.created_at,
     )
 
 
@@ -257,6 +269,17 @@ def task_problems(
         delay = task["delay_minutes"]
         if isinstance(delay, bool) or not isinstance(delay, int | float) or delay < 0:
             problems.append("delay_minutes must be a number of minutes, 0 or more")
+    if "valid_minutes" in task:
+        valid = task["valid_minutes"]
+        if (
+            isinstance(valid, bool)
+            or not isinstance(valid, int | float)
+            or not (0 < valid <= MAX_VALID_MINUTES)
+        ):
+            problems.append(
+                f"valid_minutes must be a number of minutes, more than 0 and at most "
+                f"{MAX_VALID_MINUTES} (366 days)"
+            )
     if kind == "change_status" and task.get("status"):
         try:
             get_status(session, str(task["status"]))

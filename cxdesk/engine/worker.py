@@ -36,7 +36,8 @@ from cxdesk.engine.channels.email import EmailOut, MailSettings, send_email_batc
 from cxdesk.engine.channels.sms import SmsOut, SmsSettings, send_sms_batch
 from cxdesk.engine.dispatch import dispatch_backlog
 from cxdesk.engine.escalation import run_escalations
-from cxdesk.engine.outbox import Claim, claim_due, message_id_for, record_result
+from cxdesk.engine.outbox import Claim, message_id_for, record_result
+from cxdesk.engine.staleness import claim_fresh
 from cxdesk.errors import DeskError
 from cxdesk.store.db import checkpoint
 
@@ -54,11 +55,13 @@ class WorkerReport:
     escalated: int = 0
     results: dict[str, int] = field(default_factory=lambda: {"sent": 0, "failed": 0})
     lost_leases: int = 0
+    stale: int = 0
 
     def line(self) -> str:
         return (
             f"dispatched {self.dispatched} event(s), escalated {self.escalated} ticket(s), "
             f"sent {self.results['sent']}, failed {self.results['failed']}"
+            + (f", {self.stale} stale (not sent)" if self.stale else "")
             + (f", {self.lost_leases} taken over by another worker" if self.lost_leases else "")
         )
 
@@ -138,7 +141,8 @@ class DeliveryWorker:
     def deliver_email(self, report: WorkerReport, *, now: datetime | None = None) -> int:
         if not self.email_on:
             return 0
-        claim = claim_due(self.engine, channel="email", limit=BATCH, now=now)
+        claim = claim_fresh(self.engine, channel="email", limit=BATCH, now=now)
+        report.stale += claim.stale
         if not claim.messages:
             return 0
         deadline = self._deadline()
@@ -164,7 +168,8 @@ class DeliveryWorker:
     def deliver_sms(self, report: WorkerReport, *, now: datetime | None = None) -> int:
         if not self.sms_on:
             return 0
-        claim = claim_due(self.engine, channel="sms", limit=BATCH, now=now)
+        claim = claim_fresh(self.engine, channel="sms", limit=BATCH, now=now)
+        report.stale += claim.stale
         if not claim.messages:
             return 0
         deadline = self._deadline()

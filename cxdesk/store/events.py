@@ -34,6 +34,7 @@ KINDS = (
     "message.failed",
     "message.dead",
     "message.skipped",
+    "message.stale",  # not sent: its ticket moved on or its window passed (engine.staleness)
 )
 """Every kind of event the desk writes. The log has no index on its kind (migration 0007):
 what can be filtered on is this list, not a scan of the log."""

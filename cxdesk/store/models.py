@@ -348,6 +348,13 @@ class OutboxMessage(SQLModel, table=True):
     provider_id: str | None = Field(default=None, max_length=200)
     created_at: datetime = Field(default_factory=utcnow)
     sent_at: datetime | None = None
+    # What the message was written for (``cxdesk.engine.staleness``): its ticket's status,
+    # owner and team when it was queued (``written_status`` NULL: no ticket, or queued before
+    # migration 0008), and when it stops being worth sending.
+    written_status: str | None = Field(default=None, max_length=64)
+    written_owner_id: int | None = None
+    written_team_id: int | None = None
+    valid_until: datetime | None = None
 
 
 class EscalationRule(SQLModel, table=True):
