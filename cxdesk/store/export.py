@@ -22,6 +22,7 @@ from openpyxl.cell import WriteOnlyCell
 from sqlalchemy import Engine
 
 from cxdesk.errors import DeskError
+from cxdesk.locations import PRIVATE_FILE_MODE
 from cxdesk.store.db import read_session
 from cxdesk.store.views import LIST_COLUMNS, Sort, TicketFilter, TicketRow, iter_tickets
 
@@ -93,10 +94,11 @@ def export_tickets(
         raise DeskError(f"{output} is a folder; give a file name")
     if not output.parent.is_dir():
         raise DeskError(f"Folder {output.parent} does not exist")
+    # Owner-only (0600) whatever the umask: an export holds customer data.
     handle, temporary = tempfile.mkstemp(prefix=".cxdesk-export-", dir=output.parent)
+    os.fchmod(handle, PRIVATE_FILE_MODE)
     os.close(handle)
     temp_path = Path(temporary)
-    temp_path.chmod(0o644)  # mkstemp makes it private; an export is an ordinary file
     try:
         with read_session(engine) as session:
             batches = iter_tickets(session, flt, sort=sort)
