@@ -50,6 +50,12 @@ def package_dir() -> Path:
     return Path(__file__).resolve().parent
 
 
+def shipped_themes_dir() -> Path:
+    """The desk's own theme files, shipped in the package (``cxdesk/theme_files``: a folder
+    named ``themes`` would sit beside the module ``cxdesk/themes.py``)."""
+    return package_dir() / "theme_files"
+
+
 def demo_seed_file() -> Path:
     """The example seed file for the Ask the Experts desk, shipped in the package."""
     return package_dir() / "seeds" / "ask_the_experts.toml"
