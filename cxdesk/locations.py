@@ -18,6 +18,8 @@ from pathlib import Path
 
 from platformdirs import user_config_dir, user_data_dir
 
+from cxdesk.errors import DeskError
+
 APP_NAME = "cxdesk"
 
 
@@ -118,7 +120,8 @@ def write_private_file(path: Path, data: bytes) -> None:
 def make_owner_only(paths: Iterable[Path]) -> list[tuple[Path, int]]:
     """Take group and other access away from each existing path (0644 -> 0600, 0755 ->
     0700; the owner's own bits are kept); returns each path changed with its mode before.
-    Missing paths and symlinks are skipped (a symlink's target is not the desk's to change)."""
+    Missing paths and symlinks are skipped (a symlink's target is not the desk's to change);
+    a path this account may not change is a ``DeskError`` naming it."""
     changed: list[tuple[Path, int]] = []
     for path in paths:
         try:
@@ -128,7 +131,13 @@ def make_owner_only(paths: Iterable[Path]) -> list[tuple[Path, int]]:
         mode = stat.S_IMODE(info.st_mode)
         if stat.S_ISLNK(info.st_mode) or not mode & 0o077:
             continue
-        path.chmod(mode & ~0o077)
+        try:
+            path.chmod(mode & ~0o077)
+        except OSError as exc:  # another account's file: its owner (or root) must do it
+            raise DeskError(
+                f"Cannot make {path} owner-only ({exc.strerror or exc}): "
+                f"run `chmod go-rwx {path}` as its owner"
+            ) from None
         changed.append((path, mode))
     return changed
 
