@@ -3,8 +3,8 @@
 A theme file holds ``name``, ``dark`` (true/false), a ``[colors]`` table (``primary`` is
 required; also secondary, accent, warning, error, success, foreground, background, surface,
 panel, boost) and an optional ``[variables]`` table of Textual theme variables. The desk's
-own themes live in ``themes/`` beside the package; a user adds more in the config folder's
-``themes/``. Nothing is read at import: ``load_themes`` does it when the app starts.
+own themes ship in the package (``cxdesk/theme_files/``); a user adds more in the config
+folder's ``themes/``. Nothing is read at import: ``load_themes`` does it when the app starts.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 from textual.color import Color, ColorParseError
 from textual.theme import Theme
 
-from cxdesk.locations import config_dir, package_dir
+from cxdesk.locations import config_dir, shipped_themes_dir
 
 COLOR_NAMES = ("primary", "secondary", "accent", "warning", "error", "success", "foreground",
                "background", "surface", "panel", "boost")  # fmt: skip
@@ -32,7 +32,7 @@ class ThemeFileError(ValueError):
 
 def theme_folders() -> list[Path]:
     """Where themes are read from, in order: the desk's own, then the user's."""
-    return [package_dir().parent / "themes", config_dir() / "themes"]
+    return [shipped_themes_dir(), config_dir() / "themes"]
 
 
 def _color(value: object, where: str) -> str:

@@ -4,6 +4,7 @@ file is reported in one line and skipped, never fatal."""
 from __future__ import annotations
 
 import asyncio
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from textual.theme import Theme
 
 from cxdesk.app import create_app
 from cxdesk.config import Settings
-from cxdesk.locations import config_dir
+from cxdesk.locations import config_dir, package_dir
 from cxdesk.store.db import make_engine
 from cxdesk.themes import load_theme_file, load_themes, theme_folders
 
@@ -73,6 +74,20 @@ def test_unreadable_files_and_folders_are_not_fatal(tmp_path: Path) -> None:
     loaded = load_themes([tmp_path, tmp_path / "missing"])
     assert loaded.themes == []
     assert loaded.problems == ["Theme file latin1.toml skipped: not UTF-8 text"]
+
+
+def test_the_shipped_themes_are_package_data() -> None:
+    """Inside the package, listed as package data: a wheel carries them (scripts/wheel-check
+    builds one, installs it in a fresh venv and loads them there)."""
+    folder = theme_folders()[0]
+    assert folder == package_dir() / "theme_files"
+    assert sorted(p.name for p in folder.glob("*.toml")) == [
+        "dark.toml",
+        "high-contrast.toml",
+        "light.toml",
+    ]
+    pyproject = tomllib.loads((package_dir().parent / "pyproject.toml").read_text("utf-8"))
+    assert "theme_files/*.toml" in pyproject["tool"]["setuptools"]["package-data"]["cxdesk"]
 
 
 def test_a_user_theme_of_the_same_name_wins() -> None:

@@ -11,8 +11,9 @@ from cxdesk.cli.common import console, desk_engine, print_table, raw_engine
 from cxdesk.demo import build_demo, demo_logins
 from cxdesk.engine.dispatch import unit_of_work
 from cxdesk.errors import DeskError
+from cxdesk.locations import desk_private_paths, make_owner_only
 from cxdesk.seed import apply_seed, read_seed
-from cxdesk.store.db import transaction
+from cxdesk.store.db import is_sqlite, transaction
 from cxdesk.store.directory import ensure_builtin_statuses
 from cxdesk.store.migrate import current_revision, head_revision, upgrade
 
@@ -20,8 +21,13 @@ db_app = typer.Typer(help="The desk's database.", no_args_is_help=True)
 
 
 def init() -> None:
-    """Create (or upgrade) the desk database with the built-in statuses."""
+    """Create (or upgrade) the desk database with the built-in statuses; make the desk's
+    files owner-only."""
     engine = raw_engine()
+    database = engine.url.database if is_sqlite(engine) else None
+    sqlite_file = Path(database).expanduser() if database and database != ":memory:" else None
+    for path, mode in make_owner_only(desk_private_paths(sqlite_file)):
+        console.print(f"Made owner-only (was {mode:04o}): {path}")
     upgrade(engine)
     with transaction(engine) as session:
         ensure_builtin_statuses(session)

@@ -10,8 +10,12 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cxdesk.errors import DeskError
+
+if TYPE_CHECKING:
+    from _csv import Reader
 
 
 @dataclass(frozen=True)
@@ -55,16 +59,24 @@ class CsvFile:
 
 
 def read_csv(path: Path) -> CsvFile:
-    """The header and rows of ``path``; blank lines are skipped, ragged rows are problems."""
+    """The header and rows of ``path``; blank lines are skipped, ragged rows are problems.
+
+    The file is opened with ``newline=''`` and split into rows by the csv module: a line ends
+    at CRLF, CR or LF only, so other separators (U+2028, U+0085, form feed...; every one
+    ``str.splitlines`` splits on) stay inside their values and line numbers are the file's.
+    """
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            return _parse(path, csv.reader(handle, strict=True))
     except FileNotFoundError:
         raise DeskError(f"No such file: {path}") from None
     except UnicodeDecodeError:
         raise DeskError(f"{path} is not UTF-8 text (save the CSV as UTF-8)") from None
     except OSError as exc:
         raise DeskError(f"Cannot read {path}: {exc.strerror}") from None
-    reader = csv.reader(text.splitlines(keepends=True), strict=True)
+
+
+def _parse(path: Path, reader: Reader) -> CsvFile:
     try:
         header = next(reader, None)
         while header is not None and not any(cell.strip() for cell in header):

@@ -30,6 +30,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlmodel import Session
 
 from cxdesk.errors import DeskError
+from cxdesk.locations import create_private_file
 
 READ_ONLY_OPTION = "cxdesk_read_only"
 BUSY_TIMEOUT_MS = 10_000
@@ -52,7 +53,8 @@ def is_sqlite(engine: Engine) -> bool:
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Build the engine for a database URL (``sqlite:///path`` or ``postgresql://...``).
 
-    A bare ``postgresql://`` URL uses psycopg 3. The SQLite file's folder is created.
+    A bare ``postgresql://`` URL uses psycopg 3. A SQLite file that does not exist yet is
+    created owner-only (0600, its missing folders 0700).
     """
     try:
         parsed = make_url(url)
@@ -69,8 +71,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 def _sqlite_engine(url: Any, **kwargs: Any) -> Engine:
     database = url.database
-    if database and database != ":memory:":
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    if database and database != ":memory:" and not url.query.get("uri"):
+        # SQLite would create the file 0644 (less the umask) and gives the WAL and SHM files
+        # the database file's mode: made here first, owner-only, all three are.
+        create_private_file(Path(database).expanduser())
     engine = create_engine(
         url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}, **kwargs
     )

