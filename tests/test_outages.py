@@ -8,7 +8,7 @@
 - SIGTERM: the worker exits 0, each message it sent recorded, none left claimed.
 - The desk app (Pilot) with its PostgreSQL server stopped: one line on the screen, a screen
   opened meanwhile shows it too; once the server is back the line goes and the screen reads
-  again, without a restart.
+  again, without a restart. The public board (``cxdesk board``) likewise.
 - What counts as "unreachable" (real driver errors) and the backoff's bounds.
 
 Every wait is on what the test checks (a line printed, a message received, the process
@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import pytest
 from sqlalchemy import Engine, text
 from sqlmodel import col, select
+from textual.app import App
 from textual.pilot import Pilot
 from textual.widgets import DataTable
 
@@ -39,6 +40,7 @@ from cxdesk.engine.dispatch import unit_of_work
 from cxdesk.engine.outbox import enqueue
 from cxdesk.engine.worker import RETRY_CAP_S, RETRY_FIRST_S, retry_wait
 from cxdesk.errors import DESK_UNREACHABLE, DeskError
+from cxdesk.screens.board import BoardApp, BoardScreen
 from cxdesk.screens.queues import QueuesScreen
 from cxdesk.screens.tickets import TicketsScreen
 from cxdesk.store import tickets as ops
@@ -238,7 +240,7 @@ def test_sigterm_stops_a_worker_after_its_batch_with_nothing_left_claimed(
 # -- the desk app -----------------------------------------------------------------------------
 
 
-def notice_shown(app: CxDeskApp) -> bool:
+def notice_shown(app: App[None]) -> bool:
     """Whether the screen on top shows the one line, saying what the test expects."""
     notices = app.screen.query(DeskNotice)
     return bool(notices) and str(notices.first().render()) == DESK_UNREACHABLE
@@ -288,6 +290,27 @@ def test_the_desk_app_shows_one_line_while_the_database_is_away_then_reads_again
         script,
         size=(120, 40),
     )
+
+
+@pytest.mark.slow
+def test_the_public_board_shows_one_line_while_the_database_is_away(
+    own_pg_cluster: PgCluster,
+) -> None:
+    engine = make_engine(own_pg_cluster.url)
+    upgrade(engine)
+
+    async def script(app: BoardApp, pilot: Pilot[None]) -> None:
+        await tui_wait(pilot, lambda: isinstance(app.screen, BoardScreen), "the board")
+        await tui_wait(pilot, lambda: app.screen.rows is not None, "the board's first read")
+        await asyncio.to_thread(own_pg_cluster.stop)
+        await tui_wait(pilot, lambda: notice_shown(app), "the line", WAIT_S)
+        await asyncio.to_thread(own_pg_cluster.start)
+        await tui_wait(pilot, lambda: not app.screen.query(DeskNotice), "the line gone", WAIT_S)
+        assert not app._notifications  # the line only, not an error every poll
+
+    run_app(engine, lambda app_engine: BoardApp(app_engine, poll_seconds=0.2), script,
+            size=(120, 40))  # fmt: skip
+    engine.dispose()
 
 
 # -- what counts as an outage, and the backoff ---------------------------------------------------

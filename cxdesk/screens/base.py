@@ -13,7 +13,7 @@ from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from cxdesk.errors import DeskError
-from cxdesk.widgets.desk_notice import DeskNotice
+from cxdesk.widgets.desk_notice import show_desk_notice
 
 if TYPE_CHECKING:  # the login screen draws before SQLAlchemy has loaded (see cxdesk/launch.py)
     from sqlalchemy import Engine
@@ -78,11 +78,7 @@ class DeskScreen(Screen[Any]):
 
     def show_unreachable(self, unreachable: bool) -> None:
         """Show or remove the one line saying the desk database is unreachable."""
-        notices = self.query(DeskNotice)
-        if unreachable and not notices:
-            self.mount(DeskNotice())
-        elif not unreachable:
-            notices.remove()
+        show_desk_notice(self, unreachable)
 
     def on_screen_resume(self) -> None:
         self.show_unreachable(self.desk.desk_unreachable)
