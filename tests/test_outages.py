@@ -8,7 +8,8 @@
 - SIGTERM: the worker exits 0, each message it sent recorded, none left claimed.
 - The desk app (Pilot) with its PostgreSQL server stopped: one line on the screen, a screen
   opened meanwhile shows it too; once the server is back the line goes and the screen reads
-  again, without a restart. The public board (``cxdesk board``) likewise.
+  again, without a restart. The public board (``cxdesk board``) likewise. The app's own
+  delivery through a SQLite lock: the line while it lasts, then the message delivered.
 - What counts as "unreachable" (real driver errors) and the backoff's bounds.
 
 Every wait is on what the test checks (a line printed, a message received, the process
@@ -36,6 +37,7 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable
 
 from cxdesk.app import CxDeskApp, create_app
+from cxdesk.config import Settings
 from cxdesk.engine.dispatch import unit_of_work
 from cxdesk.engine.outbox import enqueue
 from cxdesk.engine.worker import RETRY_CAP_S, RETRY_FIRST_S, retry_wait
@@ -290,6 +292,43 @@ def test_the_desk_app_shows_one_line_while_the_database_is_away_then_reads_again
         script,
         size=(120, 40),
     )
+
+
+@pytest.mark.slow
+def test_the_desk_apps_delivery_shows_the_line_through_a_sqlite_lock_then_delivers(
+    sqlite_url: str, smtp_server: SmtpPeer
+) -> None:
+    """SQLite: readers never wait for a writer, so the screens go on reading; delivery, which
+    writes, cannot, and that alone shows the line until the lock is released."""
+    engine = make_engine(sqlite_url)
+    build_small_desk(engine)
+    smtp = {"host": smtp_server.host, "port": smtp_server.port, "mail_from": "desk@example.com"}
+    settings = Settings(extra={"smtp": smtp})
+
+    async def script(app: CxDeskApp, pilot: Pilot[None]) -> None:
+        await log_in(app, pilot)
+        await tui_wait(pilot, lambda: isinstance(app.screen, QueuesScreen), "the queues")
+        await asyncio.to_thread(queue_email, engine, "before")
+        await tui_wait(pilot, lambda: subjects(smtp_server) == ["before"], "the first email")
+        await tui_wait(pilot, lambda: [r.status for r in outbox(engine)] == ["sent"], "its result")
+
+        with transaction(engine) as session:  # BEGIN IMMEDIATE: the write lock, held
+            session.execute(text("UPDATE outbox SET attempts = attempts WHERE 0"))
+            await tui_wait(pilot, lambda: notice_shown(app), "the line", WAIT_S)
+            enqueue(session, channel="email", to="zoe@example.com", subject="in the lock",
+                    body="Queued while the lock was held")  # fmt: skip
+        await tui_wait(pilot, lambda: "in the lock" in subjects(smtp_server), "the email", WAIT_S)
+        await tui_wait(pilot, lambda: not app.screen.query(DeskNotice), "the line gone", WAIT_S)
+
+    run_app(
+        engine,
+        lambda app_engine: create_app(
+            app_engine, user="maya", poll_seconds=0.2, settings=settings, deliver=True
+        ),  # fmt: skip
+        script,
+        size=(120, 40),
+    )
+    engine.dispose()
 
 
 @pytest.mark.slow
