@@ -93,7 +93,7 @@ class DeskScreen(Screen[Any]):
         from cxdesk.store.db import driver_error, is_unreachable
 
         if is_unreachable(error):
-            self.report(driver_error(getattr(error, "orig", None) or error))
+            self.report(error if isinstance(error, DeskError) else driver_error(error))
 
     def read_then(self, read: Callable[[Session], Read], show: Callable[[Read], object]) -> None:
         """Run ``read`` on a read session in a thread worker, then ``show`` its result on the
