@@ -33,11 +33,11 @@ def worker(
         console.print(delivery.run_once().line())
         return
     console.print("Worker running; Ctrl+C stops it.")
-    run_until_signalled(delivery)
+    run_until_signalled(delivery, poll_seconds=poll)
     console.print("Worker stopped.")
 
 
-def run_until_signalled(delivery: DeliveryWorker) -> None:
+def run_until_signalled(delivery: DeliveryWorker, *, poll_seconds: float) -> None:
     """``delivery.run_forever`` in a thread of its own until the first Ctrl+C or SIGTERM,
     which lets the batch in flight finish (its untried rows given back) and returns; a second
     one stops the process at once (the rows in flight then wait for their lease)."""
@@ -46,7 +46,8 @@ def run_until_signalled(delivery: DeliveryWorker) -> None:
 
     def run() -> None:
         try:
-            delivery.run_forever(stop, on_trouble=say_trouble, on_recovery=say_recovery)
+            delivery.run_forever(stop, poll_seconds=poll_seconds, on_trouble=say_trouble,
+                                 on_recovery=say_recovery)  # fmt: skip
         except BaseException as error:  # escaped the loop: a bug, shown by the main thread
             failed.append(error)
         finally:
