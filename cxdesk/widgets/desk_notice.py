@@ -32,5 +32,5 @@ def show_desk_notice(screen: Screen[object], unreachable: bool) -> None:
     notices = screen.query(DeskNotice)
     if unreachable and not notices:
         screen.mount(DeskNotice())
-    elif not unreachable:
+    elif not unreachable and notices:
         notices.remove()
