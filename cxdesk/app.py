@@ -10,6 +10,11 @@ Two background threads run while the app is open, both stopped when it exits:
   events and sends due email and SMS. A failing pass is logged and shown to an admin; it never
   takes the desk down. ``deliver = false`` in config.toml or ``CXDESK_DELIVER=0`` turns it off
   (for a terminal whose desk has a ``cxdesk worker`` elsewhere).
+
+The database may go away (a PostgreSQL restart, a SQLite lock held past the busy timeout):
+the watcher, the screens' reads and delivery each say so (``note_reachable``), every screen
+shows one line (``DESK_UNREACHABLE``) while any of them cannot use it, and once the watcher
+reads again the screen on top reads again; nothing needs a restart.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from typing import TYPE_CHECKING
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.message import Message
 from textual.screen import Screen
 from textual.worker import get_current_worker
 
@@ -39,6 +45,7 @@ from cxdesk.themes import load_themes
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+    from cxdesk.engine.worker import PassFailure, WorkerReport
     from cxdesk.store.changes import ChangeToken
     from cxdesk.store.models import User
 
@@ -67,7 +74,9 @@ ADMIN_REFUSAL = "Only an admin can open {name}"
 VOLUNTEER_REFUSAL = "A volunteer can check customers in, but cannot open ticket screens"
 ADMIN, VOLUNTEER = "admin", "volunteer"  # store.models.Role's values (a StrEnum)
 DELIVER_ENV = "CXDESK_DELIVER"
-DELIVERY_RETRY_SECONDS = 5.0
+READS, DELIVERY = "reads", "delivery"
+"""What may find the database unreachable: the change watcher and the screens' reads, and the
+delivery worker (whose writes alone fail while another program holds a SQLite lock)."""
 
 
 def utc_now() -> datetime:
@@ -85,6 +94,15 @@ def delivery_enabled(settings: Settings) -> bool:
     if text in ("0", "false", "no", "off"):
         return False
     raise DeskError(f"Setting deliver must be true or false, not {value!r}")
+
+
+class DeskReachability(Message):
+    """Whether ``source`` (``READS`` or ``DELIVERY``) could use the desk database just now."""
+
+    def __init__(self, source: str, reachable: bool) -> None:
+        super().__init__()
+        self.source = source
+        self.reachable = reachable
 
 
 class CxDeskApp(App[None]):
@@ -126,6 +144,9 @@ class CxDeskApp(App[None]):
         """Who is logged in; None on the login screen."""
         self.delivery_problem = ""
         """The last delivery trouble reported (empty while delivery goes well)."""
+        self.unreachable_from: set[str] = set()
+        """What found the desk database unreachable on its last try (changed on the UI
+        thread only, by ``note_reachable``)."""
         self.desk_themes: list[str] = []
         """The names of the themes loaded from theme files (offered in the palette)."""
 
@@ -198,24 +219,56 @@ class CxDeskApp(App[None]):
 
     @work(thread=True, group="changes", exit_on_error=False)
     def watch_changes(self) -> None:
-        """Tell the screen on top to reload whenever the desk's change token moves."""
+        """Tell the screen on top to reload whenever the desk's change token moves; note
+        whether the database could be read (it never gives up)."""
         stop = get_current_worker().cancelled_event
         last: ChangeToken | None = None
         while not stop.wait(self.poll_seconds):
-            if self.user is None:
+            if self.user is None and READS not in self.unreachable_from:
                 continue
             from cxdesk.store.changes import change_token  # loaded by the login already
-            from cxdesk.store.db import read_session
+            from cxdesk.store.db import is_unreachable, read_session
 
             try:
                 with read_session(self.engine) as session:
                     token = change_token(session, last.next_since if last else 0)
-            except DeskError as error:  # the database is away: say nothing, look again
-                logger.warning("change watch: %s", error)
+            except Exception as error:  # the database is away: say so once, look again
+                if is_unreachable(error):
+                    if READS not in self.unreachable_from:
+                        logger.warning("change watch: %s", error)
+                        self.note_reachable(READS, False)
+                else:
+                    logger.exception("change watch failed")
                 continue
+            if READS in self.unreachable_from:
+                self.note_reachable(READS, True)
             if token.differs_from(last):
                 self.post_message(DeskChanged())
             last = token
+
+    @property
+    def desk_unreachable(self) -> bool:
+        """Whether anything found the desk database unreachable on its last try."""
+        return bool(self.unreachable_from)
+
+    def note_reachable(self, source: str, reachable: bool) -> None:
+        """Note whether ``source`` could use the desk database just now (thread-safe)."""
+        self.post_message(DeskReachability(source, reachable))
+
+    def on_desk_reachability(self, message: DeskReachability) -> None:
+        was_unreachable = self.desk_unreachable
+        if message.reachable:
+            if message.source not in self.unreachable_from:
+                return
+            self.unreachable_from.discard(message.source)
+            if message.source == READS:  # what the screen on top shows may be stale
+                self.on_desk_changed(DeskChanged())
+        else:
+            self.unreachable_from.add(message.source)
+        if self.desk_unreachable != was_unreachable:
+            for screen in self.screen_stack:
+                if isinstance(screen, DeskScreen):
+                    screen.show_unreachable(self.desk_unreachable)
 
     def on_desk_changed(self, message: DeskChanged) -> None:
         for screen in reversed(self.screen_stack):
@@ -236,21 +289,37 @@ class CxDeskApp(App[None]):
             return
         if delivery.channels_note():  # left for a `cxdesk worker` that has the settings
             self._delivery_trouble(f"Delivery here: {delivery.channels_note()}")
-        while not stop.is_set():
-            try:
-                report = delivery.run_once()
-            except Exception as error:  # a bug or an outage: log it, keep the desk running
-                logger.exception("delivery pass failed")
-                self._delivery_trouble(f"Delivery failed: {error}")
-                stop.wait(DELIVERY_RETRY_SECONDS)
-                continue
-            failed = report.results["failed"]
-            if failed:
-                self._delivery_trouble(
-                    f"Delivery: {failed} message(s) failed; see `cxdesk outbox list`"
-                )
-            if not (report.dispatched or report.escalated or sum(report.results.values())):
-                stop.wait(self.poll_seconds)
+        delivery.run_forever(
+            stop,
+            poll_seconds=self.poll_seconds,
+            on_trouble=self._delivery_failing,
+            on_recovery=self._delivery_recovered,
+            after_pass=self._delivery_passed,
+        )
+
+    def _delivery_failing(self, failure: PassFailure) -> None:
+        """Passes started failing: the database away (every screen's one line), or else a
+        bug (logged with its traceback, shown to an admin)."""
+        from cxdesk.engine.worker import log_trouble
+
+        log_trouble(failure)
+        self.note_reachable(DELIVERY, not failure.unreachable)
+        if not failure.unreachable:
+            self._delivery_trouble(f"Delivery failed: {failure.error}")
+
+    def _delivery_recovered(self, failure: PassFailure) -> None:
+        from cxdesk.engine.worker import log_recovery
+
+        log_recovery(failure)
+        self.note_reachable(DELIVERY, True)
+        self.delivery_problem = ""  # the next trouble is shown again
+
+    def _delivery_passed(self, report: WorkerReport) -> None:
+        failed = report.results["failed"]
+        if failed:
+            self._delivery_trouble(
+                f"Delivery: {failed} message(s) failed; see `cxdesk outbox list`"
+            )
 
     def _delivery_trouble(self, text: str) -> None:
         """Log it; show it to an admin once (thread-safe)."""

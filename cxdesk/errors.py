@@ -6,6 +6,9 @@ notification. Anything that is not a ``DeskError`` is a bug and may show a trace
 
 from __future__ import annotations
 
+DESK_UNREACHABLE = "desk database unreachable, retrying"
+"""What a deliverer logs and the desk app shows while the database cannot be used."""
+
 
 class DeskError(Exception):
     """A user mistake or a refused action; ``str()`` is the one-line message."""

@@ -7,6 +7,8 @@ Fixtures for tests:
 - ``db_url``: the same, as a URL string, for code that opens its own connections
   (subprocesses, the CLI). A test asking for both gets the same database in both.
 - ``sqlite_url`` / ``pg_url``: a fresh database of one backend only.
+- ``own_pg_cluster``: a PostgreSQL cluster of the test's own (``PgCluster``), for a test that
+  stops and restarts the server.
 - ``cli``: ``cli("ticket", "pull", "360", "--as", "maya")`` runs cxdesk on ``db_url``'s
   database through ``main()``, as a user's shell would (``tests/cli_helpers.py``).
 
@@ -71,13 +73,17 @@ def _migrate(engine: Engine) -> None:
 # -- the PostgreSQL cluster --------------------------------------------------------------------
 
 
-@contextmanager
-def _own_cluster() -> Iterator[str]:
-    """Start a throwaway cluster with scripts/pg-cluster, yield its admin URL, then stop it."""
-    folder = Path(tempfile.mkdtemp(prefix="cxdesk-pg-"))
-    try:
+@dataclass
+class PgCluster:
+    """A throwaway cluster made by scripts/pg-cluster in ``folder``. ``start()`` sets ``url``
+    (its admin URL); after ``stop()``, ``start()`` brings it back on the same port (a restart)."""
+
+    folder: Path
+    url: str = ""
+
+    def start(self) -> str:
         started = subprocess.run(
-            [str(PG_CLUSTER_SCRIPT), "start", str(folder)],
+            [str(PG_CLUSTER_SCRIPT), "start", str(self.folder)],
             capture_output=True,
             text=True,
             timeout=180,
@@ -89,12 +95,40 @@ def _own_cluster() -> Iterator[str]:
                 f"Install PostgreSQL 15 (Debian: apt-get install postgresql-15), or set "
                 f"{PG_URL_ENV} to a superuser URL of a running server."
             )
-        yield started.stdout.strip()
-    finally:
+        self.url = started.stdout.strip()
+        return self.url
+
+    def stop(self) -> None:
         subprocess.run(
-            [str(PG_CLUSTER_SCRIPT), "stop", str(folder)], capture_output=True, timeout=120
+            [str(PG_CLUSTER_SCRIPT), "stop", str(self.folder)], capture_output=True, timeout=120
         )
+
+
+@contextmanager
+def _own_cluster_in(folder: Path) -> Iterator[PgCluster]:
+    """Start a throwaway cluster in ``folder`` (deleted at the end), stop it at the end."""
+    cluster = PgCluster(folder)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextmanager
+def _own_cluster() -> Iterator[str]:
+    """Start a throwaway cluster with scripts/pg-cluster, yield its admin URL, then stop it."""
+    with _own_cluster_in(Path(tempfile.mkdtemp(prefix="cxdesk-pg-"))) as cluster:
+        yield cluster.url
+
+
+@pytest.fixture
+def own_pg_cluster() -> Iterator[PgCluster]:
+    """A PostgreSQL cluster of this test's own, running, for a test that stops and restarts
+    it (never the shared one: other tests use that in parallel). Slow: ~2-5 s to make."""
+    with _own_cluster_in(Path(tempfile.mkdtemp(prefix="cxdesk-pg-own-"))) as cluster:
+        yield cluster
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import signal
 import threading
+import traceback
+from datetime import datetime
 
 import typer
 
 from cxdesk.cli.common import console, desk_engine, err_console, print_json, print_table
 from cxdesk.config import load_settings
 from cxdesk.engine import outbox as ops
-from cxdesk.engine.worker import DeliveryWorker
+from cxdesk.engine.worker import DeliveryWorker, PassFailure
 from cxdesk.store.db import read_session, transaction
 
 outbox_app = typer.Typer(help="Emails and SMS waiting, sent, failed or dead.", no_args_is_help=True)
@@ -19,7 +22,10 @@ def worker(
     once: bool = typer.Option(False, "--once", help="Deliver what is due now, then exit."),
     poll: float = typer.Option(1.0, "--poll", min=0.1, help="Seconds between idle passes."),
 ) -> None:
-    """Dispatch events, run escalation rules and deliver due email and SMS."""
+    """Dispatch events, run escalation rules and deliver due email and SMS.
+
+    Runs until Ctrl+C or SIGTERM, through database outages (one line when one starts, one
+    when it ends)."""
     delivery = DeliveryWorker(desk_engine(), load_settings())
     if delivery.channels_note():
         err_console.print(f"Note: {delivery.channels_note()}", soft_wrap=True)
@@ -27,11 +33,62 @@ def worker(
         console.print(delivery.run_once().line())
         return
     console.print("Worker running; Ctrl+C stops it.")
-    stop = threading.Event()
+    run_until_signalled(delivery, poll_seconds=poll)
+    console.print("Worker stopped.")
+
+
+def run_until_signalled(delivery: DeliveryWorker, *, poll_seconds: float) -> None:
+    """``delivery.run_forever`` in a thread of its own until the first Ctrl+C or SIGTERM,
+    which lets the batch in flight finish (its untried rows given back) and returns; a second
+    one stops the process at once (the rows in flight then wait for their lease)."""
+    stop, finished = threading.Event(), threading.Event()
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            delivery.run_forever(stop, poll_seconds=poll_seconds, on_trouble=say_trouble,
+                                 on_recovery=say_recovery)  # fmt: skip
+        except BaseException as error:  # escaped the loop: a bug, shown by the main thread
+            failed.append(error)
+        finally:
+            finished.set()
+
+    # SIGTERM (systemd, docker stop, kill) stops it as Ctrl+C does. The handlers raise in the
+    # main thread, which only waits on ``finished``: setting an Event from a handler could
+    # deadlock on the Event's own lock, and an interrupted Thread.join() marks a thread that
+    # still runs as stopped (CPython 3.11).
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        delivery.run_forever(stop, poll_seconds=poll)
-    except KeyboardInterrupt:
-        stop.set()
+        threading.Thread(target=run, name="cxdesk-worker", daemon=True).start()
+        try:
+            finished.wait()
+        except KeyboardInterrupt:
+            stop.set()
+            err_console.print("Stopping after the batch in flight (Ctrl+C again: at once)...")
+            finished.wait()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if failed:
+        raise failed[0]
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def say_trouble(failure: PassFailure) -> None:
+    """One line on stderr when passes start failing (a bug's traceback with it)."""
+    err_console.print(f"{_stamp()} {failure.line()}", soft_wrap=True)
+    if not failure.unreachable:
+        err_console.print("".join(traceback.format_exception(failure.error)), soft_wrap=True)
+
+
+def say_recovery(failure: PassFailure) -> None:
+    err_console.print(f"{_stamp()} {failure.recovery_line()}", soft_wrap=True)
+
+
+def _stamp() -> str:
+    return datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
 @outbox_app.command("list")

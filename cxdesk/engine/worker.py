@@ -13,16 +13,23 @@ rest of the batch over and both would send it: a worker starts no message once h
 message in flight then has the other half of the lease (one minute) to finish; one message
 slower than that (several SMTP replies each near the 30 s timeout) could still be taken over
 while in flight and sent twice.
+
+Outages: ``run_forever`` outlives them. A pass that fails (the database server down, a SQLite
+lock held past the busy timeout, a bug) is said once (``on_trouble``), tried again after a
+growing wait with jitter (``retry_wait``), however long it takes, and the first pass that
+succeeds again is said once (``on_recovery``). Only ``stop`` ends the loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import queue
+import random
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -38,8 +45,10 @@ from cxdesk.engine.dispatch import dispatch_backlog
 from cxdesk.engine.escalation import run_escalations
 from cxdesk.engine.outbox import Claim, message_id_for, record_result
 from cxdesk.engine.staleness import claim_fresh
-from cxdesk.errors import DeskError
-from cxdesk.store.db import checkpoint
+from cxdesk.errors import DESK_UNREACHABLE, DeskError
+from cxdesk.store.db import checkpoint, is_unreachable, unreachable_reason
+
+logger = logging.getLogger(__name__)
 
 BATCH = 50
 MAX_ROUNDS = 100  # per run_once: a bounded amount of work, then the caller's loop goes on
@@ -64,6 +73,55 @@ class WorkerReport:
             + (f", {self.stale} stale (not sent)" if self.stale else "")
             + (f", {self.lost_leases} taken over by another worker" if self.lost_leases else "")
         )
+
+
+RETRY_FIRST_S = 0.5
+RETRY_CAP_S = 10.0
+"""A failed pass is tried again after about 0.5 s, then twice as long each time, up to 10 s:
+the desk app's line goes away within seconds of the database coming back."""
+
+
+def retry_wait(failures: int) -> float:
+    """Seconds to wait after ``failures`` failed passes in a row: the backoff step, of which a
+    random 50-100 % (jitter), so that the workers of a desk whose database comes back do not
+    all reconnect in the same instant."""
+    step = min(RETRY_CAP_S, RETRY_FIRST_S * 2 ** min(max(0, failures - 1), 32))
+    return step * random.uniform(0.5, 1.0)
+
+
+@dataclass
+class PassFailure:
+    """A run of failed passes, for the one line said when it starts and when it ends."""
+
+    error: Exception
+    unreachable: bool
+    """The database could not be used (``store.db.is_unreachable``), rather than a bug."""
+    since: float
+    """When the run started (``time.monotonic()``)."""
+    failures: int = 0
+
+    @classmethod
+    def of(cls, error: Exception, *, since: float | None = None) -> PassFailure:
+        return cls(error, is_unreachable(error), time.monotonic() if since is None else since)
+
+    def line(self) -> str:
+        if self.unreachable:
+            return f"{DESK_UNREACHABLE}: {unreachable_reason(self.error)}"
+        return f"delivery pass failed, retrying: {self.error}"
+
+    def recovery_line(self) -> str:
+        took = time.monotonic() - self.since
+        what = "desk database reachable again" if self.unreachable else "delivery pass succeeded"
+        return f"{what} after {took:.0f} s; delivering"
+
+
+def log_trouble(failure: PassFailure) -> None:
+    """The default ``on_trouble``: a warning in the log; a bug's traceback with it."""
+    logger.warning("%s", failure.line(), exc_info=None if failure.unreachable else failure.error)
+
+
+def log_recovery(failure: PassFailure) -> None:
+    logger.warning("%s", failure.recovery_line())
 
 
 class DeliveryWorker:
@@ -195,8 +253,10 @@ class DeliveryWorker:
         tried = {result.outbox_id for result in results}
         outbox.release(self.engine, claim, [i for i in claimed if i not in tried])
 
-    def run_once(self, *, now: datetime | None = None) -> WorkerReport:
-        """Everything due now, then return.
+    def run_once(
+        self, *, now: datetime | None = None, stop: threading.Event | None = None
+    ) -> WorkerReport:
+        """Everything due now, then return; once ``stop`` is set, no further batch is claimed.
 
         ``now`` (default: the clock) is the time that decides what is due and which escalation
         rules fire; tests pass a later one instead of waiting for a delay or a lease.
@@ -205,14 +265,46 @@ class DeliveryWorker:
         report.dispatched = dispatch_backlog(self.engine)
         report.escalated = run_escalations(self.engine, now=now)
         for _round in range(MAX_ROUNDS):
+            if stop is not None and stop.is_set():
+                break
             if not (self.deliver_email(report, now=now) + self.deliver_sms(report, now=now)):
                 break
         checkpoint(self.engine)  # SQLite: the WAL into the file here, not during a pull
         return report
 
-    def run_forever(self, stop: threading.Event, *, poll_seconds: float = 1.0) -> None:
-        """Pass after pass until ``stop`` is set; a pass that finds nothing waits ``poll``."""
+    def run_forever(
+        self,
+        stop: threading.Event,
+        *,
+        poll_seconds: float = 1.0,
+        on_trouble: Callable[[PassFailure], None] = log_trouble,
+        on_recovery: Callable[[PassFailure], None] = log_recovery,
+        after_pass: Callable[[WorkerReport], None] | None = None,
+    ) -> None:
+        """Pass after pass until ``stop`` is set; a pass that finds nothing waits ``poll``.
+
+        A failed pass - the database unreachable or locked, or anything else - ends neither
+        the loop nor the process: ``on_trouble`` hears of the first failure (one line, not
+        one per retry), the pass is tried again after ``retry_wait``, however long it takes,
+        and ``on_recovery`` hears of the first pass that succeeds again. Setting ``stop``
+        lets the batch in flight finish (each message sent is recorded, the rows not tried
+        are given back) and claims nothing more.
+        """
+        failure: PassFailure | None = None
         while not stop.is_set():
-            report = self.run_once()
+            try:
+                report = self.run_once(stop=stop)
+            except Exception as error:
+                if failure is None or failure.unreachable != is_unreachable(error):
+                    failure = PassFailure.of(error, since=failure.since if failure else None)
+                    on_trouble(failure)
+                failure.failures += 1
+                stop.wait(retry_wait(failure.failures))
+                continue
+            if failure is not None:
+                on_recovery(failure)
+                failure = None
+            if after_pass is not None:
+                after_pass(report)
             if not (report.dispatched or report.escalated or sum(report.results.values())):
                 stop.wait(poll_seconds)

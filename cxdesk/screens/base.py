@@ -1,5 +1,6 @@
 """What every desk screen shares: the engine, the logged-in user, the clock, reporting errors,
-and reloading when the desk changed (``DeskChanged``, sent by the app's change watcher)."""
+reloading when the desk changed (``DeskChanged``, sent by the app's change watcher), and the
+one line shown while the desk database is unreachable (``read_failed``, ``show_unreachable``)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from textual import events
 from textual.message import Message
 from textual.screen import Screen
+from textual.worker import Worker, WorkerState
 
 from cxdesk.errors import DeskError
+from cxdesk.widgets.desk_notice import show_desk_notice
 
 if TYPE_CHECKING:  # the login screen draws before SQLAlchemy has loaded (see cxdesk/launch.py)
     from sqlalchemy import Engine
@@ -79,9 +82,39 @@ class DeskScreen(Screen[Any]):
         """Show a refused action's one-line message (thread-safe)."""
         self.app.notify(str(error), severity="error", markup=False)
 
+    def read_failed(self, error: DeskError) -> None:
+        """Report a read that failed (thread-safe). The database unreachable is not this
+        screen's trouble: the app shows its one line, and the screen reads again when the
+        desk is back (``reload``). Anything else is reported as ``report`` does."""
+        from cxdesk.store.db import is_unreachable
+
+        if is_unreachable(error):
+            self.desk.note_reachable("reads", False)
+        else:
+            self.report(error)
+
+    def show_unreachable(self, unreachable: bool) -> None:
+        """Show or remove the one line saying the desk database is unreachable."""
+        show_desk_notice(self, unreachable)
+
+    def on_screen_resume(self) -> None:
+        self.show_unreachable(self.desk.desk_unreachable)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """A worker of this screen that failed because the database is away, with an error
+        its own handling did not expect (a pull's driver error): one line, as a DeskError
+        would have been reported, rather than nothing at all."""
+        error = event.worker.error
+        if event.state != WorkerState.ERROR or error is None:
+            return
+        from cxdesk.store.db import driver_error, is_unreachable
+
+        if is_unreachable(error):
+            self.report(error if isinstance(error, DeskError) else driver_error(error))
+
     def read_then(self, read: Callable[[Session], Read], show: Callable[[Read], object]) -> None:
         """Run ``read`` on a read session in a thread worker, then ``show`` its result on the
-        UI thread; a refused read is reported instead."""
+        UI thread; a failed read is reported instead (``read_failed``)."""
         from cxdesk.store.db import read_session  # SQLAlchemy loads after the first screen
 
         def reading() -> None:
@@ -89,7 +122,7 @@ class DeskScreen(Screen[Any]):
                 with read_session(self.engine) as session:
                     result = read(session)
             except DeskError as error:
-                self.report(error)
+                self.read_failed(error)
                 return
             self.app.call_from_thread(show, result)
 

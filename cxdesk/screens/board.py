@@ -4,7 +4,8 @@ Customers see their first name and last initial only (it hangs in a public place
 helping them, the product, the ticket key and the last update. Resolved and escalated tickets
 drop off; a pull moves a ticket to the top. It reads the desk again by itself every
 ``poll_seconds`` and never writes: ``BoardApp`` runs it alone, without a login
-(``cxdesk board``); inside the desk it is the "Board" screen.
+(``cxdesk board``); inside the desk it is the "Board" screen. While the database is
+unreachable it keeps the last rows and shows one line, until a read succeeds again.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label
 
 from cxdesk.errors import DeskError
-from cxdesk.store.db import read_session
+from cxdesk.store.db import is_unreachable, read_session
 from cxdesk.store.pages import BoardRow, board_rows
+from cxdesk.widgets.desk_notice import show_desk_notice
 from cxdesk.widgets.table import DeskTable
 
 BOARD_ROWS = 25
@@ -89,11 +91,15 @@ class BoardScreen(Screen[Any]):
             with read_session(self._source.engine) as session:
                 rows = board_rows(session, limit=BOARD_ROWS)
         except DeskError as error:
-            self.app.notify(str(error), severity="error", markup=False)
+            if is_unreachable(error):  # one line while it lasts, not an error every poll
+                self.app.call_from_thread(show_desk_notice, self, True)
+            else:
+                self.app.notify(str(error), severity="error", markup=False)
             return
         self.app.call_from_thread(self._show, rows)
 
     def _show(self, rows: list[BoardRow]) -> None:
+        show_desk_notice(self, False)
         clock: Callable[[], datetime] = getattr(self.app, "clock", lambda: datetime.now(UTC))
         self.query_one("#board-clock", Label).update(
             f"Updated {clock().astimezone().strftime('%H:%M:%S')}"

@@ -156,7 +156,7 @@ class CampaignsScreen(DeskScreen):
             with read_session(self.engine) as session:
                 rows = campaign_rows(session)
         except DeskError as error:
-            self.report(error)
+            self.read_failed(error)
             return
         self.app.call_from_thread(self._show_campaigns, rows)
 

@@ -80,7 +80,7 @@ class CheckinScreen(DeskScreen):
             with read_session(self.engine) as session:
                 questions = list(get_survey(session, SURVEY_NAME).questions)
         except DeskError as error:
-            self.report(error)
+            self.read_failed(error)
             return
         self.app.call_from_thread(self.call_later, self._build_form, questions)
 

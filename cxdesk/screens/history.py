@@ -79,7 +79,7 @@ class HistoryScreen(DeskScreen):
                                     newest_first=newest_first, offset=offset,
                                     limit=PAGE_SIZE)  # fmt: skip
         except DeskError as error:
-            self.report(error)
+            self.read_failed(error)
             return
         self.app.call_from_thread(self._show, HistoryRead(rows, organisation, newest_first, offset))
 

@@ -165,7 +165,7 @@ class InsightsScreen(DeskScreen):
                     scores = csat_report(session, by=by, since=since)
                     times = team_times(session, since=since)
             except DeskError as error:
-                self.report(error)
+                self.read_failed(error)
                 return
             if not get_current_worker().is_cancelled:
                 self.app.call_from_thread(self._show, InsightsRead(by, period, scores, times))

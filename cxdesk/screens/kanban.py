@@ -116,7 +116,7 @@ class KanbanScreen(DeskScreen):
                     for c in columns
                 }
         except DeskError as error:
-            self.report(error)
+            self.read_failed(error)
             return
         self.app.call_from_thread(self._show, Board(columns, cards))
 

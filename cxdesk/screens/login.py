@@ -13,6 +13,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Footer, Header, Input, Label
+from textual.worker import Worker, WorkerState
 
 from cxdesk.errors import NotFound
 from cxdesk.screens.base import DeskScreen
@@ -97,3 +98,9 @@ class LoginScreen(DeskScreen):
         password = self.query_one("#password", Input)
         password.value = ""
         password.focus()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """A check that could not read the desk (the database away): the form is usable
+        again; the error itself is reported by ``DeskScreen``."""
+        if event.state == WorkerState.ERROR:
+            self.query_one("#login-error", Label).update("")

@@ -106,7 +106,7 @@ class QueuesScreen(DeskScreen):
                     my_tickets=tickets_to_dicts(session, mine),
                 )
         except DeskError as error:
-            self.report(error)
+            self.read_failed(error)
             return
         self.app.call_from_thread(self._show, snapshot)
 

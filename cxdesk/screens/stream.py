@@ -114,7 +114,7 @@ class StreamScreen(DeskScreen):
                                      before_id=before_id, limit=PAGE_SIZE)  # fmt: skip
         except DeskError as error:
             if not quiet:
-                self.report(error)
+                self.read_failed(error)
             return
         if not get_current_worker().is_cancelled:
             self.app.call_from_thread(self._show, StreamRead(events, flt, before_id))

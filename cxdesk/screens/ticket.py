@@ -154,7 +154,7 @@ class TicketScreen(DeskScreen):
         try:
             view = read_ticket_view(self.engine, self.key)
         except DeskError as error:
-            self.report(error)
+            self.read_failed(error)
             return
         self.app.call_from_thread(self._show, view)
 

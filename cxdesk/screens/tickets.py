@@ -149,7 +149,7 @@ class TicketsScreen(DeskScreen):
                     summary = ticket_summary(session, flt, now=now)
             except DeskError as error:
                 if not quiet:
-                    self.report(error)
+                    self.read_failed(error)
                 return
             page = ListPage(rows=rows, summary=summary, flt=flt, sort=sort, offset=offset)
             if not get_current_worker().is_cancelled:  # a newer read replaced this one

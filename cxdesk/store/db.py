@@ -18,6 +18,7 @@ use ``FOR UPDATE SKIP LOCKED``.
 from __future__ import annotations
 
 import sqlite3
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,7 +27,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import Session
 
 from cxdesk.errors import DeskError
@@ -187,3 +189,48 @@ def driver_error(exc: BaseException) -> DeskError:
             "nothing was changed"
         )
     return DeskError(f"Database error: {first_line}")
+
+
+_SQLITE_PASSING = (
+    "database is locked",
+    "database table is locked",
+    "unable to open database file",
+    "disk i/o error",
+    "database or disk is full",
+)
+"""SQLite's messages for a state that passes by itself (a lock held past the busy timeout,
+the file briefly away or full), as opposed to "no such table" and the like."""
+
+
+def is_unreachable(error: BaseException) -> bool:
+    """Whether ``error``, or an error it was raised from, says the desk database cannot be
+    used for now - the server down or restarting, the connection lost, a SQLite lock held
+    past the busy timeout - rather than that the request or the code is wrong: the same
+    request may well succeed later."""
+    psycopg = sys.modules.get("psycopg")  # loaded only by a PostgreSQL desk
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, DisconnectionError | PoolTimeout):
+            return True
+        if isinstance(current, DBAPIError) and current.connection_invalidated:
+            return True
+        if isinstance(current, sqlite3.OperationalError):
+            return any(text in str(current).lower() for text in _SQLITE_PASSING)
+        if psycopg is not None and isinstance(
+            current, psycopg.OperationalError | psycopg.InterfaceError
+        ):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def unreachable_reason(error: BaseException) -> str:
+    """The driver's own first line for why the database is unreachable (the innermost error
+    ``error`` was raised from), e.g. "database is locked"."""
+    innermost, seen = error, {id(error)}
+    while (cause := innermost.__cause__) is not None and id(cause) not in seen:
+        innermost = cause
+        seen.add(id(cause))
+    return (str(innermost).strip().splitlines() or [type(innermost).__name__])[0]
