@@ -43,6 +43,7 @@ from cxdesk.store.models import (
 )
 from cxdesk.store.surveys import submit_response
 from cxdesk.widgets.change_dialog import ChangeDialog
+from tests.cli_helpers import TEST_PASSWORD
 from tests.desk import build_small_desk, pull
 from tests.peers import TWILIO_TEST_ACCOUNT_SID, TWILIO_TEST_FROM, SmtpPeer
 from tests.tui_helpers import choose, log_in, notified, palette, run_app, wait_until
@@ -109,7 +110,7 @@ def test_login_wrong_then_right_password(engine: Engine) -> None:
         await pilot.press("enter")
         await wait_until(pilot, lambda: label_text(app, "#login-error") == BAD_LOGIN, "refusal")
         assert app.user is None
-        await type_text(pilot, "pw")
+        await type_text(pilot, TEST_PASSWORD)
         await pilot.press("enter")
         await queues_loaded(app, pilot)
         assert app.user is not None and app.user.username == "maya"
