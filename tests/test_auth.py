@@ -171,6 +171,7 @@ def test_an_expired_or_ended_session_is_refused_in_one_line(
     before = table_counts(desk)
     assert_one_error_line(cli("ticket", "pull", "360"), "session has expired: cxdesk login maya")
     assert_one_error_line(cli("ticket", "pull", "360", "--as", "maya"), "expired")
+    assert_one_error_line(cli("whoami"), "maya's session has expired")
     assert table_counts(desk) == before
 
     log_in(cli, monkeypatch, "maya")  # a new session replaces the expired one

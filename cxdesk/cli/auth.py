@@ -91,12 +91,14 @@ def logout(
 def whoami() -> None:
     """Who commands can act as here, and how each is proven."""
     proofs, problems = proven_identities(desk_engine())
+    if not proofs:
+        if len(problems) == 1:
+            raise DeskError(next(iter(problems.values())))
+        raise DeskError("Not logged in: cxdesk login USERNAME (or set CXDESK_TOKEN)")
     for username, proof in sorted(proofs.items()):
         console.print(f"{username} ({proof.user.role}): {proof.how}")
     for problem in problems.values():
         err_console.print(f"Note: {problem}", soft_wrap=True)
-    if not proofs:
-        raise DeskError("Not logged in: cxdesk login USERNAME (or set CXDESK_TOKEN)")
 
 
 @token_app.command("create")

@@ -27,7 +27,7 @@ class LoginScreen(DeskScreen):
     DEFAULT_CSS = """
     LoginScreen { align: center middle; }
     LoginScreen #login-box { width: 50; height: auto; border: round $primary; padding: 1 2; }
-    LoginScreen #login-error { color: $error; height: auto; }
+    LoginScreen #login-error { color: $error; height: auto; width: 1fr; }
     """
 
     def __init__(self, username: str | None) -> None:
