@@ -30,6 +30,7 @@ from tests.cli_helpers import (
     table_counts,
 )
 from tests.desk import build_small_desk
+from tests.threads import at_once
 
 SEED_FILE = Path(__file__).resolve().parent.parent / "cxdesk" / "seeds" / "ask_the_experts.toml"
 
@@ -378,6 +379,27 @@ def test_after_repeated_failures_even_the_right_password_waits(
         session.commit()
     ok(cli("login", "maya"))
     assert table_counts(desk)["login_failure"] == 0  # a success clears the count
+
+
+def test_attempts_at_once_after_a_failure_get_one_password_check(
+    desk: Engine, monkeypatch: pytest.MonkeyPatch, argon2_checks: list[str]
+) -> None:
+    """Eight guesses at the same instant, the delay just over: one is checked, seven wait."""
+    monkeypatch.setattr(logins, "failure_delay", lambda failures: 3600.0 * (failures >= 2))
+    source = logins.login_source()
+    with pytest.raises(logins.BadLogin):
+        logins.check_password(desk, "maya", "guess-0", source=source)  # the first failure
+    checks = len(argon2_checks)
+
+    def guess(number: int) -> None:
+        logins.check_password(desk, "maya", f"guess-{number}", source=source)
+
+    errors = at_once(guess, range(1, 9))
+    assert sorted(type(e).__name__ for e in errors) == ["BadLogin"] + ["LoginThrottled"] * 7
+    assert len(argon2_checks) == checks + 1
+    with Session(desk) as session:
+        failure = session.get(LoginFailure, ("maya", source))
+        assert failure is not None and failure.failures == 2
 
 
 @pytest.mark.slow

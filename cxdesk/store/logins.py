@@ -5,8 +5,9 @@
 - Failed checks are counted per username and source (the OS account on the machine the attempt
   comes from) in the database, so the count holds across processes and terminals: after
   ``FREE_ATTEMPTS`` failures the next attempt is refused, without checking the password, until a
-  delay has passed that doubles with each failure (1, 2, 4... up to ``MAX_DELAY_SECONDS``). A
-  successful login clears the count.
+  delay has passed that doubles with each failure (1, 2, 4... up to ``MAX_DELAY_SECONDS``);
+  attempts running at once get one password check per delay between them. A successful login
+  clears the count.
 - A hash made with other argon2 parameters than the current cost's is replaced at a successful
   login (``CXDESK_PASSWORD_HASH_COST``).
 """
@@ -17,7 +18,7 @@ import getpass
 import math
 import os
 import socket
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, delete, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -72,8 +73,12 @@ def login_source() -> str:
 
 
 def check_password(engine: Engine, username: str, password: str, *, source: str | None) -> User:
-    """The active user ``username`` if ``password`` is theirs; else
-    ``BadLogin`` (the failure counted), or ``LoginThrottled`` while a delay runs.
+    """The active user ``username`` if ``password`` is theirs; else ``BadLogin`` (the failure
+    counted), or ``LoginThrottled`` while a delay runs.
+
+    Once a username has failed from a source, each attempt first claims its turn in a write
+    transaction (counted as a failure until it succeeds), so attempts running at once get one
+    password check per delay between them, not one each.
 
     ``source`` None: no failure count (a database from before it, which ``db upgrade`` is
     about to bring to this version).
@@ -81,22 +86,47 @@ def check_password(engine: Engine, username: str, password: str, *, source: str 
     key = username[:_KEY_LENGTH]
     with read_session(engine) as session:
         failure = session.get(LoginFailure, (key, source)) if source else None
-        now = utcnow()
-        if failure is not None and failure.locked_until > now:
-            wait = math.ceil((failure.locked_until - now).total_seconds())
-            raise LoginThrottled(username, max(wait, 1))
+        if failure is not None:
+            _refuse_while_locked(username, failure.locked_until)
         user = session.exec(select(User).where(User.username == username)).first()
+    counted = source is not None and failure is not None and _claim_turn(engine, key, source)
     if user is None:
         matched = verify_nobody(password)
     else:
         matched = verify_password(user.password_hash, password) and user.active
     if user is None or not matched:
-        if source:
+        if source is not None and not counted:
             _count_failure(engine, key, source)
         raise BadLogin(username)
-    if source and (failure is not None or needs_rehash(user.password_hash)):
+    if source is not None and (failure is not None or needs_rehash(user.password_hash)):
         _after_success(engine, user, password, cleared=(key, source) if failure else None)
     return user
+
+
+def _refuse_while_locked(username: str, locked_until: datetime) -> None:
+    wait = (locked_until - utcnow()).total_seconds()
+    if wait > 0:
+        raise LoginThrottled(username, max(math.ceil(wait), 1))
+
+
+def _claim_turn(engine: Engine, key: str, source: str) -> bool:
+    """Count this attempt as the next failure before it is checked, if its turn has come;
+    ``LoginThrottled`` if another attempt took it first. False: the count was cleared meanwhile
+    (a success), so this attempt is a first one."""
+    table = LoginFailure.__table__  # type: ignore[attr-defined]
+    where = (table.c.username == key, table.c.source == source)
+    with transaction(engine) as session:  # the row locked (SQLite: the database) until commit
+        row = session.connection().execute(select(table).where(*where).with_for_update()).first()
+        if row is None:
+            return False
+        _refuse_while_locked(key, row.locked_until)
+        delay = timedelta(seconds=failure_delay(row.failures + 1))
+        session.connection().execute(
+            update(table)
+            .where(*where)
+            .values(failures=row.failures + 1, locked_until=utcnow() + delay)
+        )
+    return True
 
 
 def _count_failure(engine: Engine, key: str, source: str) -> None:
@@ -122,17 +152,18 @@ def _after_success(
     engine: Engine, user: User, password: str, *, cleared: tuple[str, str] | None
 ) -> None:
     """Clear the failure count and give the user a hash at the current cost if needed."""
-    with transaction(engine) as session:
+    new_hash = hash_password(password) if needs_rehash(user.password_hash) else None
+    with transaction(engine) as session:  # the hash made first: argon2 holds no write lock
         if cleared is not None:
             session.connection().execute(
                 delete(LoginFailure).where(
                     col(LoginFailure.username) == cleared[0], col(LoginFailure.source) == cleared[1]
                 )
             )
-        if needs_rehash(user.password_hash):
+        if new_hash is not None:
             # Only if nobody changed the password meanwhile.
             session.connection().execute(
                 update(User)
                 .where(col(User.id) == user.id, col(User.password_hash) == user.password_hash)
-                .values(password_hash=hash_password(password))
+                .values(password_hash=new_hash)
             )
