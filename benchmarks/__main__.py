@@ -33,7 +33,7 @@ from typing import Any
 from benchmarks.common import format_table
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCHMARKS = ["pull", "delivery", "checkin", "views", "tui_start", "survey_server"]
+BENCHMARKS = ["pull", "delivery", "checkin", "views", "tui_start", "survey_server", "login"]
 # Small sizes for --quick, by module: each run's keyword arguments.
 QUICK: dict[str, dict[str, Any]] = {
     "pull": {"tickets": 400, "workers": 4},
@@ -42,6 +42,7 @@ QUICK: dict[str, dict[str, Any]] = {
     "views": {"tickets": 5_000, "small": 500},
     "tui_start": {"runs": 1},
     "survey_server": {"held": 30, "requests": 20},
+    "login": {"runs": 1},
 }
 
 

@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from platformdirs import user_config_dir, user_data_dir
+from platformdirs import user_config_dir, user_data_dir, user_state_dir
 
 from cxdesk.errors import DeskError
 
@@ -38,6 +38,16 @@ def config_dir() -> Path:
     """Folder holding ``config.toml``."""
     home = _home_override()
     return home / "config" if home else Path(user_config_dir(APP_NAME))
+
+
+def state_dir() -> Path:
+    """Folder holding this user's login sessions (``sessions.json``)."""
+    home = _home_override()
+    return home / "state" if home else Path(user_state_dir(APP_NAME))
+
+
+def sessions_file() -> Path:
+    return state_dir() / "sessions.json"
 
 
 def config_file() -> Path:

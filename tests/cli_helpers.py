@@ -27,6 +27,19 @@ from sqlalchemy import Engine, func, select
 from sqlmodel import SQLModel
 
 from cxdesk.cli.main import main
+from cxdesk.demo import DEMO_PASSWORD
+
+TEST_PASSWORD = DEMO_PASSWORD
+"""Every user's password on the test desks (the demo desk, ``tests/desk.py``'s): the ``cli``
+fixture proves ``--as USER`` with it (``CXDESK_LOGIN_PASSWORD``)."""
+
+
+def prove_as_a_script(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Give commands proof of identity the way a script does (``cxdesk.cli.identity``):
+    ``CXDESK_LOGIN_PASSWORD`` is ``TEST_PASSWORD`` and ``CXDESK_USER`` is ``admin``, so
+    ``--as USER`` acts as USER and a command without ``--as`` as admin."""
+    monkeypatch.setenv("CXDESK_LOGIN_PASSWORD", TEST_PASSWORD)
+    monkeypatch.setenv("CXDESK_USER", "admin")
 
 
 @dataclass(frozen=True)

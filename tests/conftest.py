@@ -10,7 +10,12 @@ Fixtures for tests:
 - ``own_pg_cluster``: a PostgreSQL cluster of the test's own (``PgCluster``), for a test that
   stops and restarts the server.
 - ``cli``: ``cli("ticket", "pull", "360", "--as", "maya")`` runs cxdesk on ``db_url``'s
-  database through ``main()``, as a user's shell would (``tests/cli_helpers.py``).
+  database through ``main()``, as a user's shell would (``tests/cli_helpers.py``). It proves
+  identities the way a script does: ``CXDESK_LOGIN_PASSWORD`` is ``TEST_PASSWORD`` (the demo
+  desk's and ``tests/desk.py``'s password) and ``CXDESK_USER`` is ``admin``, so a command
+  without ``--as`` acts as admin. A test of refusals removes them (``monkeypatch.delenv``).
+- ``first_admin``: with ``cli``, an empty desk whose first admin ``admin`` ``cxdesk init`` made
+  (a desk built with commands: set-up commands need an admin's proof once it has users).
 
 Every test also runs with ``CXDESK_HOME`` in its own tmp folder and no other ``CXDESK_*``
 variable, so nothing reads or writes the real user folders or the developer's settings.
@@ -54,7 +59,7 @@ from sqlalchemy.engine import make_url
 from cxdesk.cli import common
 from cxdesk.store.db import make_engine
 from cxdesk.store.migrate import upgrade
-from tests.cli_helpers import Cli, run_main
+from tests.cli_helpers import TEST_PASSWORD, Cli, prove_as_a_script, run_main
 
 pytest_plugins = ["tests.peers"]
 
@@ -297,6 +302,7 @@ def cli(
 ) -> Iterator[Cli]:
     """``cli("ticket", "pull", "360", "--as", "maya")`` runs cxdesk on this test's database."""
     monkeypatch.setenv("CXDESK_DATABASE_URL", db_url)
+    prove_as_a_script(monkeypatch)
     # Rich sizes tables to the terminal; a fixed width keeps every cell whole in captured output.
     for console in (common.console, common.err_console):
         monkeypatch.setattr(console, "width", 200)
@@ -304,6 +310,16 @@ def cli(
     # The CLI keeps one engine per URL for the life of the process: close this test's.
     common.engine_for(db_url).dispose()
     common.engine_for.cache_clear()
+
+
+@pytest.fixture
+def first_admin(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``cli``'s desk with its first admin, ``admin`` (password ``TEST_PASSWORD``), made by
+    ``cxdesk init``: for tests that build a desk with commands, which need an admin's proof."""
+    monkeypatch.setenv("CXDESK_PASSWORD", TEST_PASSWORD)
+    result = cli("init", "--admin", "admin", "--name", "Ada Admin", "--email", "a@example.com")
+    assert result.exit_code == 0, str(result)
+    monkeypatch.delenv("CXDESK_PASSWORD")
 
 
 @pytest.fixture(autouse=True)

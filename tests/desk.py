@@ -9,6 +9,7 @@ from cxdesk.engine.workflows import save_workflow
 from cxdesk.store import directory
 from cxdesk.store.db import read_session, transaction
 from cxdesk.store.surveys import save_survey
+from tests.cli_helpers import TEST_PASSWORD
 
 CHECKIN_QUESTIONS = [
     {"id": "first_name", "label": "First name", "type": "text", "required": True},
@@ -43,7 +44,7 @@ def build_small_desk(engine: Engine) -> None:
                 username=username,
                 name=username.title(),
                 email=f"{username}@example.com",
-                password="pw",
+                password=TEST_PASSWORD,
                 role=role,
                 teams=teams,
             )

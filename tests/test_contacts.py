@@ -13,6 +13,8 @@ from cxdesk.store.models import Contact
 from tests.cli_helpers import Cli, assert_one_error_line, table_counts
 from tests.loop_helpers import write_csv
 
+pytestmark = pytest.mark.usefixtures("first_admin")  # contact import and list need proof
+
 
 def contacts(engine: Engine) -> dict[str, Contact]:
     with Session(engine) as session:

@@ -40,7 +40,14 @@ from cxdesk.store.db import make_engine, read_session
 from cxdesk.store.directory import get_user
 from cxdesk.store.models import Ticket, TicketData
 from cxdesk.store.surveys import submit_response
-from tests.cli_helpers import Cli, CliResult, assert_one_error_line, run_main, table_counts
+from tests.cli_helpers import (
+    Cli,
+    CliResult,
+    assert_one_error_line,
+    prove_as_a_script,
+    run_main,
+    table_counts,
+)
 from tests.desk import build_small_desk
 
 # -- piped text -------------------------------------------------------------------------------
@@ -257,6 +264,7 @@ def sqlite_desk(
     build_demo(engine, reset=False)
     engine.dispose()  # no connection left open: the WAL is checkpointed and removed
     monkeypatch.setenv("CXDESK_DATABASE_URL", url)
+    prove_as_a_script(monkeypatch)
     for console in (common.console, common.err_console):
         monkeypatch.setattr(console, "width", 200)
     yield path, partial(run_main, capsys)

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from cxdesk.launch import NEEDS_TERMINAL, desk_arguments
-from tests.cli_helpers import console_script
+from tests.cli_helpers import TEST_PASSWORD, console_script
 
 
 @pytest.mark.parametrize(
@@ -40,7 +40,7 @@ async def log_in(pilot):
         if isinstance(app.screen, LoginScreen):
             break
         await pilot.pause(0.01)
-    await pilot.press(*"pw", "enter")
+    await pilot.press(*sys.argv[2], "enter")
     for _ in range(1000):
         if app.return_code is not None:  # the app ended itself (the desk did not open)
             return
@@ -60,7 +60,11 @@ def run_desk(user: str, env_url: str) -> subprocess.CompletedProcess[str]:
 
     env = {**os.environ, "CXDESK_DATABASE_URL": env_url, "CXDESK_DELIVER": "0"}
     return subprocess.run(
-        [sys.executable, "-c", DRIVE, user], capture_output=True, text=True, env=env, timeout=120
+        [sys.executable, "-c", DRIVE, user, TEST_PASSWORD],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
 
 

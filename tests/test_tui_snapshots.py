@@ -29,6 +29,7 @@ from cxdesk.store.db import make_engine, transaction
 from cxdesk.store.directory import get_user
 from cxdesk.store.models import Comment, Event, SurveyResponse, Ticket
 from cxdesk.store.tickets import add_comment
+from tests.cli_helpers import TEST_PASSWORD
 from tests.desk import build_small_desk, pull
 from tests.test_tui import check_in, label_text, wait_until
 
@@ -82,7 +83,7 @@ def still_cursors(app: CxDeskApp) -> None:
         field.cursor_blink = False
 
 
-async def log_in(pilot: Pilot[Any], password: str = "pw") -> None:
+async def log_in(pilot: Pilot[Any], password: str = TEST_PASSWORD) -> None:
     app = pilot.app
     assert isinstance(app, CxDeskApp)
     await wait_until(pilot, lambda: isinstance(app.focused, Input), "the login form")

@@ -363,7 +363,7 @@ def test_cli_saved_views(engine: Engine, cli: Cli, tmp_path: Path) -> None:
         (["--days", "-3"], "--days"),
         (["--sort", "colour"], "colour"),
         (["--format", "pdf"], "--format"),
-        (["--view", "Hot"], "--as"),
+        (["--view", "Hot"], "No saved view"),
     ],
 )
 def test_cli_bad_filter_is_one_line_and_writes_nothing(

@@ -21,6 +21,7 @@ from textual.widgets import Input
 
 from cxdesk.app import CxDeskApp
 from cxdesk.store.db import make_engine
+from tests.cli_helpers import TEST_PASSWORD
 
 AnyApp = App[Any]
 
@@ -65,7 +66,7 @@ async def wait_until(
         await pilot.pause(0.02)
 
 
-async def log_in(app: CxDeskApp, pilot: Pilot[Any], password: str = "pw") -> None:
+async def log_in(app: CxDeskApp, pilot: Pilot[Any], password: str = TEST_PASSWORD) -> None:
     """With the username preselected (``--user``), type the password and press Enter."""
     await wait_until(pilot, lambda: isinstance(app.focused, Input), "the login form")
     await pilot.press(*password, "enter")

@@ -16,6 +16,7 @@ from rich.text import Text
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from cxdesk.cli.identity import prove, prove_setup_admin
 from cxdesk.config import load_settings
 from cxdesk.errors import DeskError
 from cxdesk.store.db import make_engine
@@ -53,19 +54,52 @@ def desk_engine() -> Engine:
     return engine
 
 
+AS_OPTION = typer.Option(
+    None,
+    "--as",
+    help="Act as this user: logged in (cxdesk login), CXDESK_TOKEN's, or proven by password "
+    "(CXDESK_LOGIN_PASSWORD, else asked for). Default: CXDESK_USER, or the one logged in.",
+)
+ADMIN_AS_OPTION = typer.Option(
+    None, "--as", help="The admin acting (proven like any --as; see cxdesk login)."
+)
+
+
+def proven(as_user: str | None) -> str:
+    """The username this command acts as, once proven (``cxdesk.cli.identity``); read
+    commands call it too, since what they show is the desk's data."""
+    return prove(desk_engine(), as_user).username
+
+
+def proven_admin(as_user: str | None, engine: Engine | None = None) -> str | None:
+    """The proven admin a set-up command acts as; None on a desk with no users yet."""
+    user = prove_setup_admin(engine or desk_engine(), as_user)
+    return user.username if user else None
+
+
 def acting_user(session: Session, username: str) -> User:
-    """The user a command acts as (``--as``); must exist and be active."""
+    """The user a command acts as, as the transaction sees it: must still be active."""
     user = get_user(session, username)
     if not user.active:
         raise DeskError(f"User {username!r} is deactivated")
     return user
 
 
+def setup_actor(session: Session, username: str | None) -> User | None:
+    """The admin of ``proven_admin`` in this transaction; None (the desk's first set-up)."""
+    return acting_user(session, username) if username else None
+
+
 def read_password(prompt: str = "Password") -> str:
-    """From CXDESK_PASSWORD, else a hidden prompt with confirmation."""
+    """A new user's password: from CXDESK_PASSWORD, else a hidden prompt with confirmation.
+
+    Never the acting user's (that one is CXDESK_LOGIN_PASSWORD): one variable, one meaning.
+    """
     password = os.environ.get("CXDESK_PASSWORD")
     if password:
         return password
+    if not sys.stdin.isatty():
+        raise DeskError("Set CXDESK_PASSWORD to the new user's password (no terminal to ask on)")
     value: str = typer.prompt(prompt, hide_input=True, confirmation_prompt=True)
     return value
 

@@ -9,7 +9,17 @@ from datetime import datetime
 
 import typer
 
-from cxdesk.cli.common import console, desk_engine, err_console, print_json, print_table
+from cxdesk.cli.common import (
+    ADMIN_AS_OPTION,
+    AS_OPTION,
+    console,
+    desk_engine,
+    err_console,
+    print_json,
+    print_table,
+    proven,
+    proven_admin,
+)
 from cxdesk.config import load_settings
 from cxdesk.engine import outbox as ops
 from cxdesk.engine.worker import DeliveryWorker, PassFailure
@@ -98,8 +108,10 @@ def outbox_list(
     ),
     limit: int = typer.Option(500, "--limit", min=1),
     as_json: bool = typer.Option(False, "--json"),
+    as_user: str | None = AS_OPTION,
 ) -> None:
     """Messages with their status, attempts and last error (or why a stale one was not sent)."""
+    proven(as_user)
     with read_session(desk_engine()) as session:
         records = ops.outbox_to_dicts(session, ops.list_outbox(session, status=status, limit=limit))
     if as_json:
@@ -126,8 +138,11 @@ def outbox_list(
 
 
 @outbox_app.command("retry")
-def outbox_retry(outbox_id: int = typer.Argument(..., metavar="ID")) -> None:
+def outbox_retry(
+    outbox_id: int = typer.Argument(..., metavar="ID"), as_user: str | None = ADMIN_AS_OPTION
+) -> None:
     """Make a failed or dead message due now."""
+    proven_admin(as_user)
     with transaction(desk_engine()) as session:
         ops.retry(session, outbox_id=outbox_id)
     console.print(f"Outbox message #{outbox_id} is due now.")

@@ -6,9 +6,22 @@ from datetime import UTC, datetime
 
 import typer
 
-from cxdesk.cli.common import console, desk_engine, format_wait, print_table, read_password
+from cxdesk.cli.common import (
+    ADMIN_AS_OPTION,
+    AS_OPTION,
+    console,
+    desk_engine,
+    format_wait,
+    print_table,
+    proven,
+    proven_admin,
+    read_password,
+    setup_actor,
+)
+from cxdesk.errors import DeskError
 from cxdesk.store import directory
 from cxdesk.store.db import read_session, transaction
+from cxdesk.store.models import Role
 from cxdesk.store.tickets import queue_overview
 
 user_app = typer.Typer(help="Users (admins, experts, volunteers).", no_args_is_help=True)
@@ -25,14 +38,20 @@ def user_add(
     role: str = typer.Option(..., "--role", help="admin, expert or volunteer."),
     phone: str | None = typer.Option(None, "--phone"),
     team: list[str] = typer.Option([], "--team", help="A team to join (repeatable)."),  # noqa: B006
+    as_user: str | None = ADMIN_AS_OPTION,
 ) -> None:
-    """Add a user; the password comes from CXDESK_PASSWORD or a prompt."""
+    """Add a user; the new user's password comes from CXDESK_PASSWORD or a prompt."""
     engine = desk_engine()
-    password = read_password()
+    admin = proven_admin(as_user)
+    if admin is None and role != Role.admin:  # else nobody could ever prove an admin
+        raise DeskError(
+            "A desk's first user is its admin: `cxdesk init --admin USERNAME --name N --email E`"
+        )
+    password = read_password(f"Password for the new user {username}")
     with transaction(engine) as session:
         user = directory.add_user(
             session,
-            actor=None,
+            actor=setup_actor(session, admin),
             username=username,
             name=name,
             email=email,
@@ -45,8 +64,9 @@ def user_add(
 
 
 @user_app.command("list")
-def user_list() -> None:
+def user_list(as_user: str | None = AS_OPTION) -> None:
     """Every user with role and teams."""
+    proven(as_user)
     with read_session(desk_engine()) as session:
         rows = [
             (
@@ -63,24 +83,29 @@ def user_list() -> None:
 
 
 @user_app.command("join")
-def user_join(username: str, team: str) -> None:
+def user_join(username: str, team: str, as_user: str | None = ADMIN_AS_OPTION) -> None:
     """Put a user on a team."""
+    admin = proven_admin(as_user)
     with transaction(desk_engine()) as session:
-        directory.add_member(session, actor=None, username=username, team=team)
+        directory.add_member(
+            session, actor=setup_actor(session, admin), username=username, team=team
+        )
     console.print(f"{username} is on team {team}.")
 
 
 @team_app.command("add")
-def team_add(name: str) -> None:
+def team_add(name: str, as_user: str | None = ADMIN_AS_OPTION) -> None:
     """Add a team."""
+    admin = proven_admin(as_user)
     with transaction(desk_engine()) as session:
-        directory.add_team(session, actor=None, name=name)
+        directory.add_team(session, actor=setup_actor(session, admin), name=name)
     console.print(f"Added team {name}.")
 
 
 @team_app.command("list")
-def team_list() -> None:
+def team_list(as_user: str | None = AS_OPTION) -> None:
     """Every team with its members."""
+    proven(as_user)
     with read_session(desk_engine()) as session:
         rows = [
             (t.name, ", ".join(u.username for u in directory.team_members(session, t)))
@@ -94,16 +119,21 @@ def queue_add(
     name: str,
     team: str = typer.Option(..., "--team"),
     order: str = typer.Option("oldest", "--order", help="oldest or priority (then oldest)."),
+    as_user: str | None = ADMIN_AS_OPTION,
 ) -> None:
     """Add a queue for a team."""
+    admin = proven_admin(as_user)
     with transaction(desk_engine()) as session:
-        directory.add_queue(session, actor=None, name=name, team=team, ordering=order)
+        directory.add_queue(
+            session, actor=setup_actor(session, admin), name=name, team=team, ordering=order
+        )
     console.print(f"Added queue {name} for team {team}.")
 
 
 @queue_app.command("list")
-def queue_list() -> None:
+def queue_list(as_user: str | None = AS_OPTION) -> None:
     """Every queue, how many tickets wait and since when."""
+    proven(as_user)
     with read_session(desk_engine()) as session:
         stats = queue_overview(session)
     now = datetime.now(UTC)
@@ -127,16 +157,21 @@ def queue_list() -> None:
 def status_add(
     name: str,
     category: str = typer.Option(..., "--category", help="open or resolved."),
+    as_user: str | None = ADMIN_AS_OPTION,
 ) -> None:
     """Add a custom status in a category (open-like or resolved-like)."""
+    admin = proven_admin(as_user)
     with transaction(desk_engine()) as session:
-        directory.add_status(session, actor=None, name=name, category=category)
+        directory.add_status(
+            session, actor=setup_actor(session, admin), name=name, category=category
+        )
     console.print(f"Added status {name} ({category}).")
 
 
 @status_app.command("list")
-def status_list() -> None:
+def status_list(as_user: str | None = AS_OPTION) -> None:
     """Built-in and custom statuses."""
+    proven(as_user)
     with read_session(desk_engine()) as session:
         rows = [
             (s.name, s.category, "built-in" if s.builtin else "custom")

@@ -12,12 +12,16 @@ from pathlib import Path
 import typer
 
 from cxdesk.cli.common import (
-    acting_user,
+    ADMIN_AS_OPTION,
+    AS_OPTION,
     console,
     desk_engine,
     err_console,
     print_json,
     print_table,
+    proven,
+    proven_admin,
+    setup_actor,
 )
 from cxdesk.config import load_settings
 from cxdesk.engine.dispatch import unit_of_work
@@ -52,14 +56,18 @@ def _print_problems(report: ImportReport) -> None:
 @contact_app.command("import")
 def contact_import(
     file: Path = typer.Argument(..., help="CSV with name, email, phone and any other columns."),
+    as_user: str | None = ADMIN_AS_OPTION,
 ) -> None:
     """Import contacts: extra columns become attributes; a known email is updated.
 
     Good rows are kept; each bad row is reported by its line and the exit code is then 1.
     """
+    admin = proven_admin(as_user)
     csv_file = read_csv(file)
     with transaction(desk_engine()) as session:
-        report = contact_ops.import_contacts(session, actor=None, csv_file=csv_file)
+        report = contact_ops.import_contacts(
+            session, actor=setup_actor(session, admin), csv_file=csv_file
+        )
     console.print(report.line("contact"))
     _print_problems(report)
     if report.problems:
@@ -71,9 +79,11 @@ def contact_list(
     filters: list[str] = typer.Option([], "--filter", help=FILTER_HELP),  # noqa: B006
     limit: int = typer.Option(200, "--limit", min=1, help="Show at most this many."),
     as_json: bool = typer.Option(False, "--json"),
+    as_user: str | None = AS_OPTION,
 ) -> None:
     """Contacts, by email, filtered by attribute."""
     parsed = contact_ops.parse_filters(filters)
+    proven(as_user)
     with read_session(desk_engine()) as session:
         total = contact_ops.count_contacts(session, parsed)
         found = contact_ops.list_contacts(session, parsed, limit=limit)
@@ -106,9 +116,10 @@ def campaign_create(
     status: str = typer.Option("new", "--status"),
     assignee: str | None = typer.Option(None, "--assignee", help="Owner: a member of --team."),
     preview: bool = typer.Option(False, "--preview", help="Count and show; create nothing."),
-    as_user: str | None = typer.Option(None, "--as", help="The admin sending it (recorded)."),
+    as_user: str | None = ADMIN_AS_OPTION,
 ) -> None:
     """Open a ticket for every contact matching the filters (at most 1,000), in one go."""
+    admin = proven_admin(as_user)
     spec = campaign_ops.CampaignSpec(
         name=name,
         filters=contact_ops.parse_filters(filters),
@@ -130,8 +141,9 @@ def campaign_create(
         print_table(f"First {len(rows)} of {plan.count}", ["customer", "email", "phone"], rows)
         return
     with unit_of_work(engine) as session:
-        actor = acting_user(session, as_user) if as_user else None
-        campaign, tickets = campaign_ops.send_campaign(session, actor=actor, spec=spec)
+        campaign, tickets = campaign_ops.send_campaign(
+            session, actor=setup_actor(session, admin), spec=spec
+        )
         keys = [t.key for t in tickets]
     console.print(
         f"Campaign {campaign.name} created {len(keys)} ticket(s) ({keys[0]} to {keys[-1]}), "
@@ -140,8 +152,9 @@ def campaign_create(
 
 
 @campaign_app.command("list")
-def campaign_list() -> None:
+def campaign_list(as_user: str | None = AS_OPTION) -> None:
     """Every campaign with its ticket count."""
+    proven(as_user)
     with read_session(desk_engine()) as session:
         rows = campaign_ops.campaign_rows(session)
     print_table("Campaigns", ["name", "subject", "team", "status", "tickets", "created"], rows)
@@ -153,6 +166,7 @@ def responses_import(
         ..., help="CSV whose columns are the survey's question ids (and optionally ticket)."
     ),
     survey: str = typer.Option(..., "--survey", help="The survey answered, e.g. nps."),
+    as_user: str | None = ADMIN_AS_OPTION,
 ) -> None:
     """Import answers as survey responses; their workflows run (NPS 0-6: detractor ticket).
 
@@ -161,6 +175,7 @@ def responses_import(
 
     Good rows are kept; each bad row is reported by its line and the exit code is then 1.
     """
+    proven_admin(as_user)
     csv_file = read_csv(file)
     report = import_responses(desk_engine(), survey_name=survey, csv_file=csv_file)
     console.print(report.line("response"))
@@ -178,8 +193,10 @@ def report_csat(
     by: str | None = typer.Option(None, "--by", help="expert or team."),
     since: str | None = typer.Option(None, "--since", help="YYYY-MM-DD (local day)."),
     as_json: bool = typer.Option(False, "--json"),
+    as_user: str | None = AS_OPTION,
 ) -> None:
     """CSAT (% of 4-5 of 5, average) and NPS (% promoters - % detractors), with counts."""
+    proven(as_user)
     start = reports.parse_since(since) if since else None
     with read_session(desk_engine()) as session:
         rows = reports.csat_report(session, by=by, since=start)

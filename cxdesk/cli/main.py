@@ -7,7 +7,7 @@ import sys
 import typer
 from sqlalchemy.exc import SQLAlchemyError
 
-from cxdesk.cli import delivery, directory, loop, setup, tickets, views, workflows
+from cxdesk.cli import auth, delivery, directory, loop, setup, tickets, views, workflows
 from cxdesk.cli.common import err_console
 from cxdesk.errors import DeskError
 
@@ -29,6 +29,7 @@ def _default(context: typer.Context) -> None:
 
 
 setup.register(app)
+auth.register(app)
 tickets.register(app)
 delivery.register(app)
 loop.register(app)

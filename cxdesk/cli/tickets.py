@@ -9,12 +9,14 @@ from rich.text import Text
 from sqlmodel import col, select
 
 from cxdesk.cli.common import (
+    AS_OPTION,
     acting_user,
     console,
     desk_engine,
     parse_pairs,
     print_json,
     print_table,
+    proven,
 )
 from cxdesk.engine.dispatch import PulledButNotDispatched, pull_and_dispatch, unit_of_work
 from cxdesk.store import tickets as ops
@@ -34,12 +36,11 @@ ticket_app = typer.Typer(
 )
 tickets_app = typer.Typer(help="Many tickets: list.", no_args_is_help=True)
 
-AS_OPTION = typer.Option(..., "--as", help="The username acting.")
 ATTACH_OPTION = typer.Option([], "--attach", help="A file to attach (repeatable, at most 5).")
 
 
 def checkin(
-    as_user: str = AS_OPTION,
+    as_user: str | None = AS_OPTION,
     answer: list[str] = typer.Option(  # noqa: B008
         [],
         "--answer",
@@ -50,10 +51,11 @@ def checkin(
 ) -> None:
     """Check a customer in; prints the key of each ticket created, one per line."""
     answers = parse_pairs(answer, "--answer")
+    who = proven(as_user)
     engine = desk_engine()
     with unit_of_work(engine) as session:
         response = submit_response(
-            session, actor=acting_user(session, as_user), survey_name=survey, answers=answers
+            session, actor=acting_user(session, who), survey_name=survey, answers=answers
         )
         keys_statement = select(Ticket.key).where(Ticket.response_id == response.id)
     with read_session(engine) as session:
@@ -65,11 +67,12 @@ def checkin(
 
 
 @ticket_app.command("pull")
-def ticket_pull(queue: str, as_user: str = AS_OPTION) -> None:
+def ticket_pull(queue: str, as_user: str | None = AS_OPTION) -> None:
     """Take the next waiting ticket of a queue; prints its key."""
+    who = proven(as_user)
     engine = desk_engine()
     with read_session(engine) as session:  # outside the write transaction: pulls stay short
-        actor = acting_user(session, as_user)
+        actor = acting_user(session, who)
     try:
         pulled = pull_and_dispatch(engine, actor=actor, queue_name=queue)
     except PulledButNotDispatched as warning:  # the ticket is the caller's all the same
@@ -81,7 +84,7 @@ def ticket_pull(queue: str, as_user: str = AS_OPTION) -> None:
 
 @ticket_app.command("create")
 def ticket_create(
-    as_user: str = AS_OPTION,
+    as_user: str | None = AS_OPTION,
     email: str = typer.Option(..., "--email", help="The customer's email."),
     team: str = typer.Option(..., "--team"),
     comment: str = typer.Option(..., "--comment"),
@@ -91,10 +94,11 @@ def ticket_create(
     name: str = typer.Option("", "--name", help="The customer's name."),
 ) -> None:
     """Open a ticket by hand (the "+" form); prints its key."""
+    who = proven(as_user)
     with unit_of_work(desk_engine()) as session:
         ticket = ops.create_manual_ticket(
             session,
-            actor=acting_user(session, as_user),
+            actor=acting_user(session, who),
             customer_email=email,
             team=team,
             comment=comment,
@@ -109,7 +113,7 @@ def ticket_create(
 @ticket_app.command("update")
 def ticket_update(
     key: str,
-    as_user: str = AS_OPTION,
+    as_user: str | None = AS_OPTION,
     comment: str = typer.Option(..., "--comment", help="Required: why it changed."),
     status: str | None = typer.Option(None, "--status"),
     priority: str | None = typer.Option(None, "--priority"),
@@ -129,10 +133,11 @@ def ticket_update(
         if value is not None
     }
     attachments = ops.read_attachment_files(attach)
+    who = proven(as_user)
     with unit_of_work(desk_engine()) as session:
         ticket = ops.update_ticket(
             session,
-            actor=acting_user(session, as_user),
+            actor=acting_user(session, who),
             key=key,
             comment=comment,
             changes=changes,
@@ -144,16 +149,17 @@ def ticket_update(
 @ticket_app.command("comment")
 def ticket_comment(
     key: str,
-    as_user: str = AS_OPTION,
+    as_user: str | None = AS_OPTION,
     comment: str = typer.Option(..., "--comment"),
     attach: list[Path] = ATTACH_OPTION,  # noqa: B008
 ) -> None:
     """Reply on a ticket, with up to 5 attachments (500 KB each)."""
     attachments = ops.read_attachment_files(attach)
+    who = proven(as_user)
     with unit_of_work(desk_engine()) as session:
         ops.add_comment(
             session,
-            actor=acting_user(session, as_user),
+            actor=acting_user(session, who),
             key=key,
             body=comment,
             attachments=attachments,
@@ -162,24 +168,26 @@ def ticket_comment(
 
 
 @ticket_app.command("close")
-def ticket_close(key: str, as_user: str = AS_OPTION) -> None:
+def ticket_close(key: str, as_user: str | None = AS_OPTION) -> None:
     """Close your own ticket (as the person who submitted it)."""
+    who = proven(as_user)
     with unit_of_work(desk_engine()) as session:
-        ticket = ops.close_by_requester(session, actor=acting_user(session, as_user), key=key)
+        ticket = ops.close_by_requester(session, actor=acting_user(session, who), key=key)
     typer.echo(f"{ticket.key} closed. {ops.CLOSED_MESSAGE}.")
 
 
 @ticket_app.command("feedback")
 def ticket_feedback(
     key: str,
-    as_user: str = AS_OPTION,
+    as_user: str | None = AS_OPTION,
     rating: int = typer.Option(..., "--rating", help="1 (poor) to 5 (great)."),
     comment: str = typer.Option("", "--comment"),
 ) -> None:
     """Leave feedback on your closed ticket, once."""
+    who = proven(as_user)
     with unit_of_work(desk_engine()) as session:
         ops.leave_feedback(
-            session, actor=acting_user(session, as_user), key=key, rating=rating, comment=comment
+            session, actor=acting_user(session, who), key=key, rating=rating, comment=comment
         )
     typer.echo("Thank you for your feedback!")
 
@@ -187,17 +195,18 @@ def ticket_feedback(
 @ticket_app.command("escalation")
 def ticket_escalation(
     key: str,
-    as_user: str = AS_OPTION,
+    as_user: str | None = AS_OPTION,
     step: str | None = typer.Option(None, "--step", help=" or ".join(SETTABLE_STEPS) + "."),
     estimate: str = typer.Option("", "--estimate", help="Estimated resolution, YYYY-MM-DD."),
     comment: str = typer.Option(..., "--comment", help="Required: why it changed."),
 ) -> None:
     """Move an escalated ticket along its timeline and/or set its estimated resolution date."""
     estimated = parse_estimate(estimate)
+    who = proven(as_user)
     with unit_of_work(desk_engine()) as session:
         ticket = set_escalation_step(
             session,
-            actor=acting_user(session, as_user),
+            actor=acting_user(session, who),
             key=key,
             step=step,
             estimate=estimated,
@@ -210,8 +219,11 @@ def ticket_escalation(
 
 
 @ticket_app.command("show")
-def ticket_show(key: str, as_json: bool = typer.Option(False, "--json")) -> None:
+def ticket_show(
+    key: str, as_json: bool = typer.Option(False, "--json"), as_user: str | None = AS_OPTION
+) -> None:
     """A ticket's fields, data, comments and log."""
+    proven(as_user)
     with read_session(desk_engine()) as session:
         ticket = ops.get_ticket(session, key)
         record = ops.tickets_to_dicts(session, [ticket])[0]
@@ -269,8 +281,10 @@ def tickets_list(
     owner: str | None = typer.Option(None, "--owner", help="A username, or 'none'."),
     limit: int = typer.Option(200, "--limit", min=1, max=100_000),
     as_json: bool = typer.Option(False, "--json"),
+    as_user: str | None = AS_OPTION,
 ) -> None:
     """Tickets, newest first, filtered by status, team and owner."""
+    proven(as_user)
     with read_session(desk_engine()) as session:
         found = ops.list_tickets(session, status=status, team=team, owner=owner, limit=limit)
         records = ops.tickets_to_dicts(session, found)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from cxdesk.cli.common import acting_user, desk_engine, print_table
+from cxdesk.cli.common import AS_OPTION, acting_user, desk_engine, print_table, proven
 from cxdesk.cli.tickets import tickets_app
 from cxdesk.errors import DeskError
 from cxdesk.store.db import read_session, transaction
@@ -43,16 +43,14 @@ PRIORITY_OPTION = typer.Option(None, "--priority", help="low, medium, high or cr
 TAG_OPTION = typer.Option(None, "--tag")
 TEXT_OPTION = typer.Option(None, "--text", help="Words in the key, title, customer or comment.")
 CLI_LABELS = {"days": "--days", "from": "--from", "to": "--to"}
-VIEW_OPTION = typer.Option(None, "--view", help="Start from this saved view (needs --as).")
+VIEW_OPTION = typer.Option(None, "--view", help="Start from this saved view (the acting user's).")
 
 
-def _base_view(view: str | None, as_user: str | None) -> TicketFilter | None:
+def _base_view(view: str | None, who: str) -> TicketFilter | None:
     if view is None:
         return None
-    if as_user is None:
-        raise DeskError("--view needs --as (saved views belong to a user)")
     with read_session(desk_engine()) as session:
-        return get_view(session, actor=acting_user(session, as_user), name=view)
+        return get_view(session, actor=acting_user(session, who), name=view)
 
 
 @tickets_app.command("export")
@@ -69,7 +67,7 @@ def tickets_export(
     tag: str | None = TAG_OPTION,
     text: str | None = TEXT_OPTION,
     view: str | None = VIEW_OPTION,
-    as_user: str | None = typer.Option(None, "--as", help="Whose saved view --view names."),
+    as_user: str | None = AS_OPTION,
     sort: str = typer.Option("created_at", "--sort", help="The column to sort by."),
     ascending: bool = typer.Option(False, "--ascending", help="Oldest / A first."),
 ) -> None:
@@ -77,8 +75,9 @@ def tickets_export(
     if fmt is not None and fmt.lower() not in FORMATS:
         raise DeskError(f"--format must be csv or xlsx, not {fmt!r}")
     order = Sort(sort, descending=not ascending)
+    who = proven(as_user)
     flt = build_filter(
-        base=_base_view(view, as_user), days=days, date_from=date_from, date_to=date_to,
+        base=_base_view(view, who), days=days, date_from=date_from, date_to=date_to,
         team=team, owner=owner, status=status, priority=priority, tag=tag, text=text,
         labels=CLI_LABELS,
     )  # fmt: skip
@@ -89,7 +88,7 @@ def tickets_export(
 @view_app.command("save")
 def view_save(
     name: str,
-    as_user: str = typer.Option(..., "--as", help="The user the view belongs to."),
+    as_user: str | None = AS_OPTION,
     days: int | None = DAYS_OPTION,
     date_from: str | None = FROM_OPTION,
     date_to: str | None = TO_OPTION,
@@ -105,18 +104,20 @@ def view_save(
         days=days, date_from=date_from, date_to=date_to, team=team, owner=owner,
         status=status, priority=priority, tag=tag, text=text, labels=CLI_LABELS,
     )  # fmt: skip
+    who = proven(as_user)
     with transaction(desk_engine()) as session:
-        saved = save_view(session, actor=acting_user(session, as_user), name=name, flt=flt)
+        saved = save_view(session, actor=acting_user(session, who), name=name, flt=flt)
     typer.echo(f"View {saved.name!r} saved: {flt.describe()}.")
 
 
 @view_app.command("list")
-def view_list(as_user: str = typer.Option(..., "--as")) -> None:
+def view_list(as_user: str | None = AS_OPTION) -> None:
     """Your saved views and the desk's shared ones."""
+    who = proven(as_user)
     with read_session(desk_engine()) as session:
-        views = list_views(session, actor=acting_user(session, as_user))
+        views = list_views(session, actor=acting_user(session, who))
         rows = [
-            (v.name, "shared" if v.owner_id is None else as_user,
+            (v.name, "shared" if v.owner_id is None else who,
              TicketFilter.from_json(v.filters).describe())
             for v in views
         ]  # fmt: skip
@@ -124,20 +125,22 @@ def view_list(as_user: str = typer.Option(..., "--as")) -> None:
 
 
 @view_app.command("show")
-def view_show(name: str, as_user: str = typer.Option(..., "--as")) -> None:
+def view_show(name: str, as_user: str | None = AS_OPTION) -> None:
     """A saved view's filter and its counts by status now."""
+    who = proven(as_user)
     with read_session(desk_engine()) as session:
-        flt = get_view(session, actor=acting_user(session, as_user), name=name)
+        flt = get_view(session, actor=acting_user(session, who), name=name)
         summary = ticket_summary(session, flt)
     typer.echo(f"{name}: {flt.describe()}")
     typer.echo(summary.line())
 
 
 @view_app.command("delete")
-def view_delete(name: str, as_user: str = typer.Option(..., "--as")) -> None:
+def view_delete(name: str, as_user: str | None = AS_OPTION) -> None:
     """Delete one of your saved views."""
+    who = proven(as_user)
     with transaction(desk_engine()) as session:
-        delete_view(session, actor=acting_user(session, as_user), name=name)
+        delete_view(session, actor=acting_user(session, who), name=name)
     typer.echo(f"View {name!r} deleted.")
 
 

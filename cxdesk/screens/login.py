@@ -1,12 +1,12 @@
-"""The login screen: username and password, checked with argon2 in a worker.
+"""The login screen: username and password, checked in a worker by the CLI's own check.
 
-A wrong pair (or an unknown or deactivated user) says only ``BAD_LOGIN``; after repeated
-failures each attempt waits longer before it is checked, so guessing is slow.
+``cxdesk.store.logins.check_password``: a wrong pair (or an unknown or deactivated user) says
+only ``BAD_LOGIN`` after the same argon2 work; repeated failures from this account are refused
+for a growing delay, counted in the database (so quitting and starting again does not reset it).
 """
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING
 
 from textual import on, work
@@ -15,36 +15,25 @@ from textual.containers import Vertical
 from textual.widgets import Footer, Header, Input, Label
 from textual.worker import Worker, WorkerState
 
-from cxdesk.errors import NotFound
+from cxdesk.errors import DeskError
 from cxdesk.screens.base import DeskScreen
 
 if TYPE_CHECKING:
     from cxdesk.store.models import User
 
-BAD_LOGIN = "Unknown user or wrong password"
-FREE_ATTEMPTS = 2
-MAX_DELAY_SECONDS = 30.0
-
-
-def failure_delay(failures: int) -> float:
-    """Seconds to wait before checking an attempt after ``failures`` failed ones."""
-    if failures < FREE_ATTEMPTS:
-        return 0.0
-    return min(2.0 ** (failures - FREE_ATTEMPTS), MAX_DELAY_SECONDS)
+BAD_LOGIN = "Unknown user or wrong password"  # the store's (cxdesk.store.logins), loaded later
 
 
 class LoginScreen(DeskScreen):
     DEFAULT_CSS = """
     LoginScreen { align: center middle; }
     LoginScreen #login-box { width: 50; height: auto; border: round $primary; padding: 1 2; }
-    LoginScreen #login-error { color: $error; height: auto; }
+    LoginScreen #login-error { color: $error; height: auto; width: 1fr; }
     """
 
     def __init__(self, username: str | None) -> None:
         super().__init__()
         self._preset = username or ""
-        self.failures = 0
-        """Failed attempts on this screen; each one after the free ones doubles the wait."""
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -68,33 +57,27 @@ class LoginScreen(DeskScreen):
         username = self.query_one("#username", Input).value.strip()
         password = self.query_one("#password", Input).value
         self.query_one("#login-error", Label).update("Checking…")
-        self.check_login(username, password, failure_delay(self.failures))
+        self.check_login(username, password)
 
     @work(thread=True, exclusive=True, exit_on_error=False)
-    def check_login(self, username: str, password: str, delay: float) -> None:
+    def check_login(self, username: str, password: str) -> None:
         # The store loads here, not at import: the login screen is the app's first paint.
-        from cxdesk.store.db import read_session
-        from cxdesk.store.directory import get_user
-        from cxdesk.store.passwords import verify_password
+        from cxdesk.store.logins import BadLogin, check_password, login_source
 
-        time.sleep(delay)
-        user: User | None = None
         try:
-            with read_session(self.engine) as session:
-                user = get_user(session, username)
-        except NotFound:
-            user = None
-        if user is not None and user.active and verify_password(user.password_hash, password):
-            self.app.call_from_thread(self._logged_in, user)
+            user = check_password(self.engine, username, password, source=login_source())
+        except BadLogin:
+            self.app.call_from_thread(self._refused, BAD_LOGIN)
+        except DeskError as refused:  # a delay running, the database away
+            self.app.call_from_thread(self._refused, str(refused))
         else:
-            self.app.call_from_thread(self._refused)
+            self.app.call_from_thread(self._logged_in, user)
 
     def _logged_in(self, user: User) -> None:
         self.desk.log_in(user)
 
-    def _refused(self) -> None:
-        self.failures += 1
-        self.query_one("#login-error", Label).update(BAD_LOGIN)
+    def _refused(self, reason: str) -> None:
+        self.query_one("#login-error", Label).update(reason)
         password = self.query_one("#password", Input)
         password.value = ""
         password.focus()

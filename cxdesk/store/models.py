@@ -404,3 +404,44 @@ class SavedView(SQLModel, table=True):
     owner_id: int | None = Field(default=None, foreign_key="user.id")
     filters: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     created_at: datetime = Field(default_factory=utcnow)
+
+
+# -- proof of identity (logins, sessions, API tokens) ----------------------------------------
+
+
+class LoginSession(SQLModel, table=True):
+    """A ``cxdesk login``: the secret lives in the user's session file, its SHA-256 here."""
+
+    __tablename__ = "login_session"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True)
+    secret_hash: str = Field(unique=True, max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+
+
+class ApiToken(SQLModel, table=True):
+    """A named API token (``CXDESK_TOKEN``), shown once; only its SHA-256 is kept."""
+
+    __tablename__ = "api_token"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, max_length=100)
+    user_id: int = Field(foreign_key="user.id", index=True)
+    secret_hash: str = Field(unique=True, max_length=64)
+    created_by_id: int | None = Field(default=None, foreign_key="user.id")
+    created_at: datetime = Field(default_factory=utcnow)
+    revoked_at: datetime | None = None
+
+
+class LoginFailure(SQLModel, table=True):
+    """Failed password checks of one username from one source (an OS account on a machine):
+    the next attempt is refused until ``locked_until``, which grows with ``failures``."""
+
+    __tablename__ = "login_failure"
+
+    username: str = Field(primary_key=True, max_length=64)
+    source: str = Field(primary_key=True, max_length=300)
+    failures: int = 0
+    locked_until: datetime = Field(default_factory=utcnow)
