@@ -154,10 +154,10 @@ def make_owner_only(paths: Iterable[Path]) -> list[tuple[Path, int]]:
 
 def desk_private_paths(database_file: Path | None) -> list[Path]:
     """The desk's own folders and files that must be owner-only: the data and config
-    folders, the config file, and the SQLite database with its WAL, SHM and journal files
-    (``database_file`` None: the desk is on PostgreSQL). A database kept elsewhere has its
-    files listed but not its folder, which is the user's."""
-    paths = [data_dir(), config_dir(), config_file()]
+    folders, the config file, the login sessions' folder and file, and the SQLite database
+    with its WAL, SHM and journal files (``database_file`` None: the desk is on PostgreSQL).
+    A database kept elsewhere has its files listed but not its folder, which is the user's."""
+    paths = [data_dir(), config_dir(), config_file(), state_dir(), sessions_file()]
     if database_file is not None:
         paths.append(database_file)
         paths.extend(

@@ -19,7 +19,7 @@ from sqlalchemy import text
 from cxdesk import locations
 from cxdesk.cli import common
 from cxdesk.store.db import make_engine, transaction
-from tests.cli_helpers import Cli, run_main
+from tests.cli_helpers import TEST_PASSWORD, Cli, prove_as_a_script, run_main
 
 
 def mode(path: Path) -> int:
@@ -44,8 +44,12 @@ def run(capsys: pytest.CaptureFixture[str]) -> Iterator[Cli]:
     common.engine_for.cache_clear()
 
 
-def test_every_file_cxdesk_creates_is_owner_only(umask: int, run: Cli, tmp_path: Path) -> None:
-    result = run("init")
+def test_every_file_cxdesk_creates_is_owner_only(
+    umask: int, run: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CXDESK_PASSWORD", TEST_PASSWORD)  # the first admin's
+    prove_as_a_script(monkeypatch)
+    result = run("init", "--admin", "admin", "--name", "Admin", "--email", "admin@example.com")
     assert result.exit_code == 0, str(result)
     database = locations.default_database_path()
     assert mode(database.parent) == 0o700

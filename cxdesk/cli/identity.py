@@ -74,18 +74,9 @@ def read_sessions() -> list[StoredSession]:
 def write_sessions(entries: list[StoredSession]) -> Path:
     """Replace the session file (0600, in a 0700 folder) with ``entries``."""
     path = locations.sessions_file()
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(path.parent, 0o700)  # mkdir's mode is cut by the umask; an old folder tightened
     data = json.dumps({"sessions": [entry.__dict__ for entry in entries]}, indent=1)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
-    descriptor = os.open(temporary, flags, 0o600)
-    try:
-        os.fchmod(descriptor, 0o600)  # whatever the umask, and if the file was there
-        os.write(descriptor, data.encode())
-    finally:
-        os.close(descriptor)
-    os.replace(temporary, path)
+    locations.make_owner_only([locations.make_private_folder(path.parent)])  # an old one too
+    locations.write_private_file(path, data.encode())
     return path
 
 
