@@ -43,9 +43,9 @@ def demo(
 
 def seed(file: Path = typer.Argument(..., help="Seed TOML file.")) -> None:
     """Apply a seed file (teams, users, queues, statuses, surveys, workflows...)."""
+    data, text = read_seed(file)  # a file refused changes nothing, not even the schema
     engine = raw_engine()
     upgrade(engine)
-    data, text = read_seed(file)
     with unit_of_work(engine) as session:
         report = apply_seed(session, data, text, path=str(file))
     if report.created:

@@ -11,6 +11,7 @@ from textual.message import Message
 from textual.screen import Screen
 
 from cxdesk.errors import DeskError
+from cxdesk.text import printable
 
 if TYPE_CHECKING:  # the login screen draws before SQLAlchemy has loaded (see cxdesk/launch.py)
     from sqlalchemy import Engine
@@ -60,7 +61,7 @@ class DeskScreen(Screen[Any]):
 
     def report(self, error: DeskError) -> None:
         """Show a refused action's one-line message (thread-safe)."""
-        self.app.notify(str(error), severity="error", markup=False)
+        self.app.notify(printable(str(error)), severity="error", markup=False)
 
     def read_then(self, read: Callable[[Session], Read], show: Callable[[Read], object]) -> None:
         """Run ``read`` on a read session in a thread worker, then ``show`` its result on the
