@@ -270,6 +270,13 @@ def test_hostile_answers_are_refused_and_nothing_is_saved(
     assert table_counts(desk) == before
 
 
+def test_a_long_answer_keeps_its_line_breaks_and_crlf_becomes_lf(desk: Engine) -> None:
+    response_id = check_in(desk, notes="line one\r\nline two\n\tindented")
+    with read_session(desk) as s:
+        ticket = s.exec(select(Ticket).where(Ticket.response_id == response_id)).one()
+    assert ticket.customer_comment == "line one\nline two\n\tindented"
+
+
 def test_right_to_left_and_emoji_answers_are_kept_exactly(desk: Engine) -> None:
     first, last = "\u0644\u064a\u0644\u0649", "O'Neil \U0001f469\u200d\U0001f4bb"  # Arabic, ZWJ
     notes = "\u05e9\u05dc\u05d5\u05dd \u2014 needs help \U0001f680\nsecond line"

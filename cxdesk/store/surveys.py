@@ -111,6 +111,8 @@ def validate_answers(
 
 def _clean_answer(question: Mapping[str, Any], text: str, phone_region: str) -> Any:
     kind = question.get("type", "text")
+    if kind == "textarea":  # a browser sends a textarea's line breaks as CRLF
+        text = text.replace("\r\n", "\n")
     limit = int(question.get("max_length", DEFAULT_MAX_LENGTH.get(kind, 200)))
     if len(text) > limit:
         raise ValueError(f"is too long ({len(text)} characters, at most {limit})")
