@@ -22,11 +22,13 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, update
+from sqlmodel import Session
 from textual.pilot import Pilot
 
 from cxdesk.app import CxDeskApp, create_app
 from cxdesk.engine.dispatch import unit_of_work
 from cxdesk.engine.workflows import save_workflow
+from cxdesk.errors import ValidationFailed
 from cxdesk.screens.ticket import TicketScreen
 from cxdesk.store import tickets as ops
 from cxdesk.store.db import transaction
@@ -251,6 +253,26 @@ def test_workflows_that_end_by_themselves_are_kept(desk: Engine) -> None:
             conditions={"all": [{"field": "tck://Field/source", "op": "is", "value": "campaign"}]},
             tasks=[{"type": "create_ticket", "team": "360", "title": "Copy"}],
         )  # fmt: skip
+
+
+def on_status(session: Session, name: str, when: str, then: str) -> None:
+    """A workflow: when a ticket's status becomes ``when``, set it to ``then``."""
+    save_workflow(
+        session, actor=None, name=name, event="ticket.status_changed",
+        conditions={"field": "tck://Field/status", "op": "is", "value": when},
+        tasks=[{"type": "change_status", "status": then}],
+    )  # fmt: skip
+
+
+def test_status_changes_that_chain_are_kept_and_ones_that_ping_pong_are_refused(
+    desk: Engine,
+) -> None:
+    with transaction(desk) as s:  # new -> open -> Follow up later, then nothing matches
+        on_status(s, "Open new", "new", "open")
+        on_status(s, "Park open", "open", "Follow up later")
+    loop = r"\(Back -> Park open -> Back\)"
+    with pytest.raises(ValidationFailed, match=loop), transaction(desk) as s:
+        on_status(s, "Back", "Follow up later", "open")
 
 
 def test_copying_or_enabling_into_a_loop_is_refused(cli: Cli, desk: Engine) -> None:

@@ -58,29 +58,39 @@ class _Node:
 
 
 def raised_events(tasks: Sequence[Mapping[str, Any]]) -> list[Raised]:
-    """The events a workflow's tasks raise."""
+    """The events a workflow's tasks raise. Its events are dispatched after all its tasks
+    ran, so the status an event's ticket holds then is the last one the workflow set on that
+    ticket (tasks after a ``create_ticket`` act on the new ticket): read backwards."""
     raised: list[Raised] = []
-    for task in tasks:
+    final_status: str | None = None  # the last status set on the ticket tasks act on here
+    for task in reversed(tasks):
         kind = task.get("type")
-        if kind == "create_ticket":
-            raised.append(Raised("ticket.created", _ANY, _new_ticket_facts(task)))
         if kind in ("change_status", "escalate"):
             status = "escalated" if kind == "escalate" else str(task.get("status"))
-            facts = {"status": frozenset({status})}
-            raised.append(Raised("ticket.status_changed", status, facts))
+            final_status = final_status or status
+            facts = {"status": frozenset({final_status})}
+            if task.get("comment"):
+                raised.append(Raised("ticket.commented", _ANY, {}))
             if status == "escalated":
                 raised.append(Raised("ticket.escalated", status, facts))
-        if kind == "comment" or (kind in ("change_status", "escalate") and task.get("comment")):
+            raised.append(Raised("ticket.status_changed", status, facts))
+        elif kind == "comment":
             raised.append(Raised("ticket.commented", _ANY, {}))
-    return raised
+        elif kind == "create_ticket":
+            raised.append(Raised("ticket.created", _ANY, _new_ticket_facts(task, final_status)))
+            final_status = None  # tasks before it act on the event's ticket
+    return raised[::-1]
 
 
-def _new_ticket_facts(task: Mapping[str, Any]) -> dict[str, frozenset[str]]:
-    """What a ``create_ticket`` task's ticket surely holds: its source, and its team and
-    status when the task names them plainly (not piped, not from a ticket template)."""
+def _new_ticket_facts(task: Mapping[str, Any], final_status: str | None) -> Facts:
+    """What a ``create_ticket`` task's ticket surely holds: its source, its team when the
+    task names it plainly (not piped), and its status: the last one later tasks set, else
+    the task's plain one (not from a ticket template)."""
     facts = {"source": frozenset({"survey", "checkin"})}
     plain = {} if task.get("template") else {"status": "new"}
     plain.update({key: task[key] for key in ("team", "status") if key in task})
+    if final_status is not None:
+        plain["status"] = final_status
     for key, value in plain.items():
         if isinstance(value, str) and "${" not in value:
             facts[key] = frozenset({value})
