@@ -24,6 +24,7 @@ from textual.widgets import DataTable, Footer, Label
 from cxdesk.errors import DeskError
 from cxdesk.store.db import read_session
 from cxdesk.store.pages import BoardRow, board_rows
+from cxdesk.text import printable
 from cxdesk.widgets.table import DeskTable
 
 BOARD_ROWS = 25
@@ -89,7 +90,7 @@ class BoardScreen(Screen[Any]):
             with read_session(self._source.engine) as session:
                 rows = board_rows(session, limit=BOARD_ROWS)
         except DeskError as error:
-            self.app.notify(str(error), severity="error", markup=False)
+            self.app.notify(printable(str(error)), severity="error", markup=False)
             return
         self.app.call_from_thread(self._show, rows)
 
