@@ -7,7 +7,8 @@ exit 1, no traceback and not one row changed; stored hostile text never reaches 
 - CR/LF and other control characters in a name, on every path that takes one.
 - Workflows that would trigger themselves, refused when saved, copied or enabled.
 - ``ticket show`` of a comment carrying terminal escapes; the same comment on the TUI's
-  ticket screen (Pilot), where every character drawn is checked.
+  ticket screen (Pilot), where every character drawn is checked; a pasted name with an
+  escape refused by the TUI's new-ticket form.
 
 (The property tests of the text rules and the check-in answers: tests/test_hostile.py.)
 """
@@ -24,11 +25,13 @@ import pytest
 from sqlalchemy import Engine, update
 from sqlmodel import Session
 from textual.pilot import Pilot
+from textual.widgets import Input, Label, Select
 
 from cxdesk.app import CxDeskApp, create_app
 from cxdesk.engine.dispatch import unit_of_work
 from cxdesk.engine.workflows import save_workflow
 from cxdesk.errors import ValidationFailed
+from cxdesk.screens.new_ticket import NewTicketScreen
 from cxdesk.screens.ticket import TicketScreen
 from cxdesk.store import tickets as ops
 from cxdesk.store.db import transaction
@@ -356,3 +359,35 @@ def test_the_ticket_screen_shows_terminal_escapes_harmlessly(
     tui_helpers.run_app(
         engine, lambda e: create_app(e, user="maya", poll_seconds=0.2), script, size=(160, 48)
     )
+
+
+def test_the_new_ticket_form_refuses_a_pasted_name_with_an_escape(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CXDESK_DELIVER", "0")
+    build_small_desk(engine)
+    before = table_counts(engine)
+
+    async def script(app: CxDeskApp, pilot: Pilot[Any]) -> None:
+        await log_in(app, pilot)
+        form = NewTicketScreen()
+        app.push_screen(form)
+
+        def teams_listed() -> bool:
+            return any(len(team._options) > 1 for team in form.query("#team").results(Select))
+
+        await wait_until(pilot, teams_listed, "the form's team choices")
+        form.query_one("#email", Input).value = "ada@example.com"
+        form.query_one("#name", Input).value = "Ada\x1b[2J"  # as a paste puts it there
+        form.query_one("#team", Select).value = "360"
+        form.query_one("#comment", Input).focus()
+        await pilot.press(*"Exports fail", "enter")
+        error = form.query_one("#err-name", Label)
+        await wait_until(pilot, lambda: "control characters" in str(error.render()), "refusal")
+        assert "(found \\x1b)" in str(error.render())
+        assert app.screen is form
+
+    tui_helpers.run_app(
+        engine, lambda e: create_app(e, user="maya", poll_seconds=0.2), script, size=(160, 48)
+    )
+    assert table_counts(engine) == before
