@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -338,12 +338,22 @@ def drawn_text(app: AnyApp) -> str:
     return "\n".join("".join(segment.text for segment in strip) for strip in strips)
 
 
-def test_the_ticket_screen_shows_terminal_escapes_harmlessly(
-    engine: Engine, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("CXDESK_DELIVER", "0")
+def run_as_maya(engine: Engine, script: Callable[[CxDeskApp, Pilot[Any]], Awaitable[None]]) -> None:
+    """``script`` on the app, logged in as maya (an expert on 360) at 160x48."""
+    tui_helpers.run_app(
+        engine, lambda e: create_app(e, user="maya", poll_seconds=0.2), script, size=(160, 48)
+    )
+
+
+@pytest.fixture
+def tui_desk(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Engine:
+    monkeypatch.setenv("CXDESK_DELIVER", "0")  # nothing here sends mail or SMS
     build_small_desk(engine)
-    key = comment_hostile_text(engine)
+    return engine
+
+
+def test_the_ticket_screen_shows_terminal_escapes_harmlessly(tui_desk: Engine) -> None:
+    key = comment_hostile_text(tui_desk)
 
     async def script(app: CxDeskApp, pilot: Pilot[Any]) -> None:
         await log_in(app, pilot)
@@ -357,17 +367,11 @@ def test_the_ticket_screen_shows_terminal_escapes_harmlessly(
         assert "Ada\\x1b[2J" in drawn and "Exports \\x9b31m fail" in drawn
         assert "see \\x1b[2J log \\x1b]52;c;SGVsbG8=\\x07" in drawn
 
-    tui_helpers.run_app(
-        engine, lambda e: create_app(e, user="maya", poll_seconds=0.2), script, size=(160, 48)
-    )
+    run_as_maya(tui_desk, script)
 
 
-def test_the_new_ticket_form_never_takes_a_name_with_an_escape(
-    engine: Engine, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("CXDESK_DELIVER", "0")
-    build_small_desk(engine)
-    before = table_counts(engine)
+def test_the_new_ticket_form_never_takes_a_name_with_an_escape(tui_desk: Engine) -> None:
+    before = table_counts(tui_desk)
 
     async def script(app: CxDeskApp, pilot: Pilot[Any]) -> None:
         await log_in(app, pilot)
@@ -393,7 +397,5 @@ def test_the_new_ticket_form_never_takes_a_name_with_an_escape(
         assert "(found \\x1b)" in str(error.render())
         assert app.screen is form
 
-    tui_helpers.run_app(
-        engine, lambda e: create_app(e, user="maya", poll_seconds=0.2), script, size=(160, 48)
-    )
-    assert table_counts(engine) == before
+    run_as_maya(tui_desk, script)
+    assert table_counts(tui_desk) == before
