@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING
 
-from textual import work
+from textual import events, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.message import Message
@@ -38,6 +38,7 @@ from cxdesk.config import Settings, load_settings
 from cxdesk.errors import DeskError
 from cxdesk.screens.base import DeskChanged, DeskScreen
 from cxdesk.screens.login import LoginScreen
+from cxdesk.text import printable
 from cxdesk.themes import load_themes
 
 # SQLAlchemy, the store, the engine and the other screens load on first use, not at import:
@@ -165,6 +166,15 @@ class CxDeskApp(App[None]):
         # ``start_background``: the heavy loading (SQLAlchemy, the store, the delivery engine)
         # runs in threads then, so it never holds up the first paint.
         self.push_screen(LoginScreen(self.preset_username))
+
+    async def on_event(self, event: events.Event) -> None:
+        # A paste is the one way control characters get into a field (keys never type them):
+        # its escapes arrive as visible text, so fields never hold or draw them raw.
+        if isinstance(event, events.Paste) and not event.is_forwarded:
+            shown = printable(event.text)
+            if shown != event.text:
+                event = events.Paste(shown)
+        await super().on_event(event)
 
     def start_background(self) -> None:
         """Start the change watcher, open the desk (if given a function) and start delivery;

@@ -36,6 +36,8 @@ from cxdesk.store.models import (
 from cxdesk.store.passwords import hash_password, verify_password
 from cxdesk.store.phones import normalise_phone
 from cxdesk.store.surveys import save_survey
+from cxdesk.store.user_files import read_regular_file
+from cxdesk.text import printable, text_problem
 
 # section -> {key: (type, required)}
 SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
@@ -77,6 +79,8 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
     },
 }
 DESK_KEYS = {"name": str, "ticket_prefix": str, "phone_region": str}
+MAX_SEED_BYTES = 1024 * 1024  # the demo desk's seed is 11 KB
+MAX_SEED_DEPTH = 48  # a workflow's conditions nest at most 16 groups (two levels each)
 # Sections whose entries may carry keys beyond the schema (templates hold ticket settings).
 OPEN_SECTIONS = {"ticket_templates"}
 
@@ -99,14 +103,36 @@ class SeedProblems(DeskError):
 
 
 def read_seed(path: Path) -> tuple[dict[str, Any], str]:
+    """The seed file's data and text; a file that is not a regular one, larger than
+    ``MAX_SEED_BYTES``, not UTF-8 TOML or nested deeper than ``MAX_SEED_DEPTH`` is refused
+    with one line before anything is applied."""
+    content = read_regular_file(path, limit=MAX_SEED_BYTES, what="seed file")
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DeskError(f"Cannot read seed file {path}: {exc}") from exc
+        text = content.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DeskError(f"Cannot read seed file {path}: not UTF-8 text ({exc.reason})") from exc
+    too_deep = DeskError(f"{path}: values nest more than {MAX_SEED_DEPTH} deep")
     try:
-        return tomllib.loads(text), text
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise DeskError(f"{path}: not valid TOML: {exc}") from exc
+    except RecursionError:  # tomllib parses nested arrays and tables recursively
+        raise too_deep from None
+    if nesting_depth(data) > MAX_SEED_DEPTH:
+        raise too_deep
+    return data, text
+
+
+def nesting_depth(value: object) -> int:
+    """How deep lists and tables nest in ``value`` (a scalar is 0), without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+            deepest = max(deepest, depth + 1)
+    return deepest
 
 
 def _entry_lines(text: str, section: str) -> list[int]:
@@ -118,7 +144,7 @@ def _entry_lines(text: str, section: str) -> list[int]:
 def _where(text: str, section: str, index: int, entry: Any) -> str:
     lines = _entry_lines(text, section)
     name = (entry.get("username") or entry.get("name")) if isinstance(entry, dict) else None
-    label = f"{section}[{index + 1}]" + (f" ({name})" if name else "")
+    label = f"{section}[{index + 1}]" + (f" ({printable(str(name), lines=False)})" if name else "")
     return f"line {lines[index]}: {label}" if index < len(lines) else label
 
 
@@ -165,6 +191,10 @@ def shape_problems(data: dict[str, Any], text: str) -> tuple[list[str], set[tupl
                 for key in entry:
                     if key not in schema:
                         problems.append(f"{where}: unknown key {key!r}")
+            for key in ("username", "name", "title"):
+                value = entry.get(key)
+                if isinstance(value, str) and (problem := text_problem(value)) is not None:
+                    problems.append(f"{where}: {key} {problem}")
             name = entry.get("username" if section == "users" else "name")
             if isinstance(name, str):
                 names[name] += 1

@@ -1,18 +1,23 @@
 """Hostile and broken input: every case ends in a clear error (or exact storage) and no damage.
 
 - Property tests (hypothesis) of the piped-text renderer and the condition evaluator: no input
-  adds an email header line, expands a value as a placeholder, or raises.
+  adds an email header line, expands a value as a placeholder, or raises; and of the text
+  rules (``cxdesk.text``): no text made ``printable`` can drive a terminal, and JSON made
+  printable parses back exactly.
 - Check-in answers with control characters, 10 MB strings, right-to-left and emoji text, on
   SQLite and PostgreSQL.
 - The desk's SQLite file locked by another program, read-only, or not a database: one line from
   the CLI, and every row still there afterwards.
 
-(Seed files with wrong types, unknown teams and duplicate names: tests/test_cli.py. SMTP closing
+(Hostile files, names, self-triggering workflows and terminal escapes through the CLI and the
+TUI: tests/test_hostile_input.py. Seed files with wrong types, unknown teams and duplicate
+names: tests/test_cli.py. SMTP closing
 mid-message and Twilio answering 429/500: tests/test_channels.py.)
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
@@ -39,7 +44,8 @@ from cxdesk.errors import ValidationFailed
 from cxdesk.store.db import make_engine, read_session
 from cxdesk.store.directory import get_user
 from cxdesk.store.models import Ticket, TicketData
-from cxdesk.store.surveys import submit_response
+from cxdesk.store.surveys import submit_response, validate_answers
+from cxdesk.text import json_printable, printable, text_problem
 from tests.cli_helpers import (
     Cli,
     CliResult,
@@ -108,6 +114,44 @@ def test_checking_any_template_lists_problems_and_never_raises(template: str) ->
     assert all(isinstance(problem, str) and problem for problem in problems)
     if "${" not in template:
         assert problems == []
+
+
+# -- the text rules: names and terminals --------------------------------------------------------
+
+terminal_text = st.lists(
+    st.one_of(
+        st.characters(codec="utf-8"),
+        st.sampled_from(["\x1b[2J", "\x1b]52;c;SGk=\x07", "\x9b31m", "\r", "\r\n", "\u202e"]),
+    ),
+    max_size=30,
+).map("".join)
+
+
+@given(text=terminal_text)
+def test_printable_text_never_holds_a_terminal_control(text: str) -> None:
+    assert text_problem(printable(text, lines=False)) is None
+    assert text_problem(printable(text), lines=True) is None
+    if text_problem(text) is None:
+        assert printable(text) == text  # clean text is shown exactly
+
+
+@given(value=st.recursive(terminal_text, lambda inner: st.lists(inner, max_size=3), max_leaves=5))
+def test_printable_json_parses_back_exactly(value: object) -> None:
+    document = json_printable(json.dumps(value, ensure_ascii=False))
+    assert json.loads(document) == value
+    assert text_problem(document) is None
+
+
+@given(name=terminal_text)
+def test_a_name_is_refused_exactly_when_it_holds_a_control(name: str) -> None:
+    problem = text_problem(name)
+    assert (problem is None) == (printable(name, lines=False) == name)
+    if problem is not None:
+        assert text_problem(problem) is None  # the message itself is safe to print
+        with pytest.raises(ValidationFailed):
+            answer = f"Ada{name}Lovelace"  # inside: only surrounding space is trimmed
+            validate_answers([{"id": "first_name", "type": "text", "max_length": 500}],
+                             {"first_name": answer}, phone_region="US")  # fmt: skip
 
 
 # -- conditions -------------------------------------------------------------------------------
@@ -231,6 +275,13 @@ def test_hostile_answers_are_refused_and_nothing_is_saved(
     if message:
         assert message in text
     assert table_counts(desk) == before
+
+
+def test_a_long_answer_keeps_its_line_breaks_and_crlf_becomes_lf(desk: Engine) -> None:
+    response_id = check_in(desk, notes="line one\r\nline two\n\tindented")
+    with read_session(desk) as s:
+        ticket = s.exec(select(Ticket).where(Ticket.response_id == response_id)).one()
+    assert ticket.customer_comment == "line one\nline two\n\tindented"
 
 
 def test_right_to_left_and_emoji_answers_are_kept_exactly(desk: Engine) -> None:

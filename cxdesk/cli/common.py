@@ -24,9 +24,11 @@ from cxdesk.store.directory import get_user
 from cxdesk.store.migrate import current_revision, head_revision
 from cxdesk.store.models import User
 from cxdesk.store.tickets import format_wait as format_wait  # shared with the TUI
+from cxdesk.text import json_printable, printable
 
-# Markup off: names and comments are shown exactly as typed, "[red]" and all. When piped, a
-# wide console keeps table cells (emails, titles) whole for scripts and logs.
+# Markup off: names and comments are shown exactly as typed, "[red]" and all; control
+# characters as the escapes ``printable`` makes (stored text never drives the terminal). When
+# piped, a wide console keeps table cells (emails, titles) whole for scripts and logs.
 _PIPED_WIDTH = None if sys.stdout.isatty() else 200
 console = Console(highlight=False, markup=False, width=_PIPED_WIDTH)
 err_console = Console(stderr=True, highlight=False, markup=False)
@@ -109,13 +111,13 @@ def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]
     for column in columns:
         table.add_column(column)
     for row in rows:
-        table.add_row(*(Text("" if v is None else str(v)) for v in row))
+        table.add_row(*(Text("" if v is None else printable(str(v))) for v in row))
     console.print(table)
 
 
 def print_json(value: Any) -> None:
     """JSON on stdout, unwrapped, so scripts can parse it."""
-    typer.echo(json.dumps(value, ensure_ascii=False, indent=2, default=str))
+    typer.echo(json_printable(json.dumps(value, ensure_ascii=False, indent=2, default=str)))
 
 
 def parse_pairs(pairs: Sequence[str], option: str) -> dict[str, str]:

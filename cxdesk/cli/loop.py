@@ -32,6 +32,7 @@ from cxdesk.store import contacts as contact_ops
 from cxdesk.store import reports
 from cxdesk.store.csv_files import ImportReport, read_csv
 from cxdesk.store.db import read_session, transaction
+from cxdesk.text import printable
 
 contact_app = typer.Typer(help="The contact directory campaigns reach.", no_args_is_help=True)
 responses_app = typer.Typer(help="Survey answers collected elsewhere.", no_args_is_help=True)
@@ -50,7 +51,7 @@ FILTER_HELP = (
 def _print_problems(report: ImportReport) -> None:
     """Each refused row on stderr, by line; the caller decides the exit code."""
     for problem in report.problems:
-        err_console.print(f"  {problem}", soft_wrap=True)
+        err_console.print(printable(f"  {problem}"), soft_wrap=True)
 
 
 @contact_app.command("import")

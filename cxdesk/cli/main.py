@@ -10,6 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from cxdesk.cli import auth, delivery, directory, loop, setup, tickets, views, workflows
 from cxdesk.cli.common import err_console
 from cxdesk.errors import DeskError
+from cxdesk.text import printable
 
 app = typer.Typer(
     name="cxdesk",
@@ -45,7 +46,7 @@ def main() -> None:
     try:
         app()
     except DeskError as exc:
-        err_console.print(f"Error: {exc}", soft_wrap=True)
+        err_console.print(printable(f"Error: {exc}"), soft_wrap=True)
         sys.exit(1)
     except (SQLAlchemyError, OSError) as exc:
         # The desk database is missing, unreachable, not a database, or its folder is not

@@ -118,10 +118,10 @@ def seed(
     as_user: str | None = ADMIN_AS_OPTION,
 ) -> None:
     """Apply a seed file (teams, users, queues, statuses, surveys, workflows...)."""
+    data, text = read_seed(file)  # a file refused changes nothing, not even the schema
     engine = raw_engine()
     proven_admin(as_user, engine)
     upgrade(engine)
-    data, text = read_seed(file)
     with unit_of_work(engine) as session:
         report = apply_seed(session, data, text, path=str(file))
     if report.created:

@@ -29,6 +29,7 @@ from cxdesk.store.escalation_steps import (
 )
 from cxdesk.store.models import Ticket
 from cxdesk.store.surveys import submit_response
+from cxdesk.text import printable
 
 ticket_app = typer.Typer(
     help="One ticket: pull, create, show, update, comment, escalation, close, feedback.",
@@ -234,17 +235,20 @@ def ticket_show(
         escalation = timeline.to_dict() if timeline else None
         print_json({**record, "escalation": escalation, "comments": comments, "log": log})
         return
-    console.print(Text.assemble((str(record["key"]), "bold"), "  ", str(record["title"])))
+    title = printable(str(record["title"]), lines=False)
+    console.print(Text.assemble((str(record["key"]), "bold"), "  ", title))
     labels = ("status", "priority", "team", "origin_team", "owner", "customer_name",
               "customer_email", "customer_phone", "source", "created_at", "updated_at")  # fmt: skip
     for label in labels:
-        console.print(f"  {label:15} {record[label] or ''}", markup=False)
+        value = printable(str(record[label] or ""), lines=False)
+        console.print(f"  {label:15} {value}", markup=False)
     data = record["data"]
     assert isinstance(data, dict)
     if data:
         print_table("Ticket data", ["name", "value"], data.items())
     if record["customer_comment"]:
-        console.print(f"Customer comment: {record['customer_comment']}", markup=False)
+        comment = printable(str(record["customer_comment"]))
+        console.print(f"Customer comment: {comment}", markup=False)
     if timeline is not None:
         print_table(
             f"Escalation (estimated resolution: {timeline.estimate or 'not set'})",

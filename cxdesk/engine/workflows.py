@@ -8,10 +8,12 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from cxdesk.engine.conditions import condition_problems
+from cxdesk.engine.loops import trigger_loop
 from cxdesk.engine.tasks import task_problems
 from cxdesk.errors import Conflict, NotFound, ValidationFailed
 from cxdesk.store.directory import get_team, require_admin
 from cxdesk.store.models import Survey, User, Workflow
+from cxdesk.text import check_names
 
 EVENTS = (
     "survey.response",
@@ -68,12 +70,16 @@ def save_workflow(
 ) -> Workflow:
     """Create or replace a workflow; an invalid one is refused with every problem listed."""
     require_admin(actor)
+    check_names(name=name)
     conditions = conditions or {}
     problems = workflow_problems(
         session, event=event, survey_name=survey_name, conditions=conditions, tasks=tasks
     )
     if problems:
         raise ValidationFailed({f"workflow {name}": "; ".join(problems)})
+    if enabled:  # checked on an unsaved copy: a refused definition leaves the stored one
+        _refuse_loop(session, Workflow(name=name, event=event, survey_name=survey_name,
+                                       conditions=conditions, tasks=tasks))  # fmt: skip
     workflow = session.exec(select(Workflow).where(Workflow.name == name)).first() or Workflow(
         name=name, event=event
     )
@@ -82,6 +88,18 @@ def save_workflow(
     session.add(workflow)
     session.flush()
     return workflow
+
+
+def _refuse_loop(session: Session, workflow: Workflow) -> None:
+    """Refuse ``workflow`` if, enabled, it would trigger itself (``engine.loops``)."""
+    loop = trigger_loop(session, workflow)
+    if loop is not None:
+        raise ValidationFailed(
+            {
+                f"workflow {workflow.name}": "its tasks would trigger it again and again "
+                f"({' -> '.join(loop)}): change its event or its tasks"
+            }
+        )
 
 
 def get_workflow(session: Session, name: str) -> Workflow:
@@ -98,6 +116,8 @@ def list_workflows(session: Session) -> Sequence[Workflow]:
 def set_enabled(session: Session, *, actor: User | None, name: str, enabled: bool) -> Workflow:
     require_admin(actor)
     workflow = get_workflow(session, name)
+    if enabled and not workflow.enabled:
+        _refuse_loop(session, workflow)
     workflow.enabled = enabled
     session.add(workflow)
     session.flush()

@@ -14,6 +14,7 @@ from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from cxdesk.errors import DeskError
+from cxdesk.text import printable
 from cxdesk.widgets.desk_notice import show_desk_notice
 
 if TYPE_CHECKING:  # the login screen draws before SQLAlchemy has loaded (see cxdesk/launch.py)
@@ -80,7 +81,7 @@ class DeskScreen(Screen[Any]):
 
     def report(self, error: DeskError) -> None:
         """Show a refused action's one-line message (thread-safe)."""
-        self.app.notify(str(error), severity="error", markup=False)
+        self.app.notify(printable(str(error)), severity="error", markup=False)
 
     def read_failed(self, error: DeskError) -> None:
         """Report a read that failed (thread-safe). The database unreachable is not this

@@ -25,6 +25,7 @@ from textual.widgets import DataTable, Footer, Label
 from cxdesk.errors import DeskError
 from cxdesk.store.db import is_unreachable, read_session
 from cxdesk.store.pages import BoardRow, board_rows
+from cxdesk.text import printable
 from cxdesk.widgets.desk_notice import show_desk_notice
 from cxdesk.widgets.table import DeskTable
 
@@ -94,7 +95,7 @@ class BoardScreen(Screen[Any]):
             if is_unreachable(error):  # one line while it lasts, not an error every poll
                 self.app.call_from_thread(show_desk_notice, self, True)
             else:
-                self.app.notify(str(error), severity="error", markup=False)
+                self.app.notify(printable(str(error)), severity="error", markup=False)
             return
         self.app.call_from_thread(self._show, rows)
 

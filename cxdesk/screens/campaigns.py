@@ -33,6 +33,7 @@ from cxdesk.store.campaigns import (
 from cxdesk.store.contacts import parse_filters
 from cxdesk.store.db import read_session
 from cxdesk.store.directory import FormChoices, form_choices
+from cxdesk.text import printable
 from cxdesk.widgets.confirm_dialog import ConfirmDialog
 from cxdesk.widgets.table import DeskTable
 
@@ -276,6 +277,6 @@ class CampaignsScreen(DeskScreen):
 
     def _set_outcome(self, text: str, *, state: str = "") -> None:
         outcome = self.query_one("#outcome", Label)
-        outcome.update(text)
+        outcome.update(printable(text))
         outcome.set_class(state == "-refused", "-refused")
         outcome.set_class(state == "-sent", "-sent")

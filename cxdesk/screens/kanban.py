@@ -26,6 +26,7 @@ from cxdesk.screens.base import DeskScreen
 from cxdesk.store.db import read_session
 from cxdesk.store.pages import Card, KanbanColumn, kanban_columns, kanban_page
 from cxdesk.store.tickets import format_wait, update_ticket
+from cxdesk.text import printable
 from cxdesk.widgets.change_dialog import ChangeDialog, ChangeRequest, SaveChange
 
 CARDS_PER_PAGE = 50
@@ -57,7 +58,7 @@ def card_text(card: Card, now: datetime) -> Text:
     return Text.assemble(
         (card.key, "bold"),
         f"  {card.priority}\n",
-        f"{card.customer_name or '(no name)'}\n",
+        f"{printable(card.customer_name or '(no name)', lines=False)}\n",
         (f"{card.owner or 'unowned'} · {format_wait(card.created_at, now)}", "dim"),
     )
 

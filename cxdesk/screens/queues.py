@@ -29,6 +29,7 @@ from cxdesk.store.tickets import (
     queue_overview,
     tickets_to_dicts,
 )
+from cxdesk.text import printable
 from cxdesk.widgets.table import DeskTable
 
 OWN_TEAM_MARK = "●"
@@ -165,10 +166,10 @@ class QueuesScreen(DeskScreen):
         try:
             key = pull_and_dispatch(self.engine, actor=self.user, queue_name=queue).key
         except PulledButNotDispatched as warning:  # the ticket is the expert's all the same
-            self.app.notify(str(warning), severity="warning", markup=False)
+            self.app.notify(printable(str(warning)), severity="warning", markup=False)
             key = warning.pulled.key
         except DeskError as error:
-            self.app.notify(str(error), severity="warning", markup=False)
+            self.app.notify(printable(str(error)), severity="warning", markup=False)
             return
         self.app.call_from_thread(self.desk.open_ticket, key)
 

@@ -46,6 +46,7 @@ from cxdesk.store.tickets import (
     read_attachment_files,
     update_ticket,
 )
+from cxdesk.text import printable
 from cxdesk.widgets.change_dialog import ChangeDialog, ChangeRequest, SaveChange
 from cxdesk.widgets.confirm_dialog import ConfirmDialog
 from cxdesk.widgets.table import DeskTable
@@ -163,18 +164,20 @@ class TicketScreen(DeskScreen):
             return  # nothing changed: keep the tables' cursors where they are
         self.view = view
         record = view.record
-        self.query_one("#ticket-title", Label).update(f"{record['key']}  {record['title']}")
+        title = printable(f"{record['key']}  {record['title']}", lines=False)
+        self.query_one("#ticket-title", Label).update(title)
         self.query_one("#fields", Static).update(
             "\n".join(f"{label:12} {field_text(record, name)}" for label, name in FIELDS)
         )
         self.query_one("#customer", Static).update(
             "\n".join(f"{label:9} {field_text(record, name)}" for label, name in CUSTOMER_FIELDS)
         )
-        width = max((len(name) for name, _ in view.data), default=0)
-        data = "\n".join(f"{name:{width}} {value}" for name, value in view.data)
-        self.query_one("#data", Static).update(data or "(none)")
+        data = [(printable(name, lines=False), printable(value)) for name, value in view.data]
+        width = max((len(name) for name, _ in data), default=0)
+        shown_data = "\n".join(f"{name:{width}} {value}" for name, value in data)
+        self.query_one("#data", Static).update(shown_data or "(none)")
         self.query_one("#customer-comment", Static).update(
-            str(record["customer_comment"] or "(none)")
+            printable(str(record["customer_comment"] or "(none)"))
         )
         escalation = self.query_one("#escalation")
         escalation.display = view.timeline is not None
@@ -183,7 +186,7 @@ class TicketScreen(DeskScreen):
                 timeline_steps(view.timeline), note=estimate_text(view.timeline)
             )
         note = requester_note(view, self._viewer_id())
-        self.query_one("#requester-note", Static).update(note)
+        self.query_one("#requester-note", Static).update(printable(note))
         self.query_one("#requester-note").display = bool(note)
         self.refresh_bindings()
         comments: DataTable[str] = self.query_one("#comments", DataTable)

@@ -21,6 +21,7 @@ from cxdesk.store.tickets import (
     ticket_log,
     tickets_to_dicts,
 )
+from cxdesk.text import printable
 from cxdesk.widgets.timeline import TimelineStep
 
 FIELDS = (
@@ -116,9 +117,10 @@ def requester_note(view: TicketView, viewer_id: int | None) -> str:
 
 
 def field_text(record: dict[str, object], name: str) -> str:
+    """One field on one line, as the terminal may get it (``printable``)."""
     value = record[name]
     if name.endswith("_at"):
         return shown_time(value)
     if isinstance(value, list):
-        return ", ".join(str(item) for item in value)
-    return "" if value is None else str(value)
+        return printable(", ".join(str(item) for item in value), lines=False)
+    return "" if value is None else printable(str(value), lines=False)

@@ -31,6 +31,7 @@ from cxdesk.store.models import (
 )
 from cxdesk.store.tickets import TicketDraft, create_ticket
 from cxdesk.store.views import TicketFilter
+from cxdesk.text import text_problem
 
 MAX_TICKETS = 1000
 MAX_NAME = 90  # the saved view is named "Campaign: <name>", at most 100 characters
@@ -75,10 +76,14 @@ def clean_spec(spec: CampaignSpec) -> CampaignSpec:
         errors["name"] = "is required"
     elif len(name) > MAX_NAME:
         errors["name"] = f"must be at most {MAX_NAME} characters"
+    elif (problem := text_problem(spec.name)) is not None:
+        errors["name"] = problem
     if not subject:
         errors["subject"] = "is required"
     elif len(subject) > 300:
         errors["subject"] = "must be at most 300 characters"
+    elif (problem := text_problem(spec.subject)) is not None:
+        errors["subject"] = problem
     if not spec.filters:
         errors["filter"] = "at least one is required (e.g. --filter plan=enterprise)"
     if errors:

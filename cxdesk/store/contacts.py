@@ -24,6 +24,7 @@ from cxdesk.store.csv_files import CsvFile, ImportReport, RowProblem
 from cxdesk.store.directory import get_setting, require_admin
 from cxdesk.store.models import Contact, User
 from cxdesk.store.phones import normalise_phone
+from cxdesk.text import text_problem
 
 CONTACT_FIELDS = ("name", "email", "phone")
 MAX_NAME = 200
@@ -140,16 +141,22 @@ def check_contact_rows(
     if "name" not in lowered:
         raise DeskError("The contacts file needs a 'name' column")
     extra = [c for c in csv_file.columns if c.lower() not in CONTACT_FIELDS]
+    for column in extra:
+        if (problem := text_problem(column)) is not None:
+            raise DeskError(f"The contacts file's column names {problem}")
     good: list[ContactRow] = []
     problems = list(csv_file.problems)
     first_line: dict[str, int] = {}
     for row in csv_file.rows:
         errors: list[str] = []
-        name = " ".join(row.values[lowered["name"]].split())
+        raw_name = row.values[lowered["name"]]
+        name = " ".join(raw_name.split())
         if not name:
             errors.append("name is required")
         elif len(name) > MAX_NAME:
             errors.append(f"name is longer than {MAX_NAME} characters")
+        elif (problem := text_problem(raw_name)) is not None:
+            errors.append(f"name {problem}")
         email = ""
         raw_email = row.values[lowered["email"]]
         if not raw_email:

@@ -27,6 +27,7 @@ from cxdesk.store.models import (
 )
 from cxdesk.store.passwords import hash_password
 from cxdesk.store.phones import normalise_phone
+from cxdesk.text import clean_name, text_problem
 
 DEFAULT_SETTINGS = {"ticket_prefix": "EXP", "phone_region": "US"}
 
@@ -83,10 +84,14 @@ def add_user(
     username = username.strip()
     if not username or any(ch.isspace() for ch in username) or len(username) > 64:
         errors["username"] = "must be 1-64 characters without spaces"
+    elif (problem := text_problem(username)) is not None:
+        errors["username"] = problem
     if not name.strip():
         errors["name"] = "is required"
     elif len(name.strip()) > 200:
         errors["name"] = "must be at most 200 characters"
+    elif (problem := text_problem(name)) is not None:
+        errors["name"] = problem
     try:
         email = validate_email(email, check_deliverability=False).normalized
     except EmailNotValidError as exc:
@@ -136,9 +141,7 @@ def list_teams(session: Session) -> Sequence[Team]:
 
 def add_team(session: Session, *, actor: User | None, name: str) -> Team:
     require_admin(actor)
-    name = name.strip()
-    if not name or len(name) > 100:
-        raise ValidationFailed({"name": "must be 1-100 characters"})
+    name = clean_name(name, limit=100)
     if session.exec(select(Team).where(Team.name == name)).first() is not None:
         raise Conflict(f"Team {name!r} already exists")
     team = Team(name=name)
@@ -203,9 +206,7 @@ def add_queue(
     session: Session, *, actor: User | None, name: str, team: str, ordering: str = "oldest"
 ) -> Queue:
     require_admin(actor)
-    name = name.strip()
-    if not name or len(name) > 100:
-        raise ValidationFailed({"name": "must be 1-100 characters"})
+    name = clean_name(name, limit=100)
     if ordering not in QueueOrder.__members__:
         raise ValidationFailed({"order": f"must be one of {', '.join(QueueOrder)}"})
     team_row = get_team(session, team)
@@ -243,9 +244,7 @@ def list_statuses(session: Session) -> Sequence[Status]:
 
 def add_status(session: Session, *, actor: User | None, name: str, category: str) -> Status:
     require_admin(actor)
-    name = name.strip()
-    if not name or len(name) > 64:
-        raise ValidationFailed({"name": "must be 1-64 characters"})
+    name = clean_name(name, limit=64)
     if category not in StatusCategory.__members__:
         raise ValidationFailed({"category": f"must be one of {', '.join(StatusCategory)}"})
     if session.exec(select(Status).where(Status.name == name)).first() is not None:

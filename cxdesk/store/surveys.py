@@ -7,7 +7,6 @@ choice, number), ``required``, optional ``hint``, ``choices`` (choice), ``min``/
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -19,6 +18,7 @@ from cxdesk.store.directory import get_setting, require_admin
 from cxdesk.store.events import record_event
 from cxdesk.store.models import Survey, SurveyResponse, User
 from cxdesk.store.phones import normalise_phone
+from cxdesk.text import check_names, text_problem
 
 QUESTION_TYPES = ("text", "textarea", "email", "phone", "choice", "number")
 DEFAULT_MAX_LENGTH = {"text": 200, "textarea": 5000, "email": 320, "phone": 40, "choice": 200}
@@ -69,6 +69,7 @@ def save_survey(
 ) -> Survey:
     """Create or replace a survey definition (admin only)."""
     require_admin(actor)
+    check_names(name=name, title=title)
     problems = check_questions(questions)
     if problems:
         raise ValidationFailed({f"survey {name}": "; ".join(problems)})
@@ -110,12 +111,14 @@ def validate_answers(
 
 def _clean_answer(question: Mapping[str, Any], text: str, phone_region: str) -> Any:
     kind = question.get("type", "text")
+    if kind == "textarea":  # a browser sends a textarea's line breaks as CRLF
+        text = text.replace("\r\n", "\n")
     limit = int(question.get("max_length", DEFAULT_MAX_LENGTH.get(kind, 200)))
     if len(text) > limit:
         raise ValueError(f"is too long ({len(text)} characters, at most {limit})")
-    allowed_controls = "\n\t" if kind == "textarea" else ""
-    if any(unicodedata.category(ch) == "Cc" and ch not in allowed_controls for ch in text):
-        raise ValueError("contains control characters")
+    problem = text_problem(text, lines=kind == "textarea")
+    if problem is not None:
+        raise ValueError(problem)
     if kind == "email":
         try:
             return validate_email(text, check_deliverability=False).normalized

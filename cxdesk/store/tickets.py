@@ -50,6 +50,8 @@ from cxdesk.store.models import (
     User,
     utcnow,
 )
+from cxdesk.store.user_files import read_regular_file
+from cxdesk.text import check_names, text_problem
 
 MAX_ATTACHMENTS = 5
 MAX_ATTACHMENT_BYTES = 500 * 1024
@@ -235,6 +237,9 @@ def _clean_email(value: str, field_name: str = "customer_email") -> str:
 
 def create_ticket(session: Session, *, actor: User | None, draft: TicketDraft) -> Ticket:
     """Write a ticket with its data, tags and ``ticket.created`` event; key is PREFIX-id."""
+    check_names(customer_name=draft.customer_name)
+    for tag in draft.tags:
+        check_names(tag=tag)
     team = get_team(session, draft.team)
     status = get_status(session, draft.status)
     _check_priority(draft.priority)
@@ -319,6 +324,8 @@ def create_manual_ticket(
         errors["priority"] = f"must be one of {', '.join(Priority)}"
     if len(customer_name.strip()) > 200:
         errors["customer_name"] = "must be at most 200 characters"
+    elif (problem := text_problem(customer_name)) is not None:
+        errors["customer_name"] = problem
     if errors:
         raise ValidationFailed(errors)
     if owner is None:
@@ -613,21 +620,17 @@ def ticket_log(session: Session, ticket: Ticket) -> list[dict[str, object]]:
 
 
 def read_attachment_files(paths: Sequence[Path]) -> list[NewAttachment]:
-    """The files to attach, refusing before reading anything too large."""
+    """The files to attach: regular files only, each refused before more than its limit is
+    read (``store.user_files``)."""
     if len(paths) > MAX_ATTACHMENTS:
         raise DeskError(f"At most {MAX_ATTACHMENTS} attachments per message ({len(paths)})")
-    items = []
-    for path in paths:
-        try:
-            size = path.stat().st_size
-            if size > MAX_ATTACHMENT_BYTES:
-                raise DeskError(f"{path.name}: is {size // 1024} KB; the limit is 500 KB")
-            with path.open("rb") as handle:
-                content = handle.read(MAX_ATTACHMENT_BYTES + 1)
-        except OSError as exc:
-            raise DeskError(f"Cannot read attachment {path}: {exc.strerror}") from exc
-        items.append(NewAttachment(filename=path.name, content=content))
-    return items
+    return [
+        NewAttachment(
+            filename=path.name,
+            content=read_regular_file(path, limit=MAX_ATTACHMENT_BYTES, what="attachment"),
+        )
+        for path in paths
+    ]
 
 
 # -- the requester's close and feedback --------------------------------------------------------

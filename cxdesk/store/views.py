@@ -31,6 +31,7 @@ from cxdesk.store.models import (
     User,
     utcnow,
 )
+from cxdesk.text import clean_name
 
 DEFAULT_DAYS = 30
 """The ticket list shows tickets created in the last month unless told otherwise."""
@@ -396,9 +397,7 @@ def ticket_summary(session: Session, flt: TicketFilter, *, now: datetime | None 
 
 def save_view(session: Session, *, actor: User, name: str, flt: TicketFilter) -> SavedView:
     """Store ``flt`` under ``name`` for ``actor``; saving a name again replaces its filter."""
-    name = " ".join(name.split())
-    if not name or len(name) > 100:
-        raise ValidationFailed({"name": "must be 1-100 characters"})
+    name = " ".join(clean_name(name, limit=100).split())
     _conditions(session, flt, utcnow())  # refuse a filter naming things that do not exist
     view = session.exec(
         select(SavedView).where(SavedView.owner_id == actor.id, SavedView.name == name)

@@ -20,6 +20,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Select
 
 from cxdesk.errors import DeskError
+from cxdesk.text import printable
 
 NOBODY = "(nobody: back to the queue)"
 
@@ -157,7 +158,7 @@ class ChangeDialog(ModalScreen[ChangeRequest | None]):
         self.dismiss(request)
 
     def _refused(self, message: str) -> None:
-        self.query_one("#dialog-error", Label).update(f"Not saved: {message}")
+        self.query_one("#dialog-error", Label).update(printable(f"Not saved: {message}"))
 
     def action_cancel(self) -> None:
         self.dismiss(None)

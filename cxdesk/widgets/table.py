@@ -6,19 +6,46 @@ column widths, and the cache key holds no widths: the table stays cut short ("St
 as "Stat") until something else changes it. Seen in the queues screen's snapshot test, about
 one run in four. After an idle pass that re-measured the columns, the cached rows are dropped
 and the table drawn again.
+
+Every cell added is made ``printable`` first: customer text (a comment holding ``ESC [2J``
+or an OSC 52 clipboard write) is shown as escapes, never passed to the terminal raw.
 """
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
+from rich.text import Text
 from textual import events
 from textual.widgets import DataTable
+from textual.widgets.data_table import RowKey
+
+from cxdesk.text import printable
 
 CellType = TypeVar("CellType")
 
 
+def printable_cell(cell: Any) -> Any:
+    """A cell as the terminal may get it: text through ``printable`` (a styled ``Text``
+    keeps its style), anything else as it is."""
+    if isinstance(cell, str):
+        return printable(cell)
+    if isinstance(cell, Text) and printable(cell.plain) != cell.plain:
+        return Text(printable(cell.plain), style=cell.style, end=cell.end)
+    return cell
+
+
 class DeskTable(DataTable[CellType], Generic[CellType]):
+    def add_row(
+        self,
+        *cells: CellType,
+        height: int | None = 1,
+        key: str | None = None,
+        label: Any = None,
+    ) -> RowKey:
+        shown = [printable_cell(cell) for cell in cells]
+        return super().add_row(*shown, height=height, key=key, label=label)
+
     async def _on_idle(self, event: events.Idle) -> None:
         remeasure = self._require_update_dimensions or bool(self._updated_cells)
         await super()._on_idle(event)

@@ -1,0 +1,73 @@
+"""Reading a file a user names (an attachment, a seed file): a regular file, read with a cap.
+
+A symbolic link is refused, not followed (a link to /etc/shadow would otherwise be stored as
+an attachment); so are FIFOs, sockets and devices (a FIFO named ``notes.txt`` would block
+the command forever, ``/dev/zero`` never ends). The path is looked at without following it,
+then opened with ``O_NOFOLLOW | O_NONBLOCK`` and checked again on the open descriptor, so a
+file swapped in between is refused too. Never more than ``limit + 1`` bytes are read.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from pathlib import Path
+
+from cxdesk.errors import DeskError
+
+_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+_KINDS = (
+    (stat.S_ISLNK, "a symbolic link (name the file itself)"),
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a device"),
+    (stat.S_ISBLK, "a device"),
+)
+
+
+def _not_regular(mode: int) -> str | None:
+    if stat.S_ISREG(mode):
+        return None
+    return next((kind for test, kind in _KINDS if test(mode)), "not a regular file")
+
+
+def _too_big(path: Path, size: int | None, limit: int) -> DeskError:
+    """``size`` None: the file grew past the limit while it was read."""
+    measured = "is larger" if size is None else f"is {size // 1024} KB"
+    return DeskError(f"{path.name}: {measured}; the limit is {limit // 1024} KB")
+
+
+def read_regular_file(path: Path, *, limit: int, what: str) -> bytes:
+    """The bytes of the regular file ``path`` (``what`` names it in errors: "attachment"),
+    refused with one line if it is anything else or larger than ``limit`` bytes."""
+    try:
+        kind = _not_regular(os.lstat(path).st_mode)
+        if kind is not None:
+            raise DeskError(f"Cannot read {what} {path}: it is {kind}")
+        descriptor = os.open(path, _OPEN_FLAGS)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # became a link after the look
+            raise DeskError(f"Cannot read {what} {path}: it is a symbolic link") from exc
+        raise DeskError(f"Cannot read {what} {path}: {exc.strerror}") from exc
+    try:
+        info = os.fstat(descriptor)
+        kind = _not_regular(info.st_mode)
+        if kind is not None:
+            raise DeskError(f"Cannot read {what} {path}: it is {kind}")
+        if info.st_size > limit:
+            raise _too_big(path, info.st_size, limit)
+        chunks: list[bytes] = []
+        remaining = limit + 1
+        while remaining > 0 and (chunk := os.read(descriptor, min(remaining, 1 << 16))):
+            chunks.append(chunk)
+            remaining -= len(chunk)
+    except OSError as exc:
+        raise DeskError(f"Cannot read {what} {path}: {exc.strerror}") from exc
+    finally:
+        os.close(descriptor)
+    content = b"".join(chunks)
+    if len(content) > limit:  # it grew since it was measured
+        raise _too_big(path, None, limit)
+    return content
