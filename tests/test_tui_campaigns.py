@@ -55,7 +55,7 @@ async def open_campaigns(app: CxDeskApp, pilot: Pilot[Any]) -> CampaignsScreen:
     await wait_until(
         pilot, lambda: len(screen.query_one("#team", Select)._options) > 1, "the teams"
     )
-    assert app.focused is screen.query_one("#name")
+    await wait_until(pilot, lambda: app.focused is screen.query_one("#name"), "the name field")
     return screen
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Engine, event
 from textual.app import App
+from textual.command import CommandInput, CommandList, CommandPalette
 from textual.pilot import Pilot
 from textual.widgets import Input
 
@@ -56,9 +57,13 @@ def run_app(
 
 
 async def wait_until(
-    pilot: Pilot[Any], condition: Callable[[], object], what: str, timeout: float = 10.0
+    pilot: Pilot[Any], condition: Callable[[], object], what: str, timeout: float = 60.0
 ) -> None:
-    """Let the app run until ``condition()`` holds; fail after ``timeout`` seconds."""
+    """Let the app run until ``condition()`` holds; fail after ``timeout`` seconds.
+
+    The timeout only keeps a broken test from hanging: it is far beyond what any step takes on
+    a quiet machine (10 s timed out on a loaded one, two cores running the suite, a CPU hog and
+    other work)."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
@@ -74,11 +79,27 @@ async def log_in(app: CxDeskApp, pilot: Pilot[Any], password: str = TEST_PASSWOR
 
 
 async def palette(pilot: Pilot[Any], name: str) -> None:
-    """Open the command palette, type ``name`` and take the first match."""
+    """Open the command palette, type ``name`` and take the first match, once it is listed
+    first (typed before the palette has its focus, or Enter before the search has answered,
+    the keys go elsewhere: a busy machine did both)."""
+    app = pilot.app
     await pilot.press("ctrl+p")
-    await pilot.pause(0.05)
+    await wait_until(
+        pilot,
+        lambda: isinstance(app.screen, CommandPalette) and isinstance(app.focused, CommandInput),
+        "the palette",
+    )
     await pilot.press(*name)
-    await pilot.pause(0.2)
+
+    def listed_first() -> bool:
+        matches = app.screen.query_one(CommandList)
+        return (
+            app.screen.query_one(CommandInput).value == name
+            and matches.option_count > 0
+            and name.lower() in str(matches.get_option_at_index(0).prompt).lower()
+        )
+
+    await wait_until(pilot, listed_first, f"{name!r} listed in the palette")
     await pilot.press("enter")
 
 
