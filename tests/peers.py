@@ -11,7 +11,9 @@ Registered as a pytest plugin by ``tests/conftest.py``. Fixtures:
   ``peer.delay = 2.0`` (seconds before answering DATA), ``peer.drop_at = {3}`` (close the
   connection during the 3rd DATA this server sees, before accepting it),
   ``peer.hold_until_clients = 2`` (hold every DATA until two client connections said EHLO: a
-  barrier that makes concurrent senders overlap whatever the scheduling). ``peer.stop()`` and
+  barrier that makes concurrent senders overlap whatever the scheduling),
+  ``peer.answer_first = 2`` (answer the first two DATA this server sees and hold every later
+  one until it is set back to None). ``peer.stop()`` and
   ``peer.start(tls=...)`` take it down and back on the same port (``tls``: "none",
   "starttls" or "tls", with a self-signed certificate for 127.0.0.1 in ``peer.cert_file``;
   a client trusts it with ``monkeypatch.setenv("SSL_CERT_FILE", peer.cert_file)``).
@@ -109,6 +111,7 @@ class SmtpPeer:
     delay: float = 0.0
     drop_at: set[int] = field(default_factory=set)
     hold_until_clients: int = 0
+    answer_first: int | None = None
     received: list[ReceivedMail] = field(default_factory=list)
     data_seen: int = 0
     clients: set[object] = field(default_factory=set)
@@ -215,7 +218,10 @@ class _SmtpHandler:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         self.peer.data_seen += 1
-        while len(self.peer.clients) < self.peer.hold_until_clients:
+        number = self.peer.data_seen
+        while len(self.peer.clients) < self.peer.hold_until_clients or (
+            self.peer.answer_first is not None and number > self.peer.answer_first
+        ):
             await asyncio.sleep(0.01)  # the server's own loop: other clients are still served
         if self.peer.delay:
             await asyncio.sleep(self.peer.delay)

@@ -40,7 +40,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import Future
 from contextlib import closing
 from datetime import timedelta
 from email.utils import parsedate_to_datetime
@@ -187,24 +186,6 @@ def queue_emails(engine: Engine, count: int, sms: int = 0) -> tuple[str, list[in
 def expected_ids(engine: Engine, ids: list[int]) -> Counter[str]:
     """Each row's deterministic Message-ID, once."""
     return Counter({message_id_for(row, MAIL_FROM): 1 for row in outbox(engine, *ids)})
-
-
-def hold_data_from_now_on(peer: SmtpPeer) -> int:
-    """Make the server hold every DATA that arrives from now on; how many arrived before.
-
-    Switched on the server's own event loop, so no DATA can start between reading the count
-    and changing the delay: each DATA up to the count is answered as before, every later one
-    is held (the worker waits for its reply).
-    """
-    loop = peer._controller.loop  # type: ignore[union-attr]
-    switched: Future[int] = Future()
-
-    def switch() -> None:
-        peer.delay = 3600.0
-        switched.set_result(peer.data_seen)
-
-    loop.call_soon_threadsafe(switch)
-    return switched.result(timeout=WAIT_S)
 
 
 def wait_until(condition: Callable[[], bool], what: str, timeout: float = WAIT_S) -> None:
@@ -439,14 +420,12 @@ def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(
 ) -> None:
     peer = smtp_server
     _key, ids = queue_emails(engine, 20)
-    peer.delay = 0.2  # slow enough for the test to catch the batch under way
+    answered = peer.answer_first = 2  # the batch is under way and held at the 3rd message
     process = start_worker(db_url, peer)
     try:
         go(process)
-        wait_until(lambda: len(peer.received) >= 2, "the worker process to send two messages")
-        answered = hold_data_from_now_on(peer)
-        # The worker sends one message at a time and records each result before the next, so
-        # once a held DATA arrived, every earlier message was accepted and recorded.
+        # The worker commits each result before the next message's DATA, so once the held
+        # DATA arrived, every earlier message was accepted and recorded.
         wait_until(
             lambda: peer.data_seen > answered, "the worker to send a message held by the server"
         )
@@ -457,7 +436,7 @@ def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(
             process.kill()
             process.communicate()
     assert process.returncode == -signal.SIGKILL
-    peer.delay = 0.0
+    peer.answer_first = None
 
     rows = outbox(engine, *ids)
     sent_before = [r for r in rows if r.status == "sent"]
