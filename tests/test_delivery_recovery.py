@@ -9,7 +9,8 @@ recorded. Covered here:
   mid-batch (once mid-email, once mid-SMS) while another process writes check-ins, then a third
   worker finishes: every message arrived, an email at most twice per kill, no SMS twice;
 - an SMS whose deliverer died between "sending" and its result is found at Twilio and recorded
-  with its SID, not sent again; one that never reached Twilio is sent once after the lookup.
+  with its SID, not sent again; one that never reached Twilio is sent once after the lookup;
+  while Twilio cannot be asked (the lookup refused), it is not sent blindly but retried later.
 
 This file is also the check-in writer process (``_checkins_main`` at the bottom).
 """
@@ -39,7 +40,13 @@ from cxdesk.store.db import make_engine
 from cxdesk.store.directory import get_user
 from cxdesk.store.surveys import submit_response
 from tests.cli_helpers import console_script
-from tests.peers import TWILIO_TEST_ACCOUNT_SID, TWILIO_TEST_FROM, SmtpPeer, twilio_settings
+from tests.peers import (
+    TWILIO_TEST_ACCOUNT_SID,
+    TWILIO_TEST_FROM,
+    SmtpPeer,
+    TwilioStub,
+    twilio_settings,
+)
 from tests.test_delivery import (
     MAIL_FROM,
     WAIT_S,
@@ -56,12 +63,13 @@ EACH = 200
 """Emails, and SMS, queued for the crash test."""
 
 
-def twilio_variables(recorder: TwilioRecorder) -> dict[str, str]:
+def twilio_variables_for(url: str) -> dict[str, str]:
+    """The settings a worker needs to send SMS to the Twilio look-alike at ``url``."""
     return {
         "TWILIO_ACCOUNT_SID": TWILIO_TEST_ACCOUNT_SID,
         "TWILIO_AUTH_TOKEN": "test-token",
         "CXDESK_SMS_FROM": TWILIO_TEST_FROM,
-        "CXDESK_TWILIO_API_URL": recorder.url,
+        "CXDESK_TWILIO_API_URL": url,
     }
 
 
@@ -101,7 +109,7 @@ def test_kill_9_mid_batch_with_checkins_written_doubles_at_most_one_email_per_ki
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
         "CXDESK_DATABASE_URL": db_url,
         **smtp_variables(peer),
-        **twilio_variables(twilio_recorder),
+        **twilio_variables_for(twilio_recorder.url),
     }
     worker = [str(console_script()), "worker", "--poll", "0.2"]
     writer = [sys.executable, __file__, db_url]
@@ -152,7 +160,7 @@ def test_an_sms_sent_by_a_deliverer_that_died_is_found_at_twilio_not_sent_again(
     assert record_then_start(engine, dead, [], never) == ([], True)  # and it died here
     assert twilio_recorder.bodies() == ["Text 0"]
 
-    for name, value in twilio_variables(twilio_recorder).items():
+    for name, value in twilio_variables_for(twilio_recorder.url).items():
         monkeypatch.setenv(name, value)
     worker = DeliveryWorker(engine, load_settings())
     assert worker.run_once().results == {"sent": 1, "failed": 0}  # the two are still leased
@@ -164,6 +172,25 @@ def test_an_sms_sent_by_a_deliverer_that_died_is_found_at_twilio_not_sent_again(
     assert rows[sent].status == "sent" and rows[sent].provider_id == accepted.provider_id
     assert rows[never].status == "sent" and rows[never].provider_id == twilio_recorder.sent[2].sid
     assert rows[sent].attempts == 2
+
+
+def test_an_sms_in_doubt_is_not_sent_while_twilio_cannot_be_asked(
+    engine: Engine, twilio_stub: TwilioStub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lookup fails (the stub answers no list call: HTTP 501): the SMS is not sent
+    blindly; it waits for a retry, still marked in doubt."""
+    _key, [in_doubt] = queue_emails(engine, 0, 1)
+    dead = claim_due(engine, channel="sms")
+    assert record_then_start(engine, dead, [], in_doubt) == ([], True)  # then it died
+    for name, value in twilio_variables_for(twilio_stub.url).items():
+        monkeypatch.setenv(name, value)
+    worker = DeliveryWorker(engine, load_settings())
+    report = worker.run_once(now=dead.claimed_at + LEASE + timedelta(seconds=1))
+    assert report.results == {"sent": 0, "failed": 1}
+    assert [r.method for r in twilio_stub.requests] == []  # no message created
+    [row] = outbox(engine, in_doubt)
+    assert row.status == "failed" and row.sending_at is not None
+    assert row.last_error == "looking up an earlier attempt: Twilio HTTP 501 listing messages"
 
 
 # -- the check-in writer process ---------------------------------------------------------------

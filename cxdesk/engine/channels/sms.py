@@ -260,9 +260,20 @@ def _look_up(
     except (TwilioRestException, TwilioServiceException) as exc:
         error = f"looking up an earlier attempt: {_twilio_error(client, exc)}"
         return DeliveryResult(message.outbox_id, False, None, error, False), int(exc.status) == 429
-    except (requests.RequestException, TwilioException) as exc:
+    except requests.RequestException as exc:
         error = f"looking up an earlier attempt: {_unreachable(settings, exc)}"
         return DeliveryResult(message.outbox_id, False, None, error, False), True
+    except TwilioException as exc:  # a list page refused: twilio-python parses no error there
+        http = client.http_client
+        last = http.last if isinstance(http, _RecordingHttpClient) else None
+        if last is None:
+            error = f"looking up an earlier attempt: {_unreachable(settings, exc)}"
+            return DeliveryResult(message.outbox_id, False, None, error, False), True
+        json_body = last.text.lstrip().startswith("{")
+        detail = (_problem_detail(client) or _twilio_message(last.text)) if json_body else ""
+        error = one_line(f"looking up an earlier attempt: Twilio HTTP {last.status_code} "
+                         f"listing messages{': ' + detail if detail else ''}")  # fmt: skip
+        return DeliveryResult(message.outbox_id, False, None, error, False), last.status_code == 429
     if sid is None:
         return None
     return DeliveryResult(message.outbox_id, True, sid, None, False, found=True), False
@@ -289,6 +300,15 @@ def _twilio_error(client: Client, exc: TwilioRestException | TwilioServiceExcept
     if int(exc.status) == 401:
         label = f"Twilio login failed: {label}"
     return one_line(f"{label}: {text}")
+
+
+def _twilio_message(text: str) -> str:
+    """The ``message`` of Twilio's error JSON, or empty."""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return ""
+    return str(body.get("message") or "") if isinstance(body, dict) else ""
 
 
 def _problem_detail(client: Client) -> str:
