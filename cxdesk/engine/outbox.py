@@ -36,7 +36,7 @@ from datetime import datetime, timedelta
 from email.utils import parseaddr
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, Engine, bindparam, or_, update
+from sqlalchemy import Connection, Engine, bindparam, case, or_, update
 from sqlmodel import Session, col, select
 
 from cxdesk.errors import Conflict, NotFound, ValidationFailed
@@ -198,7 +198,16 @@ _MARK_SENDING = (
     .where(_OUTBOX.c.id == bindparam("outbox_id"), _HELD)
     .values(sending_at=bindparam("sending_at_value"))
 )
-_RENEW = update(_OUTBOX).where(_HELD).values(claimed_until=bindparam("until"))
+_RENEW = (  # never shortens a lease (a claim made with a later ``now`` keeps its own)
+    update(_OUTBOX)
+    .where(_HELD)
+    .values(
+        claimed_until=case(
+            (_OUTBOX.c.claimed_until > bindparam("until"), _OUTBOX.c.claimed_until),
+            else_=bindparam("until"),
+        )
+    )
+)
 
 
 def record_result(bind: Engine | Connection, claim: Claim, result: DeliveryResult) -> bool:
