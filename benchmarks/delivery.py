@@ -12,9 +12,10 @@ the sender for the GIL; the server counts what it accepted by Message-ID:
 
 - cxdesk: N rows queued in the outbox (``outbox.enqueue``, not timed), then
   ``DeliveryWorker.run_once()`` until nothing is due (timed): claims in batches of
-  ``worker.BATCH``, one SMTP connection per batch, each result recorded in its own transaction
-  (status, Message-ID and a ``message.sent`` event on the ticket) the moment it is known, on a
-  recorder thread while the next message goes out;
+  ``worker.BATCH``, one SMTP connection per batch, and before each message's DATA one
+  transaction committing the result of the one before (status, Message-ID and a
+  ``message.sent`` event on the ticket) and this one's "sending" mark, on a thread while
+  MAIL FROM and RCPT TO go out (at most one message sent and unrecorded, ever);
 - baseline: one ``aiosmtplib.SMTP`` connection and a loop building each ``EmailMessage`` with
   the standard library and calling ``send_message``: no database at all.
 

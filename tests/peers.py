@@ -9,7 +9,11 @@ Registered as a pytest plugin by ``tests/conftest.py``. Fixtures:
   ``peer.credentials = ("user", "secret")`` (MAIL refused with 530 until that login; a wrong
   password gets 535), ``peer.refuse = {"x@example.com": 450}`` (RCPT answered with that code),
   ``peer.delay = 2.0`` (seconds before answering DATA), ``peer.drop_at = {3}`` (close the
-  connection during the 3rd DATA this server sees, before accepting it). ``peer.stop()`` and
+  connection during the 3rd DATA this server sees, before accepting it),
+  ``peer.hold_until_clients = 2`` (hold every DATA until two client connections said EHLO: a
+  barrier that makes concurrent senders overlap whatever the scheduling),
+  ``peer.answer_first = 2`` (answer the first two DATA this server sees and hold every later
+  one until it is set back to None). ``peer.stop()`` and
   ``peer.start(tls=...)`` take it down and back on the same port (``tls``: "none",
   "starttls" or "tls", with a self-signed certificate for 127.0.0.1 in ``peer.cert_file``;
   a client trusts it with ``monkeypatch.setenv("SSL_CERT_FILE", peer.cert_file)``).
@@ -106,6 +110,8 @@ class SmtpPeer:
     refuse: dict[str, int] = field(default_factory=dict)
     delay: float = 0.0
     drop_at: set[int] = field(default_factory=set)
+    hold_until_clients: int = 0
+    answer_first: int | None = None
     received: list[ReceivedMail] = field(default_factory=list)
     data_seen: int = 0
     clients: set[object] = field(default_factory=set)
@@ -212,6 +218,11 @@ class _SmtpHandler:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         self.peer.data_seen += 1
+        number = self.peer.data_seen
+        while len(self.peer.clients) < self.peer.hold_until_clients or (
+            self.peer.answer_first is not None and number > self.peer.answer_first
+        ):
+            await asyncio.sleep(0.01)  # the server's own loop: other clients are still served
         if self.peer.delay:
             await asyncio.sleep(self.peer.delay)
         if self.peer.data_seen in self.peer.drop_at:
@@ -382,20 +393,27 @@ def twilio_error(status: int, code: int, message: str) -> tuple[int, dict[str, A
     }
 
 
-@pytest.fixture
-def twilio_stub() -> Iterator[TwilioStub]:
-    """A Twilio look-alike on 127.0.0.1 for this test."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _StubHandler)
-    stub = TwilioStub(url=f"http://127.0.0.1:{server.server_address[1]}")
-    server.stub = stub  # type: ignore[attr-defined]
+@contextmanager
+def http_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[ThreadingHTTPServer]:
+    """A threading HTTP server on a free 127.0.0.1 port, serving on a thread until the end."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
-        yield stub
+        yield server
     finally:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+@pytest.fixture
+def twilio_stub() -> Iterator[TwilioStub]:
+    """A Twilio look-alike on 127.0.0.1 for this test."""
+    with http_server(_StubHandler) as server:
+        stub = TwilioStub(url=f"http://127.0.0.1:{server.server_address[1]}")
+        server.stub = stub  # type: ignore[attr-defined]
+        yield stub
 
 
 class _StubHandler(BaseHTTPRequestHandler):

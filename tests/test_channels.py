@@ -95,6 +95,28 @@ def test_a_batch_goes_over_one_connection(smtp_server: SmtpPeer) -> None:
     assert received_ids(smtp_server) == [m.message_id for m in messages]
 
 
+def test_each_message_waits_for_its_gate_which_sees_every_earlier_result(
+    smtp_server: SmtpPeer,
+) -> None:
+    """``before_send`` runs before each DATA, after the result of every earlier message was
+    reported; once it refuses, that message is not completed and none after it is sent."""
+    messages = [mail(n, to=f"Customer {n} <c{n}@example.com>") for n in range(1, 6)]
+    seen: list[DeliveryResult] = []
+    gates: list[tuple[int, list[int]]] = []
+
+    def gate(outbox_id: int) -> bool:
+        gates.append((outbox_id, [r.outbox_id for r in seen]))
+        assert len(smtp_server.received) == len(seen)  # nothing accepted ahead of its result
+        return outbox_id != 4
+
+    results = asyncio.run(
+        send_email_batch(smtp_server.settings(), messages, on_result=seen.append, before_send=gate)
+    )
+    assert gates == [(1, []), (2, [1]), (3, [1, 2]), (4, [1, 2, 3])]
+    assert [r.outbox_id for r in results] == [1, 2, 3] and all(r.ok for r in results)
+    assert received_ids(smtp_server) == [m.message_id for m in messages[:3]]
+
+
 def test_from_address_given_by_the_message_wins(smtp_server: SmtpPeer) -> None:
     send(smtp_server.settings(), [mail(1, from_addr="Équipe X <team-x@example.com>")])
     [item] = smtp_server.received
@@ -320,6 +342,22 @@ def test_sms_request_goes_to_the_configured_url(twilio_stub: TwilioStub) -> None
         "Body": "Votre expert: Łukasz",
     }
     assert result == DeliveryResult(5, True, "SM" + "0" * 32, None, False)
+
+
+def test_sms_gate_runs_before_each_request_and_a_refusal_stops_the_batch(
+    twilio_stub: TwilioStub,
+) -> None:
+    messages = [SmsOut(n, f"+1415555000{n}", f"Text {n}") for n in range(1, 4)]
+    gates: list[tuple[int, int]] = []
+
+    def gate(outbox_id: int) -> bool:
+        gates.append((outbox_id, len(twilio_stub.requests)))
+        return outbox_id != 2
+
+    results = send_sms_batch(twilio_settings(twilio_stub.url), messages, before_send=gate)
+    assert gates == [(1, 0), (2, 1)]
+    assert [(r.outbox_id, r.ok) for r in results] == [(1, True)]
+    assert [r.form["Body"] for r in twilio_stub.requests] == ["Text 1"]
 
 
 def test_sms_429_is_transient_and_holds_the_rest(twilio_stub: TwilioStub) -> None:

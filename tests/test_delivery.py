@@ -6,18 +6,22 @@ package; SMS go to Prism serving Twilio's contract (``twilio_mock``). Covered he
 - the demo loop through the CLI: ``cxdesk demo``, a check-in, a pull, ``cxdesk worker --once``
   (SMS with its Twilio SID, email naming the expert), a resolve, the CSAT email after its
   1-minute delay with a link whose parameters decode back exactly; a custom status sends none;
-- faults: the SMTP server down then back; a worker process killed with SIGKILL mid-batch and
-  another taking over when the lease runs out; two worker processes at once; a server so slow
-  a batch would outlast its lease, with a second worker waiting to take rows over; bad
-  credentials, retried, dead after ``MAX_ATTEMPTS``, listed, and revived by ``cxdesk outbox
-  retry``; mistakes in the outbox commands;
+- faults: the SMTP server down then back; the database lost mid-batch (one message sent and
+  not recorded at most, sent again once after the lease); a worker process killed with
+  SIGKILL mid-batch and another taking over when the lease runs out; two worker processes
+  claiming at once (a barrier at the SMTP server, not a scheduling accident); a slow but
+  living worker renewing its lease so that nobody takes it over; bad credentials, retried,
+  dead after ``MAX_ATTEMPTS``, listed, and revived by ``cxdesk outbox retry``; mistakes in the
+  outbox commands;
 - escalation rules run by the worker.
 
 "Exactly once" is what the outbox can honestly promise over SMTP: at-least-once delivery with
 a deterministic Message-ID per outbox row, and nothing the server accepted *and the worker
-recorded* is ever sent again. A worker killed between the server's 250 reply to DATA and the
-commit of that result (one message at most) sends that message again when its lease runs out;
-the kill test kills while the server is still holding DATA, before it accepted anything.
+recorded* is ever sent again. Before each DATA, the worker commits the results so far and
+marks that message "sending", so a worker killed between the server's 250 reply and the
+next commit leaves one message in doubt, sent again when its lease runs out; the kill test
+kills while the server is still holding DATA, before it accepted anything. The crash test
+with check-ins written meanwhile and SMS is tests/test_delivery_recovery.py.
 
 Worker processes are this file run as a script (``_worker_main`` at the bottom): each builds
 its own engine, prints "ready", waits for "go" on stdin, runs one pass and prints its report.
@@ -36,7 +40,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import Future
 from contextlib import closing
 from datetime import timedelta
 from email.utils import parsedate_to_datetime
@@ -51,10 +54,9 @@ from sqlmodel import col, select
 from cxdesk.config import load_settings
 from cxdesk.engine import outbox as outbox_module
 from cxdesk.engine import worker as worker_module
-from cxdesk.engine.channels import DeliveryResult
 from cxdesk.engine.dispatch import unit_of_work
 from cxdesk.engine.outbox import LEASE, MAX_ATTEMPTS, enqueue, message_id_for
-from cxdesk.engine.worker import DeliveryWorker
+from cxdesk.engine.worker import BATCH, DeliveryWorker
 from cxdesk.errors import DeskError
 from cxdesk.store import tickets as ops
 from cxdesk.store.db import make_engine, read_session, transaction
@@ -155,8 +157,9 @@ def ticket_events(engine: Engine, key: str) -> list[Event]:
         )
 
 
-def queue_emails(engine: Engine, count: int) -> tuple[str, list[int]]:
-    """A small desk, one ticket, and ``count`` emails about it in the outbox; (key, row ids)."""
+def queue_emails(engine: Engine, count: int, sms: int = 0) -> tuple[str, list[int]]:
+    """A small desk, one ticket, and ``count`` emails (then ``sms`` SMS, each with a text of its
+    own) about it in the outbox; (key, row ids)."""
     build_small_desk(engine)
     with unit_of_work(engine) as session:
         ticket = ops.create_manual_ticket(
@@ -167,43 +170,22 @@ def queue_emails(engine: Engine, count: int) -> tuple[str, list[int]]:
             team="360",
             comment="Dashboard filters reset",
         )
-        ids = [
-            enqueue(
-                session,
-                channel="email",
-                to=f"Customer {n} <customer{n}@example.com>",
-                subject=f"Message {n}",
-                body=f"Hello customer {n}",
-                ticket_id=ticket.id,
-            ).id
-            or 0
+        rows = [
+            enqueue(session, channel="email", to=f"Customer {n} <customer{n}@example.com>",
+                    subject=f"Message {n}", body=f"Hello customer {n}", ticket_id=ticket.id)
             for n in range(count)
-        ]
+        ] + [
+            enqueue(session, channel="sms", to=f"+1415555{n:04d}", body=f"Text {n}",
+                    ticket_id=ticket.id)
+            for n in range(sms)
+        ]  # fmt: skip
     assert ticket.key is not None
-    return ticket.key, ids
+    return ticket.key, [row.id or 0 for row in rows]
 
 
 def expected_ids(engine: Engine, ids: list[int]) -> Counter[str]:
     """Each row's deterministic Message-ID, once."""
     return Counter({message_id_for(row, MAIL_FROM): 1 for row in outbox(engine, *ids)})
-
-
-def hold_data_from_now_on(peer: SmtpPeer) -> int:
-    """Make the server hold every DATA that arrives from now on; how many arrived before.
-
-    Switched on the server's own event loop, so no DATA can start between reading the count
-    and changing the delay: each DATA up to the count is answered as before, every later one
-    is held (the worker waits for its reply).
-    """
-    loop = peer._controller.loop  # type: ignore[union-attr]
-    switched: Future[int] = Future()
-
-    def switch() -> None:
-        peer.delay = 3600.0
-        switched.set_result(peer.data_seen)
-
-    loop.call_soon_threadsafe(switch)
-    return switched.result(timeout=WAIT_S)
 
 
 def wait_until(condition: Callable[[], bool], what: str, timeout: float = WAIT_S) -> None:
@@ -376,7 +358,8 @@ def test_smtp_down_then_back_delivers_every_message_once(
     rows = outbox(engine, *ids)
     assert {(r.status, r.attempts) for r in rows} == {("failed", 1)}
     assert all("unreachable" in (r.last_error or "") for r in rows), rows[0].last_error
-    assert worker.run_once().results == {"sent": 0, "failed": 0}  # not due again yet
+    not_yet = min(r.due_at for r in rows) - timedelta(seconds=1)
+    assert worker.run_once(now=not_yet).results == {"sent": 0, "failed": 0}  # not due again
 
     peer.start()
     peer.drop_at = {peer.data_seen + 3}  # and the connection drops during the 3rd message
@@ -393,39 +376,41 @@ def test_smtp_down_then_back_delivers_every_message_once(
     assert worker.run_once(now=utcnow() + timedelta(days=1)).results == {"sent": 0, "failed": 0}
 
 
-def test_results_are_recorded_beside_the_sending_and_a_lost_database_stops_the_batch(
+def test_a_lost_database_stops_the_batch_with_one_message_sent_and_unrecorded_at_most(
     engine: Engine, mail_env: SmtpPeer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Results are recorded on a thread of their own while the next message goes out; once
-    recording fails, the batch stops at the next result: nothing more is sent that could not
-    be recorded, the rows stay claimed for their lease, and the error reaches the caller."""
+    """Before each send, the results so far and the "sending" mark of the next message are
+    committed; once that commit fails, nothing more is sent. The one message sent and not
+    recorded is marked: after the lease it is sent again (same Message-ID), once."""
     peer = mail_env
-    peer.delay = 0.05  # each message takes longer to send than one result to record
     _key, ids = queue_emails(engine, 12)
     worker = DeliveryWorker(engine, load_settings())
-    recorded: list[int] = []
-    real_record = worker_module.record_result
+    commits: list[int | None] = []
+    real_commit = outbox_module.record_then_start
 
-    def record_then_lose_the_database(bind: Any, claim: Any, result: DeliveryResult) -> bool:
-        if len(recorded) == 2:
+    def commit_then_lose_the_database(bind: Any, claim: Any, results: Any, sending: Any) -> Any:
+        if len(commits) == 3:
             raise DeskError("Database error: server closed the connection unexpectedly")
-        recorded.append(result.outbox_id)
-        return real_record(bind, claim, result)
+        commits.append(sending)
+        return real_commit(bind, claim, results, sending)
 
-    monkeypatch.setattr(worker_module, "record_result", record_then_lose_the_database)
+    monkeypatch.setattr(outbox_module, "record_then_start", commit_then_lose_the_database)
     with pytest.raises(DeskError, match="server closed the connection"):
         worker.run_once()
-    sent = len(received_ids(peer))
-    assert 3 <= sent <= 5, sent  # the 3rd failed to record; at most two more were under way
+    assert len(received_ids(peer)) == 3  # the 4th send waited for a commit that failed
     rows = outbox(engine, *ids)
-    assert [r.status for r in rows].count("sent") == 2
-    assert all(r.status == "pending" and r.claimed_until for r in rows if r.id not in recorded)
-    assert worker.run_once().results == {"sent": 0, "failed": 0}  # still claimed: no resend
+    assert [r.status for r in rows] == ["sent"] * 2 + ["pending"] * 10
+    unknown = rows[2]  # sent, its result never committed: the one message in doubt
+    assert unknown.sending_at is not None and unknown.claimed_until is not None
+    assert all(r.sending_at is None and r.claimed_until for r in rows[3:])
+    leased = min(r.claimed_until for r in rows if r.claimed_until) - timedelta(seconds=1)
+    assert worker.run_once(now=leased).results == {"sent": 0, "failed": 0}  # still claimed
 
-    monkeypatch.setattr(worker_module, "record_result", real_record)
-    peer.delay = 0.0
+    monkeypatch.setattr(outbox_module, "record_then_start", real_commit)
     later = max(r.claimed_until for r in rows if r.claimed_until) + timedelta(seconds=1)
     assert worker.run_once(now=later).results == {"sent": 10, "failed": 0}
+    doubled = received_ids(peer) - expected_ids(engine, ids)
+    assert doubled == Counter({message_id_for(unknown, MAIL_FROM): 1})
     assert set(received_ids(peer)) == set(expected_ids(engine, ids))
 
 
@@ -435,14 +420,12 @@ def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(
 ) -> None:
     peer = smtp_server
     _key, ids = queue_emails(engine, 20)
-    peer.delay = 0.2  # slow enough for the test to catch the batch under way
+    answered = peer.answer_first = 2  # the batch is under way and held at the 3rd message
     process = start_worker(db_url, peer)
     try:
         go(process)
-        wait_until(lambda: len(peer.received) >= 2, "the worker process to send two messages")
-        answered = hold_data_from_now_on(peer)
-        # The worker sends one message at a time and records each result before the next, so
-        # once a held DATA arrived, every earlier message was accepted and recorded.
+        # The worker commits each result before the next message's DATA, so once the held
+        # DATA arrived, every earlier message was accepted and recorded.
         wait_until(
             lambda: peer.data_seen > answered, "the worker to send a message held by the server"
         )
@@ -453,7 +436,7 @@ def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(
             process.kill()
             process.communicate()
     assert process.returncode == -signal.SIGKILL
-    peer.delay = 0.0
+    peer.answer_first = None
 
     rows = outbox(engine, *ids)
     sent_before = [r for r in rows if r.status == "sent"]
@@ -464,7 +447,8 @@ def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(
     for name, value in smtp_variables(peer).items():
         monkeypatch.setenv(name, value)
     takeover = DeliveryWorker(engine, load_settings())
-    assert takeover.run_once().results == {"sent": 0, "failed": 0}  # the lease still holds
+    leased = min(r.claimed_until for r in held if r.claimed_until) - timedelta(seconds=1)
+    assert takeover.run_once(now=leased).results == {"sent": 0, "failed": 0}  # still leased
     report = takeover.run_once(now=utcnow() + LEASE + timedelta(seconds=1))
     assert report.results == {"sent": len(held), "failed": 0} and report.lost_leases == 0
     assert received_ids(peer) == expected_ids(engine, ids)
@@ -475,12 +459,15 @@ def test_a_worker_killed_mid_batch_loses_and_doubles_nothing(
 def test_two_workers_at_once_send_no_message_twice(
     db_url: str, engine: Engine, smtp_server: SmtpPeer
 ) -> None:
+    """Both workers claim a batch before either can finish a message: the server holds every
+    DATA until two clients are connected (each connects once it claimed), so each worker
+    holds rows of its own whatever the scheduling. Nothing is lost or sent twice."""
     peer = smtp_server
     _key, ids = queue_emails(engine, 400)  # 8 batches of 50
-    peer.delay = 0.005  # a batch takes >= 0.25 s: both workers are surely claiming at once
+    peer.hold_until_clients = 2
     processes = [start_worker(db_url, peer), start_worker(db_url, peer)]
     try:
-        for process in processes:  # both are waiting on stdin: released at the same instant
+        for process in processes:
             go(process)
         reports = [report_of(process) for process in processes]
     finally:
@@ -489,44 +476,50 @@ def test_two_workers_at_once_send_no_message_twice(
                 process.kill()
                 process.communicate()
     assert sum(r["sent"] for r in reports) == 400, reports
-    assert all(r["sent"] > 0 and r["failed"] == 0 and r["lost"] == 0 for r in reports), reports
+    assert all(r["sent"] >= BATCH and r["failed"] == 0 and r["lost"] == 0 for r in reports)
     assert received_ids(peer) == expected_ids(engine, ids)
     rows = outbox(engine, *ids)
     assert {(r.status, r.attempts) for r in rows} == {("sent", 1)}
 
 
 @pytest.mark.slow
-def test_a_slow_server_never_keeps_a_batch_past_its_lease(
+def test_a_slow_but_living_worker_renews_its_lease_and_is_never_taken_over(
     db_url: str, engine: Engine, mail_env: SmtpPeer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A live worker starts no message in the second half of its lease and gives the rest back,
-    so a second worker never takes over rows the first is still sending."""
+    """While a worker waits on a slow server, its heartbeat renews the lease of the rows it
+    holds: past the lease it first took, a second worker takes none of them over."""
     peer = mail_env
-    _key, ids = queue_emails(engine, 14)
-    monkeypatch.setattr(outbox_module, "LEASE", timedelta(seconds=4))
-    peer.delay = 0.4  # one batch of 14 would take >= 5.6 s: longer than the lease
-    first, second = (DeliveryWorker(e, load_settings()) for e in (engine, make_engine(db_url)))
-    stop = threading.Event()
-
-    def keep_passing(worker: DeliveryWorker) -> None:
-        while not stop.is_set():
-            worker.run_once()
-            stop.wait(0.05)
-
-    threads = [threading.Thread(target=keep_passing, args=(w,)) for w in (first, second)]
-    for thread in threads:
-        thread.start()
+    _key, ids = queue_emails(engine, 6)
+    monkeypatch.setattr(outbox_module, "LEASE", timedelta(seconds=3))
+    monkeypatch.setattr(outbox_module, "RENEW_EVERY", timedelta(seconds=0.2))
+    peer.hold_until_clients = 99  # every DATA waits until the test lets go
+    first = DeliveryWorker(engine, load_settings())
+    reports: list[worker_module.WorkerReport] = []
+    thread = threading.Thread(target=lambda: reports.append(first.run_once()))
+    thread.start()
     try:
-        wait_until(lambda: len(peer.received) >= len(ids), "every message to be delivered")
-        wait_until(lambda: all(r.status == "sent" for r in outbox(engine, *ids)), "every result")
+        wait_until(lambda: peer.data_seen == 1, "the first worker's first message")
+        [taken] = {r.claimed_until for r in outbox(engine, *ids)}
+        assert taken is not None
+        wait_until(
+            lambda: all((r.claimed_until or taken) > taken for r in outbox(engine, *ids)),
+            "the first worker to renew its lease",
+        )
+        renewed = min(r.claimed_until or taken for r in outbox(engine, *ids))
+        second = DeliveryWorker(make_engine(db_url), load_settings())
+        try:  # a time past the first lease, before the renewed one: nothing to take over
+            report = second.run_once(now=taken + (renewed - taken) / 2)
+        finally:
+            second.engine.dispose()
+        assert report.results == {"sent": 0, "failed": 0} and report.lost_leases == 0
     finally:
-        stop.set()
-        for thread in threads:
-            thread.join()
-        second.engine.dispose()
+        peer.hold_until_clients = 0
+        thread.join()
+    assert reports and reports[0].lost_leases == 0, reports
+    leftover = DeliveryWorker(engine, load_settings()).run_once()  # if a batch was cut short
+    assert reports[0].results["sent"] + leftover.results["sent"] == len(ids)
     assert received_ids(peer) == expected_ids(engine, ids)
-    assert {r.attempts for r in outbox(engine, *ids)} == {1}  # rows given back were not tries
-    assert peer.connections >= 3  # batches cut at half the lease: <= 5 messages started in 2 s
+    assert {(r.status, r.attempts) for r in outbox(engine, *ids)} == {("sent", 1)}
 
 
 def test_bad_credentials_fail_clearly_retry_die_and_outbox_retry_revives(
@@ -546,7 +539,8 @@ def test_bad_credentials_fail_clearly_retry_die_and_outbox_retry_revives(
     assert row.due_at > utcnow()  # retried later, not now
     [failed] = [e for e in ticket_events(engine, key) if e.kind == "message.failed"]
     assert login_failed in (failed.detail or "") and failed.to_value == row.to_addr
-    assert worker.run_once().results == {"sent": 0, "failed": 0}
+    not_yet = row.due_at - timedelta(seconds=1)
+    assert worker.run_once(now=not_yet).results == {"sent": 0, "failed": 0}
 
     for attempt in range(2, MAX_ATTEMPTS + 1):
         assert worker.run_once(now=row.due_at).results == {"sent": 0, "failed": 1}, attempt

@@ -15,7 +15,7 @@ from sqlalchemy import Engine, update
 from sqlmodel import col, select
 
 from cxdesk.engine.dispatch import dispatch_backlog, unit_of_work
-from cxdesk.engine.outbox import DEFAULT_VALID_FOR, LEASE, enqueue, list_outbox, retry
+from cxdesk.engine.outbox import DEFAULT_VALID_FOR, enqueue, list_outbox, retry
 from cxdesk.engine.staleness import Moment, claim_fresh, stale_reason
 from cxdesk.engine.tasks import task_problems
 from cxdesk.engine.workflows import save_workflow
@@ -102,7 +102,7 @@ CSAT = {"written_status": "resolved", "written_category": "resolved", **RESOLVED
          "ticket resolved; not sent in time (worth sending until 2026-12-07 11:00 UTC)"),
         ("the window's last instant", {"valid_until": NOW}, None),
         ("no ticket: only the window", {"ticket_id": None, **RESOLVED}, None),
-        ("no ticket, window passed", {"ticket_id": None, "valid_until": NOW - LEASE},
+        ("no ticket, window passed", {"ticket_id": None, "valid_until": NOW - timedelta(minutes=2)},
          "not sent in time (worth sending until 2026-12-07 11:58 UTC)"),
         ("queued before migration 0008", {"written_status": None, "written_owner": None,
                                           "valid_until": None, **RESOLVED}, None),
@@ -237,11 +237,17 @@ def test_resolved_and_reassigned_tickets_messages_are_set_aside_not_handed_over(
         assert {m.id for m in list_outbox(s, status="stale")} == {
             r.id for key in (resolved, moved) for r in rows(desk, key)[:2]
         }
-    # A stale message is never claimed again; the CSAT (written at "resolved") goes out.
-    due = rows(desk, resolved)[2].due_at  # before the fresh rows' lease runs out
-    [csat] = claim_fresh(desk, channel="email", now=due).messages
+    # A stale message is never claimed again; the CSAT (written at "resolved") goes out. At
+    # its due time the fresh ticket's rows, claimed above and never recorded, are due again
+    # too (their 30 s lease ran out): they are the only others.
+    due = rows(desk, resolved)[2].due_at
+    later = claim_fresh(desk, channel="email", now=due).messages
+    [csat] = [m for m in later if m.to_addr != "bo@example.com"]
     assert csat.subject == "How did we do?" and csat.ticket_id == rows(desk, resolved)[0].ticket_id
-    assert claim_fresh(desk, channel="sms", now=due).messages == []
+    assert len(later) == 2
+    assert [m.to_addr for m in claim_fresh(desk, channel="sms", now=due).messages] == [
+        "+14155552673"
+    ]
 
 
 def test_a_csat_is_stale_when_the_ticket_is_reopened_not_when_closed(desk: Engine) -> None:

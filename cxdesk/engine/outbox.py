@@ -3,16 +3,28 @@
 A row is written by ``enqueue`` in the same transaction as the event that caused it, so a
 message exists exactly when its cause committed. Workers ``claim_due`` rows atomically (like a
 ticket pull: ``UPDATE ... RETURNING``, ``FOR UPDATE SKIP LOCKED`` on PostgreSQL) by setting a
-lease (``claimed_until``); the status stays ``pending``/``failed`` while claimed, so a worker
-that dies simply lets the lease run out and another takes the row over. ``record_result``
-closes the row only if the lease is still the one the worker took, and logs the attempt on
-the ticket.
+short lease (``claimed_until``, ``LEASE``) and a token naming the claim (``claim_token``); the
+status stays ``pending``/``failed`` while claimed. A living deliverer renews the lease of the
+rows it still holds every ``RENEW_EVERY`` (``renew``, a heartbeat), so a slow but alive one is
+never taken over; a dead one's rows are taken over by another within ``LEASE`` (30 s).
+``record_result`` closes a row only if it is still held by the claim that sent it (its token),
+and logs the attempt on the ticket.
 
-Delivery is at-least-once with a deterministic Message-ID (``message_id_for``): SMTP has no
-idempotency, so a worker killed after the server accepted a message but before its result
-was committed (one message at most) leaves that row claimed, and the next worker sends it
-again with the same Message-ID. Likewise a Twilio SMS accepted just before a crash or a
-timeout. Nothing recorded as sent is ever sent again, and nothing is lost.
+At most one duplicate per crashed deliverer, whatever else writes the database: before each
+send, a deliverer commits ``sending_at`` on that row in the same transaction as the results of
+the messages before it (``record_then_start``), and starts the send only once that commit
+returned. So at any moment at most one message is sent (or being sent) without its result
+committed, and it is marked: after a crash, the next deliverer sees ``sending_at`` on a row
+still pending, whose outcome is unknown. Sending ahead of recording (as an earlier recorder
+thread did) re-sent every sent-but-unrecorded message after ``kill -9``: 25-33 of 201 emails
+with check-ins being written at the same time. One commit per message costs throughput; it is
+the price of the bound (see ``benchmarks/delivery.py``).
+
+An email with an unknown outcome is sent again with the same deterministic Message-ID
+(``message_id_for``): SMTP has no idempotency and no way to ask, so the receiver can recognise
+the repeat. An SMS with an unknown outcome is first looked up at Twilio (the channel's
+``find_sent``) and recorded as sent with the SID found, rather than sent again. Nothing
+recorded as sent is ever sent again, and nothing is lost.
 
 A row also remembers what it was written for: its ticket's status, owner and team when it was
 queued, and a validity window (``valid_until``). A message whose ticket has moved on or whose
@@ -21,13 +33,14 @@ window has passed is not sent but marked ``stale`` (``cxdesk.engine.staleness``)
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parseaddr
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, Engine, bindparam, or_, update
+from sqlalchemy import Connection, Engine, bindparam, case, or_, update
 from sqlmodel import Session, col, select
 
 from cxdesk.errors import Conflict, NotFound, ValidationFailed
@@ -41,7 +54,10 @@ if TYPE_CHECKING:
 CHANNELS = ("email", "sms")
 STATUSES = ("pending", "sent", "failed", "dead", "stale")
 MAX_ATTEMPTS = 6
-LEASE = timedelta(minutes=2)
+LEASE = timedelta(seconds=30)
+"""How long a claim holds its rows without a renewal: a dead deliverer's rows wait this long."""
+RENEW_EVERY = timedelta(seconds=10)
+"""How often a living deliverer renews the lease of the rows it still holds."""
 BACKOFF_BASE = timedelta(seconds=30)
 BACKOFF_CAP = timedelta(hours=1)
 DEFAULT_VALID_FOR = timedelta(hours=24)
@@ -127,10 +143,12 @@ def message_id_for(message: OutboxMessage, mail_from: str) -> str:
 
 @dataclass(frozen=True)
 class Claim:
-    """Rows one worker took, and the lease that proves they are still its own."""
+    """Rows one worker took, and the token that proves they are still its own."""
 
     messages: list[OutboxMessage]
-    lease_until: datetime
+    token: str
+    claimed_at: datetime
+    """The time the claim judged "due" (the clock, or the ``now`` a test passed)."""
     stale: int = 0
     """How many claimed rows were set aside as stale instead of being handed over to send
     (``staleness.claim_fresh``)."""
@@ -139,9 +157,12 @@ class Claim:
 def claim_due(
     engine: Engine, *, channel: str, limit: int = 50, now: datetime | None = None
 ) -> Claim:
-    """Take up to ``limit`` due rows of one channel for this worker, atomically."""
+    """Take up to ``limit`` due rows of one channel for this worker, atomically.
+
+    A row's ``sending_at`` is left as it is: set, it tells the new holder that an earlier
+    attempt's outcome is unknown."""
     now = now or utcnow()
-    lease_until = now + LEASE
+    token = secrets.token_hex(16)
     with transaction(engine) as session:
         due = (
             select(OutboxMessage.id)
@@ -163,7 +184,11 @@ def claim_due(
             session.execute(
                 update(OutboxMessage)
                 .where(col(OutboxMessage.id).in_(due.scalar_subquery()))
-                .values(claimed_until=lease_until, attempts=OutboxMessage.attempts + 1)
+                .values(
+                    claimed_until=now + LEASE,
+                    claim_token=token,
+                    attempts=OutboxMessage.attempts + 1,
+                )
                 .returning(col(OutboxMessage.id))
             )
             .scalars()
@@ -175,15 +200,16 @@ def claim_due(
             .order_by(col(OutboxMessage.due_at), col(OutboxMessage.id))
             .execution_options(populate_existing=True)
         ).all()
-    return Claim(messages=list(rows), lease_until=lease_until)
+    return Claim(messages=list(rows), token=token, claimed_at=now)
 
 
-# The common case, a message sent, in one prebuilt statement: the row is closed only if the
-# lease is still the one the worker took (Core, not ORM: it runs once per message sent).
+# Core, not ORM, prebuilt: these run once or twice per message sent. A row is "held" by a
+# claim while it has that claim's token and a lease (recording a result ends the lease).
 _OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
+_HELD = (_OUTBOX.c.claim_token == bindparam("token")) & _OUTBOX.c.claimed_until.is_not(None)
 _MARK_SENT = (
     update(_OUTBOX)
-    .where(_OUTBOX.c.id == bindparam("outbox_id"), _OUTBOX.c.claimed_until == bindparam("lease"))
+    .where(_OUTBOX.c.id == bindparam("outbox_id"), _HELD)
     .values(
         status="sent",
         sent_at=bindparam("sent_at_value"),
@@ -193,46 +219,98 @@ _MARK_SENT = (
     )
     .returning(_OUTBOX.c.ticket_id, _OUTBOX.c.channel, _OUTBOX.c.to_addr)
 )
+_MARK_SENDING = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.id == bindparam("outbox_id"), _HELD)
+    .values(sending_at=bindparam("sending_at_value"))
+)
+_RENEW = (  # never shortens a lease (a claim made with a later ``now`` keeps its own)
+    update(_OUTBOX)
+    .where(_HELD)
+    .values(
+        claimed_until=case(
+            (_OUTBOX.c.claimed_until > bindparam("until"), _OUTBOX.c.claimed_until),
+            else_=bindparam("until"),
+        )
+    )
+)
 
 
 def record_result(bind: Engine | Connection, claim: Claim, result: DeliveryResult) -> bool:
     """Close one claimed row with its delivery result, in a transaction of its own (on the
-    batch's connection when given one); False if the lease was lost."""
+    batch's connection when given one); False if the row is no longer this claim's."""
+    recorded, _started = record_then_start(bind, claim, [result], None)
+    return recorded[0]
+
+
+def record_then_start(
+    bind: Engine | Connection,
+    claim: Claim,
+    results: Sequence[DeliveryResult],
+    sending: int | None,
+) -> tuple[list[bool], bool]:
+    """In one transaction: record ``results`` (in order), then mark row ``sending`` as being
+    sent (``sending_at``). Returns whether each result was recorded (False: the row was taken
+    over) and whether the row to send is still this claim's (if not, do not send it)."""
     with transaction(bind) as session:
-        if result.ok:
-            row = (
-                session.connection()
-                .execute(
-                    _MARK_SENT,
-                    {
-                        "outbox_id": result.outbox_id,
-                        "lease": claim.lease_until,
-                        "sent_at_value": utcnow(),
-                        "provider_id_value": result.provider_id,
-                    },
-                )
-                .first()
+        recorded = [_record(session, claim, result) for result in results]
+        started = True
+        if sending is not None:
+            marked = session.connection().execute(
+                _MARK_SENDING,
+                {"outbox_id": sending, "token": claim.token, "sending_at_value": utcnow()},
             )
-            if row is None:
-                return False  # another worker took it over after our lease ran out
-            ticket_id, channel, to_addr = row
-            kind, detail = "message.sent", result.provider_id or ""
-        else:
-            failed = _record_failure(session, claim, result)
-            if failed is None:
-                return False
-            ticket_id, channel, to_addr, kind, detail = failed
-        record_event(
-            session,
-            kind=kind,
-            actor=None,
-            ticket_id=ticket_id,
-            field_name=channel,
-            to_value=to_addr,
-            detail=f"outbox #{result.outbox_id} {detail}".strip(),
-            triggers_workflows=False,
+            started = marked.rowcount == 1
+    return recorded, started
+
+
+def renew(bind: Engine | Connection, claim: Claim) -> int:
+    """Extend the lease of the rows this claim still holds (a heartbeat); how many."""
+    with transaction(bind) as session:
+        renewed = session.connection().execute(
+            _RENEW, {"token": claim.token, "until": utcnow() + LEASE}
         )
-        return True
+        return int(renewed.rowcount)
+
+
+def _record(session: Session, claim: Claim, result: DeliveryResult) -> bool:
+    """Close one row with its result in the caller's transaction; False if it is not held."""
+    if result.ok:
+        row = (
+            session.connection()
+            .execute(
+                _MARK_SENT,
+                {
+                    "outbox_id": result.outbox_id,
+                    "token": claim.token,
+                    "sent_at_value": utcnow(),
+                    "provider_id_value": result.provider_id,
+                },
+            )
+            .first()
+        )
+        if row is None:
+            return False  # another worker took it over after our lease ran out
+        ticket_id, channel, to_addr = row
+        kind, detail = "message.sent", result.provider_id or ""
+        if result.found:
+            detail += " (found sent by an earlier attempt: not sent again)"
+    else:
+        failed = _record_failure(session, claim, result)
+        if failed is None:
+            return False
+        ticket_id, channel, to_addr, kind, detail = failed
+    record_event(
+        session,
+        kind=kind,
+        actor=None,
+        ticket_id=ticket_id,
+        field_name=channel,
+        to_value=to_addr,
+        detail=f"outbox #{result.outbox_id} {detail}".strip(),
+        triggers_workflows=False,
+    )
+    return True
 
 
 def _record_failure(
@@ -243,7 +321,8 @@ def _record_failure(
         select(OutboxMessage)
         .where(
             OutboxMessage.id == result.outbox_id,
-            OutboxMessage.claimed_until == claim.lease_until,
+            OutboxMessage.claim_token == claim.token,
+            col(OutboxMessage.claimed_until).is_not(None),
         )
         .with_for_update()
     ).first()
@@ -251,7 +330,9 @@ def _record_failure(
         return None
     # Back off from the time the claim judged "due" when that is later than the clock (a
     # worker run with a later ``now``), so the retry is not due again in the same pass.
-    since = max(utcnow(), claim.lease_until - LEASE)
+    since = max(utcnow(), claim.claimed_at)
+    # ``sending_at`` stays on a retried row: a transient failure may hide a send that
+    # happened (a timeout after Twilio accepted the SMS), so its retry looks first.
     message.claimed_until = None
     message.last_error = (result.error or "unknown error").splitlines()[0][:500]
     if result.permanent or message.attempts >= MAX_ATTEMPTS:
@@ -267,7 +348,7 @@ def _record_failure(
 
 def release(engine: Engine, claim: Claim, outbox_ids: Sequence[int]) -> int:
     """Give back claimed rows this worker did not try: due again at once, their claim not
-    counted as an attempt. Rows whose lease another worker took over are left alone."""
+    counted as an attempt. Rows another worker took over are left alone."""
     if not outbox_ids:
         return 0
     with transaction(engine) as session:
@@ -275,7 +356,8 @@ def release(engine: Engine, claim: Claim, outbox_ids: Sequence[int]) -> int:
             update(_OUTBOX)
             .where(
                 _OUTBOX.c.id.in_(list(outbox_ids)),
-                _OUTBOX.c.claimed_until == claim.lease_until,
+                _OUTBOX.c.claim_token == claim.token,
+                _OUTBOX.c.claimed_until.is_not(None),
             )
             .values(claimed_until=None, attempts=_OUTBOX.c.attempts - 1)
         )
@@ -338,7 +420,7 @@ def retry(session: Session, *, outbox_id: int) -> OutboxMessage:
             f"Outbox message #{outbox_id} was worth sending until {until}: it would go stale"
         )
     message.status, message.due_at, message.attempts = "pending", utcnow(), 0
-    message.claimed_until = None
+    message.claimed_until = message.sending_at = None
     session.add(message)
     session.flush()
     record_event(

@@ -29,7 +29,7 @@ queued before migration 0008 has neither, and is sent as before.
 A stale row gets status ``stale``, the reason in ``last_error`` (``cxdesk outbox list``), its
 claim undone without counting an attempt, and a ``message.stale`` line on its ticket's log,
 all in one transaction. The check happens when the batch is claimed; a ticket that moves on
-while its batch is being sent (under a minute: half a lease) does not stop that message.
+while its batch of at most 50 is being sent does not stop that message.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine, bindparam, select, update
 
-from cxdesk.engine.outbox import LEASE, Claim, claim_due
+from cxdesk.engine.outbox import Claim, claim_due
 from cxdesk.store.db import read_session, transaction
 from cxdesk.store.events import record_event
 from cxdesk.store.models import OutboxMessage, Status, StatusCategory, Team, Ticket, User
@@ -142,7 +142,11 @@ _MOMENTS = (
 )
 _MARK_STALE = (
     update(_OUTBOX)
-    .where(_OUTBOX.c.id == bindparam("outbox_id"), _OUTBOX.c.claimed_until == bindparam("lease"))
+    .where(  # still held by this claim (its token, and a lease)
+        _OUTBOX.c.id == bindparam("outbox_id"),
+        _OUTBOX.c.claim_token == bindparam("token"),
+        _OUTBOX.c.claimed_until.is_not(None),
+    )
     .values(
         status="stale",
         last_error=bindparam("reason"),
@@ -158,7 +162,7 @@ def find_stale(engine: Engine, claim: Claim) -> dict[int, str]:
     (on SQLite it does not take the write lock)."""
     if not claim.messages:
         return {}
-    now = claim.lease_until - LEASE
+    now = claim.claimed_at
     with read_session(engine) as session:
         rows = session.connection().execute(_MOMENTS, {"ids": [m.id for m in claim.messages]})
         moments = [Moment(**row._mapping) for row in rows]
@@ -178,7 +182,7 @@ def set_aside_stale(engine: Engine, claim: Claim) -> Claim:
                 session.connection()
                 .execute(
                     _MARK_STALE,
-                    {"outbox_id": outbox_id, "lease": claim.lease_until, "reason": reason[:500]},
+                    {"outbox_id": outbox_id, "token": claim.token, "reason": reason[:500]},
                 )
                 .first()
             )

@@ -1,18 +1,14 @@
 """The delivery worker: dispatch leftover events, run escalation rules, deliver due messages.
 
-``cxdesk worker`` runs it headless; the TUI runs the same loop in a background thread. Each
-pass ends with a SQLite checkpoint (``store.db.checkpoint``), so that writers rarely pay one. Many
-workers on many machines may run at once: rows are claimed atomically with a lease
-(``outbox.claim_due``) and each result is recorded the moment it is known, so a worker killed
-mid-batch leaves at most the message in flight to be taken over when its lease runs out (sent
-again if the server had accepted it: see ``cxdesk.engine.outbox``).
-
-A slow server must not make a live worker outlast its lease, or another worker would take the
-rest of the batch over and both would send it: a worker starts no message once half its lease
-(``LEASE_USE``) has passed, and gives the untried rows back at once (``outbox.release``). The
-message in flight then has the other half of the lease (one minute) to finish; one message
-slower than that (several SMTP replies each near the 30 s timeout) could still be taken over
-while in flight and sent twice.
+``cxdesk worker`` runs it headless; the TUI runs the same loop in a background thread. Each pass
+ends with a SQLite checkpoint (``store.db.checkpoint``), so that writers rarely pay one. Many
+workers on many machines may run at once: rows are claimed atomically with a short lease
+(``outbox.claim_due``; ``staleness.claim_fresh`` sets the stale ones aside at once), renewed
+while the batch is delivered, and no message goes on the wire before the results of the ones
+before it and its own "sending" mark are committed (``cxdesk.engine.batch.ClaimedBatch``). So a
+worker killed mid-batch leaves at most one message whose outcome is unknown, taken over within
+the lease (30 s): an email is sent again with the same Message-ID, an SMS is looked up at Twilio
+first (see ``cxdesk.engine.outbox``).
 
 Outages: ``run_forever`` outlives them. A pass that fails (the database server down, a SQLite
 lock held past the busy timeout, a bug) is said once (``on_trouble``), tried again after a
@@ -25,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import queue
 import random
 import threading
 import time
@@ -37,13 +32,13 @@ from datetime import datetime
 from sqlalchemy import Engine
 
 from cxdesk.config import Settings
-from cxdesk.engine import outbox
-from cxdesk.engine.channels import DeliveryResult, ResultCallback
+from cxdesk.engine.batch import ClaimedBatch
+from cxdesk.engine.channels import DeliveryResult
 from cxdesk.engine.channels.email import EmailOut, MailSettings, send_email_batch
 from cxdesk.engine.channels.sms import SmsOut, SmsSettings, send_sms_batch
 from cxdesk.engine.dispatch import dispatch_backlog
 from cxdesk.engine.escalation import run_escalations
-from cxdesk.engine.outbox import Claim, message_id_for, record_result
+from cxdesk.engine.outbox import Claim, message_id_for
 from cxdesk.engine.staleness import claim_fresh
 from cxdesk.errors import DESK_UNREACHABLE, DeskError
 from cxdesk.store.db import checkpoint, is_unreachable, unreachable_reason
@@ -52,8 +47,6 @@ logger = logging.getLogger(__name__)
 
 BATCH = 50
 MAX_ROUNDS = 100  # per run_once: a bounded amount of work, then the caller's loop goes on
-LEASE_USE = 0.5
-"""The share of a claim's lease during which a worker starts sending its messages."""
 
 
 @dataclass
@@ -65,14 +58,24 @@ class WorkerReport:
     results: dict[str, int] = field(default_factory=lambda: {"sent": 0, "failed": 0})
     lost_leases: int = 0
     stale: int = 0
+    found: int = 0
+    """Of ``results["sent"]``: SMS found at Twilio, sent by an attempt whose outcome was
+    unknown (a deliverer that died), so not sent again."""
 
     def line(self) -> str:
         return (
             f"dispatched {self.dispatched} event(s), escalated {self.escalated} ticket(s), "
             f"sent {self.results['sent']}, failed {self.results['failed']}"
+            + (f" ({self.found} found already sent)" if self.found else "")
             + (f", {self.stale} stale (not sent)" if self.stale else "")
             + (f", {self.lost_leases} taken over by another worker" if self.lost_leases else "")
         )
+
+    def add(self, batch: ClaimedBatch) -> None:
+        self.results["sent"] += batch.sent
+        self.results["failed"] += batch.failed
+        self.found += batch.found
+        self.lost_leases += batch.lost
 
 
 RETRY_FIRST_S = 0.5
@@ -158,43 +161,14 @@ class DeliveryWorker:
         return "; ".join(notes)
 
     @contextmanager
-    def _recording(self, claim: Claim, report: WorkerReport) -> Iterator[ResultCallback]:
-        """The channel's ``on_result``: each result is recorded in order, in its own
-        transaction, on a thread and connection of its own, while the channel goes on
-        sending, so the database round trips of one message overlap the SMTP or HTTP
-        exchange of the next. Leaving waits until every result is recorded. Once recording
-        fails (the database is gone), the next result raises, which stops the batch: nothing
-        more is sent that could not be recorded; the error is raised again on leaving."""
-        pending: queue.SimpleQueue[DeliveryResult | None] = queue.SimpleQueue()
-        errors: list[BaseException] = []
-
-        def record_all() -> None:
-            try:
-                with self.engine.connect() as connection:
-                    while (result := pending.get()) is not None:
-                        if record_result(connection, claim, result):
-                            report.results["sent" if result.ok else "failed"] += 1
-                        else:
-                            report.lost_leases += 1
-            except BaseException as exc:
-                errors.append(exc)
-                while pending.get() is not None:  # the rest stay claimed: the lease runs out
-                    pass
-
-        def record(result: DeliveryResult) -> None:
-            if errors:
-                raise errors[0]
-            pending.put(result)
-
-        recorder = threading.Thread(target=record_all, name="cxdesk-record", daemon=True)
-        recorder.start()
+    def _batch(self, claim: Claim, report: WorkerReport) -> Iterator[ClaimedBatch]:
+        """Deliver one claim's messages through a ``ClaimedBatch``, counted in ``report``."""
+        batch = ClaimedBatch(self.engine, claim)
         try:
-            yield record
+            with batch:
+                yield batch
         finally:
-            pending.put(None)
-            recorder.join()
-        if errors:
-            raise errors[0]
+            report.add(batch)
 
     def deliver_email(self, report: WorkerReport, *, now: datetime | None = None) -> int:
         if not self.email_on:
@@ -203,7 +177,6 @@ class DeliveryWorker:
         report.stale += claim.stale
         if not claim.messages:
             return 0
-        deadline = self._deadline()
         outgoing = [
             EmailOut(
                 outbox_id=m.id or 0,
@@ -216,11 +189,12 @@ class DeliveryWorker:
             )
             for m in claim.messages
         ]
-        with self._recording(claim, report) as record:
-            results = asyncio.run(
-                send_email_batch(self.mail, outgoing, on_result=record, deadline=deadline)
+        with self._batch(claim, report) as batch:
+            asyncio.run(
+                send_email_batch(
+                    self.mail, outgoing, on_result=batch.on_result, before_send=batch.before_send
+                )
             )
-        self._give_back(claim, [m.outbox_id for m in outgoing], results)
         return len(outgoing)
 
     def deliver_sms(self, report: WorkerReport, *, now: datetime | None = None) -> int:
@@ -230,28 +204,19 @@ class DeliveryWorker:
         report.stale += claim.stale
         if not claim.messages:
             return 0
-        deadline = self._deadline()
-        outgoing = [SmsOut(outbox_id=m.id or 0, to=m.to_addr, body=m.body) for m in claim.messages]
-        with self._recording(claim, report) as record:
+        outgoing = [
+            SmsOut(outbox_id=m.id or 0, to=m.to_addr, body=m.body, unknown_since=m.sending_at)
+            for m in claim.messages
+        ]
+        with self._batch(claim, report) as batch:
             try:
-                results = send_sms_batch(self.sms, outgoing, on_result=record, deadline=deadline)
+                send_sms_batch(
+                    self.sms, outgoing, on_result=batch.on_result, before_send=batch.before_send
+                )
             except DeskError as exc:  # not configured: every message waits, with the reason
-                results = [
-                    DeliveryResult(m.outbox_id, False, None, str(exc), False) for m in outgoing
-                ]
-                for result in results:
-                    record(result)
-        self._give_back(claim, [m.outbox_id for m in outgoing], results)
+                for m in outgoing:
+                    batch.on_result(DeliveryResult(m.outbox_id, False, None, str(exc), False))
         return len(outgoing)
-
-    @staticmethod
-    def _deadline() -> float:
-        """When to stop starting messages of a batch just claimed (``time.monotonic()``)."""
-        return time.monotonic() + outbox.LEASE.total_seconds() * LEASE_USE
-
-    def _give_back(self, claim: Claim, claimed: list[int], results: list[DeliveryResult]) -> None:
-        tried = {result.outbox_id for result in results}
-        outbox.release(self.engine, claim, [i for i in claimed if i not in tried])
 
     def run_once(
         self, *, now: datetime | None = None, stop: threading.Event | None = None

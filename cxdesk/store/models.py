@@ -344,6 +344,11 @@ class OutboxMessage(SQLModel, table=True):
     attempts: int = 0
     due_at: datetime = Field(default_factory=utcnow)
     claimed_until: datetime | None = None
+    claim_token: str | None = Field(default=None, max_length=32)
+    """Which claim holds the row (``outbox.claim_due``): a renewed lease keeps its token."""
+    sending_at: datetime | None = None
+    """When a deliverer committed that it was about to send the row; set on a row not yet
+    sent, the outcome of that attempt is unknown (the deliverer died before its result)."""
     last_error: str | None = None
     provider_id: str | None = Field(default=None, max_length=200)
     created_at: datetime = Field(default_factory=utcnow)

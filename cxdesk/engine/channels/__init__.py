@@ -1,9 +1,12 @@
 """Delivery channels: send one batch of outbox messages over SMTP (``email``) or Twilio (``sms``).
 
 A channel knows nothing of the database or the outbox rows: the worker turns claimed rows into
-``EmailOut``/``SmsOut`` values, calls ``send_email_batch``/``send_sms_batch``, and records each
-``DeliveryResult`` the moment it arrives (``on_result``). A channel never raises for a failed
-delivery; it reports it, saying whether a retry could help (``permanent``).
+``EmailOut``/``SmsOut`` values, calls ``send_email_batch``/``send_sms_batch``, hears of each
+``DeliveryResult`` the moment it arrives (``on_result``), and is asked just before each message
+goes on the wire whether it may (``before_send``: the worker commits the results so far and
+marks that message as being sent, so at most one message is ever sent and not recorded). A
+channel never raises for a failed delivery; it reports it, saying whether a retry could help
+(``permanent``).
 
 This module also holds what both channels share: the result type and reading a setting from
 the environment, then the config file's table.
@@ -30,10 +33,18 @@ class DeliveryResult:
     """One line saying what went wrong, when not ``ok``."""
     permanent: bool
     """True when retrying cannot help (SMTP 5xx, Twilio 4xx other than 429, bad address)."""
+    found: bool = False
+    """``ok`` without sending: an earlier attempt whose outcome was unknown had sent it (an
+    SMS found at Twilio), so it was not sent again."""
 
 
 ResultCallback = Callable[[DeliveryResult], None]
 """Called with each result as soon as it is known, so the caller can record it at once."""
+
+SendGate = Callable[[int], bool]
+"""Called with a message's outbox id just before it goes on the wire (after the results of
+every earlier message were given to ``on_result``). False: send neither it nor any later
+message of the batch; they get no result, for the caller to give back."""
 
 
 def one_line(text: object) -> str:
@@ -85,4 +96,4 @@ def seconds_setting(value: object | None, *, name: str, default: float) -> float
     return seconds
 
 
-__all__ = ["DeliveryResult", "ResultCallback", "one_line"]
+__all__ = ["DeliveryResult", "ResultCallback", "SendGate", "one_line"]

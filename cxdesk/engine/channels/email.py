@@ -16,28 +16,36 @@ every message on it and reports one ``DeliveryResult`` per message:
   and not resent in this batch (the server may have taken it; the outbox retries it later with
   the same Message-ID, so a repeat can be recognised). The channel reconnects once and goes on
   with the rest; a second loss makes the rest transient.
+
+``before_send`` (the worker's commit of the results so far and of this message's "sending"
+mark) runs on a thread of its own while MAIL FROM and RCPT TO go out, and the message's DATA
+waits for it (``_GatedSMTP``): the server cannot accept a message before that commit, yet the
+commit's time mostly hides behind the SMTP round trips. If it refuses, the open envelope is
+dropped with the connection (QUIT), never completed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import ssl
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.headerregistry import Address, BaseHeader, HeaderRegistry, UnstructuredHeader
 from email.message import EmailMessage
 from email.policy import default as default_policy
 from email.utils import format_datetime
-from typing import Literal
+from typing import Any, Literal
 
 import aiosmtplib
 
 from cxdesk.engine.channels import (
     DeliveryResult,
     ResultCallback,
+    SendGate,
     check_keys,
     one_line,
     read_setting,
@@ -219,18 +227,36 @@ def _single_address(email: EmailMessage, name: str) -> Address:
     return address
 
 
+class _GateClosed(Exception):
+    """``before_send`` refused the message whose DATA was about to go out."""
+
+
+class _GatedSMTP(aiosmtplib.SMTP):
+    """An SMTP client whose DATA first awaits ``gate`` (set per message): MAIL FROM and
+    RCPT TO go out while the gate is being decided; the message content only once it said
+    yes. ``aiosmtplib.SMTP.sendmail`` calls ``data`` after the envelope, so this is the one
+    point between envelope and content it offers."""
+
+    gate: Awaitable[bool] | None = None
+
+    async def data(self, message: str | bytes, /, **kwargs: Any) -> aiosmtplib.SMTPResponse:
+        if self.gate is not None and not await self.gate:
+            raise _GateClosed
+        return await super().data(message, **kwargs)
+
+
 class _Unavailable(Exception):
     """The SMTP server cannot be used now (unreachable, TLS, login); ``str()`` says why."""
 
 
-async def _connect(settings: MailSettings) -> aiosmtplib.SMTP:
+async def _connect(settings: MailSettings) -> _GatedSMTP:
     where = f"{settings.host}:{settings.port}"
     if settings.username and not settings.password:
         raise _Unavailable(
             f"SMTP login failed as {settings.username!r} on {where}: "
             "CXDESK_SMTP_PASSWORD is not set"
         )
-    smtp = aiosmtplib.SMTP(
+    smtp = _GatedSMTP(
         hostname=settings.host,
         port=settings.port,
         timeout=settings.timeout,
@@ -279,13 +305,10 @@ async def send_email_batch(
     messages: Sequence[EmailOut],
     *,
     on_result: ResultCallback | None = None,
-    deadline: float | None = None,
+    before_send: SendGate | None = None,
 ) -> list[DeliveryResult]:
-    """Send every message over one SMTP connection; one result per message, in order.
-
-    ``deadline`` (a ``time.monotonic()`` value): no message is started after it; the rest
-    get no result, for the caller to give back (the worker's lease is running out).
-    """
+    """Send every message over one SMTP connection; one result per message, in order, up to
+    the first one ``before_send`` refuses (that one and the rest get none)."""
     results: list[DeliveryResult] = []
 
     def report(message: EmailOut, error: str | None, *, permanent: bool = False) -> None:
@@ -297,13 +320,12 @@ async def send_email_batch(
         if on_result is not None:
             on_result(result)
 
-    smtp: aiosmtplib.SMTP | None = None
+    smtp: _GatedSMTP | None = None
     down: str | None = None  # why the rest of the batch cannot be sent now
     connects = 0  # the first connection and at most one reconnect per batch
+    gates = ThreadPoolExecutor(1, thread_name_prefix="cxdesk-send-gate")
     try:
         for message in messages:
-            if deadline is not None and time.monotonic() >= deadline:
-                break
             try:
                 email = compose_email(settings, message)
             except RefusedMessage as exc:
@@ -326,29 +348,49 @@ async def send_email_batch(
                 continue
             sender = _single_address(email, "From").addr_spec
             recipient = _single_address(email, "To").addr_spec
+            gate: asyncio.Future[bool] | None = None
+            if before_send is not None:
+                loop = asyncio.get_running_loop()
+                gate = loop.run_in_executor(gates, before_send, message.outbox_id)
+            smtp.gate = gate
             try:
                 await smtp.send_message(email, sender=sender, recipients=[recipient])
+            except _GateClosed:
+                break
             except aiosmtplib.SMTPRecipientsRefused as exc:
+                await _settled(gate)
                 refusal = exc.recipients[0]
                 report(message, _reply_error(refusal), permanent=refusal.code >= 500)
             except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError) as e:
+                await _settled(gate)
                 what = "timed out" if isinstance(e, TimeoutError) else "lost"
                 report(message, f"SMTP connection {what} while sending: {one_line(e)}")
                 smtp.close()
                 smtp = None
             except aiosmtplib.SMTPResponseException as exc:
+                await _settled(gate)
                 # 530: the server wants a login the settings do not give; the admin fixes that.
                 report(message, _reply_error(exc), permanent=exc.code >= 500 and exc.code != 530)
             except (aiosmtplib.SMTPNotSupported, ValueError) as exc:
+                await _settled(gate)
                 report(message, f"refused: {one_line(exc)}", permanent=True)
             except aiosmtplib.SMTPException as exc:
+                await _settled(gate)
                 report(message, f"SMTP error: {one_line(exc)}")
             else:
                 report(message, None)
     finally:
         if smtp is not None:
             await _close(smtp)
+        gates.shutdown()
     return results
+
+
+async def _settled(gate: asyncio.Future[bool] | None) -> None:
+    """Wait for a gate the failed send did not reach (its commit must end before the next
+    one starts); a gate that refused changes nothing now, one that raised raises."""
+    if gate is not None:
+        await gate
 
 
 def _reply_error(exc: aiosmtplib.SMTPResponseException) -> str:

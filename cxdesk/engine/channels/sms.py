@@ -16,8 +16,16 @@ and otherwise reports one ``DeliveryResult`` per message:
 - any other 4xx: permanent (Twilio refused this message: bad number...); an empty body or
   phone number is refused here, before asking Twilio;
 - 5xx, a timeout or no connection: transient; after a connection failure the rest of the batch
-  is not tried now. Twilio has no idempotency key, so a timeout after Twilio accepted a message
-  can still send it twice on retry.
+  is not tried now.
+
+Twilio has no idempotency key. A message whose earlier attempt has an unknown outcome
+(``SmsOut.unknown_since``: a deliverer died between marking it "sending" and recording its
+result, or the attempt failed transiently, e.g. timed out) is first looked up (``find_sent``:
+Messages listed by To, From and date sent since that attempt, newest first, matched on the
+body and created no earlier than the attempt) and reported sent with the SID found
+(``found``) instead of being sent again. If the lookup itself fails, the message is not sent
+now (transient). Twilio filters on the date *sent*: a message it still held queued when the
+lookup ran (no date sent yet) is not found and is sent again.
 """
 
 from __future__ import annotations
@@ -25,9 +33,9 @@ from __future__ import annotations
 import json
 import os
 import re
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import requests
@@ -39,6 +47,7 @@ from twilio.rest import Client
 from cxdesk.engine.channels import (
     DeliveryResult,
     ResultCallback,
+    SendGate,
     check_keys,
     one_line,
     read_setting,
@@ -123,6 +132,15 @@ class SmsOut:
     outbox_id: int
     to: str
     body: str
+    unknown_since: datetime | None = None
+    """When an earlier attempt began whose outcome is unknown: look it up before sending."""
+
+
+LOOKUP_SLACK = timedelta(minutes=2)
+"""How far before an unknown attempt a message found at Twilio may have been created (clocks
+differ): an identical, older message to the same number is not taken for it."""
+LOOKUP_LIMIT = 200
+"""At most this many of the number's messages since the attempt are read."""
 
 
 class _RecordingHttpClient(TwilioHttpClient):
@@ -162,13 +180,10 @@ def send_sms_batch(
     messages: Sequence[SmsOut],
     *,
     on_result: ResultCallback | None = None,
-    deadline: float | None = None,
+    before_send: SendGate | None = None,
 ) -> list[DeliveryResult]:
-    """Send each message with one client (one pooled HTTP session); one result each, in order.
-
-    ``deadline`` (a ``time.monotonic()`` value): no message is started after it; the rest
-    get no result, for the caller to give back (the worker's lease is running out).
-    """
+    """Send each message with one client (one pooled HTTP session); one result each, in order,
+    up to the first one ``before_send`` refuses (that one and the rest get none)."""
     client = twilio_client(settings)
     sender = (
         {"from_": settings.from_number}
@@ -178,8 +193,6 @@ def send_sms_batch(
     results: list[DeliveryResult] = []
     stopped: str | None = None  # why the rest of the batch is not tried now
     for message in messages:
-        if deadline is not None and time.monotonic() >= deadline:
-            break
         if stopped is not None:
             result = DeliveryResult(message.outbox_id, False, None, stopped, False)
         elif not message.to.strip() or len(message.to.splitlines()) > 1:
@@ -187,6 +200,12 @@ def send_sms_batch(
             result = DeliveryResult(message.outbox_id, False, None, error, True)
         elif not message.body.strip():  # Twilio refuses it (error 21602); the contract allows it
             result = DeliveryResult(message.outbox_id, False, None, "refused: empty body", True)
+        elif message.unknown_since is not None and (found := _look_up(client, settings, message)):
+            result, stop = found
+            if stop:
+                stopped = f"not tried after: {result.error}"
+        elif before_send is not None and not before_send(message.outbox_id):
+            break
         else:
             result, stop = _send_one(client, settings, message, sender)
             if stop:
@@ -211,14 +230,62 @@ def _send_one(
         permanent = 400 <= status < 500 and status != 401
         return DeliveryResult(message.outbox_id, False, None, error, permanent), False
     except (requests.RequestException, TwilioException) as exc:
-        if isinstance(exc, requests.Timeout):
-            reason = f"no answer in {settings.timeout:g} s"
-        else:  # requests nests the cause in a long repr; the errno text says it all
-            errno = re.search(r"\[Errno -?\d+\] [^\"')]+", str(exc))
-            reason = errno.group(0) if errno else one_line(exc)
-        error = f"Twilio API {settings.api_url} unreachable: {reason}"
+        error = _unreachable(settings, exc)
         return DeliveryResult(message.outbox_id, False, None, error, False), True
     return DeliveryResult(message.outbox_id, True, created.sid, None, False), False
+
+
+def find_sent(client: Client, settings: SmsSettings, message: SmsOut) -> str | None:
+    """The SID of a message Twilio accepted for ``message`` since its unknown attempt, or
+    None; Twilio's errors and connection failures are raised."""
+    assert message.unknown_since is not None
+    since = message.unknown_since - LOOKUP_SLACK
+    sender = {"from_": settings.from_number} if settings.from_number else {}
+    for sent in client.messages.stream(
+        to=message.to, date_sent_after=since, limit=LOOKUP_LIMIT, page_size=50, **sender
+    ):
+        created = sent.date_created
+        if sent.body == message.body and (created is None or created >= since):
+            return str(sent.sid)
+    return None
+
+
+def _look_up(
+    client: Client, settings: SmsSettings, message: SmsOut
+) -> tuple[DeliveryResult, bool] | None:
+    """Sent already (found), or the lookup failed (not sent now; the bool as in ``_send_one``);
+    None: not found, send it."""
+    try:
+        sid = find_sent(client, settings, message)
+    except (TwilioRestException, TwilioServiceException) as exc:
+        error = f"looking up an earlier attempt: {_twilio_error(client, exc)}"
+        return DeliveryResult(message.outbox_id, False, None, error, False), int(exc.status) == 429
+    except requests.RequestException as exc:
+        error = f"looking up an earlier attempt: {_unreachable(settings, exc)}"
+        return DeliveryResult(message.outbox_id, False, None, error, False), True
+    except TwilioException as exc:  # a list page refused: twilio-python parses no error there
+        http = client.http_client
+        last = http.last if isinstance(http, _RecordingHttpClient) else None
+        if last is None:
+            error = f"looking up an earlier attempt: {_unreachable(settings, exc)}"
+            return DeliveryResult(message.outbox_id, False, None, error, False), True
+        json_body = last.text.lstrip().startswith("{")
+        detail = (_problem_detail(client) or _twilio_message(last.text)) if json_body else ""
+        error = one_line(f"looking up an earlier attempt: Twilio HTTP {last.status_code} "
+                         f"listing messages{': ' + detail if detail else ''}")  # fmt: skip
+        return DeliveryResult(message.outbox_id, False, None, error, False), last.status_code == 429
+    if sid is None:
+        return None
+    return DeliveryResult(message.outbox_id, True, sid, None, False, found=True), False
+
+
+def _unreachable(settings: SmsSettings, exc: Exception) -> str:
+    if isinstance(exc, requests.Timeout):
+        reason = f"no answer in {settings.timeout:g} s"
+    else:  # requests nests the cause in a long repr; the errno text says it all
+        errno = re.search(r"\[Errno -?\d+\] [^\"')]+", str(exc))
+        reason = errno.group(0) if errno else one_line(exc)
+    return f"Twilio API {settings.api_url} unreachable: {reason}"
 
 
 def _twilio_error(client: Client, exc: TwilioRestException | TwilioServiceException) -> str:
@@ -233,6 +300,15 @@ def _twilio_error(client: Client, exc: TwilioRestException | TwilioServiceExcept
     if int(exc.status) == 401:
         label = f"Twilio login failed: {label}"
     return one_line(f"{label}: {text}")
+
+
+def _twilio_message(text: str) -> str:
+    """The ``message`` of Twilio's error JSON, or empty."""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return ""
+    return str(body.get("message") or "") if isinstance(body, dict) else ""
 
 
 def _problem_detail(client: Client) -> str:
