@@ -642,7 +642,7 @@ def test_quitting_the_moment_the_desk_opens_ends_cleanly(engine: Engine) -> None
 
         app.log_in = log_in_then_quit  # type: ignore[method-assign]
         await wait_until(pilot, lambda: isinstance(app.focused, Input), "the login form")
-        await pilot.press(*"pw", "enter")
+        await pilot.press(*TEST_PASSWORD, "enter")
         await wait_until(pilot, lambda: app.return_code is not None, "the app's end")
         ended.append(app.return_code)
 

@@ -34,6 +34,7 @@ from cxdesk.store.db import make_engine, transaction
 from cxdesk.store.directory import get_user
 from cxdesk.store.migrate import upgrade
 from cxdesk.widgets.desk_notice import DeskNotice
+from tests.cli_helpers import TEST_PASSWORD
 from tests.conftest import PgCluster
 from tests.desk import build_small_desk
 from tests.peers import SmtpPeer
@@ -82,7 +83,7 @@ def test_the_desk_app_shows_one_line_while_the_database_is_away_then_reads_again
         shown = notifications_of(app)
         await tui_wait(pilot, lambda: isinstance(app.focused, Input), "the login form")
         await asyncio.to_thread(own_pg_cluster.stop)
-        await pilot.press("p", "w", "enter")  # refused in one line; the form usable again
+        await pilot.press(*TEST_PASSWORD, "enter")  # refused in one line; the form usable again
         await tui_wait(pilot, lambda: shown, "the login refused")
         await tui_wait(pilot, lambda: str(app.screen.query_one("#login-error", Label).render())
                        == "", "the form back")  # fmt: skip

@@ -62,14 +62,19 @@ class LoginScreen(DeskScreen):
     @work(thread=True, exclusive=True, exit_on_error=False)
     def check_login(self, username: str, password: str) -> None:
         # The store loads here, not at import: the login screen is the app's first paint.
+        from cxdesk.store.db import is_unreachable
         from cxdesk.store.logins import BadLogin, check_password, login_source
 
         try:
             user = check_password(self.engine, username, password, source=login_source())
         except BadLogin:
             self.app.call_from_thread(self._refused, BAD_LOGIN)
-        except DeskError as refused:  # a delay running, the database away
-            self.app.call_from_thread(self._refused, str(refused))
+        except DeskError as refused:
+            if is_unreachable(refused):  # the database away: said as every screen says it,
+                self.report(refused)  # and the form kept as typed, for Enter to try again
+                self.app.call_from_thread(self.query_one("#login-error", Label).update, "")
+            else:  # a delay running
+                self.app.call_from_thread(self._refused, str(refused))
         else:
             self.app.call_from_thread(self._logged_in, user)
 
