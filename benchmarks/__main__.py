@@ -42,7 +42,7 @@ QUICK: dict[str, dict[str, Any]] = {
     "views": {"tickets": 5_000, "small": 500},
     "tui_start": {"runs": 1},
     "survey_server": {"held": 30, "requests": 20},
-    "login": {"runs": 1},
+    "login": {"runs": 1, "fresh_runs": 1},
 }
 
 

@@ -20,7 +20,7 @@ from sqlalchemy import Engine, update
 from sqlmodel import Session, select
 
 from cxdesk import locations
-from cxdesk.store import logins
+from cxdesk.store import logins, passwords
 from cxdesk.store.models import ApiToken, LoginFailure, LoginSession, User, utcnow
 from tests.cli_helpers import (
     TEST_PASSWORD,
@@ -334,6 +334,19 @@ def test_an_unknown_username_costs_the_same_argon2_check(
     assert len(argon2_checks) == 3
     parameters = {check.split("$")[3] for check in argon2_checks}  # m=...,t=...,p=...
     assert len(parameters) == 1  # the decoy hash costs what a real one costs
+    assert argon2_checks[1] == passwords.DECOY_HASHES["cheapest"]  # committed, never made here
+
+
+@pytest.mark.parametrize("cost", sorted(passwords.PROFILES))
+def test_the_decoy_hash_has_its_costs_parameters(
+    cost: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cost changed without a new decoy would make unknown names cheaper (or dearer)."""
+    monkeypatch.setenv("CXDESK_PASSWORD_HASH_COST", cost)
+    decoy = passwords.DECOY_HASHES[cost]
+    real = passwords.hash_password("any password")
+    assert argon2.extract_parameters(decoy) == argon2.extract_parameters(real)
+    assert not passwords.needs_rehash(decoy)
 
 
 def test_a_hash_is_upgraded_at_login_when_the_cost_changes(

@@ -15,16 +15,32 @@ from functools import cache
 from argon2 import PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
 
-_PROFILES = {"default": profiles.RFC_9106_LOW_MEMORY, "cheapest": profiles.CHEAPEST}
+PROFILES = {"default": profiles.RFC_9106_LOW_MEMORY, "cheapest": profiles.CHEAPEST}
+
+# For unknown usernames: a hash of a random password nobody was told, one per cost, made once
+# and committed. Hashing it at run time cost every fresh process (each CLI command) one argon2
+# hash on top of the check, so an unknown name took about twice a real user's wrong password.
+# tests/test_auth.py checks each one's parameters against its cost's hasher.
+DECOY_HASHES = {
+    "default": "$argon2id$v=19$m=65536,t=3,p=4$uLJ2tUSXQYcDebxZ2FsuRQ"
+    "$1BelJPbDAEI0xTvDvdBfXM1ZfNM0CBRfxeij5TfhCaw",
+    "cheapest": "$argon2id$v=19$m=8,t=1,p=1$741+q+jppfI$qoabDQ",
+}
+
+
+def current_cost() -> str:
+    """The cost in use: ``CXDESK_PASSWORD_HASH_COST`` if it names one, else ``default``."""
+    cost = os.environ.get("CXDESK_PASSWORD_HASH_COST", "default")
+    return cost if cost in PROFILES else "default"
 
 
 @cache
-def _hasher(cost: str) -> PasswordHasher:
-    return PasswordHasher.from_parameters(_PROFILES.get(cost, profiles.RFC_9106_LOW_MEMORY))
+def hasher(cost: str) -> PasswordHasher:
+    return PasswordHasher.from_parameters(PROFILES[cost])
 
 
 def _current() -> PasswordHasher:
-    return _hasher(os.environ.get("CXDESK_PASSWORD_HASH_COST", "default"))
+    return hasher(current_cost())
 
 
 def hash_password(password: str) -> str:
@@ -33,7 +49,7 @@ def hash_password(password: str) -> str:
 
 def verify_password(password_hash: str, password: str) -> bool:
     try:
-        return _hasher("default").verify(password_hash, password)
+        return hasher("default").verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
 
@@ -46,15 +62,10 @@ def needs_rehash(password_hash: str) -> bool:
         return True
 
 
-@cache
-def _decoy_hash(cost: str) -> str:
-    return _hasher(cost).hash("no user has this password")
-
-
 def verify_nobody(password: str) -> bool:
     """A password check against no user, costing what a real one costs; always False.
 
     Used for unknown usernames, so a login's time does not tell whether the name exists.
     """
-    verify_password(_decoy_hash(os.environ.get("CXDESK_PASSWORD_HASH_COST", "default")), password)
+    verify_password(DECOY_HASHES[current_cost()], password)
     return False
