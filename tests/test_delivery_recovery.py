@@ -32,10 +32,19 @@ import pytest
 from sqlalchemy import Engine
 
 from cxdesk.config import load_settings
+from cxdesk.engine import outbox as outbox_module
+from cxdesk.engine import staleness
+from cxdesk.engine.batch import LEASE_USE
 from cxdesk.engine.channels.sms import SmsOut, send_sms_batch
 from cxdesk.engine.dispatch import unit_of_work
-from cxdesk.engine.outbox import LEASE, claim_due, message_id_for, record_then_start
-from cxdesk.engine.worker import DeliveryWorker
+from cxdesk.engine.outbox import (
+    LEASE,
+    Claim,
+    claim_due,
+    message_id_for,
+    record_then_start,
+)
+from cxdesk.engine.worker import DeliveryWorker, WorkerReport
 from cxdesk.store.db import make_engine
 from cxdesk.store.directory import get_user
 from cxdesk.store.surveys import submit_response
@@ -191,6 +200,32 @@ def test_an_sms_in_doubt_is_not_sent_while_twilio_cannot_be_asked(
     [row] = outbox(engine, in_doubt)
     assert row.status == "failed" and row.sending_at is not None
     assert row.last_error == "looking up an earlier attempt: Twilio HTTP 501 listing messages"
+
+
+def test_a_batch_counts_its_lease_from_the_claim_not_from_when_it_began(
+    engine: Engine, smtp_server: SmtpPeer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lease runs from the claim, and setting stale rows aside may wait for a lock (up to
+    the busy timeout) before the batch begins. Once half the lease passed there, the batch
+    starts no message (its rows are given back, none sent): it might outlive its lease."""
+    _key, ids = queue_emails(engine, 3)
+    for name, value in smtp_variables(smtp_server).items():
+        monkeypatch.setenv(name, value)
+    lease = timedelta(seconds=2)
+    monkeypatch.setattr(outbox_module, "LEASE", lease)
+    set_aside = staleness.set_aside_stale
+
+    def after_a_wait(bind: Engine, claim: Claim) -> Claim:  # a lock held meanwhile
+        half = lease.total_seconds() * LEASE_USE
+        wait_until(lambda: time.monotonic() - claim.leased_at > half, "half the lease to pass")
+        return set_aside(bind, claim)
+
+    monkeypatch.setattr(staleness, "set_aside_stale", after_a_wait)
+    report = WorkerReport()
+    assert DeliveryWorker(engine, load_settings()).deliver_email(report) == len(ids)
+    assert report.results == {"sent": 0, "failed": 0} and smtp_server.received == []
+    rows = outbox(engine, *ids)
+    assert {(r.status, r.claimed_until, r.attempts) for r in rows} == {("pending", None, 0)}
 
 
 # -- the check-in writer process ---------------------------------------------------------------

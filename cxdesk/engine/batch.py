@@ -13,8 +13,10 @@ While the batch runs, a heartbeat thread renews the lease of the rows it still h
 ``outbox.RENEW_EVERY`` (``outbox.renew``, on a connection of its own), so a slow but living
 deliverer is never taken over, while a dead one's rows are free after ``outbox.LEASE``. If
 renewals fail (the database unreachable) until half the lease has passed since the last one
-that worked, no further message is started: the lease may run out, and another deliverer
-would send the same rows.
+that worked (or since the claim counted its lease, ``Claim.leased_at``: the claim and the
+stale check may have waited for a lock before the batch began), no further message is
+started: the lease may run out, and another deliverer would send the same rows. The
+"sending" mark itself is refused once the row's lease ran out, and renews it for the send.
 """
 
 from __future__ import annotations
@@ -46,8 +48,8 @@ class ClaimedBatch:
         self.pending: list[DeliveryResult] = []
         self.tried: set[int] = set()
         self._connection: Connection | None = None
-        self._renewed = time.monotonic()  # the claim itself set the first lease
-        self._stop = threading.Event()
+        self._renewed = claim.leased_at  # the claim itself set the first lease
+        self._done = threading.Event()
         self._heartbeat = threading.Thread(
             target=self._renew_until_done, name="cxdesk-lease", daemon=True
         )
@@ -63,7 +65,7 @@ class ClaimedBatch:
         error: BaseException | None,
         trace: TracebackType | None,
     ) -> None:
-        self._stop.set()
+        self._done.set()
         self._heartbeat.join()
         assert self._connection is not None
         try:
@@ -108,7 +110,7 @@ class ClaimedBatch:
         return started
 
     def _renew_until_done(self) -> None:
-        while not self._stop.wait(outbox.RENEW_EVERY.total_seconds()):
+        while not self._done.wait(outbox.RENEW_EVERY.total_seconds()):
             started = time.monotonic()
             try:
                 outbox.renew(self.engine, self.claim)

@@ -39,7 +39,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine, bindparam, select, update
 
-from cxdesk.engine.outbox import Claim, claim_due
+from cxdesk.engine.outbox import Claim, claim_due, held_by
 from cxdesk.store.db import read_session, transaction
 from cxdesk.store.events import record_event
 from cxdesk.store.models import OutboxMessage, Status, StatusCategory, Team, Ticket, User
@@ -142,11 +142,7 @@ _MOMENTS = (
 )
 _MARK_STALE = (
     update(_OUTBOX)
-    .where(  # still held by this claim (its token, and a lease)
-        _OUTBOX.c.id == bindparam("outbox_id"),
-        _OUTBOX.c.claim_token == bindparam("token"),
-        _OUTBOX.c.claimed_until.is_not(None),
-    )
+    .where(_OUTBOX.c.id == bindparam("outbox_id"), held_by(bindparam("token")))
     .values(
         status="stale",
         last_error=bindparam("reason"),
