@@ -35,6 +35,7 @@ from cxdesk.config import load_settings
 from cxdesk.engine import outbox as outbox_module
 from cxdesk.engine import staleness
 from cxdesk.engine.batch import LEASE_USE
+from cxdesk.engine.channels import DeliveryResult
 from cxdesk.engine.channels.sms import SmsOut, send_sms_batch
 from cxdesk.engine.dispatch import unit_of_work
 from cxdesk.engine.outbox import (
@@ -42,10 +43,12 @@ from cxdesk.engine.outbox import (
     Claim,
     claim_due,
     message_id_for,
+    record_result,
     record_then_start,
+    retry,
 )
 from cxdesk.engine.worker import DeliveryWorker, WorkerReport
-from cxdesk.store.db import make_engine
+from cxdesk.store.db import make_engine, transaction
 from cxdesk.store.directory import get_user
 from cxdesk.store.surveys import submit_response
 from tests.cli_helpers import console_script
@@ -226,6 +229,34 @@ def test_a_batch_counts_its_lease_from_the_claim_not_from_when_it_began(
     assert report.results == {"sent": 0, "failed": 0} and smtp_server.received == []
     rows = outbox(engine, *ids)
     assert {(r.status, r.claimed_until, r.attempts) for r in rows} == {("pending", None, 0)}
+
+
+def test_a_retried_sms_whose_attempt_timed_out_is_looked_up_before_it_is_sent_again(
+    engine: Engine, twilio_recorder: TwilioRecorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Twilio accepted the SMS but its answer never came (a timeout): the attempt failed with
+    its outcome unknown. An admin's ``outbox retry`` keeps it marked in doubt, so the next
+    worker finds it at Twilio instead of sending it a second time."""
+    _key, [in_doubt] = queue_emails(engine, 0, 1)
+    claim = claim_due(engine, channel="sms")
+    [message] = claim.messages
+    assert record_then_start(engine, claim, [], in_doubt) == ([], True)
+    [accepted] = send_sms_batch(
+        twilio_settings(twilio_recorder.url), [SmsOut(in_doubt, message.to_addr, message.body)]
+    )
+    timed_out = "Twilio unreachable at its API: Read timed out. (read timeout=10.0)"
+    assert record_result(engine, claim, DeliveryResult(in_doubt, False, None, timed_out, False))
+    with transaction(engine) as session:
+        retry(session, outbox_id=in_doubt)
+
+    for name, value in twilio_variables_for(twilio_recorder.url).items():
+        monkeypatch.setenv(name, value)
+    report = DeliveryWorker(engine, load_settings()).run_once()
+    assert report.results == {"sent": 1, "failed": 0} and report.found == 1
+    assert twilio_recorder.bodies() == ["Text 0"]  # not twice
+    assert twilio_recorder.lists == 1
+    [row] = outbox(engine, in_doubt)
+    assert (row.status, row.provider_id) == ("sent", accepted.provider_id)
 
 
 # -- the check-in writer process ---------------------------------------------------------------

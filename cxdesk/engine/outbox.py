@@ -424,7 +424,9 @@ def outbox_to_dicts(session: Session, rows: Sequence[OutboxMessage]) -> list[dic
 
 
 def retry(session: Session, *, outbox_id: int) -> OutboxMessage:
-    """Make a failed or dead row due now, with a fresh count of attempts."""
+    """Make a failed or dead row due now, with a fresh count of attempts. Its ``sending_at``
+    stays: an SMS whose earlier attempt's outcome is unknown (timed out after Twilio may have
+    accepted it) is looked up at Twilio before it is sent again."""
     message = session.exec(
         select(OutboxMessage).where(OutboxMessage.id == outbox_id).with_for_update()
     ).first()
@@ -439,7 +441,7 @@ def retry(session: Session, *, outbox_id: int) -> OutboxMessage:
             f"Outbox message #{outbox_id} was worth sending until {until}: it would go stale"
         )
     message.status, message.due_at, message.attempts = "pending", utcnow(), 0
-    message.claimed_until = message.sending_at = None
+    message.claimed_until = None
     session.add(message)
     session.flush()
     record_event(
