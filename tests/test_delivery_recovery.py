@@ -25,18 +25,30 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
 
 from cxdesk.config import load_settings
+from cxdesk.engine import outbox as outbox_module
+from cxdesk.engine import staleness
+from cxdesk.engine.batch import LEASE_USE
+from cxdesk.engine.channels import DeliveryResult
 from cxdesk.engine.channels.sms import SmsOut, send_sms_batch
 from cxdesk.engine.dispatch import unit_of_work
-from cxdesk.engine.outbox import LEASE, claim_due, message_id_for, record_then_start
-from cxdesk.engine.worker import DeliveryWorker
-from cxdesk.store.db import make_engine
+from cxdesk.engine.outbox import (
+    LEASE,
+    Claim,
+    claim_due,
+    message_id_for,
+    record_result,
+    record_then_start,
+    retry,
+)
+from cxdesk.engine.worker import DeliveryWorker, WorkerReport
+from cxdesk.store.db import make_engine, transaction
 from cxdesk.store.directory import get_user
 from cxdesk.store.surveys import submit_response
 from tests.cli_helpers import console_script
@@ -71,6 +83,13 @@ def twilio_variables_for(url: str) -> dict[str, str]:
         "CXDESK_SMS_FROM": TWILIO_TEST_FROM,
         "CXDESK_TWILIO_API_URL": url,
     }
+
+
+def lease_end(engine: Engine, *ids: int) -> datetime:
+    """A moment past the lease of every row of ``ids`` (each "sending" mark renews its own)."""
+    return max(r.claimed_until for r in outbox(engine, *ids) if r.claimed_until) + timedelta(
+        seconds=1
+    )
 
 
 @contextmanager
@@ -164,7 +183,7 @@ def test_an_sms_sent_by_a_deliverer_that_died_is_found_at_twilio_not_sent_again(
         monkeypatch.setenv(name, value)
     worker = DeliveryWorker(engine, load_settings())
     assert worker.run_once().results == {"sent": 1, "failed": 0}  # the two are still leased
-    report = worker.run_once(now=dead.claimed_at + LEASE + timedelta(seconds=1))
+    report = worker.run_once(now=lease_end(engine, sent, never))
     assert report.results == {"sent": 2, "failed": 0} and report.found == 1
     assert twilio_recorder.bodies() == ["Text 0", "Text 2", "Text 1"]  # none twice
     assert twilio_recorder.lists == 2  # a lookup for each SMS in doubt, none for the fresh one
@@ -185,12 +204,66 @@ def test_an_sms_in_doubt_is_not_sent_while_twilio_cannot_be_asked(
     for name, value in twilio_variables_for(twilio_stub.url).items():
         monkeypatch.setenv(name, value)
     worker = DeliveryWorker(engine, load_settings())
-    report = worker.run_once(now=dead.claimed_at + LEASE + timedelta(seconds=1))
+    report = worker.run_once(now=lease_end(engine, in_doubt))
     assert report.results == {"sent": 0, "failed": 1}
     assert [r.method for r in twilio_stub.requests] == []  # no message created
     [row] = outbox(engine, in_doubt)
     assert row.status == "failed" and row.sending_at is not None
     assert row.last_error == "looking up an earlier attempt: Twilio HTTP 501 listing messages"
+
+
+def test_a_batch_counts_its_lease_from_the_claim_not_from_when_it_began(
+    engine: Engine, smtp_server: SmtpPeer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lease runs from the claim, and setting stale rows aside may wait for a lock (up to
+    the busy timeout) before the batch begins. Once half the lease passed there, the batch
+    starts no message (its rows are given back, none sent): it might outlive its lease."""
+    _key, ids = queue_emails(engine, 3)
+    for name, value in smtp_variables(smtp_server).items():
+        monkeypatch.setenv(name, value)
+    lease = timedelta(seconds=2)
+    monkeypatch.setattr(outbox_module, "LEASE", lease)
+    set_aside = staleness.set_aside_stale
+
+    def after_a_wait(bind: Engine, claim: Claim) -> Claim:  # a lock held meanwhile
+        half = lease.total_seconds() * LEASE_USE
+        wait_until(lambda: time.monotonic() - claim.leased_at > half, "half the lease to pass")
+        return set_aside(bind, claim)
+
+    monkeypatch.setattr(staleness, "set_aside_stale", after_a_wait)
+    report = WorkerReport()
+    assert DeliveryWorker(engine, load_settings()).deliver_email(report) == len(ids)
+    assert report.results == {"sent": 0, "failed": 0} and smtp_server.received == []
+    rows = outbox(engine, *ids)
+    assert {(r.status, r.claimed_until, r.attempts) for r in rows} == {("pending", None, 0)}
+
+
+def test_a_retried_sms_whose_attempt_timed_out_is_looked_up_before_it_is_sent_again(
+    engine: Engine, twilio_recorder: TwilioRecorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Twilio accepted the SMS but its answer never came (a timeout): the attempt failed with
+    its outcome unknown. An admin's ``outbox retry`` keeps it marked in doubt, so the next
+    worker finds it at Twilio instead of sending it a second time."""
+    _key, [in_doubt] = queue_emails(engine, 0, 1)
+    claim = claim_due(engine, channel="sms")
+    [message] = claim.messages
+    assert record_then_start(engine, claim, [], in_doubt) == ([], True)
+    [accepted] = send_sms_batch(
+        twilio_settings(twilio_recorder.url), [SmsOut(in_doubt, message.to_addr, message.body)]
+    )
+    timed_out = "Twilio unreachable at its API: Read timed out. (read timeout=10.0)"
+    assert record_result(engine, claim, DeliveryResult(in_doubt, False, None, timed_out, False))
+    with transaction(engine) as session:
+        retry(session, outbox_id=in_doubt)
+
+    for name, value in twilio_variables_for(twilio_recorder.url).items():
+        monkeypatch.setenv(name, value)
+    report = DeliveryWorker(engine, load_settings()).run_once()
+    assert report.results == {"sent": 1, "failed": 0} and report.found == 1
+    assert twilio_recorder.bodies() == ["Text 0"]  # not twice
+    assert twilio_recorder.lists == 1
+    [row] = outbox(engine, in_doubt)
+    assert (row.status, row.provider_id) == ("sent", accepted.provider_id)
 
 
 # -- the check-in writer process ---------------------------------------------------------------

@@ -5,7 +5,8 @@
   line, keeps running and delivers a message queued after the restart to aiosmtpd.
 - The same on SQLite with another connection holding the write lock (``BEGIN IMMEDIATE``)
   past the busy timeout; the message is queued in that very transaction.
-- SIGTERM: the worker exits 0, each message it sent recorded, none left claimed.
+- SIGTERM mid-batch: the worker finishes the message in flight and starts no other one (nor
+  an SMS batch); it exits 0, each message it sent recorded, none left claimed.
 - What counts as "unreachable" (real driver errors) and the backoff's bounds.
 
 The desk app through the same outages: ``tests/test_tui_outages.py``. Every wait is on what
@@ -34,10 +35,12 @@ from cxdesk.engine.worker import RETRY_CAP_S, RETRY_FIRST_S, retry_wait
 from cxdesk.errors import DESK_UNREACHABLE, DeskError
 from cxdesk.store.db import is_unreachable, make_engine, read_session, transaction
 from cxdesk.store.migrate import upgrade
-from cxdesk.store.models import OutboxMessage
+from cxdesk.store.models import OutboxMessage, utcnow
 from tests.cli_helpers import console_script
 from tests.conftest import PgCluster
 from tests.peers import SmtpPeer, free_port
+from tests.test_delivery_recovery import twilio_variables_for
+from tests.twilio_recorder import TwilioRecorder
 
 WAIT_S = 90.0
 """How long a test waits for the worker to reach a state before it fails."""
@@ -86,9 +89,11 @@ class WorkerProcess:
 
 
 @contextmanager
-def worker_process(db_url: str, peer: SmtpPeer) -> Iterator[WorkerProcess]:
-    """``cxdesk worker`` on ``db_url`` sending to ``peer``, once it said it runs; killed at the
-    end if the test left it running."""
+def worker_process(
+    db_url: str, peer: SmtpPeer, extra_env: dict[str, str] | None = None
+) -> Iterator[WorkerProcess]:
+    """``cxdesk worker`` on ``db_url`` sending to ``peer`` (and ``extra_env``), once it said it
+    runs; killed at the end if the test left it running."""
     env = dict(
         os.environ,
         CXDESK_DATABASE_URL=db_url,
@@ -96,6 +101,7 @@ def worker_process(db_url: str, peer: SmtpPeer) -> Iterator[WorkerProcess]:
         CXDESK_SMTP_PORT=str(peer.port),
         CXDESK_MAIL_FROM="Ask the Experts <desk@example.com>",
         COLUMNS="200",
+        **(extra_env or {}),
     )
     process = subprocess.Popen(
         [str(console_script()), "worker", "--poll", "0.1"],
@@ -192,29 +198,41 @@ def test_a_worker_outlives_a_sqlite_lock_held_past_the_busy_timeout(
 
 
 @pytest.mark.slow
-def test_sigterm_stops_a_worker_after_its_batch_with_nothing_left_claimed(
-    sqlite_url: str, smtp_server: SmtpPeer
+def test_sigterm_mid_batch_stops_a_worker_after_the_message_in_flight(
+    sqlite_url: str, smtp_server: SmtpPeer, twilio_recorder: TwilioRecorder
 ) -> None:
+    """SIGTERM while the SMTP server holds the 3rd email's DATA: that email goes out and is
+    recorded, no other one starts, the batch's untried rows are given back (no attempt
+    counted) and no SMS batch is claimed (an SMS in doubt is not even looked up)."""
     engine = make_engine(sqlite_url)
     try:
         with transaction(engine) as session:
             for n in range(60):  # more than one batch
                 enqueue(session, channel="email", to=f"c{n}@example.com", subject=f"#{n}",
                         body="Hello")  # fmt: skip
-        smtp_server.delay = 0.05  # the batch is under way when the signal comes
-        with worker_process(sqlite_url, smtp_server) as worker:
-            wait_until(lambda: smtp_server.received, "the first email")
-            assert stop_with_sigterm(worker) == 0, str(worker)
+            texts = [
+                enqueue(session, channel="sms", to=f"+1415555{n:04d}", body=f"Text {n}")
+                for n in range(3)
+            ]
+            texts[0].sending_at = utcnow()  # its outcome unknown: it would be looked up first
+        answered = smtp_server.answer_first = 2  # the 3rd DATA is held until the test lets go
+        twilio = twilio_variables_for(twilio_recorder.url)
+        with worker_process(sqlite_url, smtp_server, twilio) as worker:
+            wait_until(lambda: smtp_server.data_seen > answered, "the 3rd email's DATA")
+            worker.process.send_signal(signal.SIGTERM)
+            wait_until(lambda: worker.lines_with("Stopping after"), "the worker to hear SIGTERM")
+            smtp_server.answer_first = None
+            wait_until(lambda: worker.process.poll() is not None, "the worker to exit")
+            assert worker.process.returncode == 0, str(worker)
             assert worker.lines_with("Worker stopped."), str(worker)
+        assert subjects(smtp_server) == ["#0", "#1", "#2"]  # nothing started after the signal
+        assert (twilio_recorder.bodies(), twilio_recorder.lists) == ([], 0)
         rows = outbox(engine)
-        sent = [row for row in rows if row.status == "sent"]
-        waiting = [row for row in rows if row.status != "sent"]
-        assert len(sent) == len(smtp_server.received)  # each message sent was recorded
-        assert len(set(subjects(smtp_server))) == len(sent)
+        assert [row.status for row in rows[:3]] == ["sent"] * 3  # each message sent recorded
         # The rest wait unclaimed, their claim not counted: another worker takes them at once.
         assert all(
             row.status == "pending" and row.claimed_until is None and row.attempts == 0
-            for row in waiting
+            for row in rows[3:]
         ), (str(worker), [(r.subject, r.status, r.claimed_until, r.attempts) for r in rows])
     finally:
         engine.dispose()

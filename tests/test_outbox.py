@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 from sqlmodel import col, select
 
 from cxdesk.engine.channels import DeliveryResult
@@ -17,6 +17,7 @@ from cxdesk.engine.outbox import (
     list_outbox,
     outbox_to_dicts,
     record_result,
+    record_then_start,
     retry,
 )
 from cxdesk.engine.workflows import save_workflow
@@ -153,6 +154,34 @@ def test_a_row_is_claimed_by_one_worker_until_its_lease_runs_out(desk: Engine) -
         row = s.get(OutboxMessage, message_id)
         assert row is not None
         assert (row.status, row.attempts, row.provider_id) == ("sent", 2, "<x@y>")
+
+
+def test_a_send_starts_only_within_its_lease_and_renews_it(desk: Engine) -> None:
+    """The "sending" mark is refused once the row's lease ran out, even if nobody took it
+    over yet (another deliverer could at any moment and send it too); given, it renews the
+    lease, so nobody takes the row over while it is being sent."""
+    pull_one(desk)
+    stalled = claim_due(desk, channel="email")
+    [message] = stalled.messages
+    message_id = message.id or 0
+    with transaction(desk) as s:  # its deliverer stalled past its lease (not renewed)
+        s.execute(update(OutboxMessage).values(claimed_until=utcnow() - timedelta(seconds=1)))
+    assert record_then_start(desk, stalled, [], message_id) == ([], False)
+    with read_session(desk) as s:
+        row = s.get(OutboxMessage, message_id)
+        assert row is not None and row.sending_at is None
+
+    live = claim_due(desk, channel="email")
+    assert [m.id for m in live.messages] == [message_id]
+    nearly_out = utcnow() + timedelta(seconds=5)
+    with transaction(desk) as s:  # a few seconds of its lease left
+        s.execute(update(OutboxMessage).values(claimed_until=nearly_out))
+    assert record_then_start(desk, live, [], message_id) == ([], True)
+    with read_session(desk) as s:
+        row = s.get(OutboxMessage, message_id)
+        assert row is not None and row.sending_at is not None
+        assert row.claimed_until == row.sending_at + LEASE
+    assert claim_due(desk, channel="email", now=nearly_out + timedelta(seconds=1)).messages == []
 
 
 def test_failures_back_off_then_die_and_retry_revives(desk: Engine) -> None:

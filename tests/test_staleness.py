@@ -15,8 +15,16 @@ from sqlalchemy import Engine, update
 from sqlmodel import col, select
 
 from cxdesk.engine.dispatch import dispatch_backlog, unit_of_work
-from cxdesk.engine.outbox import DEFAULT_VALID_FOR, enqueue, list_outbox, retry
-from cxdesk.engine.staleness import Moment, claim_fresh, stale_reason
+from cxdesk.engine.outbox import (
+    DEFAULT_VALID_FOR,
+    LEASE,
+    claim_due,
+    enqueue,
+    list_outbox,
+    record_then_start,
+    retry,
+)
+from cxdesk.engine.staleness import IN_DOUBT, Moment, claim_fresh, stale_reason
 from cxdesk.engine.tasks import task_problems
 from cxdesk.engine.workflows import save_workflow
 from cxdesk.errors import Conflict
@@ -248,6 +256,23 @@ def test_resolved_and_reassigned_tickets_messages_are_set_aside_not_handed_over(
     assert [m.to_addr for m in claim_fresh(desk, channel="sms", now=due).messages] == [
         "+14155552673"
     ]
+
+
+def test_a_stale_message_a_deliverer_stopped_while_sending_says_it_may_have_been_sent(
+    desk: Engine,
+) -> None:
+    key = check_in_and_pull(desk)
+    dead = claim_due(desk, channel="email")
+    [email] = dead.messages
+    assert record_then_start(desk, dead, [], email.id) == ([], True)  # then it died
+    change(desk, key, status="resolved")
+    claim = claim_fresh(desk, channel="email", now=utcnow() + LEASE + timedelta(seconds=1))
+    assert claim.messages == [] and claim.stale == 1
+    [_sms, row, _csat] = rows(desk, key)
+    assert (row.status, row.last_error) == ("stale", f"ticket resolved; {IN_DOUBT}")
+    assert IN_DOUBT == "outcome unknown: an earlier attempt may have sent it"
+    assert stale_log(desk, key) == [("email", row.to_addr, f"outbox #{row.id} not sent: "
+                                     f"ticket resolved; {IN_DOUBT}")]  # fmt: skip
 
 
 def test_a_csat_is_stale_when_the_ticket_is_reopened_not_when_closed(desk: Engine) -> None:

@@ -49,8 +49,9 @@ def worker(
 
 def run_until_signalled(delivery: DeliveryWorker, *, poll_seconds: float) -> None:
     """``delivery.run_forever`` in a thread of its own until the first Ctrl+C or SIGTERM,
-    which lets the batch in flight finish (its untried rows given back) and returns; a second
-    one stops the process at once (the rows in flight then wait for their lease)."""
+    which lets the message being sent finish (recorded; the batch's untried rows given back)
+    and returns; a second one stops the process at once (the rows in flight then wait for
+    their lease)."""
     stop, finished = threading.Event(), threading.Event()
     failed: list[BaseException] = []
 
@@ -74,7 +75,7 @@ def run_until_signalled(delivery: DeliveryWorker, *, poll_seconds: float) -> Non
             finished.wait()
         except KeyboardInterrupt:
             stop.set()
-            err_console.print("Stopping after the batch in flight (Ctrl+C again: at once)...")
+            err_console.print("Stopping after the message in flight (Ctrl+C again: at once)...")
             finished.wait()
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -7,14 +7,17 @@ result (``on_result``, kept in memory) and asks it before each message goes on t
 deliverer never has more than one message sent and not recorded, and that one is marked; one
 commit per message sent (results of messages never sent, such as refusals, ride along with the
 next one). Leaving the batch commits the last results and gives back the rows it never tried
-(``outbox.release``).
+(``outbox.release``). Once the worker's ``stop`` is set (Ctrl+C, SIGTERM), no further message
+starts: the one being sent finishes and is recorded, and the rest are given back.
 
 While the batch runs, a heartbeat thread renews the lease of the rows it still holds every
 ``outbox.RENEW_EVERY`` (``outbox.renew``, on a connection of its own), so a slow but living
 deliverer is never taken over, while a dead one's rows are free after ``outbox.LEASE``. If
 renewals fail (the database unreachable) until half the lease has passed since the last one
-that worked, no further message is started: the lease may run out, and another deliverer
-would send the same rows.
+that worked (or since the claim counted its lease, ``Claim.leased_at``: the claim and the
+stale check may have waited for a lock before the batch began), no further message is
+started: the lease may run out, and another deliverer would send the same rows. The
+"sending" mark itself is refused once the row's lease ran out, and renews it for the send.
 """
 
 from __future__ import annotations
@@ -39,15 +42,17 @@ class ClaimedBatch:
     ``sent``, ``found`` (sent by an earlier attempt, not sent again), ``failed`` and ``lost``
     (taken over by another deliverer) count what it committed."""
 
-    def __init__(self, engine: Engine, claim: Claim):
+    def __init__(self, engine: Engine, claim: Claim, *, stop: threading.Event | None = None):
+        """``stop``: once set, ``before_send`` lets no further message go."""
         self.engine = engine
         self.claim = claim
+        self.stop = stop
         self.sent = self.found = self.failed = self.lost = 0
         self.pending: list[DeliveryResult] = []
         self.tried: set[int] = set()
         self._connection: Connection | None = None
-        self._renewed = time.monotonic()  # the claim itself set the first lease
-        self._stop = threading.Event()
+        self._renewed = claim.leased_at  # the claim itself set the first lease
+        self._done = threading.Event()
         self._heartbeat = threading.Thread(
             target=self._renew_until_done, name="cxdesk-lease", daemon=True
         )
@@ -63,7 +68,7 @@ class ClaimedBatch:
         error: BaseException | None,
         trace: TracebackType | None,
     ) -> None:
-        self._stop.set()
+        self._done.set()
         self._heartbeat.join()
         assert self._connection is not None
         try:
@@ -81,7 +86,9 @@ class ClaimedBatch:
 
     def before_send(self, outbox_id: int) -> bool:
         """The channel's ``before_send``: commit the results so far and mark ``outbox_id`` as
-        being sent; False if it may not go (the lease is at risk or the row taken over)."""
+        being sent; False if it may not go (stopping, the lease at risk or the row taken over)."""
+        if self.stop is not None and self.stop.is_set():
+            return False
         if time.monotonic() - self._renewed > outbox.LEASE.total_seconds() * LEASE_USE:
             return False
         if not self._commit(outbox_id):
@@ -108,7 +115,7 @@ class ClaimedBatch:
         return started
 
     def _renew_until_done(self) -> None:
-        while not self._stop.wait(outbox.RENEW_EVERY.total_seconds()):
+        while not self._done.wait(outbox.RENEW_EVERY.total_seconds()):
             started = time.monotonic()
             try:
                 outbox.renew(self.engine, self.claim)

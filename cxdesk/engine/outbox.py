@@ -13,12 +13,15 @@ and logs the attempt on the ticket.
 At most one duplicate per crashed deliverer, whatever else writes the database: before each
 send, a deliverer commits ``sending_at`` on that row in the same transaction as the results of
 the messages before it (``record_then_start``), and starts the send only once that commit
-returned. So at any moment at most one message is sent (or being sent) without its result
-committed, and it is marked: after a crash, the next deliverer sees ``sending_at`` on a row
-still pending, whose outcome is unknown. Sending ahead of recording (as an earlier recorder
-thread did) re-sent every sent-but-unrecorded message after ``kill -9``: 25-33 of 201 emails
-with check-ins being written at the same time. One commit per message costs throughput; it is
-the price of the bound (see ``benchmarks/delivery.py``).
+returned. The mark is given only while the row's lease is live, and renews it (``LEASE`` from
+then), so no other deliverer takes the row over while it is being sent, nor a living one
+starts a send after its lease ran out. So at any moment at most one message is sent (or
+being sent) without its result committed, and it is marked: after a crash, the next
+deliverer sees ``sending_at`` on a row still pending, whose outcome is unknown. Sending ahead
+of recording (as an earlier recorder thread did) re-sent every sent-but-unrecorded message
+after ``kill -9``: 25-33 of 201 emails with check-ins being written at the same time. One
+commit per message costs throughput; it is the price of the bound (see
+``benchmarks/delivery.py``).
 
 An email with an unknown outcome is sent again with the same deterministic Message-ID
 (``message_id_for``): SMTP has no idempotency and no way to ask, so the receiver can recognise
@@ -34,13 +37,23 @@ window has passed is not sent but marked ``stale`` (``cxdesk.engine.staleness``)
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parseaddr
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, Engine, bindparam, case, or_, update
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Connection,
+    Engine,
+    bindparam,
+    case,
+    or_,
+    update,
+)
 from sqlmodel import Session, col, select
 
 from cxdesk.errors import Conflict, NotFound, ValidationFailed
@@ -149,6 +162,9 @@ class Claim:
     token: str
     claimed_at: datetime
     """The time the claim judged "due" (the clock, or the ``now`` a test passed)."""
+    leased_at: float
+    """``time.monotonic()`` when the claim's lease was counted from, before its transaction
+    (which may wait for the database's lock): the batch's clock for the lease starts here."""
     stale: int = 0
     """How many claimed rows were set aside as stale instead of being handed over to send
     (``staleness.claim_fresh``)."""
@@ -161,6 +177,7 @@ def claim_due(
 
     A row's ``sending_at`` is left as it is: set, it tells the new holder that an earlier
     attempt's outcome is unknown."""
+    leased_at = time.monotonic()
     now = now or utcnow()
     token = secrets.token_hex(16)
     with transaction(engine) as session:
@@ -200,13 +217,24 @@ def claim_due(
             .order_by(col(OutboxMessage.due_at), col(OutboxMessage.id))
             .execution_options(populate_existing=True)
         ).all()
-    return Claim(messages=list(rows), token=token, claimed_at=now)
+    return Claim(messages=list(rows), token=token, claimed_at=now, leased_at=leased_at)
 
 
-# Core, not ORM, prebuilt: these run once or twice per message sent. A row is "held" by a
-# claim while it has that claim's token and a lease (recording a result ends the lease).
 _OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
-_HELD = (_OUTBOX.c.claim_token == bindparam("token")) & _OUTBOX.c.claimed_until.is_not(None)
+
+
+def held_by(token: str | BindParameter[str]) -> ColumnElement[bool]:
+    """A row is "held" by a claim while it has that claim's token and a lease (recording a
+    result, giving it back or setting it aside ends the lease)."""
+    return (_OUTBOX.c.claim_token == token) & _OUTBOX.c.claimed_until.is_not(None)
+
+
+# Core, not ORM, prebuilt: these run once or twice per message sent.
+_HELD = held_by(bindparam("token"))
+_LONGER_LEASE = case(  # never shortens a lease (a claim made with a later ``now`` keeps its own)
+    (_OUTBOX.c.claimed_until > bindparam("until"), _OUTBOX.c.claimed_until),
+    else_=bindparam("until"),
+)
 _MARK_SENT = (
     update(_OUTBOX)
     .where(_OUTBOX.c.id == bindparam("outbox_id"), _HELD)
@@ -219,21 +247,16 @@ _MARK_SENT = (
     )
     .returning(_OUTBOX.c.ticket_id, _OUTBOX.c.channel, _OUTBOX.c.to_addr)
 )
-_MARK_SENDING = (
+_MARK_SENDING = (  # only while the lease is live, which it renews for the send
     update(_OUTBOX)
-    .where(_OUTBOX.c.id == bindparam("outbox_id"), _HELD)
-    .values(sending_at=bindparam("sending_at_value"))
-)
-_RENEW = (  # never shortens a lease (a claim made with a later ``now`` keeps its own)
-    update(_OUTBOX)
-    .where(_HELD)
-    .values(
-        claimed_until=case(
-            (_OUTBOX.c.claimed_until > bindparam("until"), _OUTBOX.c.claimed_until),
-            else_=bindparam("until"),
-        )
+    .where(
+        _OUTBOX.c.id == bindparam("outbox_id"),
+        _HELD,
+        _OUTBOX.c.claimed_until > bindparam("sending_at_value"),
     )
+    .values(sending_at=bindparam("sending_at_value"), claimed_until=_LONGER_LEASE)
 )
+_RENEW = update(_OUTBOX).where(_HELD).values(claimed_until=_LONGER_LEASE)
 
 
 def record_result(bind: Engine | Connection, claim: Claim, result: DeliveryResult) -> bool:
@@ -250,16 +273,20 @@ def record_then_start(
     sending: int | None,
 ) -> tuple[list[bool], bool]:
     """In one transaction: record ``results`` (in order), then mark row ``sending`` as being
-    sent (``sending_at``). Returns whether each result was recorded (False: the row was taken
-    over) and whether the row to send is still this claim's (if not, do not send it)."""
+    sent (``sending_at``) and renew its lease for the send. Returns whether each result was
+    recorded (False: the row was taken over) and whether the row to send is still this
+    claim's with its lease live (if not, do not send it: once the lease ran out another
+    deliverer may take it over at any moment)."""
     with transaction(bind) as session:
         recorded = [_record(session, claim, result) for result in results]
         started = True
         if sending is not None:
+            now = utcnow()
             marked = session.connection().execute(
                 _MARK_SENDING,
-                {"outbox_id": sending, "token": claim.token, "sending_at_value": utcnow()},
-            )
+                {"outbox_id": sending, "token": claim.token, "sending_at_value": now,
+                 "until": now + LEASE},
+            )  # fmt: skip
             started = marked.rowcount == 1
     return recorded, started
 
@@ -319,11 +346,7 @@ def _record_failure(
     """Mark a failed attempt: retried after a backoff, or dead; None if the lease was lost."""
     message = session.exec(
         select(OutboxMessage)
-        .where(
-            OutboxMessage.id == result.outbox_id,
-            OutboxMessage.claim_token == claim.token,
-            col(OutboxMessage.claimed_until).is_not(None),
-        )
+        .where(OutboxMessage.id == result.outbox_id, held_by(claim.token))
         .with_for_update()
     ).first()
     if message is None:
@@ -354,11 +377,7 @@ def release(engine: Engine, claim: Claim, outbox_ids: Sequence[int]) -> int:
     with transaction(engine) as session:
         released = session.connection().execute(
             update(_OUTBOX)
-            .where(
-                _OUTBOX.c.id.in_(list(outbox_ids)),
-                _OUTBOX.c.claim_token == claim.token,
-                _OUTBOX.c.claimed_until.is_not(None),
-            )
+            .where(_OUTBOX.c.id.in_(list(outbox_ids)), held_by(claim.token))
             .values(claimed_until=None, attempts=_OUTBOX.c.attempts - 1)
         )
         return int(released.rowcount)
@@ -405,7 +424,9 @@ def outbox_to_dicts(session: Session, rows: Sequence[OutboxMessage]) -> list[dic
 
 
 def retry(session: Session, *, outbox_id: int) -> OutboxMessage:
-    """Make a failed or dead row due now, with a fresh count of attempts."""
+    """Make a failed or dead row due now, with a fresh count of attempts. Its ``sending_at``
+    stays: an SMS whose earlier attempt's outcome is unknown (timed out after Twilio may have
+    accepted it) is looked up at Twilio before it is sent again."""
     message = session.exec(
         select(OutboxMessage).where(OutboxMessage.id == outbox_id).with_for_update()
     ).first()
@@ -420,7 +441,7 @@ def retry(session: Session, *, outbox_id: int) -> OutboxMessage:
             f"Outbox message #{outbox_id} was worth sending until {until}: it would go stale"
         )
     message.status, message.due_at, message.attempts = "pending", utcnow(), 0
-    message.claimed_until = message.sending_at = None
+    message.claimed_until = None
     session.add(message)
     session.flush()
     record_event(

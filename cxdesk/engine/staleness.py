@@ -28,8 +28,10 @@ queued before migration 0008 has neither, and is sent as before.
 
 A stale row gets status ``stale``, the reason in ``last_error`` (``cxdesk outbox list``), its
 claim undone without counting an attempt, and a ``message.stale`` line on its ticket's log,
-all in one transaction. The check happens when the batch is claimed; a ticket that moves on
-while its batch of at most 50 is being sent does not stop that message.
+all in one transaction. It is not sent *now*; if an earlier attempt's outcome is unknown (a
+deliverer stopped while sending it: ``sending_at`` is set), it may have been sent then, and
+its reason says so (``IN_DOUBT``). The check happens when the batch is claimed; a ticket
+that moves on while its batch of at most 50 is being sent does not stop that message.
 """
 
 from __future__ import annotations
@@ -39,12 +41,15 @@ from datetime import datetime
 
 from sqlalchemy import Engine, bindparam, select, update
 
-from cxdesk.engine.outbox import Claim, claim_due
+from cxdesk.engine.outbox import Claim, claim_due, held_by
 from cxdesk.store.db import read_session, transaction
 from cxdesk.store.events import record_event
 from cxdesk.store.models import OutboxMessage, Status, StatusCategory, Team, Ticket, User
 
 OPEN, RESOLVED, CLOSED = "open", "resolved", "closed"
+IN_DOUBT = "outcome unknown: an earlier attempt may have sent it"
+"""Added to the reason of a stale message marked "sending" (``sending_at``): a deliverer
+stopped while sending it, or the attempt failed in a way that may hide a send."""
 
 
 def phase(status: str | None, category: str | None) -> str:
@@ -74,6 +79,8 @@ class Moment:
     owner_name: str | None = None
     written_team_name: str | None = None
     team_name: str | None = None
+    sending_at: datetime | None = None
+    """Set: an earlier attempt may have sent it (its outcome is unknown)."""
 
 
 def stale_reason(moment: Moment, now: datetime) -> str | None:
@@ -95,6 +102,8 @@ def stale_reason(moment: Moment, now: datetime) -> str | None:
         reasons.append(
             f"not sent in time (worth sending until {moment.valid_until:%Y-%m-%d %H:%M} UTC)"
         )
+    if reasons and moment.sending_at is not None:
+        reasons.append(IN_DOUBT)
     return "; ".join(reasons) or None
 
 
@@ -105,7 +114,7 @@ def _phase_change(text: str, plain: str, status: str | None) -> str:
 
 
 # One query for a whole claim: each row with its ticket, both statuses' categories and the
-# names a reason quotes (owners and teams then and now). Core tables: fifteen columns.
+# names a reason quotes (owners and teams then and now). Core tables: sixteen columns.
 _OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
 _TICKET = Ticket.__table__  # type: ignore[attr-defined]
 _WAS_STATUS, _NOW_STATUS = (Status.__table__.alias(n) for n in ("was_status", "now_status"))  # type: ignore[attr-defined]
@@ -128,6 +137,7 @@ _MOMENTS = (
         _NOW_OWNER.c.name.label("owner_name"),
         _WAS_TEAM.c.name.label("written_team_name"),
         _NOW_TEAM.c.name.label("team_name"),
+        _OUTBOX.c.sending_at,
     )
     .select_from(
         _OUTBOX.outerjoin(_TICKET, _TICKET.c.id == _OUTBOX.c.ticket_id)
@@ -142,11 +152,7 @@ _MOMENTS = (
 )
 _MARK_STALE = (
     update(_OUTBOX)
-    .where(  # still held by this claim (its token, and a lease)
-        _OUTBOX.c.id == bindparam("outbox_id"),
-        _OUTBOX.c.claim_token == bindparam("token"),
-        _OUTBOX.c.claimed_until.is_not(None),
-    )
+    .where(_OUTBOX.c.id == bindparam("outbox_id"), held_by(bindparam("token")))
     .values(
         status="stale",
         last_error=bindparam("reason"),

@@ -13,7 +13,9 @@ first (see ``cxdesk.engine.outbox``).
 Outages: ``run_forever`` outlives them. A pass that fails (the database server down, a SQLite
 lock held past the busy timeout, a bug) is said once (``on_trouble``), tried again after a
 growing wait with jitter (``retry_wait``), however long it takes, and the first pass that
-succeeds again is said once (``on_recovery``). Only ``stop`` ends the loop.
+succeeds again is said once (``on_recovery``). Only ``stop`` ends the loop: the message being
+sent then finishes and is recorded, no further one starts, the rows claimed and not tried are
+given back (due at once, no attempt counted) and nothing more is claimed.
 """
 
 from __future__ import annotations
@@ -161,16 +163,24 @@ class DeliveryWorker:
         return "; ".join(notes)
 
     @contextmanager
-    def _batch(self, claim: Claim, report: WorkerReport) -> Iterator[ClaimedBatch]:
+    def _batch(
+        self, claim: Claim, report: WorkerReport, stop: threading.Event | None
+    ) -> Iterator[ClaimedBatch]:
         """Deliver one claim's messages through a ``ClaimedBatch``, counted in ``report``."""
-        batch = ClaimedBatch(self.engine, claim)
+        batch = ClaimedBatch(self.engine, claim, stop=stop)
         try:
             with batch:
                 yield batch
         finally:
             report.add(batch)
 
-    def deliver_email(self, report: WorkerReport, *, now: datetime | None = None) -> int:
+    def deliver_email(
+        self,
+        report: WorkerReport,
+        *,
+        now: datetime | None = None,
+        stop: threading.Event | None = None,
+    ) -> int:
         if not self.email_on:
             return 0
         claim = claim_fresh(self.engine, channel="email", limit=BATCH, now=now)
@@ -189,7 +199,7 @@ class DeliveryWorker:
             )
             for m in claim.messages
         ]
-        with self._batch(claim, report) as batch:
+        with self._batch(claim, report, stop) as batch:
             asyncio.run(
                 send_email_batch(
                     self.mail, outgoing, on_result=batch.on_result, before_send=batch.before_send
@@ -197,7 +207,13 @@ class DeliveryWorker:
             )
         return len(outgoing)
 
-    def deliver_sms(self, report: WorkerReport, *, now: datetime | None = None) -> int:
+    def deliver_sms(
+        self,
+        report: WorkerReport,
+        *,
+        now: datetime | None = None,
+        stop: threading.Event | None = None,
+    ) -> int:
         if not self.sms_on:
             return 0
         claim = claim_fresh(self.engine, channel="sms", limit=BATCH, now=now)
@@ -208,7 +224,7 @@ class DeliveryWorker:
             SmsOut(outbox_id=m.id or 0, to=m.to_addr, body=m.body, unknown_since=m.sending_at)
             for m in claim.messages
         ]
-        with self._batch(claim, report) as batch:
+        with self._batch(claim, report, stop) as batch:
             try:
                 send_sms_batch(
                     self.sms, outgoing, on_result=batch.on_result, before_send=batch.before_send
@@ -221,7 +237,8 @@ class DeliveryWorker:
     def run_once(
         self, *, now: datetime | None = None, stop: threading.Event | None = None
     ) -> WorkerReport:
-        """Everything due now, then return; once ``stop`` is set, no further batch is claimed.
+        """Everything due now, then return. Once ``stop`` is set, the batch in flight starts
+        no further message (its untried rows are given back) and no further batch is claimed.
 
         ``now`` (default: the clock) is the time that decides what is due and which escalation
         rules fire; tests pass a later one instead of waiting for a delay or a lease.
@@ -229,10 +246,15 @@ class DeliveryWorker:
         report = WorkerReport()
         report.dispatched = dispatch_backlog(self.engine)
         report.escalated = run_escalations(self.engine, now=now)
+
+        def stopping() -> bool:
+            return stop is not None and stop.is_set()
+
         for _round in range(MAX_ROUNDS):
-            if stop is not None and stop.is_set():
+            if stopping():
                 break
-            if not (self.deliver_email(report, now=now) + self.deliver_sms(report, now=now)):
+            emails = self.deliver_email(report, now=now, stop=stop)
+            if stopping() or not emails + self.deliver_sms(report, now=now, stop=stop):
                 break
         checkpoint(self.engine)  # SQLite: the WAL into the file here, not during a pull
         return report
@@ -252,7 +274,7 @@ class DeliveryWorker:
         the loop nor the process: ``on_trouble`` hears of the first failure (one line, not
         one per retry), the pass is tried again after ``retry_wait``, however long it takes,
         and ``on_recovery`` hears of the first pass that succeeds again. Setting ``stop``
-        lets the batch in flight finish (each message sent is recorded, the rows not tried
+        ends the batch in flight after the message being sent (recorded; the rows not tried
         are given back) and claims nothing more.
         """
         failure: PassFailure | None = None
