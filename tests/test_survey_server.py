@@ -14,7 +14,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -200,6 +202,34 @@ def test_the_rate_limiter_allows_a_burst_then_one_answer_per_interval() -> None:
     assert address_key("2001:db8:1:2:aaaa::1") == address_key("2001:db8:1:2:bbbb::2")
     assert address_key("2001:db8:1:3::1") != address_key("2001:db8:1:2::1")
     assert address_key("::ffff:192.0.2.7") == "192.0.2.7"
+
+
+class _Watched(OrderedDict[str, float]):
+    """A limiter's keys, counting every walk over all of them."""
+
+    walks = 0
+
+    def __iter__(self) -> Iterator[str]:
+        self.walks += 1
+        return super().__iter__()
+
+    def items(self) -> Any:
+        self.walks += 1
+        return super().items()
+
+
+def test_past_its_key_limit_the_limiter_forgets_the_least_recently_seen_without_a_walk() -> None:
+    """An IPv6 /48 supplies 65,536 /64 keys: past the limit, each new key must not walk them."""
+    limiter = RateLimiter(2, 60, clock=lambda: 1000.0, max_keys=1000)
+    limiter._full_at = keys = _Watched()
+    assert [limiter.allow("flooded") for _ in range(2)] == [0, 0]
+    for n in range(5000):
+        assert limiter.allow(address_key(f"2001:db8:1:{n:x}::1")) == 0
+        if n % 500 == 0:
+            assert limiter.allow("flooded") > 0  # refused, and seen: kept
+    assert len(keys) == 1000 and keys.walks == 0
+    assert limiter.allow("flooded") > 0  # still limited: never forgotten
+    assert address_key("2001:db8:1:0::1") not in keys  # the least recently seen went
 
 
 def test_bad_server_settings_are_one_line(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
