@@ -23,9 +23,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
-from cxdesk.store.models import Survey
+from cxdesk.store.models import Survey, SurveyResponse
 from cxdesk.web.limits import RateLimiter, address_key
 from cxdesk.web.settings import ServerSettings
 from tests.cli_helpers import Cli, assert_one_error_line, table_counts
@@ -326,6 +326,27 @@ def test_malformed_links_and_answers_say_so_and_store_nothing(
     too_big = f"POST /nps HTTP/1.0\r\nContent-Type: {form}\r\nContent-Length: 1000000\r\n\r\n"
     assert raw_status(base, too_big.encode()) == 413
     assert table_counts(engine) == before
+
+
+def test_the_desks_one_text_rule_holds_on_the_web(demo_server: tuple[Engine, str]) -> None:
+    """Line separators and bidirectional overrides are refused in the path and in fields as
+    everywhere else (cxdesk.text); a long answer keeps its line breaks and tabs."""
+    engine, base = demo_server
+    with Session(engine) as session:  # an older desk's name, stored before the rule
+        session.add(Survey(name="nps\u2028old", title="Old", kind="nps", questions=[]))
+        session.commit()
+    assert fetch(base + "/" + quote("nps\u2028old")).status == 404
+    before = table_counts(engine)
+    for bad in ("\u2028", "\u2029", "\u202e", "\u2066"):
+        assert fetch(base + "/nps?SupportRep=" + quote(bad)).status == 400, repr(bad)
+        answer = {"email": "bidi@example.com", **DETRACTOR}
+        assert fetch(base + "/nps", {**answer, f"x{bad}": "1"}).status == 400, repr(bad)
+    assert table_counts(engine) == before
+    answer = {"email": "lines@example.com", **DETRACTOR, "comment": "Slow\r\n\tand late"}
+    assert fetch(base + "/nps", answer).status == 200
+    with Session(engine) as session:
+        stored = session.exec(select(SurveyResponse).order_by(col(SurveyResponse.id).desc()))
+        assert stored.first().answers["comment"] == "Slow\n\tand late"  # type: ignore[union-attr]
 
 
 # -- a survey named in Spanish -------------------------------------------------------------------

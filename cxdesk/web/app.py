@@ -11,8 +11,9 @@
 - A refused answer shows the form again with the problem next to each question.
 - Answers are rate limited per client address and per email (``cxdesk.web.limits``): past a
   limit the answer gets a 429 page and nothing is stored.
-- A malformed address (bad percent-encoding or UTF-8, control characters, too many fields)
-  gets a 4xx page, never a 500.
+- A malformed address (bad percent-encoding or UTF-8, too many fields, a character the desk's
+  one text rule refuses: ``cxdesk.text``, for names in the path and field names, for long
+  answers in the values) gets a 4xx page, never a 500.
 
 The CSAT link's SupportRep, RepEmail and CustomerName parameters are kept for survey tools
 that read them; the page itself names the expert from the desk's own records.
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +38,7 @@ from cxdesk.store.db import read_session
 from cxdesk.store.models import Survey
 from cxdesk.store.survey_links import InvalidLink, already_answered, answer_by_link, read_link
 from cxdesk.store.surveys import get_survey, submit_response
+from cxdesk.text import text_problem
 from cxdesk.web.limits import RateLimiter, address_key
 from cxdesk.web.pages import form_page, index_page, message_page
 from cxdesk.web.settings import MAX_BODY_BYTES, ServerSettings
@@ -73,9 +74,6 @@ THANKS = "Thank you! Your answer has been recorded."
 FORGED_HINT = "Please use the link from your email exactly as it was sent."
 NPS_INTRO = "Your answer helps us improve the Ask the Experts desk."
 FORM_TYPE = "application/x-www-form-urlencoded"
-# C0 and C1 controls and DEL (PostgreSQL stores no NUL); a field may hold tabs and line breaks.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_FIELD_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 StartResponse = Callable[..., Any]
 log = logging.getLogger("cxdesk.web")
@@ -201,7 +199,7 @@ class SurveyApp:
     # -- helpers ----------------------------------------------------------------------------
 
     def _public_survey(self, name: str) -> Survey | None:
-        if _CONTROL.search(name):
+        if text_problem(name) is not None:
             return None
         with read_session(self.engine) as session:
             try:
@@ -285,8 +283,9 @@ def parse_fields(raw: str, *, what: str) -> dict[str, str]:
     except (UnicodeError, ValueError):
         hint = " " + FORGED_HINT if what == "address" else ""
         raise BadRequest(f"This {what} is not valid.{hint}", title=f"Not a valid {what}") from None
-    fields = {k: v[0] for k, v in parsed.items()}
-    if any(_FIELD_CONTROL.search(k) or _FIELD_CONTROL.search(v) for k, v in fields.items()):
+    # A textarea's line breaks arrive as CRLF: stored as LF (the rule for long answers).
+    fields = {k: v[0].replace("\r\n", "\n") for k, v in parsed.items()}
+    if any(text_problem(k) or text_problem(v, lines=True) for k, v in fields.items()):
         raise BadRequest(
             f"This {what} holds characters that are not allowed.", title=f"Not a valid {what}"
         )
