@@ -3,9 +3,10 @@ and how cxdesk makes its own files and folders: owner-only, whatever the umask.
 
 The desk's files hold password hashes, customer data and the survey signing secret, so every
 file cxdesk creates is ``PRIVATE_FILE_MODE`` (0600) and every folder ``PRIVATE_FOLDER_MODE``
-(0700): ``make_private_folder``, ``create_private_file``, ``write_private_file``. A folder that
-already exists (a project folder holding the database, ``/tmp``) is never changed by them;
-``make_owner_only`` tightens the desk's existing files (``cxdesk init``).
+(0700): ``make_private_folder``, ``create_private_file``, ``write_private_file`` and
+``private_replacement`` (a file written beside its destination, then moved into place). A
+folder that already exists (a project folder holding the database, ``/tmp``) is never changed
+by them; ``make_owner_only`` tightens the desk's existing files (``cxdesk init``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from __future__ import annotations
 import os
 import stat
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from platformdirs import user_config_dir, user_data_dir, user_state_dir
@@ -112,19 +114,30 @@ def create_private_file(path: Path) -> bool:
 
 
 def write_private_file(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` as a 0600 file, atomically: written to a private
-    temporary file beside it, then renamed over it (a reader sees the old or the new file,
-    never half of one, and never a moment where it is readable by others)."""
+    """Replace ``path`` with ``data`` as a 0600 file, atomically (``private_replacement``),
+    its folder made with ``make_private_folder`` if missing."""
     make_private_folder(path.parent)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with private_replacement(path) as temporary:
+        temporary.write_bytes(data)
+
+
+@contextmanager
+def private_replacement(path: Path) -> Iterator[Path]:
+    """A new 0600 temporary file beside ``path`` (whatever the umask) for the block to write;
+    when the block ends it is renamed over ``path``, so a reader sees the old or the new file,
+    never half of one, and never a moment where it is readable by others. If the block
+    raises, the temporary file is removed and ``path`` is left as it was."""
+    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    temporary = Path(name)
     try:
-        with os.fdopen(handle, "wb") as file:
-            os.fchmod(file.fileno(), PRIVATE_FILE_MODE)
-            file.write(data)
+        try:
+            os.fchmod(handle, PRIVATE_FILE_MODE)  # the umask may have taken the owner's bits
+        finally:
+            os.close(handle)
+        yield temporary
         os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def make_owner_only(paths: Iterable[Path]) -> list[tuple[Path, int]]:

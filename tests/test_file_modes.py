@@ -95,6 +95,19 @@ def test_private_file_helpers_ignore_the_umask(umask: int, tmp_path: Path) -> No
     assert mode(session) == 0o600 and session.read_bytes() == b"{}"
     assert [p.name for p in session.parent.iterdir()] == ["session.json"]  # no temporary left
 
+    # The export's way: a temporary file beside the destination, in place only when whole.
+    export = tmp_path / "tickets.csv"
+    export.write_bytes(b"old")
+    with pytest.raises(OSError), locations.private_replacement(export) as temporary:
+        assert temporary.parent == tmp_path and mode(temporary) == 0o600
+        temporary.write_bytes(b"half")
+        raise OSError("disk full")
+    assert export.read_bytes() == b"old" and not temporary.exists()
+    with locations.private_replacement(export) as temporary:
+        temporary.write_bytes(b"new")
+        assert export.read_bytes() == b"old"  # not replaced until the block ends
+    assert export.read_bytes() == b"new" and mode(export) == 0o600
+
     assert locations.create_private_file(tmp_path / "new.db")
     assert mode(tmp_path / "new.db") == 0o600
     assert not locations.create_private_file(tmp_path / "new.db")  # exists: left alone

@@ -35,6 +35,7 @@ from cxdesk.errors import ValidationFailed
 from cxdesk.screens.new_ticket import NewTicketScreen
 from cxdesk.screens.ticket import TicketScreen
 from cxdesk.store import tickets as ops
+from cxdesk.store.csv_files import MAX_IMPORT_BYTES
 from cxdesk.store.db import transaction
 from cxdesk.store.directory import get_user
 from cxdesk.store.models import Ticket
@@ -156,6 +157,50 @@ def test_a_hostile_seed_file_is_one_line_and_applies_nothing(
 ) -> None:
     path = make(tmp_path)
     refused(desk, lambda: cli("seed", str(path)), fragment)
+
+
+# -- CSV files to import ------------------------------------------------------------------------
+
+
+def _csv_link(folder: Path) -> Path:
+    target = folder / "elsewhere.csv"
+    target.write_text("name,email\nAda,ada@example.com\n", encoding="utf-8")
+    link = folder / "contacts.csv"
+    link.symlink_to(target)  # a valid CSV: followed, it would be imported
+    return link
+
+
+def _csv_fifo(folder: Path) -> Path:
+    path = folder / "contacts.csv"
+    os.mkfifo(path)  # nothing ever writes to it: reading it used to block for ever
+    return path
+
+
+def _csv_over_cap(folder: Path) -> Path:
+    path = folder / "contacts.csv"
+    with path.open("wb") as handle:
+        handle.write(b"name,email\n")
+        handle.truncate(MAX_IMPORT_BYTES + 1)  # sparse: no disk used
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "fragment"),
+    [
+        (_csv_link, "symbolic link"),
+        (_csv_fifo, "FIFO"),
+        (lambda _: Path("/dev/zero"), "device"),  # read for ever before
+        (_csv_over_cap, "the limit is 20480 KB"),
+    ],
+    ids=["symlink", "fifo", "dev-zero", "over-20MB"],
+)
+def test_a_csv_to_import_that_is_not_a_regular_file_or_too_big_is_one_line(
+    cli: Cli, desk: Engine, tmp_path: Path, make: Callable[[Path], Path], fragment: str
+) -> None:
+    path = make(tmp_path)
+    refused(desk, lambda: cli("contact", "import", str(path)), fragment)
+    answers = ("responses", "import", str(path), "--survey", "checkin")
+    refused(desk, lambda: cli(*answers), fragment)
 
 
 # -- names ----------------------------------------------------------------------------------

@@ -275,6 +275,7 @@ def test_contact_import_keeps_unicode_line_separators_in_values(
     assert "3 contact(s) imported" in result.stdout, str(result)
     refused = [line.strip() for line in result.error_lines]
     assert len(refused) == 2, str(result)
+    # Line 5's name holds U+001C (refused by the rule for names) and its email is not one.
     assert refused[0].startswith("line 5: name must not contain"), str(result)
     assert "email 'not-an-email'" in refused[0], str(result)
     assert refused[1] == "line 7: has 4 values but the header names 3", str(result)

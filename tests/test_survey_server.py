@@ -14,16 +14,18 @@ import subprocess
 import sys
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import quote
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
-from cxdesk.store.models import Survey
+from cxdesk.store.models import Survey, SurveyResponse
 from cxdesk.web.limits import RateLimiter, address_key
 from cxdesk.web.settings import ServerSettings
 from tests.cli_helpers import Cli, assert_one_error_line, table_counts
@@ -202,6 +204,34 @@ def test_the_rate_limiter_allows_a_burst_then_one_answer_per_interval() -> None:
     assert address_key("::ffff:192.0.2.7") == "192.0.2.7"
 
 
+class _Watched(OrderedDict[str, float]):
+    """A limiter's keys, counting every walk over all of them."""
+
+    walks = 0
+
+    def __iter__(self) -> Iterator[str]:
+        self.walks += 1
+        return super().__iter__()
+
+    def items(self) -> Any:
+        self.walks += 1
+        return super().items()
+
+
+def test_past_its_key_limit_the_limiter_forgets_the_least_recently_seen_without_a_walk() -> None:
+    """An IPv6 /48 supplies 65,536 /64 keys: past the limit, each new key must not walk them."""
+    limiter = RateLimiter(2, 60, clock=lambda: 1000.0, max_keys=1000)
+    limiter._full_at = keys = _Watched()
+    assert [limiter.allow("flooded") for _ in range(2)] == [0, 0]
+    for n in range(5000):
+        assert limiter.allow(address_key(f"2001:db8:1:{n:x}::1")) == 0
+        if n % 500 == 0:
+            assert limiter.allow("flooded") > 0  # refused, and seen: kept
+    assert len(keys) == 1000 and keys.walks == 0
+    assert limiter.allow("flooded") > 0  # still limited: never forgotten
+    assert address_key("2001:db8:1:0::1") not in keys  # the least recently seen went
+
+
 def test_bad_server_settings_are_one_line(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CXDESK_SURVEY_READ_TIMEOUT", "soon")
     assert_one_error_line(
@@ -296,6 +326,27 @@ def test_malformed_links_and_answers_say_so_and_store_nothing(
     too_big = f"POST /nps HTTP/1.0\r\nContent-Type: {form}\r\nContent-Length: 1000000\r\n\r\n"
     assert raw_status(base, too_big.encode()) == 413
     assert table_counts(engine) == before
+
+
+def test_the_desks_one_text_rule_holds_on_the_web(demo_server: tuple[Engine, str]) -> None:
+    """Line separators and bidirectional overrides are refused in the path and in fields as
+    everywhere else (cxdesk.text); a long answer keeps its line breaks and tabs."""
+    engine, base = demo_server
+    with Session(engine) as session:  # an older desk's name, stored before the rule
+        session.add(Survey(name="nps\u2028old", title="Old", kind="nps", questions=[]))
+        session.commit()
+    assert fetch(base + "/" + quote("nps\u2028old")).status == 404
+    before = table_counts(engine)
+    for bad in ("\u2028", "\u2029", "\u202e", "\u2066"):
+        assert fetch(base + "/nps?SupportRep=" + quote(bad)).status == 400, repr(bad)
+        answer = {"email": "bidi@example.com", **DETRACTOR}
+        assert fetch(base + "/nps", {**answer, f"x{bad}": "1"}).status == 400, repr(bad)
+    assert table_counts(engine) == before
+    answer = {"email": "lines@example.com", **DETRACTOR, "comment": "Slow\r\n\tand late"}
+    assert fetch(base + "/nps", answer).status == 200
+    with Session(engine) as session:
+        stored = session.exec(select(SurveyResponse).order_by(col(SurveyResponse.id).desc()))
+        assert stored.first().answers["comment"] == "Slow\n\tand late"  # type: ignore[union-attr]
 
 
 # -- a survey named in Spanish -------------------------------------------------------------------

@@ -10,18 +10,22 @@ from __future__ import annotations
 
 import re
 import socket
+import sqlite3
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import pytest
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, text, update
 from sqlmodel import Session, col, select
 
 from cxdesk.config import Settings
 from cxdesk.engine.worker import DeliveryWorker
+from cxdesk.store.db import transaction
 from cxdesk.store.models import Event, OutboxMessage, SurveyResponse, Ticket, User, utcnow
+from cxdesk.web.settings import ServerSettings
 from tests.cli_helpers import Cli, assert_one_error_line, table_counts
 from tests.loop_helpers import team_of
 from tests.peers import SmtpPeer
@@ -154,6 +158,51 @@ def test_a_csat_link_is_answered_once_and_a_forged_or_reused_link_is_refused(
     report = cli("report", "csat", "--by", "expert")
     assert re.search(r"maya\s.*100\.0%\s.*1\s", report.stdout), report.stdout
     assert re.search(r"omar\s.*0\.0%\s.*1\s", report.stdout), report.stdout
+
+
+def forged_link(link: str) -> str:
+    """``link`` with its signature's last character changed."""
+    ref = parse_qs(urlsplit(link).query)["ref"][0]
+    return with_ref(link, ref[:-1] + ("B" if ref.endswith("A") else "A"))
+
+
+def write_lock_held(database: str) -> bool:
+    with closing(sqlite3.connect(database, timeout=0)) as other:
+        try:
+            other.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:
+            return True
+        return False
+
+
+def test_a_csat_page_is_shown_while_another_connection_holds_the_write_lock(
+    cli: Cli, demo: Engine, server: str
+) -> None:
+    """Showing a CSAT page only reads: a real link and a forged one are answered while a
+    writer holds SQLite's write lock (before, each view waited for the lock: a 500 after the
+    10 s busy timeout)."""
+    if demo.dialect.name != "sqlite":
+        pytest.skip("the write lock is SQLite's")
+    link = queued_csat_link(demo, resolve(cli, "360", "maya"))
+    with transaction(demo) as holder:  # BEGIN IMMEDIATE: the write lock, held
+        holder.execute(text("UPDATE ticket SET title = title WHERE 0 = 1"))
+        shown, refused = fetch(link), fetch(forged_link(link))  # each waited on, up to 30 s
+        assert demo.url.database is not None and write_lock_held(demo.url.database)
+    assert (shown.status, refused.status) == (200, 403), (shown.html, refused.html)
+
+
+def test_views_of_forged_csat_links_count_against_the_address(
+    cli: Cli, demo: Engine, server: str
+) -> None:
+    link = queued_csat_link(demo, resolve(cli, "360", "maya"))
+    limits = ServerSettings(answers_per_address=2, answers_per_email=100)
+    with running_server(demo, limits) as base:
+        real, forged = link.replace(server, base), forged_link(link).replace(server, base)
+        assert [fetch(forged).status for _ in range(3)] == [403, 403, 429]
+        assert fetch(real).status == 200  # a good link is shown, not counted
+        before = table_counts(demo)
+        assert fetch(real, {"rating": "5"}).status == 429  # the address used its allowance
+        assert table_counts(demo) == before
 
 
 def ref_ticket_id(engine: Engine, key: str) -> int:

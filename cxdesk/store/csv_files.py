@@ -1,21 +1,27 @@
 """Reading CSV files for imports (contacts, survey responses), every row with its line number.
 
-A file that cannot be used at all (missing, not UTF-8, no header, a column named twice) is a
-``DeskError``: one line, nothing imported. A row that is wrong is a ``RowProblem`` naming its
-line, so an import keeps the good rows and reports the bad ones.
+A file that cannot be used at all (missing, not a regular file, over 20 MB, not UTF-8, no
+header, a column named twice) is a ``DeskError``: one line, nothing imported. A row that is
+wrong is a ``RowProblem`` naming its line, so an import keeps the good rows and reports the
+bad ones.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cxdesk.errors import DeskError
+from cxdesk.store.user_files import read_regular_file
 
 if TYPE_CHECKING:
     from _csv import Reader
+
+MAX_IMPORT_BYTES = 20 * 1024 * 1024
+"""The largest CSV file an import reads (about 100,000 rows of a contact list)."""
 
 
 @dataclass(frozen=True)
@@ -61,19 +67,19 @@ class CsvFile:
 def read_csv(path: Path) -> CsvFile:
     """The header and rows of ``path``; blank lines are skipped, ragged rows are problems.
 
-    The file is opened with ``newline=''`` and split into rows by the csv module: a line ends
-    at CRLF, CR or LF only, so other separators (U+2028, U+0085, form feed...; every one
-    ``str.splitlines`` splits on) stay inside their values and line numbers are the file's.
+    Only a regular file of at most ``MAX_IMPORT_BYTES`` is read (``read_regular_file``: a
+    symbolic link, a FIFO or a device is refused, never followed, waited on or read for
+    ever). Its text is split into rows by the csv module as a file opened with
+    ``newline=''`` would be: a line ends at CRLF, CR or LF only, so other separators (U+2028,
+    U+0085, form feed...; every one ``str.splitlines`` splits on) stay inside their values
+    and line numbers are the file's.
     """
+    content = read_regular_file(path, limit=MAX_IMPORT_BYTES, what="CSV file")
     try:
-        with path.open(encoding="utf-8-sig", newline="") as handle:
-            return _parse(path, csv.reader(handle, strict=True))
-    except FileNotFoundError:
-        raise DeskError(f"No such file: {path}") from None
+        text = content.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise DeskError(f"{path} is not UTF-8 text (save the CSV as UTF-8)") from None
-    except OSError as exc:
-        raise DeskError(f"Cannot read {path}: {exc.strerror}") from None
+    return _parse(path, csv.reader(io.StringIO(text, newline=""), strict=True))
 
 
 def _parse(path: Path, reader: Reader) -> CsvFile:

@@ -16,9 +16,7 @@ it). Numbers and dates keep their types.
 from __future__ import annotations
 
 import csv
-import os
 import re
-import tempfile
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -29,7 +27,7 @@ from openpyxl.cell import WriteOnlyCell
 from sqlalchemy import Engine
 
 from cxdesk.errors import DeskError
-from cxdesk.locations import PRIVATE_FILE_MODE
+from cxdesk.locations import private_replacement
 from cxdesk.store.db import read_session
 from cxdesk.store.views import LIST_COLUMNS, Sort, TicketFilter, TicketRow, iter_tickets
 
@@ -150,19 +148,11 @@ def export_tickets(
         raise DeskError(f"{output} is a folder; give a file name")
     if not output.parent.is_dir():
         raise DeskError(f"Folder {output.parent} does not exist")
-    # Owner-only (0600) whatever the umask: an export holds customer data.
-    handle, temporary = tempfile.mkstemp(prefix=".cxdesk-export-", dir=output.parent)
-    os.fchmod(handle, PRIVATE_FILE_MODE)
-    os.close(handle)
-    temp_path = Path(temporary)
     try:
-        with read_session(engine) as session:
+        # Owner-only (0600) whatever the umask: an export holds customer data.
+        with private_replacement(output) as temporary, read_session(engine) as session:
             batches = iter_tickets(session, flt, sort=sort)
             writer = write_csv if fmt == "csv" else write_xlsx
-            written = writer(temp_path, batches)
-        temp_path.replace(output)
+            return writer(temporary, batches)
     except OSError as exc:
         raise DeskError(f"Cannot write {output}: {exc.strerror or exc}") from exc
-    finally:
-        temp_path.unlink(missing_ok=True)
-    return written

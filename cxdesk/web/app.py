@@ -10,9 +10,14 @@
   stored. The answer is linked to the ticket and expert and logged on the ticket.
 - A refused answer shows the form again with the problem next to each question.
 - Answers are rate limited per client address and per email (``cxdesk.web.limits``): past a
-  limit the answer gets a 429 page and nothing is stored.
-- A malformed address (bad percent-encoding or UTF-8, control characters, too many fields)
-  gets a 4xx page, never a 500.
+  limit the answer gets a 429 page and nothing is stored. A CSAT page viewed with a bad link
+  counts against its address's limit too.
+- Showing a page only reads the desk (on SQLite it never waits for the write lock): the
+  signing secret is made when the server starts (or at the first link, if the desk could not
+  be read then), in its own transaction.
+- A malformed address (bad percent-encoding or UTF-8, too many fields, a character the desk's
+  one text rule refuses: ``cxdesk.text``, for names in the path and field names, for long
+  answers in the values) gets a 4xx page, never a 500.
 
 The CSAT link's SupportRep, RepEmail and CustomerName parameters are kept for survey tools
 that read them; the page itself names the expert from the desk's own records.
@@ -22,22 +27,29 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, quote, urlencode
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import col, select
 
 from cxdesk.engine.dispatch import unit_of_work
 from cxdesk.errors import Conflict, DeskError, NotFound, ValidationFailed
-from cxdesk.store.db import read_session
-from cxdesk.store.models import Survey
-from cxdesk.store.survey_links import InvalidLink, already_answered, answer_by_link, read_link
+from cxdesk.store.db import read_session, transaction
+from cxdesk.store.models import DeskSetting, Survey
+from cxdesk.store.survey_links import (
+    SECRET_SETTING,
+    InvalidLink,
+    already_answered,
+    answer_by_link,
+    desk_secret,
+    read_link,
+)
 from cxdesk.store.surveys import get_survey, submit_response
+from cxdesk.text import text_problem
 from cxdesk.web.limits import RateLimiter, address_key
 from cxdesk.web.pages import form_page, index_page, message_page
 from cxdesk.web.settings import MAX_BODY_BYTES, ServerSettings
@@ -73,9 +85,6 @@ THANKS = "Thank you! Your answer has been recorded."
 FORGED_HINT = "Please use the link from your email exactly as it was sent."
 NPS_INTRO = "Your answer helps us improve the Ask the Experts desk."
 FORM_TYPE = "application/x-www-form-urlencoded"
-# C0 and C1 controls and DEL (PostgreSQL stores no NUL); a field may hold tabs and line breaks.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_FIELD_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 StartResponse = Callable[..., Any]
 log = logging.getLogger("cxdesk.web")
@@ -114,6 +123,11 @@ class SurveyApp:
         window = self.settings.answer_window
         self.by_address = RateLimiter(self.settings.answers_per_address, window)
         self.by_email = RateLimiter(self.settings.answers_per_email, window)
+        self._secret_made = False
+        try:
+            self._make_secret()
+        except (DeskError, SQLAlchemyError) as exc:  # no desk yet, or the database away
+            log.warning("survey links are checked once the desk can be read: %s", exc)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         try:
@@ -144,11 +158,11 @@ class SurveyApp:
         survey = self._public_survey(name) if name else None
         if name and survey is None:
             return Reply(404, message_page("Not found", "There is no survey at this address."))
+        address = address_key(environ.get("REMOTE_ADDR", ""))
         if method in ("GET", "HEAD"):
-            return self.show(survey, query) if survey else self.index()
+            return self.show(survey, query, address) if survey else self.index()
         if method == "POST" and survey is not None:
-            wait = self.by_address.allow(address_key(environ.get("REMOTE_ADDR", "")))
-            if wait:
+            if wait := self.by_address.allow(address):
                 return too_many(wait)
             return self.submit(survey, query, read_form(environ))
         return Reply(405, message_page("Not allowed", "Use the form to answer the survey."))
@@ -164,9 +178,9 @@ class SurveyApp:
             listed = [{"name": s.name, "title": s.title} for s in surveys]
         return Reply(200, index_page(listed))
 
-    def show(self, survey: Survey, query: dict[str, str]) -> Reply:
+    def show(self, survey: Survey, query: dict[str, str], address: str) -> Reply:
         if survey.kind == "csat":
-            checked = self._check_link(survey, query.get("ref", ""))
+            checked = self._check_link(survey, query.get("ref", ""), viewed_from=address)
             if isinstance(checked, Reply):
                 return checked
             return Reply(200, self._form(survey, query, checked.intro))
@@ -201,7 +215,7 @@ class SurveyApp:
     # -- helpers ----------------------------------------------------------------------------
 
     def _public_survey(self, name: str) -> Survey | None:
-        if _CONTROL.search(name):
+        if text_problem(name) is not None:
             return None
         with read_session(self.engine) as session:
             try:
@@ -210,12 +224,31 @@ class SurveyApp:
                 return None
             return survey if survey.kind in PUBLIC_KINDS else None
 
-    def _check_link(self, survey: Survey, ref: str) -> Reply | LinkCheck:
-        """The page's introduction for a valid, unanswered link, else the refusal."""
-        with unit_of_work(self.engine) as session:  # may create the desk secret
+    def _make_secret(self) -> None:
+        """The desk's signing secret exists, made once in one write transaction if not, so
+        that checking a link is a read: a page view never takes the desk's write lock."""
+        if self._secret_made:
+            return
+        with read_session(self.engine) as session:
+            made = session.get(DeskSetting, SECRET_SETTING) is not None
+        if not made:
+            with transaction(self.engine) as session:
+                desk_secret(session)
+        self._secret_made = True
+
+    def _check_link(
+        self, survey: Survey, ref: str, *, viewed_from: str | None = None
+    ) -> Reply | LinkCheck:
+        """The page's introduction for a valid, unanswered link, else the refusal. A page view
+        (``viewed_from`` its client's address key) with a bad link counts against the
+        address's answer limit: a flood of forged links gets 429s."""
+        self._make_secret()
+        with read_session(self.engine) as session:
             try:
                 target = read_link(session, ref, survey.name)
             except InvalidLink as exc:
+                if viewed_from is not None and (wait := self.by_address.allow(viewed_from)):
+                    return too_many(wait)
                 return Reply(403, message_page("Link not valid", f"{exc}. " + FORGED_HINT))
             if already_answered(session, target):
                 return Reply(409, message_page("Already answered", ALREADY))
@@ -285,8 +318,9 @@ def parse_fields(raw: str, *, what: str) -> dict[str, str]:
     except (UnicodeError, ValueError):
         hint = " " + FORGED_HINT if what == "address" else ""
         raise BadRequest(f"This {what} is not valid.{hint}", title=f"Not a valid {what}") from None
-    fields = {k: v[0] for k, v in parsed.items()}
-    if any(_FIELD_CONTROL.search(k) or _FIELD_CONTROL.search(v) for k, v in fields.items()):
+    # A textarea's line breaks arrive as CRLF: stored as LF (the rule for long answers).
+    fields = {k: v[0].replace("\r\n", "\n") for k, v in parsed.items()}
+    if any(text_problem(k) or text_problem(v, lines=True) for k, v in fields.items()):
         raise BadRequest(
             f"This {what} holds characters that are not allowed.", title=f"Not a valid {what}"
         )

@@ -14,8 +14,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 MAX_KEYS = 100_000
-"""Keys remembered at most; past it, the ones whose allowance is full again are forgotten
-first, then the least recently seen."""
+"""Keys remembered at most; past it, the least recently seen is forgotten (in constant time:
+the keys are kept in the order they were last seen)."""
 
 
 class RateLimiter:
@@ -41,19 +41,14 @@ class RateLimiter:
         with self._lock:
             now = self.clock()
             full_at = max(self._full_at.get(key, now), now)
+            if key in self._full_at:
+                self._full_at.move_to_end(key)  # seen now, allowed or not
             if full_at - now > self.burst:
                 return full_at - now - self.burst
             self._full_at[key] = full_at + self.interval
-            self._full_at.move_to_end(key)
-            if len(self._full_at) > self.max_keys:
-                self._forget(now)
+            while len(self._full_at) > self.max_keys:  # O(1): the least recently seen
+                self._full_at.popitem(last=False)
             return 0.0
-
-    def _forget(self, now: float) -> None:
-        for key in [k for k, full_at in self._full_at.items() if full_at <= now]:
-            del self._full_at[key]
-        while len(self._full_at) > self.max_keys:
-            self._full_at.popitem(last=False)
 
 
 def address_key(address: str) -> str:
