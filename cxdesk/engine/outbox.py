@@ -197,10 +197,18 @@ def claim_due(
         )
         if session.get_bind().dialect.name == "postgresql":
             due = due.with_for_update(skip_locked=True)
+        # The ids first, then the update: inside ``IN (...)`` PostgreSQL may plan the LIMIT
+        # subquery as the inner side of a nested loop and scan it again for each row, where
+        # SKIP LOCKED passes over the rows this statement just updated and hands out more:
+        # a claim of 2 took 3 rows in a CI run. (The transaction holds the rows' locks, or on
+        # SQLite the write lock, between the two.)
+        due_ids = list(session.execute(due).scalars())
+        if not due_ids:
+            return Claim(messages=[], token=token, claimed_at=now, leased_at=leased_at)
         claimed_ids = (
             session.execute(
                 update(OutboxMessage)
-                .where(col(OutboxMessage.id).in_(due.scalar_subquery()))
+                .where(col(OutboxMessage.id).in_(due_ids))
                 .values(
                     claimed_until=now + LEASE,
                     claim_token=token,
