@@ -188,7 +188,7 @@ def expected_ids(engine: Engine, ids: list[int]) -> Counter[str]:
     return Counter({message_id_for(row, MAIL_FROM): 1 for row in outbox(engine, *ids)})
 
 
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = WAIT_S) -> None:
+def wait_until(condition: Callable[[], object], what: str, timeout: float = WAIT_S) -> None:
     """Poll ``condition`` until true; fail the test (not a timing assertion) if it never is."""
     deadline = time.monotonic() + timeout
     while not condition():

@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -107,9 +107,9 @@ def process(command: list[str], env: dict[str, str], log: Path) -> Iterator[subp
         child.communicate()
 
 
-def kill_when(child: subprocess.Popen[str], condition: object, what: str) -> None:
+def kill_when(child: subprocess.Popen[str], condition: Callable[[], object], what: str) -> None:
     """SIGKILL ``child`` once ``condition()`` holds (it must still be running then)."""
-    wait_until(condition, what)  # type: ignore[arg-type]
+    wait_until(condition, what)
     assert child.poll() is None, "the worker ended before it was killed"
     child.send_signal(signal.SIGKILL)
     child.communicate(timeout=WAIT_S)

@@ -21,8 +21,7 @@ import signal
 import sqlite3
 import subprocess
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 
@@ -39,20 +38,9 @@ from cxdesk.store.models import OutboxMessage, utcnow
 from tests.cli_helpers import console_script
 from tests.conftest import PgCluster
 from tests.peers import SmtpPeer, free_port
+from tests.test_delivery import wait_until
 from tests.test_delivery_recovery import twilio_variables_for
 from tests.twilio_recorder import TwilioRecorder
-
-WAIT_S = 90.0
-"""How long a test waits for the worker to reach a state before it fails."""
-
-
-def wait_until(condition: Callable[[], object], what: str, timeout: float = WAIT_S) -> None:
-    """Poll ``condition`` until true; fail the test (not a timing assertion) if it never is."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"gave up waiting after {timeout:g} s for {what}")
-        time.sleep(0.02)
 
 
 def queue_email(engine: Engine, subject: str) -> int:
