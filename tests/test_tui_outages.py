@@ -38,7 +38,8 @@ from tests.cli_helpers import TEST_PASSWORD
 from tests.conftest import PgCluster
 from tests.desk import build_small_desk
 from tests.peers import SmtpPeer
-from tests.test_outages import WAIT_S, outbox, queue_email, subjects
+from tests.test_delivery import WAIT_S
+from tests.test_outages import outbox, queue_email, subjects
 from tests.tui_helpers import log_in, palette, run_app
 from tests.tui_helpers import wait_until as tui_wait
 
