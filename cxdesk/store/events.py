@@ -35,6 +35,16 @@ KINDS = (
     "message.dead",
     "message.skipped",
     "message.stale",  # not sent: its ticket moved on or its window passed (engine.staleness)
+    # Conversations (issue 14): replies out, customer messages in.
+    "ticket.replied",  # an expert's reply to the customer was queued (store.replies)
+    "ticket.linked",  # opened by a customer writing again after an old ticket closed
+    "message.received",  # a customer's email or SMS landed on the ticket (store.inbound)
+    "message.auto_reply",  # an out-of-office answer, logged: reopens and opens nothing
+    "message.bounced",  # a message the desk sent came back undelivered
+    "message.suppressed",  # an automatic message not queued (RFC 3834, or once per period)
+    "message.opted_out",  # a number sent STOP: no more SMS to it
+    "message.opted_in",  # a number sent START
+    "attachment.refused",  # an inbound file over the desk's limits, listed not dropped
 )
 """Every kind of event the desk writes. The log has no index on its kind (migration 0007):
 what can be filtered on is this list, not a scan of the log."""

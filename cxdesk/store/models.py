@@ -61,6 +61,10 @@ class Source(StrEnum):
     survey = "survey"
     manual = "manual"
     campaign = "campaign"
+    email = "email"
+    """Opened by a customer's email (``cxdesk mail import|fetch``)."""
+    sms = "sms"
+    """Opened by a customer's text message (Twilio's inbound webhook)."""
 
 
 class Channel(StrEnum):
@@ -69,6 +73,7 @@ class Channel(StrEnum):
     chat = "chat"
     email = "email"
     conference = "conference"
+    sms = "sms"
 
 
 class QueueOrder(StrEnum):
@@ -224,6 +229,10 @@ class Ticket(SQLModel, table=True):
     feedback_comment: str | None = None
     feedback_at: datetime | None = None
     pulled_from: str | None = Field(default=None, max_length=100)
+    first_response_at: datetime | None = None
+    """When an expert first replied to the customer (a reply, not an internal note)."""
+    follows_id: int | None = Field(default=None, foreign_key="ticket.id")
+    """The earlier ticket this one continues: a customer wrote again after it was closed."""
     """The queue this ticket was last pulled from. Only a pull sets it: the database trigger
     ``ticket_pulled`` (migration 0006) logs the pull for any UPDATE that sets this column."""
 
@@ -270,12 +279,30 @@ class Event(SQLModel, table=True):
     """When the workflow engine finished with this event; NULL means still to dispatch."""
 
 
+class CommentKind(StrEnum):
+    """Who a comment is for: the desk only, the customer, or from the customer."""
+
+    note = "note"
+    """Internal: never leaves the desk."""
+    reply = "reply"
+    """Sent to the customer (an outbox row with this ``comment_id`` carries it)."""
+    customer = "customer"
+    """Received from the customer (email or SMS); ``sender`` says from where."""
+
+
 class Comment(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     ticket_id: int = Field(foreign_key="ticket.id", index=True)
     author_id: int | None = Field(default=None, foreign_key="user.id")
     body: str
     created_at: datetime = Field(default_factory=utcnow)
+    kind: str = Field(
+        default=CommentKind.note, max_length=16, sa_column_kwargs={"server_default": "note"}
+    )
+    channel: str | None = Field(default=None, max_length=8)
+    """email or sms, for replies and customer messages; None for notes."""
+    sender: str | None = Field(default=None, max_length=320)
+    """A customer message's sender (email address or phone number)."""
 
 
 class Attachment(SQLModel, table=True):
@@ -328,7 +355,11 @@ class OutboxMessage(SQLModel, table=True):
     """An email or SMS to deliver, written in the same transaction as its cause."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_due", "status", "due_at"),)
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "due_at"),
+        # "At most one automatic message per address per period" reads by recipient.
+        Index("ix_outbox_to_created", "to_addr", "created_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     channel: str = Field(max_length=8)
@@ -360,6 +391,52 @@ class OutboxMessage(SQLModel, table=True):
     written_owner_id: int | None = None
     written_team_id: int | None = None
     valid_until: datetime | None = None
+    comment_id: int | None = Field(default=None, foreign_key="comment.id", index=True)
+    """The reply this message carries; None for automatic messages (workflows, alerts)."""
+    thread_refs: str | None = None
+    """Message-IDs of the conversation so far, oldest first, space-separated: an email reply's
+    References (the last one is its In-Reply-To)."""
+
+
+class InboundMessage(SQLModel, table=True):
+    """One message a customer (or a mail system) sent the desk, handled exactly once.
+
+    ``message_id`` is the email's Message-ID (or a digest of the raw message when it has none)
+    or the Twilio MessageSid: a second import or fetch of the same message finds this row and
+    changes nothing. ``outcome`` says what was done (``ticket_id``, ``comment_id`` where).
+    """
+
+    __tablename__ = "inbound_message"
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: str = Field(unique=True, max_length=512)
+    channel: str = Field(max_length=8)
+    sender: str = Field(default="", max_length=320)
+    subject: str = Field(default="", max_length=300)
+    received_at: datetime = Field(default_factory=utcnow)
+    ticket_id: int | None = Field(default=None, foreign_key="ticket.id", index=True)
+    comment_id: int | None = Field(default=None, foreign_key="comment.id")
+    outcome: str = Field(max_length=32)
+    detail: str | None = None
+    may_answer: bool = True
+    """False for auto-replies, bounces, lists and bulk mail (RFC 3834): nothing automatic may
+    answer this message (workflow emails and SMS to its sender are skipped)."""
+    raw: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    """The message as received, cut at the desk's cap, for audit."""
+    raw_truncated: bool = False
+
+
+class AddressFlag(SQLModel, table=True):
+    """An address the desk must treat with care: an email that bounced, a number that opted out
+    of SMS (``kind`` ``bounced`` or ``opted_out``)."""
+
+    __tablename__ = "address_flag"
+
+    channel: str = Field(primary_key=True, max_length=8)
+    address: str = Field(primary_key=True, max_length=320)
+    kind: str = Field(primary_key=True, max_length=16)
+    reason: str = ""
+    created_at: datetime = Field(default_factory=utcnow)
 
 
 class EscalationRule(SQLModel, table=True):

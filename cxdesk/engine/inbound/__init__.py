@@ -1,0 +1,1 @@
+"""Inbound email: parsing a raw message, telling people from machines, and routing it."""
