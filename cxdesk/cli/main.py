@@ -7,8 +7,20 @@ import sys
 import typer
 from sqlalchemy.exc import SQLAlchemyError
 
-from cxdesk.cli import auth, delivery, directory, loop, setup, tickets, views, workflows
+from cxdesk.cli import (
+    auth,
+    delivery,
+    directory,
+    loop,
+    mail_fetch,  # noqa: F401  (registers ``mail fetch``)
+    mail_import,  # noqa: F401  (registers ``mail import``)
+    setup,
+    tickets,
+    views,
+    workflows,
+)
 from cxdesk.cli.common import err_console
+from cxdesk.cli.mail import mail_app
 from cxdesk.errors import DeskError
 from cxdesk.text import printable
 
@@ -40,6 +52,7 @@ app.add_typer(directory.team_app, name="team")
 app.add_typer(directory.queue_app, name="queue")
 app.add_typer(directory.status_app, name="status")
 app.add_typer(workflows.workflow_app, name="workflow")
+app.add_typer(mail_app, name="mail")
 
 
 def main() -> None:
