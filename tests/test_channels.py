@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from cxdesk.engine.channels import DeliveryResult
-from cxdesk.engine.channels.email import EmailOut, MailSettings, send_email_batch
+from cxdesk.engine.channels.email import EmailOut, MailAttachment, MailSettings, send_email_batch
 from cxdesk.engine.channels.sms import SmsOut, SmsSettings, send_sms, send_sms_batch
 from cxdesk.errors import DeskError
 from tests.peers import (
@@ -33,7 +33,7 @@ SUBJECT = "Zoë & Ann O'Neil — ton expert est prêt"
 BODY = "Bonjour Zoë,\n\nVotre expert Łukasz vous appelle.\nhttps://example.com/?a=1&b=%C3%AB"
 
 
-def mail(outbox_id: int, **changes: str | None) -> EmailOut:
+def mail(outbox_id: int, **changes: object) -> EmailOut:
     values: dict[str, object] = {
         "outbox_id": outbox_id,
         "to": CUSTOMER,
@@ -122,6 +122,43 @@ def test_from_address_given_by_the_message_wins(smtp_server: SmtpPeer) -> None:
     [item] = smtp_server.received
     assert item.mail_from == "team-x@example.com"
     assert str(item.message["From"]) == "Équipe X <team-x@example.com>"
+
+
+def test_a_reply_is_threaded_and_not_marked_automatic_other_mail_is(
+    smtp_server: SmtpPeer,
+) -> None:
+    """Issue 14: References/In-Reply-To from the thread (a long id folded, never an RFC 2047
+    word; an id that is not ``<ascii@ascii>`` dropped), Reply-To from the settings (else the
+    From), X-Loop the desk's address, Auto-Submitted on automatic mail only, files attached."""
+    long_id = "<" + "DM6PR11MB4073" * 6 + "@DM6PR11MB4073.namprd11.prod.outlook.com>"
+    files = (MailAttachment("Pondé\nration.csv", "text/csv", b"a,b\n"),
+             MailAttachment("x.bin", "multipart/mixed", b"\x00\x01"))  # fmt: skip
+    threaded = mail(1, reply_to=None, thread_refs=("<a@b.example>", "<ü@x>", long_id),
+                    automatic=False, attachments=files)  # fmt: skip
+    settings = smtp_server.settings(reply_to="Desk answers <answers@example.com>")
+    send(settings, [threaded, mail(2, reply_to=None)])
+    send(smtp_server.settings(mail_from="Ask <Desk@Example.COM>"), [mail(3, reply_to=None)])
+    bad_setting = send(smtp_server.settings(reply_to="not an address"), [mail(4, reply_to=None)])
+
+    reply, automatic, default = (item.message for item in smtp_server.received)
+    assert str(reply["References"]).split() == ["<a@b.example>", long_id]
+    assert str(reply["In-Reply-To"]) == long_id
+    assert b"=?" not in smtp_server.received[0].raw.split(b"References:")[1].split(b"\r\nX-")[0]
+    assert reply["Auto-Submitted"] is None
+    assert str(reply["Reply-To"]) == "Desk answers <answers@example.com>"
+    assert str(reply["X-Loop"]) == "desk@example.com"
+    sent_files = [(p.get_filename(), p.get_content_type(), p.get_payload(decode=True))
+                  for p in reply.iter_attachments()]  # fmt: skip
+    assert sent_files == [
+        ("Pondé_ration.csv", "text/csv", b"a,b\n"),
+        ("x.bin", "application/octet-stream", b"\x00\x01"),
+    ]
+    assert str(automatic["Auto-Submitted"]) == "auto-generated"
+    assert automatic["References"] is None and automatic["In-Reply-To"] is None
+    assert str(default["Reply-To"]) == "Ask <Desk@Example.COM>"  # no setting: the From
+    assert str(default["X-Loop"]) == "desk@example.com"
+    [refused] = bad_setting
+    assert not refused.permanent and "the reply_to setting" in (refused.error or "")
 
 
 @pytest.mark.parametrize("tls", ["starttls", "tls"])

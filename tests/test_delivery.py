@@ -55,7 +55,8 @@ from cxdesk.config import load_settings
 from cxdesk.engine import outbox as outbox_module
 from cxdesk.engine import worker as worker_module
 from cxdesk.engine.dispatch import unit_of_work
-from cxdesk.engine.outbox import LEASE, MAX_ATTEMPTS, enqueue, message_id_for
+from cxdesk.engine.mail_batch import message_id_for, read_secret
+from cxdesk.engine.outbox import LEASE, MAX_ATTEMPTS, enqueue
 from cxdesk.engine.worker import BATCH, DeliveryWorker
 from cxdesk.errors import DeskError
 from cxdesk.store import tickets as ops
@@ -183,9 +184,14 @@ def queue_emails(engine: Engine, count: int, sms: int = 0) -> tuple[str, list[in
     return ticket.key, [row.id or 0 for row in rows]
 
 
+def message_id_of(engine: Engine, row: OutboxMessage, mail_from: str = MAIL_FROM) -> str:
+    """The signed Message-ID a worker sending from ``mail_from`` gives ``row``."""
+    return message_id_for(read_secret(engine), row, mail_from)
+
+
 def expected_ids(engine: Engine, ids: list[int]) -> Counter[str]:
     """Each row's deterministic Message-ID, once."""
-    return Counter({message_id_for(row, MAIL_FROM): 1 for row in outbox(engine, *ids)})
+    return Counter({message_id_of(engine, row): 1 for row in outbox(engine, *ids)})
 
 
 def wait_until(condition: Callable[[], object], what: str, timeout: float = WAIT_S) -> None:
@@ -279,7 +285,9 @@ def test_demo_loop_sms_and_email_name_the_expert_then_csat_after_its_delay(
     assert message["To"].addresses[0].addr_spec == CUSTOMER["email"]
     assert str(message["Reply-To"]) == EXPERT_EMAIL
     assert str(message["Subject"]) == f"{EXPERT_NAME} is ready to help you ({key})"
-    assert re.fullmatch(rf"<cxdesk\.outbox\.{mail['id']}\.\d+@example\.com>", mail["provider_id"])
+    [mail_row] = outbox(engine, mail["id"])
+    assert mail["provider_id"] == message_id_of(engine, mail_row)
+    assert re.fullmatch(rf"<cx\.\d+\.{mail['id']}\.[\w-]{{22}}@example\.com>", mail["provider_id"])
     assert parsedate_to_datetime(str(message["Date"])).tzinfo is not None
     body = message.get_content()
     assert body.startswith("Hi Zoë & Ann,\n") and f"{EXPERT_NAME} from the Website" in body
@@ -305,7 +313,7 @@ def test_demo_loop_sms_and_email_name_the_expert_then_csat_after_its_delay(
     assert before.results == {"sent": 0, "failed": 0}
     [row] = outbox(engine, csat["id"])
     assert (row.status, row.attempts) == ("pending", 0)
-    csat_id = message_id_for(row, MAIL_FROM)
+    csat_id = message_id_of(engine, row)
     assert csat_id not in received_ids(peer)
 
     after = worker.run_once(now=row.due_at)
@@ -367,12 +375,12 @@ def test_smtp_down_then_back_delivers_every_message_once(
     assert back.results == {"sent": 11, "failed": 1}
     [dropped] = [r for r in outbox(engine, *ids) if r.status == "failed"]
     assert "SMTP connection lost while sending" in (dropped.last_error or "")
-    assert message_id_for(dropped, MAIL_FROM) not in received_ids(peer)
+    assert message_id_of(engine, dropped) not in received_ids(peer)
 
     assert worker.run_once(now=dropped.due_at).results == {"sent": 1, "failed": 0}
     assert received_ids(peer) == expected_ids(engine, ids)
     rows = outbox(engine, *ids)
-    assert all(r.status == "sent" and r.provider_id == message_id_for(r, MAIL_FROM) for r in rows)
+    assert all(r.status == "sent" and r.provider_id == message_id_of(engine, r) for r in rows)
     assert worker.run_once(now=utcnow() + timedelta(days=1)).results == {"sent": 0, "failed": 0}
 
 
@@ -410,7 +418,7 @@ def test_a_lost_database_stops_the_batch_with_one_message_sent_and_unrecorded_at
     later = max(r.claimed_until for r in rows if r.claimed_until) + timedelta(seconds=1)
     assert worker.run_once(now=later).results == {"sent": 10, "failed": 0}
     doubled = received_ids(peer) - expected_ids(engine, ids)
-    assert doubled == Counter({message_id_for(unknown, MAIL_FROM): 1})
+    assert doubled == Counter({message_id_of(engine, unknown): 1})
     assert set(received_ids(peer)) == set(expected_ids(engine, ids))
 
 

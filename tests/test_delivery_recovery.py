@@ -42,7 +42,6 @@ from cxdesk.engine.outbox import (
     LEASE,
     Claim,
     claim_due,
-    message_id_for,
     record_result,
     record_then_start,
     retry,
@@ -60,8 +59,8 @@ from tests.peers import (
     twilio_settings,
 )
 from tests.test_delivery import (
-    MAIL_FROM,
     WAIT_S,
+    message_id_of,
     outbox,
     queue_emails,
     received_ids,
@@ -152,7 +151,7 @@ def test_kill_9_mid_batch_with_checkins_written_doubles_at_most_one_email_per_ki
                 timeout=WAIT_S + LEASE.total_seconds(),
             )
     rows = outbox(engine, *ids)
-    emails = Counter({message_id_for(r, MAIL_FROM): 1 for r in rows if r.channel == "email"})
+    emails = Counter({message_id_of(engine, r): 1 for r in rows if r.channel == "email"})
     received = received_ids(peer)
     assert set(received) == set(emails)  # nothing lost, nothing else sent
     assert sum((received - emails).values()) <= 2  # one per kill at most

@@ -43,7 +43,6 @@ from textual.widgets import DataTable, Input
 from cxdesk.app import CxDeskApp, create_app
 from cxdesk.config import Settings
 from cxdesk.engine.dispatch import unit_of_work
-from cxdesk.engine.outbox import message_id_for
 from cxdesk.screens.ticket import TicketScreen
 from cxdesk.store.db import make_engine, read_session
 from cxdesk.store.directory import get_user
@@ -51,6 +50,7 @@ from cxdesk.store.models import Event, OutboxMessage, Ticket
 from cxdesk.store.surveys import submit_response
 from tests.desk import build_small_desk
 from tests.peers import TWILIO_TEST_ACCOUNT_SID, TWILIO_TEST_FROM, SmtpPeer
+from tests.test_delivery import message_id_of
 from tests.test_tui import (
     SIZE,
     add_alert_workflows,
@@ -243,6 +243,6 @@ def check_each_alert_sent_once(engine: Engine, peer: SmtpPeer) -> None:
     assert recorded == Counter({r.id: 1 for r in rows})
     received = Counter(str(item.message["Message-ID"]) for item in peer.received)
     emails = [r for r in rows if r.channel == "email"]
-    assert received == Counter({message_id_for(r, MAIL_FROM): 1 for r in emails})
+    assert received == Counter({message_id_of(engine, r, MAIL_FROM): 1 for r in emails})
     subjects = sorted(str(item.message["Subject"]) for item in peer.received)
     assert subjects == ["How did we do?", "Maya is ready", "Omar is ready"]

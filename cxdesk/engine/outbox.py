@@ -23,11 +23,11 @@ after ``kill -9``: 25-33 of 201 emails with check-ins being written at the same 
 commit per message costs throughput; it is the price of the bound (see
 ``benchmarks/delivery.py``).
 
-An email with an unknown outcome is sent again with the same deterministic Message-ID
-(``message_id_for``): SMTP has no idempotency and no way to ask, so the receiver can recognise
-the repeat. An SMS with an unknown outcome is first looked up at Twilio (the channel's
-``find_sent``) and recorded as sent with the SID found, rather than sent again. Nothing
-recorded as sent is ever sent again, and nothing is lost.
+An email with an unknown outcome is sent again with the same deterministic Message-ID (signed
+per row, ``engine.mail_batch.message_id_for``): SMTP has no idempotency and no way to ask, so
+the receiver can recognise the repeat. An SMS with an unknown outcome is first looked up at
+Twilio (the channel's ``find_sent``) and recorded as sent with the SID found, rather than sent
+again. Nothing recorded as sent is ever sent again, and nothing is lost.
 
 A row also remembers what it was written for: its ticket's status, owner and team when it was
 queued, and a validity window (``valid_until``). A message whose ticket has moved on or whose
@@ -41,7 +41,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.utils import parseaddr
 from typing import TYPE_CHECKING
 
 from sqlalchemy import (
@@ -99,6 +98,8 @@ def enqueue(
     delay: timedelta = timedelta(0),
     valid_for: timedelta | None = None,
     written_at: datetime | None = None,
+    comment_id: int | None = None,
+    thread_refs: str | None = None,
 ) -> OutboxMessage:
     """Queue one message in the caller's transaction (it commits with its cause).
 
@@ -106,6 +107,10 @@ def enqueue(
     rendered from) and is worth sending until ``valid_for`` (default ``DEFAULT_VALID_FOR``)
     after it is due, counted from ``written_at``, the time of its cause (default now): a
     message queued late for an old event has that much less time.
+
+    ``comment_id``: the reply this message carries (None: an automatic message, which email
+    marks ``Auto-Submitted``); ``thread_refs``: the Message-IDs of the email conversation so
+    far, oldest first, space separated (References; the last is In-Reply-To).
     """
     if channel not in CHANNELS:
         raise ValidationFailed({"channel": f"must be one of {', '.join(CHANNELS)}"})
@@ -127,6 +132,8 @@ def enqueue(
         written_owner_id=ticket.owner_id if ticket else None,
         written_team_id=ticket.team_id if ticket else None,
         valid_until=min(written_at or now, now) + delay + window,
+        comment_id=comment_id,
+        thread_refs=thread_refs or None,
     )
     session.add(message)
     session.flush()
@@ -141,17 +148,6 @@ def enqueue(
         triggers_workflows=False,
     )
     return message
-
-
-def message_id_for(message: OutboxMessage, mail_from: str) -> str:
-    """A deterministic Message-ID per outbox row, so a repeat can be recognised."""
-    domain = parseaddr(mail_from)[1].rpartition("@")[2] or "cxdesk.invalid"
-    try:
-        domain = domain.encode("idna").decode("ascii")  # Message-IDs are ASCII
-    except UnicodeError:
-        domain = "cxdesk.invalid"
-    stamp = int(message.created_at.timestamp())
-    return f"<cxdesk.outbox.{message.id}.{stamp}@{domain}>"
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ workers on many machines may run at once: rows are claimed atomically with a sho
 while the batch is delivered, and no message goes on the wire before the results of the ones
 before it and its own "sending" mark are committed (``cxdesk.engine.batch.ClaimedBatch``). So a
 worker killed mid-batch leaves at most one message whose outcome is unknown, taken over within
-the lease (30 s): an email is sent again with the same Message-ID, an SMS is looked up at Twilio
-first (see ``cxdesk.engine.outbox``).
+the lease (30 s): an email is sent again with the same (signed) Message-ID, an SMS is looked up
+at Twilio first (see ``cxdesk.engine.outbox``).
 
 Outages: ``run_forever`` outlives them. A pass that fails (the database server down, a SQLite
 lock held past the busy timeout, a bug) is said once (``on_trouble``), tried again after a
@@ -36,11 +36,12 @@ from sqlalchemy import Engine
 from cxdesk.config import Settings
 from cxdesk.engine.batch import ClaimedBatch
 from cxdesk.engine.channels import DeliveryResult
-from cxdesk.engine.channels.email import EmailOut, MailSettings, send_email_batch
+from cxdesk.engine.channels.email import MailSettings, send_email_batch
 from cxdesk.engine.channels.sms import SmsOut, SmsSettings, send_sms_batch
 from cxdesk.engine.dispatch import dispatch_backlog
 from cxdesk.engine.escalation import run_escalations
-from cxdesk.engine.outbox import Claim, message_id_for
+from cxdesk.engine.mail_batch import emails_for
+from cxdesk.engine.outbox import Claim
 from cxdesk.engine.staleness import claim_fresh
 from cxdesk.errors import DESK_UNREACHABLE, DeskError
 from cxdesk.store.db import checkpoint, is_unreachable, unreachable_reason
@@ -187,18 +188,8 @@ class DeliveryWorker:
         report.stale += claim.stale
         if not claim.messages:
             return 0
-        outgoing = [
-            EmailOut(
-                outbox_id=m.id or 0,
-                to=m.to_addr,
-                from_addr=m.from_addr,
-                reply_to=m.reply_to,
-                subject=m.subject or "",
-                body=m.body,
-                message_id=message_id_for(m, m.from_addr or self.mail.mail_from),
-            )
-            for m in claim.messages
-        ]
+        # Rows left out (over the attachment budget) are given back untried by the batch.
+        outgoing = emails_for(self.engine, claim.messages, mail_from=self.mail.mail_from)
         with self._batch(claim, report, stop) as batch:
             asyncio.run(
                 send_email_batch(
