@@ -27,12 +27,13 @@ from cxdesk.store.escalation_steps import (
     parse_estimate,
     set_escalation_step,
 )
-from cxdesk.store.models import Ticket
+from cxdesk.store.models import OutboxMessage, Ticket
+from cxdesk.store.replies import reply_to_customer
 from cxdesk.store.surveys import submit_response
 from cxdesk.text import printable
 
 ticket_app = typer.Typer(
-    help="One ticket: pull, create, show, update, comment, escalation, close, feedback.",
+    help="One ticket: pull, create, show, update, comment, reply, escalation, close, feedback.",
     no_args_is_help=True,
 )
 tickets_app = typer.Typer(help="Many tickets: list.", no_args_is_help=True)
@@ -166,6 +167,38 @@ def ticket_comment(
             attachments=attachments,
         )
     typer.echo(f"Comment added to {key.upper()}.")
+
+
+@ticket_app.command("reply")
+def ticket_reply(
+    key: str,
+    as_user: str | None = AS_OPTION,
+    message: str = typer.Option(..., "--message", help="What the customer receives."),
+    channel: str | None = typer.Option(
+        None, "--channel", help="email or sms; default email when the ticket has one, else sms."
+    ),
+    attach: list[Path] = ATTACH_OPTION,  # noqa: B008
+) -> None:
+    """Reply to the customer by email or SMS (queued; the worker sends it)."""
+    attachments = ops.read_attachment_files(attach)
+    who = proven(as_user)
+    with unit_of_work(desk_engine()) as session:
+        reply = reply_to_customer(
+            session,
+            actor=acting_user(session, who),
+            key=key,
+            body=message,
+            channel=channel,
+            attachments=attachments,
+        )
+        queued = session.exec(
+            select(OutboxMessage).where(OutboxMessage.comment_id == reply.id)
+        ).one()
+    to = printable(queued.to_addr, lines=False)
+    files = f" with {len(attachments)} file(s)" if attachments else ""
+    typer.echo(
+        f"Reply to {key.upper()} queued by {queued.channel} to {to}{files} (outbox #{queued.id})."
+    )
 
 
 @ticket_app.command("close")

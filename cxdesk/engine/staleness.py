@@ -19,6 +19,11 @@ The rule, checked for each message right after a worker claims it (``claim_fresh
   - written while the ticket was resolved or closed and the ticket has been reopened: a CSAT
     survey asks about help that turned out not to be finished.
 
+A reply an expert wrote to the customer (a row with ``comment_id``) never goes stale by its
+ticket moving on: an expert who replies and then resolves or hands the ticket over at once
+still means the reply to go out. Only its window (``store.replies.REPLY_VALID_FOR``, 7 days)
+sets it aside.
+
 Moving within a phase is not moving on: a "ready" message still goes out after the status
 went from open to "Follow up later" with the same owner, and a CSAT survey written at
 "resolved" still goes out after the ticket was closed. Only the state at delivery is compared
@@ -81,12 +86,15 @@ class Moment:
     team_name: str | None = None
     sending_at: datetime | None = None
     """Set: an earlier attempt may have sent it (its outcome is unknown)."""
+    comment_id: int | None = None
+    """Set: the message carries an expert's reply, which its ticket moving on does not stop."""
 
 
 def stale_reason(moment: Moment, now: datetime) -> str | None:
     """Why the message should not be sent at ``now`` (reasons joined by "; "), or None."""
     reasons = []
-    if moment.ticket_id is not None and moment.written_status is not None:
+    written_for_ticket = moment.ticket_id is not None and moment.written_status is not None
+    if written_for_ticket and moment.comment_id is None:
         was = phase(moment.written_status, moment.written_category)
         now_phase = phase(moment.status, moment.category)
         if was == OPEN and now_phase != OPEN:
@@ -114,7 +122,7 @@ def _phase_change(text: str, plain: str, status: str | None) -> str:
 
 
 # One query for a whole claim: each row with its ticket, both statuses' categories and the
-# names a reason quotes (owners and teams then and now). Core tables: sixteen columns.
+# names a reason quotes (owners and teams then and now). Core tables: seventeen columns.
 _OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
 _TICKET = Ticket.__table__  # type: ignore[attr-defined]
 _WAS_STATUS, _NOW_STATUS = (Status.__table__.alias(n) for n in ("was_status", "now_status"))  # type: ignore[attr-defined]
@@ -138,6 +146,7 @@ _MOMENTS = (
         _WAS_TEAM.c.name.label("written_team_name"),
         _NOW_TEAM.c.name.label("team_name"),
         _OUTBOX.c.sending_at,
+        _OUTBOX.c.comment_id,
     )
     .select_from(
         _OUTBOX.outerjoin(_TICKET, _TICKET.c.id == _OUTBOX.c.ticket_id)

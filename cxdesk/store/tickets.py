@@ -36,6 +36,7 @@ from cxdesk.store.events import record_event
 from cxdesk.store.models import (
     Attachment,
     Comment,
+    CommentKind,
     Event,
     Priority,
     Queue,
@@ -417,7 +418,7 @@ def update_ticket(
         errors["priority"] = f"must be one of {', '.join(Priority)}"
     if errors:
         raise ValidationFailed(errors)
-    _check_attachments(attachments)
+    check_attachments(attachments)
     ticket = get_ticket(session, key, lock=True)
     if not can_work_on(session, actor, ticket):
         raise PermissionDenied(f"You are not on the team of {ticket.key}")
@@ -500,7 +501,8 @@ def _log_field(
 # -- comments ---------------------------------------------------------------------------------
 
 
-def _check_attachments(attachments: Sequence[NewAttachment]) -> None:
+def check_attachments(attachments: Sequence[NewAttachment]) -> None:
+    """Refuse more than ``MAX_ATTACHMENTS`` files, a type not allowed or a file over 500 KB."""
     if len(attachments) > MAX_ATTACHMENTS:
         raise ValidationFailed(
             {"attachments": f"at most {MAX_ATTACHMENTS} files per message ({len(attachments)})"}
@@ -524,12 +526,42 @@ def write_comment(
     body: str,
     attachments: Iterable[NewAttachment],
 ) -> Comment:
+    """An internal note with its files, and its ``ticket.commented`` log line."""
+    files = list(attachments)
+    comment = store_comment(session, actor, ticket, body, files)
+    record_event(
+        session,
+        kind="ticket.commented",
+        actor=actor,
+        ticket_id=ticket.id,
+        detail=attachment_names(files) or None,
+    )
+    return comment
+
+
+def store_comment(
+    session: Session,
+    actor: User | None,
+    ticket: Ticket,
+    body: str,
+    attachments: Iterable[NewAttachment],
+    *,
+    kind: str = CommentKind.note,
+    channel: str | None = None,
+) -> Comment:
+    """A comment of ``kind`` with its files (checked by the caller: ``check_attachments``),
+    the ticket's ``updated_at`` moved on; no log line (the caller writes the one it means)."""
     assert ticket.id is not None
-    comment = Comment(ticket_id=ticket.id, author_id=actor.id if actor else None, body=body.strip())
+    comment = Comment(
+        ticket_id=ticket.id,
+        author_id=actor.id if actor else None,
+        body=body.strip(),
+        kind=kind,
+        channel=channel,
+    )
     session.add(comment)
     session.flush()
     assert comment.id is not None
-    names = []
     for item in attachments:
         suffix = PurePath(item.filename).suffix.lower()
         session.add(
@@ -541,18 +573,15 @@ def write_comment(
                 content=item.content,
             )
         )
-        names.append(PurePath(item.filename).name)
     ticket.updated_at = utcnow()
     session.add(ticket)
     session.flush()
-    record_event(
-        session,
-        kind="ticket.commented",
-        actor=actor,
-        ticket_id=ticket.id,
-        detail=", ".join(names) or None,
-    )
     return comment
+
+
+def attachment_names(attachments: Iterable[NewAttachment]) -> str:
+    """The files' names as the log shows them: ``a.pdf, b.png`` (empty for none)."""
+    return ", ".join(PurePath(item.filename).name for item in attachments)
 
 
 def add_comment(
@@ -566,7 +595,7 @@ def add_comment(
     """A reply on the ticket's conversation, with up to 5 attachments of the allowed types."""
     if not body.strip():
         raise ValidationFailed({"comment": "is required"})
-    _check_attachments(attachments)
+    check_attachments(attachments)
     ticket = get_ticket(session, key, lock=True)
     is_requester = ticket.requester_id is not None and ticket.requester_id == actor.id
     if not is_requester:
