@@ -211,9 +211,13 @@ def test_the_subject_keeps_the_customers_with_the_key_added_once(desk: Engine) -
     assert row_of(desk, reply(desk, EMAIL_KEY, "b")).subject == (
         f"Re: [{EMAIL_KEY}] Dashboard filters"
     )
+    receive(desk, EMAIL_KEY, "<m3@mail.example>", "Dash\x1b[2Jboard filters\r\nBcc: x@y.example")
+    assert row_of(desk, reply(desk, EMAIL_KEY, "b")).subject == (
+        f"Re: [{EMAIL_KEY}] Dash [2Jboard filters Bcc: x@y.example"
+    )
     receive(desk, EMAIL_KEY, "<ooo@mail.example>", "Out of office", may_answer=False)
     assert row_of(desk, reply(desk, EMAIL_KEY, "c")).subject == (
-        f"Re: [{EMAIL_KEY}] Dashboard filters"
+        f"Re: [{EMAIL_KEY}] Dash [2Jboard filters Bcc: x@y.example"
     )
 
 

@@ -134,7 +134,7 @@ def email_recipient(ticket: Ticket) -> str:
     address = ticket.customer_email.strip()
     if not address:
         raise DeskError(f"{ticket.key} has no customer email to reply to: try --channel sms")
-    name = " ".join(ticket.customer_name.split())
+    name = one_line(ticket.customer_name)
     try:
         named = str(Address(display_name=name, addr_spec=address)) if name else address
     except (ValueError, TypeError, IndexError):
@@ -155,6 +155,12 @@ def sms_recipient(session: Session, ticket: Ticket) -> str:
     return number
 
 
+def one_line(text: str) -> str:
+    """``text`` fit for a header: control characters dropped, whitespace runs made one space
+    (a customer's subject is theirs to write, line breaks and NULs included)."""
+    return " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
+
+
 def reply_subject(session: Session, ticket: Ticket) -> str:
     """``Re: [EXP-12] <subject>``: the customer's last email subject (if they wrote one),
     else the ticket's title, with the key added once."""
@@ -169,7 +175,7 @@ def reply_subject(session: Session, ticket: Ticket) -> str:
         .order_by(col(InboundMessage.id).desc())
         .limit(1)
     ).first()
-    base = _REPLY_PREFIX.sub("", " ".join((last or ticket.title).split()))
+    base = _REPLY_PREFIX.sub("", one_line(last or ticket.title))
     tag = f"[{ticket.key}]"
     if tag.lower() not in base.lower():
         base = f"{tag} {base}".rstrip()
