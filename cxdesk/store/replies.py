@@ -133,7 +133,7 @@ def email_recipient(ticket: Ticket) -> str:
     in a header as it is); ``DeskError`` when the ticket has no customer email."""
     address = ticket.customer_email.strip()
     if not address:
-        raise DeskError(f"{ticket.key} has no customer email to reply to: try --channel sms")
+        raise DeskError(f"{ticket.key} has no customer email to reply to (reply by SMS?)")
     name = one_line(ticket.customer_name)
     try:
         named = str(Address(display_name=name, addr_spec=address)) if name else address
