@@ -20,7 +20,9 @@ from sqlalchemy import Engine
 from sqlmodel import col, select
 from twilio.request_validator import RequestValidator
 
+from cxdesk.config import load_settings
 from cxdesk.engine.dispatch import unit_of_work
+from cxdesk.engine.worker import DeliveryWorker
 from cxdesk.engine.workflows import save_workflow
 from cxdesk.store import inbound
 from cxdesk.store.db import read_session, transaction
@@ -42,6 +44,8 @@ from cxdesk.web.settings import ServerSettings
 from cxdesk.web.twilio_sms import EMPTY_TWIML
 from tests.cli_helpers import table_counts
 from tests.desk import build_small_desk
+from tests.test_delivery_recovery import twilio_variables_for
+from tests.twilio_recorder import TwilioRecorder
 from tests.web_helpers import Page, fetch, raw_status, running_server
 
 TOKEN = "test-token"
@@ -271,25 +275,52 @@ def test_signed_forms_with_any_values_never_get_a_5xx(server: str, values: dict[
 # -- STOP and START ----------------------------------------------------------------------------
 
 
-def test_stop_and_start_flag_the_number_and_add_no_comment(desk: Engine, server: str) -> None:
-    ticket_id = ada_ticket(desk).id
-    assert post(server, form(20, ADA, " Stop ")).status == 200
-    with read_session(desk) as s:
-        flag = s.get(AddressFlag, ("sms", ADA, "opted_out"))
-        assert flag is not None and flag.reason.startswith("STOP received")
-    assert post(server, form(21, ADA, "START")).status == 200
-    with read_session(desk) as s:
-        assert s.get(AddressFlag, ("sms", ADA, "opted_out")) is None
-    assert comments(desk, ticket_id) == []
-    kinds = event_kinds(desk, ticket_id)
-    assert kinds.index("message.opted_out") < kinds.index("message.opted_in")
-
-
 def test_keywords_are_the_whole_message_in_any_case() -> None:
     assert [keyword_of(t) for t in (" stop ", "Quit", "STOPALL", "optout", "start", "Yes")] == [
         "out", "out", "out", "out", "in", "in"
     ]  # fmt: skip
     assert [keyword_of(t) for t in ("stop it", "please STOP", "", "STOP!")] == [None] * 4
+
+
+def test_stop_suppresses_texts_queued_later_and_skips_those_queued_before_until_start(
+    desk: Engine, server: str, twilio_recorder: TwilioRecorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = ada_ticket(desk).key
+    assert key is not None
+    set_status(desk, key, "open")  # queued before the STOP arrives
+    [queued] = sms_rows(desk)
+    assert queued.to_addr == ADA
+
+    assert post(server, form(20, ADA, " Stop ")).status == 200
+    with read_session(desk) as s:
+        flag = s.get(AddressFlag, ("sms", ADA, "opted_out"))
+        assert flag is not None and flag.reason.startswith("STOP received")
+    ticket_id = ada_ticket(desk).id
+    assert comments(desk, ticket_id) == []  # a keyword is no message
+    assert "message.opted_out" in event_kinds(desk, ticket_id)
+
+    set_status(desk, key, "Follow up later")  # after STOP: not queued
+    assert len(sms_rows(desk)) == 1
+    with read_session(desk) as s:
+        suppressed = s.exec(select(Event).where(Event.kind == "message.suppressed")).one()
+        assert suppressed.detail is not None and "opted out of SMS (STOP" in suppressed.detail
+
+    for name, value in twilio_variables_for(twilio_recorder.url).items():
+        monkeypatch.setenv(name, value)
+    report = DeliveryWorker(desk, load_settings()).run_once()
+    assert (report.results, report.skipped) == ({"sent": 0, "failed": 0}, 1)
+    assert "1 skipped (number opted out)" in report.line()
+    assert twilio_recorder.bodies() == []
+    [row] = sms_rows(desk)
+    assert row.status == "skipped" and "opted out of SMS" in (row.last_error or "")
+
+    assert post(server, form(21, ADA, "START")).status == 200
+    assert "message.opted_in" in event_kinds(desk, ticket_id)
+    assert comments(desk, ticket_id) == []
+    set_status(desk, key, "open")
+    report = DeliveryWorker(desk, load_settings()).run_once()
+    assert report.results == {"sent": 1, "failed": 0}
+    assert twilio_recorder.bodies() == [f"{key} is now open"]
 
 
 def test_yes_is_a_message_unless_the_number_opted_out(desk: Engine, server: str) -> None:
