@@ -168,6 +168,12 @@ def test_a_strangers_text_opens_a_ticket_in_the_inbound_team(desk: Engine, serve
         )  # fmt: skip
     [comment] = comments(desk, ticket.id)
     assert comment.body == "My license key\nis refused"
+    other = "+14155550198"
+    assert post(server, form(12, other, "Line\u2028separated\r\nsecond")).status == 200
+    with read_session(desk) as s:
+        ticket = s.exec(select(Ticket).where(Ticket.customer_phone == other)).one()
+    assert ticket.title == "Line\\u2028separated"
+    assert [c.body for c in comments(desk, ticket.id)] == ["Line\\u2028separated\nsecond"]
 
 
 def test_mms_files_are_listed_not_downloaded_and_control_characters_kept_visible(

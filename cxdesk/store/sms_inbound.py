@@ -158,7 +158,9 @@ def _to_ticket(session: Session, sms: InboundSms, number: str) -> SmsOutcome:
         ticket = continue_ticket(session, last) if last is not None else None
         outcome = "reopened"
         if ticket is None:
-            first_line = sms.body.strip().splitlines()[0] if sms.body.strip() else ""
+            # Split on LF only: str.splitlines also splits on U+2028 and kin, which the
+            # desk's text rule shows as escapes instead.
+            first_line = sms.body.replace("\r\n", "\n").strip().split("\n")[0]
             title = printable(first_line, lines=False)[:TITLE_LENGTH]
             ticket = open_inbound_ticket(
                 session,
