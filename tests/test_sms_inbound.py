@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator, Mapping
+from datetime import timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -22,6 +23,8 @@ from twilio.request_validator import RequestValidator
 
 from cxdesk.config import load_settings
 from cxdesk.engine.dispatch import unit_of_work
+from cxdesk.engine.outbox import LEASE, claim_due, record_then_start
+from cxdesk.engine.staleness import IN_DOUBT, claim_fresh
 from cxdesk.engine.worker import DeliveryWorker
 from cxdesk.engine.workflows import save_workflow
 from cxdesk.store import inbound
@@ -36,8 +39,9 @@ from cxdesk.store.models import (
     OutboxMessage,
     Team,
     Ticket,
+    utcnow,
 )
-from cxdesk.store.sms_optout import keyword_of
+from cxdesk.store.sms_optout import keyword_of, opt_out
 from cxdesk.store.surveys import submit_response
 from cxdesk.store.tickets import change_status, get_ticket
 from cxdesk.web.settings import ServerSettings
@@ -329,9 +333,41 @@ def test_stop_suppresses_texts_queued_later_and_skips_those_queued_before_until_
     assert twilio_recorder.bodies() == [f"{key} is now open"]
 
 
+def test_an_sms_in_doubt_to_a_number_that_opted_out_is_skipped_saying_it_may_have_gone(
+    desk: Engine,
+) -> None:
+    key = ada_ticket(desk).key
+    assert key is not None
+    set_status(desk, key, "open")
+    held = claim_due(desk, channel="sms")
+    [row] = held.messages
+    assert record_then_start(desk, held, [], row.id) == ([], True)  # and the deliverer died
+    with transaction(desk) as s:
+        assert opt_out(s, ADA, reason="STOP received")
+    later = claim_fresh(desk, channel="sms", now=utcnow() + LEASE + timedelta(seconds=1))
+    assert (later.messages, later.skipped, later.stale) == ([], 1, 0)
+    [row] = sms_rows(desk)
+    assert row.status == "skipped" and (row.last_error or "").endswith(IN_DOUBT)
+
+
 def test_yes_is_a_message_unless_the_number_opted_out(desk: Engine, server: str) -> None:
     ticket_id = ada_ticket(desk).id
     assert post(server, form(30, ADA, "yes")).status == 200
     assert [c.body for c in comments(desk, ticket_id)] == ["yes"]
     with transaction(desk) as s:
         assert s.exec(select(AddressFlag)).all() == []
+
+
+def test_the_server_checks_against_the_desks_public_url_and_token(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CXDESK_SURVEY_URL", f"{PUBLIC}/")
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", TOKEN)
+    limits = ServerSettings.from_desk(load_settings())
+    assert (limits.public_url, limits.twilio_auth_token) == (PUBLIC, TOKEN)
+    assert TOKEN not in repr(limits)
+    assert f"Twilio posts to {WEBHOOK}" in limits.twilio_sms_line
+    monkeypatch.delenv("TWILIO_AUTH_TOKEN")
+    assert ServerSettings.from_desk(load_settings()).twilio_sms_line.startswith(
+        "Text messages: off"
+    )

@@ -183,13 +183,18 @@ def find_stale(engine: Engine, claim: Claim) -> dict[int, str]:
 
 
 def find_opted_out(engine: Engine, claim: Claim) -> dict[int, str]:
-    """The claimed SMS to numbers that opted out, with why; one read."""
+    """The claimed SMS to numbers that opted out, with why (``IN_DOUBT`` added when an earlier
+    attempt may have sent it); one read."""
     texts = [m for m in claim.messages if m.channel == "sms"]
     if not texts:
         return {}
     with read_session(engine) as session:
         opted_out = opted_out_among(session, [m.to_addr for m in texts])
-    return {m.id or 0: opted_out[m.to_addr] for m in texts if m.to_addr in opted_out}
+    return {
+        m.id or 0: opted_out[m.to_addr] + (f"; {IN_DOUBT}" if m.sending_at else "")
+        for m in texts
+        if m.to_addr in opted_out
+    }
 
 
 def set_aside_stale(engine: Engine, claim: Claim) -> Claim:
