@@ -263,6 +263,7 @@ def survey_serve(
         f"{settings.resolved_survey_url}/csat); Ctrl+C stops."
     )
     console.print(f"Limits: {limits.limits_line()}", highlight=False)
+    console.print(limits.twilio_sms_line, highlight=False)
     log_requests_to_stderr()
     try:
         server.serve_forever()

@@ -31,7 +31,8 @@ again. Nothing recorded as sent is ever sent again, and nothing is lost.
 
 A row also remembers what it was written for: its ticket's status, owner and team when it was
 queued, and a validity window (``valid_until``). A message whose ticket has moved on or whose
-window has passed is not sent but marked ``stale`` (``cxdesk.engine.staleness``).
+window has passed is not sent but marked ``stale`` (``cxdesk.engine.staleness``), and an SMS
+to a number that opted out since it was queued is marked ``skipped``.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ if TYPE_CHECKING:
     from cxdesk.engine.channels import DeliveryResult
 
 CHANNELS = ("email", "sms")
-STATUSES = ("pending", "sent", "failed", "dead", "stale")
+STATUSES = ("pending", "sent", "failed", "dead", "stale", "skipped")
 MAX_ATTEMPTS = 6
 LEASE = timedelta(seconds=30)
 """How long a claim holds its rows without a renewal: a dead deliverer's rows wait this long."""
@@ -164,6 +165,8 @@ class Claim:
     stale: int = 0
     """How many claimed rows were set aside as stale instead of being handed over to send
     (``staleness.claim_fresh``)."""
+    skipped: int = 0
+    """How many claimed SMS were set aside because their number opted out (``skipped``)."""
 
 
 def claim_due(

@@ -37,6 +37,11 @@ all in one transaction. It is not sent *now*; if an earlier attempt's outcome is
 deliverer stopped while sending it: ``sending_at`` is set), it may have been sent then, and
 its reason says so (``IN_DOUBT``). The check happens when the batch is claimed; a ticket
 that moves on while its batch of at most 50 is being sent does not stop that message.
+
+The same check sets aside an SMS to a number that opted out (texted STOP,
+``store.sms_optout``) after it was queued: status ``skipped``, the opt-out as its reason, a
+``message.suppressed`` line on its ticket's log; nothing goes to Twilio (which would refuse
+it anyway, error 21610). A number that opts back in (START) gets the SMS queued after that.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ from cxdesk.engine.outbox import Claim, claim_due, held_by
 from cxdesk.store.db import read_session, transaction
 from cxdesk.store.events import record_event
 from cxdesk.store.models import OutboxMessage, Status, StatusCategory, Team, Ticket, User
+from cxdesk.store.sms_optout import opted_out_among
 
 OPEN, RESOLVED, CLOSED = "open", "resolved", "closed"
 IN_DOUBT = "outcome unknown: an earlier attempt may have sent it"
@@ -163,7 +169,7 @@ _MARK_STALE = (
     update(_OUTBOX)
     .where(_OUTBOX.c.id == bindparam("outbox_id"), held_by(bindparam("token")))
     .values(
-        status="stale",
+        status=bindparam("status"),
         last_error=bindparam("reason"),
         claimed_until=None,
         attempts=_OUTBOX.c.attempts - 1,  # the claim counted one; nothing was tried
@@ -185,19 +191,42 @@ def find_stale(engine: Engine, claim: Claim) -> dict[int, str]:
     return {outbox_id: reason for outbox_id, reason in reasons.items() if reason}
 
 
+def find_opted_out(engine: Engine, claim: Claim) -> dict[int, str]:
+    """The claimed SMS to numbers that opted out, with why (``IN_DOUBT`` added when an earlier
+    attempt may have sent it); one read."""
+    texts = [m for m in claim.messages if m.channel == "sms"]
+    if not texts:
+        return {}
+    with read_session(engine) as session:
+        opted_out = opted_out_among(session, [m.to_addr for m in texts])
+    return {
+        m.id or 0: opted_out[m.to_addr] + (f"; {IN_DOUBT}" if m.sending_at else "")
+        for m in texts
+        if m.to_addr in opted_out
+    }
+
+
 def set_aside_stale(engine: Engine, claim: Claim) -> Claim:
-    """Mark the stale messages of ``claim`` (status, reason, log line; one transaction) and
-    return the claim of the rest, to be sent, with ``stale`` counting those set aside."""
-    stale = find_stale(engine, claim)
-    if not stale:
+    """Mark the stale messages of ``claim`` and the SMS to opted-out numbers (status, reason,
+    log line; one transaction) and return the claim of the rest, to be sent, with ``stale``
+    and ``skipped`` counting those set aside."""
+    aside = {i: ("stale", "message.stale", r) for i, r in find_stale(engine, claim).items()}
+    skipped = find_opted_out(engine, claim)  # the stronger reason: never to this number
+    aside |= {i: ("skipped", "message.suppressed", r) for i, r in skipped.items()}
+    if not aside:
         return claim
     with transaction(engine) as session:
-        for outbox_id, reason in stale.items():
+        for outbox_id, (status, kind, reason) in aside.items():
             row = (
                 session.connection()
                 .execute(
                     _MARK_STALE,
-                    {"outbox_id": outbox_id, "token": claim.token, "reason": reason[:500]},
+                    {
+                        "outbox_id": outbox_id,
+                        "token": claim.token,
+                        "reason": reason[:500],
+                        "status": status,
+                    },
                 )
                 .first()
             )
@@ -206,7 +235,7 @@ def set_aside_stale(engine: Engine, claim: Claim) -> Claim:
             ticket_id, channel, to_addr = row
             record_event(
                 session,
-                kind="message.stale",
+                kind=kind,
                 actor=None,
                 ticket_id=ticket_id,
                 field_name=channel,
@@ -214,18 +243,24 @@ def set_aside_stale(engine: Engine, claim: Claim) -> Claim:
                 detail=f"outbox #{outbox_id} not sent: {reason}",
                 triggers_workflows=False,
             )
-    fresh = [m for m in claim.messages if m.id not in stale]
-    return replace(claim, messages=fresh, stale=claim.stale + len(claim.messages) - len(fresh))
+    fresh = [m for m in claim.messages if m.id not in aside]
+    return replace(
+        claim,
+        messages=fresh,
+        stale=claim.stale + len(aside) - len(skipped),
+        skipped=claim.skipped + len(skipped),
+    )
 
 
 def claim_fresh(
     engine: Engine, *, channel: str, limit: int = 50, now: datetime | None = None
 ) -> Claim:
-    """``outbox.claim_due``, with the stale messages set aside: claims again while a whole
-    batch was stale, so an empty claim still means "nothing due"."""
-    set_aside = 0
+    """``outbox.claim_due``, with the stale messages (and SMS to opted-out numbers) set aside:
+    claims again while a whole batch was set aside, so an empty claim still means "nothing
+    due"."""
+    stale = skipped = 0
     while True:
         claim = set_aside_stale(engine, claim_due(engine, channel=channel, limit=limit, now=now))
-        set_aside += claim.stale
-        if claim.messages or not claim.stale:
-            return replace(claim, stale=set_aside)
+        stale, skipped = stale + claim.stale, skipped + claim.skipped
+        if claim.messages or not (claim.stale or claim.skipped):
+            return replace(claim, stale=stale, skipped=skipped)

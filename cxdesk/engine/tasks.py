@@ -7,6 +7,8 @@
   ``send_sms`` (to, body, delay_minutes, valid_minutes): rendered now, queued in the outbox in
   this transaction; not sent if not delivered within ``valid_minutes`` of being due (default
   ``outbox.DEFAULT_VALID_FOR``) or once its ticket has moved on (``cxdesk.engine.staleness``).
+  An SMS to a number that opted out (texted STOP, ``store.sms_optout``) is not queued: its
+  ticket's log says so (``message.suppressed``).
 - ``change_status`` (status, optional comment), ``escalate`` (optional comment), ``comment``
   (body): act on the event's ticket as the desk itself.
 
@@ -38,6 +40,7 @@ from cxdesk.store.models import (
     TicketTemplate,
     User,
 )
+from cxdesk.store.sms_optout import opt_out_reason
 from cxdesk.store.tickets import TicketDraft, change_status, create_ticket, write_comment
 
 TASK_TYPES = ("create_ticket", "send_email", "send_sms", "change_status", "escalate", "comment")
@@ -187,6 +190,18 @@ def _queue_message(session: Session, task: Mapping[str, Any], run: TaskRun, chan
             ticket_id=run.ticket_id,
             field_name=channel,
             detail=f"no recipient for {task['to']}",
+            triggers_workflows=False,
+        )
+        return
+    if channel == "sms" and (opted_out := opt_out_reason(session, to)) is not None:
+        record_event(
+            session,
+            kind="message.suppressed",
+            actor=None,
+            ticket_id=run.ticket_id,
+            field_name=channel,
+            to_value=to,
+            detail=f"not queued: {opted_out}",
             triggers_workflows=False,
         )
         return

@@ -61,6 +61,8 @@ class WorkerReport:
     results: dict[str, int] = field(default_factory=lambda: {"sent": 0, "failed": 0})
     lost_leases: int = 0
     stale: int = 0
+    skipped: int = 0
+    """SMS not sent: their number opted out (texted STOP) after they were queued."""
     found: int = 0
     """Of ``results["sent"]``: SMS found at Twilio, sent by an attempt whose outcome was
     unknown (a deliverer that died), so not sent again."""
@@ -71,6 +73,7 @@ class WorkerReport:
             f"sent {self.results['sent']}, failed {self.results['failed']}"
             + (f" ({self.found} found already sent)" if self.found else "")
             + (f", {self.stale} stale (not sent)" if self.stale else "")
+            + (f", {self.skipped} skipped (number opted out)" if self.skipped else "")
             + (f", {self.lost_leases} taken over by another worker" if self.lost_leases else "")
         )
 
@@ -209,6 +212,7 @@ class DeliveryWorker:
             return 0
         claim = claim_fresh(self.engine, channel="sms", limit=BATCH, now=now)
         report.stale += claim.stale
+        report.skipped += claim.skipped
         if not claim.messages:
             return 0
         outgoing = [

@@ -41,7 +41,7 @@ KINDS = (
     "message.received",  # a customer's email or SMS landed on the ticket (store.inbound)
     "message.auto_reply",  # an out-of-office answer, logged: reopens and opens nothing
     "message.bounced",  # a message the desk sent came back undelivered
-    "message.suppressed",  # an automatic message not queued (RFC 3834, or once per period)
+    "message.suppressed",  # not queued (RFC 3834, once per period) or an SMS to an opted-out number
     "message.opted_out",  # a number sent STOP: no more SMS to it
     "message.opted_in",  # a number sent START
     "attachment.refused",  # an inbound file over the desk's limits, listed not dropped

@@ -201,6 +201,9 @@ class Ticket(SQLModel, table=True):
         # the tickets.
         Index("ix_ticket_team_status", "team_id", "status", "created_at", "priority"),
         Index("ix_ticket_created_status", "created_at", "status"),
+        # A customer's tickets by phone, newest first: where their text message goes
+        # (store.sms_inbound), without reading every ticket (migration 0012).
+        Index("ix_ticket_customer_phone", "customer_phone", "created_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -19,6 +19,8 @@
   one text rule refuses: ``cxdesk.text``, for names in the path and field names, for long
   answers in the values) gets a 4xx page, never a 500.
 
+``POST /twilio/sms`` is Twilio's inbound text message webhook (``cxdesk.web.twilio_sms``).
+
 The CSAT link's SupportRep, RepEmail and CustomerName parameters are kept for survey tools
 that read them; the page itself names the expert from the desk's own records.
 """
@@ -53,12 +55,13 @@ from cxdesk.text import text_problem
 from cxdesk.web.limits import RateLimiter, address_key
 from cxdesk.web.pages import form_page, index_page, message_page
 from cxdesk.web.settings import MAX_BODY_BYTES, ServerSettings
+from cxdesk.web.twilio_sms import TWILIO_SMS_PATH, TwilioSmsWebhook
 
 PUBLIC_KINDS = ("csat", "nps")
 MAX_FIELDS = 100
 """Query or form fields at most; a survey has a handful."""
+HTML_TYPE = "text/html; charset=utf-8"
 HEADERS = [
-    ("Content-Type", "text/html; charset=utf-8"),
     ("Cache-Control", "no-store"),
     # The page address carries the signed ref: never hand it to another site.
     ("Referrer-Policy", "no-referrer"),
@@ -96,6 +99,7 @@ class Reply:
     html: str
     retry_after: int = 0
     """Seconds, for a 429."""
+    content_type: str = HTML_TYPE
 
 
 class BadRequest(Exception):
@@ -124,6 +128,7 @@ class SurveyApp:
         self.by_address = RateLimiter(self.settings.answers_per_address, window)
         self.by_email = RateLimiter(self.settings.answers_per_email, window)
         self._secret_made = False
+        self.twilio_sms = TwilioSmsWebhook(engine, self.settings)
         try:
             self._make_secret()
         except (DeskError, SQLAlchemyError) as exc:  # no desk yet, or the database away
@@ -137,7 +142,8 @@ class SurveyApp:
         except DeskError as exc:  # e.g. the database cannot be reached: say so, in one line
             reply = Reply(500, message_page("Sorry", f"The survey is not available: {exc}"))
         body = reply.html.encode("utf-8")
-        headers = [*HEADERS, ("Content-Length", str(len(body)))]
+        headers = [("Content-Type", reply.content_type), *HEADERS]
+        headers.append(("Content-Length", str(len(body))))
         if reply.retry_after:
             headers.append(("Retry-After", str(reply.retry_after)))
         start_response(STATUS[reply.status], headers)
@@ -153,7 +159,11 @@ class SurveyApp:
 
     def handle(self, environ: dict[str, Any]) -> Reply:
         method = environ.get("REQUEST_METHOD", "GET")
-        name = request_path(environ).strip("/")
+        path = request_path(environ)
+        if path == TWILIO_SMS_PATH:
+            answer = self.twilio_sms.handle(environ)
+            return Reply(answer.status, answer.body, content_type=answer.content_type)
+        name = path.strip("/")
         query = parse_fields(environ.get("QUERY_STRING", ""), what="address")
         survey = self._public_survey(name) if name else None
         if name and survey is None:

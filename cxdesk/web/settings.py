@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
-from cxdesk.config import Settings
+from cxdesk.config import DEFAULT_SURVEY_URL, Settings
 from cxdesk.engine.channels import check_keys, read_setting, text_setting
 from cxdesk.errors import DeskError
 
@@ -54,6 +54,14 @@ class ServerSettings:
     """The address of a reverse proxy in front of the server: only requests from it have their
     client address taken from ``X-Forwarded-For`` (its last entry). Empty: the header is
     ignored and the connection's address counts."""
+    public_url: str = DEFAULT_SURVEY_URL
+    """The address the internet reaches this server at, without a trailing slash: the desk's
+    ``survey_url`` (``CXDESK_SURVEY_URL``), where CSAT links point. Twilio signs its webhook
+    requests for ``<public_url>/twilio/sms``, and that is the URL the server checks them
+    against (never one made from the Host header a client sends)."""
+    twilio_auth_token: str = field(default="", repr=False)
+    """``TWILIO_AUTH_TOKEN``: the key Twilio signs webhook requests with. Empty: every text
+    message posted to ``/twilio/sms`` is refused (403)."""
 
     @classmethod
     def load(cls, file_values: Mapping[str, object]) -> ServerSettings:
@@ -89,7 +97,24 @@ class ServerSettings:
         table = settings.extra.get(TABLE, {})
         if not isinstance(table, dict):
             raise DeskError(f"Config setting {TABLE} must be a table ([{TABLE}])")
-        return cls.load(table)
+        from cxdesk.engine.channels.sms import SmsSettings  # twilio's client: only here
+
+        twilio = settings.extra.get("twilio", {})
+        if not isinstance(twilio, dict):
+            raise DeskError("Config setting twilio must be a table ([twilio])")
+        return replace(
+            cls.load(table),
+            public_url=settings.resolved_survey_url,
+            twilio_auth_token=SmsSettings.load(twilio).auth_token,
+        )
+
+    @property
+    def twilio_sms_line(self) -> str:
+        """Where Twilio posts text messages, in one line for ``cxdesk survey serve``."""
+        url = f"{self.public_url}/twilio/sms"
+        if not self.twilio_auth_token:
+            return f"Text messages: off (set TWILIO_AUTH_TOKEN; Twilio then posts to {url})"
+        return f"Text messages: Twilio posts to {url} (signed with TWILIO_AUTH_TOKEN)"
 
     def limits_line(self) -> str:
         """What the server allows, in one line for ``cxdesk survey serve``."""
