@@ -11,7 +11,16 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, ForeignKey, Index, LargeBinary, UniqueConstraint, text
+from sqlalchemy import (
+    JSON,
+    Column,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    UniqueConstraint,
+    func,
+    text,
+)
 from sqlmodel import Field, SQLModel
 
 # Every constraint and index gets a predictable name, the same on SQLite and PostgreSQL, so a
@@ -201,6 +210,15 @@ class Ticket(SQLModel, table=True):
         # the tickets.
         Index("ix_ticket_team_status", "team_id", "status", "created_at", "priority"),
         Index("ix_ticket_created_status", "created_at", "status"),
+        # The customer's other tickets (``store.conversation.customer_history``, migration
+        # 0012): by email in any case, or by phone where there is one.
+        Index("ix_ticket_customer_email", func.lower(text("customer_email"))),
+        Index(
+            "ix_ticket_customer_phone",
+            "customer_phone",
+            postgresql_where=text("customer_phone <> ''"),
+            sqlite_where=text("customer_phone <> ''"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
