@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import select
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Input, Static, TabbedContent
+from textual.widgets import DataTable, Input, Label, Static, TabbedContent
 
 from cxdesk.app import CxDeskApp, create_app
 from cxdesk.screens.ticket import TicketScreen
@@ -28,8 +28,9 @@ from cxdesk.widgets.confirm_dialog import ConfirmDialog
 from cxdesk.widgets.conversation import Conversation
 from cxdesk.widgets.prompt_dialog import PromptDialog
 from tests import tui_helpers
+from tests.cli_helpers import table_counts
 from tests.conversation_desk import ANN_EMAIL, LOG_FILE, NOTE, PICTURE, AnnsDesk, anns_desk
-from tests.tui_helpers import AnyApp, log_in, notified, wait_until
+from tests.tui_helpers import AnyApp, log_in, notified, palette, wait_until
 
 SIZE = (120, 40)
 
@@ -190,5 +191,54 @@ def test_a_ticket_without_files_or_history_offers_neither_key(
         assert screen.check_action("message_customer", ()) is True
         await wait_until(pilot, lambda: len(entries(screen)) == 1, "the empty conversation")
         assert entry_text(entries(screen)[0]) == "No messages yet."
+
+    run_as_maya(engine, script)
+
+
+def test_a_refused_message_stays_in_the_dialog_as_one_line(
+    engine: Engine, desk: AnnsDesk, tmp_path: Path
+) -> None:
+    before = table_counts(engine)
+    missing = tmp_path / "missing.pdf"
+
+    async def script(app: CxDeskApp, pilot: Pilot[Any]) -> None:
+        await open_ticket(app, pilot, desk.key)
+        await palette(pilot, "Message customer")  # the key's command, found by name
+        await wait_until(pilot, lambda: isinstance(app.screen, ChangeDialog), "the dialog")
+        dialog = app.screen
+        dialog.query_one("#comment", Input).value = "Here is the fix"
+        dialog.query_one("#attachments", Input).value = str(missing)
+        dialog.query_one("#attachments", Input).focus()
+        await pilot.press("enter")
+        error = dialog.query_one("#dialog-error", Label)
+        await wait_until(pilot, lambda: "Not sent: " in str(error.render()), "the refusal")
+        expected = f"Not sent: Cannot read attachment {missing}: No such file or directory"
+        assert str(error.render()) == expected
+        assert app.screen is dialog
+
+    run_as_maya(engine, script)
+    assert table_counts(engine) == before
+
+
+def test_saving_over_a_folder_is_refused_in_one_line(
+    engine: Engine, desk: AnnsDesk, tmp_path: Path
+) -> None:
+    async def script(app: CxDeskApp, pilot: Pilot[Any]) -> None:
+        await open_ticket(app, pilot, desk.key)
+        await pilot.press("d")
+        await wait_until(pilot, lambda: isinstance(app.screen, PromptDialog), "which file")
+        await pilot.press("9", "enter")  # there are two
+        await wait_until(pilot, lambda: notified(app, "No attachment 9: type 1 to 2"), "refusal")
+        await pilot.press("d")
+        await wait_until(pilot, lambda: isinstance(app.screen, PromptDialog), "which file")
+        await pilot.press("1", "enter")
+        await wait_until(
+            pilot,
+            lambda: isinstance(app.screen, PromptDialog) and app.screen.query_one(Input).value,
+            "the path prompt",
+        )
+        app.screen.query_one(Input).value = str(tmp_path)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: notified(app, "it is a folder"), "the refusal")
 
     run_as_maya(engine, script)
