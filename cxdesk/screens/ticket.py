@@ -297,7 +297,7 @@ class TicketScreen(TicketConversationKeys):
 
     def action_comment(self) -> None:
         self._open_dialog(
-            f"Internal comment on {self.key} (the customer never sees it; m messages them)",
+            f"Internal note on {self.key}: the customer never sees it",
             partial(self.store_change, None),
             with_attachments=True,
         )

@@ -62,8 +62,16 @@ class Conversation(Vertical):
     Conversation > .empty { color: $text-muted; }
     """
 
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._shown: tuple[ConversationEntry, ...] | None = None
+
     def show(self, entries: Sequence[ConversationEntry]) -> None:
-        """Draw ``entries`` in place of what was shown."""
+        """Draw ``entries`` in place of what was shown (nothing to do when they are the same:
+        a long conversation is not rebuilt for every change of its ticket)."""
+        if tuple(entries) == self._shown:
+            return
+        self._shown = tuple(entries)
         with self.app.batch_update():
             self.remove_children()
             if not entries:
