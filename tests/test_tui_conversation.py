@@ -84,6 +84,9 @@ def test_the_conversation_shows_the_three_kinds_in_words(engine: Engine, desk: A
         assert "failed: 421 4.7.0 try again later" in texts[3]
         tabs = screen.query_one("#tabs", TabbedContent)
         assert str(tabs.get_tab("tab-history").label) == "Customer history (2)"
+        for shown_next in ("tab-history", "tab-log", "tab-conversation"):
+            await pilot.press("l")
+            await wait_until(pilot, lambda: tabs.active == shown_next, shown_next)  # noqa: B023
 
     run_as_maya(engine, script)
 
