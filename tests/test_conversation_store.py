@@ -181,3 +181,29 @@ def test_the_history_is_bounded(engine: Engine, desk: AnnsDesk) -> None:
         history = customer_history(s, ops.get_ticket(s, desk.key))
     assert len(history) == HISTORY_LIMIT
     assert history[0].title == f"Question {HISTORY_LIMIT + 2}"  # the newest
+
+
+def test_the_history_searches_its_indexes_never_walks_the_desk(
+    engine: Engine, desk: AnnsDesk
+) -> None:
+    """SQLite's plan (PostgreSQL's depends on its statistics: measured in migration 0012)."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("the plan is checked on SQLite")
+    seen: list[tuple[str, Any]] = []
+
+    def keep(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_args: Any) -> None:
+        seen.append((statement, parameters))
+
+    with read_session(engine) as s:
+        ticket = ops.get_ticket(s, desk.key)
+        event.listen(engine, "before_cursor_execute", keep)
+        try:
+            customer_history(s, ticket)
+        finally:
+            event.remove(engine, "before_cursor_execute", keep)
+        ((statement, parameters),) = seen
+        plan = s.connection().exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
+        details = [row[3] for row in plan]
+    assert any("ix_ticket_customer_email" in d for d in details), details
+    assert any("ix_ticket_customer_phone" in d for d in details), details
+    assert not any(d.startswith("SCAN ticket") for d in details), details
