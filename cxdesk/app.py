@@ -362,6 +362,9 @@ class CxDeskApp(App[None]):
         for theme in self.desk_themes:
             yield SystemCommand(f"Theme: {theme}", "Use this colour theme",
                                 partial(setattr, self, "theme", theme))  # fmt: skip
+        screen_commands = getattr(screen, "palette_commands", None)
+        if screen_commands is not None:  # what the screen on top offers by name (its keys)
+            yield from screen_commands()
         yield from super().get_system_commands(screen)
 
     def refusal(self, name: str) -> str | None:

@@ -3,10 +3,11 @@ and how cxdesk makes its own files and folders: owner-only, whatever the umask.
 
 The desk's files hold password hashes, customer data and the survey signing secret, so every
 file cxdesk creates is ``PRIVATE_FILE_MODE`` (0600) and every folder ``PRIVATE_FOLDER_MODE``
-(0700): ``make_private_folder``, ``create_private_file``, ``write_private_file`` and
-``private_replacement`` (a file written beside its destination, then moved into place). A
-folder that already exists (a project folder holding the database, ``/tmp``) is never changed
-by them; ``make_owner_only`` tightens the desk's existing files (``cxdesk init``).
+(0700): ``make_private_folder``, ``create_private_file``, ``write_private_file``,
+``write_new_private_file`` and ``private_replacement`` (a file written beside its destination,
+then moved into place). A folder that already exists (a project folder holding the database,
+``/tmp``) is never changed by them; ``make_owner_only`` tightens the desk's existing files
+(``cxdesk init``).
 """
 
 from __future__ import annotations
@@ -119,6 +120,20 @@ def write_private_file(path: Path, data: bytes) -> None:
     make_private_folder(path.parent)
     with private_replacement(path) as temporary:
         temporary.write_bytes(data)
+
+
+def write_new_private_file(path: Path, data: bytes) -> None:
+    """Create ``path`` as a 0600 file holding ``data``; ``FileExistsError`` if anything (a
+    file, a folder, a symbolic link) is there already: it is never replaced nor followed. A
+    write that fails removes the file it created."""
+    handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, PRIVATE_FILE_MODE)
+    try:
+        with os.fdopen(handle, "wb") as output:
+            os.fchmod(output.fileno(), PRIVATE_FILE_MODE)  # the umask may have taken bits
+            output.write(data)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
 
 
 @contextmanager

@@ -617,7 +617,7 @@ def test_update_mistakes_change_nothing(cli: Cli, engine: Engine) -> None:
 
 
 @pytest.mark.usefixtures("demo_desk")
-def test_ticket_show_json_has_the_fields_comments_and_log(cli: Cli, engine: Engine) -> None:
+def test_ticket_show_json_has_the_fields_conversation_and_log(cli: Cli, engine: Engine) -> None:
     key = pulled(cli, "360", "maya")
     assert cli("ticket", "update", key, "--as", "maya", "--status", "resolved",
                "--comment", "Solved at the desk").exit_code == 0  # fmt: skip
@@ -639,7 +639,9 @@ def test_ticket_show_json_has_the_fields_comments_and_log(cli: Cli, engine: Engi
     created = datetime.fromisoformat(shown["created_at"])
     assert created.utcoffset() is not None
     assert datetime.fromisoformat(shown["updated_at"]) >= created
-    assert [(c["author"], c["body"]) for c in shown["comments"]] == [("maya", "Solved at the desk")]
+    assert [(c["kind"], c["author"], c["body"]) for c in shown["conversation"]] == [
+        ("note", "maya", "Solved at the desk")
+    ]
     log = [(e["who"], e["kind"], e["from"], e["to"]) for e in shown["log"]]
     assert ("maya", "ticket.assigned_from_queue", None, "maya") in log
     assert ("maya", "ticket.status_changed", "new", "open") in log

@@ -372,7 +372,7 @@ def test_ticket_show_never_prints_terminal_escapes(cli: Cli, desk: Engine) -> No
     as_json = cli("ticket", "show", key, "--json")
     assert "\x9b" not in as_json.stdout and "\x1b" not in as_json.stdout
     record = json.loads(as_json.stdout)
-    assert record["comments"][-1]["body"] == HOSTILE_COMMENT  # exact, escaped by JSON
+    assert record["conversation"][-1]["body"] == HOSTILE_COMMENT  # exact, escaped by JSON
     assert record["customer_name"] == "Ada\x1b[2J"
 
 

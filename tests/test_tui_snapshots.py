@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, update
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Input
+from textual.widgets import DataTable, Input, Static
 
 from cxdesk.app import CxDeskApp, create_app
 from cxdesk.config import Settings
@@ -29,6 +29,7 @@ from cxdesk.store.db import make_engine, transaction
 from cxdesk.store.directory import get_user
 from cxdesk.store.models import Comment, Event, SurveyResponse, Ticket
 from cxdesk.store.tickets import add_comment
+from cxdesk.widgets.conversation import Conversation
 from tests.cli_helpers import TEST_PASSWORD
 from tests.desk import build_small_desk, pull
 from tests.test_tui import check_in, label_text, wait_until
@@ -155,5 +156,7 @@ def test_ticket_screen(desk: Engine, snap_compare: SnapCompare) -> None:
         screen = app.screen
         assert isinstance(screen, TicketScreen)
         await wait_until(pilot, lambda: screen.view is not None, "the ticket's fields")
+        conversation = screen.query_one(Conversation)
+        await wait_until(pilot, lambda: conversation.query(Static), "the conversation drawn")
 
     assert snap_compare(desk_app(desk, "maya"), terminal_size=SIZE, run_before=run_before)

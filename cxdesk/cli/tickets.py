@@ -5,13 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.text import Text
 from sqlmodel import col, select
 
 from cxdesk.cli.common import (
     AS_OPTION,
     acting_user,
-    console,
     desk_engine,
     parse_pairs,
     print_json,
@@ -250,65 +248,6 @@ def ticket_escalation(
     assert timeline is not None
     when = f", estimated resolution {timeline.estimate}" if timeline.estimate else ""
     typer.echo(f"{ticket.key}: {timeline.current}{when}.")
-
-
-@ticket_app.command("show")
-def ticket_show(
-    key: str, as_json: bool = typer.Option(False, "--json"), as_user: str | None = AS_OPTION
-) -> None:
-    """A ticket's fields, data, comments and log."""
-    proven(as_user)
-    with read_session(desk_engine()) as session:
-        ticket = ops.get_ticket(session, key)
-        record = ops.tickets_to_dicts(session, [ticket])[0]
-        comments = ops.comment_rows(session, ticket)
-        log = ops.ticket_log(session, ticket)
-        timeline = escalation_timeline(session, ticket)
-    if as_json:
-        escalation = timeline.to_dict() if timeline else None
-        print_json({**record, "escalation": escalation, "comments": comments, "log": log})
-        return
-    title = printable(str(record["title"]), lines=False)
-    console.print(Text.assemble((str(record["key"]), "bold"), "  ", title))
-    labels = ("status", "priority", "team", "origin_team", "owner", "customer_name",
-              "customer_email", "customer_phone", "source", "created_at", "updated_at")  # fmt: skip
-    for label in labels:
-        value = printable(str(record[label] or ""), lines=False)
-        console.print(f"  {label:15} {value}", markup=False)
-    data = record["data"]
-    assert isinstance(data, dict)
-    if data:
-        print_table("Ticket data", ["name", "value"], data.items())
-    if record["customer_comment"]:
-        comment = printable(str(record["customer_comment"]))
-        console.print(f"Customer comment: {comment}", markup=False)
-    if timeline is not None:
-        print_table(
-            f"Escalation (estimated resolution: {timeline.estimate or 'not set'})",
-            ["step", "at", "now"],
-            [(s.name, s.at.isoformat() if s.at else "", "<-" if s.current else "")
-             for s in timeline.steps],
-        )  # fmt: skip
-    print_table(
-        "Comments",
-        ["at", "author", "comment"],
-        [(c["at"], c["author"], c["body"]) for c in comments],
-    )
-    print_table(
-        "Log",
-        ["at", "who", "what", "from", "to", "detail"],
-        [
-            (
-                e["at"],
-                e["who"],
-                f"{e['kind']} {e['field'] or ''}".strip(),
-                e["from"],
-                e["to"],
-                e["detail"],
-            )
-            for e in log
-        ],
-    )
 
 
 @tickets_app.command("list")

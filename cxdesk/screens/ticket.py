@@ -1,5 +1,10 @@
-"""The ticket screen: fields, ticket data, customer comment, the escalation timeline, Comments
-and Log tabs, and edits.
+"""The ticket screen: fields, ticket data, customer comment, the escalation timeline, the
+Conversation, Customer history and Log tabs, and edits.
+
+The Conversation shows internal notes, replies to the customer (with their delivery status)
+and the customer's messages (with their sender), each badged in words, and their attachments
+numbered; ``m`` messages the customer, ``d`` saves an attachment, ``h`` goes to the
+customer's other tickets (Enter opens one): ``screens.ticket_conversation``.
 
 Each action key opens a ``ChangeDialog`` (every update needs a comment); the dialog stores the
 change in a worker through ``unit_of_work`` so workflows react, and stays open with the reason
@@ -26,11 +31,13 @@ from textual.widgets import DataTable, Footer, Header, Label, Static, TabbedCont
 
 from cxdesk.engine.dispatch import unit_of_work
 from cxdesk.errors import DeskError
-from cxdesk.screens.base import DeskScreen, shown_time
+from cxdesk.screens.base import shown_time
+from cxdesk.screens.ticket_conversation import TicketConversationKeys
 from cxdesk.screens.ticket_view import (
     CUSTOMER_FIELDS,
     FIELDS,
     TicketView,
+    conversation_entries,
     estimate_text,
     field_text,
     read_ticket_view,
@@ -49,6 +56,7 @@ from cxdesk.store.tickets import (
 from cxdesk.text import printable
 from cxdesk.widgets.change_dialog import ChangeDialog, ChangeRequest, SaveChange
 from cxdesk.widgets.confirm_dialog import ConfirmDialog
+from cxdesk.widgets.conversation import Conversation
 from cxdesk.widgets.table import DeskTable
 from cxdesk.widgets.timeline import Timeline
 
@@ -56,9 +64,10 @@ NOBODY = "(nobody: back to the queue)"
 RATINGS = [("5 - great", "5"), ("4", "4"), ("3", "3"), ("2", "2"), ("1 - poor", "1")]
 # Shown only when they apply (check_action): the requester's and the escalation's keys.
 REQUESTER_ACTIONS = ("close_ticket", "feedback")
+TABS = ("tab-conversation", "tab-history", "tab-log")
 
 
-class TicketScreen(DeskScreen):
+class TicketScreen(TicketConversationKeys):
     DEFAULT_CSS = """
     TicketScreen #ticket-body { height: 1fr; padding: 0 1; }
     TicketScreen #ticket-title { text-style: bold; margin-bottom: 1; }
@@ -73,17 +82,21 @@ class TicketScreen(DeskScreen):
     """
     BINDINGS = [
         Binding("escape", "back", "Back"),
+        # First in the Footer, so an 80-column terminal shows them too.
+        Binding("m", "message_customer", "Message customer"),
+        Binding("c", "comment", "Internal note"),
         Binding("s", "status", "Status"),
         Binding("p", "priority", "Priority"),
         Binding("t", "team", "Team+owner"),
         Binding("o", "owner", "Owner"),
-        Binding("c", "comment", "Comment"),
         Binding("r", "resolve", "Resolve"),
         Binding("e", "escalate", "Escalate"),
         Binding("a", "escalation_step", "Escalation step"),
         Binding("x", "close_ticket", "Close ticket"),
         Binding("f", "feedback", "Leave feedback"),
-        Binding("l", "switch_tab", "Comments/Log", show=False),
+        Binding("d", "save_attachment", "Save file"),
+        Binding("h", "customer_history", "History"),
+        Binding("l", "switch_tab", "Next tab", show=False),
     ]
 
     def __init__(self, key: str) -> None:
@@ -113,10 +126,12 @@ class TicketScreen(DeskScreen):
                 yield Timeline(id="timeline")
             yield Static("", id="requester-note", markup=False)
             with TabbedContent(id="tabs"):
-                with TabPane("Comments", id="tab-comments"):
-                    comments: DataTable[str] = DeskTable(id="comments", cursor_type="row")
-                    comments.add_columns("At", "Author", "Comment")
-                    yield comments
+                with TabPane("Conversation", id="tab-conversation"):
+                    yield Conversation(id="conversation")
+                with TabPane("Customer history", id="tab-history"):
+                    history: DataTable[str] = DeskTable(id="history", cursor_type="row")
+                    history.add_columns("Key", "Title", "Status", "Created")
+                    yield history
                 with TabPane("Log", id="tab-log"):
                     log: DataTable[str] = DeskTable(id="log", cursor_type="row")
                     log.add_columns("At", "Who", "What", "From", "To", "Detail")
@@ -137,6 +152,10 @@ class TicketScreen(DeskScreen):
         view = self.view
         if action == "escalation_step":
             return view is not None and view.record["status"] == "escalated"
+        if action == "save_attachment":
+            return view is not None and view.attachment_count > 0
+        if action == "customer_history":
+            return view is not None and bool(view.history)
         if action in REQUESTER_ACTIONS:
             if view is None or view.requester_id is None:
                 return False
@@ -189,12 +208,14 @@ class TicketScreen(DeskScreen):
         self.query_one("#requester-note", Static).update(printable(note))
         self.query_one("#requester-note").display = bool(note)
         self.refresh_bindings()
-        comments: DataTable[str] = self.query_one("#comments", DataTable)
-        comments.clear()
-        for row in view.comments:
-            comments.add_row(
-                shown_time(row["at"]), str(row["author"] or "system"), str(row["body"])
-            )
+        self.query_one("#conversation", Conversation).show(conversation_entries(view.conversation))
+        tabs = self.query_one("#tabs", TabbedContent)
+        tabs.get_tab("tab-history").label = f"Customer history ({len(view.history)})"
+        history: DataTable[str] = self.query_one("#history", DataTable)
+        history.clear()
+        for other in view.history:
+            history.add_row(other.key, other.title, other.status, shown_time(other.created_at),
+                            key=other.key)  # fmt: skip
         log: DataTable[str] = self.query_one("#log", DataTable)
         log.clear()
         for event in view.log:
@@ -215,7 +236,7 @@ class TicketScreen(DeskScreen):
 
     def action_switch_tab(self) -> None:
         tabs = self.query_one("#tabs", TabbedContent)
-        tabs.active = "tab-log" if tabs.active == "tab-comments" else "tab-comments"
+        tabs.active = TABS[(TABS.index(tabs.active) + 1) % len(TABS)]
 
     def _open_dialog(self, title: str, save: SaveChange, **options: object) -> None:
         if self.view is None:
@@ -276,7 +297,9 @@ class TicketScreen(DeskScreen):
 
     def action_comment(self) -> None:
         self._open_dialog(
-            f"Comment on {self.key}", partial(self.store_change, None), with_attachments=True
+            f"Internal note on {self.key}: the customer never sees it",
+            partial(self.store_change, None),
+            with_attachments=True,
         )
 
     def action_escalation_step(self) -> None:

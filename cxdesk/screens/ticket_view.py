@@ -1,5 +1,6 @@
 """What the ticket screen shows: one read of a ticket with everything its parts and dialogs
-need (``read_ticket_view``, run in the screen's worker), and how those parts are worded."""
+need (``read_ticket_view``, run in the screen's worker: fields, conversation, the customer's
+other tickets, log...), and how those parts are worded."""
 
 from __future__ import annotations
 
@@ -8,13 +9,20 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 
 from cxdesk.screens.base import shown_time
+from cxdesk.store.conversation import (
+    ConversationItem,
+    HistoryItem,
+    attachment_text,
+    conversation,
+    customer_history,
+    describe,
+)
 from cxdesk.store.db import read_session
 from cxdesk.store.directory import list_statuses, list_teams, team_members
 from cxdesk.store.escalation_steps import EscalationTimeline, escalation_timeline
 from cxdesk.store.models import StatusCategory
 from cxdesk.store.tickets import (
     CLOSED_MESSAGE,
-    comment_rows,
     get_ticket,
     status_category,
     ticket_data,
@@ -22,6 +30,7 @@ from cxdesk.store.tickets import (
     tickets_to_dicts,
 )
 from cxdesk.text import printable
+from cxdesk.widgets.conversation import ConversationEntry
 from cxdesk.widgets.timeline import TimelineStep
 
 FIELDS = (
@@ -52,7 +61,10 @@ class TicketView:
 
     record: dict[str, object]
     data: list[tuple[str, str]]
-    comments: list[dict[str, object]]
+    conversation: list[ConversationItem]
+    """Notes, replies and the customer's messages, oldest first."""
+    history: list[HistoryItem]
+    """The customer's other tickets, newest first."""
     log: list[dict[str, object]]
     statuses: list[str]
     members_by_team: dict[str, list[str]]
@@ -70,6 +82,10 @@ class TicketView:
     def team_members(self) -> list[str]:
         return self.members_by_team.get(str(self.record["team"]), [])
 
+    @property
+    def attachment_count(self) -> int:
+        return sum(len(item.attachments) for item in self.conversation)
+
 
 def read_ticket_view(engine: Engine, key: str) -> TicketView:
     with read_session(engine) as session:
@@ -78,7 +94,8 @@ def read_ticket_view(engine: Engine, key: str) -> TicketView:
         return TicketView(
             record=tickets_to_dicts(session, [ticket])[0],
             data=ticket_data(session, ticket),
-            comments=comment_rows(session, ticket),
+            conversation=conversation(session, ticket),
+            history=customer_history(session, ticket),
             log=ticket_log(session, ticket),
             statuses=[s.name for s in list_statuses(session)],
             members_by_team={
@@ -124,3 +141,16 @@ def field_text(record: dict[str, object], name: str) -> str:
     if isinstance(value, list):
         return printable(", ".join(str(item) for item in value), lines=False)
     return "" if value is None else printable(str(value), lines=False)
+
+
+def conversation_entries(items: list[ConversationItem]) -> list[ConversationEntry]:
+    """The conversation as the screen words it: who from and for (``describe``), local time."""
+    return [
+        ConversationEntry(
+            kind=item.kind,
+            header=f"{describe(item)} · {shown_time(item.at)}",
+            body=item.body,
+            files=tuple(f"attachment {attachment_text(a)}" for a in item.attachments),
+        )
+        for item in items
+    ]

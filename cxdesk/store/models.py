@@ -11,7 +11,16 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, ForeignKey, Index, LargeBinary, UniqueConstraint, text
+from sqlalchemy import (
+    JSON,
+    Column,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    UniqueConstraint,
+    func,
+    text,
+)
 from sqlmodel import Field, SQLModel
 
 # Every constraint and index gets a predictable name, the same on SQLite and PostgreSQL, so a
@@ -202,8 +211,11 @@ class Ticket(SQLModel, table=True):
         Index("ix_ticket_team_status", "team_id", "status", "created_at", "priority"),
         Index("ix_ticket_created_status", "created_at", "status"),
         # A customer's tickets by phone, newest first: where their text message goes
-        # (store.sms_inbound), without reading every ticket (migration 0012).
+        # (store.sms_inbound) and their other tickets (store.conversation.customer_history),
+        # without reading every ticket (migration 0012).
         Index("ix_ticket_customer_phone", "customer_phone", "created_at"),
+        # The customer's other tickets by email in any case (migration 0013).
+        Index("ix_ticket_customer_email", func.lower(text("customer_email"))),
     )
 
     id: int | None = Field(default=None, primary_key=True)

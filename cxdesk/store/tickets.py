@@ -615,19 +615,6 @@ def _usernames(session: Session) -> dict[int | None, str]:
     return {u.id: u.username for u in session.exec(select(User)).all()}
 
 
-def comment_rows(session: Session, ticket: Ticket) -> list[dict[str, object]]:
-    """The conversation as plain rows: when, author (username or None), body."""
-    users = _usernames(session)
-    return [
-        {
-            "at": c.created_at.isoformat(),
-            "author": users.get(c.author_id) if c.author_id else None,
-            "body": c.body,
-        }
-        for c in ticket_comments(session, ticket)
-    ]
-
-
 def ticket_log(session: Session, ticket: Ticket) -> list[dict[str, object]]:
     """Every event of the ticket, oldest first: when, who, what, from -> to."""
     users = _usernames(session)

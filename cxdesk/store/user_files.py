@@ -1,10 +1,16 @@
-"""Reading a file a user names (an attachment, a seed file): a regular file, read with a cap.
+"""Reading a file a user names (an attachment, a seed file): a regular file, read with a cap;
+and writing one (an attachment saved from a ticket): a new owner-only file at exactly that path.
 
 A symbolic link is refused, not followed (a link to /etc/shadow would otherwise be stored as
 an attachment); so are FIFOs, sockets and devices (a FIFO named ``notes.txt`` would block
 the command forever, ``/dev/zero`` never ends). The path is looked at without following it,
 then opened with ``O_NOFOLLOW | O_NONBLOCK`` and checked again on the open descriptor, so a
 file swapped in between is refused too. Never more than ``limit + 1`` bytes are read.
+
+``save_user_file`` writes 0600 (``cxdesk.locations``) at the path given, never at a name taken
+from the data (an attachment called ``../../.bashrc`` names nothing on disk). An existing path
+is refused unless ``replace``: then a file or a symbolic link there is replaced (the link
+itself, its target untouched), atomically. A folder is always refused.
 """
 
 from __future__ import annotations
@@ -14,7 +20,8 @@ import os
 import stat
 from pathlib import Path
 
-from cxdesk.errors import DeskError
+from cxdesk.errors import Conflict, DeskError
+from cxdesk.locations import write_new_private_file, write_private_file
 
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 _KINDS = (
@@ -71,3 +78,29 @@ def read_regular_file(path: Path, *, limit: int, what: str) -> bytes:
     if len(content) > limit:  # it grew since it was measured
         raise _too_big(path, None, limit)
     return content
+
+
+def save_user_file(path: Path, data: bytes, *, replace: bool = False) -> None:
+    """Write ``data`` to ``path`` as a new 0600 file (see the module); ``Conflict`` when the
+    path exists and ``replace`` is False, ``DeskError`` for anything else in the way."""
+    try:
+        mode: int | None = os.lstat(path).st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as exc:
+        raise DeskError(f"Cannot write {path}: {exc.strerror}") from exc
+    if mode is not None and stat.S_ISDIR(mode):
+        raise DeskError(f"Cannot write {path}: it is a folder (name the file to write)")
+    if mode is not None and not replace:
+        raise Conflict(f"{path} already exists")
+    if not path.parent.is_dir():
+        raise DeskError(f"Cannot write {path}: no folder {path.parent}")
+    try:
+        if replace:
+            write_private_file(path, data)
+        else:
+            write_new_private_file(path, data)
+    except FileExistsError as exc:  # made by someone else since the look
+        raise Conflict(f"{path} already exists") from exc
+    except OSError as exc:
+        raise DeskError(f"Cannot write {path}: {exc.strerror}") from exc

@@ -18,6 +18,7 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Select
+from textual.worker import Worker, WorkerState
 
 from cxdesk.errors import DeskError
 from cxdesk.text import printable
@@ -35,6 +36,15 @@ class ChangeRequest:
     attachment_paths: list[str] = field(default_factory=list)
     owner: str | None = None
     extra: str = ""
+
+
+@dataclass(frozen=True)
+class DialogWords:
+    """What the dialog says while it saves, when the change is refused, and in its hint."""
+
+    pending: str = "Saving…"
+    refused: str = "Not saved"
+    hint: str = "Enter saves · Escape cancels"
 
 
 SaveChange = Callable[[ChangeRequest], None]
@@ -64,8 +74,12 @@ class ChangeDialog(ModalScreen[ChangeRequest | None]):
         with_attachments: bool = False,
         extra: tuple[str, str] | None = None,
         comment_prompt: str = "Comment (required)",
+        words: DialogWords | None = None,
+        focus_comment: bool = False,
     ) -> None:
-        """``extra``: (placeholder, value) of one more line, asked before the comment."""
+        """``extra``: (placeholder, value) of one more line, asked before the comment;
+        ``words``: what the dialog says while saving, when refused and in its hint (a message
+        is sent, not saved); ``focus_comment``: start in the comment, not the list."""
         super().__init__()
         self._title = title
         self._save = save
@@ -76,6 +90,10 @@ class ChangeDialog(ModalScreen[ChangeRequest | None]):
         self._with_attachments = with_attachments
         self._extra = extra
         self._comment_prompt = comment_prompt
+        self._words = words or DialogWords()
+        self.failure: BaseException | None = None
+        """What broke the last save, when it was not a refusal (``DeskError``)."""
+        self._focus_comment = focus_comment
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
@@ -98,12 +116,13 @@ class ChangeDialog(ModalScreen[ChangeRequest | None]):
                     id="attachments",
                 )
             yield Label("", id="dialog-error", markup=False)
-            yield Label("Enter saves · Escape cancels", classes="hint")
+            yield Label(self._words.hint, classes="hint", markup=False)
 
     def on_mount(self) -> None:
         if self._members_by_team is not None and self._choices is not None:
             self._offer_owners(self._current or "", keep=self._current_owner)
-        self.query_one("#value" if self._choices is not None else "#comment").focus()
+        first = "#value" if self._choices is not None and not self._focus_comment else "#comment"
+        self.query_one(first).focus()
 
     @on(Select.Changed, "#value")
     def _team_changed(self, event: Select.Changed) -> None:
@@ -142,7 +161,7 @@ class ChangeDialog(ModalScreen[ChangeRequest | None]):
 
     @on(Input.Submitted)
     def _submit(self) -> None:
-        self.query_one("#dialog-error", Label).update("Saving…")
+        self.query_one("#dialog-error", Label).update(self._words.pending)
         self.save(self.request())
 
     @work(thread=True, exclusive=True, exit_on_error=False)
@@ -154,11 +173,21 @@ class ChangeDialog(ModalScreen[ChangeRequest | None]):
             return
         self.app.call_from_thread(self._saved, request)
 
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """A save that broke with anything but a refusal (a bug): said in the dialog, not
+        left at "Saving…" forever; kept in ``failure``."""
+        error = event.worker.error
+        if event.state == WorkerState.ERROR and error is not None:
+            self.failure = error
+            shown = f"{self._words.refused}: unexpected error ({type(error).__name__}: {error})"
+            self.query_one("#dialog-error", Label).update(printable(shown, lines=False))
+
     def _saved(self, request: ChangeRequest) -> None:
         self.dismiss(request)
 
     def _refused(self, message: str) -> None:
-        self.query_one("#dialog-error", Label).update(printable(f"Not saved: {message}"))
+        refused = f"{self._words.refused}: {message}"
+        self.query_one("#dialog-error", Label).update(printable(refused, lines=False))
 
     def action_cancel(self) -> None:
         self.dismiss(None)

@@ -1,0 +1,152 @@
+"""``cxdesk ticket show`` and ``cxdesk ticket attachment``: reading one ticket, its
+conversation, its files and the customer's other tickets (``store.conversation``).
+
+A file is written only at the path given with ``--output`` (never at a name taken from the
+attachment), owner-only, and never over an existing file without ``--force``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.text import Text
+
+from cxdesk.cli.common import AS_OPTION, console, desk_engine, print_json, print_table, proven
+from cxdesk.cli.tickets import ticket_app
+from cxdesk.errors import Conflict, DeskError
+from cxdesk.store import tickets as ops
+from cxdesk.store.conversation import (
+    attachment_content,
+    conversation,
+    customer_history,
+    describe,
+    size_text,
+    ticket_attachments,
+)
+from cxdesk.store.db import read_session
+from cxdesk.store.escalation_steps import escalation_timeline
+from cxdesk.store.user_files import save_user_file
+from cxdesk.text import printable
+
+FIELDS = ("status", "priority", "team", "origin_team", "owner", "customer_name",
+          "customer_email", "customer_phone", "source", "created_at", "updated_at")  # fmt: skip
+
+
+@ticket_app.command("show")
+def ticket_show(
+    key: str, as_json: bool = typer.Option(False, "--json"), as_user: str | None = AS_OPTION
+) -> None:
+    """A ticket's fields, data, conversation (internal notes, replies to the customer with
+    their delivery, the customer's messages), attachments, the customer's other tickets and
+    the log."""
+    proven(as_user)
+    with read_session(desk_engine()) as session:
+        ticket = ops.get_ticket(session, key)
+        record = ops.tickets_to_dicts(session, [ticket])[0]
+        items = conversation(session, ticket)
+        history = customer_history(session, ticket)
+        log = ops.ticket_log(session, ticket)
+        timeline = escalation_timeline(session, ticket)
+    if as_json:
+        print_json({
+            **record,
+            "escalation": timeline.to_dict() if timeline else None,
+            "conversation": [item.to_dict() for item in items],
+            "history": [other.to_dict() for other in history],
+            "log": log,
+        })  # fmt: skip
+        return
+    title = printable(str(record["title"]), lines=False)
+    console.print(Text.assemble((str(record["key"]), "bold"), "  ", title))
+    for label in FIELDS:
+        value = printable(str(record[label] or ""), lines=False)
+        console.print(f"  {label:15} {value}", markup=False)
+    data = record["data"]
+    assert isinstance(data, dict)
+    if data:
+        print_table("Ticket data", ["name", "value"], data.items())
+    if record["customer_comment"]:
+        comment = printable(str(record["customer_comment"]))
+        console.print(f"Customer comment: {comment}", markup=False)
+    if timeline is not None:
+        print_table(
+            f"Escalation (estimated resolution: {timeline.estimate or 'not set'})",
+            ["step", "at", "now"],
+            [(s.name, s.at.isoformat() if s.at else "", "<-" if s.current else "")
+             for s in timeline.steps],
+        )  # fmt: skip
+    print_table(
+        "Conversation",
+        ["at", "what", "text", "files"],
+        [
+            (item.at.isoformat(), describe(item), item.body,
+             ", ".join(str(a.n) for a in item.attachments))
+            for item in items
+        ],
+    )  # fmt: skip
+    files = [a for item in items for a in item.attachments]
+    if files:
+        print_table(
+            "Attachments",
+            ["n", "name", "type", "size"],
+            [(a.n, a.name, a.type, size_text(a.size)) for a in files],
+        )
+    print_table(
+        "Customer's other tickets (newest first)",
+        ["key", "title", "status", "created"],
+        [(h.key, h.title, h.status, h.created_at.isoformat()[:16]) for h in history],
+    )
+    print_table(
+        "Log",
+        ["at", "who", "what", "from", "to", "detail"],
+        [
+            (e["at"], e["who"], f"{e['kind']} {e['field'] or ''}".strip(), e["from"], e["to"],
+             e["detail"])
+            for e in log
+        ],
+    )  # fmt: skip
+
+
+@ticket_app.command("attachment")
+def ticket_attachment(
+    key: str,
+    number: int | None = typer.Argument(
+        None, help="Which attachment (N from the list); without it, list them."
+    ),
+    output: Path | None = typer.Option(  # noqa: B008
+        None, "--output", "-o", help="Where to write attachment N (a file path)."
+    ),
+    force: bool = typer.Option(False, "--force", help="Replace a file already at --output."),
+    as_user: str | None = AS_OPTION,
+) -> None:
+    """List a ticket's attachments, or write attachment N to --output."""
+    if number is not None and output is None:
+        raise DeskError("Name the file to write: --output PATH")
+    if number is None and output is not None:
+        raise DeskError("Say which attachment to write: ticket attachment KEY N --output PATH")
+    proven(as_user)
+    with read_session(desk_engine()) as session:
+        ticket = ops.get_ticket(session, key)
+        if number is None:
+            files = ticket_attachments(session, ticket)
+        else:
+            item, content = attachment_content(session, ticket, number)
+    if number is None and not files:
+        typer.echo(f"{ticket.key} has no attachments.")
+        return
+    if number is None:
+        print_table(
+            f"Attachments of {ticket.key}",
+            ["n", "name", "type", "size"],
+            [(a.n, a.name, a.type, size_text(a.size)) for a in files],
+        )
+        return
+    assert output is not None
+    path = output.expanduser()
+    try:
+        save_user_file(path, content, replace=force)
+    except Conflict as error:
+        raise DeskError(f"{error} (--force replaces it)") from None
+    shown = printable(f"{item.name} ({size_text(item.size)}) written to {path}", lines=False)
+    typer.echo(shown)

@@ -1,0 +1,199 @@
+"""The ticket screen's conversation keys: message the customer, save an attachment, open one
+of the customer's other tickets. ``TicketScreen`` binds the keys; this class holds what they do.
+
+- Message customer: a ``ChangeDialog`` for the text, the channel (only those the ticket has
+  an address for) and files; it calls ``store.replies.reply_to_customer`` in the dialog's
+  worker, and a refusal (no address, number opted out...) stays in the dialog as one line.
+- Save attachment: which one (asked only when there are several), then the path, prefilled
+  with a harmless version of its name in the home folder; an existing file is replaced only
+  after a yes. The bytes are read and written in a worker, the file owner-only
+  (``store.user_files.save_user_file``).
+- Customer history: the table of the customer's other tickets; Enter opens the one under the
+  cursor on top of this one (Escape comes back).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from pathlib import Path, PurePath
+
+from textual import on, work
+from textual.app import SystemCommand
+from textual.widgets import DataTable, TabbedContent
+
+from cxdesk.engine.dispatch import unit_of_work
+from cxdesk.errors import Conflict, DeskError
+from cxdesk.screens.base import DeskScreen
+from cxdesk.screens.ticket_view import TicketView
+from cxdesk.store.conversation import AttachmentItem, attachment_content, attachment_text
+from cxdesk.store.db import read_session
+from cxdesk.store.replies import reply_to_customer
+from cxdesk.store.tickets import get_ticket, read_attachment_files
+from cxdesk.store.user_files import save_user_file
+from cxdesk.text import printable
+from cxdesk.widgets.change_dialog import ChangeDialog, ChangeRequest, DialogWords
+from cxdesk.widgets.confirm_dialog import ConfirmDialog
+from cxdesk.widgets.prompt_dialog import PromptDialog
+
+MESSAGE_WORDS = DialogWords(
+    pending="Sending…", refused="Not sent", hint="Enter sends · Escape cancels"
+)
+LISTED_FILES = 8
+"""Attachments listed in the "which one?" prompt; more are named by their number."""
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def suggested_file_name(item: AttachmentItem) -> str:
+    """A name to offer for saving: the attachment's, reduced to letters, digits, ``._-``, no
+    leading dot, never a path (``../../.bashrc`` becomes ``bashrc``)."""
+    name = _UNSAFE.sub("_", PurePath(item.name.replace("\\", "/")).name).lstrip("._")
+    return name[:100] or f"attachment-{item.n}"
+
+
+def message_channels(record: dict[str, object]) -> list[tuple[str, str]]:
+    """The channels a message can go by, worded with the address it would go to."""
+    choices = []
+    if record.get("customer_email"):
+        choices.append((printable(f"email to {record['customer_email']}", lines=False), "email"))
+    if record.get("customer_phone"):
+        choices.append((printable(f"SMS to {record['customer_phone']}", lines=False), "sms"))
+    return choices
+
+
+class TicketConversationKeys(DeskScreen):
+    """What the conversation keys of ``TicketScreen`` do (see the module)."""
+
+    key: str
+    view: TicketView | None
+
+    def palette_commands(self) -> Iterable[SystemCommand]:
+        """The conversation keys by name in the command palette (``CxDeskApp``)."""
+        yield SystemCommand("Message customer", "Write to this ticket's customer (m)",
+                            self.action_message_customer)  # fmt: skip
+        yield SystemCommand("Save attachment", "Save one of this ticket's files (d)",
+                            self.action_save_attachment)  # fmt: skip
+        yield SystemCommand("Customer history", "The customer's other tickets (h)",
+                            self.action_customer_history)  # fmt: skip
+
+    def _loaded(self) -> TicketView | None:
+        if self.view is None:
+            self.notify("The ticket is still loading", severity="warning")
+        return self.view
+
+    # -- message the customer ---------------------------------------------------------------
+
+    def action_message_customer(self) -> None:
+        view = self._loaded()
+        if view is None:
+            return
+        choices = message_channels(view.record)
+        if not choices:
+            self.notify(f"{self.key} has no customer email or phone to write to",
+                        severity="warning", markup=False)  # fmt: skip
+            return
+
+        def send(request: ChangeRequest) -> None:
+            paths = [Path(p).expanduser() for p in request.attachment_paths]
+            attachments = read_attachment_files(paths)
+            with unit_of_work(self.engine) as session:
+                reply_to_customer(
+                    session, actor=self.user, key=self.key, body=request.comment,
+                    channel=request.value, attachments=attachments,
+                )  # fmt: skip
+
+        def sent(request: ChangeRequest | None) -> None:
+            if request is not None:
+                self.notify(f"Message to the customer of {self.key} queued", markup=False)
+                self.reload()
+
+        dialog = ChangeDialog(
+            f"Message the customer of {self.key}: they will read this",
+            save=send,
+            choices=choices,
+            current=choices[0][1],
+            with_attachments=True,
+            comment_prompt="Message to the customer (required)",
+            words=MESSAGE_WORDS,
+            focus_comment=True,
+        )
+        self.app.push_screen(dialog, sent)
+
+    # -- save an attachment ---------------------------------------------------------------
+
+    def action_save_attachment(self) -> None:
+        view = self._loaded()
+        if view is None:
+            return
+        files = [a for item in view.conversation for a in item.attachments]
+        if not files:
+            self.notify(f"{self.key} has no attachments", severity="warning", markup=False)
+            return
+        if len(files) == 1:
+            self._ask_path(files[0])
+            return
+        listed = [attachment_text(a) for a in files[:LISTED_FILES]]
+        if len(files) > LISTED_FILES:
+            listed.append(f"… and {len(files) - LISTED_FILES} more")
+
+        def chosen(answer: str | None) -> None:
+            if answer is None:
+                return
+            if not answer.isdigit() or not 1 <= int(answer) <= len(files):
+                self.notify(f"No attachment {answer}: type 1 to {len(files)}",
+                            severity="error", markup=False)  # fmt: skip
+                return
+            self._ask_path(files[int(answer) - 1])
+
+        prompt = PromptDialog(
+            f"Save which attachment of {self.key}? (1 to {len(files)})",
+            hint=printable("\n".join(listed)),
+        )
+        self.app.push_screen(prompt, chosen)
+
+    def _ask_path(self, item: AttachmentItem) -> None:
+        def answered(path: str | None) -> None:
+            if path is not None:
+                self.save_attachment(item.n, path, replace=False)
+
+        prompt = PromptDialog(
+            printable(f"Save {attachment_text(item)} to", lines=False),
+            value=f"~/{suggested_file_name(item)}",
+            hint="A file path; written owner-only (0600). An existing file is asked about.",
+        )
+        self.app.push_screen(prompt, answered)
+
+    @work(thread=True, group="ticket-attachment", exit_on_error=False)
+    def save_attachment(self, n: int, path_text: str, *, replace: bool) -> None:
+        path = Path(path_text).expanduser()
+        try:
+            with read_session(self.engine) as session:
+                item, content = attachment_content(session, get_ticket(session, self.key), n)
+            save_user_file(path, content, replace=replace)
+        except Conflict:
+            self.app.call_from_thread(self._ask_replace, n, path_text)
+            return
+        except DeskError as error:
+            self.report(error)
+            return
+        saved = printable(f"Saved {item.name} to {path}", lines=False)
+        self.app.call_from_thread(self.notify, saved, markup=False)
+
+    def _ask_replace(self, n: int, path_text: str) -> None:
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.save_attachment(n, path_text, replace=True)
+
+        question = printable(f"{path_text} already exists. Replace it?", lines=False)
+        self.app.push_screen(ConfirmDialog(question, yes="Enter or y: replace it"), confirmed)
+
+    # -- the customer's other tickets -------------------------------------------------------
+
+    def action_customer_history(self) -> None:
+        self.query_one("#tabs", TabbedContent).active = "tab-history"
+        self.query_one("#history", DataTable).focus()
+
+    @on(DataTable.RowSelected, "#history")
+    def _open_other_ticket(self, event: DataTable.RowSelected) -> None:
+        if event.row_key.value:
+            self.desk.open_ticket(event.row_key.value)
