@@ -1,8 +1,7 @@
-"""Customer email from an IMAP mailbox: the ``[imap]`` settings, a fetch pass, and the loop
-that waits for new mail (IDLE when the server offers it, else polling) and outlives outages.
+"""Customer email from an IMAP mailbox: opening it, a fetch pass, and the loop that waits for
+new mail (IDLE when the server offers it, else polling) and outlives outages.
 
-``ImapSettings.load`` reads the ``[imap]`` table of the config file, overridden by
-``CXDESK_IMAP_*`` variables; the password only ever comes from ``CXDESK_IMAP_PASSWORD``.
+The settings (``ImapSettings``, the ``[imap]`` table) are in ``imap_settings``.
 
 A pass (``fetch_pass``) takes the folder's UNSEEN, undeleted messages by UID, oldest first,
 and for each: fetches it with ``BODY.PEEK[]`` (which leaves it unseen), hands its bytes to the
@@ -26,30 +25,21 @@ The IMAP library is imapclient, imported only when a mailbox is opened (see pypr
 from __future__ import annotations
 
 import ast
-import imaplib
 import logging
-import os
 import re
 import select
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from typing import TYPE_CHECKING, Any
 
-from cxdesk.config import Settings
-from cxdesk.engine.channels import (
-    check_keys,
-    one_line,
-    port_setting,
-    read_setting,
-    seconds_setting,
-    text_setting,
-)
+from cxdesk.engine.channels import one_line
+from cxdesk.engine.inbound.imap_settings import ImapSettings
 from cxdesk.engine.inbound.mailgate import Received, RefusedMail
 from cxdesk.errors import DESK_UNREACHABLE, DeskError
 from cxdesk.store.db import is_unreachable, unreachable_reason
@@ -60,109 +50,15 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-TLS_MODES = ("none", "starttls", "tls")
-DEFAULT_PORTS = {"none": 143, "starttls": 143, "tls": 993}
 REIDLE_S = 25 * 60.0
 IDLE_TICK_S = 1.0
 """How often a client in IDLE looks at ``stop``: the longest a stop waits."""
 
-_ENV = {
-    "host": "CXDESK_IMAP_HOST",
-    "port": "CXDESK_IMAP_PORT",
-    "tls": "CXDESK_IMAP_TLS",
-    "username": "CXDESK_IMAP_USERNAME",
-    "folder": "CXDESK_IMAP_FOLDER",
-    "timeout": "CXDESK_IMAP_TIMEOUT",
-    "poll": "CXDESK_IMAP_POLL",
-}
-_SECRETS = {"password": "CXDESK_IMAP_PASSWORD"}
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _DOVECOT_TIMING = re.compile(r"\s*\(\d+\.\d+( \+ \d+\.\d+)* secs\)\.?$")
 
 Handler = Callable[[bytes], Received]
 """One raw message in, handled once (``receive_email`` bound to an engine); raises
 ``RefusedMail`` for a message that cannot be handled."""
-
-
-@dataclass(frozen=True)
-class ImapSettings:
-    """Which mailbox to fetch customer email from."""
-
-    host: str = ""
-    """Empty: IMAP is not configured (``cxdesk worker`` then fetches nothing)."""
-    port: int = DEFAULT_PORTS["tls"]
-    tls: str = "tls"
-    """``tls`` (TLS from the start, port 993), ``starttls`` (upgrade after connecting, 143)
-    or ``none`` (plain text, 143: a loopback server only)."""
-    username: str = ""
-    password: str = field(default="", repr=False)
-    folder: str = "INBOX"
-    timeout: float = 30.0
-    """Seconds for connecting and for each IMAP command."""
-    poll: float = 60.0
-    """Seconds between looks at a mailbox whose server does not offer IDLE."""
-
-    @classmethod
-    def load(cls, file_values: Mapping[str, object]) -> ImapSettings:
-        """The config file's ``[imap]`` table, overridden by the environment."""
-        check_keys(file_values, table="imap", known=set(_ENV), secrets=_SECRETS)
-
-        def text(key: str) -> str:
-            value = text_setting(read_setting(file_values, key, _ENV[key]), name=f"imap.{key}")
-            if _CONTROL.search(value):
-                raise DeskError(f"Setting imap.{key} must be one line of printable text")
-            return value
-
-        tls = text("tls").lower() or "tls"
-        if tls not in TLS_MODES:
-            raise DeskError(f"Setting imap.tls must be one of none, starttls, tls, not {tls!r}")
-
-        def seconds(key: str, default: float) -> float:
-            value = read_setting(file_values, key, _ENV[key])
-            return seconds_setting(value, name=f"imap.{key}", default=default)
-
-        return cls(
-            host=text("host"),
-            port=port_setting(
-                read_setting(file_values, "port", _ENV["port"]),
-                name="imap.port",
-                default=DEFAULT_PORTS[tls],
-            ),
-            tls=tls,
-            username=text("username"),
-            password=os.environ.get(_SECRETS["password"], ""),
-            folder=text("folder") or "INBOX",
-            timeout=seconds("timeout", cls.timeout),
-            poll=seconds("poll", cls.poll),
-        )
-
-    @classmethod
-    def of(cls, settings: Settings) -> ImapSettings:
-        """From the desk's settings (their ``[imap]`` table and the environment)."""
-        table = settings.extra.get("imap", {})
-        if not isinstance(table, dict):
-            raise DeskError("Setting imap must be a table ([imap] in the config file)")
-        return cls.load(table)
-
-    @property
-    def configured(self) -> bool:
-        return bool(self.host)
-
-    @property
-    def address(self) -> str:
-        return f"{self.host}:{self.port}"
-
-    def check(self) -> None:
-        """One line saying what is missing for fetching, if anything is."""
-        if not self.host:
-            raise DeskError(
-                "IMAP is not configured: set CXDESK_IMAP_HOST (or host in the config file's "
-                "[imap] table), CXDESK_IMAP_USERNAME and CXDESK_IMAP_PASSWORD"
-            )
-        if not self.username:
-            raise DeskError("No IMAP username: set CXDESK_IMAP_USERNAME (or [imap] username)")
-        if not self.password:
-            raise DeskError("No IMAP password: set CXDESK_IMAP_PASSWORD")
 
 
 class MailboxError(DeskError):
@@ -184,12 +80,21 @@ def server_text(error: BaseException) -> str:
 def talking_to(settings: ImapSettings, doing: str) -> Iterator[None]:
     """Turn what the network or the server raises while ``doing`` (``connecting``: before
     there is a connection) into a ``MailboxError``."""
+    import imaplib  # here: ~10 ms that `cxdesk --help` need not pay
+
     try:
         yield
     except MailboxError:
         raise
     except ssl.SSLError as error:
-        raise MailboxError(f"TLS with the IMAP server {settings.address} failed: {error}") from None
+        hint = (
+            " (no TLS on this port: check CXDESK_IMAP_PORT and CXDESK_IMAP_TLS)"
+            if "WRONG_VERSION_NUMBER" in str(error)
+            else ""
+        )
+        raise MailboxError(
+            f"TLS with the IMAP server {settings.address} failed: {error}{hint}"
+        ) from None
     except (OSError, imaplib.IMAP4.error) as error:
         if doing == "connecting":
             line = f"Cannot reach the IMAP server {settings.address}: {server_text(error)}"
@@ -202,7 +107,12 @@ def talking_to(settings: ImapSettings, doing: str) -> Iterator[None]:
 def open_mailbox(settings: ImapSettings) -> Iterator[IMAPClient]:
     """A client logged in with the folder selected; logged out at the end."""
     from imapclient import IMAPClient
-    from imapclient.exceptions import CapabilityError, LoginError
+    from imapclient.exceptions import (
+        CapabilityError,
+        IMAPClientAbortError,
+        IMAPClientError,
+        LoginError,
+    )
 
     settings.check()
     context = ssl.create_default_context() if settings.tls != "none" else None
@@ -234,9 +144,9 @@ def open_mailbox(settings: ImapSettings) -> Iterator[IMAPClient]:
         with talking_to(settings, "opening the folder"):
             try:
                 client.select_folder(settings.folder)
-            except imaplib.IMAP4.abort:
+            except IMAPClientAbortError:
                 raise
-            except imaplib.IMAP4.error as error:
+            except IMAPClientError as error:
                 raise MailboxError(
                     f"Cannot open the IMAP folder {settings.folder!r} on {settings.address}: "
                     f"{server_text(error).removeprefix('select failed: ')}"
