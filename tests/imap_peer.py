@@ -24,7 +24,7 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -130,10 +130,15 @@ class Mailbox:
 
 @contextmanager
 def _own_server() -> Iterator[ImapServer]:
+    """A Dovecot started in a temp folder; stopped and deleted at the end. Fails the test
+    (one message, no traceback) if it cannot be started."""
     folder = Path(tempfile.mkdtemp(prefix="cxdesk-imap-"))
     server = ImapServer(folder=folder)
     try:
-        server.start()
+        try:
+            server.start()
+        except RuntimeError as exc:
+            pytest.fail(str(exc), pytrace=False)
         yield server
     finally:
         server.stop()
@@ -156,11 +161,7 @@ def imap_server(pytestconfig: pytest.Config) -> Iterator[ImapServer]:
         host, port = given.rsplit(":", 1)
         yield ImapServer(host=host, port=int(port))
         return
-    with ExitStack() as stack:
-        try:
-            server = stack.enter_context(_own_server())
-        except RuntimeError as exc:
-            pytest.fail(str(exc), pytrace=False)
+    with _own_server() as server:
         yield server
 
 
@@ -180,9 +181,5 @@ def imap_mailbox(imap_server: ImapServer) -> Iterator[Mailbox]:
 @pytest.fixture
 def own_imap_server() -> Iterator[ImapServer]:
     """A Dovecot of this test's own, running, for a test that stops and restarts it."""
-    with ExitStack() as stack:
-        try:
-            server = stack.enter_context(_own_server())
-        except RuntimeError as exc:
-            pytest.fail(str(exc), pytrace=False)
+    with _own_server() as server:
         yield server

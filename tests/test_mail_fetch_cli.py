@@ -25,7 +25,7 @@ from tests.cli_helpers import Cli, assert_one_error_line
 from tests.desk import build_small_desk
 from tests.imap_peer import IMAP_PASSWORD, IMAP_USER, ImapServer, Mailbox
 from tests.peers import SmtpPeer, free_port
-from tests.test_delivery import wait_until
+from tests.test_delivery import smtp_variables, wait_until
 from tests.test_mail_fetch import Recorder, customer_email
 from tests.test_outages import queue_email, stop_with_sigterm, subjects, worker_process
 
@@ -237,9 +237,8 @@ def test_worker_once_fetches_then_delivers(
 ) -> None:
     imap_mailbox.append(customer_email("hello"))
     use_mailbox(monkeypatch, imap_mailbox.server, imap_mailbox.folder)
-    monkeypatch.setenv("CXDESK_SMTP_HOST", smtp_server.host)
-    monkeypatch.setenv("CXDESK_SMTP_PORT", str(smtp_server.port))
-    monkeypatch.setenv("CXDESK_MAIL_FROM", "desk@example.com")
+    for name, value in smtp_variables(smtp_server).items():
+        monkeypatch.setenv(name, value)
     queue_email(engine, "an answer")
 
     result = cli("worker", "--once")
@@ -257,9 +256,8 @@ def test_worker_once_delivers_when_the_mailbox_is_down_and_says_so(
     engine: Engine,
 ) -> None:
     use_mailbox(monkeypatch, imap_server, CXDESK_IMAP_PORT=str(free_port()))
-    monkeypatch.setenv("CXDESK_SMTP_HOST", smtp_server.host)
-    monkeypatch.setenv("CXDESK_SMTP_PORT", str(smtp_server.port))
-    monkeypatch.setenv("CXDESK_MAIL_FROM", "desk@example.com")
+    for name, value in smtp_variables(smtp_server).items():
+        monkeypatch.setenv(name, value)
     queue_email(engine, "an answer")
 
     result = cli("worker", "--once")

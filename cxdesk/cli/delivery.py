@@ -7,6 +7,7 @@ import threading
 import traceback
 from collections.abc import Callable
 from datetime import datetime
+from typing import Protocol
 
 import typer
 
@@ -23,7 +24,7 @@ from cxdesk.cli.common import (
 )
 from cxdesk.config import load_settings
 from cxdesk.engine import outbox as ops
-from cxdesk.engine.worker import DeliveryWorker, PassFailure
+from cxdesk.engine.worker import DeliveryWorker
 from cxdesk.store.db import read_session, transaction
 
 outbox_app = typer.Typer(help="Emails and SMS waiting, sent, failed or dead.", no_args_is_help=True)
@@ -114,14 +115,31 @@ def _interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def say_trouble(failure: PassFailure) -> None:
+class Failure(Protocol):
+    """A run of failed passes: the delivery worker's ``PassFailure``, the mail fetcher's
+    ``FetchFailure``."""
+
+    @property
+    def error(self) -> Exception: ...
+
+    @property
+    def unreachable(self) -> bool:
+        """Something could not be used for now (an outage), rather than a bug."""
+        ...
+
+    def line(self) -> str: ...
+
+    def recovery_line(self) -> str: ...
+
+
+def say_trouble(failure: Failure) -> None:
     """One line on stderr when passes start failing (a bug's traceback with it)."""
     err_console.print(f"{stamp()} {failure.line()}", soft_wrap=True)
     if not failure.unreachable:
         err_console.print("".join(traceback.format_exception(failure.error)), soft_wrap=True)
 
 
-def say_recovery(failure: PassFailure) -> None:
+def say_recovery(failure: Failure) -> None:
     err_console.print(f"{stamp()} {failure.recovery_line()}", soft_wrap=True)
 
 

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import threading
-import traceback
 from collections.abc import Callable
 from functools import partial
 
@@ -12,11 +11,10 @@ import typer
 from sqlalchemy import Engine
 
 from cxdesk.cli.common import console, desk_engine, err_console
-from cxdesk.cli.delivery import run_until_signalled, stamp
+from cxdesk.cli.delivery import run_until_signalled, say_recovery, say_trouble
 from cxdesk.cli.mail import mail_app
 from cxdesk.config import Settings, load_settings
 from cxdesk.engine.inbound.imap import (
-    FetchFailure,
     FetchReport,
     ImapSettings,
     MailboxError,
@@ -106,14 +104,3 @@ def fetch_loop(fetcher: MailboxFetcher) -> Callable[[threading.Event], None]:
                             after_pass=say_pass)  # fmt: skip
 
     return loop
-
-
-def say_trouble(failure: FetchFailure) -> None:
-    """One line on stderr when fetching starts failing (a bug's traceback with it)."""
-    err_console.print(f"{stamp()} {failure.line()}", soft_wrap=True)
-    if not failure.expected:
-        err_console.print("".join(traceback.format_exception(failure.error)), soft_wrap=True)
-
-
-def say_recovery(failure: FetchFailure) -> None:
-    err_console.print(f"{stamp()} {failure.recovery_line()}", soft_wrap=True)

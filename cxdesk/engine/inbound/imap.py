@@ -270,8 +270,9 @@ class FetchFailure:
         return "database" if is_unreachable(self.error) else "bug"
 
     @property
-    def expected(self) -> bool:
-        """An outage (mailbox or desk database) rather than a bug (worth a traceback)."""
+    def unreachable(self) -> bool:
+        """The mailbox or the desk database could not be used (an outage), rather than a bug
+        (worth a traceback)."""
         return self.kind != "bug"
 
     def line(self) -> str:
@@ -288,7 +289,7 @@ class FetchFailure:
 
 
 def log_trouble(failure: FetchFailure) -> None:
-    logger.warning("%s", failure.line(), exc_info=None if failure.expected else failure.error)
+    logger.warning("%s", failure.line(), exc_info=None if failure.unreachable else failure.error)
 
 
 def log_recovery(failure: FetchFailure) -> None:
