@@ -181,6 +181,14 @@ def test_an_unreachable_server_is_one_line(imap_server: ImapServer) -> None:
     )
 
 
+def test_tls_to_a_plain_port_says_which_settings_to_check(imap_server: ImapServer) -> None:
+    with pytest.raises(MailboxError) as caught:
+        MailboxFetcher(imap_server.settings(tls="tls"), Recorder()).fetch_once()
+    line = str(caught.value)
+    assert line.startswith(f"TLS with the IMAP server {imap_server.host}:{imap_server.port} ")
+    assert line.endswith("(no TLS on this port: check CXDESK_IMAP_PORT and CXDESK_IMAP_TLS)")
+
+
 @pytest.mark.parametrize(
     ("variables", "message"),
     [
