@@ -5,7 +5,9 @@ from __future__ import annotations
 import signal
 import threading
 import traceback
+from collections.abc import Callable
 from datetime import datetime
+from typing import Protocol
 
 import typer
 
@@ -22,7 +24,7 @@ from cxdesk.cli.common import (
 )
 from cxdesk.config import load_settings
 from cxdesk.engine import outbox as ops
-from cxdesk.engine.worker import DeliveryWorker, PassFailure
+from cxdesk.engine.worker import DeliveryWorker
 from cxdesk.store.db import read_session, transaction
 
 outbox_app = typer.Typer(help="Emails and SMS waiting, sent, failed or dead.", no_args_is_help=True)
@@ -32,50 +34,76 @@ def worker(
     once: bool = typer.Option(False, "--once", help="Deliver what is due now, then exit."),
     poll: float = typer.Option(1.0, "--poll", min=0.1, help="Seconds between idle passes."),
 ) -> None:
-    """Dispatch events, run escalation rules and deliver due email and SMS.
+    """Dispatch events, run escalation rules and deliver due email and SMS; with IMAP
+    configured ([imap] host), also fetch customer email from the mailbox.
 
-    Runs until Ctrl+C or SIGTERM, through database outages (one line when one starts, one
-    when it ends)."""
-    delivery = DeliveryWorker(desk_engine(), load_settings())
+    Runs until Ctrl+C or SIGTERM, through database and mailbox outages (one line when one
+    starts, one when it ends)."""
+    from cxdesk.cli.mail_fetch import fetch_loop, fetch_once, worker_fetcher
+
+    settings, engine = load_settings(), desk_engine()
+    delivery = DeliveryWorker(engine, settings)
     if delivery.channels_note():
         err_console.print(f"Note: {delivery.channels_note()}", soft_wrap=True)
+    fetcher = worker_fetcher(engine, settings)
     if once:
+        fetched = fetch_once(fetcher) if fetcher is not None else True
         console.print(delivery.run_once().line())
+        if not fetched:
+            raise typer.Exit(1)
         return
     console.print("Worker running; Ctrl+C stops it.")
-    run_until_signalled(delivery, poll_seconds=poll)
+
+    def deliver(stop: threading.Event) -> None:
+        delivery.run_forever(stop, poll_seconds=poll, on_trouble=say_trouble,
+                             on_recovery=say_recovery)  # fmt: skip
+
+    run_until_signalled(deliver, *([fetch_loop(fetcher)] if fetcher is not None else []))
     console.print("Worker stopped.")
 
 
-def run_until_signalled(delivery: DeliveryWorker, *, poll_seconds: float) -> None:
-    """``delivery.run_forever`` in a thread of its own until the first Ctrl+C or SIGTERM,
-    which lets the message being sent finish (recorded; the batch's untried rows given back)
-    and returns; a second one stops the process at once (the rows in flight then wait for
-    their lease)."""
-    stop, finished = threading.Event(), threading.Event()
+def run_until_signalled(
+    *loops: Callable[[threading.Event], None],
+    stopping: str = "Stopping after the message in flight (Ctrl+C again: at once)...",
+) -> None:
+    """Each loop (a ``run_forever``: it returns once the event it is given is set) in a thread
+    of its own until the first Ctrl+C or SIGTERM, which sets the event - the delivery worker
+    then lets the message being sent finish (recorded; the batch's untried rows given back) -
+    and returns once every loop has; a second one stops the process at once (the rows in
+    flight then wait for their lease). A loop that escapes (a bug) stops the others and is
+    raised here."""
+    stop, ended = threading.Event(), threading.Event()
+    done = [threading.Event() for _ in loops]
     failed: list[BaseException] = []
 
-    def run() -> None:
+    def run(loop: Callable[[threading.Event], None], finished: threading.Event) -> None:
+        # Only the main thread may take Ctrl+C and SIGTERM (so may the threads these start):
+        # the kernel may hand a process's signal to any thread that does not block it, and
+        # one taken here would leave the main thread asleep in wait() (seen with two loops).
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         try:
-            delivery.run_forever(stop, poll_seconds=poll_seconds, on_trouble=say_trouble,
-                                 on_recovery=say_recovery)  # fmt: skip
+            loop(stop)
         except BaseException as error:  # escaped the loop: a bug, shown by the main thread
             failed.append(error)
         finally:
             finished.set()
+            ended.set()
 
     # SIGTERM (systemd, docker stop, kill) stops it as Ctrl+C does. The handlers raise in the
-    # main thread, which only waits on ``finished``: setting an Event from a handler could
+    # main thread, which only waits on events: setting an Event from a handler could
     # deadlock on the Event's own lock, and an interrupted Thread.join() marks a thread that
     # still runs as stopped (CPython 3.11).
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        threading.Thread(target=run, name="cxdesk-worker", daemon=True).start()
+        for number, (loop, finished) in enumerate(zip(loops, done, strict=True)):
+            name = "cxdesk-worker" + (f"-{number}" if number else "")
+            threading.Thread(target=run, args=(loop, finished), name=name, daemon=True).start()
         try:
-            finished.wait()
+            ended.wait()
         except KeyboardInterrupt:
-            stop.set()
-            err_console.print("Stopping after the message in flight (Ctrl+C again: at once)...")
+            err_console.print(stopping)
+        stop.set()
+        for finished in done:
             finished.wait()
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -87,18 +115,35 @@ def _interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def say_trouble(failure: PassFailure) -> None:
+class Failure(Protocol):
+    """A run of failed passes: the delivery worker's ``PassFailure``, the mail fetcher's
+    ``FetchFailure``."""
+
+    @property
+    def error(self) -> Exception: ...
+
+    @property
+    def unreachable(self) -> bool:
+        """Something could not be used for now (an outage), rather than a bug."""
+        ...
+
+    def line(self) -> str: ...
+
+    def recovery_line(self) -> str: ...
+
+
+def say_trouble(failure: Failure) -> None:
     """One line on stderr when passes start failing (a bug's traceback with it)."""
-    err_console.print(f"{_stamp()} {failure.line()}", soft_wrap=True)
+    err_console.print(f"{stamp()} {failure.line()}", soft_wrap=True)
     if not failure.unreachable:
         err_console.print("".join(traceback.format_exception(failure.error)), soft_wrap=True)
 
 
-def say_recovery(failure: PassFailure) -> None:
-    err_console.print(f"{_stamp()} {failure.recovery_line()}", soft_wrap=True)
+def say_recovery(failure: Failure) -> None:
+    err_console.print(f"{stamp()} {failure.recovery_line()}", soft_wrap=True)
 
 
-def _stamp() -> str:
+def stamp() -> str:
     return datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 

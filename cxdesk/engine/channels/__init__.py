@@ -96,4 +96,17 @@ def seconds_setting(value: object | None, *, name: str, default: float) -> float
     return seconds
 
 
+def port_setting(value: object | None, *, name: str, default: int) -> int:
+    """A TCP port number, from a number or a numeric string; ``default`` when unset."""
+    if value is None or value == "":
+        return default
+    try:
+        port = int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        raise DeskError(f"Setting {name} must be a port number, not {value!r}") from None
+    if isinstance(value, bool) or not 0 < port < 65536:
+        raise DeskError(f"Setting {name} must be between 1 and 65535, not {value!r}")
+    return port
+
+
 __all__ = ["DeliveryResult", "ResultCallback", "SendGate", "one_line"]

@@ -43,6 +43,7 @@ from cxdesk.engine.channels import (
     SendGate,
     check_keys,
     one_line,
+    port_setting,
     read_setting,
     seconds_setting,
     text_setting,
@@ -124,15 +125,7 @@ class MailSettings:
 
 
 def _port(value: object | None, default: int) -> int:
-    if value is None or value == "":
-        return default
-    try:
-        port = int(value)  # type: ignore[call-overload]
-    except (TypeError, ValueError):
-        raise DeskError(f"Setting smtp.port must be a port number, not {value!r}") from None
-    if isinstance(value, bool) or not 0 < port < 65536:
-        raise DeskError(f"Setting smtp.port must be between 1 and 65535, not {value!r}")
-    return port
+    return port_setting(value, name="smtp.port", default=default)
 
 
 def compose_email(settings: MailSettings, message: EmailOut) -> EmailMessage:
