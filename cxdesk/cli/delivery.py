@@ -105,7 +105,7 @@ def _stamp() -> str:
 @outbox_app.command("list")
 def outbox_list(
     status: str | None = typer.Option(
-        None, "--status", help="pending, sent, failed, dead or stale."
+        None, "--status", help="pending, sent, failed, dead, stale or bounced."
     ),
     limit: int = typer.Option(500, "--limit", min=1),
     as_json: bool = typer.Option(False, "--json"),
