@@ -7,6 +7,8 @@
   ``send_sms`` (to, body, delay_minutes, valid_minutes): rendered now, queued in the outbox in
   this transaction; not sent if not delivered within ``valid_minutes`` of being due (default
   ``outbox.DEFAULT_VALID_FOR``) or once its ticket has moved on (``cxdesk.engine.staleness``).
+  Not queued at all when it would answer inbound mail that may not be answered, or an address
+  answered within the period (``cxdesk.engine.suppression``): ``message.suppressed``.
 - ``change_status`` (status, optional comment), ``escalate`` (optional comment), ``comment``
   (body): act on the event's ticket as the desk itself.
 
@@ -26,6 +28,7 @@ from sqlmodel import Session, select
 from cxdesk.engine.context import context_for_event
 from cxdesk.engine.outbox import enqueue
 from cxdesk.engine.piped import PipeContext, render, template_problems
+from cxdesk.engine.suppression import hold_back_reason
 from cxdesk.errors import DeskError, NotFound
 from cxdesk.store.directory import get_status
 from cxdesk.store.events import record_event
@@ -187,6 +190,19 @@ def _queue_message(session: Session, task: Mapping[str, Any], run: TaskRun, chan
             ticket_id=run.ticket_id,
             field_name=channel,
             detail=f"no recipient for {task['to']}",
+            triggers_workflows=False,
+        )
+        return
+    held_back = hold_back_reason(session, event=run.event, to=to)
+    if held_back:  # an automatic answer to inbound mail it must not answer (RFC 3834)
+        record_event(
+            session,
+            kind="message.suppressed",
+            actor=None,
+            ticket_id=run.ticket_id,
+            field_name=channel,
+            to_value=to,
+            detail=held_back,
             triggers_workflows=False,
         )
         return
