@@ -4,6 +4,7 @@ never to bulk or automatic mail, at most one per address per period; nothing els
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
@@ -12,7 +13,7 @@ from sqlmodel import col, select
 from cxdesk.engine.dispatch import unit_of_work
 from cxdesk.engine.inbound.hygiene import classify
 from cxdesk.engine.outbox import list_outbox
-from cxdesk.engine.suppression import AUTO_REPLY_MINUTES_SETTING
+from cxdesk.engine.suppression import AUTO_REPLY_MINUTES_SETTING, auto_reply_period
 from cxdesk.engine.workflows import save_workflow
 from cxdesk.store import inbound
 from cxdesk.store.db import read_session, transaction
@@ -20,6 +21,7 @@ from cxdesk.store.directory import get_user, set_setting
 from cxdesk.store.models import Event, OutboxMessage, Ticket
 from cxdesk.store.surveys import submit_response
 from cxdesk.store.tickets import get_ticket
+from tests.cli_helpers import Cli
 from tests.desk import build_small_desk
 from tests.test_hygiene import DESK, sample
 
@@ -192,3 +194,21 @@ def test_texts_are_answered_once_per_period_too(desk: Engine) -> None:
                                          body="Help")  # fmt: skip
             inbound.note_outcome(s, sid, outcome="opened", ticket_id=ticket.id)
     assert len(emails_to(desk, "+14155552671")) == 1
+
+
+def test_the_period_comes_from_the_seed_files_desk_table(
+    cli: Cli, first_admin: None, engine: Engine, tmp_path: Path
+) -> None:
+    seed = tmp_path / "desk.toml"
+    seed.write_text("[desk]\nauto_reply_minutes = 15\n")
+    assert cli("seed", str(seed)).exit_code == 0
+    with read_session(engine) as s:
+        assert auto_reply_period(s) == timedelta(minutes=15)
+    for bad, shown in (("-5", "-5"), ('"soon"', "'soon'"), ("true", "True")):
+        seed.write_text(f"[desk]\nauto_reply_minutes = {bad}\n")
+        refused = cli("seed", str(seed))
+        assert refused.exit_code == 1 and "Traceback" not in refused.output
+        assert "[desk]: auto_reply_minutes must be a whole number of minutes from 0 to 527040 " \
+            f"(366 days), not {shown}" in refused.stderr  # fmt: skip
+    with read_session(engine) as s:
+        assert auto_reply_period(s) == timedelta(minutes=15)
