@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 from sqlmodel import select
 
 from cxdesk.engine.dispatch import unit_of_work
-from cxdesk.engine.inbound.hygiene import Bounce, classify, loop_address, record_bounce
+from cxdesk.engine.inbound.hygiene import Bounce, classify, desk_address, record_bounce
 from cxdesk.engine.outbox import enqueue, list_outbox
 from cxdesk.engine.workflows import save_workflow
 from cxdesk.store import inbound
@@ -140,7 +140,7 @@ def test_a_bounce_without_any_id_is_still_a_bounce() -> None:
 
 def test_the_loop_address_is_the_desks_from_address(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CXDESK_MAIL_FROM", "Ask the Experts <Help@Desk.Example.com>")
-    assert loop_address() == DESK
+    assert desk_address() == DESK
     assert classify(sample("loop-own.eml")).kind == "loop"
     monkeypatch.setenv("CXDESK_MAIL_FROM", "desk@elsewhere.example")
     assert classify(sample("loop-own.eml")).kind != "loop"
@@ -155,6 +155,14 @@ def test_hostile_headers_do_not_break_classification() -> None:
     verdict = classify(parse(raw), own_addresses=[DESK])
     assert verdict.kind == "bounce"  # a report by its type, with nothing usable in it
     assert verdict.bounce is not None and verdict.bounce.original_message_ids == ()
+    nested = b"From: a@x.example\r\nContent-Type: multipart/report; report-type=delivery-status; "
+    nested += b"boundary=b0\r\n\r\n"
+    for level in range(500):  # deeper than any report, not as deep as the parser's limit
+        nested += b"--b%d\r\nContent-Type: multipart/mixed; boundary=b%d\r\n\r\n" % (
+            level,
+            level + 1,
+        )
+    assert classify(parse(nested), own_addresses=[DESK]).kind == "bounce"
 
 
 # -- recording a bounce -----------------------------------------------------------------------

@@ -99,8 +99,7 @@ def hold_back_reason(session: Session, *, event: Event, to: str) -> str | None:
     if latest is None and address not in writers:
         return None  # not to the one who wrote (a notice to an expert): not an answer
     if latest is not None and not latest.may_answer:
-        why = f": {latest.detail}" if latest.detail else ""
-        return f"{address}'s message may not be answered automatically ({latest.outcome}{why})"
+        return f"{address}'s latest message is list, bulk or automatic mail: not answered"
     period = auto_reply_period(session)
     if period and _answered_lately(session, to, period):
         minutes = int(period.total_seconds() // 60)

@@ -44,6 +44,7 @@ class Bounce:
 
 SCAN_LIMIT = 256 * 1024
 REASON_CHARS = 300
+MAX_DEPTH = 16
 
 _ID = re.compile(r"<[^<>\s@]{1,250}@[^<>\s]{1,250}>")
 _MESSAGE_ID_LINE = re.compile(r"^\s*message-id:[ \t]*(?:\r?\n[ \t]+)?(<[^<>\s]+>)", re.I | re.M)
@@ -171,19 +172,20 @@ def header(message: Message, name: str) -> str:
     return " ".join(str(value).split()) if value is not None else ""
 
 
-def _parts(message: Message) -> Iterator[Message]:
-    """Every leaf part, not descending into attached messages (their text is theirs)."""
+def _parts(message: Message, depth: int = 0) -> Iterator[Message]:
+    """Every leaf part, not descending into attached messages (their text is theirs), nor
+    deeper than ``MAX_DEPTH`` multiparts (a report nests two or three)."""
     payload = message.get_payload() if message.is_multipart() else None
     if not isinstance(payload, list):
         yield message
         return
-    for part in payload:
+    for part in payload if depth < MAX_DEPTH else []:
         if not isinstance(part, Message):
             continue
         if part.get_content_maintype() == "message":
             yield part
         else:
-            yield from _parts(part)
+            yield from _parts(part, depth + 1)
 
 
 def report_text(message: Message) -> str:

@@ -23,8 +23,9 @@
 An out-of-office subject alone ("Automatic reply: ...") is still a person's message: people
 write such subjects; only with an automatic header is it an auto-reply.
 
-The desk's own address, which our outgoing ``X-Loop`` carries, is ``loop_address()`` (the
-``[smtp] mail_from`` setting, ``CXDESK_MAIL_FROM``): the one place both sides read it.
+The desk's own address, which our outgoing ``X-Loop`` carries, is ``desk_address()``: the
+lower-case addr-spec of the ``[smtp] mail_from`` setting (``CXDESK_MAIL_FROM``), the one
+setting both sides read (the composer writes the same value into ``X-Loop``).
 
 ``record_bounce`` marks the outbox row a bounce names ``bounced``, flags the address and
 raises ``message.bounced`` (a workflow event: e.g. fall back to SMS). Only a Message-ID the
@@ -48,7 +49,7 @@ from cxdesk.store.message_ids import verify
 from cxdesk.store.models import AddressFlag, OutboxMessage, utcnow
 from cxdesk.store.survey_links import desk_secret
 
-__all__ = ["Bounce", "Verdict", "classify", "loop_address", "record_bounce"]
+__all__ = ["Bounce", "Verdict", "classify", "desk_address", "record_bounce"]
 
 MACHINE_SENDERS = re.compile(
     r"^(?:mailer-daemon|postmaster|no[-_.]?reply|do[-_.]?not[-_.]?reply|bounces?)(?:[+-].*)?$",
@@ -88,10 +89,10 @@ class Verdict:
         return self.kind == "human"
 
 
-def loop_address(file_values: object | None = None) -> str:
-    """The desk's own address, lower case ("" when none is set): what our outgoing ``X-Loop``
-    carries and an incoming one is compared with. ``file_values``: the config file's
-    ``[smtp]`` table (default: read the settings)."""
+def desk_address(file_values: object | None = None) -> str:
+    """The desk's own address, lower case ("" when none is set): the addr-spec of ``[smtp]
+    mail_from``, what our outgoing ``X-Loop`` carries and an incoming one is compared with.
+    ``file_values``: the config file's ``[smtp]`` table (default: read the settings)."""
     from cxdesk.config import load_settings
     from cxdesk.engine.channels.email import MailSettings
 
@@ -168,9 +169,9 @@ def _bulk(message: Message, auto_submitted: str) -> str | None:
 def classify(message: Message, *, own_addresses: Collection[str] | None = None) -> Verdict:
     """Tell a person's message from an automatic one (headers, sender, DSN and common forms).
 
-    ``own_addresses``: the desk's addresses for loop detection (default ``loop_address()``).
+    ``own_addresses``: the desk's addresses for loop detection (default ``desk_address()``).
     """
-    own = [loop_address()] if own_addresses is None else [a.lower() for a in own_addresses]
+    own = [desk_address()] if own_addresses is None else [a.lower() for a in own_addresses]
     own = [address for address in own if address]
     loop = _loop(message, own)
     if loop:
