@@ -165,7 +165,7 @@ def shape_problems(data: dict[str, Any], text: str) -> tuple[list[str], set[tupl
         for key, value in desk.items():
             if key not in DESK_KEYS:
                 problems.append(f"[desk]: unknown key {key!r}")
-            elif DESK_KEYS[key] is int:
+            elif key == "auto_reply_minutes":
                 if (
                     isinstance(value, bool)
                     or not isinstance(value, int)
