@@ -14,8 +14,9 @@ from sqlmodel import select
 
 from cxdesk.engine.dispatch import unit_of_work
 from cxdesk.engine.inbound.hygiene import Bounce, classify, desk_address, record_bounce
-from cxdesk.engine.outbox import enqueue, list_outbox
+from cxdesk.engine.outbox import claim_due, enqueue, list_outbox, retry
 from cxdesk.engine.workflows import save_workflow
+from cxdesk.errors import Conflict
 from cxdesk.store import inbound
 from cxdesk.store.db import read_session, transaction
 from cxdesk.store.directory import set_setting
@@ -217,6 +218,9 @@ def test_a_bounce_marks_our_message_flags_the_address_and_raises_the_event(
         assert (event.ticket_id, event.to_value) == (row.ticket_id, "ann@example.org")
         assert event.dispatched_at is not None  # a workflow event, dispatched in its unit
         assert [m.id for m in list_outbox(s, status="bounced")] == [outbox_id]
+    assert claim_due(desk, channel="email").messages == []  # final: never sent again
+    with pytest.raises(Conflict, match="is bounced; only failed or dead"), transaction(desk) as s:
+        retry(s, outbox_id=outbox_id)
     again = _record(desk, sample(name, signed_id=signed))
     assert again == f"outbox #{outbox_id} to ann@example.org was already marked bounced"
     with read_session(desk) as s:
