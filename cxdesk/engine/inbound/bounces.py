@@ -47,7 +47,7 @@ REASON_CHARS = 300
 MAX_DEPTH = 16
 
 _ID = re.compile(r"<[^<>\s@]{1,250}@[^<>\s]{1,250}>")
-_MESSAGE_ID_LINE = re.compile(r"^\s*message-id:[ \t]*(?:\r?\n[ \t]+)?(<[^<>\s]+>)", re.I | re.M)
+_MESSAGE_ID_LINE = re.compile(r"^[ \t]*message-id:[ \t]*(?:\r?\n[ \t]+)?(<[^<>\s]+>)", re.I | re.M)
 _ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}")
 # "550 5.1.1 ...", "550-5.1.1 ...", "554 Message rejected", "5.1.1 ..." (a code, then words)
 _CODE = r"(?<![\w.])([245]\d\d)(?![\d.])(?:[ -]([245]\.\d{1,3}\.\d{1,3}))?"
@@ -96,7 +96,6 @@ FORMS = (
         _re(r"^Hi\. This is the qmail-send program"),
         _re(r"^--- (?:Below this line is a copy of the message|Enclosed are the original headers)"),
         _re(r"^<(" + _ADDRESS.pattern + r")>:\s*$"),
-        _re(r"I'm not going to try again|^Hi\. This is the qmail-send program.*\n.*still trying"),
     ),
     Form(
         "gmail",
@@ -142,9 +141,9 @@ FORMS = (
         "sendmail",
         _re(
             r"^Returned mail: |^Warning: could not send message for past"
-            r"|^\s*----- The following addresses had permanent fatal errors -----$"
+            r"|^[ \t]*----- The following addresses had permanent fatal errors -----$"
         ),
-        _re(r"^\s*-+ (?:Original message follows|Transcript of session follows)"),
+        _re(r"^[ \t]*-+ (?:Original message follows|Transcript of session follows)"),
         _re(r"permanent fatal errors -----\s+<?(" + _ADDRESS.pattern + ")"),
         _re(r"^Warning: could not send message for past|will keep trying"),
     ),
