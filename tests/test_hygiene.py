@@ -23,7 +23,9 @@ from cxdesk.store.directory import set_setting
 from cxdesk.store.message_ids import sign
 from cxdesk.store.models import AddressFlag, Event, OutboxMessage, Ticket
 from cxdesk.store.survey_links import desk_secret
+from tests.cli_helpers import Cli
 from tests.desk import build_small_desk
+from tests.test_delivery import SID, ok, sms_env  # noqa: F401 (sms_env is a fixture)
 
 MAIL = Path(__file__).parent / "mail"
 DESK = "help@desk.example.com"
@@ -257,7 +259,8 @@ def test_a_delay_marks_nothing(desk: Engine) -> None:
         assert {m.status for m in list_outbox(s)} == {"sent"}
 
 
-def test_a_workflow_falls_back_to_sms_when_an_email_bounces(desk: Engine) -> None:
+@pytest.mark.usefixtures("sms_env")
+def test_a_workflow_falls_back_to_sms_when_an_email_bounces(desk: Engine, cli: Cli) -> None:
     with transaction(desk) as s:
         save_workflow(
             s, actor=None, name="Bounced: text them", event="message.bounced",
@@ -273,6 +276,11 @@ def test_a_workflow_falls_back_to_sms_when_an_email_bounces(desk: Engine) -> Non
     assert (sms.to_addr, sms.ticket_id, sms.status) == ("+14155552671", ticket.id, "pending")
     assert sms.body == f"We could not email you about {ticket.key}: ann@example.org bounced. " \
         "Reply here."  # fmt: skip
+    ok(cli("worker", "--once"))  # the SMS goes out through Twilio (its contract mock)
+    with read_session(desk) as s:
+        sent = s.get(OutboxMessage, sms.id)
+        assert sent is not None and sent.status == "sent", sent
+        assert SID.match(sent.provider_id or "")
 
 
 def test_bounce_dataclass_defaults_mark_nothing(desk: Engine) -> None:
