@@ -179,32 +179,24 @@ def _valid_for(task: Mapping[str, Any]) -> timedelta | None:
     return None if minutes is None else timedelta(minutes=float(minutes))
 
 
+def _not_queued(
+    session: Session, run: TaskRun, channel: str, *, kind: str, to: str | None, detail: str
+) -> None:
+    """Log on the run's ticket why a message was not queued (no workflow reacts to it)."""
+    record_event(session, kind=kind, actor=None, ticket_id=run.ticket_id, field_name=channel,
+                 to_value=to, detail=detail, triggers_workflows=False)  # fmt: skip
+
+
 def _queue_message(session: Session, task: Mapping[str, Any], run: TaskRun, channel: str) -> None:
     context = run.context
     to = render(str(task["to"]), context, header=True).strip()
     if not to:
-        record_event(
-            session,
-            kind="message.skipped",
-            actor=None,
-            ticket_id=run.ticket_id,
-            field_name=channel,
-            detail=f"no recipient for {task['to']}",
-            triggers_workflows=False,
-        )
+        _not_queued(session, run, channel, kind="message.skipped", to=None,
+                    detail=f"no recipient for {task['to']}")  # fmt: skip
         return
     held_back = hold_back_reason(session, event=run.event, to=to)
     if held_back:  # an automatic answer to inbound mail it must not answer (RFC 3834)
-        record_event(
-            session,
-            kind="message.suppressed",
-            actor=None,
-            ticket_id=run.ticket_id,
-            field_name=channel,
-            to_value=to,
-            detail=held_back,
-            triggers_workflows=False,
-        )
+        _not_queued(session, run, channel, kind="message.suppressed", to=to, detail=held_back)
         return
     enqueue(
         session,
