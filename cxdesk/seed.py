@@ -78,7 +78,9 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
         "enabled": (bool, False),
     },
 }
-DESK_KEYS = {"name": str, "ticket_prefix": str, "phone_region": str}
+DESK_KEYS = {"name": str, "ticket_prefix": str, "phone_region": str, "auto_reply_minutes": int}
+# Desk settings stored in the database (``directory.set_setting``), every terminal the same.
+SETTING_KEYS = ("ticket_prefix", "phone_region", "auto_reply_minutes")
 MAX_SEED_BYTES = 1024 * 1024  # the demo desk's seed is 11 KB
 MAX_SEED_DEPTH = 48  # a workflow's conditions nest at most 16 groups (two levels each)
 # Sections whose entries may carry keys beyond the schema (templates hold ticket settings).
@@ -163,6 +165,14 @@ def shape_problems(data: dict[str, Any], text: str) -> tuple[list[str], set[tupl
         for key, value in desk.items():
             if key not in DESK_KEYS:
                 problems.append(f"[desk]: unknown key {key!r}")
+            elif key == "auto_reply_minutes":
+                if (
+                    isinstance(value, bool)
+                    or not isinstance(value, int)
+                    or not 0 <= value <= 527040
+                ):
+                    problems.append(f"[desk]: {key} must be a whole number of minutes from 0 "
+                                    f"to 527040 (366 days), not {value!r}")  # fmt: skip
             elif not isinstance(value, DESK_KEYS[key]):
                 problems.append(f"[desk]: {key} must be a {DESK_KEYS[key].__name__}")
     for section, schema in SCHEMA.items():
@@ -220,8 +230,10 @@ def apply_seed(
     desk = data.get("desk", {}) if isinstance(data.get("desk", {}), dict) else {}
     report = SeedReport()
     directory.ensure_builtin_statuses(session)
-    for key in ("ticket_prefix", "phone_region"):
+    for key in SETTING_KEYS:
         value = desk.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
         if isinstance(value, str) and directory.get_setting(session, key) != value:
             directory.set_setting(session, key, value)
     appliers = [

@@ -8,7 +8,9 @@
   this transaction; not sent if not delivered within ``valid_minutes`` of being due (default
   ``outbox.DEFAULT_VALID_FOR``) or once its ticket has moved on (``cxdesk.engine.staleness``).
   An SMS to a number that opted out (texted STOP, ``store.sms_optout``) is not queued: its
-  ticket's log says so (``message.suppressed``).
+  ticket's log says so (``message.suppressed``). Nor is a message that would answer inbound
+  mail that may not be answered, or an address answered within the period
+  (``cxdesk.engine.suppression``): ``message.suppressed`` too.
 - ``change_status`` (status, optional comment), ``escalate`` (optional comment), ``comment``
   (body): act on the event's ticket as the desk itself.
 
@@ -28,6 +30,7 @@ from sqlmodel import Session, select
 from cxdesk.engine.context import context_for_event
 from cxdesk.engine.outbox import enqueue
 from cxdesk.engine.piped import PipeContext, render, template_problems
+from cxdesk.engine.suppression import hold_back_reason
 from cxdesk.errors import DeskError, NotFound
 from cxdesk.store.directory import get_status
 from cxdesk.store.events import record_event
@@ -179,31 +182,28 @@ def _valid_for(task: Mapping[str, Any]) -> timedelta | None:
     return None if minutes is None else timedelta(minutes=float(minutes))
 
 
+def _not_queued(
+    session: Session, run: TaskRun, channel: str, *, kind: str, to: str | None, detail: str
+) -> None:
+    """Log on the run's ticket why a message was not queued (no workflow reacts to it)."""
+    record_event(session, kind=kind, actor=None, ticket_id=run.ticket_id, field_name=channel,
+                 to_value=to, detail=detail, triggers_workflows=False)  # fmt: skip
+
+
 def _queue_message(session: Session, task: Mapping[str, Any], run: TaskRun, channel: str) -> None:
     context = run.context
     to = render(str(task["to"]), context, header=True).strip()
     if not to:
-        record_event(
-            session,
-            kind="message.skipped",
-            actor=None,
-            ticket_id=run.ticket_id,
-            field_name=channel,
-            detail=f"no recipient for {task['to']}",
-            triggers_workflows=False,
-        )
+        _not_queued(session, run, channel, kind="message.skipped", to=None,
+                    detail=f"no recipient for {task['to']}")  # fmt: skip
+        return
+    held_back = hold_back_reason(session, event=run.event, to=to)
+    if held_back:  # an automatic answer to inbound mail it must not answer (RFC 3834)
+        _not_queued(session, run, channel, kind="message.suppressed", to=to, detail=held_back)
         return
     if channel == "sms" and (opted_out := opt_out_reason(session, to)) is not None:
-        record_event(
-            session,
-            kind="message.suppressed",
-            actor=None,
-            ticket_id=run.ticket_id,
-            field_name=channel,
-            to_value=to,
-            detail=f"not queued: {opted_out}",
-            triggers_workflows=False,
-        )
+        _not_queued(session, run, channel, kind="message.suppressed", to=to,
+                    detail=f"not queued: {opted_out}")  # fmt: skip
         return
     enqueue(
         session,

@@ -23,6 +23,8 @@ EVENTS = (
     "ticket.escalated",
     "ticket.commented",
     "ticket.owner_changed",
+    "message.received",  # a customer's email or SMS landed on the ticket (store.inbound)
+    "message.bounced",  # an email the desk sent came back undelivered: e.g. fall back to SMS
 )
 
 
