@@ -29,6 +29,7 @@ from cxdesk.store.escalation_steps import (
 )
 from cxdesk.store.models import Ticket
 from cxdesk.store.surveys import submit_response
+from cxdesk.store.waiting import wait_fields
 from cxdesk.text import printable
 
 ticket_app = typer.Typer(
@@ -231,9 +232,12 @@ def ticket_show(
         comments = ops.comment_rows(session, ticket)
         log = ops.ticket_log(session, ticket)
         timeline = escalation_timeline(session, ticket)
+        waiting = wait_fields(session, ticket)
     if as_json:
         escalation = timeline.to_dict() if timeline else None
-        print_json({**record, "escalation": escalation, "comments": comments, "log": log})
+        print_json(
+            {**record, **waiting, "escalation": escalation, "comments": comments, "log": log}
+        )
         return
     title = printable(str(record["title"]), lines=False)
     console.print(Text.assemble((str(record["key"]), "bold"), "  ", title))
