@@ -8,6 +8,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine
@@ -232,3 +233,31 @@ def test_queue_list_shows_waiting_next_position_and_estimate(desk: Engine, cli: 
     assert cells[4:6] == ["3", "4"] and cells[7] == "about 10 minutes"
     solo = [cell.strip() for cell in lines["Solo"].split("│")]
     assert solo[4:6] == ["0", "1"] and solo[7] == UNKNOWN_WORDS
+
+
+@pytest.mark.slow
+def test_the_queues_screen_shows_the_next_customers_estimate(desk: Engine) -> None:
+    from textual.widgets import DataTable
+
+    from cxdesk.app import create_app
+    from cxdesk.screens.queues import QueuesScreen
+    from tests.tui_helpers import log_in, run_app, wait_until
+
+    handle_history(desk, utcnow() - timedelta(minutes=70), HANDLED)
+    for index in range(3):
+        open_ticket(desk, f"Waiting {index}")
+
+    async def script(app: Any, pilot: Any) -> None:
+        await log_in(app, pilot)
+        await wait_until(pilot, lambda: isinstance(app.screen, QueuesScreen), "the queues")
+        table = app.screen.query_one("#queues", DataTable)
+        await wait_until(pilot, lambda: table.row_count == 3, "the queues' rows")
+        assert [str(cell) for cell in table.get_row("360")[3:]][::2] == ["3", "about 10 minutes"]
+        assert str(table.get_row("Solo")[5]) == UNKNOWN_WORDS
+        open_ticket(desk, "One more")  # a fourth customer: the next one is fifth
+        await wait_until(
+            pilot, lambda: str(table.get_row("360")[5]) == "about 25 minutes", "the new estimate"
+        )
+
+    run_app(desk, lambda app_engine: create_app(app_engine, user="omar", poll_seconds=0.2,
+                                                deliver=False), script, size=(120, 40))  # fmt: skip
