@@ -8,6 +8,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from cxdesk.store.models import Priority, simulated_clock, utcnow
 from cxdesk.store.pull import pull_next
 from cxdesk.store.waiting import (
     UNKNOWN_WORDS,
+    min_handled,
     queue_outlooks,
     queue_waiting,
     ticket_wait,
@@ -252,12 +254,21 @@ def test_the_queues_screen_shows_the_next_customers_estimate(desk: Engine) -> No
         await wait_until(pilot, lambda: isinstance(app.screen, QueuesScreen), "the queues")
         table = app.screen.query_one("#queues", DataTable)
         await wait_until(pilot, lambda: table.row_count == 3, "the queues' rows")
-        assert [str(cell) for cell in table.get_row("360")[3:]][::2] == ["3", "about 10 minutes"]
-        assert str(table.get_row("Solo")[5]) == UNKNOWN_WORDS
+        assert [str(cell) for cell in table.get_row("360")[3:]][::2] == ["3", "~12m"]
+        assert str(table.get_row("Solo")[5]) == "unknown"
         open_ticket(desk, "One more")  # a fourth customer: the next one is fifth
-        await wait_until(
-            pilot, lambda: str(table.get_row("360")[5]) == "about 25 minutes", "the new estimate"
-        )
+        await wait_until(pilot, lambda: str(table.get_row("360")[5]) == "~24m", "the new estimate")
 
     run_app(desk, lambda app_engine: create_app(app_engine, user="omar", poll_seconds=0.2,
                                                 deliver=False), script, size=(120, 40))  # fmt: skip
+
+
+def test_a_seed_sets_the_history_threshold(cli: Cli, engine: Engine, tmp_path: Path) -> None:
+    seed = tmp_path / "desk.toml"
+    seed.write_text("[desk]\nestimate_min_handled = 0\n")
+    refused = cli("seed", str(seed))
+    assert refused.exit_code == 1 and "estimate_min_handled must be from 1 to 1000" in str(refused)
+    seed.write_text("[desk]\nestimate_min_handled = 12\n")
+    assert cli("seed", str(seed)).exit_code == 0
+    with read_session(engine) as s:
+        assert min_handled(s) == 12

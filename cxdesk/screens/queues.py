@@ -24,7 +24,7 @@ from cxdesk.store.db import read_session
 from cxdesk.store.directory import list_statuses, user_teams
 from cxdesk.store.models import StatusCategory
 from cxdesk.store.tickets import format_wait, list_tickets, tickets_to_dicts
-from cxdesk.store.waiting import QueueOutlook, queue_outlooks, wait_in_words
+from cxdesk.store.waiting import QueueOutlook, queue_outlooks, wait_short
 from cxdesk.text import printable
 from cxdesk.widgets.table import DeskTable
 
@@ -61,7 +61,7 @@ class QueuesScreen(DeskScreen):
         yield Header()
         yield Label(f"Queues ({OWN_TEAM_MARK} = my teams)")
         queues: DataTable[str] = DeskTable(id="queues", cursor_type="row")
-        queues.add_columns(" ", "Queue", "Team", "Waiting", "Oldest wait", "Next wait")
+        queues.add_columns(" ", "Queue", "Team", "Waiting", "Oldest wait", "Estimate")
         yield queues
         yield Label(MY_TICKETS_HINT, id="mine-hint")
         mine: DataTable[str] = DeskTable(id="mine", cursor_type="row")
@@ -118,7 +118,7 @@ class QueuesScreen(DeskScreen):
                 q.stats.team,
                 str(q.stats.waiting),
                 format_wait(q.stats.oldest_created, now),
-                wait_in_words(q.next_wait),
+                wait_short(q.next_wait),
             )
             for q in snapshot.queues
         ]
