@@ -78,7 +78,7 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
         "enabled": (bool, False),
     },
 }
-DESK_KEYS = {"name": str, "ticket_prefix": str, "phone_region": str}
+DESK_KEYS = {"name": str, "ticket_prefix": str, "phone_region": str, "estimate_min_handled": int}
 MAX_SEED_BYTES = 1024 * 1024  # the demo desk's seed is 11 KB
 MAX_SEED_DEPTH = 48  # a workflow's conditions nest at most 16 groups (two levels each)
 # Sections whose entries may carry keys beyond the schema (templates hold ticket settings).
@@ -163,8 +163,10 @@ def shape_problems(data: dict[str, Any], text: str) -> tuple[list[str], set[tupl
         for key, value in desk.items():
             if key not in DESK_KEYS:
                 problems.append(f"[desk]: unknown key {key!r}")
-            elif not isinstance(value, DESK_KEYS[key]):
+            elif not isinstance(value, DESK_KEYS[key]) or isinstance(value, bool):
                 problems.append(f"[desk]: {key} must be a {DESK_KEYS[key].__name__}")
+            elif isinstance(value, int) and not 1 <= value <= 1000:
+                problems.append(f"[desk]: {key} must be from 1 to 1000")
     for section, schema in SCHEMA.items():
         entries = data.get(section, [])
         if not isinstance(entries, list):
@@ -220,8 +222,9 @@ def apply_seed(
     desk = data.get("desk", {}) if isinstance(data.get("desk", {}), dict) else {}
     report = SeedReport()
     directory.ensure_builtin_statuses(session)
-    for key in ("ticket_prefix", "phone_region"):
+    for key in ("ticket_prefix", "phone_region", "estimate_min_handled"):
         value = desk.get(key)
+        value = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
         if isinstance(value, str) and directory.get_setting(session, key) != value:
             directory.set_setting(session, key, value)
     appliers = [
