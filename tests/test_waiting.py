@@ -33,9 +33,9 @@ from cxdesk.store.waiting import (
 from tests.cli_helpers import Cli
 from tests.desk import build_small_desk
 
-HANDLED = [10.0, 10.0, 10.0, 10.0, 20.0]
+HANDLED = [10.0, 10.0, 10.0, 10.0, 30.0]
 """Handle times (minutes) of the constructed history, oldest first: the weighted average is
-10 until the last, then 0.2 x 20 + 0.8 x 10 = 12."""
+10 until the last, then 0.1 x 30 + 0.9 x 10 = 12."""
 EXPECTED_HANDLE = 12.0
 
 
@@ -210,7 +210,7 @@ def test_piped_text_gives_the_position_and_the_estimate(desk: Engine) -> None:
 
 def test_ticket_show_json_has_the_position_and_the_estimate(desk: Engine, cli: Cli) -> None:
     # The history ends a few minutes ago (real time): maya and omar still count as available.
-    handle_history(desk, utcnow() - timedelta(minutes=70), HANDLED)
+    handle_history(desk, utcnow() - timedelta(minutes=80), HANDLED)
     keys = [open_ticket(desk, f"Waiting {index}") for index in range(3)]
     shown = json.loads(cli("ticket", "show", keys[2], "--json", "--as", "maya").stdout)
     assert (shown["queue_position"], shown["estimated_wait_minutes"]) == (3, 12)
@@ -224,7 +224,7 @@ def test_ticket_show_json_has_the_position_and_the_estimate(desk: Engine, cli: C
 
 
 def test_queue_list_shows_waiting_next_position_and_estimate(desk: Engine, cli: Cli) -> None:
-    handle_history(desk, utcnow() - timedelta(minutes=70), HANDLED)
+    handle_history(desk, utcnow() - timedelta(minutes=80), HANDLED)
     for index in range(3):
         open_ticket(desk, f"Waiting {index}")
     result = cli("queue", "list", "--as", "maya")
@@ -245,7 +245,7 @@ def test_the_queues_screen_shows_the_next_customers_estimate(desk: Engine) -> No
     from cxdesk.screens.queues import QueuesScreen
     from tests.tui_helpers import log_in, run_app, wait_until
 
-    handle_history(desk, utcnow() - timedelta(minutes=70), HANDLED)
+    handle_history(desk, utcnow() - timedelta(minutes=80), HANDLED)
     for index in range(3):
         open_ticket(desk, f"Waiting {index}")
 
@@ -272,3 +272,24 @@ def test_a_seed_sets_the_history_threshold(cli: Cli, engine: Engine, tmp_path: P
     assert cli("seed", str(seed)).exit_code == 0
     with read_session(engine) as s:
         assert min_handled(s) == 12
+
+
+def test_a_workflow_message_gives_the_position_at_creation(desk: Engine) -> None:
+    from sqlmodel import col, select
+
+    from cxdesk.engine.dispatch import unit_of_work
+    from cxdesk.engine.workflows import save_workflow
+    from cxdesk.store.models import OutboxMessage
+
+    with transaction(desk) as s:
+        save_workflow(
+            s, actor=None, name="Where you stand", event="ticket.created",
+            tasks=[{"type": "send_email", "to": "ada@example.com", "subject": "Checked in",
+                    "body": "#${tck://Field/QueuePosition}, ${tck://Field/EstimatedWait}"}],
+        )  # fmt: skip
+    for index in range(2):
+        with unit_of_work(desk) as s:
+            ops.create_ticket(s, actor=None, draft=ops.TicketDraft(title=f"T{index}", team="360"))
+    with read_session(desk) as s:
+        bodies = s.exec(select(OutboxMessage.body).order_by(col(OutboxMessage.id))).all()
+    assert bodies == [f"#1, {UNKNOWN_WORDS}", f"#2, {UNKNOWN_WORDS}"]

@@ -54,13 +54,15 @@ from cxdesk.store.tickets import _aware as aware
 
 MIN_HANDLED_SETTING = "estimate_min_handled"
 DEFAULT_MIN_HANDLED = 5
-HANDLE_WEIGHT = 0.2
-"""Weight of the newest handled ticket in the average (the one before weighs 0.2 x 0.8...): the
-last ten carry ~90%. Heavier follows a team's change of pace sooner but swings with each odd
-ticket (handle times spread widely: a one-minute password reset, a forty-minute dashboard);
-lighter lags an afternoon's slowdown. ``benchmarks/estimate.py`` compares them."""
+HANDLE_WEIGHT = 0.1
+"""Weight of the newest handled ticket in the average (the one before weighs 0.1 x 0.9...): the
+last 22 carry 90%. Handle times spread widely (a one-minute password reset, a forty-minute
+dashboard), so a heavier weight swings with each odd ticket; a lighter one lags a team's change
+of pace (an afternoon's slowdown). On the simulated days of ``benchmarks/estimate.py`` (seeds
+15-16, 694 customers) the median error was 5.07 min at 0.05, 4.54 at 0.1, 4.75 at 0.15, 5.09 at
+0.2 and 5.86 at 0.4 (naive: 24.7)."""
 HANDLE_HISTORY = 50
-"""Handled tickets read: older ones weigh under 0.8^50 (1e-5) together."""
+"""Handled tickets read: the older ones would weigh 0.9^50 (0.5%) together."""
 HISTORY_SPAN = timedelta(days=2)
 """Only tickets created this recently count: yesterday's pace still says something this
 morning; last month's does not (and the read stays on the team's recent index range)."""
