@@ -179,6 +179,8 @@ def test_queue_outlooks_give_the_next_customer(desk: Engine) -> None:
         (59, "about 1 hour"),
         (80, "about 1 hour 15 minutes"),
         (150, "about 2 hours 30 minutes"),
+        (240, "about 4 hours"),
+        (241, "more than 4 hours"),
     ],
 )
 def test_waits_in_words(minutes: float | None, words: str) -> None:

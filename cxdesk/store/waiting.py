@@ -73,6 +73,8 @@ OVERDUE_SHARE = 0.25
 of a handle time more (not zero: they are visibly not done)."""
 PULLED_KIND = "ticket.assigned_from_queue"
 UNKNOWN_WORDS = "not known yet"
+LONGEST_SAID = 4 * 60
+"""Minutes: a longer estimate is said as "more than 4 hours"."""
 
 
 # -- the pace of a team -----------------------------------------------------------------------
@@ -345,7 +347,8 @@ def wait_in_words(minutes: float | None) -> str:
     """An estimate as a customer reads it: "about 15 minutes"; ``UNKNOWN_WORDS`` for None.
 
     Rounded as a person would say it: to the minute under 10 minutes, to 5 under an hour,
-    to the quarter hour above."""
+    to the quarter hour up to 4 hours; beyond, "more than 4 hours" (a day's queue is no
+    promise to count in hours)."""
     if minutes is None:
         return UNKNOWN_WORDS
     whole = round(minutes)
@@ -357,6 +360,8 @@ def wait_in_words(minutes: float | None) -> str:
         return f"about {whole} minutes"
     if whole < 58:
         return f"about {max(10, 5 * round(whole / 5))} minutes"
+    if whole > LONGEST_SAID:
+        return "more than 4 hours"
     quarters = max(4, round(whole / 15))
     hours, rest = divmod(quarters * 15, 60)
     said = "about 1 hour" if hours == 1 else f"about {hours} hours"
