@@ -33,7 +33,16 @@ from typing import Any
 from benchmarks.common import format_table
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCHMARKS = ["pull", "delivery", "checkin", "views", "tui_start", "survey_server", "login"]
+BENCHMARKS = [
+    "pull",
+    "delivery",
+    "checkin",
+    "views",
+    "tui_start",
+    "survey_server",
+    "login",
+    "estimate",
+]
 # Small sizes for --quick, by module: each run's keyword arguments.
 QUICK: dict[str, dict[str, Any]] = {
     "pull": {"tickets": 400, "workers": 4},
@@ -43,6 +52,7 @@ QUICK: dict[str, dict[str, Any]] = {
     "tui_start": {"runs": 1},
     "survey_server": {"held": 30, "requests": 20},
     "login": {"runs": 1, "fresh_runs": 1},
+    "estimate": {"days": 1, "waiting": 1_000},
 }
 
 

@@ -78,9 +78,20 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
         "enabled": (bool, False),
     },
 }
-DESK_KEYS = {"name": str, "ticket_prefix": str, "phone_region": str, "auto_reply_minutes": int}
+DESK_KEYS = {
+    "name": str,
+    "ticket_prefix": str,
+    "phone_region": str,
+    "auto_reply_minutes": int,
+    "estimate_min_handled": int,
+}
+# Whole-number desk settings: (lowest, highest, what the number counts), said in the error.
+DESK_RANGES = {
+    "auto_reply_minutes": (0, 527040, "minutes"),
+    "estimate_min_handled": (1, 1000, "handled tickets"),
+}
 # Desk settings stored in the database (``directory.set_setting``), every terminal the same.
-SETTING_KEYS = ("ticket_prefix", "phone_region", "auto_reply_minutes")
+SETTING_KEYS = tuple(key for key in DESK_KEYS if key != "name")
 MAX_SEED_BYTES = 1024 * 1024  # the demo desk's seed is 11 KB
 MAX_SEED_DEPTH = 48  # a workflow's conditions nest at most 16 groups (two levels each)
 # Sections whose entries may carry keys beyond the schema (templates hold ticket settings).
@@ -165,14 +176,15 @@ def shape_problems(data: dict[str, Any], text: str) -> tuple[list[str], set[tupl
         for key, value in desk.items():
             if key not in DESK_KEYS:
                 problems.append(f"[desk]: unknown key {key!r}")
-            elif key == "auto_reply_minutes":
+            elif key in DESK_RANGES:
+                low, high, unit = DESK_RANGES[key]
                 if (
                     isinstance(value, bool)
                     or not isinstance(value, int)
-                    or not 0 <= value <= 527040
+                    or not low <= value <= high
                 ):
-                    problems.append(f"[desk]: {key} must be a whole number of minutes from 0 "
-                                    f"to 527040 (366 days), not {value!r}")  # fmt: skip
+                    problems.append(f"[desk]: {key} must be a whole number of {unit} from {low} "
+                                    f"to {high}, not {value!r}")  # fmt: skip
             elif not isinstance(value, DESK_KEYS[key]):
                 problems.append(f"[desk]: {key} must be a {DESK_KEYS[key].__name__}")
     for section, schema in SCHEMA.items():
@@ -232,8 +244,7 @@ def apply_seed(
     directory.ensure_builtin_statuses(session)
     for key in SETTING_KEYS:
         value = desk.get(key)
-        if isinstance(value, int) and not isinstance(value, bool):
-            value = str(value)
+        value = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
         if isinstance(value, str) and directory.get_setting(session, key) != value:
             directory.set_setting(session, key, value)
     appliers = [

@@ -22,7 +22,7 @@ from cxdesk.errors import DeskError
 from cxdesk.store import directory
 from cxdesk.store.db import read_session, transaction
 from cxdesk.store.models import Role
-from cxdesk.store.tickets import queue_overview
+from cxdesk.store.waiting import queue_outlooks, wait_in_words
 
 user_app = typer.Typer(help="Users (admins, experts, volunteers).", no_args_is_help=True)
 team_app = typer.Typer(help="Teams (one per product).", no_args_is_help=True)
@@ -132,23 +132,26 @@ def queue_add(
 
 @queue_app.command("list")
 def queue_list(as_user: str | None = AS_OPTION) -> None:
-    """Every queue, how many tickets wait and since when."""
+    """Every queue, how many tickets wait and since when, and the next customer's position
+    and estimated wait."""
     proven(as_user)
     with read_session(desk_engine()) as session:
-        stats = queue_overview(session)
+        outlooks = queue_outlooks(session)
     now = datetime.now(UTC)
     print_table(
         "Queues",
-        ["queue", "team", "order", "waiting", "oldest wait"],
+        ["queue", "team", "order", "waiting", "next position", "oldest wait", "estimate"],
         [
             (
-                q.name,
-                q.team,
-                q.ordering,
-                q.waiting,
-                format_wait(q.oldest_created, now),
+                o.stats.name,
+                o.stats.team,
+                o.stats.ordering,
+                o.stats.waiting,
+                o.next_position,
+                format_wait(o.stats.oldest_created, now),
+                wait_in_words(o.next_wait),
             )
-            for q in stats
+            for o in outlooks
         ],
     )
 

@@ -27,6 +27,7 @@ from cxdesk.store.conversation import (
 from cxdesk.store.db import read_session
 from cxdesk.store.escalation_steps import escalation_timeline
 from cxdesk.store.user_files import save_user_file
+from cxdesk.store.waiting import wait_fields
 from cxdesk.text import printable
 
 FIELDS = ("status", "priority", "team", "origin_team", "owner", "customer_name",
@@ -48,9 +49,11 @@ def ticket_show(
         history = customer_history(session, ticket)
         log = ops.ticket_log(session, ticket)
         timeline = escalation_timeline(session, ticket)
+        waiting = wait_fields(session, ticket)
     if as_json:
         print_json({
             **record,
+            **waiting,
             "escalation": timeline.to_dict() if timeline else None,
             "conversation": [item.to_dict() for item in items],
             "history": [other.to_dict() for other in history],

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 
 from sqlmodel import Session
 
@@ -11,14 +11,42 @@ from cxdesk.engine.piped import PipeContext
 from cxdesk.store.models import Event, SurveyResponse, Team, Ticket, User
 from cxdesk.store.survey_links import sign_ticket
 from cxdesk.store.tickets import ticket_data
+from cxdesk.store.waiting import ticket_wait, wait_in_words
+
+WAITING_FIELDS = ("QueuePosition", "EstimatedWait")
+"""Read only when a template or condition names them: a few statements each time."""
 
 
-def ticket_fields(session: Session, ticket: Ticket) -> dict[str, str]:
+class TicketFields(Mapping[str, str]):
+    """A ticket's piped fields; the waiting room's (``WAITING_FIELDS``: empty when the
+    ticket is not waiting) are read from the desk on first use."""
+
+    def __init__(self, session: Session, ticket: Ticket, values: dict[str, str]) -> None:
+        self._session, self._ticket, self._values = session, ticket, values
+
+    def _waiting(self) -> None:
+        wait = ticket_wait(self._session, self._ticket)
+        self._values["QueuePosition"] = str(wait.position) if wait else ""
+        self._values["EstimatedWait"] = wait_in_words(wait.wait_minutes) if wait else ""
+
+    def __getitem__(self, name: str) -> str:
+        if name in WAITING_FIELDS and name not in self._values:
+            self._waiting()
+        return self._values[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter((*self._values, *(n for n in WAITING_FIELDS if n not in self._values)))
+
+    def __len__(self) -> int:
+        return len(set(self._values) | set(WAITING_FIELDS))
+
+
+def ticket_fields(session: Session, ticket: Ticket) -> Mapping[str, str]:
     """The values ``${tck://Field/<name>}`` reads, as text."""
     owner = session.get(User, ticket.owner_id) if ticket.owner_id else None
     team = session.get(Team, ticket.team_id)
     origin = session.get(Team, ticket.origin_team_id)
-    return {
+    values = {
         "key": ticket.key or "",
         "title": ticket.title,
         "status": ticket.status,
@@ -40,6 +68,7 @@ def ticket_fields(session: Session, ticket: Ticket) -> dict[str, str]:
         "responseId": str(ticket.response_id or ""),
         "surveyToken": sign_ticket(session, ticket),  # the CSAT link's signed ref
     }
+    return TicketFields(session, ticket, values)
 
 
 def context_for_event(

@@ -44,6 +44,8 @@ TICKET_FIELDS = (
     "resolvedAt",
     "responseId",
     "surveyToken",
+    "QueuePosition",  # the waiting room (store.waiting): 3; empty when not waiting
+    "EstimatedWait",  # "about 15 minutes", "not known yet"; empty when not waiting
 )
 # The desk's survey base URL (a setting, not piped data) is put in before the template is
 # read, so the link it starts counts as a URL and the values piped into it are encoded.

@@ -1,4 +1,5 @@
-"""The queues screen (experts' home): every queue's waiting count, pull next, my open tickets.
+"""The queues screen (experts' home): every queue's waiting count and the estimated wait of the
+next customer to join it (``store.waiting``), pull next, my open tickets.
 
 Both tables are read again in a worker whenever the app's change watcher says the desk changed
 (within about a second of a colleague's pull or a new check-in, on any terminal); the waits are
@@ -22,13 +23,8 @@ from cxdesk.screens.base import DeskScreen, shown_time
 from cxdesk.store.db import read_session
 from cxdesk.store.directory import list_statuses, user_teams
 from cxdesk.store.models import StatusCategory
-from cxdesk.store.tickets import (
-    QueueStats,
-    format_wait,
-    list_tickets,
-    queue_overview,
-    tickets_to_dicts,
-)
+from cxdesk.store.tickets import format_wait, list_tickets, tickets_to_dicts
+from cxdesk.store.waiting import QueueOutlook, queue_outlooks, wait_short
 from cxdesk.text import printable
 from cxdesk.widgets.table import DeskTable
 
@@ -43,7 +39,7 @@ MY_TICKETS_HINT = (
 class QueuesSnapshot:
     """What the screen shows, read in one worker pass."""
 
-    queues: list[QueueStats]
+    queues: list[QueueOutlook]
     my_teams: frozenset[str]
     my_tickets: list[dict[str, object]]
 
@@ -65,7 +61,7 @@ class QueuesScreen(DeskScreen):
         yield Header()
         yield Label(f"Queues ({OWN_TEAM_MARK} = my teams)")
         queues: DataTable[str] = DeskTable(id="queues", cursor_type="row")
-        queues.add_columns(" ", "Queue", "Team", "Waiting", "Oldest wait")
+        queues.add_columns(" ", "Queue", "Team", "Waiting", "Oldest wait", "Estimate")
         yield queues
         yield Label(MY_TICKETS_HINT, id="mine-hint")
         mine: DataTable[str] = DeskTable(id="mine", cursor_type="row")
@@ -102,7 +98,7 @@ class QueuesScreen(DeskScreen):
                     if t.status in open_statuses
                 ]
                 snapshot = QueuesSnapshot(
-                    queues=queue_overview(session),
+                    queues=queue_outlooks(session),
                     my_teams=frozenset(team.name for team in user_teams(session, user)),
                     my_tickets=tickets_to_dicts(session, mine),
                 )
@@ -117,15 +113,16 @@ class QueuesScreen(DeskScreen):
         queues: DataTable[str] = self.query_one("#queues", DataTable)
         rows = [
             (
-                OWN_TEAM_MARK if q.team in snapshot.my_teams else "",
-                q.name,
-                q.team,
-                str(q.waiting),
-                format_wait(q.oldest_created, now),
+                OWN_TEAM_MARK if q.stats.team in snapshot.my_teams else "",
+                q.stats.name,
+                q.stats.team,
+                str(q.stats.waiting),
+                format_wait(q.stats.oldest_created, now),
+                wait_short(q.next_wait),
             )
             for q in snapshot.queues
         ]
-        _replace_rows(queues, rows, [q.name for q in snapshot.queues])
+        _replace_rows(queues, rows, [q.stats.name for q in snapshot.queues])
         mine: DataTable[str] = self.query_one("#mine", DataTable)
         ticket_rows = [
             (

@@ -7,6 +7,9 @@ local zone when they draw them.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
@@ -37,9 +40,25 @@ NAMING_CONVENTION: dict[str, str] = {
 SQLModel.metadata.naming_convention = NAMING_CONVENTION
 
 
+_CLOCK: ContextVar[Callable[[], datetime] | None] = ContextVar("cxdesk_clock", default=None)
+
+
 def utcnow() -> datetime:
-    """Now, as aware UTC: the one clock every row uses."""
-    return datetime.now(UTC)
+    """Now, as aware UTC: the one clock every row uses (``simulated_clock`` may stand in)."""
+    clock = _CLOCK.get()
+    return datetime.now(UTC) if clock is None else clock()
+
+
+@contextmanager
+def simulated_clock(clock: Callable[[], datetime]) -> Iterator[None]:
+    """Inside the block, ``utcnow()`` reads ``clock`` (aware UTC): a simulation drives the real
+    store operations through a day in seconds (``benchmarks/estimate.py``). A context
+    variable, so other threads and tasks keep the real clock and nothing outlives the block."""
+    token = _CLOCK.set(clock)
+    try:
+        yield
+    finally:
+        _CLOCK.reset(token)
 
 
 class Role(StrEnum):

@@ -80,7 +80,7 @@ _SCOPE = (
     .join(Team, col(Team.id) == col(Queue.team_id))
     .where(col(Queue.name) == bindparam("queue"))
 )
-_WAITING = (
+WAITING = (
     sa_select(col(Ticket.id))
     .join(Status, col(Status.name) == col(Ticket.status))
     .where(
@@ -89,16 +89,21 @@ _WAITING = (
         col(Status.category) == StatusCategory.open,
     )
 )
-_COUNT_WAITING = sa_select(func.count()).select_from(_WAITING.subquery())
+"""The tickets a queue of the team (bind ``team``) hands out: unowned, in an open status."""
+_COUNT_WAITING = sa_select(func.count()).select_from(WAITING.subquery())
+
+
+def queue_order(by_priority: bool) -> list[Any]:
+    """The order a queue hands out its waiting tickets: oldest first, or priority then oldest
+    (a priority queue); the id breaks ties. Positions (``store.waiting``) count in it too."""
+    rank = [case(PRIORITY_RANK, value=Ticket.priority, else_=len(PRIORITY_RANK))]
+    return [*(rank if by_priority else []), col(Ticket.created_at), col(Ticket.id)]
 
 
 def _claim(by_priority: bool, postgres: bool) -> Any:
     """The pull: claim the queue's next waiting ticket for the caller, if the caller is on
     its team and the queue is still (name, team, ordering) as read."""
-    order: list[Any] = []
-    if by_priority:
-        order.append(case(PRIORITY_RANK, value=Ticket.priority, else_=len(PRIORITY_RANK)))
-    candidate = _WAITING.where(
+    candidate = WAITING.where(
         _caller_on(bindparam("team")),
         sa_exists().where(
             col(Queue.name) == bindparam("queue"),
@@ -106,7 +111,7 @@ def _claim(by_priority: bool, postgres: bool) -> Any:
             col(Queue.ordering) == bindparam("ordering"),
         ),
     )
-    candidate = candidate.order_by(*order, col(Ticket.created_at), col(Ticket.id)).limit(1)
+    candidate = candidate.order_by(*queue_order(by_priority)).limit(1)
     if postgres:
         candidate = candidate.with_for_update(skip_locked=True, of=Ticket)
     return (
