@@ -21,6 +21,7 @@ from cxdesk.engine.tasks import ticket_spec_problems
 from cxdesk.engine.workflows import get_workflow, save_workflow
 from cxdesk.errors import DeskError
 from cxdesk.store import directory
+from cxdesk.store.inbound import INBOUND_TEAM_SETTING, REOPEN_DAYS_SETTING
 from cxdesk.store.models import (
     EscalationRule,
     Membership,
@@ -78,7 +79,13 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
         "enabled": (bool, False),
     },
 }
-DESK_KEYS = {"name": str, "ticket_prefix": str, "phone_region": str}
+DESK_KEYS = {
+    "name": str,
+    "ticket_prefix": str,
+    "phone_region": str,
+    "inbound_team": str,  # where email and texts from strangers open tickets (store.inbound)
+    "reopen_days": int,  # how long after its resolution a customer's reply reopens a ticket
+}
 MAX_SEED_BYTES = 1024 * 1024  # the demo desk's seed is 11 KB
 MAX_SEED_DEPTH = 48  # a workflow's conditions nest at most 16 groups (two levels each)
 # Sections whose entries may carry keys beyond the schema (templates hold ticket settings).
@@ -243,9 +250,26 @@ def apply_seed(
                     report.created[section] += 1
             except DeskError as exc:
                 problems.append(f"{_where(text, section, index, entry)}: {exc}")
+    problems += _apply_inbound_settings(session, desk)
     if problems:
         raise SeedProblems(path, problems)
     return report
+
+
+def _apply_inbound_settings(session: Session, desk: dict[str, Any]) -> list[str]:
+    """``[desk]`` ``inbound_team`` (a team, after the seed's teams exist) and ``reopen_days``."""
+    team, days = desk.get("inbound_team"), desk.get("reopen_days")
+    if isinstance(team, str):
+        try:
+            directory.get_team(session, team)
+        except DeskError as exc:
+            return [f"[desk]: inbound_team: {exc}"]
+        directory.set_setting(session, INBOUND_TEAM_SETTING, team)
+    if isinstance(days, int):
+        if isinstance(days, bool) or days < 0:
+            return ["[desk]: reopen_days must be a number of days, 0 or more"]
+        directory.set_setting(session, REOPEN_DAYS_SETTING, str(days))
+    return []
 
 
 def _apply_team(session: Session, entry: dict[str, Any]) -> bool:

@@ -3,6 +3,7 @@ the customer's new text and files, or refused with one line and nothing stored."
 
 from __future__ import annotations
 
+import tomllib
 from datetime import timedelta
 from email.message import EmailMessage
 
@@ -11,6 +12,7 @@ from sqlalchemy import Engine
 from sqlmodel import col, select
 
 from cxdesk.engine.inbound.mailgate import RefusedMail, receive_email
+from cxdesk.seed import SeedProblems, apply_seed
 from cxdesk.store import inbound
 from cxdesk.store.db import read_session, transaction
 from cxdesk.store.directory import get_status
@@ -315,3 +317,25 @@ def test_an_out_of_office_reply_is_logged_on_its_ticket_and_reopens_nothing(
         assert get_ticket(s, key).status == "resolved"
         assert len(s.exec(select(Ticket)).all()) == before["ticket"]
         assert not s.exec(select(InboundMessage)).one().may_answer
+
+
+def test_a_seeds_desk_table_sets_the_inbound_team_and_the_reopen_window(desk: Engine) -> None:
+    good = '[desk]\ninbound_team = "360"\nreopen_days = 0\n'
+    with transaction(desk) as s:
+        apply_seed(s, tomllib.loads(good), good)
+    key = open_ticket_for(desk, "ann@example.com")
+    with transaction(desk) as s:
+        change_status(s, None, get_ticket(s, key), get_status(s, "resolved"))
+    received = receive_email(desk, sample("thunderbird_reply.eml", KEY=key, OUR_ID="<x@y>"))
+    assert received.outcome == "followed_up"  # 0 days: no reply reopens
+    stranger = receive_email(desk, sample("stranger_new_question.eml"))
+    assert stranger.detail.endswith(": new ticket in team 360 from zoe.novak@gmail.example")
+    for bad, problem in [
+        ('[desk]\ninbound_team = "Nobody"\n', "[desk]: inbound_team: No team named 'Nobody'"),
+        ("[desk]\nreopen_days = -1\n", "[desk]: reopen_days must be a number of days, 0 or more"),
+        ("[desk]\nreopen_days = true\n", "[desk]: reopen_days must be a number of days, 0 or more"),
+        ('[desk]\nreopen_days = "7"\n', "[desk]: reopen_days must be a int"),
+    ]:
+        with pytest.raises(SeedProblems) as refused, transaction(desk) as s:
+            apply_seed(s, tomllib.loads(bad), bad)
+        assert problem in str(refused.value)
