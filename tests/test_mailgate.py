@@ -219,7 +219,7 @@ def test_an_attachment_within_the_limits_is_kept_and_a_refused_one_is_listed(
     assert received.detail.endswith("; 1 attachment(s) not kept (listed on the ticket)")
     [comment] = _customer_comments(desk, received.ticket_key)
     assert comment.body.startswith("Here is the screenshot of the error, and the tool our IT sent.")
-    assert "\n\n[Attachment not kept: fix-tool.exe (file type not allowed" in comment.body
+    assert "\n\n[Attachment not kept: fix-tool.exe: file type not allowed" in comment.body
     with read_session(desk) as s:
         [kept] = s.exec(select(Attachment).where(Attachment.comment_id == comment.id)).all()
     assert (kept.filename, kept.content_type, kept.size) == (
@@ -252,7 +252,7 @@ def test_files_past_the_desks_count_and_size_are_listed_not_dropped(desk: Engine
         ("log5.txt", "more than 5 files in one message"),
         ("big.pdf", "is 600 KB; the limit is 500 KB"),
     }
-    assert "[Attachment not kept: big.pdf (is 600 KB; the limit is 500 KB)]" in comment.body
+    assert "[Attachment not kept: big.pdf: is 600 KB; the limit is 500 KB]" in comment.body
 
 
 def test_control_characters_are_stored_as_visible_escapes(desk: Engine) -> None:
@@ -267,6 +267,20 @@ def test_control_characters_are_stored_as_visible_escapes(desk: Engine) -> None:
     assert comment.body == "Clear\\x1b[2J this\nline"
 
 
+def _nested(depth: int) -> bytes:
+    levels = "".join(
+        f'Content-Type: multipart/mixed; boundary="b{n}"\n\n--b{n}\n' for n in range(depth)
+    )
+    return f"From: a@example.com\n{levels}Content-Type: text/plain\n\nhi\n".encode()
+
+
+def _parts(count: int) -> bytes:
+    parts = "".join(f"--b\nContent-Type: text/plain\n\npart {n}\n" for n in range(count))
+    return (
+        f"From: a@example.com\nContent-Type: multipart/mixed; boundary=b\n\n{parts}--b--\n".encode()
+    )
+
+
 GARBAGE = [
     (b"", "empty input"),
     (b"   \r\n", "empty input"),
@@ -275,6 +289,9 @@ GARBAGE = [
     (b"Subject: hello\n\nno sender here\n", "no sender: the message has no From header"),
     (b"From: <not an address>\n\nhi\n", "no usable sender"),
     (bytes(range(256)) * 40, "not an email message"),
+    (_nested(31), "parts nested more than 30 levels deep"),  # 600: the stdlib's recursion fails
+    (_nested(3000), "not an email message (RecursionError)"),
+    (_parts(201), "more than 200 parts"),
 ]
 
 

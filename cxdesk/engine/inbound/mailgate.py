@@ -27,7 +27,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from email import policy
-from email.message import EmailMessage
+from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from email.utils import getaddresses
 from functools import partial
@@ -48,6 +48,11 @@ from cxdesk.text import printable
 MAX_MESSAGE_BYTES = 25 * 1024 * 1024
 """The largest message a door hands in (Postfix's default limit is 10 MB; 5 attachments of
 500 KB in base64 with an HTML body fit well within it)."""
+MAX_NESTING = 30
+"""Multipart levels a message may nest (real mail uses 3 or 4; the stdlib's walk and
+get_body recurse, and 600 levels exhaust Python's stack)."""
+MAX_PARTS = 200
+"""Parts a message may have (each file beyond the desk's 5 is listed on the ticket)."""
 CHANNEL = "email"
 _REPLY_PREFIX = re.compile(r"^(?:\s*(?:re|fwd?|aw|wg|sv|vs|tr|rv)\s*(?:\[\d+\])?\s*:)+", re.I)
 
@@ -117,6 +122,7 @@ def parse_mail(raw: bytes) -> ParsedMail:
     assert isinstance(message, EmailMessage)
     if not message.keys():
         raise RefusedMail("not an email message: it has no headers")
+    _check_structure(message)
     from_header = _header(message, "From")
     if not from_header.strip():
         raise RefusedMail("no sender: the message has no From header")
@@ -144,6 +150,23 @@ def parse_mail(raw: bytes) -> ParsedMail:
         in_reply_to=_header(message, "In-Reply-To"),
         references=_header(message, "References"),
     )
+
+
+def _check_structure(message: EmailMessage) -> None:
+    """Refuse a message nested deeper than ``MAX_NESTING`` or with more than ``MAX_PARTS``
+    parts (walked without recursion)."""
+    count = 0
+    stack: list[tuple[Message, int]] = [(message, 1)]
+    while stack:
+        part, depth = stack.pop()
+        count += 1
+        if depth > MAX_NESTING:
+            raise RefusedMail(f"parts nested more than {MAX_NESTING} levels deep")
+        if count > MAX_PARTS:
+            raise RefusedMail(f"more than {MAX_PARTS} parts")
+        children = part.get_payload() if part.is_multipart() else None
+        if isinstance(children, list):
+            stack.extend((child, depth + 1) for child in children if isinstance(child, Message))
 
 
 def receive_email(engine: Engine, raw: bytes) -> Received:

@@ -1,0 +1,51 @@
+"""What a customer's email says (``engine.inbound.content``): the new text of a reply, HTML as
+text, every charset; no database needed."""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+
+from cxdesk.engine.inbound.content import LONG_LINE, decode_part, html_to_text, new_text
+
+
+def test_a_long_paragraph_is_kept_whole_and_the_history_below_it_cut() -> None:
+    paragraph = "The export stops at row 10,000 and the file is cut. " * 30
+    assert len(paragraph) > LONG_LINE
+    text = f"{paragraph}\n\nOn Mon, 7 Dec 2026 at 10:02, Maya <help@desk.example> wrote:\n> Hi"
+    assert new_text(text) == paragraph.strip()
+
+
+def test_a_line_built_to_stall_the_reply_parser_is_kept_as_it_is() -> None:
+    """44 KB of "On a wrote " on one line took the parser's regexes 100 s; it is not a header."""
+    text = "On a wrote " * 4000
+    assert new_text(text) == text.strip()
+
+
+def test_quoted_lines_left_below_the_new_text_go_and_a_bare_signature_stays() -> None:
+    assert new_text("Works now.\n\n> old line\n>\n> older line\n") == "Works now."
+    assert new_text("Thanks,\nAnn") == "Thanks,\nAnn"
+
+
+def test_html_is_read_as_text_and_never_kept_as_markup() -> None:
+    html = (
+        "<html><head><title>t</title><style>p{}</style></head><body>"
+        "<p>Row&nbsp;1 &lt;b&gt; &amp; <a href='https://a.example/x'>this</a></p>"
+        "<script>alert(1)</script><pre>  two  spaces</pre>"
+        "<ol><li>first</li><li>second</li></ol><blockquote>quoted<br>old</blockquote></body>"
+    )
+    assert html_to_text(html) == (
+        "Row 1 <b> & this <https://a.example/x>\n\n  two  spaces\n\n• first\n\n• second\n\n"
+        "> quoted\n> old"
+    )
+
+
+def test_a_part_is_decoded_by_its_charset_then_utf8_then_windows_1252() -> None:
+    def part(data: bytes, charset: str) -> EmailMessage:
+        message = EmailMessage()
+        message.set_payload(data)
+        message["Content-Type"] = f"text/plain; charset={charset}"
+        return message
+
+    assert decode_part(part("Grüße".encode("latin-1"), "iso-8859-1")) == "Grüße"
+    assert decode_part(part("Grüße".encode(), "x-made-up")) == "Grüße"
+    assert decode_part(part("Grüße €".encode("cp1252"), "utf-8")) == "Grüße €"
