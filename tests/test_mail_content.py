@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from email.message import EmailMessage
 
-from cxdesk.engine.inbound.content import LONG_LINE, decode_part, html_to_text, new_text
+from cxdesk.engine.inbound.content import LONG_LINE, decode_part, html_to_text, new_text, unflow
 
 
 def test_a_long_paragraph_is_kept_whole_and_the_history_below_it_cut() -> None:
@@ -49,3 +49,9 @@ def test_a_part_is_decoded_by_its_charset_then_utf8_then_windows_1252() -> None:
     assert decode_part(part("Grüße".encode("latin-1"), "iso-8859-1")) == "Grüße"
     assert decode_part(part("Grüße".encode(), "x-made-up")) == "Grüße"
     assert decode_part(part("Grüße €".encode("cp1252"), "utf-8")) == "Grüße €"
+
+
+def test_format_flowed_paragraphs_are_joined_and_hard_breaks_kept() -> None:
+    flowed = "One long \r\nparagraph.\r\nA hard break.\r\n>> quoted \r\n>> on\r\n \r\n-- \r\nAnn"
+    assert unflow(flowed) == "One long paragraph.\nA hard break.\n>> quoted on\n\n-- \nAnn"
+    assert unflow("no\u00a0space \r\nhere", delsp=True) == "no\u00a0spacehere"

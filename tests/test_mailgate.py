@@ -28,6 +28,7 @@ from cxdesk.store.models import (
 from cxdesk.store.tickets import change_status, get_ticket
 from tests.cli_helpers import table_counts
 from tests.mail_helpers import open_ticket_for, our_message_id, sample
+from tests.threads import at_once
 
 
 @pytest.fixture
@@ -55,7 +56,8 @@ def _ticket_events(engine: Engine, key: str, kind: str) -> list[Event]:
 
 REPLIES = [
     ("thunderbird_reply.eml", "ann@example.com",
-     "Thank you, the export works now. The CSV opens fine in Excel.\n\n"
+     "Thank you, the export works now. The CSV opens fine in Excel, and the numbers match "
+     "the dashboard.\n\n"
      "One more thing: can I schedule it weekly?"),
     ("outlook_reply.eml", "Bob.Smith@contoso.example",
      "The widget shows data again after the filter change, thank you."),
@@ -356,3 +358,13 @@ def test_a_seeds_desk_table_sets_the_inbound_team_and_the_reopen_window(desk: En
         with pytest.raises(SeedProblems) as refused, transaction(desk) as s:
             apply_seed(s, tomllib.loads(bad), bad)
         assert problem in str(refused.value)
+
+
+def test_the_same_message_taken_by_two_doors_at_once_lands_once(desk: Engine) -> None:
+    """An MTA pipe and an IMAP fetch (or two fetchers) racing on one message."""
+    key = open_ticket_for(desk, "ann@example.com")
+    raw = sample("thunderbird_reply.eml", KEY=key, OUR_ID=our_message_id(desk, key))
+    outcomes: list[str] = []
+    assert at_once(lambda _: outcomes.append(receive_email(desk, raw).outcome), range(4)) == []
+    assert sorted(outcomes) == ["commented", "duplicate", "duplicate", "duplicate"]
+    assert len(_customer_comments(desk, key)) == 1

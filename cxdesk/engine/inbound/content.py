@@ -1,13 +1,14 @@
 """What a customer's email says: its new text and its files, decoded and within the desk's rules.
 
-- **Text**: the first ``text/plain`` body, else the ``text/html`` one as readable text (parsed
-  with the stdlib ``html.parser``: tags and scripts are dropped, never run or kept; quoted
-  ``<blockquote>`` history becomes ``>`` lines). Then only the new text of the reply:
-  mail-parser-reply cuts the quoted history ("On ... wrote:", Outlook's From:/Sent: block,
-  "-----Original Message-----") and the signature ("-- ", "Best regards", "Sent from my
-  iPhone"), and trailing ``>`` lines go too. Every part is decoded with its declared charset,
-  then UTF-8, then Windows-1252 (an unknown or lying charset never fails). Control characters
-  are shown as visible escapes (``cxdesk.text.printable``): stored text never drives a terminal.
+- **Text**: the first ``text/plain`` body (``format=flowed`` paragraphs joined), else the
+  ``text/html`` one as readable text (parsed with the stdlib ``html.parser``: tags and
+  scripts are dropped, never run or kept; quoted ``<blockquote>`` history becomes ``>``
+  lines). Then only the new text of the reply: mail-parser-reply cuts the quoted history
+  ("On ... wrote:", Outlook's From:/Sent: block, "-----Original Message-----") and the
+  signature ("-- ", "Best regards", "Sent from my iPhone"), and trailing ``>`` lines go too.
+  Every part is decoded with its declared charset, then UTF-8, then Windows-1252 (an unknown
+  or lying charset never fails). Control characters are shown as visible escapes
+  (``cxdesk.text.printable``): stored text never drives a terminal.
 - **Files**: every other part (a forwarded message as ``.eml``) is an attachment, kept when it
   is within the desk's limits (``store.tickets``: count, size, type by extension) and otherwise
   listed as refused with its reason: nothing is dropped silently.
@@ -73,6 +74,27 @@ def decode_part(part: Message) -> str:
         except (LookupError, UnicodeDecodeError):
             continue
     return data.decode("windows-1252", errors="replace")
+
+
+def unflow(text: str, *, delsp: bool = False) -> str:
+    """A ``format=flowed`` body (RFC 3676, Thunderbird and Apple Mail send it) as its
+    paragraphs: a line ending in a space goes on with the next line of the same quote depth;
+    space-stuffing is undone; ``delsp=yes`` drops the space at the soft break."""
+    lines: list[str] = []
+    open_quote: str | None = None  # the quote prefix of a line that flows on, if any
+    for line in text.replace("\r\n", "\n").split("\n"):
+        depth = len(line) - len(line.lstrip(">"))
+        quote, body = line[:depth], line[depth:]
+        body = body[1:] if body.startswith(" ") else body
+        flows = body.endswith(" ") and body != "-- "
+        if flows and delsp:
+            body = body[:-1]
+        if open_quote is not None and quote == open_quote and lines:
+            lines[-1] += body
+        else:
+            lines.append(f"{quote} {body}" if quote and body else quote + body)
+        open_quote = quote if flows else None
+    return "\n".join(lines)
 
 
 class _HtmlText(HTMLParser):
@@ -241,6 +263,9 @@ def extract(message: EmailMessage) -> MailContent:
         text = ""
     elif body.get_content_subtype() == "html":
         text = html_to_text(decode_part(body))
+    elif str(body.get_param("format", "")).lower() == "flowed":
+        delsp = str(body.get_param("delsp", "")).lower() == "yes"
+        text = unflow(decode_part(body), delsp=delsp)
     else:
         text = decode_part(body)
     content = MailContent(text=printable(new_text(text)) if text else "")
