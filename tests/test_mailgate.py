@@ -308,6 +308,21 @@ def test_what_is_not_mail_is_refused_with_one_line_and_nothing_stored(
     assert table_counts(desk) == before
 
 
+def test_nul_bytes_in_every_header_and_the_body_are_stored_escaped(desk: Engine) -> None:
+    raw = (b"From: \"A\x00nn\" <ann@example.com>\nSubject: S\x00ubject\n"
+           b"Message-ID: <a\x00b@example.com>\nContent-Type: text/plain; charset=\"utf\x00-8\"\n"
+           b"\nBo\x00dy\n")  # fmt: skip
+    received = receive_email(desk, raw)
+    assert received.ticket_key is not None
+    with read_session(desk) as s:
+        ticket = get_ticket(s, received.ticket_key)
+        assert (ticket.customer_name, ticket.title) == ("A\\x00nn", "S\\x00ubject")
+        assert s.exec(select(InboundMessage)).one().message_id.startswith("<sha256.")
+    [comment] = _customer_comments(desk, received.ticket_key)
+    assert comment.body == "Bo\\x00dy"
+    assert receive_email(desk, raw).outcome == "duplicate"
+
+
 def test_a_message_without_message_id_is_still_handled_once(desk: Engine) -> None:
     raw = b"From: Ann <ann@example.com>\nSubject: No id\n\nHello there.\n"
     first, second = receive_email(desk, raw), receive_email(desk, raw)

@@ -33,7 +33,7 @@ EX_TEMPFAIL = 75
 """sysexits.h: a temporary failure; Postfix, Exim and sendmail defer the message and retry."""
 FILES_ARGUMENT = typer.Argument(
     None,
-    metavar="[FILE...|-]",
+    metavar="FILE|-",
     help="Files of one RFC 5322 message each; '-' or none: one message on standard input.",
     show_default=False,
 )

@@ -71,7 +71,7 @@ def decode_part(part: Message) -> str:
     for charset in (declared, *_FALLBACK_CHARSETS) if declared else _FALLBACK_CHARSETS:
         try:
             return data.decode(charset)
-        except (LookupError, UnicodeDecodeError):
+        except (LookupError, ValueError):  # unknown, malformed (a NUL in it) or lying
             continue
     return data.decode("windows-1252", errors="replace")
 

@@ -43,7 +43,7 @@ from cxdesk.store.directory import get_setting
 from cxdesk.store.events import record_event
 from cxdesk.store.models import OutboxMessage, StatusCategory, Team, Ticket
 from cxdesk.store.tickets import status_category
-from cxdesk.text import printable
+from cxdesk.text import printable, text_problem
 
 MAX_MESSAGE_BYTES = 25 * 1024 * 1024
 """The largest message a door hands in (Postfix's default limit is 10 MB; 5 attachments of
@@ -138,8 +138,8 @@ def parse_mail(raw: bytes) -> ParsedMail:
         shown = printable(from_header, lines=False)[:120]
         raise RefusedMail(f"no usable sender: From {shown!r} holds no valid address")
     found = message_ids.message_ids_in(_header(message, "Message-ID"))
-    message_id = found[0] if found else ""
-    if not message_id:
+    message_id = found[0] if found and text_problem(found[0]) is None else ""
+    if not message_id:  # none, or with control characters (PostgreSQL refuses a NUL)
         message_id = f"<sha256.{hashlib.sha256(raw).hexdigest()}@cxdesk.digest>"
     return ParsedMail(
         message=message,
