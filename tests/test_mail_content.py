@@ -4,8 +4,21 @@ text, every charset; no database needed."""
 from __future__ import annotations
 
 from email.message import EmailMessage
+from pathlib import Path
 
-from cxdesk.engine.inbound.content import LONG_LINE, decode_part, html_to_text, new_text, unflow
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cxdesk.engine.inbound.content import (
+    LONG_LINE,
+    decode_part,
+    extract,
+    html_to_text,
+    new_text,
+    unflow,
+)
+from cxdesk.engine.inbound.mailgate import RefusedMail, parse_mail
+from tests.mail_helpers import MAIL
 
 
 def test_a_long_paragraph_is_kept_whole_and_the_history_below_it_cut() -> None:
@@ -55,3 +68,46 @@ def test_format_flowed_paragraphs_are_joined_and_hard_breaks_kept() -> None:
     flowed = "One long \r\nparagraph.\r\nA hard break.\r\n>> quoted \r\n>> on\r\n \r\n-- \r\nAnn"
     assert unflow(flowed) == "One long paragraph.\nA hard break.\n>> quoted on\n\n-- \nAnn"
     assert unflow("no\u00a0space \r\nhere", delsp=True) == "no\u00a0spacehere"
+
+
+# -- anything an attacker can send ---------------------------------------------------------
+
+SAMPLES = sorted(MAIL.glob("*.eml"))
+FRAGMENTS = [
+    b"\x00", b"\xff\xfe", b"=?", b"?=", b"=?utf-8?b?", b"=?iso-2022-jp?b?GyRC?=", b"\r\n",
+    b"\n\n", b"--", b'Content-Type: multipart/mixed; boundary="', b"charset=", b"<", b">",
+    b"=\n", b"Content-Transfer-Encoding: base64\n", b"filename*=utf-8''%ff%fe",
+    b"Content-Type: message/rfc822\n\n", b"format=flowed; delsp=yes",
+    b"Content-Type: text/html\n\n<p><a href=", b"<blockquote>", b"&#x110000;", b"&#0;",
+]  # fmt: skip
+edits = st.lists(
+    st.tuples(
+        st.floats(0, 1), st.integers(0, 30), st.one_of(st.sampled_from(FRAGMENTS), st.binary())
+    ),
+    max_size=8,
+)
+
+
+def _edited(raw: bytes, changes: list[tuple[float, int, bytes]]) -> bytes:
+    for where, cut, inserted in changes:
+        at = int(where * len(raw))
+        raw = raw[:at] + inserted + raw[at + cut :]
+    return raw
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(sample=st.sampled_from(SAMPLES), changes=edits)
+def test_a_mangled_message_is_read_or_refused_never_a_traceback(
+    sample: Path, changes: list[tuple[float, int, bytes]]
+) -> None:
+    """Any bytes: parse_mail and extract either read them or refuse them (RefusedMail); what
+    they read is text a database and a terminal can take (no NUL, ESC or lone surrogates)."""
+    try:
+        mail = parse_mail(_edited(sample.read_bytes(), changes))
+    except RefusedMail:
+        return
+    words = extract(mail.message)
+    for text in (mail.subject, mail.sender_name, mail.message_id, words.comment_body(),
+                 *(name for name, _, _ in words.files)):  # fmt: skip
+        text.encode("utf-8")
+        assert "\x00" not in text and "\x1b" not in text
