@@ -163,3 +163,21 @@ def test_an_unreachable_database_defers_the_message(
     assert "Traceback" not in result.output
     [line] = result.error_lines
     assert line.startswith("Error: the desk cannot take mail now (the MTA will try again): ")
+
+
+def test_a_sqlite_desk_that_cannot_be_opened_defers_the_message(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The desk's file cannot be opened (an OSError: here its folder is a file; for Postfix's
+    user, a folder it may not read): the message waits in the MTA's queue (75), it is not
+    bounced (1, before)."""
+    not_a_folder = tmp_path / "desk"
+    not_a_folder.write_text("")
+    monkeypatch.setenv("CXDESK_DATABASE_URL", f"sqlite:///{not_a_folder / 'cxdesk.db'}")
+    _stdin(monkeypatch, sample("html_only.eml"))
+    result = cli("mail", "import")
+    assert result.exit_code == 75, str(result)
+    assert result.error_lines == [
+        "Error: the desk cannot take mail now (the MTA will try again): [Errno 20] Not a "
+        f"directory: '{not_a_folder / 'cxdesk.db'}'"
+    ]

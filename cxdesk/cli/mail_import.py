@@ -64,7 +64,7 @@ def import_mail(files: list[str] | None = FILES_ARGUMENT) -> None:
     refused = deferred = 0
     try:
         engine = desk_engine()
-    except (DeskError, SQLAlchemyError) as exc:
+    except (DeskError, SQLAlchemyError, OSError) as exc:  # OSError: its file, unreadable
         _error(f"the desk cannot take mail now (the MTA will try again): {exc}")
         raise typer.Exit(EX_TEMPFAIL) from None
     for name in files or ["-"]:
@@ -81,7 +81,7 @@ def import_mail(files: list[str] | None = FILES_ARGUMENT) -> None:
             refused += 1
             _error(f"{shown}: {exc}")
             continue
-        except (DeskError, SQLAlchemyError) as exc:
+        except (DeskError, SQLAlchemyError, OSError) as exc:
             deferred += 1
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             _error(f"{shown}: not taken, try again later: {first}")
