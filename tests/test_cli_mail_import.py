@@ -181,3 +181,23 @@ def test_a_sqlite_desk_that_cannot_be_opened_defers_the_message(
         "Error: the desk cannot take mail now (the MTA will try again): [Errno 20] Not a "
         f"directory: '{not_a_folder / 'cxdesk.db'}'"
     ]
+
+
+def test_a_bug_while_handling_a_message_keeps_it_for_a_retry_not_a_bounce(
+    desk: Engine, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cxdesk.engine.inbound import hygiene
+
+    def broken(message: object) -> hygiene.Verdict:
+        raise RuntimeError("classifier broke\nsecond line")
+
+    monkeypatch.setattr(hygiene, "classify", broken)
+    before = table_counts(desk)
+    _stdin(monkeypatch, sample("html_only.eml"))
+    result = cli("mail", "import", "-")
+    assert result.exit_code == 75, str(result)
+    assert result.error_lines == [
+        "Error: standard input: not taken, try again later: unexpected RuntimeError: "
+        "classifier broke"
+    ]
+    assert table_counts(desk) == before

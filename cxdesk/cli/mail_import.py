@@ -6,8 +6,9 @@ Each file, or standard input (``-`` or no argument), is one message, handed to
 per message not handled. Exit status, as an MTA reads it (sysexits): 0 when every message was
 handled (a duplicate was, earlier); 1 when one was refused (not mail, no sender, unreadable
 file: the MTA bounces it); 75 (``EX_TEMPFAIL``) when the desk could not take one (its database
-unreachable or not set up): the MTA keeps the message and tries again, and a message handled
-before the failure is recognised as a duplicate then.
+unreachable or not set up, or a bug: customer mail is never bounced for the desk's fault):
+the MTA keeps the message and tries again, and a message handled before the failure is
+recognised as a duplicate then.
 
 Who may run it: like ``cxdesk worker``, it is a system action, not a person's: it needs no
 login (an MTA's pipe has none), only access to the desk database (its settings and, for
@@ -41,6 +42,10 @@ FILES_ARGUMENT = typer.Argument(
 
 def _error(line: str) -> None:
     err_console.print(printable(f"Error: {line}", lines=False), soft_wrap=True)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def _read(name: str, limit: int) -> bytes:
@@ -83,8 +88,12 @@ def import_mail(files: list[str] | None = FILES_ARGUMENT) -> None:
             continue
         except (DeskError, SQLAlchemyError, OSError) as exc:
             deferred += 1
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            _error(f"{shown}: not taken, try again later: {first}")
+            _error(f"{shown}: not taken, try again later: {_first_line(exc)}")
+            continue
+        except Exception as exc:  # noqa: BLE001  (a bug: keep the mail for a retry, not bounce it)
+            deferred += 1
+            kind = type(exc).__name__
+            _error(f"{shown}: not taken, try again later: unexpected {kind}: {_first_line(exc)}")
             continue
         console.print(printable(received.detail, lines=False), soft_wrap=True)
     if deferred:
