@@ -21,6 +21,7 @@ from cxdesk.engine.tasks import ticket_spec_problems
 from cxdesk.engine.workflows import get_workflow, save_workflow
 from cxdesk.errors import DeskError
 from cxdesk.store import directory
+from cxdesk.store.inbound import INBOUND_TEAM_SETTING, REOPEN_DAYS_SETTING
 from cxdesk.store.models import (
     EscalationRule,
     Membership,
@@ -82,6 +83,8 @@ DESK_KEYS = {
     "name": str,
     "ticket_prefix": str,
     "phone_region": str,
+    "inbound_team": str,  # where email and texts from strangers open tickets (store.inbound)
+    "reopen_days": int,  # how long after its resolution a customer's reply reopens a ticket
     "auto_reply_minutes": int,
     "estimate_min_handled": int,
 }
@@ -91,7 +94,8 @@ DESK_RANGES = {
     "estimate_min_handled": (1, 1000, "handled tickets"),
 }
 # Desk settings stored in the database (``directory.set_setting``), every terminal the same.
-SETTING_KEYS = tuple(key for key in DESK_KEYS if key != "name")
+# (``inbound_team`` and ``reopen_days`` are set apart, once the seed's teams exist.)
+SETTING_KEYS = ("ticket_prefix", "phone_region", "auto_reply_minutes", "estimate_min_handled")
 MAX_SEED_BYTES = 1024 * 1024  # the demo desk's seed is 11 KB
 MAX_SEED_DEPTH = 48  # a workflow's conditions nest at most 16 groups (two levels each)
 # Sections whose entries may carry keys beyond the schema (templates hold ticket settings).
@@ -266,9 +270,26 @@ def apply_seed(
                     report.created[section] += 1
             except DeskError as exc:
                 problems.append(f"{_where(text, section, index, entry)}: {exc}")
+    problems += _apply_inbound_settings(session, desk)
     if problems:
         raise SeedProblems(path, problems)
     return report
+
+
+def _apply_inbound_settings(session: Session, desk: dict[str, Any]) -> list[str]:
+    """``[desk]`` ``inbound_team`` (a team, after the seed's teams exist) and ``reopen_days``."""
+    team, days = desk.get("inbound_team"), desk.get("reopen_days")
+    if isinstance(team, str):
+        try:
+            directory.get_team(session, team)
+        except DeskError as exc:
+            return [f"[desk]: inbound_team: {exc}"]
+        directory.set_setting(session, INBOUND_TEAM_SETTING, team)
+    if isinstance(days, int):
+        if isinstance(days, bool) or days < 0:
+            return ["[desk]: reopen_days must be a number of days, 0 or more"]
+        directory.set_setting(session, REOPEN_DAYS_SETTING, str(days))
+    return []
 
 
 def _apply_team(session: Session, entry: dict[str, Any]) -> bool:

@@ -10,19 +10,15 @@ from sqlmodel import select
 
 from cxdesk.store import inbound, message_ids
 from cxdesk.store.db import read_session, transaction
-from cxdesk.store.directory import get_status, set_setting
+from cxdesk.store.directory import get_status
 from cxdesk.store.models import Comment, CommentKind, Event, InboundMessage, Ticket
 from cxdesk.store.survey_links import desk_secret
 from cxdesk.store.tickets import change_status, get_ticket
-from tests.desk import build_small_desk
 
 
 @pytest.fixture
-def desk(engine: Engine) -> Engine:
-    build_small_desk(engine)
-    with transaction(engine) as s:
-        set_setting(s, inbound.INBOUND_TEAM_SETTING, "Solo")
-    return engine
+def desk(inbound_desk: Engine) -> Engine:
+    return inbound_desk  # tests/mail_helpers.py: the small desk, inbound team Solo
 
 
 def _opened(engine: Engine) -> str:

@@ -147,7 +147,6 @@ def test_once_exits_1_with_a_line_per_refused_message(
     assert imap_mailbox.unseen() == []
 
 
-@pytest.mark.xfail(raises=NotImplementedError, strict=True)  # lead: unmark at merge
 def test_a_customer_email_in_the_mailbox_becomes_a_ticket(
     cli: Cli, engine: Engine, monkeypatch: pytest.MonkeyPatch, imap_mailbox: Mailbox
 ) -> None:
@@ -159,11 +158,6 @@ def test_a_customer_email_in_the_mailbox_becomes_a_ticket(
     use_mailbox(monkeypatch, imap_mailbox.server, imap_mailbox.folder)
 
     result = cli("mail", "fetch", "--once")
-    # The CLI shows receive_email's NotImplementedError as a traceback and exit 1: raise it
-    # here so that the mark names the one reason this may fail. Lead: drop with the mark.
-    if "NotImplementedError: receive_email" in result.stderr:
-        raise NotImplementedError(result.stderr)
-
     assert result.exit_code == 0, str(result)
     assert imap_mailbox.unseen() == []
     with read_session(engine) as session:

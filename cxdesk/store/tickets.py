@@ -501,20 +501,28 @@ def _log_field(
 # -- comments ---------------------------------------------------------------------------------
 
 
+def attachment_problem(filename: str, size: int) -> str | None:
+    """Why a file cannot be attached (its type by extension, its size), or None."""
+    suffix = PurePath(filename).suffix.lower()
+    if suffix not in ATTACHMENT_TYPES:
+        allowed = ", ".join(sorted({s.lstrip(".").upper() for s in ATTACHMENT_TYPES}))
+        return f"file type not allowed (allowed: {allowed})"
+    if size > MAX_ATTACHMENT_BYTES:
+        return f"is {size // 1024} KB; the limit is {MAX_ATTACHMENT_BYTES // 1024} KB"
+    return None
+
+
 def check_attachments(attachments: Sequence[NewAttachment]) -> None:
     """Refuse more than ``MAX_ATTACHMENTS`` files, a type not allowed or a file over 500 KB."""
     if len(attachments) > MAX_ATTACHMENTS:
         raise ValidationFailed(
             {"attachments": f"at most {MAX_ATTACHMENTS} files per message ({len(attachments)})"}
         )
-    errors: dict[str, str] = {}
-    for item in attachments:
-        suffix = PurePath(item.filename).suffix.lower()
-        if suffix not in ATTACHMENT_TYPES:
-            allowed = ", ".join(sorted({s.lstrip(".").upper() for s in ATTACHMENT_TYPES}))
-            errors[item.filename] = f"file type not allowed (allowed: {allowed})"
-        elif len(item.content) > MAX_ATTACHMENT_BYTES:
-            errors[item.filename] = f"is {len(item.content) // 1024} KB; the limit is 500 KB"
+    errors = {
+        item.filename: problem
+        for item in attachments
+        if (problem := attachment_problem(item.filename, len(item.content))) is not None
+    }
     if errors:
         raise ValidationFailed(errors)
 
