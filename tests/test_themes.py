@@ -16,6 +16,7 @@ from cxdesk.config import Settings
 from cxdesk.locations import config_dir, package_dir
 from cxdesk.store.db import make_engine
 from cxdesk.themes import load_theme_file, load_themes, theme_folders
+from tests.tui_helpers import notices
 
 SHIPPED = ["cxdesk-dark", "cxdesk-high-contrast", "cxdesk-light"]
 GOOD = 'name = "mine"\ndark = false\n[colors]\nprimary = "#112233"\n'
@@ -114,7 +115,7 @@ def test_the_app_offers_the_themes_and_applies_the_configured_one(sqlite_url: st
         async with app.run_test() as pilot:
             await pilot.pause()
             commands = [c.title for c in app.get_system_commands(app.screen)]
-            notes = [n.message for n in app._notifications]
+            notes = notices(app)
             return app.theme, commands, notes
 
     try:

@@ -24,6 +24,7 @@ from cxdesk.widgets.bar_chart import EIGHTHS, FULL, BarChart
 from tests.desk import build_small_desk
 from tests.test_insights import answer, build_insights_desk, worked_ticket
 from tests.test_tui_views import desk, log_in, palette, run_app, wait_until
+from tests.tui_helpers import notified
 
 
 def quiet_desk(engine: Engine) -> CxDeskApp:
@@ -173,9 +174,7 @@ def test_an_expert_is_refused_insights(engine: Engine) -> None:
         await wait_until(pilot, lambda: isinstance(app.screen, QueuesScreen), "the queues")
         await palette(pilot, "Insights")
         refusal = "Only an admin can open Insights"
-        await wait_until(
-            pilot, lambda: any(refusal in n.message for n in app._notifications), refusal
-        )
+        await wait_until(pilot, lambda: notified(app, refusal), refusal)
         await pilot.pause(0.1)
         assert isinstance(app.screen, QueuesScreen)
         assert not app.query(InsightsScreen)

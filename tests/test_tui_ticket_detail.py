@@ -34,7 +34,7 @@ from cxdesk.widgets.confirm_dialog import ConfirmDialog
 from cxdesk.widgets.timeline import Timeline
 from tests import tui_helpers
 from tests.desk import build_small_desk
-from tests.tui_helpers import AnyApp, choose, log_in, notified, wait_until
+from tests.tui_helpers import AnyApp, choose, log_in, notices, notified, wait_until
 
 SIZE = (140, 45)
 
@@ -208,7 +208,7 @@ def test_someone_else_cannot_close_the_ticket(engine: Engine) -> None:
         await pilot.press("y")
         refusal = f"Only the person who submitted {key} can close it"
         await wait_until(pilot, lambda: notified(app, refusal), "the refusal")
-        [message] = [n.message for n in app._notifications if refusal in n.message]
+        [message] = [m for m in notices(app) if refusal in m]
         assert "\n" not in message
         assert stored(engine, key).status == "new"
         assert note_text(screen) == ""

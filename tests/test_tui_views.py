@@ -42,7 +42,7 @@ from cxdesk.widgets.prompt_dialog import PromptDialog
 from tests import tui_helpers
 from tests.desk import pull
 from tests.test_views import build_ticket_desk
-from tests.tui_helpers import AnyApp, log_in, palette, wait_until
+from tests.tui_helpers import AnyApp, log_in, notified, palette, wait_until
 
 SIZE = (160, 45)
 
@@ -125,9 +125,7 @@ def test_list_bad_filter_is_one_notification(engine: Engine) -> None:
         screen = await open_list(app, pilot)
         screen.query_one("#f-team", Input).focus()
         await pilot.press(*"Nope", "enter")
-        await wait_until(
-            pilot, lambda: any("Nope" in n.message for n in app._notifications), "the refusal"
-        )
+        await wait_until(pilot, lambda: notified(app, "Nope"), "the refusal")
         assert screen.flt.team is None  # the list still shows the last good filter
         assert len(table_keys(app, "#tickets")) == len(k) - 1
 
@@ -256,17 +254,14 @@ def test_stream_is_live_and_filtered(engine: Engine) -> None:
         kind.value = "ticket.stauts_changed"  # a typo: named, and the page stays as it was
         kind.focus()
         await pilot.press("enter")
-        await wait_until(pilot, lambda: any("'ticket.stauts_changed'" in n.message
-                                            for n in app._notifications), "refusal")  # fmt: skip
+        await wait_until(pilot, lambda: notified(app, "'ticket.stauts_changed'"), "refusal")
         assert screen.flt.kind == "ticket.status_changed"
         assert app.screen.query_one("#stream", DataTable).row_count == 1
         kind.value = ""
         screen.query_one("#s-team", Input).value = "Nope"
         screen.query_one("#s-team", Input).focus()
         await pilot.press("enter")
-        await wait_until(
-            pilot, lambda: any("Nope" in n.message for n in app._notifications), "refusal"
-        )
+        await wait_until(pilot, lambda: notified(app, "Nope"), "refusal")
         assert screen.flt.team is None
 
     run_app(engine, desk("admin"), script)
@@ -317,9 +312,7 @@ def test_history_mine_then_the_organisation(engine: Engine) -> None:
         await wait_until(pilot, lambda: screen.read is not None, "history")
         assert table_keys(app, "#history") == [k["eve"]]  # the one omar owns
         await pilot.press("o")
-        await wait_until(
-            pilot, lambda: any("Only an admin" in n.message for n in app._notifications), "no"
-        )
+        await wait_until(pilot, lambda: notified(app, "Only an admin"), "no")
 
     run_app(engine, desk("omar"), as_omar)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -46,6 +47,7 @@ def run_app(
 
     async def main() -> None:
         app = build(app_engine)
+        _keep_notices(app)
         async with app.run_test(size=size) as pilot:
             await script(app, pilot)
 
@@ -108,6 +110,27 @@ async def choose(pilot: Pilot[Any], text: str) -> None:
     await pilot.press("enter", *text, "enter")
 
 
+_NOTICES: weakref.WeakKeyDictionary[AnyApp, list[str]] = weakref.WeakKeyDictionary()
+
+
+def _keep_notices(app: AnyApp) -> None:
+    """Remember every notification the app shows: Textual drops one when its timeout (5 s)
+    has passed, which on a loaded machine can be before a test's next look at the screen."""
+    shown = _NOTICES.setdefault(app, [])
+    show = app.notify
+
+    def notify(message: str, *args: Any, **kwargs: Any) -> None:
+        shown.append(str(message))
+        show(message, *args, **kwargs)
+
+    app.notify = notify  # type: ignore[method-assign]
+
+
+def notices(app: AnyApp) -> list[str]:
+    """Every notification the app has shown, in order, expired ones included."""
+    return _NOTICES.get(app) or [n.message for n in app._notifications]
+
+
 def notified(app: AnyApp, text: str) -> bool:
     """Whether a notification shown so far contains ``text``."""
-    return any(text in n.message for n in app._notifications)
+    return any(text in message for message in notices(app))

@@ -93,17 +93,30 @@ def run_until_signalled(
     # main thread, which only waits on events: setting an Event from a handler could
     # deadlock on the Event's own lock, and an interrupted Thread.join() marks a thread that
     # still runs as stopped (CPython 3.11).
+    # The threads start with both signals held back: a loop that stops the process at once
+    # (a test's, or a signal sent that early) would otherwise interrupt Thread.start() in
+    # the main thread, outside the wait below (exit 130, seen under load). Only the loops
+    # that did start are waited for.
     previous = signal.signal(signal.SIGTERM, _interrupt)
+    started: list[threading.Event] = []
     try:
-        for number, (loop, finished) in enumerate(zip(loops, done, strict=True)):
-            name = "cxdesk-worker" + (f"-{number}" if number else "")
-            threading.Thread(target=run, args=(loop, finished), name=name, daemon=True).start()
         try:
+            held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+            try:
+                for number, (loop, finished) in enumerate(zip(loops, done, strict=True)):
+                    name = "cxdesk-worker" + (f"-{number}" if number else "")
+                    thread = threading.Thread(
+                        target=run, args=(loop, finished), name=name, daemon=True
+                    )
+                    thread.start()
+                    started.append(finished)
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, held)
             ended.wait()
         except KeyboardInterrupt:
             err_console.print(stopping)
         stop.set()
-        for finished in done:
+        for finished in started:
             finished.wait()
     finally:
         signal.signal(signal.SIGTERM, previous)
