@@ -10,14 +10,16 @@ from __future__ import annotations
 import re
 import threading
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 from sqlmodel import select
 
 from cxdesk.engine.dispatch import unit_of_work
+from cxdesk.errors import DeskError
 from cxdesk.store import tickets as ops
-from cxdesk.store.db import read_session, transaction
+from cxdesk.store.db import make_engine, read_session, transaction
 from cxdesk.store.directory import get_user
 from cxdesk.store.hall import GUEST, hall_board, hall_name
 from cxdesk.store.models import Source, Ticket, utcnow
@@ -179,6 +181,28 @@ def test_the_rows_are_read_once_per_second_whatever_the_viewers(desk: Engine) ->
     assert "Grace H." not in pages.rows() and pages.reads == 1  # within the second: cached
     moment[0] += 0.5
     assert "Grace H." in pages.rows() and pages.reads == 2
+
+
+def test_a_desk_that_cannot_be_read_gives_503_and_is_asked_once_a_second(
+    tmp_path: Path,
+) -> None:
+    gone = make_engine(f"sqlite:///{tmp_path / 'empty.db'}")  # no desk in it
+    moment = [100.0]
+    pages = HallBoardPages(gone, clock=lambda: moment[0])
+    asked: list[str] = []
+    event.listen(gone, "before_cursor_execute", lambda *_: asked.append("read"))
+    with pytest.raises(DeskError):
+        pages.rows()
+    tries = len(asked)
+    assert tries >= 1
+    with pytest.raises(DeskError):
+        pages.rows()
+    assert len(asked) == tries  # within the second: the failure is kept, the desk not asked
+    with running_server(gone) as base:
+        page = fetch(base + "/board")
+        assert page.status == 503 and "not available" in page.html
+        assert fetch(base + "/board/rows").status == 503
+    gone.dispose()
 
 
 @pytest.mark.slow

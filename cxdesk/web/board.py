@@ -13,7 +13,7 @@ an event stream would hold a thread per hall screen for as long as it is open, a
 screens would starve the surveys and Twilio's webhook. A poll holds a thread for the
 milliseconds of one reply. The rows are read from the desk and rendered at most once per
 ``FRESH_SECONDS`` whatever the number of screens (``HallBoardPages.rows``: one read under a
-lock, the others wait for it and share it).
+lock; meanwhile the others hand out the rows read before).
 
 What the board shows, and what it never shows (surnames, keys, contacts): ``store.hall``.
 """
@@ -31,6 +31,7 @@ from functools import cache
 
 from sqlalchemy import Engine
 
+from cxdesk.errors import DeskError
 from cxdesk.store.db import read_session
 from cxdesk.store.hall import HallBoard, hall_board
 from cxdesk.store.waiting import wait_in_words
@@ -127,15 +128,30 @@ class HallBoardPages:
         self._lock = threading.Lock()
         self._read_at = -math.inf
         self._html = ""
+        self._failure: DeskError | None = None
 
     def rows(self) -> str:
-        """The rows' HTML; a ``DeskError`` when the desk cannot be read (nothing cached is
-        handed out then: a hall must not show a stale queue as if it were live)."""
-        with self._lock:
-            if self.clock() - self._read_at >= self.fresh:
-                with read_session(self.engine) as session:
-                    board = hall_board(session)
-                self._html = rows_html(board, datetime.now().astimezone())
-                self._read_at = self.clock()
-                self.reads += 1
+        """The rows' HTML; a ``DeskError`` when the desk could not be read (the failure too is
+        kept for ``fresh`` seconds, so a desk that is down is not asked by every viewer).
+
+        While one thread reads, the others hand out the rows read before instead of waiting
+        (a hung database must not take the whole pool); only the very first read is waited
+        for."""
+        if not self._lock.acquire(blocking=not self._html):
             return self._html
+        try:
+            if self.clock() - self._read_at >= self.fresh:
+                self._failure = None
+                try:
+                    with read_session(self.engine) as session:
+                        board = hall_board(session)
+                    self._html = rows_html(board, datetime.now().astimezone())
+                    self.reads += 1
+                except DeskError as exc:
+                    self._failure = exc
+                self._read_at = self.clock()
+            if self._failure is not None:  # a new one: re-raising one would grow its traceback
+                raise DeskError(str(self._failure))
+            return self._html
+        finally:
+            self._lock.release()
