@@ -67,12 +67,15 @@ SCREENS = {
     "Log out": "Back to the login screen",
 }
 NOT_BUILT: frozenset[str] = frozenset()
-# Screens that show or change tickets: a volunteer only checks customers in.
-TICKET_SCREENS = frozenset({"Queues", "Tickets", "Kanban", "Stream", "History", "New ticket"})
+# Screens that show or change tickets: a volunteer checks customers in, and sees the queues
+# and the board read-only.
+TICKET_SCREENS = frozenset({"Tickets", "Kanban", "Stream", "History", "New ticket"})
 # Screens for the desk's admins only.
 ADMIN_SCREENS = frozenset({"Insights", "Campaigns"})
 ADMIN_REFUSAL = "Only an admin can open {name}"
-VOLUNTEER_REFUSAL = "A volunteer can check customers in, but cannot open ticket screens"
+VOLUNTEER_REFUSAL = (
+    "A volunteer can check customers in and see the queues, but cannot open ticket screens"
+)
 ADMIN, VOLUNTEER = "admin", "volunteer"  # store.models.Role's values (a StrEnum)
 DELIVER_ENV = "CXDESK_DELIVER"
 READS, DELIVERY = "reads", "delivery"

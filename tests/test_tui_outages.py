@@ -164,7 +164,7 @@ def test_the_public_board_shows_one_line_while_the_database_is_away(
     async def script(app: BoardApp, pilot: Pilot[None]) -> None:
         shown = notifications_of(app)
         await tui_wait(pilot, lambda: isinstance(app.screen, BoardScreen), "the board")
-        await tui_wait(pilot, lambda: app.screen.rows is not None, "the board's first read")
+        await tui_wait(pilot, lambda: app.screen.board is not None, "the board's first read")
         await asyncio.to_thread(own_pg_cluster.stop)
         await tui_wait(pilot, lambda: notice_shown(app), "the line", WAIT_S)
         await asyncio.to_thread(own_pg_cluster.start)

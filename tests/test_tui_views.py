@@ -1,7 +1,7 @@
 """The desk-wide screens driven by keys (App.run_test + Pilot): the ticket list (filter, sort,
 open, export), the kanban (a move is a real status change with its event), the stream (live,
-filtered), history (mine, the organisation's) and the public board (a pull moves a ticket to
-the top), on SQLite and PostgreSQL.
+filtered), history (mine, the organisation's) and the hall board (walk-ins; a pull calls the
+customer), on SQLite and PostgreSQL.
 
 The app gets its own engine on the test's database (as another terminal would) and every
 statement it runs is checked: none may run on the event loop's thread. Workers are waited for
@@ -32,15 +32,16 @@ from cxdesk.screens.kanban import KanbanScreen, MoveDialog
 from cxdesk.screens.stream import StreamScreen
 from cxdesk.screens.ticket import TicketScreen
 from cxdesk.screens.tickets import TicketsScreen
-from cxdesk.store.db import read_session
+from cxdesk.store.db import read_session, transaction
 from cxdesk.store.directory import get_user
 from cxdesk.store.models import Comment, Event, Team, Ticket
 from cxdesk.store.pages import history_page
-from cxdesk.store.tickets import update_ticket
+from cxdesk.store.tickets import TicketDraft, create_ticket, update_ticket
 from cxdesk.store.views import LIST_COLUMNS
 from cxdesk.widgets.prompt_dialog import PromptDialog
 from tests import tui_helpers
-from tests.desk import pull
+from tests.desk import build_small_desk, pull
+from tests.test_hall_board import walk_in
 from tests.test_views import build_ticket_desk
 from tests.tui_helpers import AnyApp, log_in, notified, palette, wait_until
 
@@ -336,22 +337,31 @@ def test_history_mine_then_the_organisation(engine: Engine) -> None:
 # -- the board ---------------------------------------------------------------------------------
 
 
-def test_board_reorders_after_a_pull_and_drops_resolved(engine: Engine) -> None:
-    k = build_ticket_desk(engine)
+def test_board_shows_walk_ins_then_now_serving_and_drops_resolved(engine: Engine) -> None:
+    """The terminal hall board (``cxdesk board``): walk-ins only, by first name and initial;
+    a pull moves the customer to "Now serving" with the expert's first name."""
+    build_small_desk(engine)
+    with transaction(engine) as session:  # a hand-opened ticket: not a customer in the hall
+        draft = TicketDraft(title="Manual", team="360", customer_name="Manny Manual")
+        manual = create_ticket(session, actor=None, draft=draft).key
+    ada, grace = walk_in(engine, "Ada", "Lovelace"), walk_in(engine, "Grace", "Hopper")
 
     async def script(app: BoardApp, pilot: Pilot[Any]) -> None:
         await wait_until(pilot, lambda: isinstance(app.screen, BoardScreen), "the board")
-        await wait_until(pilot, lambda: table_keys(app, "#board"), "the rows")
-        assert table_keys(app, "#board") == [k["eve"], k["bob"], k["ada"], k["old"]]
-        board = app.screen.query_one("#board", DataTable)
-        assert str(board.get_row(k["ada"])[0]) == "Ada L."  # never a full name in public
-        pull(engine, "maya", "360")  # another terminal pulls the oldest 360 ticket
-        await wait_until(pilot, lambda: table_keys(app, "#board")[0] == k["old"], "the pull")
-        assert str(board.get_row(k["old"])[1]) == "Maya"
+        await wait_until(pilot, lambda: table_keys(app, "#board-waiting"), "the rows")
+        assert table_keys(app, "#board-waiting") == [ada, grace]  # not the manual ticket
+        waiting = app.screen.query_one("#board-waiting", DataTable)
+        assert [str(c) for c in waiting.get_row(ada)[:3]] == ["Ada L.", "360", "2"]
+        assert pull(engine, "maya", "360") == manual
+        assert pull(engine, "omar", "360") == ada  # another terminal calls Ada
+        await wait_until(pilot, lambda: table_keys(app, "#board-serving") == [ada], "the pull")
+        serving = app.screen.query_one("#board-serving", DataTable)
+        assert [str(c) for c in serving.get_row(ada)[:3]] == ["Ada L.", "Omar", "360"]
+        assert table_keys(app, "#board-waiting") == [grace]
         with unit_of_work(engine) as session:
-            update_ticket(session, actor=get_user(session, "maya"), key=k["old"],
+            update_ticket(session, actor=get_user(session, "omar"), key=ada,
                           comment="fixed", changes={"status": "resolved"})  # fmt: skip
-        await wait_until(pilot, lambda: k["old"] not in table_keys(app, "#board"), "drop off")
+        await wait_until(pilot, lambda: not table_keys(app, "#board-serving"), "drop off")
 
     run_app(engine, lambda e: BoardApp(e, poll_seconds=0.2), script)
 
@@ -400,7 +410,7 @@ def test_admin_filters_exports_moves_to_resolved_and_sees_board_and_stream(
         await wait_until(pilot, target.exists, "the export")
 
         await palette(pilot, "Board")
-        await wait_until(pilot, lambda: key in table_keys(app, "#board"), "the board")
+        await wait_until(pilot, lambda: key in table_keys(app, "#board-waiting"), "the board")
 
         await palette(pilot, "Kanban")
         await wait_until(pilot, lambda: isinstance(app.screen, KanbanScreen), "the kanban")
@@ -422,8 +432,8 @@ def test_admin_filters_exports_moves_to_resolved_and_sees_board_and_stream(
 
         await palette(pilot, "Board")
         await wait_until(pilot, lambda: isinstance(app.screen, BoardScreen), "the board")
-        await wait_until(pilot, lambda: table_keys(app, "#board"), "its rows")
-        assert key not in table_keys(app, "#board")
+        await wait_until(pilot, lambda: table_keys(app, "#board-waiting"), "its rows")
+        assert key not in table_keys(app, "#board-waiting")
 
         await palette(pilot, "Stream")
         await wait_until(pilot, lambda: isinstance(app.screen, StreamScreen), "the stream")

@@ -88,7 +88,7 @@ def test_history_screen(desk: Engine, snap_compare: SnapCompare) -> None:  # noq
 
 def test_board_screen(desk: Engine, snap_compare: SnapCompare) -> None:  # noqa: F811
     def ready(screen: Any) -> bool:
-        return isinstance(screen, BoardScreen) and bool(screen.rows)
+        return isinstance(screen, BoardScreen) and screen.board is not None
 
     run_before = opened("Board", ready)
     assert snap_compare(desk_app(desk, "maya"), terminal_size=SIZE, run_before=run_before)

@@ -21,11 +21,9 @@ from cxdesk.store.directory import get_user
 from cxdesk.store.export import export_tickets
 from cxdesk.store.models import SavedView, Ticket, utcnow
 from cxdesk.store.pages import (
-    board_rows,
     history_page,
     kanban_columns,
     kanban_page,
-    public_name,
     stream_page,
 )
 from cxdesk.store.tickets import TicketDraft, create_ticket, update_ticket
@@ -40,7 +38,7 @@ from cxdesk.store.views import (
     ticket_summary,
 )
 from tests.cli_helpers import Cli, assert_one_error_line, table_counts
-from tests.desk import build_small_desk, pull
+from tests.desk import build_small_desk
 
 # -- a desk with known tickets -----------------------------------------------------------------
 
@@ -265,22 +263,6 @@ def test_history_mine_and_organisation(engine: Engine) -> None:
         assert oldest[0].key == k["old"]
         with pytest.raises(PermissionDenied):
             history_page(session, actor=omar, organisation=True)
-
-
-def test_board_unresolved_recent_first_and_public_names(engine: Engine) -> None:
-    k = build_ticket_desk(engine)
-    with read_session(engine) as session:
-        before = [r.key for r in board_rows(session)]
-    # Resolved and escalated ones are not on the board; newest update first.
-    assert before == [k["eve"], k["bob"], k["ada"], k["old"]]
-    # The oldest waiting ticket, and now the latest update.
-    assert pull(engine, "maya", "360") == k["old"]
-    with read_session(engine) as session:
-        rows = board_rows(session)
-    assert [r.key for r in rows][:2] == [k["old"], k["eve"]]
-    assert (rows[0].customer, rows[0].expert, rows[0].product) == ("Old T.", "Maya", "360")
-    assert public_name("  ada   de la lovelace ") == "ada L."
-    assert public_name("Cher") == "Cher"
 
 
 # -- export ------------------------------------------------------------------------------------

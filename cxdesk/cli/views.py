@@ -147,7 +147,7 @@ def view_delete(name: str, as_user: str | None = AS_OPTION) -> None:
 def board(
     poll: float = typer.Option(2.0, "--poll", min=0.2, help="Seconds between refreshes."),
 ) -> None:
-    """The waiting area's public board: read-only, no login (customers' first names only)."""
+    """The hall board: walk-ins waiting (position, estimate), now serving; read-only, no login."""
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise DeskError("the board needs a terminal (input or output is redirected)")
     from cxdesk.screens.board import BoardApp  # Textual loads only when the board opens

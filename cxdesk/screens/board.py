@@ -1,11 +1,11 @@
-"""The public board for the waiting area: unresolved tickets, most recently updated first.
+"""The hall board: the walk-in customers waiting (team, position, estimated wait) and those
+just called ("Now serving", with the expert's first name), from ``store.hall``.
 
-Customers see their first name and last initial only (it hangs in a public place), the expert
-helping them, the product, the ticket key and the last update. Resolved and escalated tickets
-drop off; a pull moves a ticket to the top. It reads the desk again by itself every
-``poll_seconds`` and never writes: ``BoardApp`` runs it alone, without a login
-(``cxdesk board``); inside the desk it is the "Board" screen. While the database is
-unreachable it keeps the last rows and shows one line, until a read succeeds again.
+It hangs in a public place, so customers show as first name and initial only and no ticket
+key is printed. It reads the desk again by itself every ``poll_seconds`` and never writes:
+``BoardApp`` runs it alone, without a login (``cxdesk board``); inside the desk it is the
+"Board" screen. While the database is unreachable it keeps the last rows and shows one line,
+until a read succeeds again.
 """
 
 from __future__ import annotations
@@ -24,14 +24,15 @@ from textual.widgets import DataTable, Footer, Label
 
 from cxdesk.errors import DeskError
 from cxdesk.store.db import is_unreachable, read_session
-from cxdesk.store.pages import BoardRow, board_rows
+from cxdesk.store.hall import HallBoard, HallServing, HallWaiting, hall_board
+from cxdesk.store.waiting import wait_short
 from cxdesk.text import printable
 from cxdesk.widgets.desk_notice import show_desk_notice
 from cxdesk.widgets.table import DeskTable
 
-BOARD_ROWS = 25
-BOARD_COLUMNS = {"Customer": 14, "Expert": 20, "Product": 20, "Ticket": 9, "Last update": 11}
-"""Heading -> width: fixed, so a long product name never squeezes the customer's."""
+WAITING_COLUMNS = {"Customer": 16, "Team": 22, "Position": 9, "Estimate": 10}
+SERVING_COLUMNS = {"Customer": 16, "With": 16, "Team": 22, "Since": 7}
+"""Heading -> width: fixed, so a long team name never squeezes the customer's."""
 
 
 class _HasEngine(Protocol):
@@ -39,43 +40,62 @@ class _HasEngine(Protocol):
     poll_seconds: float
 
 
-def board_cells(row: BoardRow) -> tuple[Text, ...]:
+def waiting_cells(row: HallWaiting) -> tuple[Text, ...]:
     return (
-        Text(row.customer, style="bold"),
-        Text(row.expert or "waiting", style="" if row.expert else "italic"),
-        Text(row.product),
-        Text(row.key, style="bold"),
-        Text(row.updated_at.astimezone().strftime("%H:%M")),
+        Text(printable(row.customer), style="bold"),
+        Text(printable(row.team)),
+        Text(str(row.position), style="bold"),
+        Text(wait_short(row.wait_minutes)),
+    )
+
+
+def serving_cells(row: HallServing) -> tuple[Text, ...]:
+    return (
+        Text(printable(row.customer), style="bold"),
+        Text(printable(row.expert)),
+        Text(printable(row.team)),
+        Text(row.since.astimezone().strftime("%H:%M")),
     )
 
 
 class BoardScreen(Screen[Any]):
     DEFAULT_CSS = """
-    BoardScreen #board-title {
+    BoardScreen .board-title {
         width: 1fr; content-align: center middle; height: 3; text-style: bold;
         background: $primary; color: $text;
     }
-    BoardScreen #board { height: 1fr; }
+    BoardScreen #board-serving { height: auto; max-height: 12; }
+    BoardScreen #board-waiting { height: 1fr; }
     BoardScreen #board-clock { width: 1fr; content-align: right middle; color: $text-muted; }
     """
 
     def __init__(self) -> None:
         super().__init__()
-        self.rows: list[BoardRow] | None = None
-        """The rows shown; None until the first read finishes."""
+        self.board: HallBoard | None = None
+        """What the tables show; None until the first read finishes."""
 
     @property
     def _source(self) -> _HasEngine:
         return cast(_HasEngine, self.app)
 
+    def _clock(self) -> datetime:
+        """The app's clock (the desk's, fixed in snapshots); the board alone: now."""
+        clock: Callable[[], datetime] = getattr(self.app, "clock", lambda: datetime.now(UTC))
+        return clock()
+
     def compose(self) -> ComposeResult:
-        yield Label("Who is being helped", id="board-title")
-        table: DataTable[Text] = DeskTable(
-            id="board", cursor_type="none", zebra_stripes=True, cell_padding=2
+        yield Label("Now serving", classes="board-title")
+        serving: DataTable[Text] = DeskTable(id="board-serving", cursor_type="none", cell_padding=2)
+        for heading, width in SERVING_COLUMNS.items():
+            serving.add_column(heading, width=width)
+        yield serving
+        yield Label("Waiting", classes="board-title")
+        waiting: DataTable[Text] = DeskTable(
+            id="board-waiting", cursor_type="none", zebra_stripes=True, cell_padding=2
         )
-        for heading, width in BOARD_COLUMNS.items():
-            table.add_column(heading, width=width)
-        yield table
+        for heading, width in WAITING_COLUMNS.items():
+            waiting.add_column(heading, width=width)
+        yield waiting
         yield Label("", id="board-clock")
         yield Footer()
 
@@ -90,28 +110,31 @@ class BoardScreen(Screen[Any]):
     def load(self) -> None:
         try:
             with read_session(self._source.engine) as session:
-                rows = board_rows(session, limit=BOARD_ROWS)
+                board = hall_board(session, now=self._clock())
         except DeskError as error:
             if is_unreachable(error):  # one line while it lasts, not an error every poll
                 self.app.call_from_thread(show_desk_notice, self, True)
             else:
                 self.app.notify(printable(str(error)), severity="error", markup=False)
             return
-        self.app.call_from_thread(self._show, rows)
+        self.app.call_from_thread(self._show, board)
 
-    def _show(self, rows: list[BoardRow]) -> None:
+    def _show(self, board: HallBoard) -> None:
         show_desk_notice(self, False)
-        clock: Callable[[], datetime] = getattr(self.app, "clock", lambda: datetime.now(UTC))
         self.query_one("#board-clock", Label).update(
-            f"Updated {clock().astimezone().strftime('%H:%M:%S')}"
+            f"Updated {self._clock().astimezone().strftime('%H:%M:%S')}"
         )
-        if rows == self.rows:
+        if board == self.board:
             return
-        self.rows = rows
-        table: DataTable[Text] = self.query_one("#board", DataTable)
-        table.clear()
-        for row in rows:
-            table.add_row(*board_cells(row), key=row.key, height=2)
+        self.board = board
+        serving: DataTable[Text] = self.query_one("#board-serving", DataTable)
+        serving.clear()
+        for row in board.serving:
+            serving.add_row(*serving_cells(row), key=row.key)
+        waiting: DataTable[Text] = self.query_one("#board-waiting", DataTable)
+        waiting.clear()
+        for waiter in board.waiting:
+            waiting.add_row(*waiting_cells(waiter), key=waiter.key, height=2)
 
 
 class BoardApp(App[None]):

@@ -5,6 +5,9 @@ Both tables are read again in a worker whenever the app's change watcher says th
 (within about a second of a colleague's pull or a new check-in, on any terminal); the waits are
 redrawn against the app's clock every half minute. ``n`` or Enter on a queue pulls its next
 ticket and opens it; Enter on one of my tickets opens it.
+
+A volunteer sees the queues read-only (issue 15 item 8: to answer "how long?" at the desk):
+the counts and estimates, no pull, no ticket to open, no "my tickets" table.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from cxdesk.errors import DeskError
 from cxdesk.screens.base import DeskScreen, shown_time
 from cxdesk.store.db import read_session
 from cxdesk.store.directory import list_statuses, user_teams
-from cxdesk.store.models import StatusCategory
+from cxdesk.store.models import Role, StatusCategory
 from cxdesk.store.tickets import format_wait, list_tickets, tickets_to_dicts
 from cxdesk.store.waiting import QueueOutlook, queue_outlooks, wait_short
 from cxdesk.text import printable
@@ -69,7 +72,23 @@ class QueuesScreen(DeskScreen):
         yield mine
         yield Footer()
 
+    @property
+    def read_only(self) -> bool:
+        """A volunteer's view: the queues only, nothing to pull or open."""
+        user = self.desk.user
+        return user is None or user.role == Role.volunteer
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """None of the screen's own keys for a volunteer (hidden from the footer too)."""
+        return not (self.read_only and action in self._own_actions())
+
+    def _own_actions(self) -> set[str]:
+        return {b.action for found in self._bindings.key_to_bindings.values() for b in found}
+
     def on_mount(self) -> None:
+        if self.read_only:
+            for hidden in self.query("#mine-hint, #mine"):
+                hidden.display = False
         self.query_one("#queues", DataTable).focus()
         self.refresh_tables()
         self.set_interval(WAIT_REDRAW_SECONDS, self._redraw)
@@ -141,6 +160,8 @@ class QueuesScreen(DeskScreen):
         return row_key.value
 
     def action_pull(self) -> None:
+        if self.read_only:  # Enter on a row (RowSelected) comes here without a key check
+            return
         mine: DataTable[str] = self.query_one("#mine", DataTable)
         if mine.has_focus and mine.row_count:
             row_key, _ = mine.coordinate_to_cell_key(mine.cursor_coordinate)

@@ -1,5 +1,5 @@
 """Pages of the desk-wide screens besides the ticket list: kanban columns and cards, the event
-stream, "my tickets" history and the public board.
+stream and "my tickets" history (the hall board is ``store.hall``).
 
 Like ``store.views``, every function returns one bounded page from one SELECT, never every
 ticket, so the screens stay fast on a desk with 100,000 tickets.
@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, func, or_
+from sqlalchemy import func, or_
 from sqlalchemy import select as sa_select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
@@ -18,11 +18,9 @@ from sqlmodel import Session, col
 from cxdesk.errors import NotFound, PermissionDenied
 from cxdesk.store.directory import get_status, get_team, list_statuses
 from cxdesk.store.events import KINDS
-from cxdesk.store.models import Event, Role, Status, StatusCategory, Team, Ticket, User
+from cxdesk.store.models import Event, Role, Team, Ticket, User
 from cxdesk.store.views import PAGE_SIZE
 
-BOARD_EXCLUDED = frozenset({"escalated"})
-"""Open-like statuses the public board leaves out (with every resolved-like one)."""
 _CURRENT = aliased(Team, name="current_team")
 _OWNER = aliased(User, name="owner_user")
 _ACTOR = aliased(User, name="actor_user")
@@ -199,54 +197,3 @@ def history_page(
     order = (created.desc(), col(Ticket.id).desc()) if newest_first else (created, col(Ticket.id))
     rows = session.execute(statement.order_by(*order).offset(max(0, offset)).limit(limit)).all()
     return [HistoryRow(*row) for row in rows]
-
-
-# -- the public board --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class BoardRow:
-    key: str
-    customer: str
-    """First name and last initial only: the board hangs in a public place."""
-    expert: str | None
-    product: str
-    updated_at: datetime
-
-
-def public_name(full_name: str) -> str:
-    """``Ada Lovelace`` -> ``Ada L.``; a single name stays as it is."""
-    parts = full_name.split()
-    if not parts:
-        return ""
-    if len(parts) == 1:
-        return parts[0]
-    return f"{parts[0]} {parts[-1][0].upper()}."
-
-
-def board_rows(session: Session, *, limit: int = 20) -> list[BoardRow]:
-    """Unresolved, non-escalated tickets, most recently updated first (a pull jumps to top)."""
-    shown = sa_select(col(Status.name)).where(
-        and_(
-            col(Status.category) == StatusCategory.open,
-            col(Status.name).not_in(sorted(BOARD_EXCLUDED)),
-        )
-    )
-    statement = (
-        sa_select(
-            col(Ticket.key),
-            col(Ticket.customer_name),
-            col(_OWNER.name),
-            col(_CURRENT.name),
-            col(Ticket.updated_at),
-        )
-        .join(_CURRENT, col(_CURRENT.id) == col(Ticket.team_id))
-        .outerjoin(_OWNER, col(_OWNER.id) == col(Ticket.owner_id))
-        .where(col(Ticket.status).in_(shown.scalar_subquery()))
-        .order_by(col(Ticket.updated_at).desc(), col(Ticket.id).desc())
-        .limit(limit)
-    )
-    return [
-        BoardRow(key, public_name(customer), expert, product, updated)
-        for key, customer, expert, product, updated in session.execute(statement).all()
-    ]

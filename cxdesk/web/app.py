@@ -20,6 +20,8 @@
   answers in the values) gets a 4xx page, never a 500.
 
 ``POST /twilio/sms`` is Twilio's inbound text message webhook (``cxdesk.web.twilio_sms``).
+``GET /board`` (and its rows, ``/board/rows``) is the hall board (``cxdesk.web.board``): these
+paths come before surveys, so a survey named ``board`` is not reachable here.
 
 The CSAT link's SupportRep, RepEmail and CustomerName parameters are kept for survey tools
 that read them; the page itself names the expert from the desk's own records.
@@ -52,6 +54,16 @@ from cxdesk.store.survey_links import (
 )
 from cxdesk.store.surveys import get_survey, submit_response
 from cxdesk.text import text_problem
+from cxdesk.web.board import (
+    BOARD_PATH,
+    FONT_PARAM,
+    ROWS_PATH,
+    FontSizeRefused,
+    HallBoardPages,
+    board_page,
+    board_policy,
+    font_size,
+)
 from cxdesk.web.limits import RateLimiter, address_key
 from cxdesk.web.pages import form_page, index_page, message_page
 from cxdesk.web.settings import MAX_BODY_BYTES, ServerSettings
@@ -82,6 +94,7 @@ STATUS = {
     415: "415 Unsupported Media Type",
     429: "429 Too Many Requests",
     500: "500 Internal Server Error",
+    503: "503 Service Unavailable",
 }
 ALREADY = "This survey was already answered. Thank you for your feedback!"
 THANKS = "Thank you! Your answer has been recorded."
@@ -100,6 +113,8 @@ class Reply:
     retry_after: int = 0
     """Seconds, for a 429."""
     content_type: str = HTML_TYPE
+    headers: tuple[tuple[str, str], ...] = ()
+    """Headers that replace the common ones of the same name (``HEADERS``)."""
 
 
 class BadRequest(Exception):
@@ -129,6 +144,7 @@ class SurveyApp:
         self.by_email = RateLimiter(self.settings.answers_per_email, window)
         self._secret_made = False
         self.twilio_sms = TwilioSmsWebhook(engine, self.settings)
+        self.board = HallBoardPages(engine)
         try:
             self._make_secret()
         except (DeskError, SQLAlchemyError) as exc:  # no desk yet, or the database away
@@ -142,7 +158,9 @@ class SurveyApp:
         except DeskError as exc:  # e.g. the database cannot be reached: say so, in one line
             reply = Reply(500, message_page("Sorry", f"The survey is not available: {exc}"))
         body = reply.html.encode("utf-8")
-        headers = [("Content-Type", reply.content_type), *HEADERS]
+        replaced = {name.lower() for name, _ in reply.headers}
+        headers = [("Content-Type", reply.content_type), *reply.headers]
+        headers += [(name, value) for name, value in HEADERS if name.lower() not in replaced]
         headers.append(("Content-Length", str(len(body))))
         if reply.retry_after:
             headers.append(("Retry-After", str(reply.retry_after)))
@@ -165,6 +183,8 @@ class SurveyApp:
             return Reply(answer.status, answer.body, content_type=answer.content_type)
         name = path.strip("/")
         query = parse_fields(environ.get("QUERY_STRING", ""), what="address")
+        if path in (BOARD_PATH, ROWS_PATH):
+            return self.hall_board(method, path, query)
         survey = self._public_survey(name) if name else None
         if name and survey is None:
             return Reply(404, message_page("Not found", "There is no survey at this address."))
@@ -221,6 +241,25 @@ class SurveyApp:
         except (Conflict, IntegrityError):  # answered meanwhile (the unique index saw it)
             return Reply(409, message_page("Already answered", ALREADY))
         return Reply(200, message_page("Thank you", THANKS))
+
+    def hall_board(self, method: str, path: str, query: dict[str, str]) -> Reply:
+        """The hall board's page, or its rows for the page's poll."""
+        if method not in ("GET", "HEAD"):
+            return Reply(405, message_page("Not allowed", "The board can only be read."))
+        try:
+            fontsize = font_size(query.get(FONT_PARAM))
+        except FontSizeRefused as exc:
+            raise BadRequest(str(exc), title="Not a valid board address") from None
+        try:
+            rows = self.board.rows()
+        except DeskError as exc:
+            log.warning("the board cannot read the desk: %s", exc)
+            return Reply(503, message_page("Sorry", "The board is not available just now."))
+        if path == ROWS_PATH:
+            return Reply(200, rows)
+        return Reply(
+            200, board_page(rows, fontsize), headers=(("Content-Security-Policy", board_policy()),)
+        )
 
     # -- helpers ----------------------------------------------------------------------------
 

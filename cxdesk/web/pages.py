@@ -123,3 +123,9 @@ def form_page(
         errors=bool(errors),
         unknown=unknown,
     )
+
+
+def template_source(name: str) -> str:
+    """A file of ``templates/`` as it is (the board's script, whose hash the CSP names)."""
+    source, _filename, _uptodate = _templates().loader.get_source(_templates(), name)  # type: ignore[union-attr]
+    return source
