@@ -381,3 +381,34 @@ def test_the_same_message_taken_by_two_doors_at_once_lands_once(desk: Engine) ->
     assert at_once(lambda _: outcomes.append(receive_email(desk, raw).outcome), range(4)) == []
     assert sorted(outcomes) == ["commented", "duplicate", "duplicate", "duplicate"]
     assert len(_customer_comments(desk, key)) == 1
+
+
+@pytest.mark.parametrize(
+    "from_header",
+    [
+        "=?utf-8?q?ann=40example=2Ecom=2C?= <mallory@attacker.example>",
+        "=?utf-8?q?ann=40example=2Ecom?= <mallory@attacker.example>",
+        "=?utf-8?b?YW5uQGV4YW1wbGUuY29t?=",  # an encoded word as the whole address
+        "ann@example.com, mallory@attacker.example",
+    ],
+)
+def test_an_address_hidden_in_a_display_name_or_beside_another_is_not_the_sender(
+    desk: Engine, from_header: str
+) -> None:
+    key = open_ticket_for(desk, "ann@example.com")
+    raw = f"From: {from_header}\nSubject: Re: [{key}] export\n\nLet me in.\n".encode()
+    try:
+        received = receive_email(desk, raw)
+    except RefusedMail:
+        pass
+    else:
+        assert received.ticket_key != key
+    assert _customer_comments(desk, key) == []
+
+
+def test_a_from_with_a_comma_in_an_unquoted_name_still_has_its_one_sender(desk: Engine) -> None:
+    raw = b"From: Novak, Ann <ann@example.com>\nSubject: Hello\n\nHi.\n"
+    received = receive_email(desk, raw)
+    assert received.outcome == "opened" and received.ticket_key is not None
+    [comment] = _customer_comments(desk, received.ticket_key)
+    assert comment.sender == "ann@example.com"

@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from email import policy
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
-from email.utils import getaddresses
 from functools import partial
 
 from email_validator import EmailNotValidError, validate_email
@@ -126,17 +125,7 @@ def parse_mail(raw: bytes) -> ParsedMail:
     from_header = _header(message, "From")
     if not from_header.strip():
         raise RefusedMail("no sender: the message has no From header")
-    sender, name = "", ""
-    for display, address in getaddresses([from_header]):
-        try:
-            sender = validate_email(address, check_deliverability=False).normalized
-        except EmailNotValidError:
-            continue
-        name = display
-        break
-    if not sender:
-        shown = printable(from_header, lines=False)[:120]
-        raise RefusedMail(f"no usable sender: From {shown!r} holds no valid address")
+    sender, name = _sender(message, from_header)
     found = message_ids.message_ids_in(_header(message, "Message-ID"))
     message_id = found[0] if found and text_problem(found[0]) is None else ""
     if not message_id:  # none, or with control characters (PostgreSQL refuses a NUL)
@@ -150,6 +139,31 @@ def parse_mail(raw: bytes) -> ParsedMail:
         in_reply_to=_header(message, "In-Reply-To"),
         references=_header(message, "References"),
     )
+
+
+def _sender(message: EmailMessage, from_header: str) -> tuple[str, str]:
+    """The From mailbox (normalised address, display name), or ``RefusedMail``.
+
+    Read by the header registry from the header's own structure, never by re-parsing its
+    decoded text: an RFC 2047 word is a display name or a word of a local part, so
+    ``=?utf-8?q?ann=40example.com=2C?= <eve@evil.example>`` is Eve (re-parsed, the decoded
+    text named Ann first, and Ann's subject keys would have let Eve onto Ann's tickets,
+    though the MTA's SPF/DMARC saw evil.example). A From naming several mailboxes is refused:
+    whose subject keys it may use is not for the desk to guess."""
+    try:
+        found = [a for a in message["From"].addresses if a.domain]
+    except Exception:  # noqa: BLE001  (a header the registry cannot read names no one)
+        found = []
+    shown = printable(from_header, lines=False)[:120]
+    if len({a.addr_spec.lower() for a in found}) > 1:
+        raise RefusedMail(f"several senders: From {shown!r} names {len(found)} addresses")
+    for address in found:
+        try:
+            sender = validate_email(address.addr_spec, check_deliverability=False).normalized
+        except EmailNotValidError:
+            continue
+        return sender, _clean(address.display_name)
+    raise RefusedMail(f"no usable sender: From {shown!r} holds no valid address")
 
 
 def _check_structure(message: EmailMessage) -> None:
