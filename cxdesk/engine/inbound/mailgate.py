@@ -52,6 +52,12 @@ MAX_NESTING = 30
 get_body recurse, and 600 levels exhaust Python's stack)."""
 MAX_PARTS = 200
 """Parts a message may have (each file beyond the desk's 5 is listed on the ticket)."""
+MAX_HEADER_CHARS = 64 * 1024
+"""The longest header a message may have (Postfix keeps 100 KB for all of them): the stdlib
+reads an unstructured header in time growing with the square of its length (a 1.9 MB
+References took 18 s)."""
+MAX_SUBJECT_KEYS = 3
+"""Ticket keys of a subject looked up (each is a query: 150,000 of them took 47 s)."""
 CHANNEL = "email"
 _REPLY_PREFIX = re.compile(r"^(?:\s*(?:re|fwd?|aw|wg|sv|vs|tr|rv)\s*(?:\[\d+\])?\s*:)+", re.I)
 
@@ -121,6 +127,11 @@ def parse_mail(raw: bytes) -> ParsedMail:
     assert isinstance(message, EmailMessage)
     if not message.keys():
         raise RefusedMail("not an email message: it has no headers")
+    for name, value in message.raw_items():
+        if len(value) > MAX_HEADER_CHARS:
+            shown = printable(_clean(name), lines=False)[:60]
+            raise RefusedMail(f"header {shown} of {len(value) // 1024} KB; the limit is "
+                              f"{MAX_HEADER_CHARS // 1024} KB")  # fmt: skip
     _check_structure(message)
     from_header = _header(message, "From")
     if not from_header.strip():
@@ -257,10 +268,11 @@ def threaded_ticket(session: Session, mail: ParsedMail) -> Ticket | None:
             if ticket is not None:
                 return ticket
     prefix = re.escape(get_setting(session, "ticket_prefix"))
-    for key in re.findall(rf"\[\s*({prefix}-[0-9]{{1,18}})\s*\]", mail.subject, re.I):
+    found = re.findall(rf"\[\s*({prefix}-[0-9]{{1,18}})\s*\]", mail.subject, re.I)
+    for key in list(dict.fromkeys(key.upper() for key in found))[:MAX_SUBJECT_KEYS]:
         ticket = session.exec(
             select(Ticket)
-            .where(Ticket.key == key.upper())
+            .where(Ticket.key == key)
             .where(func.lower(Ticket.customer_email) == mail.sender.lower())
             .with_for_update()
         ).first()
