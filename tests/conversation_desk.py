@@ -57,7 +57,7 @@ def reply_as(session: Session, actor: User, ticket: Ticket, body: str, status: s
     )  # fmt: skip
     message.comment_id = comment.id
     message.status = status
-    message.last_error = FAILURE if status in ("failed", "dead", "bounced") else None
+    message.last_error = FAILURE if status in ("failed", "dead", "bounced", "skipped") else None
     session.add(message)
     session.flush()
     return comment

@@ -61,6 +61,15 @@ def test_ticket_show_makes_the_three_kinds_plain(cli: Cli, desk: AnnsDesk) -> No
     assert desk.by_email in text and desk.by_phone in text and desk.stranger not in text
 
 
+def test_ticket_show_says_in_one_line_that_the_customer_has_no_other_tickets(
+    cli: Cli, desk: AnnsDesk
+) -> None:
+    shown = cli("ticket", "show", desk.stranger, "--as", "maya")
+    assert shown.exit_code == 0, str(shown)
+    assert "Customer's other tickets" not in shown.stdout
+    assert "The customer has no other tickets." in shown.stdout
+
+
 def test_ticket_show_json_has_the_conversation_and_the_history(cli: Cli, desk: AnnsDesk) -> None:
     shown = cli("ticket", "show", desk.key, "--json")
     assert shown.exit_code == 0, str(shown)

@@ -101,7 +101,7 @@ def test_attachments_are_numbered_across_the_ticket_and_read_by_number(
 @pytest.mark.parametrize(
     ("status", "sending", "shown"),
     [("pending", False, "queued"), ("pending", True, "sending"), ("dead", False, "dead"),
-     ("stale", False, "stale"), ("bounced", False, "bounced")],
+     ("stale", False, "stale"), ("bounced", False, "bounced"), ("skipped", False, "skipped")],
 )  # fmt: skip
 def test_a_replys_delivery_follows_its_outbox_row(
     engine: Engine, desk: AnnsDesk, status: str, sending: bool, shown: str
@@ -116,7 +116,7 @@ def test_a_replys_delivery_follows_its_outbox_row(
         last = conversation(s, ops.get_ticket(s, desk.key))[-1]
         assert delivery_status(row) == shown
     assert (last.body, last.delivery) == ("One more thing", shown)
-    assert last.reason == (FAILURE if status in ("dead", "bounced") else None)
+    assert last.reason == (FAILURE if status in ("dead", "bounced", "skipped") else None)
 
 
 def test_thread_events_sit_among_the_comments(engine: Engine, desk: AnnsDesk) -> None:

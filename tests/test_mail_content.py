@@ -111,3 +111,20 @@ def test_a_mangled_message_is_read_or_refused_never_a_traceback(
                  *(name for name, _, _ in words.files)):  # fmt: skip
         text.encode("utf-8")
         assert "\x00" not in text and "\x1b" not in text
+
+
+def test_html_built_to_stall_the_parser_is_read_as_its_text() -> None:
+    """60 KB of unclosed "<a " took the stdlib HTML parser 56 s (it rescanned from each one),
+    and 20,000 links on one line 2 s (each link looked at the whole line so far)."""
+    assert html_to_text("<a " * 20_000) == ("<a " * 20_000).strip()
+    assert (
+        html_to_text("x <![CDATA[> y <![if !mso]><p>kept</p><![endif]>") == "x <![CDATA[> y\nkept"
+    )
+    links = '<a href="https://a.example/">here</a> ' * 20_000
+    assert html_to_text(links).count("here <https://a.example/>") == 20_000
+
+
+def test_a_body_of_blank_lines_does_not_stall_the_reply_parser() -> None:
+    """8,000 blank lines took the reply parser 17 s (its time grows with their square)."""
+    assert new_text("\n" * 40_000 + "Works now.") == "Works now."
+    assert new_text("Works now.\n\n\n\n\nOn Mon, 7 Dec 2026, Maya wrote:\n> Hi") == "Works now."

@@ -140,6 +140,44 @@ def test_a_handler_failure_leaves_that_message_and_the_rest_for_the_next_pass(
     assert imap_mailbox.unseen() == []
 
 
+def test_a_message_failing_again_and_again_is_set_aside_and_the_rest_flows(
+    imap_mailbox: Mailbox,
+) -> None:
+    for subject in ("one", "poison", "three"):
+        imap_mailbox.append(customer_email(subject))
+    recorder = Recorder(fail={"poison"})
+    fetcher = MailboxFetcher(imap_mailbox.settings(), recorder)
+
+    for _ in range(imap.SET_ASIDE_AFTER - 1):
+        with pytest.raises(RuntimeError, match="fell over on poison"):
+            fetcher.fetch_once()
+    assert imap_mailbox.unseen() == [2, 3]
+    report = fetcher.fetch_once()
+
+    assert recorder.given == ["one"] + ["poison"] * imap.SET_ASIDE_AFTER + ["three"]
+    [line] = report.set_aside
+    assert line.startswith("message 2 (<poison.") and "fell over on poison" in line
+    assert "set aside after failing" in report.line(imap_mailbox.folder)
+    assert imap_mailbox.unseen() == [2]  # kept in the mailbox, for a restarted fetcher
+    fetcher.fetch_once()
+    assert recorder.given.count("poison") == imap.SET_ASIDE_AFTER
+
+
+def test_a_desk_error_fails_every_message_alike_and_sets_none_aside(
+    imap_mailbox: Mailbox,
+) -> None:
+    imap_mailbox.append(customer_email("one"))
+
+    def no_team(raw: bytes) -> Received:
+        raise DeskError("no team receives mail")
+
+    fetcher = MailboxFetcher(imap_mailbox.settings(), no_team)
+    for _ in range(imap.SET_ASIDE_AFTER + 1):
+        with pytest.raises(DeskError):
+            fetcher.fetch_once()
+    assert imap_mailbox.unseen() == [1]
+
+
 def test_a_hostile_message_id_is_reported_as_printable_text(imap_mailbox: Mailbox) -> None:
     imap_mailbox.append(
         b"From: x@example.com\r\nMessage-ID: <\x1b[31mred\x07@evil>\r\nSubject: bad\r\n\r\nhi\r\n"

@@ -229,6 +229,7 @@ def test_unsigned_forged_or_misaddressed_texts_are_403_and_store_nothing(
         "another token": signed(fields, token="not-the-token"),
         "the Host's URL": signed(fields, url=f"{server}/twilio/sms"),
         "another body": signed({**fields, "Body": "Hi"}),
+        "a captured signature, another sid": signed(form(4, ADA, "Hello")),
         "empty signature": {"X-Twilio-Signature": ""},
     }
     for what, headers in attempts.items():

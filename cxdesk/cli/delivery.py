@@ -27,7 +27,10 @@ from cxdesk.engine import outbox as ops
 from cxdesk.engine.worker import DeliveryWorker
 from cxdesk.store.db import read_session, transaction
 
-outbox_app = typer.Typer(help="Emails and SMS waiting, sent, failed or dead.", no_args_is_help=True)
+outbox_app = typer.Typer(
+    help="Emails and SMS waiting, sent, failed or dead, or not sent (stale, skipped) or bounced.",
+    no_args_is_help=True,
+)
 
 
 def worker(
@@ -169,7 +172,8 @@ def outbox_list(
     as_json: bool = typer.Option(False, "--json"),
     as_user: str | None = AS_OPTION,
 ) -> None:
-    """Messages with their status, attempts and last error (or why a stale one was not sent)."""
+    """Messages with their status, attempts and last error (or why a stale or skipped one was
+    not sent, or why a sent one bounced)."""
     proven(as_user)
     with read_session(desk_engine()) as session:
         records = ops.outbox_to_dicts(session, ops.list_outbox(session, status=status, limit=limit))

@@ -63,6 +63,8 @@ def say_report(report: FetchReport, *, folder: str) -> None:
         console.print(printable(f"{who}: {received.detail}", lines=False), soft_wrap=True)
     for line in report.refused:
         err_console.print(f"Refused: {line}", soft_wrap=True)
+    for line in report.set_aside:
+        err_console.print(f"Error: {line}", soft_wrap=True)
     console.print(report.line(folder))
 
 
@@ -96,7 +98,7 @@ def fetch_loop(fetcher: MailboxFetcher) -> Callable[[threading.Event], None]:
     """``fetcher.run_forever`` saying what it fetches and its outages on the terminal."""
 
     def say_pass(report: FetchReport) -> None:
-        if report.handled or report.refused:
+        if report.handled or report.refused or report.set_aside:
             say_report(report, folder=fetcher.settings.folder)
 
     def loop(stop: threading.Event) -> None:

@@ -95,11 +95,14 @@ def ticket_show(
             ["n", "name", "type", "size"],
             [(a.n, a.name, a.type, size_text(a.size)) for a in files],
         )
-    print_table(
-        "Customer's other tickets (newest first)",
-        ["key", "title", "status", "created"],
-        [(h.key, h.title, h.status, h.created_at.isoformat()[:16]) for h in history],
-    )
+    if history:
+        print_table(
+            "Customer's other tickets (newest first)",
+            ["key", "title", "status", "created"],
+            [(h.key, h.title, h.status, h.created_at.isoformat()[:16]) for h in history],
+        )
+    else:
+        console.print("The customer has no other tickets.")
     print_table(
         "Log",
         ["at", "who", "what", "from", "to", "detail"],

@@ -40,7 +40,7 @@ THREAD_EVENTS = ("message.auto_reply", "attachment.refused")
 """Events shown in the conversation, where they happened (the Log has all of them)."""
 EVENT = "event"
 """The kind of a conversation item that is an event, not a comment."""
-REASONED = ("failed", "dead", "stale", "bounced")
+REASONED = ("failed", "dead", "stale", "bounced", "skipped")
 """Delivery statuses shown with their reason (the outbox row's ``last_error``)."""
 
 

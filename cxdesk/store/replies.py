@@ -29,7 +29,6 @@ from cxdesk.store.directory import get_setting
 from cxdesk.store.events import record_event
 from cxdesk.store.message_ids import message_ids_in
 from cxdesk.store.models import (
-    AddressFlag,
     Comment,
     CommentKind,
     InboundMessage,
@@ -38,6 +37,7 @@ from cxdesk.store.models import (
     User,
 )
 from cxdesk.store.phones import normalise_phone
+from cxdesk.store.sms_optout import opt_out_reason
 from cxdesk.store.tickets import (
     NewAttachment,
     attachment_names,
@@ -150,8 +150,8 @@ def sms_recipient(session: Session, ticket: Ticket) -> str:
         number = normalise_phone(ticket.customer_phone, get_setting(session, "phone_region"))
     except ValueError as exc:
         raise DeskError(f"{ticket.key}'s customer phone {ticket.customer_phone!r}: {exc}") from None
-    if session.get(AddressFlag, ("sms", number, "opted_out")) is not None:
-        raise DeskError(f"{number} opted out of SMS (sent STOP): reply by email instead")
+    if (opted_out := opt_out_reason(session, number)) is not None:
+        raise DeskError(f"{opted_out}: reply by email instead")
     return number
 
 

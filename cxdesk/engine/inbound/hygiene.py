@@ -42,6 +42,7 @@ from email.utils import getaddresses, parseaddr
 
 from sqlmodel import Session
 
+from cxdesk.engine.channels.mail_compose import loop_address
 from cxdesk.engine.inbound.bounces import Bounce, find_bounce, header
 from cxdesk.errors import DeskError
 from cxdesk.store.events import record_event
@@ -91,7 +92,8 @@ class Verdict:
 
 def desk_address(file_values: object | None = None) -> str:
     """The desk's own address, lower case ("" when none is set): the addr-spec of ``[smtp]
-    mail_from``, what our outgoing ``X-Loop`` carries and an incoming one is compared with.
+    mail_from`` as the composer reads it for our outgoing ``X-Loop``
+    (``mail_compose.loop_address``), which an incoming one is compared with.
     ``file_values``: the config file's ``[smtp]`` table (default: read the settings)."""
     from cxdesk.config import load_settings
     from cxdesk.engine.channels.email import MailSettings
@@ -101,7 +103,7 @@ def desk_address(file_values: object | None = None) -> str:
         mail_from = MailSettings.load(smtp if isinstance(smtp, dict) else {}).mail_from
     except DeskError:
         return ""  # the settings are broken: sending says so; here there is just no address
-    return parseaddr(mail_from)[1].lower()
+    return loop_address(mail_from)
 
 
 def _addresses(message: Message, name: str, *, every: bool = False) -> list[str]:

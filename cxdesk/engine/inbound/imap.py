@@ -10,7 +10,12 @@ returned marks it ``\\Seen``. So a crash in between fetches the message again ne
 changes nothing since ``receive_email`` handles each Message-ID once. A message the handler
 refuses (``RefusedMail``) is marked seen too and reported with its one-line reason: retrying
 cannot help it. Any other failure (the desk database down, a bug) ends the pass at that
-message, which stays unseen with every one after it, for the next pass.
+message, which stays unseen with every one after it, for the next pass. A message that fails
+``SET_ASIDE_AFTER`` times by a bug (not an outage, not a ``DeskError`` such as no inbound
+team, which fail every message alike) is set aside: left unseen in the mailbox, reported once
+with its error, and skipped by this fetcher's later passes, so one poison message does not
+hold back the mail behind it for ever; it is tried again when the fetcher is restarted (or
+``cxdesk mail import`` takes it from the logged line's Message-ID).
 
 ``MailboxFetcher.run_forever`` connects, passes, then waits: IDLE (RFC 2177; started again
 every ``REIDLE_S``, under the 29 minutes after which a server may drop an idle client) or, on
@@ -25,6 +30,7 @@ The IMAP library is imapclient, imported only when a mailbox is opened (see pypr
 from __future__ import annotations
 
 import ast
+import hashlib
 import logging
 import re
 import select
@@ -53,6 +59,9 @@ logger = logging.getLogger(__name__)
 REIDLE_S = 25 * 60.0
 IDLE_TICK_S = 1.0
 """How often a client in IDLE looks at ``stop``: the longest a stop waits."""
+
+SET_ASIDE_AFTER = 3
+"""Attempts failed by a bug after which a message is set aside (see the module docstring)."""
 
 _DOVECOT_TIMING = re.compile(r"\s*\(\d+\.\d+( \+ \d+\.\d+)* secs\)\.?$")
 
@@ -178,10 +187,13 @@ class FetchReport:
     """Each handled message: who it is (``describe``) and what became of it."""
     refused: list[str] = field(default_factory=list)
     """One line per message the handler refused (marked seen, not retried)."""
+    set_aside: list[str] = field(default_factory=list)
+    """One line per message set aside in this pass (left unseen, see ``SET_ASIDE_AFTER``)."""
 
     def line(self, folder: str) -> str:
         refused = f", {len(self.refused)} refused" if self.refused else ""
-        return f"fetched {len(self.handled)} message(s) from {folder}{refused}"
+        aside = f", {len(self.set_aside)} set aside after failing" if self.set_aside else ""
+        return f"fetched {len(self.handled)} message(s) from {folder}{refused}{aside}"
 
 
 def describe(uid: int, raw: bytes) -> str:
@@ -199,8 +211,12 @@ def fetch_pass(
     handler: Handler,
     *,
     stop: threading.Event | None = None,
+    failures: dict[bytes, int] | None = None,
 ) -> FetchReport:
-    """Hand each unseen message to ``handler`` once, oldest first; see the module docstring."""
+    """Hand each unseen message to ``handler`` once, oldest first; see the module docstring.
+
+    ``failures``: attempts failed by a bug so far, by digest of the message (kept by the
+    caller across passes); None: every failure ends the pass."""
     report = FetchReport()
     with talking_to(settings, "searching the folder"):
         uids = sorted(client.search(["UNSEEN", "UNDELETED"]))
@@ -211,12 +227,28 @@ def fetch_pass(
             raw = client.fetch([uid], ["BODY.PEEK[]"]).get(uid, {}).get(b"BODY[]")
         if raw is None:  # expunged by another client since the search
             continue
+        digest = hashlib.sha256(raw).digest()
+        if failures is not None and failures.get(digest, 0) >= SET_ASIDE_AFTER:
+            continue
         try:
             received = handler(raw)
         except RefusedMail as refused:
             line = f"{describe(uid, raw)}: {one_line(refused)}"
             logger.warning("refused %s", line)
             report.refused.append(line)
+        except Exception as error:
+            if failures is None or isinstance(error, DeskError) or is_unreachable(error):
+                raise
+            failures[digest] = failures.get(digest, 0) + 1
+            if failures[digest] < SET_ASIDE_AFTER:
+                raise
+            line = (
+                f"{describe(uid, raw)}: set aside, left unseen, after {SET_ASIDE_AFTER} "
+                f"failed attempts: {one_line(error)}"
+            )
+            logger.error("%s", line, exc_info=error)
+            report.set_aside.append(line)
+            continue
         else:
             report.handled.append((describe(uid, raw), received))
         with talking_to(settings, "marking a message seen"):
@@ -304,11 +336,13 @@ class MailboxFetcher:
         self.settings = settings
         self.handler = handler
         self.idle = idle
+        self.failures: dict[bytes, int] = {}
+        """Attempts failed by a bug, by message digest (``fetch_pass``'s ``failures``)."""
 
     def fetch_once(self) -> FetchReport:
         """One pass over what is in the folder now."""
         with open_mailbox(self.settings) as client:
-            return fetch_pass(client, self.settings, self.handler)
+            return fetch_pass(client, self.settings, self.handler, failures=self.failures)
 
     def run_forever(
         self,
@@ -329,7 +363,9 @@ class MailboxFetcher:
                 with open_mailbox(self.settings) as client:
                     use_idle = self.idle and client.has_capability("IDLE")
                     while not stop.is_set():
-                        report = fetch_pass(client, self.settings, self.handler, stop=stop)
+                        report = fetch_pass(
+                            client, self.settings, self.handler, stop=stop, failures=self.failures
+                        )
                         if failure is not None:
                             on_recovery(failure)
                             failure = None
