@@ -362,6 +362,7 @@ def change_status(session: Session, actor: User | None, ticket: Ticket, status: 
     ticket.updated_at = now
     if status.category == StatusCategory.resolved:
         ticket.resolved_at = ticket.resolved_at or now
+        ticket.queue_band = 1  # reopened later, it waits in line again, not at the head
     else:
         ticket.resolved_at = None
     if status.name == "closed":
