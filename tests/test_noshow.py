@@ -94,8 +94,9 @@ def test_noshow_puts_the_ticket_back_at_the_head_counts_and_texts(cli: Cli, demo
     [recall] = [m for m in messages(engine, key) if RECALLED in m.body]
     assert recall.to_addr == "+14155552671" and recall.status == "pending"
     assert recall.body.startswith("Hi Zoe, we called you") and key in recall.body
-    log = [e["kind"] for e in ok_json(cli, key)["log"]]
-    assert "ticket.recalled" in log
+    shown = ok_json(cli, key)
+    assert shown["recalls"] == 1
+    assert "ticket.recalled" in [e["kind"] for e in shown["log"]]
 
     # The next pull of the queue, by anyone, is this ticket, ahead of the older one.
     assert ok(cli("ticket", "pull", "360", "--as", "lena")).strip() == key
@@ -182,3 +183,18 @@ def test_the_worker_sends_the_recall_sms_and_not_the_stale_ready_one(cli: Cli) -
     assert (recall["status"], recall["to"], recall["attempts"]) == ("sent", "+14155550123", 1)
     [ready] = [row for body, row in sms.items() if "is ready to help you" in body]
     assert ready["status"] == "stale"  # the ticket changed hands: not sent
+
+
+def test_a_desk_without_recalls_resolves_at_once_making_the_status(engine: Engine) -> None:
+    build_small_desk(engine)  # no "no-show" status, no workflows
+    with unit_of_work(engine) as s:
+        directory.set_setting(s, "noshow_recalls", "0")
+        key = ops.create_ticket(s, actor=None, draft=ops.TicketDraft(title="A", team="360")).key
+    assert key is not None and pull(engine, "omar", "360") == key
+    with unit_of_work(engine) as s:
+        done = no_show(s, actor=directory.get_user(s, "omar"), key=key)
+    assert (done.resolved, done.recalls) == (True, 0)
+    with read_session(engine) as s:
+        assert directory.get_status(s, "no-show").category == "resolved"
+        ticket = ops.get_ticket(s, key)
+        assert (ticket.status, ticket.queue_band) == ("no-show", 1)

@@ -12,7 +12,10 @@ workflows text the customer (the demo desk's "Near the front: tell the customer"
 Positions are those of ``store.waiting.ticket_wait``: the team's first queue, in its order.
 
 Once per ticket: ``ticket.near_front_at`` remembers it, set by a conditional UPDATE so two
-dispatchers at once (two pulls on PostgreSQL) never both tell. A ticket recalled after a
+dispatchers at once (two pulls on PostgreSQL) never both tell. That UPDATE holds the row of
+the ticket it marks until the dispatch commits (milliseconds); a pull on PostgreSQL in that
+instant skips the locked row (``SKIP LOCKED``). It is usually the ticket at position N, not 1:
+the pull takes the next one as it should. A ticket recalled after a
 no-show is never told: it is already at the head and its customer was just called
 (``store.noshow``). A ticket that checked in at position N or nearer is told at the first
 move of its queue while it still waits (its check-in SMS already gave its position).

@@ -188,6 +188,7 @@ def tickets_to_dicts(session: Session, tickets: Sequence[Ticket]) -> list[dict[s
                 "created_at": t.created_at.isoformat(),
                 "updated_at": t.updated_at.isoformat(),
                 "resolved_at": t.resolved_at.isoformat() if t.resolved_at else None,
+                "recalls": t.recalls,  # no-shows the customer was called back after
             }
         )
     return result
