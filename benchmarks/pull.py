@@ -181,7 +181,7 @@ def _narrow_sqlite3_claimer(path: str, index: int) -> Claimer:
 _CLAIM_CANDIDATE = (
     "SELECT ticket.id FROM ticket JOIN status ON status.name = ticket.status "
     "WHERE ticket.team_id = {team} AND ticket.owner_id IS NULL AND status.category = 'open' "
-    "ORDER BY ticket.created_at, ticket.id LIMIT 1"
+    "ORDER BY ticket.queue_band, ticket.created_at, ticket.id LIMIT 1"  # queue_order
 )
 _CLAIM = (
     "UPDATE ticket SET owner_id = {user}, updated_at = {now}, "

@@ -87,15 +87,26 @@ DESK_KEYS = {
     "reopen_days": int,  # how long after its resolution a customer's reply reopens a ticket
     "auto_reply_minutes": int,
     "estimate_min_handled": int,
+    "noshow_recalls": int,  # recalls before a no-show resolves the ticket (store.noshow)
+    "near_front_position": int,  # where a waiting customer is told "you're next"
 }
 # Whole-number desk settings: (lowest, highest, what the number counts), said in the error.
 DESK_RANGES = {
     "auto_reply_minutes": (0, 527040, "minutes"),
     "estimate_min_handled": (1, 1000, "handled tickets"),
+    "noshow_recalls": (0, 20, "recalls"),
+    "near_front_position": (0, 100, "places in line"),
 }
 # Desk settings stored in the database (``directory.set_setting``), every terminal the same.
 # (``inbound_team`` and ``reopen_days`` are set apart, once the seed's teams exist.)
-SETTING_KEYS = ("ticket_prefix", "phone_region", "auto_reply_minutes", "estimate_min_handled")
+SETTING_KEYS = (
+    "ticket_prefix",
+    "phone_region",
+    "auto_reply_minutes",
+    "estimate_min_handled",
+    "noshow_recalls",
+    "near_front_position",
+)
 MAX_SEED_BYTES = 1024 * 1024  # the demo desk's seed is 11 KB
 MAX_SEED_DEPTH = 48  # a workflow's conditions nest at most 16 groups (two levels each)
 # Sections whose entries may carry keys beyond the schema (templates hold ticket settings).

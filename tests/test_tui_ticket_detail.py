@@ -33,7 +33,7 @@ from cxdesk.widgets.change_dialog import ChangeDialog
 from cxdesk.widgets.confirm_dialog import ConfirmDialog
 from cxdesk.widgets.timeline import Timeline
 from tests import tui_helpers
-from tests.desk import build_small_desk
+from tests.desk import build_small_desk, pull
 from tests.tui_helpers import AnyApp, choose, log_in, notices, notified, wait_until
 
 SIZE = (140, 45)
@@ -237,5 +237,36 @@ def test_estimate_typed_wrong_is_refused_in_the_dialog(engine: Engine) -> None:
         with read_session(engine) as s:
             assert s.exec(select(Event).where(Event.kind == STEP_EVENT)).all() == []
         assert stored(engine, key).estimated_resolution is None
+
+    run_as(engine, "maya", script)
+
+
+def test_noshow_key_asks_first_then_recalls_the_customer(engine: Engine) -> None:
+    build_small_desk(engine)
+    with unit_of_work(engine) as s:
+        draft = ops.TicketDraft(title="Ada needs help", team="360", customer_phone="+14155552671")
+        key = ops.create_ticket(s, actor=None, draft=draft).key
+    assert key is not None and pull(engine, "maya", "360") == key
+
+    async def script(app: CxDeskApp, pilot: Pilot[Any]) -> None:
+        screen = await open_ticket(app, pilot, key)
+        await wait_until(pilot, lambda: "noshow" in footer_actions(app), "the n key")
+        await pilot.press("n")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the question")
+        await pilot.press("n")  # n again cancels: nothing happens
+        await wait_until(pilot, lambda: app.screen is screen, "back on the ticket")
+        assert stored(engine, key).recalls == 0
+
+        await pilot.press("n")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the question")
+        await pilot.press("y")
+        await wait_until(pilot, lambda: stored(engine, key).recalls == 1, "the recall")
+        await wait_until(pilot, lambda: notified(app, "back at the head of its queue"), "told")
+        ticket = stored(engine, key)
+        assert ticket.owner_id is None and ticket.queue_band == 0
+        # Waiting again: the key leaves the Footer; forced anyway, the store says why.
+        await wait_until(pilot, lambda: "noshow" not in footer_actions(app), "no n key")
+        screen.store_noshow()
+        await wait_until(pilot, lambda: notified(app, "waiting in its queue"), "the refusal")
 
     run_as(engine, "maya", script)

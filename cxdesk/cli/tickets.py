@@ -26,12 +26,14 @@ from cxdesk.store.escalation_steps import (
     set_escalation_step,
 )
 from cxdesk.store.models import OutboxMessage, Ticket
+from cxdesk.store.noshow import no_show
 from cxdesk.store.replies import reply_to_customer
 from cxdesk.store.surveys import submit_response
 from cxdesk.text import printable
 
 ticket_app = typer.Typer(
-    help="One ticket: pull, create, show, update, comment, reply, escalation, close, feedback.",
+    help="One ticket: pull, noshow, create, show, update, comment, reply, escalation, close,"
+    " feedback.",
     no_args_is_help=True,
 )
 tickets_app = typer.Typer(help="Many tickets: list.", no_args_is_help=True)
@@ -80,6 +82,19 @@ def ticket_pull(queue: str, as_user: str | None = AS_OPTION) -> None:
         typer.echo(str(warning), err=True)
         return
     typer.echo(pulled.key)
+
+
+@ticket_app.command("noshow")
+def ticket_noshow(key: str, as_user: str | None = AS_OPTION) -> None:
+    """Your pulled customer is not there: back to the head of the queue, texted; resolved as
+    no-show after the desk's number of recalls (noshow_recalls)."""
+    who = proven(as_user)
+    with unit_of_work(desk_engine()) as session:
+        done = no_show(session, actor=acting_user(session, who), key=key)
+    if done.resolved:
+        typer.echo(f"{done.key} resolved as no-show after {done.recalls} recall(s).")
+    else:
+        typer.echo(f"{done.key} back at the head of its queue (recall {done.recalls}).")
 
 
 @ticket_app.command("create")

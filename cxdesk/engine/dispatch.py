@@ -18,6 +18,7 @@ from sqlmodel import Session, col, select
 
 from cxdesk.engine.conditions import evaluate
 from cxdesk.engine.context import context_for_event, resolver
+from cxdesk.engine.near_front import tell_near_front
 from cxdesk.engine.tasks import TaskRun, run_task
 from cxdesk.errors import DeskError
 from cxdesk.store.db import read_session, transaction
@@ -76,6 +77,7 @@ def dispatch_event(session: Session, event: Event) -> list[str]:
                 run_task(session, task, run)
             matched.append(workflow.name)
             context = None
+    tell_near_front(session, event)  # its queue moved: "you're next" to whom it concerns
     if runs:
         # One INSERT for all of them, in this transaction: the unique (workflow, event) key
         # refuses a second run of the event (another worker's) and undoes its tasks with it.

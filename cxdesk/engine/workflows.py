@@ -25,6 +25,9 @@ EVENTS = (
     "ticket.owner_changed",
     "message.received",  # a customer's email or SMS landed on the ticket (store.inbound)
     "message.bounced",  # an email the desk sent came back undelivered: e.g. fall back to SMS
+    "ticket.created",  # e.g. the demo desk's check-in SMS with the position and estimate
+    "ticket.recalled",  # a no-show put the ticket back at the head (store.noshow)
+    "ticket.near_front",  # the ticket reached position N of its queue (engine.near_front)
 )
 
 

@@ -4,7 +4,8 @@ Conversation, Customer history and Log tabs, and edits.
 The Conversation shows internal notes, replies to the customer (with their delivery status)
 and the customer's messages (with their sender), each badged in words, and their attachments
 numbered; ``m`` messages the customer, ``d`` saves an attachment, ``h`` goes to the
-customer's other tickets (Enter opens one): ``screens.ticket_conversation``.
+customer's other tickets (Enter opens one): ``screens.ticket_conversation``. ``n`` marks a
+no-show (the customer called is not there): ``screens.ticket_noshow``.
 
 Each action key opens a ``ChangeDialog`` (every update needs a comment); the dialog stores the
 change in a worker through ``unit_of_work`` so workflows react, and stays open with the reason
@@ -32,7 +33,7 @@ from textual.widgets import DataTable, Footer, Header, Label, Static, TabbedCont
 from cxdesk.engine.dispatch import unit_of_work
 from cxdesk.errors import DeskError
 from cxdesk.screens.base import shown_time
-from cxdesk.screens.ticket_conversation import TicketConversationKeys
+from cxdesk.screens.ticket_noshow import TicketNoShowKey
 from cxdesk.screens.ticket_view import (
     CUSTOMER_FIELDS,
     FIELDS,
@@ -67,7 +68,7 @@ REQUESTER_ACTIONS = ("close_ticket", "feedback")
 TABS = ("tab-conversation", "tab-history", "tab-log")
 
 
-class TicketScreen(TicketConversationKeys):
+class TicketScreen(TicketNoShowKey):
     DEFAULT_CSS = """
     TicketScreen #ticket-body { height: 1fr; padding: 0 1; }
     TicketScreen #ticket-title { text-style: bold; margin-bottom: 1; }
@@ -96,6 +97,7 @@ class TicketScreen(TicketConversationKeys):
         Binding("f", "feedback", "Leave feedback"),
         Binding("d", "save_attachment", "Save file"),
         Binding("h", "customer_history", "History"),
+        Binding("n", "noshow", "No-show"),
         Binding("l", "switch_tab", "Next tab", show=False),
     ]
 
@@ -156,6 +158,8 @@ class TicketScreen(TicketConversationKeys):
             return view is not None and view.attachment_count > 0
         if action == "customer_history":
             return view is not None and bool(view.history)
+        if action == "noshow":
+            return self.noshow_applies()
         if action in REQUESTER_ACTIONS:
             if view is None or view.requester_id is None:
                 return False

@@ -45,6 +45,9 @@ KINDS = (
     "message.opted_out",  # a number sent STOP: no more SMS to it
     "message.opted_in",  # a number sent START
     "attachment.refused",  # an inbound file over the desk's limits, listed not dropped
+    # The waiting room (issue 15).
+    "ticket.recalled",  # a no-show: back at the head of its queue, the customer called again
+    "ticket.near_front",  # the ticket reached the desk's "you're next" position (once)
 )
 """Every kind of event the desk writes. The log has no index on its kind (migration 0007):
 what can be filtered on is this list, not a scan of the log."""

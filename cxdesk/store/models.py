@@ -218,6 +218,7 @@ class Ticket(SQLModel, table=True):
         Index(
             "ix_ticket_waiting",
             "team_id",
+            "queue_band",
             "created_at",
             "id",
             postgresql_where=text("owner_id IS NULL"),
@@ -269,6 +270,13 @@ class Ticket(SQLModel, table=True):
     """The earlier ticket this one continues: a customer wrote again after it was closed."""
     """The queue this ticket was last pulled from. Only a pull sets it: the database trigger
     ``ticket_pulled`` (migration 0006) logs the pull for any UPDATE that sets this column."""
+    recalls: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    """How many times the customer was called back after not showing up (store.noshow)."""
+    queue_band: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
+    """0: put back at the head of its queue (a no-show recall), 1: in line. A queue hands out
+    band 0 first (``store.pull.queue_order``; ``ix_ticket_waiting`` leads with it)."""
+    near_front_at: datetime | None = None
+    """When the customer was told they are nearly next (``engine.near_front``): once."""
 
 
 class TicketData(SQLModel, table=True):

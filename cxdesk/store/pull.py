@@ -95,9 +95,18 @@ _COUNT_WAITING = sa_select(func.count()).select_from(WAITING.subquery())
 
 def queue_order(by_priority: bool) -> list[Any]:
     """The order a queue hands out its waiting tickets: oldest first, or priority then oldest
-    (a priority queue); the id breaks ties. Positions (``store.waiting``) count in it too."""
+    (a priority queue); the id breaks ties. Positions (``store.waiting``) count in it too.
+
+    Tickets put back at the head (``queue_band`` 0: a no-show recall, ``store.noshow``) come
+    before all others, whatever their priority: the customer was told to come now. The band
+    leads ``ix_ticket_waiting`` after the team, so an oldest-first pull still reads one entry."""
     rank = [case(PRIORITY_RANK, value=Ticket.priority, else_=len(PRIORITY_RANK))]
-    return [*(rank if by_priority else []), col(Ticket.created_at), col(Ticket.id)]
+    return [
+        col(Ticket.queue_band),
+        *(rank if by_priority else []),
+        col(Ticket.created_at),
+        col(Ticket.id),
+    ]
 
 
 def _claim(by_priority: bool, postgres: bool) -> Any:

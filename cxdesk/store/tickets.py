@@ -188,6 +188,7 @@ def tickets_to_dicts(session: Session, tickets: Sequence[Ticket]) -> list[dict[s
                 "created_at": t.created_at.isoformat(),
                 "updated_at": t.updated_at.isoformat(),
                 "resolved_at": t.resolved_at.isoformat() if t.resolved_at else None,
+                "recalls": t.recalls,  # no-shows the customer was called back after
             }
         )
     return result
@@ -362,6 +363,7 @@ def change_status(session: Session, actor: User | None, ticket: Ticket, status: 
     ticket.updated_at = now
     if status.category == StatusCategory.resolved:
         ticket.resolved_at = ticket.resolved_at or now
+        ticket.queue_band = 1  # reopened later, it waits in line again, not at the head
     else:
         ticket.resolved_at = None
     if status.name == "closed":
