@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine
@@ -149,3 +150,50 @@ def test_user_status_refuses_a_state_it_does_not_know(cli_desk: Cli, engine: Eng
     result = cli_desk("user", "status", "busy", "--as", "maya")
     assert_one_error_line(result, "status: must be one of available, away, break")
     assert table_counts(engine) == before
+
+
+# -- the desk (TUI) ----------------------------------------------------------------------------
+
+
+def _saved(engine: Engine, username: str) -> tuple[str, bool] | None:
+    """The stored state and whether it has a heartbeat (None: no row)."""
+    from cxdesk.store.models import Presence
+
+    with read_session(engine) as s:
+        row = s.get(Presence, directory.get_user(s, username).id)
+        return None if row is None else (row.state, row.heartbeat_at is not None)
+
+
+@pytest.mark.slow
+def test_the_desk_makes_an_expert_available_and_p_cycles_it(desk: Engine) -> None:
+    from textual.widgets import DataTable
+
+    from cxdesk.app import create_app
+    from cxdesk.screens.queues import QueuesScreen
+    from tests.tui_helpers import log_in, notified, palette, run_app, wait_until
+
+    def saves_done(app: Any) -> bool:
+        return not any(w.group == "presence-save" and not w.is_finished for w in app.workers)
+
+    async def script(app: Any, pilot: Any) -> None:
+        await log_in(app, pilot)
+        await wait_until(pilot, lambda: isinstance(app.screen, QueuesScreen), "the queues")
+        screen = app.screen
+        assert screen.sub_title == "Omar (expert) · available"
+        table = screen.query_one("#queues", DataTable)
+        await wait_until(pilot, lambda: table.row_count == 3, "the queues' rows")
+        # written before the screen first read the desk: omar is one of 360's two
+        assert str(table.get_row("360")[-1]) == "1 / 2"
+        await pilot.press("p")
+        assert screen.sub_title == "Omar (expert) · on a break"
+        await wait_until(pilot, lambda: notified(app, "You are on a break"), "the notice")
+        await wait_until(pilot, lambda: str(table.get_row("360")[-1]) == "0 / 2", "0 of 2")
+        await palette(pilot, "Presence: available")
+        await wait_until(pilot, lambda: screen.sub_title.endswith("· available"), "available")
+        await wait_until(pilot, lambda: str(table.get_row("360")[-1]) == "1 / 2", "1 of 2")
+        app.navigate("Log out")
+        await wait_until(pilot, lambda: app.user is None and saves_done(app), "logged out")
+
+    run_app(desk, lambda app_engine: create_app(app_engine, user="omar", poll_seconds=0.2,
+                                                deliver=False), script, size=(120, 40))  # fmt: skip
+    assert _saved(desk, "omar") == ("away", True)

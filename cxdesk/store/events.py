@@ -45,6 +45,7 @@ KINDS = (
     "message.opted_out",  # a number sent STOP: no more SMS to it
     "message.opted_in",  # a number sent START
     "attachment.refused",  # an inbound file over the desk's limits, listed not dropped
+    "user.presence_changed",  # an expert became available, away or on a break (store.presence)
 )
 """Every kind of event the desk writes. The log has no index on its kind (migration 0007):
 what can be filtered on is this list, not a scan of the log."""

@@ -24,9 +24,12 @@ from sqlmodel import Session, col
 
 from cxdesk.errors import ValidationFailed
 from cxdesk.store.directory import get_setting
+from cxdesk.store.events import record_event
 from cxdesk.store.models import Membership, Presence, PresenceState, Team, User, utcnow
 from cxdesk.store.tickets import _aware as aware
 
+PRESENCE_EVENT = "user.presence_changed"
+"""Logged (no workflow) when a state changes; not for a heartbeat, nor for a timeout."""
 TIMEOUT_SETTING = "presence_timeout_seconds"
 DEFAULT_TIMEOUT_SECONDS = 120
 HEARTBEAT_SECONDS = 30.0
@@ -103,6 +106,7 @@ def set_presence(
     assert user.id is not None
     now = now or utcnow()
     row = session.get(Presence, user.id)
+    before = row.state if row is not None else None
     if row is None:
         row = Presence(user_id=user.id, state=state, since=now)
     elif row.state != state:
@@ -110,6 +114,9 @@ def set_presence(
     row.heartbeat_at = now if heartbeat else None
     session.add(row)
     session.flush()
+    if before != state:  # logged: the change watcher of every open desk sees it
+        record_event(session, kind=PRESENCE_EVENT, actor=user, field_name="presence",
+                     from_value=before, to_value=str(state), triggers_workflows=False)  # fmt: skip
     return row
 
 
