@@ -63,8 +63,12 @@ class PresenceKeeping:
     def arrive(self, user: User) -> None:
         """Logging in (the login's worker thread): an expert or admin is available, written
         before their home screen reads the desk."""
-        if user.role != VOLUNTEER:
+        if user.role == VOLUNTEER:
+            return
+        try:
             self._save(user, "available")
+        except Exception:  # a bug here must not stop the login
+            logger.exception("presence not saved at login")
 
     def present_on_login(self, user: User) -> None:
         """Logged in: an expert or admin shows as available, and the heartbeat starts."""

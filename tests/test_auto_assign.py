@@ -5,11 +5,12 @@ events and messages; atomic under two workers at once; the CLI's ``--assign``.""
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlmodel import col, select
 
 from cxdesk.config import Settings
@@ -34,9 +35,12 @@ def present(engine: Engine, state: PresenceState, *usernames: str) -> None:
             set_presence(s, directory.get_user(s, username), state, heartbeat=True)
 
 
-def make_auto(engine: Engine, queue: str = "360") -> None:
+def make_auto(engine: Engine, queue: str = "360", *, cap: int | None = None) -> None:
+    """``queue`` in auto mode; ``cap``: the desk's ``max_open_tickets``."""
     with transaction(engine) as s:
         directory.update_queue(s, actor=None, name=queue, assign=QueueAssign.auto)
+        if cap is not None:
+            directory.set_setting(s, CAP_SETTING, str(cap))
 
 
 def waiting_tickets(engine: Engine, count: int, *, team: str = "360") -> list[str]:
@@ -108,9 +112,7 @@ def test_a_desk_that_stopped_beating_gets_nothing(outbox_desk: Engine) -> None: 
 
 def test_the_cap_holds_tickets_back(outbox_desk: Engine) -> None:  # noqa: F811
     desk = outbox_desk
-    make_auto(desk)
-    with transaction(desk) as s:
-        directory.set_setting(s, CAP_SETTING, "1")
+    make_auto(desk, cap=1)
     keys = waiting_tickets(desk, 3)
     present(desk, PresenceState.available, "maya", "omar")
     assigned = auto_assign(desk)
@@ -164,9 +166,7 @@ def test_two_workers_never_assign_one_ticket_twice(outbox_desk: Engine) -> None:
     """Two threads assign at once, each on its own engine connection: every ticket is given
     once, and the load stays even (no expert given two on one stale count)."""
     desk = outbox_desk
-    make_auto(desk)
-    with transaction(desk) as s:
-        directory.set_setting(s, CAP_SETTING, "10")
+    make_auto(desk, cap=10)
     keys = waiting_tickets(desk, 24)
     present(desk, PresenceState.available, "maya", "omar")
     start = threading.Barrier(2)
@@ -233,3 +233,57 @@ def test_queue_add_and_update_refuse_a_bad_mode(cli_desk: Cli, outbox_desk: Engi
     assert table_counts(outbox_desk) == before
     with read_session(outbox_desk) as s:
         assert directory.get_queue(s, "360").assign == QueueAssign.pull
+
+
+def test_a_second_assigner_waits_for_the_first_and_sees_its_count(
+    outbox_desk: Engine,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """PostgreSQL (SQLite's write lock, taken at BEGIN, does the same by design): assigner A
+    is held after choosing maya for the oldest ticket; assigner B, started then, must wait
+    for A's lock rather than choose on the same stale counts. So A gives the oldest to maya
+    and B the next to omar (without the lock, B would take the oldest for maya first)."""
+    desk = outbox_desk
+    if desk.dialect.name != "postgresql":
+        pytest.skip("SQLite serialises write transactions at BEGIN IMMEDIATE")
+    from cxdesk.store import assign
+
+    make_auto(desk)
+    keys = waiting_tickets(desk, 2)
+    present(desk, PresenceState.available, "maya", "omar")
+    chosen, release = threading.Event(), threading.Event()
+    original = assign.pick_expert
+
+    def held(*args: object, **kwargs: object) -> object:
+        found = original(*args, **kwargs)  # type: ignore[arg-type]
+        if threading.current_thread().name == "A":
+            chosen.set()
+            release.wait(120)
+        return found
+
+    monkeypatch.setattr(assign, "pick_expert", held)
+    results: dict[str, assign.Assigned | None] = {}
+
+    def run(name: str) -> None:
+        results[name] = assign.assign_one(desk)[0]
+
+    first = threading.Thread(target=run, args=("A",), name="A")
+    first.start()
+    assert chosen.wait(120)
+    second = threading.Thread(target=run, args=("B",), name="B")
+    second.start()
+    deadline = time.monotonic() + 120
+    with desk.connect() as watcher:  # B is waiting on the advisory lock (or ran through)
+        while second.is_alive() and time.monotonic() < deadline:
+            waiting = watcher.execute(
+                text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+            ).scalar_one()
+            watcher.rollback()
+            if waiting:
+                break
+            time.sleep(0.01)
+    release.set()
+    first.join(120)
+    second.join(120)
+    given = {name: (a.key, a.username) for name, a in results.items() if a is not None}
+    assert given == {"A": (keys[0], "maya"), "B": (keys[1], "omar")}

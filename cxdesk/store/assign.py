@@ -33,7 +33,6 @@ from sqlmodel import Session, col, select
 from cxdesk.store.db import read_session, transaction
 from cxdesk.store.directory import get_setting
 from cxdesk.store.models import (
-    Membership,
     Presence,
     Queue,
     QueueAssign,
@@ -44,7 +43,7 @@ from cxdesk.store.models import (
     User,
     utcnow,
 )
-from cxdesk.store.presence import available_now
+from cxdesk.store.presence import available_members
 from cxdesk.store.pull import WAITING, queue_order
 from cxdesk.store.tickets import _aware as aware
 
@@ -96,13 +95,8 @@ def pick_expert(
     )
     rows = session.execute(
         sa_select(col(User.id), col(User.username), open_count, last_work, col(Presence.since))
-        .join(Membership, col(Membership.user_id) == col(User.id))
         .join(Presence, col(Presence.user_id) == col(User.id))
-        .where(
-            col(Membership.team_id) == team_id,
-            col(User.active).is_(True),
-            available_now(session, now=now),
-        )
+        .where(col(User.id).in_(available_members(session, team_id, now=now)))
     ).all()
     ranked = []
     for user_id, username, count, worked, since in rows:
