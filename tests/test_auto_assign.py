@@ -8,6 +8,7 @@ import threading
 import time
 from collections import Counter
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
@@ -287,3 +288,21 @@ def test_a_second_assigner_waits_for_the_first_and_sees_its_count(
     second.join(120)
     given = {name: (a.key, a.username) for name, a in results.items() if a is not None}
     assert given == {"A": (keys[0], "maya"), "B": (keys[1], "omar")}
+
+
+def test_a_seed_sets_a_queues_assign_mode(
+    cli_desk: Cli,
+    outbox_desk: Engine,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    seed = tmp_path / "desk.toml"
+    seed.write_text('[[queues]]\nname = "360"\nteam = "360"\nassign = "robin"\n')
+    refused = cli_desk("seed", str(seed), "--as", "admin")
+    assert refused.exit_code == 1 and "assign: must be one of pull, auto" in str(refused)
+    seed.write_text('[[queues]]\nname = "360"\nteam = "360"\nassign = "auto"\n')
+    assert cli_desk("seed", str(seed), "--as", "admin").exit_code == 0
+    result = cli_desk("queue", "list", "--as", "maya")
+    row = next(line for line in result.stdout.splitlines() if line.startswith("│ 360 "))
+    assert row.split("│")[-2].strip() == "auto"
+    with read_session(outbox_desk) as s:
+        assert directory.get_queue(s, "360").assign == QueueAssign.auto

@@ -206,7 +206,7 @@ def queue_list(as_user: str | None = AS_OPTION) -> None:
     now = datetime.now(UTC)
     print_table(
         "Queues",
-        ["queue", "team", "order", "waiting", "next position", "oldest wait", "estimate"],
+        ["queue", "team", "order", "waiting", "next position", "oldest wait", "estimate", "assign"],
         [
             (
                 o.stats.name,
@@ -216,6 +216,7 @@ def queue_list(as_user: str | None = AS_OPTION) -> None:
                 o.next_position,
                 format_wait(o.stats.oldest_created, now),
                 wait_in_words(o.next_wait),
+                o.stats.assign,
             )
             for o in outlooks
         ],
