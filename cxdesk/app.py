@@ -36,6 +36,7 @@ from textual.worker import get_current_worker
 
 from cxdesk.config import Settings, load_settings
 from cxdesk.errors import DeskError
+from cxdesk.presence_keeper import PresenceKeeping
 from cxdesk.screens.base import DeskChanged, DeskScreen
 from cxdesk.screens.login import LoginScreen
 from cxdesk.text import printable
@@ -109,11 +110,14 @@ class DeskReachability(Message):
         self.reachable = reachable
 
 
-class CxDeskApp(App[None]):
+class CxDeskApp(PresenceKeeping, App[None]):
     """The desk: log in, then the role's home (volunteer: check-in; expert, admin: queues)."""
 
     TITLE = "cxdesk"
-    BINDINGS = [Binding("ctrl+n", "new_ticket", "New ticket")]
+    BINDINGS = [
+        Binding("ctrl+n", "new_ticket", "New ticket"),
+        Binding("p", "cycle_presence", "Presence", show=False),  # presence_keeper.py
+    ]
 
     def __init__(
         self,
@@ -347,12 +351,14 @@ class CxDeskApp(App[None]):
 
     def log_in(self, user: User) -> None:
         self.user = user
+        self.present_on_login(user)
         self.refresh_bindings()
         if user.role == ADMIN and self.delivery_problem:  # reported before anyone logged in
             self.notify(self.delivery_problem, title="Delivery", severity="warning", markup=False)
         self.navigate("Check-in" if user.role == VOLUNTEER else "Queues")
 
     def log_out(self) -> None:
+        self.absent_on_logout(self.user)
         self.user = None
         self.refresh_bindings()
         self._show(LoginScreen(None))
@@ -365,6 +371,7 @@ class CxDeskApp(App[None]):
         for theme in self.desk_themes:
             yield SystemCommand(f"Theme: {theme}", "Use this colour theme",
                                 partial(setattr, self, "theme", theme))  # fmt: skip
+        yield from self.presence_commands()
         screen_commands = getattr(screen, "palette_commands", None)
         if screen_commands is not None:  # what the screen on top offers by name (its keys)
             yield from screen_commands()
@@ -447,7 +454,13 @@ class CxDeskApp(App[None]):
         self.switch_screen(screen)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "cycle_presence":
+            return bool(self.presence)  # an expert or admin logged in
         return not (action == "new_ticket" and self.user is None)  # not on the login screen
+
+    async def action_quit(self) -> None:
+        await self.absent_on_quit()
+        self.exit()
 
     def action_new_ticket(self) -> None:
         self.navigate("New ticket")

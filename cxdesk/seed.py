@@ -26,6 +26,7 @@ from cxdesk.store.models import (
     EscalationRule,
     Membership,
     Queue,
+    QueueAssign,
     QueueOrder,
     Role,
     Status,
@@ -52,7 +53,12 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
         "password": (str, False),
         "teams": (list, False),
     },
-    "queues": {"name": (str, True), "team": (str, True), "order": (str, False)},
+    "queues": {
+        "name": (str, True),
+        "team": (str, True),
+        "order": (str, False),
+        "assign": (str, False),
+    },  # fmt: skip
     "statuses": {"name": (str, True), "category": (str, True)},
     "surveys": {
         "name": (str, True),
@@ -354,11 +360,11 @@ def _apply_user(session: Session, entry: dict[str, Any]) -> bool:
 
 def _apply_queue(session: Session, entry: dict[str, Any]) -> bool:
     ordering = entry.get("order", QueueOrder.oldest)
+    assign = entry.get("assign", QueueAssign.pull)
     existing = session.exec(select(Queue).where(Queue.name == entry["name"])).first()
     if existing is None:
-        directory.add_queue(
-            session, actor=None, name=entry["name"], team=entry["team"], ordering=ordering
-        )
+        directory.add_queue(session, actor=None, name=entry["name"], team=entry["team"],
+                            ordering=ordering, assign=assign)  # fmt: skip
         return True
     if ordering not in QueueOrder.__members__:
         raise DeskError(f"order must be one of {', '.join(QueueOrder)}")
@@ -368,6 +374,8 @@ def _apply_queue(session: Session, entry: dict[str, Any]) -> bool:
         existing.team_id, existing.ordering = team.id, ordering
         session.add(existing)
         session.flush()
+    if existing.assign != assign:
+        directory.update_queue(session, actor=None, name=existing.name, assign=assign)
     return False
 
 

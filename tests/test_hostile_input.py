@@ -44,7 +44,7 @@ from tests import tui_helpers
 from tests.cli_helpers import Cli, CliResult, assert_one_error_line, table_counts
 from tests.desk import build_small_desk
 from tests.loop_helpers import write_csv
-from tests.tui_helpers import AnyApp, log_in, wait_until
+from tests.tui_helpers import AnyApp, log_in, wait_until, with_login
 
 # Clears the screen, writes the clipboard (OSC 52), starts an 8-bit CSI, overwrites the line.
 HOSTILE_COMMENT = "see \x1b[2J log \x1b]52;c;SGVsbG8=\x07 then \x9b31m red\rover"
@@ -443,4 +443,4 @@ def test_the_new_ticket_form_never_takes_a_name_with_an_escape(tui_desk: Engine)
         assert app.screen is form
 
     run_as_maya(tui_desk, script)
-    assert table_counts(tui_desk) == before
+    assert table_counts(tui_desk) == with_login(before)

@@ -30,7 +30,7 @@ from cxdesk.widgets.prompt_dialog import PromptDialog
 from tests import tui_helpers
 from tests.cli_helpers import table_counts
 from tests.conversation_desk import ANN_EMAIL, LOG_FILE, NOTE, PICTURE, AnnsDesk, anns_desk
-from tests.tui_helpers import AnyApp, log_in, notified, palette, wait_until
+from tests.tui_helpers import AnyApp, log_in, notified, palette, wait_until, with_login
 
 SIZE = (120, 40)
 
@@ -219,7 +219,7 @@ def test_a_refused_message_stays_in_the_dialog_as_one_line(
         assert app.screen is dialog
 
     run_as_maya(engine, script)
-    assert table_counts(engine) == before
+    assert table_counts(engine) == with_login(before)
 
 
 def test_saving_over_a_folder_is_refused_in_one_line(

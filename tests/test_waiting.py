@@ -19,7 +19,8 @@ from cxdesk.engine.piped import PipeContext, render, template_problems
 from cxdesk.store import directory
 from cxdesk.store import tickets as ops
 from cxdesk.store.db import read_session, transaction
-from cxdesk.store.models import Priority, simulated_clock, utcnow
+from cxdesk.store.models import PresenceState, Priority, simulated_clock, utcnow
+from cxdesk.store.presence import set_presence
 from cxdesk.store.pull import pull_next
 from cxdesk.store.waiting import (
     UNKNOWN_WORDS,
@@ -71,9 +72,19 @@ def resolve(engine: Engine, key: str) -> None:
         ops.change_status(s, None, ticket, directory.get_status(s, "resolved"))
 
 
+def present(engine: Engine, state: PresenceState, *usernames: str, at: datetime) -> None:
+    """Set the experts' presence as ``cxdesk user status`` does (held, no heartbeat)."""
+    with transaction(engine) as s:
+        for username in usernames:
+            user = directory.get_user(s, username)
+            set_presence(s, user, state, heartbeat=False, now=at)
+
+
 def handle_history(engine: Engine, start: datetime, durations: list[float]) -> datetime:
-    """Tickets of team 360 pulled by maya and omar in turn and resolved after ``durations``
-    minutes, one after the other from ``start``; returns when the last was resolved."""
+    """Tickets of team 360 pulled by maya and omar (available from ``start``) in turn and
+    resolved after ``durations`` minutes, one after the other from ``start``; returns when the
+    last was resolved."""
+    present(engine, PresenceState.available, "maya", "omar", at=start)
     moment = start
     for index, minutes in enumerate(durations):
         with at(moment):
@@ -149,9 +160,17 @@ def test_the_estimate_follows_the_weighted_handle_time(desk: Engine) -> None:
     with read_session(desk) as s:
         later = [w.wait_minutes for w in queue_waiting(s, "360", now=end + timedelta(minutes=5))]
     assert later == pytest.approx([0, EXPECTED_HANDLE - 5, EXPECTED_HANDLE])
-    # An hour after anyone worked, nobody counts as available: unknown.
+    # maya goes on a break: omar alone takes the next ones.
+    present(desk, PresenceState.break_, "maya", at=end)
     with read_session(desk) as s:
-        idle = queue_waiting(s, "360", now=end + timedelta(hours=2))
+        alone = [w.wait_minutes for w in queue_waiting(s, "360", now=end + timedelta(minutes=5))]
+    assert alone == pytest.approx(
+        [EXPECTED_HANDLE - 5, 2 * EXPECTED_HANDLE - 5, 3 * EXPECTED_HANDLE - 5]
+    )
+    # omar goes away too: nobody is available, unknown.
+    present(desk, PresenceState.away, "omar", at=end)
+    with read_session(desk) as s:
+        idle = queue_waiting(s, "360", now=end + timedelta(minutes=5))
     assert [w.wait_minutes for w in idle] == [None, None, None]
 
 
@@ -202,7 +221,8 @@ def test_piped_text_gives_the_position_and_the_estimate(desk: Engine) -> None:
             )
     assert third == "You are number 3: about 10 minutes."
     assert first == "You are number 1: less than a minute."
-    with read_session(desk) as s:  # now (real time), nobody has worked for an hour: unknown
+    present(desk, PresenceState.away, "maya", "omar", at=end)
+    with read_session(desk) as s:  # nobody available: unknown
         assert ticket_fields(s, ops.get_ticket(s, keys[0]))["EstimatedWait"] == UNKNOWN_WORDS
     pull(desk, "maya", "360")
     with read_session(desk) as s:
@@ -211,7 +231,6 @@ def test_piped_text_gives_the_position_and_the_estimate(desk: Engine) -> None:
 
 
 def test_ticket_show_json_has_the_position_and_the_estimate(desk: Engine, cli: Cli) -> None:
-    # The history ends a few minutes ago (real time): maya and omar still count as available.
     handle_history(desk, utcnow() - timedelta(minutes=80), HANDLED)
     keys = [open_ticket(desk, f"Waiting {index}") for index in range(3)]
     shown = json.loads(cli("ticket", "show", keys[2], "--json", "--as", "maya").stdout)

@@ -134,3 +134,10 @@ def notices(app: AnyApp) -> list[str]:
 def notified(app: AnyApp, text: str) -> bool:
     """Whether a notification shown so far contains ``text``."""
     return any(text in message for message in notices(app))
+
+
+def with_login(before: dict[str, int]) -> dict[str, int]:
+    """``table_counts`` after an expert's first desk login on a desk with counts ``before``:
+    the login makes them available (a ``presence`` row and its ``user.presence_changed``
+    line in the log), and writes nothing else."""
+    return {**before, "presence": before["presence"] + 1, "event": before["event"] + 1}

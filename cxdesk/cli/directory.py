@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import typer
+from sqlalchemy import Engine
 
 from cxdesk.cli.common import (
     ADMIN_AS_OPTION,
     AS_OPTION,
+    acting_user,
     console,
     desk_engine,
     format_wait,
@@ -18,15 +20,21 @@ from cxdesk.cli.common import (
     read_password,
     setup_actor,
 )
+from cxdesk.engine.dispatch import auto_assign_and_dispatch
 from cxdesk.errors import DeskError
 from cxdesk.store import directory
 from cxdesk.store.db import read_session, transaction
-from cxdesk.store.models import Role
+from cxdesk.store.models import PresenceState, QueueAssign, Role
+from cxdesk.store.presence import parse_state, presence_of, set_presence, state_words
 from cxdesk.store.waiting import queue_outlooks, wait_in_words
 
 user_app = typer.Typer(help="Users (admins, experts, volunteers).", no_args_is_help=True)
 team_app = typer.Typer(help="Teams (one per product).", no_args_is_help=True)
 queue_app = typer.Typer(help="Queues experts pull tickets from.", no_args_is_help=True)
+ASSIGN_HELP = (
+    "pull (experts pull by hand) or auto (the desk gives the oldest waiting ticket to the "
+    "available member with the fewest open tickets)."
+)
 status_app = typer.Typer(help="Ticket statuses, built-in and custom.", no_args_is_help=True)
 
 
@@ -93,6 +101,29 @@ def user_join(username: str, team: str, as_user: str | None = ADMIN_AS_OPTION) -
     console.print(f"{username} is on team {team}.")
 
 
+@user_app.command("status")
+def user_status(
+    state: str | None = typer.Argument(None, help="available, away or break; none: show it."),
+    as_user: str | None = AS_OPTION,
+) -> None:
+    """Set your presence (available, away, break), or show it. Set here, it holds until
+    changed; the desk (TUI) keeps its own alive by a heartbeat while it is open."""
+    engine = desk_engine()
+    username = proven(as_user)
+    if state is None:
+        with read_session(engine) as session:
+            line = presence_of(session, directory.get_user(session, username)).line()
+        console.print(f"{username}: {line}", markup=False, highlight=False)
+        return
+    chosen = parse_state(state)
+    with transaction(engine) as session:
+        set_presence(session, acting_user(session, username), chosen, heartbeat=False)
+    console.print(f"{username} is {state_words(chosen)}.", markup=False, highlight=False)
+    if chosen == PresenceState.available:
+        for ticket in auto_assign_and_dispatch(engine):
+            console.print(f"Assigned {ticket.key} to {ticket.username}.")
+
+
 @team_app.command("add")
 def team_add(name: str, as_user: str | None = ADMIN_AS_OPTION) -> None:
     """Add a team."""
@@ -119,15 +150,50 @@ def queue_add(
     name: str,
     team: str = typer.Option(..., "--team"),
     order: str = typer.Option("oldest", "--order", help="oldest or priority (then oldest)."),
+    assign: str = typer.Option("pull", "--assign", help=ASSIGN_HELP),
     as_user: str | None = ADMIN_AS_OPTION,
 ) -> None:
     """Add a queue for a team."""
     admin = proven_admin(as_user)
-    with transaction(desk_engine()) as session:
-        directory.add_queue(
-            session, actor=setup_actor(session, admin), name=name, team=team, ordering=order
-        )
-    console.print(f"Added queue {name} for team {team}.")
+    engine = desk_engine()
+    with transaction(engine) as session:
+        directory.add_queue(session, actor=setup_actor(session, admin), name=name, team=team,
+                            ordering=order, assign=assign)  # fmt: skip
+    console.print(f"Added queue {name} for team {team}" + _assign_note(assign))
+    _assign_now(engine, assign)
+
+
+@queue_app.command("update")
+def queue_update(
+    name: str,
+    order: str | None = typer.Option(None, "--order", help="oldest or priority (then oldest)."),
+    assign: str | None = typer.Option(None, "--assign", help=ASSIGN_HELP),
+    as_user: str | None = ADMIN_AS_OPTION,
+) -> None:
+    """Change a queue's order or how it hands out tickets."""
+    if order is None and assign is None:
+        raise DeskError("Nothing to change: give --order and/or --assign")
+    admin = proven_admin(as_user)
+    engine = desk_engine()
+    with transaction(engine) as session:
+        queue = directory.update_queue(session, actor=setup_actor(session, admin), name=name,
+                                       ordering=order, assign=assign)  # fmt: skip
+        mode, ordering = queue.assign, queue.ordering
+    console.print(f"Queue {name}: {ordering} first" + _assign_note(mode))
+    _assign_now(engine, mode)
+
+
+def _assign_note(assign: str) -> str:
+    if assign == QueueAssign.auto:
+        return ", assigned by the desk to available experts."
+    return ", pulled by experts."
+
+
+def _assign_now(engine: Engine, assign: str) -> None:
+    """An auto queue hands out what already waits at once (the worker goes on from there)."""
+    if assign == QueueAssign.auto:
+        for ticket in auto_assign_and_dispatch(engine):
+            console.print(f"Assigned {ticket.key} to {ticket.username}.")
 
 
 @queue_app.command("list")
@@ -140,7 +206,7 @@ def queue_list(as_user: str | None = AS_OPTION) -> None:
     now = datetime.now(UTC)
     print_table(
         "Queues",
-        ["queue", "team", "order", "waiting", "next position", "oldest wait", "estimate"],
+        ["queue", "team", "order", "waiting", "next position", "oldest wait", "estimate", "assign"],
         [
             (
                 o.stats.name,
@@ -150,6 +216,7 @@ def queue_list(as_user: str | None = AS_OPTION) -> None:
                 o.next_position,
                 format_wait(o.stats.oldest_created, now),
                 wait_in_words(o.next_wait),
+                o.stats.assign,
             )
             for o in outlooks
         ],

@@ -16,7 +16,12 @@ from cxdesk.cli.common import (
     print_table,
     proven,
 )
-from cxdesk.engine.dispatch import PulledButNotDispatched, pull_and_dispatch, unit_of_work
+from cxdesk.engine.dispatch import (
+    PulledButNotDispatched,
+    auto_assign_and_dispatch,
+    pull_and_dispatch,
+    unit_of_work,
+)
 from cxdesk.store import tickets as ops
 from cxdesk.store.db import read_session
 from cxdesk.store.escalation_steps import (
@@ -62,6 +67,7 @@ def checkin(
         keys_statement = select(Ticket.key).where(Ticket.response_id == response.id)
     with read_session(engine) as session:
         keys = session.exec(keys_statement.order_by(col(Ticket.id))).all()
+    auto_assign_and_dispatch(engine)  # an auto queue hands the newcomer out at once if it can
     for key in keys:
         typer.echo(key)
     if not keys:

@@ -9,6 +9,7 @@ runs twice for one event; ``dispatch_backlog`` picks up events committed without
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -21,6 +22,7 @@ from cxdesk.engine.context import context_for_event, resolver
 from cxdesk.engine.near_front import tell_near_front
 from cxdesk.engine.tasks import TaskRun, run_task
 from cxdesk.errors import DeskError
+from cxdesk.store.assign import Assigned, auto_assign
 from cxdesk.store.db import read_session, transaction
 from cxdesk.store.events import take_pending_events
 from cxdesk.store.models import (
@@ -33,6 +35,8 @@ from cxdesk.store.models import (
     utcnow,
 )
 from cxdesk.store.pull import Pulled, pull_next
+
+logger = logging.getLogger(__name__)
 
 # A workflow whose tasks cause events that trigger it again would never stop.
 MAX_EVENTS_PER_TRANSACTION = 10_000
@@ -139,6 +143,19 @@ def pull_and_dispatch(engine: Engine, *, actor: User, queue_name: str) -> Pulled
     except DeskError as error:
         raise PulledButNotDispatched(pulled, error) from error
     return pulled
+
+
+def auto_assign_and_dispatch(engine: Engine) -> list[Assigned]:
+    """The auto queues' assignments (``store.assign``), each followed by its workflows, as a
+    pull's: the customer hears of an assigned ticket exactly as of a pulled one. A workflow
+    failing is logged; the worker's backlog pass runs the events again."""
+    assigned = auto_assign(engine)
+    for ticket in assigned:
+        try:
+            dispatch_ticket_events(engine, ticket.id)
+        except DeskError as error:
+            logger.warning("assigned %s, but its workflows did not run yet: %s", ticket.key, error)
+    return assigned
 
 
 class PulledButNotDispatched(DeskError):

@@ -1,4 +1,5 @@
-"""The delivery worker: dispatch leftover events, run escalation rules, deliver due messages.
+"""The delivery worker: dispatch leftover events, hand out the auto queues' tickets
+(``store.assign``), run escalation rules, deliver due messages.
 
 ``cxdesk worker`` runs it headless; the TUI runs the same loop in a background thread. Each pass
 ends with a SQLite checkpoint (``store.db.checkpoint``), so that writers rarely pay one. Many
@@ -38,7 +39,7 @@ from cxdesk.engine.batch import ClaimedBatch
 from cxdesk.engine.channels import DeliveryResult
 from cxdesk.engine.channels.email import MailSettings, send_email_batch
 from cxdesk.engine.channels.sms import SmsOut, SmsSettings, send_sms_batch
-from cxdesk.engine.dispatch import dispatch_backlog
+from cxdesk.engine.dispatch import auto_assign_and_dispatch, dispatch_backlog
 from cxdesk.engine.escalation import run_escalations
 from cxdesk.engine.mail_batch import emails_for
 from cxdesk.engine.outbox import Claim
@@ -57,6 +58,8 @@ class WorkerReport:
     """What one pass did, for the CLI and the logs."""
 
     dispatched: int = 0
+    assigned: int = 0
+    """Tickets the auto queues gave available experts (``store.assign``)."""
     escalated: int = 0
     results: dict[str, int] = field(default_factory=lambda: {"sent": 0, "failed": 0})
     lost_leases: int = 0
@@ -70,7 +73,8 @@ class WorkerReport:
     def line(self) -> str:
         return (
             f"dispatched {self.dispatched} event(s), escalated {self.escalated} ticket(s), "
-            f"sent {self.results['sent']}, failed {self.results['failed']}"
+            + (f"assigned {self.assigned} ticket(s), " if self.assigned else "")
+            + f"sent {self.results['sent']}, failed {self.results['failed']}"
             + (f" ({self.found} found already sent)" if self.found else "")
             + (f", {self.stale} stale (not sent)" if self.stale else "")
             + (f", {self.skipped} skipped (number opted out)" if self.skipped else "")
@@ -240,6 +244,7 @@ class DeliveryWorker:
         """
         report = WorkerReport()
         report.dispatched = dispatch_backlog(self.engine)
+        report.assigned = len(auto_assign_and_dispatch(self.engine))
         report.escalated = run_escalations(self.engine, now=now)
 
         def stopping() -> bool:
@@ -288,5 +293,6 @@ class DeliveryWorker:
                 failure = None
             if after_pass is not None:
                 after_pass(report)
-            if not (report.dispatched or report.escalated or sum(report.results.values())):
+            busy = report.dispatched or report.assigned or report.escalated
+            if not (busy or sum(report.results.values())):
                 stop.wait(poll_seconds)

@@ -54,8 +54,13 @@ class DeskScreen(Screen[Any]):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.show_user()
+
+    def show_user(self) -> None:
+        """The sub-title: who is logged in, and their presence (``presence_keeper``)."""
         user = self.desk.user
-        self.sub_title = f"{user.name} ({user.role})" if user is not None else ""
+        shown = f"{user.name} ({user.role}){self.desk.presence_label()}" if user else ""
+        self.sub_title = shown
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.Mount) and not self.is_attached:

@@ -18,7 +18,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widget import Widget
 from textual.widgets import Footer, Header, Input, Label, Select
 
-from cxdesk.engine.dispatch import unit_of_work
+from cxdesk.engine.dispatch import auto_assign_and_dispatch, unit_of_work
 from cxdesk.errors import DeskError, ValidationFailed
 from cxdesk.screens.base import DeskScreen
 from cxdesk.store.db import read_session
@@ -138,6 +138,7 @@ class CheckinScreen(DeskScreen):
                     .where(Ticket.response_id == response_id)
                     .order_by(col(Ticket.id))
                 ).all()
+            auto_assign_and_dispatch(self.engine)  # an auto queue hands it out at once
         except ValidationFailed as failed:
             self.app.call_from_thread(self._show_errors, failed.errors)
             return

@@ -76,6 +76,7 @@ class LoginScreen(DeskScreen):
             else:  # a delay running
                 self.app.call_from_thread(self._refused, str(refused))
         else:
+            self.desk.arrive(user)  # available before the home screen reads the desk
             self.app.call_from_thread(self._logged_in, user)
 
     def _logged_in(self, user: User) -> None:

@@ -1,5 +1,6 @@
 """The queues screen (experts' home): every queue's waiting count and the estimated wait of the
-next customer to join it (``store.waiting``), pull next, my open tickets.
+next customer to join it (``store.waiting``), how many of its team are available
+(``store.presence``), pull next, my open tickets.
 
 Both tables are read again in a worker whenever the app's change watcher says the desk changed
 (within about a second of a colleague's pull or a new check-in, on any terminal); the waits are
@@ -13,7 +14,7 @@ the counts and estimates, no pull, no ticket to open, no "my tickets" table.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -26,6 +27,7 @@ from cxdesk.screens.base import DeskScreen, shown_time
 from cxdesk.store.db import read_session
 from cxdesk.store.directory import list_statuses, user_teams
 from cxdesk.store.models import Role, StatusCategory
+from cxdesk.store.presence import TeamPresence, team_presence
 from cxdesk.store.tickets import format_wait, list_tickets, tickets_to_dicts
 from cxdesk.store.waiting import QueueOutlook, queue_outlooks, wait_short
 from cxdesk.text import printable
@@ -45,6 +47,8 @@ class QueuesSnapshot:
     queues: list[QueueOutlook]
     my_teams: frozenset[str]
     my_tickets: list[dict[str, object]]
+    presence: dict[str, TeamPresence] = field(default_factory=dict)
+    """Per team: its members available now, of its active members (``store.presence``)."""
 
 
 class QueuesScreen(DeskScreen):
@@ -64,7 +68,7 @@ class QueuesScreen(DeskScreen):
         yield Header()
         yield Label(f"Queues ({OWN_TEAM_MARK} = my teams)")
         queues: DataTable[str] = DeskTable(id="queues", cursor_type="row")
-        queues.add_columns(" ", "Queue", "Team", "Waiting", "Oldest wait", "Estimate")
+        queues.add_columns(" ", "Queue", "Team", "Waiting", "Oldest wait", "Estimate", "Available")
         yield queues
         yield Label(MY_TICKETS_HINT, id="mine-hint")
         mine: DataTable[str] = DeskTable(id="mine", cursor_type="row")
@@ -120,6 +124,7 @@ class QueuesScreen(DeskScreen):
                     queues=queue_outlooks(session),
                     my_teams=frozenset(team.name for team in user_teams(session, user)),
                     my_tickets=tickets_to_dicts(session, mine),
+                    presence=team_presence(session),
                 )
         except DeskError as error:
             self.read_failed(error)
@@ -138,6 +143,7 @@ class QueuesScreen(DeskScreen):
                 str(q.stats.waiting),
                 format_wait(q.stats.oldest_created, now),
                 wait_short(q.next_wait),
+                _available(snapshot.presence, q.stats.team),
             )
             for q in snapshot.queues
         ]
@@ -190,6 +196,11 @@ class QueuesScreen(DeskScreen):
             self.app.notify(printable(str(error)), severity="warning", markup=False)
             return
         self.app.call_from_thread(self.desk.open_ticket, key)
+
+
+def _available(presence: dict[str, TeamPresence], team: str) -> str:
+    found = presence.get(team)
+    return found.short() if found else ""
 
 
 def _replace_rows(

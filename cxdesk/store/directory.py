@@ -18,6 +18,7 @@ from cxdesk.store.models import (
     DeskSetting,
     Membership,
     Queue,
+    QueueAssign,
     QueueOrder,
     Role,
     Status,
@@ -202,18 +203,53 @@ def list_queues(session: Session) -> Sequence[Queue]:
     return session.exec(select(Queue).order_by(col(Queue.name))).all()
 
 
+def _check_queue_modes(ordering: str | None, assign: str | None) -> None:
+    if ordering is not None and ordering not in QueueOrder.__members__:
+        raise ValidationFailed({"order": f"must be one of {', '.join(QueueOrder)}"})
+    if assign is not None and assign not in QueueAssign.__members__:
+        raise ValidationFailed({"assign": f"must be one of {', '.join(QueueAssign)}"})
+
+
 def add_queue(
-    session: Session, *, actor: User | None, name: str, team: str, ordering: str = "oldest"
+    session: Session,
+    *,
+    actor: User | None,
+    name: str,
+    team: str,
+    ordering: str = "oldest",
+    assign: str = QueueAssign.pull,
 ) -> Queue:
+    """A queue of ``team``: ``ordering`` oldest or priority; ``assign`` pull (by hand) or
+    auto (``store.assign``)."""
     require_admin(actor)
     name = clean_name(name, limit=100)
-    if ordering not in QueueOrder.__members__:
-        raise ValidationFailed({"order": f"must be one of {', '.join(QueueOrder)}"})
+    _check_queue_modes(ordering, assign)
     team_row = get_team(session, team)
     if session.exec(select(Queue).where(Queue.name == name)).first() is not None:
         raise Conflict(f"Queue {name!r} already exists")
     assert team_row.id is not None
-    queue = Queue(name=name, team_id=team_row.id, ordering=ordering)
+    queue = Queue(name=name, team_id=team_row.id, ordering=ordering, assign=assign)
+    session.add(queue)
+    session.flush()
+    return queue
+
+
+def update_queue(
+    session: Session,
+    *,
+    actor: User | None,
+    name: str,
+    ordering: str | None = None,
+    assign: str | None = None,
+) -> Queue:
+    """Change a queue's order and/or how it hands out tickets (None: unchanged)."""
+    require_admin(actor)
+    _check_queue_modes(ordering, assign)
+    queue = get_queue(session, name)
+    if ordering is not None:
+        queue.ordering = ordering
+    if assign is not None:
+        queue.assign = assign
     session.add(queue)
     session.flush()
     return queue

@@ -109,6 +109,20 @@ class QueueOrder(StrEnum):
     priority = "priority"
 
 
+class QueueAssign(StrEnum):
+    """How a queue's tickets reach experts: pulled by hand, or assigned by the desk
+    (``store.assign``) to the least-loaded available member of its team."""
+
+    pull = "pull"
+    auto = "auto"
+
+
+class PresenceState(StrEnum):
+    available = "available"
+    away = "away"
+    break_ = "break"
+
+
 # Built-in statuses: name -> category. Custom ones are added by an admin.
 BUILTIN_STATUSES: dict[str, StatusCategory] = {
     "new": StatusCategory.open,
@@ -168,6 +182,19 @@ class Queue(SQLModel, table=True):
     team_id: int = Field(foreign_key="team.id")
     ordering: str = Field(default=QueueOrder.oldest, max_length=16)
     enabled_for_all: bool = True
+    assign: str = Field(
+        default=QueueAssign.pull, max_length=8, sa_column_kwargs={"server_default": "pull"}
+    )
+
+
+class Presence(SQLModel, table=True):
+    """An expert's presence (``store.presence``): the state they set, since when, and the last
+    heartbeat of the desk (TUI) that set it; None: set from the CLI, held until changed."""
+
+    user_id: int = Field(foreign_key="user.id", primary_key=True)
+    state: str = Field(default=PresenceState.away, max_length=16)
+    since: datetime = Field(default_factory=utcnow)
+    heartbeat_at: datetime | None = None
 
 
 # -- surveys ---------------------------------------------------------------------------------

@@ -707,6 +707,8 @@ class QueueStats:
     ordering: str
     waiting: int
     oldest_created: datetime | None
+    assign: str = "pull"
+    """pull (by hand) or auto (``store.assign``)."""
 
 
 def queue_overview(session: Session) -> list[QueueStats]:
@@ -729,14 +731,15 @@ def queue_overview(session: Session) -> list[QueueStats]:
             col(Queue.ordering),
             waiting.c.waiting,
             waiting.c.oldest,
+            col(Queue.assign),
         )
         .join(Team, col(Team.id) == col(Queue.team_id))
         .outerjoin(waiting, waiting.c.team_id == col(Queue.team_id))
         .order_by(col(Queue.name))
     ).all()
     return [
-        QueueStats(name, team, ordering, waiting or 0, _aware(oldest))
-        for name, team, ordering, waiting, oldest in rows
+        QueueStats(name, team, ordering, waiting or 0, _aware(oldest), assign)
+        for name, team, ordering, waiting, oldest, assign in rows
     ]
 
 

@@ -12,9 +12,9 @@ The **estimate** comes from three things read from the desk, never stored:
   ``ticket.assigned_from_queue`` event before its ``resolved_at``) as an exponentially weighted
   average over the team's last handled tickets, newest weighing most (``HANDLE_WEIGHT``);
   "unknown" (None) below the desk setting ``estimate_min_handled`` handled tickets (default 5);
-- the experts available: ``available_experts``, for now the team's active members who pulled or
-  worked a ticket within the last hour (until the desk knows presence); each is free now, or
-  when the ticket they are on should end (its pull + the handle time);
+- the experts available: ``available_experts``, the team's active members whose presence is
+  available (``store.presence``); each is free now, or when the ticket they are on should end
+  (its pull + the handle time);
 - the people ahead: the customers in front are handed, in order, to whichever expert frees up
   first; a customer's wait is when an expert frees up for them.
 
@@ -38,16 +38,15 @@ from sqlmodel import Session, col, select
 from cxdesk.store.directory import get_setting
 from cxdesk.store.models import (
     Event,
-    Membership,
     Queue,
     QueueOrder,
     Status,
     StatusCategory,
     Team,
     Ticket,
-    User,
     utcnow,
 )
+from cxdesk.store.presence import available_members
 from cxdesk.store.pull import WAITING, queue_order
 from cxdesk.store.tickets import QueueStats, queue_overview
 from cxdesk.store.tickets import _aware as aware
@@ -66,8 +65,6 @@ HANDLE_HISTORY = 50
 HISTORY_SPAN = timedelta(days=2)
 """Only tickets created this recently count: yesterday's pace still says something this
 morning; last month's does not (and the read stays on the team's recent index range)."""
-AVAILABLE_SPAN = timedelta(hours=1)
-"""An expert who pulled or worked a ticket this recently counts as available."""
 OVERDUE_SHARE = 0.25
 """An expert past the usual handle time on the current ticket is expected to need this share
 of a handle time more (not zero: they are visibly not done)."""
@@ -192,37 +189,22 @@ def weighted_handle(minutes: Sequence[float], weight: float = HANDLE_WEIGHT) -> 
 
 
 def available_experts(session: Session, team_id: int, *, now: datetime) -> list[Expert]:
-    """The team's experts counted as available now: active members who pulled or worked a
-    ticket within ``AVAILABLE_SPAN``, and the pull of the open ticket each is on.
-
-    Stands in for presence (issue 15 item 4): replace this function, keep its answer."""
-    members = (
-        sa_select(col(Membership.user_id))
-        .join(User, col(User.id) == col(Membership.user_id))
-        .where(col(Membership.team_id) == team_id, col(User.active).is_(True))
-    )
+    """The team's experts available now (``store.presence``: available, and their desk still
+    beating), and the pull of the open ticket each is on (the latest; None: free)."""
     rows = session.execute(
-        sa_select(
-            col(Ticket.owner_id),
-            col(Status.category),
-            _last_pull(col(Ticket.updated_at)),
-            col(Ticket.updated_at),
-        )
+        sa_select(col(Ticket.owner_id), _last_pull(col(Ticket.updated_at)), col(Ticket.updated_at))
         .join(Status, col(Status.name) == col(Ticket.status))
         .where(
-            col(Ticket.owner_id).in_(members),  # each member's tickets by ix_ticket_owner_id
-            col(Ticket.updated_at) >= now - AVAILABLE_SPAN,
-            col(Ticket.updated_at) <= now,
+            col(Ticket.owner_id).in_(available_members(session, team_id, now=now)),
+            col(Status.category) == StatusCategory.open,  # by ix_ticket_owner_id per member
         )
     ).all()
-    busy: dict[int, datetime | None] = {}
-    for owner_id, category, pulled, updated in rows:
-        since = busy.get(owner_id)
-        if category == StatusCategory.open:
-            start = _aware(pulled if pulled is not None else updated)
-            since = start if since is None else max(since, start)
-        busy[owner_id] = since
-    return [Expert(user_id, since) for user_id, since in sorted(busy.items())]
+    busy: dict[int, datetime] = {}
+    for owner_id, pulled, updated in rows:
+        start = _aware(pulled if pulled is not None else updated)
+        busy[owner_id] = max(busy.get(owner_id, start), start)
+    members = session.execute(available_members(session, team_id, now=now)).scalars().all()
+    return [Expert(user_id, busy.get(user_id)) for user_id in sorted(members)]
 
 
 def team_pace(session: Session, team_id: int, *, now: datetime | None = None) -> Pace:

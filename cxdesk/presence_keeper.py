@@ -1,0 +1,172 @@
+"""The desk's side of presence (``store.presence``): what the logged-in expert's state is, the
+key that changes it, and the heartbeat that keeps it alive while the desk is open.
+
+A mixin of the App (``cxdesk.app``). Logging in makes an expert (or an admin) available;
+``p`` (or the palette's "Presence: ...") cycles available -> break -> away; logging out or
+quitting makes them away at once. While someone is logged in, a thread beats every
+``store.presence.HEARTBEAT_SECONDS``; a desk that dies stops beating and its expert reads as
+away after the desk's timeout. Every database call runs in a thread worker; the state shown
+(each screen's sub-title) is changed on the UI thread only. Becoming available lets an auto
+queue hand out what waits at once (``engine.dispatch.auto_assign_and_dispatch``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from functools import partial
+from typing import TYPE_CHECKING
+
+from textual import work
+from textual.app import SystemCommand
+from textual.worker import get_current_worker
+
+from cxdesk.errors import DeskError
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from cxdesk.store.models import User
+
+logger = logging.getLogger(__name__)
+
+STATES = ("available", "break", "away")
+"""``store.models.PresenceState``'s values in the key's cycle (``store.presence.CYCLE``;
+spelled here because the store loads after the first paint)."""
+VOLUNTEER = "volunteer"
+QUIT_SAVE_SECONDS = 5.0
+"""Quitting waits this long at most for "away" to be written (else the timeout says it)."""
+
+
+def presence_words(state: str) -> str:
+    """``store.presence.state_words`` without loading the store."""
+    return "on a break" if state == "break" else state
+
+
+class PresenceKeeping:
+    """The App's presence: ``presence`` is what the logged-in expert's desk shows."""
+
+    presence: str = ""
+    """The logged-in expert's state as this desk set it ("" for a volunteer or nobody)."""
+
+    user: User | None  # the App's
+
+    @property
+    def engine(self) -> Engine:  # the App's
+        raise NotImplementedError
+
+    def presence_label(self) -> str:
+        """What each screen's sub-title adds after the user's name."""
+        return f" · {presence_words(self.presence)}" if self.presence else ""
+
+    def arrive(self, user: User) -> None:
+        """Logging in (the login's worker thread): an expert or admin is available, written
+        before their home screen reads the desk."""
+        if user.role == VOLUNTEER:
+            return
+        try:
+            self._save(user, "available")
+        except Exception:  # a bug here must not stop the login
+            logger.exception("presence not saved at login")
+
+    def present_on_login(self, user: User) -> None:
+        """Logged in: an expert or admin shows as available, and the heartbeat starts."""
+        if user.role == VOLUNTEER:
+            return
+        self.presence = "available"
+        self.beat_presence()
+
+    def absent_on_logout(self, user: User | None) -> None:
+        if user is not None and self.presence:
+            self.save_presence(user, "away")
+        self.presence = ""
+
+    async def absent_on_quit(self) -> None:
+        """Quitting is logging out: "away" written (in a thread) before the app exits."""
+        user, self.presence = self.user, ""
+        if user is None or user.role == VOLUNTEER:
+            return
+        try:
+            await asyncio.wait_for(asyncio.to_thread(self._write_away, user), QUIT_SAVE_SECONDS)
+        except (TimeoutError, DeskError) as error:
+            logger.warning("presence not saved at quit: %s", error)
+
+    def _write_away(self, user: User) -> None:
+        from cxdesk.store.db import transaction
+        from cxdesk.store.directory import get_user
+        from cxdesk.store.models import PresenceState
+        from cxdesk.store.presence import set_presence
+
+        with transaction(self.engine) as session:
+            set_presence(session, get_user(session, user.username), PresenceState.away,
+                         heartbeat=True)  # fmt: skip
+
+    def action_cycle_presence(self) -> None:
+        if self.presence:
+            self.set_presence(STATES[(STATES.index(self.presence) + 1) % len(STATES)])
+
+    def set_presence(self, state: str) -> None:
+        """The expert chose ``state``: shown at once, saved in a worker."""
+        if self.user is None or not self.presence:
+            return
+        self.presence = state
+        self._show_presence()
+        self.notify(f"You are {presence_words(state)}", title="Presence")  # type: ignore[attr-defined]
+        self.save_presence(self.user, state)
+
+    def presence_commands(self) -> Iterable[SystemCommand]:
+        if not self.presence:
+            return
+        for state in STATES:
+            if state != self.presence:
+                yield SystemCommand(f"Presence: {state}", f"Be {presence_words(state)} (p cycles)",
+                                    partial(self.set_presence, state))  # fmt: skip
+
+    def _show_presence(self) -> None:
+        from cxdesk.screens.base import DeskScreen
+
+        for screen in self.screen_stack:  # type: ignore[attr-defined]
+            if isinstance(screen, DeskScreen):
+                screen.show_user()
+
+    @work(thread=True, group="presence-save", exit_on_error=False)
+    def save_presence(self, user: User, state: str) -> None:
+        self._save(user, state)
+
+    def _save(self, user: User, state: str) -> None:
+        """Write ``state`` (with a heartbeat) and let an auto queue use a newly available
+        expert (in a thread); a failure is logged (the next change or login tries again)."""
+        from cxdesk.engine.dispatch import auto_assign_and_dispatch
+        from cxdesk.store.db import transaction
+        from cxdesk.store.directory import get_user
+        from cxdesk.store.models import PresenceState
+        from cxdesk.store.presence import set_presence
+
+        try:
+            with transaction(self.engine) as session:
+                fresh = get_user(session, user.username)
+                set_presence(session, fresh, PresenceState(state), heartbeat=True)
+            if state == "available":
+                auto_assign_and_dispatch(self.engine)
+        except DeskError as error:
+            logger.warning("presence not saved: %s", error)
+
+    @work(thread=True, exclusive=True, group="presence-beat", exit_on_error=False)
+    def beat_presence(self) -> None:
+        """Every ``HEARTBEAT_SECONDS`` while someone is logged in with a presence
+        (``store.presence.HEARTBEAT_SECONDS``)."""
+        from cxdesk.store.db import transaction
+        from cxdesk.store.directory import get_user
+        from cxdesk.store.presence import HEARTBEAT_SECONDS, beat
+
+        stop = get_current_worker().cancelled_event
+        while not stop.wait(HEARTBEAT_SECONDS):
+            user = self.user
+            if user is None or not self.presence:
+                return
+            try:
+                with transaction(self.engine) as session:
+                    beat(session, get_user(session, user.username))
+            except DeskError as error:  # the database away: the next beat tries again
+                logger.warning("presence heartbeat: %s", error)
