@@ -17,6 +17,7 @@ from cxdesk.cli.common import (
     proven,
 )
 from cxdesk.engine.dispatch import PulledButNotDispatched, pull_and_dispatch, unit_of_work
+from cxdesk.errors import DeskError
 from cxdesk.store import tickets as ops
 from cxdesk.store.db import read_session
 from cxdesk.store.escalation_steps import (
@@ -67,14 +68,22 @@ def checkin(
 
 
 @ticket_app.command("pull")
-def ticket_pull(queue: str, as_user: str | None = AS_OPTION) -> None:
-    """Take the next waiting ticket of a queue; prints its key."""
+def ticket_pull(
+    queue: str | None = typer.Argument(None, help="The queue (or --any)."),
+    any_team: bool = typer.Option(
+        False, "--any", help="The most urgent waiting ticket across all my teams' queues."
+    ),
+    as_user: str | None = AS_OPTION,
+) -> None:
+    """Take the next waiting ticket of a queue (or of any of my teams); prints its key."""
+    if (queue is None) == (not any_team):
+        raise DeskError("Name a queue or give --any (not both)")
     who = proven(as_user)
     engine = desk_engine()
     with read_session(engine) as session:  # outside the write transaction: pulls stay short
         actor = acting_user(session, who)
     try:
-        pulled = pull_and_dispatch(engine, actor=actor, queue_name=queue)
+        pulled = pull_and_dispatch(engine, actor=actor, queue_name=None if any_team else queue)
     except PulledButNotDispatched as warning:  # the ticket is the caller's all the same
         typer.echo(warning.pulled.key)
         typer.echo(str(warning), err=True)
