@@ -19,7 +19,7 @@ from cxdesk.cli.common import (
 from cxdesk.engine.dispatch import PulledButNotDispatched, pull_and_dispatch, unit_of_work
 from cxdesk.errors import DeskError
 from cxdesk.store import tickets as ops
-from cxdesk.store.db import read_session
+from cxdesk.store.db import read_session, transaction
 from cxdesk.store.escalation_steps import (
     SETTABLE_STEPS,
     escalation_timeline,
@@ -29,6 +29,7 @@ from cxdesk.store.escalation_steps import (
 from cxdesk.store.models import OutboxMessage, Ticket
 from cxdesk.store.replies import reply_to_customer
 from cxdesk.store.surveys import submit_response
+from cxdesk.store.unpull import unpull
 from cxdesk.text import printable
 
 ticket_app = typer.Typer(
@@ -89,6 +90,16 @@ def ticket_pull(
         typer.echo(str(warning), err=True)
         return
     typer.echo(pulled.key)
+
+
+@ticket_app.command("unpull")
+def ticket_unpull(key: str, as_user: str | None = AS_OPTION) -> None:
+    """Undo my pull of a ticket (within 15 s): back in its queue, its messages cancelled."""
+    who = proven(as_user)
+    engine = desk_engine()
+    with transaction(engine) as session:
+        done = unpull(session, actor=acting_user(session, who), key=key)
+    typer.echo(done.summary())
 
 
 @ticket_app.command("create")
