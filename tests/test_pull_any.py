@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
@@ -202,3 +203,19 @@ def test_one_experts_racing_terminals_never_pass_the_cap(
         omar = directory.get_user(session, "omar")
         held = session.exec(select(Ticket.id).where(Ticket.owner_id == omar.id)).all()
     assert len(held) == 3
+
+
+def test_a_seed_sets_the_cap_and_the_any_order(desk: Engine, cli: Cli, tmp_path: Path) -> None:
+    seed = tmp_path / "desk.toml"
+    seed.write_text('[desk]\nmax_open_tickets = 0\npull_any_order = "fast"\n')
+    refused = cli("seed", str(seed))
+    assert refused.exit_code == 1, refused
+    assert "max_open_tickets must be a whole number of open tickets from 1 to 1000" in str(refused)
+    assert "[desk]: pull_any_order must be one of priority, wait" in str(refused)
+    seed.write_text('[desk]\nmax_open_tickets = 1\npull_any_order = "wait"\n')
+    assert cli("seed", str(seed)).exit_code == 0
+    open_ticket(desk, "low", "360", minutes=0, priority="low")
+    open_ticket(desk, "critical", "360", minutes=1, priority="critical")
+    assert titles_pulled(desk, "maya", 1) == ["low"]  # wait first
+    with pytest.raises(CapReached, match=r"^maya has 1 open ticket; the cap is 1$"):
+        pull_any(desk, actor=user(desk, "maya"))

@@ -40,17 +40,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from enum import Enum
 from functools import cache
-from typing import Any, cast
+from typing import Any
 
 from psycopg.pq import TransactionStatus
 from sqlalchemy import Connection, Dialect, Engine, bindparam, case, func, update
 from sqlalchemy import exists as sa_exists
 from sqlalchemy import select as sa_select
 from sqlalchemy.orm import aliased
-from sqlalchemy.sql import ClauseElement
-from sqlalchemy.sql.compiler import SQLCompiler
 from sqlmodel import col
 
 from cxdesk.errors import DeskError, PermissionDenied, QueueEmpty
@@ -62,8 +59,8 @@ from cxdesk.store.caps import (
     effective_cap,
     wait_first,
 )
-from cxdesk.store.db import driver_error
 from cxdesk.store.directory import no_queue
+from cxdesk.store.driver_sql import Compiled, run_sql
 from cxdesk.store.models import (
     PRIORITY_RANK,
     DeskSetting,
@@ -206,35 +203,6 @@ def _claim(by_priority: bool, postgres: bool, *, any_team: bool, capped: bool) -
     )
 
 
-@dataclass(frozen=True)
-class _Compiled:
-    """A Core statement compiled once for one dialect, run straight on a driver cursor."""
-
-    sql: str
-    fixed: dict[str, Any]
-    order: tuple[str, ...] | None
-    """Bind names in order, for a positional paramstyle (SQLite's ``?``); else None."""
-    operational_error: type[Exception]
-    """The driver's OperationalError (locked, read-only, server gone): a clear line."""
-
-    @classmethod
-    def of(cls, statement: ClauseElement, dialect: Dialect) -> _Compiled:
-        compiled = cast(SQLCompiler, statement.compile(dialect=dialect))
-        # The statement's literals, once; the binds without a value are each call's.
-        given = {name: None for name, bind in compiled.binds.items() if bind.required}
-        fixed = {
-            name: value.value if isinstance(value, Enum) else value
-            for name, value in (compiled.construct_params(given) or {}).items()
-        }
-        order = tuple(compiled.positiontup or ()) if compiled.positional else None
-        return cls(compiled.string, fixed, order, dialect.loaded_dbapi.OperationalError)
-
-    def run(self, cursor: Any, **values: Any) -> list[Any]:
-        params = {**self.fixed, **values}
-        cursor.execute(self.sql, tuple(params[n] for n in self.order) if self.order else params)
-        return list(cursor.fetchall())
-
-
 _ClaimKey = tuple[bool, bool, bool]
 """(any team, by priority, capped)"""
 
@@ -242,13 +210,13 @@ _ClaimKey = tuple[bool, bool, bool]
 @dataclass(frozen=True)
 class _Statements:
     postgres: bool
-    scope: _Compiled
-    caller: _Compiled
-    lock_caller: _Compiled
-    open_held: _Compiled
-    count_waiting: _Compiled
-    count_any_waiting: _Compiled
-    claim: dict[_ClaimKey, _Compiled]
+    scope: Compiled
+    caller: Compiled
+    lock_caller: Compiled
+    open_held: Compiled
+    count_waiting: Compiled
+    count_any_waiting: Compiled
+    claim: dict[_ClaimKey, Compiled]
     now: Any
     """The dialect's conversion of a datetime parameter (SQLite stores text)."""
 
@@ -260,14 +228,14 @@ def _statements(dialect: Dialect) -> _Statements:
     both = (False, True)
     return _Statements(
         postgres=postgres,
-        scope=_Compiled.of(_SCOPE, dialect),
-        caller=_Compiled.of(_CALLER, dialect),
-        lock_caller=_Compiled.of(_LOCK_CALLER, dialect),
-        open_held=_Compiled.of(_OPEN_HELD, dialect),
-        count_waiting=_Compiled.of(_COUNT_WAITING, dialect),
-        count_any_waiting=_Compiled.of(_COUNT_ANY_WAITING, dialect),
+        scope=Compiled.of(_SCOPE, dialect),
+        caller=Compiled.of(_CALLER, dialect),
+        lock_caller=Compiled.of(_LOCK_CALLER, dialect),
+        open_held=Compiled.of(_OPEN_HELD, dialect),
+        count_waiting=Compiled.of(_COUNT_WAITING, dialect),
+        count_any_waiting=Compiled.of(_COUNT_ANY_WAITING, dialect),
         claim={
-            (a, p, c): _Compiled.of(_claim(p, postgres, any_team=a, capped=c), dialect)
+            (a, p, c): Compiled.of(_claim(p, postgres, any_team=a, capped=c), dialect)
             for a in both
             for p in both
             for c in both
@@ -366,13 +334,13 @@ def _pull_on(raw: Any, statements: _Statements, actor: User, queue_name: str | N
                     scope = scopes[queue_name] = fresh
                     continue
             if caller.cap is not None:
-                held = _run(raw, cursor, statements.open_held, user=actor.id)[0][0]
+                held = run_sql(raw, cursor, statements.open_held, user=actor.id)[0][0]
                 if held >= caller.cap:
                     raise CapReached(cap_message(caller.username, held, caller.cap))
             if scope is None:
-                if not _run(raw, cursor, statements.count_any_waiting, user=actor.id)[0][0]:
+                if not run_sql(raw, cursor, statements.count_any_waiting, user=actor.id)[0][0]:
                     raise QueueEmpty("No tickets waiting in your teams' queues")
-            elif not _run(raw, cursor, statements.count_waiting, team=scope.team_id)[0][0]:
+            elif not run_sql(raw, cursor, statements.count_waiting, team=scope.team_id)[0][0]:
                 raise QueueEmpty(f"No tickets waiting in {scope.queue}")
             time.sleep(_RETRY_SLEEP_S)
         raise DeskError(f"Queue {queue_name} is busy; try again" if queue_name is not None
@@ -399,22 +367,22 @@ def _claim_rows(
     capped = caller.cap is not None
     claim = statements.claim[(scope is None, by_priority, capped)]
     if not capped:
-        return _run(raw, cursor, claim, **values)
+        return run_sql(raw, cursor, claim, **values)
     values["cap"] = caller.cap
     if not statements.postgres:  # one statement, under the write lock from its start
-        return _run(raw, cursor, claim, **values)
+        return run_sql(raw, cursor, claim, **values)
     # The caller's row lock orders their own pulls; the claim, a new statement, then counts
     # what the pull before it committed.
     driver = raw.driver_connection
     driver.autocommit = False
     try:
-        return _run(raw, cursor, statements.lock_caller, claim, **values)
+        return run_sql(raw, cursor, statements.lock_caller, claim, **values)
     finally:
         driver.autocommit = True
 
 
 def _read_caller(raw: Any, cursor: Any, statements: _Statements, actor: User) -> _Caller:
-    rows = _run(raw, cursor, statements.caller, user=actor.id)
+    rows = run_sql(raw, cursor, statements.caller, user=actor.id)
     if not rows:
         raise PermissionDenied(f"No user {actor.username!r} on this desk")
     username, user_cap, desk_cap_text, any_order = rows[0]
@@ -424,26 +392,10 @@ def _read_caller(raw: Any, cursor: Any, statements: _Statements, actor: User) ->
 def _read_scope(
     raw: Any, cursor: Any, statements: _Statements, actor: User, queue_name: str
 ) -> _Scope:
-    rows = _run(raw, cursor, statements.scope, user=actor.id, queue=queue_name)
+    rows = run_sql(raw, cursor, statements.scope, user=actor.id, queue=queue_name)
     if not rows:
         raise no_queue(queue_name)
     queue, ordering, team_id, team_name, member = rows[0]
     if not member:
         raise PermissionDenied(f"You are not on team {team_name}")
     return _Scope(queue=queue, ordering=ordering, team_id=team_id)
-
-
-def _run(raw: Any, cursor: Any, *statements: _Compiled, **values: Any) -> list[Any]:
-    """Statements in one transaction (the last one's rows); a driver failure becomes one
-    clear line."""
-    rows: list[Any] = []
-    try:
-        for statement in statements:
-            rows = statement.run(cursor, **values)
-        raw.commit()
-    except BaseException as exc:
-        raw.rollback()
-        if isinstance(exc, statements[0].operational_error):
-            raise driver_error(exc) from exc
-        raise
-    return rows
