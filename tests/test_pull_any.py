@@ -116,6 +116,9 @@ def test_pull_command_needs_a_queue_or_any_not_both(desk: Engine, cli: Cli) -> N
         result = cli("ticket", "pull", *args, "--as", "maya")
         assert result.exit_code == 1, result
         assert result.error_lines == ["Error: Name a queue or give --any (not both)"]
+    open_ticket(desk, "waits", "360", minutes=0, priority="medium")
+    teamless = cli("ticket", "pull", "--any", "--as", "vera")
+    assert teamless.error_lines == ["Error: You are not on a team that has a queue"], teamless
 
 
 @pytest.mark.parametrize("any_team", [False, True], ids=["queue", "any"])

@@ -158,6 +158,11 @@ _ANY_WAITING = (
 """The tickets a pull from any of the caller's teams may take: waiting in a team of theirs
 that has a queue."""
 _COUNT_ANY_WAITING = sa_select(func.count()).select_from(_ANY_WAITING.subquery())
+_COUNT_MY_QUEUES = sa_select(func.count()).where(
+    col(Membership.user_id) == bindparam("user"),
+    sa_exists().where(col(Queue.team_id) == col(Membership.team_id)),
+)
+"""How many of the caller's teams have a queue (none: an any-pull is refused, not empty)."""
 _TICKET_QUEUE = (
     sa_select(col(Queue.name))
     .where(col(Queue.team_id) == col(Ticket.team_id))
@@ -216,6 +221,7 @@ class _Statements:
     open_held: Compiled
     count_waiting: Compiled
     count_any_waiting: Compiled
+    count_my_queues: Compiled
     claim: dict[_ClaimKey, Compiled]
     now: Any
     """The dialect's conversion of a datetime parameter (SQLite stores text)."""
@@ -234,6 +240,7 @@ def _statements(dialect: Dialect) -> _Statements:
         open_held=Compiled.of(_OPEN_HELD, dialect),
         count_waiting=Compiled.of(_COUNT_WAITING, dialect),
         count_any_waiting=Compiled.of(_COUNT_ANY_WAITING, dialect),
+        count_my_queues=Compiled.of(_COUNT_MY_QUEUES, dialect),
         claim={
             (a, p, c): Compiled.of(_claim(p, postgres, any_team=a, capped=c), dialect)
             for a in both
@@ -339,6 +346,8 @@ def _pull_on(raw: Any, statements: _Statements, actor: User, queue_name: str | N
                     raise CapReached(cap_message(caller.username, held, caller.cap))
             if scope is None:
                 if not run_sql(raw, cursor, statements.count_any_waiting, user=actor.id)[0][0]:
+                    if not run_sql(raw, cursor, statements.count_my_queues, user=actor.id)[0][0]:
+                        raise PermissionDenied("You are not on a team that has a queue")
                     raise QueueEmpty("No tickets waiting in your teams' queues")
             elif not run_sql(raw, cursor, statements.count_waiting, team=scope.team_id)[0][0]:
                 raise QueueEmpty(f"No tickets waiting in {scope.queue}")
