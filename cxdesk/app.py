@@ -432,7 +432,8 @@ class CxDeskApp(PresenceKeeping, App[None]):
 
             self._show(CampaignsScreen())
 
-    def open_ticket(self, key: str) -> None:
+    def open_ticket(self, key: str, *, pulled_at: datetime | None = None) -> None:
+        """Open a ticket's screen; ``pulled_at``: the viewer just pulled it (``u`` undoes)."""
         reason = "Log in first" if self.user is None else None
         if self.user is not None and self.user.role == VOLUNTEER:
             reason = VOLUNTEER_REFUSAL
@@ -441,7 +442,7 @@ class CxDeskApp(PresenceKeeping, App[None]):
             return
         from cxdesk.screens.ticket import TicketScreen
 
-        self.push_screen(TicketScreen(key))
+        self.push_screen(TicketScreen(key, pulled_at=pulled_at))
 
     def _show(self, screen: Screen) -> None:
         """Make ``screen`` the one top-level screen (above the default), closing the others.

@@ -21,6 +21,7 @@ from cxdesk.engine.tasks import ticket_spec_problems
 from cxdesk.engine.workflows import get_workflow, save_workflow
 from cxdesk.errors import DeskError
 from cxdesk.store import directory
+from cxdesk.store.caps import ANY_ORDER_SETTING, ANY_ORDERS
 from cxdesk.store.inbound import INBOUND_TEAM_SETTING, REOPEN_DAYS_SETTING
 from cxdesk.store.models import (
     EscalationRule,
@@ -95,6 +96,8 @@ DESK_KEYS = {
     "estimate_min_handled": int,
     "noshow_recalls": int,  # recalls before a no-show resolves the ticket (store.noshow)
     "near_front_position": int,  # where a waiting customer is told "you're next"
+    "max_open_tickets": int,  # a pull beyond this many open tickets is refused (store.caps)
+    "pull_any_order": str,  # "priority" or "wait": what a pull from any team takes first
 }
 # Whole-number desk settings: (lowest, highest, what the number counts), said in the error.
 DESK_RANGES = {
@@ -102,6 +105,7 @@ DESK_RANGES = {
     "estimate_min_handled": (1, 1000, "handled tickets"),
     "noshow_recalls": (0, 20, "recalls"),
     "near_front_position": (0, 100, "places in line"),
+    "max_open_tickets": (1, 1000, "open tickets"),
 }
 # Desk settings stored in the database (``directory.set_setting``), every terminal the same.
 # (``inbound_team`` and ``reopen_days`` are set apart, once the seed's teams exist.)
@@ -112,6 +116,8 @@ SETTING_KEYS = (
     "estimate_min_handled",
     "noshow_recalls",
     "near_front_position",
+    "max_open_tickets",
+    "pull_any_order",
 )
 MAX_SEED_BYTES = 1024 * 1024  # the demo desk's seed is 11 KB
 MAX_SEED_DEPTH = 48  # a workflow's conditions nest at most 16 groups (two levels each)
@@ -208,6 +214,8 @@ def shape_problems(data: dict[str, Any], text: str) -> tuple[list[str], set[tupl
                                     f"to {high}, not {value!r}")  # fmt: skip
             elif not isinstance(value, DESK_KEYS[key]):
                 problems.append(f"[desk]: {key} must be a {DESK_KEYS[key].__name__}")
+            elif key == ANY_ORDER_SETTING and value not in ANY_ORDERS:
+                problems.append(f"[desk]: {key} must be one of {', '.join(ANY_ORDERS)}")
     for section, schema in SCHEMA.items():
         entries = data.get(section, [])
         if not isinstance(entries, list):

@@ -23,6 +23,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from cxdesk.errors import PermissionDenied, QueueEmpty
+from cxdesk.store.caps import CapReached
 from cxdesk.store.db import make_engine, read_session, transaction
 from cxdesk.store.directory import add_queue, add_team, add_user, ensure_builtin_statuses, get_user
 from cxdesk.store.models import Event, Ticket, User
@@ -35,6 +36,8 @@ TICKETS = 300
 READY_TIMEOUT_S = 60
 PULL_TIMEOUT_S = 120
 REPO_ROOT = Path(__file__).resolve().parents[1]
+ANY = "--any"
+"""What a worker is given for "pull from any of my teams"."""
 
 
 def _add_expert(session: Session, username: str, teams: list[str]) -> User:
@@ -62,12 +65,14 @@ def _seed_team(engine: Engine, *, ordering: str = "oldest") -> None:
 # -- many processes at the same instant --------------------------------------------------------
 
 
-def _start_workers(db_url: str, usernames: list[str]) -> dict[str, subprocess.Popen[str]]:
+def _start_workers(
+    db_url: str, usernames: list[str], queue: str
+) -> dict[str, subprocess.Popen[str]]:
     paths = [str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, paths)))
     return {
         username: subprocess.Popen(
-            [sys.executable, __file__, db_url, username],
+            [sys.executable, __file__, db_url, username, queue],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -86,9 +91,11 @@ def _fail(procs: dict[str, subprocess.Popen[str]], username: str, what: str) -> 
     pytest.fail(f"worker {username} {what} (exit {procs[username].returncode}):\n{err}")
 
 
-def _run_workers(db_url: str, usernames: list[str]) -> list[dict[str, Any]]:
-    """Start the workers, release them together, return each one's report (or fail the test)."""
-    procs = _start_workers(db_url, usernames)
+def run_workers(db_url: str, usernames: list[str], queue: str = TEAM) -> list[dict[str, Any]]:
+    """Start the workers (one per name: a name may come twice, one expert's two terminals),
+    release them together, return each one's report (or fail the test). ``queue`` is the
+    queue they pull from, or ``ANY`` for ``pull_any``."""
+    procs = _start_workers(db_url, usernames, queue)
     pipes = {name: (proc.stdin, proc.stdout) for name, proc in procs.items()}
     try:
         with ThreadPoolExecutor(len(procs)) as pool:
@@ -136,7 +143,7 @@ def test_concurrent_pulls_give_every_ticket_to_exactly_one_expert(
             ticket_ids.add(ticket.id)
     assert len(ticket_ids) == TICKETS
 
-    reports = _run_workers(db_url, usernames)
+    reports = run_workers(db_url, usernames)
 
     claims = Counter(ticket_id for report in reports for ticket_id in report["claimed"])
     doubles = {ticket_id: n for ticket_id, n in claims.items() if n > 1}
@@ -224,8 +231,10 @@ def test_pull_follows_priority_order_and_warns(engine: Engine) -> None:
 # -- the worker process ------------------------------------------------------------------------
 
 
-def _worker_main(db_url: str, username: str) -> None:
-    """Pull from queue 360 as ``username`` until it is empty; print the ids as one JSON line."""
+def _worker_main(db_url: str, terminal: str, queue: str) -> None:
+    """Pull from ``queue`` (``ANY``: any of my teams) as ``terminal``'s user until it is empty
+    or the user's cap is reached; print the ids as one JSON line."""
+    username = terminal.split("#")[0]
     engine = make_engine(db_url)
     with read_session(engine) as session:  # also opens the pooled connection before the start
         expert = get_user(session, username)
@@ -235,11 +244,14 @@ def _worker_main(db_url: str, username: str) -> None:
     claimed = []
     while True:
         try:
-            claimed.append(pull_next(engine, actor=expert, queue_name=TEAM).id)
-        except QueueEmpty:
+            claimed.append(
+                pull_next(engine, actor=expert, queue_name=None if queue == ANY else queue).id
+            )
+        except (QueueEmpty, CapReached):
             break
     engine.dispose()
-    print(json.dumps({"username": username, "user_id": expert.id, "claimed": claimed}), flush=True)
+    report = {"username": terminal, "user_id": expert.id, "claimed": claimed}
+    print(json.dumps(report), flush=True)
 
 
 if __name__ == "__main__":

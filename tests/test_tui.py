@@ -99,7 +99,7 @@ def stored_ticket(engine: Engine, key: str) -> tuple[Ticket, list[Comment]]:
 async def queues_loaded(app: CxDeskApp, pilot: Pilot[None]) -> None:
     await wait_until(pilot, lambda: isinstance(app.screen, QueuesScreen), "the queues screen")
     await wait_until(
-        pilot, lambda: app.screen.query_one("#queues", DataTable).row_count == 3, "the queues"
+        pilot, lambda: app.screen.query_one("#queues", DataTable).row_count == 4, "the queues"
     )
 
 

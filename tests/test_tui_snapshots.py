@@ -97,7 +97,7 @@ async def queues_shown(pilot: Pilot[Any]) -> None:
     await wait_until(
         pilot,
         lambda: (
-            app.screen.query_one("#queues", DataTable).row_count == 3
+            app.screen.query_one("#queues", DataTable).row_count == 4
             and app.screen.query_one("#mine", DataTable).row_count == 1
         ),
         "both tables",

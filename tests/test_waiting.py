@@ -274,7 +274,7 @@ def test_the_queues_screen_shows_the_next_customers_estimate(desk: Engine) -> No
         await log_in(app, pilot)
         await wait_until(pilot, lambda: isinstance(app.screen, QueuesScreen), "the queues")
         table = app.screen.query_one("#queues", DataTable)
-        await wait_until(pilot, lambda: table.row_count == 3, "the queues' rows")
+        await wait_until(pilot, lambda: table.row_count == 4, "4 rows")
         assert [str(cell) for cell in table.get_row("360")[3:]][::2] == ["3", "~12m"]
         assert str(table.get_row("Solo")[5]) == "unknown"
         open_ticket(desk, "One more")  # a fourth customer: the next one is fifth

@@ -166,7 +166,7 @@ def stamp() -> str:
 @outbox_app.command("list")
 def outbox_list(
     status: str | None = typer.Option(
-        None, "--status", help="pending, sent, failed, dead, stale, skipped or bounced."
+        None, "--status", help="pending, sent, failed, dead, stale, skipped, bounced or cancelled."
     ),
     limit: int = typer.Option(500, "--limit", min=1),
     as_json: bool = typer.Option(False, "--json"),

@@ -22,7 +22,7 @@ from cxdesk.cli.common import (
 )
 from cxdesk.engine.dispatch import auto_assign_and_dispatch
 from cxdesk.errors import DeskError
-from cxdesk.store import directory
+from cxdesk.store import caps, directory
 from cxdesk.store.db import read_session, transaction
 from cxdesk.store.models import PresenceState, QueueAssign, Role
 from cxdesk.store.presence import parse_state, presence_of, set_presence, state_words
@@ -88,6 +88,24 @@ def user_list(as_user: str | None = AS_OPTION) -> None:
             for u in directory.list_users(session)
         ]
     print_table("Users", ["username", "name", "role", "email", "phone", "teams"], rows)
+
+
+@user_app.command("update")
+def user_update(
+    username: str,
+    max_open: str = typer.Option(
+        ..., "--max-open", help="Open tickets before a pull is refused: N, none or default."
+    ),
+    as_user: str | None = ADMIN_AS_OPTION,
+) -> None:
+    """Change a user's cap on open tickets (``default``: the desk's max_open_tickets)."""
+    admin = proven_admin(as_user)
+    cap = caps.parse_max_open(max_open)
+    with transaction(desk_engine()) as session:
+        user = caps.set_user_cap(session, actor=setup_actor(session, admin), username=username,
+                                 cap=cap)  # fmt: skip
+        said = caps.describe_cap(cap, directory.get_setting(session, caps.CAP_SETTING))
+    console.print(f"{user.username}'s cap on open tickets: {said}.")
 
 
 @user_app.command("join")

@@ -22,8 +22,9 @@ from cxdesk.engine.dispatch import (
     pull_and_dispatch,
     unit_of_work,
 )
+from cxdesk.errors import DeskError
 from cxdesk.store import tickets as ops
-from cxdesk.store.db import read_session
+from cxdesk.store.db import read_session, transaction
 from cxdesk.store.escalation_steps import (
     SETTABLE_STEPS,
     escalation_timeline,
@@ -34,6 +35,7 @@ from cxdesk.store.models import OutboxMessage, Ticket
 from cxdesk.store.noshow import no_show
 from cxdesk.store.replies import reply_to_customer
 from cxdesk.store.surveys import submit_response
+from cxdesk.store.unpull import unpull
 from cxdesk.text import printable
 
 ticket_app = typer.Typer(
@@ -75,14 +77,22 @@ def checkin(
 
 
 @ticket_app.command("pull")
-def ticket_pull(queue: str, as_user: str | None = AS_OPTION) -> None:
-    """Take the next waiting ticket of a queue; prints its key."""
+def ticket_pull(
+    queue: str | None = typer.Argument(None, help="The queue (or --any)."),
+    any_team: bool = typer.Option(
+        False, "--any", help="The most urgent waiting ticket across all my teams' queues."
+    ),
+    as_user: str | None = AS_OPTION,
+) -> None:
+    """Take the next waiting ticket of a queue (or of any of my teams); prints its key."""
+    if (queue is None) == (not any_team):
+        raise DeskError("Name a queue or give --any (not both)")
     who = proven(as_user)
     engine = desk_engine()
     with read_session(engine) as session:  # outside the write transaction: pulls stay short
         actor = acting_user(session, who)
     try:
-        pulled = pull_and_dispatch(engine, actor=actor, queue_name=queue)
+        pulled = pull_and_dispatch(engine, actor=actor, queue_name=None if any_team else queue)
     except PulledButNotDispatched as warning:  # the ticket is the caller's all the same
         typer.echo(warning.pulled.key)
         typer.echo(str(warning), err=True)
@@ -101,6 +111,16 @@ def ticket_noshow(key: str, as_user: str | None = AS_OPTION) -> None:
         typer.echo(f"{done.key} resolved as no-show after {done.recalls} recall(s).")
     else:
         typer.echo(f"{done.key} back at the head of its queue (recall {done.recalls}).")
+
+
+@ticket_app.command("unpull")
+def ticket_unpull(key: str, as_user: str | None = AS_OPTION) -> None:
+    """Undo my pull of a ticket (within 15 s): back in its queue, its messages cancelled."""
+    who = proven(as_user)
+    engine = desk_engine()
+    with transaction(engine) as session:
+        done = unpull(session, actor=acting_user(session, who), key=key)
+    typer.echo(done.summary())
 
 
 @ticket_app.command("create")

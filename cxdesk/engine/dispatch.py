@@ -133,10 +133,11 @@ def dispatch_ticket_events(engine: Engine, ticket_id: int) -> int:
     return _dispatch_committed(engine, col(Event.ticket_id) == ticket_id)
 
 
-def pull_and_dispatch(engine: Engine, *, actor: User, queue_name: str) -> Pulled:
-    """An expert's pull as the desk runs it: the pull commits, then its events' workflows
-    run (the SMS and email naming the expert). A workflow failing does not undo the pull:
-    it is reported as one line and the worker's backlog pass tries the events again."""
+def pull_and_dispatch(engine: Engine, *, actor: User, queue_name: str | None) -> Pulled:
+    """An expert's pull as the desk runs it (``queue_name`` None: from any of their teams):
+    the pull commits, then its events' workflows run (the SMS and email naming the expert).
+    A workflow failing does not undo the pull: it is reported as one line and the worker's
+    backlog pass tries the events again."""
     pulled = pull_next(engine, actor=actor, queue_name=queue_name)
     try:
         dispatch_ticket_events(engine, pulled.id)

@@ -65,10 +65,11 @@ if TYPE_CHECKING:
     from cxdesk.engine.channels import DeliveryResult
 
 CHANNELS = ("email", "sms")
-STATUSES = ("pending", "sent", "failed", "dead", "stale", "skipped", "bounced")
+STATUSES = ("pending", "sent", "failed", "dead", "stale", "skipped", "bounced", "cancelled")
 """``skipped``: not sent, the number opted out of SMS after it was queued. ``bounced``: sent,
 then reported undelivered (``engine.inbound.hygiene.record_bounce``); final like ``sent``:
-never claimed, retried or set aside again."""
+never claimed, retried or set aside again. ``cancelled``: never sent, its pull was undone
+(``store.unpull``) before a deliverer started sending it; never claimed again."""
 MAX_ATTEMPTS = 6
 LEASE = timedelta(seconds=30)
 """How long a claim holds its rows without a renewal: a dead deliverer's rows wait this long."""

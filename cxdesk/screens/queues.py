@@ -4,17 +4,23 @@ next customer to join it (``store.waiting``), how many of its team are available
 
 Both tables are read again in a worker whenever the app's change watcher says the desk changed
 (within about a second of a colleague's pull or a new check-in, on any terminal); the waits are
-redrawn against the app's clock every half minute. ``n`` or Enter on a queue pulls its next
-ticket and opens it; Enter on one of my tickets opens it.
+redrawn against the app's clock every half minute. Only ``n`` pulls: on a queue, its next
+ticket; on the "Any of my teams" row at the top, the most urgent ticket across the expert's
+teams (``store.pull.pull_any``); the ticket opens with ``u`` to undo the pull for a few
+seconds. Enter on a queue opens its waiting list (``screens.waiting_list``, read-only), so an
+Enter pressed by mistake texts no customer; Enter on one of my tickets opens it. The cursor
+starts on the first queue, below the "Any" row.
 
 A volunteer sees the queues read-only (issue 15 item 8: to answer "how long?" at the desk):
-the counts and estimates, no pull, no ticket to open, no "my tickets" table.
+the counts and estimates, no pull, no waiting list, no ticket to open, no "my tickets" table.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
+from functools import partial
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -34,6 +40,9 @@ from cxdesk.text import printable
 from cxdesk.widgets.table import DeskTable
 
 OWN_TEAM_MARK = "●"
+ANY_ROW = "\x00any"
+"""Row key of "Any of my teams" (no queue name has a NUL: ``text_problem`` refuses it)."""
+ANY_LABEL = "Any of my teams"
 WAIT_REDRAW_SECONDS = 30.0
 MY_TICKETS_HINT = (
     "My open tickets. Waiting tickets live in the queues above: press n to pull the next one."
@@ -57,7 +66,7 @@ class QueuesScreen(DeskScreen):
     QueuesScreen #mine { height: 1fr; }
     QueuesScreen #mine-hint { color: $text-muted; margin-top: 1; }
     """
-    BINDINGS = [Binding("n", "pull", "Pull next"), Binding("enter", "pull", "Pull", show=False)]
+    BINDINGS = [Binding("n", "pull", "Pull next"), Binding("enter", "open_row", "Waiting list")]
 
     def __init__(self) -> None:
         super().__init__()
@@ -135,7 +144,8 @@ class QueuesScreen(DeskScreen):
         self.snapshot = snapshot
         now = self.now()
         queues: DataTable[str] = self.query_one("#queues", DataTable)
-        rows = [
+        first_fill = queues.row_count == 0
+        rows = [_any_row(snapshot, now)] + [
             (
                 OWN_TEAM_MARK if q.stats.team in snapshot.my_teams else "",
                 q.stats.name,
@@ -147,7 +157,9 @@ class QueuesScreen(DeskScreen):
             )
             for q in snapshot.queues
         ]
-        _replace_rows(queues, rows, [q.stats.name for q in snapshot.queues])
+        _replace_rows(queues, rows, [ANY_ROW, *(q.stats.name for q in snapshot.queues)])
+        if first_fill and queues.row_count > 1:
+            queues.move_cursor(row=1)  # the first queue: `n` pulls from it, as it always did
         mine: DataTable[str] = self.query_one("#mine", DataTable)
         ticket_rows = [
             (
@@ -168,25 +180,50 @@ class QueuesScreen(DeskScreen):
     def action_pull(self) -> None:
         if self.read_only:  # Enter on a row (RowSelected) comes here without a key check
             return
-        mine: DataTable[str] = self.query_one("#mine", DataTable)
-        if mine.has_focus and mine.row_count:
-            row_key, _ = mine.coordinate_to_cell_key(mine.cursor_coordinate)
-            if row_key.value:
-                self.desk.open_ticket(row_key.value)
+        if self._open_mine():
             return
         queue = self.highlighted_queue()
         if queue is None:
             self.notify("No queue to pull from", severity="warning")
             return
-        self.pull(queue)
+        self.pull(None if queue == ANY_ROW else queue)
+
+    def action_open_row(self) -> None:
+        """Enter: my ticket under the cursor opens; a queue's waiting list opens."""
+        if self.read_only:  # Enter on a row (RowSelected) comes here without a key check
+            return
+        if self._open_mine():
+            return
+        queue = self.highlighted_queue()
+        if queue is None:
+            return
+        if queue == ANY_ROW:
+            self.notify("n pulls the most urgent ticket of your teams; Enter on a queue shows "
+                        "its waiting list", markup=False)  # fmt: skip
+            return
+        from cxdesk.screens.waiting_list import WaitingListScreen
+
+        self.app.push_screen(WaitingListScreen(queue))
+
+    def _open_mine(self) -> bool:
+        """Open my ticket under the cursor when my tickets' table has the focus."""
+        mine: DataTable[str] = self.query_one("#mine", DataTable)
+        if not mine.has_focus:
+            return False
+        if mine.row_count:
+            row_key, _ = mine.coordinate_to_cell_key(mine.cursor_coordinate)
+            if row_key.value:
+                self.desk.open_ticket(row_key.value)
+        return True
 
     @on(DataTable.RowSelected)
     def _row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
-        self.action_pull()
+        self.action_open_row()
 
     @work(thread=True, exclusive=True, group="pull", exit_on_error=False)
-    def pull(self, queue: str) -> None:
+    def pull(self, queue: str | None) -> None:
+        """Pull from ``queue`` (None: any of my teams) and open the ticket, undoable a while."""
         try:
             key = pull_and_dispatch(self.engine, actor=self.user, queue_name=queue).key
         except PulledButNotDispatched as warning:  # the ticket is the expert's all the same
@@ -195,7 +232,21 @@ class QueuesScreen(DeskScreen):
         except DeskError as error:
             self.app.notify(printable(str(error)), severity="warning", markup=False)
             return
-        self.app.call_from_thread(self.desk.open_ticket, key)
+        self.app.call_from_thread(partial(self.desk.open_ticket, key, pulled_at=self.now()))
+
+
+def _any_row(snapshot: QueuesSnapshot, now: datetime) -> tuple[str, ...]:
+    """ "Any of my teams": what waits in my teams' queues (a team counted once)."""
+    teams = {q.stats.team: q.stats for q in snapshot.queues if q.stats.team in snapshot.my_teams}
+    oldest = [t.oldest_created for t in teams.values() if t.oldest_created is not None]
+    return (
+        OWN_TEAM_MARK if teams else "",
+        ANY_LABEL,
+        f"{len(teams)} team" if len(teams) == 1 else f"{len(teams)} teams",
+        str(sum(t.waiting for t in teams.values())),
+        format_wait(min(oldest), now) if oldest else "",
+        "",
+    )
 
 
 def _available(presence: dict[str, TeamPresence], team: str) -> str:

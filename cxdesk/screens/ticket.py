@@ -21,6 +21,7 @@ the Footer shows, the store decides: an action forced anyway is refused with one
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from cxdesk.engine.dispatch import unit_of_work
 from cxdesk.errors import DeskError
 from cxdesk.screens.base import shown_time
 from cxdesk.screens.ticket_noshow import TicketNoShowKey
+from cxdesk.screens.ticket_undo import UndoPullKeys
 from cxdesk.screens.ticket_view import (
     CUSTOMER_FIELDS,
     FIELDS,
@@ -68,7 +70,7 @@ REQUESTER_ACTIONS = ("close_ticket", "feedback")
 TABS = ("tab-conversation", "tab-history", "tab-log")
 
 
-class TicketScreen(TicketNoShowKey):
+class TicketScreen(UndoPullKeys, TicketNoShowKey):
     DEFAULT_CSS = """
     TicketScreen #ticket-body { height: 1fr; padding: 0 1; }
     TicketScreen #ticket-title { text-style: bold; margin-bottom: 1; }
@@ -80,9 +82,11 @@ class TicketScreen(TicketNoShowKey):
     TicketScreen DataTable { height: auto; max-height: 20; }
     TicketScreen #escalation { height: auto; margin-top: 1; }
     TicketScreen #requester-note { margin-top: 1; color: $warning; text-style: bold; }
+    TicketScreen #undo-note { color: $warning; text-style: bold; }
     """
     BINDINGS = [
         Binding("escape", "back", "Back"),
+        Binding("u", "undo_pull", "Undo pull"),  # only for a while after the pull
         # First in the Footer, so an 80-column terminal shows them too.
         Binding("m", "message_customer", "Message customer"),
         Binding("c", "comment", "Internal note"),
@@ -101,9 +105,10 @@ class TicketScreen(TicketNoShowKey):
         Binding("l", "switch_tab", "Next tab", show=False),
     ]
 
-    def __init__(self, key: str) -> None:
+    def __init__(self, key: str, *, pulled_at: datetime | None = None) -> None:
         super().__init__()
         self.key = key
+        self.pulled_at = pulled_at
         self.view: TicketView | None = None
         """The ticket as last read; None until the first read finishes."""
 
@@ -111,6 +116,7 @@ class TicketScreen(TicketNoShowKey):
         yield Header()
         with VerticalScroll(id="ticket-body"):
             yield Label(f"{self.key}  (loading…)", id="ticket-title", markup=False)
+            yield Static("", id="undo-note", markup=False)
             with Horizontal(id="columns"):
                 with Vertical():
                     yield Label("Ticket", classes="section")
@@ -143,6 +149,7 @@ class TicketScreen(TicketNoShowKey):
     def on_mount(self) -> None:
         self.query_one("#escalation").display = False
         self.query_one("#requester-note").display = False
+        self.start_undo_window()
         self.load()
 
     def _viewer_id(self) -> int | None:
@@ -152,6 +159,8 @@ class TicketScreen(TicketNoShowKey):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """The escalation and requester keys only when they apply; the rest always."""
         view = self.view
+        if action == "undo_pull":
+            return self.undo_open()
         if action == "escalation_step":
             return view is not None and view.record["status"] == "escalated"
         if action == "save_attachment":

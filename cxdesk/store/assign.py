@@ -4,8 +4,9 @@ out its waiting tickets itself, instead of waiting for an expert to pull.
 Its next ticket (the queue's order, ``pull.queue_order``: what a pull would take) goes to the
 available member of its team (``store.presence``) with the fewest open tickets, the one idle
 longest on a tie (idle since the later of: becoming available, the last change to a ticket of
-theirs), never to an expert who is away or on a break, nor to one already at the desk setting
-``max_open_tickets`` (no setting: no cap). Nobody free: the ticket waits.
+theirs), never to an expert who is away or on a break, nor to one already at their cap (their
+own, else the desk setting ``max_open_tickets``: ``store.caps``; none: no cap). Nobody free:
+the ticket waits.
 
 The assignment is the pull's own write: the UPDATE sets ``ticket.pulled_from``, so the
 database trigger ``ticket_pulled`` logs ``ticket.assigned_from_queue`` (actor: the expert) and
@@ -30,6 +31,7 @@ from sqlalchemy import Engine, case, func, text, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
+from cxdesk.store.caps import CAP_SETTING, effective_cap
 from cxdesk.store.db import read_session, transaction
 from cxdesk.store.directory import get_setting
 from cxdesk.store.models import (
@@ -47,7 +49,6 @@ from cxdesk.store.presence import available_members
 from cxdesk.store.pull import WAITING, queue_order
 from cxdesk.store.tickets import _aware as aware
 
-CAP_SETTING = "max_open_tickets"
 ASSIGN_LOCK_KEY = 0x63786173
 """PostgreSQL advisory lock taken by every assignment transaction (``cxas``)."""
 MAX_PER_PASS = 200
@@ -64,13 +65,6 @@ class Assigned:
     username: str
 
 
-def open_cap(session: Session) -> int | None:
-    """The desk setting ``max_open_tickets``: most open tickets an expert is given; None: no
-    cap (the setting unset or not a whole number)."""
-    value = get_setting(session, CAP_SETTING).strip()
-    return int(value) if value.isascii() and value.isdigit() else None
-
-
 def _owned(*where: Any) -> Any:
     return (
         sa_select(func.count(col(Ticket.id)))
@@ -82,10 +76,11 @@ def _owned(*where: Any) -> Any:
 
 
 def pick_expert(
-    session: Session, team_id: int, *, now: datetime, cap: int | None
+    session: Session, team_id: int, *, now: datetime, desk_cap: str | None
 ) -> tuple[int, str] | None:
     """The team's available member with the fewest open tickets (idle longest on a tie,
-    then the lowest id) under ``cap``: (user id, username), or None when nobody is free."""
+    then the lowest id) under their cap (``store.caps``: their own, else ``desk_cap``, the
+    desk's ``max_open_tickets``): (user id, username), or None when nobody is free."""
     open_count = _owned(col(Status.category) == StatusCategory.open)
     last_work = (
         sa_select(func.max(col(Ticket.updated_at)))
@@ -94,12 +89,20 @@ def pick_expert(
         .scalar_subquery()
     )
     rows = session.execute(
-        sa_select(col(User.id), col(User.username), open_count, last_work, col(Presence.since))
+        sa_select(
+            col(User.id),
+            col(User.username),
+            col(User.max_open_tickets),
+            open_count,
+            last_work,
+            col(Presence.since),
+        )
         .join(Presence, col(Presence.user_id) == col(User.id))
         .where(col(User.id).in_(available_members(session, team_id, now=now)))
     ).all()
     ranked = []
-    for user_id, username, count, worked, since in rows:
+    for user_id, username, own_cap, count, worked, since in rows:
+        cap = effective_cap(own_cap, desk_cap)
         if cap is not None and count >= cap:
             continue
         became = aware(since)
@@ -142,7 +145,7 @@ def assign_one(engine: Engine, *, now: datetime | None = None) -> tuple[Assigned
         if session.get_bind().dialect.name == "postgresql":
             session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ASSIGN_LOCK_KEY})
         at = now or utcnow()
-        cap = open_cap(session)
+        cap = get_setting(session, CAP_SETTING)
         queues = session.exec(
             select(Queue).where(Queue.assign == QueueAssign.auto).order_by(col(Queue.id))
         ).all()
@@ -154,7 +157,7 @@ def assign_one(engine: Engine, *, now: datetime | None = None) -> tuple[Assigned
             ).scalar_one_or_none()
             if ticket_id is None:
                 continue
-            expert = pick_expert(session, queue.team_id, now=at, cap=cap)
+            expert = pick_expert(session, queue.team_id, now=at, desk_cap=cap)
             if expert is None:
                 continue
             key = _give(session, ticket_id, expert[0], queue.name, at)

@@ -28,6 +28,7 @@ KINDS = (
     "ticket.escalation_step",
     "ticket.estimate",
     "ticket.feedback",
+    "ticket.pull_undone",  # the puller put it back in its queue within the window (store.unpull)
     "message.queued",
     "message.sent",
     "message.retry",

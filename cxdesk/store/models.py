@@ -155,6 +155,9 @@ class User(SQLModel, table=True):
     password_hash: str = Field(max_length=200)
     active: bool = True
     created_at: datetime = Field(default_factory=utcnow)
+    max_open_tickets: int | None = None
+    """How many open tickets this expert may hold before a pull is refused (``store.caps``):
+    None follows the desk's ``max_open_tickets`` setting; 0 is no cap for this user."""
 
 
 class Team(SQLModel, table=True):

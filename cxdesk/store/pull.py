@@ -17,6 +17,20 @@ RETURNING id, key`` run straight on the pooled driver connection, committed on i
 The queue's team and ordering are read once per driver connection and remembered there;
 the claim's ``EXISTS`` re-checks them on every pull, and a miss reads them again.
 
+A pull from **any of the caller's teams** (``pull_any``) is the same statement over every
+team the caller is on that has a queue: priority then the longest wait, or the longest wait
+(desk setting ``pull_any_order``: ``store.caps``); its ``pulled_from`` is the queue the ticket
+waits in (its team's first queue, as ``store.waiting`` places it), so its log and its
+customer's messages are a queue pull's.
+
+A **cap** (``store.caps``) is a condition of the claim: the caller's open tickets, counted in
+the same statement, below it. SQLite: the statement holds the write lock from its start, so
+two pulls of one expert are one after the other and the second counts the first's ticket.
+PostgreSQL: a statement counts in the snapshot it started with, so a capped pull is a short
+transaction that first locks the caller's ``user`` row (``FOR UPDATE``), then claims: a
+second pull of the same expert waits on that lock and its claim, a new statement, counts the
+first's committed ticket. An uncapped pull stays one statement.
+
 The events' workflows (the SMS and email naming the expert) run after the pull commits:
 ``engine.dispatch.pull_and_dispatch``; an event whose dispatch was missed (a crash in
 between) is picked up by the worker's backlog pass.
@@ -26,23 +40,30 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from enum import Enum
 from functools import cache
-from typing import Any, cast
+from typing import Any
 
 from psycopg.pq import TransactionStatus
 from sqlalchemy import Connection, Dialect, Engine, bindparam, case, func, update
 from sqlalchemy import exists as sa_exists
 from sqlalchemy import select as sa_select
-from sqlalchemy.sql import ClauseElement
-from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.orm import aliased
 from sqlmodel import col
 
 from cxdesk.errors import DeskError, PermissionDenied, QueueEmpty
-from cxdesk.store.db import driver_error
+from cxdesk.store.caps import (
+    ANY_ORDER_SETTING,
+    CAP_SETTING,
+    CapReached,
+    cap_message,
+    effective_cap,
+    wait_first,
+)
 from cxdesk.store.directory import no_queue
+from cxdesk.store.driver_sql import Compiled, run_sql
 from cxdesk.store.models import (
     PRIORITY_RANK,
+    DeskSetting,
     Membership,
     Queue,
     QueueOrder,
@@ -109,68 +130,108 @@ def queue_order(by_priority: bool) -> list[Any]:
     ]
 
 
-def _claim(by_priority: bool, postgres: bool) -> Any:
-    """The pull: claim the queue's next waiting ticket for the caller, if the caller is on
-    its team and the queue is still (name, team, ordering) as read."""
-    candidate = WAITING.where(
-        _caller_on(bindparam("team")),
-        sa_exists().where(
-            col(Queue.name) == bindparam("queue"),
-            col(Queue.team_id) == bindparam("team"),
-            col(Queue.ordering) == bindparam("ordering"),
+_HELD = aliased(Ticket, name="held")
+_OPEN_HELD = (
+    sa_select(func.count())
+    .select_from(_HELD)
+    .join(Status, col(Status.name) == col(_HELD.status))
+    .where(col(_HELD.owner_id) == bindparam("user"), col(Status.category) == StatusCategory.open)
+)
+"""How many open tickets the caller (bind ``user``) holds."""
+
+
+def _setting(name: str) -> Any:
+    return sa_select(col(DeskSetting.value)).where(col(DeskSetting.name) == name).scalar_subquery()
+
+
+# What every pull reads first: the caller's name and cap, the desk's cap and any-pull order.
+_CALLER = sa_select(
+    col(User.username),
+    col(User.max_open_tickets),
+    _setting(CAP_SETTING),
+    _setting(ANY_ORDER_SETTING),
+).where(col(User.id) == bindparam("user"))
+_LOCK_CALLER = sa_select(col(User.id)).where(col(User.id) == bindparam("user")).with_for_update()
+_ANY_WAITING = (
+    sa_select(col(Ticket.id))
+    .join(Status, col(Status.name) == col(Ticket.status))
+    .where(
+        col(Ticket.team_id).in_(
+            sa_select(col(Membership.team_id)).where(col(Membership.user_id) == bindparam("user"))
         ),
+        col(Ticket.owner_id).is_(None),
+        col(Status.category) == StatusCategory.open,
+        sa_exists().where(col(Queue.team_id) == col(Ticket.team_id)),
     )
+)
+"""The tickets a pull from any of the caller's teams may take: waiting in a team of theirs
+that has a queue."""
+_COUNT_ANY_WAITING = sa_select(func.count()).select_from(_ANY_WAITING.subquery())
+_COUNT_MY_QUEUES = sa_select(func.count()).where(
+    col(Membership.user_id) == bindparam("user"),
+    sa_exists().where(col(Queue.team_id) == col(Membership.team_id)),
+)
+"""How many of the caller's teams have a queue (none: an any-pull is refused, not empty)."""
+_TICKET_QUEUE = (
+    sa_select(col(Queue.name))
+    .where(col(Queue.team_id) == col(Ticket.team_id))
+    .order_by(col(Queue.id))
+    .limit(1)
+    .scalar_subquery()
+)
+"""The queue a ticket waits in (its team's first: ``waiting.ticket_queue``)."""
+
+
+def _claim(by_priority: bool, postgres: bool, *, any_team: bool, capped: bool) -> Any:
+    """The pull: claim the next waiting ticket for the caller, of a queue if the caller is on
+    its team and the queue is still (name, team, ordering) as read, or (``any_team``) of any
+    of the caller's teams; ``capped``: only while the caller holds fewer than bind ``cap``."""
+    if any_team:
+        candidate = _ANY_WAITING
+    else:
+        candidate = WAITING.where(
+            _caller_on(bindparam("team")),
+            sa_exists().where(
+                col(Queue.name) == bindparam("queue"),
+                col(Queue.team_id) == bindparam("team"),
+                col(Queue.ordering) == bindparam("ordering"),
+            ),
+        )
     candidate = candidate.order_by(*queue_order(by_priority)).limit(1)
     if postgres:
         candidate = candidate.with_for_update(skip_locked=True, of=Ticket)
+    conditions = [col(Ticket.id) == candidate.scalar_subquery(), col(Ticket.owner_id).is_(None)]
+    if capped:
+        conditions.append(_OPEN_HELD.scalar_subquery() < bindparam("cap"))
     return (
         update(Ticket)
-        .where(col(Ticket.id) == candidate.scalar_subquery(), col(Ticket.owner_id).is_(None))
+        .where(*conditions)
         .values(
             owner_id=bindparam("user"),
             status=case((col(Ticket.status) == "new", "open"), else_=col(Ticket.status)),
             updated_at=bindparam("now"),
-            pulled_from=bindparam("queue"),  # fires the trigger that logs the pull
+            # fires the trigger that logs the pull
+            pulled_from=_TICKET_QUEUE if any_team else bindparam("queue"),
         )
-        .returning(col(Ticket.id), col(Ticket.key))
+        .returning(col(Ticket.id), col(Ticket.key), col(Ticket.pulled_from))
     )
 
 
-@dataclass(frozen=True)
-class _Compiled:
-    """A Core statement compiled once for one dialect, run straight on a driver cursor."""
-
-    sql: str
-    fixed: dict[str, Any]
-    order: tuple[str, ...] | None
-    """Bind names in order, for a positional paramstyle (SQLite's ``?``); else None."""
-    operational_error: type[Exception]
-    """The driver's OperationalError (locked, read-only, server gone): a clear line."""
-
-    @classmethod
-    def of(cls, statement: ClauseElement, dialect: Dialect) -> _Compiled:
-        compiled = cast(SQLCompiler, statement.compile(dialect=dialect))
-        # The statement's literals, once; the binds without a value are each call's.
-        given = {name: None for name, bind in compiled.binds.items() if bind.required}
-        fixed = {
-            name: value.value if isinstance(value, Enum) else value
-            for name, value in (compiled.construct_params(given) or {}).items()
-        }
-        order = tuple(compiled.positiontup or ()) if compiled.positional else None
-        return cls(compiled.string, fixed, order, dialect.loaded_dbapi.OperationalError)
-
-    def run(self, cursor: Any, **values: Any) -> list[Any]:
-        params = {**self.fixed, **values}
-        cursor.execute(self.sql, tuple(params[n] for n in self.order) if self.order else params)
-        return list(cursor.fetchall())
+_ClaimKey = tuple[bool, bool, bool]
+"""(any team, by priority, capped)"""
 
 
 @dataclass(frozen=True)
 class _Statements:
-    scope: _Compiled
-    count_waiting: _Compiled
-    claim: dict[bool, _Compiled]
-    """by priority -> the claim"""
+    postgres: bool
+    scope: Compiled
+    caller: Compiled
+    lock_caller: Compiled
+    open_held: Compiled
+    count_waiting: Compiled
+    count_any_waiting: Compiled
+    count_my_queues: Compiled
+    claim: dict[_ClaimKey, Compiled]
     now: Any
     """The dialect's conversion of a datetime parameter (SQLite stores text)."""
 
@@ -179,10 +240,22 @@ class _Statements:
 def _statements(dialect: Dialect) -> _Statements:
     postgres = dialect.name == "postgresql"
     processor = Ticket.__table__.c.updated_at.type.dialect_impl(dialect).bind_processor(dialect)  # type: ignore[attr-defined]
+    both = (False, True)
     return _Statements(
-        scope=_Compiled.of(_SCOPE, dialect),
-        count_waiting=_Compiled.of(_COUNT_WAITING, dialect),
-        claim={p: _Compiled.of(_claim(p, postgres), dialect) for p in (False, True)},
+        postgres=postgres,
+        scope=Compiled.of(_SCOPE, dialect),
+        caller=Compiled.of(_CALLER, dialect),
+        lock_caller=Compiled.of(_LOCK_CALLER, dialect),
+        open_held=Compiled.of(_OPEN_HELD, dialect),
+        count_waiting=Compiled.of(_COUNT_WAITING, dialect),
+        count_any_waiting=Compiled.of(_COUNT_ANY_WAITING, dialect),
+        count_my_queues=Compiled.of(_COUNT_MY_QUEUES, dialect),
+        claim={
+            (a, p, c): Compiled.of(_claim(p, postgres, any_team=a, capped=c), dialect)
+            for a in both
+            for p in both
+            for c in both
+        },
         now=processor or (lambda value: value),
     )
 
@@ -194,6 +267,7 @@ class Pulled:
     id: int
     key: str
     queue: str
+    """The queue it was pulled from (for a pull from any team: the queue it waited in)."""
 
 
 @dataclass(frozen=True)
@@ -203,11 +277,23 @@ class _Scope:
     team_id: int
 
 
-def pull_next(bind: Engine | Connection, *, actor: User, queue_name: str) -> Pulled:
-    """Give ``actor`` the next unowned, unresolved ticket of the queue's team, and commit.
+@dataclass(frozen=True)
+class _Caller:
+    """What a pull reads of its caller and the desk first, every pull (caps change)."""
+
+    username: str
+    cap: int | None
+    wait_first: bool
+    """A pull from any team takes the longest wait first (desk ``pull_any_order = wait``)."""
+
+
+def pull_next(bind: Engine | Connection, *, actor: User, queue_name: str | None) -> Pulled:
+    """Give ``actor`` the next unowned, unresolved ticket of the queue's team, and commit;
+    ``queue_name`` None: the most urgent of any of the caller's teams (``pull_any``).
 
     Oldest first, or priority then oldest for a priority queue. Refused (nothing changed)
-    for an unknown queue or a caller not on its team; ``QueueEmpty`` when nothing waits.
+    for an unknown queue, a caller not on its team, or a caller at their cap (``CapReached``);
+    ``QueueEmpty`` when nothing waits.
     ``bind`` is the engine (the pull takes a pooled connection) or a Connection that is not
     in a transaction (a loop of pulls then skips the pool's checkout and its ping).
     """
@@ -220,9 +306,16 @@ def pull_next(bind: Engine | Connection, *, actor: User, queue_name: str) -> Pul
         raw.close()
 
 
-def _pull(raw: Any, dialect: Dialect, actor: User, queue_name: str) -> Pulled:
-    if dialect.name != "postgresql":  # sqlite3 as cxdesk opens it: each statement autocommits
-        return _pull_on(raw, _statements(dialect), actor, queue_name)
+def pull_any(bind: Engine | Connection, *, actor: User) -> Pulled:
+    """Give ``actor`` the most urgent waiting ticket across their teams' queues: priority,
+    then the longest wait (or the longest wait: desk ``pull_any_order = wait``)."""
+    return pull_next(bind, actor=actor, queue_name=None)
+
+
+def _pull(raw: Any, dialect: Dialect, actor: User, queue_name: str | None) -> Pulled:
+    statements = _statements(dialect)
+    if not statements.postgres:  # sqlite3 as cxdesk opens it: each statement autocommits
+        return _pull_on(raw, statements, actor, queue_name)
     # psycopg opens a transaction before a statement (a round trip to the server, and
     # another for COMMIT): one statement is its own transaction in autocommit mode.
     driver = raw.driver_connection
@@ -230,59 +323,97 @@ def _pull(raw: Any, dialect: Dialect, actor: User, queue_name: str) -> Pulled:
         raw.rollback()  # the pool's ping (SELECT 1) left its transaction open; nothing else
     driver.autocommit = True
     try:
-        return _pull_on(raw, _statements(dialect), actor, queue_name)
+        return _pull_on(raw, statements, actor, queue_name)
     finally:
         driver.autocommit = False
 
 
-def _pull_on(raw: Any, statements: _Statements, actor: User, queue_name: str) -> Pulled:
+def _pull_on(raw: Any, statements: _Statements, actor: User, queue_name: str | None) -> Pulled:
     scopes: dict[str, _Scope] = raw.info.setdefault(_SCOPE_CACHE, {})
     cursor = raw.cursor()
     try:
-        scope = scopes.get(queue_name)
+        caller = _read_caller(raw, cursor, statements, actor)
+        scope = scopes.get(queue_name) if queue_name is not None else None
         for _attempt in range(_PULL_RETRIES):
-            if scope is None:
+            if queue_name is not None and scope is None:
                 scope = scopes[queue_name] = _read_scope(raw, cursor, statements, actor, queue_name)
-            rows = _run(raw, cursor, statements.claim[scope.ordering == QueueOrder.priority],
-                        user=actor.id, team=scope.team_id, queue=scope.queue,
-                        ordering=scope.ordering, now=statements.now(utcnow()))  # fmt: skip
+            rows = _claim_rows(raw, cursor, statements, actor, caller, scope)
             if rows:
-                ticket_id, key = rows[0]
-                return Pulled(id=ticket_id, key=key, queue=scope.queue)
-            # Nothing claimed: the caller left the team, the queue changed, nothing waits, or
-            # (PostgreSQL) every waiting ticket is locked by another puller this instant.
-            fresh = _read_scope(raw, cursor, statements, actor, queue_name)
-            if fresh != scope:
-                scope = scopes[queue_name] = fresh
-                continue
-            if not _run(raw, cursor, statements.count_waiting, team=scope.team_id)[0][0]:
+                ticket_id, key, queue = rows[0]
+                return Pulled(id=ticket_id, key=key, queue=queue)
+            # Nothing claimed: the caller left the team, the queue changed, the caller is at
+            # their cap, nothing waits, or (PostgreSQL) every waiting ticket is locked by
+            # another puller this instant.
+            if queue_name is not None and scope is not None:
+                fresh = _read_scope(raw, cursor, statements, actor, queue_name)
+                if fresh != scope:
+                    scope = scopes[queue_name] = fresh
+                    continue
+            if caller.cap is not None:
+                held = run_sql(raw, cursor, statements.open_held, user=actor.id)[0][0]
+                if held >= caller.cap:
+                    raise CapReached(cap_message(caller.username, held, caller.cap))
+            if scope is None:
+                if not run_sql(raw, cursor, statements.count_any_waiting, user=actor.id)[0][0]:
+                    if not run_sql(raw, cursor, statements.count_my_queues, user=actor.id)[0][0]:
+                        raise PermissionDenied("You are not on a team that has a queue")
+                    raise QueueEmpty("No tickets waiting in your teams' queues")
+            elif not run_sql(raw, cursor, statements.count_waiting, team=scope.team_id)[0][0]:
                 raise QueueEmpty(f"No tickets waiting in {scope.queue}")
             time.sleep(_RETRY_SLEEP_S)
-        raise DeskError(f"Queue {queue_name} is busy; try again")
+        raise DeskError(f"Queue {queue_name} is busy; try again" if queue_name is not None
+                        else "Your teams' queues are busy; try again")  # fmt: skip
     finally:
         cursor.close()
+
+
+def _claim_rows(
+    raw: Any,
+    cursor: Any,
+    statements: _Statements,
+    actor: User,
+    caller: _Caller,
+    scope: _Scope | None,
+) -> list[Any]:
+    """Run the claim that fits (queue or any team, order, cap): its rows (none: nothing)."""
+    values: dict[str, Any] = {"user": actor.id, "now": statements.now(utcnow())}
+    if scope is None:
+        by_priority = not caller.wait_first
+    else:
+        by_priority = scope.ordering == QueueOrder.priority
+        values.update(team=scope.team_id, queue=scope.queue, ordering=scope.ordering)
+    capped = caller.cap is not None
+    claim = statements.claim[(scope is None, by_priority, capped)]
+    if not capped:
+        return run_sql(raw, cursor, claim, **values)
+    values["cap"] = caller.cap
+    if not statements.postgres:  # one statement, under the write lock from its start
+        return run_sql(raw, cursor, claim, **values)
+    # The caller's row lock orders their own pulls; the claim, a new statement, then counts
+    # what the pull before it committed.
+    driver = raw.driver_connection
+    driver.autocommit = False
+    try:
+        return run_sql(raw, cursor, statements.lock_caller, claim, **values)
+    finally:
+        driver.autocommit = True
+
+
+def _read_caller(raw: Any, cursor: Any, statements: _Statements, actor: User) -> _Caller:
+    rows = run_sql(raw, cursor, statements.caller, user=actor.id)
+    if not rows:
+        raise PermissionDenied(f"No user {actor.username!r} on this desk")
+    username, user_cap, desk_cap_text, any_order = rows[0]
+    return _Caller(username, effective_cap(user_cap, desk_cap_text), wait_first(any_order))
 
 
 def _read_scope(
     raw: Any, cursor: Any, statements: _Statements, actor: User, queue_name: str
 ) -> _Scope:
-    rows = _run(raw, cursor, statements.scope, user=actor.id, queue=queue_name)
+    rows = run_sql(raw, cursor, statements.scope, user=actor.id, queue=queue_name)
     if not rows:
         raise no_queue(queue_name)
     queue, ordering, team_id, team_name, member = rows[0]
     if not member:
         raise PermissionDenied(f"You are not on team {team_name}")
     return _Scope(queue=queue, ordering=ordering, team_id=team_id)
-
-
-def _run(raw: Any, cursor: Any, statement: _Compiled, **values: Any) -> list[Any]:
-    """One statement in a transaction of its own; a driver failure becomes one clear line."""
-    try:
-        rows = statement.run(cursor, **values)
-        raw.commit()
-    except BaseException as exc:
-        raw.rollback()
-        if isinstance(exc, statement.operational_error):
-            raise driver_error(exc) from exc
-        raise
-    return rows

@@ -1,0 +1,108 @@
+"""A queue's waiting list, read-only: who waits, in the order its pulls take them, with each
+one's position and estimated wait (``store.waiting.queue_waiting``).
+
+Opened by Enter on a queue of the queues screen (Escape goes back). Read in a worker when it
+opens and whenever the app's change watcher says the desk changed; ``n`` pulls the queue's
+next ticket, as on the queues screen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel import Session, col, select
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable, Footer, Header, Label
+
+from cxdesk.screens.base import DeskScreen
+from cxdesk.store.models import Ticket
+from cxdesk.store.tickets import format_wait
+from cxdesk.store.waiting import queue_waiting, wait_short
+from cxdesk.text import printable
+from cxdesk.widgets.table import DeskTable
+
+
+@dataclass(frozen=True)
+class WaitingRow:
+    position: int
+    key: str
+    title: str
+    priority: str
+    created_at: datetime
+    wait_minutes: float | None
+
+
+def read_waiting_list(session: Session, queue: str) -> list[WaitingRow]:
+    """The queue's waiting tickets in pull order, with their titles: two statements."""
+    waiting = queue_waiting(session, queue)
+    ids = [w.ticket_id for w in waiting]
+    tickets = {t.id: t for t in session.exec(select(Ticket).where(col(Ticket.id).in_(ids))).all()}
+    return [
+        WaitingRow(
+            w.position,
+            w.key,
+            tickets[w.ticket_id].title,
+            tickets[w.ticket_id].priority,
+            tickets[w.ticket_id].created_at,
+            w.wait_minutes,
+        )  # fmt: skip
+        for w in waiting
+        if w.ticket_id in tickets
+    ]
+
+
+class WaitingListScreen(DeskScreen):
+    DEFAULT_CSS = """
+    WaitingListScreen #waiting { height: 1fr; }
+    """
+    BINDINGS = [Binding("escape", "back", "Back"), Binding("n", "pull", "Pull next")]
+
+    def __init__(self, queue: str) -> None:
+        super().__init__()
+        self.queue = queue
+        self.rows: list[WaitingRow] | None = None
+        """The list as last read; None until the first read finishes."""
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Label(printable(f"Waiting in {self.queue} (loading…)", lines=False),
+                    id="waiting-title", markup=False)  # fmt: skip
+        table: DataTable[str] = DeskTable(id="waiting", cursor_type="row")
+        table.add_columns("#", "Key", "Title", "Priority", "Waiting", "Estimate")
+        yield table
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#waiting", DataTable).focus()
+        self.reload()
+
+    def reload(self) -> None:
+        queue = self.queue
+        self.read_then(lambda session: read_waiting_list(session, queue), self._show)
+
+    def _show(self, rows: list[WaitingRow]) -> None:
+        self.rows = rows
+        now = self.now()
+        title = f"Waiting in {self.queue}: {len(rows)}" if rows else f"Nobody waits in {self.queue}"
+        self.query_one("#waiting-title", Label).update(printable(title, lines=False))
+        table: DataTable[str] = self.query_one("#waiting", DataTable)
+        cursor = table.cursor_row
+        table.clear()
+        for row in rows:
+            table.add_row(str(row.position), row.key, printable(row.title, lines=False),
+                          row.priority, format_wait(row.created_at, now),
+                          wait_short(row.wait_minutes), key=row.key)  # fmt: skip
+        if table.row_count:
+            table.move_cursor(row=min(cursor, table.row_count - 1))
+
+    def action_back(self) -> None:
+        self.dismiss()
+
+    def action_pull(self) -> None:
+        from cxdesk.screens.queues import QueuesScreen
+
+        below = self.app.screen_stack[-2] if len(self.app.screen_stack) > 1 else None
+        if isinstance(below, QueuesScreen):
+            below.pull(self.queue)

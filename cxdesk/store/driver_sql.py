@@ -1,0 +1,60 @@
+"""Statements run straight on a pooled driver connection: compiled once per dialect, then each
+call is a cursor ``execute`` with its values, no SQLAlchemy on the way (the pull's hot path,
+``store.pull``: building and compiling the Core statement cost more than running it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, cast
+
+from sqlalchemy import Dialect
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
+
+from cxdesk.store.db import driver_error
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """A Core statement compiled once for one dialect, run straight on a driver cursor."""
+
+    sql: str
+    fixed: dict[str, Any]
+    order: tuple[str, ...] | None
+    """Bind names in order, for a positional paramstyle (SQLite's ``?``); else None."""
+    operational_error: type[Exception]
+    """The driver's OperationalError (locked, read-only, server gone): a clear line."""
+
+    @classmethod
+    def of(cls, statement: ClauseElement, dialect: Dialect) -> Compiled:
+        compiled = cast(SQLCompiler, statement.compile(dialect=dialect))
+        # The statement's literals, once; the binds without a value are each call's.
+        given = {name: None for name, bind in compiled.binds.items() if bind.required}
+        fixed = {
+            name: value.value if isinstance(value, Enum) else value
+            for name, value in (compiled.construct_params(given) or {}).items()
+        }
+        order = tuple(compiled.positiontup or ()) if compiled.positional else None
+        return cls(compiled.string, fixed, order, dialect.loaded_dbapi.OperationalError)
+
+    def run(self, cursor: Any, **values: Any) -> list[Any]:
+        params = {**self.fixed, **values}
+        cursor.execute(self.sql, tuple(params[n] for n in self.order) if self.order else params)
+        return list(cursor.fetchall())
+
+
+def run_sql(raw: Any, cursor: Any, *statements: Compiled, **values: Any) -> list[Any]:
+    """Statements in one transaction (the last one's rows); a driver failure becomes one
+    clear line."""
+    rows: list[Any] = []
+    try:
+        for statement in statements:
+            rows = statement.run(cursor, **values)
+        raw.commit()
+    except BaseException as exc:
+        raw.rollback()
+        if isinstance(exc, statements[0].operational_error):
+            raise driver_error(exc) from exc
+        raise
+    return rows
