@@ -17,6 +17,7 @@ from cxdesk.screens.ticket import TicketScreen
 from cxdesk.screens.waiting_list import WaitingListScreen
 from cxdesk.store import tickets as ops
 from cxdesk.store.db import transaction
+from cxdesk.widgets.confirm_dialog import ConfirmDialog
 from tests.desk import build_small_desk
 from tests.test_tui import check_in, queues_loaded, run, stored_ticket
 from tests.tui_helpers import log_in, notified, wait_until
@@ -111,3 +112,30 @@ def test_the_undo_key_goes_when_the_window_closes(engine: Engine) -> None:
         assert stored_ticket(engine, key)[0].owner_id is not None
 
     run(engine, "omar", script, clock=lambda: now[0])
+
+
+def test_the_undo_key_goes_once_the_ticket_is_no_longer_mine(engine: Engine) -> None:
+    """A no-show within the window hands the ticket back: nothing of mine is left to undo."""
+    build_small_desk(engine)
+    with transaction(engine) as s:
+        draft = ops.TicketDraft(title="Ada needs help", team="360", customer_phone="+14155552671")
+        key = ops.create_ticket(s, actor=None, draft=draft).key
+    frozen = utc_now()  # the window stays open: only the owner changes
+
+    async def script(app: CxDeskApp, pilot: Pilot[None]) -> None:
+        await log_in(app, pilot)
+        await queues_loaded(app, pilot)
+        await pilot.press("n")
+        await wait_until(pilot, lambda: isinstance(app.screen, TicketScreen), "the ticket")
+        screen = app.screen
+        assert isinstance(screen, TicketScreen) and screen.key == key
+        await wait_until(pilot, lambda: footer_has_undo(screen), "the undo key")
+        await pilot.press("n")  # no-show
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the question")
+        await pilot.press("y")
+        await wait_until(pilot, lambda: stored_ticket(engine, key)[0].owner_id is None, "recall")
+        note = screen.query_one("#undo-note", Static)
+        await wait_until(pilot, lambda: not note.display, "the undo notice to go")
+        assert not footer_has_undo(screen)
+
+    run(engine, "maya", script, clock=lambda: frozen)

@@ -17,6 +17,7 @@ from textual.widgets import Static
 
 from cxdesk.errors import DeskError
 from cxdesk.screens.base import DeskScreen
+from cxdesk.screens.ticket_view import TicketView
 from cxdesk.store.db import transaction
 from cxdesk.store.unpull import undo_window_left, unpull
 from cxdesk.text import printable
@@ -29,6 +30,7 @@ class UndoPullKeys(DeskScreen):
 
     key: str
     pulled_at: datetime | None
+    view: TicketView | None
     _undo_timer: Timer | None = None
     _undoing: bool = False
 
@@ -36,6 +38,8 @@ class UndoPullKeys(DeskScreen):
         """Whole seconds left to undo the pull (0: no undo)."""
         if self.pulled_at is None or self._undoing:
             return 0
+        if self.view is not None and self.view.record.get("owner") != self.user.username:
+            return 0  # no longer mine (a no-show, handed over): nothing of mine to undo
         return int(undo_window_left(self.pulled_at, self.now()) + 0.999)
 
     def undo_open(self) -> bool:
