@@ -15,7 +15,7 @@ from textual.widgets import DataTable
 from cxdesk.app import CxDeskApp, create_app
 from cxdesk.screens.board import BoardScreen
 from cxdesk.screens.checkin import CheckinScreen
-from cxdesk.screens.queues import QueuesScreen
+from cxdesk.screens.queues import ANY_ROW, QueuesScreen
 from cxdesk.store.db import read_session
 from cxdesk.store.tickets import get_ticket
 from tests.cli_helpers import Cli, assert_one_error_line
@@ -53,6 +53,7 @@ def test_a_volunteer_sees_the_queues_but_cannot_pull_or_open_a_ticket(
         screen = app.screen
         table = screen.query_one("#queues", DataTable)
         await wait_until(pilot, lambda: table.row_count == 3, "the queues' rows")
+        assert ANY_ROW not in table.rows  # no "Any of my teams" to pull from either
         row = [str(cell) for cell in table.get_row("360")]
         assert (row[1], row[3], row[5]) == ("360", "2", "unknown")  # count and estimate
         assert not screen.query_one("#mine").display  # no "my tickets" for a volunteer
@@ -86,7 +87,7 @@ def test_an_expert_still_pulls_from_the_queues_screen(desk: Engine) -> None:
         await log_in(app, pilot)
         await wait_until(pilot, lambda: isinstance(app.screen, QueuesScreen), "the queues")
         table = app.screen.query_one("#queues", DataTable)
-        await wait_until(pilot, lambda: table.row_count == 3, "the queues' rows")
+        await wait_until(pilot, lambda: table.row_count == 4, "Any of my teams and the queues")
         assert app.screen.query_one("#mine").display
         await pilot.press("n")
         await wait_until(pilot, lambda: owner_of(desk, ada) is not None, "the pull")

@@ -145,7 +145,9 @@ class QueuesScreen(DeskScreen):
         now = self.now()
         queues: DataTable[str] = self.query_one("#queues", DataTable)
         first_fill = queues.row_count == 0
-        rows = [_any_row(snapshot, now)] + [
+        # A volunteer pulls nothing: no "Any of my teams" row (they are on no team either).
+        anywhere = [] if self.read_only else [_any_row(snapshot, now)]
+        rows = anywhere + [
             (
                 OWN_TEAM_MARK if q.stats.team in snapshot.my_teams else "",
                 q.stats.name,
@@ -157,8 +159,9 @@ class QueuesScreen(DeskScreen):
             )
             for q in snapshot.queues
         ]
-        _replace_rows(queues, rows, [ANY_ROW, *(q.stats.name for q in snapshot.queues)])
-        if first_fill and queues.row_count > 1:
+        any_key = [ANY_ROW] if anywhere else []
+        _replace_rows(queues, rows, [*any_key, *(q.stats.name for q in snapshot.queues)])
+        if first_fill and anywhere and queues.row_count > 1:
             queues.move_cursor(row=1)  # the first queue: `n` pulls from it, as it always did
         mine: DataTable[str] = self.query_one("#mine", DataTable)
         ticket_rows = [
