@@ -45,9 +45,11 @@ def test_checkin_sms_gives_the_position_and_the_estimate(cli: Cli, engine: Engin
     assert checkin_sms(engine, first) == (ahead + 1, UNKNOWN_WORDS)
     assert checkin_sms(engine, second) == (ahead + 2, UNKNOWN_WORDS)
 
-    # With a handled ticket (the desk asks for one here), the estimate is in words.
+    # With a handled ticket (the desk asks for one here) and an expert available (presence),
+    # the estimate is in words.
     with transaction(engine) as s:
         directory.set_setting(s, "estimate_min_handled", "1")
+    ok(cli("user", "status", "available", "--as", "omar"))
     pull_until(cli, first, "API", "omar")
     start = utcnow()
     with simulated_clock(lambda: start + timedelta(minutes=12)):
