@@ -222,3 +222,24 @@ def test_a_seed_sets_the_cap_and_the_any_order(desk: Engine, cli: Cli, tmp_path:
     assert titles_pulled(desk, "maya", 1) == ["low"]  # wait first
     with pytest.raises(CapReached, match=r"^maya has 1 open ticket; the cap is 1$"):
         pull_any(desk, actor=user(desk, "maya"))
+
+
+def test_a_cap_holds_for_the_pulls_of_one_connection(desk: Engine) -> None:
+    """A connection that pulled before knows its queue and claims in one statement, unless
+    a cap may apply (the claim's own condition): a cap set meanwhile is still honoured."""
+    for n in range(4):
+        open_ticket(desk, f"t{n}", "360", minutes=n, priority="medium")
+    maya, omar = user(desk, "maya"), user(desk, "omar")
+    with desk.connect() as connection:
+        pull_next(connection, actor=maya, queue_name="360")  # no cap: the queue is now known
+        set_desk(desk, "max_open_tickets", "2")
+        pull_next(connection, actor=maya, queue_name="360")
+        with pytest.raises(CapReached, match=r"^maya has 2 open tickets; the cap is 2$"):
+            pull_next(connection, actor=maya, queue_name="360")
+        with transaction(desk) as session:  # omar's own: none, whatever the desk says
+            session.get(User, omar.id).max_open_tickets = 0  # type: ignore[union-attr]
+        for _ in range(2):
+            pull_next(connection, actor=omar, queue_name="360")
+    with read_session(desk) as session:
+        owners = Counter(session.exec(select(Ticket.owner_id)).all())
+    assert owners == {maya.id: 2, omar.id: 2}

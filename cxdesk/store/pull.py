@@ -44,7 +44,18 @@ from functools import cache
 from typing import Any
 
 from psycopg.pq import TransactionStatus
-from sqlalchemy import Connection, Dialect, Engine, bindparam, case, func, update
+from sqlalchemy import (
+    Connection,
+    Dialect,
+    Engine,
+    and_,
+    bindparam,
+    case,
+    func,
+    literal_column,
+    or_,
+    update,
+)
 from sqlalchemy import exists as sa_exists
 from sqlalchemy import select as sa_select
 from sqlalchemy.orm import aliased
@@ -54,6 +65,8 @@ from cxdesk.errors import DeskError, PermissionDenied, QueueEmpty
 from cxdesk.store.caps import (
     ANY_ORDER_SETTING,
     CAP_SETTING,
+    NO_CAP,
+    UNCAPPED,
     CapReached,
     cap_message,
     effective_cap,
@@ -182,10 +195,28 @@ _TICKET_QUEUE = (
 """The queue a ticket waits in (its team's first: ``waiting.ticket_queue``)."""
 
 
-def _claim(by_priority: bool, postgres: bool, *, any_team: bool, capped: bool) -> Any:
+_OWN_CAP = sa_select(col(User.max_open_tickets)).where(col(User.id) == bindparam("user"))
+_NO_CAP = or_(
+    _OWN_CAP.scalar_subquery() == UNCAPPED,
+    and_(
+        _OWN_CAP.scalar_subquery().is_(None),
+        func.coalesce(func.lower(func.trim(_setting(CAP_SETTING))), literal_column("''")).in_(
+            [literal_column("''"), literal_column(f"'{NO_CAP}'")]
+        ),
+    ),
+)
+"""No cap applies to the caller (bind ``user``): their own is "none", or they follow a desk
+with no ``max_open_tickets``. (A desk setting that is not a number also means no cap to
+``store.caps``; this condition is then false and the pull reads the caller first.)"""
+
+
+def _claim(
+    by_priority: bool, postgres: bool, *, any_team: bool, capped: bool, unread: bool = False
+) -> Any:
     """The pull: claim the next waiting ticket for the caller, of a queue if the caller is on
     its team and the queue is still (name, team, ordering) as read, or (``any_team``) of any
-    of the caller's teams; ``capped``: only while the caller holds fewer than bind ``cap``."""
+    of the caller's teams; ``capped``: only while the caller holds fewer than bind ``cap``;
+    ``unread``: the caller's cap not read yet, only if no cap applies (``_NO_CAP``)."""
     if any_team:
         candidate = _ANY_WAITING
     else:
@@ -203,6 +234,8 @@ def _claim(by_priority: bool, postgres: bool, *, any_team: bool, capped: bool) -
     conditions = [col(Ticket.id) == candidate.scalar_subquery(), col(Ticket.owner_id).is_(None)]
     if capped:
         conditions.append(_OPEN_HELD.scalar_subquery() < bindparam("cap"))
+    if unread:
+        conditions.append(_NO_CAP)
     return (
         update(Ticket)
         .where(*conditions)
@@ -232,6 +265,8 @@ class _Statements:
     count_any_waiting: Compiled
     count_my_queues: Compiled
     claim: dict[_ClaimKey, Compiled]
+    unread_claim: dict[bool, Compiled]
+    """A queue's claim before the caller is read, by priority order (see ``_pull_on``)."""
     now: Any
     """The dialect's conversion of a datetime parameter (SQLite stores text)."""
 
@@ -255,6 +290,10 @@ def _statements(dialect: Dialect) -> _Statements:
             for a in both
             for p in both
             for c in both
+        },
+        unread_claim={
+            p: Compiled.of(_claim(p, postgres, any_team=False, capped=False, unread=True), dialect)
+            for p in both
         },
         now=processor or (lambda value: value),
     )
@@ -332,8 +371,18 @@ def _pull_on(raw: Any, statements: _Statements, actor: User, queue_name: str | N
     scopes: dict[str, _Scope] = raw.info.setdefault(_SCOPE_CACHE, {})
     cursor = raw.cursor()
     try:
-        caller = _read_caller(raw, cursor, statements, actor)
         scope = scopes.get(queue_name) if queue_name is not None else None
+        if scope is not None:
+            # The usual pull, one statement: a queue read before, no cap for this caller (a
+            # condition of the claim). Anything else takes the way below (a read first).
+            values = {"user": actor.id, "now": statements.now(utcnow()), "team": scope.team_id,
+                      "queue": scope.queue, "ordering": scope.ordering}  # fmt: skip
+            by_priority = scope.ordering == QueueOrder.priority
+            rows = run_sql(raw, cursor, statements.unread_claim[by_priority], **values)
+            if rows:
+                ticket_id, key, queue = rows[0]
+                return Pulled(id=ticket_id, key=key, queue=queue)
+        caller = _read_caller(raw, cursor, statements, actor)
         for _attempt in range(_PULL_RETRIES):
             if queue_name is not None and scope is None:
                 scope = scopes[queue_name] = _read_scope(raw, cursor, statements, actor, queue_name)
