@@ -26,7 +26,7 @@ from __future__ import annotations
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from cxdesk.store.directory import get_setting
+from cxdesk.store.directory import whole_number_setting
 from cxdesk.store.events import record_event
 from cxdesk.store.models import Event, QueueOrder, Team, Ticket, utcnow
 from cxdesk.store.pull import WAITING, queue_order
@@ -43,8 +43,7 @@ QUEUE_MOVES = frozenset(
 
 def near_front_position(session: Session) -> int:
     """The position at which a customer is told they are nearly next (0: never)."""
-    value = get_setting(session, POSITION_SETTING).strip()
-    return int(value) if value.isascii() and value.isdigit() else DEFAULT_POSITION
+    return whole_number_setting(session, POSITION_SETTING, DEFAULT_POSITION)
 
 
 def tell_near_front(session: Session, event: Event) -> list[int]:

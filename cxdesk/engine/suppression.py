@@ -24,7 +24,7 @@ from email.utils import parseaddr
 from sqlalchemy import and_, or_
 from sqlmodel import Session, col, select
 
-from cxdesk.store.directory import get_setting
+from cxdesk.store.directory import whole_number_setting
 from cxdesk.store.models import Event, InboundMessage, OutboxMessage, Source, Ticket, utcnow
 
 AUTO_REPLY_MINUTES_SETTING = "auto_reply_minutes"
@@ -35,8 +35,7 @@ INBOUND_SOURCES = (Source.email.value, Source.sms.value)
 def auto_reply_period(session: Session) -> timedelta:
     """At most one answer to inbound mail per address within this (setting
     ``auto_reply_minutes``; a value that is not a whole number counts as the default)."""
-    value = get_setting(session, AUTO_REPLY_MINUTES_SETTING).strip()
-    minutes = int(value) if value.isascii() and value.isdigit() else DEFAULT_AUTO_REPLY_MINUTES
+    minutes = whole_number_setting(session, AUTO_REPLY_MINUTES_SETTING, DEFAULT_AUTO_REPLY_MINUTES)
     return timedelta(minutes=minutes)
 
 

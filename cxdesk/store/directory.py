@@ -47,6 +47,13 @@ def get_setting(session: Session, name: str) -> str:
     return row.value if row is not None else DEFAULT_SETTINGS.get(name, "")
 
 
+def whole_number_setting(session: Session, name: str, default: int) -> int:
+    """A desk setting that holds a whole number (0 or more); ``default`` when it is unset or
+    not one."""
+    value = get_setting(session, name).strip()
+    return int(value) if value.isascii() and value.isdigit() else default
+
+
 def set_setting(session: Session, name: str, value: str) -> None:
     row = session.get(DeskSetting, name) or DeskSetting(name=name)
     row.value = value

@@ -24,7 +24,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from cxdesk.errors import DeskError
-from cxdesk.store.directory import get_setting, get_status, get_team
+from cxdesk.store.directory import get_setting, get_status, get_team, whole_number_setting
 from cxdesk.store.events import record_event
 from cxdesk.store.models import (
     Attachment,
@@ -130,9 +130,7 @@ def inbound_team(session: Session) -> Team:
 
 
 def reopen_window(session: Session) -> timedelta:
-    value = get_setting(session, REOPEN_DAYS_SETTING)
-    days = int(value) if value.isascii() and value.isdigit() else DEFAULT_REOPEN_DAYS
-    return timedelta(days=days)
+    return timedelta(days=whole_number_setting(session, REOPEN_DAYS_SETTING, DEFAULT_REOPEN_DAYS))
 
 
 def continue_ticket(session: Session, ticket: Ticket) -> Ticket | None:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from sqlmodel import Session, select
 
 from cxdesk.errors import Conflict, PermissionDenied
-from cxdesk.store.directory import get_setting
+from cxdesk.store.directory import whole_number_setting
 from cxdesk.store.events import record_event
 from cxdesk.store.models import Role, Status, StatusCategory, Ticket, User, utcnow
 from cxdesk.store.tickets import change_status, get_ticket, require_staff
@@ -46,8 +46,7 @@ class NoShow:
 
 def recall_limit(session: Session) -> int:
     """How many times a customer is recalled before a no-show resolves the ticket."""
-    value = get_setting(session, RECALLS_SETTING).strip()
-    return int(value) if value.isascii() and value.isdigit() else DEFAULT_RECALLS
+    return whole_number_setting(session, RECALLS_SETTING, DEFAULT_RECALLS)
 
 
 def noshow_status(session: Session) -> Status:

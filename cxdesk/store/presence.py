@@ -23,7 +23,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
 from cxdesk.errors import ValidationFailed
-from cxdesk.store.directory import get_setting
+from cxdesk.store.directory import whole_number_setting
 from cxdesk.store.events import record_event
 from cxdesk.store.models import Membership, Presence, PresenceState, Team, User, utcnow
 from cxdesk.store.tickets import _aware as aware
@@ -79,8 +79,7 @@ class PresenceView:
 def presence_timeout(session: Session) -> timedelta:
     """How long a desk's presence lasts after its last heartbeat (desk setting
     ``presence_timeout_seconds``, default 120)."""
-    value = get_setting(session, TIMEOUT_SETTING).strip()
-    seconds = int(value) if value.isascii() and value.isdigit() else DEFAULT_TIMEOUT_SECONDS
+    seconds = whole_number_setting(session, TIMEOUT_SETTING, DEFAULT_TIMEOUT_SECONDS)
     return timedelta(seconds=max(seconds, 1))
 
 

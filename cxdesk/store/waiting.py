@@ -35,7 +35,7 @@ from sqlalchemy import func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
-from cxdesk.store.directory import get_setting
+from cxdesk.store.directory import whole_number_setting
 from cxdesk.store.models import (
     Event,
     Queue,
@@ -123,8 +123,7 @@ class Pace:
 
 def min_handled(session: Session) -> int:
     """The desk's history threshold (setting ``estimate_min_handled``, default 5)."""
-    value = get_setting(session, MIN_HANDLED_SETTING).strip()
-    return int(value) if value.isascii() and value.isdigit() else DEFAULT_MIN_HANDLED
+    return whole_number_setting(session, MIN_HANDLED_SETTING, DEFAULT_MIN_HANDLED)
 
 
 def _aware(value: Any) -> datetime:
