@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, case, func, text, update
+from sqlalchemy import Engine, func, text, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -46,7 +46,7 @@ from cxdesk.store.models import (
     utcnow,
 )
 from cxdesk.store.presence import available_members
-from cxdesk.store.pull import WAITING, queue_order
+from cxdesk.store.pull import WAITING, claimed, queue_order
 from cxdesk.store.tickets import _aware as aware
 
 ASSIGN_LOCK_KEY = 0x63786173
@@ -120,12 +120,7 @@ def _give(session: Session, ticket_id: int, user_id: int, queue: str, now: datet
     row = session.execute(
         update(Ticket)
         .where(col(Ticket.id) == ticket_id, col(Ticket.owner_id).is_(None))
-        .values(
-            owner_id=user_id,
-            status=case((col(Ticket.status) == "new", "open"), else_=col(Ticket.status)),
-            updated_at=now,
-            pulled_from=queue,  # fires the trigger that logs the pull
-        )
+        .values(**claimed(user_id, now, queue))
         .returning(col(Ticket.key))
     ).first()
     return None if row is None else str(row[0])

@@ -210,6 +210,18 @@ with no ``max_open_tickets``. (A desk setting that is not a number also means no
 ``store.caps``; this condition is then false and the pull reads the caller first.)"""
 
 
+def claimed(owner: Any, now: Any, queue: Any) -> dict[str, Any]:
+    """What a pull writes on the ticket it takes (an auto-assignment too, ``store.assign``):
+    the owner, new -> open, the time, and ``pulled_from``, which fires the trigger that logs
+    the pull (migration 0006)."""
+    return {
+        "owner_id": owner,
+        "status": case((col(Ticket.status) == "new", "open"), else_=col(Ticket.status)),
+        "updated_at": now,
+        "pulled_from": queue,
+    }
+
+
 def _claim(
     by_priority: bool, postgres: bool, *, any_team: bool, capped: bool, unread: bool = False
 ) -> Any:
@@ -240,11 +252,11 @@ def _claim(
         update(Ticket)
         .where(*conditions)
         .values(
-            owner_id=bindparam("user"),
-            status=case((col(Ticket.status) == "new", "open"), else_=col(Ticket.status)),
-            updated_at=bindparam("now"),
-            # fires the trigger that logs the pull
-            pulled_from=_TICKET_QUEUE if any_team else bindparam("queue"),
+            **claimed(
+                bindparam("user"),
+                bindparam("now"),
+                _TICKET_QUEUE if any_team else bindparam("queue"),
+            )
         )
         .returning(col(Ticket.id), col(Ticket.key), col(Ticket.pulled_from))
     )
