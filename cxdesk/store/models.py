@@ -82,6 +82,9 @@ class StatusCategory(StrEnum):
 
     open = "open"
     resolved = "resolved"
+    paused = "paused"
+    """Waiting on someone else (e.g. "Waiting on customer"): still unresolved, but its SLA
+    clocks stop while it stays here (``store.sla``)."""
 
 
 class Source(StrEnum):
@@ -307,6 +310,26 @@ class Ticket(SQLModel, table=True):
     band 0 first (``store.pull.queue_order``; ``ix_ticket_waiting`` leads with it)."""
     near_front_at: datetime | None = None
     """When the customer was told they are nearly next (``engine.near_front``): once."""
+    # Service levels (``store.sla``, migration 0017): the policy that applied when the ticket
+    # was created (or its team or priority changed) and each target's due and warning times,
+    # in desk hours; the warning time is worked out with the due time, so that the state of a
+    # ticket needs no calendar (``store.sla.sla_view``). Not indexed: the pull writes
+    # ``first_responded_at``, and every index on ``ticket`` is written by every pull.
+    sla_policy_id: int | None = None
+    first_response_due_at: datetime | None = None
+    first_response_warn_at: datetime | None = None
+    first_responded_at: datetime | None = None
+    """The first response the SLA counts: the first pull or the first reply, whichever came
+    first (``first_response_at`` is the first reply only)."""
+    next_response_since: datetime | None = None
+    """When the customer message that started the current next-response clock came in."""
+    next_response_due_at: datetime | None = None
+    next_response_warn_at: datetime | None = None
+    next_responded_at: datetime | None = None
+    resolution_due_at: datetime | None = None
+    resolution_warn_at: datetime | None = None
+    sla_paused_at: datetime | None = None
+    """Set while the ticket's status is in the ``paused`` category: its clocks are stopped."""
 
 
 class TicketData(SQLModel, table=True):
@@ -400,6 +423,62 @@ class Workflow(SQLModel, table=True):
     conditions: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     tasks: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class SlaCalendar(SQLModel, table=True):
+    """Desk hours: a time zone, weekly hours and dated exceptions (``engine.sla_clock``).
+
+    ``weekly`` maps a weekday (``mon``...``sun``) to its opening hours, ``[["08:00",
+    "18:00"], ...]`` (a day missing or empty: closed); ``exceptions`` is a list of
+    ``{"date": "2026-12-08", "name": "...", "hours": [...]}`` (empty hours: closed that day)."""
+
+    __tablename__ = "sla_calendar"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, max_length=100)
+    time_zone: str = Field(default="UTC", max_length=64)
+    weekly: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    exceptions: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
+
+
+class SlaPolicy(SQLModel, table=True):
+    """Targets in desk minutes for the tickets of a team (None: any team) and priority (None:
+    any); the first enabled policy by ``position`` that matches a ticket applies to it. A
+    target left None is not measured; no calendar: the clock runs around the clock."""
+
+    __tablename__ = "sla_policy"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, max_length=100)
+    team_id: int | None = Field(default=None, foreign_key="team.id")
+    priority: str | None = Field(default=None, max_length=16)
+    calendar_id: int | None = Field(default=None, foreign_key="sla_calendar.id")
+    first_response_minutes: int | None = None
+    next_response_minutes: int | None = None
+    resolution_minutes: int | None = None
+    warn_percent: int = 75
+    """The share of a target after which the ticket is in warning (``sla.warning``)."""
+    position: int = 0
+    enabled: bool = True
+
+
+class SlaAlert(SQLModel, table=True):
+    """An ``sla.warning`` or ``sla.breached`` raised for one ticket's target: the unique key
+    (ticket, target, kind, since) is what makes it once, whichever worker gets there first.
+    ``since`` is when the target's clock started (the ticket's creation; for the next response,
+    the customer message's ``next_response_since``)."""
+
+    __tablename__ = "sla_alert"
+    __table_args__ = (UniqueConstraint("ticket_id", "target", "kind", "since"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="ticket.id", index=True)
+    target: str = Field(max_length=32)
+    kind: str = Field(max_length=16)
+    since: datetime
+    due_at: datetime
+    event_id: int | None = Field(default=None, foreign_key="event.id")
+    created_at: datetime = Field(default_factory=utcnow, index=True)
 
 
 class WorkflowRun(SQLModel, table=True):
