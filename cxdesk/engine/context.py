@@ -85,6 +85,7 @@ def context_for_event(
         "fromValue": event.from_value or "",
         "toValue": event.to_value or "",
         "field": event.field_name or "",
+        "detail": event.detail or "",
         "surveyUrl": load_settings().resolved_survey_url,
     }
     return PipeContext(

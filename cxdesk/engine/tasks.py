@@ -13,6 +13,8 @@
   (``cxdesk.engine.suppression``): ``message.suppressed`` too.
 - ``change_status`` (status, optional comment), ``escalate`` (optional comment), ``comment``
   (body): act on the event's ticket as the desk itself.
+- ``set_priority`` (priority: a level, or ``raise`` for one step up, critical staying
+  critical; optional comment): e.g. on ``sla.warning``. Logged as a ``ticket.updated``.
 
 Every template is checked when the workflow is saved: an unknown placeholder is refused then,
 never left as a blank at send time.
@@ -35,18 +37,24 @@ from cxdesk.errors import DeskError, NotFound
 from cxdesk.store.directory import get_status
 from cxdesk.store.events import record_event
 from cxdesk.store.models import (
+    PRIORITY_RANK,
     Event,
+    Priority,
     Source,
     Survey,
     SurveyResponse,
     Ticket,
     TicketTemplate,
     User,
+    utcnow,
 )
 from cxdesk.store.sms_optout import opt_out_reason
 from cxdesk.store.tickets import TicketDraft, change_status, create_ticket, write_comment
 
-TASK_TYPES = ("create_ticket", "send_email", "send_sms", "change_status", "escalate", "comment")
+TASK_TYPES = ("create_ticket", "send_email", "send_sms", "change_status", "escalate", "comment",
+              "set_priority")  # fmt: skip
+RAISE = "raise"
+"""``set_priority``'s one step up (low -> medium -> high -> critical)."""
 
 # Keys each task type may carry; the templated ones are checked for placeholders on save.
 TASK_KEYS: dict[str, set[str]] = {
@@ -60,6 +68,7 @@ TASK_KEYS: dict[str, set[str]] = {
     "change_status": {"type", "status", "comment"},
     "escalate": {"type", "comment"},
     "comment": {"type", "body"},
+    "set_priority": {"type", "priority", "comment"},
 }  # fmt: skip
 TEMPLATED_KEYS = {
     "send_email": ("to", "from", "reply_to", "subject", "body"),
@@ -67,6 +76,7 @@ TEMPLATED_KEYS = {
     "change_status": ("comment",),
     "escalate": ("comment",),
     "comment": ("body",),
+    "set_priority": ("comment",),
 }
 MAX_VALID_MINUTES = 366 * 24 * 60
 REQUIRED_KEYS = {
@@ -74,6 +84,7 @@ REQUIRED_KEYS = {
     "send_sms": ("to", "body"),
     "change_status": ("status",),
     "comment": ("body",),
+    "set_priority": ("priority",),
 }
 TICKET_DEFAULTS: dict[str, Any] = {
     "priority": "medium",
@@ -231,6 +242,26 @@ def _ticket(session: Session, run: TaskRun, kind: str) -> Ticket:
     return ticket
 
 
+def priority_after(current: str, wanted: str) -> str:
+    """The priority ``set_priority`` leaves: ``wanted``, or one step above ``current`` for
+    ``raise`` (critical stays critical)."""
+    if wanted != RAISE:
+        return wanted
+    rank = PRIORITY_RANK[Priority(current)] - 1
+    return next(p for p, r in PRIORITY_RANK.items() if r == max(rank, 0)).value
+
+
+def _set_priority(session: Session, ticket: Ticket, wanted: str) -> None:
+    old, new = ticket.priority, priority_after(ticket.priority, wanted)
+    if new == old:
+        return
+    ticket.priority, ticket.updated_at = new, utcnow()
+    session.add(ticket)
+    session.flush()
+    record_event(session, kind="ticket.updated", actor=None, ticket_id=ticket.id,
+                 field_name="priority", from_value=old, to_value=new)  # fmt: skip
+
+
 def run_task(session: Session, task: Mapping[str, Any], run: TaskRun) -> None:
     """Run one task; after ``create_ticket`` the run acts on the new ticket."""
     kind = task.get("type")
@@ -249,6 +280,11 @@ def run_task(session: Session, task: Mapping[str, Any], run: TaskRun) -> None:
     elif kind == "comment":
         ticket = _ticket(session, run, kind)
         write_comment(session, None, ticket, render(str(task["body"]), run.context), [])
+    elif kind == "set_priority":
+        ticket = _ticket(session, run, kind)
+        _set_priority(session, ticket, str(task["priority"]))
+        if task.get("comment"):
+            write_comment(session, None, ticket, render(str(task["comment"]), run.context), [])
     else:
         raise NotFound(f"Workflow task type {kind!r} is not available")
 
@@ -295,6 +331,12 @@ def task_problems(
                 f"valid_minutes must be a number of minutes, more than 0 and at most "
                 f"{MAX_VALID_MINUTES} (366 days)"
             )
+    if (
+        kind == "set_priority"
+        and task.get("priority")
+        and task["priority"] not in (*Priority, RAISE)
+    ):
+        problems.append(f"priority must be one of {', '.join((*Priority, RAISE))}")
     if kind == "change_status" and task.get("status"):
         try:
             get_status(session, str(task["status"]))

@@ -28,6 +28,8 @@ EVENTS = (
     "ticket.created",  # e.g. the demo desk's check-in SMS with the position and estimate
     "ticket.recalled",  # a no-show put the ticket back at the head (store.noshow)
     "ticket.near_front",  # the ticket reached position N of its queue (engine.near_front)
+    "sla.warning",  # a target passed its warning share (engine.sla_watch): e://Field/field
+    "sla.breached",  # a target passed its due time; e://Field/field names it
 )
 
 
