@@ -37,7 +37,7 @@ from cxdesk.text import printable
 contact_app = typer.Typer(help="The contact directory campaigns reach.", no_args_is_help=True)
 responses_app = typer.Typer(help="Survey answers collected elsewhere.", no_args_is_help=True)
 survey_app = typer.Typer(help="The survey web server customers answer.", no_args_is_help=True)
-report_app = typer.Typer(help="Results: CSAT and NPS.", no_args_is_help=True)
+report_app = typer.Typer(help="Results: CSAT and NPS, service levels.", no_args_is_help=True)
 campaign_app = typer.Typer(
     help="Proactive campaigns: a tagged ticket per contact.", no_args_is_help=True
 )
@@ -192,7 +192,9 @@ def _number(value: float | None, suffix: str = "") -> str:
 @report_app.command("csat")
 def report_csat(
     by: str | None = typer.Option(None, "--by", help="expert or team."),
-    since: str | None = typer.Option(None, "--since", help="YYYY-MM-DD (local day)."),
+    since: str | None = typer.Option(
+        None, "--since", help="YYYY-MM-DD (local day) or 24h, 7d, 2w."
+    ),
     as_json: bool = typer.Option(False, "--json"),
     as_user: str | None = AS_OPTION,
 ) -> None:

@@ -15,6 +15,7 @@ from cxdesk.cli import (
     mail_fetch,  # noqa: F401  (registers ``mail fetch``)
     mail_import,  # noqa: F401  (registers ``mail import``)
     setup,
+    sla_report,  # noqa: F401  (registers ``report sla``)
     ticket_show,  # noqa: F401  (registers ``ticket show`` and ``ticket attachment``)
     tickets,
     views,

@@ -1,6 +1,7 @@
 """The admin's Insights screen: CSAT % and NPS per team or per expert as horizontal bar charts
-with their number of answers, and each team's wait to pull and time to resolve (count, median,
-90th percentile) in a table, over all time, the last 30 days or the last 7 days.
+with their number of answers, each team's wait to pull and time to resolve (count, median,
+90th percentile) in a table, and each team's service levels (``widgets.sla_panel``: ``cxdesk
+report sla --by team``), over all time, the last 30 days or the last 7 days.
 
 The figures are ``cxdesk report csat``'s (``store.reports``), read in a worker. When the desk
 changes they are read again, at most every ``AUTO_RELOAD_SECONDS`` (an all-time read of a
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from textual import work
 from textual.app import ComposeResult
@@ -27,9 +28,10 @@ from textual.worker import get_current_worker
 from cxdesk.errors import DeskError
 from cxdesk.screens.base import DeskScreen
 from cxdesk.store.db import read_session
-from cxdesk.store.reports import ScoreRow, TeamTimes, csat_report, team_times
-from cxdesk.store.tickets import format_wait
+from cxdesk.store.reports import ScoreRow, TeamTimes, csat_report, shown_seconds, team_times
+from cxdesk.store.sla_report import SlaRow, sla_report
 from cxdesk.widgets.bar_chart import Bar, BarChart
+from cxdesk.widgets.sla_panel import SlaPanel
 from cxdesk.widgets.table import DeskTable
 
 PERIODS: tuple[tuple[str, int | None], ...] = (
@@ -41,18 +43,9 @@ PERIODS: tuple[tuple[str, int | None], ...] = (
 TIMES_COLUMNS = ("Team", "Pulled", "Wait (median)", "Wait (p90)", "Resolved",
                  "Resolve (median)", "Resolve (p90)")  # fmt: skip
 AUTO_RELOAD_SECONDS = 30.0
-NO_FIGURE = "–"
 CSAT_TITLE = "CSAT: share of satisfied answers (the top two points: 4-5 of 5)"
 NPS_TITLE = "NPS: % promoters (9-10) - % detractors (0-6)"
 NPS_BY_EXPERT = " · an NPS answer names no expert: (none)"
-_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
-
-
-def shown_seconds(seconds: float | None) -> str:
-    """A duration as the desk shows waits (``7m``, ``1h 05m``); a dash for none."""
-    if seconds is None:
-        return NO_FIGURE
-    return format_wait(_EPOCH, _EPOCH + timedelta(seconds=seconds))
 
 
 def answers(count: int) -> str:
@@ -83,6 +76,8 @@ class InsightsRead:
     period: int
     scores: list[ScoreRow]
     times: list[TeamTimes]
+    sla: list[SlaRow]
+    """``cxdesk report sla --by team``'s rows (``widgets.sla_panel``)."""
 
     @property
     def period_name(self) -> str:
@@ -131,6 +126,7 @@ class InsightsScreen(DeskScreen):
             times: DataTable[str] = DeskTable(id="times", cursor_type="none", zebra_stripes=True)
             times.add_columns(*TIMES_COLUMNS)
             yield times
+            yield SlaPanel(id="sla")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -159,16 +155,19 @@ class InsightsScreen(DeskScreen):
     def load(self, by: str, period: int) -> None:
         try:
             days = PERIODS[period][1]
-            since = None if days is None else self.now() - timedelta(days=days)
+            now = self.now()
+            since = None if days is None else now - timedelta(days=days)
             try:
                 with read_session(self.engine) as session:
                     scores = csat_report(session, by=by, since=since)
                     times = team_times(session, since=since)
+                    sla = sla_report(session, now=now, by="team", since=since)
             except DeskError as error:
                 self.read_failed(error)
                 return
             if not get_current_worker().is_cancelled:
-                self.app.call_from_thread(self._show, InsightsRead(by, period, scores, times))
+                read = InsightsRead(by, period, scores, times, sla)
+                self.app.call_from_thread(self._show, read)
         finally:
             self.app.call_from_thread(self._read_done)
 
@@ -210,6 +209,7 @@ class InsightsScreen(DeskScreen):
                 shown_seconds(row.resolve.p90),
                 key=row.team,
             )
+        self.query_one("#sla", SlaPanel).show(read.sla, read.period_name)
 
     def action_toggle_by(self) -> None:
         self.by = "expert" if self.by == "team" else "team"

@@ -17,16 +17,18 @@ same SQL on SQLite and PostgreSQL): no ticket is loaded.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, Subquery, case, func
 from sqlmodel import Session, col, select
 
 from cxdesk.errors import DeskError
-from cxdesk.store.models import Event, Survey, SurveyResponse, Team, Ticket, User
+from cxdesk.store.models import Event, Survey, SurveyResponse, Team, Ticket, User, utcnow
+from cxdesk.store.tickets import format_wait
 
 GROUPINGS = ("expert", "team")
 NO_GROUP = "(none)"
@@ -69,13 +71,30 @@ class ScoreRow:
         }
 
 
-def parse_since(value: str) -> datetime:
-    """``YYYY-MM-DD`` as the start of that day in the local time zone, in UTC."""
+PERIOD = re.compile(r"(\d{1,5})([hdw])")
+PERIOD_HOURS = {"h": 1, "d": 24, "w": 7 * 24}
+
+
+def parse_since(value: str, *, now: datetime | None = None) -> datetime:
+    """``YYYY-MM-DD`` as the start of that day in the local time zone, or a period back from
+    ``now`` (``24h``, ``7d``, ``2w``), in UTC."""
+    period = PERIOD.fullmatch(value.strip().lower())
+    if period:
+        hours = int(period[1]) * PERIOD_HOURS[period[2]]
+        return (now or utcnow()) - timedelta(hours=hours)
     try:
         day = date.fromisoformat(value.strip())
     except ValueError:
-        raise DeskError(f"--since: {value!r} is not a date (YYYY-MM-DD)") from None
+        raise DeskError(
+            f"--since: {value!r} is not a date (YYYY-MM-DD) or a period (24h, 7d, 2w)"
+        ) from None
     return datetime.combine(day, time()).astimezone().astimezone(UTC)
+
+
+def check_grouping(by: str | None) -> None:
+    """Refuse a ``--by`` that is not one of ``GROUPINGS``."""
+    if by is not None and by not in GROUPINGS:
+        raise DeskError(f"--by must be one of {', '.join(GROUPINGS)}, not {by!r}")
 
 
 def _score_question(survey: Survey) -> tuple[str, int] | None:
@@ -100,8 +119,7 @@ def csat_report(
     session: Session, *, by: str | None = None, since: datetime | None = None
 ) -> list[ScoreRow]:
     """One row per group (by name), then the ``All`` row; without ``by``, ``All`` only."""
-    if by is not None and by not in GROUPINGS:
-        raise DeskError(f"--by must be one of {', '.join(GROUPINGS)}, not {by!r}")
+    check_grouping(by)
     surveys = {
         s.id: s
         for s in session.exec(select(Survey).where(col(Survey.kind).in_(("csat", "nps")))).all()
@@ -179,6 +197,17 @@ class Durations:
     p90: float | None = None
 
 
+NO_FIGURE = "–"
+_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def shown_seconds(seconds: float | None) -> str:
+    """A duration as the desk shows waits (``7m``, ``1h 05m``); a dash for none."""
+    if seconds is None:
+        return NO_FIGURE
+    return format_wait(_EPOCH, _EPOCH + timedelta(seconds=seconds))
+
+
 @dataclass(frozen=True)
 class TeamTimes:
     """One team's (or ``All``'s) wait to pull and time to resolve."""
@@ -190,7 +219,7 @@ class TeamTimes:
     """Creation -> resolved, over the tickets resolved now."""
 
 
-def _seconds_between(session: Session, start: Any, end: Any) -> ColumnElement[Any]:
+def seconds_between(session: Session, start: Any, end: Any) -> ColumnElement[Any]:
     if session.get_bind().dialect.name == "postgresql":
         return func.extract("epoch", end - start)
     return (func.julianday(end) - func.julianday(start)) * 86400.0
@@ -202,16 +231,15 @@ def _ms(seconds: Any) -> float:
     return round(float(seconds), 3)
 
 
-def _durations(session: Session, spans: Subquery, *, per_team: bool) -> dict[int | None, Durations]:
-    """Count, median and p90 of ``spans`` (columns ``team_id``, ``seconds``), per team or
+def durations(session: Session, spans: Subquery, *, per_group: bool) -> dict[int | None, Durations]:
+    """Count, median and p90 of ``spans`` (columns ``group_id``, ``seconds``), per group or
     for all of them (key None), in one statement."""
+    group = spans.c.group_id if per_group else None
     ranked = select(
-        spans.c.team_id,
+        spans.c.group_id,
         spans.c.seconds,
-        func.row_number()
-        .over(partition_by=spans.c.team_id if per_team else None, order_by=spans.c.seconds)
-        .label("rank"),
-        func.count().over(partition_by=spans.c.team_id if per_team else None).label("n"),
+        func.row_number().over(partition_by=group, order_by=spans.c.seconds).label("rank"),
+        func.count().over(partition_by=group).label("n"),
     ).subquery()
     rank, n, seconds = ranked.c.rank, ranked.c.n, ranked.c.seconds
     # The middle row (odd n) or the two middle rows (even n): rank * 2 is n, n + 1 or n + 2.
@@ -219,10 +247,10 @@ def _durations(session: Session, spans: Subquery, *, per_team: bool) -> dict[int
     nearest_p90 = case((rank * 10 >= n * 9, seconds))
     measures = (func.count(), func.avg(middle), func.min(nearest_p90))
     found: dict[int | None, Durations] = {}
-    if per_team:
-        rows = session.execute(select(ranked.c.team_id, *measures).group_by(ranked.c.team_id))
-        for team_id, count, median, p90 in rows:
-            found[team_id] = Durations(int(count), _ms(median), _ms(p90))
+    if per_group:
+        rows = session.execute(select(ranked.c.group_id, *measures).group_by(ranked.c.group_id))
+        for group_id, count, median, p90 in rows:
+            found[group_id] = Durations(int(count), _ms(median), _ms(p90))
     else:
         count, median, p90 = session.execute(select(*measures)).one()
         if count:
@@ -248,21 +276,21 @@ def team_times(session: Session, *, since: datetime | None = None) -> list[TeamT
         .subquery()
     )
     waits: Select = select(
-        pulled.c.team_id.label("team_id"),
-        _seconds_between(session, pulled.c.created_at, pulled.c.at).label("seconds"),
+        pulled.c.team_id.label("group_id"),
+        seconds_between(session, pulled.c.created_at, pulled.c.at).label("seconds"),
     ).where(pulled.c.at.is_not(None))
     resolves: Select = select(
-        col(Ticket.team_id).label("team_id"),
-        _seconds_between(session, Ticket.created_at, Ticket.resolved_at).label("seconds"),
+        col(Ticket.team_id).label("group_id"),
+        seconds_between(session, Ticket.created_at, Ticket.resolved_at).label("seconds"),
     ).where(col(Ticket.resolved_at).is_not(None), *created_since)
     wait_spans, resolve_spans = waits.subquery(), resolves.subquery()
     wait = {
-        **_durations(session, wait_spans, per_team=True),
-        **_durations(session, wait_spans, per_team=False),
+        **durations(session, wait_spans, per_group=True),
+        **durations(session, wait_spans, per_group=False),
     }
     resolve = {
-        **_durations(session, resolve_spans, per_team=True),
-        **_durations(session, resolve_spans, per_team=False),
+        **durations(session, resolve_spans, per_group=True),
+        **durations(session, resolve_spans, per_group=False),
     }
     teams = session.exec(select(Team.id, Team.name)).all()
     rows = [

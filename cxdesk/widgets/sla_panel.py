@@ -1,0 +1,49 @@
+"""The Insights screen's service-level panel: per team and target, the attainment, met and
+breached counts and the time to the target (median, p90), as ``cxdesk report sla --by team``
+prints them (``store.sla_report.report_lines``). It only draws: the screen reads the figures
+in its worker and hands them to ``show``."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import DataTable, Label
+
+from cxdesk.store.sla_report import NOTHING_YET, SlaRow, report_lines
+from cxdesk.widgets.table import DeskTable
+
+TITLE = "SLA per team: attained = met / (met + breached); time to target"
+COLUMNS = ("Team", "Target", "Attained", "Met", "Breached", "Done", "Median", "p90")
+"""``report_lines``' columns (``store.sla_report.REPORT_COLUMNS`` after the group's)."""
+
+
+class SlaPanel(Vertical):
+    """A title, then the figures' table, or a line saying there are none yet."""
+
+    DEFAULT_CSS = """
+    SlaPanel { height: auto; }
+    SlaPanel #sla-title { margin-top: 1; text-style: bold; color: $accent; }
+    SlaPanel #sla-empty { color: $text-muted; }
+    SlaPanel #sla-table { height: auto; }
+    """
+
+    def compose(self) -> ComposeResult:
+        yield Label(TITLE, id="sla-title")
+        yield Label("", id="sla-empty")
+        table: DataTable[str] = DeskTable(id="sla-table", cursor_type="none", zebra_stripes=True)
+        table.add_columns(*COLUMNS)
+        yield table
+
+    def show(self, rows: list[SlaRow], period: str) -> None:
+        """Draw the report's rows (per team, then ``All``); keyed ``team/target words``."""
+        lines = report_lines(rows)
+        empty = self.query_one("#sla-empty", Label)
+        empty.display = not lines
+        empty.update(f"{NOTHING_YET} ({period})")
+        table: DataTable[str] = self.query_one("#sla-table", DataTable)
+        table.display = bool(lines)
+        table.clear()
+        team = ""
+        for line in lines:
+            team = line[0] or team
+            table.add_row(*line, key=f"{team}/{line[1]}")
