@@ -50,27 +50,17 @@ def build_sla_desk(engine: Engine) -> datetime:
         key = make_ticket(engine, "Help", team, customer_name="Ada")
         give_sla(engine, key, created, **columns)
 
-    ticket(
-        "360",
-        old,
-        owner_id=maya,
-        first_responded_at=old + 5 * MINUTE,
-        resolved_at=old + 30 * MINUTE,
-        status="resolved",
-    )
-    ticket(
-        "360",
-        old,
-        owner_id=omar,
-        first_responded_at=old + 12 * MINUTE,
-        resolved_at=old + 60 * MINUTE,
-        status="resolved",
-    )
+    # fmt: off
+    ticket("360", old, owner_id=maya, first_responded_at=old + 5 * MINUTE,
+           resolved_at=old + 30 * MINUTE, status="resolved")
+    ticket("360", old, owner_id=omar, first_responded_at=old + 12 * MINUTE,
+           resolved_at=old + 60 * MINUTE, status="resolved")
     ticket("360", old, owner_id=omar, first_responded_at=old + 8 * MINUTE)
     ticket("Stats iQ", old, sla_paused_at=old + 5 * MINUTE)
     ticket("Stats iQ", new, first_responded_at=new + 2 * MINUTE)
     make_ticket(engine, "No policy", "Stats iQ", customer_name="Bo")
-    return now  # fmt: skip
+    # fmt: on
+    return now
 
 
 def figures(row: SlaRow) -> dict[str, tuple[object, ...]]:
