@@ -12,7 +12,7 @@ import json
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 
 from cxdesk.store.db import read_session
 from cxdesk.store.directory import get_user
@@ -166,3 +166,30 @@ def test_since_takes_a_date_or_a_period() -> None:
     assert parse_since(" 24H ", now=now) == now - timedelta(hours=24)
     assert parse_since("2w", now=now) == now - timedelta(weeks=2)
     assert parse_since("2026-12-01") == datetime(2026, 12, 1).astimezone()
+
+
+def test_the_report_is_read_with_a_few_statements_whatever_the_number_of_tickets(
+    engine: Engine,
+) -> None:
+    """Aggregates, not tickets: one statement per target for the counts and two for the times,
+    and one for the names, however many tickets and teams there are."""
+    now = build_sla_desk(engine)
+    counts = []
+    for extra in (0, 5):
+        for _ in range(extra):
+            key = make_ticket(engine, "More", "Solo", customer_name="Cy")
+            give_sla(engine, key, now - timedelta(hours=3), first_responded_at=now)
+        statements: list[str] = []
+
+        def count(*args: object, _into: list[str] = statements) -> None:
+            _into.append(str(args[2]))
+
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            with read_session(engine) as session:
+                rows = sla_report(session, now=now, by="team")
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+        counts.append(len([s for s in statements if s.lstrip().upper().startswith("SELECT")]))
+    assert [row.group for row in rows] == ["360", "Solo", "Stats iQ", "All"]
+    assert counts[0] == counts[1] <= 10, counts
