@@ -21,6 +21,8 @@ from cxdesk.engine.workflows import save_workflow
 from cxdesk.errors import ValidationFailed
 from cxdesk.store.db import make_engine, read_session, transaction
 from cxdesk.store.models import Event, OutboxMessage, SlaAlert, Ticket, utcnow
+from cxdesk.store.tickets import ticket_comments
+from tests.cli_helpers import Cli
 from tests.desk import build_small_desk
 from tests.sla_helpers import MINUTE, give_sla
 from tests.test_views import make_ticket
@@ -204,3 +206,32 @@ def test_set_priority_is_checked_when_saved_and_raises_one_step(engine: Engine) 
     steps = [priority_after(p, "raise") for p in ("low", "medium", "high", "critical")]
     assert steps == ["medium", "high", "critical", "critical"]
     assert priority_after("critical", "low") == "low"
+
+
+def test_on_the_demo_desk_two_workers_run_the_seeds_sla_workflows_once(
+    cli: Cli, engine: Engine, db_url: str
+) -> None:
+    """The demo seed's workflows: a first-response warning raises the priority one step (not
+    two, with two workers), a breach notes it on the ticket once."""
+    assert cli("demo").exit_code == 0
+    with read_session(engine) as session:
+        ticket = session.exec(
+            select(Ticket).where(Ticket.status == "new", Ticket.priority == "medium")
+        ).first()
+        assert ticket is not None and ticket.key is not None
+        key = ticket.key
+    t0 = start()
+    give_sla(engine, key, t0)
+    workers = [worker(make_engine(db_url)) for _ in range(2)]
+    for minutes in (8, 11):
+        at = t0 + minutes * MINUTE
+        errors = at_once(lambda w, at=at: w.run_once(now=at), workers)
+        assert errors == []
+    for each in workers:
+        each.engine.dispose()
+    assert ticket_of(engine, key).priority == "high"
+    with read_session(engine) as session:
+        notes = [c.body for c in ticket_comments(session, ticket_of(engine, key))]
+    due = f"first response due {t0 + 10 * MINUTE:%Y-%m-%d %H:%M} UTC"
+    assert notes.count(f"Priority raised: {due}.") == 1
+    assert notes.count(f"SLA breached: {due}.") == 1
