@@ -20,6 +20,7 @@ from cxdesk.engine.worker import DeliveryWorker
 from cxdesk.engine.workflows import save_workflow
 from cxdesk.errors import ValidationFailed
 from cxdesk.store.db import make_engine, read_session, transaction
+from cxdesk.store.directory import add_team
 from cxdesk.store.models import Event, OutboxMessage, SlaAlert, Ticket, utcnow
 from cxdesk.store.tickets import ticket_comments
 from tests.cli_helpers import Cli
@@ -235,3 +236,29 @@ def test_on_the_demo_desk_two_workers_run_the_seeds_sla_workflows_once(
     due = f"first response due {t0 + 10 * MINUTE:%Y-%m-%d %H:%M} UTC"
     assert notes.count(f"Priority raised: {due}.") == 1
     assert notes.count(f"SLA breached: {due}.") == 1
+
+
+def test_a_failing_workflow_holds_back_its_own_alert_only(engine: Engine) -> None:
+    """A breach whose workflow fails (it names a team that does not exist) is undone whole, no
+    row, no event; the other ticket's breach is raised; once the team exists, it is raised."""
+    build_small_desk(engine)
+    with transaction(engine) as s:
+        save_workflow(
+            s, actor=None, name="Breached: follow-up ticket", event="sla.breached",
+            conditions={"all": [{"field": "tck://Field/title", "op": "is", "value": "Broken"}]},
+            tasks=[{"type": "create_ticket", "team": "${tck://Field/title}",
+                    "title": "Follow up ${tck://Field/key}"}],
+        )  # fmt: skip
+    t0 = start()
+    broken = make_ticket(engine, "Broken", "360", customer_name="Ada")
+    fine = make_ticket(engine, "Fine", "360", customer_name="Bo")
+    for key in (broken, fine):
+        give_sla(engine, key, t0, resolution=None)
+    run = worker(engine).run_once
+    assert run(now=t0 + 11 * MINUTE).sla_alerts == 1
+    assert alerts(engine) == [(fine, "first_response", "breached")]
+    assert len(sla_events(engine)) == 1
+    with transaction(engine) as s:
+        add_team(s, actor=None, name="Broken")
+    assert run(now=t0 + 12 * MINUTE).sla_alerts == 1
+    assert alerts(engine)[-1] == (broken, "first_response", "breached")

@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 
 from cxdesk.engine.dispatch import unit_of_work
 from cxdesk.errors import DeskError
-from cxdesk.store.db import read_session
+from cxdesk.store.db import is_unreachable, read_session
 from cxdesk.store.events import record_event
 from cxdesk.store.models import StatusCategory, Ticket, utcnow
 from cxdesk.store.sla import TARGET_WORDS, SlaState, sla_view
@@ -48,9 +48,14 @@ def raise_sla_alerts(
     for alert in due:
         try:
             raised += _raise(engine, alert, now)
-        except DeskError as error:  # a workflow's task failed: this alert waits for a pass
+        except Exception as error:
+            if is_unreachable(error):
+                raise  # the pass fails and is said once (``engine.worker``)
+            # A workflow that fails (a task's DeskError, or a bug) undoes this alert only: it
+            # is tried again next pass, and the other alerts and the deliveries go on.
             logger.warning("SLA %s %s of ticket %s not raised yet: %s",
-                           alert.target, alert.kind, alert.ticket_id, error)  # fmt: skip
+                           alert.target, alert.kind, alert.ticket_id, error,
+                           exc_info=not isinstance(error, DeskError))  # fmt: skip
     return raised
 
 
