@@ -30,10 +30,11 @@ from cxdesk.seed import SeedProblems, apply_seed
 from cxdesk.store import tickets as ops
 from cxdesk.store.db import read_session, transaction
 from cxdesk.store.directory import get_team, get_user
-from cxdesk.store.models import Comment, CommentKind, Event, OutboxMessage, Ticket
+from cxdesk.store.models import Comment, CommentKind, OutboxMessage, Ticket
 from cxdesk.store.tickets import TicketDraft
 from tests.cli_helpers import Cli, assert_one_error_line, dump_tables
 from tests.desk import build_small_desk
+from tests.test_delivery import ticket_events
 
 WRITTEN = ["ticket", "comment", "event", "outbox", "workflow_run"]
 """The tables applying a macro writes to: unchanged after a refused one."""
@@ -70,16 +71,6 @@ def desk(engine: Engine) -> Iterator[Engine]:
 def apply(engine: Engine, key: str, name: str, *, as_user: str = "maya") -> Applied:
     with unit_of_work(engine) as session:
         return apply_macro(session, actor=get_user(session, as_user), key=key, name=name)
-
-
-def ticket_events(engine: Engine, key: str) -> list[Event]:
-    with read_session(engine) as session:
-        ticket = ops.get_ticket(session, key)
-        return list(
-            session.exec(
-                select(Event).where(Event.ticket_id == ticket.id).order_by(col(Event.id))
-            ).all()
-        )
 
 
 # -- applying ----------------------------------------------------------------------------------

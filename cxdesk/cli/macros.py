@@ -70,6 +70,8 @@ def actions_from_options(
     if note is not None:
         actions.append({"type": "note", "body": note})
     if reply == "-":
+        if sys.stdin.isatty():
+            raise DeskError("--reply - reads the reply from stdin: pipe it in (or give the text)")
         reply = sys.stdin.read(ops.MAX_TEXT_CHARS + 1)
     if reply is not None:
         actions.append(
@@ -172,6 +174,4 @@ def ticket_macro(key: str, name: str, as_user: str | None = AS_OPTION) -> None:
     who = proven(as_user)
     with unit_of_work(desk_engine()) as session:
         done = ops.apply_macro(session, actor=acting_user(session, who), key=key, name=name)
-    replied = f"; reply queued by {done.replied_by}" if done.replied_by else ""
-    said = f"{done.key}: macro {name.strip()} applied ({done.status}{replied})."
-    typer.echo(printable(said, lines=False))
+    typer.echo(printable(f"{done.summary()}.", lines=False))

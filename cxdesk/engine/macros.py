@@ -231,9 +231,15 @@ class Applied:
     """What applying a macro did: the ticket's key and status after, the log lines written."""
 
     key: str
+    macro: str
     status: str
     events: int
     replied_by: str | None
+
+    def summary(self) -> str:
+        """``EXP-12: macro Resolved at the desk applied (resolved; reply queued by email)``."""
+        replied = f"; reply queued by {self.replied_by}" if self.replied_by else ""
+        return f"{self.key}: macro {self.macro} applied ({self.status}{replied})"
 
 
 def apply_macro(session: Session, *, actor: User, key: str, name: str) -> Applied:
@@ -269,7 +275,7 @@ def apply_macro(session: Session, *, actor: User, key: str, name: str) -> Applie
         ).channel
     written = session.info.get(PENDING_KEY, [])[first_event:]
     _log_under(session, written, f"macro {macro.name}")
-    return Applied(key=ticket.key, status=ticket.status, events=len(written), replied_by=replied_by)
+    return Applied(ticket.key, macro.name, ticket.status, len(written), replied_by)
 
 
 def _log_under(session: Session, event_ids: list[int], label: str) -> None:

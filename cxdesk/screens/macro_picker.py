@@ -170,7 +170,6 @@ class TicketMacroKey(DeskScreen):
         except DeskError as error:
             self.report(error)
             return
-        replied = f", reply queued by {done.replied_by}" if done.replied_by else ""
-        said = printable(f"{done.key}: macro {name} applied ({done.status}{replied})", lines=False)
+        said = printable(done.summary(), lines=False)
         self.app.call_from_thread(self.notify, said, markup=False)
         self.app.call_from_thread(self.reload)
