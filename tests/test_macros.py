@@ -34,7 +34,15 @@ from cxdesk.store.models import Comment, CommentKind, OutboxMessage, Ticket
 from cxdesk.store.tickets import TicketDraft
 from tests.cli_helpers import Cli, assert_one_error_line, dump_tables
 from tests.desk import build_small_desk
-from tests.test_delivery import ticket_events
+from tests.peers import SmtpPeer
+from tests.test_delivery import (  # noqa: F401 (mail_env and sms_env are fixtures)
+    CUSTOMER,
+    EXPERT,
+    check_in_and_pull,
+    mail_env,
+    sms_env,
+    ticket_events,
+)
 
 WRITTEN = ["ticket", "comment", "event", "outbox", "workflow_run"]
 """The tables applying a macro writes to: unchanged after a refused one."""
@@ -390,3 +398,25 @@ def test_the_demo_desk_resolves_at_the_desk_with_its_macro(cli: Cli, engine: Eng
     shown = json.loads(ok(cli("ticket", "show", key, "--json", "--as", "maya")))
     replies = [c for c in shown["conversation"] if c.get("kind") == "reply"]
     assert replies and "Hi Zoe Li" in replies[-1]["body"]
+
+
+@pytest.mark.slow
+def test_the_demo_macros_reply_reaches_the_customers_mailbox(
+    cli: Cli,
+    engine: Engine,
+    mail_env: SmtpPeer,  # noqa: F811
+    sms_env: str,  # noqa: F811
+) -> None:
+    """Through the real SMTP peer (aiosmtpd) and the Twilio contract mock: the worker sends the
+    reply "Waiting on customer" queued, piped with the customer's name and the ticket's key."""
+    ok(cli("demo"))
+    key = check_in_and_pull(cli, CUSTOMER, "Website/App Feedback", EXPERT)
+    said = ok(cli("ticket", "macro", key, "Waiting on customer", "--as", EXPERT)).strip()
+    assert said.endswith("applied (Follow up later; reply queued by email).")
+    assert "failed 0" in ok(cli("worker", "--once"))
+    [sent] = [m.message for m in mail_env.received if f"[{key}]" in str(m.message["Subject"])]
+    body = sent.get_body(("plain",))
+    assert body is not None
+    text = body.get_content()
+    assert "Hi Zoë & Ann O'Neil," in text and f"with your question ({key})" in text
+    assert sent["To"].addresses[0].addr_spec == CUSTOMER["email"]
