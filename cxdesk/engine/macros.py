@@ -168,11 +168,18 @@ def save_macro(
 
 
 class MacroProblems(DeskError):
-    """A macro refused on save; ``problems`` lists each one. ``str()``: one line for the CLI."""
+    """A macro refused on save; ``problems`` lists each one, a line each when there are several
+    (as a seed's problems are listed)."""
 
     def __init__(self, name: str, problems: list[str]):
         self.problems = problems
-        super().__init__(f"Macro {name!r}: " + "; ".join(problems))
+        if len(problems) == 1:
+            super().__init__(f"Macro {name!r}: {problems[0]}")
+        else:
+            listed = "\n  ".join(problems)
+            super().__init__(
+                f"Macro {name!r}: {len(problems)} problems, nothing saved:\n  {listed}"
+            )
 
 
 def get_macro(session: Session, name: str) -> Macro:
@@ -301,6 +308,9 @@ def apply_seed_macro(session: Session, entry: Mapping[str, Any]) -> bool:
     wanted = (team.id if team else None, entry["actions"])
     if existing is not None and (existing.team_id, existing.actions) == wanted:
         return False
-    save_macro(session, actor=None, name=entry["name"], actions=entry["actions"],
-               team=entry.get("team"), replace=True)  # fmt: skip
+    try:
+        save_macro(session, actor=None, name=entry["name"], actions=entry["actions"],
+                   team=entry.get("team"), replace=True)  # fmt: skip
+    except MacroProblems as refused:  # the seed names the entry and its line
+        raise DeskError("; ".join(refused.problems)) from None
     return existing is None
