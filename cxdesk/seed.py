@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlmodel import Session, select
 
+from cxdesk.engine.macros import apply_seed_macro
 from cxdesk.engine.tasks import ticket_spec_problems
 from cxdesk.engine.workflows import get_workflow, save_workflow
 from cxdesk.errors import DeskError
@@ -85,6 +86,8 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
         "recipient_team": (str, False),
         "enabled": (bool, False),
     },
+    # Canned actions on a ticket (engine.macros): set fields, a note, a reply.
+    "macros": {"name": (str, True), "team": (str, False), "actions": (list, True)},
 }
 DESK_KEYS = {
     "name": str,
@@ -285,6 +288,7 @@ def apply_seed(
         ("ticket_templates", _apply_template),
         ("workflows", _apply_workflow),
         ("escalation_rules", _apply_escalation_rule),
+        ("macros", apply_seed_macro),
     ]
     for section, apply in appliers:
         for index, entry in enumerate(sections.get(section, [])):

@@ -12,6 +12,7 @@ from cxdesk.cli import (
     delivery,
     directory,
     loop,
+    macros,
     mail_fetch,  # noqa: F401  (registers ``mail fetch``)
     mail_import,  # noqa: F401  (registers ``mail import``)
     setup,
@@ -54,6 +55,7 @@ app.add_typer(directory.team_app, name="team")
 app.add_typer(directory.queue_app, name="queue")
 app.add_typer(directory.status_app, name="status")
 app.add_typer(workflows.workflow_app, name="workflow")
+app.add_typer(macros.macro_app, name="macro")  # and ``ticket macro``
 app.add_typer(mail_app, name="mail")
 
 

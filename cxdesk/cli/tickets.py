@@ -39,8 +39,8 @@ from cxdesk.store.unpull import unpull
 from cxdesk.text import printable
 
 ticket_app = typer.Typer(
-    help="One ticket: pull, noshow, create, show, update, comment, reply, escalation, close,"
-    " feedback.",
+    help="One ticket: pull, noshow, create, show, update, comment, reply, macro, escalation,"
+    " close, feedback.",
     no_args_is_help=True,
 )
 tickets_app = typer.Typer(help="Many tickets: list.", no_args_is_help=True)

@@ -5,7 +5,8 @@ The Conversation shows internal notes, replies to the customer (with their deliv
 and the customer's messages (with their sender), each badged in words, and their attachments
 numbered; ``m`` messages the customer, ``d`` saves an attachment, ``h`` goes to the
 customer's other tickets (Enter opens one): ``screens.ticket_conversation``. ``n`` marks a
-no-show (the customer called is not there): ``screens.ticket_noshow``.
+no-show (the customer called is not there): ``screens.ticket_noshow``. ``M`` applies a macro
+from a filterable picker: ``screens.macro_picker``.
 
 Each action key opens a ``ChangeDialog`` (every update needs a comment); the dialog stores the
 change in a worker through ``unit_of_work`` so workflows react, and stays open with the reason
@@ -34,6 +35,7 @@ from textual.widgets import DataTable, Footer, Header, Label, Static, TabbedCont
 from cxdesk.engine.dispatch import unit_of_work
 from cxdesk.errors import DeskError
 from cxdesk.screens.base import shown_time
+from cxdesk.screens.macro_picker import TicketMacroKey
 from cxdesk.screens.ticket_noshow import TicketNoShowKey
 from cxdesk.screens.ticket_undo import UndoPullKeys
 from cxdesk.screens.ticket_view import (
@@ -70,7 +72,7 @@ REQUESTER_ACTIONS = ("close_ticket", "feedback")
 TABS = ("tab-conversation", "tab-history", "tab-log")
 
 
-class TicketScreen(UndoPullKeys, TicketNoShowKey):
+class TicketScreen(TicketMacroKey, UndoPullKeys, TicketNoShowKey):
     DEFAULT_CSS = """
     TicketScreen #ticket-body { height: 1fr; padding: 0 1; }
     TicketScreen #ticket-title { text-style: bold; margin-bottom: 1; }
@@ -96,6 +98,7 @@ class TicketScreen(UndoPullKeys, TicketNoShowKey):
         Binding("o", "owner", "Owner"),
         Binding("r", "resolve", "Resolve"),
         Binding("e", "escalate", "Escalate"),
+        Binding("M", "macro", "Macro"),  # a picker of the team's macros (screens.macro_picker)
         Binding("a", "escalation_step", "Escalation step"),
         Binding("x", "close_ticket", "Close ticket"),
         Binding("f", "feedback", "Leave feedback"),
@@ -169,6 +172,8 @@ class TicketScreen(UndoPullKeys, TicketNoShowKey):
             return view is not None and bool(view.history)
         if action == "noshow":
             return self.noshow_applies()
+        if action == "macro":
+            return self.macro_applies()
         if action in REQUESTER_ACTIONS:
             if view is None or view.requester_id is None:
                 return False

@@ -481,6 +481,18 @@ class SlaAlert(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, index=True)
 
 
+class Macro(SQLModel, table=True):
+    """Named actions an expert applies to one ticket in one write (``engine.macros``): set
+    fields, an internal note, a reply to the customer; for one team, or shared (no team)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, max_length=200)
+    team_id: int | None = Field(default=None, foreign_key="team.id")
+    actions: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
+    created_by_id: int | None = Field(default=None, foreign_key="user.id")
+    created_at: datetime = Field(default_factory=utcnow)
+
+
 class WorkflowRun(SQLModel, table=True):
     """Which workflow ran for which event: a workflow never runs twice for one event."""
 
