@@ -1,0 +1,99 @@
+"""A ticket's SLA on screen: its words (``store.sla_display``) in the theme's colours, for the
+list, the kanban's cards, the queues and the waiting list (``sla_text``), and ``SlaPanel``,
+the ticket screen's lines, one per target, redrawn as the clock moves.
+
+The words carry the state on their own (``breached``, ``warning``...), so the text reads
+without colour; colour comes from the theme (``$text-error``, ``$text-warning``,
+``$text-success``: each theme's readable text tones, the high-contrast one's too), and a
+breach is bold as well.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+
+from rich.color import ColorParseError
+from rich.style import Style
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Label, Static
+
+from cxdesk.store.sla import SlaState, SlaView
+from cxdesk.store.sla_display import SlaTimes, sla_words, target_lines
+
+STATE_TONES: dict[SlaState, tuple[str, bool]] = {
+    SlaState.breached: ("text-error", True),
+    SlaState.warning: ("text-warning", True),
+    SlaState.on_track: ("text-success", False),
+    SlaState.met: ("text-success", False),
+    SlaState.paused: ("foreground", False),
+}
+"""State -> (theme variable of its colour, bold)."""
+
+
+def state_style(state: SlaState, theme: Mapping[str, str]) -> Style:
+    """The style of a state in the app's theme (``App.theme_variables``)."""
+    variable, bold = STATE_TONES[state]
+    colour = theme.get(variable)
+    try:
+        return Style(color=colour, bold=bold)
+    except ColorParseError:  # a colour Rich cannot parse ("ansi_default 50%"): words alone
+        return Style(bold=bold)
+
+
+def sla_text(view: SlaView | None, now: datetime, theme: Mapping[str, str]) -> Text:
+    """``breached · 12m over`` in the breach's style; empty without a policy."""
+    if view is None:
+        return Text("")
+    return Text(sla_words(view, now), style=state_style(view.state, theme))
+
+
+class SlaPanel(Vertical):
+    """The ticket screen's service level: each target's due time and state, redrawn from the
+    loaded columns every ``redraw_seconds`` (no read: the state changes with the clock)."""
+
+    DEFAULT_CSS = """
+    SlaPanel { height: auto; margin-top: 1; }
+    SlaPanel .section { text-style: bold; }
+    """
+    redraw_seconds = 5.0
+
+    def __init__(self, clock: Callable[[], datetime], *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.clock = clock
+        self.times: SlaTimes | None = None
+        """The ticket's SLA columns as last read; None: no policy (the panel is hidden)."""
+
+    def compose(self) -> ComposeResult:
+        yield Label("Service level", classes="section")
+        yield Static("", id="sla-lines")
+
+    def on_mount(self) -> None:
+        self.display = False
+        self.set_interval(self.redraw_seconds, self.redraw)
+
+    def show(self, times: SlaTimes | None) -> None:
+        self.times = times
+        self.redraw()
+
+    def redraw(self) -> None:
+        now = self.clock()
+        view = self.times.view(now) if self.times is not None else None
+        self.display = view is not None
+        if view is None:
+            return
+        theme = self.app.theme_variables
+        lines = Text()
+        for name, due, happened, state in target_lines(view, now):
+            if lines:
+                lines.append("\n")
+            lines.append(f"{name.capitalize():16} due {due:12} ")
+            lines.append(happened, style=state_style(state, theme))
+        self.query_one("#sla-lines", Static).update(lines)
+
+    @property
+    def shown(self) -> str:
+        """The lines as plain text (what a test or a screen reader reads)."""
+        return str(self.query_one("#sla-lines", Static).render())
