@@ -92,6 +92,11 @@ def test_words_of_each_state(engine: Engine) -> None:
         "paused": "paused · 11m left",  # what was left when the pause began
         "none": "",
     }
+    late = _times(engine, keys["late"])
+    fine = _times(engine, keys["fine"])
+    assert late is not None and fine is not None
+    assert sla_words(late.view(T0), T0, compact=True) == "breached 5m"
+    assert sla_words(fine.view(T0), T0, compact=True) == f"due {due}"
     # The clock moves: warning turns breached, with no read in between.
     warn = _times(engine, keys["warn"])
     assert warn is not None and sla_words(warn.view(minutes(3)), minutes(3)) == (

@@ -69,7 +69,7 @@ def card_text(card: Card, now: datetime, theme: Mapping[str, str]) -> Text:
     )
     if card.sla is not None:
         text.append("\n")
-        text.append_text(sla_text(card.sla.view(now), now, theme))
+        text.append_text(sla_text(card.sla.view(now), now, theme, compact=True))
     return text
 
 

@@ -172,22 +172,26 @@ def _deciding(view: SlaView) -> tuple[datetime | None, datetime | None]:
     return chosen.due_at, chosen.done_at
 
 
-def sla_words(view: SlaView | None, now: datetime) -> str:
+def sla_words(view: SlaView | None, now: datetime, *, compact: bool = False) -> str:
     """The state in words with its time: ``breached · 12m over``, ``warning · 3m left``,
-    ``on track · due 14:10``, ``paused · 7m left``, ``met``; empty without a policy."""
+    ``on track · due 14:10``, ``paused · 7m left``, ``met``; empty without a policy.
+    ``compact`` (a kanban card): ``breached 12m``, ``warning 3m left``, ``due 14:10``."""
     if view is None:
         return ""
     word = STATE_WORDS[view.state]
     due, done = _deciding(view)
     if due is None or done is not None:
         return word  # met, or breached by a target done late
+    if view.state == SlaState.on_track:
+        when = f"due {clock_time(due, now)}"
+        return when if compact else f"{word} · {when}"
     if view.state == SlaState.breached:
-        return f"{word} · {format_wait(due, now)} over"
-    if view.state == SlaState.warning:
-        return f"{word} · {format_wait(now, due)} left"
-    if view.state == SlaState.paused and view.paused_since is not None:
-        return f"{word} · {format_wait(view.paused_since, due)} left"
-    return f"{word} · due {clock_time(due, now)}"
+        over = format_wait(due, now)
+        detail = over if compact else f"{over} over"  # a card is 16 columns wide
+    else:  # warning, or paused: what was left when the pause began
+        start = view.paused_since if view.state == SlaState.paused else None
+        detail = f"{format_wait(start or now, due)} left"
+    return f"{word} {detail}" if compact else f"{word} · {detail}"
 
 
 def target_lines(view: SlaView, now: datetime) -> list[tuple[str, str, str, SlaState]]:

@@ -3,9 +3,9 @@ list, the kanban's cards, the queues and the waiting list (``sla_text``), and ``
 the ticket screen's lines, one per target, redrawn as the clock moves.
 
 The words carry the state on their own (``breached``, ``warning``...), so the text reads
-without colour; colour comes from the theme (``$text-error``, ``$text-warning``,
-``$text-success``: each theme's readable text tones, the high-contrast one's too), and a
-breach is bold as well.
+without colour; colour comes from the theme: a breach and a warning are badges (``$error`` /
+``$warning`` behind, bold contrasting text on it, so they stay readable on a highlighted row or
+card and in the high-contrast theme), on track and met in ``$text-success``, paused plain.
 """
 
 from __future__ import annotations
@@ -13,41 +13,44 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from datetime import datetime
 
-from rich.color import ColorParseError
 from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.color import Color, ColorParseError
 from textual.containers import Vertical
 from textual.widgets import Label, Static
 
 from cxdesk.store.sla import SlaState, SlaView
 from cxdesk.store.sla_display import SlaTimes, sla_words, target_lines
 
-STATE_TONES: dict[SlaState, tuple[str, bool]] = {
-    SlaState.breached: ("text-error", True),
-    SlaState.warning: ("text-warning", True),
-    SlaState.on_track: ("text-success", False),
-    SlaState.met: ("text-success", False),
-    SlaState.paused: ("foreground", False),
-}
-"""State -> (theme variable of its colour, bold)."""
+BADGES = {SlaState.breached: "error", SlaState.warning: "warning"}
+"""States shown as a badge: the theme's colour behind, its contrasting text on it (readable
+on a highlighted row or card too)."""
+TONES = {SlaState.on_track: "text-success", SlaState.met: "text-success"}
+"""States shown in a text colour; a paused one is plain text."""
 
 
 def state_style(state: SlaState, theme: Mapping[str, str]) -> Style:
     """The style of a state in the app's theme (``App.theme_variables``)."""
-    variable, bold = STATE_TONES[state]
-    colour = theme.get(variable)
     try:
-        return Style(color=colour, bold=bold)
-    except ColorParseError:  # a colour Rich cannot parse ("ansi_default 50%"): words alone
-        return Style(bold=bold)
+        if state in BADGES:
+            back = Color.parse(theme.get(BADGES[state], ""))
+            text = back.get_contrast_text(alpha=1.0)
+            return Style(color=text.rich_color, bgcolor=back.rich_color, bold=True)
+        if state in TONES:
+            return Style(color=Color.parse(theme.get(TONES[state], "")).rich_color)
+    except ColorParseError:  # a theme without that colour: the words alone
+        pass
+    return Style(bold=state in BADGES)
 
 
-def sla_text(view: SlaView | None, now: datetime, theme: Mapping[str, str]) -> Text:
+def sla_text(
+    view: SlaView | None, now: datetime, theme: Mapping[str, str], *, compact: bool = False
+) -> Text:
     """``breached · 12m over`` in the breach's style; empty without a policy."""
     if view is None:
         return Text("")
-    return Text(sla_words(view, now), style=state_style(view.state, theme))
+    return Text(sla_words(view, now, compact=compact), style=state_style(view.state, theme))
 
 
 class SlaPanel(Vertical):
