@@ -25,6 +25,7 @@ from cxdesk.store.sla import SlaState
 from cxdesk.store.sla_display import SlaTimes, queue_sla, sla_words, target_lines
 from cxdesk.store.tickets import TicketDraft, create_ticket
 from cxdesk.store.views import Sort, TicketFilter, ticket_page
+from tests.cli_helpers import Cli
 from tests.desk import build_small_desk
 
 T0 = utcnow().replace(second=0, microsecond=0)
@@ -182,3 +183,25 @@ def test_times_of_a_ticket_without_a_policy_are_none() -> None:
     ticket = Ticket(title="t", status="new", origin_team_id=1, team_id=1,
                     created_at=datetime(2026, 12, 7, tzinfo=UTC))  # fmt: skip
     assert SlaTimes.of(ticket) is None
+
+
+def test_cli_lists_the_sla_and_exports_sorted_by_it(
+    engine: Engine, cli: Cli, tmp_path: Path
+) -> None:
+    keys = build_sla_desk(engine)
+    listed = cli("tickets", "list")
+    assert listed.exit_code == 0, str(listed)
+    lines = {line.split()[1]: line for line in listed.stdout.splitlines() if "EXP-" in line}
+    assert "breached · " in lines[keys["late"]] and "paused · " in lines[keys["paused"]]
+    assert "sla" in listed.stdout
+    out = tmp_path / "urgent.csv"
+    exported = cli("tickets", "export", "-o", str(out), "--sort", "sla", "--ascending")
+    assert exported.exit_code == 0, str(exported)
+    with out.open(newline="", encoding="utf-8-sig") as handle:
+        order = [row[0] for row in list(csv.reader(handle))[1:]]
+    assert order[:2] == [keys["late"], keys["warn"]] and order[-2:] == [
+        keys["paused"],
+        keys["none"],
+    ]
+    refused = cli("tickets", "export", "-o", str(out), "--sort", "nope")
+    assert refused.exit_code == 1 and "Cannot sort by 'nope'" in refused.output

@@ -58,6 +58,17 @@ def cell_text(app: AnyApp, selector: str, row: str, column: int) -> str:
     return str(table.get_row(row)[column])
 
 
+async def open_ticket(app: CxDeskApp, pilot: Pilot[Any], key: str) -> TicketScreen:
+    """Log in, open the ticket and wait until it is read."""
+    await log_in(app, pilot)
+    app.open_ticket(key)
+    await wait_until(pilot, lambda: isinstance(app.screen, TicketScreen), "the ticket")
+    screen = app.screen
+    assert isinstance(screen, TicketScreen)
+    await wait_until(pilot, lambda: screen.view is not None, "the ticket read")
+    return screen
+
+
 def test_the_list_shows_the_sla_and_sorts_by_it(engine: Engine) -> None:
     keys = build_sla_desk(engine)
 
@@ -86,12 +97,7 @@ def test_the_ticket_screen_shows_due_times_and_the_state_turns_with_the_clock(
     due = (T0 + timedelta(minutes=2)).astimezone().strftime("%H:%M")
 
     async def script(app: CxDeskApp, pilot: Pilot[Any]) -> None:
-        await log_in(app, pilot)
-        app.open_ticket(keys["warn"])
-        await wait_until(pilot, lambda: isinstance(app.screen, TicketScreen), "the ticket")
-        screen = app.screen
-        assert isinstance(screen, TicketScreen)
-        await wait_until(pilot, lambda: screen.view is not None, "the ticket read")
+        screen = await open_ticket(app, pilot, keys["warn"])
         panel = screen.query_one(SlaPanel)
         await wait_until(pilot, lambda: panel.display and "warning" in panel.shown, "warning")
         assert panel.shown.split() == ["First", "response", "due", due, "warning", "·", "2m",
@@ -106,12 +112,7 @@ def test_a_ticket_without_a_policy_shows_no_sla(engine: Engine) -> None:
     keys = build_sla_desk(engine)
 
     async def script(app: CxDeskApp, pilot: Pilot[Any]) -> None:
-        await log_in(app, pilot)
-        app.open_ticket(keys["none"])
-        await wait_until(pilot, lambda: isinstance(app.screen, TicketScreen), "the ticket")
-        screen = app.screen
-        assert isinstance(screen, TicketScreen)
-        await wait_until(pilot, lambda: screen.view is not None, "the ticket read")
+        screen = await open_ticket(app, pilot, keys["none"])
         assert not screen.query_one(SlaPanel).display
 
     run(engine, "admin", Clock(), script)
