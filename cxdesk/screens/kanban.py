@@ -107,6 +107,7 @@ class KanbanScreen(DeskScreen):
     def on_mount(self) -> None:
         self.load()
         self.set_interval(SLA_REDRAW_SECONDS, self.redraw_sla)
+        self.app.theme_changed_signal.subscribe(self, lambda _theme: self.redraw_sla())
 
     def redraw_sla(self) -> None:
         """The cards' SLA against the clock, from the cards as read (no read)."""

@@ -135,6 +135,7 @@ class TicketsScreen(DeskScreen):
         self.query_one("#tickets", DataTable).focus()
         self.request(self.flt, self.sort, 0)
         self.set_interval(SLA_REDRAW_SECONDS, self.redraw_sla)
+        self.app.theme_changed_signal.subscribe(self, lambda _theme: self.redraw_sla())
 
     def redraw_sla(self) -> None:
         """The SLA column against the clock, from the page as read (no read)."""

@@ -55,7 +55,8 @@ def sla_text(
 
 class SlaPanel(Vertical):
     """The ticket screen's service level: each target's due time and state, redrawn from the
-    loaded columns every ``redraw_seconds`` (no read: the state changes with the clock)."""
+    loaded columns every ``redraw_seconds`` (no read: the state changes with the clock) and
+    when the theme changes."""
 
     DEFAULT_CSS = """
     SlaPanel { height: auto; margin-top: 1; }
@@ -76,6 +77,7 @@ class SlaPanel(Vertical):
     def on_mount(self) -> None:
         self.display = False
         self.set_interval(self.redraw_seconds, self.redraw)
+        self.app.theme_changed_signal.subscribe(self, lambda _theme: self.redraw())
 
     def show(self, times: SlaTimes | None) -> None:
         self.times = times
