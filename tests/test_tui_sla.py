@@ -16,6 +16,7 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable, OptionList
 
 from cxdesk.app import CxDeskApp, create_app
+from cxdesk.screens import tickets as tickets_screen
 from cxdesk.screens.kanban import KanbanScreen
 from cxdesk.screens.queues import QueuesScreen
 from cxdesk.screens.ticket import TicketScreen
@@ -69,8 +70,12 @@ async def open_ticket(app: CxDeskApp, pilot: Pilot[Any], key: str) -> TicketScre
     return screen
 
 
-def test_the_list_shows_the_sla_and_sorts_by_it(engine: Engine) -> None:
+def test_the_list_shows_the_sla_and_sorts_by_it(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     keys = build_sla_desk(engine)
+    monkeypatch.setattr(tickets_screen, "SLA_REDRAW_SECONDS", 0.05)
+    clock = Clock()
 
     async def script(app: CxDeskApp, pilot: Pilot[Any]) -> None:
         screen = await open_list(app, pilot)
@@ -84,8 +89,14 @@ def test_the_list_shows_the_sla_and_sorts_by_it(engine: Engine) -> None:
         order = [keys[n] for n in ("late", "warn", "fine", "met", "paused", "none")]
         await wait_until(pilot, lambda: table_keys(app, "#tickets") == order, "sorted by SLA")
         assert "sorted by SLA ↑" in str(screen.query_one("#page-info").render())
+        clock.now = T0 + timedelta(minutes=3)  # the column is worded again, with no read
+        await wait_until(
+            pilot,
+            lambda: cell_text(app, "#tickets", keys["warn"], column) == "breached · 1m over",
+            "the warning turned breached",
+        )
 
-    run(engine, "admin", Clock(), script)
+    run(engine, "admin", clock, script)
 
 
 def test_the_ticket_screen_shows_due_times_and_the_state_turns_with_the_clock(
