@@ -22,7 +22,7 @@ from cxdesk.screens.queues import QueuesScreen
 from cxdesk.screens.ticket import TicketScreen
 from cxdesk.screens.waiting_list import WaitingListScreen
 from cxdesk.store.views import LIST_COLUMNS
-from cxdesk.widgets.sla import SlaPanel
+from cxdesk.widgets.sla import SlaTargets
 from tests import tui_helpers
 from tests.test_sla_display import T0, build_sla_desk
 from tests.test_tui_views import open_list, table_keys
@@ -103,13 +103,13 @@ def test_the_ticket_screen_shows_due_times_and_the_state_turns_with_the_clock(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     keys = build_sla_desk(engine)
-    monkeypatch.setattr(SlaPanel, "redraw_seconds", 0.05)
+    monkeypatch.setattr(SlaTargets, "redraw_seconds", 0.05)
     clock = Clock()
     due = (T0 + timedelta(minutes=2)).astimezone().strftime("%H:%M")
 
     async def script(app: CxDeskApp, pilot: Pilot[Any]) -> None:
         screen = await open_ticket(app, pilot, keys["warn"])
-        panel = screen.query_one(SlaPanel)
+        panel = screen.query_one(SlaTargets)
         await wait_until(pilot, lambda: panel.display and "warning" in panel.shown, "warning")
         assert panel.shown.split() == ["First", "response", "due", due, "warning", "·", "2m",
                                        "left"]  # fmt: skip
@@ -124,7 +124,7 @@ def test_a_ticket_without_a_policy_shows_no_sla(engine: Engine) -> None:
 
     async def script(app: CxDeskApp, pilot: Pilot[Any]) -> None:
         screen = await open_ticket(app, pilot, keys["none"])
-        assert not screen.query_one(SlaPanel).display
+        assert not screen.query_one(SlaTargets).display
 
     run(engine, "admin", Clock(), script)
 

@@ -60,7 +60,7 @@ from cxdesk.text import printable
 from cxdesk.widgets.change_dialog import ChangeDialog, ChangeRequest, SaveChange
 from cxdesk.widgets.confirm_dialog import ConfirmDialog
 from cxdesk.widgets.conversation import Conversation
-from cxdesk.widgets.sla import SlaPanel
+from cxdesk.widgets.sla import SlaTargets
 from cxdesk.widgets.table import DeskTable
 from cxdesk.widgets.timeline import Timeline
 
@@ -128,7 +128,7 @@ class TicketScreen(UndoPullKeys, TicketNoShowKey):
                 with Vertical():
                     yield Label("Ticket data", classes="section")
                     yield Static("", id="data", markup=False)
-            yield SlaPanel(self.desk.clock, id="sla")
+            yield SlaTargets(self.desk.clock, id="sla")
             yield Label("Customer comment", classes="section", id="comment-section")
             yield Static("", id="customer-comment", markup=False)
             with Vertical(id="escalation"):
@@ -219,7 +219,7 @@ class TicketScreen(UndoPullKeys, TicketNoShowKey):
             self.query_one("#timeline", Timeline).show(
                 timeline_steps(view.timeline), note=estimate_text(view.timeline)
             )
-        self.query_one(SlaPanel).show(view.sla)
+        self.query_one(SlaTargets).show(view.sla)
         note = requester_note(view, self._viewer_id())
         self.query_one("#requester-note", Static).update(printable(note))
         self.query_one("#requester-note").display = bool(note)

@@ -1,5 +1,5 @@
 """A ticket's SLA on screen: its words (``store.sla_display``) in the theme's colours, for the
-list, the kanban's cards, the queues and the waiting list (``sla_text``), and ``SlaPanel``,
+list, the kanban's cards, the queues and the waiting list (``sla_text``), and ``SlaTargets``,
 the ticket screen's lines, one per target, redrawn as the clock moves.
 
 The words carry the state on their own (``breached``, ``warning``...), so the text reads
@@ -53,14 +53,14 @@ def sla_text(
     return Text(sla_words(view, now, compact=compact), style=state_style(view.state, theme))
 
 
-class SlaPanel(Vertical):
+class SlaTargets(Vertical):
     """The ticket screen's service level: each target's due time and state, redrawn from the
     loaded columns every ``redraw_seconds`` (no read: the state changes with the clock) and
     when the theme changes."""
 
     DEFAULT_CSS = """
-    SlaPanel { height: auto; margin-top: 1; }
-    SlaPanel .section { text-style: bold; }
+    SlaTargets { height: auto; margin-top: 1; }
+    SlaTargets .section { text-style: bold; }
     """
     redraw_seconds = 5.0
 
