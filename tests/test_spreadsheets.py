@@ -25,6 +25,7 @@ from cxdesk.engine.dispatch import unit_of_work
 from cxdesk.store.csv_files import read_csv
 from cxdesk.store.db import read_session
 from cxdesk.store.export import (
+    EXPORT_COLUMNS,
     FORMULA_STARTS,
     XLSX_MAX_TEXT,
     csv_text,
@@ -80,6 +81,7 @@ def ticket_rows(texts: st.SearchStrategy[str]) -> st.SearchStrategy[TicketRow]:
         customer_comment=texts,
         title=texts,
         updated_at=WHEN,
+        sla=st.none(),
     )
 
 
@@ -107,10 +109,10 @@ def test_csv_export_gives_back_every_text_and_no_formula(rows: list[TicketRow]) 
         assert write_csv(path, [rows]) == len(rows)
         with path.open(encoding="utf-8-sig", newline="") as handle:
             read = list(csv.reader(handle))
-    assert read[0] == list(LIST_COLUMNS.values())
+    assert read[0] == list(EXPORT_COLUMNS.values())
     assert len(read) == len(rows) + 1
     for row, cells in zip(rows, read[1:], strict=True):
-        by_name = dict(zip(LIST_COLUMNS, cells, strict=True))
+        by_name = dict(zip(EXPORT_COLUMNS, cells, strict=True))
         for name, value in texts_of(row).items():
             assert not by_name[name].startswith(FORMULA_STARTS), (name, by_name[name])
             assert csv_text_read(by_name[name]) == value
@@ -127,9 +129,9 @@ def test_xlsx_export_holds_texts_as_strings_never_formulas(rows: list[TicketRow]
         path = Path(folder) / "out.xlsx"
         assert write_xlsx(path, [rows]) == len(rows)
         sheet = read_xlsx(path)
-    assert [cell.value for cell in sheet[0]] == list(LIST_COLUMNS.values())
+    assert [cell.value for cell in sheet[0]] == list(EXPORT_COLUMNS.values())
     for row, cells in zip(rows, sheet[1:], strict=True):
-        by_name = dict(zip(LIST_COLUMNS, cells, strict=True))
+        by_name = dict(zip(EXPORT_COLUMNS, cells, strict=True))
         for name, value in texts_of(row).items():
             cell = by_name[name]
             assert cell.data_type != "f", (name, cell.value)
@@ -195,7 +197,7 @@ def test_tickets_export_writes_a_formula_name_as_text(
         assert result.exit_code == 0, str(result)
 
     sheet = read_xlsx(xlsx)
-    cells = dict(zip(LIST_COLUMNS, sheet[1], strict=True))
+    cells = dict(zip(EXPORT_COLUMNS, sheet[1], strict=True))
     assert cells["key"].value == key
     assert (cells["customer_name"].value, cells["customer_name"].data_type) == (HYPERLINK, "s")
     assert cells["customer_comment"].value == "+cmd|' /C calc'!A0"
@@ -203,7 +205,7 @@ def test_tickets_export_writes_a_formula_name_as_text(
     assert isinstance(cells["created_at"].value, datetime)
 
     with text.open(encoding="utf-8-sig", newline="") as handle:
-        record = dict(zip(LIST_COLUMNS, list(csv.reader(handle))[1], strict=True))
+        record = dict(zip(EXPORT_COLUMNS, list(csv.reader(handle))[1], strict=True))
     assert record["customer_name"] == "'" + HYPERLINK
     assert record["customer_comment"] == "'+cmd|' /C calc'!A0"
     assert record["key"] == key

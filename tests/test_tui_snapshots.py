@@ -37,6 +37,13 @@ from tests.test_tui import check_in, label_text, wait_until
 SIZE = (100, 32)
 NOW = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
 SnapCompare = Callable[..., bool]
+SNAPSHOT_SLA = (
+    {"first_response_due_at": -20, "first_response_warn_at": -22.5, "resolution_due_at": 15},
+    {"first_response_due_at": 2, "first_response_warn_at": -1, "resolution_due_at": 25},
+    {"first_response_due_at": -5, "first_response_warn_at": -7.5, "first_responded_at": -10,
+     "resolution_due_at": 30, "resolution_warn_at": 19},
+)  # fmt: skip
+"""The three tickets' SLA columns, minutes from NOW: breached, warning, on track."""
 
 
 @pytest.fixture(autouse=True)
@@ -50,7 +57,8 @@ def _utc_local_time(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.fixture
 def desk(sqlite_url: str) -> Iterator[Engine]:
-    """Three check-ins (two waiting in 360, one pulled by maya with a comment), fixed times."""
+    """Three check-ins (two waiting in 360, one pulled by maya with a comment), fixed times;
+    under an SLA: breached, in warning, on track (``SNAPSHOT_SLA``)."""
     engine = make_engine(sqlite_url)
     build_small_desk(engine)
     keys = [check_in(engine, product) for product in ("360", "360", "Stats iQ")]
@@ -65,6 +73,9 @@ def desk(sqlite_url: str) -> Iterator[Engine]:
                 update(Ticket).where(Ticket.key == key).values(created_at=at, updated_at=at)
             )
         session.execute(update(Ticket).where(Ticket.key == keys[2]).values(updated_at=NOW))
+        for key, sla in zip(keys, SNAPSHOT_SLA, strict=True):  # as a policy would set them
+            at = {name: NOW + timedelta(minutes=m) for name, m in sla.items()}
+            session.execute(update(Ticket).where(Ticket.key == key).values(sla_policy_id=1, **at))
         session.execute(update(Event).values(created_at=NOW - timedelta(minutes=5)))
         session.execute(update(Comment).values(created_at=NOW - timedelta(minutes=5)))
         session.execute(update(SurveyResponse).values(created_at=NOW - timedelta(minutes=30)))

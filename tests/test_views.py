@@ -18,7 +18,7 @@ from cxdesk.engine.dispatch import unit_of_work
 from cxdesk.errors import DeskError, NotFound, PermissionDenied
 from cxdesk.store.db import read_session, transaction
 from cxdesk.store.directory import get_user
-from cxdesk.store.export import export_tickets
+from cxdesk.store.export import EXPORT_COLUMNS, export_tickets
 from cxdesk.store.models import SavedView, Ticket, utcnow
 from cxdesk.store.pages import (
     history_page,
@@ -294,9 +294,9 @@ def test_cli_export_xlsx_and_csv(engine: Engine, cli: Cli, tmp_path: Path) -> No
     sheet = openpyxl.load_workbook(xlsx).active
     assert sheet is not None
     rows = list(sheet.iter_rows(values_only=True))
-    assert rows[0] == tuple(LIST_COLUMNS.values())
+    assert rows[0] == tuple(EXPORT_COLUMNS.values())
     assert len(rows) == 2
-    record = dict(zip(LIST_COLUMNS, rows[1], strict=True))
+    record = dict(zip(EXPORT_COLUMNS, rows[1], strict=True))
     assert record["key"] == k["ada"] and record["customer_email"] == "ada@example.com"
     assert record["origin_team"] == "360" and record["priority"] == "high"
     assert isinstance(record["created_at"], datetime)  # a typed date cell, not text
@@ -311,7 +311,7 @@ def test_cli_export_xlsx_and_csv(engine: Engine, cli: Cli, tmp_path: Path) -> No
     assert result.exit_code == 0, str(result)
     with out.open(encoding="utf-8-sig", newline="") as handle:
         lines = list(csv.reader(handle))
-    assert lines[0] == list(LIST_COLUMNS.values())
+    assert lines[0] == list(EXPORT_COLUMNS.values())
     assert [line[0] for line in lines[1:]] == sorted(k.values(), key=lambda v: int(v[4:]))
     assert datetime.fromisoformat(lines[1][9]).tzinfo is not None
     assert "The printer is on fire" in lines[1]

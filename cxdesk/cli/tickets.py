@@ -31,9 +31,11 @@ from cxdesk.store.escalation_steps import (
     parse_estimate,
     set_escalation_step,
 )
-from cxdesk.store.models import OutboxMessage, Ticket
+from cxdesk.store.models import OutboxMessage, Ticket, utcnow
 from cxdesk.store.noshow import no_show
 from cxdesk.store.replies import reply_to_customer
+from cxdesk.store.sla import sla_view
+from cxdesk.store.sla_display import sla_words
 from cxdesk.store.surveys import submit_response
 from cxdesk.store.unpull import unpull
 from cxdesk.text import printable
@@ -308,21 +310,23 @@ def tickets_list(
     if as_json:
         print_json(records)
         return
+    now = utcnow()
     print_table(
         "Tickets",
-        ["key", "title", "status", "priority", "team", "owner", "customer", "created"],
+        ["key", "title", "status", "sla", "priority", "team", "owner", "customer", "created"],
         [
             (
                 r["key"],
                 r["title"],
                 r["status"],
+                sla_words(sla_view(t, now), now),
                 r["priority"],
                 r["team"],
                 r["owner"],
                 r["customer_name"],
                 str(r["created_at"])[:16],
             )  # fmt: skip
-            for r in records
+            for r, t in zip(records, found, strict=True)
         ],
     )
 

@@ -1,7 +1,8 @@
 """The kanban: one column per status (new, open, escalated, resolved, then custom ones).
 
-Each column holds a page of cards (key, customer, owner, priority, age) and reads the next
-page when the highlight reaches its last card, so 10,000 open tickets stay responsive. Left
+Each column holds a page of cards (key, customer, owner, priority, age, and the SLA state of
+a ticket under a policy, redrawn against the clock) and reads the next page when the
+highlight reaches its last card, so 10,000 open tickets stay responsive. Left
 and right move between columns, up and down between cards; ``shift+left`` / ``shift+right``
 move the card to the neighbouring column: a real status change (through ``update_ticket`` in
 ``unit_of_work``, so workflows fire) with a comment asked for, pre-filled.
@@ -9,6 +10,7 @@ move the card to the neighbouring column: a real status change (through ``update
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -28,8 +30,11 @@ from cxdesk.store.pages import Card, KanbanColumn, kanban_columns, kanban_page
 from cxdesk.store.tickets import format_wait, update_ticket
 from cxdesk.text import printable
 from cxdesk.widgets.change_dialog import ChangeDialog, ChangeRequest, SaveChange
+from cxdesk.widgets.sla import sla_text
 
 CARDS_PER_PAGE = 50
+SLA_REDRAW_SECONDS = 30.0
+"""How often the cards' SLA is worded again against the clock."""
 MAX_CARDS_KEPT = 2_000
 """A column never holds more cards than this, however far one scrolls."""
 
@@ -54,13 +59,18 @@ class MoveDialog(ChangeDialog):
         self.query_one("#comment", Input).value = self._comment
 
 
-def card_text(card: Card, now: datetime) -> Text:
-    return Text.assemble(
+def card_text(card: Card, now: datetime, theme: Mapping[str, str]) -> Text:
+    """Key and priority, customer, owner and age, then its SLA (a line only with a policy)."""
+    text = Text.assemble(
         (card.key, "bold"),
         f"  {card.priority}\n",
         f"{printable(card.customer_name or '(no name)', lines=False)}\n",
         (f"{card.owner or 'unowned'} · {format_wait(card.created_at, now)}", "dim"),
     )
+    if card.sla is not None:
+        text.append("\n")
+        text.append_text(sla_text(card.sla.view(now), now, theme, compact=True))
+    return text
 
 
 class KanbanScreen(DeskScreen):
@@ -96,6 +106,20 @@ class KanbanScreen(DeskScreen):
 
     def on_mount(self) -> None:
         self.load()
+        self.set_interval(SLA_REDRAW_SECONDS, self.redraw_sla)
+        self.app.theme_changed_signal.subscribe(self, lambda _theme: self.redraw_sla())
+
+    def redraw_sla(self) -> None:
+        """The cards' SLA against the clock, from the cards as read (no read)."""
+        if self.board is None:
+            return
+        now, theme = self.now(), self.app.theme_variables
+        for column, options in zip(self.board.columns, self._lists(), strict=False):
+            timed = {c.key: c for c in self.board.cards.get(column.status, []) if c.sla}
+            for index, option in enumerate(options.options):
+                card = timed.get(option.id or "")
+                if card is not None:
+                    options.replace_option_prompt_at_index(index, card_text(card, now, theme))
 
     def on_screen_resume(self) -> None:
         self.load()
@@ -128,7 +152,7 @@ class KanbanScreen(DeskScreen):
         old = self.board
         self.board = board
         statuses = [c.status for c in board.columns]
-        now = self.now()
+        now, theme = self.now(), self.app.theme_variables
         if old is None or [c.status for c in old.columns] != statuses:
             self.call_later(self._build_columns, board, now)
             return
@@ -145,7 +169,7 @@ class KanbanScreen(DeskScreen):
                 continue
             highlighted = options.highlighted
             current = keys[highlighted] if highlighted is not None and keys else None
-            options.set_options(Option(card_text(c, now), id=c.key) for c in cards)
+            options.set_options(Option(card_text(c, now, theme), id=c.key) for c in cards)
             new_keys = [c.key for c in cards]
             if current in new_keys:
                 options.highlighted = new_keys.index(current)
@@ -169,7 +193,8 @@ class KanbanScreen(DeskScreen):
         await container.remove_children()
         columns = []
         for index, column in enumerate(board.columns):
-            cards = [Option(card_text(c, now), id=c.key) for c in board.cards[column.status]]
+            theme = self.app.theme_variables
+            cards = [Option(card_text(c, now, theme), id=c.key) for c in board.cards[column.status]]
             title = f"{column.status} ({column.count})"
             columns.append(
                 Vertical(

@@ -1,10 +1,12 @@
 """The queues screen (experts' home): every queue's waiting count and the estimated wait of the
 next customer to join it (``store.waiting``), how many of its team are available
-(``store.presence``), pull next, my open tickets.
+(``store.presence``), its waiting tickets' SLA (how many are breached or in warning, else
+the nearest due time: ``store.sla_display.queue_sla``), pull next, my open tickets.
 
 Both tables are read again in a worker whenever the app's change watcher says the desk changed
 (within about a second of a colleague's pull or a new check-in, on any terminal); the waits are
-redrawn against the app's clock every half minute. Only ``n`` pulls: on a queue, its next
+redrawn against the app's clock every half minute (read again then, on a desk with SLAs:
+a waiting ticket turns breached with the clock). Only ``n`` pulls: on a queue, its next
 ticket; on the "Any of my teams" row at the top, the most urgent ticket across the expert's
 teams (``store.pull.pull_any``); the ticket opens with ``u`` to undo the pull for a few
 seconds. Enter on a queue opens its waiting list (``screens.waiting_list``, read-only), so an
@@ -17,11 +19,14 @@ the counts and estimates, no pull, no waiting list, no ticket to open, no "my ti
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
+from typing import Any
 
+from rich.text import Text
+from sqlmodel import Session
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -31,12 +36,14 @@ from cxdesk.engine.dispatch import PulledButNotDispatched, pull_and_dispatch
 from cxdesk.errors import DeskError
 from cxdesk.screens.base import DeskScreen, shown_time
 from cxdesk.store.db import read_session
-from cxdesk.store.directory import list_statuses, user_teams
+from cxdesk.store.directory import list_statuses, list_teams, user_teams
 from cxdesk.store.models import Role, StatusCategory
 from cxdesk.store.presence import TeamPresence, team_presence
+from cxdesk.store.sla_display import QueueSla, queue_sla
 from cxdesk.store.tickets import format_wait, list_tickets, tickets_to_dicts
 from cxdesk.store.waiting import QueueOutlook, queue_outlooks, wait_short
 from cxdesk.text import printable
+from cxdesk.widgets.sla import state_style
 from cxdesk.widgets.table import DeskTable
 
 OWN_TEAM_MARK = "●"
@@ -58,6 +65,8 @@ class QueuesSnapshot:
     my_tickets: list[dict[str, object]]
     presence: dict[str, TeamPresence] = field(default_factory=dict)
     """Per team: its members available now, of its active members (``store.presence``)."""
+    sla: dict[str, QueueSla] = field(default_factory=dict)
+    """Per team: its waiting tickets breached and in warning (``store.sla_display``)."""
 
 
 class QueuesScreen(DeskScreen):
@@ -76,8 +85,10 @@ class QueuesScreen(DeskScreen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Label(f"Queues ({OWN_TEAM_MARK} = my teams)")
-        queues: DataTable[str] = DeskTable(id="queues", cursor_type="row")
-        queues.add_columns(" ", "Queue", "Team", "Waiting", "Oldest wait", "Estimate", "Available")
+        queues: DataTable[Any] = DeskTable(id="queues", cursor_type="row")
+        queues.add_columns(
+            " ", "Queue", "Team", "Waiting", "SLA", "Oldest wait", "Estimate", "Available"
+        )
         yield queues
         yield Label(MY_TICKETS_HINT, id="mine-hint")
         mine: DataTable[str] = DeskTable(id="mine", cursor_type="row")
@@ -113,7 +124,9 @@ class QueuesScreen(DeskScreen):
         self.refresh_tables()
 
     def _redraw(self) -> None:
-        if self.snapshot is not None:
+        if self.snapshot is not None and self.snapshot.sla:
+            self.refresh_tables()  # which waiting tickets are breached changes with the clock
+        elif self.snapshot is not None:
             self._show(self.snapshot)
 
     @work(thread=True, exclusive=True, group="queues-poll", exit_on_error=False)
@@ -134,6 +147,7 @@ class QueuesScreen(DeskScreen):
                     my_teams=frozenset(team.name for team in user_teams(session, user)),
                     my_tickets=tickets_to_dicts(session, mine),
                     presence=team_presence(session),
+                    sla=_by_team_name(session, queue_sla(session, now=self.now())),
                 )
         except DeskError as error:
             self.read_failed(error)
@@ -143,16 +157,18 @@ class QueuesScreen(DeskScreen):
     def _show(self, snapshot: QueuesSnapshot) -> None:
         self.snapshot = snapshot
         now = self.now()
-        queues: DataTable[str] = self.query_one("#queues", DataTable)
+        queues: DataTable[Any] = self.query_one("#queues", DataTable)
         first_fill = queues.row_count == 0
         # A volunteer pulls nothing: no "Any of my teams" row (they are on no team either).
-        anywhere = [] if self.read_only else [_any_row(snapshot, now)]
+        theme = self.app.theme_variables
+        anywhere = [] if self.read_only else [_any_row(snapshot, now, theme)]
         rows = anywhere + [
             (
                 OWN_TEAM_MARK if q.stats.team in snapshot.my_teams else "",
                 q.stats.name,
                 q.stats.team,
                 str(q.stats.waiting),
+                _sla_cell(snapshot.sla.get(q.stats.team), now, theme),
                 format_wait(q.stats.oldest_created, now),
                 wait_short(q.next_wait),
                 _available(snapshot.presence, q.stats.team),
@@ -238,7 +254,9 @@ class QueuesScreen(DeskScreen):
         self.app.call_from_thread(partial(self.desk.open_ticket, key, pulled_at=self.now()))
 
 
-def _any_row(snapshot: QueuesSnapshot, now: datetime) -> tuple[str, ...]:
+def _any_row(
+    snapshot: QueuesSnapshot, now: datetime, theme: Mapping[str, str]
+) -> tuple[str | Text, ...]:
     """ "Any of my teams": what waits in my teams' queues (a team counted once)."""
     teams = {q.stats.team: q.stats for q in snapshot.queues if q.stats.team in snapshot.my_teams}
     oldest = [t.oldest_created for t in teams.values() if t.oldest_created is not None]
@@ -247,9 +265,32 @@ def _any_row(snapshot: QueuesSnapshot, now: datetime) -> tuple[str, ...]:
         ANY_LABEL,
         f"{len(teams)} team" if len(teams) == 1 else f"{len(teams)} teams",
         str(sum(t.waiting for t in teams.values())),
+        _sla_cell(_together([snapshot.sla[t] for t in teams if t in snapshot.sla]), now, theme),
         format_wait(min(oldest), now) if oldest else "",
         "",
     )
+
+
+def _by_team_name(session: Session, by_id: dict[int, QueueSla]) -> dict[str, QueueSla]:
+    names = {team.id: team.name for team in list_teams(session)}
+    return {names[team_id]: sla for team_id, sla in by_id.items() if team_id in names}
+
+
+def _together(slas: list[QueueSla]) -> QueueSla | None:
+    """Several teams' waiting tickets as one (the "Any of my teams" row)."""
+    if not slas:
+        return None
+    due = [s.nearest_due for s in slas if s.nearest_due is not None]
+    breached, warning = sum(s.breached for s in slas), sum(s.warning for s in slas)
+    return QueueSla(breached, warning, min(due) if due else None)
+
+
+def _sla_cell(sla: QueueSla | None, now: datetime, theme: Mapping[str, str]) -> Text:
+    """A queue's SLA: its waiting tickets breached and in warning, in the worst one's style."""
+    if sla is None:
+        return Text("")
+    words, state = sla.words(now)
+    return Text(words, style=state_style(state, theme)) if state else Text(words)
 
 
 def _available(presence: dict[str, TeamPresence], team: str) -> str:
@@ -258,11 +299,11 @@ def _available(presence: dict[str, TeamPresence], team: str) -> str:
 
 
 def _replace_rows(
-    table: DataTable[str], rows: Sequence[tuple[str, ...]], keys: Sequence[str]
+    table: DataTable[Any], rows: Sequence[tuple[str | Text, ...]], keys: Sequence[str]
 ) -> None:
     """Show ``rows`` keeping the cursor on the same row; untouched when nothing changed."""
-    current = [tuple(str(cell) for cell in table.get_row_at(i)) for i in range(table.row_count)]
-    if current == list(rows) and len(table.rows) == len(keys):
+    current = [tuple(table.get_row_at(i)) for i in range(table.row_count)]
+    if current == [tuple(row) for row in rows] and len(table.rows) == len(keys):
         return
     cursor = table.cursor_row
     table.clear()

@@ -62,6 +62,7 @@ from cxdesk.text import printable
 from cxdesk.widgets.change_dialog import ChangeDialog, ChangeRequest, SaveChange
 from cxdesk.widgets.confirm_dialog import ConfirmDialog
 from cxdesk.widgets.conversation import Conversation
+from cxdesk.widgets.sla import SlaTargets
 from cxdesk.widgets.table import DeskTable
 from cxdesk.widgets.timeline import Timeline
 
@@ -130,6 +131,7 @@ class TicketScreen(TicketMacroKey, UndoPullKeys, TicketNoShowKey):
                 with Vertical():
                     yield Label("Ticket data", classes="section")
                     yield Static("", id="data", markup=False)
+            yield SlaTargets(self.desk.clock, id="sla")
             yield Label("Customer comment", classes="section", id="comment-section")
             yield Static("", id="customer-comment", markup=False)
             with Vertical(id="escalation"):
@@ -222,6 +224,7 @@ class TicketScreen(TicketMacroKey, UndoPullKeys, TicketNoShowKey):
             self.query_one("#timeline", Timeline).show(
                 timeline_steps(view.timeline), note=estimate_text(view.timeline)
             )
+        self.query_one(SlaTargets).show(view.sla)
         note = requester_note(view, self._viewer_id())
         self.query_one("#requester-note", Static).update(printable(note))
         self.query_one("#requester-note").display = bool(note)

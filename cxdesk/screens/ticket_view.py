@@ -21,6 +21,7 @@ from cxdesk.store.db import read_session
 from cxdesk.store.directory import list_statuses, list_teams, team_members
 from cxdesk.store.escalation_steps import EscalationTimeline, escalation_timeline
 from cxdesk.store.models import StatusCategory
+from cxdesk.store.sla_display import SlaTimes
 from cxdesk.store.tickets import (
     CLOSED_MESSAGE,
     get_ticket,
@@ -77,6 +78,8 @@ class TicketView:
     """Its status is resolved-like (resolved, closed...): feedback may be left."""
     feedback_rating: int | None
     feedback_comment: str | None
+    sla: SlaTimes | None = None
+    """The SLA columns (None: no policy); the screen words them as the clock moves."""
 
     @property
     def team_members(self) -> list[str]:
@@ -106,6 +109,7 @@ def read_ticket_view(engine: Engine, key: str) -> TicketView:
             closed=closed,
             feedback_rating=ticket.feedback_rating if ticket.feedback_at else None,
             feedback_comment=ticket.feedback_comment,
+            sla=SlaTimes.of(ticket),
         )
 
 

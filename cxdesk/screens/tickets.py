@@ -2,17 +2,22 @@
 
 The filter bar (Enter in any field applies it) starts on the last 30 days. The table shows one
 page (``PAGE_SIZE`` rows) read by a worker; ``]`` / ``[`` turn pages, ``s`` sorts by the
-column under the cursor (again: the other way), Enter opens the ticket, ``x`` exports the
-filtered list to .xlsx or .csv, ``ctrl+s`` saves the filter as a view and ``w`` recalls one.
+column under the cursor (again: the other way; the SLA column: the nearest running due time
+first, breached ones at the top, paused tickets and those without SLA last), Enter opens the
+ticket, ``x`` exports the filtered list to .xlsx or .csv, ``ctrl+s`` saves the filter as a
+view and ``w`` recalls one.
 The page is read again when the desk changes (``DeskChanged``), here or in another terminal.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -39,6 +44,7 @@ from cxdesk.store.views import (
     ticket_summary,
 )
 from cxdesk.widgets.prompt_dialog import PromptDialog
+from cxdesk.widgets.sla import sla_text
 from cxdesk.widgets.table import DeskTable
 
 FILTER_FIELDS = {
@@ -53,6 +59,8 @@ FILTER_FIELDS = {
     "text": "Search text",
 }
 """The filter bar's inputs: id suffix -> placeholder."""
+SLA_REDRAW_SECONDS = 30.0
+"""How often the SLA column is worded again against the clock (it shows minutes)."""
 
 
 def cell(value: object) -> str:
@@ -62,6 +70,10 @@ def cell(value: object) -> str:
     if isinstance(value, datetime):
         return value.astimezone().strftime("%Y-%m-%d %H:%M")
     return " ".join(str(value).split())[:60]
+
+
+def sla_cell(row: TicketRow, now: datetime, theme: Mapping[str, str]) -> Text:
+    return sla_text(row.sla.view(now) if row.sla is not None else None, now, theme)
 
 
 @dataclass(frozen=True)
@@ -112,7 +124,7 @@ class TicketsScreen(DeskScreen):
                 yield Input(placeholder=placeholder, id=f"f-{name}", compact=True)
         yield Label("Loading…", id="summary")
         yield Label("", id="page-info")
-        table: DataTable[str] = DeskTable(id="tickets", cursor_type="cell", zebra_stripes=True)
+        table: DataTable[Any] = DeskTable(id="tickets", cursor_type="cell", zebra_stripes=True)
         for name, heading in LIST_COLUMNS.items():
             table.add_column(heading, key=name)
         yield table
@@ -122,6 +134,18 @@ class TicketsScreen(DeskScreen):
         self.query_one("#f-days", Input).value = str(self.flt.last_days or "")
         self.query_one("#tickets", DataTable).focus()
         self.request(self.flt, self.sort, 0)
+        self.set_interval(SLA_REDRAW_SECONDS, self.redraw_sla)
+        self.app.theme_changed_signal.subscribe(self, lambda _theme: self.redraw_sla())
+
+    def redraw_sla(self) -> None:
+        """The SLA column against the clock, from the page as read (no read)."""
+        if self.page is None:
+            return
+        table: DataTable[Any] = self.query_one("#tickets", DataTable)
+        now, theme = self.now(), self.app.theme_variables
+        for row in self.page.rows:
+            if row.sla is not None and row.key in table.rows:
+                table.update_cell(row.key, "sla", sla_cell(row, now, theme))
 
     def _poll(self) -> None:
         if not self._asked:  # never replace (cancel) a read the user asked for
@@ -173,11 +197,16 @@ class TicketsScreen(DeskScreen):
         )
         if previous is not None and previous.rows == page.rows:
             return
-        table: DataTable[str] = self.query_one("#tickets", DataTable)
+        table: DataTable[Any] = self.query_one("#tickets", DataTable)
         cursor = table.cursor_coordinate
         table.clear()
+        now, theme = self.now(), self.app.theme_variables
         for row in page.rows:
-            table.add_row(*(cell(getattr(row, name)) for name in LIST_COLUMNS), key=row.key)
+            cells = [
+                sla_cell(row, now, theme) if name == "sla" else cell(getattr(row, name))
+                for name in LIST_COLUMNS
+            ]
+            table.add_row(*cells, key=row.key)
         if table.row_count:
             table.move_cursor(row=min(cursor.row, table.row_count - 1), column=cursor.column)
 

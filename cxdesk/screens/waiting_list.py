@@ -1,5 +1,5 @@
 """A queue's waiting list, read-only: who waits, in the order its pulls take them, with each
-one's position and estimated wait (``store.waiting.queue_waiting``).
+one's position, SLA state and estimated wait (``store.waiting.queue_waiting``).
 
 Opened by Enter on a queue of the queues screen (Escape goes back). Read in a worker when it
 opens and whenever the app's change watcher says the desk changed; ``n`` pulls the queue's
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlmodel import Session, col, select
 from textual.app import ComposeResult
@@ -18,10 +19,14 @@ from textual.widgets import DataTable, Footer, Header, Label
 
 from cxdesk.screens.base import DeskScreen
 from cxdesk.store.models import Ticket
+from cxdesk.store.sla_display import SlaTimes
 from cxdesk.store.tickets import format_wait
 from cxdesk.store.waiting import queue_waiting, wait_short
 from cxdesk.text import printable
+from cxdesk.widgets.sla import sla_text
 from cxdesk.widgets.table import DeskTable
+
+SLA_REDRAW_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,7 @@ class WaitingRow:
     priority: str
     created_at: datetime
     wait_minutes: float | None
+    sla: SlaTimes | None
 
 
 def read_waiting_list(session: Session, queue: str) -> list[WaitingRow]:
@@ -47,6 +53,7 @@ def read_waiting_list(session: Session, queue: str) -> list[WaitingRow]:
             tickets[w.ticket_id].priority,
             tickets[w.ticket_id].created_at,
             w.wait_minutes,
+            SlaTimes.of(tickets[w.ticket_id]),
         )  # fmt: skip
         for w in waiting
         if w.ticket_id in tickets
@@ -69,14 +76,20 @@ class WaitingListScreen(DeskScreen):
         yield Header()
         yield Label(printable(f"Waiting in {self.queue} (loading…)", lines=False),
                     id="waiting-title", markup=False)  # fmt: skip
-        table: DataTable[str] = DeskTable(id="waiting", cursor_type="row")
-        table.add_columns("#", "Key", "Title", "Priority", "Waiting", "Estimate")
+        table: DataTable[Any] = DeskTable(id="waiting", cursor_type="row")
+        table.add_columns("#", "Key", "SLA", "Title", "Priority", "Waiting", "Estimate")
         yield table
         yield Footer()
 
     def on_mount(self) -> None:
         self.query_one("#waiting", DataTable).focus()
         self.reload()
+        self.set_interval(SLA_REDRAW_SECONDS, self._redraw)
+
+    def _redraw(self) -> None:
+        """The waits and SLA states against the clock, from the list as read."""
+        if self.rows is not None:
+            self._show(self.rows)
 
     def reload(self) -> None:
         queue = self.queue
@@ -87,11 +100,13 @@ class WaitingListScreen(DeskScreen):
         now = self.now()
         title = f"Waiting in {self.queue}: {len(rows)}" if rows else f"Nobody waits in {self.queue}"
         self.query_one("#waiting-title", Label).update(printable(title, lines=False))
-        table: DataTable[str] = self.query_one("#waiting", DataTable)
+        table: DataTable[Any] = self.query_one("#waiting", DataTable)
         cursor = table.cursor_row
         table.clear()
+        theme = self.app.theme_variables
         for row in rows:
-            table.add_row(str(row.position), row.key, printable(row.title, lines=False),
+            sla = sla_text(row.sla.view(now) if row.sla else None, now, theme)
+            table.add_row(str(row.position), row.key, sla, printable(row.title, lines=False),
                           row.priority, format_wait(row.created_at, now),
                           wait_short(row.wait_minutes), key=row.key)  # fmt: skip
         if table.row_count:

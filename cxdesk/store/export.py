@@ -1,6 +1,7 @@
 """Exporting the filtered ticket list to .csv or .xlsx, streamed a batch at a time.
 
-Both formats carry the list's columns (``views.LIST_COLUMNS``) in order. Times are written
+Both formats carry the list's columns (``views.LIST_COLUMNS``) in order, its SLA column as
+two: the state and the nearest running due time (``EXPORT_COLUMNS``). Times are written
 in the local time zone, as the screens show them: in .xlsx as real date cells (Excel and
 LibreOffice sort and filter them as dates), in .csv as ISO 8601 with the UTC offset. The file
 is written next to its destination and moved into place only when complete, so a failed
@@ -29,6 +30,8 @@ from sqlalchemy import Engine
 from cxdesk.errors import DeskError
 from cxdesk.locations import private_replacement
 from cxdesk.store.db import read_session
+from cxdesk.store.models import utcnow
+from cxdesk.store.sla import STATE_WORDS
 from cxdesk.store.views import LIST_COLUMNS, Sort, TicketFilter, TicketRow, iter_tickets
 
 FORMATS = ("csv", "xlsx")
@@ -40,8 +43,22 @@ def _local(value: datetime) -> datetime:
     return value.astimezone()
 
 
-def _values(row: TicketRow) -> list[Any]:
-    return [getattr(row, name) for name in LIST_COLUMNS]
+EXPORT_COLUMNS = {
+    **{name: heading for name, heading in LIST_COLUMNS.items() if name != "sla"},
+    "sla_state": "SLA state",
+    "sla_due_at": "SLA due",
+}
+"""The file's columns: the list's, with its SLA column as the state (in words, at the time of
+the export) and the nearest due time of the targets still running."""
+
+
+def _values(row: TicketRow, now: datetime) -> list[Any]:
+    view = row.sla.view(now) if row.sla is not None else None
+    sla = {
+        "sla_state": STATE_WORDS[view.state] if view is not None else "",
+        "sla_due_at": view.due_at if view is not None else None,
+    }
+    return [sla[name] if name in sla else getattr(row, name) for name in EXPORT_COLUMNS]
 
 
 # -- texts that stay texts ---------------------------------------------------------------------
@@ -79,16 +96,18 @@ def xlsx_text(value: str) -> str:
 # -- writers ------------------------------------------------------------------------------------
 
 
-def write_csv(path: Path, batches: Iterable[Sequence[TicketRow]]) -> int:
+def write_csv(
+    path: Path, batches: Iterable[Sequence[TicketRow]], *, now: datetime | None = None
+) -> int:
     """The list's columns to a new .csv at ``path`` (UTF-8 with a BOM, which Excel needs to
-    read UTF-8); returns the number of rows."""
-    written = 0
+    read UTF-8); returns the number of rows. SLA states are as at ``now``."""
+    written, now = 0, now or utcnow()
     with path.open("w", newline="", encoding="utf-8-sig") as handle:
         writer = csv.writer(handle)
-        writer.writerow(LIST_COLUMNS.values())
+        writer.writerow(EXPORT_COLUMNS.values())
         for batch in batches:
             for row in batch:
-                writer.writerow(_csv_cell(value) for value in _values(row))
+                writer.writerow(_csv_cell(value) for value in _values(row, now))
                 written += 1
     return written
 
@@ -101,16 +120,18 @@ def _csv_cell(value: object) -> object:
     return value
 
 
-def write_xlsx(path: Path, batches: Iterable[Sequence[TicketRow]]) -> int:
+def write_xlsx(
+    path: Path, batches: Iterable[Sequence[TicketRow]], *, now: datetime | None = None
+) -> int:
     """The list's columns to a new .xlsx at ``path``, streamed (write-only: rows go to the
-    file, not kept in memory); returns the number of rows."""
+    file, not kept in memory); returns the number of rows. SLA states are as at ``now``."""
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet(SHEET_TITLE)
-    sheet.append(list(LIST_COLUMNS.values()))
-    written = 0
+    sheet.append(list(EXPORT_COLUMNS.values()))
+    written, now = 0, now or utcnow()
     for batch in batches:
         for row in batch:
-            sheet.append([_xlsx_cell(sheet, value) for value in _values(row)])
+            sheet.append([_xlsx_cell(sheet, value) for value in _values(row, now)])
             written += 1
     workbook.save(path)
     return written

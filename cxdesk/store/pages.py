@@ -19,6 +19,7 @@ from cxdesk.errors import NotFound, PermissionDenied
 from cxdesk.store.directory import get_status, get_team, list_statuses
 from cxdesk.store.events import KINDS
 from cxdesk.store.models import Event, Role, Team, Ticket, User
+from cxdesk.store.sla_display import SlaTimes, sla_times
 from cxdesk.store.views import PAGE_SIZE
 
 _CURRENT = aliased(Team, name="current_team")
@@ -45,6 +46,8 @@ class Card:
     priority: str
     status: str
     created_at: datetime
+    sla: SlaTimes | None = None
+    """The ticket's SLA columns (None: no policy); ``SlaTimes.view`` gives its state."""
 
 
 def kanban_columns(session: Session, *, team: str | None = None) -> list[KanbanColumn]:
@@ -77,6 +80,7 @@ def kanban_page(
             col(Ticket.priority),
             col(Ticket.status),
             col(Ticket.created_at),
+            *SlaTimes.columns(),
         )
         .outerjoin(_OWNER, col(_OWNER.id) == col(Ticket.owner_id))
         .where(col(Ticket.status) == get_status(session, status).name)
@@ -87,7 +91,7 @@ def kanban_page(
     # ids in order, so a page of 50 reads 50 index entries even in a column of 30,000.
     statement = statement.order_by(col(Ticket.id))
     rows = session.execute(statement.offset(max(0, offset)).limit(limit)).all()
-    return [Card(*row) for row in rows]
+    return [Card(*row[:6], *[sla_times(row[6:])]) for row in rows]
 
 
 # -- the stream --------------------------------------------------------------------------------

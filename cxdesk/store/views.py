@@ -31,6 +31,7 @@ from cxdesk.store.models import (
     User,
     utcnow,
 )
+from cxdesk.store.sla_display import SlaTimes, running_due_expression, sla_times
 from cxdesk.text import clean_name
 
 DEFAULT_DAYS = 30
@@ -222,10 +223,13 @@ class TicketRow:
     customer_comment: str
     title: str
     updated_at: datetime
+    sla: SlaTimes | None
+    """The ticket's SLA columns (None: no policy): its state at any time (``SlaTimes.view``)."""
 
 
 LIST_COLUMNS: dict[str, str] = {
     "key": "Key",
+    "sla": "SLA",  # second: in sight on an 80-column terminal
     "response_id": "Response",
     "customer_name": "Customer",
     "customer_email": "Customer email",
@@ -252,6 +256,7 @@ _SORT_EXPRESSIONS: dict[str, Any] = {
     "owner": col(_OWNER.username),
     "priority": case(PRIORITY_RANK, value=col(Ticket.priority), else_=len(PRIORITY_RANK)),
     "status": col(Ticket.status),
+    "sla": running_due_expression(),  # the most urgent first; paused or without SLA last
     "created_at": col(Ticket.created_at),
     "customer_comment": col(Ticket.customer_comment),
 }
@@ -288,6 +293,7 @@ def _list_statement(session: Session, flt: TicketFilter, now: datetime) -> Selec
             col(Ticket.customer_comment),
             col(Ticket.title),
             col(Ticket.updated_at),
+            *SlaTimes.columns(),
         )
         .join(_ORIGIN, col(_ORIGIN.id) == col(Ticket.origin_team_id))
         .join(_CURRENT, col(_CURRENT.id) == col(Ticket.team_id))
@@ -296,7 +302,7 @@ def _list_statement(session: Session, flt: TicketFilter, now: datetime) -> Selec
     )
 
 
-_NULLABLE_SORTS = frozenset({"response_id", "owner"})
+_NULLABLE_SORTS = frozenset({"response_id", "owner", "sla"})
 
 
 def _ordered(statement: Select, sort: Sort) -> Select:
@@ -311,8 +317,11 @@ def _ordered(statement: Select, sort: Sort) -> Select:
     return statement.order_by(ordered, tie.desc() if sort.descending else tie.asc())
 
 
+_PLAIN = len(fields(TicketRow)) - 1
+
+
 def _row(values: Sequence[Any]) -> TicketRow:
-    return TicketRow(*values)
+    return TicketRow(*values[:_PLAIN], *[sla_times(values[_PLAIN:])])
 
 
 def ticket_page(
