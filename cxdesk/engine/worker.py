@@ -1,5 +1,6 @@
 """The delivery worker: dispatch leftover events, hand out the auto queues' tickets
-(``store.assign``), run escalation rules, deliver due messages.
+(``store.assign``), run escalation rules and due time-based workflows
+(``engine.occurrences``), deliver due messages.
 
 ``cxdesk worker`` runs it headless; the TUI runs the same loop in a background thread. Each pass
 ends with a SQLite checkpoint (``store.db.checkpoint``), so that writers rarely pay one. Many
@@ -42,6 +43,7 @@ from cxdesk.engine.channels.sms import SmsOut, SmsSettings, send_sms_batch
 from cxdesk.engine.dispatch import auto_assign_and_dispatch, dispatch_backlog
 from cxdesk.engine.escalation import run_escalations
 from cxdesk.engine.mail_batch import emails_for
+from cxdesk.engine.occurrences import run_due_workflows
 from cxdesk.engine.outbox import Claim
 from cxdesk.engine.staleness import claim_fresh
 from cxdesk.errors import DESK_UNREACHABLE, DeskError
@@ -61,6 +63,8 @@ class WorkerReport:
     assigned: int = 0
     """Tickets the auto queues gave available experts (``store.assign``)."""
     escalated: int = 0
+    scheduled: int = 0
+    """Time-based workflow occurrences this worker ran (``engine.occurrences``)."""
     results: dict[str, int] = field(default_factory=lambda: {"sent": 0, "failed": 0})
     lost_leases: int = 0
     stale: int = 0
@@ -74,6 +78,7 @@ class WorkerReport:
         return (
             f"dispatched {self.dispatched} event(s), escalated {self.escalated} ticket(s), "
             + (f"assigned {self.assigned} ticket(s), " if self.assigned else "")
+            + (f"ran {self.scheduled} scheduled workflow(s), " if self.scheduled else "")
             + f"sent {self.results['sent']}, failed {self.results['failed']}"
             + (f" ({self.found} found already sent)" if self.found else "")
             + (f", {self.stale} stale (not sent)" if self.stale else "")
@@ -246,6 +251,7 @@ class DeliveryWorker:
         report.dispatched = dispatch_backlog(self.engine)
         report.assigned = len(auto_assign_and_dispatch(self.engine))
         report.escalated = run_escalations(self.engine, now=now)
+        report.scheduled = run_due_workflows(self.engine, now=now)
 
         def stopping() -> bool:
             return stop is not None and stop.is_set()
@@ -293,6 +299,6 @@ class DeliveryWorker:
                 failure = None
             if after_pass is not None:
                 after_pass(report)
-            busy = report.dispatched or report.assigned or report.escalated
+            busy = report.dispatched or report.assigned or report.escalated or report.scheduled
             if not (busy or sum(report.results.values())):
                 stop.wait(poll_seconds)

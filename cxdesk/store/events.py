@@ -50,6 +50,7 @@ KINDS = (
     "ticket.recalled",  # a no-show: back at the head of its queue, the customer called again
     "ticket.near_front",  # the ticket reached the desk's "you're next" position (once)
     "user.presence_changed",  # an expert became available, away or on a break (store.presence)
+    "workflow.scheduled",  # a scheduled workflow ran (engine.occurrences): no ticket
 )
 """Every kind of event the desk writes. The log has no index on its kind (migration 0007):
 what can be filtered on is this list, not a scan of the log."""
