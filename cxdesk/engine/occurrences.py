@@ -20,6 +20,7 @@ digest caught up days late is set aside as stale rather than sent as news.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -38,7 +39,7 @@ from cxdesk.engine.tasks import TaskRun, run_task
 from cxdesk.store.db import read_session
 from cxdesk.store.directory import desk_zone
 from cxdesk.store.events import record_event
-from cxdesk.store.models import Event, Workflow, WorkflowOccurrence, utcnow
+from cxdesk.store.models import Event, Workflow, WorkflowOccurrence, simulated_clock, utcnow
 
 BATCH = 100
 """Delayed occurrences looked at per pass; the rest wait for the next pass."""
@@ -47,13 +48,17 @@ _OCCURRENCES = WorkflowOccurrence.__table__  # type: ignore[attr-defined]
 
 def run_due_workflows(engine: Engine, *, now: datetime | None = None) -> int:
     """Run every time-based workflow occurrence due at ``now`` (default: the clock) that no
-    worker ran yet; how many this worker ran (matched or not)."""
-    now = now or utcnow()
+    worker ran yet; how many this worker ran (matched or not).
+
+    A given ``now`` (a test's controlled time) is also the clock of what the runs write
+    (``simulated_clock``): a digest run at 18:00 queues its email due at 18:00."""
+    moment = now or utcnow()
     ran = 0
-    for workflow_id, instant in _due_schedules(engine, now):
-        ran += _run_scheduled(engine, workflow_id, instant, now)
-    for occurrence_id in _due_delayed(engine, now):
-        ran += _run_delayed(engine, occurrence_id, now)
+    with simulated_clock(lambda: moment) if now is not None else nullcontext():
+        for workflow_id, instant in _due_schedules(engine, moment):
+            ran += _run_scheduled(engine, workflow_id, instant, moment)
+        for occurrence_id in _due_delayed(engine, moment):
+            ran += _run_delayed(engine, occurrence_id, moment)
     return ran
 
 

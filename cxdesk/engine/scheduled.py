@@ -120,11 +120,17 @@ def refuse_over_cap(session: Session, workflow: Workflow) -> None:
 
 
 def next_run(session: Session, workflow: Workflow, now: datetime | None = None) -> datetime | None:
-    """When a scheduled workflow runs next (aware UTC): a run it missed and has not made up
-    for yet (``engine.occurrences`` catches up the latest one) counts as now. None: not a
-    scheduled workflow, or off."""
-    if workflow.schedule is None or not workflow.enabled:
+    """When a time-based workflow runs next (aware UTC): a schedule's next instant (a run it
+    missed and has not made up for yet counts as now: the latest one is caught up), a delayed
+    workflow's earliest pending occurrence. None: an event workflow, off, or nothing pending."""
+    if not workflow.enabled or (workflow.schedule is None and not workflow.delay_minutes):
         return None
+    if workflow.schedule is None:
+        pending = select(func.min(WorkflowOccurrence.due_at)).where(
+            WorkflowOccurrence.workflow_id == workflow.id,
+            col(WorkflowOccurrence.ran_at).is_(None),
+        )
+        return session.exec(pending).one()
     now = now or utcnow()
     zone = desk_zone(session)
     last = session.exec(
