@@ -22,12 +22,17 @@ the usual choice, announced its end of maintenance in 2024.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from cxdesk.errors import ValidationFailed
 
+SLACK = timedelta(hours=3)
+"""More than a wall time can move against its neighbours on a day clocks change (a wall time
+in the gap runs at its pre-change offset): past it, no earlier (later) wall time can win."""
 SEARCH_DAYS = 366 * 5 + 2
 """How far a next or previous run is looked for: a schedule on 29 February still has one."""
 
@@ -82,33 +87,56 @@ class Schedule:
             }
         )
 
+    def _instants(
+        self, day: date, zone: ZoneInfo, *, backwards: bool, bound: datetime
+    ) -> Iterator[datetime]:
+        """The UTC instants of ``day`` from its last wall time back (or its first on), but
+        for the hours wholly past ``bound`` (a wall time, naive): those cannot win."""
+        for hour in reversed(self.hours) if backwards else self.hours:
+            wall = datetime.combine(day, time(hour))
+            if wall > bound if backwards else wall + timedelta(hours=1) < bound:
+                continue
+            for minute in reversed(self.minutes) if backwards else self.minutes:
+                yield datetime.combine(day, time(hour, minute), tzinfo=zone).astimezone(UTC)
+
     def latest(self, until: datetime, zone: ZoneInfo) -> datetime | None:
         """The last run at or before ``until``; None if none in ``SEARCH_DAYS``."""
+        best: datetime | None = None
+        bound = until.astimezone(zone).replace(tzinfo=None) + SLACK
         start = until.astimezone(zone).date() + timedelta(days=1)
-        found: list[datetime] = []
-        days = 0
-        for offset in range(SEARCH_DAYS):
-            instants = [i for i in self.instants_on(start - timedelta(days=offset), zone)
-                        if i <= until]  # fmt: skip
-            found += instants
-            days += bool(instants)
-            if days == 2:  # a day's runs may overlap the next's by an hour around a change
+        for day in (start - timedelta(days=n) for n in range(SEARCH_DAYS)):
+            if best is not None and _edge(day, zone, end=True) < best - SLACK:
                 break
-        return max(found, default=None)
+            if not self.runs_on(day):
+                continue
+            for instant in self._instants(day, zone, backwards=True, bound=bound):
+                if instant <= until and (best is None or instant > best):
+                    best = instant
+                elif best is not None and instant < best - SLACK:
+                    break  # earlier wall times cannot come after it
+        return best
 
     def next_after(self, after: datetime, zone: ZoneInfo) -> datetime | None:
         """The first run after ``after``; None if none in ``SEARCH_DAYS``."""
+        best: datetime | None = None
+        bound = after.astimezone(zone).replace(tzinfo=None) - SLACK
         start = after.astimezone(zone).date() - timedelta(days=1)
-        found: list[datetime] = []
-        days = 0
-        for offset in range(SEARCH_DAYS):
-            instants = [i for i in self.instants_on(start + timedelta(days=offset), zone)
-                        if i > after]  # fmt: skip
-            found += instants
-            days += bool(instants)
-            if days == 2:
+        for day in (start + timedelta(days=n) for n in range(SEARCH_DAYS)):
+            if best is not None and _edge(day, zone, end=False) > best + SLACK:
                 break
-        return min(found, default=None)
+            if not self.runs_on(day):
+                continue
+            for instant in self._instants(day, zone, backwards=False, bound=bound):
+                if instant > after and (best is None or instant < best):
+                    best = instant
+                elif best is not None and instant > best + SLACK:
+                    break
+        return best
+
+
+def _edge(day: date, zone: ZoneInfo, *, end: bool) -> datetime:
+    """The first (or last) minute of ``day`` in ``zone``, as UTC."""
+    return datetime.combine(day, time(23, 59) if end else time(), tzinfo=zone).astimezone(UTC)
 
 
 def _number(text: str, low: int, high: int, names: tuple[str, ...], field: str) -> int:
@@ -160,6 +188,7 @@ def _friendly(text: str) -> str | None:
     return None
 
 
+@lru_cache(maxsize=256)  # every worker pass reads every enabled schedule
 def parse_schedule(text: str) -> Schedule:
     """Read a schedule; ValueError saying what is wrong, in one line."""
     cron = _friendly(text) or text

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -138,23 +139,33 @@ def next_run(session: Session, workflow: Workflow, now: datetime | None = None) 
             WorkflowOccurrence.workflow_id == workflow.id
         )
     ).one()
-    if due_instant(workflow, last, now, zone) is not None:
+    if due_instant(workflow.schedule, workflow.schedule_since, last, now, zone) is not None:
         return now
     return parse_schedule(workflow.schedule).next_after(now, zone)
 
 
 def due_instant(
-    workflow: Workflow, last: datetime | None, now: datetime, zone: ZoneInfo
+    schedule: str, since: datetime | None, last: datetime | None, now: datetime, zone: ZoneInfo
 ) -> datetime | None:
     """The run a scheduled workflow owes at ``now``: its latest instant at or before ``now``,
-    when that is after its last run and not before its schedule was set; else None. Only the
-    latest missed run is caught up: a worker back after three days runs one digest."""
-    instant = parse_schedule(workflow.schedule or "").latest(now, zone)
-    if instant is None or (last is not None and instant <= last):
-        return None
-    if workflow.schedule_since is not None and instant < workflow.schedule_since:
-        return None
-    return instant
+    when that is after its ``last`` run and not before its schedule was set (``since``); else
+    None. Only the
+    latest missed run is caught up: a worker back after three days runs one digest.
+
+    Every pass of every worker asks, so the first instant after the last run (or the setting
+    of the schedule) is remembered per process: an idle pass computes nothing."""
+    floors = [last, since and since - timedelta.resolution]
+    after = max((f for f in floors if f is not None), default=None)
+    if after is not None:
+        upcoming = _first_after(schedule, str(zone), after)
+        if upcoming is None or upcoming > now:
+            return None
+    return parse_schedule(schedule).latest(now, zone)
+
+
+@lru_cache(maxsize=1024)
+def _first_after(schedule: str, zone: str, after: datetime) -> datetime | None:
+    return parse_schedule(schedule).next_after(after, ZoneInfo(zone))
 
 
 def schedule_after_event(session: Session, workflow: Workflow, event: Event) -> None:
