@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Engine
-from sqlmodel import col, select
+from sqlmodel import col, func, select
 
 from cxdesk.config import Settings
 from cxdesk.engine.dispatch import unit_of_work
@@ -24,7 +24,14 @@ from cxdesk.errors import NotFound, ValidationFailed
 from cxdesk.store import directory
 from cxdesk.store import tickets as ops
 from cxdesk.store.db import read_session, transaction
-from cxdesk.store.models import OutboxMessage, WorkflowOccurrence, simulated_clock, utcnow
+from cxdesk.store.models import (
+    Event,
+    OutboxMessage,
+    Ticket,
+    WorkflowOccurrence,
+    simulated_clock,
+    utcnow,
+)
 from tests.desk import build_small_desk
 from tests.threads import at_once
 
@@ -197,6 +204,23 @@ def test_a_schedules_conditions_read_the_desks_figures(desk: Engine) -> None:
     assert all_at(desk, at) == 1  # it ran (once) and sent nothing: nothing was created
     assert emails(desk, "admin@example.com") == []
     assert [o.matched for o in occurrences(desk)] == [False]
+
+
+def test_a_run_that_fails_on_the_desks_data_is_logged_once_and_the_pass_goes_on(
+    desk: Engine,
+) -> None:
+    ghost = [{"type": "create_ticket", "team": "Ghost", "title": "Weekly review"}]
+    save(desk, "Review", schedule="daily 18:00", tasks=ghost)
+    save(desk, "Digest", schedule="daily 18:00", tasks=DIGEST)
+    at = next_18h()
+    assert all_at(desk, at) == 2  # no exception: the digest still ran
+    assert all_at(desk, at + timedelta(minutes=1)) == 0  # the failed one is not retried
+    assert len(emails(desk, "admin@example.com")) == 1
+    with read_session(desk) as s:
+        [failed] = s.exec(select(Event).where(col(Event.detail).contains("failed"))).all()
+        assert (failed.kind, failed.to_value) == ("workflow.scheduled", "Review")
+        assert "No team named 'Ghost'" in (failed.detail or "")
+        assert s.exec(select(func.count()).select_from(Ticket)).one() == 0
 
 
 # -- a delay after an event ------------------------------------------------------------------

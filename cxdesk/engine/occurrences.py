@@ -20,6 +20,7 @@ digest caught up days late is set aside as stale rather than sent as news.
 
 from __future__ import annotations
 
+import logging
 from contextlib import nullcontext
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,10 +37,13 @@ from cxdesk.engine.piped import PipeContext
 from cxdesk.engine.schedule import parse_schedule
 from cxdesk.engine.scheduled import SCHEDULE_RAN, due_instant
 from cxdesk.engine.tasks import TaskRun, run_task
-from cxdesk.store.db import read_session
+from cxdesk.errors import DeskError
+from cxdesk.store.db import read_session, transaction
 from cxdesk.store.directory import desk_zone
 from cxdesk.store.events import record_event
 from cxdesk.store.models import Event, Workflow, WorkflowOccurrence, simulated_clock, utcnow
+
+logger = logging.getLogger(__name__)
 
 BATCH = 100
 """Delayed occurrences looked at per pass; the rest wait for the next pass."""
@@ -56,10 +60,45 @@ def run_due_workflows(engine: Engine, *, now: datetime | None = None) -> int:
     ran = 0
     with simulated_clock(lambda: moment) if now is not None else nullcontext():
         for workflow_id, instant in _due_schedules(engine, moment):
-            ran += _run_scheduled(engine, workflow_id, instant, moment)
+            try:
+                ran += _run_scheduled(engine, workflow_id, instant, moment)
+            except DeskError as error:
+                ran += _failed(engine, workflow_id, instant, moment, error)
         for occurrence_id in _due_delayed(engine, moment):
-            ran += _run_delayed(engine, occurrence_id, moment)
+            try:
+                ran += _run_delayed(engine, occurrence_id, moment)
+            except DeskError as error:
+                ran += _failed(engine, None, occurrence_id, moment, error)
     return ran
+
+
+def _failed(
+    engine: Engine, workflow_id: int | None, due: datetime | int, now: datetime, error: Exception
+) -> int:
+    """A run whose tasks failed on the desk's data (a team since deleted...): its changes are
+    undone; it is marked run, with a log line saying why, rather than failing every pass.
+    ``workflow_id`` None: ``due`` is a delayed occurrence's id, else a scheduled instant."""
+    with transaction(engine) as session:
+        if isinstance(due, datetime):
+            if workflow_id is None or not _claim_instant(session, workflow_id, due, now):
+                return 0
+            ticket_id = None
+        else:
+            claim = update(_OCCURRENCES).where(
+                _OCCURRENCES.c.id == due, _OCCURRENCES.c.ran_at.is_(None)
+            )
+            if session.connection().execute(claim.values(ran_at=now)).rowcount != 1:
+                return 0
+            occurrence = session.get(WorkflowOccurrence, due)
+            workflow_id = occurrence.workflow_id if occurrence else None
+            ticket_id = occurrence.ticket_id if occurrence else None
+        workflow = session.get(Workflow, workflow_id) if workflow_id else None
+        name = workflow.name if workflow else str(workflow_id)
+        logger.warning("time-based workflow %s failed, not run: %s", name, error)
+        record_event(session, kind=SCHEDULE_RAN, actor=None, ticket_id=ticket_id,
+                     field_name="workflow", to_value=name, detail=f"failed, not run: {error}",
+                     triggers_workflows=False)  # fmt: skip
+        return 1
 
 
 def _due_schedules(engine: Engine, now: datetime) -> list[tuple[int, datetime]]:
