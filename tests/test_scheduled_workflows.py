@@ -182,6 +182,19 @@ def test_a_new_schedule_does_not_run_a_time_before_it_was_set(desk: Engine) -> N
     assert all_at(desk, upcoming) == 1
 
 
+def test_a_schedule_turned_back_on_does_not_catch_up_the_days_it_was_off(desk: Engine) -> None:
+    save(desk, "Digest", schedule="daily 18:00", tasks=DIGEST)
+    at = next_18h()
+    assert all_at(desk, at) == 1
+    with transaction(desk) as s:
+        set_enabled(s, actor=None, name="Digest", enabled=False)
+    back = at + timedelta(days=3, hours=1)
+    with simulated_clock(lambda: back), transaction(desk) as s:
+        set_enabled(s, actor=None, name="Digest", enabled=True)
+    assert all_at(desk, back) == 0  # 18:00 today was while it was off
+    assert all_at(desk, at + timedelta(days=4)) == 1
+
+
 def test_the_digest_pipes_the_desk_since_its_last_run(desk: Engine) -> None:
     save(desk, "Digest", schedule="daily 18:00", tasks=DIGEST)
     keys = [open_ticket(desk, f"Q{n}") for n in range(3)] + [open_ticket(desk, "S", "Stats iQ")]

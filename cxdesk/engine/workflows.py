@@ -107,7 +107,8 @@ def save_workflow(
     workflow = session.exec(select(Workflow).where(Workflow.name == name)).first() or Workflow(
         name=name, event=event
     )
-    if schedule != workflow.schedule:  # a new schedule catches up nothing from before it
+    if schedule != workflow.schedule or (enabled and not workflow.enabled):
+        # A new schedule, or one turned back on, catches up nothing from before.
         workflow.schedule, workflow.schedule_since = schedule, utcnow() if schedule else None
     workflow.event, workflow.survey_name, workflow.enabled = event, survey_name, enabled
     workflow.conditions, workflow.tasks = conditions, tasks
@@ -149,6 +150,7 @@ def set_enabled(session: Session, *, actor: User | None, name: str, enabled: boo
         _refuse_loop(session, workflow)
         if workflow.schedule is not None:
             refuse_over_cap(session, workflow)
+            workflow.schedule_since = utcnow()  # no catching up the runs it was off for
     workflow.enabled = enabled
     session.add(workflow)
     session.flush()
