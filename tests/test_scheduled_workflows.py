@@ -304,6 +304,7 @@ def test_a_disabled_delayed_workflow_does_not_run_its_pending_occurrences(desk: 
     ("definition", "problem"),
     [
         ({"schedule": "daily 6pm", "tasks": DIGEST}, "schedule: daily takes a time as HH:MM"),
+        ({"schedule": "0," * 60 + "5 * * * *", "tasks": DIGEST}, "at most 100 characters"),
         ({"schedule": "daily 18:00", "tasks": REMINDER}, "has no ticket or answers"),
         ({"schedule": "daily 18:00", "tasks": [{"type": "comment", "body": "x"}]},
          "task 1: comment needs a ticket"),

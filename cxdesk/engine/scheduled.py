@@ -37,6 +37,7 @@ SCHEDULE_RAN = "workflow.scheduled"
 """The log line of one scheduled run (no ticket): what its outbox rows name as their cause."""
 MAX_SCHEDULED = 50
 MAX_DELAY_MINUTES = 366 * 24 * 60
+MAX_SCHEDULE_LENGTH = 100  # the column's
 TICKETLESS_TASKS = ("send_email", "send_sms", "create_ticket")
 _NAMESPACE = re.compile(r"\$\{([a-z]+)://")
 
@@ -88,8 +89,10 @@ def time_problems(
         problems.append("delay_minutes is for event workflows; a schedule says when")
     if survey_name:
         problems.append("a scheduled workflow has no survey response: drop survey")
-    problem = schedule_problem(schedule, desk_zone(session), utcnow()) \
-        if isinstance(schedule, str) else "schedule must be text"  # fmt: skip
+    if not isinstance(schedule, str) or len(schedule) > MAX_SCHEDULE_LENGTH:
+        problem: str | None = f"must be text of at most {MAX_SCHEDULE_LENGTH} characters"
+    else:
+        problem = schedule_problem(schedule, desk_zone(session), utcnow())
     if problem:
         problems.append(f"schedule: {problem}")
     for namespace in sorted(used & {"tck", "q"}):
