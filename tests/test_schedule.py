@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cxdesk.engine.schedule import parse_schedule, schedule_problem
 
@@ -98,3 +100,52 @@ def test_a_bad_schedule_is_said_in_one_line(text: str, problem: str) -> None:
 def test_good_schedules_have_no_problem() -> None:
     for text in ("0 9 * * mon-fri", "*/5 8-18 * * *", "0 0 29 2 *", "weekdays 17:45"):
         assert schedule_problem(text, PARIS, NOW) is None
+
+
+ZONES = ("Europe/Paris", "America/New_York", "Australia/Lord_Howe", "America/Santiago",
+         "Asia/Kolkata", "UTC")  # fmt: skip
+SCHEDULES = ("daily 02:30", "every 15 minutes", "30 0 * * *", "0 */3 * * 1-5", "59 23 * * *",
+             "0,45 1,2 * * *", "every 7 minutes")  # fmt: skip
+
+
+def _changes() -> list[datetime]:
+    """Noon UTC of every day in 2026-2027 on which one of ``ZONES`` changes its clocks."""
+    days = [datetime(2026, 1, 1, 12, tzinfo=UTC) + timedelta(days=n) for n in range(730)]
+    return [
+        day
+        for day in days
+        for zone in map(ZoneInfo, ZONES)
+        if day.astimezone(zone).utcoffset()
+        != (day - timedelta(days=1)).astimezone(zone).utcoffset()
+    ]
+
+
+CHANGES = _changes()
+ANY_TIME = st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2028, 12, 31))
+NEAR_A_CHANGE = st.builds(
+    lambda day, minutes: (day + timedelta(minutes=minutes)).replace(tzinfo=None),
+    st.sampled_from(CHANGES),
+    st.integers(min_value=-48 * 60, max_value=24 * 60),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    text=st.sampled_from(SCHEDULES),
+    zone_name=st.sampled_from(ZONES),
+    moment=st.one_of(ANY_TIME, NEAR_A_CHANGE),
+)
+def test_latest_and_next_agree_with_every_instant_of_the_days_around(
+    text: str, zone_name: str, moment: datetime
+) -> None:
+    """The shortcuts of ``latest``/``next_after`` (hours past the bound not converted, the
+    search stopped early) give what listing every instant of the days around gives, on
+    days clocks change too (Lord Howe moves 30 minutes; Santiago at midnight)."""
+    schedule, zone = parse_schedule(text), ZoneInfo(zone_name)
+    now = moment.replace(tzinfo=UTC)
+    local = now.astimezone(zone).date()
+    every = sorted(
+        {i for n in range(-3, 4) for i in schedule.instants_on(local + timedelta(days=n), zone)}
+    )
+    assert schedule.latest(now, zone) == max(i for i in every if i <= now)
+    assert schedule.next_after(now, zone) == min(i for i in every if i > now)
