@@ -18,11 +18,13 @@ from typing import Any
 from sqlmodel import Session, select
 
 from cxdesk.engine.macros import apply_seed_macro
+from cxdesk.engine.scheduled import SCHEDULE_EVENT
 from cxdesk.engine.tasks import ticket_spec_problems
 from cxdesk.engine.workflows import get_workflow, save_workflow
 from cxdesk.errors import DeskError
 from cxdesk.store import directory
 from cxdesk.store.caps import ANY_ORDER_SETTING, ANY_ORDERS
+from cxdesk.store.directory import TIME_ZONE_SETTING
 from cxdesk.store.inbound import INBOUND_TEAM_SETTING, REOPEN_DAYS_SETTING
 from cxdesk.store.models import (
     EscalationRule,
@@ -71,7 +73,9 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
     "ticket_templates": {"name": (str, True), "title": (str, False)},
     "workflows": {
         "name": (str, True),
-        "event": (str, True),
+        "event": (str, False),  # or a schedule (engine.scheduled): one of the two
+        "schedule": (str, False),
+        "delay_minutes": (int, False),
         "survey": (str, False),
         "conditions": (dict, False),
         "tasks": (list, True),
@@ -101,6 +105,7 @@ DESK_KEYS = {
     "near_front_position": int,  # where a waiting customer is told "you're next"
     "max_open_tickets": int,  # a pull beyond this many open tickets is refused (store.caps)
     "pull_any_order": str,  # "priority" or "wait": what a pull from any team takes first
+    "time_zone": str,  # an IANA name (default UTC): the wall times of scheduled workflows
 }
 # Whole-number desk settings: (lowest, highest, what the number counts), said in the error.
 DESK_RANGES = {
@@ -121,6 +126,7 @@ SETTING_KEYS = (
     "near_front_position",
     "max_open_tickets",
     "pull_any_order",
+    "time_zone",
 )
 MAX_SEED_BYTES = 1024 * 1024  # the demo desk's seed is 11 KB
 MAX_SEED_DEPTH = 48  # a workflow's conditions nest at most 16 groups (two levels each)
@@ -219,6 +225,8 @@ def shape_problems(data: dict[str, Any], text: str) -> tuple[list[str], set[tupl
                 problems.append(f"[desk]: {key} must be a {DESK_KEYS[key].__name__}")
             elif key == ANY_ORDER_SETTING and value not in ANY_ORDERS:
                 problems.append(f"[desk]: {key} must be one of {', '.join(ANY_ORDERS)}")
+            elif key == TIME_ZONE_SETTING and (zone := directory.zone_problem(str(value))):
+                problems.append(f"[desk]: {key}: {zone}")
     for section, schema in SCHEMA.items():
         entries = data.get(section, [])
         if not isinstance(entries, list):
@@ -448,7 +456,9 @@ def _apply_workflow(session: Session, entry: dict[str, Any]) -> bool:
     except DeskError:
         existing = None
     wanted = (
-        entry["event"],
+        entry.get("event", SCHEDULE_EVENT if "schedule" in entry else ""),
+        entry.get("schedule"),
+        entry.get("delay_minutes"),
         entry.get("survey"),
         entry.get("conditions", {}),
         entry["tasks"],
@@ -456,6 +466,8 @@ def _apply_workflow(session: Session, entry: dict[str, Any]) -> bool:
     )
     if existing is not None and wanted == (
         existing.event,
+        existing.schedule,
+        existing.delay_minutes,
         existing.survey_name,
         existing.conditions,
         existing.tasks,
@@ -466,7 +478,9 @@ def _apply_workflow(session: Session, entry: dict[str, Any]) -> bool:
         session,
         actor=None,
         name=entry["name"],
-        event=entry["event"],
+        event=entry.get("event"),
+        schedule=entry.get("schedule"),
+        delay_minutes=entry.get("delay_minutes"),
         survey_name=entry.get("survey"),
         conditions=entry.get("conditions", {}),
         tasks=entry["tasks"],

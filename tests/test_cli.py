@@ -234,7 +234,7 @@ def test_seed_twice_changes_nothing_the_second_time(cli: Cli, engine: Engine) ->
     assert first.exit_code == 0, str(first)
     assert "9 teams" in first.stdout and "8 users" in first.stdout
     before = dump_tables(engine, SEEDED_TABLES)
-    assert len(before["team"]) == 9 and len(before["workflow"]) == 17  # 9 check-ins, 8 more
+    assert len(before["team"]) == 9 and len(before["workflow"]) == 19  # 9 check-ins, 10 more
 
     second = cli("seed", str(SEED_FILE))
 

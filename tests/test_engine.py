@@ -110,7 +110,8 @@ def test_conditions(condition: dict, expected: bool) -> None:
 
 def test_condition_problems() -> None:
     assert condition_problems({"field": "product", "op": "equals"}) == [
-        "conditions: field must start with one of q://, tck://Field/, tck://kv/, e://Field/",
+        "conditions: field must start with one of q://, tck://Field/, tck://kv/, e://Field/, "
+        "desk://",
         "conditions: op must be one of is, is not, contains, <, <=, >, >=, is empty, is not empty",
     ]
     assert condition_problems({"all": "x"})

@@ -37,9 +37,9 @@ def worker(
     once: bool = typer.Option(False, "--once", help="Deliver what is due now, then exit."),
     poll: float = typer.Option(1.0, "--poll", min=0.1, help="Seconds between idle passes."),
 ) -> None:
-    """Dispatch events, run escalation rules, raise SLA warnings and breaches, deliver due
-    email and SMS; with IMAP configured ([imap] host), also fetch customer email from the
-    mailbox.
+    """Dispatch events, run escalation rules, raise SLA warnings and breaches, run due
+    scheduled workflows, deliver due email and SMS; with IMAP configured ([imap] host), also
+    fetch customer email from the mailbox.
 
     Runs until Ctrl+C or SIGTERM, through database and mailbox outages (one line when one
     starts, one when it ends)."""

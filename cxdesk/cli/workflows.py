@@ -16,33 +16,59 @@ from cxdesk.cli.common import (
     setup_actor,
 )
 from cxdesk.engine import workflows as ops
+from cxdesk.engine.scheduled import next_run
 from cxdesk.store.db import read_session, transaction
+from cxdesk.store.directory import desk_zone
+from cxdesk.store.models import Workflow
 
-workflow_app = typer.Typer(help="Workflows: event -> conditions -> tasks.", no_args_is_help=True)
+workflow_app = typer.Typer(
+    help="Workflows: event (or schedule) -> conditions -> tasks.", no_args_is_help=True
+)
+
+
+def _when(workflow: Workflow) -> str:
+    """A workflow's trigger in words: its event (and delay) or its schedule."""
+    if workflow.schedule is not None:
+        return f"schedule: {workflow.schedule}"
+    if workflow.delay_minutes:
+        return f"{workflow.event} + {workflow.delay_minutes} min"
+    return workflow.event
 
 
 @workflow_app.command("list")
 def workflow_list(as_user: str | None = AS_OPTION) -> None:
-    """Every workflow, its event and whether it is on."""
+    """Every workflow, its event (or schedule), whether it is on and its next run."""
     proven(as_user)
     with read_session(desk_engine()) as session:
-        rows = [
-            (w.name, w.event, w.survey_name, "on" if w.enabled else "off", len(w.tasks))
-            for w in ops.list_workflows(session)
-        ]
-    print_table("Workflows", ["name", "event", "survey", "enabled", "tasks"], rows)
+        zone = desk_zone(session)
+        rows = []
+        for w in ops.list_workflows(session):
+            upcoming = next_run(session, w)
+            when = f"{upcoming.astimezone(zone):%Y-%m-%d %H:%M}" if upcoming else ""
+            rows.append((w.name, _when(w), w.survey_name, "on" if w.enabled else "off",
+                         len(w.tasks), when))  # fmt: skip
+    print_table(
+        f"Workflows (times in {zone})",
+        ["name", "event", "survey", "enabled", "tasks", "next run"],
+        rows,
+    )
 
 
 @workflow_app.command("show")
 def workflow_show(name: str, as_user: str | None = AS_OPTION) -> None:
-    """A workflow's event, conditions and tasks (JSON)."""
+    """A workflow's event or schedule (delay, next run), conditions and tasks (JSON)."""
     proven(as_user)
     with read_session(desk_engine()) as session:
         w = ops.get_workflow(session, name)
+        zone, upcoming = desk_zone(session), next_run(session, w)
         print_json(
             {
                 "name": w.name,
-                "event": w.event,
+                "event": None if w.schedule is not None else w.event,
+                "schedule": w.schedule,
+                "delay_minutes": w.delay_minutes,
+                "time_zone": str(zone),
+                "next_run": upcoming.astimezone(zone).isoformat() if upcoming else None,
                 "survey": w.survey_name,
                 "enabled": w.enabled,
                 "conditions": w.conditions,

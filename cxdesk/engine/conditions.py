@@ -3,7 +3,7 @@
 A condition is ``{"field": "q://product", "op": "is", "value": "360"}``; a group is
 ``{"all": [...]}`` or ``{"any": [...]}`` (nestable); ``{}`` always matches. Fields use the
 piped-text names without ``${}``: ``q://<question>``, ``tck://Field/<field>``,
-``tck://kv/<name>``, ``e://Field/<name>``.
+``tck://kv/<name>``, ``e://Field/<name>``; ``desk://<figure>`` in scheduled workflows.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 OPERATORS = ("is", "is not", "contains", "<", "<=", ">", ">=", "is empty", "is not empty")
-FIELD_PREFIXES = ("q://", "tck://Field/", "tck://kv/", "e://Field/")
+FIELD_PREFIXES = ("q://", "tck://Field/", "tck://kv/", "e://Field/", "desk://")
 MAX_DEPTH = 16  # and/or groups nest at most this deep: no workflow needs more, and evaluating
 # a hostile seed's thousand-deep nesting would exhaust the stack
 

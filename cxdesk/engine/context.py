@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator, Mapping
 from sqlmodel import Session
 
 from cxdesk.config import load_settings
-from cxdesk.engine.piped import PipeContext
+from cxdesk.engine.piped import NAMESPACES, PipeContext
 from cxdesk.store.models import Event, SurveyResponse, Team, Ticket, User
 from cxdesk.store.survey_links import sign_ticket
 from cxdesk.store.tickets import ticket_data
@@ -100,7 +100,7 @@ def resolver(context: PipeContext) -> Callable[[str], str]:
     """Turn a condition's field name (``q://product``) into its value in ``context``."""
 
     def resolve(name: str) -> str:
-        for prefix in ("tck://Field/", "tck://kv/", "e://Field/", "q://"):
+        for prefix in NAMESPACES:
             if name.startswith(prefix):
                 return context.lookup(prefix, name[len(prefix) :])
         return ""

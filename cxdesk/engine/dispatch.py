@@ -20,6 +20,7 @@ from sqlmodel import Session, col, select
 from cxdesk.engine.conditions import evaluate
 from cxdesk.engine.context import context_for_event, resolver
 from cxdesk.engine.near_front import tell_near_front
+from cxdesk.engine.scheduled import schedule_after_event
 from cxdesk.engine.tasks import TaskRun, run_task
 from cxdesk.errors import DeskError
 from cxdesk.store.assign import Assigned, auto_assign
@@ -74,7 +75,9 @@ def dispatch_event(session: Session, event: Event) -> list[str]:
         hit = evaluate(workflow.conditions, resolver(context))
         runs.append({"workflow_id": workflow.id, "event_id": event.id, "matched": hit,
                      "created_at": utcnow()})  # fmt: skip
-        if hit:
+        if hit and workflow.delay_minutes:  # runs later, if its conditions still hold then
+            schedule_after_event(session, workflow, event)
+        elif hit:
             run = TaskRun(event=event, workflow_id=workflow.id, context=context,
                           ticket_id=event.ticket_id)  # fmt: skip
             for task in workflow.tasks:

@@ -1,5 +1,6 @@
 """Piped text: ``${tck://Field/ownerName}``, ``${tck://kv/Firstname}``, ``${q://email}``,
-``${e://Field/name}`` in workflow templates, compatible with the seed help pages' syntax.
+``${e://Field/name}`` in workflow templates, compatible with the seed help pages' syntax;
+``${desk://TicketsOpen}`` in scheduled workflows: desk-wide figures (``engine.desk_figures``).
 
 Rendering is a single pass over the *template*: a piped value is inserted as plain text and is
 never read as a template itself. Inside a URL (``http://`` or ``https://`` up to whitespace)
@@ -20,7 +21,7 @@ from cxdesk.errors import ValidationFailed
 PLACEHOLDER = re.compile(r"\$\{([a-z]+://(?:Field/|kv/)?)([^{}$]*)\}")
 ANY_PLACEHOLDER = re.compile(r"\$\{[^}]*\}?")
 URL = re.compile(r"https?://[^\s<>\"']+")
-NAMESPACES = ("tck://Field/", "tck://kv/", "q://", "e://Field/")
+NAMESPACES = ("tck://Field/", "tck://kv/", "q://", "e://Field/", "desk://")
 
 # The ticket fields ``${tck://Field/<name>}`` may name.
 TICKET_FIELDS = (
@@ -47,6 +48,20 @@ TICKET_FIELDS = (
     "QueuePosition",  # the waiting room (store.waiting): 3; empty when not waiting
     "EstimatedWait",  # "about 15 minutes", "not known yet"; empty when not waiting
 )
+# The desk-wide figures ``${desk://<name>}`` may name (scheduled workflows: since their last run).
+DESK_FIELDS = (
+    "Since",  # the last run, desk time: 2026-12-06 18:00
+    "Until",  # this run
+    "TicketsCreated",  # since the last run
+    "TicketsResolved",
+    "TicketsOpen",  # now, not resolved or closed
+    "TicketsWaiting",  # now, open and in a queue (no owner)
+    "TicketsCreatedToday",  # the desk's day (its time zone) so far
+    "TicketsResolvedToday",
+    "Teams",  # one line per team: created and resolved since the last run, open now
+    "CsatToday",  # "92% satisfied, 4.6 of 5 (12 answers)" or "no answers"
+    "SlaBreaches",  # one line per SLA breach since the last run, or "none"
+)
 # The desk's survey base URL (a setting, not piped data) is put in before the template is
 # read, so the link it starts counts as a URL and the values piped into it are encoded.
 SURVEY_URL = "${e://Field/surveyUrl}"
@@ -60,6 +75,7 @@ class PipeContext:
     data: Mapping[str, str] = field(default_factory=dict)
     answers: Mapping[str, object] = field(default_factory=dict)
     embedded: Mapping[str, str] = field(default_factory=dict)
+    desk: Mapping[str, str] = field(default_factory=dict)
 
     def lookup(self, namespace: str, name: str) -> str:
         source: Mapping[str, object] = {
@@ -67,6 +83,7 @@ class PipeContext:
             "tck://kv/": self.data,
             "q://": self.answers,
             "e://Field/": self.embedded,
+            "desk://": self.desk,
         }.get(namespace, {})
         value = source.get(name)
         return "" if value is None else str(value)
@@ -111,6 +128,8 @@ def template_problems(template: str, *, questions: Iterable[str] | None = None) 
         namespace, name = parsed.group(1), parsed.group(2)
         if namespace == "tck://Field/" and name not in TICKET_FIELDS:
             problems.append(f"unknown ticket field in {placeholder}")
+        elif namespace == "desk://" and name not in DESK_FIELDS:
+            problems.append(f"unknown desk figure in {placeholder}")
         elif namespace == "q://" and known_questions is not None and name not in known_questions:
             problems.append(f"unknown question in {placeholder}")
     return problems

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlmodel import Session, select
@@ -106,6 +106,9 @@ class TaskRun:
     workflow_id: int | None
     context: PipeContext
     ticket_id: int | None
+    written_at: datetime | None = None
+    """When its messages' cause happened (default: the event's time); a time-based run's is
+    its due time, from which their validity window counts (``outbox.enqueue``)."""
 
 
 # -- create_ticket ----------------------------------------------------------------------------
@@ -229,7 +232,7 @@ def _queue_message(session: Session, task: Mapping[str, Any], run: TaskRun, chan
         workflow_id=run.workflow_id,
         delay=_delay(task),
         valid_for=_valid_for(task),
-        written_at=run.event.created_at,
+        written_at=run.written_at or run.event.created_at,
     )
 
 

@@ -1,6 +1,7 @@
 """The delivery worker: dispatch leftover events, hand out the auto queues' tickets
 (``store.assign``), run escalation rules, raise SLA warnings and breaches
-(``engine.sla_watch``), deliver due messages.
+(``engine.sla_watch``), run due time-based workflows (``engine.occurrences``), deliver due
+messages.
 
 ``cxdesk worker`` runs it headless; the TUI runs the same loop in a background thread. Each pass
 ends with a SQLite checkpoint (``store.db.checkpoint``), so that writers rarely pay one. Many
@@ -43,6 +44,7 @@ from cxdesk.engine.channels.sms import SmsOut, SmsSettings, send_sms_batch
 from cxdesk.engine.dispatch import auto_assign_and_dispatch, dispatch_backlog
 from cxdesk.engine.escalation import run_escalations
 from cxdesk.engine.mail_batch import emails_for
+from cxdesk.engine.occurrences import run_due_workflows
 from cxdesk.engine.outbox import Claim
 from cxdesk.engine.sla_watch import raise_sla_alerts
 from cxdesk.engine.staleness import claim_fresh
@@ -65,6 +67,8 @@ class WorkerReport:
     escalated: int = 0
     sla_alerts: int = 0
     """``sla.warning`` and ``sla.breached`` events this worker raised (``engine.sla_watch``)."""
+    scheduled: int = 0
+    """Time-based workflow occurrences this worker ran (``engine.occurrences``)."""
     results: dict[str, int] = field(default_factory=lambda: {"sent": 0, "failed": 0})
     lost_leases: int = 0
     stale: int = 0
@@ -79,6 +83,7 @@ class WorkerReport:
             f"dispatched {self.dispatched} event(s), escalated {self.escalated} ticket(s), "
             + (f"assigned {self.assigned} ticket(s), " if self.assigned else "")
             + (f"raised {self.sla_alerts} SLA alert(s), " if self.sla_alerts else "")
+            + (f"ran {self.scheduled} scheduled workflow(s), " if self.scheduled else "")
             + f"sent {self.results['sent']}, failed {self.results['failed']}"
             + (f" ({self.found} found already sent)" if self.found else "")
             + (f", {self.stale} stale (not sent)" if self.stale else "")
@@ -252,6 +257,7 @@ class DeliveryWorker:
         report.assigned = len(auto_assign_and_dispatch(self.engine))
         report.escalated = run_escalations(self.engine, now=now)
         report.sla_alerts = raise_sla_alerts(self.engine, now=now)
+        report.scheduled = run_due_workflows(self.engine, now=now)
 
         def stopping() -> bool:
             return stop is not None and stop.is_set()
@@ -299,6 +305,12 @@ class DeliveryWorker:
                 failure = None
             if after_pass is not None:
                 after_pass(report)
-            busy = report.dispatched or report.assigned or report.escalated or report.sla_alerts
+            busy = (
+                report.dispatched
+                or report.assigned
+                or report.escalated
+                or report.sla_alerts
+                or report.scheduled
+            )
             if not (busy or sum(report.results.values())):
                 stop.wait(poll_seconds)

@@ -9,10 +9,11 @@ from sqlmodel import Session, col, select
 
 from cxdesk.engine.conditions import condition_problems
 from cxdesk.engine.loops import trigger_loop
+from cxdesk.engine.scheduled import SCHEDULE_EVENT, refuse_over_cap, time_problems
 from cxdesk.engine.tasks import task_problems
 from cxdesk.errors import Conflict, NotFound, ValidationFailed
 from cxdesk.store.directory import get_team, require_admin
-from cxdesk.store.models import Survey, User, Workflow
+from cxdesk.store.models import Survey, User, Workflow, utcnow
 from cxdesk.text import check_names
 
 EVENTS = (
@@ -40,11 +41,22 @@ def workflow_problems(
     survey_name: str | None,
     conditions: Any,
     tasks: Any,
+    schedule: str | None = None,
+    delay_minutes: Any = None,
 ) -> list[str]:
     """Everything wrong with a workflow definition, one line each."""
     problems: list[str] = []
-    if event not in EVENTS:
+    if schedule is None and event not in EVENTS:
         problems.append(f"event must be one of {', '.join(EVENTS)}")
+    problems += time_problems(
+        session,
+        event=event,
+        schedule=schedule,
+        survey_name=survey_name,
+        delay_minutes=delay_minutes,
+        conditions=conditions,
+        tasks=tasks,
+    )
     questions: list[str] | None = None
     if survey_name:
         survey = session.exec(select(Survey).where(Survey.name == survey_name)).first()
@@ -69,19 +81,26 @@ def save_workflow(
     *,
     actor: User | None,
     name: str,
-    event: str,
+    event: str | None = None,
     tasks: list[dict[str, Any]],
     conditions: dict[str, Any] | None = None,
     survey_name: str | None = None,
     enabled: bool = True,
+    schedule: str | None = None,
+    delay_minutes: int | None = None,
 ) -> Workflow:
-    """Create or replace a workflow; an invalid one is refused with every problem listed."""
+    """Create or replace a workflow; an invalid one is refused with every problem listed.
+
+    ``event`` (and optionally ``delay_minutes``: run that long after it, if the conditions
+    still hold) or ``schedule`` (cron or friendly form, in the desk's zone: ``engine.schedule``).
+    """
     require_admin(actor)
     check_names(name=name)
     conditions = conditions or {}
-    problems = workflow_problems(
-        session, event=event, survey_name=survey_name, conditions=conditions, tasks=tasks
-    )
+    event = event or (SCHEDULE_EVENT if schedule is not None else "")
+    problems = workflow_problems(session, event=event, survey_name=survey_name,
+                                 conditions=conditions, tasks=tasks, schedule=schedule,
+                                 delay_minutes=delay_minutes)  # fmt: skip
     if problems:
         raise ValidationFailed({f"workflow {name}": "; ".join(problems)})
     if enabled:  # checked on an unsaved copy: a refused definition leaves the stored one
@@ -90,8 +109,14 @@ def save_workflow(
     workflow = session.exec(select(Workflow).where(Workflow.name == name)).first() or Workflow(
         name=name, event=event
     )
+    if schedule != workflow.schedule or (enabled and not workflow.enabled):
+        # A new schedule, or one turned back on, catches up nothing from before.
+        workflow.schedule, workflow.schedule_since = schedule, utcnow() if schedule else None
     workflow.event, workflow.survey_name, workflow.enabled = event, survey_name, enabled
     workflow.conditions, workflow.tasks = conditions, tasks
+    workflow.delay_minutes = delay_minutes
+    if enabled and schedule is not None:
+        refuse_over_cap(session, workflow)
     session.add(workflow)
     session.flush()
     return workflow
@@ -125,6 +150,9 @@ def set_enabled(session: Session, *, actor: User | None, name: str, enabled: boo
     workflow = get_workflow(session, name)
     if enabled and not workflow.enabled:
         _refuse_loop(session, workflow)
+        if workflow.schedule is not None:
+            refuse_over_cap(session, workflow)
+            workflow.schedule_since = utcnow()  # no catching up the runs it was off for
     workflow.enabled = enabled
     session.add(workflow)
     session.flush()
@@ -157,6 +185,8 @@ def copy_workflow(
         actor=actor,
         name=new_name,
         event=source.event,
+        schedule=source.schedule,
+        delay_minutes=source.delay_minutes,
         survey_name=source.survey_name,
         conditions=conditions,
         tasks=tasks,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from email_validator import EmailNotValidError, validate_email
 from sqlmodel import Session, col, select
@@ -31,6 +32,8 @@ from cxdesk.store.phones import normalise_phone
 from cxdesk.text import clean_name, text_problem
 
 DEFAULT_SETTINGS = {"ticket_prefix": "EXP", "phone_region": "US"}
+TIME_ZONE_SETTING = "time_zone"
+"""The desk's time zone (an IANA name, default UTC): scheduled workflows' wall times."""
 
 
 def require_admin(actor: User | None) -> None:
@@ -59,6 +62,21 @@ def set_setting(session: Session, name: str, value: str) -> None:
     row.value = value
     session.add(row)
     session.flush()
+
+
+def zone_problem(name: str) -> str | None:
+    """Why ``name`` is not a time zone (one line), or None when it is one."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return f"{name!r} is not a time zone: use an IANA name such as Europe/Paris or UTC"
+    return None
+
+
+def desk_zone(session: Session) -> ZoneInfo:
+    """The desk's time zone (setting ``time_zone``): UTC when unset or not a zone."""
+    name = get_setting(session, TIME_ZONE_SETTING).strip() or "UTC"
+    return ZoneInfo("UTC" if zone_problem(name) else name)
 
 
 # -- users ------------------------------------------------------------------------------------

@@ -53,6 +53,7 @@ KINDS = (
     # Service levels (issue 16): raised once per ticket, target and clock start (engine.sla_watch).
     "sla.warning",  # field: the target; to: its due time; e.g. "first response due ... UTC"
     "sla.breached",  # the target passed its due time while running
+    "workflow.scheduled",  # a scheduled workflow ran (engine.occurrences): no ticket
 )
 """Every kind of event the desk writes. The log has no index on its kind (migration 0007):
 what can be filtered on is this list, not a scan of the log."""

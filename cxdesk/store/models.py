@@ -413,7 +413,11 @@ class Attachment(SQLModel, table=True):
 
 
 class Workflow(SQLModel, table=True):
-    """Event -> conditions -> ordered tasks, as data (see cxdesk.engine)."""
+    """Event -> conditions -> ordered tasks, as data (see cxdesk.engine).
+
+    Time-based ones (``engine.scheduled``): a ``schedule`` (its ``event`` is then
+    ``"schedule"``, which no event is), or an event with ``delay_minutes``: the tasks run
+    that long after the event, if the conditions still hold then."""
 
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(unique=True, index=True, max_length=200)
@@ -423,6 +427,43 @@ class Workflow(SQLModel, table=True):
     conditions: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     tasks: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
     created_at: datetime = Field(default_factory=utcnow)
+    schedule: str | None = Field(default=None, max_length=100)
+    """Cron's five fields or a friendly form (``engine.schedule``), in the desk's zone."""
+    schedule_since: datetime | None = None
+    """When the schedule was set: no run before it is caught up."""
+    delay_minutes: int | None = None
+    """Minutes after its event the tasks run, if the conditions still hold (None: at once)."""
+
+
+class WorkflowOccurrence(SQLModel, table=True):
+    """One run of a time-based workflow: a scheduled instant or a delayed event's due time.
+
+    The unique (workflow, key) makes it once whichever worker gets there first: a schedule's
+    occurrence is claimed by inserting it (the key is its instant), a delayed one (the key
+    is its event) by setting ``ran_at`` where it is NULL; its tasks commit with that mark."""
+
+    __tablename__ = "workflow_occurrence"
+    __table_args__ = (
+        UniqueConstraint("workflow_id", "key"),
+        # The delayed ones still to run, by due time: what every worker pass looks at.
+        Index(
+            "ix_workflow_occurrence_due",
+            "due_at",
+            postgresql_where=text("ran_at IS NULL"),
+            sqlite_where=text("ran_at IS NULL"),
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    workflow_id: int = Field(foreign_key="workflow.id")
+    key: str = Field(max_length=64)
+    due_at: datetime
+    event_id: int | None = Field(default=None, foreign_key="event.id")
+    """The event a delayed occurrence waits after (None for a schedule's)."""
+    ticket_id: int | None = Field(default=None, foreign_key="ticket.id")
+    ran_at: datetime | None = None
+    matched: bool = False
+    """Its conditions held when it ran, so its tasks ran."""
 
 
 class SlaCalendar(SQLModel, table=True):
