@@ -356,11 +356,12 @@ def test_the_digest_lists_the_sla_breaches_since_its_last_run(desk: Engine) -> N
     late, earlier = open_ticket(desk, "Late one"), open_ticket(desk, "Old one")
     with transaction(desk) as s:
         for key, created in ((late, at - timedelta(hours=1)), (earlier, at - timedelta(days=2))):
-            ticket = ops.get_ticket(s, key)
+            ticket_id = ops.get_ticket(s, key).id
+            assert ticket_id is not None
             due = created - timedelta(minutes=5)
             for kind in ("warning", "breached"):
-                s.add(SlaAlert(ticket_id=ticket.id, target="resolution", kind=kind, since=due,
-                                due_at=due, created_at=created))  # fmt: skip
+                s.add(SlaAlert(ticket_id=ticket_id, target="resolution", kind=kind, since=due,
+                               due_at=due, created_at=created))  # fmt: skip
     assert all_at(desk, at) == 1
     [digest] = emails(desk, "admin@example.com")
     due_text = f"{(at - timedelta(hours=1, minutes=5)).astimezone(PARIS):%Y-%m-%d %H:%M}"
