@@ -20,7 +20,7 @@ from sqlmodel import Session, select
 from cxdesk.engine.tasks import ticket_spec_problems
 from cxdesk.engine.workflows import get_workflow, save_workflow
 from cxdesk.errors import DeskError
-from cxdesk.store import directory
+from cxdesk.store import directory, sla_policies
 from cxdesk.store.caps import ANY_ORDER_SETTING, ANY_ORDERS
 from cxdesk.store.inbound import INBOUND_TEAM_SETTING, REOPEN_DAYS_SETTING
 from cxdesk.store.models import (
@@ -85,6 +85,7 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
         "recipient_team": (str, False),
         "enabled": (bool, False),
     },
+    **sla_policies.SEED_SCHEMA,  # [[sla_calendars]], [[sla_policies]]
 }
 DESK_KEYS = {
     "name": str,
@@ -285,6 +286,8 @@ def apply_seed(
         ("ticket_templates", _apply_template),
         ("workflows", _apply_workflow),
         ("escalation_rules", _apply_escalation_rule),
+        ("sla_calendars", sla_policies.apply_calendar_entry),
+        ("sla_policies", sla_policies.apply_policy_entry),
     ]
     for section, apply in appliers:
         for index, entry in enumerate(sections.get(section, [])):
@@ -294,7 +297,9 @@ def apply_seed(
                 if apply(session, entry):
                     report.created[section] += 1
             except DeskError as exc:
-                problems.append(f"{_where(text, section, index, entry)}: {exc}")
+                where = _where(text, section, index, entry)
+                problems += [f"{where}: {line}" for line in getattr(exc, "problems", [exc])]
+    sla_policies.order_seed_policies(session, sections.get("sla_policies"))
     problems += _apply_inbound_settings(session, desk)
     if problems:
         raise SeedProblems(path, problems)

@@ -15,6 +15,7 @@ from cxdesk.cli import (
     mail_fetch,  # noqa: F401  (registers ``mail fetch``)
     mail_import,  # noqa: F401  (registers ``mail import``)
     setup,
+    sla,
     ticket_show,  # noqa: F401  (registers ``ticket show`` and ``ticket attachment``)
     tickets,
     views,
@@ -54,6 +55,7 @@ app.add_typer(directory.queue_app, name="queue")
 app.add_typer(directory.status_app, name="status")
 app.add_typer(workflows.workflow_app, name="workflow")
 app.add_typer(mail_app, name="mail")
+app.add_typer(sla.sla_app, name="sla")
 
 
 def main() -> None:
