@@ -139,3 +139,13 @@ def test_status_add_takes_the_paused_category(cli: Cli, first_admin: None) -> No
         cli("status", "add", "Odd", "--category", "sleeping", "--as", "admin"), "paused"
     )
 
+
+def test_the_demo_tickets_show_their_sla(cli: Cli) -> None:
+    assert cli("demo").exit_code == 0
+    shown = json.loads(cli("ticket", "show", "EXP-1", "--json", "--as", "admin").stdout)
+    sla = shown["sla"]
+    assert sla["policy"] == "Event desk" and sla["state"] == "on_track"
+    assert set(sla["targets"]) == {"first_response", "resolution"}
+    assert sla["due_at"] == sla["targets"]["first_response"]["due_at"]
+    text = cli("ticket", "show", "EXP-1", "--as", "admin").stdout
+    assert "SLA: on track · first response due " in text and "(Event desk, " in text
