@@ -20,6 +20,7 @@ from cxdesk.store.sla_policies import get_policy, save_calendar, save_policy
 from cxdesk.store.sms_inbound import InboundSms, receive_sms
 from cxdesk.store.surveys import submit_response
 from cxdesk.store.tickets import get_ticket, update_ticket
+from cxdesk.store.unpull import unpull
 from tests.desk import build_small_desk, pull
 
 T0 = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)  # a Monday
@@ -251,3 +252,15 @@ def test_a_text_from_the_customer_lands_on_their_paused_ticket(desk: Engine, clo
     ticket = ticket_now(desk, texted)
     assert (ticket.status, ticket.sla_paused_at) == ("open", None)
     assert minutes(ticket.first_response_due_at) == 16  # paused 6 minutes
+
+
+def test_an_undone_pull_was_no_first_response(desk: Engine, clock: Clock) -> None:
+    key = check_in(desk)
+    clock.at(3)
+    assert pull(desk, "omar", "360") == key
+    with unit_of_work(desk) as s:
+        unpull(s, actor=directory.get_user(s, "omar"), key=key, now=clock.at(3.1))
+    assert ticket_now(desk, key).first_responded_at is None
+    clock.at(5)
+    assert pull(desk, "maya", "360") == key
+    assert minutes(ticket_now(desk, key).first_responded_at) == 5
