@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 from sqlmodel import col, select
 
 from cxdesk.engine.dispatch import unit_of_work
+from cxdesk.errors import QueueEmpty
 from cxdesk.store import directory, inbound
 from cxdesk.store.db import read_session, transaction
 from cxdesk.store.models import Ticket, simulated_clock
@@ -19,7 +20,7 @@ from cxdesk.store.sla import SlaState, sla_view
 from cxdesk.store.sla_policies import get_policy, save_calendar, save_policy
 from cxdesk.store.sms_inbound import InboundSms, receive_sms
 from cxdesk.store.surveys import submit_response
-from cxdesk.store.tickets import get_ticket, update_ticket
+from cxdesk.store.tickets import close_by_requester, create_manual_ticket, get_ticket, update_ticket
 from cxdesk.store.unpull import unpull
 from tests.desk import build_small_desk, pull
 
@@ -264,3 +265,18 @@ def test_an_undone_pull_was_no_first_response(desk: Engine, clock: Clock) -> Non
     clock.at(5)
     assert pull(desk, "maya", "360") == key
     assert minutes(ticket_now(desk, key).first_responded_at) == 5
+
+
+def test_a_paused_ticket_is_unresolved_but_not_handed_out(desk: Engine, clock: Clock) -> None:
+    with unit_of_work(desk) as s:
+        maya = directory.get_user(s, "maya")
+        ticket = create_manual_ticket(s, actor=maya, customer_email="ann@example.com", team="360",
+                                      comment="Export fails", owner="")  # fmt: skip
+        key = ticket.key
+    assert key is not None
+    update(desk, key, status="Waiting on customer", owner="")
+    with pytest.raises(QueueEmpty):  # waiting on the customer, not on an expert
+        pull(desk, "omar", "360")
+    with unit_of_work(desk) as s:  # its requester may still close it
+        close_by_requester(s, actor=directory.get_user(s, "maya"), key=key)
+    assert ticket_now(desk, key).status == "closed"
