@@ -157,6 +157,8 @@ def test_the_search_is_capped() -> None:
         ("UTC", {}, [], "no weekly hours"),
         ("UTC", OFFICE, [{"date": "2026-02-30"}], "'2026-02-30' is not a date"),
         ("UTC", OFFICE, [{"date": "2026-02-03"}, {"date": "2026-02-03"}], "listed twice"),
+        ("UTC", {"mon": [["00:00", "00:01"]] * 25}, [], "at most 24 stretches of hours a day"),
+        ("UTC", OFFICE, [{"date": "2026-02-03", "name": 7}], "name must be text"),
         ("UTC", OFFICE, [{"date": "2026-02-03", "hours": [["9", "10"]]}], "'9' is not a time"),
     ],
 )

@@ -29,6 +29,8 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MAX_SEARCH_DAYS = 3 * 366
 """How far ahead a due time is looked for; a valid calendar opens at least once a week."""
 MAX_EXCEPTIONS = 1000
+MAX_STRETCHES = 24
+"""Opening stretches in one day (``[["09:00", "12:00"], ["13:00", "17:00"]]`` is two)."""
 _HOUR = re.compile(r"^(\d{2}):(\d{2})$")
 Span = tuple[int, int]
 """Opening hours of one day as (start, end) minutes after local midnight; end may be 1440."""
@@ -197,6 +199,8 @@ def hours_problems(hours: object, where: str) -> list[str]:
     starting before it ends, not overlapping; one line per problem."""
     if not isinstance(hours, list):
         return [f'{where}: hours must be a list of ["HH:MM", "HH:MM"] pairs']
+    if len(hours) > MAX_STRETCHES:
+        return [f"{where}: at most {MAX_STRETCHES} stretches of hours a day ({len(hours)})"]
     problems: list[str] = []
     spans: list[Span] = []
     for pair in hours:
@@ -267,8 +271,9 @@ def calendar_problems(time_zone: object, weekly: object, exceptions: object) -> 
         unknown = set(item) - {"date", "name", "hours"}
         if unknown:
             problems.append(f"exceptions {when}: unknown key {sorted(unknown)[0]!r}")
-        if "name" in item and not isinstance(item["name"], str):
-            problems.append(f"exceptions {when}: name must be text")
+        name = item.get("name", "")
+        if not isinstance(name, str) or len(name) > 100:
+            problems.append(f"exceptions {when}: name must be text of at most 100 characters")
         problems += hours_problems(item.get("hours", []), f"exceptions {when}")
     return problems
 
