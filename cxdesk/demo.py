@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
 from sqlalchemy import Engine, inspect, text
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from cxdesk import locations
 from cxdesk.engine.dispatch import unit_of_work
@@ -11,10 +14,13 @@ from cxdesk.seed import apply_seed, read_seed
 from cxdesk.store.db import is_sqlite, read_session
 from cxdesk.store.directory import get_user
 from cxdesk.store.migrate import upgrade
-from cxdesk.store.models import Team, User
+from cxdesk.store.models import Team, User, utcnow
+from cxdesk.store.sla_policies import add_event_days, get_calendar
 from cxdesk.store.surveys import submit_response
 
 DEMO_PASSWORD = "demo"
+DEMO_CALENDAR = "Event hours"
+"""The seed's SLA calendar; the demo makes its first two days event days open all day."""
 
 SAMPLE_CHECKINS = [
     ("Zoë", "Ann O'Neil", "zoe.oneil@example.com", "1-415-555-2671", "360"),
@@ -73,6 +79,7 @@ def build_demo(engine: Engine, *, reset: bool = False) -> bool:
     data, seed_text = read_seed(path)
     with unit_of_work(engine) as session:
         apply_seed(session, data, seed_text, path=str(path))
+        _open_the_event(session)
     for index, (first, last, email, phone, product) in enumerate(SAMPLE_CHECKINS):
         with unit_of_work(engine) as session:
             submit_response(
@@ -90,6 +97,16 @@ def build_demo(engine: Engine, *, reset: bool = False) -> bool:
                 },
             )
     return True
+
+
+def _open_the_event(session: Session) -> None:
+    """Today and tomorrow (in the calendar's zone) are event days open all day: whenever the
+    demo is tried, its tickets' SLA clocks run (outside the seed's weekday hours they would
+    wait for Monday 08:00)."""
+    zone = ZoneInfo(get_calendar(session, DEMO_CALENDAR).time_zone)
+    today = utcnow().astimezone(zone).date()
+    days = [today, today + timedelta(days=1)]
+    add_event_days(session, DEMO_CALENDAR, days, label="Demo day (cxdesk demo)")
 
 
 def demo_logins(engine: Engine) -> list[tuple[str, str, str, str]]:

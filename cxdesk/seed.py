@@ -22,7 +22,7 @@ from cxdesk.engine.scheduled import SCHEDULE_EVENT
 from cxdesk.engine.tasks import ticket_spec_problems
 from cxdesk.engine.workflows import get_workflow, save_workflow
 from cxdesk.errors import DeskError
-from cxdesk.store import directory
+from cxdesk.store import directory, sla_policies
 from cxdesk.store.caps import ANY_ORDER_SETTING, ANY_ORDERS
 from cxdesk.store.directory import TIME_ZONE_SETTING
 from cxdesk.store.inbound import INBOUND_TEAM_SETTING, REOPEN_DAYS_SETTING
@@ -92,6 +92,7 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
     },
     # Canned actions on a ticket (engine.macros): set fields, a note, a reply.
     "macros": {"name": (str, True), "team": (str, False), "actions": (list, True)},
+    **sla_policies.SEED_SCHEMA,  # [[sla_calendars]], [[sla_policies]]
 }
 DESK_KEYS = {
     "name": str,
@@ -297,6 +298,8 @@ def apply_seed(
         ("workflows", _apply_workflow),
         ("escalation_rules", _apply_escalation_rule),
         ("macros", apply_seed_macro),
+        ("sla_calendars", sla_policies.apply_calendar_entry),
+        ("sla_policies", sla_policies.apply_policy_entry),
     ]
     for section, apply in appliers:
         for index, entry in enumerate(sections.get(section, [])):
@@ -306,7 +309,9 @@ def apply_seed(
                 if apply(session, entry):
                     report.created[section] += 1
             except DeskError as exc:
-                problems.append(f"{_where(text, section, index, entry)}: {exc}")
+                where = _where(text, section, index, entry)
+                problems += [f"{where}: {line}" for line in getattr(exc, "problems", [exc])]
+    sla_policies.order_seed_policies(session, sections.get("sla_policies"))
     problems += _apply_inbound_settings(session, desk)
     if problems:
         raise SeedProblems(path, problems)

@@ -71,6 +71,8 @@ SEEDED_TABLES = [
     "ticket_template",
     "escalation_rule",
     "desk_setting",
+    "sla_calendar",
+    "sla_policy",
 ]
 TICKET_TABLES = ["ticket", "ticket_data", "comment", "attachment", "event", "survey_response"]
 KEY = re.compile(r"^EXP-\d+$")

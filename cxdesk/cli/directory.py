@@ -244,10 +244,15 @@ def queue_list(as_user: str | None = AS_OPTION) -> None:
 @status_app.command("add")
 def status_add(
     name: str,
-    category: str = typer.Option(..., "--category", help="open or resolved."),
+    category: str = typer.Option(
+        ...,
+        "--category",
+        help="open, resolved or paused (waiting on someone else: SLA clocks stop).",
+    ),
     as_user: str | None = ADMIN_AS_OPTION,
 ) -> None:
-    """Add a custom status in a category (open-like or resolved-like)."""
+    """Add a custom status in a category (open-like, resolved-like, or paused: e.g. "Waiting on
+    customer", still unresolved but its SLA clocks stop)."""
     admin = proven_admin(as_user)
     with transaction(desk_engine()) as session:
         directory.add_status(

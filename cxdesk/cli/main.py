@@ -16,6 +16,7 @@ from cxdesk.cli import (
     mail_fetch,  # noqa: F401  (registers ``mail fetch``)
     mail_import,  # noqa: F401  (registers ``mail import``)
     setup,
+    sla,
     sla_report,  # noqa: F401  (registers ``report sla``)
     ticket_show,  # noqa: F401  (registers ``ticket show`` and ``ticket attachment``)
     tickets,
@@ -57,6 +58,7 @@ app.add_typer(directory.status_app, name="status")
 app.add_typer(workflows.workflow_app, name="workflow")
 app.add_typer(macros.macro_app, name="macro")  # and ``ticket macro``
 app.add_typer(mail_app, name="mail")
+app.add_typer(sla.sla_app, name="sla")
 
 
 def main() -> None:

@@ -7,7 +7,10 @@ attachment), owner-only, and never over an existing file without ``--force``.
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import typer
 from rich.text import Text
@@ -26,6 +29,9 @@ from cxdesk.store.conversation import (
 )
 from cxdesk.store.db import read_session
 from cxdesk.store.escalation_steps import escalation_timeline
+from cxdesk.store.models import utcnow
+from cxdesk.store.sla import STATE_WORDS, TARGET_WORDS, SlaState, ticket_sla
+from cxdesk.store.sla_policies import default_time_zone
 from cxdesk.store.user_files import save_user_file
 from cxdesk.store.waiting import wait_fields
 from cxdesk.text import printable
@@ -50,11 +56,14 @@ def ticket_show(
         log = ops.ticket_log(session, ticket)
         timeline = escalation_timeline(session, ticket)
         waiting = wait_fields(session, ticket)
+        service = ticket_sla(session, ticket, utcnow())
+        zone = ZoneInfo(default_time_zone(session))
     if as_json:
         print_json({
             **record,
             **waiting,
             "escalation": timeline.to_dict() if timeline else None,
+            "sla": service,
             "conversation": [item.to_dict() for item in items],
             "history": [other.to_dict() for other in history],
             "log": log,
@@ -65,6 +74,8 @@ def ticket_show(
     for label in FIELDS:
         value = printable(str(record[label] or ""), lines=False)
         console.print(f"  {label:15} {value}", markup=False)
+    if service is not None:
+        console.print(sla_line(service, zone), markup=False)
     data = record["data"]
     assert isinstance(data, dict)
     if data:
@@ -112,6 +123,27 @@ def ticket_show(
             for e in log
         ],
     )  # fmt: skip
+
+
+def sla_line(service: dict[str, Any], zone: ZoneInfo) -> str:
+    """``SLA: warning · first response due 14:10 · resolution due 14:45 (Event desk, UTC)``:
+    each target's due time, or when it was met (or done late); times in the desk's zone."""
+
+    def hhmm(value: str) -> str:
+        return f"{datetime.fromisoformat(value).astimezone(zone):%H:%M}"
+
+    parts = [f"SLA: {STATE_WORDS[SlaState(service['state'])]}"]
+    if service["paused_since"]:
+        parts.append(f"paused since {hhmm(service['paused_since'])}")
+    for target, state in service["targets"].items():
+        word = TARGET_WORDS[target]
+        if state["done_at"] is None:
+            parts.append(f"{word} due {hhmm(state['due_at'])}")
+        else:
+            late = "" if state["state"] == SlaState.met else " (late)"
+            parts.append(f"{word} met {hhmm(state['done_at'])}{late}")
+    policy = printable(str(service["policy"] or "deleted policy"), lines=False)
+    return " · ".join(parts) + f" ({policy}, {zone.key})"
 
 
 @ticket_app.command("attachment")

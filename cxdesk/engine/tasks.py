@@ -48,6 +48,7 @@ from cxdesk.store.models import (
     User,
     utcnow,
 )
+from cxdesk.store.sla import reapply_policy
 from cxdesk.store.sms_optout import opt_out_reason
 from cxdesk.store.tickets import TicketDraft, change_status, create_ticket, write_comment
 
@@ -259,6 +260,7 @@ def _set_priority(session: Session, ticket: Ticket, wanted: str) -> None:
     if new == old:
         return
     ticket.priority, ticket.updated_at = new, utcnow()
+    reapply_policy(session, ticket)  # a policy may be for the new priority
     session.add(ticket)
     session.flush()
     record_event(session, kind="ticket.updated", actor=None, ticket_id=ticket.id,

@@ -134,8 +134,8 @@ class QueuesScreen(DeskScreen):
         try:
             user = self.user
             with read_session(self.engine) as session:
-                open_statuses = {
-                    s.name for s in list_statuses(session) if s.category == StatusCategory.open
+                open_statuses = {  # paused ones too: still theirs, waiting on the customer
+                    s.name for s in list_statuses(session) if s.category != StatusCategory.resolved
                 }
                 mine = [
                     t

@@ -36,6 +36,7 @@ from cxdesk.store.models import (
     Ticket,
     utcnow,
 )
+from cxdesk.store.sla import start_next_response
 from cxdesk.store.tickets import TicketDraft, change_status, create_ticket, status_category
 
 INBOUND_TEAM_SETTING = "inbound_team"
@@ -136,11 +137,12 @@ def reopen_window(session: Session) -> timedelta:
 def continue_ticket(session: Session, ticket: Ticket) -> Ticket | None:
     """Where a customer's new message on ``ticket`` belongs.
 
-    The ticket itself while it is open; reopened (status ``open``) when it was resolved less
+    The ticket itself while it is not resolved (open, or paused: ``add_customer_message``
+    puts a paused one back to open); reopened (status ``open``) when it was resolved less
     than ``reopen_days`` ago; None when it is closed or was resolved earlier: the caller opens
     a new ticket with ``follows=ticket``.
     """
-    if status_category(session, ticket.status) == StatusCategory.open:
+    if status_category(session, ticket.status) != StatusCategory.resolved:
         return ticket
     resolved_at = ticket.resolved_at
     if ticket.status == "closed" or resolved_at is None:
@@ -200,8 +202,12 @@ def add_customer_message(
     attachments: Sequence[tuple[str, str, bytes]] = (),
 ) -> Comment:
     """The customer's words on the conversation, with files already within the desk's limits
-    as (filename, content type, bytes); raises ``message.received`` for workflows."""
+    as (filename, content type, bytes); raises ``message.received`` for workflows. A ticket in
+    a paused status (waiting on the customer) goes back to ``open``, and the message starts the
+    SLA's next-response clock (``store.sla``)."""
     assert ticket.id is not None
+    if status_category(session, ticket.status) == StatusCategory.paused:
+        change_status(session, None, ticket, get_status(session, "open"))
     comment = Comment(
         ticket_id=ticket.id,
         author_id=None,
@@ -224,6 +230,7 @@ def add_customer_message(
             )
         )
     ticket.updated_at = utcnow()
+    start_next_response(session, ticket, comment.created_at)
     session.add(ticket)
     session.flush()
     record_event(

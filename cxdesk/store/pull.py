@@ -212,12 +212,13 @@ with no ``max_open_tickets``. (A desk setting that is not a number also means no
 
 def claimed(owner: Any, now: Any, queue: Any) -> dict[str, Any]:
     """What a pull writes on the ticket it takes (an auto-assignment too, ``store.assign``):
-    the owner, new -> open, the time, and ``pulled_from``, which fires the trigger that logs
-    the pull (migration 0006)."""
+    the owner, new -> open, the time, the SLA's first response if it had none, and
+    ``pulled_from``, which fires the trigger that logs the pull (migration 0006)."""
     return {
         "owner_id": owner,
         "status": case((col(Ticket.status) == "new", "open"), else_=col(Ticket.status)),
         "updated_at": now,
+        "first_responded_at": func.coalesce(col(Ticket.first_responded_at), now),
         "pulled_from": queue,
     }
 

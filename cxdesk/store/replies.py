@@ -37,6 +37,7 @@ from cxdesk.store.models import (
     User,
 )
 from cxdesk.store.phones import normalise_phone
+from cxdesk.store.sla import note_response
 from cxdesk.store.sms_optout import opt_out_reason
 from cxdesk.store.tickets import (
     NewAttachment,
@@ -113,8 +114,9 @@ def reply_to_customer(
     )
     if ticket.first_response_at is None:
         ticket.first_response_at = comment.created_at
-        session.add(ticket)
-        session.flush()
+    note_response(ticket, comment.created_at)  # the SLA's first and next response
+    session.add(ticket)
+    session.flush()
     files = attachment_names(attachments)
     record_event(
         session,

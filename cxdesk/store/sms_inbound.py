@@ -113,11 +113,11 @@ def sender_number(session: Session, sender: str) -> str | None:
 
 
 def latest_ticket(session: Session, number: str, *, open_only: bool = False) -> Ticket | None:
-    """The newest ticket whose customer's phone is ``number`` (E.164); of those still open."""
+    """The newest ticket whose customer's phone is ``number`` (E.164); of those not resolved."""
     statement = select(Ticket).where(Ticket.customer_phone == number)
     if open_only:
         statement = statement.join(Status, col(Status.name) == col(Ticket.status)).where(
-            Status.category == StatusCategory.open
+            Status.category != StatusCategory.resolved  # open, or paused (waiting on them)
         )
     statement = statement.order_by(col(Ticket.created_at).desc(), col(Ticket.id).desc())
     return session.exec(statement.limit(1)).first()

@@ -24,6 +24,7 @@ from cxdesk.errors import (
     PermissionDenied,
     ValidationFailed,
 )
+from cxdesk.store import sla
 from cxdesk.store.directory import (
     get_setting,
     get_status,
@@ -273,7 +274,9 @@ def create_ticket(session: Session, *, actor: User | None, draft: TicketDraft) -
         created_at=now,
         updated_at=now,
         resolved_at=now if status.category == StatusCategory.resolved else None,
+        sla_paused_at=now if status.category == StatusCategory.paused else None,
     )
+    sla.start_clocks(session, ticket)
     session.add(ticket)
     session.flush()
     assert ticket.id is not None
@@ -359,6 +362,7 @@ def change_status(session: Session, actor: User | None, ticket: Ticket, status: 
     if old == status.name:
         return
     now = utcnow()
+    sla.status_changed(session, ticket, status_category(session, old), status.category, now)
     ticket.status = status.name
     ticket.updated_at = now
     if status.category == StatusCategory.resolved:
@@ -452,6 +456,7 @@ def update_ticket(
             session, actor, ticket, "team", _team(session, ticket.team_id).name, new_team.name
         )
         ticket.team_id = team_id
+    sla.reapply_policy(session, ticket)  # nothing when the same policy still applies
     if owner_id != ticket.owner_id:
         old = _user(session, ticket.owner_id).username if ticket.owner_id else None
         new = _user(session, owner_id).username if owner_id else None
@@ -667,7 +672,7 @@ def close_by_requester(session: Session, *, actor: User, key: str) -> Ticket:
     ticket = get_ticket(session, key, lock=True)
     if ticket.requester_id != actor.id:
         raise PermissionDenied(f"Only the person who submitted {ticket.key} can close it")
-    if status_category(session, ticket.status) != StatusCategory.open:
+    if status_category(session, ticket.status) == StatusCategory.resolved:
         raise Conflict(CLOSED_MESSAGE)
     change_status(session, actor, ticket, get_status(session, "closed"))
     return ticket

@@ -18,6 +18,7 @@ transaction:
   their claim, so a deliverer holding them cannot mark them as being sent (``outbox``'s
   ``_MARK_SENDING`` needs the claim). One already being sent (``sending_at``) or sent cannot be
   called back: the answer says how many;
+- the SLA's first response goes with it if the pull was it (``store.sla``);
 - the log gets ``ticket.pull_undone`` with the owner and status lines, none of which runs a
   workflow (an undone pull sends nothing).
 """
@@ -124,10 +125,18 @@ def unpull(session: Session, *, actor: User, key: str, now: datetime | None = No
     session.flush()
     cancelled, sending, sent = _cancel_messages(session, ticket.id, [e.id for e in events])
     current, queue = ticket.status, ticket.pulled_from or ""
+    # The pull was the SLA's first response if it wrote it (the claim sets both to its time):
+    # undone, it was none.
+    responded = ticket.first_responded_at
+    first = (
+        {}
+        if responded is None or _at(responded) != _at(pull.created_at)
+        else {"first_responded_at": None}
+    )
     session.execute(
         update(Ticket)  # not pulled_from: setting it fires the pull's trigger
         .where(col(Ticket.id) == ticket.id)
-        .values(owner_id=None, status=before, updated_at=now)
+        .values(owner_id=None, status=before, updated_at=now, **first)
     )
     record_event(session, kind="ticket.owner_changed", actor=actor, ticket_id=ticket.id,
                  field_name="owner", from_value=actor.username, to_value=None,

@@ -304,7 +304,7 @@ def _route(session: Session, mail: ParsedMail, words: content.MailContent) -> _L
         outcome = "opened"
         said = f"new ticket in team {team.name if team else '?'} from {mail.sender}"
     else:
-        was_open = status_category(session, found.status) == StatusCategory.open
+        was_open = status_category(session, found.status) != StatusCategory.resolved
         continued = inbound.continue_ticket(session, found)
         if continued is None:
             ticket = open_ticket(follows=found)

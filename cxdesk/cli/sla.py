@@ -1,0 +1,160 @@
+"""``cxdesk sla list|show``: the desk's SLA policies, their targets and calendars
+(``store.sla_policies``; the arithmetic: ``engine.sla_clock``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import typer
+from sqlmodel import select
+
+from cxdesk.cli.common import AS_OPTION, console, desk_engine, print_json, print_table, proven
+from cxdesk.engine.sla_clock import WEEKDAYS, format_spans, next_open
+from cxdesk.errors import NotFound
+from cxdesk.store.db import read_session
+from cxdesk.store.models import SlaCalendar, SlaPolicy, Team, utcnow
+from cxdesk.store.sla_policies import TARGET_KEYS, get_calendar, get_policy, list_policies
+from cxdesk.text import printable
+
+sla_app = typer.Typer(
+    help="Service levels: SLA policies and their calendars.", no_args_is_help=True
+)
+
+
+def _minutes(value: int | None) -> str:
+    if value is None:
+        return "-"
+    hours, minutes = divmod(value, 60)
+    return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m"
+
+
+def policy_dict(policy: SlaPolicy, team: str | None, calendar: str | None) -> dict[str, Any]:
+    return {
+        "name": policy.name,
+        "team": team,
+        "priority": policy.priority,
+        "calendar": calendar,
+        **{key: getattr(policy, key) for key in TARGET_KEYS},
+        "warn_percent": policy.warn_percent,
+        "enabled": policy.enabled,
+        "position": policy.position,
+    }
+
+
+@sla_app.command("list")
+def sla_list(
+    as_json: bool = typer.Option(False, "--json"), as_user: str | None = AS_OPTION
+) -> None:
+    """Every SLA policy in the order they are tried (the first enabled one that matches a
+    ticket's team and priority applies), with its targets in desk time and its calendar."""
+    proven(as_user)
+    with read_session(desk_engine()) as session:
+        teams = {t.id: t.name for t in session.exec(select(Team)).all()}
+        calendars = {c.id: c.name for c in session.exec(select(SlaCalendar)).all()}
+        policies = [
+            policy_dict(p, teams.get(p.team_id), calendars.get(p.calendar_id))
+            for p in list_policies(session)
+        ]
+    if as_json:
+        print_json(policies)
+        return
+    if not policies:
+        console.print("No SLA policies: tickets get no due times (see README, Service levels).")
+        return
+    print_table(
+        "SLA policies (first match applies)",
+        ["#", "name", "team", "priority", "first response", "next response", "resolution",
+         "warn", "calendar", "enabled"],
+        [
+            (p["position"] + 1, p["name"], p["team"] or "any", p["priority"] or "any",
+             *(_minutes(p[key]) for key in TARGET_KEYS), f"{p['warn_percent']}%",
+             p["calendar"] or "around the clock", "on" if p["enabled"] else "off")
+            for p in policies
+        ],
+    )  # fmt: skip
+
+
+def open_line(calendar: SlaCalendar, now: datetime) -> str:
+    """``open now, until Mon 18:00`` or ``closed, opens Mon 2026-12-14 08:00`` (local time)."""
+    zone = ZoneInfo(calendar.time_zone)
+    found = next_open(calendar, now)
+    if found is None:
+        return "closed, with no desk hours ahead"
+    start, end = (moment.astimezone(zone) for moment in found)
+    if start <= now:
+        return f"open now, until {end:%a %Y-%m-%d %H:%M} ({calendar.time_zone})"
+    return f"closed, opens {start:%a %Y-%m-%d %H:%M} ({calendar.time_zone})"
+
+
+@sla_app.command("show")
+def sla_show(
+    name: str, as_json: bool = typer.Option(False, "--json"), as_user: str | None = AS_OPTION
+) -> None:
+    """A policy's targets and its calendar: weekly hours, exceptions, and whether the desk is
+    open now or when it opens. NAME may also be a calendar's."""
+    proven(as_user)
+    now = utcnow()
+    with read_session(desk_engine()) as session:
+        try:
+            policy: SlaPolicy | None = get_policy(session, name)
+        except NotFound:
+            policy = None
+            try:
+                calendar: SlaCalendar | None = get_calendar(session, name)
+            except NotFound:
+                raise NotFound(
+                    f"No SLA policy or calendar named {name!r} (see: cxdesk sla list)"
+                ) from None
+        if policy is not None:
+            team = session.get(Team, policy.team_id) if policy.team_id else None
+            calendar = session.get(SlaCalendar, policy.calendar_id) if policy.calendar_id else None
+            record: dict[str, Any] = policy_dict(
+                policy, team.name if team else None, calendar.name if calendar else None
+            )
+        else:
+            record = {}
+        if calendar is not None:
+            record["calendar_hours"] = {
+                "name": calendar.name,
+                "time_zone": calendar.time_zone,
+                "weekly": calendar.weekly,
+                "exceptions": calendar.exceptions,
+                "now": open_line(calendar, now),
+            }
+    if as_json:
+        print_json(record)
+        return
+    if policy is not None:
+        console.print(f"SLA policy {printable(policy.name, lines=False)}", markup=False)
+        console.print(
+            f"  applies to      team {record['team'] or 'any'}, "
+            f"priority {record['priority'] or 'any'} "
+            f"({'enabled' if policy.enabled else 'disabled'}; tried #{policy.position + 1})",
+            markup=False,
+        )
+        for key in TARGET_KEYS:
+            label = key.removesuffix("_minutes").replace("_", " ")
+            console.print(f"  {label:15} {_minutes(record[key])}", markup=False)
+        console.print(f"  warning at      {policy.warn_percent}% of each target", markup=False)
+        if calendar is None:
+            console.print("  calendar        none: the clock runs around the clock", markup=False)
+    if calendar is None:
+        return
+    console.print(
+        f"Calendar {printable(calendar.name, lines=False)}: {open_line(calendar, now)}",
+        markup=False,
+    )
+    print_table(
+        "Weekly hours",
+        ["day", "hours"],
+        [(day, format_spans(calendar.weekly.get(day) or [])) for day in WEEKDAYS],
+    )
+    if calendar.exceptions:
+        print_table(
+            "Exceptions",
+            ["date", "name", "hours"],
+            [(str(item.get("date")), item.get("name") or "", format_spans(item.get("hours") or []))
+             for item in sorted(calendar.exceptions, key=lambda item: str(item.get("date")))],
+        )  # fmt: skip
