@@ -44,9 +44,10 @@ def give_sla(
     ``sla_paused_at``, ``next_response_since``...)."""
     values: dict[str, Any] = {"sla_policy_id": sla_policy(engine), "created_at": created}
     for target, minutes in (("first_response", first_response), ("resolution", resolution)):
-        if minutes is not None:
-            values[f"{target}_due_at"] = created + minutes * MINUTE
-            values[f"{target}_warn_at"] = created + minutes * warn_percent / 100 * MINUTE
+        # None: not measured (cleared, should the desk's own policy have set it at creation)
+        due = None if minutes is None else created + minutes * MINUTE
+        warn = None if minutes is None else created + minutes * warn_percent / 100 * MINUTE
+        values[f"{target}_due_at"], values[f"{target}_warn_at"] = due, warn
     values.update(columns)
     with transaction(engine) as session:
         session.execute(update(Ticket).where(Ticket.key == key).values(**values))  # type: ignore[arg-type]

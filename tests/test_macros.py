@@ -421,7 +421,9 @@ def test_the_demo_macros_reply_reaches_the_customers_mailbox(
     ok(cli("demo"))
     key = check_in_and_pull(cli, CUSTOMER, "Website/App Feedback", EXPERT)
     said = ok(cli("ticket", "macro", key, "Waiting on customer", "--as", EXPERT)).strip()
-    assert said.endswith("applied (Follow up later; reply queued by email).")
+    assert said.endswith("applied (Waiting on customer; reply queued by email).")
+    shown = json.loads(ok(cli("ticket", "show", key, "--json", "--as", EXPERT)))
+    assert shown["sla"]["state"] == "paused"  # a paused status: the clocks stand still
     assert "failed 0" in ok(cli("worker", "--once"))
     [sent] = [m.message for m in mail_env.received if f"[{key}]" in str(m.message["Subject"])]
     body = sent.get_body(("plain",))

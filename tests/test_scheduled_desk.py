@@ -13,10 +13,8 @@ from sqlalchemy import Engine
 from sqlmodel import select
 
 from cxdesk.config import load_settings
-from cxdesk.engine.dispatch import unit_of_work
 from cxdesk.engine.schedule import parse_schedule
 from cxdesk.engine.worker import DeliveryWorker
-from cxdesk.errors import NotFound
 from cxdesk.store import directory
 from cxdesk.store.db import read_session
 from cxdesk.store.models import WorkflowOccurrence, utcnow
@@ -75,8 +73,9 @@ def test_the_demo_digest_runs_once_at_its_time(
     body = digest.get_content()
     assert "Now: " in body and " open, of which " in body
     assert "Website/App Feedback: " in body  # the per-team lines
-    assert "SLA breaches since the last digest:\nnone" in body
-    assert key  # checked in and pulled: among the figures
+    breaches = body.split("SLA breaches since the last digest:\n", 1)[1]
+    if at - utcnow() > timedelta(minutes=50):  # its 45 minutes (an event day) ran out by then
+        assert f"{key} " in breaches and "resolution due" in breaches
 
 
 @pytest.mark.usefixtures("mail_env")
@@ -84,11 +83,6 @@ def test_the_demo_reminds_a_waiting_customer_a_day_later_if_still_so(
     cli: Cli, demo: Engine, smtp_server: SmtpPeer
 ) -> None:
     key = check_in_and_pull(cli, CUSTOMER, "Website/App Feedback", "ines")
-    with unit_of_work(demo) as s:  # the SLA slice adds the status to the demo seed
-        try:
-            directory.get_status(s, WAITING)
-        except NotFound:
-            directory.add_status(s, actor=None, name=WAITING, category="open")
     ok(
         cli(
             "ticket",

@@ -60,3 +60,12 @@ def test_paused_stops_the_clock_unless_already_due() -> None:
     assert paused is not None and paused.state == SlaState.paused
     late = sla_view(ticket(sla_paused_at=at(11)), at(500))
     assert late is not None and late.state == SlaState.breached
+
+
+def test_resolving_ends_the_responses_still_running() -> None:
+    view = sla_view(ticket(resolved_at=at(8)), at(500))
+    assert view is not None and view.state == SlaState.met and view.due_at is None
+    late = sla_view(ticket(resolved_at=at(20)), at(500))
+    assert late is not None
+    assert late.as_dict()["targets"]["first_response"]["state"] == "breached"
+    assert late.as_dict()["targets"]["resolution"]["state"] == "met"

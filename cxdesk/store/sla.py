@@ -158,7 +158,10 @@ def target_state(
 
 
 def sla_view(ticket: Ticket, now: datetime) -> SlaView | None:
-    """The ticket's SLA now; None when no policy applies to it (or it sets no target)."""
+    """The ticket's SLA now; None when no policy applies to it (or it sets no target).
+
+    Resolving a ticket ends every clock still running (as Zendesk's SLAs do): a response never
+    given is done when the ticket was resolved, met or breached by that time."""
     if ticket.sla_policy_id is None:
         return None
     targets: list[TargetState] = []
@@ -166,6 +169,7 @@ def sla_view(ticket: Ticket, now: datetime) -> SlaView | None:
         due, warn, done, since = _target_columns(ticket, target)
         if due is None or since is None:
             continue
+        done = done or ticket.resolved_at
         state = target_state(due, warn, done, ticket.sla_paused_at, now)
         targets.append(
             TargetState(
