@@ -87,6 +87,7 @@ from cxdesk.store.models import (
     User,
     utcnow,
 )
+from cxdesk.store.ticket_versions import NEXT_VERSION
 
 # SKIP LOCKED may find nothing while tickets wait, all locked by other pullers: look again.
 _PULL_RETRIES = 20
@@ -219,6 +220,7 @@ def claimed(owner: Any, now: Any, queue: Any) -> dict[str, Any]:
         "status": case((col(Ticket.status) == "new", "open"), else_=col(Ticket.status)),
         "updated_at": now,
         "pulled_from": queue,
+        "version": NEXT_VERSION,
     }
 
 
