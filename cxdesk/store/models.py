@@ -345,8 +345,13 @@ def _bump_ticket_versions(session: OrmSession, _context: object, _instances: obj
 
 
 @event.listens_for(OrmSession, "after_commit")
-@event.listens_for(OrmSession, "after_rollback")
 def _forget_bumped(session: OrmSession) -> None:
+    session.info.pop(_BUMPED, None)
+
+
+@event.listens_for(OrmSession, "after_soft_rollback")
+def _forget_bumped_on_rollback(session: OrmSession, _previous: object) -> None:
+    """A savepoint rolled back took its bumps with it: bump again (at worst one extra)."""
     session.info.pop(_BUMPED, None)
 
 
