@@ -163,6 +163,12 @@ def ticket_update(
     team: str | None = typer.Option(None, "--team"),
     owner: str | None = typer.Option(None, "--owner", help="A member of the team; '' unassigns."),
     attach: list[Path] = ATTACH_OPTION,  # noqa: B008
+    if_version: int | None = typer.Option(
+        None,
+        "--if-version",
+        help="Only if the ticket is still at this version ('ticket show --json' gives it): "
+        "refused if someone changed it since.",
+    ),
 ) -> None:
     """Change status, priority, team or owner, with a comment."""
     changes = {
@@ -185,8 +191,9 @@ def ticket_update(
             comment=comment,
             changes=changes,
             attachments=attachments,
+            if_version=if_version,
         )
-    typer.echo(f"{ticket.key} updated ({ticket.status}).")
+    typer.echo(f"{ticket.key} updated ({ticket.status}, version {ticket.version}).")
 
 
 @ticket_app.command("comment")

@@ -37,6 +37,7 @@ from cxdesk.errors import DeskError
 from cxdesk.screens.base import shown_time
 from cxdesk.screens.macro_picker import TicketMacroKey
 from cxdesk.screens.ticket_noshow import TicketNoShowKey
+from cxdesk.screens.ticket_presence import TicketPresence
 from cxdesk.screens.ticket_undo import UndoPullKeys
 from cxdesk.screens.ticket_view import (
     CUSTOMER_FIELDS,
@@ -51,6 +52,7 @@ from cxdesk.screens.ticket_view import (
 )
 from cxdesk.store.escalation_steps import SETTABLE_STEPS, parse_estimate, set_escalation_step
 from cxdesk.store.models import Priority
+from cxdesk.store.ticket_versions import StaleVersion
 from cxdesk.store.tickets import (
     add_comment,
     close_by_requester,
@@ -115,11 +117,15 @@ class TicketScreen(TicketMacroKey, UndoPullKeys, TicketNoShowKey):
         self.pulled_at = pulled_at
         self.view: TicketView | None = None
         """The ticket as last read; None until the first read finishes."""
+        self.editing_version: int | None = None
+        """The version the open dialog's user saw (``store.ticket_versions``): a save over a
+        newer one is refused; after a refusal, the version then shown."""
 
     def compose(self) -> ComposeResult:
         yield Header()
         with VerticalScroll(id="ticket-body"):
             yield Label(f"{self.key}  (loading…)", id="ticket-title", markup=False)
+            yield TicketPresence(self.key, id="presence")  # who else is on it
             yield Static("", id="undo-note", markup=False)
             with Horizontal(id="columns"):
                 with Vertical():
@@ -269,6 +275,7 @@ class TicketScreen(TicketMacroKey, UndoPullKeys, TicketNoShowKey):
                 self.notify(f"{self.key} saved", markup=False)
                 self.load()
 
+        self.editing_version = int(str(self.view.record["version"]))
         self.app.push_screen(ChangeDialog(title, save=save, **options), saved)  # type: ignore[arg-type]
 
     def _ask(self, field: str, title: str, choices: list[tuple[str, str]]) -> None:
@@ -390,7 +397,13 @@ class TicketScreen(TicketMacroKey, UndoPullKeys, TicketNoShowKey):
                     attachments=attachments,
                 )  # fmt: skip
             else:
-                update_ticket(
-                    session, actor=self.user, key=self.key, comment=request.comment,
-                    changes=changes, attachments=attachments,
-                )  # fmt: skip
+                try:
+                    update_ticket(
+                        session, actor=self.user, key=self.key, comment=request.comment,
+                        changes=changes, attachments=attachments,
+                        if_version=self.editing_version,
+                    )  # fmt: skip
+                except StaleVersion as stale:  # the dialog shows why; Enter again saves
+                    self.editing_version = stale.current
+                    self.app.call_from_thread(self.load)
+                    raise

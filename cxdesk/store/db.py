@@ -29,9 +29,10 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session
 
-from cxdesk.errors import DeskError
+from cxdesk.errors import Conflict, DeskError
 from cxdesk.locations import create_private_file
 
 READ_ONLY_OPTION = "cxdesk_read_only"
@@ -46,6 +47,8 @@ SQLITE_PRAGMAS = (
 )
 """Every cxdesk connection to a SQLite desk, after the switch to WAL (``configure_sqlite``)."""
 _WAL_RETRY_S = 0.01
+STALE_WRITE = "Someone changed this ticket while it was being saved; reload and try again"
+"""A ticket's ORM write found another version than it read (``models.TICKET_VERSION``)."""
 
 
 def is_sqlite(engine: Engine) -> bool:
@@ -154,6 +157,9 @@ def transaction(engine: Engine | Connection) -> Iterator[Session]:
         except OperationalError as exc:
             session.rollback()
             raise _operational_error(exc) from exc
+        except StaleDataError as exc:  # a ticket written since it was read (ticket.version)
+            session.rollback()
+            raise Conflict(STALE_WRITE) from exc
         except BaseException:
             session.rollback()
             raise

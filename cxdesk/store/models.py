@@ -19,11 +19,16 @@ from sqlalchemy import (
     Column,
     ForeignKey,
     Index,
+    Integer,
     LargeBinary,
     UniqueConstraint,
+    event,
     func,
+    inspect,
     text,
 )
+from sqlalchemy.orm import InstanceState
+from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Field, SQLModel
 
 # Every constraint and index gets a predictable name, the same on SQLite and PostgreSQL, so a
@@ -243,7 +248,17 @@ class SurveyResponse(SQLModel, table=True):
 # -- tickets ---------------------------------------------------------------------------------
 
 
+TICKET_VERSION = Column("version", Integer, nullable=False, server_default=text("1"))
+"""Bumped by every write of a ticket row (optimistic concurrency, issue 16): by the ORM once
+per transaction (``_bump_ticket_versions``; ``version_id_col`` makes each UPDATE say
+``WHERE version = <the one read>``, StaleDataError otherwise), and by every Core UPDATE with
+``version = version + 1`` (``store.ticket_versions.NEXT_VERSION``)."""
+
+
 class Ticket(SQLModel, table=True):
+    # The version is set by _bump_ticket_versions, not per flush: one update flushes the
+    # ticket several times (fields, status, comment) and is still one change.
+    __mapper_args__ = {"version_id_col": TICKET_VERSION, "version_id_generator": False}
     __table_args__ = (
         # Waiting tickets only (unowned): what a pull and the queue counts read. A plain
         # (team, owner, created) index cannot serve "owner IS NULL ORDER BY created" on
@@ -330,6 +345,53 @@ class Ticket(SQLModel, table=True):
     resolution_warn_at: datetime | None = None
     sla_paused_at: datetime | None = None
     """Set while the ticket's status is in the ``paused`` category: its clocks are stopped."""
+    version: int = Field(default=1, sa_column=TICKET_VERSION)
+    """Which write of the ticket this is (``TICKET_VERSION``): ``ticket update --if-version``."""
+
+
+_BUMPED = "cxdesk_bumped_tickets"
+
+
+@event.listens_for(OrmSession, "before_flush")
+def _bump_ticket_versions(session: OrmSession, _context: object, _instances: object) -> None:
+    """Each ticket changed in this transaction gets the next version once (new ones are 1)."""
+    bumped: set[InstanceState[Any]] = session.info.setdefault(_BUMPED, set())
+    bumped.update(inspect(obj) for obj in session.new if isinstance(obj, Ticket))
+    for obj in session.dirty:
+        if (
+            isinstance(obj, Ticket)
+            and (state := inspect(obj)) not in bumped
+            and session.is_modified(obj, include_collections=False)
+        ):
+            obj.version += 1
+            bumped.add(state)
+
+
+@event.listens_for(OrmSession, "after_commit")
+def _forget_bumped(session: OrmSession) -> None:
+    session.info.pop(_BUMPED, None)
+
+
+@event.listens_for(OrmSession, "after_soft_rollback")
+def _forget_bumped_on_rollback(session: OrmSession, _previous: object) -> None:
+    """A savepoint rolled back took its bumps with it: bump again (at worst one extra)."""
+    session.info.pop(_BUMPED, None)
+
+
+class TicketViewer(SQLModel, table=True):
+    """Who has a ticket open right now, per terminal (``store.ticket_presence``): each ticket
+    screen writes its row every second; a row whose heartbeat is older than a few seconds is
+    someone who left (ignored, then deleted)."""
+
+    __tablename__ = "ticket_viewer"
+
+    ticket_id: int = Field(foreign_key="ticket.id", primary_key=True)
+    terminal: str = Field(primary_key=True, max_length=64)
+    """One ticket screen (a random id): two terminals of one user are two rows."""
+    user_id: int = Field(foreign_key="user.id")
+    mode: str = Field(default="viewing", max_length=16)
+    """``viewing``, or ``editing`` while a change, note or reply dialog is open."""
+    heartbeat_at: datetime = Field(default_factory=utcnow)
 
 
 class TicketData(SQLModel, table=True):

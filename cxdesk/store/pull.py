@@ -87,6 +87,7 @@ from cxdesk.store.models import (
     User,
     utcnow,
 )
+from cxdesk.store.ticket_versions import NEXT_VERSION
 
 # SKIP LOCKED may find nothing while tickets wait, all locked by other pullers: look again.
 _PULL_RETRIES = 20
@@ -220,6 +221,7 @@ def claimed(owner: Any, now: Any, queue: Any) -> dict[str, Any]:
         "updated_at": now,
         "first_responded_at": func.coalesce(col(Ticket.first_responded_at), now),
         "pulled_from": queue,
+        "version": NEXT_VERSION,
     }
 
 

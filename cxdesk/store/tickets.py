@@ -52,6 +52,7 @@ from cxdesk.store.models import (
     User,
     utcnow,
 )
+from cxdesk.store.ticket_versions import check_version
 from cxdesk.store.user_files import read_regular_file
 from cxdesk.text import check_names, text_problem
 
@@ -190,6 +191,7 @@ def tickets_to_dicts(session: Session, tickets: Sequence[Ticket]) -> list[dict[s
                 "updated_at": t.updated_at.isoformat(),
                 "resolved_at": t.resolved_at.isoformat() if t.resolved_at else None,
                 "recalls": t.recalls,  # no-shows the customer was called back after
+                "version": t.version,  # for ticket update --if-version (store.ticket_versions)
             }
         )
     return result
@@ -405,11 +407,13 @@ def update_ticket(
     comment: str,
     changes: Mapping[str, str | None],
     attachments: Sequence[NewAttachment] = (),
+    if_version: int | None = None,
 ) -> Ticket:
     """Change status, priority, team and/or owner, with the comment every update requires.
 
     ``changes`` maps field -> new value (owner: a username, or "" to unassign). Customer
-    name, email and created date are refused: records stay true.
+    name, email and created date are refused: records stay true. ``if_version``: the version
+    the user saw; a ticket changed since is refused (``store.ticket_versions``).
     """
     require_staff(actor, "edit tickets")
     errors: dict[str, str] = {}
@@ -428,6 +432,7 @@ def update_ticket(
     ticket = get_ticket(session, key, lock=True)
     if not can_work_on(session, actor, ticket):
         raise PermissionDenied(f"You are not on the team of {ticket.key}")
+    check_version(session, ticket, if_version)
     status_name, team_name = changes.get("status"), changes.get("team")
     new_status = get_status(session, status_name) if status_name else None
     new_team = get_team(session, team_name) if team_name else None

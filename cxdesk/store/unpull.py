@@ -34,6 +34,7 @@ from sqlmodel import Session, col, select
 from cxdesk.errors import Conflict, PermissionDenied
 from cxdesk.store.events import record_event
 from cxdesk.store.models import Event, OutboxMessage, Ticket, User, utcnow
+from cxdesk.store.ticket_versions import NEXT_VERSION
 from cxdesk.store.tickets import _aware, get_ticket
 
 UNDO_WINDOW = timedelta(seconds=15)
@@ -136,7 +137,7 @@ def unpull(session: Session, *, actor: User, key: str, now: datetime | None = No
     session.execute(
         update(Ticket)  # not pulled_from: setting it fires the pull's trigger
         .where(col(Ticket.id) == ticket.id)
-        .values(owner_id=None, status=before, updated_at=now, **first)
+        .values(owner_id=None, status=before, updated_at=now, version=NEXT_VERSION, **first)
     )
     record_event(session, kind="ticket.owner_changed", actor=actor, ticket_id=ticket.id,
                  field_name="owner", from_value=actor.username, to_value=None,

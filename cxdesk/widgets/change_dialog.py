@@ -58,7 +58,7 @@ class ChangeDialog(ModalScreen[ChangeRequest | None]):
         width: 76; height: auto; border: thick $primary; background: $surface; padding: 1 2;
     }
     ChangeDialog .hint { color: $text-muted; }
-    ChangeDialog #dialog-error { color: $error; height: auto; }
+    ChangeDialog #dialog-error { color: $error; height: auto; width: 100%; }
     """
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
