@@ -221,6 +221,38 @@ def test_kanban_move_refused_keeps_the_card(engine: Engine) -> None:
         assert session.exec(select(Ticket.status).where(Ticket.key == k["bob"])).one() == "open"
 
 
+def test_kanban_move_over_a_change_made_since_the_board_was_read_is_refused(
+    engine: Engine,
+) -> None:
+    k = build_ticket_desk(engine)
+
+    async def script(app: CxDeskApp, pilot: Pilot[Any]) -> None:
+        await log_in(app, pilot)
+        screen = KanbanScreen()
+        app.push_screen(screen)
+        await wait_until(pilot, lambda: screen.highlighted_card() == (0, k["ada"]), "ada's card")
+        await pilot.press("shift+right")
+        await wait_until(pilot, lambda: isinstance(app.screen, MoveDialog), "the dialog")
+        with unit_of_work(engine) as session:  # omar, at another terminal, meanwhile
+            update_ticket(session, actor=get_user(session, "omar"), key=k["ada"],
+                          comment="urgent", changes={"priority": "critical"})  # fmt: skip
+        await pilot.press("enter")
+        await wait_until(
+            pilot,
+            lambda: (
+                "Omar changed priority to critical"
+                in str(app.screen.query_one("#dialog-error").render())
+            ),
+            "the refusal naming omar's change",
+        )
+        await pilot.press("escape")
+
+    run_app(engine, desk("maya"), script)
+    with read_session(engine) as session:
+        ticket = session.exec(select(Ticket).where(Ticket.key == k["ada"])).one()
+        assert (ticket.status, ticket.priority) == ("new", "critical")
+
+
 # -- the stream and history -------------------------------------------------------------------
 
 

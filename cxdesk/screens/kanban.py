@@ -281,11 +281,14 @@ class KanbanScreen(DeskScreen):
         source = self.board.columns[index].status
         target = self.board.columns[target_index].status
         engine, actor = self.engine, self.user
+        # The card as the user sees it: a move over someone else's change since is refused
+        # (who and what, in the dialog), as the ticket screen's saves are.
+        seen = next((c.version for c in self.board.cards.get(source, []) if c.key == key), None)
 
         def save(request: ChangeRequest) -> None:  # in the dialog's worker; refusals stay there
             with unit_of_work(engine) as session:
                 update_ticket(session, actor=actor, key=key, comment=request.comment,
-                              changes={"status": target})  # fmt: skip
+                              changes={"status": target}, if_version=seen)  # fmt: skip
 
         def saved(request: ChangeRequest | None) -> None:
             if request is not None:

@@ -48,6 +48,8 @@ class Card:
     created_at: datetime
     sla: SlaTimes | None = None
     """The ticket's SLA columns (None: no policy); ``SlaTimes.view`` gives its state."""
+    version: int | None = None
+    """The ticket's version as read: a move of the card is refused if it changed since."""
 
 
 def kanban_columns(session: Session, *, team: str | None = None) -> list[KanbanColumn]:
@@ -80,6 +82,7 @@ def kanban_page(
             col(Ticket.priority),
             col(Ticket.status),
             col(Ticket.created_at),
+            col(Ticket.version),
             *SlaTimes.columns(),
         )
         .outerjoin(_OWNER, col(_OWNER.id) == col(Ticket.owner_id))
@@ -91,7 +94,12 @@ def kanban_page(
     # ids in order, so a page of 50 reads 50 index entries even in a column of 30,000.
     statement = statement.order_by(col(Ticket.id))
     rows = session.execute(statement.offset(max(0, offset)).limit(limit)).all()
-    return [Card(*row[:6], *[sla_times(row[6:])]) for row in rows]
+    return [
+        Card(
+            row[0], row[1], row[2], row[3], row[4], row[5], sla=sla_times(row[7:]), version=row[6]
+        )  # fmt: skip
+        for row in rows
+    ]
 
 
 # -- the stream --------------------------------------------------------------------------------
