@@ -36,6 +36,7 @@ from cxdesk.store.models import (
     Status,
     StatusCategory,
     Survey,
+    Ticket,
     TicketTemplate,
     User,
 )
@@ -414,10 +415,22 @@ def _apply_status(session: Session, entry: dict[str, Any]) -> bool:
     if existing.builtin and existing.category != entry["category"]:
         raise DeskError(f"built-in status {existing.name!r} cannot change category")
     if existing.category != entry["category"]:
+        paused = StatusCategory.paused
+        if paused in (existing.category, entry["category"]) and _status_in_use(session, existing):
+            # Their clocks would stay as they are (running, or stopped) under the new meaning.
+            raise DeskError(
+                f"status {existing.name!r} cannot change to or from paused while tickets are in "
+                "it: move them to another status first"
+            )
         existing.category = entry["category"]
         session.add(existing)
         session.flush()
     return False
+
+
+def _status_in_use(session: Session, status: Status) -> bool:
+    found = session.exec(select(Ticket.id).where(Ticket.status == status.name).limit(1))
+    return found.first() is not None
 
 
 def _apply_survey(session: Session, entry: dict[str, Any]) -> bool:

@@ -20,7 +20,7 @@ from cxdesk.engine.schedule import parse_schedule
 from cxdesk.engine.scheduled import MAX_SCHEDULED, next_run
 from cxdesk.engine.worker import DeliveryWorker
 from cxdesk.engine.workflows import get_workflow, save_workflow, set_enabled
-from cxdesk.errors import NotFound, ValidationFailed
+from cxdesk.errors import DeskError, NotFound, ValidationFailed
 from cxdesk.store import directory
 from cxdesk.store import tickets as ops
 from cxdesk.store.db import read_session, transaction
@@ -367,3 +367,34 @@ def test_the_digest_lists_the_sla_breaches_since_its_last_run(desk: Engine) -> N
     due_text = f"{(at - timedelta(hours=1, minutes=5)).astimezone(PARIS):%Y-%m-%d %H:%M}"
     assert f"Breaches:\n{late} Late one: resolution due {due_text}" in digest.body
     assert earlier not in digest.body  # breached before the last run
+
+
+def test_a_busy_database_fails_the_pass_and_the_digest_runs_on_the_next(
+    desk: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SQLite lock held past the busy timeout (or the server gone) is trouble that passes:
+    the worker's pass fails (said once, tried again), the run is not given up as failed."""
+    import sqlite3
+
+    from cxdesk.engine import occurrences
+    from cxdesk.store.db import driver_error
+
+    save(desk, "Digest", schedule="daily 18:00", tasks=DIGEST)
+    real, calls = occurrences._run_tasks, []
+
+    def busy_once(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            try:
+                raise sqlite3.OperationalError("database is locked")
+            except sqlite3.OperationalError as cause:
+                raise driver_error(cause) from cause
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(occurrences, "_run_tasks", busy_once)
+    at = next_18h()
+    with pytest.raises(DeskError, match="busy"):
+        occurrences.run_due_workflows(desk, now=at)
+    assert emails(desk, "admin@example.com") == []
+    assert occurrences.run_due_workflows(desk, now=at + timedelta(minutes=1)) == 1
+    assert len(emails(desk, "admin@example.com")) == 1

@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 from cxdesk.store.db import read_session
 from cxdesk.store.sla_policies import list_calendars, list_policies
 from tests.cli_helpers import Cli, assert_one_error_line, dump_tables, table_counts
+from tests.test_delivery import CUSTOMER, EXPERT, check_in_and_pull, ok
 
 SEED = """\
 [[teams]]
@@ -148,4 +149,20 @@ def test_the_demo_tickets_show_their_sla(cli: Cli) -> None:
     assert set(sla["targets"]) == {"first_response", "resolution"}
     assert sla["due_at"] == sla["targets"]["first_response"]["due_at"]
     text = cli("ticket", "show", "EXP-1", "--as", "admin").stdout
-    assert "SLA: on track · first response due " in text and "(Event desk, " in text
+    assert "SLA: on track · first response due " in text and "(Event desk)" in text
+
+
+def test_a_status_in_use_does_not_change_to_or_from_paused(
+    cli: Cli, engine: Engine, tmp_path: Path
+) -> None:
+    """Its tickets' clocks would stay running (or stopped) under the new meaning."""
+    ok(cli("demo"))
+    seed = tmp_path / "paused.toml"
+    seed.write_text('[[statuses]]\nname = "Follow up later"\ncategory = "paused"\n')
+    key = check_in_and_pull(cli, CUSTOMER, "Website/App Feedback", EXPERT)
+    ok(cli("ticket", "update", key, "--status", "Follow up later", "--comment", "later",
+           "--as", EXPERT))  # fmt: skip
+    refused = cli("seed", str(seed), "--as", "admin")
+    assert refused.exit_code == 1 and "cannot change to or from paused" in refused.output
+    ok(cli("ticket", "update", key, "--status", "open", "--comment", "back", "--as", EXPERT))
+    assert "Seed applied" in ok(cli("seed", str(seed), "--as", "admin"))

@@ -280,3 +280,23 @@ def test_a_paused_ticket_is_unresolved_but_not_handed_out(desk: Engine, clock: C
     with unit_of_work(desk) as s:  # its requester may still close it
         close_by_requester(s, actor=directory.get_user(s, "maya"), key=key)
     assert ticket_now(desk, key).status == "closed"
+
+
+def test_a_status_only_update_keeps_a_policy_disabled_since(desk: Engine, clock: Clock) -> None:
+    """A policy switched off (or reordered) later leaves the tickets it timed alone: only a
+    team or priority change chooses the policy again."""
+    key = check_in(desk)
+    timed = ticket_now(desk, key)
+    with transaction(desk) as s:
+        policy = get_policy(s, "Standard")
+        policy.enabled = False
+        s.add(policy)
+    clock.at(3)
+    update(desk, key, status="open")
+    after = ticket_now(desk, key)
+    assert (after.sla_policy_id, after.resolution_due_at) == (
+        timed.sla_policy_id,
+        timed.resolution_due_at,
+    )
+    update(desk, key, priority="low")  # now the policy is chosen again: none matches
+    assert ticket_now(desk, key).sla_policy_id is None

@@ -372,3 +372,76 @@ def test_the_server_checks_against_the_desks_public_url_and_token(
     assert ServerSettings.from_desk(load_settings()).twilio_sms_line.startswith(
         "Text messages: off"
     )
+
+
+def test_a_text_waits_for_an_experts_save_of_its_ticket_rather_than_failing(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL (SQLite takes its write lock at BEGIN): a text whose ticket an expert saves
+    between the text's read and its write waits for that save (the row lock) and lands; without
+    the lock its write found another version and the whole message was refused (Twilio does
+    not send an inbound text again)."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite serialises write transactions at BEGIN IMMEDIATE")
+    import threading
+    import time
+
+    from sqlalchemy import text
+
+    from cxdesk.store import sms_inbound
+    from cxdesk.store.tickets import update_ticket
+    from tests.test_views import make_ticket
+
+    build_small_desk(engine)
+    key = make_ticket(engine, "Login", "360", customer_phone="+14155552671")
+    read, release = threading.Event(), threading.Event()
+    original = sms_inbound.latest_ticket
+
+    def held(*args: object, **kwargs: object) -> object:
+        found = original(*args, **kwargs)  # type: ignore[arg-type]
+        if threading.current_thread().name == "text":
+            read.set()
+            release.wait(120)
+        return found
+
+    monkeypatch.setattr(sms_inbound, "latest_ticket", held)
+    errors: list[BaseException] = []
+
+    def text_in() -> None:
+        try:
+            with unit_of_work(engine) as s:
+                message = sms_inbound.InboundSms(f"SM{1:032d}", "+14155552671", "hi")
+                sms_inbound.receive_sms(s, message)
+        except BaseException as error:  # told to the test below
+            errors.append(error)
+
+    def expert_saves() -> None:
+        with unit_of_work(engine) as s:
+            update_ticket(s, actor=get_user(s, "maya"), key=key, comment="calling back",
+                          changes={"priority": "high"})  # fmt: skip
+
+    first = threading.Thread(target=text_in, name="text")
+    first.start()
+    assert read.wait(120)
+    second = threading.Thread(target=expert_saves, name="expert")
+    second.start()
+    deadline = time.monotonic() + 120
+    with engine.connect() as watcher:  # the save waits on the ticket's row lock (or ran through)
+        while second.is_alive() and time.monotonic() < deadline:
+            waiting = watcher.execute(
+                text(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'transactionid' AND NOT granted"
+                )  # fmt: skip
+            ).scalar_one()
+            watcher.rollback()
+            if waiting:
+                break
+            time.sleep(0.01)
+    release.set()
+    first.join(120)
+    second.join(120)
+    assert errors == []
+    with read_session(engine) as s:
+        after = get_ticket(s, key)
+        bodies = s.exec(select(Comment.body).where(Comment.ticket_id == after.id)).all()
+    assert after.priority == "high" and "hi" in bodies

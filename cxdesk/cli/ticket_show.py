@@ -10,7 +10,6 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import typer
 from rich.text import Text
@@ -31,7 +30,7 @@ from cxdesk.store.db import read_session
 from cxdesk.store.escalation_steps import escalation_timeline
 from cxdesk.store.models import utcnow
 from cxdesk.store.sla import STATE_WORDS, TARGET_WORDS, SlaState, ticket_sla
-from cxdesk.store.sla_policies import default_time_zone
+from cxdesk.store.sla_display import clock_time
 from cxdesk.store.user_files import save_user_file
 from cxdesk.store.waiting import wait_fields
 from cxdesk.text import printable
@@ -56,8 +55,8 @@ def ticket_show(
         log = ops.ticket_log(session, ticket)
         timeline = escalation_timeline(session, ticket)
         waiting = wait_fields(session, ticket)
-        service = ticket_sla(session, ticket, utcnow())
-        zone = ZoneInfo(default_time_zone(session))
+        now = utcnow()
+        service = ticket_sla(session, ticket, now)
     if as_json:
         print_json({
             **record,
@@ -75,7 +74,7 @@ def ticket_show(
         value = printable(str(record[label] or ""), lines=False)
         console.print(f"  {label:15} {value}", markup=False)
     if service is not None:
-        console.print(sla_line(service, zone), markup=False)
+        console.print(sla_line(service, now), markup=False)
     data = record["data"]
     assert isinstance(data, dict)
     if data:
@@ -125,12 +124,13 @@ def ticket_show(
     )  # fmt: skip
 
 
-def sla_line(service: dict[str, Any], zone: ZoneInfo) -> str:
-    """``SLA: warning · first response due 14:10 · resolution due 14:45 (Event desk, UTC)``:
-    each target's due time, or when it was met (or done late); times in the desk's zone."""
+def sla_line(service: dict[str, Any], now: datetime) -> str:
+    """``SLA: warning · first response due 14:10 · resolution due 14:45 (Event desk)``: each
+    target's due time, or when it was met (or done late); local times, as the desk's screens
+    and lists show them (``sla_display.clock_time``)."""
 
     def hhmm(value: str) -> str:
-        return f"{datetime.fromisoformat(value).astimezone(zone):%H:%M}"
+        return clock_time(datetime.fromisoformat(value), now)
 
     parts = [f"SLA: {STATE_WORDS[SlaState(service['state'])]}"]
     if service["paused_since"]:
@@ -143,7 +143,7 @@ def sla_line(service: dict[str, Any], zone: ZoneInfo) -> str:
             late = "" if state["state"] == SlaState.met else " (late)"
             parts.append(f"{word} met {hhmm(state['done_at'])}{late}")
     policy = printable(str(service["policy"] or "deleted policy"), lines=False)
-    return " · ".join(parts) + f" ({policy}, {zone.key})"
+    return " · ".join(parts) + f" ({policy})"
 
 
 @ticket_app.command("attachment")

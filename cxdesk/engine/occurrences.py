@@ -38,7 +38,7 @@ from cxdesk.engine.schedule import parse_schedule
 from cxdesk.engine.scheduled import SCHEDULE_RAN, due_instant
 from cxdesk.engine.tasks import TaskRun, run_task
 from cxdesk.errors import DeskError
-from cxdesk.store.db import read_session, transaction
+from cxdesk.store.db import is_stale_write, is_unreachable, read_session, transaction
 from cxdesk.store.directory import desk_zone
 from cxdesk.store.events import record_event
 from cxdesk.store.models import Event, Workflow, WorkflowOccurrence, simulated_clock, utcnow
@@ -63,13 +63,24 @@ def run_due_workflows(engine: Engine, *, now: datetime | None = None) -> int:
             try:
                 ran += _run_scheduled(engine, workflow_id, instant, moment)
             except DeskError as error:
-                ran += _failed(engine, workflow_id, instant, moment, error)
+                if not _passing(error):
+                    ran += _failed(engine, workflow_id, instant, moment, error)
         for occurrence_id in _due_delayed(engine, moment):
             try:
                 ran += _run_delayed(engine, occurrence_id, moment)
             except DeskError as error:
-                ran += _failed(engine, None, occurrence_id, moment, error)
+                if not _passing(error):
+                    ran += _failed(engine, None, occurrence_id, moment, error)
     return ran
+
+
+def _passing(error: DeskError) -> bool:
+    """Trouble that passes, so the run is not given up: the database unreachable or busy
+    fails the worker's pass (said once, tried again: ``engine.worker``); a ticket written by
+    someone else meanwhile leaves the run due for the next pass."""
+    if is_unreachable(error):
+        raise error
+    return is_stale_write(error)
 
 
 def _failed(

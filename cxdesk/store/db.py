@@ -232,6 +232,12 @@ def is_unreachable(error: BaseException) -> bool:
     return False
 
 
+def is_stale_write(error: BaseException) -> bool:
+    """Whether ``error`` is a ticket write that lost a race (``STALE_WRITE``): another write of
+    the same ticket committed first; done again on the ticket as it is now, it may succeed."""
+    return isinstance(error, Conflict) and isinstance(error.__cause__, StaleDataError)
+
+
 def unreachable_reason(error: BaseException) -> str:
     """The driver's own first line for why the database is unreachable (the innermost error
     ``error`` was raised from), e.g. "database is locked"."""

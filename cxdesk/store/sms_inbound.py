@@ -112,14 +112,20 @@ def sender_number(session: Session, sender: str) -> str | None:
         return sender if E164.fullmatch(sender) else None
 
 
-def latest_ticket(session: Session, number: str, *, open_only: bool = False) -> Ticket | None:
-    """The newest ticket whose customer's phone is ``number`` (E.164); of those not resolved."""
+def latest_ticket(
+    session: Session, number: str, *, open_only: bool = False, lock: bool = False
+) -> Ticket | None:
+    """The newest ticket whose customer's phone is ``number`` (E.164); of those not resolved.
+    ``lock``: its row lock until the transaction ends (PostgreSQL), so that an expert's save
+    in between waits rather than makes the message's write stale (as mailgate locks)."""
     statement = select(Ticket).where(Ticket.customer_phone == number)
     if open_only:
         statement = statement.join(Status, col(Status.name) == col(Ticket.status)).where(
             Status.category != StatusCategory.resolved  # open, or paused (waiting on them)
         )
     statement = statement.order_by(col(Ticket.created_at).desc(), col(Ticket.id).desc())
+    if lock:
+        statement = statement.with_for_update(of=Ticket)
     return session.exec(statement.limit(1)).first()
 
 
@@ -151,10 +157,10 @@ def _opt(session: Session, sms: InboundSms, number: str, *, out: bool) -> SmsOut
 
 def _to_ticket(session: Session, sms: InboundSms, number: str) -> SmsOutcome:
     text = message_text(sms)
-    ticket = latest_ticket(session, number, open_only=True)
+    ticket = latest_ticket(session, number, open_only=True, lock=True)
     outcome = "added"
     if ticket is None:
-        last = latest_ticket(session, number)
+        last = latest_ticket(session, number, lock=True)
         ticket = continue_ticket(session, last) if last is not None else None
         outcome = "reopened"
         if ticket is None:

@@ -453,6 +453,7 @@ def update_ticket(
         raise ValidationFailed({"owner": f"{owner_user.username} is not on team {team_label}"})
 
     now = utcnow()
+    matched_by = (ticket.team_id, ticket.priority)
     if "priority" in changes and changes["priority"] != ticket.priority:
         _log_field(session, actor, ticket, "priority", ticket.priority, changes["priority"])
         ticket.priority = str(changes["priority"])
@@ -461,7 +462,9 @@ def update_ticket(
             session, actor, ticket, "team", _team(session, ticket.team_id).name, new_team.name
         )
         ticket.team_id = team_id
-    sla.reapply_policy(session, ticket)  # nothing when the same policy still applies
+    if (ticket.team_id, ticket.priority) != matched_by:
+        # Only then: a policy disabled or reordered since leaves the tickets it timed alone.
+        sla.reapply_policy(session, ticket)
     if owner_id != ticket.owner_id:
         old = _user(session, ticket.owner_id).username if ticket.owner_id else None
         new = _user(session, owner_id).username if owner_id else None
