@@ -28,8 +28,6 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from cxdesk.errors import ValidationFailed
-
 SLACK = timedelta(hours=3)
 """More than a wall time can move against its neighbours on a day clocks change (a wall time
 in the gap runs at its pre-change offset): past it, no earlier (later) wall time can win."""
@@ -218,11 +216,3 @@ def schedule_problem(text: str, zone: ZoneInfo, now: datetime) -> str | None:
     if schedule.next_after(now, zone) is None:
         return f"{text!r} never runs (no such day in the next five years)"
     return None
-
-
-def checked_schedule(text: str, zone: ZoneInfo, now: datetime) -> Schedule:
-    """``parse_schedule``, refusing a schedule that never runs (``ValidationFailed``)."""
-    problem = schedule_problem(text, zone, now)
-    if problem is not None:
-        raise ValidationFailed({"schedule": problem})
-    return parse_schedule(text)

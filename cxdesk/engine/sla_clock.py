@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 
 from cxdesk.errors import DeskError
 from cxdesk.store import directory
+from cxdesk.store.models import as_utc
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MAX_SEARCH_DAYS = 3 * 366
@@ -84,10 +85,6 @@ def _hours(calendar: Calendar) -> DeskHours | None:
     return DeskHours.of(calendar)
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def _minute(text: str) -> int:
     match = _HOUR.match(text)
     assert match is not None
@@ -113,7 +110,7 @@ def open_spans(
     """The calendar's open times in UTC from ``since`` on, in order and not overlapping (the
     first clipped to start at ``since``); up to ``until`` if given, else ``NoDeskHours`` after
     ``MAX_SEARCH_DAYS`` days."""
-    since = _aware(since)
+    since = as_utc(since)
     # The local day before: its late hours may reach past UTC midnight into ``since``.
     day = since.astimezone(hours.zone).date() - timedelta(days=1)
     last = since
@@ -137,7 +134,7 @@ def open_spans(
 def add_desk_minutes(calendar: Calendar, start: datetime, minutes: float) -> datetime:
     """The moment ``minutes`` desk minutes after ``start`` (aware UTC). Outside desk hours the
     count starts when the desk next opens; 0 minutes outside hours is that opening."""
-    start = _aware(start)
+    start = as_utc(start)
     hours = _hours(calendar)
     if hours is None:
         return start + timedelta(minutes=minutes)
@@ -151,7 +148,7 @@ def add_desk_minutes(calendar: Calendar, start: datetime, minutes: float) -> dat
 
 def desk_minutes_between(calendar: Calendar, start: datetime, end: datetime) -> float:
     """How many desk minutes passed from ``start`` to ``end`` (0 if ``end`` is not later)."""
-    start, end = _aware(start), _aware(end)
+    start, end = as_utc(start), as_utc(end)
     if end <= start:
         return 0.0
     hours = _hours(calendar)
@@ -168,7 +165,7 @@ def next_open(calendar: Calendar, moment: datetime) -> tuple[datetime, datetime]
     stretch closes), in UTC; None if it does not open within ``MAX_SEARCH_DAYS``."""
     hours = _hours(calendar)
     if hours is None:
-        return _aware(moment), _aware(moment) + timedelta(days=MAX_SEARCH_DAYS)
+        return as_utc(moment), as_utc(moment) + timedelta(days=MAX_SEARCH_DAYS)
     try:
         spans = open_spans(hours, moment)
         start, end = next(spans)

@@ -24,7 +24,7 @@ from cxdesk.engine.dispatch import unit_of_work
 from cxdesk.errors import DeskError
 from cxdesk.store.db import is_unreachable, read_session
 from cxdesk.store.events import record_event
-from cxdesk.store.models import StatusCategory, Ticket, utcnow
+from cxdesk.store.models import StatusCategory, Ticket, as_utc, utcnow
 from cxdesk.store.sla import TARGET_WORDS, SlaState, sla_view
 from cxdesk.store.sla_alerts import DueAlert, claim_alert, due_alerts, note_event
 from cxdesk.store.tickets import status_category
@@ -73,13 +73,9 @@ def _still_due(ticket: Ticket, alert: DueAlert, now: datetime) -> bool:
     wanted = SlaState.breached if alert.kind == "breached" else SlaState.warning
     return any(
         t.target == alert.target and t.state == wanted and t.done_at is None
-        and t.since == _utc(alert.since)
+        and t.since == as_utc(alert.since)
         for t in view.targets
     )  # fmt: skip
-
-
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _raise(engine: Engine, alert: DueAlert, now: datetime) -> bool:
@@ -98,7 +94,7 @@ def _raise(engine: Engine, alert: DueAlert, now: datetime) -> bool:
             actor=None,
             ticket_id=alert.ticket_id,
             field_name=alert.target,
-            to_value=_utc(alert.due_at).isoformat(),
+            to_value=as_utc(alert.due_at).isoformat(),
             detail=alert_detail(alert),
         )
         note_event(session, alert_id, event_id)

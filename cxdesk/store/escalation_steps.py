@@ -14,13 +14,13 @@ Escalation *rules* (escalate after N minutes) live in ``cxdesk.engine.escalation
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 
 from sqlmodel import Session, col, select
 
 from cxdesk.errors import Conflict, PermissionDenied, ValidationFailed
 from cxdesk.store.events import record_event
-from cxdesk.store.models import Event, StatusCategory, Ticket, User
+from cxdesk.store.models import Event, StatusCategory, Ticket, User, as_utc
 from cxdesk.store.tickets import (
     can_work_on,
     get_ticket,
@@ -89,10 +89,6 @@ def parse_estimate(text: str) -> date | None:
         raise ValidationFailed({"estimate": f"{text!r} is not a date (YYYY-MM-DD)"}) from None
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def _escalation_events(session: Session, ticket: Ticket) -> tuple[datetime | None, list[Event]]:
     """When the latest escalation happened (the ticket's ``escalated_at``, else its event) and
     the step events set since then, oldest first."""
@@ -111,7 +107,7 @@ def _escalation_events(session: Session, ticket: Ticket) -> tuple[datetime | Non
             escalated_at, steps = ticket.escalated_at or event.created_at, []  # afresh
         else:
             steps.append(event)
-    return (_aware(escalated_at) if escalated_at else None), steps
+    return (as_utc(escalated_at) if escalated_at else None), steps
 
 
 def escalation_timeline(session: Session, ticket: Ticket) -> EscalationTimeline | None:
@@ -120,14 +116,14 @@ def escalation_timeline(session: Session, ticket: Ticket) -> EscalationTimeline 
     if escalated_at is None:
         return None
     reached: dict[str, datetime] = {
-        SUBMITTED: _aware(ticket.created_at),
+        SUBMITTED: as_utc(ticket.created_at),
         UNDER_EVALUATION: escalated_at,
     }
     current = UNDER_EVALUATION
     for event in step_events:
         if event.to_value in SETTABLE_STEPS:
             current = event.to_value
-            reached[current] = _aware(event.created_at)
+            reached[current] = as_utc(event.created_at)
     # A middle step after the latest one set was left behind (the step went back).
     for name in SETTABLE_STEPS:
         if STEPS.index(name) > STEPS.index(current):
@@ -136,7 +132,7 @@ def escalation_timeline(session: Session, ticket: Ticket) -> EscalationTimeline 
         StatusCategory.resolved
     ):
         current = RESOLVED
-        reached[RESOLVED] = _aware(ticket.resolved_at)
+        reached[RESOLVED] = as_utc(ticket.resolved_at)
     steps = [Step(name, reached.get(name), name == current) for name in STEPS]
     return EscalationTimeline(steps=steps, estimate=ticket.estimated_resolution)
 

@@ -54,6 +54,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC) if clock is None else clock()
 
 
+def as_utc(value: datetime) -> datetime:
+    """``value`` as aware UTC: a time SQLite handed back without its zone is UTC."""
+    return value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
 @contextmanager
 def simulated_clock(clock: Callable[[], datetime]) -> Iterator[None]:
     """Inside the block, ``utcnow()`` reads ``clock`` (aware UTC): a simulation drives the real

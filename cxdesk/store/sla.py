@@ -28,14 +28,14 @@ The clocks, written by the operations where each moment happens (policies and ca
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from sqlmodel import Session, col, or_, select
 
 from cxdesk.engine.sla_clock import DeskHours, add_desk_minutes, desk_minutes_between
-from cxdesk.store.models import SlaCalendar, SlaPolicy, StatusCategory, Ticket
+from cxdesk.store.models import SlaCalendar, SlaPolicy, StatusCategory, Ticket, as_utc
 
 SLA_TARGETS = ("first_response", "next_response", "resolution")
 TARGET_WORDS = {
@@ -110,11 +110,7 @@ class SlaView:
 
 
 def _iso(value: datetime | None) -> str | None:
-    return None if value is None else _aware(value).isoformat()
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return None if value is None else as_utc(value).isoformat()
 
 
 def _target_columns(
@@ -145,14 +141,14 @@ def target_state(
 ) -> SlaState:  # fmt: skip
     """One target's state: met or breached once done; while paused, breached only if it was
     already due when the pause began; else breached, warning or on track by ``now``."""
-    due = _aware(due)
+    due = as_utc(due)
     if done is not None:
-        return SlaState.met if _aware(done) <= due else SlaState.breached
+        return SlaState.met if as_utc(done) <= due else SlaState.breached
     if paused is not None:
-        return SlaState.breached if due <= _aware(paused) else SlaState.paused
+        return SlaState.breached if due <= as_utc(paused) else SlaState.paused
     if now >= due:
         return SlaState.breached
-    if warn is not None and now >= _aware(warn):
+    if warn is not None and now >= as_utc(warn):
         return SlaState.warning
     return SlaState.on_track
 
@@ -175,10 +171,10 @@ def sla_view(ticket: Ticket, now: datetime) -> SlaView | None:
             TargetState(
                 target,
                 state,
-                _aware(due),
-                warn and _aware(warn),
-                done and _aware(done),
-                _aware(since),
+                as_utc(due),
+                warn and as_utc(warn),
+                done and as_utc(done),
+                as_utc(since),
             )  # fmt: skip
         )
     if not targets:
@@ -188,7 +184,7 @@ def sla_view(ticket: Ticket, now: datetime) -> SlaView | None:
         policy_id=ticket.sla_policy_id,
         state=min((t.state for t in targets), key=STATE_RANK.__getitem__),
         due_at=min(running) if running else None,
-        paused_since=ticket.sla_paused_at and _aware(ticket.sla_paused_at),
+        paused_since=ticket.sla_paused_at and as_utc(ticket.sla_paused_at),
         targets=tuple(targets),
     )
 

@@ -26,7 +26,6 @@ from cxdesk.store.sla import SLA_TARGETS
 
 WARNING = "warning"
 BREACHED = "breached"
-ALERT_KINDS = (WARNING, BREACHED)
 
 TARGET_COLUMNS: dict[str, tuple[Any, Any, Any, Any]] = {
     "first_response": (

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import ColumnElement, case, func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
-from cxdesk.store.models import Status, StatusCategory, Ticket
+from cxdesk.store.models import Status, StatusCategory, Ticket, as_utc
 from cxdesk.store.sla import STATE_WORDS, TARGET_WORDS, SlaState, SlaView, sla_view
 from cxdesk.store.tickets import format_wait
 
@@ -147,19 +147,15 @@ def _parsed(value: datetime | str | None) -> datetime | None:
     if value is None:
         return None
     moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return _aware(moment)
+    return as_utc(moment)
 
 
 # -- words -------------------------------------------------------------------------------------
 
 
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
 def clock_time(value: datetime, now: datetime) -> str:
     """A due time in the local zone: ``14:10`` today, ``Dec 09 14:10`` another day."""
-    local = _aware(value).astimezone()
+    local = as_utc(value).astimezone()
     same_day = local.date() == now.astimezone().date()
     return local.strftime("%H:%M" if same_day else "%b %d %H:%M")
 
