@@ -1,7 +1,8 @@
 """The worker's SLA alerts (``engine.sla_watch``), on SQLite and PostgreSQL, with a controlled
 clock (``run_once(now=...)``): ``sla.warning`` then ``sla.breached`` once per ticket and target,
 their workflows (an email to the lead, ``set_priority``), nothing for a paused ticket or a target
-done (even late), and two workers at the same instant raising each alert once.
+done (even late), two workers at the same instant raising each alert once, and failing
+alerts held back (1, 2, 4... minutes) without starving the others.
 
 The tickets' SLA columns are set directly (``tests.sla_helpers``), not by a policy."""
 
@@ -12,9 +13,12 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine
+from sqlalchemy.exc import DisconnectionError
 from sqlmodel import col, select
 
 from cxdesk.config import load_settings
+from cxdesk.engine import sla_watch
+from cxdesk.engine.sla_watch import raise_sla_alerts
 from cxdesk.engine.tasks import priority_after
 from cxdesk.engine.worker import DeliveryWorker
 from cxdesk.engine.workflows import save_workflow
@@ -30,6 +34,7 @@ from tests.test_views import make_ticket
 from tests.threads import at_once
 
 LEAD = "lead@example.com"
+SECOND = timedelta(seconds=1)
 
 
 def workflows(engine: Engine) -> None:
@@ -238,10 +243,9 @@ def test_on_the_demo_desk_two_workers_run_the_seeds_sla_workflows_once(
     assert notes.count(f"SLA breached: {due}.") == 1
 
 
-def test_a_failing_workflow_holds_back_its_own_alert_only(engine: Engine) -> None:
-    """A breach whose workflow fails (it names a team that does not exist) is undone whole, no
-    row, no event; the other ticket's breach is raised; once the team exists, it is raised."""
-    build_small_desk(engine)
+def broken_breaches(engine: Engine, t0: datetime, count: int) -> list[str]:
+    """``count`` tickets whose first-response breach (due at 10 minutes) runs a workflow that
+    fails (a follow-up ticket for the team "Broken", which does not exist); their keys."""
     with transaction(engine) as s:
         save_workflow(
             s, actor=None, name="Breached: follow-up ticket", event="sla.breached",
@@ -249,11 +253,20 @@ def test_a_failing_workflow_holds_back_its_own_alert_only(engine: Engine) -> Non
             tasks=[{"type": "create_ticket", "team": "${tck://Field/title}",
                     "title": "Follow up ${tck://Field/key}"}],
         )  # fmt: skip
-    t0 = start()
-    broken = make_ticket(engine, "Broken", "360", customer_name="Ada")
-    fine = make_ticket(engine, "Fine", "360", customer_name="Bo")
-    for key in (broken, fine):
+    keys = [make_ticket(engine, "Broken", "360", customer_name="Ada") for _ in range(count)]
+    for key in keys:
         give_sla(engine, key, t0, resolution=None)
+    return keys
+
+
+def test_a_failing_workflow_holds_back_its_own_alert_only(engine: Engine) -> None:
+    """A breach whose workflow fails (it names a team that does not exist) is undone whole, no
+    row, no event; the other ticket's breach is raised; once the team exists, it is raised."""
+    build_small_desk(engine)
+    t0 = start()
+    [broken] = broken_breaches(engine, t0, 1)
+    fine = make_ticket(engine, "Fine", "360", customer_name="Bo")
+    give_sla(engine, fine, t0, resolution=None)
     run = worker(engine).run_once
     assert run(now=t0 + 11 * MINUTE).sla_alerts == 1
     assert alerts(engine) == [(fine, "first_response", "breached")]
@@ -262,3 +275,77 @@ def test_a_failing_workflow_holds_back_its_own_alert_only(engine: Engine) -> Non
         add_team(s, actor=None, name="Broken")
     assert run(now=t0 + 12 * MINUTE).sla_alerts == 1
     assert alerts(engine)[-1] == (broken, "first_response", "breached")
+
+
+def not_raised_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "not raised yet" in r.getMessage()]
+
+
+def test_failing_alerts_do_not_starve_the_others(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Three breaches that keep failing fill a pass of three: they are held back, and a fine
+    ticket due a minute later is raised in the next pass; each failure is logged once, not
+    once per pass (a pass a second)."""
+    build_small_desk(engine)
+    t0 = start()
+    broken = broken_breaches(engine, t0, 3)
+    fine = make_ticket(engine, "Fine", "360", customer_name="Bo")
+    give_sla(engine, fine, t0 + MINUTE, resolution=None)  # due at 11 minutes
+    at = t0 + 11 * MINUTE
+    counts = [raise_sla_alerts(engine, now=at + n * SECOND, limit=3) for n in range(8)]
+    assert counts == [0, 1, 0, 0, 0, 0, 0, 0]
+    assert alerts(engine) == [(fine, "first_response", "breached")]
+    lines = not_raised_lines(caplog)
+    assert len(lines) == 3, lines
+    assert all("tried again in 1 min" in line for line in lines)
+    assert {int(line.split("ticket ")[1].split()[0]) for line in lines} == {
+        ticket_of(engine, key).id for key in broken
+    }
+
+
+def test_a_failing_alert_waits_longer_each_time_then_is_raised(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A failing breach is tried again after 1, then 2, then 4 minutes (logged once each
+    time), and raised once its team exists and its wait is over."""
+    build_small_desk(engine)
+    t0 = start()
+    [broken] = broken_breaches(engine, t0, 1)
+
+    def run(minutes: float) -> int:
+        return worker(engine).run_once(now=t0 + minutes * MINUTE).sla_alerts
+
+    # a new worker each pass, on the same engine: what it holds back is the engine's
+    assert [run(m) for m in (11, 11.5, 12, 13, 13.9, 14, 15, 17.9)] == [0] * 8
+    lines = not_raised_lines(caplog)
+    assert [line.split("(")[1].split(")")[0] for line in lines] == [
+        "tried again in 1 min", "tried again in 2 min", "tried again in 4 min",
+    ]  # fmt: skip
+    with transaction(engine) as s:
+        add_team(s, actor=None, name="Broken")
+    assert run(17.99) == 0  # still waiting
+    assert run(18) == 1
+    assert alerts(engine) == [(broken, "first_response", "breached")]
+    assert run(19) == 0 and len(not_raised_lines(caplog)) == 3
+
+
+def test_an_unreachable_database_fails_the_pass_and_holds_nothing_back(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database lost mid-alert fails the whole pass (the worker says it once and retries
+    the pass); the alert is not held back as a failing one: the next pass raises it."""
+    build_small_desk(engine)
+    t0 = start()
+    key = make_ticket(engine, "Lost", "360", customer_name="Ada")
+    give_sla(engine, key, t0, resolution=None)
+
+    def lost(*_args: object, **_kwargs: object) -> int:
+        raise DisconnectionError("connection lost")
+
+    monkeypatch.setattr(sla_watch, "record_event", lost)
+    with pytest.raises(DisconnectionError):
+        raise_sla_alerts(engine, now=t0 + 11 * MINUTE)
+    monkeypatch.undo()
+    assert raise_sla_alerts(engine, now=t0 + 11 * MINUTE) == 1
+    assert alerts(engine) == [(key, "first_response", "breached")]
