@@ -111,7 +111,7 @@ def backoff_of(engine: Engine) -> AlertBackoff:
 
 
 def key_of(alert: DueAlert) -> AlertKey:
-    return (alert.ticket_id, alert.target, alert.kind, _utc(alert.since))
+    return (alert.ticket_id, alert.target, alert.kind, as_utc(alert.since))
 
 
 def raise_sla_alerts(
