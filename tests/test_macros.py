@@ -31,6 +31,7 @@ from cxdesk.store import tickets as ops
 from cxdesk.store.db import read_session, transaction
 from cxdesk.store.directory import get_team, get_user
 from cxdesk.store.models import Comment, CommentKind, OutboxMessage, Ticket
+from cxdesk.store.ticket_versions import StaleVersion
 from cxdesk.store.tickets import TicketDraft
 from tests.cli_helpers import Cli, assert_one_error_line, dump_tables
 from tests.desk import build_small_desk
@@ -76,9 +77,23 @@ def desk(engine: Engine) -> Iterator[Engine]:
     yield engine
 
 
-def apply(engine: Engine, key: str, name: str, *, as_user: str = "maya") -> Applied:
+def apply(
+    engine: Engine, key: str, name: str, *, as_user: str = "maya", if_version: int | None = None
+) -> Applied:
     with unit_of_work(engine) as session:
-        return apply_macro(session, actor=get_user(session, as_user), key=key, name=name)
+        return apply_macro(session, actor=get_user(session, as_user), key=key, name=name,
+                           if_version=if_version)  # fmt: skip
+
+
+def omar_resolves(engine: Engine, key: str) -> int:
+    """Another expert's save (as from another terminal); the version the ticket was at before."""
+    with unit_of_work(engine) as session:
+        ticket = ops.update_ticket(session, actor=get_user(session, "omar"), key=key,
+                                   comment="Fixed it", changes={"status": "resolved"})  # fmt: skip
+        return ticket.version - 1
+
+
+STALE = ("Omar changed status to resolved", "; reload and try again")
 
 
 # -- applying ----------------------------------------------------------------------------------
@@ -178,6 +193,26 @@ def test_only_who_may_edit_the_ticket_applies_a_macro(desk: Engine, who: str, re
         apply(desk, EMAIL_KEY, "Waiting", as_user=who)
     assert dump_tables(desk, WRITTEN) == before
     assert apply(desk, EMAIL_KEY, "Waiting", as_user="admin").status == "Follow up later"
+
+
+def test_a_macro_over_a_version_changed_since_is_refused_whole(desk: Engine) -> None:
+    read = omar_resolves(desk, EMAIL_KEY)
+    before = dump_tables(desk, WRITTEN)
+    with pytest.raises(StaleVersion) as refused:
+        apply(desk, EMAIL_KEY, "Waiting", if_version=read)
+    assert all(part in str(refused.value) for part in STALE), refused.value
+    assert dump_tables(desk, WRITTEN) == before  # neither the fields, the note nor the reply
+    done = apply(desk, EMAIL_KEY, "Waiting", if_version=refused.value.current)
+    assert (done.status, done.replied_by) == ("Follow up later", "email")
+
+
+def test_a_macro_that_only_adds_to_the_conversation_takes_no_version(desk: Engine) -> None:
+    """As with ``update_ticket``: a note or a reply never contradicts a change."""
+    with transaction(desk) as session:
+        save_macro(session, actor=None, name="Ask", actions=WAITING[1:])
+    read = omar_resolves(desk, EMAIL_KEY)
+    done = apply(desk, EMAIL_KEY, "Ask", if_version=read)
+    assert (done.status, done.replied_by) == ("resolved", "email")
 
 
 # -- saving ------------------------------------------------------------------------------------
@@ -342,6 +377,7 @@ def test_macros_from_the_command_line(
         (("macro", "add", "X", "--team", "Nowhere", "--note", "n"), ("Nowhere",)),
         (("macro", "delete", "Nope"), ("No macro named 'Nope'",)),
         (("macro", "show", "Nope"), ("No macro named 'Nope'",)),
+        (("ticket", "macro", EMAIL_KEY, "Waiting", "--if-version", "9"), ("has no version 9",)),
     ],
 )
 def test_cli_mistakes_are_one_line_and_change_nothing(
@@ -377,6 +413,18 @@ def test_a_refused_reply_from_the_cli_is_one_line_and_changes_nothing(
     assert dump_tables(desk, WRITTEN) == before
     with read_session(desk) as session:
         assert session.exec(select(Ticket.status).where(Ticket.key == PHONE_KEY)).one() == "new"
+
+
+def test_ticket_macro_if_version_refuses_a_stale_one_in_one_line(desk: Engine, cli: Cli) -> None:
+    read = json.loads(ok(cli("ticket", "show", EMAIL_KEY, "--json")))["version"]
+    omar_resolves(desk, EMAIL_KEY)
+    before = dump_tables(desk, WRITTEN)
+    stale = cli("ticket", "macro", EMAIL_KEY, "Waiting", "--as", "maya", "--if-version", str(read))
+    assert_one_error_line(stale, *STALE)
+    assert dump_tables(desk, WRITTEN) == before
+    said = ok(cli("ticket", "macro", EMAIL_KEY, "Waiting", "--as", "maya",
+                  "--if-version", str(read + 1)))  # fmt: skip
+    assert said.startswith("EXP-1: macro Waiting applied (Follow up later")
 
 
 def test_bad_macro_files_are_one_line(desk: Engine, cli: Cli, tmp_path: Path) -> None:

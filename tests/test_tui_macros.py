@@ -1,7 +1,9 @@
 """The ticket screen's macro key (``M``) driven by keys, on SQLite and PostgreSQL: the picker
 lists the team's and the shared macros with what they do, typing filters it, Enter applies the
 highlighted one in a worker (the ticket changes, its log names the macro), Escape cancels, and a
-refusal is one notification that changes nothing. No statement runs on the event loop.
+refusal is one notification that changes nothing: also a macro over a change someone saved since
+the screen read the ticket, after which the screen reloads and the key applies it. No statement
+runs on the event loop.
 """
 
 from __future__ import annotations
@@ -17,10 +19,18 @@ from textual.widgets._footer import FooterKey
 from cxdesk.app import CxDeskApp
 from cxdesk.screens.macro_picker import MacroPicker
 from cxdesk.screens.ticket import TicketScreen
-from tests.cli_helpers import table_counts
-from tests.test_macros import EMAIL_KEY, PHONE_KEY, WAITING, desk  # noqa: F401
+from tests.cli_helpers import dump_tables, table_counts
+from tests.test_macros import (  # noqa: F401 (desk: a fixture)
+    EMAIL_KEY,
+    PHONE_KEY,
+    STALE,
+    WAITING,
+    WRITTEN,
+    desk,
+    omar_resolves,
+)
 from tests.test_tui_ticket_detail import open_ticket, run_as, stored
-from tests.tui_helpers import notified, wait_until, with_login
+from tests.tui_helpers import notices, notified, wait_until, with_login
 
 pytestmark = pytest.mark.usefixtures("_no_delivery")
 
@@ -105,3 +115,28 @@ def test_a_refused_macro_is_one_notice_and_changes_nothing(desk: Engine) -> None
     run_as(desk, "maya", script)
     assert table_counts(desk) == with_login(before)  # the login's writes, not the macro's
     assert stored(desk, PHONE_KEY).status == "new"
+
+
+def test_a_macro_over_a_change_saved_since_the_screen_read_is_refused(desk: Engine) -> None:  # noqa: F811
+    async def script(app: CxDeskApp, pilot: Pilot[Any]) -> None:
+        screen = await open_picker(app, pilot, EMAIL_KEY)
+        shown = screen.shown_version()
+        assert shown is not None
+        omar_resolves(desk, EMAIL_KEY)  # another terminal saves between the read and the Enter
+        before = dump_tables(desk, WRITTEN)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app.screen is screen, "the picker closed")
+        await wait_until(pilot, lambda: notified(app, STALE[0]), "the refusal")
+        [refusal] = [notice for notice in notices(app) if STALE[0] in notice]
+        assert refusal.endswith(STALE[1])
+        assert dump_tables(desk, WRITTEN) == before  # nothing of the macro
+        await wait_until(pilot, lambda: screen.shown_version() == shown + 1, "the reload")
+
+        await pilot.press("M")  # a second try, over the version now shown
+        await wait_until(pilot, lambda: isinstance(app.screen, MacroPicker), "the picker again")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: notified(app, "EXP-1: macro Waiting applied"), "the notice")
+
+    run_as(desk, "maya", script)
+    ticket = stored(desk, EMAIL_KEY)
+    assert (ticket.status, ticket.priority) == ("Follow up later", "high")

@@ -28,7 +28,7 @@ from cxdesk.cli.common import (
     proven_admin,
     setup_actor,
 )
-from cxdesk.cli.tickets import ticket_app
+from cxdesk.cli.tickets import IF_VERSION_OPTION, ticket_app
 from cxdesk.engine import macros as ops
 from cxdesk.engine.dispatch import unit_of_work
 from cxdesk.errors import DeskError
@@ -169,9 +169,16 @@ def macro_delete(name: str, as_user: str | None = ADMIN_AS_OPTION) -> None:
 
 
 @ticket_app.command("macro")
-def ticket_macro(key: str, name: str, as_user: str | None = AS_OPTION) -> None:
+def ticket_macro(
+    key: str,
+    name: str,
+    as_user: str | None = AS_OPTION,
+    if_version: int | None = IF_VERSION_OPTION,
+) -> None:
     """Apply a macro to a ticket: its fields, note and reply in one write, or nothing."""
     who = proven(as_user)
     with unit_of_work(desk_engine()) as session:
-        done = ops.apply_macro(session, actor=acting_user(session, who), key=key, name=name)
+        done = ops.apply_macro(
+            session, actor=acting_user(session, who), key=key, name=name, if_version=if_version
+        )
     typer.echo(printable(f"{done.summary()}.", lines=False))

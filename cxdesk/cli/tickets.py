@@ -153,6 +153,15 @@ def ticket_create(
     typer.echo(ticket.key)
 
 
+IF_VERSION_OPTION = typer.Option(
+    None,
+    "--if-version",
+    help="Only if the ticket is still at this version ('ticket show --json' gives it): "
+    "refused if someone changed it since.",
+)
+"""``--if-version`` of ``ticket update`` and ``ticket macro`` (``store.ticket_versions``)."""
+
+
 @ticket_app.command("update")
 def ticket_update(
     key: str,
@@ -163,12 +172,7 @@ def ticket_update(
     team: str | None = typer.Option(None, "--team"),
     owner: str | None = typer.Option(None, "--owner", help="A member of the team; '' unassigns."),
     attach: list[Path] = ATTACH_OPTION,  # noqa: B008
-    if_version: int | None = typer.Option(
-        None,
-        "--if-version",
-        help="Only if the ticket is still at this version ('ticket show --json' gives it): "
-        "refused if someone changed it since.",
-    ),
+    if_version: int | None = IF_VERSION_OPTION,
 ) -> None:
     """Change status, priority, team or owner, with a comment."""
     changes = {

@@ -17,7 +17,11 @@ transaction (``engine.dispatch.unit_of_work``: the events' workflows run before 
 the fields with ``update_ticket`` (its comment: the macro's note, else "Macro NAME"), else
 the note with ``write_comment``, then the reply with ``reply_to_customer``. Any refusal (the
 customer has no email, the owner is not on the team...) rolls all of it back. Every log line
-it writes carries ``macro NAME`` in its detail. Whoever may edit the ticket may apply a macro
+it writes carries ``macro NAME`` in its detail. ``if_version`` (the version the user saw,
+``store.ticket_versions``) is checked once, before anything is written, when the macro sets
+fields: a ticket changed since is refused whole (``StaleVersion``). A macro that only adds a
+note and/or a reply is let through, as ``update_ticket``'s rule has it: adding to the
+conversation never contradicts a change. Whoever may edit the ticket may apply a macro
 of its team or a shared one; only admins add and delete macros (they speak for a team to its
 customers, as workflows do).
 """
@@ -38,6 +42,7 @@ from cxdesk.store.directory import get_status, get_team, get_user, is_member, re
 from cxdesk.store.events import PENDING_KEY
 from cxdesk.store.models import Event, Macro, Priority, Team, User
 from cxdesk.store.replies import CHANNELS, reply_to_customer
+from cxdesk.store.ticket_versions import check_version
 from cxdesk.store.tickets import (
     EDITABLE_FIELDS,
     can_work_on,
@@ -249,9 +254,16 @@ class Applied:
         return f"{self.key}: macro {self.macro} applied ({self.status}{replied})"
 
 
-def apply_macro(session: Session, *, actor: User, key: str, name: str) -> Applied:
+def apply_macro(
+    session: Session, *, actor: User, key: str, name: str, if_version: int | None = None
+) -> Applied:
     """Apply macro ``name`` to ticket ``key`` in the caller's transaction (see the module);
-    a refusal raises a ``DeskError`` with one line, and the caller's rollback undoes all."""
+    a refusal raises a ``DeskError`` with one line, and the caller's rollback undoes all.
+
+    ``if_version``: the version the user saw. A macro that sets fields is refused
+    (``StaleVersion``, naming who changed what) when the ticket changed since, checked once
+    before anything is written; one that only adds a note or a reply is not (comments never
+    conflict, as with ``update_ticket``)."""
     macro = get_macro(session, name)
     require_staff(actor, "apply macros")
     ticket = get_ticket(session, key, lock=True)
@@ -265,10 +277,12 @@ def apply_macro(session: Session, *, actor: User, key: str, name: str) -> Applie
         )
     assert ticket.key is not None
     by_type = {str(action["type"]): action for action in macro.actions}
+    changes = {k: v for k, v in by_type.get("set", {}).items() if k != "type"}
+    if changes:
+        check_version(session, ticket, if_version)  # the ticket is locked: nothing slips in
     context = context_for_event(session, Event(kind="macro", ticket_id=ticket.id))
     note = render(str(by_type["note"]["body"]), context) if "note" in by_type else None
     first_event = len(session.info.get(PENDING_KEY, []))
-    changes = {k: v for k, v in by_type.get("set", {}).items() if k != "type"}
     if changes:
         comment = note or f"Macro {macro.name}"
         update_ticket(session, actor=actor, key=ticket.key, comment=comment, changes=changes)

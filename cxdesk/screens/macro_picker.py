@@ -4,8 +4,11 @@ shared ones, each with what it does; Enter applies the highlighted one (``engine
 ``MacroPicker`` is the modal: type to filter (by name or by what it does), Up/Down move, Enter
 applies, Escape cancels; it returns the chosen macro's name. ``TicketMacroKey`` is what the key
 does on ``TicketScreen``: reads the macros in a worker, opens the picker, applies the choice in
-a worker through ``unit_of_work`` (its workflows run), then says in one line what happened or
-why it was refused, and reloads the ticket.
+a worker through ``unit_of_work`` (its workflows run) over the version of the ticket the screen
+showed when the key was pressed (``store.ticket_versions``: a macro that sets fields on a
+ticket someone changed since is refused, naming who changed what), then says in one line what
+happened or why it was refused, and reloads the ticket (so the key, pressed again, applies
+over what it now shows).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from cxdesk.engine.macros import apply_macro, describe, list_macros, team_names
 from cxdesk.errors import DeskError
 from cxdesk.screens.base import DeskScreen
 from cxdesk.store.models import Role
+from cxdesk.store.ticket_versions import StaleVersion
 from cxdesk.store.tickets import get_ticket
 from cxdesk.text import printable
 
@@ -140,8 +144,16 @@ class TicketMacroKey(DeskScreen):
         user = self.desk.user
         return user is not None and user.role in (Role.admin, Role.expert)
 
+    def shown_version(self) -> int | None:
+        """The version of the ticket the screen shows; None while it is still loading."""
+        raise NotImplementedError
+
     def action_macro(self) -> None:
-        self.read_then(self._read_choices, self._pick)
+        version = self.shown_version()
+        if version is None:
+            self.notify("The ticket is still loading", severity="warning")
+            return
+        self.read_then(self._read_choices, lambda choices: self._pick(choices, version))
 
     def _read_choices(self, session: Session) -> list[MacroChoice]:
         ticket = get_ticket(session, self.key)
@@ -151,24 +163,28 @@ class TicketMacroKey(DeskScreen):
             for m in list_macros(session, team_id=ticket.team_id)
         ]
 
-    def _pick(self, choices: list[MacroChoice]) -> None:
+    def _pick(self, choices: list[MacroChoice], version: int) -> None:
         if not choices:
             self.notify(f"No macros for the team of {self.key}", severity="warning", markup=False)
             return
 
         def chosen(name: str | None) -> None:
             if name is not None:
-                self.store_macro(name)
+                self.store_macro(name, version)
 
         self.app.push_screen(MacroPicker(f"Apply a macro to {self.key}", choices), chosen)
 
     @work(thread=True, exclusive=True, group="ticket-macro", exit_on_error=False)
-    def store_macro(self, name: str) -> None:
+    def store_macro(self, name: str, version: int) -> None:
         try:
             with unit_of_work(self.engine) as session:
-                done = apply_macro(session, actor=self.user, key=self.key, name=name)
+                done = apply_macro(
+                    session, actor=self.user, key=self.key, name=name, if_version=version
+                )
         except DeskError as error:
             self.report(error)
+            if isinstance(error, StaleVersion):  # show the change, so a second try applies
+                self.app.call_from_thread(self.reload)
             return
         said = printable(done.summary(), lines=False)
         self.app.call_from_thread(self.notify, said, markup=False)

@@ -265,8 +265,12 @@ class TicketScreen(TicketMacroKey, UndoPullKeys, TicketNoShowKey):
         tabs = self.query_one("#tabs", TabbedContent)
         tabs.active = TABS[(TABS.index(tabs.active) + 1) % len(TABS)]
 
+    def shown_version(self) -> int | None:
+        return int(str(self.view.record["version"])) if self.view is not None else None
+
     def _open_dialog(self, title: str, save: SaveChange, **options: object) -> None:
-        if self.view is None:
+        shown = self.shown_version()
+        if shown is None:
             self.notify("The ticket is still loading", severity="warning")
             return
 
@@ -275,7 +279,7 @@ class TicketScreen(TicketMacroKey, UndoPullKeys, TicketNoShowKey):
                 self.notify(f"{self.key} saved", markup=False)
                 self.load()
 
-        self.editing_version = int(str(self.view.record["version"]))
+        self.editing_version = shown
         self.app.push_screen(ChangeDialog(title, save=save, **options), saved)  # type: ignore[arg-type]
 
     def _ask(self, field: str, title: str, choices: list[tuple[str, str]]) -> None:
