@@ -5,13 +5,12 @@ events and messages; atomic under two workers at once; the CLI's ``--assign``.""
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from sqlmodel import col, select
 
 from cxdesk.config import Settings
@@ -28,6 +27,7 @@ from cxdesk.store.surveys import submit_response
 from tests.cli_helpers import TEST_PASSWORD, Cli, assert_one_error_line, table_counts
 from tests.test_outbox import ANSWERS, pull_one
 from tests.test_outbox import desk as outbox_desk  # noqa: F401 (a fixture)
+from tests.threads import held_in, until_waiting_on_lock
 
 
 def present(engine: Engine, state: PresenceState, *usernames: str) -> None:
@@ -252,16 +252,7 @@ def test_a_second_assigner_waits_for_the_first_and_sees_its_count(
     make_auto(desk)
     keys = waiting_tickets(desk, 2)
     present(desk, PresenceState.available, "maya", "omar")
-    chosen, release = threading.Event(), threading.Event()
-    original = assign.pick_expert
-
-    def held(*args: object, **kwargs: object) -> object:
-        found = original(*args, **kwargs)  # type: ignore[arg-type]
-        if threading.current_thread().name == "A":
-            chosen.set()
-            release.wait(120)
-        return found
-
+    held, chosen, release = held_in("A", assign.pick_expert)
     monkeypatch.setattr(assign, "pick_expert", held)
     results: dict[str, assign.Assigned | None] = {}
 
@@ -273,16 +264,7 @@ def test_a_second_assigner_waits_for_the_first_and_sees_its_count(
     assert chosen.wait(120)
     second = threading.Thread(target=run, args=("B",), name="B")
     second.start()
-    deadline = time.monotonic() + 120
-    with desk.connect() as watcher:  # B is waiting on the advisory lock (or ran through)
-        while second.is_alive() and time.monotonic() < deadline:
-            waiting = watcher.execute(
-                text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
-            ).scalar_one()
-            watcher.rollback()
-            if waiting:
-                break
-            time.sleep(0.01)
+    until_waiting_on_lock(desk, second, "advisory")  # B waits on A's lock (or ran through)
     release.set()
     first.join(120)
     second.join(120)

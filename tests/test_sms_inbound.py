@@ -384,26 +384,15 @@ def test_a_text_waits_for_an_experts_save_of_its_ticket_rather_than_failing(
     if engine.dialect.name != "postgresql":
         pytest.skip("SQLite serialises write transactions at BEGIN IMMEDIATE")
     import threading
-    import time
-
-    from sqlalchemy import text
 
     from cxdesk.store import sms_inbound
     from cxdesk.store.tickets import update_ticket
     from tests.test_views import make_ticket
+    from tests.threads import held_in, until_waiting_on_lock
 
     build_small_desk(engine)
     key = make_ticket(engine, "Login", "360", customer_phone="+14155552671")
-    read, release = threading.Event(), threading.Event()
-    original = sms_inbound.latest_ticket
-
-    def held(*args: object, **kwargs: object) -> object:
-        found = original(*args, **kwargs)  # type: ignore[arg-type]
-        if threading.current_thread().name == "text":
-            read.set()
-            release.wait(120)
-        return found
-
+    held, read, release = held_in("text", sms_inbound.latest_ticket)
     monkeypatch.setattr(sms_inbound, "latest_ticket", held)
     errors: list[BaseException] = []
 
@@ -425,18 +414,7 @@ def test_a_text_waits_for_an_experts_save_of_its_ticket_rather_than_failing(
     assert read.wait(120)
     second = threading.Thread(target=expert_saves, name="expert")
     second.start()
-    deadline = time.monotonic() + 120
-    with engine.connect() as watcher:  # the save waits on the ticket's row lock (or ran through)
-        while second.is_alive() and time.monotonic() < deadline:
-            waiting = watcher.execute(
-                text(
-                    "SELECT count(*) FROM pg_locks WHERE locktype = 'transactionid' AND NOT granted"
-                )  # fmt: skip
-            ).scalar_one()
-            watcher.rollback()
-            if waiting:
-                break
-            time.sleep(0.01)
+    until_waiting_on_lock(engine, second, "transactionid")  # the save waits on the row lock
     release.set()
     first.join(120)
     second.join(120)
