@@ -36,13 +36,14 @@ def give_sla(
     first_response: float | None = 10,
     resolution: float | None = 45,
     warn_percent: float = 75,
+    policy: str = "Standard",
     **columns: Any,
 ) -> None:
-    """Ticket ``key`` created at ``created`` under the ``Standard`` policy, its first
+    """Ticket ``key`` created at ``created`` under ``policy`` (made if missing), its first
     response and resolution due so many minutes later (None: not measured), each warning at
     ``warn_percent`` of it; ``columns`` set any other column (``first_responded_at``,
     ``sla_paused_at``, ``next_response_since``...)."""
-    values: dict[str, Any] = {"sla_policy_id": sla_policy(engine), "created_at": created}
+    values: dict[str, Any] = {"sla_policy_id": sla_policy(engine, policy), "created_at": created}
     for target, minutes in (("first_response", first_response), ("resolution", resolution)):
         # None: not measured (cleared, should the desk's own policy have set it at creation)
         due = None if minutes is None else created + minutes * MINUTE

@@ -227,7 +227,7 @@ def test_on_the_demo_desk_two_workers_run_the_seeds_sla_workflows_once(
         assert ticket is not None and ticket.key is not None
         key = ticket.key
     t0 = start()
-    give_sla(engine, key, t0)
+    give_sla(engine, key, t0, policy="Event desk")  # the demo's: raising the priority keeps it
     workers = [worker(make_engine(db_url)) for _ in range(2)]
     for minutes in (8, 11):
         at = t0 + minutes * MINUTE
