@@ -28,7 +28,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from textual import events, work
-from textual.app import App, SystemCommand
+from textual.app import SystemCommand
 from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
@@ -36,6 +36,7 @@ from textual.worker import get_current_worker
 
 from cxdesk.config import Settings, load_settings
 from cxdesk.errors import DeskError
+from cxdesk.keys_in_order import KeysInOrder
 from cxdesk.presence_keeper import PresenceKeeping
 from cxdesk.screens.base import DeskChanged, DeskScreen
 from cxdesk.screens.login import LoginScreen
@@ -110,7 +111,7 @@ class DeskReachability(Message):
         self.reachable = reachable
 
 
-class CxDeskApp(PresenceKeeping, App[None]):
+class CxDeskApp(PresenceKeeping, KeysInOrder):
     """The desk: log in, then the role's home (volunteer: check-in; expert, admin: queues)."""
 
     TITLE = "cxdesk"
