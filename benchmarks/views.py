@@ -32,10 +32,11 @@ from typing import Any
 
 from sqlalchemy import Engine, insert
 
+from cxdesk.search_fold import fold_fields
 from cxdesk.store.db import make_engine, read_session, transaction
 from cxdesk.store.directory import add_status, add_team, add_user, ensure_builtin_statuses
 from cxdesk.store.migrate import upgrade
-from cxdesk.store.models import Ticket, utcnow
+from cxdesk.store.models import SEARCHED_FIELDS, Ticket, utcnow
 from cxdesk.store.pages import kanban_columns, kanban_page
 from cxdesk.store.views import TicketFilter, ticket_page, ticket_summary
 
@@ -100,6 +101,8 @@ def generate_desk(engine: Engine, tickets: int) -> None:
                     "resolved_at": created if status == "resolved" else None,
                 }
             )
+        for row in rows:
+            row["search_fold"] = fold_fields(*(row[name] for name in SEARCHED_FIELDS))
         with transaction(engine) as session:
             session.execute(insert(table), rows)
     if engine.dialect.name == "postgresql":

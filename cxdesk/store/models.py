@@ -31,6 +31,8 @@ from sqlalchemy.orm import InstanceState
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Field, SQLModel
 
+from cxdesk.search_fold import fold_fields
+
 # Every constraint and index gets a predictable name, the same on SQLite and PostgreSQL, so a
 # later revision can drop or change it by name (batch migrations on SQLite need the names).
 # Set before any table class below is defined: names are given when a table is built.
@@ -352,6 +354,10 @@ class Ticket(SQLModel, table=True):
     """Set while the ticket's status is in the ``paused`` category: its clocks are stopped."""
     version: int = Field(default=1, sa_column=TICKET_VERSION)
     """Which write of the ticket this is (``TICKET_VERSION``): ``ticket update --if-version``."""
+    search_fold: str = Field(default="", sa_column_kwargs={"server_default": text("''")})
+    """The searched fields (key, title, customer name, email and comment) folded for search
+    (``search_fold.fold_fields``), written by ``_fold_for_search`` on every ORM insert and
+    update: the ticket list's search compares the folded query with it."""
 
 
 _BUMPED = "cxdesk_bumped_tickets"
@@ -370,6 +376,22 @@ def _bump_ticket_versions(session: OrmSession, _context: object, _instances: obj
         ):
             obj.version += 1
             bumped.add(state)
+
+
+SEARCHED_FIELDS = ("key", "title", "customer_name", "customer_email", "customer_comment")
+"""The ticket's fields the list's search looks in, folded into ``Ticket.search_fold``."""
+
+
+@event.listens_for(Ticket, "before_insert")
+@event.listens_for(Ticket, "before_update")
+def _fold_for_search(_mapper: object, _connection: object, ticket: Ticket) -> None:
+    """Keep ``search_fold`` right whenever a searched field is written through the ORM (the
+    Core updates of the pull, the assignment and the queue never write these fields)."""
+    state = inspect(ticket)
+    if state.key is None or any(
+        state.attrs[name].history.has_changes() for name in SEARCHED_FIELDS
+    ):
+        ticket.search_fold = fold_fields(*(getattr(ticket, name) for name in SEARCHED_FIELDS))
 
 
 @event.listens_for(OrmSession, "after_commit")

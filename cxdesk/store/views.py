@@ -19,6 +19,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from cxdesk.errors import DeskError, NotFound, ValidationFailed
+from cxdesk.search_fold import fold_query
 from cxdesk.store.directory import get_status, get_team, get_user, list_statuses
 from cxdesk.store.models import (
     PRIORITY_RANK,
@@ -183,22 +184,9 @@ def _conditions(session: Session, flt: TicketFilter, now: datetime) -> list[Colu
                 col(TicketTag.ticket_id) == col(Ticket.id), col(TicketTag.tag) == flt.tag.strip()
             )
         )
-    if flt.text and flt.text.strip():
-        needle = flt.text.strip()
-        where.append(
-            or_(
-                *(
-                    column.icontains(needle, autoescape=True)
-                    for column in (
-                        col(Ticket.key),
-                        col(Ticket.title),
-                        col(Ticket.customer_name),
-                        col(Ticket.customer_email),
-                        col(Ticket.customer_comment),
-                    )
-                )
-            )
-        )
+    if flt.text and (needle := fold_query(flt.text)):
+        # Case, accents and width folded both ways (cxdesk.search_fold); % and _ taken literally.
+        where.append(col(Ticket.search_fold).contains(needle, autoescape=True))
     return where
 
 
