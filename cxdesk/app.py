@@ -36,6 +36,7 @@ from textual.worker import get_current_worker
 
 from cxdesk.config import Settings, load_settings
 from cxdesk.errors import DeskError
+from cxdesk.i18n import translated_bindings
 from cxdesk.keys_in_order import KeysInOrder
 from cxdesk.presence_keeper import PresenceKeeping
 from cxdesk.screens.base import DeskChanged, DeskScreen
@@ -131,6 +132,7 @@ class CxDeskApp(PresenceKeeping, KeysInOrder):
         clock: Callable[[], datetime] = utc_now,
     ):
         super().__init__()
+        translated_bindings(self)
         self._engine: Engine | None = None
         self._engine_error: DeskError | None = None
         self._engine_ready = threading.Event()

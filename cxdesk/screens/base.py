@@ -14,6 +14,7 @@ from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from cxdesk.errors import DeskError
+from cxdesk.i18n import translated_bindings
 from cxdesk.text import printable
 from cxdesk.widgets.desk_notice import show_desk_notice
 
@@ -54,6 +55,7 @@ class DeskScreen(Screen[Any]):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        translated_bindings(self)
         self.show_user()
 
     def show_user(self) -> None:

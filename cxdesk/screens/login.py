@@ -16,12 +16,13 @@ from textual.widgets import Footer, Header, Input, Label
 from textual.worker import Worker, WorkerState
 
 from cxdesk.errors import DeskError
+from cxdesk.i18n import N_, _
 from cxdesk.screens.base import DeskScreen
 
 if TYPE_CHECKING:
     from cxdesk.store.models import User
 
-BAD_LOGIN = "Unknown user or wrong password"  # the store's (cxdesk.store.logins), loaded later
+BAD_LOGIN = N_("Unknown user or wrong password")  # the store's (cxdesk.store.logins), loaded later
 
 
 class LoginScreen(DeskScreen):
@@ -38,9 +39,9 @@ class LoginScreen(DeskScreen):
     def compose(self) -> ComposeResult:
         yield Header()
         with Vertical(id="login-box"):
-            yield Label("Log in to the desk")
-            yield Input(self._preset, placeholder="username", id="username")
-            yield Input(placeholder="password", password=True, id="password")
+            yield Label(_("Log in to the desk"))
+            yield Input(self._preset, placeholder=_("username"), id="username")
+            yield Input(placeholder=_("password"), password=True, id="password")
             yield Label("", id="login-error")
         yield Footer()
 
@@ -56,7 +57,7 @@ class LoginScreen(DeskScreen):
     def _submit(self) -> None:
         username = self.query_one("#username", Input).value.strip()
         password = self.query_one("#password", Input).value
-        self.query_one("#login-error", Label).update("Checking…")
+        self.query_one("#login-error", Label).update(_("Checking…"))
         self.check_login(username, password)
 
     @work(thread=True, exclusive=True, exit_on_error=False)
@@ -68,7 +69,7 @@ class LoginScreen(DeskScreen):
         try:
             user = check_password(self.engine, username, password, source=login_source())
         except BadLogin:
-            self.app.call_from_thread(self._refused, BAD_LOGIN)
+            self.app.call_from_thread(self._refused, _(BAD_LOGIN))
         except DeskError as refused:
             if is_unreachable(refused):  # the database away: said as every screen says it,
                 self.report(refused)  # and the form kept as typed, for Enter to try again

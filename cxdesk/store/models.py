@@ -173,6 +173,9 @@ class User(SQLModel, table=True):
     max_open_tickets: int | None = None
     """How many open tickets this expert may hold before a pull is refused (``store.caps``):
     None follows the desk's ``max_open_tickets`` setting; 0 is no cap for this user."""
+    language: str | None = Field(default=None, max_length=8)
+    """The language this user's TUI and CLI speak (``cxdesk.i18n.LANGUAGES``); None follows
+    the desk's ``language`` setting."""
 
 
 class Team(SQLModel, table=True):
@@ -305,6 +308,8 @@ class Ticket(SQLModel, table=True):
     customer_name: str = Field(default="", max_length=200)
     customer_email: str = Field(default="", max_length=320)
     customer_phone: str = Field(default="", max_length=32)
+    customer_language: str | None = Field(default=None, max_length=8)
+    """The language the customer is written to in (SMS, email, survey page); None: the desk's."""
     customer_comment: str = ""
     source: str = Field(default=Source.manual, max_length=16)
     channel: str = Field(default=Channel.in_person, max_length=16)
@@ -753,6 +758,7 @@ class Contact(SQLModel, table=True):
     name: str = Field(max_length=200)
     email: str = Field(unique=True, index=True, max_length=320)
     phone: str | None = Field(default=None, max_length=32)
+    language: str | None = Field(default=None, max_length=8)
     attributes: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     created_at: datetime = Field(default_factory=utcnow)
 
