@@ -136,7 +136,9 @@ def message_problems(message: object, language: str) -> list[str]:
     forms = list(string) if isinstance(string, tuple) else [string]
     if not forms or any(not form for form in forms):
         return [f"{language}: untranslated: {shown!r}"]
-    wanted = set().union(*(placeholders(text) for text in (msgid if isinstance(msgid, tuple) else [msgid])))
+    wanted = set().union(
+        *(placeholders(text) for text in (msgid if isinstance(msgid, tuple) else [msgid]))
+    )
     found = []
     for form in forms:
         have = placeholders(form)

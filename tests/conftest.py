@@ -61,7 +61,13 @@ from cxdesk.store.db import make_engine
 from cxdesk.store.migrate import upgrade
 from tests.cli_helpers import TEST_PASSWORD, Cli, prove_as_a_script, run_main
 
-pytest_plugins = ["tests.peers", "tests.twilio_recorder", "tests.imap_peer", "tests.mail_helpers"]
+pytest_plugins = [
+    "tests.peers",
+    "tests.pseudo",
+    "tests.twilio_recorder",
+    "tests.imap_peer",
+    "tests.mail_helpers",
+]
 
 PG_URL_ENV = "CXDESK_TEST_PG_URL"
 PG_CLUSTER_SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "pg-cluster"

@@ -8,9 +8,16 @@ import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
+from textual.pilot import Pilot
 
 from cxdesk import i18n
+from cxdesk.app import CxDeskApp, create_app
 from cxdesk.i18n import _, in_language, language_code, use_language
+from cxdesk.screens.login import LoginScreen
+from tests.desk import build_small_desk
+from tests.pseudo import untranslated
+from tests.tui_helpers import drawn_text, run_app, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -86,3 +93,14 @@ def test_the_environment_language(monkeypatch: pytest.MonkeyPatch) -> None:
     assert i18n.language_from_environment() == "it"
     monkeypatch.setenv("LC_ALL", "C.UTF-8")
     assert i18n.language_from_environment() == "it"  # LANGUAGE first, as gettext reads it
+
+
+def test_the_login_screen_speaks_only_catalog_text(engine: Engine, pseudo_language: None) -> None:
+    build_small_desk(engine)
+
+    async def script(app: CxDeskApp, pilot: Pilot[None]) -> None:
+        await wait_until(pilot, lambda: isinstance(app.screen, LoginScreen), "the login")
+        await wait_until(pilot, lambda: "⟦Log in to the desk⟧" in drawn_text(app), "its text")
+        assert untranslated(drawn_text(app), data=["cxdesk"]) == []
+
+    run_app(engine, lambda e: create_app(e, poll_seconds=0.2), script, size=(80, 24))

@@ -44,7 +44,7 @@ from tests import tui_helpers
 from tests.cli_helpers import Cli, CliResult, assert_one_error_line, table_counts
 from tests.desk import build_small_desk
 from tests.loop_helpers import write_csv
-from tests.tui_helpers import AnyApp, log_in, wait_until, with_login
+from tests.tui_helpers import drawn_text, log_in, wait_until, with_login
 
 # Clears the screen, writes the clipboard (OSC 52), starts an 8-bit CSI, overwrites the line.
 HOSTILE_COMMENT = "see \x1b[2J log \x1b]52;c;SGVsbG8=\x07 then \x9b31m red\rover"
@@ -374,13 +374,6 @@ def test_ticket_show_never_prints_terminal_escapes(cli: Cli, desk: Engine) -> No
     record = json.loads(as_json.stdout)
     assert record["conversation"][-1]["body"] == HOSTILE_COMMENT  # exact, escaped by JSON
     assert record["customer_name"] == "Ada\x1b[2J"
-
-
-def drawn_text(app: AnyApp) -> str:
-    """Every character the screen would send to the terminal as text (styles and cursor
-    moves are Textual's own)."""
-    strips = app.screen._compositor.render_strips()
-    return "\n".join("".join(segment.text for segment in strip) for strip in strips)
 
 
 def run_as_maya(engine: Engine, script: Callable[[CxDeskApp, Pilot[Any]], Awaitable[None]]) -> None:

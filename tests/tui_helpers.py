@@ -141,3 +141,10 @@ def with_login(before: dict[str, int]) -> dict[str, int]:
     the login makes them available (a ``presence`` row and its ``user.presence_changed``
     line in the log), and writes nothing else."""
     return {**before, "presence": before["presence"] + 1, "event": before["event"] + 1}
+
+
+def drawn_text(app: AnyApp) -> str:
+    """Every character the screen would send to the terminal as text (styles and cursor
+    moves are Textual's own)."""
+    strips = app.screen._compositor.render_strips()
+    return "\n".join("".join(segment.text for segment in strip) for strip in strips)

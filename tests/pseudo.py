@@ -1,0 +1,41 @@
+"""Screens in the pseudo-language (``cxdesk.i18n.PSEUDO``): every string that went through the
+catalog is drawn as ``⟦...⟧``, so English words left outside brackets are text that did not.
+
+    def test_the_queues_screen_speaks_only_catalog_text(engine, pseudo_language):
+        ... run the screen ...
+        assert untranslated(drawn_text(app), data=["Ada Lovelace", "EXP-1"]) == []
+
+``data`` lists what the screen shows from the desk (names, keys, team names): not the
+catalog's. Words of one or two letters are not counted (keys such as ``^q``, units).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+
+import pytest
+
+from cxdesk.i18n import PSEUDO, use_language
+
+_BRACKETED = re.compile(r"⟦[^⟧\n]*(?:⟧|$)|^[^⟦\n]*⟧", re.MULTILINE)
+"""A catalog string, also when cut at the line's end or begun on the line before (wrapped)."""
+_WORD = re.compile(r"[A-Za-z][A-Za-z'’]{2,}")
+
+
+def untranslated(drawn: str, data: Iterable[str] = ()) -> list[str]:
+    """The words of ``drawn`` that are neither in a catalog string nor in ``data``."""
+    text = _BRACKETED.sub(" ", drawn)
+    for shown in sorted(data, key=len, reverse=True):
+        text = text.replace(shown, " ")
+    return _WORD.findall(text)
+
+
+@pytest.fixture
+def pseudo_language() -> Iterator[None]:
+    """The process speaks the pseudo-language for the test (English again after it)."""
+    use_language(PSEUDO)
+    try:
+        yield
+    finally:
+        use_language(None)
