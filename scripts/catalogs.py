@@ -64,7 +64,7 @@ def extracted() -> Catalog:
     catalog = Catalog(
         project="cxdesk", version="", charset="utf-8", fuzzy=False, creation_date=FIXED_DATE
     )
-    for _filename, lineno, message, comments, context in extract_from_dir(
+    for _filename, _lineno, message, comments, context in extract_from_dir(
         PACKAGE, METHODS, OPTIONS, comment_tags=("TRANSLATORS:",), strip_comment_tags=True
     ):
         catalog.add(message, None, [], auto_comments=comments, context=context)
