@@ -17,6 +17,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -129,6 +131,41 @@ def login_password(prompt: str) -> str | None:
     return None
 
 
+_kept_proofs: dict[tuple[str, str], User | DeskError] | None = None
+"""Inside ``proofs_kept``: each password proof (or refusal) by desk and user."""
+
+
+@contextmanager
+def proofs_kept() -> Iterator[None]:
+    """Within the block (``cxdesk batch``), a user proven by password is proven once: later
+    commands reuse the proof, and a refused password is refused again without another try."""
+    global _kept_proofs
+    _kept_proofs = {}
+    try:
+        yield
+    finally:
+        _kept_proofs = None
+
+
+def _password_proof(engine: Engine, wanted: str, password: str, *, before_logins: bool) -> User:
+    key = (desk_key(engine), wanted)
+    kept = _kept_proofs.get(key) if _kept_proofs is not None else None
+    if isinstance(kept, DeskError):
+        raise kept
+    if kept is not None:
+        return kept
+    source = None if before_logins else login_source()
+    try:
+        user = check_password(engine, wanted, password, source=source)
+    except DeskError as refused:
+        if _kept_proofs is not None:
+            _kept_proofs[key] = refused
+        raise
+    if _kept_proofs is not None:
+        _kept_proofs[key] = user
+    return user
+
+
 def prove(engine: Engine, as_user: str | None, *, before_logins: bool = False) -> User:
     """The user this command acts as, proven (see the module docstring); detached.
 
@@ -152,8 +189,7 @@ def prove(engine: Engine, as_user: str | None, *, before_logins: bool = False) -
         return proofs[wanted].user
     password = login_password(f"Password for {wanted}")
     if password is not None:
-        source = None if before_logins else login_source()
-        return check_password(engine, wanted, password, source=source)
+        return _password_proof(engine, wanted, password, before_logins=before_logins)
     if wanted in problems:
         raise PermissionDenied(problems[wanted])
     raise PermissionDenied(f"log in first: cxdesk login {wanted}")

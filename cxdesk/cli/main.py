@@ -9,6 +9,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from cxdesk.cli import (
     auth,
+    batch,
     delivery,
     directory,
     loop,
@@ -59,22 +60,29 @@ app.add_typer(workflows.workflow_app, name="workflow")
 app.add_typer(macros.macro_app, name="macro")  # and ``ticket macro``
 app.add_typer(mail_app, name="mail")
 app.add_typer(sla.sla_app, name="sla")
+batch.register(app)
 
 
-def main() -> None:
-    try:
-        app()
-    except DeskError as exc:
-        err_console.print(printable(f"Error: {exc}"), soft_wrap=True)
-        sys.exit(1)
-    except (SQLAlchemyError, OSError) as exc:
+def error_line(exc: BaseException) -> str | None:
+    """The one line a user mistake or an unusable desk database becomes; None for a bug."""
+    if isinstance(exc, DeskError):
+        return printable(f"Error: {exc}")
+    if isinstance(exc, SQLAlchemyError | OSError):
         # The desk database is missing, unreachable, not a database, or its folder is not
         # writable: the user's setup, not a bug, so one line (the driver's first line).
         reason = getattr(exc, "orig", None) or exc
         first = (str(reason).strip().splitlines() or [type(exc).__name__])[0]
         if "unable to open database file" in first or "readonly database" in first:
             first += " (the file or its folder is missing or read-only; nothing was changed)"
-        err_console.print(f"Error: Cannot use the desk database: {first}", soft_wrap=True)
+        return f"Error: Cannot use the desk database: {first}"
+    return None
+
+
+def main() -> None:
+    try:
+        app()
+    except (DeskError, SQLAlchemyError, OSError) as exc:
+        err_console.print(error_line(exc), soft_wrap=True)
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
