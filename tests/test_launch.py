@@ -91,3 +91,23 @@ def test_piped_the_desk_says_it_needs_a_terminal() -> None:
     )  # fmt: skip
     assert done.returncode == 1
     assert done.stderr.strip() == NEEDS_TERMINAL
+
+
+HEAVY = [
+    "sqlalchemy", "sqlmodel", "alembic", "psycopg", "typer", "twilio", "requests", "openpyxl",
+    "babel", "argon2", "phonenumbers", "email_validator", "jinja2", "aiosmtplib", "imapclient",
+]  # fmt: skip
+
+
+def test_the_login_screen_imports_stay_lean() -> None:
+    """What the first paint loads (cxdesk.launch, the App, the login screen, the translations):
+    none of the desk's heavy libraries; they load behind the login screen, in a worker."""
+    code = (
+        "import sys, cxdesk.launch, cxdesk.app, cxdesk.screens.login, cxdesk.i18n\n"
+        "cxdesk.i18n.use_language('ja'); cxdesk.i18n._('Log in to the desk')\n"
+        f"print(' '.join(m for m in {HEAVY!r} if m in sys.modules))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert loaded.stdout.split() == []
