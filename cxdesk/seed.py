@@ -70,6 +70,7 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
         "title": (str, True),
         "kind": (str, False),
         "questions": (list, True),
+        "languages": (dict, False),
     },
     "ticket_templates": {"name": (str, True), "title": (str, False)},
     "workflows": {
@@ -435,8 +436,11 @@ def _status_in_use(session: Session, status: Status) -> bool:
 
 def _apply_survey(session: Session, entry: dict[str, Any]) -> bool:
     survey = session.exec(select(Survey).where(Survey.name == entry["name"])).first()
-    wanted = (entry["title"], entry.get("kind", "checkin"), entry["questions"])
-    if survey is not None and (survey.title, survey.kind, survey.questions) == wanted:
+    languages = entry.get("languages") or None
+    wanted = (entry["title"], entry.get("kind", "checkin"), entry["questions"], languages)
+    if survey is not None and (
+        (survey.title, survey.kind, survey.questions, survey.languages) == wanted
+    ):
         return False
     save_survey(
         session,
@@ -445,6 +449,7 @@ def _apply_survey(session: Session, entry: dict[str, Any]) -> bool:
         title=entry["title"],
         kind=entry.get("kind", "checkin"),
         questions=entry["questions"],
+        languages=languages,
     )
     return survey is None
 
