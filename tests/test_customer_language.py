@@ -8,6 +8,8 @@ serves the page over HTTP.
 - A customer with no language gets the desk's (its ``language`` setting), the NPS page too.
 - The check-in form's Language field (Pilot typing keys) defaults to the desk's language and
   stores the customer's choice; the Italian SMS goes out through Prism.
+- A contact's language (``contact import``, a ``language`` column) goes to the tickets of
+  its campaigns.
 - An unknown language is refused in one line and nothing is written; a workflow whose
   ``languages`` table names an unknown language, key or placeholder is refused when saved.
 - The web pages speak only catalog text (the pseudo-language).
@@ -15,8 +17,10 @@ serves the page over HTTP.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -38,6 +42,8 @@ from cxdesk.store.directory import set_setting
 from cxdesk.store.models import OutboxMessage, Ticket
 from cxdesk.web.pages import form_page, message_page
 from tests.cli_helpers import Cli, assert_one_error_line, table_counts
+from tests.desk import build_small_desk
+from tests.loop_helpers import write_csv
 from tests.peers import SmtpPeer
 from tests.pseudo import untranslated
 from tests.test_delivery import (  # noqa: F401 (mail_env and sms_env are fixtures)
@@ -286,3 +292,31 @@ def test_the_web_pages_speak_only_catalog_text() -> None:
     assert "⟦Send my answer⟧" in form and "⟦(required)⟧" in form
     assert untranslated(re.sub(r"<[^>]+>", " ", thanks.split("</style>")[1]),
                         data=["Thanks", "Recorded"]) == []  # fmt: skip
+
+
+def test_contacts_carry_a_language_to_their_campaign_tickets(
+    cli: Cli, engine: Engine, tmp_path: Path
+) -> None:
+    build_small_desk(engine)
+    rows = [
+        ["Giulia", "giulia@example.it", "it"],
+        ["Amélie", "amelie@example.fr", "Français"],
+        ["Ann", "ann@example.com", ""],
+        ["Kirk", "kirk@example.com", "klingon"],
+    ]
+    file = write_csv(tmp_path / "contacts.csv", ["name", "email", "language"], rows)
+    result = cli("contact", "import", str(file))
+    assert result.exit_code == 1 and "3 contact(s) imported" in result.stdout, str(result)
+    [refused] = [line.strip() for line in result.error_lines]
+    assert refused.startswith("line 5: unknown language 'klingon' (known: en (English)")
+    listed = json.loads(ok(cli("contact", "list", "--json")))
+    assert {c["email"]: c["language"] for c in listed} == {
+        "giulia@example.it": "it", "amelie@example.fr": "fr", "ann@example.com": None,
+    }  # fmt: skip
+    ok(cli("campaign", "create", "Welcome", "--subject", "Hi", "--team", "360",
+           "--filter", "email!=nobody@example.com"))  # fmt: skip
+    with read_session(engine) as session:
+        tickets = session.exec(select(Ticket)).all()
+        assert {t.customer_email: t.customer_language for t in tickets} == {
+            "giulia@example.it": "it", "amelie@example.fr": "fr", "ann@example.com": None,
+        }  # fmt: skip

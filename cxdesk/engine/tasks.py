@@ -37,12 +37,11 @@ from cxdesk.engine.outbox import enqueue
 from cxdesk.engine.piped import PipeContext, render, template_problems
 from cxdesk.engine.suppression import hold_back_reason
 from cxdesk.errors import DeskError, NotFound
-from cxdesk.i18n import in_language
+from cxdesk.i18n import LANGUAGES, in_language
 from cxdesk.store.customer_language import (
     LANGUAGES_KEY,
     desk_language,
     text_in_language,
-    ticket_language,
     variant_problems,
 )
 from cxdesk.store.directory import get_status
@@ -223,12 +222,17 @@ def _in_customer_language(
     session: Session, task: Mapping[str, Any], run: TaskRun
 ) -> tuple[Mapping[str, Any], str]:
     """The task's texts in the language of its ticket's customer (else the desk's), and
-    that language."""
+    that language. The desk's setting is read once at most."""
     ticket = session.get(Ticket, run.ticket_id) if run.ticket_id else None
-    language = ticket_language(session, ticket)
-    if not task.get(LANGUAGES_KEY):
+    chosen = ticket.customer_language if ticket is not None else None
+    desk = None if chosen in LANGUAGES else desk_language(session)
+    language = desk or str(chosen)
+    variants = task.get(LANGUAGES_KEY)
+    if not variants:
         return task, language
-    return text_in_language(task, language, desk_language(session)), language
+    if desk is None and language not in variants:
+        desk = desk_language(session)  # the fallback
+    return text_in_language(task, language, desk), language
 
 
 def _queue_message(session: Session, task: Mapping[str, Any], run: TaskRun, channel: str) -> None:
