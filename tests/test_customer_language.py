@@ -36,7 +36,7 @@ from cxdesk.engine.tasks import task_problems
 from cxdesk.engine.worker import DeliveryWorker
 from cxdesk.i18n import DESK_LANGUAGE_SETTING, PSEUDO, in_language
 from cxdesk.screens.checkin import LANGUAGE_ID, CheckinScreen
-from cxdesk.store.customer_language import text_in_language
+from cxdesk.store.customer_language import desk_language, text_in_language
 from cxdesk.store.db import read_session, transaction
 from cxdesk.store.directory import set_setting
 from cxdesk.store.models import OutboxMessage, Ticket
@@ -320,3 +320,19 @@ def test_contacts_carry_a_language_to_their_campaign_tickets(
         assert {t.customer_email: t.customer_language for t in tickets} == {
             "giulia@example.it": "it", "amelie@example.fr": "fr", "ann@example.com": None,
         }  # fmt: skip
+
+
+def test_a_seed_sets_the_desks_language_and_refuses_an_unknown_one(
+    cli: Cli, engine: Engine, tmp_path: Path
+) -> None:
+    ok(cli("demo"))
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[desk]\nlanguage = "de"\n', encoding="utf-8")
+    refused = cli("seed", str(bad))
+    assert refused.exit_code == 1 and "Traceback" not in refused.output, str(refused)
+    assert "[desk]: language must be one of en, ja, fr, it" in refused.output
+    good = tmp_path / "good.toml"
+    good.write_text('[desk]\nlanguage = "it"\n', encoding="utf-8")
+    ok(cli("seed", str(good)))
+    with read_session(engine) as session:
+        assert desk_language(session) == "it"
