@@ -32,6 +32,7 @@ from textual.widgets import Input, Select
 from cxdesk.app import CxDeskApp, create_app
 from cxdesk.config import load_settings
 from cxdesk.demo import DEMO_PASSWORD, build_demo
+from cxdesk.engine.macros import action_problems
 from cxdesk.engine.tasks import task_problems
 from cxdesk.engine.worker import DeliveryWorker
 from cxdesk.i18n import DESK_LANGUAGE_SETTING, PSEUDO, in_language
@@ -336,3 +337,19 @@ def test_a_seed_sets_the_desks_language_and_refuses_an_unknown_one(
     ok(cli("seed", str(good)))
     with read_session(engine) as session:
         assert desk_language(session) == "it"
+
+
+def test_a_macros_reply_is_in_the_customers_language(cli: Cli, engine: Engine) -> None:
+    ok(cli("demo"))
+    key = check_in_and_pull(cli, GIULIA, "API", EXPERT, "--lang", "it")
+    ok(cli("ticket", "macro", key, "Resolved at the desk", "--as", EXPERT))
+    [reply] = [r for r in rows_of(cli, key) if (r["subject"] or "").startswith("Re: ")]
+    assert reply["body"].startswith("Ciao Giulia Rossi,\n\nGrazie per la visita al banco")
+    with Session(engine) as session:
+        bad = {"type": "reply", "body": "Hi", "languages": {"de": {"body": "Hallo"}}}
+        assert action_problems(session, bad, None) == [
+            "languages: unknown language 'de' (known: en, ja, fr, it)"
+        ]
+        bad = {"type": "reply", "body": "Hi", "languages": {"it": {"body": "${tck://x/y}"}}}
+        [problem] = action_problems(session, bad, None)
+        assert problem.startswith("languages.it.body: ")
