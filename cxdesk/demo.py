@@ -23,17 +23,18 @@ DEMO_CALENDAR = "Event hours"
 """The seed's SLA calendar; the demo makes its first two days event days open all day."""
 
 SAMPLE_CHECKINS = [
-    ("Zoë", "Ann O'Neil", "zoe.oneil@example.com", "1-415-555-2671", "360"),
-    ("Hiroshi", "Tanaka", "h.tanaka@example.jp", "+81 90-1234-5678", "Stats iQ"),
-    ("Amélie", "Durand", "amelie.durand@example.fr", "+33 6 12 34 56 78", "XM Directory"),
-    ("Giulia", "Bianchi", "giulia.bianchi@example.it", "", "CX Dashboards"),
-    ("Sam", "Okafor", "sam.okafor@example.com", "1-212-555-0147", "API"),
-    ("Priya", "Raman", "priya.raman@example.com", "", "Employee Engagement"),
-    ("Lukas", "Berg", "lukas.berg@example.de", "+49 151 23456789", "Survey Projects"),
-    ("Maria", "Santos", "maria.santos@example.com", "1-305-555-0182", "360"),
-    ("Tom", "Walsh", "tom.walsh@example.com", "", "Extensions"),
-    ("Aisha", "Bello", "aisha.bello@example.com", "1-646-555-0119", "Website/App Feedback"),
+    ("Zoë", "Ann O'Neil", "zoe.oneil@example.com", "1-415-555-2671", "360", None),
+    ("Hiroshi", "Tanaka", "h.tanaka@example.jp", "+81 90-1234-5678", "Stats iQ", None),
+    ("Amélie", "Durand", "amelie.durand@example.fr", "+33 6 12 34 56 78", "XM Directory", "fr"),
+    ("Giulia", "Bianchi", "giulia.bianchi@example.it", "", "CX Dashboards", "it"),
+    ("Sam", "Okafor", "sam.okafor@example.com", "1-212-555-0147", "API", None),
+    ("Priya", "Raman", "priya.raman@example.com", "", "Employee Engagement", None),
+    ("Lukas", "Berg", "lukas.berg@example.de", "+49 151 23456789", "Survey Projects", None),
+    ("Maria", "Santos", "maria.santos@example.com", "1-305-555-0182", "360", None),
+    ("Tom", "Walsh", "tom.walsh@example.com", "", "Extensions", None),
+    ("Aisha", "Bello", "aisha.bello@example.com", "1-646-555-0119", "Website/App Feedback", None),
 ]
+"""First and last name, email, phone, product, language (None: the desk's)."""
 NOTES = [
     "Dashboard filters reset when I share the link. Has to leave by 3pm.",
     "Regression output differs from Excel.",
@@ -80,12 +81,13 @@ def build_demo(engine: Engine, *, reset: bool = False) -> bool:
     with unit_of_work(engine) as session:
         apply_seed(session, data, seed_text, path=str(path))
         _open_the_event(session)
-    for index, (first, last, email, phone, product) in enumerate(SAMPLE_CHECKINS):
+    for index, (first, last, email, phone, product, language) in enumerate(SAMPLE_CHECKINS):
         with unit_of_work(engine) as session:
             submit_response(
                 session,
                 actor=get_user(session, "vera"),
                 survey_name="checkin",
+                language=language,
                 answers={
                     "first_name": first,
                     "last_name": last,

@@ -22,6 +22,7 @@ from cxdesk.engine.scheduled import SCHEDULE_EVENT
 from cxdesk.engine.tasks import ticket_spec_problems
 from cxdesk.engine.workflows import get_workflow, save_workflow
 from cxdesk.errors import DeskError
+from cxdesk.i18n import DESK_LANGUAGE_SETTING, LANGUAGES
 from cxdesk.store import directory, sla_policies
 from cxdesk.store.caps import ANY_ORDER_SETTING, ANY_ORDERS
 from cxdesk.store.directory import TIME_ZONE_SETTING
@@ -70,6 +71,7 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
         "title": (str, True),
         "kind": (str, False),
         "questions": (list, True),
+        "languages": (dict, False),
     },
     "ticket_templates": {"name": (str, True), "title": (str, False)},
     "workflows": {
@@ -108,6 +110,7 @@ DESK_KEYS = {
     "max_open_tickets": int,  # a pull beyond this many open tickets is refused (store.caps)
     "pull_any_order": str,  # "priority" or "wait": what a pull from any team takes first
     "time_zone": str,  # an IANA name (default UTC): the wall times of scheduled workflows
+    "language": str,  # en, ja, fr or it (default en): customers' messages and pages, users'
 }
 # Whole-number desk settings: (lowest, highest, what the number counts), said in the error.
 DESK_RANGES = {
@@ -129,6 +132,7 @@ SETTING_KEYS = (
     "max_open_tickets",
     "pull_any_order",
     "time_zone",
+    DESK_LANGUAGE_SETTING,
 )
 MAX_SEED_BYTES = 1024 * 1024  # the demo desk's seed is 11 KB
 MAX_SEED_DEPTH = 48  # a workflow's conditions nest at most 16 groups (two levels each)
@@ -229,6 +233,8 @@ def shape_problems(data: dict[str, Any], text: str) -> tuple[list[str], set[tupl
                 problems.append(f"[desk]: {key} must be one of {', '.join(ANY_ORDERS)}")
             elif key == TIME_ZONE_SETTING and (zone := directory.zone_problem(str(value))):
                 problems.append(f"[desk]: {key}: {zone}")
+            elif key == DESK_LANGUAGE_SETTING and value not in LANGUAGES:
+                problems.append(f"[desk]: {key} must be one of {', '.join(LANGUAGES)}")
     for section, schema in SCHEMA.items():
         entries = data.get(section, [])
         if not isinstance(entries, list):
@@ -435,8 +441,11 @@ def _status_in_use(session: Session, status: Status) -> bool:
 
 def _apply_survey(session: Session, entry: dict[str, Any]) -> bool:
     survey = session.exec(select(Survey).where(Survey.name == entry["name"])).first()
-    wanted = (entry["title"], entry.get("kind", "checkin"), entry["questions"])
-    if survey is not None and (survey.title, survey.kind, survey.questions) == wanted:
+    languages = entry.get("languages") or None
+    wanted = (entry["title"], entry.get("kind", "checkin"), entry["questions"], languages)
+    if survey is not None and (
+        (survey.title, survey.kind, survey.questions, survey.languages) == wanted
+    ):
         return False
     save_survey(
         session,
@@ -445,6 +454,7 @@ def _apply_survey(session: Session, entry: dict[str, Any]) -> bool:
         title=entry["title"],
         kind=entry.get("kind", "checkin"),
         questions=entry["questions"],
+        languages=languages,
     )
     return survey is None
 

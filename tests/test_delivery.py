@@ -249,10 +249,13 @@ def report_of(process: subprocess.Popen[str]) -> dict[str, int]:
 # -- the demo loop -----------------------------------------------------------------------------
 
 
-def check_in_and_pull(cli: Cli, answers: dict[str, str], queue: str, expert: str) -> str:
-    """Check ``answers`` in and pull the queue as ``expert`` until that ticket comes out."""
+def check_in_and_pull(
+    cli: Cli, answers: dict[str, str], queue: str, expert: str, *options: str
+) -> str:
+    """Check ``answers`` in (with ``options``, e.g. ``--lang it``) and pull the queue as
+    ``expert`` until that ticket comes out."""
     pairs = [arg for name, value in answers.items() for arg in ("--answer", f"{name}={value}")]
-    [key] = ok(cli("checkin", "--as", "vera", *pairs)).split()
+    [key] = ok(cli("checkin", "--as", "vera", *pairs, *options)).split()
     for _ in range(20):  # the demo's sample tickets wait in every queue: oldest first
         if ok(cli("ticket", "pull", queue, "--as", expert)).strip() == key:
             return key

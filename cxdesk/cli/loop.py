@@ -56,7 +56,9 @@ def _print_problems(report: ImportReport) -> None:
 
 @contact_app.command("import")
 def contact_import(
-    file: Path = typer.Argument(..., help="CSV with name, email, phone and any other columns."),
+    file: Path = typer.Argument(
+        ..., help="CSV with name, email, phone, language (en, ja, fr, it) and any other columns."
+    ),
     as_user: str | None = ADMIN_AS_OPTION,
 ) -> None:
     """Import contacts: extra columns become attributes; a known email is updated.
@@ -94,12 +96,13 @@ def contact_list(
         return
     print_table(
         f"Contacts ({total} matching" + (f", first {len(records)})" if total > limit else ")"),
-        ["name", "email", "phone", "attributes"],
+        ["name", "email", "phone", "language", "attributes"],
         [
             (
                 r["name"],
                 r["email"],
                 r["phone"],
+                r["language"] or "",
                 ", ".join(f"{k}={v}" for k, v in sorted(r["attributes"].items())),
             )
             for r in records

@@ -59,6 +59,12 @@ def checkin(
         "product, notes); repeatable.",
     ),
     survey: str = typer.Option("checkin", "--survey", help="The survey answered."),
+    lang: str | None = typer.Option(
+        None,
+        "--lang",
+        help="The customer's language (en, ja, fr, it): their SMS, email and survey page."
+        " Default: the desk's.",
+    ),
 ) -> None:
     """Check a customer in; prints the key of each ticket created, one per line."""
     answers = parse_pairs(answer, "--answer")
@@ -66,7 +72,11 @@ def checkin(
     engine = desk_engine()
     with unit_of_work(engine) as session:
         response = submit_response(
-            session, actor=acting_user(session, who), survey_name=survey, answers=answers
+            session,
+            actor=acting_user(session, who),
+            survey_name=survey,
+            answers=answers,
+            language=lang,
         )
         keys_statement = select(Ticket.key).where(Ticket.response_id == response.id)
     with read_session(engine) as session:

@@ -6,7 +6,8 @@ when it is saved (every problem, one line each), never when it is applied:
 - ``{type = "set", status = ..., priority = ..., team = ..., owner = ...}``: the ticket
   editor's fields (``store.tickets.EDITABLE_FIELDS``; owner ``""`` unassigns);
 - ``{type = "note", body = ...}``: an internal note (the customer never sees it);
-- ``{type = "reply", body = ..., channel = "email"|"sms"}``: a reply to the customer
+- ``{type = "reply", body = ..., channel = "email"|"sms", languages = {it = {body = ...}}}``:
+  a reply to the customer, in their language (else the desk's, else as written)
   (``store.replies``; no channel: email when the ticket has an address, else SMS).
 
 Note and reply bodies are piped text (``${tck://Field/customerName}``, ``engine.piped``),
@@ -38,6 +39,14 @@ from sqlmodel import Session, col, select
 from cxdesk.engine.context import context_for_event
 from cxdesk.engine.piped import render, template_problems
 from cxdesk.errors import Conflict, DeskError, NotFound, PermissionDenied
+from cxdesk.i18n import in_language
+from cxdesk.store.customer_language import (
+    LANGUAGES_KEY,
+    desk_language,
+    text_in_language,
+    ticket_language,
+    variant_problems,
+)
 from cxdesk.store.directory import get_status, get_team, get_user, is_member, require_admin
 from cxdesk.store.events import PENDING_KEY
 from cxdesk.store.models import Event, Macro, Priority, Team, User
@@ -56,7 +65,7 @@ from cxdesk.text import clean_name, text_problem
 ACTION_KEYS: dict[str, tuple[str, ...]] = {
     "set": ("type", *EDITABLE_FIELDS),
     "note": ("type", "body"),
-    "reply": ("type", "body", "channel"),
+    "reply": ("type", "body", "channel", LANGUAGES_KEY),
 }
 MAX_TEXT_CHARS = 10_000
 """A note's or a reply's template, at most (an SMS reply is further held to 1,600)."""
@@ -75,23 +84,37 @@ def action_problems(session: Session, action: Any, macro_team: Team | None) -> l
         return [f"unknown type {kind!r} (known: {', '.join(ACTION_KEYS)})"]
     problems = [f"unknown key {key!r}" for key in action if key not in ACTION_KEYS[kind]]
     problems += [
-        f"{key} must be text" for key, value in action.items() if not isinstance(value, str)
+        f"{key} must be text"
+        for key, value in action.items()
+        if key != LANGUAGES_KEY and not isinstance(value, str)
     ]
+    if LANGUAGES_KEY in action:
+        problems += variant_problems(action[LANGUAGES_KEY], ("body",))
     if problems:
         return problems
+    for code, texts in (action.get(LANGUAGES_KEY) or {}).items():
+        problems += [f"{LANGUAGES_KEY}.{code}.{p}" for p in _body_problems(texts.get("body"))]
     if kind == "set":
         return _set_problems(session, action, macro_team)
     body = action.get("body", "")
     if not body.strip():
         problems.append(f"a {kind} needs a body")
-    elif len(body) > MAX_TEXT_CHARS:
-        problems.append(f"body is {len(body):,} characters; at most {MAX_TEXT_CHARS:,}")
-    elif (bad := text_problem(body, lines=True)) is not None:
-        problems.append(f"body {bad}")
-    problems += [f"body: {problem}" for problem in template_problems(body)]
+    else:
+        problems += _body_problems(body)
     if kind == "reply" and action.get("channel", "email") not in CHANNELS:
         problems.append(f"channel must be one of {', '.join(CHANNELS)}")
     return problems
+
+
+def _body_problems(body: Any) -> list[str]:
+    """A note's or reply's text: not too long, allowed characters, known placeholders."""
+    if not isinstance(body, str) or not body.strip():
+        return ["body must be text"]
+    if len(body) > MAX_TEXT_CHARS:
+        return [f"body is {len(body):,} characters; at most {MAX_TEXT_CHARS:,}"]
+    if (bad := text_problem(body, lines=True)) is not None:
+        return [f"body {bad}"]
+    return [f"body: {problem}" for problem in template_problems(body)]
 
 
 def _set_problems(
@@ -290,7 +313,10 @@ def apply_macro(
         write_comment(session, actor, ticket, note, [])
     reply, replied_by = by_type.get("reply"), None
     if reply is not None:
-        body = render(str(reply["body"]), context)
+        language = ticket_language(session, ticket)  # the customer's, else the desk's
+        reply = text_in_language(reply, language, desk_language(session))
+        with in_language(language):
+            body = render(str(reply["body"]), context)
         replied_by = reply_to_customer(
             session, actor=actor, key=ticket.key, body=body, channel=reply.get("channel")
         ).channel

@@ -7,6 +7,9 @@
   ``send_sms`` (to, body, delay_minutes, valid_minutes): rendered now, queued in the outbox in
   this transaction; not sent if not delivered within ``valid_minutes`` of being due (default
   ``outbox.DEFAULT_VALID_FOR``) or once its ticket has moved on (``cxdesk.engine.staleness``).
+  Its ``languages`` table gives its subject and body per language (``{"it": {"body": ...}}``):
+  the message is written in its ticket's customer's language, else the desk's, else as written
+  (``cxdesk.store.customer_language``).
   An SMS to a number that opted out (texted STOP, ``store.sms_optout``) is not queued: its
   ticket's log says so (``message.suppressed``). Nor is a message that would answer inbound
   mail that may not be answered, or an address answered within the period
@@ -34,6 +37,13 @@ from cxdesk.engine.outbox import enqueue
 from cxdesk.engine.piped import PipeContext, render, template_problems
 from cxdesk.engine.suppression import hold_back_reason
 from cxdesk.errors import DeskError, NotFound
+from cxdesk.i18n import LANGUAGES, in_language
+from cxdesk.store.customer_language import (
+    LANGUAGES_KEY,
+    desk_language,
+    text_in_language,
+    variant_problems,
+)
 from cxdesk.store.directory import get_status
 from cxdesk.store.events import record_event
 from cxdesk.store.models import (
@@ -64,8 +74,8 @@ TASK_KEYS: dict[str, set[str]] = {
         "tags", "customer_name", "customer_email", "customer_phone", "channel",
     },
     "send_email": {"type", "to", "from", "reply_to", "subject", "body", "delay_minutes",
-                   "valid_minutes"},
-    "send_sms": {"type", "to", "body", "delay_minutes", "valid_minutes"},
+                   "valid_minutes", "languages"},
+    "send_sms": {"type", "to", "body", "delay_minutes", "valid_minutes", "languages"},
     "change_status": {"type", "status", "comment"},
     "escalate": {"type", "comment"},
     "comment": {"type", "body"},
@@ -79,6 +89,8 @@ TEMPLATED_KEYS = {
     "comment": ("body",),
     "set_priority": ("comment",),
 }
+LANGUAGE_KEYS = {"send_email": ("subject", "body"), "send_sms": ("body",)}
+"""What a message's ``languages`` table may give per language (the rest is shared)."""
 MAX_VALID_MINUTES = 366 * 24 * 60
 REQUIRED_KEYS = {
     "send_email": ("to", "subject", "body"),
@@ -169,6 +181,7 @@ def run_create_ticket(session: Session, task: Mapping[str, Any], run: TaskRun) -
         customer_name=" ".join(render(str(spec["customer_name"]), context, header=True).split()),
         customer_email=render(str(spec["customer_email"]), context, header=True),
         customer_phone=render(str(spec["customer_phone"]), context, header=True),
+        customer_language=response.language if response else None,
         customer_comment=comment,
         data=[(str(name), render(str(value), context)) for name, value in spec["data"]],
         tags=[str(tag) for tag in spec["tags"]],
@@ -205,7 +218,30 @@ def _not_queued(
                  to_value=to, detail=detail, triggers_workflows=False)  # fmt: skip
 
 
+def _in_customer_language(
+    session: Session, task: Mapping[str, Any], run: TaskRun
+) -> tuple[Mapping[str, Any], str]:
+    """The task's texts in the language of its ticket's customer (else the desk's), and
+    that language. The desk's setting is read once at most."""
+    ticket = session.get(Ticket, run.ticket_id) if run.ticket_id else None
+    chosen = ticket.customer_language if ticket is not None else None
+    desk = None if chosen in LANGUAGES else desk_language(session)
+    language = desk or str(chosen)
+    variants = task.get(LANGUAGES_KEY)
+    if not variants:
+        return task, language
+    if desk is None and language not in variants:
+        desk = desk_language(session)  # the fallback
+    return text_in_language(task, language, desk), language
+
+
 def _queue_message(session: Session, task: Mapping[str, Any], run: TaskRun, channel: str) -> None:
+    task, language = _in_customer_language(session, task, run)
+    with in_language(language):  # what the desk fills in (an estimate in words) too
+        _queue_rendered(session, task, run, channel)
+
+
+def _queue_rendered(session: Session, task: Mapping[str, Any], run: TaskRun, channel: str) -> None:
     context = run.context
     to = render(str(task["to"]), context, header=True).strip()
     if not to:
@@ -294,6 +330,21 @@ def run_task(session: Session, task: Mapping[str, Any], run: TaskRun) -> None:
         raise NotFound(f"Workflow task type {kind!r} is not available")
 
 
+def _variant_problems(variants: Any, kind: str, questions: Iterable[str] | None) -> list[str]:
+    """A message's texts per language: known languages, its own keys, good placeholders."""
+    keys = LANGUAGE_KEYS[kind]
+    problems = variant_problems(variants, keys)
+    if problems:
+        return problems
+    for code, texts in variants.items():
+        for key, text in texts.items():
+            problems += [
+                f"{LANGUAGES_KEY}.{code}.{key}: {p}"
+                for p in template_problems(str(text), questions=questions)
+            ]
+    return problems
+
+
 def task_problems(
     session: Session, task: Mapping[str, Any], questions: Iterable[str] | None
 ) -> list[str]:
@@ -321,6 +372,8 @@ def task_problems(
             problems += [
                 f"{key}: {p}" for p in template_problems(str(task[key]), questions=questions)
             ]
+    if LANGUAGES_KEY in task:
+        problems += _variant_problems(task[LANGUAGES_KEY], str(kind), questions)
     if "delay_minutes" in task:
         delay = task["delay_minutes"]
         if isinstance(delay, bool) or not isinstance(delay, int | float) or delay < 0:

@@ -20,12 +20,16 @@ from textual.widgets import Footer, Header, Input, Label, Select
 
 from cxdesk.engine.dispatch import auto_assign_and_dispatch, unit_of_work
 from cxdesk.errors import DeskError, ValidationFailed
+from cxdesk.i18n import DEFAULT_LANGUAGE, LANGUAGES, _, current_language
 from cxdesk.screens.base import DeskScreen
+from cxdesk.store.customer_language import desk_language
 from cxdesk.store.db import read_session
 from cxdesk.store.models import Ticket
-from cxdesk.store.surveys import get_survey, submit_response
+from cxdesk.store.surveys import get_survey, submit_response, survey_in_language
 
 SURVEY_NAME = "checkin"
+LANGUAGE_ID = "customer-language"
+"""The customer's language (their SMS, email and survey page), after the questions."""
 
 
 def field_id(question_id: str) -> str:
@@ -64,6 +68,7 @@ class CheckinScreen(DeskScreen):
         super().__init__()
         self.questions: list[dict[str, Any]] = []
         """The survey's questions, in order, once loaded."""
+        self.desk_language = DEFAULT_LANGUAGE
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -78,11 +83,23 @@ class CheckinScreen(DeskScreen):
     def load_survey(self) -> None:
         try:
             with read_session(self.engine) as session:
-                questions = list(get_survey(session, SURVEY_NAME).questions)
+                language = current_language()
+                survey = get_survey(session, SURVEY_NAME)
+                questions = survey_in_language(survey, language, language).questions
+                self.desk_language = desk_language(session)
         except DeskError as error:
             self.read_failed(error)
             return
         self.app.call_from_thread(self.call_later, self._build_form, questions)
+
+    def _language_row(self) -> Widget:
+        choices = [(name, code) for code, name in LANGUAGES.items()]
+        picker = Select(choices, value=self.desk_language, allow_blank=False, id=LANGUAGE_ID)
+        return Horizontal(
+            Label(_("Language"), classes="question"),
+            Vertical(picker, classes="answer"),
+            classes="row",
+        )
 
     async def _build_form(self, questions: Sequence[dict[str, Any]]) -> None:
         self.questions = list(questions)
@@ -100,6 +117,7 @@ class CheckinScreen(DeskScreen):
                     classes="row",
                 )
             )
+        rows.append(self._language_row())
         await form.mount_all(rows)
         self._focus_first()
 
@@ -122,14 +140,19 @@ class CheckinScreen(DeskScreen):
     def _submit(self) -> None:
         if self.questions:
             self.query_one("#checked-in", Label).update("Saving…")
-            self.check_in(self.answers())
+            language = self.query_one(f"#{LANGUAGE_ID}", Select).value
+            self.check_in(self.answers(), str(language))
 
     @work(thread=True, exclusive=True, exit_on_error=False)
-    def check_in(self, answers: dict[str, str]) -> None:
+    def check_in(self, answers: dict[str, str], language: str | None = None) -> None:
         try:
             with unit_of_work(self.engine) as session:
                 response = submit_response(
-                    session, actor=self.user, survey_name=SURVEY_NAME, answers=answers
+                    session,
+                    actor=self.user,
+                    survey_name=SURVEY_NAME,
+                    answers=answers,
+                    language=language,
                 )
                 response_id = response.id
             with read_session(self.engine) as session:
@@ -176,6 +199,7 @@ class CheckinScreen(DeskScreen):
             error = self.query_one(f"#{error_id(qid)}", Label)
             error.update("")
             error.display = False
+        self.query_one(f"#{LANGUAGE_ID}", Select).value = self.desk_language
         done = f"Checked in: {', '.join(keys)}" if keys else "Checked in (no ticket was created)"
         status = self.query_one("#checked-in", Label)
         status.update(done)

@@ -149,6 +149,7 @@ def campaign_draft(spec: CampaignSpec, contact: Contact) -> TicketDraft:
         customer_name=contact.name,
         customer_email=contact.email,
         customer_phone=contact.phone or "",
+        customer_language=contact.language,
         data=data,
         tags=[spec.name],
         source=Source.campaign,

@@ -1,6 +1,7 @@
 """The contact directory: the customers a proactive campaign can reach.
 
-A contact is a name, a unique email (stored lower-case), an optional phone (E.164) and any
+A contact is a name, a unique email (stored lower-case), an optional phone (E.164), an
+optional language (a code of ``cxdesk.i18n.LANGUAGES``: a campaign writes to them in it) and any
 other attributes (plan, renewal date, region...) as text; attribute names are lower-case, so
 "Plan" and "plan" are one attribute in files and filters alike. Contacts come from CSV files:
 ``import_contacts`` checks every row, keeps the good ones (a known email is updated) and
@@ -19,14 +20,15 @@ from sqlalchemy import ColumnElement, func
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
-from cxdesk.errors import DeskError
+from cxdesk.errors import DeskError, ValidationFailed
 from cxdesk.store.csv_files import CsvFile, ImportReport, RowProblem
+from cxdesk.store.customer_language import customer_language_code
 from cxdesk.store.directory import get_setting, require_admin
 from cxdesk.store.models import Contact, User
 from cxdesk.store.phones import normalise_phone
 from cxdesk.text import text_problem
 
-CONTACT_FIELDS = ("name", "email", "phone")
+CONTACT_FIELDS = ("name", "email", "phone", "language")
 MAX_NAME = 200
 MAX_ATTRIBUTE = 1000
 # Longest first, so "<=" is not read as "<" followed by "=value".
@@ -110,6 +112,7 @@ def contact_to_dict(contact: Contact) -> dict[str, Any]:
         "name": contact.name,
         "email": contact.email,
         "phone": contact.phone,
+        "language": contact.language,
         "attributes": dict(contact.attributes or {}),
         "created_at": contact.created_at.isoformat(),
     }
@@ -126,6 +129,7 @@ class ContactRow:
     name: str
     email: str
     phone: str | None
+    language: str | None
     attributes: dict[str, str]
 
 
@@ -173,6 +177,12 @@ def check_contact_rows(
                 phone = normalise_phone(raw_phone, phone_region)
             except ValueError as exc:
                 errors.append(f"phone {raw_phone!r}: {exc}")
+        language = None
+        raw_language = row.values.get(lowered.get("language", ""), "")
+        try:
+            language = customer_language_code(raw_language)
+        except ValidationFailed as exc:
+            errors += list(exc.errors.values())
         attributes = {c.lower(): row.values[c] for c in extra if row.values[c]}
         errors += [
             f"{c} is longer than {MAX_ATTRIBUTE} characters"
@@ -185,7 +195,7 @@ def check_contact_rows(
             problems.append(RowProblem(row.line, "; ".join(errors)))
             continue
         first_line[email] = row.line
-        good.append(ContactRow(row.line, name, email, phone, attributes))
+        good.append(ContactRow(row.line, name, email, phone, language, attributes))
     problems.sort(key=lambda p: p.line)
     return good, problems
 
@@ -206,11 +216,18 @@ def import_contacts(session: Session, *, actor: User | None, csv_file: CsvFile) 
         contact = existing.get(row.email)
         if contact is None:
             session.add(
-                Contact(name=row.name, email=row.email, phone=row.phone, attributes=row.attributes)
+                Contact(
+                    name=row.name,
+                    email=row.email,
+                    phone=row.phone,
+                    language=row.language,
+                    attributes=row.attributes,
+                )
             )
             report.created += 1
             continue
         contact.name, contact.phone = row.name, row.phone or contact.phone
+        contact.language = row.language or contact.language
         contact.attributes = {**(contact.attributes or {}), **row.attributes}
         session.add(contact)
         report.updated += 1

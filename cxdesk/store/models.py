@@ -229,6 +229,8 @@ class Survey(SQLModel, table=True):
     title: str = Field(max_length=200)
     kind: str = Field(default="checkin", max_length=16)
     questions: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
+    languages: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    """The title in other languages: ``{"it": {"title": ...}}`` (questions carry their own)."""
 
 
 class SurveyResponse(SQLModel, table=True):
@@ -245,6 +247,8 @@ class SurveyResponse(SQLModel, table=True):
     expert_id: int | None = Field(default=None, foreign_key="user.id", index=True)
     """The expert the answer is about (a CSAT's ticket owner when its link was sent)."""
     answers: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    language: str | None = Field(default=None, max_length=8)
+    """The customer's language chosen at check-in; its tickets' ``customer_language``."""
     # ticket.response_id points back here: use_alter breaks the cycle, so create_all/drop_all
     # (and table sorting) add this foreign key after both tables exist (inline on SQLite).
     ticket_id: int | None = Field(

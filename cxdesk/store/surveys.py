@@ -2,18 +2,28 @@
 
 A question is a dict: ``id`` (answer key), ``label``, ``type`` (text, textarea, email, phone,
 choice, number), ``required``, optional ``hint``, ``choices`` (choice), ``min``/``max``
-(number), ``max_length`` (text). The check-in form, the CSAT and NPS surveys all use this.
+(number), ``max_length`` (text), ``languages`` (its label and hint per language:
+``{"it": {"label": ..., "hint": ...}}``). A survey's ``languages`` gives its title per language.
+The check-in form, the CSAT and NPS surveys all use this; a customer reads a survey in their
+language (``survey_in_language``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 from sqlmodel import Session, select
 
 from cxdesk.errors import Conflict, NotFound, ValidationFailed
+from cxdesk.store.customer_language import (
+    LANGUAGES_KEY,
+    customer_language_code,
+    text_in_language,
+    variant_problems,
+)
 from cxdesk.store.directory import get_setting, require_admin
 from cxdesk.store.events import record_event
 from cxdesk.store.models import Survey, SurveyResponse, User
@@ -21,6 +31,8 @@ from cxdesk.store.phones import normalise_phone
 from cxdesk.text import check_names, text_problem
 
 QUESTION_TYPES = ("text", "textarea", "email", "phone", "choice", "number")
+QUESTION_TEXTS = ("label", "hint")
+"""What a question's ``languages`` table may give per language."""
 DEFAULT_MAX_LENGTH = {"text": 200, "textarea": 5000, "email": 320, "phone": 40, "choice": 200}
 
 
@@ -45,10 +57,33 @@ def check_questions(questions: Sequence[Mapping[str, Any]]) -> list[str]:
                 problems.append(f"{where}: a choice question needs a list of choices")
         unknown = set(question) - {
             "id", "label", "type", "required", "hint", "choices", "min", "max", "max_length",
+            LANGUAGES_KEY,
         }  # fmt: skip
         if unknown:
             problems.append(f"{where}: unknown keys {', '.join(sorted(unknown))}")
+        if LANGUAGES_KEY in question:
+            problems += [
+                f"{where}: {p}" for p in variant_problems(question[LANGUAGES_KEY], QUESTION_TEXTS)
+            ]
     return problems
+
+
+@dataclass(frozen=True)
+class SurveyText:
+    """A survey as its reader sees it: the title and questions in one language."""
+
+    title: str
+    questions: list[dict[str, Any]]
+
+
+def survey_in_language(survey: Survey, language: str, fallback: str) -> SurveyText:
+    """``survey``'s title and questions in ``language`` (else in ``fallback``, else as
+    written)."""
+    title = text_in_language(
+        {"title": survey.title, LANGUAGES_KEY: survey.languages or {}}, language, fallback
+    )["title"]
+    questions = [text_in_language(q, language, fallback) for q in survey.questions]
+    return SurveyText(title=str(title), questions=questions)
 
 
 def get_survey(session: Session, name: str) -> Survey:
@@ -66,17 +101,22 @@ def save_survey(
     title: str,
     kind: str,
     questions: list[dict[str, Any]],
+    languages: dict[str, Any] | None = None,
 ) -> Survey:
-    """Create or replace a survey definition (admin only)."""
+    """Create or replace a survey definition (admin only); ``languages``: its title per
+    language (``{"it": {"title": ...}}``)."""
     require_admin(actor)
     check_names(name=name, title=title)
     problems = check_questions(questions)
+    if languages:
+        problems += variant_problems(languages, ("title",))
     if problems:
         raise ValidationFailed({f"survey {name}": "; ".join(problems)})
     survey = session.exec(select(Survey).where(Survey.name == name)).first()
     if survey is None:
         survey = Survey(name=name, title=title)
     survey.title, survey.kind, survey.questions = title, kind, questions
+    survey.languages = languages or None
     session.add(survey)
     session.flush()
     return survey
@@ -151,12 +191,16 @@ def submit_response(
     survey_name: str,
     answers: Mapping[str, Any],
     ticket_id: int | None = None,
+    language: str | None = None,
 ) -> SurveyResponse:
     """Validate and store one response and its ``survey.response`` event.
 
     ``actor`` is the volunteer typing a check-in, or None for a customer answering a link.
-    A bad answer raises ValidationFailed and nothing is written.
+    ``language`` is the customer's (a check-in's choice; None: the desk's): the tickets the
+    response creates are written to the customer in it. A bad answer or an unknown language
+    raises ValidationFailed and nothing is written.
     """
+    code = customer_language_code(language)
     survey = get_survey(session, survey_name)
     cleaned = validate_answers(
         survey.questions, answers, phone_region=get_setting(session, "phone_region")
@@ -175,6 +219,7 @@ def submit_response(
         submitted_by_id=actor.id if actor else None,
         answers=cleaned,
         ticket_id=ticket_id,
+        language=code,
     )
     session.add(response)
     session.flush()

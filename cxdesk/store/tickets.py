@@ -101,6 +101,8 @@ class TicketDraft:
     customer_name: str = ""
     customer_email: str = ""
     customer_phone: str = ""
+    customer_language: str | None = None
+    """A code of ``cxdesk.i18n.LANGUAGES``; None: the desk's language."""
     customer_comment: str = ""
     data: list[tuple[str, str]] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
@@ -269,6 +271,7 @@ def create_ticket(session: Session, *, actor: User | None, draft: TicketDraft) -
         customer_name=draft.customer_name.strip()[:200],
         customer_email=draft.customer_email.strip(),
         customer_phone=draft.customer_phone.strip(),
+        customer_language=draft.customer_language,
         customer_comment=draft.customer_comment,
         source=draft.source,
         channel=draft.channel,

@@ -35,6 +35,7 @@ from sqlalchemy import func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
+from cxdesk.i18n import N_, _, ngettext
 from cxdesk.store.directory import whole_number_setting
 from cxdesk.store.models import (
     Event,
@@ -69,7 +70,7 @@ OVERDUE_SHARE = 0.25
 """An expert past the usual handle time on the current ticket is expected to need this share
 of a handle time more (not zero: they are visibly not done)."""
 PULLED_KIND = "ticket.assigned_from_queue"
-UNKNOWN_WORDS = "not known yet"
+UNKNOWN_WORDS = N_("not known yet")
 LONGEST_SAID = 4 * 60
 """Minutes: a longer estimate is said as "more than 4 hours"."""
 
@@ -325,28 +326,33 @@ def queue_outlooks(session: Session, *, now: datetime | None = None) -> list[Que
 
 
 def wait_in_words(minutes: float | None) -> str:
-    """An estimate as a customer reads it: "about 15 minutes"; ``UNKNOWN_WORDS`` for None.
+    """An estimate as a customer reads it, in the current language: "about 15 minutes";
+    ``UNKNOWN_WORDS`` for None.
 
     Rounded as a person would say it: to the minute under 10 minutes, to 5 under an hour,
     to the quarter hour up to 4 hours; beyond, "more than 4 hours" (a day's queue is no
     promise to count in hours)."""
     if minutes is None:
-        return UNKNOWN_WORDS
+        return _(UNKNOWN_WORDS)
     whole = round(minutes)
     if whole < 1:
-        return "less than a minute"
+        return _("less than a minute")
     if whole == 1:
-        return "about a minute"
-    if whole < 10:
-        return f"about {whole} minutes"
+        return _("about a minute")
+    if whole >= 10 and whole < 58:
+        whole = max(10, 5 * round(whole / 5))
     if whole < 58:
-        return f"about {max(10, 5 * round(whole / 5))} minutes"
+        return ngettext("about {n} minute", "about {n} minutes", whole).format(n=whole)
     if whole > LONGEST_SAID:
-        return "more than 4 hours"
+        hours = LONGEST_SAID // 60
+        return ngettext("more than {n} hour", "more than {n} hours", hours).format(n=hours)
     quarters = max(4, round(whole / 15))
     hours, rest = divmod(quarters * 15, 60)
-    said = "about 1 hour" if hours == 1 else f"about {hours} hours"
-    return f"{said} {rest} minutes" if rest else said
+    if rest:
+        return ngettext(
+            "about {hours} hour {minutes} minutes", "about {hours} hours {minutes} minutes", hours
+        ).format(hours=hours, minutes=rest)
+    return ngettext("about {hours} hour", "about {hours} hours", hours).format(hours=hours)
 
 
 def whole_minutes(minutes: float | None) -> int | None:

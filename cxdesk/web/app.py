@@ -15,6 +15,9 @@
 - Showing a page only reads the desk (on SQLite it never waits for the write lock): the
   signing secret is made when the server starts (or at the first link, if the desk could not
   be read then), in its own transaction.
+- Every page is in the desk's language (its ``language`` setting, else English); a survey
+  link's pages (its form, the thanks, "already answered") are in its ticket's customer's
+  language, the survey's title and questions too (``store.surveys.survey_in_language``).
 - A malformed address (bad percent-encoding or UTF-8, too many fields, a character the desk's
   one text rule refuses: ``cxdesk.text``, for names in the path and field names, for long
   answers in the values) gets a 4xx page, never a 500.
@@ -34,7 +37,7 @@ import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, quote, urlencode
+from urllib.parse import quote, urlencode
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -42,6 +45,8 @@ from sqlmodel import col, select
 
 from cxdesk.engine.dispatch import unit_of_work
 from cxdesk.errors import Conflict, DeskError, NotFound, ValidationFailed
+from cxdesk.i18n import DEFAULT_LANGUAGE, N_, _, current_language, in_language, ngettext
+from cxdesk.store.customer_language import desk_language, ticket_language
 from cxdesk.store.db import read_session, transaction
 from cxdesk.store.models import DeskSetting, Survey
 from cxdesk.store.survey_links import (
@@ -52,7 +57,7 @@ from cxdesk.store.survey_links import (
     desk_secret,
     read_link,
 )
-from cxdesk.store.surveys import get_survey, submit_response
+from cxdesk.store.surveys import get_survey, submit_response, survey_in_language
 from cxdesk.text import text_problem
 from cxdesk.web.board import (
     BOARD_PATH,
@@ -66,12 +71,11 @@ from cxdesk.web.board import (
 )
 from cxdesk.web.limits import RateLimiter, address_key
 from cxdesk.web.pages import form_page, index_page, message_page
-from cxdesk.web.settings import MAX_BODY_BYTES, ServerSettings
+from cxdesk.web.reading import FORGED_HINT, BadRequest, parse_fields, read_form, request_path
+from cxdesk.web.settings import ServerSettings
 from cxdesk.web.twilio_sms import TWILIO_SMS_PATH, TwilioSmsWebhook
 
 PUBLIC_KINDS = ("csat", "nps")
-MAX_FIELDS = 100
-"""Query or form fields at most; a survey has a handful."""
 HTML_TYPE = "text/html; charset=utf-8"
 HEADERS = [
     ("Cache-Control", "no-store"),
@@ -96,11 +100,9 @@ STATUS = {
     500: "500 Internal Server Error",
     503: "503 Service Unavailable",
 }
-ALREADY = "This survey was already answered. Thank you for your feedback!"
-THANKS = "Thank you! Your answer has been recorded."
-FORGED_HINT = "Please use the link from your email exactly as it was sent."
-NPS_INTRO = "Your answer helps us improve the Ask the Experts desk."
-FORM_TYPE = "application/x-www-form-urlencoded"
+ALREADY = N_("This survey was already answered. Thank you for your feedback!")
+THANKS = N_("Thank you! Your answer has been recorded.")
+NPS_INTRO = N_("Your answer helps us improve the Ask the Experts desk.")
 
 StartResponse = Callable[..., Any]
 log = logging.getLogger("cxdesk.web")
@@ -117,20 +119,22 @@ class Reply:
     """Headers that replace the common ones of the same name (``HEADERS``)."""
 
 
-class BadRequest(Exception):
-    """The request cannot be read: a 4xx page saying why."""
-
-    def __init__(self, message: str, status: int = 400, title: str = "Not a valid address"):
-        super().__init__(message)
-        self.status, self.title = status, title
-
-
 @dataclass(frozen=True)
 class LinkCheck:
-    """A valid, unanswered CSAT link: the page's introduction and the customer's email."""
+    """A valid, unanswered CSAT link: its ticket, expert, customer's email and language."""
 
-    intro: str
+    key: str
+    expert: str
     email: str
+    language: str
+
+    def intro(self) -> str:
+        """The page's introduction, in the current language."""
+        if self.expert:
+            return _("How did {expert} do with your ticket {key}?").format(
+                expert=self.expert, key=self.key
+            )
+        return _("How did we do with your ticket {key}?").format(key=self.key)
 
 
 class SurveyApp:
@@ -151,14 +155,21 @@ class SurveyApp:
             log.warning("survey links are checked once the desk can be read: %s", exc)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        try:
-            reply = self.handle(environ)
-        except BadRequest as exc:
-            reply = Reply(exc.status, message_page(exc.title, str(exc)))
-        except DeskError as exc:  # e.g. the database cannot be reached: say so, in one line
-            reply = Reply(500, message_page("Sorry", f"The survey is not available: {exc}"))
+        # The desk's language; a survey link's page is in its customer's (``_check_link``).
+        with in_language(self._desk_language()):
+            try:
+                reply = self.handle(environ)
+            except BadRequest as exc:
+                reply = Reply(exc.status, message_page(exc.title, str(exc)))
+            except DeskError as exc:  # e.g. the database cannot be reached: say so, in one line
+                reply = Reply(
+                    500,
+                    message_page(
+                        _("Sorry"), _("The survey is not available: {problem}").format(problem=exc)
+                    ),
+                )
         body = reply.html.encode("utf-8")
-        replaced = {name.lower() for name, _ in reply.headers}
+        replaced = {name.lower() for name, _value in reply.headers}
         headers = [("Content-Type", reply.content_type), *reply.headers]
         headers += [(name, value) for name, value in HEADERS if name.lower() not in replaced]
         headers.append(("Content-Length", str(len(body))))
@@ -187,7 +198,9 @@ class SurveyApp:
             return self.hall_board(method, path, query)
         survey = self._public_survey(name) if name else None
         if name and survey is None:
-            return Reply(404, message_page("Not found", "There is no survey at this address."))
+            return Reply(
+                404, message_page(_("Not found"), _("There is no survey at this address."))
+            )
         address = address_key(environ.get("REMOTE_ADDR", ""))
         if method in ("GET", "HEAD"):
             return self.show(survey, query, address) if survey else self.index()
@@ -195,7 +208,7 @@ class SurveyApp:
             if wait := self.by_address.allow(address):
                 return too_many(wait)
             return self.submit(survey, query, read_form(environ))
-        return Reply(405, message_page("Not allowed", "Use the form to answer the survey."))
+        return Reply(405, message_page(_("Not allowed"), _("Use the form to answer the survey.")))
 
     # -- pages ------------------------------------------------------------------------------
 
@@ -213,19 +226,31 @@ class SurveyApp:
             checked = self._check_link(survey, query.get("ref", ""), viewed_from=address)
             if isinstance(checked, Reply):
                 return checked
-            return Reply(200, self._form(survey, query, checked.intro))
-        return Reply(200, self._form(survey, query, NPS_INTRO))
+            with in_language(checked.language):
+                return Reply(200, self._form(survey, query, checked.intro()))
+        return Reply(200, self._form(survey, query, _(NPS_INTRO)))
 
     def submit(self, survey: Survey, query: dict[str, str], form: dict[str, str]) -> Reply:
         ref = form.pop("ref", "") or query.get("ref", "")
-        answers = {q["id"]: form.get(q["id"], "") for q in survey.questions}
         if survey.kind == "csat":
             checked = self._check_link(survey, ref)
             if isinstance(checked, Reply):
                 return checked
-            intro, email = checked.intro, checked.email
-        else:
-            intro, email = NPS_INTRO, _email_answer(survey, form)
+            with in_language(checked.language):
+                return self._answer(survey, query, form, ref, checked.intro(), checked.email)
+        return self._answer(survey, query, form, ref, _(NPS_INTRO), _email_answer(survey, form))
+
+    def _answer(
+        self,
+        survey: Survey,
+        query: dict[str, str],
+        form: dict[str, str],
+        ref: str,
+        intro: str,
+        email: str,
+    ) -> Reply:
+        """Store an answer (its link checked), or say why not, in the current language."""
+        answers = {q["id"]: form.get(q["id"], "") for q in survey.questions}
         if email and (wait := self.by_email.allow(email)):
             return too_many(wait)
         try:
@@ -237,24 +262,24 @@ class SurveyApp:
         except ValidationFailed as exc:
             return Reply(400, self._form(survey, {**query, "ref": ref}, intro, form, exc.errors))
         except InvalidLink as exc:
-            return Reply(403, message_page("Link not valid", str(exc)))
+            return Reply(403, message_page(_("Link not valid"), str(exc)))
         except (Conflict, IntegrityError):  # answered meanwhile (the unique index saw it)
-            return Reply(409, message_page("Already answered", ALREADY))
-        return Reply(200, message_page("Thank you", THANKS))
+            return Reply(409, message_page(_("Already answered"), _(ALREADY)))
+        return Reply(200, message_page(_("Thank you"), _(THANKS)))
 
     def hall_board(self, method: str, path: str, query: dict[str, str]) -> Reply:
         """The hall board's page, or its rows for the page's poll."""
         if method not in ("GET", "HEAD"):
-            return Reply(405, message_page("Not allowed", "The board can only be read."))
+            return Reply(405, message_page(_("Not allowed"), _("The board can only be read.")))
         try:
             fontsize = font_size(query.get(FONT_PARAM))
         except FontSizeRefused as exc:
-            raise BadRequest(str(exc), title="Not a valid board address") from None
+            raise BadRequest(str(exc), title=_("Not a valid board address")) from None
         try:
             rows = self.board.rows()
         except DeskError as exc:
             log.warning("the board cannot read the desk: %s", exc)
-            return Reply(503, message_page("Sorry", "The board is not available just now."))
+            return Reply(503, message_page(_("Sorry"), _("The board is not available just now.")))
         if path == ROWS_PATH:
             return Reply(200, rows)
         return Reply(
@@ -272,6 +297,14 @@ class SurveyApp:
             except NotFound:
                 return None
             return survey if survey.kind in PUBLIC_KINDS else None
+
+    def _desk_language(self) -> str:
+        """The desk's language setting (English when the desk cannot be read)."""
+        try:
+            with read_session(self.engine) as session:
+                return desk_language(session)
+        except (DeskError, SQLAlchemyError):
+            return DEFAULT_LANGUAGE
 
     def _make_secret(self) -> None:
         """The desk's signing secret exists, made once in one write transaction if not, so
@@ -298,13 +331,22 @@ class SurveyApp:
             except InvalidLink as exc:
                 if viewed_from is not None and (wait := self.by_address.allow(viewed_from)):
                     return too_many(wait)
-                return Reply(403, message_page("Link not valid", f"{exc}. " + FORGED_HINT))
+                return Reply(
+                    403,
+                    message_page(
+                        _("Link not valid"),
+                        _("{problem}. {hint}").format(problem=exc, hint=_(FORGED_HINT)),
+                    ),
+                )
+            language = ticket_language(session, target.ticket)
             if already_answered(session, target):
-                return Reply(409, message_page("Already answered", ALREADY))
-            expert = target.expert.name if target.expert else "our expert"
+                with in_language(language):
+                    return Reply(409, message_page(_("Already answered"), _(ALREADY)))
             return LinkCheck(
-                intro=f"How did {expert} do with your ticket {target.ticket.key}?",
+                key=target.ticket.key or "",
+                expert=target.expert.name if target.expert else "",
                 email=(target.ticket.customer_email or "").strip().lower(),
+                language=language,
             )
 
     def _form(
@@ -318,10 +360,11 @@ class SurveyApp:
         action = "/" + quote(survey.name)
         if query:
             action += "?" + urlencode(query)
+        shown = survey_in_language(survey, current_language(), self._desk_language())
         return form_page(
-            title=survey.title,
+            title=shown.title,
             intro=intro,
-            questions=survey.questions,
+            questions=shown.questions,
             action=action,
             values=values,
             errors=errors,
@@ -333,9 +376,14 @@ def too_many(wait: float) -> Reply:
     return Reply(
         429,
         message_page(
-            "Too many answers",
-            "Too many answers were sent from here or for this email address. Nothing was "
-            f"recorded: please try again in {minutes} minute{'s' if minutes > 1 else ''}.",
+            _("Too many answers"),
+            ngettext(
+                "Too many answers were sent from here or for this email address. Nothing was "
+                "recorded: please try again in {n} minute.",
+                "Too many answers were sent from here or for this email address. Nothing was "
+                "recorded: please try again in {n} minutes.",
+                minutes,
+            ).format(n=minutes),
         ),
         retry_after=math.ceil(wait),
     )
@@ -347,46 +395,3 @@ def _email_answer(survey: Survey, form: dict[str, str]) -> str:
         if question.get("type") == "email":
             return form.get(str(question["id"]), "").strip().lower()
     return ""
-
-
-def request_path(environ: dict[str, Any]) -> str:
-    """The path as text: the server hands over its bytes as latin-1 (PEP 3333), decoded once."""
-    try:
-        return str(environ.get("PATH_INFO", "/")).encode("latin-1").decode("utf-8")
-    except UnicodeError:
-        raise BadRequest("This address is not valid.") from None
-
-
-def parse_fields(raw: str, *, what: str) -> dict[str, str]:
-    """``a=1&b=2`` (a query string, or a form's body as latin-1 text) as text, the first value
-    of each name; BadRequest when it is not valid UTF-8, has too many fields or control
-    characters."""
-    try:
-        text = raw.encode("latin-1").decode("utf-8")
-        parsed = parse_qs(text, keep_blank_values=True, errors="strict", max_num_fields=MAX_FIELDS)
-    except (UnicodeError, ValueError):
-        hint = " " + FORGED_HINT if what == "address" else ""
-        raise BadRequest(f"This {what} is not valid.{hint}", title=f"Not a valid {what}") from None
-    # A textarea's line breaks arrive as CRLF: stored as LF (the rule for long answers).
-    fields = {k: v[0].replace("\r\n", "\n") for k, v in parsed.items()}
-    if any(text_problem(k) or text_problem(v, lines=True) for k, v in fields.items()):
-        raise BadRequest(
-            f"This {what} holds characters that are not allowed.", title=f"Not a valid {what}"
-        )
-    return fields
-
-
-def read_form(environ: dict[str, Any]) -> dict[str, str]:
-    """The posted form's fields; BadRequest for another content type, or one too long or not
-    valid (the server has already refused a body over MAX_BODY_BYTES)."""
-    content_type = str(environ.get("CONTENT_TYPE") or FORM_TYPE).split(";")[0].strip().lower()
-    if content_type != FORM_TYPE:
-        raise BadRequest("Use the form to answer the survey.", status=415, title="Not allowed")
-    try:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        raise BadRequest("This answer is not valid.", title="Not valid") from None
-    if length > MAX_BODY_BYTES:
-        raise BadRequest("The answer is too long to send.", status=413, title="Too long")
-    raw = environ["wsgi.input"].read(length) if length > 0 else b""
-    return parse_fields(raw.decode("latin-1"), what="answer")

@@ -32,6 +32,7 @@ from functools import cache
 from sqlalchemy import Engine
 
 from cxdesk.errors import DeskError
+from cxdesk.i18n import _
 from cxdesk.store.db import read_session
 from cxdesk.store.hall import HallBoard, hall_board
 from cxdesk.store.waiting import wait_in_words
@@ -61,7 +62,9 @@ def font_size(raw: str | None) -> int:
         FONT_MIN <= int(raw) <= FONT_MAX
     ):
         raise FontSizeRefused(
-            f"fontsize must be a whole number of pixels from {FONT_MIN} to {FONT_MAX}."
+            _("fontsize must be a whole number of pixels from {low} to {high}.").format(
+                low=FONT_MIN, high=FONT_MAX
+            )
         )
     return int(raw)
 

@@ -1,5 +1,9 @@
 """The survey pages, rendered from the Jinja2 templates in ``templates/`` (autoescaped).
 
+Every page is rendered in the current language (``cxdesk.i18n.in_language``: the customer's for
+a survey link's page, else the desk's): the templates' text goes through the catalog with
+Jinja2's i18n extension, and ``<html lang>`` says which language it is.
+
 Plain, accessible HTML without JavaScript: every question has a visible label; scales and
 choices are radio buttons in a fieldset whose legend is the question; required questions
 say so in words and carry ``required``; after a refused submit an error summary (role
@@ -16,19 +20,33 @@ from typing import Any
 
 import jinja2
 
+from cxdesk.i18n import _, current_language, ngettext, pgettext
+
 SCALE_MAX_OPTIONS = 11
 """A number question with at most this many values (0-10) is a row of radio buttons."""
 
 
 @cache
 def _templates() -> jinja2.Environment:
-    return jinja2.Environment(
+    environment = jinja2.Environment(
         loader=jinja2.PackageLoader("cxdesk.web", "templates"),
         autoescape=True,  # every template is HTML
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        extensions=["jinja2.ext.i18n"],
     )
+    # As scripts/catalogs.py extracts them: a {% trans %} block's whitespace is trimmed.
+    environment.policies["ext.i18n.trimmed"] = True
+    i18n: Any = environment  # the extension adds install_gettext_callables
+    i18n.install_gettext_callables(gettext=_, ngettext=ngettext, pgettext=pgettext, newstyle=True)
+    environment.globals["page_language"] = page_language
+    return environment
+
+
+def page_language() -> str:
+    """The ``<html lang>`` of a page: the language it is rendered in."""
+    return current_language()
 
 
 def render(template: str, **values: Any) -> str:
@@ -42,7 +60,7 @@ def message_page(title: str, message: str) -> str:
 
 def index_page(surveys: Sequence[Mapping[str, str]]) -> str:
     """The open surveys, each ``{"name": ..., "title": ...}``."""
-    return render("index.html", title="Surveys", surveys=surveys)
+    return render("index.html", title=_("Surveys"), surveys=surveys)
 
 
 @dataclass(frozen=True)
