@@ -21,12 +21,14 @@ from cxdesk.cli.common import (
     print_table,
     proven,
     proven_admin,
+    report_title,
     setup_actor,
 )
 from cxdesk.config import load_settings
 from cxdesk.engine.dispatch import unit_of_work
 from cxdesk.engine.responses import import_responses
 from cxdesk.errors import DeskError
+from cxdesk.i18n import N_, _
 from cxdesk.store import campaigns as campaign_ops
 from cxdesk.store import contacts as contact_ops
 from cxdesk.store import reports
@@ -34,15 +36,15 @@ from cxdesk.store.csv_files import ImportReport, read_csv
 from cxdesk.store.db import read_session, transaction
 from cxdesk.text import printable
 
-contact_app = typer.Typer(help="The contact directory campaigns reach.", no_args_is_help=True)
-responses_app = typer.Typer(help="Survey answers collected elsewhere.", no_args_is_help=True)
-survey_app = typer.Typer(help="The survey web server customers answer.", no_args_is_help=True)
-report_app = typer.Typer(help="Results: CSAT and NPS, service levels.", no_args_is_help=True)
+contact_app = typer.Typer(help=N_("The contact directory campaigns reach."), no_args_is_help=True)
+responses_app = typer.Typer(help=N_("Survey answers collected elsewhere."), no_args_is_help=True)
+survey_app = typer.Typer(help=N_("The survey web server customers answer."), no_args_is_help=True)
+report_app = typer.Typer(help=N_("Results: CSAT and NPS, service levels."), no_args_is_help=True)
 campaign_app = typer.Typer(
-    help="Proactive campaigns: a tagged ticket per contact.", no_args_is_help=True
+    help=N_("Proactive campaigns: a tagged ticket per contact."), no_args_is_help=True
 )
 
-FILTER_HELP = (
+FILTER_HELP = N_(
     "ATTR=VALUE (also !=, <, <=, >, >=; = ignores case; < and > compare text, e.g. ISO "
     "dates); repeatable, all must hold."
 )
@@ -56,7 +58,7 @@ def _print_problems(report: ImportReport) -> None:
 
 @contact_app.command("import")
 def contact_import(
-    file: Path = typer.Argument(..., help="CSV with name, email, phone and any other columns."),
+    file: Path = typer.Argument(..., help=N_("CSV with name, email, phone and any other columns.")),
     as_user: str | None = ADMIN_AS_OPTION,
 ) -> None:
     """Import contacts: extra columns become attributes; a known email is updated.
@@ -78,7 +80,7 @@ def contact_import(
 @contact_app.command("list")
 def contact_list(
     filters: list[str] = typer.Option([], "--filter", help=FILTER_HELP),  # noqa: B006
-    limit: int = typer.Option(200, "--limit", min=1, help="Show at most this many."),
+    limit: int = typer.Option(200, "--limit", min=1, help=N_("Show at most this many.")),
     as_json: bool = typer.Option(False, "--json"),
     as_user: str | None = AS_OPTION,
 ) -> None:
@@ -94,7 +96,7 @@ def contact_list(
         return
     print_table(
         f"Contacts ({total} matching" + (f", first {len(records)})" if total > limit else ")"),
-        ["name", "email", "phone", "attributes"],
+        [N_("name"), N_("email"), N_("phone"), N_("attributes")],
         [
             (
                 r["name"],
@@ -109,14 +111,14 @@ def contact_list(
 
 @campaign_app.command("create")
 def campaign_create(
-    name: str = typer.Argument(..., help="Unique; becomes a tag on every ticket."),
+    name: str = typer.Argument(..., help=N_("Unique; becomes a tag on every ticket.")),
     filters: list[str] = typer.Option([], "--filter", help=FILTER_HELP),  # noqa: B006
-    subject: str = typer.Option(..., "--subject", help="Each ticket's title."),
-    description: str = typer.Option("", "--description", help="Stored as ticket data."),
-    team: str = typer.Option(..., "--team", help="The team whose queue gets the tickets."),
+    subject: str = typer.Option(..., "--subject", help=N_("Each ticket's title.")),
+    description: str = typer.Option("", "--description", help=N_("Stored as ticket data.")),
+    team: str = typer.Option(..., "--team", help=N_("The team whose queue gets the tickets.")),
     status: str = typer.Option("new", "--status"),
-    assignee: str | None = typer.Option(None, "--assignee", help="Owner: a member of --team."),
-    preview: bool = typer.Option(False, "--preview", help="Count and show; create nothing."),
+    assignee: str | None = typer.Option(None, "--assignee", help=N_("Owner: a member of --team.")),
+    preview: bool = typer.Option(False, "--preview", help=N_("Count and show; create nothing.")),
     as_user: str | None = ADMIN_AS_OPTION,
 ) -> None:
     """Open a ticket for every contact matching the filters (at most 1,000), in one go."""
@@ -139,7 +141,9 @@ def campaign_create(
             f"Campaign {plan.spec.name} would create {plan.count} ticket(s) "
             f"for team {plan.spec.team}, tagged {plan.spec.name!r}: {plan.spec.subject}"
         )
-        print_table(f"First {len(rows)} of {plan.count}", ["customer", "email", "phone"], rows)
+        print_table(
+            f"First {len(rows)} of {plan.count}", [N_("customer"), N_("email"), N_("phone")], rows
+        )
         return
     with unit_of_work(engine) as session:
         campaign, tickets = campaign_ops.send_campaign(
@@ -158,15 +162,19 @@ def campaign_list(as_user: str | None = AS_OPTION) -> None:
     proven(as_user)
     with read_session(desk_engine()) as session:
         rows = campaign_ops.campaign_rows(session)
-    print_table("Campaigns", ["name", "subject", "team", "status", "tickets", "created"], rows)
+    print_table(
+        N_("Campaigns"),
+        [N_("name"), N_("subject"), N_("team"), N_("status"), N_("tickets"), N_("created")],
+        rows,
+    )
 
 
 @responses_app.command("import")
 def responses_import(
     file: Path = typer.Argument(
-        ..., help="CSV whose columns are the survey's question ids (and optionally ticket)."
+        ..., help=N_("CSV whose columns are the survey's question ids (and optionally ticket).")
     ),
-    survey: str = typer.Option(..., "--survey", help="The survey answered, e.g. nps."),
+    survey: str = typer.Option(..., "--survey", help=N_("The survey answered, e.g. nps.")),
     as_user: str | None = ADMIN_AS_OPTION,
 ) -> None:
     """Import answers as survey responses; their workflows run (NPS 0-6: detractor ticket).
@@ -191,9 +199,9 @@ def _number(value: float | None, suffix: str = "") -> str:
 
 @report_app.command("csat")
 def report_csat(
-    by: str | None = typer.Option(None, "--by", help="expert or team."),
+    by: str | None = typer.Option(None, "--by", help=N_("expert or team.")),
     since: str | None = typer.Option(
-        None, "--since", help="YYYY-MM-DD (local day) or 24h, 7d, 2w."
+        None, "--since", help=N_("YYYY-MM-DD (local day) or 24h, 7d, 2w.")
     ),
     as_json: bool = typer.Option(False, "--json"),
     as_user: str | None = AS_OPTION,
@@ -206,19 +214,18 @@ def report_csat(
     if as_json:
         print_json([row.to_dict() for row in rows])
         return
-    title = "CSAT and NPS" + (f" by {by}" if by else "") + (f" since {since}" if since else "")
     print_table(
-        title,
+        report_title(N_("CSAT and NPS"), by, since),
         [
             by or "",
-            "CSAT",
-            "CSAT answers",
-            "avg (1-5)",
-            "NPS",
-            "NPS answers",
-            "promoters",
-            "passives",
-            "detractors",
+            N_("CSAT"),
+            N_("CSAT answers"),
+            N_("avg (1-5)"),
+            N_("NPS"),
+            N_("NPS answers"),
+            N_("promoters"),
+            N_("passives"),
+            N_("detractors"),
         ],
         [
             (
@@ -239,7 +246,7 @@ def report_csat(
 
 @survey_app.command("serve")
 def survey_serve(
-    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    host: str = typer.Option("127.0.0.1", "--host", help=N_("Address to listen on.")),
     port: int = typer.Option(8765, "--port", min=1, max=65535),
 ) -> None:
     """Serve the CSAT and NPS surveys as web forms until Ctrl+C.
@@ -259,7 +266,9 @@ def survey_serve(
     except OSError as exc:
         raise DeskError(f"Cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     except ValueError as exc:
-        raise DeskError(f"Cannot listen on {host}:{port}: {exc}") from None
+        raise DeskError(
+            _("Cannot listen on {host}:{port}: {exc}").format(host=host, port=port, exc=exc)
+        ) from None
     console.print(
         f"Surveys served on http://{host}:{port}/ (CSAT links point to "
         f"{settings.resolved_survey_url}/csat); Ctrl+C stops."

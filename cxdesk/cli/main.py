@@ -1,4 +1,6 @@
-"""``cxdesk``: the entry point. Registers every command group; turns DeskError into one line."""
+"""``cxdesk``: the entry point. Registers every command group; speaks the CLI's language
+(``use_cli_language``, help texts translated on the built commands); turns DeskError into one
+line."""
 
 from __future__ import annotations
 
@@ -23,14 +25,16 @@ from cxdesk.cli import (
     views,
     workflows,
 )
-from cxdesk.cli.common import err_console
+from cxdesk.cli.common import err_console, error_line, use_cli_language
+from cxdesk.cli.help_text import translated_command
 from cxdesk.cli.mail import mail_app
 from cxdesk.errors import DeskError
+from cxdesk.i18n import N_, _
 from cxdesk.text import printable
 
 app = typer.Typer(
     name="cxdesk",
-    help="A closed-loop support desk that lives in the terminal.",
+    help=N_("A closed-loop support desk that lives in the terminal."),
     no_args_is_help=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
@@ -62,10 +66,12 @@ app.add_typer(sla.sla_app, name="sla")
 
 
 def main() -> None:
+    use_cli_language()
+    command = translated_command(typer.main.get_command(app))
     try:
-        app()
+        command()
     except DeskError as exc:
-        err_console.print(printable(f"Error: {exc}"), soft_wrap=True)
+        err_console.print(printable(error_line(str(exc))), soft_wrap=True)
         sys.exit(1)
     except (SQLAlchemyError, OSError) as exc:
         # The desk database is missing, unreachable, not a database, or its folder is not
@@ -73,8 +79,9 @@ def main() -> None:
         reason = getattr(exc, "orig", None) or exc
         first = (str(reason).strip().splitlines() or [type(exc).__name__])[0]
         if "unable to open database file" in first or "readonly database" in first:
-            first += " (the file or its folder is missing or read-only; nothing was changed)"
-        err_console.print(f"Error: Cannot use the desk database: {first}", soft_wrap=True)
+            first += _(" (the file or its folder is missing or read-only; nothing was changed)")
+        message = _("Cannot use the desk database: {reason}").format(reason=first)
+        err_console.print(error_line(message), soft_wrap=True)
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)

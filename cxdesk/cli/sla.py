@@ -13,13 +13,14 @@ from sqlmodel import select
 from cxdesk.cli.common import AS_OPTION, console, desk_engine, print_json, print_table, proven
 from cxdesk.engine.sla_clock import WEEKDAYS, format_spans, next_open
 from cxdesk.errors import NotFound
+from cxdesk.i18n import N_, _
 from cxdesk.store.db import read_session
 from cxdesk.store.models import SlaCalendar, SlaPolicy, Team, utcnow
 from cxdesk.store.sla_policies import TARGET_KEYS, get_calendar, get_policy, list_policies
 from cxdesk.text import printable
 
 sla_app = typer.Typer(
-    help="Service levels: SLA policies and their calendars.", no_args_is_help=True
+    help=N_("Service levels: SLA policies and their calendars."), no_args_is_help=True
 )
 
 
@@ -61,7 +62,7 @@ def sla_list(
         print_json(policies)
         return
     if not policies:
-        console.print("No SLA policies: tickets get no due times (see README, Service levels).")
+        console.print(_("No SLA policies: tickets get no due times (see README, Service levels)."))
         return
     print_table(
         "SLA policies (first match applies)",
@@ -137,9 +138,16 @@ def sla_show(
         for key in TARGET_KEYS:
             label = key.removesuffix("_minutes").replace("_", " ")
             console.print(f"  {label:15} {_minutes(record[key])}", markup=False)
-        console.print(f"  warning at      {policy.warn_percent}% of each target", markup=False)
+        console.print(
+            _("  warning at      {warn_percent}% of each target").format(
+                warn_percent=policy.warn_percent
+            ),
+            markup=False,
+        )
         if calendar is None:
-            console.print("  calendar        none: the clock runs around the clock", markup=False)
+            console.print(
+                _("  calendar        none: the clock runs around the clock"), markup=False
+            )
     if calendar is None:
         return
     console.print(
@@ -148,13 +156,13 @@ def sla_show(
     )
     print_table(
         "Weekly hours",
-        ["day", "hours"],
+        [N_("day"), N_("hours")],
         [(day, format_spans(calendar.weekly.get(day) or [])) for day in WEEKDAYS],
     )
     if calendar.exceptions:
         print_table(
             "Exceptions",
-            ["date", "name", "hours"],
+            [N_("date"), N_("name"), N_("hours")],
             [(str(item.get("date")), item.get("name") or "", format_spans(item.get("hours") or []))
              for item in sorted(calendar.exceptions, key=lambda item: str(item.get("date")))],
         )  # fmt: skip

@@ -23,6 +23,7 @@ from cxdesk.engine.near_front import tell_near_front
 from cxdesk.engine.scheduled import schedule_after_event
 from cxdesk.engine.tasks import TaskRun, run_task
 from cxdesk.errors import DeskError
+from cxdesk.i18n import _
 from cxdesk.store.assign import Assigned, auto_assign
 from cxdesk.store.db import read_session, transaction
 from cxdesk.store.events import take_pending_events
@@ -102,7 +103,9 @@ def dispatch_pending(session: Session) -> None:
         for event_id in pending:
             handled += 1
             if handled > MAX_EVENTS_PER_TRANSACTION:
-                raise DeskError("Workflows keep triggering each other; stopped (check for a loop)")
+                raise DeskError(
+                    _("Workflows keep triggering each other; stopped (check for a loop)")
+                )
             event = session.get(Event, event_id)
             if event is not None and event.dispatched_at is None:
                 dispatch_event(session, event)

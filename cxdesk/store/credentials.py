@@ -18,6 +18,7 @@ from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
 from cxdesk.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from cxdesk.i18n import _
 from cxdesk.store.directory import get_user, require_admin
 from cxdesk.store.models import ApiToken, LoginSession, User, utcnow
 
@@ -94,12 +95,14 @@ def create_token(session: Session, *, actor: User | None, name: str, username: s
     require_admin(actor)
     name = name.strip()
     if not name or len(name) > 100 or not name.isprintable():
-        raise ValidationFailed({"name": "must be 1-100 printable characters"})
+        raise ValidationFailed({"name": _("must be 1-100 printable characters")})
     user = get_user(session, username)
     if not user.active:
-        raise Conflict(f"User {username!r} is deactivated")
+        raise Conflict(_("User {username!r} is deactivated").format(username=username))
     if session.exec(select(ApiToken).where(ApiToken.name == name)).first() is not None:
-        raise Conflict(f"A token named {name!r} exists already (names stay after a revoke)")
+        raise Conflict(
+            _("A token named {name!r} exists already (names stay after a revoke)").format(name=name)
+        )
     assert user.id is not None
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     session.add(
@@ -128,9 +131,9 @@ def revoke_token(session: Session, *, actor: User | None, name: str) -> None:
     require_admin(actor)
     row = session.exec(select(ApiToken).where(ApiToken.name == name)).first()
     if row is None:
-        raise NotFound(f"No token named {name!r}")
+        raise NotFound(_("No token named {name!r}").format(name=name))
     if row.revoked_at is not None:
-        raise Conflict(f"Token {name!r} was revoked already")
+        raise Conflict(_("Token {name!r} was revoked already").format(name=name))
     row.revoked_at = utcnow()
     session.add(row)
 
