@@ -95,7 +95,11 @@ def contact_list(
         print_json(records)
         return
     print_table(
-        f"Contacts ({total} matching" + (f", first {len(records)})" if total > limit else ")"),
+        (
+            _("Contacts ({total} matching, first {n})")
+            if total > limit
+            else _("Contacts ({total} matching)")
+        ).format(total=total, n=len(records)),
         [N_("name"), N_("email"), N_("phone"), N_("attributes")],
         [
             (
@@ -138,11 +142,21 @@ def campaign_create(
             plan = campaign_ops.plan_campaign(session, spec)
             rows = [(c.name, c.email, c.phone) for c in plan.first]
         console.print(
-            f"Campaign {plan.spec.name} would create {plan.count} ticket(s) "
-            f"for team {plan.spec.team}, tagged {plan.spec.name!r}: {plan.spec.subject}"
+            _(
+                "Campaign {name} would create {n} ticket(s) for team {team}, tagged {tag!r}: "
+                "{subject}"
+            ).format(
+                name=plan.spec.name,
+                n=plan.count,
+                team=plan.spec.team,
+                tag=plan.spec.name,
+                subject=plan.spec.subject,
+            )
         )
         print_table(
-            f"First {len(rows)} of {plan.count}", [N_("customer"), N_("email"), N_("phone")], rows
+            _("First {n} of {count}").format(n=len(rows), count=plan.count),
+            [N_("customer"), N_("email"), N_("phone")],
+            rows,
         )
         return
     with unit_of_work(engine) as session:
@@ -151,8 +165,17 @@ def campaign_create(
         )
         keys = [t.key for t in tickets]
     console.print(
-        f"Campaign {campaign.name} created {len(keys)} ticket(s) ({keys[0]} to {keys[-1]}), "
-        f"tagged {campaign.name!r}; saved view {campaign_ops.view_name(campaign.name)!r}."
+        _(
+            "Campaign {name} created {n} ticket(s) ({first} to {last}), tagged {tag!r}; "
+            "saved view {view!r}."
+        ).format(
+            name=campaign.name,
+            n=len(keys),
+            first=keys[0],
+            last=keys[-1],
+            tag=campaign.name,
+            view=campaign_ops.view_name(campaign.name),
+        )
     )
 
 
@@ -270,8 +293,10 @@ def survey_serve(
             _("Cannot listen on {host}:{port}: {exc}").format(host=host, port=port, exc=exc)
         ) from None
     console.print(
-        f"Surveys served on http://{host}:{port}/ (CSAT links point to "
-        f"{settings.resolved_survey_url}/csat); Ctrl+C stops."
+        _(
+            "Surveys served on http://{host}:{port}/ (CSAT links point to {url}/csat); "
+            "Ctrl+C stops."
+        ).format(host=host, port=port, url=settings.resolved_survey_url)
     )
     console.print(f"Limits: {limits.limits_line()}", highlight=False)
     console.print(limits.twilio_sms_line, highlight=False)

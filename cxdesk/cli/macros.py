@@ -125,7 +125,10 @@ def macro_add(
             replace=replace,
         )  # fmt: skip
         what = ops.describe(macro)
-    console.print(printable(f"Macro {macro.name} saved: {what}", lines=False), soft_wrap=True)
+    console.print(
+        printable(_("Macro {name} saved: {what}").format(name=macro.name, what=what), lines=False),
+        soft_wrap=True,
+    )
 
 
 @macro_app.command("list")
@@ -174,7 +177,7 @@ def macro_delete(name: str, as_user: str | None = ADMIN_AS_OPTION) -> None:
     admin = proven_admin(as_user)
     with transaction(desk_engine()) as session:
         ops.delete_macro(session, actor=setup_actor(session, admin), name=name)
-    console.print(printable(f"Macro {name} deleted.", lines=False))
+    console.print(printable(_("Macro {name} deleted.").format(name=name), lines=False))
 
 
 @ticket_app.command("macro")

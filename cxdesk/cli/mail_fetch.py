@@ -51,7 +51,10 @@ def mail_fetch(
             raise typer.Exit(1)
         return
     console.print(
-        f"Fetching {settings.folder} from {settings.address}; Ctrl+C stops it.", soft_wrap=True
+        _("Fetching {folder} from {address}; Ctrl+C stops it.").format(
+            folder=settings.folder, address=settings.address
+        ),
+        soft_wrap=True,
     )
     run_until_signalled(
         fetch_loop(fetcher),

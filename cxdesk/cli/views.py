@@ -15,11 +15,10 @@ import typer
 from cxdesk.cli.common import AS_OPTION, acting_user, desk_engine, print_table, proven
 from cxdesk.cli.tickets import tickets_app
 from cxdesk.errors import DeskError
-from cxdesk.i18n import N_, _
+from cxdesk.i18n import N_, _, ngettext
 from cxdesk.store.db import read_session, transaction
 from cxdesk.store.export import FORMATS, export_tickets
 from cxdesk.store.views import (
-    DEFAULT_DAYS,
     Sort,
     TicketFilter,
     build_filter,
@@ -32,8 +31,8 @@ from cxdesk.store.views import (
 
 view_app = typer.Typer(help=N_("Saved views: named ticket-list filters."), no_args_is_help=True)
 
-DAYS_OPTION = typer.Option(
-    None, "--days", help=f"Created in the last N days (default {DEFAULT_DAYS}; 0 = all time)."
+DAYS_OPTION = typer.Option(  # 30: store.views.DEFAULT_DAYS (help text is fixed at import)
+    None, "--days", help=N_("Created in the last N days (default 30; 0 = all time).")
 )
 FROM_OPTION = typer.Option(None, "--from", help=N_("Created on or after this day (YYYY-MM-DD)."))
 TO_OPTION = typer.Option(None, "--to", help=N_("Created on or before this day (YYYY-MM-DD)."))
@@ -85,7 +84,12 @@ def tickets_export(
         labels=CLI_LABELS,
     )  # fmt: skip
     written = export_tickets(desk_engine(), flt, output, fmt=fmt, sort=order)
-    typer.echo(f"{written} tickets written to {output} ({flt.describe()}).")
+    said = ngettext(
+        "{n} ticket written to {path} ({filter}).",
+        "{n} tickets written to {path} ({filter}).",
+        written,
+    )
+    typer.echo(said.format(n=written, path=output, filter=flt.describe()))
 
 
 @view_app.command("save")
@@ -110,7 +114,7 @@ def view_save(
     who = proven(as_user)
     with transaction(desk_engine()) as session:
         saved = save_view(session, actor=acting_user(session, who), name=name, flt=flt)
-    typer.echo(f"View {saved.name!r} saved: {flt.describe()}.")
+    typer.echo(_("View {name!r} saved: {filter}.").format(name=saved.name, filter=flt.describe()))
 
 
 @view_app.command("list")

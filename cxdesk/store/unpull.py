@@ -32,7 +32,7 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from cxdesk.errors import Conflict, PermissionDenied
-from cxdesk.i18n import _
+from cxdesk.i18n import _, ngettext
 from cxdesk.store.events import record_event
 from cxdesk.store.models import Event, OutboxMessage, Ticket, User, utcnow
 from cxdesk.store.ticket_versions import NEXT_VERSION
@@ -63,16 +63,27 @@ class Unpulled:
 
     def summary(self) -> str:
         """The one-line answer: "EXP-3 is back in queue 360; 2 messages cancelled"."""
-        said = f"{self.key} is back in queue {self.queue}; {_messages(self.cancelled)} cancelled"
+        said = [
+            _("{key} is back in queue {queue}").format(key=self.key, queue=self.queue),
+            ngettext("{n} message cancelled", "{n} messages cancelled", self.cancelled).format(
+                n=self.cancelled
+            ),
+        ]
         if self.sending:
-            said += f"; {_messages(self.sending)} already being sent could not be stopped"
+            said.append(
+                ngettext(
+                    "{n} message already being sent could not be stopped",
+                    "{n} messages already being sent could not be stopped",
+                    self.sending,
+                ).format(n=self.sending)
+            )
         if self.sent:
-            said += f"; {_messages(self.sent)} already sent"
-        return said
-
-
-def _messages(count: int) -> str:
-    return f"{count} message" if count == 1 else f"{count} messages"
+            said.append(
+                ngettext("{n} message already sent", "{n} messages already sent", self.sent).format(
+                    n=self.sent
+                )
+            )
+        return _("; ").join(said)
 
 
 def undo_window_left(pulled_at: datetime | None, now: datetime | None = None) -> float:
