@@ -275,8 +275,12 @@ def apply_macro(
     if macro.team_id is not None and macro.team_id != ticket.team_id:
         teams = team_names(session)
         raise PermissionDenied(
-            f"Macro {macro.name!r} is for team {teams.get(macro.team_id)}; {ticket.key} is on "
-            f"team {teams.get(ticket.team_id)}"
+            _("Macro {name!r} is for team {team}; {key} is on team {ticket_team}").format(
+                name=macro.name,
+                team=teams.get(macro.team_id),
+                key=ticket.key,
+                ticket_team=teams.get(ticket.team_id),
+            )
         )
     assert ticket.key is not None
     by_type = {str(action["type"]): action for action in macro.actions}

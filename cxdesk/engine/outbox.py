@@ -445,12 +445,18 @@ def retry(session: Session, *, outbox_id: int) -> OutboxMessage:
     if message is None:
         raise NotFound(_("No outbox message #{outbox_id}").format(outbox_id=outbox_id))
     if message.status not in ("failed", "dead"):
-        raise Conflict(f"Outbox message #{outbox_id} is {message.status}; only failed or dead "
-                       "messages can be retried")  # fmt: skip
+        raise Conflict(
+            _(
+                "Outbox message #{outbox_id} is {status}; only failed or dead messages can be "
+                "retried"
+            ).format(outbox_id=outbox_id, status=message.status)
+        )
     if message.valid_until is not None and message.valid_until <= utcnow():
         until = f"{message.valid_until:%Y-%m-%d %H:%M} UTC"
         raise Conflict(
-            f"Outbox message #{outbox_id} was worth sending until {until}: it would go stale"
+            _(
+                "Outbox message #{outbox_id} was worth sending until {until}: it would go stale"
+            ).format(outbox_id=outbox_id, until=until)
         )
     message.status, message.due_at, message.attempts = "pending", utcnow(), 0
     message.claimed_until = None

@@ -112,13 +112,17 @@ def plan_campaign(session: Session, spec: CampaignSpec) -> CampaignPlan:
     ).one()
     if tagged:
         raise Conflict(
-            f"{tagged} ticket(s) already carry the tag {spec.name!r}: pick another campaign name"
+            _("{n} ticket(s) already carry the tag {tag!r}: pick another campaign name").format(
+                n=tagged, tag=spec.name
+            )
         )
     named_view = select(SavedView).where(
         col(SavedView.owner_id).is_(None), SavedView.name == view_name(spec.name)
     )
     if session.exec(named_view).first() is not None:
-        raise Conflict(f"A shared view named {view_name(spec.name)!r} already exists")
+        raise Conflict(
+            _("A shared view named {name!r} already exists").format(name=view_name(spec.name))
+        )
     team = get_team(session, spec.team)
     get_status(session, spec.status)
     if spec.assignee:

@@ -141,7 +141,7 @@ def check_contact_rows(
     lowered = {column.lower(): column for column in csv_file.columns}
     if "email" not in lowered:
         raise DeskError(
-            "The contacts file needs an 'email' column (and 'name'; 'phone' is optional)"
+            _("The contacts file needs an 'email' column (and 'name'; 'phone' is optional)")
         )
     if "name" not in lowered:
         raise DeskError(_("The contacts file needs a 'name' column"))

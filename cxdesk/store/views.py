@@ -273,7 +273,9 @@ class Sort:
     def __post_init__(self) -> None:
         if self.column not in _SORT_EXPRESSIONS:
             raise DeskError(
-                f"Cannot sort by {self.column!r} (one of: {', '.join(_SORT_EXPRESSIONS)})"
+                _("Cannot sort by {column!r} (one of: {choices})").format(
+                    column=self.column, choices=", ".join(_SORT_EXPRESSIONS)
+                )
             )
 
 
