@@ -30,9 +30,9 @@ workflow_app = typer.Typer(
 def _when(workflow: Workflow) -> str:
     """A workflow's trigger in words: its event (and delay) or its schedule."""
     if workflow.schedule is not None:
-        return f"schedule: {workflow.schedule}"
+        return _("schedule: {schedule}").format(schedule=workflow.schedule)
     if workflow.delay_minutes:
-        return f"{workflow.event} + {workflow.delay_minutes} min"
+        return _("{event} + {n} min").format(event=workflow.event, n=workflow.delay_minutes)
     return workflow.event
 
 
@@ -46,10 +46,10 @@ def workflow_list(as_user: str | None = AS_OPTION) -> None:
         for w in ops.list_workflows(session):
             upcoming = next_run(session, w)
             when = f"{upcoming.astimezone(zone):%Y-%m-%d %H:%M}" if upcoming else ""
-            rows.append((w.name, _when(w), w.survey_name, "on" if w.enabled else "off",
+            rows.append((w.name, _when(w), w.survey_name, _("on") if w.enabled else _("off"),
                          len(w.tasks), when))  # fmt: skip
     print_table(
-        f"Workflows (times in {zone})",
+        _("Workflows (times in {zone})").format(zone=zone),
         [N_("name"), N_("event"), N_("survey"), N_("enabled"), N_("tasks"), N_("next run")],
         rows,
     )
