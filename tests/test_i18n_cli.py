@@ -5,12 +5,14 @@ environment asks for nothing else (the ``cli`` fixture sets ``LANGUAGE=en``)."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from sqlalchemy import Engine
 
-from cxdesk.i18n import current_language
+from cxdesk.i18n import PSEUDO, current_language
 from tests.cli_helpers import Cli, CliResult, dump_tables
+from tests.pseudo import untranslated
 
 CHECKIN = ["checkin", "--as", "vera", "--answer", "first_name=Zoé", "--answer", "last_name=Roux"]
 PRODUCT = ["--answer", "product=Stats iQ", "--answer", "email=zoe@example.com"]
@@ -124,3 +126,25 @@ def test_json_is_the_same_in_every_language(cli: Cli, monkeypatch: pytest.Monkey
 
     assert len(set(outputs.values())) == 1, outputs
     assert json.loads(outputs["ja"])[0]["status"] == "new"
+
+
+HELPED = [
+    [], ["checkin"], ["ticket"], ["ticket", "pull"], ["ticket", "update"], ["ticket", "show"],
+    ["ticket", "reply"], ["tickets", "list"], ["user", "add"], ["login"], ["report", "csat"],
+    ["report", "sla"],
+]  # fmt: skip
+CODES = re.compile(r"--[\w-]+|<[^>]*>|\{[^}]*\}|\[(?:OPTIONS|ARGS)\]|\b[A-Z][A-Z_]+\b|\bcxdesk\b")
+"""What a help page shows that is not text: options, metavars, COMMAND, environment names."""
+
+
+@pytest.mark.parametrize("command", HELPED, ids=lambda words: " ".join(words) or "cxdesk")
+def test_help_speaks_only_catalog_text(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    shown = in_language(monkeypatch, cli, PSEUDO, *command, "--help")
+    assert shown.exit_code == 0, str(shown)
+
+    names = [line.split()[0] for line in shown.stdout.splitlines() if line.startswith("  ")]
+    text = " ".join(CODES.sub(" ", shown.stdout).split())  # wrapped help texts on one line
+    program = "python -m pytest"  # click's name for the program when pytest runs it
+    assert untranslated(text, data=[program, *command, *names]) == [], shown.stdout
