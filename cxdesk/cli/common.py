@@ -11,6 +11,7 @@ from functools import cache
 from typing import Any
 
 import typer
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -144,6 +145,11 @@ def report_title(report: str, by: str | None, since: str | None) -> str:
     else:
         said = "{report}"
     return said.format(report=_(report), by=by, since=since)
+
+
+def padded(label: str, width: int = 16) -> str:
+    """``label`` and spaces to ``width`` terminal cells (a Japanese character takes two)."""
+    return label + " " * max(1, width - cell_len(label))
 
 
 def print_json(value: Any) -> None:

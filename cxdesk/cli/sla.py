@@ -10,7 +10,15 @@ from zoneinfo import ZoneInfo
 import typer
 from sqlmodel import select
 
-from cxdesk.cli.common import AS_OPTION, console, desk_engine, print_json, print_table, proven
+from cxdesk.cli.common import (
+    AS_OPTION,
+    console,
+    desk_engine,
+    padded,
+    print_json,
+    print_table,
+    proven,
+)
 from cxdesk.engine.sla_clock import WEEKDAYS, format_spans, next_open
 from cxdesk.errors import NotFound
 from cxdesk.i18n import N_, _
@@ -143,7 +151,7 @@ def sla_show(
         )
         for key in TARGET_KEYS:
             label = _(TARGET_WORDS[key.removesuffix("_minutes")])
-            console.print(f"  {label:15} {_minutes(record[key])}", markup=False)
+            console.print(f"  {padded(label)}{_minutes(record[key])}", markup=False)
         console.print(
             _("  warning at      {warn_percent}% of each target").format(
                 warn_percent=policy.warn_percent

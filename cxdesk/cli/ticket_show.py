@@ -14,7 +14,15 @@ from typing import Any
 import typer
 from rich.text import Text
 
-from cxdesk.cli.common import AS_OPTION, console, desk_engine, print_json, print_table, proven
+from cxdesk.cli.common import (
+    AS_OPTION,
+    console,
+    desk_engine,
+    padded,
+    print_json,
+    print_table,
+    proven,
+)
 from cxdesk.cli.tickets import ticket_app
 from cxdesk.errors import Conflict, DeskError
 from cxdesk.i18n import N_, _
@@ -86,7 +94,7 @@ def ticket_show(
     console.print(Text.assemble((str(record["key"]), "bold"), "  ", title))
     for field, label in FIELDS.items():
         value = printable(str(record[field] or ""), lines=False)
-        console.print(f"  {_(label):15} {value}", markup=False)
+        console.print(f"  {padded(_(label))}{value}", markup=False)
     if service is not None:
         console.print(sla_line(service, now), markup=False)
     data = record["data"]
