@@ -170,7 +170,8 @@ class PulledButNotDispatched(DeskError):
 
     def __init__(self, pulled: Pulled, error: DeskError):
         self.pulled = pulled
-        super().__init__(f"Pulled {pulled.key}, but its workflows did not run yet: {error}")
+        said = _("Pulled {key}, but its workflows did not run yet: {error}")
+        super().__init__(said.format(key=pulled.key, error=error))
 
 
 def _dispatch_committed(engine: Engine, *where: Any, limit: int | None = None) -> int:

@@ -34,10 +34,11 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def _active(session: Session, user_id: int, what: str) -> User:
+def _active(session: Session, user_id: int, refusal: str) -> User:
+    """The user ``user_id`` if still active, else ``refusal`` (a deactivated user's proof)."""
     user = session.get(User, user_id)
     if user is None or not user.active:
-        raise ProofRefused(f"{what} belongs to a deactivated user")
+        raise ProofRefused(refusal)
     return user
 
 
@@ -72,10 +73,15 @@ def session_user(session: Session, secret: str, username: str) -> User:
         select(LoginSession).where(LoginSession.secret_hash == _digest(secret))
     ).first()
     if row is None:
-        raise ProofRefused(f"{username}'s session has ended: cxdesk login {username}")
+        raise ProofRefused(
+            _("{username}'s session has ended: cxdesk login {username}").format(username=username)
+        )
     if row.expires_at <= utcnow():
-        raise ProofRefused(f"{username}'s session has expired: cxdesk login {username}")
-    return _active(session, row.user_id, f"The session of {username}")
+        raise ProofRefused(
+            _("{username}'s session has expired: cxdesk login {username}").format(username=username)
+        )
+    refusal = _("The session of {username} belongs to a deactivated user")
+    return _active(session, row.user_id, refusal.format(username=username))
 
 
 # -- API tokens -------------------------------------------------------------------------------
@@ -121,10 +127,11 @@ def token_user(session: Session, secret: str) -> tuple[User, str]:
     """The user a token proves and the token's name; ``ProofRefused`` if it proves nobody."""
     row = session.exec(select(ApiToken).where(ApiToken.secret_hash == _digest(secret))).first()
     if row is None:
-        raise ProofRefused("CXDESK_TOKEN is not a token of this desk")
+        raise ProofRefused(_("CXDESK_TOKEN is not a token of this desk"))
     if row.revoked_at is not None:
-        raise ProofRefused(f"CXDESK_TOKEN (token {row.name!r}) was revoked")
-    return _active(session, row.user_id, f"Token {row.name!r}"), row.name
+        raise ProofRefused(_("CXDESK_TOKEN (token {name!r}) was revoked").format(name=row.name))
+    refusal = _("Token {name!r} belongs to a deactivated user").format(name=row.name)
+    return _active(session, row.user_id, refusal), row.name
 
 
 def revoke_token(session: Session, *, actor: User | None, name: str) -> None:
