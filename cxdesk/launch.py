@@ -11,10 +11,15 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-NEEDS_TERMINAL = (
-    "Error: the desk needs a terminal (input or output is redirected); "
-    "see `cxdesk --help` for commands that work in scripts"
-)
+
+def needs_terminal() -> str:
+    """The one line ``cxdesk`` prints when its input or output is not a terminal."""
+    from cxdesk.i18n import _
+
+    return _(
+        "Error: the desk needs a terminal (input or output is redirected); "
+        "see `cxdesk --help` for commands that work in scripts"
+    )
 
 
 def desk_arguments(args: list[str]) -> dict[str, str | None] | None:
@@ -37,6 +42,7 @@ def open_desk(user: str | None, **run_options: Any) -> int:
     from cxdesk.app import create_app
     from cxdesk.config import load_settings
     from cxdesk.errors import DeskError
+    from cxdesk.i18n import _
 
     def engine() -> Any:
         from cxdesk.cli.common import desk_engine
@@ -46,13 +52,16 @@ def open_desk(user: str | None, **run_options: Any) -> int:
     try:
         app = create_app(engine, user=user, settings=load_settings())
     except DeskError as error:
-        print(f"Error: {error}", file=sys.stderr)
+        print(_("Error: {message}").format(message=error), file=sys.stderr)
         return 1
     app.run(**run_options)
     return app.return_code or 0
 
 
 def main() -> None:
+    from cxdesk.i18n import language_from_environment, use_language  # stdlib gettext only
+
+    use_language(language_from_environment())  # the user's own, once known, replaces it
     options = desk_arguments(sys.argv[1:])
     if options is None:
         from cxdesk.cli.main import main as cli_main
@@ -60,7 +69,7 @@ def main() -> None:
         cli_main()
         return
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
-        print(NEEDS_TERMINAL, file=sys.stderr)
+        print(needs_terminal(), file=sys.stderr)
         sys.exit(1)
     try:
         sys.exit(open_desk(options["user"]))

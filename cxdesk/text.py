@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 
 from cxdesk.errors import ValidationFailed
+from cxdesk.i18n import _
 
 _INVISIBLE = "\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069"
 _NOT_IN_NAMES = re.compile(f"[{_INVISIBLE}]")
@@ -41,8 +42,11 @@ def text_problem(value: str, *, lines: bool = False) -> str | None:
     found = (_NOT_IN_LINES if lines else _NOT_IN_NAMES).search(value)
     if found is None:
         return None
-    what = "control characters" if lines else "line breaks or control characters"
-    return f"must not contain {what} (found {escaped(found.group())})"
+    if lines:
+        problem = _("must not contain control characters (found {character})")
+    else:
+        problem = _("must not contain line breaks or control characters (found {character})")
+    return problem.format(character=escaped(found.group()))
 
 
 def check_names(**names: str | None) -> None:

@@ -15,22 +15,26 @@
                                                    files: both sides' translations (theirs
                                                    where both changed one)
 
-Strings are found in ``cxdesk/**.py`` (``_``, ``N_``, ``ngettext``, ``pgettext``) and in the
-web templates (Jinja2's ``{% trans %}`` and ``_()``). Files are written sorted and without
-source locations, so two branches adding strings rarely touch the same lines.
+Strings are found in ``cxdesk/**.py`` (``_``, ``N_``, ``ngettext``, ``pgettext``; in
+``cxdesk/cli`` also each command's docstring, its ``--help``) and in the web templates
+(Jinja2's ``{% trans %}`` and ``_()``). Files are written sorted and without source
+locations, so two branches adding strings rarely touch the same lines.
 """
 
 from __future__ import annotations
 
+import ast
 import copy
 import io
 import re
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from babel.messages.catalog import Catalog
-from babel.messages.extract import extract_from_dir
+from babel.messages.extract import extract_from_dir, extract_python
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po, write_po
 
@@ -39,8 +43,44 @@ PACKAGE = ROOT / "cxdesk"
 LOCALE = PACKAGE / "locale"
 POT = LOCALE / "cxdesk.pot"
 LANGUAGES = ("en", "ja", "fr", "it")
-METHODS = [
+
+
+def extract_cli(
+    fileobj: Any, keywords: Any, comment_tags: Any, options: Any
+) -> Iterator[tuple[Any, ...]]:
+    """Babel's Python extraction plus each CLI command's docstring (its ``--help``, translated
+    by ``cxdesk.cli.help_text``): functions decorated ``@x.command(...)`` or registered as
+    ``app.command()(function)``."""
+    source = fileobj.read()
+    yield from extract_python(io.BytesIO(source), keywords, comment_tags, options)
+    tree = ast.parse(source)
+    registered = {
+        node.args[0].id
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Call)
+        and isinstance(node.func.func, ast.Attribute)
+        and node.func.func.attr == "command"
+        and node.args
+        and isinstance(node.args[0], ast.Name)
+    }
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.FunctionDef):
+            continue
+        decorated = any(
+            isinstance(d, ast.Call)
+            and isinstance(d.func, ast.Attribute)
+            and d.func.attr == "command"
+            for d in node.decorator_list
+        )
+        docstring = ast.get_docstring(node)  # cleaned as Typer cleans it (inspect.cleandoc)
+        if docstring and (decorated or node.name in registered):
+            yield node.lineno, "", docstring, []
+
+
+METHODS: list[tuple[str, Any]] = [
     ("**/locale/**", "ignore"),
+    ("cli/**.py", extract_cli),
     ("**.py", "python"),
     ("web/templates/**.html", "jinja2"),
 ]

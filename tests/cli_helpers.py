@@ -28,6 +28,7 @@ from sqlmodel import SQLModel
 
 from cxdesk.cli.main import main
 from cxdesk.demo import DEMO_PASSWORD
+from cxdesk.i18n import current_language, use_language
 
 TEST_PASSWORD = DEMO_PASSWORD
 """Every user's password on the test desks (the demo desk, ``tests/desk.py``'s): the ``cli``
@@ -82,7 +83,7 @@ def _exit_code(exc: SystemExit) -> int:
 def run_main(capsys: pytest.CaptureFixture[str], *args: str) -> CliResult:
     """``cxdesk ARGS...`` in this process, through ``main()``; stdout/stderr captured."""
     capsys.readouterr()  # drop anything printed before this command
-    saved_argv = sys.argv
+    saved_argv, saved_language = sys.argv, current_language()
     sys.argv = ["cxdesk", *args]
     try:
         main()
@@ -94,6 +95,7 @@ def run_main(capsys: pytest.CaptureFixture[str], *args: str) -> CliResult:
         code = 1
     finally:
         sys.argv = saved_argv
+        use_language(saved_language)  # main() set the CLI's; the rest of the test keeps its own
     out, err = capsys.readouterr()
     return CliResult(args=args, exit_code=code, stdout=out, stderr=err)
 

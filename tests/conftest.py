@@ -330,10 +330,13 @@ def first_admin(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """CXDESK_HOME in this test's tmp_path; no developer CXDESK_* setting leaks in."""
+    """CXDESK_HOME in this test's tmp_path; no developer CXDESK_* setting leaks in; the CLI
+    (``cli`` fixture, a console script) speaks English whatever the developer's LANG: a test
+    that wants another language sets LANGUAGE itself."""
     for name in list(os.environ):
         if name.startswith(("CXDESK_", "TWILIO_")) and name != PG_URL_ENV:
             monkeypatch.delenv(name)
+    monkeypatch.setenv("LANGUAGE", "en")
     home = tmp_path / "cxdesk-home"
     home.mkdir()
     monkeypatch.setenv("CXDESK_HOME", str(home))

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from cxdesk.launch import NEEDS_TERMINAL, desk_arguments
+from cxdesk.launch import desk_arguments, needs_terminal
 from tests.cli_helpers import TEST_PASSWORD, console_script
 
 
@@ -90,7 +90,7 @@ def test_piped_the_desk_says_it_needs_a_terminal() -> None:
         timeout=60,
     )  # fmt: skip
     assert done.returncode == 1
-    assert done.stderr.strip() == NEEDS_TERMINAL
+    assert done.stderr.strip() == needs_terminal()
 
 
 HEAVY = [

@@ -135,7 +135,7 @@ def test_after_the_desks_recalls_it_is_resolved_as_noshow_without_csat(
         assert f"(recall {recall})" in ok(cli("ticket", "noshow", key, "--as", "omar"))
     pull_until(cli, key, "API", "omar")
     line = ok(cli("ticket", "noshow", key, "--as", "omar"))
-    assert line.strip() == f"{key} resolved as no-show after 2 recall(s)."
+    assert line.strip() == f"{key} resolved as no-show after 2 recalls."
     ticket = stored(engine, key)
     assert (ticket.status, ticket.recalls) == ("no-show", 2)
     assert ticket.resolved_at is not None

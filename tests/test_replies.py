@@ -328,7 +328,7 @@ def test_the_worker_delivers_a_reply_threaded_and_a_workflow_email_marked_automa
     attachment.write_bytes(CSV)
     line = ok(cli("ticket", "reply", key, "--as", EXPERT, "--message",
                   "Zoë, the filters now persist.", "--attach", str(attachment)))  # fmt: skip
-    assert f"queued by email to Zoë & Ann O'Neil <{CUSTOMER['email']}> with 1 file(s)" in line
+    assert f"queued by email to Zoë & Ann O'Neil <{CUSTOMER['email']}> with 1 file" in line
 
     assert "failed 0" in ok(cli("worker", "--once"))
     rows = {r.comment_id is not None: r for r in outbox(engine) if r.channel == "email"}

@@ -27,11 +27,12 @@ from cxdesk.cli.identity import (
     write_sessions,
 )
 from cxdesk.errors import DeskError, NotFound
+from cxdesk.i18n import N_, _
 from cxdesk.store import credentials
 from cxdesk.store.db import read_session, transaction
 from cxdesk.store.logins import check_password, login_source
 
-token_app = typer.Typer(help="API tokens for scripts (CXDESK_TOKEN).", no_args_is_help=True)
+token_app = typer.Typer(help=N_("API tokens for scripts (CXDESK_TOKEN)."), no_args_is_help=True)
 
 
 def _remember(desk: str, username: str, secret: str | None, expires_at: str = "") -> list[str]:
@@ -50,13 +51,13 @@ def _remember(desk: str, username: str, secret: str | None, expires_at: str = ""
     return old
 
 
-def login(username: str = typer.Argument(..., help="Your username.")) -> None:
+def login(username: str = typer.Argument(..., help=N_("Your username."))) -> None:
     """Log in: keeps a session (12 hours) in your state dir; password from
     CXDESK_LOGIN_PASSWORD or asked for."""
     engine = desk_engine()
-    password = login_password(f"Password for {username}")
+    password = login_password(_("Password for {username}").format(username=username))
     if password is None:
-        raise DeskError("Set CXDESK_LOGIN_PASSWORD (no terminal to ask for the password on)")
+        raise DeskError(_("Set CXDESK_LOGIN_PASSWORD (no terminal to ask for the password on)"))
     user = check_password(engine, username, password, source=login_source())
     with transaction(engine) as session:
         secret, expires = credentials.start_session(session, user=user)
@@ -66,26 +67,31 @@ def login(username: str = typer.Argument(..., help="Your username.")) -> None:
             for stale in old:
                 credentials.end_session(session, stale)
     until = expires.strftime("%Y-%m-%d %H:%M UTC")
-    console.print(f"Logged in as {user.username} ({user.role}) until {until}.")
+    console.print(
+        _("Logged in as {user} ({role}) until {until}.").format(
+            user=user.username, role=user.role, until=until
+        )
+    )
 
 
 def logout(
-    username: str | None = typer.Argument(None, help="Whose session; default: every one here."),
+    username: str | None = typer.Argument(None, help=N_("Whose session; default: every one here.")),
 ) -> None:
     """End your session(s) on this desk, here and in the database."""
     engine = desk_engine()
     ending = [e for e in desk_sessions(engine) if username in (None, e.user)]
     if not ending:
         if username is not None:
-            raise NotFound(f"{username} is not logged in here")
-        console.print("Nobody is logged in here.")
+            raise NotFound(_("{username} is not logged in here").format(username=username))
+        console.print(_("Nobody is logged in here."))
         return
     with transaction(engine) as session:
         for entry in ending:
             credentials.end_session(session, entry.secret)
     secrets = {e.secret for e in ending}
     write_sessions([e for e in read_sessions() if e.secret not in secrets])
-    console.print(f"Logged out {', '.join(sorted({e.user for e in ending}))}.")
+    names = ", ".join(sorted({e.user for e in ending}))
+    console.print(_("Logged out {names}.").format(names=names))
 
 
 def whoami() -> None:
@@ -94,17 +100,21 @@ def whoami() -> None:
     if not proofs:
         if len(problems) == 1:
             raise DeskError(next(iter(problems.values())))
-        raise DeskError("Not logged in: cxdesk login USERNAME (or set CXDESK_TOKEN)")
+        raise DeskError(_("Not logged in: cxdesk login USERNAME (or set CXDESK_TOKEN)"))
     for username, proof in sorted(proofs.items()):
-        console.print(f"{username} ({proof.user.role}): {proof.how}")
+        console.print(
+            _("{username} ({role}): {how}").format(
+                username=username, role=proof.user.role, how=proof.how
+            )
+        )
     for problem in problems.values():
-        err_console.print(f"Note: {problem}", soft_wrap=True)
+        err_console.print(_("Note: {problem}").format(problem=problem), soft_wrap=True)
 
 
 @token_app.command("create")
 def token_create(
-    name: str = typer.Argument(..., help="A name for it, e.g. the script that uses it."),
-    user: str = typer.Option(..., "--user", help="The user the token acts as."),
+    name: str = typer.Argument(..., help=N_("A name for it, e.g. the script that uses it.")),
+    user: str = typer.Option(..., "--user", help=N_("The user the token acts as.")),
     as_user: str | None = ADMIN_AS_OPTION,
 ) -> None:
     """Create an API token for a user (admins only); it is printed once, on stdout."""
@@ -115,8 +125,10 @@ def token_create(
         )
     typer.echo(secret)
     err_console.print(
-        f"Token {name.strip()!r} acts as {user}: it is shown only now; scripts set "
-        "CXDESK_TOKEN to it. `cxdesk token revoke` ends it.",
+        _(
+            "Token {name!r} acts as {user}: it is shown only now; scripts set "
+            "CXDESK_TOKEN to it. `cxdesk token revoke` ends it."
+        ).format(name=name.strip(), user=user),
         soft_wrap=True,
     )
 
@@ -128,8 +140,8 @@ def token_list(as_user: str | None = ADMIN_AS_OPTION) -> None:
     with read_session(desk_engine()) as session:
         rows = credentials.list_tokens(session)
     print_table(
-        "API tokens",
-        ["name", "user", "created by", "created", "revoked"],
+        N_("API tokens"),
+        [N_("name"), N_("user"), N_("created by"), N_("created"), N_("revoked")],
         [
             (
                 r.name,
@@ -149,7 +161,7 @@ def token_revoke(name: str, as_user: str | None = ADMIN_AS_OPTION) -> None:
     admin = proven_admin(as_user)
     with transaction(desk_engine()) as session:
         credentials.revoke_token(session, actor=setup_actor(session, admin), name=name)
-    console.print(f"Token {name!r} revoked.")
+    console.print(_("Token {name!r} revoked.").format(name=name))
 
 
 def register(app: typer.Typer) -> None:

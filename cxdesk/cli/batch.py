@@ -23,7 +23,7 @@ from typing import Annotated, Any
 import typer
 from typer.exceptions import TyperException
 
-from cxdesk.cli.common import err_console
+from cxdesk.cli.common import err_console, error_line
 from cxdesk.errors import DeskError
 from cxdesk.i18n import N_, _, ngettext
 
@@ -37,14 +37,17 @@ MAX_LINE = 10_000
 def register(app: typer.Typer) -> None:
     @app.command()
     def batch(
-        source: Annotated[str, typer.Argument(help="A file of commands, or - for stdin.")],
+        source: Annotated[str, typer.Argument(help=N_("A file of commands, or - for stdin."))],
         stop: Annotated[
-            bool, typer.Option("--stop", help="Stop at the first line that fails.")
+            bool, typer.Option("--stop", help=N_("Stop at the first line that fails."))
         ] = False,
     ) -> None:
         """Run many commands in one process: one per line, each reported by its line number."""
+        from cxdesk.cli.help_text import translated_command
+
         lines = read_lines(source)
-        failed = run_lines(typer.main.get_command(app), lines, stop=stop)
+        command = translated_command(typer.main.get_command(app))
+        failed = run_lines(command, lines, stop=stop)
         if failed:
             raise typer.Exit(1)
 
@@ -73,7 +76,7 @@ def run_lines(command: Any, lines: list[str], *, stop: bool) -> list[int]:
                 words = words_of(line)
             except DeskError as exc:
                 ran += 1
-                report(number, f"Error: {exc}")
+                report(number, error_line(str(exc)))
                 failed.append(number)
             else:
                 if not words:
@@ -119,21 +122,21 @@ def words_of(line: str) -> list[str]:
 
 def run_line(command: Any, number: int, words: list[str]) -> int:
     """One line's command; its exit code (0 done). Its refusal is reported with the line."""
-    from cxdesk.cli.main import error_line
+    from cxdesk.cli.main import refusal_line
 
     try:
         result = command.main(args=words, prog_name="cxdesk", standalone_mode=False)
     except TyperException as exc:  # a usage mistake: unknown command or option (Click's)
         message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
-        report(number, f"Error: {message}")
+        report(number, error_line(message))
         return exc.exit_code or 2
     except typer.Abort:
-        report(number, "Error: " + _("aborted"))
+        report(number, error_line(_("aborted")))
         return 1
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 1
     except Exception as exc:
-        line = error_line(exc)
+        line = refusal_line(exc)
         if line is None:
             raise
         report(number, line)

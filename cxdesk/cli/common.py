@@ -1,4 +1,5 @@
-"""What every command shares: the desk's engine, the acting user, output and error lines."""
+"""What every command shares: the desk's engine, the acting user, output and error lines, and
+the language the CLI speaks (``use_cli_language``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from functools import cache
 from typing import Any
 
 import typer
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -19,6 +21,7 @@ from sqlmodel import Session
 from cxdesk.cli.identity import prove, prove_setup_admin
 from cxdesk.config import load_settings
 from cxdesk.errors import DeskError
+from cxdesk.i18n import N_, _, language_from_environment, use_language
 from cxdesk.store.db import make_engine
 from cxdesk.store.directory import get_user
 from cxdesk.store.migrate import current_revision, head_revision
@@ -32,6 +35,18 @@ from cxdesk.text import json_printable, printable
 _PIPED_WIDTH = None if sys.stdout.isatty() else 200
 console = Console(highlight=False, markup=False, width=_PIPED_WIDTH)
 err_console = Console(stderr=True, highlight=False, markup=False)
+
+
+def use_cli_language() -> str:
+    """Make the CLI speak the environment's language (``LANGUAGE``, ``LC_ALL``,
+    ``LC_MESSAGES``, ``LANG``; else English) from now on: its help, output and errors. The one
+    place the CLI's language is chosen; ``main()`` calls it before the commands are built."""
+    return use_language(language_from_environment())
+
+
+def error_line(message: str) -> str:
+    """The one line a refusal prints: ``Error: ...`` in the CLI's language."""
+    return _("Error: {message}").format(message=message)
 
 
 @cache
@@ -50,20 +65,22 @@ def desk_engine() -> Engine:
     engine = raw_engine()
     revision = current_revision(engine)
     if revision is None:
-        raise DeskError("This desk has no database yet: run `cxdesk init` or `cxdesk demo`")
+        raise DeskError(_("This desk has no database yet: run `cxdesk init` or `cxdesk demo`"))
     if revision != head_revision():
-        raise DeskError("The desk database needs an upgrade: run `cxdesk db upgrade`")
+        raise DeskError(_("The desk database needs an upgrade: run `cxdesk db upgrade`"))
     return engine
 
 
 AS_OPTION = typer.Option(
     None,
     "--as",
-    help="Act as this user: logged in (cxdesk login), CXDESK_TOKEN's, or proven by password "
-    "(CXDESK_LOGIN_PASSWORD, else asked for). Default: CXDESK_USER, or the one logged in.",
+    help=N_(
+        "Act as this user: logged in (cxdesk login), CXDESK_TOKEN's, or proven by password "
+        "(CXDESK_LOGIN_PASSWORD, else asked for). Default: CXDESK_USER, or the one logged in."
+    ),
 )
 ADMIN_AS_OPTION = typer.Option(
-    None, "--as", help="The admin acting (proven like any --as; see cxdesk login)."
+    None, "--as", help=N_("The admin acting (proven like any --as; see cxdesk login).")
 )
 
 
@@ -83,7 +100,7 @@ def acting_user(session: Session, username: str) -> User:
     """The user a command acts as, as the transaction sees it: must still be active."""
     user = get_user(session, username)
     if not user.active:
-        raise DeskError(f"User {username!r} is deactivated")
+        raise DeskError(_("User {username!r} is deactivated").format(username=username))
     return user
 
 
@@ -92,7 +109,7 @@ def setup_actor(session: Session, username: str | None) -> User | None:
     return acting_user(session, username) if username else None
 
 
-def read_password(prompt: str = "Password") -> str:
+def read_password(prompt: str | None = None) -> str:
     """A new user's password: from CXDESK_PASSWORD, else a hidden prompt with confirmation.
 
     Never the acting user's (that one is CXDESK_LOGIN_PASSWORD): one variable, one meaning.
@@ -101,18 +118,38 @@ def read_password(prompt: str = "Password") -> str:
     if password:
         return password
     if not sys.stdin.isatty():
-        raise DeskError("Set CXDESK_PASSWORD to the new user's password (no terminal to ask on)")
-    value: str = typer.prompt(prompt, hide_input=True, confirmation_prompt=True)
+        raise DeskError(_("Set CXDESK_PASSWORD to the new user's password (no terminal to ask on)"))
+    value: str = typer.prompt(prompt or _("Password"), hide_input=True, confirmation_prompt=True)
     return value
 
 
 def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    table = Table(title=title, title_justify="left")
+    """A table for people; ``title`` and ``columns`` are catalog text (marked ``N_`` where
+    written), shown in the CLI's language."""
+    table = Table(title=_(title), title_justify="left")
     for column in columns:
-        table.add_column(column)
+        table.add_column(_(column))
     for row in rows:
         table.add_row(*(Text("" if v is None else printable(str(v))) for v in row))
     console.print(table)
+
+
+def report_title(report: str, by: str | None, since: str | None) -> str:
+    """A report's table title: ``report`` (catalog text) grouped ``by`` and ``since``."""
+    if by and since:
+        said = _("{report} by {by} since {since}")
+    elif by:
+        said = _("{report} by {by}")
+    elif since:
+        said = _("{report} since {since}")
+    else:
+        said = "{report}"
+    return said.format(report=_(report), by=by, since=since)
+
+
+def padded(label: str, width: int = 16) -> str:
+    """``label`` and spaces to ``width`` terminal cells (a Japanese character takes two)."""
+    return label + " " * max(1, width - cell_len(label))
 
 
 def print_json(value: Any) -> None:
@@ -126,6 +163,8 @@ def parse_pairs(pairs: Sequence[str], option: str) -> dict[str, str]:
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name.strip():
-            raise DeskError(f"{option} takes FIELD=VALUE, got {pair!r}")
+            raise DeskError(
+                _("{option} takes FIELD=VALUE, got {pair!r}").format(option=option, pair=pair)
+            )
         result[name.strip()] = value
     return result

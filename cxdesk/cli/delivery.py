@@ -25,17 +25,20 @@ from cxdesk.cli.common import (
 from cxdesk.config import load_settings
 from cxdesk.engine import outbox as ops
 from cxdesk.engine.worker import DeliveryWorker
+from cxdesk.i18n import N_, _
 from cxdesk.store.db import read_session, transaction
 
 outbox_app = typer.Typer(
-    help="Emails and SMS waiting, sent, failed or dead, or not sent (stale, skipped) or bounced.",
+    help=N_(
+        "Emails and SMS waiting, sent, failed or dead, or not sent (stale, skipped) or bounced."
+    ),
     no_args_is_help=True,
 )
 
 
 def worker(
-    once: bool = typer.Option(False, "--once", help="Deliver what is due now, then exit."),
-    poll: float = typer.Option(1.0, "--poll", min=0.1, help="Seconds between idle passes."),
+    once: bool = typer.Option(False, "--once", help=N_("Deliver what is due now, then exit.")),
+    poll: float = typer.Option(1.0, "--poll", min=0.1, help=N_("Seconds between idle passes.")),
 ) -> None:
     """Dispatch events, run escalation rules, raise SLA warnings and breaches, run due
     scheduled workflows, deliver due email and SMS; with IMAP configured ([imap] host), also
@@ -56,14 +59,14 @@ def worker(
         if not fetched:
             raise typer.Exit(1)
         return
-    console.print("Worker running; Ctrl+C stops it.")
+    console.print(_("Worker running; Ctrl+C stops it."))
 
     def deliver(stop: threading.Event) -> None:
         delivery.run_forever(stop, poll_seconds=poll, on_trouble=say_trouble,
                              on_recovery=say_recovery)  # fmt: skip
 
     run_until_signalled(deliver, *([fetch_loop(fetcher)] if fetcher is not None else []))
-    console.print("Worker stopped.")
+    console.print(_("Worker stopped."))
 
 
 def run_until_signalled(
@@ -167,7 +170,9 @@ def stamp() -> str:
 @outbox_app.command("list")
 def outbox_list(
     status: str | None = typer.Option(
-        None, "--status", help="pending, sent, failed, dead, stale, skipped, bounced or cancelled."
+        None,
+        "--status",
+        help=N_("pending, sent, failed, dead, stale, skipped, bounced or cancelled."),
     ),
     limit: int = typer.Option(500, "--limit", min=1),
     as_json: bool = typer.Option(False, "--json"),
@@ -183,7 +188,17 @@ def outbox_list(
         return
     print_table(
         "Outbox",
-        ["id", "channel", "ticket", "to", "subject", "status", "attempts", "due", "error / reason"],
+        [
+            N_("id"),
+            N_("channel"),
+            N_("ticket"),
+            N_("to"),
+            N_("subject"),
+            N_("status"),
+            N_("attempts"),
+            N_("due"),
+            N_("error / reason"),
+        ],
         [
             (
                 r["id"],
@@ -209,7 +224,7 @@ def outbox_retry(
     proven_admin(as_user)
     with transaction(desk_engine()) as session:
         ops.retry(session, outbox_id=outbox_id)
-    console.print(f"Outbox message #{outbox_id} is due now.")
+    console.print(_("Outbox message #{outbox_id} is due now.").format(outbox_id=outbox_id))
 
 
 def register(app: typer.Typer) -> None:

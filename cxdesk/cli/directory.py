@@ -22,30 +22,31 @@ from cxdesk.cli.common import (
 )
 from cxdesk.engine.dispatch import auto_assign_and_dispatch
 from cxdesk.errors import DeskError
+from cxdesk.i18n import N_, _
 from cxdesk.store import caps, directory
 from cxdesk.store.db import read_session, transaction
 from cxdesk.store.models import PresenceState, QueueAssign, Role
 from cxdesk.store.presence import parse_state, presence_of, set_presence, state_words
 from cxdesk.store.waiting import queue_outlooks, wait_in_words
 
-user_app = typer.Typer(help="Users (admins, experts, volunteers).", no_args_is_help=True)
-team_app = typer.Typer(help="Teams (one per product).", no_args_is_help=True)
-queue_app = typer.Typer(help="Queues experts pull tickets from.", no_args_is_help=True)
-ASSIGN_HELP = (
+user_app = typer.Typer(help=N_("Users (admins, experts, volunteers)."), no_args_is_help=True)
+team_app = typer.Typer(help=N_("Teams (one per product)."), no_args_is_help=True)
+queue_app = typer.Typer(help=N_("Queues experts pull tickets from."), no_args_is_help=True)
+ASSIGN_HELP = N_(
     "pull (experts pull by hand) or auto (the desk gives the oldest waiting ticket to the "
     "available member with the fewest open tickets)."
 )
-status_app = typer.Typer(help="Ticket statuses, built-in and custom.", no_args_is_help=True)
+status_app = typer.Typer(help=N_("Ticket statuses, built-in and custom."), no_args_is_help=True)
 
 
 @user_app.command("add")
 def user_add(
     username: str,
-    name: str = typer.Option(..., "--name", help="Display name."),
+    name: str = typer.Option(..., "--name", help=N_("Display name.")),
     email: str = typer.Option(..., "--email"),
-    role: str = typer.Option(..., "--role", help="admin, expert or volunteer."),
+    role: str = typer.Option(..., "--role", help=N_("admin, expert or volunteer.")),
     phone: str | None = typer.Option(None, "--phone"),
-    team: list[str] = typer.Option([], "--team", help="A team to join (repeatable)."),  # noqa: B006
+    team: list[str] = typer.Option([], "--team", help=N_("A team to join (repeatable).")),  # noqa: B006
     as_user: str | None = ADMIN_AS_OPTION,
 ) -> None:
     """Add a user; the new user's password comes from CXDESK_PASSWORD or a prompt."""
@@ -53,9 +54,9 @@ def user_add(
     admin = proven_admin(as_user)
     if admin is None and role != Role.admin:  # else nobody could ever prove an admin
         raise DeskError(
-            "A desk's first user is its admin: `cxdesk init --admin USERNAME --name N --email E`"
+            _("A desk's first user is its admin: `cxdesk init --admin USERNAME --name N --email E`")
         )
-    password = read_password(f"Password for the new user {username}")
+    password = read_password(_("Password for the new user {username}").format(username=username))
     with transaction(engine) as session:
         user = directory.add_user(
             session,
@@ -68,7 +69,7 @@ def user_add(
             password=password,
             teams=team,
         )
-    console.print(f"Added {user.role} {user.username}.")
+    console.print(_("Added {role} {user}.").format(role=user.role, user=user.username))
 
 
 @user_app.command("list")
@@ -87,14 +88,18 @@ def user_list(as_user: str | None = AS_OPTION) -> None:
             )
             for u in directory.list_users(session)
         ]
-    print_table("Users", ["username", "name", "role", "email", "phone", "teams"], rows)
+    print_table(
+        N_("Users"),
+        [N_("username"), N_("name"), N_("role"), N_("email"), N_("phone"), N_("teams")],
+        rows,
+    )
 
 
 @user_app.command("update")
 def user_update(
     username: str,
     max_open: str = typer.Option(
-        ..., "--max-open", help="Open tickets before a pull is refused: N, none or default."
+        ..., "--max-open", help=N_("Open tickets before a pull is refused: N, none or default.")
     ),
     as_user: str | None = ADMIN_AS_OPTION,
 ) -> None:
@@ -105,7 +110,7 @@ def user_update(
         user = caps.set_user_cap(session, actor=setup_actor(session, admin), username=username,
                                  cap=cap)  # fmt: skip
         said = caps.describe_cap(cap, directory.get_setting(session, caps.CAP_SETTING))
-    console.print(f"{user.username}'s cap on open tickets: {said}.")
+    console.print(_("{user}'s cap on open tickets: {said}.").format(user=user.username, said=said))
 
 
 @user_app.command("join")
@@ -116,12 +121,12 @@ def user_join(username: str, team: str, as_user: str | None = ADMIN_AS_OPTION) -
         directory.add_member(
             session, actor=setup_actor(session, admin), username=username, team=team
         )
-    console.print(f"{username} is on team {team}.")
+    console.print(_("{username} is on team {team}.").format(username=username, team=team))
 
 
 @user_app.command("status")
 def user_status(
-    state: str | None = typer.Argument(None, help="available, away or break; none: show it."),
+    state: str | None = typer.Argument(None, help=N_("available, away or break; none: show it.")),
     as_user: str | None = AS_OPTION,
 ) -> None:
     """Set your presence (available, away, break), or show it. Set here, it holds until
@@ -131,15 +136,22 @@ def user_status(
     if state is None:
         with read_session(engine) as session:
             line = presence_of(session, directory.get_user(session, username)).line()
-        console.print(f"{username}: {line}", markup=False, highlight=False)
+        console.print(
+            _("{username}: {line}").format(username=username, line=line),
+            markup=False,
+            highlight=False,
+        )
         return
     chosen = parse_state(state)
     with transaction(engine) as session:
         set_presence(session, acting_user(session, username), chosen, heartbeat=False)
-    console.print(f"{username} is {state_words(chosen)}.", markup=False, highlight=False)
+    said = _("{username} is {state}.").format(username=username, state=state_words(chosen))
+    console.print(said, markup=False, highlight=False)
     if chosen == PresenceState.available:
         for ticket in auto_assign_and_dispatch(engine):
-            console.print(f"Assigned {ticket.key} to {ticket.username}.")
+            console.print(
+                _("Assigned {key} to {user}.").format(key=ticket.key, user=ticket.username)
+            )
 
 
 @team_app.command("add")
@@ -148,7 +160,7 @@ def team_add(name: str, as_user: str | None = ADMIN_AS_OPTION) -> None:
     admin = proven_admin(as_user)
     with transaction(desk_engine()) as session:
         directory.add_team(session, actor=setup_actor(session, admin), name=name)
-    console.print(f"Added team {name}.")
+    console.print(_("Added team {name}.").format(name=name))
 
 
 @team_app.command("list")
@@ -160,14 +172,14 @@ def team_list(as_user: str | None = AS_OPTION) -> None:
             (t.name, ", ".join(u.username for u in directory.team_members(session, t)))
             for t in directory.list_teams(session)
         ]
-    print_table("Teams", ["team", "members"], rows)
+    print_table(N_("Teams"), [N_("team"), N_("members")], rows)
 
 
 @queue_app.command("add")
 def queue_add(
     name: str,
     team: str = typer.Option(..., "--team"),
-    order: str = typer.Option("oldest", "--order", help="oldest or priority (then oldest)."),
+    order: str = typer.Option("oldest", "--order", help=N_("oldest or priority (then oldest).")),
     assign: str = typer.Option("pull", "--assign", help=ASSIGN_HELP),
     as_user: str | None = ADMIN_AS_OPTION,
 ) -> None:
@@ -177,41 +189,45 @@ def queue_add(
     with transaction(engine) as session:
         directory.add_queue(session, actor=setup_actor(session, admin), name=name, team=team,
                             ordering=order, assign=assign)  # fmt: skip
-    console.print(f"Added queue {name} for team {team}" + _assign_note(assign))
+    if assign == QueueAssign.auto:
+        said = _("Added queue {name} for team {team}, assigned by the desk to available experts.")
+    else:
+        said = _("Added queue {name} for team {team}, pulled by experts.")
+    console.print(said.format(name=name, team=team))
     _assign_now(engine, assign)
 
 
 @queue_app.command("update")
 def queue_update(
     name: str,
-    order: str | None = typer.Option(None, "--order", help="oldest or priority (then oldest)."),
+    order: str | None = typer.Option(None, "--order", help=N_("oldest or priority (then oldest).")),
     assign: str | None = typer.Option(None, "--assign", help=ASSIGN_HELP),
     as_user: str | None = ADMIN_AS_OPTION,
 ) -> None:
     """Change a queue's order or how it hands out tickets."""
     if order is None and assign is None:
-        raise DeskError("Nothing to change: give --order and/or --assign")
+        raise DeskError(_("Nothing to change: give --order and/or --assign"))
     admin = proven_admin(as_user)
     engine = desk_engine()
     with transaction(engine) as session:
         queue = directory.update_queue(session, actor=setup_actor(session, admin), name=name,
                                        ordering=order, assign=assign)  # fmt: skip
         mode, ordering = queue.assign, queue.ordering
-    console.print(f"Queue {name}: {ordering} first" + _assign_note(mode))
+    if mode == QueueAssign.auto:
+        said = _("Queue {name}: {ordering} first, assigned by the desk to available experts.")
+    else:
+        said = _("Queue {name}: {ordering} first, pulled by experts.")
+    console.print(said.format(name=name, ordering=ordering))
     _assign_now(engine, mode)
-
-
-def _assign_note(assign: str) -> str:
-    if assign == QueueAssign.auto:
-        return ", assigned by the desk to available experts."
-    return ", pulled by experts."
 
 
 def _assign_now(engine: Engine, assign: str) -> None:
     """An auto queue hands out what already waits at once (the worker goes on from there)."""
     if assign == QueueAssign.auto:
         for ticket in auto_assign_and_dispatch(engine):
-            console.print(f"Assigned {ticket.key} to {ticket.username}.")
+            console.print(
+                _("Assigned {key} to {user}.").format(key=ticket.key, user=ticket.username)
+            )
 
 
 @queue_app.command("list")
@@ -224,7 +240,16 @@ def queue_list(as_user: str | None = AS_OPTION) -> None:
     now = datetime.now(UTC)
     print_table(
         "Queues",
-        ["queue", "team", "order", "waiting", "next position", "oldest wait", "estimate", "assign"],
+        [
+            N_("queue"),
+            N_("team"),
+            N_("order"),
+            N_("waiting"),
+            N_("next position"),
+            N_("oldest wait"),
+            N_("estimate"),
+            N_("assign"),
+        ],
         [
             (
                 o.stats.name,
@@ -247,7 +272,7 @@ def status_add(
     category: str = typer.Option(
         ...,
         "--category",
-        help="open, resolved or paused (waiting on someone else: SLA clocks stop).",
+        help=N_("open, resolved or paused (waiting on someone else: SLA clocks stop)."),
     ),
     as_user: str | None = ADMIN_AS_OPTION,
 ) -> None:
@@ -258,7 +283,7 @@ def status_add(
         directory.add_status(
             session, actor=setup_actor(session, admin), name=name, category=category
         )
-    console.print(f"Added status {name} ({category}).")
+    console.print(_("Added status {name} ({category}).").format(name=name, category=category))
 
 
 @status_app.command("list")
@@ -270,4 +295,4 @@ def status_list(as_user: str | None = AS_OPTION) -> None:
             (s.name, s.category, "built-in" if s.builtin else "custom")
             for s in directory.list_statuses(session)
         ]
-    print_table("Statuses", ["status", "category", "kind"], rows)
+    print_table(N_("Statuses"), [N_("status"), N_("category"), N_("kind")], rows)

@@ -29,6 +29,7 @@ from sqlmodel import select
 
 from cxdesk import locations
 from cxdesk.errors import DeskError, PermissionDenied
+from cxdesk.i18n import _
 from cxdesk.store import credentials
 from cxdesk.store.db import read_session
 from cxdesk.store.logins import check_password, login_source
@@ -69,7 +70,9 @@ def read_sessions() -> list[StoredSession]:
         return []
     except (ValueError, KeyError, TypeError) as exc:
         raise DeskError(
-            f"The session file {path} is damaged ({exc}): delete it and log in"
+            _("The session file {path} is damaged ({exc}): delete it and log in").format(
+                path=path, exc=exc
+            )
         ) from None
 
 
@@ -106,7 +109,9 @@ def proven_identities(engine: Engine) -> tuple[dict[str, Proof], dict[str, str]]
     with read_session(engine) as session:
         if token:
             user, name = credentials.token_user(session, token.strip())
-            proofs[user.username] = Proof(_detached(session, user), f"CXDESK_TOKEN {name!r}")
+            proofs[user.username] = Proof(
+                _detached(session, user), _("CXDESK_TOKEN {name!r}").format(name=name)
+            )
         for entry in desk_sessions(engine):
             if entry.user in proofs:
                 continue
@@ -116,7 +121,9 @@ def proven_identities(engine: Engine) -> tuple[dict[str, Proof], dict[str, str]]
                 problems[entry.user] = str(refused)
                 continue
             until = datetime.fromisoformat(entry.expires_at).strftime("%Y-%m-%d %H:%M UTC")
-            proofs[user.username] = Proof(_detached(session, user), f"session until {until}")
+            proofs[user.username] = Proof(
+                _detached(session, user), _("session until {until}").format(until=until)
+            )
     return proofs, problems
 
 
@@ -175,31 +182,35 @@ def prove(engine: Engine, as_user: str | None, *, before_logins: bool = False) -
     wanted = as_user or os.environ.get("CXDESK_USER") or None
     proofs, problems = ({}, {}) if before_logins else proven_identities(engine)
     if wanted is None and not proofs and sys.stdin.isatty():
-        wanted = typer.prompt("Username").strip() or None
+        wanted = typer.prompt(_("Username")).strip() or None
     if wanted is None:
         if len(proofs) == 1:
             return next(iter(proofs.values())).user
         if proofs:
             names = ", ".join(sorted(proofs))
-            raise PermissionDenied(f"Several users are proven here ({names}): pick one with --as")
+            raise PermissionDenied(
+                _("Several users are proven here ({names}): pick one with --as").format(names=names)
+            )
         if len(problems) == 1:
             raise PermissionDenied(next(iter(problems.values())))
-        raise PermissionDenied("log in first: cxdesk login USERNAME")
+        raise PermissionDenied(_("log in first: cxdesk login USERNAME"))
     if wanted in proofs:
         return proofs[wanted].user
-    password = login_password(f"Password for {wanted}")
+    password = login_password(_("Password for {username}").format(username=wanted))
     if password is not None:
         return _password_proof(engine, wanted, password, before_logins=before_logins)
     if wanted in problems:
         raise PermissionDenied(problems[wanted])
-    raise PermissionDenied(f"log in first: cxdesk login {wanted}")
+    raise PermissionDenied(_("log in first: cxdesk login {wanted}").format(wanted=wanted))
 
 
 def prove_admin(engine: Engine, as_user: str | None, *, before_logins: bool = False) -> User:
     user = prove(engine, as_user, before_logins=before_logins)
     if user.role != Role.admin:
         raise PermissionDenied(
-            f"Only an admin can change the desk's set-up ({user.username} is {user.role})"
+            _("Only an admin can change the desk's set-up ({user} is {role})").format(
+                user=user.username, role=user.role
+            )
         )
     return user
 

@@ -21,12 +21,14 @@ from cxdesk.cli.common import (
     print_table,
     proven,
     proven_admin,
+    report_title,
     setup_actor,
 )
 from cxdesk.config import load_settings
 from cxdesk.engine.dispatch import unit_of_work
 from cxdesk.engine.responses import import_responses
 from cxdesk.errors import DeskError
+from cxdesk.i18n import N_, _
 from cxdesk.store import campaigns as campaign_ops
 from cxdesk.store import contacts as contact_ops
 from cxdesk.store import reports
@@ -34,15 +36,15 @@ from cxdesk.store.csv_files import ImportReport, read_csv
 from cxdesk.store.db import read_session, transaction
 from cxdesk.text import printable
 
-contact_app = typer.Typer(help="The contact directory campaigns reach.", no_args_is_help=True)
-responses_app = typer.Typer(help="Survey answers collected elsewhere.", no_args_is_help=True)
-survey_app = typer.Typer(help="The survey web server customers answer.", no_args_is_help=True)
-report_app = typer.Typer(help="Results: CSAT and NPS, service levels.", no_args_is_help=True)
+contact_app = typer.Typer(help=N_("The contact directory campaigns reach."), no_args_is_help=True)
+responses_app = typer.Typer(help=N_("Survey answers collected elsewhere."), no_args_is_help=True)
+survey_app = typer.Typer(help=N_("The survey web server customers answer."), no_args_is_help=True)
+report_app = typer.Typer(help=N_("Results: CSAT and NPS, service levels."), no_args_is_help=True)
 campaign_app = typer.Typer(
-    help="Proactive campaigns: a tagged ticket per contact.", no_args_is_help=True
+    help=N_("Proactive campaigns: a tagged ticket per contact."), no_args_is_help=True
 )
 
-FILTER_HELP = (
+FILTER_HELP = N_(
     "ATTR=VALUE (also !=, <, <=, >, >=; = ignores case; < and > compare text, e.g. ISO "
     "dates); repeatable, all must hold."
 )
@@ -57,7 +59,8 @@ def _print_problems(report: ImportReport) -> None:
 @contact_app.command("import")
 def contact_import(
     file: Path = typer.Argument(
-        ..., help="CSV with name, email, phone, language (en, ja, fr, it) and any other columns."
+        ...,
+        help=N_("CSV with name, email, phone, language (en, ja, fr, it) and any other columns."),
     ),
     as_user: str | None = ADMIN_AS_OPTION,
 ) -> None:
@@ -80,7 +83,7 @@ def contact_import(
 @contact_app.command("list")
 def contact_list(
     filters: list[str] = typer.Option([], "--filter", help=FILTER_HELP),  # noqa: B006
-    limit: int = typer.Option(200, "--limit", min=1, help="Show at most this many."),
+    limit: int = typer.Option(200, "--limit", min=1, help=N_("Show at most this many.")),
     as_json: bool = typer.Option(False, "--json"),
     as_user: str | None = AS_OPTION,
 ) -> None:
@@ -95,8 +98,12 @@ def contact_list(
         print_json(records)
         return
     print_table(
-        f"Contacts ({total} matching" + (f", first {len(records)})" if total > limit else ")"),
-        ["name", "email", "phone", "language", "attributes"],
+        (
+            _("Contacts ({total} matching, first {n})")
+            if total > limit
+            else _("Contacts ({total} matching)")
+        ).format(total=total, n=len(records)),
+        [N_("name"), N_("email"), N_("phone"), N_("language"), N_("attributes")],
         [
             (
                 r["name"],
@@ -112,14 +119,14 @@ def contact_list(
 
 @campaign_app.command("create")
 def campaign_create(
-    name: str = typer.Argument(..., help="Unique; becomes a tag on every ticket."),
+    name: str = typer.Argument(..., help=N_("Unique; becomes a tag on every ticket.")),
     filters: list[str] = typer.Option([], "--filter", help=FILTER_HELP),  # noqa: B006
-    subject: str = typer.Option(..., "--subject", help="Each ticket's title."),
-    description: str = typer.Option("", "--description", help="Stored as ticket data."),
-    team: str = typer.Option(..., "--team", help="The team whose queue gets the tickets."),
+    subject: str = typer.Option(..., "--subject", help=N_("Each ticket's title.")),
+    description: str = typer.Option("", "--description", help=N_("Stored as ticket data.")),
+    team: str = typer.Option(..., "--team", help=N_("The team whose queue gets the tickets.")),
     status: str = typer.Option("new", "--status"),
-    assignee: str | None = typer.Option(None, "--assignee", help="Owner: a member of --team."),
-    preview: bool = typer.Option(False, "--preview", help="Count and show; create nothing."),
+    assignee: str | None = typer.Option(None, "--assignee", help=N_("Owner: a member of --team.")),
+    preview: bool = typer.Option(False, "--preview", help=N_("Count and show; create nothing.")),
     as_user: str | None = ADMIN_AS_OPTION,
 ) -> None:
     """Open a ticket for every contact matching the filters (at most 1,000), in one go."""
@@ -139,10 +146,22 @@ def campaign_create(
             plan = campaign_ops.plan_campaign(session, spec)
             rows = [(c.name, c.email, c.phone) for c in plan.first]
         console.print(
-            f"Campaign {plan.spec.name} would create {plan.count} ticket(s) "
-            f"for team {plan.spec.team}, tagged {plan.spec.name!r}: {plan.spec.subject}"
+            _(
+                "Campaign {name} would create {n} ticket(s) for team {team}, tagged {tag!r}: "
+                "{subject}"
+            ).format(
+                name=plan.spec.name,
+                n=plan.count,
+                team=plan.spec.team,
+                tag=plan.spec.name,
+                subject=plan.spec.subject,
+            )
         )
-        print_table(f"First {len(rows)} of {plan.count}", ["customer", "email", "phone"], rows)
+        print_table(
+            _("First {n} of {count}").format(n=len(rows), count=plan.count),
+            [N_("customer"), N_("email"), N_("phone")],
+            rows,
+        )
         return
     with unit_of_work(engine) as session:
         campaign, tickets = campaign_ops.send_campaign(
@@ -150,8 +169,17 @@ def campaign_create(
         )
         keys = [t.key for t in tickets]
     console.print(
-        f"Campaign {campaign.name} created {len(keys)} ticket(s) ({keys[0]} to {keys[-1]}), "
-        f"tagged {campaign.name!r}; saved view {campaign_ops.view_name(campaign.name)!r}."
+        _(
+            "Campaign {name} created {n} ticket(s) ({first} to {last}), tagged {tag!r}; "
+            "saved view {view!r}."
+        ).format(
+            name=campaign.name,
+            n=len(keys),
+            first=keys[0],
+            last=keys[-1],
+            tag=campaign.name,
+            view=campaign_ops.view_name(campaign.name),
+        )
     )
 
 
@@ -161,15 +189,19 @@ def campaign_list(as_user: str | None = AS_OPTION) -> None:
     proven(as_user)
     with read_session(desk_engine()) as session:
         rows = campaign_ops.campaign_rows(session)
-    print_table("Campaigns", ["name", "subject", "team", "status", "tickets", "created"], rows)
+    print_table(
+        N_("Campaigns"),
+        [N_("name"), N_("subject"), N_("team"), N_("status"), N_("tickets"), N_("created")],
+        rows,
+    )
 
 
 @responses_app.command("import")
 def responses_import(
     file: Path = typer.Argument(
-        ..., help="CSV whose columns are the survey's question ids (and optionally ticket)."
+        ..., help=N_("CSV whose columns are the survey's question ids (and optionally ticket).")
     ),
-    survey: str = typer.Option(..., "--survey", help="The survey answered, e.g. nps."),
+    survey: str = typer.Option(..., "--survey", help=N_("The survey answered, e.g. nps.")),
     as_user: str | None = ADMIN_AS_OPTION,
 ) -> None:
     """Import answers as survey responses; their workflows run (NPS 0-6: detractor ticket).
@@ -194,9 +226,9 @@ def _number(value: float | None, suffix: str = "") -> str:
 
 @report_app.command("csat")
 def report_csat(
-    by: str | None = typer.Option(None, "--by", help="expert or team."),
+    by: str | None = typer.Option(None, "--by", help=N_("expert or team.")),
     since: str | None = typer.Option(
-        None, "--since", help="YYYY-MM-DD (local day) or 24h, 7d, 2w."
+        None, "--since", help=N_("YYYY-MM-DD (local day) or 24h, 7d, 2w.")
     ),
     as_json: bool = typer.Option(False, "--json"),
     as_user: str | None = AS_OPTION,
@@ -209,19 +241,18 @@ def report_csat(
     if as_json:
         print_json([row.to_dict() for row in rows])
         return
-    title = "CSAT and NPS" + (f" by {by}" if by else "") + (f" since {since}" if since else "")
     print_table(
-        title,
+        report_title(N_("CSAT and NPS"), by, since),
         [
             by or "",
-            "CSAT",
-            "CSAT answers",
-            "avg (1-5)",
-            "NPS",
-            "NPS answers",
-            "promoters",
-            "passives",
-            "detractors",
+            N_("CSAT"),
+            N_("CSAT answers"),
+            N_("avg (1-5)"),
+            N_("NPS"),
+            N_("NPS answers"),
+            N_("promoters"),
+            N_("passives"),
+            N_("detractors"),
         ],
         [
             (
@@ -242,7 +273,7 @@ def report_csat(
 
 @survey_app.command("serve")
 def survey_serve(
-    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    host: str = typer.Option("127.0.0.1", "--host", help=N_("Address to listen on.")),
     port: int = typer.Option(8765, "--port", min=1, max=65535),
 ) -> None:
     """Serve the CSAT and NPS surveys as web forms until Ctrl+C.
@@ -262,10 +293,14 @@ def survey_serve(
     except OSError as exc:
         raise DeskError(f"Cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     except ValueError as exc:
-        raise DeskError(f"Cannot listen on {host}:{port}: {exc}") from None
+        raise DeskError(
+            _("Cannot listen on {host}:{port}: {exc}").format(host=host, port=port, exc=exc)
+        ) from None
     console.print(
-        f"Surveys served on http://{host}:{port}/ (CSAT links point to "
-        f"{settings.resolved_survey_url}/csat); Ctrl+C stops."
+        _(
+            "Surveys served on http://{host}:{port}/ (CSAT links point to {url}/csat); "
+            "Ctrl+C stops."
+        ).format(host=host, port=port, url=settings.resolved_survey_url)
     )
     console.print(f"Limits: {limits.limits_line()}", highlight=False)
     console.print(limits.twilio_sms_line, highlight=False)

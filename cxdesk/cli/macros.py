@@ -32,6 +32,7 @@ from cxdesk.cli.tickets import IF_VERSION_OPTION, ticket_app
 from cxdesk.engine import macros as ops
 from cxdesk.engine.dispatch import unit_of_work
 from cxdesk.errors import DeskError
+from cxdesk.i18n import N_, _
 from cxdesk.store.db import read_session, transaction
 from cxdesk.store.directory import get_team
 from cxdesk.store.models import User
@@ -39,7 +40,7 @@ from cxdesk.store.user_files import read_regular_file
 from cxdesk.text import printable
 
 macro_app = typer.Typer(
-    help="Macros: named actions (set fields, a note, a reply) applied to a ticket at once.",
+    help=N_("Macros: named actions (set fields, a note, a reply) applied to a ticket at once."),
     no_args_is_help=True,
 )
 MAX_FILE_BYTES = 64 * 1024
@@ -53,10 +54,14 @@ def actions_from_file(path: Path) -> list[dict[str, Any]]:
         data: Any = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         reason = " ".join(str(exc).split()) or type(exc).__name__
-        raise DeskError(f"{path}: not a macro file ({reason})") from None
+        raise DeskError(
+            _("{path}: not a macro file ({reason})").format(path=path, reason=reason)
+        ) from None
     actions = data.get("actions") if isinstance(data, dict) else data
     if not isinstance(actions, list):
-        raise DeskError(f"{path}: no actions (TOML: [[actions]] tables; JSON: a list)")
+        raise DeskError(
+            _("{path}: no actions (TOML: [[actions]] tables; JSON: a list)").format(path=path)
+        )
     return actions
 
 
@@ -71,44 +76,48 @@ def actions_from_options(
         actions.append({"type": "note", "body": note})
     if reply == "-":
         if sys.stdin.isatty():
-            raise DeskError("--reply - reads the reply from stdin: pipe it in (or give the text)")
+            raise DeskError(
+                _("--reply - reads the reply from stdin: pipe it in (or give the text)")
+            )
         reply = sys.stdin.read(ops.MAX_TEXT_CHARS + 1)
     if reply is not None:
         actions.append(
             {"type": "reply", "body": reply, **({"channel": channel} if channel else {})}
         )
     elif channel is not None:
-        raise DeskError("--channel goes with --reply")
+        raise DeskError(_("--channel goes with --reply"))
     return actions
 
 
 @macro_app.command("add")
 def macro_add(
     name: str,
-    team: str | None = typer.Option(None, "--team", help="Only for this team (default: shared)."),
+    team: str | None = typer.Option(
+        None, "--team", help=N_("Only for this team (default: shared).")
+    ),
     from_file: Path | None = typer.Option(
-        None, "--from", help="TOML ([[actions]] tables) or JSON (a list) of actions."
+        None, "--from", help=N_("TOML ([[actions]] tables) or JSON (a list) of actions.")
     ),
     sets: list[str] = typer.Option(  # noqa: B008
-        [], "--set", help="FIELD=VALUE: status, priority, team or owner ('' unassigns)."
+        [], "--set", help=N_("FIELD=VALUE: status, priority, team or owner ('' unassigns).")
     ),
-    note: str | None = typer.Option(None, "--note", help="An internal note (piped text)."),
+    note: str | None = typer.Option(None, "--note", help=N_("An internal note (piped text).")),
     reply: str | None = typer.Option(
-        None, "--reply", help="A reply to the customer (piped text); '-' reads it from stdin."
+        None, "--reply", help=N_("A reply to the customer (piped text); '-' reads it from stdin.")
     ),
-    channel: str | None = typer.Option(None, "--channel", help="email or sms (with --reply)."),
-    replace: bool = typer.Option(False, "--replace", help="Replace a macro of this name."),
+    channel: str | None = typer.Option(None, "--channel", help=N_("email or sms (with --reply).")),
+    replace: bool = typer.Option(False, "--replace", help=N_("Replace a macro of this name.")),
     as_user: str | None = ADMIN_AS_OPTION,
 ) -> None:
     """Add a macro (admins): its actions from --from FILE, or from --set/--note/--reply."""
     if from_file is not None and (sets or note is not None or reply is not None or channel):
-        raise DeskError("Give the actions either with --from or with --set/--note/--reply")
+        raise DeskError(_("Give the actions either with --from or with --set/--note/--reply"))
     if from_file is not None:
         actions = actions_from_file(from_file)
     else:
         actions = actions_from_options(sets, note, reply, channel)
     if not actions:
-        raise DeskError("A macro needs actions: --from FILE, or --set/--note/--reply")
+        raise DeskError(_("A macro needs actions: --from FILE, or --set/--note/--reply"))
     admin = proven_admin(as_user)
     with transaction(desk_engine()) as session:
         macro = ops.save_macro(
@@ -116,12 +125,15 @@ def macro_add(
             replace=replace,
         )  # fmt: skip
         what = ops.describe(macro)
-    console.print(printable(f"Macro {macro.name} saved: {what}", lines=False), soft_wrap=True)
+    console.print(
+        printable(_("Macro {name} saved: {what}").format(name=macro.name, what=what), lines=False),
+        soft_wrap=True,
+    )
 
 
 @macro_app.command("list")
 def macro_list(
-    team: str | None = typer.Option(None, "--team", help="That team's macros and the shared."),
+    team: str | None = typer.Option(None, "--team", help=N_("That team's macros and the shared.")),
     as_json: bool = typer.Option(False, "--json"),
     as_user: str | None = AS_OPTION,
 ) -> None:
@@ -138,7 +150,7 @@ def macro_list(
         print_json(records)
         return
     rows = [(r["name"], r["team"] or "(shared)", r["does"]) for r in records]
-    print_table("Macros", ["name", "team", "does"], rows)
+    print_table(N_("Macros"), [N_("name"), N_("team"), N_("does")], rows)
 
 
 @macro_app.command("show")
@@ -165,7 +177,7 @@ def macro_delete(name: str, as_user: str | None = ADMIN_AS_OPTION) -> None:
     admin = proven_admin(as_user)
     with transaction(desk_engine()) as session:
         ops.delete_macro(session, actor=setup_actor(session, admin), name=name)
-    console.print(printable(f"Macro {name} deleted.", lines=False))
+    console.print(printable(_("Macro {name} deleted.").format(name=name), lines=False))
 
 
 @ticket_app.command("macro")

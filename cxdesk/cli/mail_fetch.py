@@ -10,7 +10,7 @@ from functools import partial
 import typer
 from sqlalchemy import Engine
 
-from cxdesk.cli.common import console, desk_engine, err_console
+from cxdesk.cli.common import console, desk_engine, err_console, error_line
 from cxdesk.cli.delivery import run_until_signalled, say_recovery, say_trouble
 from cxdesk.cli.mail import mail_app
 from cxdesk.config import Settings, load_settings
@@ -22,12 +22,15 @@ from cxdesk.engine.inbound.imap import (
 )
 from cxdesk.engine.inbound.mailgate import receive_email
 from cxdesk.errors import DeskError
+from cxdesk.i18n import N_, _
 from cxdesk.text import printable
 
 
 @mail_app.command("fetch")
 def mail_fetch(
-    once: bool = typer.Option(False, "--once", help="Fetch what is in the folder now, then exit."),
+    once: bool = typer.Option(
+        False, "--once", help=N_("Fetch what is in the folder now, then exit.")
+    ),
 ) -> None:
     """Fetch customer email from the IMAP mailbox ([imap] settings, the password from
     CXDESK_IMAP_PASSWORD) into the desk, each message once; it is marked seen once handled.
@@ -48,13 +51,16 @@ def mail_fetch(
             raise typer.Exit(1)
         return
     console.print(
-        f"Fetching {settings.folder} from {settings.address}; Ctrl+C stops it.", soft_wrap=True
+        _("Fetching {folder} from {address}; Ctrl+C stops it.").format(
+            folder=settings.folder, address=settings.address
+        ),
+        soft_wrap=True,
     )
     run_until_signalled(
         fetch_loop(fetcher),
         stopping="Stopping after the message being handled (Ctrl+C again: at once)...",
     )
-    console.print("Fetching stopped.")
+    console.print(_("Fetching stopped."))
 
 
 def say_report(report: FetchReport, *, folder: str) -> None:
@@ -62,9 +68,9 @@ def say_report(report: FetchReport, *, folder: str) -> None:
     for who, received in report.handled:
         console.print(printable(f"{who}: {received.detail}", lines=False), soft_wrap=True)
     for line in report.refused:
-        err_console.print(f"Refused: {line}", soft_wrap=True)
+        err_console.print(_("Refused: {line}").format(line=line), soft_wrap=True)
     for line in report.set_aside:
-        err_console.print(f"Error: {line}", soft_wrap=True)
+        err_console.print(error_line(line), soft_wrap=True)
     console.print(report.line(folder))
 
 
@@ -77,7 +83,9 @@ def worker_fetcher(engine: Engine, settings: Settings) -> MailboxFetcher | None:
     try:
         imap.check()
     except DeskError as error:
-        err_console.print(f"Note: {error}; mail is not fetched", soft_wrap=True)
+        err_console.print(
+            _("Note: {error}; mail is not fetched").format(error=error), soft_wrap=True
+        )
         return None
     return MailboxFetcher(imap, partial(receive_email, engine))
 
@@ -88,7 +96,7 @@ def fetch_once(fetcher: MailboxFetcher) -> bool:
     try:
         report = fetcher.fetch_once()
     except MailboxError as error:
-        err_console.print(f"Error: {error}", soft_wrap=True)
+        err_console.print(error_line(str(error)), soft_wrap=True)
         return False
     say_report(report, folder=fetcher.settings.folder)
     return not report.refused

@@ -24,9 +24,10 @@ from pathlib import Path
 import typer
 from sqlalchemy.exc import SQLAlchemyError
 
-from cxdesk.cli.common import console, desk_engine, err_console
+from cxdesk.cli.common import console, desk_engine, err_console, error_line
 from cxdesk.cli.mail import mail_app
 from cxdesk.errors import DeskError
+from cxdesk.i18n import N_
 from cxdesk.store.user_files import read_regular_file
 from cxdesk.text import printable
 
@@ -35,13 +36,13 @@ EX_TEMPFAIL = 75
 FILES_ARGUMENT = typer.Argument(
     None,
     metavar="FILE|-",
-    help="Files of one RFC 5322 message each; '-' or none: one message on standard input.",
+    help=N_("Files of one RFC 5322 message each; '-' or none: one message on standard input."),
     show_default=False,
 )
 
 
 def _error(line: str) -> None:
-    err_console.print(printable(f"Error: {line}", lines=False), soft_wrap=True)
+    err_console.print(printable(error_line(line), lines=False), soft_wrap=True)
 
 
 def _first_line(exc: BaseException) -> str:

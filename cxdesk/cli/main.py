@@ -1,4 +1,6 @@
-"""``cxdesk``: the entry point. Registers every command group; turns DeskError into one line."""
+"""``cxdesk``: the entry point. Registers every command group; speaks the CLI's language
+(``use_cli_language``, help texts translated on the built commands); turns DeskError into one
+line."""
 
 from __future__ import annotations
 
@@ -24,14 +26,16 @@ from cxdesk.cli import (
     views,
     workflows,
 )
-from cxdesk.cli.common import err_console
+from cxdesk.cli.common import err_console, error_line, use_cli_language
+from cxdesk.cli.help_text import translated_command
 from cxdesk.cli.mail import mail_app
 from cxdesk.errors import DeskError
+from cxdesk.i18n import N_, _
 from cxdesk.text import printable
 
 app = typer.Typer(
     name="cxdesk",
-    help="A closed-loop support desk that lives in the terminal.",
+    help=N_("A closed-loop support desk that lives in the terminal."),
     no_args_is_help=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
@@ -63,26 +67,28 @@ app.add_typer(sla.sla_app, name="sla")
 batch.register(app)
 
 
-def error_line(exc: BaseException) -> str | None:
+def refusal_line(exc: BaseException) -> str | None:
     """The one line a user mistake or an unusable desk database becomes; None for a bug."""
     if isinstance(exc, DeskError):
-        return printable(f"Error: {exc}")
+        return printable(error_line(str(exc)))
     if isinstance(exc, SQLAlchemyError | OSError):
         # The desk database is missing, unreachable, not a database, or its folder is not
         # writable: the user's setup, not a bug, so one line (the driver's first line).
         reason = getattr(exc, "orig", None) or exc
         first = (str(reason).strip().splitlines() or [type(exc).__name__])[0]
         if "unable to open database file" in first or "readonly database" in first:
-            first += " (the file or its folder is missing or read-only; nothing was changed)"
-        return f"Error: Cannot use the desk database: {first}"
+            first += _(" (the file or its folder is missing or read-only; nothing was changed)")
+        return error_line(_("Cannot use the desk database: {reason}").format(reason=first))
     return None
 
 
 def main() -> None:
+    use_cli_language()
+    command = translated_command(typer.main.get_command(app))
     try:
-        app()
+        command()
     except (DeskError, SQLAlchemyError, OSError) as exc:
-        err_console.print(error_line(exc), soft_wrap=True)
+        err_console.print(refusal_line(exc), soft_wrap=True)
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)

@@ -10,16 +10,26 @@ from zoneinfo import ZoneInfo
 import typer
 from sqlmodel import select
 
-from cxdesk.cli.common import AS_OPTION, console, desk_engine, print_json, print_table, proven
+from cxdesk.cli.common import (
+    AS_OPTION,
+    console,
+    desk_engine,
+    padded,
+    print_json,
+    print_table,
+    proven,
+)
 from cxdesk.engine.sla_clock import WEEKDAYS, format_spans, next_open
 from cxdesk.errors import NotFound
+from cxdesk.i18n import N_, _
 from cxdesk.store.db import read_session
 from cxdesk.store.models import SlaCalendar, SlaPolicy, Team, utcnow
+from cxdesk.store.sla import TARGET_WORDS
 from cxdesk.store.sla_policies import TARGET_KEYS, get_calendar, get_policy, list_policies
 from cxdesk.text import printable
 
 sla_app = typer.Typer(
-    help="Service levels: SLA policies and their calendars.", no_args_is_help=True
+    help=N_("Service levels: SLA policies and their calendars."), no_args_is_help=True
 )
 
 
@@ -61,16 +71,16 @@ def sla_list(
         print_json(policies)
         return
     if not policies:
-        console.print("No SLA policies: tickets get no due times (see README, Service levels).")
+        console.print(_("No SLA policies: tickets get no due times (see README, Service levels)."))
         return
     print_table(
-        "SLA policies (first match applies)",
-        ["#", "name", "team", "priority", "first response", "next response", "resolution",
-         "warn", "calendar", "enabled"],
+        N_("SLA policies (first match applies)"),
+        ["#", N_("name"), N_("team"), N_("priority"), N_("first response"), N_("next response"),
+         N_("resolution"), N_("warn"), N_("calendar"), N_("enabled")],
         [
-            (p["position"] + 1, p["name"], p["team"] or "any", p["priority"] or "any",
+            (p["position"] + 1, p["name"], p["team"] or _("any"), p["priority"] or _("any"),
              *(_minutes(p[key]) for key in TARGET_KEYS), f"{p['warn_percent']}%",
-             p["calendar"] or "around the clock", "on" if p["enabled"] else "off")
+             p["calendar"] or _("around the clock"), _("on") if p["enabled"] else _("off"))
             for p in policies
         ],
     )  # fmt: skip
@@ -105,7 +115,9 @@ def sla_show(
                 calendar: SlaCalendar | None = get_calendar(session, name)
             except NotFound:
                 raise NotFound(
-                    f"No SLA policy or calendar named {name!r} (see: cxdesk sla list)"
+                    _("No SLA policy or calendar named {name!r} (see: cxdesk sla list)").format(
+                        name=name
+                    )
                 ) from None
         if policy is not None:
             team = session.get(Team, policy.team_id) if policy.team_id else None
@@ -127,34 +139,46 @@ def sla_show(
         print_json(record)
         return
     if policy is not None:
-        console.print(f"SLA policy {printable(policy.name, lines=False)}", markup=False)
+        said = _("SLA policy {name}").format(name=printable(policy.name, lines=False))
+        console.print(said, markup=False)
+        if policy.enabled:
+            applies = _("  applies to      team {team}, priority {priority} (enabled; tried #{n})")
+        else:
+            applies = _("  applies to      team {team}, priority {priority} (disabled; tried #{n})")
+        team_name, priority = record["team"] or _("any"), record["priority"] or _("any")
         console.print(
-            f"  applies to      team {record['team'] or 'any'}, "
-            f"priority {record['priority'] or 'any'} "
-            f"({'enabled' if policy.enabled else 'disabled'}; tried #{policy.position + 1})",
-            markup=False,
+            applies.format(team=team_name, priority=priority, n=policy.position + 1), markup=False
         )
         for key in TARGET_KEYS:
-            label = key.removesuffix("_minutes").replace("_", " ")
-            console.print(f"  {label:15} {_minutes(record[key])}", markup=False)
-        console.print(f"  warning at      {policy.warn_percent}% of each target", markup=False)
+            label = _(TARGET_WORDS[key.removesuffix("_minutes")])
+            console.print(f"  {padded(label)}{_minutes(record[key])}", markup=False)
+        console.print(
+            _("  warning at      {warn_percent}% of each target").format(
+                warn_percent=policy.warn_percent
+            ),
+            markup=False,
+        )
         if calendar is None:
-            console.print("  calendar        none: the clock runs around the clock", markup=False)
+            console.print(
+                _("  calendar        none: the clock runs around the clock"), markup=False
+            )
     if calendar is None:
         return
     console.print(
-        f"Calendar {printable(calendar.name, lines=False)}: {open_line(calendar, now)}",
+        _("Calendar {name}: {now}").format(
+            name=printable(calendar.name, lines=False), now=open_line(calendar, now)
+        ),
         markup=False,
     )
     print_table(
-        "Weekly hours",
-        ["day", "hours"],
+        N_("Weekly hours"),
+        [N_("day"), N_("hours")],
         [(day, format_spans(calendar.weekly.get(day) or [])) for day in WEEKDAYS],
     )
     if calendar.exceptions:
         print_table(
-            "Exceptions",
-            ["date", "name", "hours"],
+            N_("Exceptions"),
+            [N_("date"), N_("name"), N_("hours")],
             [(str(item.get("date")), item.get("name") or "", format_spans(item.get("hours") or []))
              for item in sorted(calendar.exceptions, key=lambda item: str(item.get("date")))],
         )  # fmt: skip

@@ -5,8 +5,17 @@ from __future__ import annotations
 
 import typer
 
-from cxdesk.cli.common import AS_OPTION, console, desk_engine, print_json, print_table, proven
+from cxdesk.cli.common import (
+    AS_OPTION,
+    console,
+    desk_engine,
+    print_json,
+    print_table,
+    proven,
+    report_title,
+)
 from cxdesk.cli.loop import report_app
+from cxdesk.i18n import N_, _
 from cxdesk.store import reports
 from cxdesk.store.db import read_session
 from cxdesk.store.models import utcnow
@@ -15,9 +24,9 @@ from cxdesk.store.sla_report import NOTHING_YET, REPORT_COLUMNS, report_lines, s
 
 @report_app.command("sla")
 def report_sla(
-    by: str | None = typer.Option(None, "--by", help="team or expert (the owner)."),
+    by: str | None = typer.Option(None, "--by", help=N_("team or expert (the owner).")),
     since: str | None = typer.Option(
-        None, "--since", help="Tickets created since YYYY-MM-DD (local day) or 24h, 7d, 2w."
+        None, "--since", help=N_("Tickets created since YYYY-MM-DD (local day) or 24h, 7d, 2w.")
     ),
     as_json: bool = typer.Option(False, "--json"),
     as_user: str | None = AS_OPTION,
@@ -35,7 +44,9 @@ def report_sla(
         return
     lines = report_lines(rows)
     if not lines:
-        console.print(NOTHING_YET + (f" since {since}" if since else ""))
+        if since:
+            console.print(_("{nothing} since {since}").format(nothing=_(NOTHING_YET), since=since))
+        else:
+            console.print(_(NOTHING_YET))
         return
-    title = "Service levels" + (f" by {by}" if by else "") + (f" since {since}" if since else "")
-    print_table(title, [by or "", *REPORT_COLUMNS], lines)
+    print_table(report_title(N_("Service levels"), by, since), [by or "", *REPORT_COLUMNS], lines)

@@ -14,9 +14,18 @@ from typing import Any
 import typer
 from rich.text import Text
 
-from cxdesk.cli.common import AS_OPTION, console, desk_engine, print_json, print_table, proven
+from cxdesk.cli.common import (
+    AS_OPTION,
+    console,
+    desk_engine,
+    padded,
+    print_json,
+    print_table,
+    proven,
+)
 from cxdesk.cli.tickets import ticket_app
 from cxdesk.errors import Conflict, DeskError
+from cxdesk.i18n import N_, _
 from cxdesk.store import tickets as ops
 from cxdesk.store.conversation import (
     attachment_content,
@@ -35,8 +44,21 @@ from cxdesk.store.user_files import save_user_file
 from cxdesk.store.waiting import wait_fields
 from cxdesk.text import printable
 
-FIELDS = ("status", "priority", "team", "origin_team", "owner", "customer_name",
-          "customer_email", "customer_phone", "source", "created_at", "updated_at")  # fmt: skip
+FIELDS = {
+    "status": N_("status"),
+    "priority": N_("priority"),
+    "team": N_("team"),
+    "origin_team": N_("origin team"),
+    "owner": N_("owner"),
+    "customer_name": N_("customer"),
+    "customer_email": N_("email"),
+    "customer_phone": N_("phone"),
+    "source": N_("source"),
+    "created_at": N_("created"),
+    "updated_at": N_("updated"),
+}
+"""The fields ``ticket show`` lists, each with its label (the JSON keeps the field names)."""
+ATTACHMENT_COLUMNS = [N_("n"), N_("name"), N_("type"), N_("size")]
 
 
 @ticket_app.command("show")
@@ -70,28 +92,30 @@ def ticket_show(
         return
     title = printable(str(record["title"]), lines=False)
     console.print(Text.assemble((str(record["key"]), "bold"), "  ", title))
-    for label in FIELDS:
-        value = printable(str(record[label] or ""), lines=False)
-        console.print(f"  {label:15} {value}", markup=False)
+    for field, label in FIELDS.items():
+        value = printable(str(record[field] or ""), lines=False)
+        console.print(f"  {padded(_(label))}{value}", markup=False)
     if service is not None:
         console.print(sla_line(service, now), markup=False)
     data = record["data"]
     assert isinstance(data, dict)
     if data:
-        print_table("Ticket data", ["name", "value"], data.items())
-    if record["customer_comment"]:
+        print_table(N_("Ticket data"), [N_("name"), N_("value")], data.items())
+    if record[N_("customer_comment")]:
         comment = printable(str(record["customer_comment"]))
-        console.print(f"Customer comment: {comment}", markup=False)
+        console.print(_("Customer comment: {comment}").format(comment=comment), markup=False)
     if timeline is not None:
         print_table(
-            f"Escalation (estimated resolution: {timeline.estimate or 'not set'})",
-            ["step", "at", "now"],
+            _("Escalation (estimated resolution: {estimate})").format(
+                estimate=timeline.estimate or _("not set")
+            ),
+            [N_("step"), N_("at"), N_("now")],
             [(s.name, s.at.isoformat() if s.at else "", "<-" if s.current else "")
              for s in timeline.steps],
         )  # fmt: skip
     print_table(
-        "Conversation",
-        ["at", "what", "text", "files"],
+        N_("Conversation"),
+        [N_("at"), N_("what"), N_("text"), N_("files")],
         [
             (item.at.isoformat(), describe(item), item.body,
              ", ".join(str(a.n) for a in item.attachments))
@@ -101,21 +125,21 @@ def ticket_show(
     files = [a for item in items for a in item.attachments]
     if files:
         print_table(
-            "Attachments",
-            ["n", "name", "type", "size"],
+            N_("Attachments"),
+            ATTACHMENT_COLUMNS,
             [(a.n, a.name, a.type, size_text(a.size)) for a in files],
         )
     if history:
         print_table(
-            "Customer's other tickets (newest first)",
-            ["key", "title", "status", "created"],
+            N_("Customer's other tickets (newest first)"),
+            [N_("key"), N_("title"), N_("status"), N_("created")],
             [(h.key, h.title, h.status, h.created_at.isoformat()[:16]) for h in history],
         )
     else:
-        console.print("The customer has no other tickets.")
+        console.print(_("The customer has no other tickets."))
     print_table(
-        "Log",
-        ["at", "who", "what", "from", "to", "detail"],
+        N_("Log"),
+        [N_("at"), N_("who"), N_("what"), N_("from"), N_("to"), N_("detail")],
         [
             (e["at"], e["who"], f"{e['kind']} {e['field'] or ''}".strip(), e["from"], e["to"],
              e["detail"])
@@ -132,37 +156,39 @@ def sla_line(service: dict[str, Any], now: datetime) -> str:
     def hhmm(value: str) -> str:
         return clock_time(datetime.fromisoformat(value), now)
 
-    parts = [f"SLA: {STATE_WORDS[SlaState(service['state'])]}"]
+    parts = [_("SLA: {state}").format(state=_(STATE_WORDS[SlaState(service["state"])]))]
     if service["paused_since"]:
-        parts.append(f"paused since {hhmm(service['paused_since'])}")
+        parts.append(_("paused since {time}").format(time=hhmm(service["paused_since"])))
     for target, state in service["targets"].items():
-        word = TARGET_WORDS[target]
+        word = _(TARGET_WORDS[target])
         if state["done_at"] is None:
-            parts.append(f"{word} due {hhmm(state['due_at'])}")
+            parts.append(_("{target} due {time}").format(target=word, time=hhmm(state["due_at"])))
+        elif state["state"] == SlaState.met:
+            parts.append(_("{target} met {time}").format(target=word, time=hhmm(state["done_at"])))
         else:
-            late = "" if state["state"] == SlaState.met else " (late)"
-            parts.append(f"{word} met {hhmm(state['done_at'])}{late}")
-    policy = printable(str(service["policy"] or "deleted policy"), lines=False)
-    return " · ".join(parts) + f" ({policy})"
+            done = hhmm(state["done_at"])
+            parts.append(_("{target} met {time} (late)").format(target=word, time=done))
+    policy = printable(str(service["policy"] or _("deleted policy")), lines=False)
+    return _("{parts} ({policy})").format(parts=" · ".join(parts), policy=policy)
 
 
 @ticket_app.command("attachment")
 def ticket_attachment(
     key: str,
     number: int | None = typer.Argument(
-        None, help="Which attachment (N from the list); without it, list them."
+        None, help=N_("Which attachment (N from the list); without it, list them.")
     ),
     output: Path | None = typer.Option(  # noqa: B008
-        None, "--output", "-o", help="Where to write attachment N (a file path)."
+        None, "--output", "-o", help=N_("Where to write attachment N (a file path).")
     ),
-    force: bool = typer.Option(False, "--force", help="Replace a file already at --output."),
+    force: bool = typer.Option(False, "--force", help=N_("Replace a file already at --output.")),
     as_user: str | None = AS_OPTION,
 ) -> None:
     """List a ticket's attachments, or write attachment N to --output."""
     if number is not None and output is None:
-        raise DeskError("Name the file to write: --output PATH")
+        raise DeskError(_("Name the file to write: --output PATH"))
     if number is None and output is not None:
-        raise DeskError("Say which attachment to write: ticket attachment KEY N --output PATH")
+        raise DeskError(_("Say which attachment to write: ticket attachment KEY N --output PATH"))
     proven(as_user)
     with read_session(desk_engine()) as session:
         ticket = ops.get_ticket(session, key)
@@ -171,12 +197,12 @@ def ticket_attachment(
         else:
             item, content = attachment_content(session, ticket, number)
     if number is None and not files:
-        typer.echo(f"{ticket.key} has no attachments.")
+        typer.echo(_("{key} has no attachments.").format(key=ticket.key))
         return
     if number is None:
         print_table(
-            f"Attachments of {ticket.key}",
-            ["n", "name", "type", "size"],
+            _("Attachments of {key}").format(key=ticket.key),
+            ATTACHMENT_COLUMNS,
             [(a.n, a.name, a.type, size_text(a.size)) for a in files],
         )
         return
@@ -185,6 +211,9 @@ def ticket_attachment(
     try:
         save_user_file(path, content, replace=force)
     except Conflict as error:
-        raise DeskError(f"{error} (--force replaces it)") from None
-    shown = printable(f"{item.name} ({size_text(item.size)}) written to {path}", lines=False)
+        raise DeskError(_("{error} (--force replaces it)").format(error=error)) from None
+    written = _("{name} ({size}) written to {path}")
+    shown = printable(
+        written.format(name=item.name, size=size_text(item.size), path=path), lines=False
+    )
     typer.echo(shown)

@@ -23,6 +23,7 @@ from cxdesk.engine.dispatch import (
     unit_of_work,
 )
 from cxdesk.errors import DeskError
+from cxdesk.i18n import N_, _, ngettext
 from cxdesk.store import tickets as ops
 from cxdesk.store.db import read_session, transaction
 from cxdesk.store.escalation_steps import (
@@ -41,13 +42,15 @@ from cxdesk.store.unpull import unpull
 from cxdesk.text import printable
 
 ticket_app = typer.Typer(
-    help="One ticket: pull, noshow, create, show, update, comment, reply, macro, escalation,"
-    " close, feedback.",
+    help=N_(
+        "One ticket: pull, noshow, create, show, update, comment, reply, macro, escalation,"
+        " close, feedback."
+    ),
     no_args_is_help=True,
 )
-tickets_app = typer.Typer(help="Many tickets: list.", no_args_is_help=True)
+tickets_app = typer.Typer(help=N_("Many tickets: list."), no_args_is_help=True)
 
-ATTACH_OPTION = typer.Option([], "--attach", help="A file to attach (repeatable, at most 5).")
+ATTACH_OPTION = typer.Option([], "--attach", help=N_("A file to attach (repeatable, at most 5)."))
 
 
 def checkin(
@@ -55,15 +58,19 @@ def checkin(
     answer: list[str] = typer.Option(  # noqa: B008
         [],
         "--answer",
-        help="FIELD=VALUE (first_name, last_name, email, phone, username, "
-        "product, notes); repeatable.",
+        help=N_(
+            "FIELD=VALUE (first_name, last_name, email, phone, username, "
+            "product, notes); repeatable."
+        ),
     ),
-    survey: str = typer.Option("checkin", "--survey", help="The survey answered."),
+    survey: str = typer.Option("checkin", "--survey", help=N_("The survey answered.")),
     lang: str | None = typer.Option(
         None,
         "--lang",
-        help="The customer's language (en, ja, fr, it): their SMS, email and survey page."
-        " Default: the desk's.",
+        help=N_(
+            "The customer's language (en, ja, fr, it): their SMS, email and survey page."
+            " Default: the desk's."
+        ),
     ),
 ) -> None:
     """Check a customer in; prints the key of each ticket created, one per line."""
@@ -85,20 +92,21 @@ def checkin(
     for key in keys:
         typer.echo(key)
     if not keys:
-        typer.echo(f"Response {response.id} saved; no workflow created a ticket.", err=True)
+        said = _("Response {id} saved; no workflow created a ticket.").format(id=response.id)
+        typer.echo(said, err=True)
 
 
 @ticket_app.command("pull")
 def ticket_pull(
-    queue: str | None = typer.Argument(None, help="The queue (or --any)."),
+    queue: str | None = typer.Argument(None, help=N_("The queue (or --any).")),
     any_team: bool = typer.Option(
-        False, "--any", help="The most urgent waiting ticket across all my teams' queues."
+        False, "--any", help=N_("The most urgent waiting ticket across all my teams' queues.")
     ),
     as_user: str | None = AS_OPTION,
 ) -> None:
     """Take the next waiting ticket of a queue (or of any of my teams); prints its key."""
     if (queue is None) == (not any_team):
-        raise DeskError("Name a queue or give --any (not both)")
+        raise DeskError(_("Name a queue or give --any (not both)"))
     who = proven(as_user)
     engine = desk_engine()
     with read_session(engine) as session:  # outside the write transaction: pulls stay short
@@ -120,9 +128,15 @@ def ticket_noshow(key: str, as_user: str | None = AS_OPTION) -> None:
     with unit_of_work(desk_engine()) as session:
         done = no_show(session, actor=acting_user(session, who), key=key)
     if done.resolved:
-        typer.echo(f"{done.key} resolved as no-show after {done.recalls} recall(s).")
+        said = ngettext(
+            "{key} resolved as no-show after {n} recall.",
+            "{key} resolved as no-show after {n} recalls.",
+            done.recalls,
+        )
+        typer.echo(said.format(key=done.key, n=done.recalls))
     else:
-        typer.echo(f"{done.key} back at the head of its queue (recall {done.recalls}).")
+        said = _("{key} back at the head of its queue (recall {n}).")
+        typer.echo(said.format(key=done.key, n=done.recalls))
 
 
 @ticket_app.command("unpull")
@@ -138,13 +152,13 @@ def ticket_unpull(key: str, as_user: str | None = AS_OPTION) -> None:
 @ticket_app.command("create")
 def ticket_create(
     as_user: str | None = AS_OPTION,
-    email: str = typer.Option(..., "--email", help="The customer's email."),
+    email: str = typer.Option(..., "--email", help=N_("The customer's email.")),
     team: str = typer.Option(..., "--team"),
     comment: str = typer.Option(..., "--comment"),
     priority: str = typer.Option("medium", "--priority"),
     status: str = typer.Option("new", "--status"),
     owner: str | None = typer.Option(None, "--owner"),
-    name: str = typer.Option("", "--name", help="The customer's name."),
+    name: str = typer.Option("", "--name", help=N_("The customer's name.")),
 ) -> None:
     """Open a ticket by hand (the "+" form); prints its key."""
     who = proven(as_user)
@@ -166,8 +180,10 @@ def ticket_create(
 IF_VERSION_OPTION = typer.Option(
     None,
     "--if-version",
-    help="Only if the ticket is still at this version ('ticket show --json' gives it): "
-    "refused if someone changed it since.",
+    help=N_(
+        "Only if the ticket is still at this version ('ticket show --json' gives it): "
+        "refused if someone changed it since."
+    ),
 )
 """``--if-version`` of ``ticket update`` and ``ticket macro`` (``store.ticket_versions``)."""
 
@@ -176,11 +192,13 @@ IF_VERSION_OPTION = typer.Option(
 def ticket_update(
     key: str,
     as_user: str | None = AS_OPTION,
-    comment: str = typer.Option(..., "--comment", help="Required: why it changed."),
+    comment: str = typer.Option(..., "--comment", help=N_("Required: why it changed.")),
     status: str | None = typer.Option(None, "--status"),
     priority: str | None = typer.Option(None, "--priority"),
     team: str | None = typer.Option(None, "--team"),
-    owner: str | None = typer.Option(None, "--owner", help="A member of the team; '' unassigns."),
+    owner: str | None = typer.Option(
+        None, "--owner", help=N_("A member of the team; '' unassigns.")
+    ),
     attach: list[Path] = ATTACH_OPTION,  # noqa: B008
     if_version: int | None = IF_VERSION_OPTION,
 ) -> None:
@@ -207,7 +225,8 @@ def ticket_update(
             attachments=attachments,
             if_version=if_version,
         )
-    typer.echo(f"{ticket.key} updated ({ticket.status}, version {ticket.version}).")
+    said = _("{key} updated ({status}, version {version}).")
+    typer.echo(said.format(key=ticket.key, status=ticket.status, version=ticket.version))
 
 
 @ticket_app.command("comment")
@@ -228,16 +247,16 @@ def ticket_comment(
             body=comment,
             attachments=attachments,
         )
-    typer.echo(f"Comment added to {key.upper()}.")
+    typer.echo(_("Comment added to {key}.").format(key=key.upper()))
 
 
 @ticket_app.command("reply")
 def ticket_reply(
     key: str,
     as_user: str | None = AS_OPTION,
-    message: str = typer.Option(..., "--message", help="What the customer receives."),
+    message: str = typer.Option(..., "--message", help=N_("What the customer receives.")),
     channel: str | None = typer.Option(
-        None, "--channel", help="email or sms; default email when the ticket has one, else sms."
+        None, "--channel", help=N_("email or sms; default email when the ticket has one, else sms.")
     ),
     attach: list[Path] = ATTACH_OPTION,  # noqa: B008
 ) -> None:
@@ -257,10 +276,18 @@ def ticket_reply(
             select(OutboxMessage).where(OutboxMessage.comment_id == reply.id)
         ).one()
     to = printable(queued.to_addr, lines=False)
-    files = f" with {len(attachments)} file(s)" if attachments else ""
-    typer.echo(
-        f"Reply to {key.upper()} queued by {queued.channel} to {to}{files} (outbox #{queued.id})."
+    if attachments:
+        said = ngettext(
+            "Reply to {key} queued by {channel} to {to} with {n} file (outbox #{id}).",
+            "Reply to {key} queued by {channel} to {to} with {n} files (outbox #{id}).",
+            len(attachments),
+        )
+    else:
+        said = _("Reply to {key} queued by {channel} to {to} (outbox #{id}).")
+    said = said.format(
+        key=key.upper(), channel=queued.channel, to=to, n=len(attachments), id=queued.id
     )
+    typer.echo(said)
 
 
 @ticket_app.command("close")
@@ -269,14 +296,14 @@ def ticket_close(key: str, as_user: str | None = AS_OPTION) -> None:
     who = proven(as_user)
     with unit_of_work(desk_engine()) as session:
         ticket = ops.close_by_requester(session, actor=acting_user(session, who), key=key)
-    typer.echo(f"{ticket.key} closed. {ops.CLOSED_MESSAGE}.")
+    typer.echo(_("{key} closed. {message}.").format(key=ticket.key, message=_(ops.CLOSED_MESSAGE)))
 
 
 @ticket_app.command("feedback")
 def ticket_feedback(
     key: str,
     as_user: str | None = AS_OPTION,
-    rating: int = typer.Option(..., "--rating", help="1 (poor) to 5 (great)."),
+    rating: int = typer.Option(..., "--rating", help=N_("1 (poor) to 5 (great).")),
     comment: str = typer.Option("", "--comment"),
 ) -> None:
     """Leave feedback on your closed ticket, once."""
@@ -285,16 +312,16 @@ def ticket_feedback(
         ops.leave_feedback(
             session, actor=acting_user(session, who), key=key, rating=rating, comment=comment
         )
-    typer.echo("Thank you for your feedback!")
+    typer.echo(_("Thank you for your feedback!"))
 
 
 @ticket_app.command("escalation")
 def ticket_escalation(
     key: str,
     as_user: str | None = AS_OPTION,
-    step: str | None = typer.Option(None, "--step", help=" or ".join(SETTABLE_STEPS) + "."),
-    estimate: str = typer.Option("", "--estimate", help="Estimated resolution, YYYY-MM-DD."),
-    comment: str = typer.Option(..., "--comment", help="Required: why it changed."),
+    step: str | None = typer.Option(None, "--step", help=" | ".join(SETTABLE_STEPS)),
+    estimate: str = typer.Option("", "--estimate", help=N_("Estimated resolution, YYYY-MM-DD.")),
+    comment: str = typer.Option(..., "--comment", help=N_("Required: why it changed.")),
 ) -> None:
     """Move an escalated ticket along its timeline and/or set its estimated resolution date."""
     estimated = parse_estimate(estimate)
@@ -310,15 +337,18 @@ def ticket_escalation(
         )
         timeline = escalation_timeline(session, ticket)
     assert timeline is not None
-    when = f", estimated resolution {timeline.estimate}" if timeline.estimate else ""
-    typer.echo(f"{ticket.key}: {timeline.current}{when}.")
+    if timeline.estimate:
+        said = _("{key}: {step}, estimated resolution {estimate}.")
+    else:
+        said = _("{key}: {step}.")
+    typer.echo(said.format(key=ticket.key, step=timeline.current, estimate=timeline.estimate))
 
 
 @tickets_app.command("list")
 def tickets_list(
     status: str | None = typer.Option(None, "--status"),
     team: str | None = typer.Option(None, "--team"),
-    owner: str | None = typer.Option(None, "--owner", help="A username, or 'none'."),
+    owner: str | None = typer.Option(None, "--owner", help=N_("A username, or 'none'.")),
     limit: int = typer.Option(200, "--limit", min=1, max=100_000),
     as_json: bool = typer.Option(False, "--json"),
     as_user: str | None = AS_OPTION,
@@ -333,8 +363,18 @@ def tickets_list(
         return
     now = utcnow()
     print_table(
-        "Tickets",
-        ["key", "title", "status", "sla", "priority", "team", "owner", "customer", "created"],
+        N_("Tickets"),
+        [
+            N_("key"),
+            N_("title"),
+            N_("status"),
+            N_("sla"),
+            N_("priority"),
+            N_("team"),
+            N_("owner"),
+            N_("customer"),
+            N_("created"),
+        ],  # fmt: skip
         [
             (
                 r["key"],

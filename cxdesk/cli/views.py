@@ -15,10 +15,10 @@ import typer
 from cxdesk.cli.common import AS_OPTION, acting_user, desk_engine, print_table, proven
 from cxdesk.cli.tickets import tickets_app
 from cxdesk.errors import DeskError
+from cxdesk.i18n import N_, _, ngettext
 from cxdesk.store.db import read_session, transaction
 from cxdesk.store.export import FORMATS, export_tickets
 from cxdesk.store.views import (
-    DEFAULT_DAYS,
     Sort,
     TicketFilter,
     build_filter,
@@ -29,21 +29,23 @@ from cxdesk.store.views import (
     ticket_summary,
 )
 
-view_app = typer.Typer(help="Saved views: named ticket-list filters.", no_args_is_help=True)
+view_app = typer.Typer(help=N_("Saved views: named ticket-list filters."), no_args_is_help=True)
 
-DAYS_OPTION = typer.Option(
-    None, "--days", help=f"Created in the last N days (default {DEFAULT_DAYS}; 0 = all time)."
+DAYS_OPTION = typer.Option(  # 30: store.views.DEFAULT_DAYS (help text is fixed at import)
+    None, "--days", help=N_("Created in the last N days (default 30; 0 = all time).")
 )
-FROM_OPTION = typer.Option(None, "--from", help="Created on or after this day (YYYY-MM-DD).")
-TO_OPTION = typer.Option(None, "--to", help="Created on or before this day (YYYY-MM-DD).")
-TEAM_OPTION = typer.Option(None, "--team", help="Current team.")
-OWNER_OPTION = typer.Option(None, "--owner", help="A username, or 'none' for unowned.")
+FROM_OPTION = typer.Option(None, "--from", help=N_("Created on or after this day (YYYY-MM-DD)."))
+TO_OPTION = typer.Option(None, "--to", help=N_("Created on or before this day (YYYY-MM-DD)."))
+TEAM_OPTION = typer.Option(None, "--team", help=N_("Current team."))
+OWNER_OPTION = typer.Option(None, "--owner", help=N_("A username, or 'none' for unowned."))
 STATUS_OPTION = typer.Option(None, "--status")
-PRIORITY_OPTION = typer.Option(None, "--priority", help="low, medium, high or critical.")
+PRIORITY_OPTION = typer.Option(None, "--priority", help=N_("low, medium, high or critical."))
 TAG_OPTION = typer.Option(None, "--tag")
-TEXT_OPTION = typer.Option(None, "--text", help="Words in the key, title, customer or comment.")
+TEXT_OPTION = typer.Option(None, "--text", help=N_("Words in the key, title, customer or comment."))
 CLI_LABELS = {"days": "--days", "from": "--from", "to": "--to"}
-VIEW_OPTION = typer.Option(None, "--view", help="Start from this saved view (the acting user's).")
+VIEW_OPTION = typer.Option(
+    None, "--view", help=N_("Start from this saved view (the acting user's).")
+)
 
 
 def _base_view(view: str | None, who: str) -> TicketFilter | None:
@@ -55,8 +57,8 @@ def _base_view(view: str | None, who: str) -> TicketFilter | None:
 
 @tickets_app.command("export")
 def tickets_export(
-    output: Path = typer.Option(..., "--output", "-o", help="The file to write."),
-    fmt: str | None = typer.Option(None, "--format", help="csv or xlsx (default: the suffix)."),
+    output: Path = typer.Option(..., "--output", "-o", help=N_("The file to write.")),
+    fmt: str | None = typer.Option(None, "--format", help=N_("csv or xlsx (default: the suffix).")),
     days: int | None = DAYS_OPTION,
     date_from: str | None = FROM_OPTION,
     date_to: str | None = TO_OPTION,
@@ -68,12 +70,12 @@ def tickets_export(
     text: str | None = TEXT_OPTION,
     view: str | None = VIEW_OPTION,
     as_user: str | None = AS_OPTION,
-    sort: str = typer.Option("created_at", "--sort", help="The column to sort by."),
-    ascending: bool = typer.Option(False, "--ascending", help="Oldest / A first."),
+    sort: str = typer.Option("created_at", "--sort", help=N_("The column to sort by.")),
+    ascending: bool = typer.Option(False, "--ascending", help=N_("Oldest / A first.")),
 ) -> None:
     """Write the filtered ticket list to .csv or .xlsx (dates typed in .xlsx)."""
     if fmt is not None and fmt.lower() not in FORMATS:
-        raise DeskError(f"--format must be csv or xlsx, not {fmt!r}")
+        raise DeskError(_("--format must be csv or xlsx, not {fmt!r}").format(fmt=fmt))
     order = Sort(sort, descending=not ascending)
     who = proven(as_user)
     flt = build_filter(
@@ -82,7 +84,12 @@ def tickets_export(
         labels=CLI_LABELS,
     )  # fmt: skip
     written = export_tickets(desk_engine(), flt, output, fmt=fmt, sort=order)
-    typer.echo(f"{written} tickets written to {output} ({flt.describe()}).")
+    said = ngettext(
+        "{n} ticket written to {path} ({filter}).",
+        "{n} tickets written to {path} ({filter}).",
+        written,
+    )
+    typer.echo(said.format(n=written, path=output, filter=flt.describe()))
 
 
 @view_app.command("save")
@@ -107,7 +114,7 @@ def view_save(
     who = proven(as_user)
     with transaction(desk_engine()) as session:
         saved = save_view(session, actor=acting_user(session, who), name=name, flt=flt)
-    typer.echo(f"View {saved.name!r} saved: {flt.describe()}.")
+    typer.echo(_("View {name!r} saved: {filter}.").format(name=saved.name, filter=flt.describe()))
 
 
 @view_app.command("list")
@@ -121,7 +128,7 @@ def view_list(as_user: str | None = AS_OPTION) -> None:
              TicketFilter.from_json(v.filters).describe())
             for v in views
         ]  # fmt: skip
-    print_table("Saved views", ["name", "owner", "filter"], rows)
+    print_table(N_("Saved views"), [N_("name"), N_("owner"), N_("filter")], rows)
 
 
 @view_app.command("show")
@@ -141,15 +148,15 @@ def view_delete(name: str, as_user: str | None = AS_OPTION) -> None:
     who = proven(as_user)
     with transaction(desk_engine()) as session:
         delete_view(session, actor=acting_user(session, who), name=name)
-    typer.echo(f"View {name!r} deleted.")
+    typer.echo(_("View {name!r} deleted.").format(name=name))
 
 
 def board(
-    poll: float = typer.Option(2.0, "--poll", min=0.2, help="Seconds between refreshes."),
+    poll: float = typer.Option(2.0, "--poll", min=0.2, help=N_("Seconds between refreshes.")),
 ) -> None:
     """The hall board: walk-ins waiting (position, estimate), now serving; read-only, no login."""
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
-        raise DeskError("the board needs a terminal (input or output is redirected)")
+        raise DeskError(_("the board needs a terminal (input or output is redirected)"))
     from cxdesk.screens.board import BoardApp  # Textual loads only when the board opens
 
     BoardApp(desk_engine(), poll_seconds=poll).run()

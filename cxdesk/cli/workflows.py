@@ -17,21 +17,22 @@ from cxdesk.cli.common import (
 )
 from cxdesk.engine import workflows as ops
 from cxdesk.engine.scheduled import next_run
+from cxdesk.i18n import N_, _
 from cxdesk.store.db import read_session, transaction
 from cxdesk.store.directory import desk_zone
 from cxdesk.store.models import Workflow
 
 workflow_app = typer.Typer(
-    help="Workflows: event (or schedule) -> conditions -> tasks.", no_args_is_help=True
+    help=N_("Workflows: event (or schedule) -> conditions -> tasks."), no_args_is_help=True
 )
 
 
 def _when(workflow: Workflow) -> str:
     """A workflow's trigger in words: its event (and delay) or its schedule."""
     if workflow.schedule is not None:
-        return f"schedule: {workflow.schedule}"
+        return _("schedule: {schedule}").format(schedule=workflow.schedule)
     if workflow.delay_minutes:
-        return f"{workflow.event} + {workflow.delay_minutes} min"
+        return _("{event} + {n} min").format(event=workflow.event, n=workflow.delay_minutes)
     return workflow.event
 
 
@@ -45,11 +46,11 @@ def workflow_list(as_user: str | None = AS_OPTION) -> None:
         for w in ops.list_workflows(session):
             upcoming = next_run(session, w)
             when = f"{upcoming.astimezone(zone):%Y-%m-%d %H:%M}" if upcoming else ""
-            rows.append((w.name, _when(w), w.survey_name, "on" if w.enabled else "off",
+            rows.append((w.name, _when(w), w.survey_name, _("on") if w.enabled else _("off"),
                          len(w.tasks), when))  # fmt: skip
     print_table(
-        f"Workflows (times in {zone})",
-        ["name", "event", "survey", "enabled", "tasks", "next run"],
+        _("Workflows (times in {zone})").format(zone=zone),
+        [N_("name"), N_("event"), N_("survey"), N_("enabled"), N_("tasks"), N_("next run")],
         rows,
     )
 
@@ -81,7 +82,7 @@ def workflow_show(name: str, as_user: str | None = AS_OPTION) -> None:
 def workflow_copy(
     name: str,
     new_name: str,
-    team: str | None = typer.Option(None, "--team", help="Retarget the copy to this team."),
+    team: str | None = typer.Option(None, "--team", help=N_("Retarget the copy to this team.")),
     as_user: str | None = ADMIN_AS_OPTION,
 ) -> None:
     """Copy a workflow (optionally for another team)."""
@@ -90,7 +91,7 @@ def workflow_copy(
         ops.copy_workflow(
             session, actor=setup_actor(session, admin), name=name, new_name=new_name, team=team
         )
-    console.print(f"Copied {name} as {new_name}.")
+    console.print(_("Copied {name} as {new_name}.").format(name=name, new_name=new_name))
 
 
 @workflow_app.command("enable")
@@ -99,7 +100,7 @@ def workflow_enable(name: str, as_user: str | None = ADMIN_AS_OPTION) -> None:
     admin = proven_admin(as_user)
     with transaction(desk_engine()) as session:
         ops.set_enabled(session, actor=setup_actor(session, admin), name=name, enabled=True)
-    console.print(f"{name} enabled.")
+    console.print(_("{name} enabled.").format(name=name))
 
 
 @workflow_app.command("disable")
@@ -108,4 +109,4 @@ def workflow_disable(name: str, as_user: str | None = ADMIN_AS_OPTION) -> None:
     admin = proven_admin(as_user)
     with transaction(desk_engine()) as session:
         ops.set_enabled(session, actor=setup_actor(session, admin), name=name, enabled=False)
-    console.print(f"{name} disabled.")
+    console.print(_("{name} disabled.").format(name=name))

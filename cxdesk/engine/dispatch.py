@@ -23,6 +23,7 @@ from cxdesk.engine.near_front import tell_near_front
 from cxdesk.engine.scheduled import schedule_after_event
 from cxdesk.engine.tasks import TaskRun, run_task
 from cxdesk.errors import DeskError
+from cxdesk.i18n import _
 from cxdesk.store.assign import Assigned, auto_assign
 from cxdesk.store.db import read_session, transaction
 from cxdesk.store.events import take_pending_events
@@ -102,7 +103,9 @@ def dispatch_pending(session: Session) -> None:
         for event_id in pending:
             handled += 1
             if handled > MAX_EVENTS_PER_TRANSACTION:
-                raise DeskError("Workflows keep triggering each other; stopped (check for a loop)")
+                raise DeskError(
+                    _("Workflows keep triggering each other; stopped (check for a loop)")
+                )
             event = session.get(Event, event_id)
             if event is not None and event.dispatched_at is None:
                 dispatch_event(session, event)
@@ -167,7 +170,8 @@ class PulledButNotDispatched(DeskError):
 
     def __init__(self, pulled: Pulled, error: DeskError):
         self.pulled = pulled
-        super().__init__(f"Pulled {pulled.key}, but its workflows did not run yet: {error}")
+        said = _("Pulled {key}, but its workflows did not run yet: {error}")
+        super().__init__(said.format(key=pulled.key, error=error))
 
 
 def _dispatch_committed(engine: Engine, *where: Any, limit: int | None = None) -> int:

@@ -39,7 +39,7 @@ from sqlmodel import Session, col, select
 from cxdesk.engine.context import context_for_event
 from cxdesk.engine.piped import render, template_problems
 from cxdesk.errors import Conflict, DeskError, NotFound, PermissionDenied
-from cxdesk.i18n import in_language
+from cxdesk.i18n import N_, _, in_language
 from cxdesk.store.customer_language import (
     LANGUAGES_KEY,
     desk_language,
@@ -185,7 +185,9 @@ def save_macro(
         raise MacroProblems(name, problems)
     macro = session.exec(select(Macro).where(Macro.name == name)).first()
     if macro is not None and not replace:
-        raise Conflict(f"Macro {name!r} already exists (delete it first, or replace it)")
+        raise Conflict(
+            _("Macro {name!r} already exists (delete it first, or replace it)").format(name=name)
+        )
     if macro is None:
         macro = Macro(name=name, created_by_id=actor.id if actor else None)
     macro.team_id = owner_team.id if owner_team else None
@@ -213,7 +215,7 @@ class MacroProblems(DeskError):
 def get_macro(session: Session, name: str) -> Macro:
     macro = session.exec(select(Macro).where(Macro.name == name.strip())).first()
     if macro is None:
-        raise NotFound(f"No macro named {name!r}")
+        raise NotFound(_("No macro named {name!r}").format(name=name))
     return macro
 
 
@@ -288,15 +290,19 @@ def apply_macro(
     before anything is written; one that only adds a note or a reply is not (comments never
     conflict, as with ``update_ticket``)."""
     macro = get_macro(session, name)
-    require_staff(actor, "apply macros")
+    require_staff(actor, N_("apply macros"))
     ticket = get_ticket(session, key, lock=True)
     if not can_work_on(session, actor, ticket):
-        raise PermissionDenied(f"You are not on the team of {ticket.key}")
+        raise PermissionDenied(_("You are not on the team of {key}").format(key=ticket.key))
     if macro.team_id is not None and macro.team_id != ticket.team_id:
         teams = team_names(session)
         raise PermissionDenied(
-            f"Macro {macro.name!r} is for team {teams.get(macro.team_id)}; {ticket.key} is on "
-            f"team {teams.get(ticket.team_id)}"
+            _("Macro {name!r} is for team {team}; {key} is on team {ticket_team}").format(
+                name=macro.name,
+                team=teams.get(macro.team_id),
+                key=ticket.key,
+                ticket_team=teams.get(ticket.team_id),
+            )
         )
     assert ticket.key is not None
     by_type = {str(action["type"]): action for action in macro.actions}

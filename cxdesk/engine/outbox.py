@@ -56,7 +56,8 @@ from sqlalchemy import (
 )
 from sqlmodel import Session, col, select
 
-from cxdesk.errors import Conflict, NotFound, ValidationFailed
+from cxdesk.errors import Conflict, NotFound, ValidationFailed, must_be_one_of
+from cxdesk.i18n import _
 from cxdesk.store.db import transaction
 from cxdesk.store.events import record_event
 from cxdesk.store.models import OutboxMessage, Ticket, utcnow
@@ -118,7 +119,7 @@ def enqueue(
     far, oldest first, space separated (References; the last is In-Reply-To).
     """
     if channel not in CHANNELS:
-        raise ValidationFailed({"channel": f"must be one of {', '.join(CHANNELS)}"})
+        raise ValidationFailed({"channel": must_be_one_of(CHANNELS)})
     now = utcnow()
     window = DEFAULT_VALID_FOR if valid_for is None else valid_for
     ticket = session.get(Ticket, ticket_id) if ticket_id is not None else None
@@ -400,7 +401,7 @@ def list_outbox(
     statement = select(OutboxMessage)
     if status:
         if status not in STATUSES:
-            raise ValidationFailed({"status": f"must be one of {', '.join(STATUSES)}"})
+            raise ValidationFailed({"status": must_be_one_of(STATUSES)})
         statement = statement.where(OutboxMessage.status == status)
     return session.exec(statement.order_by(col(OutboxMessage.id)).limit(limit)).all()
 
@@ -442,14 +443,20 @@ def retry(session: Session, *, outbox_id: int) -> OutboxMessage:
         select(OutboxMessage).where(OutboxMessage.id == outbox_id).with_for_update()
     ).first()
     if message is None:
-        raise NotFound(f"No outbox message #{outbox_id}")
+        raise NotFound(_("No outbox message #{outbox_id}").format(outbox_id=outbox_id))
     if message.status not in ("failed", "dead"):
-        raise Conflict(f"Outbox message #{outbox_id} is {message.status}; only failed or dead "
-                       "messages can be retried")  # fmt: skip
+        raise Conflict(
+            _(
+                "Outbox message #{outbox_id} is {status}; only failed or dead messages can be "
+                "retried"
+            ).format(outbox_id=outbox_id, status=message.status)
+        )
     if message.valid_until is not None and message.valid_until <= utcnow():
         until = f"{message.valid_until:%Y-%m-%d %H:%M} UTC"
         raise Conflict(
-            f"Outbox message #{outbox_id} was worth sending until {until}: it would go stale"
+            _(
+                "Outbox message #{outbox_id} was worth sending until {until}: it would go stale"
+            ).format(outbox_id=outbox_id, until=until)
         )
     message.status, message.due_at, message.attempts = "pending", utcnow(), 0
     message.claimed_until = None

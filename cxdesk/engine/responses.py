@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from cxdesk.engine.dispatch import dispatch_pending, unit_of_work
 from cxdesk.errors import DeskError
+from cxdesk.i18n import _
 from cxdesk.store.csv_files import CsvFile, ImportReport, RowProblem
 from cxdesk.store.db import read_session
 from cxdesk.store.events import take_pending_events
@@ -46,13 +47,23 @@ def answer_columns(
     unknown = [c for c in columns if c.casefold() not in by_id and c != ticket]
     if unknown:
         raise DeskError(
-            f"Column(s) {', '.join(repr(c) for c in unknown)} are not questions of survey "
-            f"{survey!r} (its questions: {', '.join(by_id.values())})"
+            _(
+                "Column(s) {columns} are not questions of survey {survey!r} (its questions: "
+                "{questions})"
+            ).format(
+                columns=", ".join(repr(c) for c in unknown),
+                survey=survey,
+                questions=", ".join(by_id.values()),
+            )
         )
     mapping = {by_id[c.casefold()]: c for c in columns if c != ticket}
     missing = [str(q["id"]) for q in questions if q.get("required") and q["id"] not in mapping]
     if missing:
-        raise DeskError(f"Survey {survey!r} requires column(s) {', '.join(missing)}")
+        raise DeskError(
+            _("Survey {survey!r} requires column(s) {columns}").format(
+                survey=survey, columns=", ".join(missing)
+            )
+        )
     return mapping
 
 

@@ -114,7 +114,7 @@ def open_spans(
     # The local day before: its late hours may reach past UTC midnight into ``since``.
     day = since.astimezone(hours.zone).date() - timedelta(days=1)
     last = since
-    for _ in range(MAX_SEARCH_DAYS + 2):
+    for _day in range(MAX_SEARCH_DAYS + 2):
         for start_minute, end_minute in hours.on(day):
             start = max(_instant(day, start_minute, hours.zone), last)
             end = _instant(day, end_minute, hours.zone)
@@ -216,7 +216,7 @@ def hours_problems(hours: object, where: str) -> list[str]:
             continue
         spans.append((start, end))
     spans.sort()
-    for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+    for (_start, end), (start, _end) in zip(spans, spans[1:], strict=False):
         if start < end:
             problems.append(f"{where}: hours overlap at {start // 60:02d}:{start % 60:02d}")
     return problems

@@ -37,7 +37,7 @@ from cxdesk.engine.outbox import enqueue
 from cxdesk.engine.piped import PipeContext, render, template_problems
 from cxdesk.engine.suppression import hold_back_reason
 from cxdesk.errors import DeskError, NotFound
-from cxdesk.i18n import LANGUAGES, in_language
+from cxdesk.i18n import LANGUAGES, _, in_language
 from cxdesk.store.customer_language import (
     LANGUAGES_KEY,
     desk_language,
@@ -130,7 +130,7 @@ class TaskRun:
 def get_ticket_template(session: Session, name: str) -> TicketTemplate:
     template = session.exec(select(TicketTemplate).where(TicketTemplate.name == name)).first()
     if template is None:
-        raise NotFound(f"No ticket template named {name!r}")
+        raise NotFound(_("No ticket template named {name!r}").format(name=name))
     return template
 
 
@@ -327,7 +327,7 @@ def run_task(session: Session, task: Mapping[str, Any], run: TaskRun) -> None:
         if task.get("comment"):
             write_comment(session, None, ticket, render(str(task["comment"]), run.context), [])
     else:
-        raise NotFound(f"Workflow task type {kind!r} is not available")
+        raise NotFound(_("Workflow task type {kind!r} is not available").format(kind=kind))
 
 
 def _variant_problems(variants: Any, kind: str, questions: Iterable[str] | None) -> list[str]:

@@ -12,6 +12,7 @@ from cxdesk.engine.loops import trigger_loop
 from cxdesk.engine.scheduled import SCHEDULE_EVENT, refuse_over_cap, time_problems
 from cxdesk.engine.tasks import task_problems
 from cxdesk.errors import Conflict, NotFound, ValidationFailed
+from cxdesk.i18n import _
 from cxdesk.store.directory import get_team, require_admin
 from cxdesk.store.models import Survey, User, Workflow, utcnow
 from cxdesk.text import check_names
@@ -137,7 +138,7 @@ def _refuse_loop(session: Session, workflow: Workflow) -> None:
 def get_workflow(session: Session, name: str) -> Workflow:
     workflow = session.exec(select(Workflow).where(Workflow.name == name)).first()
     if workflow is None:
-        raise NotFound(f"No workflow named {name!r}")
+        raise NotFound(_("No workflow named {name!r}").format(name=name))
     return workflow
 
 
@@ -170,7 +171,7 @@ def copy_workflow(
     require_admin(actor)
     source = get_workflow(session, name)
     if session.exec(select(Workflow).where(Workflow.name == new_name)).first() is not None:
-        raise Conflict(f"Workflow {new_name!r} already exists")
+        raise Conflict(_("Workflow {new_name!r} already exists").format(new_name=new_name))
     tasks = [dict(task) for task in source.tasks]
     conditions = source.conditions
     if team is not None:

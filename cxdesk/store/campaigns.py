@@ -16,6 +16,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from cxdesk.errors import Conflict, DeskError, ValidationFailed
+from cxdesk.i18n import _
 from cxdesk.store.contacts import ContactFilter, count_contacts, list_contacts
 from cxdesk.store.directory import get_status, get_team, get_user, is_member, require_admin
 from cxdesk.store.models import (
@@ -73,19 +74,19 @@ def clean_spec(spec: CampaignSpec) -> CampaignSpec:
     name, subject = " ".join(spec.name.split()), " ".join(spec.subject.split())
     errors: dict[str, str] = {}
     if not name:
-        errors["name"] = "is required"
+        errors["name"] = _("is required")
     elif len(name) > MAX_NAME:
-        errors["name"] = f"must be at most {MAX_NAME} characters"
+        errors["name"] = _("must be at most {n} characters").format(n=MAX_NAME)
     elif (problem := text_problem(spec.name)) is not None:
         errors["name"] = problem
     if not subject:
-        errors["subject"] = "is required"
+        errors["subject"] = _("is required")
     elif len(subject) > 300:
-        errors["subject"] = "must be at most 300 characters"
+        errors["subject"] = _("must be at most {n} characters").format(n=300)
     elif (problem := text_problem(spec.subject)) is not None:
         errors["subject"] = problem
     if not spec.filters:
-        errors["filter"] = "at least one is required (e.g. --filter plan=enterprise)"
+        errors["filter"] = _("at least one is required (e.g. --filter plan=enterprise)")
     if errors:
         raise ValidationFailed(errors)
     return CampaignSpec(
@@ -103,29 +104,43 @@ def plan_campaign(session: Session, spec: CampaignSpec) -> CampaignPlan:
     """Check the campaign and count its contacts; writes nothing."""
     spec = clean_spec(spec)
     if session.exec(select(Campaign).where(Campaign.name == spec.name)).first() is not None:
-        raise Conflict(f"A campaign named {spec.name!r} already exists: pick another name")
+        raise Conflict(
+            _("A campaign named {spec!r} already exists: pick another name").format(spec=spec.name)
+        )
     tagged = session.exec(
         select(func.count()).select_from(TicketTag).where(TicketTag.tag == spec.name)
     ).one()
     if tagged:
         raise Conflict(
-            f"{tagged} ticket(s) already carry the tag {spec.name!r}: pick another campaign name"
+            _("{n} ticket(s) already carry the tag {tag!r}: pick another campaign name").format(
+                n=tagged, tag=spec.name
+            )
         )
     named_view = select(SavedView).where(
         col(SavedView.owner_id).is_(None), SavedView.name == view_name(spec.name)
     )
     if session.exec(named_view).first() is not None:
-        raise Conflict(f"A shared view named {view_name(spec.name)!r} already exists")
+        raise Conflict(
+            _("A shared view named {name!r} already exists").format(name=view_name(spec.name))
+        )
     team = get_team(session, spec.team)
     get_status(session, spec.status)
     if spec.assignee:
         assignee = get_user(session, spec.assignee)
         if not is_member(session, assignee, team.id):
-            raise ValidationFailed({"assignee": f"{assignee.username} is not on team {team.name}"})
+            raise ValidationFailed(
+                {
+                    "assignee": _("{assignee} is not on team {team}").format(
+                        assignee=assignee.username, team=team.name
+                    )
+                }
+            )
     count = count_contacts(session, spec.filters)
     described = " ".join(str(f) for f in spec.filters)
     if count == 0:
-        raise DeskError(f"No contacts match {described}: nothing to send")
+        raise DeskError(
+            _("No contacts match {described}: nothing to send").format(described=described)
+        )
     if count > MAX_TICKETS:
         raise DeskError(
             f"{count:,} contacts match {described}; a campaign may create at most "
@@ -171,7 +186,11 @@ def send_campaign(
     spec = plan.spec
     contacts = list_contacts(session, spec.filters, limit=MAX_TICKETS + 1)
     if len(contacts) > MAX_TICKETS:  # contacts imported since the count: still refuse
-        raise DeskError(f"More than {MAX_TICKETS:,} contacts match now: split the campaign")
+        raise DeskError(
+            _("More than {max_tickets:,} contacts match now: split the campaign").format(
+                max_tickets=MAX_TICKETS
+            )
+        )
     team = get_team(session, spec.team)
     assignee = get_user(session, spec.assignee) if spec.assignee else None
     campaign = Campaign(

@@ -15,6 +15,7 @@ from __future__ import annotations
 from sqlmodel import Session
 
 from cxdesk.errors import DeskError, ValidationFailed
+from cxdesk.i18n import _
 from cxdesk.store.directory import get_setting, get_user, require_admin
 from cxdesk.store.models import User
 
@@ -73,7 +74,11 @@ def parse_max_open(text: str) -> int | None:
     if word.isascii() and word.isdigit() and 1 <= int(word) <= HIGHEST_CAP:
         return int(word)
     raise ValidationFailed(
-        {"max-open": f"must be a whole number from 1 to {HIGHEST_CAP}, none or default"}
+        {
+            "max-open": _("must be a whole number from 1 to {highest}, none or default").format(
+                highest=HIGHEST_CAP
+            )
+        }
     )
 
 

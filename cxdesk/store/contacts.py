@@ -21,6 +21,7 @@ from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from cxdesk.errors import DeskError, ValidationFailed
+from cxdesk.i18n import _
 from cxdesk.store.csv_files import CsvFile, ImportReport, RowProblem
 from cxdesk.store.customer_language import customer_language_code
 from cxdesk.store.directory import get_setting, require_admin
@@ -73,11 +74,15 @@ def parse_filter(text: str) -> ContactFilter:
     """``ATTR=VALUE`` (or ``!=``, ``<``, ``<=``, ``>``, ``>=``) into a filter."""
     positions = [(text.find(op), -len(op), op) for op in OPERATORS if op in text]
     if not positions:
-        raise DeskError(f"--filter takes ATTR=VALUE (or !=, <, <=, >, >=), got {text!r}")
-    index, _, op = min(positions)
+        raise DeskError(
+            _("--filter takes ATTR=VALUE (or !=, <, <=, >, >=), got {text!r}").format(text=text)
+        )
+    index, _length, op = min(positions)
     name, value = text[:index].strip(), text[index + len(op) :].strip()
     if not name:
-        raise DeskError(f"--filter needs an attribute name before {op!r}: {text!r}")
+        raise DeskError(
+            _("--filter needs an attribute name before {op!r}: {text!r}").format(op=op, text=text)
+        )
     return ContactFilter(name=name.lower(), op=op, value=value)
 
 
@@ -140,14 +145,14 @@ def check_contact_rows(
     lowered = {column.lower(): column for column in csv_file.columns}
     if "email" not in lowered:
         raise DeskError(
-            "The contacts file needs an 'email' column (and 'name'; 'phone' is optional)"
+            _("The contacts file needs an 'email' column (and 'name'; 'phone' is optional)")
         )
     if "name" not in lowered:
-        raise DeskError("The contacts file needs a 'name' column")
+        raise DeskError(_("The contacts file needs a 'name' column"))
     extra = [c for c in csv_file.columns if c.lower() not in CONTACT_FIELDS]
     for column in extra:
         if (problem := text_problem(column)) is not None:
-            raise DeskError(f"The contacts file's column names {problem}")
+            raise DeskError(_("The contacts file's column names {problem}").format(problem=problem))
     good: list[ContactRow] = []
     problems = list(csv_file.problems)
     first_line: dict[str, int] = {}

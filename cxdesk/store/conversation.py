@@ -23,6 +23,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from cxdesk.errors import NotFound
+from cxdesk.i18n import _
 from cxdesk.store.models import (
     Attachment,
     Comment,
@@ -135,7 +136,11 @@ def attachment_content(session: Session, ticket: Ticket, n: int) -> tuple[Attach
     found = ticket_attachments(session, ticket)
     if not 1 <= n <= len(found):
         count = f"{len(found)} attachment{'s' if len(found) != 1 else ''}"
-        raise NotFound(f"{ticket.key} has no attachment {n} (it has {count})")
+        raise NotFound(
+            _("{key} has no attachment {n} (it has {count})").format(
+                key=ticket.key, n=n, count=count
+            )
+        )
     item = found[n - 1]
     content = session.exec(select(Attachment.content).where(Attachment.id == item.id)).one()
     return item, content

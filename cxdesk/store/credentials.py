@@ -18,6 +18,7 @@ from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
 from cxdesk.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from cxdesk.i18n import _
 from cxdesk.store.directory import get_user, require_admin
 from cxdesk.store.models import ApiToken, LoginSession, User, utcnow
 
@@ -33,10 +34,11 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def _active(session: Session, user_id: int, what: str) -> User:
+def _active(session: Session, user_id: int, refusal: str) -> User:
+    """The user ``user_id`` if still active, else ``refusal`` (a deactivated user's proof)."""
     user = session.get(User, user_id)
     if user is None or not user.active:
-        raise ProofRefused(f"{what} belongs to a deactivated user")
+        raise ProofRefused(refusal)
     return user
 
 
@@ -71,10 +73,15 @@ def session_user(session: Session, secret: str, username: str) -> User:
         select(LoginSession).where(LoginSession.secret_hash == _digest(secret))
     ).first()
     if row is None:
-        raise ProofRefused(f"{username}'s session has ended: cxdesk login {username}")
+        raise ProofRefused(
+            _("{username}'s session has ended: cxdesk login {username}").format(username=username)
+        )
     if row.expires_at <= utcnow():
-        raise ProofRefused(f"{username}'s session has expired: cxdesk login {username}")
-    return _active(session, row.user_id, f"The session of {username}")
+        raise ProofRefused(
+            _("{username}'s session has expired: cxdesk login {username}").format(username=username)
+        )
+    refusal = _("The session of {username} belongs to a deactivated user")
+    return _active(session, row.user_id, refusal.format(username=username))
 
 
 # -- API tokens -------------------------------------------------------------------------------
@@ -94,12 +101,14 @@ def create_token(session: Session, *, actor: User | None, name: str, username: s
     require_admin(actor)
     name = name.strip()
     if not name or len(name) > 100 or not name.isprintable():
-        raise ValidationFailed({"name": "must be 1-100 printable characters"})
+        raise ValidationFailed({"name": _("must be 1-100 printable characters")})
     user = get_user(session, username)
     if not user.active:
-        raise Conflict(f"User {username!r} is deactivated")
+        raise Conflict(_("User {username!r} is deactivated").format(username=username))
     if session.exec(select(ApiToken).where(ApiToken.name == name)).first() is not None:
-        raise Conflict(f"A token named {name!r} exists already (names stay after a revoke)")
+        raise Conflict(
+            _("A token named {name!r} exists already (names stay after a revoke)").format(name=name)
+        )
     assert user.id is not None
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     session.add(
@@ -118,19 +127,20 @@ def token_user(session: Session, secret: str) -> tuple[User, str]:
     """The user a token proves and the token's name; ``ProofRefused`` if it proves nobody."""
     row = session.exec(select(ApiToken).where(ApiToken.secret_hash == _digest(secret))).first()
     if row is None:
-        raise ProofRefused("CXDESK_TOKEN is not a token of this desk")
+        raise ProofRefused(_("CXDESK_TOKEN is not a token of this desk"))
     if row.revoked_at is not None:
-        raise ProofRefused(f"CXDESK_TOKEN (token {row.name!r}) was revoked")
-    return _active(session, row.user_id, f"Token {row.name!r}"), row.name
+        raise ProofRefused(_("CXDESK_TOKEN (token {name!r}) was revoked").format(name=row.name))
+    refusal = _("Token {name!r} belongs to a deactivated user").format(name=row.name)
+    return _active(session, row.user_id, refusal), row.name
 
 
 def revoke_token(session: Session, *, actor: User | None, name: str) -> None:
     require_admin(actor)
     row = session.exec(select(ApiToken).where(ApiToken.name == name)).first()
     if row is None:
-        raise NotFound(f"No token named {name!r}")
+        raise NotFound(_("No token named {name!r}").format(name=name))
     if row.revoked_at is not None:
-        raise Conflict(f"Token {name!r} was revoked already")
+        raise Conflict(_("Token {name!r} was revoked already").format(name=name))
     row.revoked_at = utcnow()
     session.add(row)
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cxdesk.errors import DeskError
+from cxdesk.i18n import _
 from cxdesk.store.user_files import read_regular_file
 
 if TYPE_CHECKING:
@@ -78,7 +79,9 @@ def read_csv(path: Path) -> CsvFile:
     try:
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise DeskError(f"{path} is not UTF-8 text (save the CSV as UTF-8)") from None
+        raise DeskError(
+            _("{path} is not UTF-8 text (save the CSV as UTF-8)").format(path=path)
+        ) from None
     return _parse(path, csv.reader(io.StringIO(text, newline=""), strict=True))
 
 
@@ -88,16 +91,28 @@ def _parse(path: Path, reader: Reader) -> CsvFile:
         while header is not None and not any(cell.strip() for cell in header):
             header = next(reader, None)
     except csv.Error as exc:
-        raise DeskError(f"{path}: line {reader.line_num}: {exc}") from None
+        raise DeskError(
+            _("{path}: line {line_num}: {exc}").format(path=path, line_num=reader.line_num, exc=exc)
+        ) from None
     if header is None:
-        raise DeskError(f"{path} is empty: its first line must name the columns")
+        raise DeskError(
+            _("{path} is empty: its first line must name the columns").format(path=path)
+        )
     columns = [cell.strip() for cell in header]
     seen: set[str] = set()
     for column in columns:
         if not column:
-            raise DeskError(f"{path}: line {reader.line_num}: a column has no name")
+            raise DeskError(
+                _("{path}: line {line_num}: a column has no name").format(
+                    path=path, line_num=reader.line_num
+                )
+            )
         if column.casefold() in seen:
-            raise DeskError(f"{path}: line {reader.line_num}: column {column!r} appears twice")
+            raise DeskError(
+                _("{path}: line {line_num}: column {column!r} appears twice").format(
+                    path=path, line_num=reader.line_num, column=column
+                )
+            )
         seen.add(column.casefold())
     rows: list[CsvRow] = []
     problems: list[RowProblem] = []

@@ -33,6 +33,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session
 
 from cxdesk.errors import Conflict, DeskError
+from cxdesk.i18n import _
 from cxdesk.locations import create_private_file
 
 READ_ONLY_OPTION = "cxdesk_read_only"
@@ -64,14 +65,18 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
-        raise DeskError(f"Not a database URL: {url!r}") from exc
+        raise DeskError(_("Not a database URL: {url!r}").format(url=url)) from exc
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed, **kwargs)
     if parsed.get_backend_name() == "postgresql":
         return create_engine(parsed, pool_pre_ping=True, **kwargs)
-    raise DeskError(f"Unsupported database {parsed.drivername!r}: use sqlite or postgresql")
+    raise DeskError(
+        _("Unsupported database {drivername!r}: use sqlite or postgresql").format(
+            drivername=parsed.drivername
+        )
+    )
 
 
 def _sqlite_engine(url: Any, **kwargs: Any) -> Engine:

@@ -13,7 +13,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from email_validator import EmailNotValidError, validate_email
 from sqlmodel import Session, col, select
 
-from cxdesk.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from cxdesk.errors import Conflict, NotFound, PermissionDenied, ValidationFailed, must_be_one_of
+from cxdesk.i18n import _
 from cxdesk.store.models import (
     BUILTIN_STATUSES,
     DeskSetting,
@@ -39,7 +40,11 @@ TIME_ZONE_SETTING = "time_zone"
 def require_admin(actor: User | None) -> None:
     """System actions (actor None: the CLI's own setup, the seed) and admins pass."""
     if actor is not None and actor.role != Role.admin:
-        raise PermissionDenied(f"Only an admin can do this ({actor.username} is {actor.role})")
+        raise PermissionDenied(
+            _("Only an admin can do this ({actor} is {role})").format(
+                actor=actor.username, role=actor.role
+            )
+        )
 
 
 # -- settings ---------------------------------------------------------------------------------
@@ -85,7 +90,7 @@ def desk_zone(session: Session) -> ZoneInfo:
 def get_user(session: Session, username: str) -> User:
     user = session.exec(select(User).where(User.username == username)).first()
     if user is None:
-        raise NotFound(f"No user named {username!r}")
+        raise NotFound(_("No user named {username!r}").format(username=username))
     return user
 
 
@@ -109,23 +114,23 @@ def add_user(
     errors: dict[str, str] = {}
     username = username.strip()
     if not username or any(ch.isspace() for ch in username) or len(username) > 64:
-        errors["username"] = "must be 1-64 characters without spaces"
+        errors["username"] = _("must be 1-64 characters without spaces")
     elif (problem := text_problem(username)) is not None:
         errors["username"] = problem
     if not name.strip():
-        errors["name"] = "is required"
+        errors["name"] = _("is required")
     elif len(name.strip()) > 200:
-        errors["name"] = "must be at most 200 characters"
+        errors["name"] = _("must be at most {n} characters").format(n=200)
     elif (problem := text_problem(name)) is not None:
         errors["name"] = problem
     try:
         email = validate_email(email, check_deliverability=False).normalized
     except EmailNotValidError as exc:
-        errors["email"] = f"not a valid email address ({exc})"
+        errors["email"] = _("not a valid email address ({exc})").format(exc=exc)
     if role not in Role.__members__:
-        errors["role"] = f"must be one of {', '.join(Role)}"
+        errors["role"] = must_be_one_of(Role)
     if not password:
-        errors["password"] = "is required"
+        errors["password"] = _("is required")
     if phone:
         try:
             phone = normalise_phone(phone, get_setting(session, "phone_region"))
@@ -134,7 +139,7 @@ def add_user(
     if errors:
         raise ValidationFailed(errors)
     if session.exec(select(User).where(User.username == username)).first() is not None:
-        raise Conflict(f"User {username!r} already exists")
+        raise Conflict(_("User {username!r} already exists").format(username=username))
     team_rows = [get_team(session, team) for team in teams]
     user = User(
         username=username,
@@ -157,7 +162,7 @@ def add_user(
 def get_team(session: Session, name: str) -> Team:
     team = session.exec(select(Team).where(Team.name == name)).first()
     if team is None:
-        raise NotFound(f"No team named {name!r}")
+        raise NotFound(_("No team named {name!r}").format(name=name))
     return team
 
 
@@ -169,7 +174,7 @@ def add_team(session: Session, *, actor: User | None, name: str) -> Team:
     require_admin(actor)
     name = clean_name(name, limit=100)
     if session.exec(select(Team).where(Team.name == name)).first() is not None:
-        raise Conflict(f"Team {name!r} already exists")
+        raise Conflict(_("Team {name!r} already exists").format(name=name))
     team = Team(name=name)
     session.add(team)
     session.flush()
@@ -230,9 +235,9 @@ def list_queues(session: Session) -> Sequence[Queue]:
 
 def _check_queue_modes(ordering: str | None, assign: str | None) -> None:
     if ordering is not None and ordering not in QueueOrder.__members__:
-        raise ValidationFailed({"order": f"must be one of {', '.join(QueueOrder)}"})
+        raise ValidationFailed({"order": must_be_one_of(QueueOrder)})
     if assign is not None and assign not in QueueAssign.__members__:
-        raise ValidationFailed({"assign": f"must be one of {', '.join(QueueAssign)}"})
+        raise ValidationFailed({"assign": must_be_one_of(QueueAssign)})
 
 
 def add_queue(
@@ -251,7 +256,7 @@ def add_queue(
     _check_queue_modes(ordering, assign)
     team_row = get_team(session, team)
     if session.exec(select(Queue).where(Queue.name == name)).first() is not None:
-        raise Conflict(f"Queue {name!r} already exists")
+        raise Conflict(_("Queue {name!r} already exists").format(name=name))
     assert team_row.id is not None
     queue = Queue(name=name, team_id=team_row.id, ordering=ordering, assign=assign)
     session.add(queue)
@@ -295,7 +300,9 @@ def get_status(session: Session, name: str) -> Status:
     status = session.exec(select(Status).where(Status.name == name)).first()
     if status is None:
         known = ", ".join(s.name for s in list_statuses(session))
-        raise NotFound(f"No status named {name!r} (known: {known})")
+        raise NotFound(
+            _("No status named {name!r} (known: {known})").format(name=name, known=known)
+        )
     return status
 
 
@@ -307,9 +314,9 @@ def add_status(session: Session, *, actor: User | None, name: str, category: str
     require_admin(actor)
     name = clean_name(name, limit=64)
     if category not in StatusCategory.__members__:
-        raise ValidationFailed({"category": f"must be one of {', '.join(StatusCategory)}"})
+        raise ValidationFailed({"category": must_be_one_of(StatusCategory)})
     if session.exec(select(Status).where(Status.name == name)).first() is not None:
-        raise Conflict(f"Status {name!r} already exists")
+        raise Conflict(_("Status {name!r} already exists").format(name=name))
     last = session.exec(select(Status).order_by(col(Status.position).desc())).first()
     status = Status(name=name, category=category, position=(last.position + 1) if last else 0)
     session.add(status)

@@ -18,7 +18,8 @@ from datetime import date, datetime
 
 from sqlmodel import Session, col, select
 
-from cxdesk.errors import Conflict, PermissionDenied, ValidationFailed
+from cxdesk.errors import Conflict, PermissionDenied, ValidationFailed, must_be_one_of
+from cxdesk.i18n import N_, _
 from cxdesk.store.events import record_event
 from cxdesk.store.models import Event, StatusCategory, Ticket, User, as_utc
 from cxdesk.store.tickets import (
@@ -86,7 +87,9 @@ def parse_estimate(text: str) -> date | None:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise ValidationFailed({"estimate": f"{text!r} is not a date (YYYY-MM-DD)"}) from None
+        raise ValidationFailed(
+            {"estimate": _("{text!r} is not a date (YYYY-MM-DD)").format(text=text)}
+        ) from None
 
 
 def _escalation_events(session: Session, ticket: Ticket) -> tuple[datetime | None, list[Event]]:
@@ -152,29 +155,39 @@ def set_escalation_step(
     change. Like every update it needs a comment, and the same people may do it as may
     update the ticket. Refused unless the ticket's status is escalated.
     """
-    require_staff(actor, "edit tickets")
+    require_staff(actor, N_("edit tickets"))
     errors: dict[str, str] = {}
     if step is not None and step not in SETTABLE_STEPS:
-        errors["step"] = f"must be one of {', '.join(SETTABLE_STEPS)}"
+        errors["step"] = must_be_one_of(SETTABLE_STEPS)
     if not comment.strip():
-        errors["comment"] = "is required for every update"
+        errors["comment"] = _("is required for every update")
     if step is None and estimate is None:
-        errors["step"] = "give a step or an estimate"
+        errors["step"] = _("give a step or an estimate")
     if errors:
         raise ValidationFailed(errors)
     ticket = get_ticket(session, key, lock=True)
     if not can_work_on(session, actor, ticket):
-        raise PermissionDenied(f"You are not on the team of {ticket.key}")
+        raise PermissionDenied(_("You are not on the team of {key}").format(key=ticket.key))
     if ticket.status != "escalated":
-        raise Conflict(f"{ticket.key} is not escalated (its status is {ticket.status})")
+        raise Conflict(
+            _("{key} is not escalated (its status is {status})").format(
+                key=ticket.key, status=ticket.status
+            )
+        )
     timeline = escalation_timeline(session, ticket)
     assert timeline is not None  # the status is escalated
     if estimate is not None and ticket.escalated_at and estimate < ticket.escalated_at.date():
-        raise ValidationFailed({"estimate": f"{estimate.isoformat()} is before the escalation"})
+        raise ValidationFailed(
+            {"estimate": _("{date} is before the escalation").format(date=estimate.isoformat())}
+        )
     new_step = step if step is not None and step != timeline.current else None
     new_estimate = estimate if estimate != ticket.estimated_resolution else None
     if new_step is None and new_estimate is None:
-        raise Conflict(f"{ticket.key} is already at {timeline.current} with that estimate")
+        raise Conflict(
+            _("{key} is already at {current} with that estimate").format(
+                key=ticket.key, current=timeline.current
+            )
+        )
     if new_step is not None:
         record_event(session, kind=STEP_EVENT, actor=actor, ticket_id=ticket.id,
                      field_name="escalation step", from_value=timeline.current,

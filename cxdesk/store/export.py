@@ -28,6 +28,7 @@ from openpyxl.cell import WriteOnlyCell
 from sqlalchemy import Engine
 
 from cxdesk.errors import DeskError
+from cxdesk.i18n import _
 from cxdesk.locations import private_replacement
 from cxdesk.store.db import read_session
 from cxdesk.store.models import utcnow
@@ -163,12 +164,14 @@ def export_tickets(
     returns how many tickets were written."""
     fmt = (fmt or output.suffix.lstrip(".")).lower()
     if fmt not in FORMATS:
-        raise DeskError(f"Export format must be csv or xlsx, not {fmt or 'nothing'!r}")
+        raise DeskError(
+            _("Export format must be csv or xlsx, not {format!r}").format(format=fmt or "nothing")
+        )
     output = output.expanduser()
     if output.is_dir():
-        raise DeskError(f"{output} is a folder; give a file name")
+        raise DeskError(_("{output} is a folder; give a file name").format(output=output))
     if not output.parent.is_dir():
-        raise DeskError(f"Folder {output.parent} does not exist")
+        raise DeskError(_("Folder {parent} does not exist").format(parent=output.parent))
     try:
         # Owner-only (0600) whatever the umask: an export holds customer data.
         with private_replacement(output) as temporary, read_session(engine) as session:
@@ -176,4 +179,6 @@ def export_tickets(
             writer = write_csv if fmt == "csv" else write_xlsx
             return writer(temporary, batches)
     except OSError as exc:
-        raise DeskError(f"Cannot write {output}: {exc.strerror or exc}") from exc
+        raise DeskError(
+            _("Cannot write {path}: {strerror}").format(path=output, strerror=exc.strerror or exc)
+        ) from exc

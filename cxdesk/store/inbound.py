@@ -24,6 +24,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from cxdesk.errors import DeskError
+from cxdesk.i18n import _
 from cxdesk.store.directory import get_setting, get_status, get_team, whole_number_setting
 from cxdesk.store.events import record_event
 from cxdesk.store.models import (
@@ -110,7 +111,7 @@ def note_outcome(
     """Say what became of a recorded message (the ticket and comment it landed on)."""
     row = already_received(session, message_id[:512])
     if row is None:
-        raise DeskError(f"No inbound message {message_id!r}")
+        raise DeskError(_("No inbound message {message_id!r}").format(message_id=message_id))
     row.outcome = outcome
     row.ticket_id = ticket_id
     row.comment_id = comment_id
@@ -126,7 +127,7 @@ def inbound_team(session: Session) -> Team:
         return get_team(session, name)
     team = session.exec(select(Team).order_by(col(Team.name))).first()
     if team is None:
-        raise DeskError("The desk has no team to receive customer messages: add one first")
+        raise DeskError(_("The desk has no team to receive customer messages: add one first"))
     return team
 
 

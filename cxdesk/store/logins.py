@@ -26,6 +26,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 
 from cxdesk.errors import PermissionDenied
+from cxdesk.i18n import _
 from cxdesk.store.db import read_session, transaction
 from cxdesk.store.models import LoginFailure, User, utcnow
 from cxdesk.store.passwords import hash_password, needs_rehash, verify_nobody, verify_password
@@ -40,7 +41,9 @@ class BadLogin(PermissionDenied):
     """Unknown user, wrong password or deactivated user: one answer for all three."""
 
     def __init__(self, username: str):
-        super().__init__(f"{BAD_LOGIN} ({username!r})")
+        super().__init__(
+            _("Unknown user or wrong password ({username!r})").format(username=username)
+        )
 
 
 class LoginThrottled(PermissionDenied):
@@ -49,7 +52,10 @@ class LoginThrottled(PermissionDenied):
     def __init__(self, username: str, seconds: int):
         self.seconds = seconds
         super().__init__(
-            f"Too many failed logins for {username!r} from this account: try again in {seconds} s"
+            _(
+                "Too many failed logins for {username!r} from this account: try again in "
+                "{seconds} s"
+            ).format(username=username, seconds=seconds)
         )
 
 

@@ -32,6 +32,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import SQLModel
 
 from cxdesk.errors import DeskError
+from cxdesk.i18n import _
 from cxdesk.store import models  # noqa: F401  (registers every table on SQLModel.metadata)
 from cxdesk.store.db import READ_ONLY_OPTION, is_sqlite
 
@@ -79,7 +80,9 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     try:
         script.get_revisions(revision)
     except CommandError as exc:
-        raise DeskError(f"Unknown schema revision {revision!r}") from exc
+        raise DeskError(
+            _("Unknown schema revision {revision!r}").format(revision=revision)
+        ) from exc
     try:
         with migration_connection(engine) as connection:
             _check_known(script, MigrationContext.configure(connection).get_current_heads())

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from sqlmodel import Session, select
 
 from cxdesk.errors import Conflict, PermissionDenied
+from cxdesk.i18n import N_, _
 from cxdesk.store.directory import whole_number_setting
 from cxdesk.store.events import record_event
 from cxdesk.store.models import Role, Status, StatusCategory, Ticket, User, utcnow
@@ -59,7 +60,11 @@ def noshow_status(session: Session) -> Status:
         session.add(status)
         session.flush()
     elif status.category != StatusCategory.resolved:
-        raise Conflict(f"The status {NOSHOW_STATUS!r} is not a resolved status on this desk")
+        raise Conflict(
+            _("The status {noshow_status!r} is not a resolved status on this desk").format(
+                noshow_status=NOSHOW_STATUS
+            )
+        )
     return status
 
 
@@ -85,15 +90,23 @@ def put_back_at_head(session: Session, actor: User | None, ticket: Ticket) -> No
 def no_show(session: Session, *, actor: User, key: str) -> NoShow:
     """Recall the customer of ``key`` (back to the head of the queue, texted), or resolve the
     ticket as no-show once they were recalled ``noshow_recalls`` times."""
-    require_staff(actor, "mark a no-show")
+    require_staff(actor, N_("mark a no-show"))
     ticket = get_ticket(session, key, lock=True)
     status = session.exec(select(Status).where(Status.name == ticket.status)).one()
     if status.category != StatusCategory.open:
-        raise Conflict(f"{ticket.key} is {ticket.status}: only an open ticket can be a no-show")
+        raise Conflict(
+            _("{key} is {status}: only an open ticket can be a no-show").format(
+                key=ticket.key, status=ticket.status
+            )
+        )
     if ticket.owner_id is None:
-        raise Conflict(f"{ticket.key} is waiting in its queue: pull it before a no-show")
+        raise Conflict(
+            _("{key} is waiting in its queue: pull it before a no-show").format(key=ticket.key)
+        )
     if ticket.owner_id != actor.id and actor.role != Role.admin:
-        raise PermissionDenied(f"{ticket.key} is not yours: only its owner or an admin can")
+        raise PermissionDenied(
+            _("{key} is not yours: only its owner or an admin can").format(key=ticket.key)
+        )
     if ticket.recalls >= recall_limit(session):
         change_status(session, actor, ticket, noshow_status(session))
         return NoShow(ticket.key or "", ticket.recalls, resolved=True)

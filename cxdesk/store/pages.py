@@ -16,6 +16,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
 from cxdesk.errors import NotFound, PermissionDenied
+from cxdesk.i18n import _
 from cxdesk.store.directory import get_status, get_team, list_statuses
 from cxdesk.store.events import KINDS
 from cxdesk.store.models import Event, Role, Team, Ticket, User
@@ -191,7 +192,7 @@ def history_page(
 ) -> list[HistoryRow]:
     """Tickets the actor submitted or owns; an admin may ask for the whole organisation's."""
     if organisation and actor.role != Role.admin:
-        raise PermissionDenied("Only an admin sees the organisation's tickets")
+        raise PermissionDenied(_("Only an admin sees the organisation's tickets"))
     statement = sa_select(
         col(Ticket.key),
         col(Ticket.title),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import phonenumbers
 
+from cxdesk.i18n import _
+
 
 def normalise_phone(value: str, region: str = "US") -> str:
     """Return ``value`` as E.164 (``+14155552671``) or raise ValueError with a clear message.
@@ -15,12 +17,12 @@ def normalise_phone(value: str, region: str = "US") -> str:
     hint = (
         phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
         if example
-        else "+<country code> <number>"
+        else _("+<country code> <number>")
     )
     try:
         number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException:
-        raise ValueError(f"not a phone number (expected e.g. {hint})") from None
+        raise ValueError(_("not a phone number (expected e.g. {hint})").format(hint=hint)) from None
     if not phonenumbers.is_valid_number(number):
-        raise ValueError(f"not a valid phone number (expected e.g. {hint})")
+        raise ValueError(_("not a valid phone number (expected e.g. {hint})").format(hint=hint))
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)

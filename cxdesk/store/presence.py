@@ -22,7 +22,7 @@ from sqlalchemy import func, or_
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
-from cxdesk.errors import ValidationFailed
+from cxdesk.errors import ValidationFailed, must_be_one_of
 from cxdesk.store.directory import whole_number_setting
 from cxdesk.store.events import record_event
 from cxdesk.store.models import Membership, Presence, PresenceState, Team, User, utcnow
@@ -88,7 +88,7 @@ def parse_state(value: str) -> PresenceState:
     try:
         return PresenceState(value.strip().lower())
     except ValueError:
-        raise ValidationFailed({"status": f"must be one of {', '.join(STATES)}"}) from None
+        raise ValidationFailed({"status": must_be_one_of(STATES)}) from None
 
 
 def set_presence(

@@ -62,6 +62,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import col
 
 from cxdesk.errors import DeskError, PermissionDenied, QueueEmpty
+from cxdesk.i18n import _
 from cxdesk.store.caps import (
     ANY_ORDER_SETTING,
     CAP_SETTING,
@@ -420,13 +421,14 @@ def _pull_on(raw: Any, statements: _Statements, actor: User, queue_name: str | N
             if scope is None:
                 if not run_sql(raw, cursor, statements.count_any_waiting, user=actor.id)[0][0]:
                     if not run_sql(raw, cursor, statements.count_my_queues, user=actor.id)[0][0]:
-                        raise PermissionDenied("You are not on a team that has a queue")
-                    raise QueueEmpty("No tickets waiting in your teams' queues")
+                        raise PermissionDenied(_("You are not on a team that has a queue"))
+                    raise QueueEmpty(_("No tickets waiting in your teams' queues"))
             elif not run_sql(raw, cursor, statements.count_waiting, team=scope.team_id)[0][0]:
-                raise QueueEmpty(f"No tickets waiting in {scope.queue}")
+                raise QueueEmpty(_("No tickets waiting in {queue}").format(queue=scope.queue))
             time.sleep(_RETRY_SLEEP_S)
-        raise DeskError(f"Queue {queue_name} is busy; try again" if queue_name is not None
-                        else "Your teams' queues are busy; try again")  # fmt: skip
+        if queue_name is not None:
+            raise DeskError(_("Queue {queue} is busy; try again").format(queue=queue_name))
+        raise DeskError(_("Your teams' queues are busy; try again"))
     finally:
         cursor.close()
 
@@ -466,7 +468,7 @@ def _claim_rows(
 def _read_caller(raw: Any, cursor: Any, statements: _Statements, actor: User) -> _Caller:
     rows = run_sql(raw, cursor, statements.caller, user=actor.id)
     if not rows:
-        raise PermissionDenied(f"No user {actor.username!r} on this desk")
+        raise PermissionDenied(_("No user {actor!r} on this desk").format(actor=actor.username))
     username, user_cap, desk_cap_text, any_order = rows[0]
     return _Caller(username, effective_cap(user_cap, desk_cap_text), wait_first(any_order))
 
@@ -479,5 +481,5 @@ def _read_scope(
         raise no_queue(queue_name)
     queue, ordering, team_id, team_name, member = rows[0]
     if not member:
-        raise PermissionDenied(f"You are not on team {team_name}")
+        raise PermissionDenied(_("You are not on team {team_name}").format(team_name=team_name))
     return _Scope(queue=queue, ordering=ordering, team_id=team_id)

@@ -24,7 +24,8 @@ from email.headerregistry import Address
 from sqlmodel import Session, col, select
 
 from cxdesk.engine.outbox import enqueue
-from cxdesk.errors import DeskError, PermissionDenied, ValidationFailed
+from cxdesk.errors import DeskError, PermissionDenied, ValidationFailed, must_be_one_of
+from cxdesk.i18n import N_, _
 from cxdesk.store.directory import get_setting
 from cxdesk.store.events import record_event
 from cxdesk.store.message_ids import message_ids_in
@@ -77,24 +78,28 @@ def reply_to_customer(
     """
     text = body.strip()
     if not text:
-        raise ValidationFailed({"message": "is required"})
+        raise ValidationFailed({"message": _("is required")})
     if channel is not None and channel not in CHANNELS:
-        raise ValidationFailed({"channel": f"must be one of {', '.join(CHANNELS)}"})
+        raise ValidationFailed({"channel": must_be_one_of(CHANNELS)})
     check_attachments(attachments)
-    require_staff(actor, "reply to customers")
+    require_staff(actor, N_("reply to customers"))
     ticket = get_ticket(session, key, lock=True)
     if not can_work_on(session, actor, ticket):
-        raise PermissionDenied(f"You are not on the team of {ticket.key}")
+        raise PermissionDenied(_("You are not on the team of {key}").format(key=ticket.key))
     chosen = channel or ("email" if ticket.customer_email else "sms")
     if chosen == "email":
         to, subject = email_recipient(ticket), reply_subject(session, ticket)
         refs = thread_refs(session, ticket)
     else:
         if attachments:
-            raise ValidationFailed({"attachments": "an SMS cannot carry files: reply by email"})
+            raise ValidationFailed({"attachments": _("an SMS cannot carry files: reply by email")})
         if len(text) > SMS_MAX_CHARS:
             raise ValidationFailed(
-                {"message": f"an SMS is at most {SMS_MAX_CHARS:,} characters ({len(text):,})"}
+                {
+                    "message": _("an SMS is at most {limit:,} characters ({n:,})").format(
+                        limit=SMS_MAX_CHARS, n=len(text)
+                    )
+                }
             )
         to, subject, refs = sms_recipient(session, ticket), None, None
 
@@ -135,7 +140,9 @@ def email_recipient(ticket: Ticket) -> str:
     in a header as it is); ``DeskError`` when the ticket has no customer email."""
     address = ticket.customer_email.strip()
     if not address:
-        raise DeskError(f"{ticket.key} has no customer email to reply to (reply by SMS?)")
+        raise DeskError(
+            _("{key} has no customer email to reply to (reply by SMS?)").format(key=ticket.key)
+        )
     name = one_line(ticket.customer_name)
     try:
         named = str(Address(display_name=name, addr_spec=address)) if name else address
@@ -147,13 +154,19 @@ def email_recipient(ticket: Ticket) -> str:
 def sms_recipient(session: Session, ticket: Ticket) -> str:
     """The customer's number as E.164, if it may get an SMS; ``DeskError`` if not."""
     if not ticket.customer_phone.strip():
-        raise DeskError(f"{ticket.key} has no customer phone number for an SMS reply")
+        raise DeskError(
+            _("{key} has no customer phone number for an SMS reply").format(key=ticket.key)
+        )
     try:
         number = normalise_phone(ticket.customer_phone, get_setting(session, "phone_region"))
     except ValueError as exc:
-        raise DeskError(f"{ticket.key}'s customer phone {ticket.customer_phone!r}: {exc}") from None
+        raise DeskError(
+            _("{key}'s customer phone {customer_phone!r}: {exc}").format(
+                key=ticket.key, customer_phone=ticket.customer_phone, exc=exc
+            )
+        ) from None
     if (opted_out := opt_out_reason(session, number)) is not None:
-        raise DeskError(f"{opted_out}: reply by email instead")
+        raise DeskError(_("{opted_out}: reply by email instead").format(opted_out=opted_out))
     return number
 
 

@@ -27,6 +27,7 @@ from sqlalchemy import ColumnElement, Select, Subquery, case, func
 from sqlmodel import Session, col, select
 
 from cxdesk.errors import DeskError
+from cxdesk.i18n import _
 from cxdesk.store.models import Event, Survey, SurveyResponse, Team, Ticket, User, utcnow
 from cxdesk.store.tickets import format_wait
 
@@ -86,7 +87,9 @@ def parse_since(value: str, *, now: datetime | None = None) -> datetime:
         day = date.fromisoformat(value.strip())
     except ValueError:
         raise DeskError(
-            f"--since: {value!r} is not a date (YYYY-MM-DD) or a period (24h, 7d, 2w)"
+            _("--since: {value!r} is not a date (YYYY-MM-DD) or a period (24h, 7d, 2w)").format(
+                value=value
+            )
         ) from None
     return datetime.combine(day, time()).astimezone().astimezone(UTC)
 
@@ -94,7 +97,11 @@ def parse_since(value: str, *, now: datetime | None = None) -> datetime:
 def check_grouping(by: str | None) -> None:
     """Refuse a ``--by`` that is not one of ``GROUPINGS``."""
     if by is not None and by not in GROUPINGS:
-        raise DeskError(f"--by must be one of {', '.join(GROUPINGS)}, not {by!r}")
+        raise DeskError(
+            _("--by must be one of {choices}, not {by!r}").format(
+                choices=", ".join(GROUPINGS), by=by
+            )
+        )
 
 
 def _score_question(survey: Survey) -> tuple[str, int] | None:

@@ -18,6 +18,7 @@ from sqlmodel import Session, col, select
 
 from cxdesk.engine.sla_clock import calendar_problems
 from cxdesk.errors import DeskError, NotFound
+from cxdesk.i18n import _
 from cxdesk.store import directory
 from cxdesk.store.models import Priority, SlaCalendar, SlaPolicy
 from cxdesk.text import text_problem
@@ -47,7 +48,11 @@ def default_time_zone(session: Session) -> str:
 def _named(found: _Named | None, name: str, what: str, every: Sequence[_Named]) -> _Named:
     if found is None:
         known = ", ".join(item.name for item in every) or "none yet"
-        raise NotFound(f"No SLA {what} named {name!r} (known: {known})")
+        raise NotFound(
+            _("No SLA {what} named {name!r} (known: {known})").format(
+                what=what, name=name, known=known
+            )
+        )
     return found
 
 

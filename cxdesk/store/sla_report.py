@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import Select, and_, case, func, null, or_
 from sqlmodel import Session, col, select
 
+from cxdesk.i18n import N_
 from cxdesk.store.models import Team, Ticket, User
 from cxdesk.store.reports import (
     NO_FIGURE,
@@ -165,8 +166,16 @@ def sla_report(
     return [*rows, SlaRow(TOTAL, total)]
 
 
-NOTHING_YET = "No ticket with an SLA policy has met or breached a target yet"
-REPORT_COLUMNS = ("target", "attainment", "met", "breached", "done", "median", "p90")
+NOTHING_YET = N_("No ticket with an SLA policy has met or breached a target yet")
+REPORT_COLUMNS = (
+    N_("target"),
+    N_("attainment"),
+    N_("met"),
+    N_("breached"),
+    N_("done"),
+    N_("median"),
+    N_("p90"),
+)
 """The columns of ``report_lines`` after the group's."""
 
 

@@ -18,6 +18,7 @@ from email_validator import EmailNotValidError, validate_email
 from sqlmodel import Session, select
 
 from cxdesk.errors import Conflict, NotFound, ValidationFailed
+from cxdesk.i18n import _
 from cxdesk.store.customer_language import (
     LANGUAGES_KEY,
     customer_language_code,
@@ -89,7 +90,7 @@ def survey_in_language(survey: Survey, language: str, fallback: str) -> SurveyTe
 def get_survey(session: Session, name: str) -> Survey:
     survey = session.exec(select(Survey).where(Survey.name == name)).first()
     if survey is None:
-        raise NotFound(f"No survey named {name!r}")
+        raise NotFound(_("No survey named {name!r}").format(name=name))
     return survey
 
 
@@ -131,14 +132,16 @@ def validate_answers(
     known = {q["id"] for q in questions}
     for key in answers:
         if key not in known:
-            errors[key] = f"not a question of this survey (known: {', '.join(known)})"
+            errors[key] = _("not a question of this survey (known: {known})").format(
+                known=", ".join(known)
+            )
     for question in questions:
         qid = question["id"]
         raw = answers.get(qid)
         text = "" if raw is None else str(raw).strip()
         if not text:
             if question.get("required"):
-                errors[qid] = "is required"
+                errors[qid] = _("is required")
             continue
         try:
             cleaned[qid] = _clean_answer(question, text, phone_region)
@@ -155,7 +158,9 @@ def _clean_answer(question: Mapping[str, Any], text: str, phone_region: str) -> 
         text = text.replace("\r\n", "\n")
     limit = int(question.get("max_length", DEFAULT_MAX_LENGTH.get(kind, 200)))
     if len(text) > limit:
-        raise ValueError(f"is too long ({len(text)} characters, at most {limit})")
+        raise ValueError(
+            _("is too long ({n} characters, at most {limit})").format(n=len(text), limit=limit)
+        )
     problem = text_problem(text, lines=kind == "textarea")
     if problem is not None:
         raise ValueError(problem)
@@ -163,7 +168,7 @@ def _clean_answer(question: Mapping[str, Any], text: str, phone_region: str) -> 
         try:
             return validate_email(text, check_deliverability=False).normalized
         except EmailNotValidError as exc:
-            raise ValueError(f"not a valid email address ({exc})") from None
+            raise ValueError(_("not a valid email address ({exc})").format(exc=exc)) from None
     if kind == "phone":
         return normalise_phone(text, phone_region)
     if kind == "choice":
@@ -171,15 +176,15 @@ def _clean_answer(question: Mapping[str, Any], text: str, phone_region: str) -> 
         for choice in choices:
             if choice.casefold() == text.casefold():
                 return choice
-        raise ValueError(f"must be one of: {', '.join(choices)}")
+        raise ValueError(_("must be one of: {choices}").format(choices=", ".join(choices)))
     if kind == "number":
         try:
             number = int(text)
         except ValueError:
-            raise ValueError("must be a whole number") from None
+            raise ValueError(_("must be a whole number")) from None
         low, high = question.get("min"), question.get("max")
         if (low is not None and number < low) or (high is not None and number > high):
-            raise ValueError(f"must be between {low} and {high}")
+            raise ValueError(_("must be between {low} and {high}").format(low=low, high=high))
         return number
     return text
 
@@ -212,7 +217,7 @@ def submit_response(
             )
         ).first()
         if answered is not None:
-            raise Conflict("This survey was already answered for this ticket")
+            raise Conflict(_("This survey was already answered for this ticket"))
     assert survey.id is not None
     response = SurveyResponse(
         survey_id=survey.id,

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, update
 from sqlmodel import Session, col, select
 
-from cxdesk.errors import ValidationFailed
+from cxdesk.errors import ValidationFailed, must_be_one_of
 from cxdesk.store.models import Ticket, TicketViewer, User, utcnow
 
 BEAT_SECONDS = 1.0
@@ -48,7 +48,7 @@ def beat(
     """Write this terminal's heartbeat on ticket ``key``, forget stale rows, and return the
     other users on it (editing first, then by name)."""
     if mode not in MODES:
-        raise ValidationFailed({"mode": f"must be one of {', '.join(MODES)}"})
+        raise ValidationFailed({"mode": must_be_one_of(MODES)})
     now = now or utcnow()
     ticket_id = session.exec(select(Ticket.id).where(Ticket.key == key)).first()
     if ticket_id is None:

@@ -23,7 +23,9 @@ from cxdesk.errors import (
     NotFound,
     PermissionDenied,
     ValidationFailed,
+    must_be_one_of,
 )
+from cxdesk.i18n import N_, _
 from cxdesk.store import sla
 from cxdesk.store.directory import (
     get_setting,
@@ -76,7 +78,7 @@ ATTACHMENT_TYPES = {
 }
 READ_ONLY_FIELDS = ("customer_name", "customer_email", "created_at")
 EDITABLE_FIELDS = ("status", "priority", "team", "owner")
-CLOSED_MESSAGE = (
+CLOSED_MESSAGE = N_(
     "This ticket has been closed. If you have further questions, open a new ticket and "
     "reference this ticket ID"
 )
@@ -122,7 +124,7 @@ def get_ticket(session: Session, key: str, *, lock: bool = False) -> Ticket:
         statement = statement.with_for_update()
     ticket = session.exec(statement).first()
     if ticket is None:
-        raise NotFound(f"No ticket {key!r}")
+        raise NotFound(_("No ticket {key!r}").format(key=key))
     return ticket
 
 
@@ -226,12 +228,14 @@ def list_tickets(
 
 def require_staff(actor: User | None, action: str) -> None:
     if actor is not None and actor.role not in (Role.admin, Role.expert):
-        raise PermissionDenied(f"A {actor.role} cannot {action}")
+        # TRANSLATORS: {action} is one of the N_ phrases given to require_staff ("create tickets")
+        message = _("A {role} cannot {action}")
+        raise PermissionDenied(message.format(role=actor.role, action=_(action)))
 
 
 def _check_priority(priority: str) -> str:
     if priority not in Priority.__members__:
-        raise ValidationFailed({"priority": f"must be one of {', '.join(Priority)}"})
+        raise ValidationFailed({"priority": must_be_one_of(Priority)})
     return priority
 
 
@@ -239,7 +243,9 @@ def _clean_email(value: str, field_name: str = "customer_email") -> str:
     try:
         return validate_email(value.strip(), check_deliverability=False).normalized
     except EmailNotValidError as exc:
-        raise ValidationFailed({field_name: f"not a valid email address ({exc})"}) from None
+        raise ValidationFailed(
+            {field_name: _("not a valid email address ({exc})").format(exc=exc)}
+        ) from None
 
 
 def create_ticket(session: Session, *, actor: User | None, draft: TicketDraft) -> Ticket:
@@ -252,12 +258,18 @@ def create_ticket(session: Session, *, actor: User | None, draft: TicketDraft) -
     _check_priority(draft.priority)
     title = " ".join(draft.title.split())[:300]
     if not title:
-        raise ValidationFailed({"title": "is required"})
+        raise ValidationFailed({"title": _("is required")})
     owner = None
     if draft.owner:
         owner = get_user(session, draft.owner)
         if not is_member(session, owner, team.id):
-            raise ValidationFailed({"owner": f"{owner.username} is not on team {team.name}"})
+            raise ValidationFailed(
+                {
+                    "owner": _("{owner} is not on team {team}").format(
+                        owner=owner.username, team=team.name
+                    )
+                }
+            )
     assert team.id is not None
     now = utcnow()
     ticket = Ticket(
@@ -321,7 +333,7 @@ def create_manual_ticket(
     title: str | None = None,
 ) -> Ticket:
     """The "+" form: an expert or admin opens a ticket by hand."""
-    require_staff(actor, "create tickets")
+    require_staff(actor, N_("create tickets"))
     errors: dict[str, str] = {}
     email = ""
     try:
@@ -329,11 +341,11 @@ def create_manual_ticket(
     except ValidationFailed as exc:
         errors.update(exc.errors)
     if not comment.strip():
-        errors["comment"] = "is required"
+        errors["comment"] = _("is required")
     if priority not in Priority.__members__:
-        errors["priority"] = f"must be one of {', '.join(Priority)}"
+        errors["priority"] = must_be_one_of(Priority)
     if len(customer_name.strip()) > 200:
-        errors["customer_name"] = "must be at most 200 characters"
+        errors["customer_name"] = _("must be at most {n} characters").format(n=200)
     elif (problem := text_problem(customer_name)) is not None:
         errors["customer_name"] = problem
     if errors:
@@ -418,23 +430,25 @@ def update_ticket(
     name, email and created date are refused: records stay true. ``if_version``: the version
     the user saw; a ticket changed since is refused (``store.ticket_versions``).
     """
-    require_staff(actor, "edit tickets")
+    require_staff(actor, N_("edit tickets"))
     errors: dict[str, str] = {}
     for name in changes:
         if name in READ_ONLY_FIELDS:
-            errors[name] = "cannot be changed (records stay true)"
+            errors[name] = _("cannot be changed (records stay true)")
         elif name not in EDITABLE_FIELDS:
-            errors[name] = f"is not an editable field ({', '.join(EDITABLE_FIELDS)})"
+            errors[name] = _("is not an editable field ({fields})").format(
+                fields=", ".join(EDITABLE_FIELDS)
+            )
     if not comment.strip():
-        errors["comment"] = "is required for every update"
+        errors["comment"] = _("is required for every update")
     if "priority" in changes and changes["priority"] not in Priority.__members__:
-        errors["priority"] = f"must be one of {', '.join(Priority)}"
+        errors["priority"] = must_be_one_of(Priority)
     if errors:
         raise ValidationFailed(errors)
     check_attachments(attachments)
     ticket = get_ticket(session, key, lock=True)
     if not can_work_on(session, actor, ticket):
-        raise PermissionDenied(f"You are not on the team of {ticket.key}")
+        raise PermissionDenied(_("You are not on the team of {key}").format(key=ticket.key))
     check_version(session, ticket, if_version)
     status_name, team_name = changes.get("status"), changes.get("team")
     new_status = get_status(session, status_name) if status_name else None
@@ -453,7 +467,13 @@ def update_ticket(
     if owner_id is not None and not is_member(session, _user(session, owner_id), team_id):
         owner_user = _user(session, owner_id)
         team_label = _team(session, team_id).name
-        raise ValidationFailed({"owner": f"{owner_user.username} is not on team {team_label}"})
+        raise ValidationFailed(
+            {
+                "owner": _("{owner} is not on team {team}").format(
+                    owner=owner_user.username, team=team_label
+                )
+            }
+        )
 
     now = utcnow()
     matched_by = (ticket.team_id, ticket.priority)
@@ -524,9 +544,11 @@ def attachment_problem(filename: str, size: int) -> str | None:
     suffix = PurePath(filename).suffix.lower()
     if suffix not in ATTACHMENT_TYPES:
         allowed = ", ".join(sorted({s.lstrip(".").upper() for s in ATTACHMENT_TYPES}))
-        return f"file type not allowed (allowed: {allowed})"
+        return _("file type not allowed (allowed: {allowed})").format(allowed=allowed)
     if size > MAX_ATTACHMENT_BYTES:
-        return f"is {size // 1024} KB; the limit is {MAX_ATTACHMENT_BYTES // 1024} KB"
+        return _("is {size} KB; the limit is {limit} KB").format(
+            size=size // 1024, limit=MAX_ATTACHMENT_BYTES // 1024
+        )
     return None
 
 
@@ -620,14 +642,14 @@ def add_comment(
 ) -> Comment:
     """A reply on the ticket's conversation, with up to 5 attachments of the allowed types."""
     if not body.strip():
-        raise ValidationFailed({"comment": "is required"})
+        raise ValidationFailed({"comment": _("is required")})
     check_attachments(attachments)
     ticket = get_ticket(session, key, lock=True)
     is_requester = ticket.requester_id is not None and ticket.requester_id == actor.id
     if not is_requester:
-        require_staff(actor, "comment on tickets")
+        require_staff(actor, N_("comment on tickets"))
         if not can_work_on(session, actor, ticket):
-            raise PermissionDenied(f"You are not on the team of {ticket.key}")
+            raise PermissionDenied(_("You are not on the team of {key}").format(key=ticket.key))
     return write_comment(session, actor, ticket, body, attachments)
 
 
@@ -665,7 +687,11 @@ def read_attachment_files(paths: Sequence[Path]) -> list[NewAttachment]:
     """The files to attach: regular files only, each refused before more than its limit is
     read (``store.user_files``)."""
     if len(paths) > MAX_ATTACHMENTS:
-        raise DeskError(f"At most {MAX_ATTACHMENTS} attachments per message ({len(paths)})")
+        raise DeskError(
+            _("At most {limit} attachments per message ({n})").format(
+                limit=MAX_ATTACHMENTS, n=len(paths)
+            )
+        )
     return [
         NewAttachment(
             filename=path.name,
@@ -682,9 +708,11 @@ def close_by_requester(session: Session, *, actor: User, key: str) -> Ticket:
     """The person who submitted the ticket closes it while it is open."""
     ticket = get_ticket(session, key, lock=True)
     if ticket.requester_id != actor.id:
-        raise PermissionDenied(f"Only the person who submitted {ticket.key} can close it")
+        raise PermissionDenied(
+            _("Only the person who submitted {key} can close it").format(key=ticket.key)
+        )
     if status_category(session, ticket.status) == StatusCategory.resolved:
-        raise Conflict(CLOSED_MESSAGE)
+        raise Conflict(_(CLOSED_MESSAGE))
     change_status(session, actor, ticket, get_status(session, "closed"))
     return ticket
 
@@ -695,13 +723,15 @@ def leave_feedback(
     """Once a ticket is closed or resolved its requester may rate it, once."""
     ticket = get_ticket(session, key, lock=True)
     if ticket.requester_id != actor.id:
-        raise PermissionDenied(f"Only the person who submitted {ticket.key} can leave feedback")
+        raise PermissionDenied(
+            _("Only the person who submitted {key} can leave feedback").format(key=ticket.key)
+        )
     if status_category(session, ticket.status) != StatusCategory.resolved:
-        raise Conflict("Feedback can be left once the ticket is closed")
+        raise Conflict(_("Feedback can be left once the ticket is closed"))
     if ticket.feedback_at is not None:
-        raise Conflict("Feedback was already given for this ticket. Thank you!")
+        raise Conflict(_("Feedback was already given for this ticket. Thank you!"))
     if not 1 <= rating <= 5:
-        raise ValidationFailed({"rating": "must be between 1 and 5"})
+        raise ValidationFailed({"rating": _("must be between 1 and 5")})
     ticket.feedback_rating = rating
     ticket.feedback_comment = comment.strip() or None
     ticket.feedback_at = utcnow()

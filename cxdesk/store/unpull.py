@@ -32,6 +32,7 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from cxdesk.errors import Conflict, PermissionDenied
+from cxdesk.i18n import _, ngettext
 from cxdesk.store.events import record_event
 from cxdesk.store.models import Event, OutboxMessage, Ticket, User, utcnow
 from cxdesk.store.ticket_versions import NEXT_VERSION
@@ -62,16 +63,27 @@ class Unpulled:
 
     def summary(self) -> str:
         """The one-line answer: "EXP-3 is back in queue 360; 2 messages cancelled"."""
-        said = f"{self.key} is back in queue {self.queue}; {_messages(self.cancelled)} cancelled"
+        said = [
+            _("{key} is back in queue {queue}").format(key=self.key, queue=self.queue),
+            ngettext("{n} message cancelled", "{n} messages cancelled", self.cancelled).format(
+                n=self.cancelled
+            ),
+        ]
         if self.sending:
-            said += f"; {_messages(self.sending)} already being sent could not be stopped"
+            said.append(
+                ngettext(
+                    "{n} message already being sent could not be stopped",
+                    "{n} messages already being sent could not be stopped",
+                    self.sending,
+                ).format(n=self.sending)
+            )
         if self.sent:
-            said += f"; {_messages(self.sent)} already sent"
-        return said
-
-
-def _messages(count: int) -> str:
-    return f"{count} message" if count == 1 else f"{count} messages"
+            said.append(
+                ngettext("{n} message already sent", "{n} messages already sent", self.sent).format(
+                    n=self.sent
+                )
+            )
+        return _("; ").join(said)
 
 
 def undo_window_left(pulled_at: datetime | None, now: datetime | None = None) -> float:
@@ -94,8 +106,11 @@ def unpull(session: Session, *, actor: User, key: str, now: datetime | None = No
     ticket = get_ticket(session, key, lock=True)
     assert ticket.id is not None and ticket.key is not None
     if ticket.owner_id != actor.id:
-        raise PermissionDenied(f"{ticket.key} is not yours: only the expert who pulled it can "
-                               "put it back")  # fmt: skip
+        raise PermissionDenied(
+            _("{key} is not yours: only the expert who pulled it can put it back").format(
+                key=ticket.key
+            )
+        )
     pull = session.exec(
         select(Event)
         .where(Event.ticket_id == ticket.id, col(Event.field_name) == "owner")
@@ -103,12 +118,19 @@ def unpull(session: Session, *, actor: User, key: str, now: datetime | None = No
         .limit(1)
     ).first()
     if pull is None or pull.kind != PULLED_KIND or pull.actor_id != actor.id:
-        raise Conflict(f"{ticket.key} was not pulled from a queue by {actor.username}")
+        raise Conflict(
+            _("{key} was not pulled from a queue by {actor}").format(
+                key=ticket.key, actor=actor.username
+            )
+        )
     age = (now - _at(pull.created_at)).total_seconds()
     if age > UNDO_WINDOW.total_seconds():
         window = int(UNDO_WINDOW.total_seconds())
-        raise Conflict(f"Too late to put {ticket.key} back: it was pulled {int(age)} s ago "
-                       f"(a pull can be undone for {window} s)")  # fmt: skip
+        message = _(
+            "Too late to put {key} back: it was pulled {age} s ago (a pull can be undone for "
+            "{window} s)"
+        )
+        raise Conflict(message.format(key=ticket.key, age=int(age), window=window))
     # The pull's lines (the trigger wrote the owner line, then the status line) and any the
     # workflows wrote since; locked, so a dispatch running now finishes first.
     since_pull = (

@@ -21,6 +21,7 @@ import stat
 from pathlib import Path
 
 from cxdesk.errors import Conflict, DeskError
+from cxdesk.i18n import _
 from cxdesk.locations import write_new_private_file, write_private_file
 
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
@@ -52,17 +53,27 @@ def read_regular_file(path: Path, *, limit: int, what: str) -> bytes:
     try:
         kind = _not_regular(os.lstat(path).st_mode)
         if kind is not None:
-            raise DeskError(f"Cannot read {what} {path}: it is {kind}")
+            raise DeskError(
+                _("Cannot read {what} {path}: it is {kind}").format(what=what, path=path, kind=kind)
+            )
         descriptor = os.open(path, _OPEN_FLAGS)
     except OSError as exc:
         if exc.errno == errno.ELOOP:  # became a link after the look
-            raise DeskError(f"Cannot read {what} {path}: it is a symbolic link") from exc
-        raise DeskError(f"Cannot read {what} {path}: {exc.strerror}") from exc
+            raise DeskError(
+                _("Cannot read {what} {path}: it is a symbolic link").format(what=what, path=path)
+            ) from exc
+        raise DeskError(
+            _("Cannot read {what} {path}: {strerror}").format(
+                what=what, path=path, strerror=exc.strerror
+            )
+        ) from exc
     try:
         info = os.fstat(descriptor)
         kind = _not_regular(info.st_mode)
         if kind is not None:
-            raise DeskError(f"Cannot read {what} {path}: it is {kind}")
+            raise DeskError(
+                _("Cannot read {what} {path}: it is {kind}").format(what=what, path=path, kind=kind)
+            )
         if info.st_size > limit:
             raise _too_big(path, info.st_size, limit)
         chunks: list[bytes] = []
@@ -71,7 +82,11 @@ def read_regular_file(path: Path, *, limit: int, what: str) -> bytes:
             chunks.append(chunk)
             remaining -= len(chunk)
     except OSError as exc:
-        raise DeskError(f"Cannot read {what} {path}: {exc.strerror}") from exc
+        raise DeskError(
+            _("Cannot read {what} {path}: {strerror}").format(
+                what=what, path=path, strerror=exc.strerror
+            )
+        ) from exc
     finally:
         os.close(descriptor)
     content = b"".join(chunks)
@@ -88,19 +103,27 @@ def save_user_file(path: Path, data: bytes, *, replace: bool = False) -> None:
     except FileNotFoundError:
         mode = None
     except OSError as exc:
-        raise DeskError(f"Cannot write {path}: {exc.strerror}") from exc
+        raise DeskError(
+            _("Cannot write {path}: {strerror}").format(path=path, strerror=exc.strerror)
+        ) from exc
     if mode is not None and stat.S_ISDIR(mode):
-        raise DeskError(f"Cannot write {path}: it is a folder (name the file to write)")
+        raise DeskError(
+            _("Cannot write {path}: it is a folder (name the file to write)").format(path=path)
+        )
     if mode is not None and not replace:
-        raise Conflict(f"{path} already exists")
+        raise Conflict(_("{path} already exists").format(path=path))
     if not path.parent.is_dir():
-        raise DeskError(f"Cannot write {path}: no folder {path.parent}")
+        raise DeskError(
+            _("Cannot write {path}: no folder {parent}").format(path=path, parent=path.parent)
+        )
     try:
         if replace:
             write_private_file(path, data)
         else:
             write_new_private_file(path, data)
     except FileExistsError as exc:  # made by someone else since the look
-        raise Conflict(f"{path} already exists") from exc
+        raise Conflict(_("{path} already exists").format(path=path)) from exc
     except OSError as exc:
-        raise DeskError(f"Cannot write {path}: {exc.strerror}") from exc
+        raise DeskError(
+            _("Cannot write {path}: {strerror}").format(path=path, strerror=exc.strerror)
+        ) from exc

@@ -18,7 +18,8 @@ from sqlalchemy import select as sa_select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
-from cxdesk.errors import DeskError, NotFound, ValidationFailed
+from cxdesk.errors import DeskError, NotFound, ValidationFailed, must_be_one_of
+from cxdesk.i18n import _
 from cxdesk.search_fold import fold_query
 from cxdesk.store.directory import get_status, get_team, get_user, list_statuses
 from cxdesk.store.models import (
@@ -104,7 +105,9 @@ def parse_day(value: str, label: str = "date") -> date:
     try:
         return date.fromisoformat(value.strip())
     except ValueError:
-        raise DeskError(f"{label}: {value!r} is not a date (YYYY-MM-DD)") from None
+        raise DeskError(
+            _("{label}: {value!r} is not a date (YYYY-MM-DD)").format(label=label, value=value)
+        ) from None
 
 
 DATE_OPTION_LABELS = {"days": "days", "from": "from", "to": "to"}
@@ -129,7 +132,11 @@ def build_filter(
     flt = base or TicketFilter()
     if days is not None:
         if days < 0:
-            raise DeskError(f"{labels['days']} must be 0 (all time) or more, not {days}")
+            raise DeskError(
+                _("{label} must be 0 (all time) or more, not {days}").format(
+                    label=labels["days"], days=days
+                )
+            )
         flt = flt.with_changes(last_days=days or None, created_from=None, created_to=None)
     if date_from is not None or date_to is not None:
         if days:
@@ -154,7 +161,7 @@ def _conditions(session: Session, flt: TicketFilter, now: datetime) -> list[Colu
     """The WHERE clauses of a filter; names are checked against the directory."""
     where: list[ColumnElement[bool]] = []
     if flt.last_days is not None and flt.last_days < 0:
-        raise ValidationFailed({"days": "must be 0 (all time) or more"})
+        raise ValidationFailed({"days": _("must be 0 (all time) or more")})
     if flt.last_days:
         start_day = now.astimezone().date() - timedelta(days=flt.last_days)
         where.append(col(Ticket.created_at) >= _local_midnight_utc(start_day))
@@ -165,7 +172,13 @@ def _conditions(session: Session, flt: TicketFilter, now: datetime) -> list[Colu
             end = _local_midnight_utc(flt.created_to + timedelta(days=1))
             where.append(col(Ticket.created_at) < end)
         if flt.created_from and flt.created_to and flt.created_from > flt.created_to:
-            raise ValidationFailed({"from": f"{flt.created_from} is after to {flt.created_to}"})
+            raise ValidationFailed(
+                {
+                    "from": _("{created_from} is after to {created_to}").format(
+                        created_from=flt.created_from, created_to=flt.created_to
+                    )
+                }
+            )
     if flt.team:
         where.append(col(Ticket.team_id) == get_team(session, flt.team).id)
     if flt.owner == UNOWNED:
@@ -176,7 +189,7 @@ def _conditions(session: Session, flt: TicketFilter, now: datetime) -> list[Colu
         where.append(col(Ticket.status) == get_status(session, flt.status).name)
     if flt.priority:
         if flt.priority not in Priority.__members__:
-            raise ValidationFailed({"priority": f"must be one of {', '.join(Priority)}"})
+            raise ValidationFailed({"priority": must_be_one_of(Priority)})
         where.append(col(Ticket.priority) == flt.priority)
     if flt.tag:
         where.append(
@@ -260,7 +273,9 @@ class Sort:
     def __post_init__(self) -> None:
         if self.column not in _SORT_EXPRESSIONS:
             raise DeskError(
-                f"Cannot sort by {self.column!r} (one of: {', '.join(_SORT_EXPRESSIONS)})"
+                _("Cannot sort by {column!r} (one of: {choices})").format(
+                    column=self.column, choices=", ".join(_SORT_EXPRESSIONS)
+                )
             )
 
 
@@ -421,7 +436,7 @@ def get_view(session: Session, *, actor: User, name: str) -> TicketFilter:
     for view in list_views(session, actor=actor):
         if view.name == " ".join(name.split()):
             return TicketFilter.from_json(view.filters)
-    raise NotFound(f"No saved view named {name!r}")
+    raise NotFound(_("No saved view named {name!r}").format(name=name))
 
 
 def delete_view(session: Session, *, actor: User, name: str) -> None:
@@ -429,6 +444,6 @@ def delete_view(session: Session, *, actor: User, name: str) -> None:
         select(SavedView).where(SavedView.owner_id == actor.id, SavedView.name == name.strip())
     ).first()
     if view is None:
-        raise NotFound(f"No saved view named {name!r}")
+        raise NotFound(_("No saved view named {name!r}").format(name=name))
     session.delete(view)
     session.flush()

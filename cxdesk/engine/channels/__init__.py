@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from cxdesk.errors import DeskError
+from cxdesk.i18n import _
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,11 @@ def check_keys(
     """Refuse secrets and unknown keys in a config file table, with one line naming them."""
     for key, variable in secrets.items():
         if key in file_values:
-            raise DeskError(f"[{table}] {key} must not be in the config file: set {variable}")
+            raise DeskError(
+                _("[{table}] {key} must not be in the config file: set {variable}").format(
+                    table=table, key=key, variable=variable
+                )
+            )
     unknown = sorted(set(file_values) - known)
     if unknown:
         raise DeskError(
@@ -79,7 +84,9 @@ def text_setting(value: object | None, *, name: str, default: str = "") -> str:
     if value is None:
         return default
     if not isinstance(value, str):
-        raise DeskError(f"Setting {name} must be a string, not {value!r}")
+        raise DeskError(
+            _("Setting {name} must be a string, not {value!r}").format(name=name, value=value)
+        )
     return value.strip()
 
 
@@ -90,9 +97,17 @@ def seconds_setting(value: object | None, *, name: str, default: float) -> float
     try:
         seconds = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise DeskError(f"Setting {name} must be a number of seconds, not {value!r}") from None
+        raise DeskError(
+            _("Setting {name} must be a number of seconds, not {value!r}").format(
+                name=name, value=value
+            )
+        ) from None
     if not seconds > 0:
-        raise DeskError(f"Setting {name} must be more than 0 seconds, not {value!r}")
+        raise DeskError(
+            _("Setting {name} must be more than 0 seconds, not {value!r}").format(
+                name=name, value=value
+            )
+        )
     return seconds
 
 
@@ -103,9 +118,15 @@ def port_setting(value: object | None, *, name: str, default: int) -> int:
     try:
         port = int(value)  # type: ignore[call-overload]
     except (TypeError, ValueError):
-        raise DeskError(f"Setting {name} must be a port number, not {value!r}") from None
+        raise DeskError(
+            _("Setting {name} must be a port number, not {value!r}").format(name=name, value=value)
+        ) from None
     if isinstance(value, bool) or not 0 < port < 65536:
-        raise DeskError(f"Setting {name} must be between 1 and 65535, not {value!r}")
+        raise DeskError(
+            _("Setting {name} must be between 1 and 65535, not {value!r}").format(
+                name=name, value=value
+            )
+        )
     return port
 
 

@@ -56,6 +56,7 @@ from cxdesk.engine.channels.mail_compose import (
 )
 from cxdesk.engine.channels.mail_compose import compose_email as compose
 from cxdesk.errors import DeskError
+from cxdesk.i18n import _
 
 TlsMode = Literal["none", "starttls", "tls"]
 TLS_MODES: tuple[TlsMode, ...] = ("none", "starttls", "tls")
@@ -99,7 +100,11 @@ class MailSettings:
         tls = text_setting(read_setting(file_values, "tls", _ENV["tls"]), name="smtp.tls")
         tls = tls.lower() or "none"
         if tls not in TLS_MODES:
-            raise DeskError(f"Setting smtp.tls must be one of none, starttls, tls, not {tls!r}")
+            raise DeskError(
+                _("Setting smtp.tls must be one of none, starttls, tls, not {tls!r}").format(
+                    tls=tls
+                )
+            )
         mode: TlsMode = tls
         return cls(
             host=text_setting(read_setting(file_values, "host", _ENV["host"]), name="smtp.host")

@@ -55,6 +55,7 @@ from cxdesk.engine.channels import (
     text_setting,
 )
 from cxdesk.errors import DeskError
+from cxdesk.i18n import _
 
 TWILIO_API_URL = "https://api.twilio.com"
 
@@ -94,7 +95,11 @@ class SmsSettings:
         }
         api_url = values.pop("api_url").rstrip("/") or TWILIO_API_URL
         if not api_url.startswith(("https://", "http://")):
-            raise DeskError(f"Setting twilio.api_url must be an http(s) URL, not {api_url!r}")
+            raise DeskError(
+                _("Setting twilio.api_url must be an http(s) URL, not {api_url!r}").format(
+                    api_url=api_url
+                )
+            )
         timeout = seconds_setting(
             read_setting(file_values, "timeout", _ENV["timeout"]),
             name="twilio.timeout",

@@ -21,6 +21,7 @@ from cxdesk.engine.channels import (
     text_setting,
 )
 from cxdesk.errors import DeskError
+from cxdesk.i18n import _
 
 TLS_MODES = ("none", "starttls", "tls")
 DEFAULT_PORTS = {"none": 143, "starttls": 143, "tls": 993}
@@ -64,12 +65,18 @@ class ImapSettings:
         def text(key: str) -> str:
             value = text_setting(read_setting(file_values, key, _ENV[key]), name=f"imap.{key}")
             if _CONTROL.search(value):
-                raise DeskError(f"Setting imap.{key} must be one line of printable text")
+                raise DeskError(
+                    _("Setting imap.{key} must be one line of printable text").format(key=key)
+                )
             return value
 
         tls = text("tls").lower() or "tls"
         if tls not in TLS_MODES:
-            raise DeskError(f"Setting imap.tls must be one of none, starttls, tls, not {tls!r}")
+            raise DeskError(
+                _("Setting imap.tls must be one of none, starttls, tls, not {tls!r}").format(
+                    tls=tls
+                )
+            )
 
         def seconds(key: str, default: float) -> float:
             value = read_setting(file_values, key, _ENV[key])
@@ -95,7 +102,7 @@ class ImapSettings:
         """From the desk's settings (their ``[imap]`` table and the environment)."""
         table = settings.extra.get("imap", {})
         if not isinstance(table, dict):
-            raise DeskError("Setting imap must be a table ([imap] in the config file)")
+            raise DeskError(_("Setting imap must be a table ([imap] in the config file)"))
         return cls.load(table)
 
     @property
@@ -114,6 +121,6 @@ class ImapSettings:
                 "[imap] table), CXDESK_IMAP_USERNAME and CXDESK_IMAP_PASSWORD"
             )
         if not self.username:
-            raise DeskError("No IMAP username: set CXDESK_IMAP_USERNAME (or [imap] username)")
+            raise DeskError(_("No IMAP username: set CXDESK_IMAP_USERNAME (or [imap] username)"))
         if not self.password:
-            raise DeskError("No IMAP password: set CXDESK_IMAP_PASSWORD")
+            raise DeskError(_("No IMAP password: set CXDESK_IMAP_PASSWORD"))
