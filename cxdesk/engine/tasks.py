@@ -34,7 +34,9 @@ from cxdesk.engine.outbox import enqueue
 from cxdesk.engine.piped import PipeContext, render, template_problems
 from cxdesk.engine.suppression import hold_back_reason
 from cxdesk.errors import DeskError, NotFound
-from cxdesk.store.directory import get_status
+from cxdesk.i18n import DESK_LANGUAGE_SETTING, language_code
+from cxdesk.names import GIVEN_FIRST_TEMPLATE, name_template
+from cxdesk.store.directory import get_setting, get_status
 from cxdesk.store.events import record_event
 from cxdesk.store.models import (
     PRIORITY_RANK,
@@ -90,7 +92,7 @@ REQUIRED_KEYS = {
 TICKET_DEFAULTS: dict[str, Any] = {
     "priority": "medium",
     "status": "new",
-    "customer_name": "${q://first_name} ${q://last_name}",
+    "customer_name": GIVEN_FIRST_TEMPLATE,  # in the customer's order: run_create_ticket
     "customer_email": "${q://email}",
     "customer_phone": "${q://phone}",
     "data": [],
@@ -153,9 +155,21 @@ def ticket_spec_problems(spec: Mapping[str, Any], questions: Iterable[str] | Non
     return problems
 
 
+def customer_language(session: Session, context: PipeContext) -> str | None:
+    """The language a check-in's customer chose (its ``language`` answer), else the desk's."""
+    chosen = language_code(str(context.answers.get("language") or ""))
+    return chosen or language_code(get_setting(session, DESK_LANGUAGE_SETTING))
+
+
 def run_create_ticket(session: Session, task: Mapping[str, Any], run: TaskRun) -> Ticket:
     spec = ticket_spec(session, task)
     context, event = run.context, run.event
+    language = customer_language(session, context)
+    ordered = name_template(language)
+    if ordered != GIVEN_FIRST_TEMPLATE:  # 山田 太郎 in Japanese, in the name and the title
+        for key in ("customer_name", "title"):
+            if key in spec:
+                spec[key] = str(spec[key]).replace(GIVEN_FIRST_TEMPLATE, ordered)
     response = session.get(SurveyResponse, event.response_id) if event.response_id else None
     survey = session.get(Survey, response.survey_id) if response else None
     comment = ""
@@ -181,7 +195,11 @@ def run_create_ticket(session: Session, task: Mapping[str, Any], run: TaskRun) -
         if response and response.submitted_by_id
         else None
     )
-    return create_ticket(session, actor=submitter, draft=draft)
+    ticket = create_ticket(session, actor=submitter, draft=draft)
+    if ticket.customer_language is None and language:  # the name's order (hall board) and
+        ticket.customer_language = language  # the language the customer is written to
+        session.add(ticket)
+    return ticket
 
 
 # -- messages and ticket changes --------------------------------------------------------------
