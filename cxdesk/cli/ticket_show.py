@@ -14,9 +14,18 @@ from typing import Any
 import typer
 from rich.text import Text
 
-from cxdesk.cli.common import AS_OPTION, console, desk_engine, print_json, print_table, proven
+from cxdesk.cli.common import (
+    AS_OPTION,
+    console,
+    desk_engine,
+    print_json,
+    print_table,
+    proven,
+    shown_at,
+)
 from cxdesk.cli.tickets import ticket_app
 from cxdesk.errors import Conflict, DeskError
+from cxdesk.labels import event_label, field_value, label
 from cxdesk.store import tickets as ops
 from cxdesk.store.conversation import (
     attachment_content,
@@ -37,6 +46,12 @@ from cxdesk.text import printable
 
 FIELDS = ("status", "priority", "team", "origin_team", "owner", "customer_name",
           "customer_email", "customer_phone", "source", "created_at", "updated_at")  # fmt: skip
+
+
+def shown_value(name: str, value: object) -> str:
+    """A field of ``ticket show`` for people: a code by its label, a time in the desk's zone
+    with its offset (``--json`` keeps both as they are)."""
+    return shown_at(value) if name.endswith("_at") else field_value(name, value)
 
 
 @ticket_app.command("show")
@@ -70,9 +85,9 @@ def ticket_show(
         return
     title = printable(str(record["title"]), lines=False)
     console.print(Text.assemble((str(record["key"]), "bold"), "  ", title))
-    for label in FIELDS:
-        value = printable(str(record[label] or ""), lines=False)
-        console.print(f"  {label:15} {value}", markup=False)
+    for name in FIELDS:
+        value = printable(shown_value(name, record[name]), lines=False)
+        console.print(f"  {name:15} {value}", markup=False)
     if service is not None:
         console.print(sla_line(service, now), markup=False)
     data = record["data"]
@@ -86,14 +101,14 @@ def ticket_show(
         print_table(
             f"Escalation (estimated resolution: {timeline.estimate or 'not set'})",
             ["step", "at", "now"],
-            [(s.name, s.at.isoformat() if s.at else "", "<-" if s.current else "")
+            [(s.name, shown_at(s.at), "<-" if s.current else "")
              for s in timeline.steps],
         )  # fmt: skip
     print_table(
         "Conversation",
         ["at", "what", "text", "files"],
         [
-            (item.at.isoformat(), describe(item), item.body,
+            (shown_at(item.at), describe(item), item.body,
              ", ".join(str(a.n) for a in item.attachments))
             for item in items
         ],
@@ -109,7 +124,7 @@ def ticket_show(
         print_table(
             "Customer's other tickets (newest first)",
             ["key", "title", "status", "created"],
-            [(h.key, h.title, h.status, h.created_at.isoformat()[:16]) for h in history],
+            [(h.key, h.title, label(h.status), shown_at(h.created_at)) for h in history],
         )
     else:
         console.print("The customer has no other tickets.")
@@ -117,7 +132,8 @@ def ticket_show(
         "Log",
         ["at", "who", "what", "from", "to", "detail"],
         [
-            (e["at"], e["who"], f"{e['kind']} {e['field'] or ''}".strip(), e["from"], e["to"],
+            (shown_at(e["at"]), e["who"], f"{event_label(e['kind'])} {e['field'] or ''}".strip(),
+             field_value(e["field"], e["from"]), field_value(e["field"], e["to"]),
              e["detail"])
             for e in log
         ],
