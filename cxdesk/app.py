@@ -367,6 +367,7 @@ class CxDeskApp(PresenceKeeping, Speaking, KeysInOrder):
     def log_out(self) -> None:
         self.absent_on_logout(self.user)
         self.user = None
+        self.speak_on_logout()
         self.refresh_bindings()
         self._show(LoginScreen(None))
 

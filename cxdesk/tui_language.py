@@ -104,6 +104,18 @@ class Speaking:
             use_language(self.login_language)
             self._translate_app()
 
+    def speak_on_logout(self) -> None:
+        """Back at the login screen: the terminal's language (the config's, else the
+        environment's), not the last user's."""
+        from cxdesk.i18n import language_from_environment
+
+        configured = language_code(str(self.settings.extra.get("language") or ""))
+        code = configured or language_from_environment()
+        if (code or "en") != current_language():
+            use_language(code)
+            self._translate_app()
+        self.login_language = None
+
     def language_commands(self) -> Iterable[SystemCommand]:
         for code, name in LANGUAGES.items():
             yield SystemCommand(
