@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from cxdesk.cli.identity import prove, prove_setup_admin
@@ -93,9 +94,13 @@ def speak_as(engine: Engine, user: User | None) -> None:
     from cxdesk.store.directory import desk_zone
     from cxdesk.store.user_language import spoken_language
 
-    with read_session(engine) as session:
-        language = spoken_language(session, user)
-        use_zone(desk_zone(session))
+    language = None
+    try:
+        with read_session(engine) as session:
+            language = spoken_language(session, user)
+            use_zone(desk_zone(session))
+    except SQLAlchemyError:  # a desk `db upgrade` is about to bring up to date: as started
+        pass
     use_language(language or language_from_environment())
 
 
