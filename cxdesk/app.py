@@ -43,6 +43,7 @@ from cxdesk.screens.base import DeskChanged, DeskScreen
 from cxdesk.screens.login import LoginScreen
 from cxdesk.text import printable
 from cxdesk.themes import load_themes
+from cxdesk.tui_language import Speaking, speak_configured
 
 # SQLAlchemy, the store, the engine and the other screens load on first use, not at import:
 # ``cxdesk run`` paints the login screen first and opens the desk behind it (cxdesk/launch.py).
@@ -112,7 +113,7 @@ class DeskReachability(Message):
         self.reachable = reachable
 
 
-class CxDeskApp(PresenceKeeping, KeysInOrder):
+class CxDeskApp(PresenceKeeping, Speaking, KeysInOrder):
     """The desk: log in, then the role's home (volunteer: check-in; expert, admin: queues)."""
 
     TITLE = "cxdesk"
@@ -131,6 +132,7 @@ class CxDeskApp(PresenceKeeping, KeysInOrder):
         deliver: bool = False,
         clock: Callable[[], datetime] = utc_now,
     ):
+        speak_configured(settings)  # the config's language, before any text is made
         super().__init__()
         translated_bindings(self)
         self._engine: Engine | None = None
@@ -172,6 +174,7 @@ class CxDeskApp(PresenceKeeping, KeysInOrder):
 
     def on_mount(self) -> None:
         self.use_themes()
+        self.remember_theme_choices()
         # The login screen paints first; once it has (its first refresh), it calls
         # ``start_background``: the heavy loading (SQLAlchemy, the store, the delivery engine)
         # runs in threads then, so it never holds up the first paint.
@@ -354,6 +357,7 @@ class CxDeskApp(PresenceKeeping, KeysInOrder):
 
     def log_in(self, user: User) -> None:
         self.user = user
+        self.speak_on_login()
         self.present_on_login(user)
         self.refresh_bindings()
         if user.role == ADMIN and self.delivery_problem:  # reported before anyone logged in
@@ -363,6 +367,7 @@ class CxDeskApp(PresenceKeeping, KeysInOrder):
     def log_out(self) -> None:
         self.absent_on_logout(self.user)
         self.user = None
+        self.speak_on_logout()
         self.refresh_bindings()
         self._show(LoginScreen(None))
 
@@ -374,6 +379,7 @@ class CxDeskApp(PresenceKeeping, KeysInOrder):
         for theme in self.desk_themes:
             yield SystemCommand(f"Theme: {theme}", "Use this colour theme",
                                 partial(setattr, self, "theme", theme))  # fmt: skip
+        yield from self.language_commands()
         yield from self.presence_commands()
         screen_commands = getattr(screen, "palette_commands", None)
         if screen_commands is not None:  # what the screen on top offers by name (its keys)

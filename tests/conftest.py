@@ -57,6 +57,8 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
 from cxdesk.cli import common
+from cxdesk.i18n import use_language
+from cxdesk.local_time import use_zone
 from cxdesk.store.db import make_engine
 from cxdesk.store.migrate import upgrade
 from tests.cli_helpers import TEST_PASSWORD, Cli, prove_as_a_script, run_main
@@ -342,3 +344,7 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     monkeypatch.setenv("CXDESK_HOME", str(home))
     # Cheapest argon2 parameters: tests create many users; hashes still verify for real.
     monkeypatch.setenv("CXDESK_PASSWORD_HASH_COST", "cheapest")
+    # The process's language and shown zone start as English and UTC (a user's language or a
+    # desk's zone, set by an earlier test's CLI command or login, does not leak in).
+    use_language(None)
+    use_zone(None)

@@ -443,10 +443,10 @@ def test_change_team_and_owner_with_a_comment(engine: Engine) -> None:
 
         await wait_until(
             pilot,
-            lambda: ("ticket.updated team", "360", "Stats iQ") in logged_changes(),
+            lambda: ("Updated team", "360", "Stats iQ") in logged_changes(),
             "the team change in the log",
         )
-        assert ("ticket.owner_changed owner", "maya", "kenji") in logged_changes()
+        assert ("Owner changed owner", "maya", "kenji") in logged_changes()
 
     run(engine, "maya", script)
 

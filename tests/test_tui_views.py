@@ -268,11 +268,11 @@ def test_stream_is_live_and_filtered(engine: Engine) -> None:
         screen = StreamScreen()
         app.push_screen(screen)
         await wait_until(pilot, lambda: screen.read is not None, "the stream")
-        assert first_row(app)[1:5] == [k["old"], "360", "system", "ticket.created"]
+        assert first_row(app)[1:5] == [k["old"], "360", "system", "Created"]  # kinds labelled
         with unit_of_work(engine) as session:  # another terminal resolves a ticket
             update_ticket(session, actor=get_user(session, "kenji"), key=k["bob"],
                           comment="done", changes={"status": "resolved"})  # fmt: skip
-        await wait_until(pilot, lambda: first_row(app)[4] == "ticket.commented", "live event")
+        await wait_until(pilot, lambda: first_row(app)[4] == "Comment", "live event")
         kind = screen.query_one("#s-kind", Input)
         kind.focus()
         await pilot.press(*"ticket.sta")
@@ -281,8 +281,8 @@ def test_stream_is_live_and_filtered(engine: Engine) -> None:
         assert kind.value == "ticket.status_changed"
         await pilot.press("enter")
         await wait_until(pilot, lambda: screen.flt.kind == "ticket.status_changed", "filter")
-        assert first_row(app)[1:7] == [k["bob"], "Stats iQ", "kenji", "ticket.status_changed",
-                                       "open", "resolved"]  # fmt: skip
+        assert first_row(app)[1:7] == [k["bob"], "Stats iQ", "kenji", "Status changed",
+                                       "Open", "Resolved"]  # fmt: skip
         assert app.screen.query_one("#stream", DataTable).row_count == 1
         kind.value = "ticket.stauts_changed"  # a typo: named, and the page stays as it was
         kind.focus()

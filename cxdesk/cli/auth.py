@@ -16,6 +16,7 @@ from cxdesk.cli.common import (
     print_table,
     proven_admin,
     setup_actor,
+    shown_at,
 )
 from cxdesk.cli.identity import (
     StoredSession,
@@ -147,8 +148,8 @@ def token_list(as_user: str | None = ADMIN_AS_OPTION) -> None:
                 r.name,
                 r.user,
                 r.created_by,
-                r.created_at.strftime("%Y-%m-%d %H:%M"),
-                r.revoked_at.strftime("%Y-%m-%d %H:%M") if r.revoked_at else "",
+                shown_at(r.created_at),
+                shown_at(r.revoked_at),
             )
             for r in rows
         ],  # fmt: skip

@@ -16,13 +16,14 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from cxdesk.cli.identity import prove, prove_setup_admin
 from cxdesk.config import load_settings
 from cxdesk.errors import DeskError
 from cxdesk.i18n import N_, _, language_from_environment, use_language
-from cxdesk.store.db import make_engine
+from cxdesk.store.db import make_engine, read_session
 from cxdesk.store.directory import get_user
 from cxdesk.store.migrate import current_revision, head_revision
 from cxdesk.store.models import User
@@ -86,14 +87,46 @@ ADMIN_AS_OPTION = typer.Option(
 
 def proven(as_user: str | None) -> str:
     """The username this command acts as, once proven (``cxdesk.cli.identity``); read
-    commands call it too, since what they show is the desk's data."""
-    return prove(desk_engine(), as_user).username
+    commands call it too, since what they show is the desk's data. From here on the command
+    speaks that user's language (``speak_as``)."""
+    engine = desk_engine()
+    user = prove(engine, as_user)
+    speak_as(engine, user)
+    return user.username
 
 
 def proven_admin(as_user: str | None, engine: Engine | None = None) -> str | None:
     """The proven admin a set-up command acts as; None on a desk with no users yet."""
-    user = prove_setup_admin(engine or desk_engine(), as_user)
+    engine = engine or desk_engine()
+    user = prove_setup_admin(engine, as_user)
+    speak_as(engine, user)
     return user.username if user else None
+
+
+def speak_as(engine: Engine, user: User | None) -> None:
+    """Speak ``user``'s language (else the desk's ``language`` setting, else the
+    environment's, as the CLI started with) and show times in the desk's zone."""
+    from cxdesk.i18n import language_from_environment, use_language
+    from cxdesk.local_time import use_zone
+    from cxdesk.store.directory import desk_zone
+    from cxdesk.store.user_language import spoken_language
+
+    language = None
+    try:
+        with read_session(engine) as session:
+            language = spoken_language(session, user)
+            use_zone(desk_zone(session))
+    except SQLAlchemyError:  # a desk `db upgrade` is about to bring up to date: as started
+        pass
+    use_language(language or language_from_environment())
+
+
+def shown_at(value: object) -> str:
+    """A stored time for people: in the desk's zone with its offset ("Dec 7, 2026, 1:05 PM
+    +09:00"); JSON keeps ``cxdesk.local_time.iso_time``."""
+    from cxdesk.local_time import shown_time
+
+    return shown_time(value, offset=True)
 
 
 def acting_user(session: Session, username: str) -> User:

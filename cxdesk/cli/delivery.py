@@ -21,6 +21,7 @@ from cxdesk.cli.common import (
     print_table,
     proven,
     proven_admin,
+    shown_at,
 )
 from cxdesk.config import load_settings
 from cxdesk.engine import outbox as ops
@@ -208,7 +209,7 @@ def outbox_list(
                 r["subject"],
                 r["status"],
                 r["attempts"],
-                str(r["due_at"])[:19],
+                shown_at(r["due_at"]),
                 r["last_error"],
             )  # fmt: skip
             for r in records

@@ -22,11 +22,12 @@ from cxdesk.cli.common import (
 )
 from cxdesk.engine.dispatch import auto_assign_and_dispatch
 from cxdesk.errors import DeskError
-from cxdesk.i18n import N_, _
+from cxdesk.i18n import N_, _, language_name, use_language
 from cxdesk.store import caps, directory
 from cxdesk.store.db import read_session, transaction
 from cxdesk.store.models import PresenceState, QueueAssign, Role
 from cxdesk.store.presence import parse_state, presence_of, set_presence, state_words
+from cxdesk.store.user_language import checked_language, set_user_language
 from cxdesk.store.waiting import queue_outlooks, wait_in_words
 
 user_app = typer.Typer(help=N_("Users (admins, experts, volunteers)."), no_args_is_help=True)
@@ -36,6 +37,7 @@ ASSIGN_HELP = N_(
     "pull (experts pull by hand) or auto (the desk gives the oldest waiting ticket to the "
     "available member with the fewest open tickets)."
 )
+LANG_HELP = N_("The language the desk speaks to this user: en, ja, fr or it.")
 status_app = typer.Typer(help=N_("Ticket statuses, built-in and custom."), no_args_is_help=True)
 
 
@@ -47,11 +49,13 @@ def user_add(
     role: str = typer.Option(..., "--role", help=N_("admin, expert or volunteer.")),
     phone: str | None = typer.Option(None, "--phone"),
     team: list[str] = typer.Option([], "--team", help=N_("A team to join (repeatable).")),  # noqa: B006
+    lang: str | None = typer.Option(None, "--lang", help=LANG_HELP),
     as_user: str | None = ADMIN_AS_OPTION,
 ) -> None:
     """Add a user; the new user's password comes from CXDESK_PASSWORD or a prompt."""
     engine = desk_engine()
     admin = proven_admin(as_user)
+    language = checked_language(lang) if lang else None
     if admin is None and role != Role.admin:  # else nobody could ever prove an admin
         raise DeskError(
             _("A desk's first user is its admin: `cxdesk init --admin USERNAME --name N --email E`")
@@ -69,6 +73,7 @@ def user_add(
             password=password,
             teams=team,
         )
+        user.language = language
     console.print(_("Added {role} {user}.").format(role=user.role, user=user.username))
 
 
@@ -85,13 +90,41 @@ def user_list(as_user: str | None = AS_OPTION) -> None:
                 u.email,
                 u.phone,
                 ", ".join(t.name for t in directory.user_teams(session, u)),
+                language_name(u.language) if u.language else "",
             )
             for u in directory.list_users(session)
         ]
     print_table(
         N_("Users"),
-        [N_("username"), N_("name"), N_("role"), N_("email"), N_("phone"), N_("teams")],
+        [
+            N_("username"),
+            N_("name"),
+            N_("role"),
+            N_("email"),
+            N_("phone"),
+            N_("teams"),
+            N_("language"),
+        ],
         rows,
+    )
+
+
+@user_app.command("set")
+def user_set(
+    username: str,
+    lang: str = typer.Option(..., "--lang", help=LANG_HELP),
+    as_user: str | None = AS_OPTION,
+) -> None:
+    """Set a user's language (an admin for anyone, a user for themselves)."""
+    acting = proven(as_user)
+    with transaction(desk_engine()) as session:
+        user = set_user_language(session, actor=acting_user(session, acting), username=username,
+                                 language=lang)  # fmt: skip
+        code = user.language or ""
+    if username == acting:  # their own: said in it already
+        use_language(code)
+    console.print(
+        _("{username} speaks {language}.").format(username=username, language=language_name(code))
     )
 
 

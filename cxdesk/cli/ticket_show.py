@@ -22,10 +22,12 @@ from cxdesk.cli.common import (
     print_json,
     print_table,
     proven,
+    shown_at,
 )
 from cxdesk.cli.tickets import ticket_app
 from cxdesk.errors import Conflict, DeskError
 from cxdesk.i18n import N_, _
+from cxdesk.labels import event_label, field_value, label
 from cxdesk.store import tickets as ops
 from cxdesk.store.conversation import (
     attachment_content,
@@ -61,6 +63,12 @@ FIELDS = {
 ATTACHMENT_COLUMNS = [N_("n"), N_("name"), N_("type"), N_("size")]
 
 
+def shown_value(name: str, value: object) -> str:
+    """A field of ``ticket show`` for people: a code by its label, a time in the desk's zone
+    with its offset (``--json`` keeps both as they are)."""
+    return shown_at(value) if name.endswith("_at") else field_value(name, value)
+
+
 @ticket_app.command("show")
 def ticket_show(
     key: str, as_json: bool = typer.Option(False, "--json"), as_user: str | None = AS_OPTION
@@ -92,9 +100,9 @@ def ticket_show(
         return
     title = printable(str(record["title"]), lines=False)
     console.print(Text.assemble((str(record["key"]), "bold"), "  ", title))
-    for field, label in FIELDS.items():
-        value = printable(str(record[field] or ""), lines=False)
-        console.print(f"  {padded(_(label))}{value}", markup=False)
+    for name, title in FIELDS.items():
+        value = printable(shown_value(name, record[name]), lines=False)
+        console.print(f"  {padded(_(title))}{value}", markup=False)
     if service is not None:
         console.print(sla_line(service, now), markup=False)
     data = record["data"]
@@ -110,14 +118,14 @@ def ticket_show(
                 estimate=timeline.estimate or _("not set")
             ),
             [N_("step"), N_("at"), N_("now")],
-            [(s.name, s.at.isoformat() if s.at else "", "<-" if s.current else "")
+            [(s.name, shown_at(s.at), "<-" if s.current else "")
              for s in timeline.steps],
         )  # fmt: skip
     print_table(
         N_("Conversation"),
         [N_("at"), N_("what"), N_("text"), N_("files")],
         [
-            (item.at.isoformat(), describe(item), item.body,
+            (shown_at(item.at), describe(item), item.body,
              ", ".join(str(a.n) for a in item.attachments))
             for item in items
         ],
@@ -133,7 +141,7 @@ def ticket_show(
         print_table(
             N_("Customer's other tickets (newest first)"),
             [N_("key"), N_("title"), N_("status"), N_("created")],
-            [(h.key, h.title, h.status, h.created_at.isoformat()[:16]) for h in history],
+            [(h.key, h.title, label(h.status), shown_at(h.created_at)) for h in history],
         )
     else:
         console.print(_("The customer has no other tickets."))
@@ -141,7 +149,8 @@ def ticket_show(
         N_("Log"),
         [N_("at"), N_("who"), N_("what"), N_("from"), N_("to"), N_("detail")],
         [
-            (e["at"], e["who"], f"{e['kind']} {e['field'] or ''}".strip(), e["from"], e["to"],
+            (shown_at(e["at"]), e["who"], f"{event_label(e['kind'])} {e['field'] or ''}".strip(),
+             field_value(e["field"], e["from"]), field_value(e["field"], e["to"]),
              e["detail"])
             for e in log
         ],

@@ -15,6 +15,7 @@ from cxdesk.cli.common import (
     print_json,
     print_table,
     proven,
+    shown_at,
 )
 from cxdesk.engine.dispatch import (
     PulledButNotDispatched,
@@ -24,6 +25,7 @@ from cxdesk.engine.dispatch import (
 )
 from cxdesk.errors import DeskError
 from cxdesk.i18n import N_, _, ngettext
+from cxdesk.labels import label
 from cxdesk.store import tickets as ops
 from cxdesk.store.db import read_session, transaction
 from cxdesk.store.escalation_steps import (
@@ -379,13 +381,13 @@ def tickets_list(
             (
                 r["key"],
                 r["title"],
-                r["status"],
+                label(r["status"]),
                 sla_words(sla_view(t, now), now),
-                r["priority"],
+                label(r["priority"]),
                 r["team"],
                 r["owner"],
                 r["customer_name"],
-                str(r["created_at"])[:16],
+                shown_at(r["created_at"]),
             )  # fmt: skip
             for r, t in zip(records, found, strict=True)
         ],

@@ -37,14 +37,15 @@ from cxdesk.engine.outbox import enqueue
 from cxdesk.engine.piped import PipeContext, render, template_problems
 from cxdesk.engine.suppression import hold_back_reason
 from cxdesk.errors import DeskError, NotFound
-from cxdesk.i18n import LANGUAGES, _, in_language
+from cxdesk.i18n import DESK_LANGUAGE_SETTING, LANGUAGES, _, in_language, language_code
+from cxdesk.names import GIVEN_FIRST_TEMPLATE, name_template
 from cxdesk.store.customer_language import (
     LANGUAGES_KEY,
     desk_language,
     text_in_language,
     variant_problems,
 )
-from cxdesk.store.directory import get_status
+from cxdesk.store.directory import get_setting, get_status
 from cxdesk.store.events import record_event
 from cxdesk.store.models import (
     PRIORITY_RANK,
@@ -102,7 +103,7 @@ REQUIRED_KEYS = {
 TICKET_DEFAULTS: dict[str, Any] = {
     "priority": "medium",
     "status": "new",
-    "customer_name": "${q://first_name} ${q://last_name}",
+    "customer_name": GIVEN_FIRST_TEMPLATE,  # in the customer's order: run_create_ticket
     "customer_email": "${q://email}",
     "customer_phone": "${q://phone}",
     "data": [],
@@ -165,10 +166,27 @@ def ticket_spec_problems(spec: Mapping[str, Any], questions: Iterable[str] | Non
     return problems
 
 
+def customer_language(
+    session: Session, context: PipeContext, response: SurveyResponse | None
+) -> str | None:
+    """The language a check-in's customer chose (the check-in's language, else a ``language``
+    answer), else the desk's."""
+    chosen = (response.language if response else None) or language_code(
+        str(context.answers.get("language") or "")
+    )
+    return chosen or language_code(get_setting(session, DESK_LANGUAGE_SETTING))
+
+
 def run_create_ticket(session: Session, task: Mapping[str, Any], run: TaskRun) -> Ticket:
     spec = ticket_spec(session, task)
     context, event = run.context, run.event
     response = session.get(SurveyResponse, event.response_id) if event.response_id else None
+    language = customer_language(session, context, response)
+    ordered = name_template(language)
+    if ordered != GIVEN_FIRST_TEMPLATE:  # 山田 太郎 in Japanese, in the name and the title
+        for key in ("customer_name", "title"):
+            if key in spec:
+                spec[key] = str(spec[key]).replace(GIVEN_FIRST_TEMPLATE, ordered)
     survey = session.get(Survey, response.survey_id) if response else None
     comment = ""
     if spec.get("comment_question"):
@@ -194,7 +212,11 @@ def run_create_ticket(session: Session, task: Mapping[str, Any], run: TaskRun) -
         if response and response.submitted_by_id
         else None
     )
-    return create_ticket(session, actor=submitter, draft=draft)
+    ticket = create_ticket(session, actor=submitter, draft=draft)
+    if ticket.customer_language is None and language:  # the name's order (hall board) and
+        ticket.customer_language = language  # the language the customer is written to
+        session.add(ticket)
+    return ticket
 
 
 # -- messages and ticket changes --------------------------------------------------------------

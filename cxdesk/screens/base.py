@@ -5,7 +5,7 @@ one line shown while the desk database is unreachable (``read_failed``, ``show_u
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from textual import events
@@ -15,6 +15,7 @@ from textual.worker import Worker, WorkerState
 
 from cxdesk.errors import DeskError
 from cxdesk.i18n import translated_bindings
+from cxdesk.local_time import shown_time as shown_time  # the screens' times (desk zone)
 from cxdesk.text import printable
 from cxdesk.widgets.desk_notice import show_desk_notice
 
@@ -26,16 +27,6 @@ if TYPE_CHECKING:  # the login screen draws before SQLAlchemy has loaded (see cx
     from cxdesk.store.models import User
 
 Read = TypeVar("Read")
-
-
-def shown_time(value: object) -> str:
-    """A stored time (aware datetime or ISO text) in the local time zone, to the minute."""
-    if value is None or value == "":
-        return ""
-    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone().strftime("%Y-%m-%d %H:%M")
 
 
 class DeskChanged(Message, bubble=False):

@@ -21,6 +21,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Label, Select
 
 from cxdesk.engine.dispatch import unit_of_work
 from cxdesk.errors import DeskError, ValidationFailed
+from cxdesk.labels import owner_choices
 from cxdesk.screens.base import DeskScreen, shown_time
 from cxdesk.store.campaigns import (
     CampaignPlan,
@@ -172,7 +173,7 @@ class CampaignsScreen(DeskScreen):
     def _team_changed(self, event: Select.Changed) -> None:
         team = "" if event.value is Select.NULL else str(event.value)
         members = self.choices.members_by_team.get(team, [])
-        self.query_one("#assignee", Select).set_options([(m, m) for m in members])
+        self.query_one("#assignee", Select).set_options(owner_choices(members, self.choices.names))
 
     # -- preview and send ----------------------------------------------------------------------
 

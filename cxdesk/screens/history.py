@@ -15,6 +15,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Label
 
 from cxdesk.errors import DeskError
+from cxdesk.labels import label
 from cxdesk.screens.base import DeskScreen
 from cxdesk.screens.tickets import cell
 from cxdesk.store.db import read_session
@@ -97,7 +98,7 @@ class HistoryScreen(DeskScreen):
         table.add_columns(*COLUMNS, *(("User",) if read.organisation else ()))
         for row in read.rows:
             cells = [row.key, cell(row.title), cell(row.created_at), cell(row.updated_at),
-                     row.channel, row.status]  # fmt: skip
+                     label(row.channel), label(row.status)]  # fmt: skip
             if read.organisation:
                 cells.append(row.user or "")
             table.add_row(*cells, key=row.key)

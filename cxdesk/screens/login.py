@@ -78,6 +78,7 @@ class LoginScreen(DeskScreen):
                 self.app.call_from_thread(self._refused, str(refused))
         else:
             self.desk.arrive(user)  # available before the home screen reads the desk
+            self.desk.read_speech(user)  # their language and the desk's zone (tui_language)
             self.app.call_from_thread(self._logged_in, user)
 
     def _logged_in(self, user: User) -> None:

@@ -14,6 +14,7 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Footer, Header, Input, Label, Select
 
+from cxdesk import labels
 from cxdesk.engine.dispatch import unit_of_work
 from cxdesk.errors import DeskError, ValidationFailed
 from cxdesk.screens.base import DeskScreen
@@ -56,7 +57,7 @@ class NewTicketScreen(DeskScreen):
                 (
                     "Priority",
                     Select(
-                        [(p, p) for p in Priority],
+                        [(labels.label(p), p) for p in Priority],
                         value=Priority.medium,
                         allow_blank=False,
                         id="priority",
@@ -78,7 +79,9 @@ class NewTicketScreen(DeskScreen):
 
     def _fill_choices(self, choices: FormChoices) -> None:
         self.choices = choices
-        self.query_one("#status", Select).set_options([(s, s) for s in choices.statuses])
+        self.query_one("#status", Select).set_options(
+            [(labels.label(s), s) for s in choices.statuses]
+        )
         self.query_one("#team", Select).set_options([(t, t) for t in choices.members_by_team])
 
     @on(Select.Changed, "#team")
@@ -86,7 +89,7 @@ class NewTicketScreen(DeskScreen):
         team = "" if event.value is Select.NULL else str(event.value)
         members = self.choices.members_by_team.get(team, [])
         owner = self.query_one("#owner", Select)
-        owner.set_options([(m, m) for m in members])
+        owner.set_options(labels.owner_choices(members, self.choices.names))
         if len(members) == 1:
             owner.value = members[0]
 

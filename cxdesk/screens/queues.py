@@ -34,6 +34,7 @@ from textual.widgets import DataTable, Footer, Header, Label
 
 from cxdesk.engine.dispatch import PulledButNotDispatched, pull_and_dispatch
 from cxdesk.errors import DeskError
+from cxdesk.labels import field_value
 from cxdesk.screens.base import DeskScreen, shown_time
 from cxdesk.store.db import read_session
 from cxdesk.store.directory import list_statuses, list_teams, user_teams
@@ -182,7 +183,10 @@ class QueuesScreen(DeskScreen):
         mine: DataTable[str] = self.query_one("#mine", DataTable)
         ticket_rows = [
             (
-                *(str(t[name] or "") for name in ("key", "title", "status", "priority", "team")),
+                *(
+                    field_value(name, t[name])
+                    for name in ("key", "title", "status", "priority", "team")
+                ),
                 shown_time(t["updated_at"]),
             )
             for t in snapshot.my_tickets

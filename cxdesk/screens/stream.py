@@ -18,6 +18,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Label
 from textual.worker import get_current_worker
 
 from cxdesk.errors import DeskError
+from cxdesk.labels import event_label
 from cxdesk.screens.base import DeskScreen
 from cxdesk.screens.tickets import cell
 from cxdesk.store.db import read_session
@@ -135,7 +136,8 @@ class StreamScreen(DeskScreen):
         for e in read.events:
             table.add_row(
                 cell(e.created_at), e.ticket_key or "", e.team or "", e.actor or "system",
-                e.kind, cell(e.from_value), cell(e.to_value), cell(e.detail),
+                event_label(e.kind), cell(e.from_value, e.field_name or ""),
+                cell(e.to_value, e.field_name or ""), cell(e.detail),
                 key=str(e.id),
             )  # fmt: skip
 

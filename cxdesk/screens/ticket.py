@@ -34,6 +34,7 @@ from textual.widgets import DataTable, Footer, Header, Label, Static, TabbedCont
 
 from cxdesk.engine.dispatch import unit_of_work
 from cxdesk.errors import DeskError
+from cxdesk.labels import event_label, field_value, label, owner_choices
 from cxdesk.screens.base import shown_time
 from cxdesk.screens.macro_picker import TicketMacroKey
 from cxdesk.screens.ticket_noshow import TicketNoShowKey
@@ -241,18 +242,18 @@ class TicketScreen(TicketMacroKey, UndoPullKeys, TicketNoShowKey):
         history: DataTable[str] = self.query_one("#history", DataTable)
         history.clear()
         for other in view.history:
-            history.add_row(other.key, other.title, other.status, shown_time(other.created_at),
-                            key=other.key)  # fmt: skip
+            history.add_row(other.key, other.title, label(other.status),
+                            shown_time(other.created_at), key=other.key)  # fmt: skip
         log: DataTable[str] = self.query_one("#log", DataTable)
         log.clear()
         for event in view.log:
-            what = f"{event['kind']} {event['field'] or ''}".strip()
+            what = f"{event_label(event['kind'])} {event['field'] or ''}".strip()
             log.add_row(
                 shown_time(event["at"]),
                 str(event["who"]),
                 what,
-                str(event["from"] or ""),
-                str(event["to"] or ""),
+                field_value(event["field"], event["from"]),
+                field_value(event["field"], event["to"]),
                 str(event["detail"] or ""),
             )
 
@@ -292,14 +293,14 @@ class TicketScreen(TicketMacroKey, UndoPullKeys, TicketNoShowKey):
 
     def action_status(self) -> None:
         statuses = self.view.statuses if self.view else []
-        self._ask("status", f"Status of {self.key}", [(s, s) for s in statuses])
+        self._ask("status", f"Status of {self.key}", [(label(s), s) for s in statuses])
 
     def action_priority(self) -> None:
-        self._ask("priority", f"Priority of {self.key}", [(p, p) for p in Priority])
+        self._ask("priority", f"Priority of {self.key}", [(label(p), p) for p in Priority])
 
     def action_owner(self) -> None:
         members = self.view.team_members if self.view else []
-        choices = [(NOBODY, ""), *((m, m) for m in members)]
+        choices = [(NOBODY, ""), *owner_choices(members, self.view.names if self.view else {})]
         self._ask("owner", f"Owner of {self.key} (members of its team)", choices)
 
     def action_team(self) -> None:
@@ -316,6 +317,7 @@ class TicketScreen(TicketMacroKey, UndoPullKeys, TicketNoShowKey):
             choices=[(t, t) for t in self.view.members_by_team],
             current=str(record["team"]),
             members_by_team=self.view.members_by_team,
+            names=self.view.names,
             current_owner=str(record["owner"] or ""),
         )
 

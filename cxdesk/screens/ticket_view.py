@@ -4,10 +4,11 @@ other tickets, log...), and how those parts are worded."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
+from cxdesk.labels import LABELLED, label
 from cxdesk.screens.base import shown_time
 from cxdesk.store.conversation import (
     ConversationItem,
@@ -18,7 +19,7 @@ from cxdesk.store.conversation import (
     describe,
 )
 from cxdesk.store.db import read_session
-from cxdesk.store.directory import list_statuses, list_teams, team_members
+from cxdesk.store.directory import list_statuses, list_teams, member_names, team_members
 from cxdesk.store.escalation_steps import EscalationTimeline, escalation_timeline
 from cxdesk.store.models import StatusCategory
 from cxdesk.store.sla_display import SlaTimes
@@ -80,6 +81,8 @@ class TicketView:
     feedback_comment: str | None
     sla: SlaTimes | None = None
     """The SLA columns (None: no policy); the screen words them as the clock moves."""
+    names: dict[str, str] = field(default_factory=dict)
+    """Each member's name by username (the owner pickers show names)."""
 
     @property
     def team_members(self) -> list[str]:
@@ -110,6 +113,7 @@ def read_ticket_view(engine: Engine, key: str) -> TicketView:
             feedback_rating=ticket.feedback_rating if ticket.feedback_at else None,
             feedback_comment=ticket.feedback_comment,
             sla=SlaTimes.of(ticket),
+            names=member_names(session),
         )
 
 
@@ -142,6 +146,8 @@ def field_text(record: dict[str, object], name: str) -> str:
     value = record[name]
     if name.endswith("_at"):
         return shown_time(value)
+    if name in LABELLED:
+        return label(value)
     if isinstance(value, list):
         return printable(", ".join(str(item) for item in value), lines=False)
     return "" if value is None else printable(str(value), lines=False)

@@ -26,6 +26,8 @@ from textual.widgets import DataTable, Footer, Header, Input, Label
 from textual.worker import get_current_worker
 
 from cxdesk.errors import DeskError
+from cxdesk.labels import LABELLED, label
+from cxdesk.local_time import shown_time
 from cxdesk.screens.base import DeskScreen
 from cxdesk.store.db import read_session, transaction
 from cxdesk.store.export import export_tickets
@@ -63,12 +65,15 @@ SLA_REDRAW_SECONDS = 30.0
 """How often the SLA column is worded again against the clock (it shows minutes)."""
 
 
-def cell(value: object) -> str:
-    """A value as the list shows it: times in the local zone, empty for nothing."""
+def cell(value: object, column: str = "") -> str:
+    """A value as the list shows it: times in the desk's zone, a code (``column`` status,
+    priority, channel) by its label, empty for nothing."""
     if value is None:
         return ""
     if isinstance(value, datetime):
-        return value.astimezone().strftime("%Y-%m-%d %H:%M")
+        return shown_time(value)
+    if column in LABELLED:
+        return label(value)
     return " ".join(str(value).split())[:60]
 
 
@@ -203,7 +208,7 @@ class TicketsScreen(DeskScreen):
         now, theme = self.now(), self.app.theme_variables
         for row in page.rows:
             cells = [
-                sla_cell(row, now, theme) if name == "sla" else cell(getattr(row, name))
+                sla_cell(row, now, theme) if name == "sla" else cell(getattr(row, name), name)
                 for name in LIST_COLUMNS
             ]
             table.add_row(*cells, key=row.key)

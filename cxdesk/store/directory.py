@@ -7,7 +7,7 @@ a duplicate name. Admin-only operations take the acting user and check the role 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from email_validator import EmailNotValidError, validate_email
@@ -330,6 +330,8 @@ class FormChoices:
 
     statuses: list[str]
     members_by_team: dict[str, list[str]]
+    names: dict[str, str] = field(default_factory=dict)
+    """Each member's name by username (owner pickers show names)."""
 
 
 def form_choices(session: Session) -> FormChoices:
@@ -338,4 +340,11 @@ def form_choices(session: Session) -> FormChoices:
         members_by_team={
             t.name: [u.username for u in team_members(session, t)] for t in list_teams(session)
         },
+        names=member_names(session),
     )
+
+
+def member_names(session: Session) -> dict[str, str]:
+    """Every active user's name by username (what an owner picker shows)."""
+    rows = session.exec(select(User.username, User.name).where(col(User.active))).all()
+    return {username: name for username, name in rows}

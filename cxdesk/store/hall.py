@@ -9,9 +9,11 @@ last ``SERVING_SPAN`` that are still open, newest first, with the expert's first
 
 Anyone may read the hall, so a customer is shown by ``hall_name`` only (first name and the
 initial of the last, letters only: never a surname, an email address or a phone number typed
-as a name), and a ticket's key never leaves this module's callers' memory (the TUI keys its
-rows by it; the web page does not print it). Reads only: one statement for the called, and
-per team with walk-ins waiting one for the positions plus the team's pace (``team_pace``).
+as a name; a Japanese customer's family name and 様, as Japanese waiting rooms call people:
+a kanji given name has no initial, and a given name is for those close to you), and a
+ticket's key never leaves this module's callers' memory (the TUI keys its rows by it; the web
+page does not print it). Reads only: one statement for the called, and per team with
+walk-ins waiting one for the positions plus the team's pace (``team_pace``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from sqlalchemy import select as sa_select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
+from cxdesk.names import family_name_first
 from cxdesk.store.models import (
     Queue,
     QueueOrder,
@@ -52,6 +55,8 @@ NAME_CHARS = 20
 """A first name is cut to this many characters."""
 GUEST = "Guest"
 """Shown for a name without a word of letters (an email address or a phone number)."""
+HONORIFIC = "様"
+"""After a Japanese family name on the board (``hall_name``)."""
 _OWNER = aliased(User, name="hall_owner")
 
 
@@ -90,13 +95,16 @@ def _words(text: str) -> list[str]:
     ]
 
 
-def hall_name(full_name: str) -> str:
+def hall_name(full_name: str, language: str | None = None) -> str:
     """``Ada Lovelace`` -> ``Ada L.``; ``Cher`` -> ``Cher``; ``ada@example.com`` or a phone
-    number -> ``Guest``: what a public screen may say of a customer."""
+    number -> ``Guest``: what a public screen may say of a customer. In a language that writes
+    the family name first (ja, ``cxdesk.names``): ``山田 太郎`` -> ``山田 様``."""
     words = _words(full_name)
     if not words:
         return GUEST
     first = words[0][:NAME_CHARS]
+    if family_name_first(language):
+        return f"{first} {HONORIFIC}"
     return first if len(words) == 1 else f"{first} {words[-1][0].upper()}."
 
 
@@ -127,13 +135,19 @@ def _team_waiting(
             func.row_number().over(order_by=queue_order(by_priority)).label("position"),
             col(Ticket.key),
             col(Ticket.customer_name),
+            col(Ticket.customer_language),
             col(Ticket.source),
             col(Ticket.created_at),
         )
         .subquery()
     )
     rows = session.execute(
-        sa_select(numbered.c.key, numbered.c.customer_name, numbered.c.position)
+        sa_select(
+            numbered.c.key,
+            numbered.c.customer_name,
+            numbered.c.position,
+            numbered.c.customer_language,
+        )  # fmt: skip
         .where(numbered.c.source == Source.checkin, numbered.c.created_at >= now - WALKIN_SPAN)
         .order_by(numbered.c.position)
         .limit(WAITING_PER_TEAM)
@@ -142,8 +156,10 @@ def _team_waiting(
         return []
     waits = team_pace(session, team_id, now=now).waits(int(rows[-1].position))
     return [
-        HallWaiting(key or "", hall_name(name), team, int(position), waits[int(position) - 1])
-        for key, name, position in rows
+        HallWaiting(
+            key or "", hall_name(name, language), team, int(position), waits[int(position) - 1]
+        )
+        for key, name, position, language in rows
     ]
 
 
@@ -153,6 +169,7 @@ def _serving(session: Session, now: datetime) -> list[HallServing]:
         sa_select(
             col(Ticket.key),
             col(Ticket.customer_name),
+            col(Ticket.customer_language),
             col(_OWNER.name),
             col(Team.name),
             pulled,
@@ -171,11 +188,13 @@ def _serving(session: Session, now: datetime) -> list[HallServing]:
         .limit(SERVING_SHOWN * 5)
     ).all()
     found = []
-    for key, customer, expert, team, pulled_at, updated_at in rows:
+    for key, customer, language, expert, team, pulled_at, updated_at in rows:
         since = aware(pulled_at if pulled_at is not None else updated_at)  # assigned, not pulled
         if since >= now - SERVING_SPAN:
             found.append(
-                HallServing(key or "", hall_name(customer), first_name(expert), team, since)
+                HallServing(
+                    key or "", hall_name(customer, language), first_name(expert), team, since
+                )
             )
     found.sort(key=lambda row: row.since, reverse=True)
     return found[:SERVING_SHOWN]

@@ -17,6 +17,7 @@ from sqlalchemy import ColumnElement, case, func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
+from cxdesk.local_time import shown_time, shown_zone
 from cxdesk.store.models import Status, StatusCategory, Ticket, as_utc
 from cxdesk.store.sla import STATE_WORDS, TARGET_WORDS, SlaState, SlaView, sla_view
 from cxdesk.store.tickets import format_wait
@@ -154,10 +155,12 @@ def _parsed(value: datetime | str | None) -> datetime | None:
 
 
 def clock_time(value: datetime, now: datetime) -> str:
-    """A due time in the local zone: ``14:10`` today, ``Dec 09 14:10`` another day."""
-    local = as_utc(value).astimezone()
-    same_day = local.date() == now.astimezone().date()
-    return local.strftime("%H:%M" if same_day else "%b %d %H:%M")
+    """A due time in the desk's zone (``cxdesk.local_time``): ``14:10`` today, the date and
+    time as the language writes them another day."""
+    zone = shown_zone()
+    local = as_utc(value).astimezone(zone)
+    same_day = local.date() == as_utc(now).astimezone(zone).date()
+    return local.strftime("%H:%M") if same_day else shown_time(local)
 
 
 def _deciding(view: SlaView) -> tuple[datetime | None, datetime | None]:

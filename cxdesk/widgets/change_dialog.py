@@ -21,6 +21,7 @@ from textual.widgets import Input, Label, Select
 from textual.worker import Worker, WorkerState
 
 from cxdesk.errors import DeskError
+from cxdesk.labels import owner_choices
 from cxdesk.text import printable
 
 NOBODY = "(nobody: back to the queue)"
@@ -70,6 +71,7 @@ class ChangeDialog(ModalScreen[ChangeRequest | None]):
         choices: Sequence[tuple[str, str]] | None = None,
         current: str | None = None,
         members_by_team: Mapping[str, Sequence[str]] | None = None,
+        names: Mapping[str, str] | None = None,
         current_owner: str = "",
         with_attachments: bool = False,
         extra: tuple[str, str] | None = None,
@@ -86,6 +88,7 @@ class ChangeDialog(ModalScreen[ChangeRequest | None]):
         self._choices = list(choices) if choices is not None else None
         self._current = current
         self._members_by_team = members_by_team
+        self._names = names or {}
         self._current_owner = current_owner
         self._with_attachments = with_attachments
         self._extra = extra
@@ -134,7 +137,7 @@ class ChangeDialog(ModalScreen[ChangeRequest | None]):
         """The team's members as owner choices: ``keep`` if a member, else the only one."""
         members = list((self._members_by_team or {}).get(team, []))
         owner = self.query_one("#owner", Select)
-        owner.set_options([(m, m) for m in members])
+        owner.set_options(owner_choices(members, self._names))
         if keep in members:
             owner.value = keep
         elif len(members) == 1:
