@@ -334,11 +334,13 @@ def first_admin(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """CXDESK_HOME in this test's tmp_path; no developer CXDESK_* setting leaks in; the CLI
     (``cli`` fixture, a console script) speaks English whatever the developer's LANG: a test
-    that wants another language sets LANGUAGE itself."""
+    that wants another language sets LANGUAGE or LANG itself."""
     for name in list(os.environ):
         if name.startswith(("CXDESK_", "TWILIO_")) and name != PG_URL_ENV:
             monkeypatch.delenv(name)
-    monkeypatch.setenv("LANGUAGE", "en")
+    for name in ("LANGUAGE", "LC_ALL", "LC_MESSAGES"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LANG", "C.UTF-8")  # none of the desk's languages: English
     home = tmp_path / "cxdesk-home"
     home.mkdir()
     monkeypatch.setenv("CXDESK_HOME", str(home))

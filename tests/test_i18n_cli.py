@@ -107,10 +107,12 @@ def test_help_follows_the_environment(cli: Cli, monkeypatch: pytest.MonkeyPatch)
 def test_the_environment_chooses_and_the_fixture_speaks_english(
     cli: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("LANG", "it_IT.UTF-8")  # the fixture's LANGUAGE=en comes first
+    assert "Check a customer in" in cli("--help").stdout  # the fixture's LANG=C.UTF-8
+    monkeypatch.setenv("LANG", "it_IT.UTF-8")
+    assert "Registra l'arrivo di un cliente" in cli("--help").stdout
+    monkeypatch.setenv("LANGUAGE", "en")  # LANGUAGE comes first, as gettext reads it
     assert "Check a customer in" in cli("--help").stdout
     monkeypatch.delenv("LANGUAGE")
-    assert "Registra l'arrivo di un cliente" in cli("--help").stdout
     monkeypatch.setenv("LANG", "de_DE.UTF-8")  # not one of ours: English
     assert "Check a customer in" in cli("--help").stdout
 

@@ -52,7 +52,7 @@ def test_the_cli_shows_times_in_the_desks_zone_with_its_offset_and_json_keeps_is
     assert tokyo.endswith(" +09:00")
 
     shown = cli("ticket", "show", key).stdout
-    assert f"created_at      {tokyo}" in shown
+    assert f"created         {tokyo}" in shown
     assert tokyo in cli("tickets", "list").stdout
     record = json.loads(cli("ticket", "show", key, "--json").stdout)
     assert datetime.fromisoformat(record["created_at"]) == created  # ISO 8601, with an offset

@@ -104,21 +104,23 @@ def proven_admin(as_user: str | None, engine: Engine | None = None) -> str | Non
 
 
 def speak_as(engine: Engine, user: User | None) -> None:
-    """Speak ``user``'s language (else the desk's ``language`` setting, else the
-    environment's, as the CLI started with) and show times in the desk's zone."""
-    from cxdesk.i18n import language_from_environment, use_language
+    """Speak ``user``'s language, else the environment's (``LANG``: the person at this
+    terminal), else the desk's ``language`` setting; and show times in the desk's zone."""
+    from cxdesk.i18n import language_code, language_from_environment, use_language
     from cxdesk.local_time import use_zone
     from cxdesk.store.directory import desk_zone
     from cxdesk.store.user_language import spoken_language
 
-    language = None
+    own = language_code(user.language) if user is not None else None
+    language = own or language_from_environment()
     try:
         with read_session(engine) as session:
-            language = spoken_language(session, user)
+            if language is None:
+                language = spoken_language(session, None)  # the desk's
             use_zone(desk_zone(session))
     except SQLAlchemyError:  # a desk `db upgrade` is about to bring up to date: as started
         pass
-    use_language(language or language_from_environment())
+    use_language(language)
 
 
 def shown_at(value: object) -> str:

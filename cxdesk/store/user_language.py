@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlmodel import Session
 
 from cxdesk.errors import PermissionDenied, ValidationFailed
-from cxdesk.i18n import DESK_LANGUAGE_SETTING, LANGUAGES, language_code
+from cxdesk.i18n import DESK_LANGUAGE_SETTING, LANGUAGES, _, language_code
 from cxdesk.store.directory import get_setting, get_user
 from cxdesk.store.models import Role, User
 
@@ -17,7 +17,13 @@ def checked_language(value: str) -> str:
     code = language_code(value)
     if code is None or code not in LANGUAGES:
         choices = ", ".join(LANGUAGES)
-        raise ValidationFailed({"language": f"{value!r} is not a language of the desk ({choices})"})
+        raise ValidationFailed(
+            {
+                "language": _("{value!r} is not a language of the desk ({choices})").format(
+                    value=value, choices=choices
+                )
+            }
+        )
     return code
 
 
@@ -28,7 +34,9 @@ def set_user_language(session: Session, *, actor: User, username: str, language:
     user = get_user(session, username)
     if actor.role != Role.admin and actor.id != user.id:
         raise PermissionDenied(
-            f"Only an admin can change another user's language ({actor.username} is {actor.role})"
+            _("Only an admin can change another user's language ({user} is {role})").format(
+                user=actor.username, role=actor.role
+            )
         )
     user.language = code
     session.add(user)
