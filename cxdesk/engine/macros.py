@@ -38,6 +38,7 @@ from sqlmodel import Session, col, select
 from cxdesk.engine.context import context_for_event
 from cxdesk.engine.piped import render, template_problems
 from cxdesk.errors import Conflict, DeskError, NotFound, PermissionDenied
+from cxdesk.i18n import _
 from cxdesk.store.directory import get_status, get_team, get_user, is_member, require_admin
 from cxdesk.store.events import PENDING_KEY
 from cxdesk.store.models import Event, Macro, Priority, Team, User
@@ -220,13 +221,17 @@ def describe_action(action: Mapping[str, Any]) -> str:
     kind = action.get("type")
     if kind == "set":
         return ", ".join(
-            f"{key} -> {value or '(nobody)'}" for key, value in action.items() if key != "type"
+            f"{key} -> {value or _('(nobody)')}" for key, value in action.items() if key != "type"
         )
     body = " ".join(str(action.get("body", "")).split())
     short = body if len(body) <= 60 else body[:59] + "…"
     if kind == "reply":
         channel = action.get("channel")
-        return f"reply by {channel}: {short}" if channel else f"reply: {short}"
+        if channel:
+            return _("reply by {channel}: {text}").format(channel=channel, text=short)
+        return _("reply: {text}").format(text=short)
+    if kind == "note":
+        return _("note: {text}").format(text=short)
     return f"{kind}: {short}"
 
 
@@ -250,8 +255,13 @@ class Applied:
 
     def summary(self) -> str:
         """``EXP-12: macro Resolved at the desk applied (resolved; reply queued by email)``."""
-        replied = f"; reply queued by {self.replied_by}" if self.replied_by else ""
-        return f"{self.key}: macro {self.macro} applied ({self.status}{replied})"
+        if self.replied_by:
+            return _("{key}: macro {macro} applied ({status}; reply queued by {channel})").format(
+                key=self.key, macro=self.macro, status=self.status, channel=self.replied_by
+            )
+        return _("{key}: macro {macro} applied ({status})").format(
+            key=self.key, macro=self.macro, status=self.status
+        )
 
 
 def apply_macro(

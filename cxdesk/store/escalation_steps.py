@@ -19,6 +19,7 @@ from datetime import date, datetime
 from sqlmodel import Session, col, select
 
 from cxdesk.errors import Conflict, PermissionDenied, ValidationFailed
+from cxdesk.i18n import N_
 from cxdesk.store.events import record_event
 from cxdesk.store.models import Event, StatusCategory, Ticket, User, as_utc
 from cxdesk.store.tickets import (
@@ -29,11 +30,12 @@ from cxdesk.store.tickets import (
     write_comment,
 )
 
-SUBMITTED = "submitted"
-UNDER_EVALUATION = "under evaluation"
-ENGINEERING = "engineering in progress"
-VERIFY = "verify resolution"
-RESOLVED = "resolved"
+# Stored as they are (the step events' values, --json); a person reads ``_(step)``.
+SUBMITTED = N_("submitted")
+UNDER_EVALUATION = N_("under evaluation")
+ENGINEERING = N_("engineering in progress")
+VERIFY = N_("verify resolution")
+RESOLVED = N_("resolved")
 STEPS = (SUBMITTED, UNDER_EVALUATION, ENGINEERING, VERIFY, RESOLVED)
 SETTABLE_STEPS = (ENGINEERING, VERIFY)
 """The steps set by hand; the others follow from creating, escalating and resolving."""

@@ -35,14 +35,16 @@ from typing import Any
 from sqlmodel import Session, col, or_, select
 
 from cxdesk.engine.sla_clock import DeskHours, add_desk_minutes, desk_minutes_between
+from cxdesk.i18n import N_
 from cxdesk.store.models import SlaCalendar, SlaPolicy, StatusCategory, Ticket, as_utc
 
 SLA_TARGETS = ("first_response", "next_response", "resolution")
 TARGET_WORDS = {
-    "first_response": "first response",
-    "next_response": "next response",
-    "resolution": "resolution",
+    "first_response": N_("first response"),
+    "next_response": N_("next response"),
+    "resolution": N_("resolution"),
 }
+"""A target's name in English (exports, logs); a person reads ``_(TARGET_WORDS[target])``."""
 
 
 class SlaState(StrEnum):
@@ -54,12 +56,13 @@ class SlaState(StrEnum):
 
 
 STATE_WORDS = {
-    SlaState.on_track: "on track",
-    SlaState.warning: "warning",
-    SlaState.breached: "breached",
-    SlaState.met: "met",
-    SlaState.paused: "paused",
+    SlaState.on_track: N_("on track"),
+    SlaState.warning: N_("warning"),
+    SlaState.breached: N_("breached"),
+    SlaState.met: N_("met"),
+    SlaState.paused: N_("paused"),
 }
+"""A state in English (exports, logs); a person reads ``_(STATE_WORDS[state])``."""
 STATE_RANK = {
     SlaState.breached: 0,
     SlaState.warning: 1,

@@ -32,6 +32,7 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from cxdesk.errors import Conflict, PermissionDenied
+from cxdesk.i18n import ngettext
 from cxdesk.store.events import record_event
 from cxdesk.store.models import Event, OutboxMessage, Ticket, User, utcnow
 from cxdesk.store.ticket_versions import NEXT_VERSION
@@ -62,16 +63,29 @@ class Unpulled:
 
     def summary(self) -> str:
         """The one-line answer: "EXP-3 is back in queue 360; 2 messages cancelled"."""
-        said = f"{self.key} is back in queue {self.queue}; {_messages(self.cancelled)} cancelled"
+        n = self.cancelled
+        parts = [
+            ngettext(
+                "{key} is back in queue {queue}; {n} message cancelled",
+                "{key} is back in queue {queue}; {n} messages cancelled",
+                n,
+            ).format(key=self.key, queue=self.queue, n=n)
+        ]
         if self.sending:
-            said += f"; {_messages(self.sending)} already being sent could not be stopped"
+            parts.append(
+                ngettext(
+                    "{n} message already being sent could not be stopped",
+                    "{n} messages already being sent could not be stopped",
+                    self.sending,
+                ).format(n=self.sending)
+            )
         if self.sent:
-            said += f"; {_messages(self.sent)} already sent"
-        return said
-
-
-def _messages(count: int) -> str:
-    return f"{count} message" if count == 1 else f"{count} messages"
+            parts.append(
+                ngettext("{n} message already sent", "{n} messages already sent", self.sent).format(
+                    n=self.sent
+                )
+            )
+        return "; ".join(parts)
 
 
 def undo_window_left(pulled_at: datetime | None, now: datetime | None = None) -> float:
