@@ -26,7 +26,7 @@ from textual.widgets import DataTable, Footer, Header, Label
 from textual.worker import get_current_worker
 
 from cxdesk.errors import DeskError
-from cxdesk.i18n import N_, _, ngettext
+from cxdesk.i18n import N_, _, ngettext, pgettext
 from cxdesk.screens.base import DeskScreen
 from cxdesk.store.db import read_session
 from cxdesk.store.reports import (
@@ -54,14 +54,21 @@ NO_ANSWERS_IN = {
     7: N_("No survey answers in the last 7 days"),
 }
 """What an empty period says, by its length in days."""
-TIMES_COLUMNS = (N_("Team"), N_("Pulled"), N_("Wait (median)"), N_("Wait (p90)"),
-                 N_("Resolved"), N_("Resolve (median)"), N_("Resolve (p90)"))  # fmt: skip
+
 AUTO_RELOAD_SECONDS = 30.0
 CSAT_TITLE = N_("CSAT: share of satisfied answers (the top two points: 4-5 of 5)")
 NPS_TITLE = N_("NPS: % promoters (9-10) - % detractors (0-6)")
 NPS_BY_EXPERT_TITLE = N_(
     "NPS: % promoters (9-10) - % detractors (0-6) · an NPS answer names no expert: (none)"
 )
+
+
+def times_columns() -> tuple[str, ...]:
+    """The times table's titles in the current language (its counts are numbers of tickets:
+    "Resolved" is not the ticket screen's date)."""
+    return (_("Team"), pgettext("number of tickets", "Pulled"), _("Wait (median)"),
+            _("Wait (p90)"), pgettext("number of tickets", "Resolved"), _("Resolve (median)"),
+            _("Resolve (p90)"))  # fmt: skip
 
 
 def answers(count: int) -> str:
@@ -144,7 +151,7 @@ class InsightsScreen(DeskScreen):
             yield BarChart(low=-100, high=100, id="nps", classes="score")
             yield Label(_("Wait to pull and time to resolve per team"), classes="chart-title")
             times: DataTable[str] = DeskTable(id="times", cursor_type="none", zebra_stripes=True)
-            times.add_columns(*(_(title) for title in TIMES_COLUMNS))
+            times.add_columns(*times_columns())
             yield times
             yield SlaPanel(id="sla")
         yield Footer()
