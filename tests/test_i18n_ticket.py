@@ -1,8 +1,9 @@
 """The ticket screens speak the catalog's language (issue 17, items 1 and 5), driven by keys on
 SQLite and PostgreSQL: run in the pseudo-language (``tests.pseudo``), the ticket screen with
 its tabs, the ticket list, History, the Stream, Insights and the macro picker draw no English
-word outside the catalog but the desk's own data; and a French expert opens a ticket and
-resolves it with French labels on screen.
+word outside the catalog but the desk's own data; a French expert opens a ticket and resolves
+it with French labels on screen; the SLA's words are in the reader's language while an export
+made in French still writes the English state.
 
 One desk serves every test (``i18n_desk``): the insights desk (worked tickets with survey
 answers), a ticket with a conversation and a breached SLA, and a shared macro. The app's clock
@@ -11,9 +12,11 @@ is held at the SLA cases' ``T0``, so the SLA words do not move under the test.
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,24 +29,28 @@ from textual.widgets._footer import FooterKey
 from cxdesk.app import CxDeskApp, create_app
 from cxdesk.engine.dispatch import unit_of_work
 from cxdesk.engine.macros import save_macro
-from cxdesk.i18n import use_language
+from cxdesk.i18n import in_language, use_language
 from cxdesk.screens.history import HistoryScreen
 from cxdesk.screens.insights import InsightsScreen
 from cxdesk.screens.macro_picker import MacroPicker
 from cxdesk.screens.stream import StreamScreen
 from cxdesk.screens.ticket import TicketScreen
 from cxdesk.screens.tickets import TicketsScreen
+from cxdesk.store.db import read_session
 from cxdesk.store.directory import get_user
 from cxdesk.store.events import KINDS
+from cxdesk.store.export import export_tickets
 from cxdesk.store.replies import reply_to_customer
+from cxdesk.store.sla_display import SlaTimes, sla_words
 from cxdesk.store.tickets import TicketDraft, add_comment, create_ticket, get_ticket
+from cxdesk.store.views import Sort, TicketFilter
 from cxdesk.widgets.change_dialog import ChangeDialog
 from tests import tui_helpers
 from tests.pseudo import untranslated
 from tests.test_insights import build_insights_desk
 from tests.test_macros import REPLY as REPLY_OF_WAITING
 from tests.test_macros import WAITING
-from tests.test_sla_display import SLA_CASES, T0
+from tests.test_sla_display import SLA_CASES, T0, build_sla_desk
 from tests.tui_helpers import drawn_text, log_in, wait_until
 
 SIZE = (160, 48)
@@ -276,3 +283,25 @@ def test_a_french_expert_opens_a_ticket_and_resolves_it(i18n_desk: Desk, french:
     run_as(i18n_desk, "maya", script)
     with unit_of_work(i18n_desk.engine) as session:
         assert get_ticket(session, i18n_desk.ticket).status == "resolved"
+
+
+# -- the SLA's words: translated on screen, English in exports ---------------------------------
+
+
+def test_sla_words_are_translated_and_exports_keep_english(engine: Engine, tmp_path: Path) -> None:
+    keys = build_sla_desk(engine)
+    with read_session(engine) as session:
+        late = SlaTimes.of(get_ticket(session, keys["late"]))
+        paused = SlaTimes.of(get_ticket(session, keys["paused"]))
+    assert late is not None and paused is not None
+    with in_language("ja"):
+        assert sla_words(late.view(T0), T0) == "違反 · 5分 超過"
+        assert sla_words(late.view(T0), T0, compact=True) == "違反 5分"
+        assert sla_words(paused.view(T0), T0) == "一時停止 · 残り 11分"
+    with in_language("fr"):
+        assert sla_words(late.view(T0), T0) == "dépassé · 5 min de retard"
+        export_tickets(engine, TicketFilter(), tmp_path / "t.csv", sort=Sort("sla"))
+    with (tmp_path / "t.csv").open(newline="", encoding="utf-8-sig") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0][-2:] == ["SLA state", "SLA due"] and rows[0][0] == "Key"
+    assert {row[0]: row[-2] for row in rows[1:]}[keys["late"]] == "breached"
