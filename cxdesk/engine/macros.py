@@ -245,13 +245,17 @@ def describe_action(action: Mapping[str, Any]) -> str:
     kind = action.get("type")
     if kind == "set":
         return ", ".join(
-            f"{key} -> {value or '(nobody)'}" for key, value in action.items() if key != "type"
+            f"{key} -> {value or _('(nobody)')}" for key, value in action.items() if key != "type"
         )
     body = " ".join(str(action.get("body", "")).split())
     short = body if len(body) <= 60 else body[:59] + "…"
     if kind == "reply":
         channel = action.get("channel")
-        return f"reply by {channel}: {short}" if channel else f"reply: {short}"
+        if channel:
+            return _("reply by {channel}: {text}").format(channel=channel, text=short)
+        return _("reply: {text}").format(text=short)
+    if kind == "note":
+        return _("note: {text}").format(text=short)
     return f"{kind}: {short}"
 
 
@@ -275,8 +279,13 @@ class Applied:
 
     def summary(self) -> str:
         """``EXP-12: macro Resolved at the desk applied (resolved; reply queued by email)``."""
-        replied = f"; reply queued by {self.replied_by}" if self.replied_by else ""
-        return f"{self.key}: macro {self.macro} applied ({self.status}{replied})"
+        if self.replied_by:
+            return _("{key}: macro {macro} applied ({status}; reply queued by {channel})").format(
+                key=self.key, macro=self.macro, status=self.status, channel=self.replied_by
+            )
+        return _("{key}: macro {macro} applied ({status})").format(
+            key=self.key, macro=self.macro, status=self.status
+        )
 
 
 def apply_macro(

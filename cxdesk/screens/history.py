@@ -15,6 +15,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Label
 
 from cxdesk.errors import DeskError
+from cxdesk.i18n import N_, _
 from cxdesk.labels import label
 from cxdesk.screens.base import DeskScreen
 from cxdesk.screens.tickets import cell
@@ -24,7 +25,9 @@ from cxdesk.store.pages import HistoryRow, history_page
 from cxdesk.store.views import PAGE_SIZE
 from cxdesk.widgets.table import DeskTable
 
-COLUMNS = ("ID", "Subject", "Created", "Last activity", "Type", "Status")
+COLUMNS = (N_("ID"), N_("Subject"), N_("Created"), N_("Last activity"), N_("Type"), N_("Status"))
+USER_COLUMN = N_("User")
+"""The organisation's view adds who submitted or owns each ticket."""
 
 
 @dataclass(frozen=True)
@@ -41,10 +44,10 @@ class HistoryScreen(DeskScreen):
     HistoryScreen #history { height: 1fr; }
     """
     BINDINGS = [
-        Binding("c", "sort_created", "Sort by created"),
-        Binding("o", "organisation", "My tickets / organisation"),
-        Binding("right_square_bracket", "next_page", "Next page"),
-        Binding("left_square_bracket", "previous_page", "Prev page"),
+        Binding("c", "sort_created", N_("Sort by created")),
+        Binding("o", "organisation", N_("My tickets / organisation")),
+        Binding("right_square_bracket", "next_page", N_("Next page")),
+        Binding("left_square_bracket", "previous_page", N_("Prev page")),
     ]
 
     def __init__(self) -> None:
@@ -57,7 +60,7 @@ class HistoryScreen(DeskScreen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Label("Loading…", id="history-info")
+        yield Label(_("Loading…"), id="history-info")
         yield DeskTable(id="history", cursor_type="row", zebra_stripes=True)
         yield Footer()
 
@@ -86,16 +89,16 @@ class HistoryScreen(DeskScreen):
 
     def _show(self, read: HistoryRead) -> None:
         self.read = read
-        whose = "My organisation's tickets" if read.organisation else "My tickets"
-        order = "newest" if read.newest_first else "oldest"
+        whose = _("My organisation's tickets") if read.organisation else _("My tickets")
+        order = _("newest first") if read.newest_first else _("oldest first")
         first = read.offset + 1 if read.rows else 0
-        self.query_one("#history-info", Label).update(
-            f"{whose} · {order} first · rows {first}-{read.offset + len(read.rows)}"
-        )
+        rows = _("rows {first}-{last}").format(first=first, last=read.offset + len(read.rows))
+        self.query_one("#history-info", Label).update(f"{whose} · {order} · {rows}")
         table: DataTable[str] = self.query_one("#history", DataTable)
         cursor = table.cursor_row
         table.clear(columns=True)
-        table.add_columns(*COLUMNS, *(("User",) if read.organisation else ()))
+        titles = (*COLUMNS, *((USER_COLUMN,) if read.organisation else ()))
+        table.add_columns(*(_(title) for title in titles))
         for row in read.rows:
             cells = [row.key, cell(row.title), cell(row.created_at), cell(row.updated_at),
                      label(row.channel), label(row.status)]  # fmt: skip
@@ -113,7 +116,7 @@ class HistoryScreen(DeskScreen):
         if self.read is None:
             return
         if not self.read.organisation and self.user.role != Role.admin:
-            self.notify("Only an admin sees the organisation's tickets", severity="warning")
+            self.notify(_("Only an admin sees the organisation's tickets"), severity="warning")
             return
         self.ask(not self.read.organisation, self.read.newest_first, 0)
 

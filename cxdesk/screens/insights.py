@@ -26,35 +26,62 @@ from textual.widgets import DataTable, Footer, Header, Label
 from textual.worker import get_current_worker
 
 from cxdesk.errors import DeskError
+from cxdesk.i18n import N_, _, ngettext, pgettext
 from cxdesk.screens.base import DeskScreen
 from cxdesk.store.db import read_session
-from cxdesk.store.reports import ScoreRow, TeamTimes, csat_report, shown_seconds, team_times
+from cxdesk.store.reports import (
+    ScoreRow,
+    TeamTimes,
+    csat_report,
+    group_label,
+    shown_seconds,
+    team_times,
+)
 from cxdesk.store.sla_report import SlaRow, sla_report
 from cxdesk.widgets.bar_chart import Bar, BarChart
 from cxdesk.widgets.sla_panel import SlaPanel
 from cxdesk.widgets.table import DeskTable
 
 PERIODS: tuple[tuple[str, int | None], ...] = (
-    ("all time", None),
-    ("last 30 days", 30),
-    ("last 7 days", 7),
+    (N_("all time"), None),
+    (N_("last 30 days"), 30),
+    (N_("last 7 days"), 7),
 )
-"""Name and length in days (None: everything) of the periods ``p`` steps through."""
-TIMES_COLUMNS = ("Team", "Pulled", "Wait (median)", "Wait (p90)", "Resolved",
-                 "Resolve (median)", "Resolve (p90)")  # fmt: skip
+"""Name (``_(name)`` shows it) and length in days (None: everything) of the periods ``p``
+steps through."""
+NO_ANSWERS_IN = {
+    30: N_("No survey answers in the last 30 days"),
+    7: N_("No survey answers in the last 7 days"),
+}
+"""What an empty period says, by its length in days."""
+
 AUTO_RELOAD_SECONDS = 30.0
-CSAT_TITLE = "CSAT: share of satisfied answers (the top two points: 4-5 of 5)"
-NPS_TITLE = "NPS: % promoters (9-10) - % detractors (0-6)"
-NPS_BY_EXPERT = " · an NPS answer names no expert: (none)"
+CSAT_TITLE = N_("CSAT: share of satisfied answers (the top two points: 4-5 of 5)")
+NPS_TITLE = N_("NPS: % promoters (9-10) - % detractors (0-6)")
+NPS_BY_EXPERT_TITLE = N_(
+    "NPS: % promoters (9-10) - % detractors (0-6) · an NPS answer names no expert: (none)"
+)
+
+
+def times_columns() -> tuple[str, ...]:
+    """The times table's titles in the current language (its counts are numbers of tickets:
+    "Resolved" is not the ticket screen's date)."""
+    return (_("Team"), pgettext("number of tickets", "Pulled"), _("Wait (median)"),
+            _("Wait (p90)"), pgettext("number of tickets", "Resolved"), _("Resolve (median)"),
+            _("Resolve (p90)"))  # fmt: skip
 
 
 def answers(count: int) -> str:
-    return f"{count} answer" if count == 1 else f"{count} answers"
+    return ngettext("{n} answer", "{n} answers", count).format(n=count)
 
 
 def csat_bars(rows: list[ScoreRow]) -> list[Bar]:
     return [
-        Bar(row.group, row.csat_percent, f"{row.csat_percent:5.1f}%  {answers(row.csat_answers)}")
+        Bar(
+            group_label(row.group),
+            row.csat_percent,
+            f"{row.csat_percent:5.1f}%  {answers(row.csat_answers)}",
+        )
         for row in rows
         if row.csat_percent is not None
     ]
@@ -62,7 +89,7 @@ def csat_bars(rows: list[ScoreRow]) -> list[Bar]:
 
 def nps_bars(rows: list[ScoreRow]) -> list[Bar]:
     return [
-        Bar(row.group, row.nps, f"{row.nps:+6.1f}  {answers(row.nps_answers)}")
+        Bar(group_label(row.group), row.nps, f"{row.nps:+6.1f}  {answers(row.nps_answers)}")
         for row in rows
         if row.nps is not None
     ]
@@ -81,7 +108,7 @@ class InsightsRead:
 
     @property
     def period_name(self) -> str:
-        return PERIODS[self.period][0]
+        return _(PERIODS[self.period][0])
 
 
 class InsightsScreen(DeskScreen):
@@ -93,9 +120,9 @@ class InsightsScreen(DeskScreen):
     InsightsScreen #times { height: auto; }
     """
     BINDINGS = [
-        Binding("b", "toggle_by", "By expert/team"),
-        Binding("p", "next_period", "Period"),
-        Binding("r", "refresh", "Refresh"),
+        Binding("b", "toggle_by", N_("By expert/team")),
+        Binding("p", "next_period", N_("Period")),
+        Binding("r", "refresh", N_("Refresh")),
     ]
 
     def __init__(self) -> None:
@@ -115,16 +142,16 @@ class InsightsScreen(DeskScreen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Label("Loading…", id="insights-info")
+        yield Label(_("Loading…"), id="insights-info")
         with VerticalScroll(id="insights-body"):
             yield Label("", id="insights-empty")
-            yield Label(CSAT_TITLE, classes="chart-title score")
+            yield Label(_(CSAT_TITLE), classes="chart-title score", markup=False)
             yield BarChart(low=0, high=100, id="csat", classes="score")
-            yield Label(NPS_TITLE, id="nps-title", classes="chart-title score")
+            yield Label(_(NPS_TITLE), id="nps-title", classes="chart-title score", markup=False)
             yield BarChart(low=-100, high=100, id="nps", classes="score")
-            yield Label("Wait to pull and time to resolve per team", classes="chart-title")
+            yield Label(_("Wait to pull and time to resolve per team"), classes="chart-title")
             times: DataTable[str] = DeskTable(id="times", cursor_type="none", zebra_stripes=True)
-            times.add_columns(*TIMES_COLUMNS)
+            times.add_columns(*times_columns())
             yield times
             yield SlaPanel(id="sla")
         yield Footer()
@@ -177,30 +204,31 @@ class InsightsScreen(DeskScreen):
     def _show(self, read: InsightsRead) -> None:
         self.read = read
         total = read.scores[-1]
-        self.query_one("#insights-info", Label).update(
-            f"CSAT and NPS by {read.by} · {read.period_name} · "
-            f"{total.csat_answers} CSAT and {total.nps_answers} NPS answers"
+        by = _("CSAT and NPS by expert") if read.by == "expert" else _("CSAT and NPS by team")
+        counts = _("{csat} CSAT and {nps} NPS answers").format(
+            csat=total.csat_answers, nps=total.nps_answers
         )
+        self.query_one("#insights-info", Label).update(f"{by} · {read.period_name} · {counts}")
         answered = bool(total.csat_answers or total.nps_answers)
         empty = self.query_one("#insights-empty", Label)
         empty.display = not answered
         empty.update(
-            "No survey answers yet"
+            _("No survey answers yet")
             if PERIODS[read.period][1] is None
-            else f"No survey answers in the {read.period_name}"
+            else _(NO_ANSWERS_IN[PERIODS[read.period][1] or 0])
         )
         for part in self.query(".score"):
             part.display = answered
-        self.query_one("#nps-title", Label).update(
-            NPS_TITLE + (NPS_BY_EXPERT if read.by == "expert" else "")
-        )
-        self.query_one("#csat", BarChart).show(csat_bars(read.scores), empty="No CSAT answers yet")
-        self.query_one("#nps", BarChart).show(nps_bars(read.scores), empty="No NPS answers yet")
+        nps_title = NPS_BY_EXPERT_TITLE if read.by == "expert" else NPS_TITLE
+        self.query_one("#nps-title", Label).update(_(nps_title))
+        csat, nps = csat_bars(read.scores), nps_bars(read.scores)
+        self.query_one("#csat", BarChart).show(csat, empty=_("No CSAT answers yet"))
+        self.query_one("#nps", BarChart).show(nps, empty=_("No NPS answers yet"))
         table: DataTable[str] = self.query_one("#times", DataTable)
         table.clear()
         for row in read.times:
             table.add_row(
-                row.team,
+                group_label(row.team),
                 str(row.wait.count),
                 shown_seconds(row.wait.median),
                 shown_seconds(row.wait.p90),

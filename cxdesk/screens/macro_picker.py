@@ -29,6 +29,7 @@ from textual.widgets.option_list import Option
 from cxdesk.engine.dispatch import unit_of_work
 from cxdesk.engine.macros import apply_macro, describe, list_macros, team_names
 from cxdesk.errors import DeskError
+from cxdesk.i18n import N_, _, translated_bindings
 from cxdesk.screens.base import DeskScreen
 from cxdesk.store.models import Role
 from cxdesk.store.ticket_versions import StaleVersion
@@ -60,22 +61,23 @@ class MacroPicker(ModalScreen[str | None]):
     MacroPicker .hint { color: $text-muted; }
     """
     BINDINGS = [
-        Binding("escape", "cancel", "Cancel"),
-        Binding("down", "move(1)", "Next", show=False),
-        Binding("up", "move(-1)", "Previous", show=False),
+        Binding("escape", "cancel", N_("Cancel")),
+        Binding("down", "move(1)", N_("Next"), show=False),
+        Binding("up", "move(-1)", N_("Previous"), show=False),
     ]
 
     def __init__(self, title: str, choices: Sequence[MacroChoice]) -> None:
         super().__init__()
+        translated_bindings(self)
         self._title = title
         self._choices = list(choices)
 
     def compose(self) -> ComposeResult:
         with Vertical(id="macro-picker"):
             yield Label(self._title, markup=False)
-            yield Input(placeholder="Type to filter", id="macro-filter")
+            yield Input(placeholder=_("Type to filter"), id="macro-filter")
             yield OptionList(id="macro-options")
-            yield Label("Enter applies · Up/Down move · Escape cancels", classes="hint")
+            yield Label(_("Enter applies · Up/Down move · Escape cancels"), classes="hint")
 
     def on_mount(self) -> None:
         self._show("")
@@ -106,7 +108,7 @@ class MacroPicker(ModalScreen[str | None]):
         event.stop()
         options = self.query_one("#macro-options", OptionList)
         if options.highlighted is None:
-            self.notify("No macro matches: change the filter", severity="warning")
+            self.notify(_("No macro matches: change the filter"), severity="warning")
             return
         self.dismiss(options.get_option_at_index(options.highlighted).id)
 
@@ -122,7 +124,8 @@ class MacroPicker(ModalScreen[str | None]):
 def _prompt(choice: MacroChoice) -> Text:
     """The macro's name (and team), then what it does, dimmed: as plain text, never markup."""
     prompt = Text(printable(choice.name, lines=False), style="bold")
-    prompt.append(f"  ({printable(choice.team, lines=False)})" if choice.team else "  (shared)")
+    team = printable(choice.team, lines=False) if choice.team else _("shared")
+    prompt.append(f"  ({team})")
     prompt.append("\n  " + printable(choice.does, lines=False), style="dim")
     return prompt
 
@@ -135,7 +138,7 @@ class TicketMacroKey(DeskScreen):
     def palette_commands(self) -> Iterable[SystemCommand]:
         """The key by name in the command palette (an 80-column Footer cannot show it)."""
         if self.macro_applies():
-            yield SystemCommand("Apply a macro", "Canned actions for this ticket's team (M)",
+            yield SystemCommand(_("Apply a macro"), _("Canned actions for this ticket's team (M)"),
                                 self.action_macro)  # fmt: skip
         yield from getattr(super(), "palette_commands", tuple)()
 
@@ -151,7 +154,7 @@ class TicketMacroKey(DeskScreen):
     def action_macro(self) -> None:
         version = self.shown_version()
         if version is None:
-            self.notify("The ticket is still loading", severity="warning")
+            self.notify(_("The ticket is still loading"), severity="warning")
             return
         self.read_then(self._read_choices, lambda choices: self._pick(choices, version))
 
@@ -165,14 +168,16 @@ class TicketMacroKey(DeskScreen):
 
     def _pick(self, choices: list[MacroChoice], version: int) -> None:
         if not choices:
-            self.notify(f"No macros for the team of {self.key}", severity="warning", markup=False)
+            none = _("No macros for the team of {key}").format(key=self.key)
+            self.notify(none, severity="warning", markup=False)
             return
 
         def chosen(name: str | None) -> None:
             if name is not None:
                 self.store_macro(name, version)
 
-        self.app.push_screen(MacroPicker(f"Apply a macro to {self.key}", choices), chosen)
+        title = _("Apply a macro to {key}").format(key=self.key)
+        self.app.push_screen(MacroPicker(title, choices), chosen)
 
     @work(thread=True, exclusive=True, group="ticket-macro", exit_on_error=False)
     def store_macro(self, name: str, version: int) -> None:

@@ -18,6 +18,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Label
 from textual.worker import get_current_worker
 
 from cxdesk.errors import DeskError
+from cxdesk.i18n import N_, _, ngettext
 from cxdesk.labels import event_label
 from cxdesk.screens.base import DeskScreen
 from cxdesk.screens.tickets import cell
@@ -28,7 +29,8 @@ from cxdesk.store.pages import StreamEvent, stream_page
 from cxdesk.store.views import PAGE_SIZE
 from cxdesk.widgets.table import DeskTable
 
-STREAM_COLUMNS = ("When", "Ticket", "Team", "Who", "What", "From", "To", "Detail")
+STREAM_COLUMNS = (N_("When"), N_("Ticket"), N_("Team"), N_("Who"), N_("What"), N_("From"),
+                  N_("To"), N_("Detail"))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -52,10 +54,10 @@ class StreamScreen(DeskScreen):
     StreamScreen #stream { height: 1fr; }
     """
     BINDINGS = [
-        Binding("right_square_bracket", "older", "Older"),
-        Binding("left_square_bracket", "live", "Live"),
-        Binding("slash", "focus_filter", "Filter"),
-        Binding("escape", "focus_table", "To stream", show=False),
+        Binding("right_square_bracket", "older", N_("Older")),
+        Binding("left_square_bracket", "live", N_("Live")),
+        Binding("slash", "focus_filter", N_("Filter")),
+        Binding("escape", "focus_table", N_("To stream"), show=False),
     ]
 
     def __init__(self) -> None:
@@ -70,16 +72,16 @@ class StreamScreen(DeskScreen):
     def compose(self) -> ComposeResult:
         yield Header()
         with Horizontal(id="stream-filters"):
-            yield Input(placeholder="Team", id="s-team", compact=True)
+            yield Input(placeholder=_("Team"), id="s-team", compact=True)
             yield Input(
-                placeholder="Kind (e.g. ticket.status_changed)",
+                placeholder=_("Kind (e.g. {kind})").format(kind="ticket.status_changed"),
                 id="s-kind",
                 compact=True,
                 suggester=SuggestFromList(sorted(KINDS)),
             )
-        yield Label("Loading…", id="stream-info")
+        yield Label(_("Loading…"), id="stream-info")
         table: DataTable[str] = DeskTable(id="stream", cursor_type="row", zebra_stripes=True)
-        table.add_columns(*STREAM_COLUMNS)
+        table.add_columns(*(_(title) for title in STREAM_COLUMNS))
         yield table
         yield Footer()
 
@@ -123,19 +125,25 @@ class StreamScreen(DeskScreen):
     def _show(self, read: StreamRead) -> None:
         previous = self.read
         self.read, self.flt, self.before_id = read, read.flt, read.before_id
-        where = "live, newest first" if read.before_id is None else "older events (] older, [ live)"
-        filters = ", ".join(f"{k} {v}" for k, v in (("team", read.flt.team),
-                                                   ("kind", read.flt.kind)) if v)  # fmt: skip
-        self.query_one("#stream-info", Label).update(
-            f"{len(read.events)} events · {where}" + (f" · {filters}" if filters else "")
+        where = (
+            _("live, newest first")
+            if read.before_id is None
+            else _("older events (] older, [ live)")
         )
+        count = len(read.events)
+        parts = [ngettext("{n} event", "{n} events", count).format(n=count), where]
+        if read.flt.team:
+            parts.append(_("team {value}").format(value=read.flt.team))
+        if read.flt.kind:
+            parts.append(_("kind {value}").format(value=read.flt.kind))
+        self.query_one("#stream-info", Label).update(" · ".join(parts))
         if previous is not None and previous.events == read.events:
             return
         table: DataTable[str] = self.query_one("#stream", DataTable)
         table.clear()
         for e in read.events:
             table.add_row(
-                cell(e.created_at), e.ticket_key or "", e.team or "", e.actor or "system",
+                cell(e.created_at), e.ticket_key or "", e.team or "", e.actor or _("system"),
                 event_label(e.kind), cell(e.from_value, e.field_name or ""),
                 cell(e.to_value, e.field_name or ""), cell(e.detail),
                 key=str(e.id),

@@ -26,6 +26,7 @@ from datetime import datetime
 from functools import partial
 from pathlib import Path
 
+from rich.cells import cell_len
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -34,6 +35,7 @@ from textual.widgets import DataTable, Footer, Header, Label, Static, TabbedCont
 
 from cxdesk.engine.dispatch import unit_of_work
 from cxdesk.errors import DeskError
+from cxdesk.i18n import N_, _
 from cxdesk.labels import event_label, field_value, label, owner_choices
 from cxdesk.screens.base import shown_time
 from cxdesk.screens.macro_picker import TicketMacroKey
@@ -69,11 +71,21 @@ from cxdesk.widgets.sla import SlaTargets
 from cxdesk.widgets.table import DeskTable
 from cxdesk.widgets.timeline import Timeline
 
-NOBODY = "(nobody: back to the queue)"
-RATINGS = [("5 - great", "5"), ("4", "4"), ("3", "3"), ("2", "2"), ("1 - poor", "1")]
+NOBODY = N_("(nobody: back to the queue)")
+RATINGS = [(N_("5 - great"), "5"), ("4", "4"), ("3", "3"), ("2", "2"), (N_("1 - poor"), "1")]
 # Shown only when they apply (check_action): the requester's and the escalation's keys.
 REQUESTER_ACTIONS = ("close_ticket", "feedback")
 TABS = ("tab-conversation", "tab-history", "tab-log")
+HISTORY_COLUMNS = (N_("Key"), N_("Title"), N_("Status"), N_("Created"))
+LOG_COLUMNS = (N_("At"), N_("Who"), N_("What"), N_("From"), N_("To"), N_("Detail"))
+
+
+def aligned(lines: list[tuple[str, str]], at_least: int = 0) -> str:
+    """``label value`` lines with the values in one column (labels padded to ``at_least``
+    cells or the widest), in terminal cells: a Japanese label is twice as wide as its
+    characters."""
+    width = max([at_least, *(cell_len(label) for label, _value in lines)])
+    return "\n".join(f"{label}{' ' * (width - cell_len(label))} {value}" for label, value in lines)
 
 
 class TicketScreen(TicketMacroKey, UndoPullKeys, TicketNoShowKey):
@@ -91,25 +103,25 @@ class TicketScreen(TicketMacroKey, UndoPullKeys, TicketNoShowKey):
     TicketScreen #undo-note { color: $warning; text-style: bold; }
     """
     BINDINGS = [
-        Binding("escape", "back", "Back"),
-        Binding("u", "undo_pull", "Undo pull"),  # only for a while after the pull
+        Binding("escape", "back", N_("Back")),
+        Binding("u", "undo_pull", N_("Undo pull")),  # only for a while after the pull
         # First in the Footer, so an 80-column terminal shows them too.
-        Binding("m", "message_customer", "Message customer"),
-        Binding("c", "comment", "Internal note"),
-        Binding("s", "status", "Status"),
-        Binding("p", "priority", "Priority"),
-        Binding("t", "team", "Team+owner"),
-        Binding("o", "owner", "Owner"),
-        Binding("r", "resolve", "Resolve"),
-        Binding("e", "escalate", "Escalate"),
-        Binding("M", "macro", "Macro"),  # a picker of the team's macros (screens.macro_picker)
-        Binding("a", "escalation_step", "Escalation step"),
-        Binding("x", "close_ticket", "Close ticket"),
-        Binding("f", "feedback", "Leave feedback"),
-        Binding("d", "save_attachment", "Save file"),
-        Binding("h", "customer_history", "History"),
-        Binding("n", "noshow", "No-show"),
-        Binding("l", "switch_tab", "Next tab", show=False),
+        Binding("m", "message_customer", N_("Message customer")),
+        Binding("c", "comment", N_("Internal note")),
+        Binding("s", "status", N_("Status")),
+        Binding("p", "priority", N_("Priority")),
+        Binding("t", "team", N_("Team+owner")),
+        Binding("o", "owner", N_("Owner")),
+        Binding("r", "resolve", N_("Resolve")),
+        Binding("e", "escalate", N_("Escalate")),
+        Binding("M", "macro", N_("Macro")),  # a picker of the team's macros (macro_picker)
+        Binding("a", "escalation_step", N_("Escalation step")),
+        Binding("x", "close_ticket", N_("Close ticket")),
+        Binding("f", "feedback", N_("Leave feedback")),
+        Binding("d", "save_attachment", N_("Save file")),
+        Binding("h", "customer_history", N_("History")),
+        Binding("n", "noshow", N_("No-show")),
+        Binding("l", "switch_tab", N_("Next tab"), show=False),
     ]
 
     def __init__(self, key: str, *, pulled_at: datetime | None = None) -> None:
@@ -125,36 +137,37 @@ class TicketScreen(TicketMacroKey, UndoPullKeys, TicketNoShowKey):
     def compose(self) -> ComposeResult:
         yield Header()
         with VerticalScroll(id="ticket-body"):
-            yield Label(f"{self.key}  (loading…)", id="ticket-title", markup=False)
+            loading = _("{key}  (loading…)").format(key=self.key)
+            yield Label(loading, id="ticket-title", markup=False)
             yield TicketPresence(self.key, id="presence")  # who else is on it
             yield Static("", id="undo-note", markup=False)
             with Horizontal(id="columns"):
                 with Vertical():
-                    yield Label("Ticket", classes="section")
+                    yield Label(_("Ticket"), classes="section")
                     yield Static("", id="fields", markup=False)
                 with Vertical():
-                    yield Label("Customer (read-only)", classes="section")
+                    yield Label(_("Customer (read-only)"), classes="section")
                     yield Static("", id="customer", markup=False)
                 with Vertical():
-                    yield Label("Ticket data", classes="section")
+                    yield Label(_("Ticket data"), classes="section")
                     yield Static("", id="data", markup=False)
             yield SlaTargets(self.desk.clock, id="sla")
-            yield Label("Customer comment", classes="section", id="comment-section")
+            yield Label(_("Customer comment"), classes="section", id="comment-section")
             yield Static("", id="customer-comment", markup=False)
             with Vertical(id="escalation"):
-                yield Label("Escalation", classes="section")
+                yield Label(_("Escalation"), classes="section")
                 yield Timeline(id="timeline")
             yield Static("", id="requester-note", markup=False)
             with TabbedContent(id="tabs"):
-                with TabPane("Conversation", id="tab-conversation"):
+                with TabPane(_("Conversation"), id="tab-conversation"):
                     yield Conversation(id="conversation")
-                with TabPane("Customer history", id="tab-history"):
+                with TabPane(_("Customer history"), id="tab-history"):
                     history: DataTable[str] = DeskTable(id="history", cursor_type="row")
-                    history.add_columns("Key", "Title", "Status", "Created")
+                    history.add_columns(*(_(title) for title in HISTORY_COLUMNS))
                     yield history
-                with TabPane("Log", id="tab-log"):
+                with TabPane(_("Log"), id="tab-log"):
                     log: DataTable[str] = DeskTable(id="log", cursor_type="row")
-                    log.add_columns("At", "Who", "What", "From", "To", "Detail")
+                    log.add_columns(*(_(title) for title in LOG_COLUMNS))
                     yield log
         yield Footer()
 
@@ -213,17 +226,17 @@ class TicketScreen(TicketMacroKey, UndoPullKeys, TicketNoShowKey):
         title = printable(f"{record['key']}  {record['title']}", lines=False)
         self.query_one("#ticket-title", Label).update(title)
         self.query_one("#fields", Static).update(
-            "\n".join(f"{label:12} {field_text(record, name)}" for label, name in FIELDS)
+            aligned([(_(label), field_text(record, name)) for label, name in FIELDS], 12)
         )
         self.query_one("#customer", Static).update(
-            "\n".join(f"{label:9} {field_text(record, name)}" for label, name in CUSTOMER_FIELDS)
+            aligned([(_(label), field_text(record, name)) for label, name in CUSTOMER_FIELDS], 9)
         )
         data = [(printable(name, lines=False), printable(value)) for name, value in view.data]
-        width = max((len(name) for name, _ in data), default=0)
-        shown_data = "\n".join(f"{name:{width}} {value}" for name, value in data)
-        self.query_one("#data", Static).update(shown_data or "(none)")
+        self.query_one("#data", Static).update(aligned(data) or _("(none)"))
         self.query_one("#customer-comment", Static).update(
-            printable(str(record["customer_comment"] or "(none)"))
+            printable(str(record["customer_comment"]))
+            if record["customer_comment"]
+            else _("(none)")
         )
         escalation = self.query_one("#escalation")
         escalation.display = view.timeline is not None
@@ -238,7 +251,7 @@ class TicketScreen(TicketMacroKey, UndoPullKeys, TicketNoShowKey):
         self.refresh_bindings()
         self.query_one("#conversation", Conversation).show(conversation_entries(view.conversation))
         tabs = self.query_one("#tabs", TabbedContent)
-        tabs.get_tab("tab-history").label = f"Customer history ({len(view.history)})"
+        tabs.get_tab("tab-history").label = _("Customer history ({n})").format(n=len(view.history))
         history: DataTable[str] = self.query_one("#history", DataTable)
         history.clear()
         for other in view.history:
@@ -250,7 +263,7 @@ class TicketScreen(TicketMacroKey, UndoPullKeys, TicketNoShowKey):
             what = f"{event_label(event['kind'])} {event['field'] or ''}".strip()
             log.add_row(
                 shown_time(event["at"]),
-                str(event["who"]),
+                _("system") if event["who"] == "system" else str(event["who"]),  # no actor
                 what,
                 field_value(event["field"], event["from"]),
                 field_value(event["field"], event["to"]),
@@ -272,12 +285,12 @@ class TicketScreen(TicketMacroKey, UndoPullKeys, TicketNoShowKey):
     def _open_dialog(self, title: str, save: SaveChange, **options: object) -> None:
         shown = self.shown_version()
         if shown is None:
-            self.notify("The ticket is still loading", severity="warning")
+            self.notify(_("The ticket is still loading"), severity="warning")
             return
 
         def saved(request: ChangeRequest | None) -> None:
             if request is not None:
-                self.notify(f"{self.key} saved", markup=False)
+                self.notify(_("{key} saved").format(key=self.key), markup=False)
                 self.load()
 
         self.editing_version = shown
@@ -293,15 +306,23 @@ class TicketScreen(TicketMacroKey, UndoPullKeys, TicketNoShowKey):
 
     def action_status(self) -> None:
         statuses = self.view.statuses if self.view else []
-        self._ask("status", f"Status of {self.key}", [(label(s), s) for s in statuses])
+        self._ask(
+            "status", _("Status of {key}").format(key=self.key), [(label(s), s) for s in statuses]
+        )
 
     def action_priority(self) -> None:
-        self._ask("priority", f"Priority of {self.key}", [(label(p), p) for p in Priority])
+        self._ask(
+            "priority",
+            _("Priority of {key}").format(key=self.key),
+            [(label(p), p) for p in Priority],
+        )
 
     def action_owner(self) -> None:
         members = self.view.team_members if self.view else []
-        choices = [(NOBODY, ""), *owner_choices(members, self.view.names if self.view else {})]
-        self._ask("owner", f"Owner of {self.key} (members of its team)", choices)
+        names = self.view.names if self.view else {}
+        choices = [(_(NOBODY), ""), *owner_choices(members, names)]
+        title = _("Owner of {key} (members of its team)").format(key=self.key)
+        self._ask("owner", title, choices)
 
     def action_team(self) -> None:
         if self.view is None:
@@ -312,7 +333,7 @@ class TicketScreen(TicketMacroKey, UndoPullKeys, TicketNoShowKey):
             self.store_change({"team": request.value or "", "owner": request.owner}, request)
 
         self._open_dialog(
-            f"Move {self.key} to team, with its owner",
+            _("Move {key} to team, with its owner").format(key=self.key),
             save,
             choices=[(t, t) for t in self.view.members_by_team],
             current=str(record["team"]),
@@ -322,16 +343,16 @@ class TicketScreen(TicketMacroKey, UndoPullKeys, TicketNoShowKey):
         )
 
     def action_resolve(self) -> None:
-        self._open_dialog(f"Resolve {self.key}", partial(self.store_change, {"status": "resolved"}))
+        title = _("Resolve {key}").format(key=self.key)
+        self._open_dialog(title, partial(self.store_change, {"status": "resolved"}))
 
     def action_escalate(self) -> None:
-        self._open_dialog(
-            f"Escalate {self.key}", partial(self.store_change, {"status": "escalated"})
-        )
+        title = _("Escalate {key}").format(key=self.key)
+        self._open_dialog(title, partial(self.store_change, {"status": "escalated"}))
 
     def action_comment(self) -> None:
         self._open_dialog(
-            f"Internal note on {self.key}: the customer never sees it",
+            _("Internal note on {key}: the customer never sees it").format(key=self.key),
             partial(self.store_change, None),
             with_attachments=True,
         )
@@ -347,17 +368,24 @@ class TicketScreen(TicketMacroKey, UndoPullKeys, TicketNoShowKey):
                     estimate=parse_estimate(request.extra), comment=request.comment,
                 )  # fmt: skip
 
+        title = (
+            _("Escalation step of {key} (now: {step})").format(
+                key=self.key, step=_(timeline.current)
+            )
+            if timeline
+            else _("Escalation step of {key}").format(key=self.key)
+        )
         self._open_dialog(
-            f"Escalation step of {self.key} (now: {timeline.current if timeline else 'none'})",
+            title,
             save,
-            choices=[(step, step) for step in SETTABLE_STEPS],
+            choices=[(_(step), step) for step in SETTABLE_STEPS],
             current=timeline.current if timeline else None,
-            extra=("Estimated resolution date, YYYY-MM-DD (optional)", estimate),
+            extra=(_("Estimated resolution date, YYYY-MM-DD (optional)"), estimate),
         )
 
     def action_close_ticket(self) -> None:
-        question = f"Close {self.key}? You can leave feedback once it is closed."
-        self.app.push_screen(ConfirmDialog(question, yes="Enter or y: close it"), self._close)
+        question = _("Close {key}? You can leave feedback once it is closed.").format(key=self.key)
+        self.app.push_screen(ConfirmDialog(question, yes=_("Enter or y: close it")), self._close)
 
     def _close(self, confirmed: bool | None) -> None:
         if confirmed:
@@ -371,7 +399,8 @@ class TicketScreen(TicketMacroKey, UndoPullKeys, TicketNoShowKey):
         except DeskError as error:
             self.report(error)
             return
-        self.app.call_from_thread(self.notify, f"{self.key} closed", markup=False)
+        closed = _("{key} closed").format(key=self.key)
+        self.app.call_from_thread(self.notify, closed, markup=False)
         self.app.call_from_thread(self.load)
 
     def action_feedback(self) -> None:
@@ -383,10 +412,10 @@ class TicketScreen(TicketMacroKey, UndoPullKeys, TicketNoShowKey):
                 )  # fmt: skip
 
         self._open_dialog(
-            f"Your feedback on {self.key}: a rating and a comment",
+            _("Your feedback on {key}: a rating and a comment").format(key=self.key),
             save,
-            choices=RATINGS,
-            comment_prompt="Comment (optional); Enter sends",
+            choices=[(_(shown), value) for shown, value in RATINGS],
+            comment_prompt=_("Comment (optional); Enter sends"),
         )
 
     def store_change(self, changes: dict[str, str | None] | None, request: ChangeRequest) -> None:

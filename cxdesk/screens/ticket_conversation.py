@@ -24,6 +24,7 @@ from textual.widgets import DataTable, TabbedContent
 
 from cxdesk.engine.dispatch import unit_of_work
 from cxdesk.errors import Conflict, DeskError
+from cxdesk.i18n import _, ngettext
 from cxdesk.screens.base import DeskScreen
 from cxdesk.screens.ticket_view import TicketView
 from cxdesk.store.conversation import AttachmentItem, attachment_content, attachment_text
@@ -36,9 +37,14 @@ from cxdesk.widgets.change_dialog import ChangeDialog, ChangeRequest, DialogWord
 from cxdesk.widgets.confirm_dialog import ConfirmDialog
 from cxdesk.widgets.prompt_dialog import PromptDialog
 
-MESSAGE_WORDS = DialogWords(
-    pending="Sending…", refused="Not sent", hint="Enter sends · Escape cancels"
-)
+
+def message_words() -> DialogWords:
+    """The message dialog's words, in the current language."""
+    return DialogWords(
+        pending=_("Sending…"), refused=_("Not sent"), hint=_("Enter sends · Escape cancels")
+    )
+
+
 LISTED_FILES = 8
 """Attachments listed in the "which one?" prompt; more are named by their number."""
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -48,16 +54,18 @@ def suggested_file_name(item: AttachmentItem) -> str:
     """A name to offer for saving: the attachment's, reduced to letters, digits, ``._-``, no
     leading dot, never a path (``../../.bashrc`` becomes ``bashrc``)."""
     name = _UNSAFE.sub("_", PurePath(item.name.replace("\\", "/")).name).lstrip("._")
-    return name[:100] or f"attachment-{item.n}"
+    return name[:100] or f"attachment-{item.n}"  # a file name: not translated
 
 
 def message_channels(record: dict[str, object]) -> list[tuple[str, str]]:
     """The channels a message can go by, worded with the address it would go to."""
     choices = []
     if record.get("customer_email"):
-        choices.append((printable(f"email to {record['customer_email']}", lines=False), "email"))
+        shown = _("email to {address}").format(address=record["customer_email"])
+        choices.append((printable(shown, lines=False), "email"))
     if record.get("customer_phone"):
-        choices.append((printable(f"SMS to {record['customer_phone']}", lines=False), "sms"))
+        shown = _("SMS to {number}").format(number=record["customer_phone"])
+        choices.append((printable(shown, lines=False), "sms"))
     return choices
 
 
@@ -69,16 +77,16 @@ class TicketConversationKeys(DeskScreen):
 
     def palette_commands(self) -> Iterable[SystemCommand]:
         """The conversation keys by name in the command palette (``CxDeskApp``)."""
-        yield SystemCommand("Message customer", "Write to this ticket's customer (m)",
+        yield SystemCommand(_("Message customer"), _("Write to this ticket's customer (m)"),
                             self.action_message_customer)  # fmt: skip
-        yield SystemCommand("Save attachment", "Save one of this ticket's files (d)",
+        yield SystemCommand(_("Save attachment"), _("Save one of this ticket's files (d)"),
                             self.action_save_attachment)  # fmt: skip
-        yield SystemCommand("Customer history", "The customer's other tickets (h)",
+        yield SystemCommand(_("Customer history"), _("The customer's other tickets (h)"),
                             self.action_customer_history)  # fmt: skip
 
     def _loaded(self) -> TicketView | None:
         if self.view is None:
-            self.notify("The ticket is still loading", severity="warning")
+            self.notify(_("The ticket is still loading"), severity="warning")
         return self.view
 
     # -- message the customer ---------------------------------------------------------------
@@ -89,7 +97,7 @@ class TicketConversationKeys(DeskScreen):
             return
         choices = message_channels(view.record)
         if not choices:
-            self.notify(f"{self.key} has no customer email or phone to write to",
+            self.notify(_("{key} has no customer email or phone to write to").format(key=self.key),
                         severity="warning", markup=False)  # fmt: skip
             return
 
@@ -104,17 +112,18 @@ class TicketConversationKeys(DeskScreen):
 
         def sent(request: ChangeRequest | None) -> None:
             if request is not None:
-                self.notify(f"Message to the customer of {self.key} queued", markup=False)
+                queued = _("Message to the customer of {key} queued").format(key=self.key)
+                self.notify(queued, markup=False)
                 self.reload()
 
         dialog = ChangeDialog(
-            f"Message the customer of {self.key}: they will read this",
+            _("Message the customer of {key}: they will read this").format(key=self.key),
             save=send,
             choices=choices,
             current=choices[0][1],
             with_attachments=True,
-            comment_prompt="Message to the customer (required)",
-            words=MESSAGE_WORDS,
+            comment_prompt=_("Message to the customer (required)"),
+            words=message_words(),
             focus_comment=True,
         )
         self.app.push_screen(dialog, sent)
@@ -127,26 +136,31 @@ class TicketConversationKeys(DeskScreen):
             return
         files = [a for item in view.conversation for a in item.attachments]
         if not files:
-            self.notify(f"{self.key} has no attachments", severity="warning", markup=False)
+            none = _("{key} has no attachments").format(key=self.key)
+            self.notify(none, severity="warning", markup=False)
             return
         if len(files) == 1:
             self._ask_path(files[0])
             return
         listed = [attachment_text(a) for a in files[:LISTED_FILES]]
         if len(files) > LISTED_FILES:
-            listed.append(f"… and {len(files) - LISTED_FILES} more")
+            more = len(files) - LISTED_FILES
+            listed.append(ngettext("… and {n} more", "… and {n} more", more).format(n=more))
 
         def chosen(answer: str | None) -> None:
             if answer is None:
                 return
             if not answer.isdigit() or not 1 <= int(answer) <= len(files):
-                self.notify(f"No attachment {answer}: type 1 to {len(files)}",
+                wrong = _("No attachment {answer}: type 1 to {last}")
+                self.notify(wrong.format(answer=answer, last=len(files)),
                             severity="error", markup=False)  # fmt: skip
                 return
             self._ask_path(files[int(answer) - 1])
 
         prompt = PromptDialog(
-            f"Save which attachment of {self.key}? (1 to {len(files)})",
+            _("Save which attachment of {key}? (1 to {last})").format(
+                key=self.key, last=len(files)
+            ),
             hint=printable("\n".join(listed)),
         )
         self.app.push_screen(prompt, chosen)
@@ -157,9 +171,9 @@ class TicketConversationKeys(DeskScreen):
                 self.save_attachment(item.n, path, replace=False)
 
         prompt = PromptDialog(
-            printable(f"Save {attachment_text(item)} to", lines=False),
+            printable(_("Save {file} to").format(file=attachment_text(item)), lines=False),
             value=f"~/{suggested_file_name(item)}",
-            hint="A file path; written owner-only (0600). An existing file is asked about.",
+            hint=_("A file path; written owner-only (0600). An existing file is asked about."),
         )
         self.app.push_screen(prompt, answered)
 
@@ -176,7 +190,9 @@ class TicketConversationKeys(DeskScreen):
         except DeskError as error:
             self.report(error)
             return
-        saved = printable(f"Saved {item.name} to {path}", lines=False)
+        saved = printable(
+            _("Saved {name} to {path}").format(name=item.name, path=path), lines=False
+        )
         self.app.call_from_thread(self.notify, saved, markup=False)
 
     def _ask_replace(self, n: int, path_text: str) -> None:
@@ -184,8 +200,9 @@ class TicketConversationKeys(DeskScreen):
             if yes:
                 self.save_attachment(n, path_text, replace=True)
 
-        question = printable(f"{path_text} already exists. Replace it?", lines=False)
-        self.app.push_screen(ConfirmDialog(question, yes="Enter or y: replace it"), confirmed)
+        question = _("{path} already exists. Replace it?").format(path=path_text)
+        yes = _("Enter or y: replace it")
+        self.app.push_screen(ConfirmDialog(printable(question, lines=False), yes=yes), confirmed)
 
     # -- the customer's other tickets -------------------------------------------------------
 

@@ -16,6 +16,7 @@ from textual.app import SystemCommand
 
 from cxdesk.engine.dispatch import unit_of_work
 from cxdesk.errors import DeskError
+from cxdesk.i18n import _
 from cxdesk.screens.ticket_conversation import TicketConversationKeys
 from cxdesk.store.noshow import no_show
 from cxdesk.widgets.confirm_dialog import ConfirmDialog
@@ -26,7 +27,7 @@ class TicketNoShowKey(TicketConversationKeys):
 
     def palette_commands(self) -> Iterable[SystemCommand]:
         yield from super().palette_commands()
-        yield SystemCommand("No-show", "The customer is not there: recall them (n)",
+        yield SystemCommand(_("No-show"), _("The customer is not there: recall them (n)"),
                             self.action_noshow)  # fmt: skip
 
     def noshow_applies(self) -> bool:
@@ -35,12 +36,13 @@ class TicketNoShowKey(TicketConversationKeys):
         return view is not None and not view.closed and bool(view.record.get("owner"))
 
     def action_noshow(self) -> None:
-        question = (
-            f"No-show on {self.key}? The customer is texted that you called them and the ticket "
+        question = _(
+            "No-show on {key}? The customer is texted that you called them and the ticket "
             "goes back to the head of its queue (or, after the desk's recalls, is resolved as "
             "no-show)."
-        )
-        self.app.push_screen(ConfirmDialog(question, yes="Enter or y: no-show"), self._noshow)
+        ).format(key=self.key)
+        yes = _("Enter or y: no-show")
+        self.app.push_screen(ConfirmDialog(question, yes=yes), self._noshow)
 
     def _noshow(self, confirmed: bool | None) -> None:
         if confirmed:
@@ -55,9 +57,11 @@ class TicketNoShowKey(TicketConversationKeys):
             self.report(error)
             return
         said = (
-            f"{done.key} resolved as no-show"
+            _("{key} resolved as no-show").format(key=done.key)
             if done.resolved
-            else f"{done.key} back at the head of its queue (recall {done.recalls})"
+            else _("{key} back at the head of its queue (recall {n})").format(
+                key=done.key, n=done.recalls
+            )
         )
         self.app.call_from_thread(self.notify, said, markup=False)
         self.app.call_from_thread(self.reload)

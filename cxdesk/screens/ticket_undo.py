@@ -16,6 +16,7 @@ from textual.timer import Timer
 from textual.widgets import Static
 
 from cxdesk.errors import DeskError
+from cxdesk.i18n import _
 from cxdesk.screens.base import DeskScreen
 from cxdesk.screens.ticket_view import TicketView
 from cxdesk.store.db import transaction
@@ -55,7 +56,9 @@ class UndoPullKeys(DeskScreen):
         note = self.query_one("#undo-note", Static)
         note.display = left > 0
         if left > 0:
-            note.update(f"Pulled just now: u puts it back in its queue ({left} s)")
+            note.update(
+                _("Pulled just now: u puts it back in its queue ({seconds} s)").format(seconds=left)
+            )
         elif self._undo_timer is not None:
             self._undo_timer.stop()
             self._undo_timer = None
@@ -63,7 +66,7 @@ class UndoPullKeys(DeskScreen):
 
     def action_undo_pull(self) -> None:
         if not self.undo_open():
-            self.notify("Too late to undo this pull", severity="warning")
+            self.notify(_("Too late to undo this pull"), severity="warning")
             return
         self._undoing = True
         self._show_undo()

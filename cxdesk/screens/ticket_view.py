@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
+from cxdesk.i18n import N_, _
 from cxdesk.labels import LABELLED, label
 from cxdesk.screens.base import shown_time
 from cxdesk.store.conversation import (
@@ -24,7 +25,6 @@ from cxdesk.store.escalation_steps import EscalationTimeline, escalation_timelin
 from cxdesk.store.models import StatusCategory
 from cxdesk.store.sla_display import SlaTimes
 from cxdesk.store.tickets import (
-    CLOSED_MESSAGE,
     get_ticket,
     status_category,
     ticket_data,
@@ -36,25 +36,26 @@ from cxdesk.widgets.conversation import ConversationEntry
 from cxdesk.widgets.timeline import TimelineStep
 
 FIELDS = (
-    ("Status", "status"),
-    ("Priority", "priority"),
-    ("Team", "team"),
-    ("Origin team", "origin_team"),
-    ("Owner", "owner"),
-    ("Source", "source"),
-    ("Channel", "channel"),
-    ("Tags", "tags"),
+    (N_("Status"), "status"),
+    (N_("Priority"), "priority"),
+    (N_("Team"), "team"),
+    (N_("Origin team"), "origin_team"),
+    (N_("Owner"), "owner"),
+    (N_("Source"), "source"),
+    (N_("Channel"), "channel"),
+    (N_("Tags"), "tags"),
 )
+"""(label, field) of the ticket column; the screen shows ``_(label)``."""
 # Never editable: records stay true.
 CUSTOMER_FIELDS = (
-    ("Customer", "customer_name"),
-    ("Email", "customer_email"),
-    ("Phone", "customer_phone"),
-    ("Created", "created_at"),
-    ("Updated", "updated_at"),
-    ("Resolved", "resolved_at"),
+    (N_("Customer"), "customer_name"),
+    (N_("Email"), "customer_email"),
+    (N_("Phone"), "customer_phone"),
+    (N_("Created"), "created_at"),
+    (N_("Updated"), "updated_at"),
+    (N_("Resolved"), "resolved_at"),
 )
-THANK_YOU = "Thank you for your feedback!"
+THANK_YOU = N_("Thank you for your feedback!")
 
 
 @dataclass(frozen=True)
@@ -119,12 +120,13 @@ def read_ticket_view(engine: Engine, key: str) -> TicketView:
 
 def timeline_steps(timeline: EscalationTimeline) -> list[TimelineStep]:
     """The timeline's steps as the screen words them: reached ones with their local time."""
-    return [TimelineStep(s.name, shown_time(s.at), s.current) for s in timeline.steps]
+    return [TimelineStep(_(s.name), shown_time(s.at), s.current) for s in timeline.steps]
 
 
 def estimate_text(timeline: EscalationTimeline) -> str:
-    estimate = timeline.estimate.isoformat() if timeline.estimate else "not set"
-    return f"Estimated resolution: {estimate}"
+    if timeline.estimate is None:
+        return _("Estimated resolution: not set")
+    return _("Estimated resolution: {date}").format(date=timeline.estimate.isoformat())
 
 
 def requester_note(view: TicketView, viewer_id: int | None) -> str:
@@ -133,12 +135,23 @@ def requester_note(view: TicketView, viewer_id: int | None) -> str:
         return ""
     if viewer_id is not None and viewer_id == view.requester_id:
         if view.feedback_rating is not None:
-            return THANK_YOU
-        return f"{CLOSED_MESSAGE} ({view.record['key']}). Press f to leave feedback."
+            return _(THANK_YOU)
+        return _(
+            "This ticket has been closed. If you have further questions, open a new ticket and "
+            "reference this ticket ID ({key}). Press f to leave feedback."
+        ).format(key=view.record["key"])
     if view.feedback_rating is not None:
-        comment = f": {view.feedback_comment}" if view.feedback_comment else ""
-        return f"Requester's feedback: {view.feedback_rating}/5{comment}"
-    return f"{CLOSED_MESSAGE}." if view.record["status"] == "closed" else ""
+        if view.feedback_comment:
+            return _("Requester's feedback: {rating}/5: {comment}").format(
+                rating=view.feedback_rating, comment=view.feedback_comment
+            )
+        return _("Requester's feedback: {rating}/5").format(rating=view.feedback_rating)
+    if view.record["status"] != "closed":
+        return ""
+    return _(
+        "This ticket has been closed. If you have further questions, open a new ticket and "
+        "reference this ticket ID."
+    )
 
 
 def field_text(record: dict[str, object], name: str) -> str:
@@ -160,7 +173,9 @@ def conversation_entries(items: list[ConversationItem]) -> list[ConversationEntr
             kind=item.kind,
             header=f"{describe(item)} · {shown_time(item.at)}",
             body=item.body,
-            files=tuple(f"attachment {attachment_text(a)}" for a in item.attachments),
+            files=tuple(
+                _("attachment {file}").format(file=attachment_text(a)) for a in item.attachments
+            ),
         )
         for item in items
     ]

@@ -26,6 +26,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Label
 from textual.worker import get_current_worker
 
 from cxdesk.errors import DeskError
+from cxdesk.i18n import N_, _, ngettext
 from cxdesk.labels import LABELLED, label
 from cxdesk.local_time import shown_time
 from cxdesk.screens.base import DeskScreen
@@ -50,15 +51,15 @@ from cxdesk.widgets.sla import sla_text
 from cxdesk.widgets.table import DeskTable
 
 FILTER_FIELDS = {
-    "days": "Days (0 = all)",
-    "from": "From YYYY-MM-DD",
-    "to": "To YYYY-MM-DD",
-    "team": "Team",
-    "owner": "Owner ('none')",
-    "status": "Status",
-    "priority": "Priority",
-    "tag": "Tag",
-    "text": "Search text",
+    "days": N_("Days (0 = all)"),
+    "from": N_("From YYYY-MM-DD"),
+    "to": N_("To YYYY-MM-DD"),
+    "team": N_("Team"),
+    "owner": N_("Owner ('none')"),
+    "status": N_("Status"),
+    "priority": N_("Priority"),
+    "tag": N_("Tag"),
+    "text": N_("Search text"),
 }
 """The filter bar's inputs: id suffix -> placeholder."""
 SLA_REDRAW_SECONDS = 30.0
@@ -101,14 +102,14 @@ class TicketsScreen(DeskScreen):
     TicketsScreen #tickets { height: 1fr; }
     """
     BINDINGS = [
-        Binding("s", "sort", "Sort by column"),
-        Binding("right_square_bracket", "next_page", "Next page"),
-        Binding("left_square_bracket", "previous_page", "Prev page"),
-        Binding("x", "export", "Export"),
-        Binding("ctrl+s", "save_view", "Save view"),
-        Binding("w", "recall_view", "Recall view"),
-        Binding("slash", "focus_filter", "Filter"),
-        Binding("escape", "focus_table", "To list", show=False),
+        Binding("s", "sort", N_("Sort by column")),
+        Binding("right_square_bracket", "next_page", N_("Next page")),
+        Binding("left_square_bracket", "previous_page", N_("Prev page")),
+        Binding("x", "export", N_("Export")),
+        Binding("ctrl+s", "save_view", N_("Save view")),
+        Binding("w", "recall_view", N_("Recall view")),
+        Binding("slash", "focus_filter", N_("Filter")),
+        Binding("escape", "focus_table", N_("To list"), show=False),
     ]
 
     def __init__(self) -> None:
@@ -126,12 +127,12 @@ class TicketsScreen(DeskScreen):
         yield Header()
         with Horizontal(id="filter-bar"):
             for name, placeholder in FILTER_FIELDS.items():
-                yield Input(placeholder=placeholder, id=f"f-{name}", compact=True)
-        yield Label("Loading…", id="summary")
+                yield Input(placeholder=_(placeholder), id=f"f-{name}", compact=True)
+        yield Label(_("Loading…"), id="summary")
         yield Label("", id="page-info")
         table: DataTable[Any] = DeskTable(id="tickets", cursor_type="cell", zebra_stripes=True)
         for name, heading in LIST_COLUMNS.items():
-            table.add_column(heading, key=name)
+            table.add_column(_(heading), key=name)
         yield table
         yield Footer()
 
@@ -196,10 +197,12 @@ class TicketsScreen(DeskScreen):
         self.query_one("#summary", Label).update(page.summary.line())
         last = page.offset + len(page.rows)
         arrow = "↓" if page.sort.descending else "↑"
-        self.query_one("#page-info", Label).update(
-            f"{page.flt.describe()} · rows {page.offset + 1 if page.rows else 0}-{last} of "
-            f"{page.summary.total} · sorted by {LIST_COLUMNS[page.sort.column]} {arrow}"
+        rows = _("rows {first}-{last} of {total}").format(
+            first=page.offset + 1 if page.rows else 0, last=last, total=page.summary.total
         )
+        column = _(LIST_COLUMNS[page.sort.column])
+        sorted_by = _("sorted by {column} {arrow}").format(column=column, arrow=arrow)
+        self.query_one("#page-info", Label).update(f"{page.flt.describe()} · {rows} · {sorted_by}")
         if previous is not None and previous.rows == page.rows:
             return
         table: DataTable[Any] = self.query_one("#tickets", DataTable)
@@ -227,7 +230,9 @@ class TicketsScreen(DeskScreen):
         days_text = self._typed("days")
         try:
             if days_text is not None and not days_text.isdigit():
-                raise DeskError(f"days: {days_text!r} is not a number of days")
+                raise DeskError(
+                    _("days: '{typed}' is not a number of days").format(typed=days_text)
+                )
             has_range = self._typed("from") is not None or self._typed("to") is not None
             flt = build_filter(
                 base=TicketFilter(last_days=None if has_range else TicketFilter().last_days),
@@ -305,7 +310,7 @@ class TicketsScreen(DeskScreen):
 
         self.app.push_screen(
             PromptDialog(
-                "Export the filtered list to (.xlsx or .csv)",
+                _("Export the filtered list to (.xlsx or .csv)"),
                 value=default,
                 hint=self.flt.describe(),
             ),
@@ -319,7 +324,8 @@ class TicketsScreen(DeskScreen):
         except DeskError as error:
             self.report(error)
             return
-        self.app.notify(f"{written} tickets written to {path}", markup=False)
+        said = ngettext("{n} ticket written to {path}", "{n} tickets written to {path}", written)
+        self.app.notify(said.format(n=written, path=path), markup=False)
 
     def action_save_view(self) -> None:
         def chosen(name: str | None) -> None:
@@ -327,7 +333,7 @@ class TicketsScreen(DeskScreen):
                 self.save_view(name, self.flt)
 
         self.app.push_screen(
-            PromptDialog("Save this filter as view", hint=self.flt.describe()), chosen
+            PromptDialog(_("Save this filter as view"), hint=self.flt.describe()), chosen
         )
 
     @work(thread=True, exclusive=True, group="tickets-view", exit_on_error=False)
@@ -338,7 +344,7 @@ class TicketsScreen(DeskScreen):
         except DeskError as error:
             self.report(error)
             return
-        self.app.notify(f"View {name!r} saved", markup=False)
+        self.app.notify(_("View '{name}' saved").format(name=name), markup=False)
 
     def action_recall_view(self) -> None:
         self.offer_views()
@@ -352,14 +358,15 @@ class TicketsScreen(DeskScreen):
             self.report(error)
             return
         if not names:
-            self.app.notify("No saved views yet: ctrl+s saves the current filter")
+            self.app.notify(_("No saved views yet: ctrl+s saves the current filter"))
             return
 
         def chosen(name: str | None) -> None:
             if name:
                 self.recall_view(name)
 
-        dialog = PromptDialog("Recall view", value=names[0], hint="Views: " + ", ".join(names))
+        hint = _("Views: {names}").format(names=", ".join(names))
+        dialog = PromptDialog(_("Recall view"), value=names[0], hint=hint)
         self.app.call_from_thread(self.app.push_screen, dialog, chosen)
 
     @work(thread=True, exclusive=True, group="tickets-view", exit_on_error=False)

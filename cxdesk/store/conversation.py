@@ -265,18 +265,22 @@ def attachment_text(item: AttachmentItem) -> str:
 def delivery_text(item: ConversationItem) -> str:
     """A reply's delivery as one phrase: ``sent``, ``failed: 421 try later``, ``not queued``."""
     if item.delivery is None:
-        return "not queued"
+        return _("not queued")
     return f"{item.delivery}: {item.reason}" if item.reason else item.delivery
 
 
 def describe(item: ConversationItem) -> str:
     """Who an item is from and for, in words (never by colour alone): ``internal note · maya``,
     ``to customer by email · maya · sent``, ``from ann@example.com by email``."""
-    who = item.author or "system"
+    who = item.author or _("system")
     if item.kind == CommentKind.note:
-        return f"internal note · {who}"
+        return _("internal note · {who}").format(who=who)
     if item.kind == CommentKind.reply:
-        return f"to customer by {item.channel or '?'} · {who} · {delivery_text(item)}"
+        return _("to customer by {channel} · {who} · {delivery}").format(
+            channel=item.channel or "?", who=who, delivery=delivery_text(item)
+        )
     if item.kind == CommentKind.customer:
-        return f"from {item.sender or 'the customer'} by {item.channel or '?'}"
+        return _("from {sender} by {channel}").format(
+            sender=item.sender or _("the customer"), channel=item.channel or "?"
+        )
     return EVENT_NAMES.get(item.event or "", item.event or "event")

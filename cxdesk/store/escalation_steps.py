@@ -30,11 +30,12 @@ from cxdesk.store.tickets import (
     write_comment,
 )
 
-SUBMITTED = "submitted"
-UNDER_EVALUATION = "under evaluation"
-ENGINEERING = "engineering in progress"
-VERIFY = "verify resolution"
-RESOLVED = "resolved"
+# Stored as they are (the step events' values, --json); a person reads ``_(step)``.
+SUBMITTED = N_("submitted")
+UNDER_EVALUATION = N_("under evaluation")
+ENGINEERING = N_("engineering in progress")
+VERIFY = N_("verify resolution")
+RESOLVED = N_("resolved")
 STEPS = (SUBMITTED, UNDER_EVALUATION, ENGINEERING, VERIFY, RESOLVED)
 SETTABLE_STEPS = (ENGINEERING, VERIFY)
 """The steps set by hand; the others follow from creating, escalating and resolving."""

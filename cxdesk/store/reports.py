@@ -27,13 +27,19 @@ from sqlalchemy import ColumnElement, Select, Subquery, case, func
 from sqlmodel import Session, col, select
 
 from cxdesk.errors import DeskError
-from cxdesk.i18n import _
+from cxdesk.i18n import N_, _
 from cxdesk.store.models import Event, Survey, SurveyResponse, Team, Ticket, User, utcnow
 from cxdesk.store.tickets import format_wait
 
 GROUPINGS = ("expert", "team")
-NO_GROUP = "(none)"
-TOTAL = "All"
+NO_GROUP = N_("(none)")
+TOTAL = N_("All")
+
+
+def group_label(group: str) -> str:
+    """A report group as a person reads it: the total and the no-group rows in their language
+    (``--json`` keeps ``All`` and ``(none)``), a team's or an expert's name as it is."""
+    return _(group) if group in (NO_GROUP, TOTAL) else group
 
 
 @dataclass

@@ -44,6 +44,7 @@ TARGET_WORDS = {
     "next_response": N_("next response"),
     "resolution": N_("resolution"),
 }
+"""A target's name in English (exports, logs); a person reads ``_(TARGET_WORDS[target])``."""
 
 
 class SlaState(StrEnum):
@@ -61,6 +62,7 @@ STATE_WORDS = {
     SlaState.met: N_("met"),
     SlaState.paused: N_("paused"),
 }
+"""A state in English (exports, logs); a person reads ``_(STATE_WORDS[state])``."""
 STATE_RANK = {
     SlaState.breached: 0,
     SlaState.warning: 1,

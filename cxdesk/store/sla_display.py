@@ -17,6 +17,7 @@ from sqlalchemy import ColumnElement, case, func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
+from cxdesk.i18n import _
 from cxdesk.local_time import shown_time, shown_zone
 from cxdesk.store.models import Status, StatusCategory, Ticket, as_utc
 from cxdesk.store.sla import STATE_WORDS, TARGET_WORDS, SlaState, SlaView, sla_view
@@ -109,13 +110,14 @@ class QueueSla:
 
     def words(self, now: datetime) -> tuple[str, SlaState | None]:
         """``2 breached · 1 warning``, ``on track · due 14:10``, or empty; with the worst state."""
-        parts = [f"{self.breached} breached"] if self.breached else []
-        parts += [f"{self.warning} warning"] if self.warning else []
+        parts = [_("{n} breached").format(n=self.breached)] if self.breached else []
+        parts += [_("{n} warning").format(n=self.warning)] if self.warning else []
         if parts:
             return " · ".join(parts), SlaState.breached if self.breached else SlaState.warning
         if self.nearest_due is None:
             return "", None
-        return f"on track · due {clock_time(self.nearest_due, now)}", SlaState.on_track
+        due = _("due {time}").format(time=clock_time(self.nearest_due, now))
+        return f"{_(STATE_WORDS[SlaState.on_track])} · {due}", SlaState.on_track
 
 
 def queue_sla(session: Session, *, now: datetime) -> dict[int, QueueSla]:
@@ -177,19 +179,19 @@ def sla_words(view: SlaView | None, now: datetime, *, compact: bool = False) -> 
     ``compact`` (a kanban card): ``breached 12m``, ``warning 3m left``, ``due 14:10``."""
     if view is None:
         return ""
-    word = STATE_WORDS[view.state]
+    word = _(STATE_WORDS[view.state])
     due, done = _deciding(view)
     if due is None or done is not None:
         return word  # met, or breached by a target done late
     if view.state == SlaState.on_track:
-        when = f"due {clock_time(due, now)}"
+        when = _("due {time}").format(time=clock_time(due, now))
         return when if compact else f"{word} · {when}"
     if view.state == SlaState.breached:
         over = format_wait(due, now)
-        detail = over if compact else f"{over} over"  # a card is 16 columns wide
+        detail = over if compact else _("{duration} over").format(duration=over)  # a card: 16 wide
     else:  # warning, or paused: what was left when the pause began
         start = view.paused_since if view.state == SlaState.paused else None
-        detail = f"{format_wait(start or now, due)} left"
+        detail = _("{duration} left").format(duration=format_wait(start or now, due))
     return f"{word} {detail}" if compact else f"{word} · {detail}"
 
 
@@ -199,17 +201,21 @@ def target_lines(view: SlaView, now: datetime) -> list[tuple[str, str, str, SlaS
     ``paused · 7m left`` (what was left when the pause began)."""
     lines = []
     for target in view.targets:
-        word = STATE_WORDS[target.state]
+        word = _(STATE_WORDS[target.state])
         if target.done_at is not None:
             done = clock_time(target.done_at, now)
             happened = (
-                f"{word} at {done}" if target.state == SlaState.met else f"{word} · done {done}"
+                _("met at {time}").format(time=done)
+                if target.state == SlaState.met
+                else f"{word} · " + _("done {time}").format(time=done)
             )
         elif target.state == SlaState.breached:
-            happened = f"{word} · {format_wait(target.due_at, now)} over"
+            over = format_wait(target.due_at, now)
+            happened = f"{word} · " + _("{duration} over").format(duration=over)
         else:
             start = view.paused_since if target.state == SlaState.paused else None
-            happened = f"{word} · {format_wait(start or now, target.due_at)} left"
-        name = TARGET_WORDS[target.target]
+            left = format_wait(start or now, target.due_at)
+            happened = f"{word} · " + _("{duration} left").format(duration=left)
+        name = _(TARGET_WORDS[target.target])
         lines.append((name, clock_time(target.due_at, now), happened, target.state))
     return lines

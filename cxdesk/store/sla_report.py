@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import Select, and_, case, func, null, or_
 from sqlmodel import Session, col, select
 
-from cxdesk.i18n import N_
+from cxdesk.i18n import N_, _
 from cxdesk.store.models import Team, Ticket, User
 from cxdesk.store.reports import (
     NO_FIGURE,
@@ -31,6 +31,7 @@ from cxdesk.store.reports import (
     Durations,
     check_grouping,
     durations,
+    group_label,
     seconds_between,
     shown_seconds,
 )
@@ -191,8 +192,8 @@ def report_lines(rows: list[SlaRow]) -> list[tuple[str, ...]]:
             attainment = figures.attainment
             lines.append(
                 (
-                    row.group if first else "",
-                    TARGET_WORDS[target],
+                    group_label(row.group) if first else "",
+                    _(TARGET_WORDS[target]),
                     NO_FIGURE if attainment is None else f"{attainment:.1f}%",
                     str(figures.met),
                     str(figures.breached),

@@ -19,6 +19,7 @@ from sqlalchemy import delete, update
 from sqlmodel import Session, col, select
 
 from cxdesk.errors import ValidationFailed, must_be_one_of
+from cxdesk.i18n import _
 from cxdesk.store.models import Ticket, TicketViewer, User, utcnow
 
 BEAT_SECONDS = 1.0
@@ -96,4 +97,9 @@ def leave(session: Session, *, key: str, terminal: str) -> None:
 
 def viewers_line(viewers: list[Viewer]) -> str:
     """``Kenji is editing · Maya is viewing`` (empty when nobody else is there)."""
-    return " · ".join(f"{v.name} is {v.mode}" for v in viewers)
+    return " · ".join(
+        _("{name} is editing").format(name=v.name)
+        if v.mode == "editing"
+        else _("{name} is viewing").format(name=v.name)
+        for v in viewers
+    )

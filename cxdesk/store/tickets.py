@@ -794,7 +794,11 @@ def format_wait(since: datetime | None, now: datetime) -> str:
     if since is None:
         return ""
     minutes = max(0, int((now - since).total_seconds() // 60))
-    return f"{minutes // 60}h {minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m"
+    if minutes >= 60:
+        # TRANSLATORS: a short duration in a table cell (hours, minutes: "1h 05m").
+        return _("{hours}h {minutes}m").format(hours=minutes // 60, minutes=f"{minutes % 60:02d}")
+    # TRANSLATORS: a short duration in a table cell, in minutes ("7m").
+    return _("{minutes}m").format(minutes=minutes)
 
 
 def _aware(value: datetime | None) -> datetime | None:

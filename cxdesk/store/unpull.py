@@ -63,14 +63,16 @@ class Unpulled:
 
     def summary(self) -> str:
         """The one-line answer: "EXP-3 is back in queue 360; 2 messages cancelled"."""
-        said = [
-            _("{key} is back in queue {queue}").format(key=self.key, queue=self.queue),
-            ngettext("{n} message cancelled", "{n} messages cancelled", self.cancelled).format(
-                n=self.cancelled
-            ),
+        n = self.cancelled
+        parts = [
+            ngettext(
+                "{key} is back in queue {queue}; {n} message cancelled",
+                "{key} is back in queue {queue}; {n} messages cancelled",
+                n,
+            ).format(key=self.key, queue=self.queue, n=n)
         ]
         if self.sending:
-            said.append(
+            parts.append(
                 ngettext(
                     "{n} message already being sent could not be stopped",
                     "{n} messages already being sent could not be stopped",
@@ -78,12 +80,12 @@ class Unpulled:
                 ).format(n=self.sending)
             )
         if self.sent:
-            said.append(
+            parts.append(
                 ngettext("{n} message already sent", "{n} messages already sent", self.sent).format(
                     n=self.sent
                 )
             )
-        return _("; ").join(said)
+        return _("; ").join(parts)
 
 
 def undo_window_left(pulled_at: datetime | None, now: datetime | None = None) -> float:

@@ -19,7 +19,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from cxdesk.errors import DeskError, NotFound, ValidationFailed, must_be_one_of
-from cxdesk.i18n import _
+from cxdesk.i18n import N_, _, ngettext
 from cxdesk.search_fold import fold_query
 from cxdesk.store.directory import get_status, get_team, get_user, list_statuses
 from cxdesk.store.models import (
@@ -85,15 +85,20 @@ class TicketFilter:
         """One line for a summary or a saved-view list: ``last 30 days, team 360, ...``."""
         parts = []
         if self.last_days:
-            parts.append(f"last {self.last_days} days")
+            days = self.last_days
+            parts.append(ngettext("last {n} day", "last {n} days", days).format(n=days))
         elif self.created_from or self.created_to:
-            parts.append(f"{self.created_from or '…'} to {self.created_to or '…'}")
+            parts.append(
+                _("{start} to {end}").format(
+                    start=self.created_from or "…", end=self.created_to or "…"
+                )
+            )
         else:
-            parts.append("all dates")
-        for name in ("team", "owner", "status", "priority", "tag", "text"):
+            parts.append(_("all dates"))
+        for name, words in _FILTER_WORDS.items():
             value = getattr(self, name)
             if value:
-                parts.append(f"{name} {value}")
+                parts.append(_(words).format(value=value))
         return ", ".join(parts)
 
     def with_changes(self, **changes: Any) -> TicketFilter:
@@ -229,20 +234,30 @@ class TicketRow:
 
 
 LIST_COLUMNS: dict[str, str] = {
-    "key": "Key",
-    "sla": "SLA",  # second: in sight on an 80-column terminal
-    "response_id": "Response",
-    "customer_name": "Customer",
-    "customer_email": "Customer email",
-    "origin_team": "Origin team",
-    "team": "Team",
-    "owner": "Owner",
-    "priority": "Priority",
-    "status": "Status",
-    "created_at": "Reported on",
-    "customer_comment": "Customer comment",
+    "key": N_("Key"),
+    "sla": N_("SLA"),  # second: in sight on an 80-column terminal
+    "response_id": N_("Response"),
+    "customer_name": N_("Customer"),
+    "customer_email": N_("Customer email"),
+    "origin_team": N_("Origin team"),
+    "team": N_("Team"),
+    "owner": N_("Owner"),
+    "priority": N_("Priority"),
+    "status": N_("Status"),
+    "created_at": N_("Reported on"),
+    "customer_comment": N_("Customer comment"),
 }
-"""The list's columns in order: field -> heading. Each is a sort key too."""
+"""The list's columns in order: field -> heading (English, as exports write it; a screen shows
+``_(heading)``). Each is a sort key too."""
+_FILTER_WORDS = {
+    "team": N_("team {value}"),
+    "owner": N_("owner {value}"),
+    "status": N_("status {value}"),
+    "priority": N_("priority {value}"),
+    "tag": N_("tag {value}"),
+    "text": N_("text {value}"),
+}
+"""How ``TicketFilter.describe`` words each filter field."""
 
 _ORIGIN = aliased(Team, name="origin_team")
 _CURRENT = aliased(Team, name="current_team")
@@ -373,9 +388,14 @@ class Summary:
     total: int = 0
 
     def line(self) -> str:
-        return (
-            f"New {self.new} · Open {self.open} · Escalated {self.escalated} · "
-            f"Resolved {self.resolved} · Total {self.total}"
+        return _(
+            "New {new} · Open {open} · Escalated {escalated} · Resolved {resolved} · Total {total}"
+        ).format(
+            new=self.new,
+            open=self.open,
+            escalated=self.escalated,
+            resolved=self.resolved,
+            total=self.total,
         )
 
 
