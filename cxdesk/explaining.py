@@ -75,8 +75,9 @@ class ExplainingApp(App[None]):
 
     COMMANDS = App.COMMANDS | {TicketKeys}
     BINDINGS = [
+        # The footer shows one key per action: ``?``, or F1 in a text field (which types ``?``).
         Binding("question_mark", "help", N_("Help")),
-        Binding("f1", "help", N_("Help"), show=False),
+        Binding("f1", "help", N_("Help")),
         Binding("escape", "go_back", N_("Back"), show=False),
     ]
 
@@ -87,7 +88,6 @@ class ExplainingApp(App[None]):
 
         def refusal(self, name: str) -> str | None: ...
 
-    _came_from: list[str]
     _going_back = False
     _leave_dialog: ConfirmDialog | None = None
     _leave_confirmed = False
@@ -109,13 +109,19 @@ class ExplainingApp(App[None]):
 
     # -- going back ----------------------------------------------------------------------------
 
+    @property
+    def screen_history(self) -> list[str]:
+        """The palette names of the screens replaced so far, the last one last (Escape's)."""
+        history: list[str] = self.__dict__.setdefault("_screen_history", [])
+        return history
+
     def home_name(self) -> str:
         return "Check-in" if self.user is not None and self.user.role == "volunteer" else "Queues"
 
     def switch_screen(self, screen: Screen[Any] | str) -> AwaitComplete:
         """Note the screen being replaced, for Escape (the palette's screens replace the
         one shown: ``CxDeskApp._show``); a new login starts a new history."""
-        history = self.__dict__.setdefault("_came_from", [])
+        history = self.screen_history
         if isinstance(screen, Screen) and type(screen).__name__ == "LoginScreen":
             history.clear()
         elif not self._going_back and len(self.screen_stack) > 1:
@@ -144,7 +150,7 @@ class ExplainingApp(App[None]):
     def _back_target(self) -> str | None:
         """The screen Escape leads to (dropping it from the history), or None on the home
         screen with nothing to go back to."""
-        history = self.__dict__.setdefault("_came_from", [])
+        history = self.screen_history
         current = screen_name(self.screen)
         while history:
             previous = history.pop()
@@ -157,7 +163,7 @@ class ExplainingApp(App[None]):
         if leave:
             self._back_to(target)
         else:  # stays: the next Escape offers the same way back
-            self.__dict__.setdefault("_came_from", []).append(target)
+            self.screen_history.append(target)
 
     def _back_to(self, name: str) -> None:
         self._going_back = True

@@ -101,10 +101,10 @@ TEXTUAL_KEYS = frozenset({"app.focus_next", "app.focus_previous", "screen.copy_t
 
 def key_lines(screen: Screen[Any]) -> list[tuple[str, str]]:
     """(keys, what they do) for the bindings of ``screen`` and of the app that work now (what
-    ``check_action`` hides is left out), the screen's first; keys doing the same are joined
-    ("?, f1"). A widget's own keys (a list's arrows) are not listed."""
+    ``check_action`` hides is left out), the screen's first; keys described alike are joined
+    ("?, f1", "←, →"). A widget's own keys (a list's arrows) are not listed."""
     app = screen.app
-    found: dict[tuple[str, str], list[str]] = {}
+    found: dict[str, list[str]] = {}
     taken: set[str] = set()
     for namespace, bindings in screen._modal_binding_chain:
         if namespace is not screen and namespace is not app:
@@ -117,10 +117,8 @@ def key_lines(screen: Screen[Any]) -> list[tuple[str, str]]:
             if app._check_action_state(binding.action, namespace) is False:
                 continue
             taken.add(key)
-            found.setdefault((binding.action, _(binding.description)), []).append(
-                app.get_key_display(binding)
-            )
-    return [(", ".join(keys), what) for (_action, what), keys in found.items()]
+            found.setdefault(_(binding.description), []).append(app.get_key_display(binding))
+    return [(", ".join(keys), what) for what, keys in found.items()]
 
 
 class HelpScreen(ModalScreen[None]):
