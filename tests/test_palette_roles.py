@@ -12,6 +12,7 @@ from textual.command import CommandInput, CommandList, CommandPalette
 from textual.pilot import Pilot
 
 from cxdesk.app import CxDeskApp
+from cxdesk.screens.board import BoardScreen
 from cxdesk.screens.checkin import CheckinScreen
 from cxdesk.screens.history import HistoryScreen
 from cxdesk.screens.queues import QueuesScreen
@@ -125,5 +126,22 @@ def test_a_volunteers_palette_opens_no_ticket(engine: Engine) -> None:
             return first is not None and first.id == CommandPalette._NO_MATCHES
 
         await wait_until(pilot, searched, "the search to find nothing")
+
+    run_app(engine, desk("vera"), script, size=SIZE)
+
+
+def test_a_volunteer_walks_their_screens_and_escape_brings_them_home(engine: Engine) -> None:
+    build_small_desk(engine)
+
+    async def script(app: CxDeskApp, pilot: Pilot[Any]) -> None:
+        await logged_in(app, pilot, CheckinScreen)
+        for name, kind in (("Queues", QueuesScreen), ("Board", BoardScreen)):
+            await palette(pilot, name)
+            await wait_until(pilot, on(app, kind), name)
+            drawn = await help_for(app, pilot, "question_mark")
+            assert f"Help: {name}" in drawn
+            assert "Pull next" not in drawn and "New ticket" not in drawn  # not a volunteer's
+            await pilot.press("escape")
+            await wait_until(pilot, on(app, CheckinScreen), f"home from {name}")
 
     run_app(engine, desk("vera"), script, size=SIZE)
