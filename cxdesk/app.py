@@ -36,6 +36,7 @@ from textual.worker import get_current_worker
 
 from cxdesk.config import Settings, load_settings
 from cxdesk.errors import DeskError
+from cxdesk.explaining import ExplainingApp
 from cxdesk.i18n import translated_bindings
 from cxdesk.keys_in_order import KeysInOrder
 from cxdesk.presence_keeper import PresenceKeeping
@@ -113,7 +114,7 @@ class DeskReachability(Message):
         self.reachable = reachable
 
 
-class CxDeskApp(PresenceKeeping, Speaking, KeysInOrder):
+class CxDeskApp(PresenceKeeping, Speaking, ExplainingApp, KeysInOrder):
     """The desk: log in, then the role's home (volunteer: check-in; expert, admin: queues)."""
 
     TITLE = "cxdesk"
@@ -375,6 +376,8 @@ class CxDeskApp(PresenceKeeping, Speaking, KeysInOrder):
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         for name, help_text in SCREENS.items():
+            if self.refusal(name) is not None:  # not offered to whom it would refuse
+                continue
             yield SystemCommand(name, help_text, partial(self.navigate, name))
         for theme in self.desk_themes:
             yield SystemCommand(f"Theme: {theme}", "Use this colour theme",
@@ -466,9 +469,12 @@ class CxDeskApp(PresenceKeeping, Speaking, KeysInOrder):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "cycle_presence":
             return bool(self.presence)  # an expert or admin logged in
-        return not (action == "new_ticket" and self.user is None)  # not on the login screen
+        # not on the login screen, nor for a volunteer
+        return not (action == "new_ticket" and self.refusal("New ticket") is not None)
 
     async def action_quit(self) -> None:
+        if self.asks_before_quitting():  # a half-typed form: "Leave without saving?" first
+            return
         await self.absent_on_quit()
         self.exit()
 

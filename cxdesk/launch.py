@@ -1,8 +1,8 @@
 """The ``cxdesk`` command's entry point: the desk opens fast, everything else goes to the CLI.
 
-``cxdesk`` and ``cxdesk run [--user NAME]`` paint the login screen first and open the desk's
-database behind it (Typer, SQLAlchemy and the store load in a worker thread while the user
-types), so the desk appears in about the time a bare Textual app takes. Every other command
+``cxdesk [--user NAME]`` and ``cxdesk run [--user NAME]`` paint the login screen first and open
+the desk's database behind it (Typer, SQLAlchemy and the store load in a worker thread while
+the user types), so the desk appears in about the time a bare Textual app takes. Every other command
 line, ``--help`` included, is the Typer CLI (``cxdesk.cli.main``).
 """
 
@@ -26,8 +26,6 @@ def desk_arguments(args: list[str]) -> dict[str, str | None] | None:
     """The options of ``[run] [--user NAME]``, or None when ``args`` is another command."""
     if args and args[0] == "run":
         args = args[1:]
-    elif args:
-        return None
     if not args:
         return {"user": None}
     if len(args) == 2 and args[0] == "--user":

@@ -19,7 +19,10 @@ from tests.cli_helpers import TEST_PASSWORD, console_script
         (["run"], {"user": None}),
         (["run", "--user", "maya"], {"user": "maya"}),
         (["run", "--user=maya"], {"user": "maya"}),
-        (["--user=maya"], None),  # options without ``run`` are the CLI's
+        (["--user=maya"], {"user": "maya"}),  # ``cxdesk --user NAME`` is ``cxdesk run``'s
+        (["--user", "maya"], {"user": "maya"}),
+        (["--help"], None),
+        (["--user", "maya", "queue"], None),
         (["run", "--help"], None),  # the Typer CLI answers these
         (["queue", "list"], None),
         (["run", "--user"], None),

@@ -44,10 +44,14 @@ app = typer.Typer(
 
 
 @app.callback(invoke_without_command=True)
-def _default(context: typer.Context) -> None:
-    """With no command, open the desk (same as ``cxdesk run``)."""
+def _default(
+    context: typer.Context,
+    user: str | None = typer.Option(None, "--user", help="Preselect this username at login."),
+) -> None:
+    """With no command, open the desk (same as ``cxdesk run``; ``cxdesk --user NAME`` is
+    ``cxdesk run --user NAME``)."""
     if context.invoked_subcommand is None:
-        setup.run(user=None)
+        setup.run(user=user)
 
 
 setup.register(app)

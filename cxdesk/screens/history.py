@@ -108,6 +108,11 @@ class HistoryScreen(DeskScreen):
         if table.row_count:
             table.move_cursor(row=min(cursor, table.row_count - 1))
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The organisation's tickets are an admin's: the key is not offered to others."""
+        user = self.desk.user
+        return not (action == "organisation" and (user is None or user.role != Role.admin))
+
     def action_sort_created(self) -> None:
         if self.read is not None:
             self.ask(self.read.organisation, not self.read.newest_first, 0)

@@ -308,6 +308,8 @@ def _replace_rows(
     """Show ``rows`` keeping the cursor on the same row; untouched when nothing changed."""
     current = [tuple(table.get_row_at(i)) for i in range(table.row_count)]
     if current == [tuple(row) for row in rows] and len(table.rows) == len(keys):
+        if not keys:
+            table.clear()  # read, and empty: the table says so (widgets/empty_note.py)
         return
     cursor = table.cursor_row
     table.clear()

@@ -170,6 +170,11 @@ class StreamScreen(DeskScreen):
     def action_focus_table(self) -> None:
         self.query_one("#stream", DataTable).focus()
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Escape on the list itself goes back (the app's key: ``cxdesk/explaining.py``)."""
+        focused = self.focused
+        return not (action == "focus_table" and focused is not None and focused.id == "stream")
+
     @on(DataTable.RowSelected)
     def _open(self, event: DataTable.RowSelected) -> None:
         event.stop()

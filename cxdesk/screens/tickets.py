@@ -292,6 +292,11 @@ class TicketsScreen(DeskScreen):
     def action_focus_table(self) -> None:
         self.query_one("#tickets", DataTable).focus()
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Escape on the list itself goes back (the app's key: ``cxdesk/explaining.py``)."""
+        focused = self.focused
+        return not (action == "focus_table" and focused is not None and focused.id == "tickets")
+
     @on(DataTable.CellSelected)
     def _open(self, event: DataTable.CellSelected) -> None:
         event.stop()

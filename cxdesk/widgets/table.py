@@ -9,6 +9,8 @@ and the table drawn again.
 
 Every cell added is made ``printable`` first: customer text (a comment holding ``ESC [2J``
 or an OSC 52 clipboard write) is shown as escapes, never passed to the terminal raw.
+
+A table with no rows says so when given ``empty=`` (``widgets/empty_note.py``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from textual.widgets import DataTable
 from textual.widgets.data_table import RowKey
 
 from cxdesk.text import printable
+from cxdesk.widgets.empty_note import SaysWhenEmpty
 
 CellType = TypeVar("CellType")
 
@@ -35,7 +38,7 @@ def printable_cell(cell: Any) -> Any:
     return cell
 
 
-class DeskTable(DataTable[CellType], Generic[CellType]):
+class DeskTable(SaysWhenEmpty, DataTable[CellType], Generic[CellType]):
     def add_row(
         self,
         *cells: CellType,
