@@ -244,7 +244,8 @@ def _in_customer_language(
     session: Session, task: Mapping[str, Any], run: TaskRun
 ) -> tuple[Mapping[str, Any], str]:
     """The task's texts in the language of its ticket's customer (else the desk's), and
-    that language. The desk's setting is read once at most."""
+    that language. The desk's setting is read once at most (a check-in: 59 statements, 58
+    before languages)."""
     ticket = session.get(Ticket, run.ticket_id) if run.ticket_id else None
     chosen = ticket.customer_language if ticket is not None else None
     desk = None if chosen in LANGUAGES else desk_language(session)
