@@ -35,6 +35,7 @@ from sqlalchemy import func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
+from cxdesk.i18n import _
 from cxdesk.store.directory import whole_number_setting
 from cxdesk.store.models import (
     Event,
@@ -368,7 +369,7 @@ def wait_short(minutes: float | None) -> str:
     """An estimate in a narrow column (the queues screen): ``~12m``, ``~1h 05m``, ``<1m``,
     ``unknown``."""
     if minutes is None:
-        return "unknown"
+        return _("unknown")
     whole = round(minutes)
     if whole < 1:
         return "<1m"
