@@ -18,6 +18,9 @@ import pytest
 
 from cxdesk.i18n import PSEUDO, use_language
 
+_INNERMOST = re.compile(r"⟦[^⟦⟧\n]*⟧")
+"""A catalog string holding no other: removed first, so one whose placeholder was filled with
+another (``_("{refused}: {reason}").format(refused=_("Not saved"), ...)``) is removed too."""
 _BRACKETED = re.compile(r"⟦[^⟧\n]*(?:⟧|$)|^[^⟦\n]*⟧", re.MULTILINE)
 """A catalog string, also when cut at the line's end or begun on the line before (wrapped)."""
 _WORD = re.compile(r"[A-Za-z][A-Za-z'’]{2,}")
@@ -25,7 +28,10 @@ _WORD = re.compile(r"[A-Za-z][A-Za-z'’]{2,}")
 
 def untranslated(drawn: str, data: Iterable[str] = ()) -> list[str]:
     """The words of ``drawn`` that are neither in a catalog string nor in ``data``."""
-    text = _BRACKETED.sub(" ", drawn)
+    text, before = drawn, ""
+    while text != before:
+        before, text = text, _INNERMOST.sub(" ", text)
+    text = _BRACKETED.sub(" ", text)
     for shown in sorted(data, key=len, reverse=True):
         text = text.replace(shown, " ")
     return _WORD.findall(text)
