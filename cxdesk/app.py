@@ -43,6 +43,7 @@ from cxdesk.screens.base import DeskChanged, DeskScreen
 from cxdesk.screens.login import LoginScreen
 from cxdesk.text import printable
 from cxdesk.themes import load_themes
+from cxdesk.widgets.translated_palette import TranslatedPalette
 
 # SQLAlchemy, the store, the engine and the other screens load on first use, not at import:
 # ``cxdesk run`` paints the login screen first and opens the desk behind it (cxdesk/launch.py).
@@ -81,25 +82,6 @@ VOLUNTEER_REFUSAL = N_(
     "A volunteer can check customers in and see the queues, but cannot open ticket screens"
 )
 LOG_IN_FIRST = N_("Log in first")
-TEXTUAL_WORDS = (
-    N_("palette"),  # the footer's key for the command palette, and its tooltip
-    N_("Open the command palette"),
-    N_("Theme"),
-    N_("Change the current theme"),
-    N_("Quit"),
-    N_("Quit the application as soon as possible"),
-    N_("Keys"),
-    N_("Show help for the focused widget and a summary of available keys"),
-    N_("Hide the keys and widget help panel"),
-    N_("Maximize"),
-    N_("Maximize the focused widget"),
-    N_("Minimize"),
-    N_("Minimize the widget and restore to normal size"),
-    N_("Screenshot"),
-    N_("Save an SVG 'screenshot' of the current screen"),
-)
-"""Textual's own words the desk shows (its system commands, the palette's key), in English
-there: in the catalog, translated where the desk shows them."""
 ADMIN, VOLUNTEER = "admin", "volunteer"  # store.models.Role's values (a StrEnum)
 DELIVER_ENV = "CXDESK_DELIVER"
 READS, DELIVERY = "reads", "delivery"
@@ -133,7 +115,7 @@ class DeskReachability(Message):
         self.reachable = reachable
 
 
-class CxDeskApp(PresenceKeeping, KeysInOrder):
+class CxDeskApp(PresenceKeeping, TranslatedPalette, KeysInOrder):
     """The desk: log in, then the role's home (volunteer: check-in; expert, admin: queues)."""
 
     TITLE = "cxdesk"
@@ -405,26 +387,7 @@ class CxDeskApp(PresenceKeeping, KeysInOrder):
         screen_commands = getattr(screen, "palette_commands", None)
         if screen_commands is not None:  # what the screen on top offers by name (its keys)
             yield from screen_commands()
-        for command in super().get_system_commands(screen):  # Textual's (TEXTUAL_WORDS)
-            yield command._replace(title=_(command.title), help=_(command.help))
-
-    def action_command_palette(self) -> None:
-        """Textual's command palette, its prompt in the user's language."""
-        from textual.command import CommandPalette
-
-        if self.use_command_palette and not isinstance(self.screen, CommandPalette):
-            self.push_screen(
-                CommandPalette(placeholder=_("Search for commands…"), id="--command-palette")
-            )
-
-    def search_themes(self) -> None:
-        """Textual's theme picker (the palette's "Theme"), its prompt translated."""
-        from textual.command import CommandPalette
-        from textual.theme import ThemeProvider
-
-        self.push_screen(
-            CommandPalette(providers=[ThemeProvider], placeholder=_("Search for themes…"))
-        )
+        yield from super().get_system_commands(screen)  # Textual's, translated
 
     def refusal(self, name: str) -> str | None:
         """Why the logged-in user may not open this screen, or None when they may."""

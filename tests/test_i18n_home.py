@@ -23,7 +23,7 @@ from textual.widgets import DataTable, Input, Label, OptionList, Select
 from cxdesk.app import CxDeskApp, create_app
 from cxdesk.engine.dispatch import auto_assign_and_dispatch, unit_of_work
 from cxdesk.i18n import use_language
-from cxdesk.screens.board import BoardScreen
+from cxdesk.screens.board import BoardApp, BoardScreen
 from cxdesk.screens.campaigns import CampaignsScreen
 from cxdesk.screens.checkin import CheckinScreen
 from cxdesk.screens.kanban import KanbanScreen
@@ -211,6 +211,29 @@ def test_the_command_palette_speaks_only_catalog_text(
         assert untranslated("\n".join(prompts), data=DESK_DATA) == []
 
     _speaks_only_catalog_text(engine, "maya", script)
+
+
+def test_the_lone_board_and_its_palette_speak_only_catalog_text(
+    engine: Engine, pseudo_language: None
+) -> None:
+    """``cxdesk board``: no login, the board and Textual's commands in the palette."""
+    _desk(engine)
+
+    async def script(app: BoardApp, pilot: Pilot[Any]) -> None:
+        await wait_until(pilot, lambda: app.screen.query("#board-serving"), "the board")
+        serving = app.screen.query_one("#board-serving", DataTable)
+        await wait_until(pilot, lambda: serving.row_count, "Grace being served")
+        await wait_until(pilot, _drawn(app, "⟦Quit⟧"), "the footer")
+        assert untranslated(drawn_text(app), data=DESK_DATA) == []
+        await pilot.press("ctrl+p", "down")
+        await wait_until(pilot, lambda: isinstance(app.screen, CommandPalette), "the palette")
+        commands = app.screen.query_one(CommandList)
+        await wait_until(pilot, lambda: commands.option_count > 2, "the commands")
+        prompts = [str(commands.get_option_at_index(i).prompt)
+                   for i in range(commands.option_count)]  # fmt: skip
+        assert untranslated("\n".join(prompts)) == [] and "⟦Quit⟧" in "".join(prompts)
+
+    run_app(engine, lambda e: BoardApp(e, poll_seconds=0.2), script, size=(120, 30))
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from typing import Any, Protocol, cast
 from rich.text import Text
 from sqlalchemy import Engine
 from textual import work
-from textual.app import App, ComposeResult
+from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label
@@ -30,6 +30,7 @@ from cxdesk.store.waiting import wait_short
 from cxdesk.text import printable
 from cxdesk.widgets.desk_notice import show_desk_notice
 from cxdesk.widgets.table import DeskTable
+from cxdesk.widgets.translated_palette import TranslatedPalette
 
 WAITING_COLUMNS = {N_("Customer"): 16, N_("Team"): 22, N_("Position"): 9, N_("Estimate"): 10}
 SERVING_COLUMNS = {N_("Customer"): 16, N_("With"): 16, N_("Team"): 22, N_("Since"): 7}
@@ -138,7 +139,7 @@ class BoardScreen(Screen[Any]):
             waiting.add_row(*waiting_cells(waiter), key=waiter.key, height=2)
 
 
-class BoardApp(App[None]):
+class BoardApp(TranslatedPalette):
     """The board alone, read-only, without a login: ``cxdesk board``."""
 
     TITLE = "cxdesk board"
