@@ -35,9 +35,13 @@ SEEDED_LABELS = (
     N_("Username (product account name)"),
     N_("Which product do you need help with?"),
     N_("Notes (time constraints, the problem, anything else)"),
+    N_("Ada"),
+    N_("Lovelace"),
+    N_("1-XXX-XXX-XXXX or +1XXXXXXXXXX"),
+    N_("Needs to leave by 3pm; dashboard filters reset"),
 )
-"""The demo desk's check-in questions (``seeds/ask_the_experts.toml``): shown translated while
-a desk keeps their wording; a desk's own questions show as its admin wrote them."""
+"""The demo desk's check-in questions and hints (``seeds/ask_the_experts.toml``): shown
+translated while a desk keeps their wording; a desk's own show as its admin wrote them."""
 
 
 def field_id(question_id: str) -> str:
@@ -55,10 +59,10 @@ def question_widget(question: Mapping[str, Any]) -> Widget:
         choices = [str(choice) for choice in question.get("choices", [])]
         return Select(
             [(choice, choice) for choice in choices],
-            prompt=str(question.get("hint") or _("Choose…")),
+            prompt=_(str(question.get("hint") or "")) or _("Choose…"),
             id=field_id(qid),
         )
-    return Input(placeholder=str(question.get("hint") or ""), id=field_id(qid))
+    return Input(placeholder=_(str(question.get("hint") or "")), id=field_id(qid))
 
 
 class CheckinScreen(DeskScreen):
@@ -107,7 +111,7 @@ class CheckinScreen(DeskScreen):
             error.display = False
             rows.append(
                 Horizontal(
-                    Label(f"{_(str(question['label']))}{mark}", classes="question", markup=False),
+                    Label(_(str(question["label"])) + mark, classes="question", markup=False),
                     Vertical(question_widget(question), error, classes="answer"),
                     classes="row",
                 )

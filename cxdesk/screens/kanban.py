@@ -62,11 +62,13 @@ class MoveDialog(ChangeDialog):
 
 def card_text(card: Card, now: datetime, theme: Mapping[str, str]) -> Text:
     """Key and priority, customer, owner and age, then its SLA (a line only with a policy)."""
+    customer = card.customer_name or _("(no name)")
+    owner = card.owner or _("unowned")
     text = Text.assemble(
         (card.key, "bold"),
         f"  {card.priority}\n",
-        f"{printable(card.customer_name or _('(no name)'), lines=False)}\n",
-        (f"{card.owner or _('unowned')} · {format_wait(card.created_at, now)}", "dim"),
+        f"{printable(customer, lines=False)}\n",
+        (f"{owner} · {format_wait(card.created_at, now)}", "dim"),
     )
     if card.sla is not None:
         text.append("\n")

@@ -96,7 +96,8 @@ class SlaTargets(Vertical):
             if lines:
                 lines.append("\n")
             # TRANSLATORS: between an SLA target and its due time ("Resolution  due 14:30")
-            lines.append(f"{name.capitalize():16} {_('due')} {due:12} ")
+            due_word = _("due")
+            lines.append(f"{name.capitalize():16} {due_word} {due:12} ")
             lines.append(happened, style=state_style(state, theme))
         self.query_one("#sla-lines", Static).update(lines)
 

@@ -41,7 +41,7 @@ class SlaPanel(Vertical):
         lines = report_lines(rows)
         empty = self.query_one("#sla-empty", Label)
         empty.display = not lines
-        empty.update(f"{_(NOTHING_YET)} ({period})")
+        empty.update(_(NOTHING_YET) + f" ({period})")
         table: DataTable[str] = self.query_one("#sla-table", DataTable)
         table.display = bool(lines)
         table.clear()
