@@ -37,7 +37,7 @@ from textual.worker import get_current_worker
 from cxdesk.config import Settings, load_settings
 from cxdesk.errors import DeskError
 from cxdesk.explaining import ExplainingApp
-from cxdesk.i18n import translated_bindings
+from cxdesk.i18n import N_, _, ngettext, translated_bindings
 from cxdesk.keys_in_order import KeysInOrder
 from cxdesk.presence_keeper import PresenceKeeping
 from cxdesk.screens.base import DeskChanged, DeskScreen
@@ -45,6 +45,7 @@ from cxdesk.screens.login import LoginScreen
 from cxdesk.text import printable
 from cxdesk.themes import load_themes
 from cxdesk.tui_language import Speaking, speak_configured
+from cxdesk.widgets.translated_palette import TranslatedPalette
 
 # SQLAlchemy, the store, the engine and the other screens load on first use, not at import:
 # ``cxdesk run`` paints the login screen first and opens the desk behind it (cxdesk/launch.py).
@@ -57,19 +58,20 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# Every screen the palette offers, with its help line; those not built yet say so.
+# Every screen the palette offers, with its help line; those not built yet say so. The names
+# are the screens' codes (``navigate``), shown translated (``_(name)``).
 SCREENS = {
-    "Queues": "Queues with waiting counts; pull the next ticket",
-    "Tickets": "Every ticket, filtered and sorted",
-    "Kanban": "One column per status",
-    "Stream": "Every ticket event, live",
-    "History": "Tickets I submitted or own",
-    "Board": "The waiting area's public dashboard",
-    "Insights": "CSAT, NPS, wait and resolve times per team (admin)",
-    "Campaigns": "Proactive tickets for a slice of the contact directory (admin)",
-    "Check-in": "Check a customer in",
-    "New ticket": "Open a ticket by hand",
-    "Log out": "Back to the login screen",
+    N_("Queues"): N_("Queues with waiting counts; pull the next ticket"),
+    N_("Tickets"): N_("Every ticket, filtered and sorted"),
+    N_("Kanban"): N_("One column per status"),
+    N_("Stream"): N_("Every ticket event, live"),
+    N_("History"): N_("Tickets I submitted or own"),
+    N_("Board"): N_("The waiting area's public dashboard"),
+    N_("Insights"): N_("CSAT, NPS, wait and resolve times per team (admin)"),
+    N_("Campaigns"): N_("Proactive tickets for a slice of the contact directory (admin)"),
+    N_("Check-in"): N_("Check a customer in"),
+    N_("New ticket"): N_("Open a ticket by hand"),
+    N_("Log out"): N_("Back to the login screen"),
 }
 NOT_BUILT: frozenset[str] = frozenset()
 # Screens that show or change tickets: a volunteer checks customers in, and sees the queues
@@ -77,10 +79,11 @@ NOT_BUILT: frozenset[str] = frozenset()
 TICKET_SCREENS = frozenset({"Tickets", "Kanban", "Stream", "History", "New ticket"})
 # Screens for the desk's admins only.
 ADMIN_SCREENS = frozenset({"Insights", "Campaigns"})
-ADMIN_REFUSAL = "Only an admin can open {name}"
-VOLUNTEER_REFUSAL = (
+ADMIN_REFUSAL = N_("Only an admin can open {name}")
+VOLUNTEER_REFUSAL = N_(
     "A volunteer can check customers in and see the queues, but cannot open ticket screens"
 )
+LOG_IN_FIRST = N_("Log in first")
 ADMIN, VOLUNTEER = "admin", "volunteer"  # store.models.Role's values (a StrEnum)
 DELIVER_ENV = "CXDESK_DELIVER"
 READS, DELIVERY = "reads", "delivery"
@@ -114,13 +117,13 @@ class DeskReachability(Message):
         self.reachable = reachable
 
 
-class CxDeskApp(PresenceKeeping, Speaking, ExplainingApp, KeysInOrder):
+class CxDeskApp(PresenceKeeping, Speaking, ExplainingApp, TranslatedPalette, KeysInOrder):
     """The desk: log in, then the role's home (volunteer: check-in; expert, admin: queues)."""
 
     TITLE = "cxdesk"
     BINDINGS = [
-        Binding("ctrl+n", "new_ticket", "New ticket"),
-        Binding("p", "cycle_presence", "Presence", show=False),  # presence_keeper.py
+        Binding("ctrl+n", "new_ticket", N_("New ticket")),
+        Binding("p", "cycle_presence", N_("Presence"), show=False),  # presence_keeper.py
     ]
 
     def __init__(
@@ -228,7 +231,7 @@ class CxDeskApp(PresenceKeeping, Speaking, ExplainingApp, KeysInOrder):
         loaded = load_themes()
         for problem in loaded.problems:
             logger.warning("%s", problem)
-            self.notify(problem, title="Themes", severity="warning", markup=False)
+            self.notify(problem, title=_("Themes"), severity="warning", markup=False)
         for theme in loaded.themes:
             self.register_theme(theme)
         self.desk_themes = loaded.names
@@ -236,8 +239,8 @@ class CxDeskApp(PresenceKeeping, Speaking, ExplainingApp, KeysInOrder):
         if wanted and str(wanted) in self.available_themes:
             self.theme = str(wanted)
         elif wanted:
-            self.notify(f"No theme named {wanted!r}", title="Themes", severity="warning",
-                        markup=False)  # fmt: skip
+            self.notify(_("No theme named {name}").format(name=repr(wanted)),
+                        title=_("Themes"), severity="warning", markup=False)  # fmt: skip
 
     # -- background threads ------------------------------------------------------------------
 
@@ -309,10 +312,10 @@ class CxDeskApp(PresenceKeeping, Speaking, ExplainingApp, KeysInOrder):
         try:
             delivery = DeliveryWorker(self.engine, self.settings, configured_only=True)
         except DeskError as error:
-            self._delivery_trouble(f"Delivery is off: {error}")
+            self._delivery_trouble(_("Delivery is off: {error}").format(error=error))
             return
         if delivery.channels_note():  # left for a `cxdesk worker` that has the settings
-            self._delivery_trouble(f"Delivery here: {delivery.channels_note()}")
+            self._delivery_trouble(_("Delivery here: {note}").format(note=delivery.channels_note()))
         delivery.run_forever(
             stop,
             poll_seconds=self.poll_seconds,
@@ -329,7 +332,7 @@ class CxDeskApp(PresenceKeeping, Speaking, ExplainingApp, KeysInOrder):
         log_trouble(failure)
         self.note_reachable(DELIVERY, not failure.unreachable)
         if not failure.unreachable:
-            self._delivery_trouble(f"Delivery failed: {failure.error}")
+            self._delivery_trouble(_("Delivery failed: {error}").format(error=failure.error))
 
     def _delivery_recovered(self, failure: PassFailure) -> None:
         from cxdesk.engine.worker import log_recovery
@@ -342,7 +345,11 @@ class CxDeskApp(PresenceKeeping, Speaking, ExplainingApp, KeysInOrder):
         failed = report.results["failed"]
         if failed:
             self._delivery_trouble(
-                f"Delivery: {failed} message(s) failed; see `cxdesk outbox list`"
+                ngettext(
+                    "Delivery: {n} message failed; see `cxdesk outbox list`",
+                    "Delivery: {n} messages failed; see `cxdesk outbox list`",
+                    failed,
+                ).format(n=failed)
             )
 
     def _delivery_trouble(self, text: str) -> None:
@@ -352,7 +359,7 @@ class CxDeskApp(PresenceKeeping, Speaking, ExplainingApp, KeysInOrder):
             return
         self.delivery_problem = text
         if self.user is not None and self.user.role == ADMIN:
-            self.notify(text, title="Delivery", severity="warning", markup=False)
+            self.notify(text, title=_("Delivery"), severity="warning", markup=False)
 
     # -- who is logged in --------------------------------------------------------------------
 
@@ -362,7 +369,9 @@ class CxDeskApp(PresenceKeeping, Speaking, ExplainingApp, KeysInOrder):
         self.present_on_login(user)
         self.refresh_bindings()
         if user.role == ADMIN and self.delivery_problem:  # reported before anyone logged in
-            self.notify(self.delivery_problem, title="Delivery", severity="warning", markup=False)
+            self.notify(
+                self.delivery_problem, title=_("Delivery"), severity="warning", markup=False
+            )
         self.navigate("Check-in" if user.role == VOLUNTEER else "Queues")
 
     def log_out(self) -> None:
@@ -378,27 +387,27 @@ class CxDeskApp(PresenceKeeping, Speaking, ExplainingApp, KeysInOrder):
         for name, help_text in SCREENS.items():
             if self.refusal(name) is not None:  # not offered to whom it would refuse
                 continue
-            yield SystemCommand(name, help_text, partial(self.navigate, name))
+            yield SystemCommand(_(name), _(help_text), partial(self.navigate, name))
         for theme in self.desk_themes:
-            yield SystemCommand(f"Theme: {theme}", "Use this colour theme",
+            yield SystemCommand(_("Theme: {name}").format(name=theme), _("Use this colour theme"),
                                 partial(setattr, self, "theme", theme))  # fmt: skip
         yield from self.language_commands()
         yield from self.presence_commands()
         screen_commands = getattr(screen, "palette_commands", None)
         if screen_commands is not None:  # what the screen on top offers by name (its keys)
             yield from screen_commands()
-        yield from super().get_system_commands(screen)
+        yield from super().get_system_commands(screen)  # Textual's, translated
 
     def refusal(self, name: str) -> str | None:
         """Why the logged-in user may not open this screen, or None when they may."""
         if self.user is None:
-            return "Log in first"
+            return _(LOG_IN_FIRST)
         if self.user.role == VOLUNTEER and name in TICKET_SCREENS:
-            return VOLUNTEER_REFUSAL
+            return _(VOLUNTEER_REFUSAL)
         if self.user.role != ADMIN and name in ADMIN_SCREENS:
-            return ADMIN_REFUSAL.format(name=name)
+            return _(ADMIN_REFUSAL).format(name=_(name))
         if name in NOT_BUILT:
-            return f"{name}: not built yet"
+            return _("{name}: not built yet").format(name=_(name))
         return None
 
     def navigate(self, name: str) -> None:
@@ -446,9 +455,9 @@ class CxDeskApp(PresenceKeeping, Speaking, ExplainingApp, KeysInOrder):
 
     def open_ticket(self, key: str, *, pulled_at: datetime | None = None) -> None:
         """Open a ticket's screen; ``pulled_at``: the viewer just pulled it (``u`` undoes)."""
-        reason = "Log in first" if self.user is None else None
+        reason = _(LOG_IN_FIRST) if self.user is None else None
         if self.user is not None and self.user.role == VOLUNTEER:
-            reason = VOLUNTEER_REFUSAL
+            reason = _(VOLUNTEER_REFUSAL)
         if reason:
             self.notify(reason, severity="warning", markup=False)
             return

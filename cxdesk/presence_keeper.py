@@ -23,6 +23,7 @@ from textual.app import SystemCommand
 from textual.worker import get_current_worker
 
 from cxdesk.errors import DeskError
+from cxdesk.i18n import _
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -120,8 +121,11 @@ class PresenceKeeping:
             return
         for state in STATES:
             if state != self.presence:
-                yield SystemCommand(f"Presence: {state}", f"Be {presence_words(state)} (p cycles)",
-                                    partial(self.set_presence, state))  # fmt: skip
+                yield SystemCommand(
+                    _("Presence: {state}").format(state=state),
+                    _("Be {state} (p cycles)").format(state=presence_words(state)),
+                    partial(self.set_presence, state),
+                )
 
     def _show_presence(self) -> None:
         from cxdesk.screens.base import DeskScreen

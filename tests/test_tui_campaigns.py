@@ -103,7 +103,7 @@ def test_preview_writes_nothing_then_send_creates_the_tagged_tickets_and_view(
         )
         await pilot.press("ctrl+r")
         await wait_until(pilot, lambda: "Would create" in outcome(app), "the preview")
-        assert "Would create 12 ticket(s) for team 360" in outcome(app)
+        assert "Would create 12 tickets for team 360" in outcome(app)
         assert "status open, owner omar" in outcome(app)
         preview = screen.query_one("#preview", DataTable)
         assert preview.row_count == 5  # the first five
@@ -114,7 +114,7 @@ def test_preview_writes_nothing_then_send_creates_the_tagged_tickets_and_view(
         # Send, but say no: still nothing written.
         await pilot.press("ctrl+s")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the question")
-        assert "creates 12 ticket(s)" in str(app.screen.query_one("#confirm-question").render())
+        assert "creates 12 tickets" in str(app.screen.query_one("#confirm-question").render())
         await pilot.press("escape")
         await wait_until(pilot, lambda: outcome(app) == "Not sent.", "the cancel")
         assert table_counts(engine) == counts["before"]
@@ -227,7 +227,7 @@ def test_a_failing_workflow_leaves_no_ticket_at_all(engine: Engine) -> None:
         await fill_form(pilot, name="Renewal 2027", filters="plan=enterprise")
         await pilot.press("ctrl+s")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the question")
-        assert "creates 6 ticket(s)" in str(app.screen.query_one("#confirm-question").render())
+        assert "creates 6 tickets" in str(app.screen.query_one("#confirm-question").render())
         await pilot.press("y")
         await wait_until(pilot, lambda: "Nothing sent" in outcome(app), "the failure")
         assert "No team named 'Nowhere'" in outcome(app)

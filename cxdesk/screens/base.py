@@ -14,7 +14,7 @@ from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from cxdesk.errors import DeskError
-from cxdesk.i18n import translated_bindings
+from cxdesk.i18n import _, translated_bindings
 from cxdesk.local_time import shown_time as shown_time  # the screens' times (desk zone)
 from cxdesk.text import printable
 from cxdesk.widgets.desk_notice import show_desk_notice
@@ -74,7 +74,7 @@ class DeskScreen(Screen[Any]):
     def user(self) -> User:
         user = self.desk.user
         if user is None:
-            raise DeskError("Log in first")
+            raise DeskError(_("Log in first"))
         return user
 
     def report(self, error: DeskError) -> None:

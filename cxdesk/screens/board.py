@@ -17,21 +17,23 @@ from typing import Any, Protocol, cast
 from rich.text import Text
 from sqlalchemy import Engine
 from textual import work
-from textual.app import App, ComposeResult
+from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label
 
 from cxdesk.errors import DeskError
+from cxdesk.i18n import N_, _, translated_bindings
 from cxdesk.store.db import is_unreachable, read_session
 from cxdesk.store.hall import HallBoard, HallServing, HallWaiting, hall_board
 from cxdesk.store.waiting import wait_short
 from cxdesk.text import printable
 from cxdesk.widgets.desk_notice import show_desk_notice
 from cxdesk.widgets.table import DeskTable
+from cxdesk.widgets.translated_palette import TranslatedPalette
 
-WAITING_COLUMNS = {"Customer": 16, "Team": 22, "Position": 9, "Estimate": 10}
-SERVING_COLUMNS = {"Customer": 16, "With": 16, "Team": 22, "Since": 7}
+WAITING_COLUMNS = {N_("Customer"): 16, N_("Team"): 22, N_("Position"): 9, N_("Estimate"): 10}
+SERVING_COLUMNS = {N_("Customer"): 16, N_("With"): 16, N_("Team"): 22, N_("Since"): 7}
 """Heading -> width: fixed, so a long team name never squeezes the customer's."""
 
 
@@ -84,17 +86,17 @@ class BoardScreen(Screen[Any]):
         return clock()
 
     def compose(self) -> ComposeResult:
-        yield Label("Now serving", classes="board-title")
+        yield Label(_("Now serving"), classes="board-title")
         serving: DataTable[Text] = DeskTable(id="board-serving", cursor_type="none", cell_padding=2)
         for heading, width in SERVING_COLUMNS.items():
-            serving.add_column(heading, width=width)
+            serving.add_column(_(heading), width=width)
         yield serving
-        yield Label("Waiting", classes="board-title")
+        yield Label(_("Waiting"), classes="board-title")
         waiting: DataTable[Text] = DeskTable(
             id="board-waiting", cursor_type="none", zebra_stripes=True, cell_padding=2
         )
         for heading, width in WAITING_COLUMNS.items():
-            waiting.add_column(heading, width=width)
+            waiting.add_column(_(heading), width=width)
         yield waiting
         yield Label("", id="board-clock")
         yield Footer()
@@ -122,7 +124,7 @@ class BoardScreen(Screen[Any]):
     def _show(self, board: HallBoard) -> None:
         show_desk_notice(self, False)
         self.query_one("#board-clock", Label).update(
-            f"Updated {self._clock().astimezone().strftime('%H:%M:%S')}"
+            _("Updated {time}").format(time=self._clock().astimezone().strftime("%H:%M:%S"))
         )
         if board == self.board:
             return
@@ -137,14 +139,15 @@ class BoardScreen(Screen[Any]):
             waiting.add_row(*waiting_cells(waiter), key=waiter.key, height=2)
 
 
-class BoardApp(App[None]):
+class BoardApp(TranslatedPalette):
     """The board alone, read-only, without a login: ``cxdesk board``."""
 
     TITLE = "cxdesk board"
-    BINDINGS = [Binding("q", "quit", "Quit")]
+    BINDINGS = [Binding("q", "quit", N_("Quit"))]
 
     def __init__(self, engine: Engine, *, poll_seconds: float = 2.0) -> None:
         super().__init__()
+        translated_bindings(self)
         self.engine = engine
         self.poll_seconds = poll_seconds
 

@@ -21,6 +21,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Label, Select
 
 from cxdesk.engine.dispatch import unit_of_work
 from cxdesk.errors import DeskError, ValidationFailed
+from cxdesk.i18n import N_, _, ngettext
 from cxdesk.labels import owner_choices
 from cxdesk.screens.base import DeskScreen, shown_time
 from cxdesk.store.campaigns import (
@@ -38,10 +39,11 @@ from cxdesk.text import printable
 from cxdesk.widgets.confirm_dialog import ConfirmDialog
 from cxdesk.widgets.table import DeskTable
 
-NOBODY = "(nobody: the tickets wait in the queue)"
-FILTER_HINT = "plan=enterprise, renewal<2027-01-01 (comma-separated; all must hold)"
-CAMPAIGN_COLUMNS = ("name", "subject", "team", "status", "tickets", "created")
-PREVIEW_COLUMNS = ("customer", "email", "subject")
+NOBODY = N_("(nobody: the tickets wait in the queue)")
+FILTER_HINT = N_("plan=enterprise, renewal<2027-01-01 (comma-separated; all must hold)")
+CAMPAIGN_COLUMNS = (N_("name"), N_("subject"), N_("team"), N_("status"), N_("tickets"),
+                    N_("created"))  # fmt: skip
+PREVIEW_COLUMNS = (N_("customer"), N_("email"), N_("subject"))
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,7 @@ class CampaignForm:
         texts = [part for part in re.split(r"[,\n]", self.filters) if part.strip()]
         filters = parse_filters(texts)
         if not self.team:
-            raise ValidationFailed({"team": "is required: choose one"})
+            raise ValidationFailed({"team": _("is required: choose one")})
         return CampaignSpec(
             name=self.name,
             filters=filters,
@@ -87,8 +89,8 @@ class CampaignsScreen(DeskScreen):
     CampaignsScreen #campaigns { height: 1fr; }
     """
     BINDINGS = [
-        Binding("ctrl+r", "preview", "Preview"),
-        Binding("ctrl+s", "send", "Send"),
+        Binding("ctrl+r", "preview", N_("Preview")),
+        Binding("ctrl+s", "send", N_("Send")),
     ]
 
     def __init__(self) -> None:
@@ -103,34 +105,36 @@ class CampaignsScreen(DeskScreen):
         yield Header()
         with Horizontal(id="campaign-body"):
             with VerticalScroll(id="campaign-form"):
-                yield Label("New campaign", classes="question")
+                yield Label(_("New campaign"), classes="question")
                 for label, widget in (
-                    ("Name * (unique; tags every ticket)",
-                     Input(placeholder="Renewal 2027", id="name")),
-                    ("Contacts *", Input(placeholder=FILTER_HINT, id="filters")),
-                    ("Team *", Select[str]([], prompt="Choose a team", id="team")),
-                    ("Assignee", Select[str]([], prompt=NOBODY, id="assignee")),
-                    ("Subject *", Input(placeholder="Your renewal is coming up", id="subject")),
-                    ("Description", Input(placeholder="Stored on every ticket", id="description")),
-                    ("Status", Select[str]([], prompt="new", id="status")),
+                    (_("Name * (unique; tags every ticket)"),
+                     Input(placeholder=_("Renewal 2027"), id="name")),
+                    (_("Contacts *"), Input(placeholder=_(FILTER_HINT), id="filters")),
+                    (_("Team *"), Select[str]([], prompt=_("Choose a team"), id="team")),
+                    (_("Assignee"), Select[str]([], prompt=_(NOBODY), id="assignee")),
+                    (_("Subject *"),
+                     Input(placeholder=_("Your renewal is coming up"), id="subject")),
+                    (_("Description"),
+                     Input(placeholder=_("Stored on every ticket"), id="description")),
+                    (_("Status"), Select[str]([], prompt="new", id="status")),
                 ):  # fmt: skip
                     yield Label(label, classes="question", markup=False)
                     yield widget
                 yield Label(
-                    "Enter or ctrl+r previews · ctrl+s sends (asks first)",
+                    _("Enter or ctrl+r previews · ctrl+s sends (asks first)"),
                     classes="hint",
                 )
             with Vertical(id="campaign-side"):
-                yield Label("Preview", classes="question")
-                yield Label("Fill the form, then preview.", id="outcome", markup=False)
+                yield Label(_("Preview"), classes="question")
+                yield Label(_("Fill the form, then preview."), id="outcome", markup=False)
                 preview: DataTable[str] = DeskTable(id="preview", cursor_type="row")
-                preview.add_columns(*PREVIEW_COLUMNS)
+                preview.add_columns(*(_(column) for column in PREVIEW_COLUMNS))
                 yield preview
-                yield Label("Campaigns", classes="question")
+                yield Label(_("Campaigns"), classes="question")
                 campaigns: DataTable[str] = DeskTable(
                     id="campaigns", cursor_type="row", zebra_stripes=True
                 )
-                campaigns.add_columns(*CAMPAIGN_COLUMNS)
+                campaigns.add_columns(*(_(column) for column in CAMPAIGN_COLUMNS))
                 yield campaigns
         yield Footer()
 
@@ -201,13 +205,13 @@ class CampaignsScreen(DeskScreen):
 
     def action_preview(self) -> None:
         if not self.sending:
-            self._set_outcome("Counting…")
+            self._set_outcome(_("Counting…"))
             self.preview(self.form(), then_confirm=False)
 
     def action_send(self) -> None:
         if not self.sending:
             self.sending = True
-            self._set_outcome("Counting…")
+            self._set_outcome(_("Counting…"))
             self.preview(self.form(), then_confirm=True)
 
     @work(thread=True, exclusive=True, group="campaign", exit_on_error=False)
@@ -225,28 +229,39 @@ class CampaignsScreen(DeskScreen):
     def _show_plan(self, plan: CampaignPlan, then_confirm: bool) -> None:
         self.plan = plan
         spec = plan.spec
-        self._set_outcome(
-            f"Would create {plan.count} ticket(s) for team {spec.team}, tagged {spec.name!r}, "
-            f"status {spec.status}, owner {spec.assignee or 'nobody'}: {spec.subject}"
-            + (f" (first {len(plan.first)} below)" if plan.count > len(plan.first) else "")
-        )
+        would = ngettext(
+            "Would create {n} ticket for team {team}, tagged {name}, status {status}, "
+            "owner {owner}: {subject}",
+            "Would create {n} tickets for team {team}, tagged {name}, status {status}, "
+            "owner {owner}: {subject}",
+            plan.count,
+        ).format(n=plan.count, team=spec.team, name=repr(spec.name), status=spec.status,
+                 owner=spec.assignee or _("nobody"), subject=spec.subject)  # fmt: skip
+        if plan.count > len(plan.first):
+            would += " " + _("(first {n} below)").format(n=len(plan.first))
+        self._set_outcome(would)
         table: DataTable[str] = self.query_one("#preview", DataTable)
         table.clear()
         for contact in plan.first:
             table.add_row(contact.name, contact.email, spec.subject)
         if then_confirm:
-            question = (
-                f"Send campaign {spec.name!r}? It creates {plan.count} ticket(s) for team "
-                f"{spec.team} and the saved view {plan.view_name!r}."
-            )
-            self.app.push_screen(ConfirmDialog(question, yes="Enter or y: send"), self._confirmed)
+            question = ngettext(
+                "Send campaign {name}? It creates {n} ticket for team {team} and the saved "
+                "view {view}.",
+                "Send campaign {name}? It creates {n} tickets for team {team} and the saved "
+                "view {view}.",
+                plan.count,
+            ).format(name=repr(spec.name), n=plan.count, team=spec.team,
+                     view=repr(plan.view_name))  # fmt: skip
+            confirm = ConfirmDialog(question, yes=_("Enter or y: send"))
+            self.app.push_screen(confirm, self._confirmed)
 
     def _confirmed(self, confirmed: bool | None) -> None:
         if not confirmed or self.plan is None:
             self.sending = False
-            self._set_outcome("Not sent.")
+            self._set_outcome(_("Not sent."))
             return
-        self._set_outcome("Sending…")
+        self._set_outcome(_("Sending…"))
         self.send(self.plan.spec)
 
     @work(thread=True, exclusive=True, group="campaign", exit_on_error=False)
@@ -257,14 +272,18 @@ class CampaignsScreen(DeskScreen):
                 campaign, tickets = send_campaign(session, actor=self.user, spec=spec)
                 name, created = campaign.name, len(tickets)
         except DeskError as error:
-            self.app.call_from_thread(self._refused, f"Nothing sent: {error}")
+            self.app.call_from_thread(self._refused, _("Nothing sent: {error}").format(error=error))
             return
         self.app.call_from_thread(self._sent, name, created)
 
     def _sent(self, name: str, created: int) -> None:
         self.sending = False
         self.plan = None
-        message = f"Created {created} tickets; saved view {view_name(name)!r}"
+        message = ngettext(
+            "Created {n} ticket; saved view {view}",
+            "Created {n} tickets; saved view {view}",
+            created,
+        ).format(n=created, view=repr(view_name(name)))
         self._set_outcome(message, state="-sent")
         self.query_one("#preview", DataTable).clear()
         self.notify(message, markup=False)

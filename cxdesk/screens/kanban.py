@@ -24,6 +24,7 @@ from textual.widgets.option_list import Option
 
 from cxdesk.engine.dispatch import unit_of_work
 from cxdesk.errors import DeskError
+from cxdesk.i18n import N_, _
 from cxdesk.screens.base import DeskScreen
 from cxdesk.store.db import read_session
 from cxdesk.store.pages import Card, KanbanColumn, kanban_columns, kanban_page
@@ -61,16 +62,23 @@ class MoveDialog(ChangeDialog):
 
 def card_text(card: Card, now: datetime, theme: Mapping[str, str]) -> Text:
     """Key and priority, customer, owner and age, then its SLA (a line only with a policy)."""
+    customer = card.customer_name or _("(no name)")
+    owner = card.owner or _("unowned")
     text = Text.assemble(
         (card.key, "bold"),
         f"  {card.priority}\n",
-        f"{printable(card.customer_name or '(no name)', lines=False)}\n",
-        (f"{card.owner or 'unowned'} · {format_wait(card.created_at, now)}", "dim"),
+        f"{printable(customer, lines=False)}\n",
+        (f"{owner} · {format_wait(card.created_at, now)}", "dim"),
     )
     if card.sla is not None:
         text.append("\n")
         text.append_text(sla_text(card.sla.view(now), now, theme, compact=True))
     return text
+
+
+def column_title(column: KanbanColumn) -> str:
+    """A column's heading: its status and how many tickets it holds."""
+    return f"{column.status} ({column.count})"
 
 
 class KanbanScreen(DeskScreen):
@@ -82,11 +90,11 @@ class KanbanScreen(DeskScreen):
     KanbanScreen OptionList { height: 1fr; border: none; }
     """
     BINDINGS = [
-        Binding("left", "column(-1)", "Column", show=False),
-        Binding("right", "column(1)", "Column", show=False),
-        Binding("shift+left", "move(-1)", "Move left"),
-        Binding("shift+right", "move(1)", "Move right"),
-        Binding("enter", "open", "Open", show=False),
+        Binding("left", "column(-1)", N_("Column"), show=False),
+        Binding("right", "column(1)", N_("Column"), show=False),
+        Binding("shift+left", "move(-1)", N_("Move left")),
+        Binding("shift+right", "move(1)", N_("Move right")),
+        Binding("enter", "open", N_("Open"), show=False),
     ]
 
     def __init__(self) -> None:
@@ -100,7 +108,7 @@ class KanbanScreen(DeskScreen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Label("←/→ column · ↑/↓ card · shift+←/→ move the card · Enter opens")
+        yield Label(_("←/→ column · ↑/↓ card · shift+←/→ move the card · Enter opens"))
         yield Horizontal(id="kanban")
         yield Footer()
 
@@ -158,7 +166,7 @@ class KanbanScreen(DeskScreen):
             return
         for index, (column, options) in enumerate(zip(board.columns, self._lists(), strict=True)):
             title = self.query_one(f"#title-{index}", Label)
-            title.update(f"{column.status} ({column.count})")
+            title.update(column_title(column))
             cards = board.cards[column.status]
             keys = [option.id for option in options.options]
             if (
@@ -195,7 +203,7 @@ class KanbanScreen(DeskScreen):
         for index, column in enumerate(board.columns):
             theme = self.app.theme_variables
             cards = [Option(card_text(c, now, theme), id=c.key) for c in board.cards[column.status]]
-            title = f"{column.status} ({column.count})"
+            title = column_title(column)
             columns.append(
                 Vertical(
                     Label(title, id=f"title-{index}", classes="kanban-title", markup=False),
@@ -271,12 +279,12 @@ class KanbanScreen(DeskScreen):
     def action_move(self, step: int) -> None:
         found = self.highlighted_card()
         if found is None or self.board is None:
-            self.notify("No card to move", severity="warning")
+            self.notify(_("No card to move"), severity="warning")
             return
         index, key = found
         target_index = index + step
         if not 0 <= target_index < len(self.board.columns):
-            self.notify("No column that way", severity="warning")
+            self.notify(_("No column that way"), severity="warning")
             return
         source = self.board.columns[index].status
         target = self.board.columns[target_index].status
@@ -292,9 +300,13 @@ class KanbanScreen(DeskScreen):
 
         def saved(request: ChangeRequest | None) -> None:
             if request is not None:
-                self.notify(f"{key} moved to {target}", markup=False)
+                self.notify(_("{key} moved to {status}").format(key=key, status=target),
+                            markup=False)  # fmt: skip
                 self._follow = (target, key)
                 self.load()
 
-        comment = f"Moved from {source} to {target} on the kanban"
-        self.app.push_screen(MoveDialog(f"Move {key} to {target}", comment, save=save), saved)
+        comment = _("Moved from {source} to {target} on the kanban").format(
+            source=source, target=target
+        )
+        title = _("Move {key} to {status}").format(key=key, status=target)
+        self.app.push_screen(MoveDialog(title, comment, save=save), saved)

@@ -17,6 +17,7 @@ from textual.widgets import Footer, Header, Input, Label, Select
 from cxdesk import labels
 from cxdesk.engine.dispatch import unit_of_work
 from cxdesk.errors import DeskError, ValidationFailed
+from cxdesk.i18n import N_, _
 from cxdesk.screens.base import DeskScreen
 from cxdesk.store.directory import FormChoices, form_choices
 from cxdesk.store.models import Priority
@@ -32,7 +33,7 @@ FIELD_IDS = {
     "team": "team",
     "owner": "owner",
 }
-NOBODY = "(nobody: waits in the queue)"
+NOBODY = N_("(nobody: waits in the queue)")
 
 
 class NewTicketScreen(DeskScreen):
@@ -41,7 +42,7 @@ class NewTicketScreen(DeskScreen):
     NewTicketScreen .question { margin-top: 1; text-style: bold; }
     NewTicketScreen .field-error { color: $error; height: auto; }
     """
-    BINDINGS = [Binding("escape", "back", "Back")]
+    BINDINGS = [Binding("escape", "back", N_("Back"))]
 
     def __init__(self) -> None:
         super().__init__()
@@ -50,12 +51,12 @@ class NewTicketScreen(DeskScreen):
     def compose(self) -> ComposeResult:
         yield Header()
         with VerticalScroll(id="new-form"):
-            yield Label("New ticket", classes="question")
+            yield Label(_("New ticket"), classes="question")
             for label, widget in (
-                ("Customer email *", Input(placeholder="ada@example.com", id="email")),
-                ("Customer name", Input(placeholder="Ada Lovelace", id="name")),
+                (_("Customer email *"), Input(placeholder="ada@example.com", id="email")),
+                (_("Customer name"), Input(placeholder=_("Ada Lovelace"), id="name")),
                 (
-                    "Priority",
+                    _("Priority"),
                     Select(
                         [(labels.label(p), p) for p in Priority],
                         value=Priority.medium,
@@ -63,10 +64,10 @@ class NewTicketScreen(DeskScreen):
                         id="priority",
                     ),
                 ),  # fmt: skip
-                ("Status", Select[str]([], prompt="new", id="status")),
-                ("Team *", Select[str]([], prompt="Choose a team", id="team")),
-                ("Owner", Select[str]([], prompt=NOBODY, id="owner")),
-                ("Comment *", Input(placeholder="What the customer needs", id="comment")),
+                (_("Status"), Select[str]([], prompt="new", id="status")),
+                (_("Team *"), Select[str]([], prompt=_("Choose a team"), id="team")),
+                (_("Owner"), Select[str]([], prompt=_(NOBODY), id="owner")),
+                (_("Comment *"), Input(placeholder=_("What the customer needs"), id="comment")),
             ):
                 yield Label(label, classes="question")
                 yield widget
@@ -109,7 +110,7 @@ class NewTicketScreen(DeskScreen):
     def create(self, form: dict[str, str]) -> None:
         errors: dict[str, str] = {}
         if not form["team"]:
-            errors["team"] = "is required"
+            errors["team"] = _("is required")
         try:
             if errors:
                 raise ValidationFailed(errors)
@@ -140,7 +141,7 @@ class NewTicketScreen(DeskScreen):
             self.query_one(f"#err-{widget_id}", Label).update(errors.get(field, ""))
 
     def _created(self, key: str) -> None:
-        self.notify(f"Created {key}", markup=False)
+        self.notify(_("Created {key}").format(key=key), markup=False)
         self.dismiss()
         self.desk.open_ticket(key)
 

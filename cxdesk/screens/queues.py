@@ -34,6 +34,7 @@ from textual.widgets import DataTable, Footer, Header, Label
 
 from cxdesk.engine.dispatch import PulledButNotDispatched, pull_and_dispatch
 from cxdesk.errors import DeskError
+from cxdesk.i18n import N_, _, ngettext
 from cxdesk.labels import field_value
 from cxdesk.screens.base import DeskScreen, shown_time
 from cxdesk.store.db import read_session
@@ -50,11 +51,22 @@ from cxdesk.widgets.table import DeskTable
 OWN_TEAM_MARK = "●"
 ANY_ROW = "\x00any"
 """Row key of "Any of my teams" (no queue name has a NUL: ``text_problem`` refuses it)."""
-ANY_LABEL = "Any of my teams"
+ANY_LABEL = N_("Any of my teams")
 WAIT_REDRAW_SECONDS = 30.0
-MY_TICKETS_HINT = (
+MY_TICKETS_HINT = N_(
     "My open tickets. Waiting tickets live in the queues above: press n to pull the next one."
 )
+QUEUE_COLUMNS = (
+    " ",
+    N_("Queue"),
+    N_("Team"),
+    N_("Waiting"),
+    N_("SLA"),
+    N_("Oldest wait"),
+    N_("Estimate"),
+    N_("Available"),
+)
+MINE_COLUMNS = (N_("Key"), N_("Title"), N_("Status"), N_("Priority"), N_("Team"), N_("Updated"))
 
 
 @dataclass(frozen=True)
@@ -76,7 +88,10 @@ class QueuesScreen(DeskScreen):
     QueuesScreen #mine { height: 1fr; }
     QueuesScreen #mine-hint { color: $text-muted; margin-top: 1; }
     """
-    BINDINGS = [Binding("n", "pull", "Pull next"), Binding("enter", "open_row", "Waiting list")]
+    BINDINGS = [
+        Binding("n", "pull", N_("Pull next")),
+        Binding("enter", "open_row", N_("Waiting list")),
+    ]
 
     def __init__(self) -> None:
         super().__init__()
@@ -85,15 +100,13 @@ class QueuesScreen(DeskScreen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Label(f"Queues ({OWN_TEAM_MARK} = my teams)")
+        yield Label(_("Queues ({mark} = my teams)").format(mark=OWN_TEAM_MARK))
         queues: DataTable[Any] = DeskTable(id="queues", cursor_type="row")
-        queues.add_columns(
-            " ", "Queue", "Team", "Waiting", "SLA", "Oldest wait", "Estimate", "Available"
-        )
+        queues.add_columns(*(_(column) for column in QUEUE_COLUMNS))
         yield queues
-        yield Label(MY_TICKETS_HINT, id="mine-hint")
+        yield Label(_(MY_TICKETS_HINT), id="mine-hint")
         mine: DataTable[str] = DeskTable(id="mine", cursor_type="row")
-        mine.add_columns("Key", "Title", "Status", "Priority", "Team", "Updated")
+        mine.add_columns(*(_(column) for column in MINE_COLUMNS))
         yield mine
         yield Footer()
 
@@ -197,7 +210,7 @@ class QueuesScreen(DeskScreen):
         table: DataTable[str] = self.query_one("#queues", DataTable)
         if table.row_count == 0:
             return None
-        row_key, _ = table.coordinate_to_cell_key(table.cursor_coordinate)
+        row_key, _column = table.coordinate_to_cell_key(table.cursor_coordinate)
         return row_key.value
 
     def action_pull(self) -> None:
@@ -207,7 +220,7 @@ class QueuesScreen(DeskScreen):
             return
         queue = self.highlighted_queue()
         if queue is None:
-            self.notify("No queue to pull from", severity="warning")
+            self.notify(_("No queue to pull from"), severity="warning")
             return
         self.pull(None if queue == ANY_ROW else queue)
 
@@ -221,8 +234,8 @@ class QueuesScreen(DeskScreen):
         if queue is None:
             return
         if queue == ANY_ROW:
-            self.notify("n pulls the most urgent ticket of your teams; Enter on a queue shows "
-                        "its waiting list", markup=False)  # fmt: skip
+            self.notify(_("n pulls the most urgent ticket of your teams; Enter on a queue "
+                          "shows its waiting list"), markup=False)  # fmt: skip
             return
         from cxdesk.screens.waiting_list import WaitingListScreen
 
@@ -234,7 +247,7 @@ class QueuesScreen(DeskScreen):
         if not mine.has_focus:
             return False
         if mine.row_count:
-            row_key, _ = mine.coordinate_to_cell_key(mine.cursor_coordinate)
+            row_key, _column = mine.coordinate_to_cell_key(mine.cursor_coordinate)
             if row_key.value:
                 self.desk.open_ticket(row_key.value)
         return True
@@ -266,8 +279,8 @@ def _any_row(
     oldest = [t.oldest_created for t in teams.values() if t.oldest_created is not None]
     return (
         OWN_TEAM_MARK if teams else "",
-        ANY_LABEL,
-        f"{len(teams)} team" if len(teams) == 1 else f"{len(teams)} teams",
+        _(ANY_LABEL),
+        ngettext("{n} team", "{n} teams", len(teams)).format(n=len(teams)),
         str(sum(t.waiting for t in teams.values())),
         _sla_cell(_together([snapshot.sla[t] for t in teams if t in snapshot.sla]), now, theme),
         format_wait(min(oldest), now) if oldest else "",

@@ -17,6 +17,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Label
 
+from cxdesk.i18n import N_, _
 from cxdesk.screens.base import DeskScreen
 from cxdesk.store.models import Ticket
 from cxdesk.store.sla_display import SlaTimes
@@ -27,6 +28,7 @@ from cxdesk.widgets.sla import sla_text
 from cxdesk.widgets.table import DeskTable
 
 SLA_REDRAW_SECONDS = 30.0
+COLUMNS = ("#", N_("Key"), N_("SLA"), N_("Title"), N_("Priority"), N_("Waiting"), N_("Estimate"))
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,7 @@ class WaitingListScreen(DeskScreen):
     DEFAULT_CSS = """
     WaitingListScreen #waiting { height: 1fr; }
     """
-    BINDINGS = [Binding("escape", "back", "Back"), Binding("n", "pull", "Pull next")]
+    BINDINGS = [Binding("escape", "back", N_("Back")), Binding("n", "pull", N_("Pull next"))]
 
     def __init__(self, queue: str) -> None:
         super().__init__()
@@ -74,10 +76,11 @@ class WaitingListScreen(DeskScreen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Label(printable(f"Waiting in {self.queue} (loading…)", lines=False),
+        loading = _("Waiting in {queue} (loading…)").format(queue=self.queue)
+        yield Label(printable(loading, lines=False),
                     id="waiting-title", markup=False)  # fmt: skip
         table: DataTable[Any] = DeskTable(id="waiting", cursor_type="row")
-        table.add_columns("#", "Key", "SLA", "Title", "Priority", "Waiting", "Estimate")
+        table.add_columns(*(_(column) for column in COLUMNS))
         yield table
         yield Footer()
 
@@ -98,7 +101,9 @@ class WaitingListScreen(DeskScreen):
     def _show(self, rows: list[WaitingRow]) -> None:
         self.rows = rows
         now = self.now()
-        title = f"Waiting in {self.queue}: {len(rows)}" if rows else f"Nobody waits in {self.queue}"
+        title = (_("Waiting in {queue}: {n}") if rows else _("Nobody waits in {queue}")).format(
+            queue=self.queue, n=len(rows)
+        )
         self.query_one("#waiting-title", Label).update(printable(title, lines=False))
         table: DataTable[Any] = self.query_one("#waiting", DataTable)
         cursor = table.cursor_row

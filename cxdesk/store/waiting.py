@@ -374,7 +374,7 @@ def wait_short(minutes: float | None) -> str:
     """An estimate in a narrow column (the queues screen): ``~12m``, ``~1h 05m``, ``<1m``,
     ``unknown``."""
     if minutes is None:
-        return "unknown"
+        return _("unknown")
     whole = round(minutes)
     if whole < 1:
         return "<1m"

@@ -16,6 +16,8 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
+from cxdesk.i18n import N_, _
+
 FULL = "█"
 EIGHTHS = ("", "▏", "▎", "▍", "▌", "▋", "▊", "▉")
 """A bar's last cell growing right, by eighths of a cell."""
@@ -67,7 +69,7 @@ class BarChart(Widget):
 
     bars: reactive[tuple[Bar, ...]] = reactive((), layout=True)
     """The rows, top to bottom."""
-    empty: reactive[str] = reactive("Nothing to show yet", layout=True)
+    empty: reactive[str] = reactive(N_("Nothing to show yet"), layout=True)
     """Shown instead of the chart when there are no bars."""
 
     def __init__(
@@ -92,7 +94,7 @@ class BarChart(Widget):
 
     def render(self) -> Text:
         if not self.bars:
-            return Text(self.empty, style=self.get_component_rich_style("bar-chart--empty"))
+            return Text(_(self.empty), style=self.get_component_rich_style("bar-chart--empty"))
         label_width = min(LABEL_MAX, max(len(bar.label) for bar in self.bars))
         note_width = max(len(bar.note) for bar in self.bars)
         room = self.content_size.width - label_width - note_width - 2

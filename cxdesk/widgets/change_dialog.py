@@ -21,10 +21,12 @@ from textual.widgets import Input, Label, Select
 from textual.worker import Worker, WorkerState
 
 from cxdesk.errors import DeskError
+from cxdesk.i18n import N_, _, translated_bindings
 from cxdesk.labels import owner_choices
 from cxdesk.text import printable
 
-NOBODY = "(nobody: back to the queue)"
+NOBODY = N_("(nobody: back to the queue)")
+COMMENT_PROMPT = N_("Comment (required)")
 
 
 @dataclass(frozen=True)
@@ -41,11 +43,12 @@ class ChangeRequest:
 
 @dataclass(frozen=True)
 class DialogWords:
-    """What the dialog says while it saves, when the change is refused, and in its hint."""
+    """What the dialog says while it saves, when the change is refused, and in its hint
+    (catalog text, ``N_``: translated where shown)."""
 
-    pending: str = "Saving…"
-    refused: str = "Not saved"
-    hint: str = "Enter saves · Escape cancels"
+    pending: str = N_("Saving…")
+    refused: str = N_("Not saved")
+    hint: str = N_("Enter saves · Escape cancels")
 
 
 SaveChange = Callable[[ChangeRequest], None]
@@ -61,7 +64,7 @@ class ChangeDialog(ModalScreen[ChangeRequest | None]):
     ChangeDialog .hint { color: $text-muted; }
     ChangeDialog #dialog-error { color: $error; height: auto; width: 100%; }
     """
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    BINDINGS = [Binding("escape", "cancel", N_("Cancel"))]
 
     def __init__(
         self,
@@ -75,7 +78,7 @@ class ChangeDialog(ModalScreen[ChangeRequest | None]):
         current_owner: str = "",
         with_attachments: bool = False,
         extra: tuple[str, str] | None = None,
-        comment_prompt: str = "Comment (required)",
+        comment_prompt: str = COMMENT_PROMPT,
         words: DialogWords | None = None,
         focus_comment: bool = False,
     ) -> None:
@@ -83,6 +86,7 @@ class ChangeDialog(ModalScreen[ChangeRequest | None]):
         ``words``: what the dialog says while saving, when refused and in its hint (a message
         is sent, not saved); ``focus_comment``: start in the comment, not the list."""
         super().__init__()
+        translated_bindings(self)
         self._title = title
         self._save = save
         self._choices = list(choices) if choices is not None else None
@@ -102,24 +106,24 @@ class ChangeDialog(ModalScreen[ChangeRequest | None]):
         with Vertical(id="dialog"):
             yield Label(self._title, markup=False)
             if self._choices is not None:
-                values = {value for _, value in self._choices}
+                values = {value for _label, value in self._choices}
                 start = self._current if self._current in values else Select.NULL
                 yield Select(self._choices, value=start, allow_blank=start is Select.NULL,
                              id="value")  # fmt: skip
             if self._members_by_team is not None:
-                yield Label("Owner (members of the team)", classes="hint")
-                yield Select[str]([], prompt=NOBODY, id="owner")
+                yield Label(_("Owner (members of the team)"), classes="hint")
+                yield Select[str]([], prompt=_(NOBODY), id="owner")
             if self._extra is not None:
                 placeholder, value = self._extra
                 yield Input(value=value, placeholder=placeholder, id="extra")
-            yield Input(placeholder=self._comment_prompt, id="comment")
+            yield Input(placeholder=_(self._comment_prompt), id="comment")
             if self._with_attachments:
                 yield Input(
-                    placeholder="Attachment paths, comma-separated (up to 5, 500 KB each)",
+                    placeholder=_("Attachment paths, comma-separated (up to 5, 500 KB each)"),
                     id="attachments",
                 )
             yield Label("", id="dialog-error", markup=False)
-            yield Label(self._words.hint, classes="hint", markup=False)
+            yield Label(_(self._words.hint), classes="hint", markup=False)
 
     def on_mount(self) -> None:
         if self._members_by_team is not None and self._choices is not None:
@@ -164,7 +168,7 @@ class ChangeDialog(ModalScreen[ChangeRequest | None]):
 
     @on(Input.Submitted)
     def _submit(self) -> None:
-        self.query_one("#dialog-error", Label).update(self._words.pending)
+        self.query_one("#dialog-error", Label).update(_(self._words.pending))
         self.save(self.request())
 
     @work(thread=True, exclusive=True, exit_on_error=False)
@@ -182,14 +186,16 @@ class ChangeDialog(ModalScreen[ChangeRequest | None]):
         error = event.worker.error
         if event.state == WorkerState.ERROR and error is not None:
             self.failure = error
-            shown = f"{self._words.refused}: unexpected error ({type(error).__name__}: {error})"
+            shown = _("{refused}: unexpected error ({kind}: {error})").format(
+                refused=_(self._words.refused), kind=type(error).__name__, error=error
+            )
             self.query_one("#dialog-error", Label).update(printable(shown, lines=False))
 
     def _saved(self, request: ChangeRequest) -> None:
         self.dismiss(request)
 
     def _refused(self, message: str) -> None:
-        refused = f"{self._words.refused}: {message}"
+        refused = _("{refused}: {reason}").format(refused=_(self._words.refused), reason=message)
         self.query_one("#dialog-error", Label).update(printable(refused, lines=False))
 
     def action_cancel(self) -> None:

@@ -11,6 +11,10 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Label
 
+from cxdesk.i18n import N_, _, translated_bindings
+
+YES = N_("Enter or y: yes")
+
 
 class ConfirmDialog(ModalScreen[bool]):
     DEFAULT_CSS = """
@@ -22,19 +26,21 @@ class ConfirmDialog(ModalScreen[bool]):
     ConfirmDialog .hint { color: $text-muted; margin-top: 1; }
     """
     BINDINGS = [
-        Binding("enter,y", "confirm", "Yes"),
-        Binding("escape,n", "cancel", "No"),
+        Binding("enter,y", "confirm", N_("Yes")),
+        Binding("escape,n", "cancel", N_("No")),
     ]
 
-    def __init__(self, question: str, *, yes: str = "Enter or y: yes") -> None:
+    def __init__(self, question: str, *, yes: str = YES) -> None:
         super().__init__()
+        translated_bindings(self)
         self._question = question
         self._yes = yes
 
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm-dialog"):
             yield Label(self._question, id="confirm-question", markup=False)
-            yield Label(f"{self._yes} · Escape or n: cancel", classes="hint", markup=False)
+            hint = _("{yes} · Escape or n: cancel").format(yes=_(self._yes))
+            yield Label(hint, classes="hint", markup=False)
 
     def action_confirm(self) -> None:
         self.dismiss(True)

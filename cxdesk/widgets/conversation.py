@@ -16,15 +16,16 @@ from rich.text import Text
 from textual.containers import Vertical
 from textual.widgets import Static
 
+from cxdesk.i18n import N_, _
 from cxdesk.text import printable
 
 BADGES = {
-    "note": "INTERNAL",
-    "reply": "OUTGOING",
-    "customer": "INCOMING",
-    "event": "EVENT",
+    "note": N_("INTERNAL"),
+    "reply": N_("OUTGOING"),
+    "customer": N_("INCOMING"),
+    "event": N_("EVENT"),
 }
-EMPTY = "No messages yet."
+EMPTY = N_("No messages yet.")
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,8 @@ class ConversationEntry:
 def entry_text(entry: ConversationEntry) -> Text:
     """A block's content: badge and header in bold, then the text, then one line per file."""
     text = Text(end="")
-    text.append(f"{BADGES.get(entry.kind, entry.kind.upper())} ", style="bold reverse")
+    badge = _(BADGES[entry.kind]) if entry.kind in BADGES else entry.kind.upper()
+    text.append(f"{badge} ", style="bold reverse")
     text.append(f" {printable(entry.header, lines=False)}", style="bold")
     if entry.body:
         text.append("\n" + printable(entry.body))
@@ -75,7 +77,7 @@ class Conversation(Vertical):
         with self.app.batch_update():
             self.remove_children()
             if not entries:
-                self.mount(Static(EMPTY, classes="empty"))
+                self.mount(Static(_(EMPTY), classes="empty"))
                 return
             self.mount_all(
                 Static(entry_text(entry), classes=entry.kind, markup=False) for entry in entries

@@ -11,6 +11,7 @@ from textual.screen import Screen
 from textual.widgets import Static
 
 from cxdesk.errors import DESK_UNREACHABLE
+from cxdesk.i18n import _
 
 
 class DeskNotice(Static):
@@ -24,7 +25,7 @@ class DeskNotice(Static):
     """
 
     def __init__(self) -> None:
-        super().__init__(DESK_UNREACHABLE, markup=False)
+        super().__init__(_(DESK_UNREACHABLE), markup=False)
 
 
 def show_desk_notice(screen: Screen[object], unreachable: bool) -> None:

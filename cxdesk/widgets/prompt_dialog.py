@@ -12,6 +12,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label
 
+from cxdesk.i18n import N_, _, translated_bindings
+
 
 class PromptDialog(ModalScreen[str | None]):
     DEFAULT_CSS = """
@@ -21,10 +23,11 @@ class PromptDialog(ModalScreen[str | None]):
     }
     PromptDialog .hint { color: $text-muted; }
     """
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    BINDINGS = [Binding("escape", "cancel", N_("Cancel"))]
 
     def __init__(self, title: str, *, value: str = "", hint: str = "") -> None:
         super().__init__()
+        translated_bindings(self)
         self._title = title
         self._value = value
         self._hint = hint
@@ -35,7 +38,7 @@ class PromptDialog(ModalScreen[str | None]):
             yield Input(value=self._value, id="prompt-value")
             if self._hint:
                 yield Label(self._hint, classes="hint", markup=False)
-            yield Label("Enter confirms · Escape cancels", classes="hint")
+            yield Label(_("Enter confirms · Escape cancels"), classes="hint")
 
     def on_mount(self) -> None:
         self.query_one("#prompt-value", Input).focus()

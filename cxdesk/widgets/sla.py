@@ -20,6 +20,7 @@ from textual.color import Color, ColorParseError
 from textual.containers import Vertical
 from textual.widgets import Label, Static
 
+from cxdesk.i18n import _
 from cxdesk.store.sla import SlaState, SlaView
 from cxdesk.store.sla_display import SlaTimes, sla_words, target_lines
 
@@ -71,7 +72,7 @@ class SlaTargets(Vertical):
         """The ticket's SLA columns as last read; None: no policy (the panel is hidden)."""
 
     def compose(self) -> ComposeResult:
-        yield Label("Service level", classes="section")
+        yield Label(_("Service level"), classes="section")
         yield Static("", id="sla-lines")
 
     def on_mount(self) -> None:
@@ -94,7 +95,9 @@ class SlaTargets(Vertical):
         for name, due, happened, state in target_lines(view, now):
             if lines:
                 lines.append("\n")
-            lines.append(f"{name.capitalize():16} due {due:12} ")
+            # TRANSLATORS: between an SLA target and its due time ("Resolution  due 14:30")
+            due_word = _("due")
+            lines.append(f"{name.capitalize():16} {due_word} {due:12} ")
             lines.append(happened, style=state_style(state, theme))
         self.query_one("#sla-lines", Static).update(lines)
 

@@ -9,11 +9,13 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import DataTable, Label
 
+from cxdesk.i18n import N_, _
 from cxdesk.store.sla_report import NOTHING_YET, SlaRow, report_lines
 from cxdesk.widgets.table import DeskTable
 
-TITLE = "SLA per team: attained = met / (met + breached); time to target"
-COLUMNS = ("Team", "Target", "Attained", "Met", "Breached", "Done", "Median", "p90")
+TITLE = N_("SLA per team: attained = met / (met + breached); time to target")
+COLUMNS = (N_("Team"), N_("Target"), N_("Attained"), N_("Met"), N_("Breached"), N_("Done"),
+           N_("Median"), N_("p90"))  # fmt: skip
 """``report_lines``' columns (``store.sla_report.REPORT_COLUMNS`` after the group's)."""
 
 
@@ -28,10 +30,10 @@ class SlaPanel(Vertical):
     """
 
     def compose(self) -> ComposeResult:
-        yield Label(TITLE, id="sla-title")
+        yield Label(_(TITLE), id="sla-title")
         yield Label("", id="sla-empty")
         table: DataTable[str] = DeskTable(id="sla-table", cursor_type="none", zebra_stripes=True)
-        table.add_columns(*COLUMNS)
+        table.add_columns(*(_(column) for column in COLUMNS))
         yield table
 
     def show(self, rows: list[SlaRow], period: str) -> None:
@@ -39,7 +41,7 @@ class SlaPanel(Vertical):
         lines = report_lines(rows)
         empty = self.query_one("#sla-empty", Label)
         empty.display = not lines
-        empty.update(f"{NOTHING_YET} ({period})")
+        empty.update(_(NOTHING_YET) + f" ({period})")
         table: DataTable[str] = self.query_one("#sla-table", DataTable)
         table.display = bool(lines)
         table.clear()
