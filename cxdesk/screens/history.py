@@ -23,7 +23,8 @@ from cxdesk.store.pages import HistoryRow, history_page
 from cxdesk.store.views import PAGE_SIZE
 from cxdesk.widgets.table import DeskTable
 
-COLUMNS = ("ID", "Subject", "Created", "Last activity", "Type", "Status")
+COLUMNS = ("ID", "Subject", "Status", "Created", "Last activity", "Type")
+"""Key, subject and state first: in sight on an 80-column terminal."""
 
 
 @dataclass(frozen=True)
@@ -96,8 +97,8 @@ class HistoryScreen(DeskScreen):
         table.clear(columns=True)
         table.add_columns(*COLUMNS, *(("User",) if read.organisation else ()))
         for row in read.rows:
-            cells = [row.key, cell(row.title), cell(row.created_at), cell(row.updated_at),
-                     row.channel, row.status]  # fmt: skip
+            cells = [row.key, cell(row.title), row.status, cell(row.created_at),
+                     cell(row.updated_at), row.channel]  # fmt: skip
             if read.organisation:
                 cells.append(row.user or "")
             table.add_row(*cells, key=row.key)

@@ -73,7 +73,7 @@ class QueuesScreen(DeskScreen):
     DEFAULT_CSS = """
     QueuesScreen #queues { height: 1fr; }
     QueuesScreen #mine { height: 1fr; }
-    QueuesScreen #mine-hint { color: $text-muted; margin-top: 1; }
+    QueuesScreen #mine-hint { color: $text-muted; margin-top: 1; width: 1fr; }
     """
     BINDINGS = [Binding("n", "pull", "Pull next"), Binding("enter", "open_row", "Waiting list")]
 
@@ -86,8 +86,10 @@ class QueuesScreen(DeskScreen):
         yield Header()
         yield Label(f"Queues ({OWN_TEAM_MARK} = my teams)")
         queues: DataTable[Any] = DeskTable(id="queues", cursor_type="row")
+        # What the desk asks first (how many, how long, who can take them) before the rest:
+        # an 80-column terminal shows up to the SLA; the team is mostly the queue's name.
         queues.add_columns(
-            " ", "Queue", "Team", "Waiting", "SLA", "Oldest wait", "Estimate", "Available"
+            " ", "Queue", "Waiting", "Estimate", "Available", "SLA", "Oldest wait", "Team"
         )
         yield queues
         yield Label(MY_TICKETS_HINT, id="mine-hint")
@@ -166,12 +168,12 @@ class QueuesScreen(DeskScreen):
             (
                 OWN_TEAM_MARK if q.stats.team in snapshot.my_teams else "",
                 q.stats.name,
-                q.stats.team,
                 str(q.stats.waiting),
-                _sla_cell(snapshot.sla.get(q.stats.team), now, theme),
-                format_wait(q.stats.oldest_created, now),
                 wait_short(q.next_wait),
                 _available(snapshot.presence, q.stats.team),
+                _sla_cell(snapshot.sla.get(q.stats.team), now, theme),
+                format_wait(q.stats.oldest_created, now),
+                q.stats.team,
             )
             for q in snapshot.queues
         ]
@@ -263,11 +265,12 @@ def _any_row(
     return (
         OWN_TEAM_MARK if teams else "",
         ANY_LABEL,
-        f"{len(teams)} team" if len(teams) == 1 else f"{len(teams)} teams",
         str(sum(t.waiting for t in teams.values())),
+        "",
+        "",
         _sla_cell(_together([snapshot.sla[t] for t in teams if t in snapshot.sla]), now, theme),
         format_wait(min(oldest), now) if oldest else "",
-        "",
+        f"{len(teams)} team" if len(teams) == 1 else f"{len(teams)} teams",
     )
 
 

@@ -90,17 +90,17 @@ class TicketScreen(TicketMacroKey, UndoPullKeys, TicketNoShowKey):
     TicketScreen #undo-note { color: $warning; text-style: bold; }
     """
     BINDINGS = [
-        Binding("escape", "back", "Back"),
         Binding("u", "undo_pull", "Undo pull"),  # only for a while after the pull
-        # First in the Footer, so an 80-column terminal shows them too.
+        # The Footer shows them in this order: the most used first, so that an 80-column
+        # terminal shows them too (also in Japanese or French); Back (Escape) last.
+        Binding("r", "resolve", "Resolve"),
+        Binding("e", "escalate", "Escalate"),
         Binding("m", "message_customer", "Message customer"),
         Binding("c", "comment", "Internal note"),
         Binding("s", "status", "Status"),
         Binding("p", "priority", "Priority"),
         Binding("t", "team", "Team+owner"),
         Binding("o", "owner", "Owner"),
-        Binding("r", "resolve", "Resolve"),
-        Binding("e", "escalate", "Escalate"),
         Binding("M", "macro", "Macro"),  # a picker of the team's macros (screens.macro_picker)
         Binding("a", "escalation_step", "Escalation step"),
         Binding("x", "close_ticket", "Close ticket"),
@@ -108,6 +108,7 @@ class TicketScreen(TicketMacroKey, UndoPullKeys, TicketNoShowKey):
         Binding("d", "save_attachment", "Save file"),
         Binding("h", "customer_history", "History"),
         Binding("n", "noshow", "No-show"),
+        Binding("escape", "back", "Back"),
         Binding("l", "switch_tab", "Next tab", show=False),
     ]
 

@@ -96,13 +96,13 @@ class TicketsScreen(DeskScreen):
     TicketsScreen #tickets { height: 1fr; }
     """
     BINDINGS = [
+        Binding("slash", "focus_filter", "Filter"),  # first: in sight at 80 columns
         Binding("s", "sort", "Sort by column"),
         Binding("right_square_bracket", "next_page", "Next page"),
         Binding("left_square_bracket", "previous_page", "Prev page"),
         Binding("x", "export", "Export"),
-        Binding("ctrl+s", "save_view", "Save view"),
         Binding("w", "recall_view", "Recall view"),
-        Binding("slash", "focus_filter", "Filter"),
+        Binding("ctrl+s", "save_view", "Save view"),
         Binding("escape", "focus_table", "To list", show=False),
     ]
 

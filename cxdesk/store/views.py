@@ -217,19 +217,20 @@ class TicketRow:
 
 LIST_COLUMNS: dict[str, str] = {
     "key": "Key",
-    "sla": "SLA",  # second: in sight on an 80-column terminal
-    "response_id": "Response",
     "customer_name": "Customer",
-    "customer_email": "Customer email",
-    "origin_team": "Origin team",
-    "team": "Team",
-    "owner": "Owner",
-    "priority": "Priority",
     "status": "Status",
+    "sla": "SLA",
+    "priority": "Priority",
+    "owner": "Owner",
+    "team": "Team",
     "created_at": "Reported on",
+    "origin_team": "Origin team",
+    "response_id": "Response",
+    "customer_email": "Customer email",
     "customer_comment": "Customer comment",
 }
-"""The list's columns in order: field -> heading. Each is a sort key too."""
+"""The list's columns in order: field -> heading. Each is a sort key too. Who, in what state
+and how urgent first: an 80-column terminal shows the key, customer, status, SLA, priority."""
 
 _ORIGIN = aliased(Team, name="origin_team")
 _CURRENT = aliased(Team, name="current_team")
