@@ -24,6 +24,15 @@ from tests.tui_helpers import drawn_text, log_in, run_app, wait_until
 NARROW = (80, 24)
 
 
+def kanban_ready(screen: object) -> bool:
+    """The kanban of the small desk with its five columns read, a card highlighted."""
+    return (
+        isinstance(screen, KanbanScreen)
+        and len(screen.query(OptionList)) == 5
+        and screen.highlighted_card() is not None
+    )
+
+
 def desk_app(user: str) -> Any:
     return lambda engine: create_app(engine, user=user, poll_seconds=0.2, deliver=False)
 
@@ -35,15 +44,7 @@ def test_the_kanban_scrolls_to_the_focused_column(engine: Engine) -> None:
     async def script(app: CxDeskApp, pilot: Pilot[Any]) -> None:
         await log_in(app, pilot)
         app.navigate("Kanban")
-        await wait_until(
-            pilot,
-            lambda: (
-                isinstance(app.screen, KanbanScreen)
-                and len(app.screen.query(OptionList)) == 5
-                and app.screen.highlighted_card() is not None
-            ),
-            "the kanban's columns",
-        )
+        await wait_until(pilot, lambda: kanban_ready(app.screen), "the kanban's columns")
         kanban = app.screen.query_one("#kanban")
         columns = list(app.screen.query(".kanban-column"))
         await wait_until(pilot, lambda: columns[0].outer_size.width == COLUMN_WIDTH, "sized")

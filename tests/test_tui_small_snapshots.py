@@ -20,16 +20,14 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Input, OptionList, Static
+from textual.widgets import DataTable, Input
 
 from cxdesk.app import CxDeskApp
 from cxdesk.i18n import use_language
 from cxdesk.screens.board import BoardScreen
 from cxdesk.screens.checkin import CheckinScreen
-from cxdesk.screens.kanban import KanbanScreen
-from cxdesk.screens.ticket import TicketScreen
 from cxdesk.screens.tickets import TicketsScreen
-from cxdesk.widgets.conversation import Conversation
+from tests.test_tui_narrow import kanban_ready
 from tests.test_tui_snapshots import (  # noqa: F401 (desk and _utc_local_time are fixtures)
     SnapCompare,
     _utc_local_time,
@@ -38,6 +36,7 @@ from tests.test_tui_snapshots import (  # noqa: F401 (desk and _utc_local_time a
     log_in,
     queues_shown,
     still_cursors,
+    ticket_shown,
 )
 from tests.tui_helpers import drawn_text, wait_until
 
@@ -69,6 +68,19 @@ async def logged_in(pilot: Pilot[Any]) -> CxDeskApp:
     return app
 
 
+def opened(name: str, ready: Callable[[object], bool], *shown: str) -> Script:
+    """Log in, open the screen ``name`` (palette navigation), wait until ``ready`` and until it
+    draws ``shown``."""
+
+    async def script(pilot: Pilot[Any]) -> None:
+        app = await logged_in(pilot)
+        app.navigate(name)
+        await wait_until(pilot, lambda: ready(app.screen), name)
+        await drawn(pilot, *shown)
+
+    return script
+
+
 async def login(pilot: Pilot[Any]) -> None:
     app = pilot.app
     await wait_until(pilot, lambda: isinstance(app.focused, Input), "the login form")
@@ -88,57 +100,20 @@ async def queues(pilot: Pilot[Any]) -> None:
 
 
 async def ticket(pilot: Pilot[Any]) -> None:
-    app = await logged_in(pilot)
-    await queues_shown(pilot)
-    await pilot.press("tab", "enter")  # to my open tickets, open the one there
-    await wait_until(pilot, lambda: isinstance(app.screen, TicketScreen), "the ticket")
-    screen = app.screen
-    assert isinstance(screen, TicketScreen)
-    await wait_until(pilot, lambda: screen.view is not None, "the ticket's fields")
-    conversation = screen.query_one(Conversation)
-    await wait_until(pilot, lambda: conversation.query(Static), "the conversation drawn")
+    await ticket_shown(pilot)
     await drawn(pilot, "Ada Lovelace needs help")
 
 
-async def tickets(pilot: Pilot[Any]) -> None:
-    app = await logged_in(pilot)
-    app.navigate("Tickets")
-    await wait_until(
-        pilot,
-        lambda: (
-            isinstance(app.screen, TicketsScreen)
-            and app.screen.page is not None
-            and app.screen.query_one("#tickets", DataTable).row_count == 3
-        ),
-        "the list",
+def tickets_ready(screen: object) -> bool:
+    return (
+        isinstance(screen, TicketsScreen)
+        and screen.page is not None
+        and screen.query_one("#tickets", DataTable).row_count == 3
     )
-    await drawn(pilot, "EXP-1 ", "EXP-3 ")
 
 
-async def kanban(pilot: Pilot[Any]) -> None:
-    app = await logged_in(pilot)
-    app.navigate("Kanban")
-    await wait_until(
-        pilot,
-        lambda: (
-            isinstance(app.screen, KanbanScreen)
-            and len(app.screen.query(OptionList)) == 5
-            and app.screen.highlighted_card() is not None
-        ),
-        "the columns",
-    )
-    await drawn(pilot, "EXP-1", "EXP-3")
-
-
-async def board(pilot: Pilot[Any]) -> None:
-    app = await logged_in(pilot)
-    app.navigate("Board")
-    await wait_until(
-        pilot,
-        lambda: isinstance(app.screen, BoardScreen) and app.screen.board is not None,
-        "the board",
-    )
-    await drawn(pilot, "Ada L.")
+def board_ready(screen: object) -> bool:
+    return isinstance(screen, BoardScreen) and screen.board is not None
 
 
 SCREENS: dict[str, tuple[str, Script]] = {
@@ -146,9 +121,9 @@ SCREENS: dict[str, tuple[str, Script]] = {
     "checkin": ("vera", checkin),
     "queues": ("maya", queues),
     "ticket": ("maya", ticket),
-    "tickets": ("admin", tickets),
-    "kanban": ("maya", kanban),
-    "board": ("maya", board),
+    "tickets": ("admin", opened("Tickets", tickets_ready, "EXP-1 ", "EXP-3 ")),
+    "kanban": ("maya", opened("Kanban", kanban_ready, "EXP-1", "EXP-3")),
+    "board": ("maya", opened("Board", board_ready, "Ada L.")),
 }
 """Screen -> (who logs in, how to get there and wait for its data)."""
 CASES = [
