@@ -46,7 +46,7 @@ def test_enter_opens_the_waiting_list_and_pulls_nothing(engine: Engine) -> None:
         await queues_loaded(app, pilot)
         table = app.screen.query_one("#queues", DataTable)
         assert str(table.get_row(ANY_ROW)[1]) == ANY_LABEL
-        await wait_until(pilot, lambda: str(table.get_row("360")[3]) == "2", "2 waiting in 360")
+        await wait_until(pilot, lambda: str(table.get_row("360")[2]) == "2", "2 waiting in 360")
         await pilot.press("enter")  # the cursor starts on the first queue, 360
         await wait_until(pilot, lambda: isinstance(app.screen, WaitingListScreen), "the list")
         waiting = app.screen.query_one("#waiting", DataTable)
@@ -71,7 +71,7 @@ def test_any_of_my_teams_pulls_the_most_urgent_and_u_undoes_it(engine: Engine) -
         await log_in(app, pilot)
         await queues_loaded(app, pilot)
         table = app.screen.query_one("#queues", DataTable)
-        await wait_until(pilot, lambda: str(table.get_row(ANY_ROW)[3]) == "2", "2 in my teams")
+        await wait_until(pilot, lambda: str(table.get_row(ANY_ROW)[2]) == "2", "2 in my teams")
         await pilot.press("up", "n")  # "Any of my teams"
         await wait_until(pilot, lambda: isinstance(app.screen, TicketScreen), "the ticket")
         screen = app.screen

@@ -161,7 +161,7 @@ def test_queues_and_the_waiting_list_show_the_sla(engine: Engine) -> None:
 
         def queue_sla() -> str:
             table = screen.query_one("#queues", DataTable)
-            return cell_text(app, "#queues", "360", 4) if "360" in table.rows else ""
+            return cell_text(app, "#queues", "360", 5) if "360" in table.rows else ""
 
         await wait_until(pilot, lambda: queue_sla() == "1 breached · 1 warning", "360's SLA")
         app.push_screen(WaitingListScreen("360"))

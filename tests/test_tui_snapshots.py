@@ -157,17 +157,22 @@ def test_queues_screen(desk: Engine, snap_compare: SnapCompare) -> None:
     assert snap_compare(desk_app(desk, "maya"), terminal_size=SIZE, run_before=run_before)
 
 
+async def ticket_shown(pilot: Pilot[Any]) -> None:
+    """Log in, open my open ticket from the queues, wait for its fields and conversation."""
+    app = pilot.app
+    await log_in(pilot)
+    await queues_shown(pilot)
+    await pilot.press("tab", "enter")  # to my open tickets, open the one there
+    await wait_until(pilot, lambda: isinstance(app.screen, TicketScreen), "the ticket")
+    screen = app.screen
+    assert isinstance(screen, TicketScreen)
+    await wait_until(pilot, lambda: screen.view is not None, "the ticket's fields")
+    conversation = screen.query_one(Conversation)
+    await wait_until(pilot, lambda: conversation.query(Static), "the conversation drawn")
+
+
 def test_ticket_screen(desk: Engine, snap_compare: SnapCompare) -> None:
     async def run_before(pilot: Pilot[Any]) -> None:
-        app = pilot.app
-        await log_in(pilot)
-        await queues_shown(pilot)
-        await pilot.press("tab", "enter")  # to my open tickets, open the one there
-        await wait_until(pilot, lambda: isinstance(app.screen, TicketScreen), "the ticket")
-        screen = app.screen
-        assert isinstance(screen, TicketScreen)
-        await wait_until(pilot, lambda: screen.view is not None, "the ticket's fields")
-        conversation = screen.query_one(Conversation)
-        await wait_until(pilot, lambda: conversation.query(Static), "the conversation drawn")
+        await ticket_shown(pilot)
 
     assert snap_compare(desk_app(desk, "maya"), terminal_size=SIZE, run_before=run_before)

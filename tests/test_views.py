@@ -313,7 +313,7 @@ def test_cli_export_xlsx_and_csv(engine: Engine, cli: Cli, tmp_path: Path) -> No
         lines = list(csv.reader(handle))
     assert lines[0] == list(EXPORT_COLUMNS.values())
     assert [line[0] for line in lines[1:]] == sorted(k.values(), key=lambda v: int(v[4:]))
-    assert datetime.fromisoformat(lines[1][9]).tzinfo is not None
+    assert datetime.fromisoformat(lines[1][list(EXPORT_COLUMNS).index("created_at")]).tzinfo
     assert "The printer is on fire" in lines[1]
 
 

@@ -55,7 +55,7 @@ def test_a_volunteer_sees_the_queues_but_cannot_pull_or_open_a_ticket(
         await wait_until(pilot, lambda: table.row_count == 3, "the queues' rows")
         assert ANY_ROW not in table.rows  # no "Any of my teams" to pull from either
         row = [str(cell) for cell in table.get_row("360")]
-        assert (row[1], row[3], row[6]) == ("360", "2", "unknown")  # count and estimate
+        assert (row[1], row[2], row[3]) == ("360", "2", "unknown")  # count and estimate
         assert not screen.query_one("#mine").display  # no "my tickets" for a volunteer
         assert "n" not in app.active_bindings  # not offered in the footer either
         table.focus()

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from textual import events
 from textual.message import Message
 from textual.screen import Screen
+from textual.widgets import Footer
 from textual.worker import Worker, WorkerState
 
 from cxdesk.errors import DeskError
@@ -27,6 +28,9 @@ if TYPE_CHECKING:  # the login screen draws before SQLAlchemy has loaded (see cx
     from cxdesk.store.models import User
 
 Read = TypeVar("Read")
+COMPACT_FOOTER_BELOW = 100
+"""Terminals narrower than this get the compact Footer (less space around each key), so
+more of a screen's keys are in sight (80 columns)."""
 
 
 class DeskChanged(Message, bubble=False):
@@ -42,6 +46,11 @@ class DeskScreen(Screen[Any]):
     Who is logged in is the screen's own ``sub_title`` (its Header shows it), never the app's:
     a Header watches the app's titles, and Textual runs that watcher for the Header of a screen
     being replaced after its title widget is gone (``NoMatches`` at login, on a busy machine).
+    """
+
+    DEFAULT_CSS = """
+    /* The compact Footer's palette key reaches the last cell (else a key under it shows). */
+    DeskScreen Footer.-compact FooterKey.-command-palette { margin-right: 0; }
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -98,6 +107,10 @@ class DeskScreen(Screen[Any]):
 
     def on_screen_resume(self) -> None:
         self.show_unreachable(self.desk.desk_unreachable)
+
+    def on_resize(self, event: events.Resize) -> None:
+        for footer in self.query(Footer):
+            footer.compact = event.size.width < COMPACT_FOOTER_BELOW
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """A worker of this screen that failed because the database is away, with an error

@@ -78,7 +78,7 @@ class CampaignForm:
 class CampaignsScreen(DeskScreen):
     DEFAULT_CSS = """
     CampaignsScreen #campaign-body { height: 1fr; }
-    CampaignsScreen #campaign-form { width: 64; padding: 0 2; }
+    CampaignsScreen #campaign-form { width: 64; max-width: 60%; padding: 0 2; }
     CampaignsScreen #campaign-side { width: 1fr; padding: 0 1; }
     CampaignsScreen .question { margin-top: 1; text-style: bold; }
     CampaignsScreen .hint { color: $text-muted; margin-top: 1; }

@@ -25,7 +25,8 @@ from cxdesk.store.pages import HistoryRow, history_page
 from cxdesk.store.views import PAGE_SIZE
 from cxdesk.widgets.table import DeskTable
 
-COLUMNS = (N_("ID"), N_("Subject"), N_("Created"), N_("Last activity"), N_("Type"), N_("Status"))
+COLUMNS = (N_("ID"), N_("Subject"), N_("Status"), N_("Created"), N_("Last activity"), N_("Type"))
+"""Key, subject and state first: in sight on an 80-column terminal."""
 USER_COLUMN = N_("User")
 """The organisation's view adds who submitted or owns each ticket."""
 
@@ -100,8 +101,8 @@ class HistoryScreen(DeskScreen):
         titles = (*COLUMNS, *((USER_COLUMN,) if read.organisation else ()))
         table.add_columns(*(_(title) for title in titles))
         for row in read.rows:
-            cells = [row.key, cell(row.title), cell(row.created_at), cell(row.updated_at),
-                     label(row.channel), label(row.status)]  # fmt: skip
+            cells = [row.key, cell(row.title), label(row.status), cell(row.created_at),
+                     cell(row.updated_at), label(row.channel)]  # fmt: skip
             if read.organisation:
                 cells.append(row.user or "")
             table.add_row(*cells, key=row.key)

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import HorizontalScroll, Vertical
+from textual.widget import Widget
 from textual.widgets import Footer, Header, Input, Label, OptionList
 from textual.widgets.option_list import Option
 
@@ -38,6 +39,9 @@ SLA_REDRAW_SECONDS = 30.0
 """How often the cards' SLA is worded again against the clock."""
 MAX_CARDS_KEPT = 2_000
 """A column never holds more cards than this, however far one scrolls."""
+COLUMN_WIDTH = 26
+"""A column's width when the columns do not all fit (80 columns: three): the kanban then
+scrolls sideways, keeping the focused column in view."""
 
 
 @dataclass(frozen=True)
@@ -84,14 +88,15 @@ def column_title(column: KanbanColumn) -> str:
 class KanbanScreen(DeskScreen):
     DEFAULT_CSS = """
     KanbanScreen #kanban { height: 1fr; }
-    KanbanScreen .kanban-column { width: 1fr; min-width: 22; border: round $panel; }
+    KanbanScreen .kanban-column { width: 1fr; border: round $panel; }
     KanbanScreen .kanban-column:focus-within { border: round $primary; }
     KanbanScreen .kanban-title { text-style: bold; padding: 0 1; width: 1fr; }
     KanbanScreen OptionList { height: 1fr; border: none; }
     """
     BINDINGS = [
-        Binding("left", "column(-1)", N_("Column"), show=False),
-        Binding("right", "column(1)", N_("Column"), show=False),
+        # Before the sideways scroll's own left/right (it would scroll, not move the focus).
+        Binding("left", "column(-1)", N_("Column"), show=False, priority=True),
+        Binding("right", "column(1)", N_("Column"), show=False, priority=True),
         Binding("shift+left", "move(-1)", N_("Move left")),
         Binding("shift+right", "move(1)", N_("Move right")),
         Binding("enter", "open", N_("Open"), show=False),
@@ -109,7 +114,7 @@ class KanbanScreen(DeskScreen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Label(_("←/→ column · ↑/↓ card · shift+←/→ move the card · Enter opens"))
-        yield Horizontal(id="kanban")
+        yield HorizontalScroll(id="kanban")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -196,7 +201,7 @@ class KanbanScreen(DeskScreen):
     async def _build_columns(self, board: Board, now: datetime) -> None:
         """New columns (the first read, or statuses changed), built with their cards; the
         column that had the focus (else the first) has it again once they are mounted."""
-        container = self.query_one("#kanban", Horizontal)
+        container = self.query_one("#kanban", HorizontalScroll)
         focused_index = self._focused_index()
         await container.remove_children()
         columns = []
@@ -212,7 +217,25 @@ class KanbanScreen(DeskScreen):
                 )
             )
         await container.mount_all(columns)
+        self._fit_columns()
         self._focus_column(focused_index or 0)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._fit_columns()
+
+    def _fit_columns(self) -> None:
+        """Columns share the width when they all fit; else each is ``COLUMN_WIDTH`` wide."""
+        columns = self.query(".kanban-column")
+        fits = len(columns) * COLUMN_WIDTH <= self.size.width
+        for column in columns:
+            column.styles.width = "1fr" if fits else COLUMN_WIDTH
+
+    @on(events.DescendantFocus, "#kanban OptionList")
+    def _keep_in_view(self, event: events.DescendantFocus) -> None:
+        """The focused column in view, borders included (the kanban scrolls sideways)."""
+        column = event.widget.parent
+        if isinstance(column, Widget):
+            self.query_one("#kanban", HorizontalScroll).scroll_to_widget(column, animate=False)
 
     def _focus_column(self, index: int) -> None:
         lists = self._lists()

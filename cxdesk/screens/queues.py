@@ -59,12 +59,12 @@ MY_TICKETS_HINT = N_(
 QUEUE_COLUMNS = (
     " ",
     N_("Queue"),
-    N_("Team"),
     N_("Waiting"),
-    N_("SLA"),
-    N_("Oldest wait"),
     N_("Estimate"),
     N_("Available"),
+    N_("SLA"),
+    N_("Oldest wait"),
+    N_("Team"),
 )
 MINE_COLUMNS = (N_("Key"), N_("Title"), N_("Status"), N_("Priority"), N_("Team"), N_("Updated"))
 
@@ -86,7 +86,7 @@ class QueuesScreen(DeskScreen):
     DEFAULT_CSS = """
     QueuesScreen #queues { height: 1fr; }
     QueuesScreen #mine { height: 1fr; }
-    QueuesScreen #mine-hint { color: $text-muted; margin-top: 1; }
+    QueuesScreen #mine-hint { color: $text-muted; margin-top: 1; width: 1fr; }
     """
     BINDINGS = [
         Binding("n", "pull", N_("Pull next")),
@@ -102,6 +102,8 @@ class QueuesScreen(DeskScreen):
         yield Header()
         yield Label(_("Queues ({mark} = my teams)").format(mark=OWN_TEAM_MARK))
         queues: DataTable[Any] = DeskTable(id="queues", cursor_type="row")
+        # What the desk asks first (how many, how long, who can take them) before the rest:
+        # an 80-column terminal shows up to the SLA; the team is mostly the queue's name.
         queues.add_columns(*(_(column) for column in QUEUE_COLUMNS))
         yield queues
         yield Label(_(MY_TICKETS_HINT), id="mine-hint")
@@ -180,12 +182,12 @@ class QueuesScreen(DeskScreen):
             (
                 OWN_TEAM_MARK if q.stats.team in snapshot.my_teams else "",
                 q.stats.name,
-                q.stats.team,
                 str(q.stats.waiting),
-                _sla_cell(snapshot.sla.get(q.stats.team), now, theme),
-                format_wait(q.stats.oldest_created, now),
                 wait_short(q.next_wait),
                 _available(snapshot.presence, q.stats.team),
+                _sla_cell(snapshot.sla.get(q.stats.team), now, theme),
+                format_wait(q.stats.oldest_created, now),
+                q.stats.team,
             )
             for q in snapshot.queues
         ]
@@ -280,11 +282,12 @@ def _any_row(
     return (
         OWN_TEAM_MARK if teams else "",
         _(ANY_LABEL),
-        ngettext("{n} team", "{n} teams", len(teams)).format(n=len(teams)),
         str(sum(t.waiting for t in teams.values())),
+        "",
+        "",
         _sla_cell(_together([snapshot.sla[t] for t in teams if t in snapshot.sla]), now, theme),
         format_wait(min(oldest), now) if oldest else "",
-        "",
+        ngettext("{n} team", "{n} teams", len(teams)).format(n=len(teams)),
     )
 
 

@@ -103,17 +103,17 @@ class TicketScreen(TicketMacroKey, UndoPullKeys, TicketNoShowKey):
     TicketScreen #undo-note { color: $warning; text-style: bold; }
     """
     BINDINGS = [
-        Binding("escape", "back", N_("Back")),
         Binding("u", "undo_pull", N_("Undo pull")),  # only for a while after the pull
-        # First in the Footer, so an 80-column terminal shows them too.
+        # The Footer shows them in this order: the most used first, so that an 80-column
+        # terminal shows them too (also in Japanese or French); Back (Escape) last.
+        Binding("r", "resolve", N_("Resolve")),
+        Binding("e", "escalate", N_("Escalate")),
         Binding("m", "message_customer", N_("Message customer")),
         Binding("c", "comment", N_("Internal note")),
         Binding("s", "status", N_("Status")),
         Binding("p", "priority", N_("Priority")),
         Binding("t", "team", N_("Team+owner")),
         Binding("o", "owner", N_("Owner")),
-        Binding("r", "resolve", N_("Resolve")),
-        Binding("e", "escalate", N_("Escalate")),
         Binding("M", "macro", N_("Macro")),  # a picker of the team's macros (macro_picker)
         Binding("a", "escalation_step", N_("Escalation step")),
         Binding("x", "close_ticket", N_("Close ticket")),
@@ -121,6 +121,7 @@ class TicketScreen(TicketMacroKey, UndoPullKeys, TicketNoShowKey):
         Binding("d", "save_attachment", N_("Save file")),
         Binding("h", "customer_history", N_("History")),
         Binding("n", "noshow", N_("No-show")),
+        Binding("escape", "back", N_("Back")),
         Binding("l", "switch_tab", N_("Next tab"), show=False),
     ]
 

@@ -102,13 +102,13 @@ class TicketsScreen(DeskScreen):
     TicketsScreen #tickets { height: 1fr; }
     """
     BINDINGS = [
+        Binding("slash", "focus_filter", N_("Filter")),  # first: in sight at 80 columns
         Binding("s", "sort", N_("Sort by column")),
         Binding("right_square_bracket", "next_page", N_("Next page")),
         Binding("left_square_bracket", "previous_page", N_("Prev page")),
         Binding("x", "export", N_("Export")),
-        Binding("ctrl+s", "save_view", N_("Save view")),
         Binding("w", "recall_view", N_("Recall view")),
-        Binding("slash", "focus_filter", N_("Filter")),
+        Binding("ctrl+s", "save_view", N_("Save view")),
         Binding("escape", "focus_table", N_("To list"), show=False),
     ]
 

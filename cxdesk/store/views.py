@@ -235,20 +235,21 @@ class TicketRow:
 
 LIST_COLUMNS: dict[str, str] = {
     "key": N_("Key"),
-    "sla": N_("SLA"),  # second: in sight on an 80-column terminal
-    "response_id": N_("Response"),
     "customer_name": N_("Customer"),
-    "customer_email": N_("Customer email"),
-    "origin_team": N_("Origin team"),
-    "team": N_("Team"),
-    "owner": N_("Owner"),
-    "priority": N_("Priority"),
     "status": N_("Status"),
+    "sla": N_("SLA"),
+    "priority": N_("Priority"),
+    "owner": N_("Owner"),
+    "team": N_("Team"),
     "created_at": N_("Reported on"),
+    "origin_team": N_("Origin team"),
+    "response_id": N_("Response"),
+    "customer_email": N_("Customer email"),
     "customer_comment": N_("Customer comment"),
 }
 """The list's columns in order: field -> heading (English, as exports write it; a screen shows
-``_(heading)``). Each is a sort key too."""
+``_(heading)``). Each is a sort key too. Who, in what state and how urgent first: an 80-column
+terminal shows the key, customer, status, SLA, priority."""
 _FILTER_WORDS = {
     "team": N_("team {value}"),
     "owner": N_("owner {value}"),
