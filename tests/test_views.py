@@ -290,7 +290,7 @@ def test_cli_export_xlsx_and_csv(engine: Engine, cli: Cli, tmp_path: Path) -> No
     result = cli("tickets", "export", "--format", "xlsx", "--output", str(xlsx),
                  "--team", "360", "--status", "new", "--priority", "high")  # fmt: skip
     assert result.exit_code == 0, str(result)
-    assert "1 tickets written" in result.stdout
+    assert "1 ticket written" in result.stdout
     sheet = openpyxl.load_workbook(xlsx).active
     assert sheet is not None
     rows = list(sheet.iter_rows(values_only=True))
