@@ -41,3 +41,24 @@ def test_a_japanese_check_in_reads_yamada_taro_on_the_ticket_and_the_board(
     with read_session(engine) as s:
         shown = {row.key: row.customer for row in hall_board(s).waiting}
     assert shown == {ada: "Ada L.", yamada: "山田 様"}
+
+
+def test_a_name_in_kanji_or_kana_is_family_first_whatever_the_language() -> None:
+    assert full_name("太郎", "山田", "en") == "山田 太郎"  # a Japanese visitor at an English desk
+    assert full_name("タロウ", "ヤマダ", "fr") == "ヤマダ タロウ"
+    assert full_name("Taro", "山田", "en") == "Taro 山田"  # mixed scripts: the language's order
+    assert hall_name("山田 太郎", "en") == "山田 様"
+    assert hall_name("Ada Lovelace", None) == "Ada L."
+
+
+def test_a_japanese_visitor_checked_in_in_english_reads_yamada_taro_on_the_board(
+    engine: Engine,
+) -> None:
+    """The check-in's language left on the desk's (English): the names' script decides."""
+    build_small_desk(engine)
+    yamada = walk_in(engine, "太郎", "山田")
+    with read_session(engine) as s:
+        ticket = get_ticket(s, yamada)
+        assert (ticket.customer_name, ticket.title.split(" needs")[0]) == ("山田 太郎", "山田 太郎")
+    with read_session(engine) as s:
+        assert [row.customer for row in hall_board(s).waiting] == ["山田 様"]

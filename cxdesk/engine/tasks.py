@@ -182,7 +182,10 @@ def run_create_ticket(session: Session, task: Mapping[str, Any], run: TaskRun) -
     context, event = run.context, run.event
     response = session.get(SurveyResponse, event.response_id) if event.response_id else None
     language = customer_language(session, context, response)
-    ordered = name_template(language)
+    answers = context.answers
+    ordered = name_template(
+        language, str(answers.get("first_name") or ""), str(answers.get("last_name") or "")
+    )
     if ordered != GIVEN_FIRST_TEMPLATE:  # 山田 太郎 in Japanese, in the name and the title
         for key in ("customer_name", "title"):
             if key in spec:

@@ -98,12 +98,13 @@ def _words(text: str) -> list[str]:
 def hall_name(full_name: str, language: str | None = None) -> str:
     """``Ada Lovelace`` -> ``Ada L.``; ``Cher`` -> ``Cher``; ``ada@example.com`` or a phone
     number -> ``Guest``: what a public screen may say of a customer. In a language that writes
-    the family name first (ja, ``cxdesk.names``): ``山田 太郎`` -> ``山田 様``."""
+    the family name first (ja), or a name in kanji or kana (``cxdesk.names``): ``山田 太郎`` ->
+    ``山田 様``."""
     words = _words(full_name)
     if not words:
         return GUEST
     first = words[0][:NAME_CHARS]
-    if family_name_first(language):
+    if family_name_first(language, full_name):  # the family name (written first) and 様
         return f"{first} {HONORIFIC}"
     return first if len(words) == 1 else f"{first} {words[-1][0].upper()}."
 
