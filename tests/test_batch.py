@@ -11,6 +11,8 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlmodel import Session
 
+from cxdesk.store.db import transaction
+from cxdesk.store.directory import get_user
 from cxdesk.store.models import LoginFailure, Ticket
 from tests.cli_helpers import Cli, table_counts
 from tests.desk import build_small_desk
@@ -116,3 +118,20 @@ def test_a_missing_file_is_one_line(cli: Cli, tmp_path: Path) -> None:
     result = cli("batch", str(tmp_path / "nope.txt"))
     assert result.exit_code == 1
     assert result.error_lines == [f"Error: No such file: {tmp_path / 'nope.txt'}"]
+
+
+def test_one_lines_language_does_not_leak_into_the_next(
+    cli: Cli, engine: Engine, tmp_path: Path
+) -> None:
+    """Each line speaks its acting user's language; a line that proves nobody, and the summary,
+    speak the terminal's (English here)."""
+    build_small_desk(engine)
+    with transaction(engine) as session:
+        get_user(session, "kenji").language = "ja"
+    script = tmp_path / "commands.txt"
+    script.write_text("ticket pull Nowhere --as kenji\nfrobnicate\n", encoding="utf-8")
+    result = cli("batch", str(script))
+
+    assert result.error_lines[0].startswith("1 行目：エラー："), str(result)
+    assert result.error_lines[1] == "line 2: Error: No such command 'frobnicate'."
+    assert result.error_lines[2] == "batch: 2 commands; 2 failed (lines 1, 2)"

@@ -23,7 +23,7 @@ from typing import Annotated, Any
 import typer
 from typer.exceptions import TyperException
 
-from cxdesk.cli.common import err_console, error_line
+from cxdesk.cli.common import err_console, error_line, use_cli_language
 from cxdesk.errors import DeskError
 from cxdesk.i18n import N_, _, ngettext
 
@@ -86,6 +86,7 @@ def run_lines(command: Any, lines: list[str], *, stop: bool) -> list[int]:
                     failed.append(number)
             if failed and stop:
                 break
+    use_cli_language()  # the last line's user's language is not the terminal's
     summary = ngettext("batch: {n} command", "batch: {n} commands", ran).format(n=ran)
     if failed:
         lines_failed = ", ".join(str(number) for number in failed[:10])
@@ -124,6 +125,7 @@ def run_line(command: Any, number: int, words: list[str]) -> int:
     """One line's command; its exit code (0 done). Its refusal is reported with the line."""
     from cxdesk.cli.main import refusal_line
 
+    use_cli_language()  # the terminal's, until this line's command proves who acts
     try:
         result = command.main(args=words, prog_name="cxdesk", standalone_mode=False)
     except TyperException as exc:  # a usage mistake: unknown command or option (Click's)
