@@ -1,7 +1,7 @@
 """Exporting the filtered ticket list to .csv or .xlsx, streamed a batch at a time.
 
-Both formats carry the list's columns (``views.LIST_COLUMNS``) in order, its SLA column as
-two: the state and the nearest running due time (``EXPORT_COLUMNS``). Times are written
+Both formats carry the list's columns (``views.LIST_COLUMNS``) in a fixed order, its SLA
+column as two: the state and the nearest running due time (``EXPORT_COLUMNS``). Times are written
 in the local time zone, as the screens show them: in .xlsx as real date cells (Excel and
 LibreOffice sort and filter them as dates), in .csv as ISO 8601 with the UTC offset. The file
 is written next to its destination and moved into place only when complete, so a failed
@@ -44,8 +44,14 @@ def _local(value: datetime) -> datetime:
     return value.astimezone()
 
 
+EXPORT_ORDER = (
+    "key", "response_id", "customer_name", "customer_email", "origin_team", "team", "owner",
+    "priority", "status", "created_at", "customer_comment",
+)  # fmt: skip
+"""The file's column order, fixed: scripts read exports by position. The screen's order
+(``LIST_COLUMNS``, what fits at 80 columns first) may change; this does not."""
 EXPORT_COLUMNS = {
-    **{name: heading for name, heading in LIST_COLUMNS.items() if name != "sla"},
+    **{name: LIST_COLUMNS[name] for name in EXPORT_ORDER},
     "sla_state": "SLA state",
     "sla_due_at": "SLA due",
 }
