@@ -152,12 +152,30 @@ def language_name(code: str) -> str:
 def translated_bindings(node: DOMNode) -> None:
     """Give ``node`` (a screen, the app, a widget) its bindings with descriptions and
     tooltips in the current language (class-level ``BINDINGS`` are made at import, in no
-    language; call this in ``__init__``, after ``super().__init__``)."""
+    language; call this in ``__init__``, after ``super().__init__``, and again when the
+    language changed)."""
     from dataclasses import replace
 
     bindings: Any = node._bindings
-    for key, key_bindings in bindings.key_to_bindings.items():
-        bindings.key_to_bindings[key] = [
-            replace(binding, description=_(binding.description), tooltip=_(binding.tooltip))
+    english: dict[tuple[str, str], tuple[str, str]] | None = getattr(node, _ENGLISH, None)
+    if english is None:  # the first call: the words as written, to translate again later
+        english = {
+            (binding.key, binding.action): (binding.description, binding.tooltip)
+            for key_bindings in bindings.key_to_bindings.values()
             for binding in key_bindings
-        ]
+        }
+        setattr(node, _ENGLISH, english)
+    for key, key_bindings in bindings.key_to_bindings.items():
+        translated = []
+        for binding in key_bindings:
+            description, tooltip = english.get(
+                (binding.key, binding.action), (binding.description, binding.tooltip)
+            )
+            translated.append(replace(binding, description=_(description), tooltip=_(tooltip)))
+        bindings.key_to_bindings[key] = translated
+
+
+_ENGLISH = "_cxdesk_english_bindings"
+"""Where ``translated_bindings`` keeps a node's bindings' own words: called again after the
+language changed, it translates those (also the bindings Textual adds itself, as the
+palette's), not the previous language's."""

@@ -136,23 +136,12 @@ class Speaking:
         self.save_preference_later("language", code)
 
     def _translate_app(self) -> None:
-        """The App's own bindings in the current language, from their class-level text (the
-        ones Textual adds itself, such as the palette's, are left as they are)."""
-        from dataclasses import replace
+        """The App's own bindings in the current language (also those Textual adds itself,
+        such as the palette's key in the footer)."""
+        from cxdesk.i18n import translated_bindings
 
         app: Any = self
-        written = {
-            (binding.key, binding.action): binding
-            for bindings in type(app)._merge_bindings().key_to_bindings.values()
-            for binding in bindings
-        }
-        for key, bindings in app._bindings.key_to_bindings.items():
-            app._bindings.key_to_bindings[key] = [
-                replace(binding, description=_(source.description), tooltip=_(source.tooltip))
-                if (source := written.get((binding.key, binding.action)))
-                else binding
-                for binding in bindings
-            ]
+        translated_bindings(app)
         app.refresh_bindings()
 
     def rebuild_screens(self) -> None:

@@ -26,7 +26,7 @@ from cxdesk.store.views import LIST_COLUMNS
 from tests.cli_helpers import assert_one_error_line
 from tests.desk import build_small_desk
 from tests.test_hall_board import walk_in
-from tests.tui_helpers import log_in, palette, run_app, wait_until
+from tests.tui_helpers import drawn_text, log_in, palette, run_app, wait_until
 
 Cli = Any
 
@@ -122,10 +122,12 @@ def test_the_desk_speaks_the_users_language_switches_live_and_remembers_it(
         await palette(pilot, "Langue : 日本語")  # the palette speaks French too
         await wait_until(pilot, lambda: tickets_status(app) == "新規", "the list in Japanese")
         assert app.screen is not before  # made again in Japanese, still the tickets list
+        # The footer's palette key too (a binding Textual adds itself, not the class's).
+        await wait_until(pilot, lambda: "パレット" in drawn_text(app), "the footer in Japanese")
         await wait_until(pilot, lambda: language_of(engine, "maya") == "ja", "maya's language")
         await wait_until(pilot, lambda: saved_preferences().get("language") == "ja", "config")
         chosen_theme.append(app.desk_themes[0])
-        await palette(pilot, f"Theme: {chosen_theme[0]}")
+        await palette(pilot, chosen_theme[0])  # "テーマ：cxdesk-dark" now
         await wait_until(pilot, lambda: saved_preferences().get("theme") == chosen_theme[0],
                          "the theme saved")  # fmt: skip
 
