@@ -150,3 +150,15 @@ def test_help_speaks_only_catalog_text(
     text = " ".join(CODES.sub(" ", shown.stdout).split())  # wrapped help texts on one line
     program = "python -m pytest"  # click's name for the program when pytest runs it
     assert untranslated(text, data=[program, *command, *names]) == [], shown.stdout
+
+
+@pytest.mark.usefixtures("demo_desk")
+def test_macro_list_json_is_english_in_every_language(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a macro does is prose on screen, but scripts read the same words in every language."""
+    english = cli("macro", "list", "--json", "--as", "kenji").stdout
+    japanese = in_language(monkeypatch, cli, "ja", "macro", "list", "--json", "--as", "kenji")
+    assert japanese.stdout == english and json.loads(english)[0]["does"]
+    table = in_language(monkeypatch, cli, "ja", "macro", "list", "--as", "kenji").stdout
+    assert "マクロ" in table

@@ -32,7 +32,7 @@ from cxdesk.cli.tickets import IF_VERSION_OPTION, ticket_app
 from cxdesk.engine import macros as ops
 from cxdesk.engine.dispatch import unit_of_work
 from cxdesk.errors import DeskError
-from cxdesk.i18n import N_, _
+from cxdesk.i18n import N_, _, in_language
 from cxdesk.store.db import read_session, transaction
 from cxdesk.store.directory import get_team
 from cxdesk.store.models import User
@@ -142,14 +142,17 @@ def macro_list(
     with read_session(desk_engine()) as session:
         team_id = get_team(session, team).id if team else None
         teams = ops.team_names(session)
-        records = [
-            {"name": m.name, "team": teams.get(m.team_id), "does": ops.describe(m)}
-            for m in ops.list_macros(session, team_id=team_id)
-        ]
-    if as_json:
-        print_json(records)
-        return
-    rows = [(r["name"], r["team"] or "(shared)", r["does"]) for r in records]
+        macros = ops.list_macros(session, team_id=team_id)
+        if as_json:  # for scripts: the same English words in every language
+            with in_language("en"):
+                print_json(
+                    [
+                        {"name": m.name, "team": teams.get(m.team_id), "does": ops.describe(m)}
+                        for m in macros
+                    ]
+                )
+            return
+        rows = [(m.name, teams.get(m.team_id) or _("(shared)"), ops.describe(m)) for m in macros]
     print_table(N_("Macros"), [N_("name"), N_("team"), N_("does")], rows)
 
 
