@@ -41,8 +41,10 @@ QUIT_SAVE_SECONDS = 5.0
 
 
 def presence_words(state: str) -> str:
-    """``store.presence.state_words`` without loading the store."""
-    return "on a break" if state == "break" else state
+    """A presence state in the current language ("Available", "Disponible", "対応可能")."""
+    from cxdesk.labels import label
+
+    return label(state)
 
 
 class PresenceKeeping:
@@ -113,7 +115,9 @@ class PresenceKeeping:
             return
         self.presence = state
         self._show_presence()
-        self.notify(f"You are {presence_words(state)}", title="Presence")  # type: ignore[attr-defined]
+        self.notify(  # type: ignore[attr-defined]
+            _("You are now: {state}").format(state=presence_words(state)), title=_("Presence")
+        )
         self.save_presence(self.user, state)
 
     def presence_commands(self) -> Iterable[SystemCommand]:
@@ -122,7 +126,7 @@ class PresenceKeeping:
         for state in STATES:
             if state != self.presence:
                 yield SystemCommand(
-                    _("Presence: {state}").format(state=state),
+                    _("Presence: {state}").format(state=presence_words(state)),
                     _("Be {state} (p cycles)").format(state=presence_words(state)),
                     partial(self.set_presence, state),
                 )

@@ -179,17 +179,17 @@ def test_the_desk_makes_an_expert_available_and_p_cycles_it(desk: Engine) -> Non
         await log_in(app, pilot)
         await wait_until(pilot, lambda: isinstance(app.screen, QueuesScreen), "the queues")
         screen = app.screen
-        assert screen.sub_title == "Omar (expert) · available"
+        assert screen.sub_title == "Omar (Expert) · Available"
         table = screen.query_one("#queues", DataTable)
         await wait_until(pilot, lambda: table.row_count == 4, "Any of my teams and the queues")
         # written before the screen first read the desk: omar is one of 360's two
         assert str(table.get_row("360")[4]) == "1 / 2"
         await pilot.press("p")
-        assert screen.sub_title == "Omar (expert) · on a break"
-        await wait_until(pilot, lambda: notified(app, "You are on a break"), "the notice")
+        assert screen.sub_title == "Omar (Expert) · On a break"
+        await wait_until(pilot, lambda: notified(app, "You are now: On a break"), "the notice")
         await wait_until(pilot, lambda: str(table.get_row("360")[4]) == "0 / 2", "0 of 2")
-        await palette(pilot, "Presence: available")
-        await wait_until(pilot, lambda: screen.sub_title.endswith("· available"), "available")
+        await palette(pilot, "Presence: Available")
+        await wait_until(pilot, lambda: screen.sub_title.endswith("· Available"), "available")
         await wait_until(pilot, lambda: str(table.get_row("360")[4]) == "1 / 2", "1 of 2")
         app.navigate("Log out")
         await wait_until(pilot, lambda: app.user is None and saves_done(app), "logged out")

@@ -182,7 +182,7 @@ def test_kanban_move_is_a_status_change_with_its_event(engine: Engine) -> None:
         await wait_until(pilot, lambda: app.screen is screen, "the dialog to close")
         await wait_until(pilot, lambda: screen.highlighted_card() == (1, k["ada"]), "the move")
         titles = [str(screen.query_one(f"#title-{i}").render()) for i in range(2)]
-        assert titles == ["new (1)", "open (2)"]
+        assert titles == ["New (1)", "Open (2)"]
 
     run_app(engine, desk("maya"), script)
     with read_session(engine) as session:

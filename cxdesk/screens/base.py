@@ -16,6 +16,7 @@ from textual.worker import Worker, WorkerState
 
 from cxdesk.errors import DeskError
 from cxdesk.i18n import _, translated_bindings
+from cxdesk.labels import label
 from cxdesk.local_time import shown_time as shown_time  # the screens' times (desk zone)
 from cxdesk.text import printable
 from cxdesk.widgets.desk_notice import show_desk_notice
@@ -61,7 +62,7 @@ class DeskScreen(Screen[Any]):
     def show_user(self) -> None:
         """The sub-title: who is logged in, and their presence (``presence_keeper``)."""
         user = self.desk.user
-        shown = f"{user.name} ({user.role}){self.desk.presence_label()}" if user else ""
+        shown = f"{user.name} ({label(user.role)}){self.desk.presence_label()}" if user else ""
         self.sub_title = shown
 
     async def on_event(self, event: events.Event) -> None:

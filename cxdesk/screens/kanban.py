@@ -26,6 +26,7 @@ from textual.widgets.option_list import Option
 from cxdesk.engine.dispatch import unit_of_work
 from cxdesk.errors import DeskError
 from cxdesk.i18n import N_, _
+from cxdesk.labels import label
 from cxdesk.screens.base import DeskScreen
 from cxdesk.store.db import read_session
 from cxdesk.store.pages import Card, KanbanColumn, kanban_columns, kanban_page
@@ -70,7 +71,7 @@ def card_text(card: Card, now: datetime, theme: Mapping[str, str]) -> Text:
     owner = card.owner or _("unowned")
     text = Text.assemble(
         (card.key, "bold"),
-        f"  {card.priority}\n",
+        f"  {label(card.priority)}\n",
         f"{printable(customer, lines=False)}\n",
         (f"{owner} · {format_wait(card.created_at, now)}", "dim"),
     )
@@ -82,7 +83,7 @@ def card_text(card: Card, now: datetime, theme: Mapping[str, str]) -> Text:
 
 def column_title(column: KanbanColumn) -> str:
     """A column's heading: its status and how many tickets it holds."""
-    return f"{column.status} ({column.count})"
+    return f"{label(column.status)} ({column.count})"
 
 
 class KanbanScreen(DeskScreen):
