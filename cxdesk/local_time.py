@@ -47,7 +47,8 @@ def moment_of(value: object) -> datetime | None:
 
 
 def babel_locale(language: str | None = None) -> str:
-    """The Babel locale of a desk language (the tests' pseudo-language writes as English)."""
+    """The Babel locale of a desk language (the tests' pseudo-language writes as English,
+    but ``shown_time`` writes its times in digits only)."""
     code = language or current_language()
     return "en" if code == PSEUDO else code
 
@@ -62,12 +63,15 @@ def shown_time(value: object, *, offset: bool = False, zone: tzinfo | None = Non
     from babel.dates import format_skeleton, format_time, get_datetime_format
 
     local = moment.astimezone(zone or _zone)
-    locale = babel_locale()
-    text = (
-        str(get_datetime_format("medium", locale=locale))
-        .replace("{1}", format_skeleton(_DATE_SKELETON, local, locale=locale))
-        .replace("{0}", format_time(local, "short", locale=locale))
-    )
+    if current_language() == PSEUDO:  # digits only: a month's name is no catalog text
+        text = local.strftime("%Y-%m-%d %H:%M")
+    else:
+        locale = babel_locale()
+        text = (
+            str(get_datetime_format("medium", locale=locale))
+            .replace("{1}", format_skeleton(_DATE_SKELETON, local, locale=locale))
+            .replace("{0}", format_time(local, "short", locale=locale))
+        )
     return f"{text} {local.strftime('%z')[:3]}:{local.strftime('%z')[3:]}" if offset else text
 
 

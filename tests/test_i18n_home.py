@@ -48,6 +48,8 @@ DESK_DATA = [
     "Stats iQ", "Solo", "Maya", "Omar", "Kenji", "Vera", "Admin", "cxdesk",
     "Ada Lovelace needs help with 360", "Grace Hopper needs help with Stats iQ",
     "Ada", "Grace", "Hopper", "Lovelace", "ada@example.com", "maya", "omar", "kenji",
+    # the languages, each by its own name (the check-in's Language field)
+    "English", "Français", "Italiano",
     # codes whose human labels are cxdesk.labels' (statuses, priorities, roles, presence)
     "Follow up later", "escalated", "resolved", "medium", "new", "open", "expert",
     "volunteer", "admin", "available", "away", "break", "on a break",
@@ -206,6 +208,7 @@ def test_campaigns_and_the_confirm_dialog_speak_only_catalog_text(
         await wait_until(pilot, _drawn(app, "⟦Fill the form"), "the form")
         _only_catalog_text(app)
         screen = app.screen
+        await wait_until(pilot, lambda: "360" in screen.choices.members_by_team, "the teams")
         for field, value in (("name", "Spring"), ("filters", "plan=enterprise"),
                              ("subject", "Hello")):  # fmt: skip
             screen.query_one(f"#{field}", Input).value = value
@@ -261,7 +264,7 @@ def test_a_volunteer_checks_a_customer_in_in_japanese(engine: Engine, japanese: 
     async def script(app: CxDeskApp, pilot: Pilot[Any]) -> None:
         await log_in(app, pilot)
         await wait_until(pilot, lambda: isinstance(app.screen, CheckinScreen), "check-in")
-        shown = ("名 *", "姓 *", "メール *", "選択…", "新規チケット", "パレット")
+        shown = ("名 *", "姓 *", "メール *", "選択…", "ヘルプ", "パレット")  # no ^n: a volunteer
         await wait_until(pilot, lambda: all(text in drawn_text(app) for text in shown),
                          "the form in Japanese")  # fmt: skip
         assert "First name" not in drawn_text(app)
@@ -277,6 +280,7 @@ def test_a_volunteer_checks_a_customer_in_in_japanese(engine: Engine, japanese: 
         with read_session(engine) as session:
             ticket = session.exec(select(Ticket)).one()
         assert (ticket.key, ticket.customer_email) == ("EXP-1", "taro@example.com")
+        assert ticket.customer_name == "山田 太郎"  # family name first
         assert ticket.customer_comment == "ログインできない"
 
     run_app(engine, lambda e: create_app(e, user="vera", poll_seconds=0.2), script,

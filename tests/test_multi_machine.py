@@ -135,7 +135,7 @@ def machine_engine(url: str, on_loop: list[str]) -> Engine:
 
 
 def waiting_in_360(app: CxDeskApp) -> str:
-    return str(app.screen.query_one("#queues", DataTable).get_row("360")[3])
+    return str(app.screen.query_one("#queues", DataTable).get_row("360")[2])  # Waiting
 
 
 async def on_the_queues(app: CxDeskApp, pilot: Pilot[None]) -> None:

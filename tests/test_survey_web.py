@@ -309,4 +309,4 @@ def test_a_customer_answers_the_csat_survey_in_a_browser_from_the_delivered_emai
     assert response.answers == {"rating": 5, "comment": "Kenji explained it well"}
     assert response.expert_id == user_id(demo, "kenji")
     shown = cli("ticket", "show", key)
-    assert "survey.answered csat" in shown.stdout and "rating=5" in shown.stdout
+    assert "Survey answered" in shown.stdout and "rating=5" in shown.stdout

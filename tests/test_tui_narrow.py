@@ -118,6 +118,6 @@ def test_the_list_screens_show_their_key_columns_first(engine: Engine) -> None:
             "the ticket list",
         )
         row = [str(cell) for cell in app.screen.query_one("#tickets", DataTable).get_row(key)]
-        assert row[:3] == [key, "Ada Lovelace", "new"]
+        assert row[:3] == [key, "Ada Lovelace", "New"]
 
     run_app(engine, desk_app("maya"), script, size=NARROW)

@@ -22,7 +22,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Label, Select
 from cxdesk.engine.dispatch import unit_of_work
 from cxdesk.errors import DeskError, ValidationFailed
 from cxdesk.i18n import N_, _, ngettext
-from cxdesk.labels import owner_choices
+from cxdesk.labels import label, owner_choices
 from cxdesk.screens.base import DeskScreen, shown_time
 from cxdesk.store.campaigns import (
     CampaignPlan,
@@ -149,7 +149,7 @@ class CampaignsScreen(DeskScreen):
         self.choices = choices
         self.query_one("#team", Select).set_options([(t, t) for t in choices.members_by_team])
         status = self.query_one("#status", Select)
-        status.set_options([(s, s) for s in choices.statuses])
+        status.set_options([(label(s), s) for s in choices.statuses])
         if "new" in choices.statuses:
             status.value = "new"
 
