@@ -28,8 +28,8 @@ def desk_arguments(args: list[str]) -> dict[str, str | None] | None:
         args = args[1:]
     if not args:
         return {"user": None}
-    if len(args) == 2 and args[0] == "--user":
-        return {"user": args[1]}
+    if len(args) == 2 and args[0] == "--user" and not args[1].startswith("-"):
+        return {"user": args[1]}  # not ``--user --help``: the CLI answers that
     if len(args) == 1 and args[0].startswith("--user="):
         return {"user": args[0].removeprefix("--user=")}
     return None

@@ -48,7 +48,7 @@ def fresh_copy(screen: Screen[Any], preset_username: str | None) -> Screen[Any] 
     if isinstance(screen, LoginScreen):
         return LoginScreen(preset_username)
     if isinstance(screen, TicketScreen):
-        return TicketScreen(screen.key)
+        return TicketScreen(screen.key, pulled_at=screen.pulled_at)  # the undo window kept
     try:
         return type(screen)()
     except TypeError:  # a screen made with arguments this module does not know

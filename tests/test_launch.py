@@ -26,6 +26,7 @@ from tests.cli_helpers import TEST_PASSWORD, console_script
         (["run", "--help"], None),  # the Typer CLI answers these
         (["queue", "list"], None),
         (["run", "--user"], None),
+        (["--user", "--help"], None),  # the CLI's help, not a desk for a user "--help"
     ],
 )
 def test_which_command_lines_open_the_desk(args: list[str], options: object) -> None:
