@@ -2,9 +2,10 @@
 
 The concurrency test starts one OS process per expert (this file run as a script: see
 ``_worker_main`` at the bottom). Each builds its own engine from the database URL, signals
-"ready", blocks until the test writes "go" to every process at the same instant, then pulls
-until ``QueueEmpty`` and prints the ids it got as one JSON line. Runs on SQLite and PostgreSQL
-(the ``db_url`` / ``engine`` fixtures of conftest.py).
+"ready", blocks until the test writes "go AT" to every process (AT: an instant just ahead, so
+all start together however slowly a busy machine schedules them), then pulls until
+``QueueEmpty`` and prints the ids it got as one JSON line. Runs on SQLite and PostgreSQL (the
+``db_url`` / ``engine`` fixtures of conftest.py).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -34,6 +36,8 @@ TEAM = "360"
 EXPERTS = 8
 TICKETS = 300
 READY_TIMEOUT_S = 60
+START_AHEAD_S = 0.5
+"""How far ahead of the start signal the workers start together."""
 PULL_TIMEOUT_S = 120
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ANY = "--any"
@@ -106,9 +110,13 @@ def run_workers(db_url: str, usernames: list[str], queue: str = TEAM) -> list[di
                         _fail(procs, name, "stopped before it was ready")
                 except TimeoutError:
                     _fail(procs, name, f"was not ready after {READY_TIMEOUT_S} s")
-        for stdin, _out in pipes.values():  # the start signal: every worker is blocked reading it
+        # The start signal: every worker is blocked reading it. It names an instant a little
+        # ahead, so the first worker told does not pull everything before the last is told
+        # (a busy machine took that long to schedule the others).
+        start_at = time.time() + START_AHEAD_S
+        for stdin, _out in pipes.values():
             assert stdin is not None
-            stdin.write("go\n")
+            stdin.write(f"go {start_at}\n")
             stdin.flush()
         reports = []
         for name, proc in procs.items():
@@ -239,8 +247,10 @@ def _worker_main(db_url: str, terminal: str, queue: str) -> None:
     with read_session(engine) as session:  # also opens the pooled connection before the start
         expert = get_user(session, username)
     print("ready", flush=True)
-    if sys.stdin.readline().strip() != "go":
+    signal = sys.stdin.readline().split()
+    if signal[:1] != ["go"] or len(signal) != 2:
         raise SystemExit("no start signal")
+    time.sleep(max(0.0, float(signal[1]) - time.time()))  # all start at the same instant
     claimed = []
     while True:
         try:
