@@ -160,7 +160,9 @@ def update() -> None:
         catalog.fuzzy = False
         path.write_bytes(serialised_po(catalog))
         mo_path(language).write_bytes(compiled(catalog))
-    print(f"{len(template)} strings; {', '.join(problems_summary())}")
+    found = problems(template)
+    said = f"{len(found)} problems" if found else "every catalog complete"
+    print(f"{len(template)} strings; {said}")
 
 
 def placeholders(text: str) -> set[str]:
@@ -189,9 +191,10 @@ def message_problems(message: object, language: str) -> list[str]:
     return found
 
 
-def problems() -> list[str]:
+def problems(template: Catalog | None = None) -> list[str]:
+    """What ``check`` finds; ``template``: the sources' strings when already extracted."""
     found: list[str] = []
-    template = extracted()
+    template = template or extracted()
     if not POT.exists():
         return ["cxdesk/locale/cxdesk.pot is missing: run scripts/catalogs.py update"]
     pot = read(POT)
@@ -220,13 +223,9 @@ def problems() -> list[str]:
     return found
 
 
-def problems_summary() -> list[str]:
-    found = problems()
-    return [f"{len(found)} problems"] if found else ["every catalog complete"]
-
-
 def check() -> int:
-    found = problems()
+    template = extracted()
+    found = problems(template)
     for line in found[:200]:
         print(line)
     if len(found) > 200:
@@ -234,7 +233,7 @@ def check() -> int:
     if found:
         print(f"catalogs: {len(found)} problems", file=sys.stderr)
         return 1
-    print(f"catalogs: {', '.join(LANGUAGES)} complete ({len(extracted())} strings)")
+    print(f"catalogs: {', '.join(LANGUAGES)} complete ({len(template)} strings)")
     return 0
 
 
