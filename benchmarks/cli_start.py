@@ -18,7 +18,6 @@ Target (issue 18): each command within 8x the baseline.
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import subprocess
@@ -29,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import figure, format_table
+from benchmarks.common import figure, main_with_runs
 
 RUNS = 7
 TARGET = 8.0
@@ -125,13 +124,7 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--runs", type=int, default=RUNS, help="runs of each command")
-    args = parser.parse_args(argv)
-    if args.runs < 1:
-        parser.error("--runs must be at least 1")
-    print(format_table(run(runs=args.runs)))
-    return 0
+    return main_with_runs(__doc__, run, RUNS, argv, what="command")
 
 
 if __name__ == "__main__":

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -79,3 +80,22 @@ def scratch_pg_database(admin_url: str) -> Iterator[str]:
     finally:
         with psycopg.connect(admin, autocommit=True) as connection:
             connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def main_with_runs(
+    doc: str | None,
+    run: Callable[..., list[dict[str, Any]]],
+    default_runs: int,
+    argv: list[str] | None,
+    *,
+    what: str,
+) -> int:
+    """A benchmark's ``main``: ``--runs N`` (at least 1; ``what`` each run repeats), then
+    ``run(runs=N)``'s figures as a table."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0] if doc else None)
+    parser.add_argument("--runs", type=int, default=default_runs, help=f"runs of each {what}")
+    args = parser.parse_args(argv)
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
+    print(format_table(run(runs=args.runs)))
+    return 0

@@ -24,7 +24,6 @@ desk's speed). Same baseline (a bare Textual app's first paint); target within 2
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import subprocess
@@ -36,7 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import figure, format_table
+from benchmarks.common import figure, main_with_runs
 
 RUNS = 7
 TARGET = 1.5
@@ -183,13 +182,7 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--runs", type=int, default=RUNS, help="runs of each app")
-    args = parser.parse_args(argv)
-    if args.runs < 1:
-        parser.error("--runs must be at least 1")
-    print(format_table(run(runs=args.runs)))
-    return 0
+    return main_with_runs(__doc__, run, RUNS, argv, what="app")
 
 
 if __name__ == "__main__":
