@@ -8,12 +8,10 @@ import json
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, func, select
-from sqlmodel import Session
+from sqlalchemy import Engine
 
 from cxdesk.store.db import transaction
 from cxdesk.store.directory import get_user
-from cxdesk.store.models import LoginFailure, Ticket
 from tests.cli_helpers import Cli, table_counts
 from tests.desk import build_small_desk
 
@@ -21,8 +19,7 @@ ADA = "--answer first_name=Ada --answer last_name=Lovelace --answer email=ada@ex
 
 
 def ticket_count(engine: Engine) -> int:
-    with Session(engine) as session:
-        return int(session.exec(select(func.count()).select_from(Ticket)).one()[0])
+    return table_counts(engine)["ticket"]
 
 
 def test_each_line_runs_and_a_refused_line_changes_nothing(
@@ -98,9 +95,7 @@ def test_a_wrong_password_is_tried_once_not_once_per_line(
     assert result.exit_code == 1, str(result)
     assert result.error_lines[-1] == "batch: 5 commands; 5 failed (lines 1, 2, 3, 4, 5)"
     assert all("Unknown user or wrong password" in line for line in result.error_lines[:5])
-    with Session(engine) as session:
-        failures = session.exec(select(func.count()).select_from(LoginFailure)).one()[0]
-    assert failures - before.get("login_failure", 0) == 1
+    assert table_counts(engine)["login_failure"] - before["login_failure"] == 1
 
 
 def test_a_batch_cannot_nest_or_open_the_desk(cli: Cli, engine: Engine, tmp_path: Path) -> None:
