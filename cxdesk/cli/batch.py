@@ -67,6 +67,7 @@ def read_lines(source: str) -> list[str]:
 def run_lines(command: Any, lines: list[str], *, stop: bool) -> list[int]:
     """Run each line's command; the numbers of the lines that failed."""
     from cxdesk.cli.identity import proofs_kept
+    from cxdesk.cli.main import refusal_line
 
     failed: list[int] = []
     ran = 0
@@ -76,7 +77,7 @@ def run_lines(command: Any, lines: list[str], *, stop: bool) -> list[int]:
                 words = words_of(line)
             except DeskError as exc:
                 ran += 1
-                report(number, error_line(str(exc)))
+                report(number, refusal_line(exc) or "")
                 failed.append(number)
             else:
                 if not words:
