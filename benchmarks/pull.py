@@ -32,8 +32,8 @@ all released at once by a barrier, each process on one connection of its own:
 Figures: throughput (claims/s over the wall time of the race), p50 and p99 latency of one
 claim (begin to commit: what one expert waits), doubles (tickets reported by two workers, or
 owned in the database by a worker that did not report them) and lost tickets (still waiting,
-or owned by a worker that did not report them). Targets: throughput >= 50% of the baseline's,
-p99 <= 20 ms, no doubles.
+or owned by a worker that did not report them). Targets: throughput >= 50% of the baseline's
+on SQLite, >= 70% on PostgreSQL, p99 <= 20 ms, no doubles.
 """
 
 from __future__ import annotations
@@ -78,7 +78,8 @@ from cxdesk.store.pull import pull_next
 TICKETS = 20_000
 WORKERS = 8
 QUEUE = "360"
-TARGET_THROUGHPUT_RATIO = 0.5
+TARGET_THROUGHPUT_RATIO = {"sqlite": 0.5, "postgresql": 0.7}
+"""Of the baseline's throughput, by database (PostgreSQL: issue 18 item 4)."""
 TARGET_P99_MS = 20.0
 START_TIMEOUT_S = 120
 """How long the barrier waits for every worker to connect and get ready."""
@@ -502,6 +503,7 @@ def _figures(database: str, cxdesk: Outcome, baseline: Outcome) -> list[dict[str
 
     prefix = f"pull.{database}"
     throughput_ratio = ratio(cxdesk.throughput, baseline.throughput)
+    target = TARGET_THROUGHPUT_RATIO[database]
     p50, p99 = cxdesk.percentile_ms(50), cxdesk.percentile_ms(99)
     base_p50, base_p99 = baseline.percentile_ms(50), baseline.percentile_ms(99)
     return [
@@ -511,8 +513,8 @@ def _figures(database: str, cxdesk: Outcome, baseline: Outcome) -> list[dict[str
             "baseline": baseline.throughput,
             "ratio": throughput_ratio,
             "unit": "claims/s",
-            "target": f">= {TARGET_THROUGHPUT_RATIO:.0%} of baseline",
-            "met": throughput_ratio is not None and throughput_ratio >= TARGET_THROUGHPUT_RATIO,
+            "target": f">= {target:.0%} of baseline",
+            "met": throughput_ratio is not None and throughput_ratio >= target,
         },
         {
             "name": f"{prefix}.p50_latency",
