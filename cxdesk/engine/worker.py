@@ -50,7 +50,6 @@ from cxdesk.engine.sla_watch import raise_sla_alerts
 from cxdesk.engine.staleness import claim_fresh
 from cxdesk.errors import DESK_UNREACHABLE, DeskError
 from cxdesk.store.db import checkpoint, is_unreachable, unreachable_reason
-from cxdesk.store.pull_log import log_pending_pulls
 
 logger = logging.getLogger(__name__)
 
@@ -254,7 +253,6 @@ class DeliveryWorker:
         rules fire; tests pass a later one instead of waiting for a delay or a lease.
         """
         report = WorkerReport()
-        log_pending_pulls(self.engine)  # a pull that died before its log (store.pull_log)
         report.dispatched = dispatch_backlog(self.engine)
         report.assigned = len(auto_assign_and_dispatch(self.engine))
         report.escalated = run_escalations(self.engine, now=now)

@@ -328,13 +328,6 @@ class Ticket(SQLModel, table=True):
     feedback_comment: str | None = None
     feedback_at: datetime | None = None
     pulled_from: str | None = Field(default=None, max_length=100)
-    pull_pending: str | None = Field(default=None, max_length=32)
-    """PostgreSQL: the status before a pull whose log lines are still to write
-    (``store.pull_log``); NULL once written."""
-    pulled_by: int | None = None
-    """PostgreSQL: who made the last pull (its log's expert)."""
-    pulled_at: datetime | None = None
-    """PostgreSQL: when the last pull was made (its log's time)."""
     first_response_at: datetime | None = None
     """When an expert first replied to the customer (a reply, not an internal note)."""
     follows_id: int | None = Field(default=None, foreign_key="ticket.id")

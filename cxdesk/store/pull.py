@@ -8,10 +8,8 @@ RETURNING id, key`` run straight on the pooled driver connection, committed on i
   ordering), are ``EXISTS`` conditions of the candidate, so the statement claims nothing for
   someone who may not pull (the reason is then read and reported);
 - the pull's log lines (``ticket.assigned_from_queue``, ``ticket.status_changed`` new ->
-  open): on SQLite written by the database trigger ``ticket_pulled`` (migration 0006), which
-  fires for an UPDATE that sets ``ticket.pulled_from``, inside the claim; on PostgreSQL
-  written after the claim commits, by ``store.pull_log`` (migration 0024: off the claim's
-  row lock), before ``pull_next`` returns, a crash in between repaired by the worker;
+  open) are written by the database trigger ``ticket_pulled`` (migration 0006), which fires
+  for an UPDATE that sets ``ticket.pulled_from``; only this statement sets it;
 - SQLite: the statement takes the write lock before it reads (a writing statement begins a
   write transaction), so no two pullers see the same candidate, and holds it for that one
   statement only. PostgreSQL: the candidate is chosen ``FOR UPDATE SKIP LOCKED``.
@@ -90,7 +88,6 @@ from cxdesk.store.models import (
     User,
     utcnow,
 )
-from cxdesk.store.pull_log import log_pull
 from cxdesk.store.ticket_versions import NEXT_VERSION
 
 # SKIP LOCKED may find nothing while tickets wait, all locked by other pullers: look again.
@@ -255,16 +252,16 @@ def _claim(
         conditions.append(_OPEN_HELD.scalar_subquery() < bindparam("cap"))
     if unread:
         conditions.append(_NO_CAP)
-    values = claimed(
-        bindparam("user"), bindparam("now"), _TICKET_QUEUE if any_team else bindparam("queue")
-    )
-    if postgres:  # what its log needs, written after it commits (store.pull_log)
-        values.update(pull_pending=col(Ticket.status), pulled_by=bindparam("user"),
-                      pulled_at=bindparam("now"))  # fmt: skip
     return (
         update(Ticket)
         .where(*conditions)
-        .values(**values)
+        .values(
+            **claimed(
+                bindparam("user"),
+                bindparam("now"),
+                _TICKET_QUEUE if any_team else bindparam("queue"),
+            )
+        )
         .returning(col(Ticket.id), col(Ticket.key), col(Ticket.pulled_from))
     )
 
@@ -275,7 +272,6 @@ _ClaimKey = tuple[bool, bool, bool]
 
 @dataclass(frozen=True)
 class _Statements:
-    dialect: Dialect
     postgres: bool
     scope: Compiled
     caller: Compiled
@@ -297,7 +293,6 @@ def _statements(dialect: Dialect) -> _Statements:
     processor = Ticket.__table__.c.updated_at.type.dialect_impl(dialect).bind_processor(dialect)  # type: ignore[attr-defined]
     both = (False, True)
     return _Statements(
-        dialect=dialect,
         postgres=postgres,
         scope=Compiled.of(_SCOPE, dialect),
         caller=Compiled.of(_CALLER, dialect),
@@ -389,63 +384,53 @@ def _pull(raw: Any, dialect: Dialect, actor: User, queue_name: str | None) -> Pu
 
 
 def _pull_on(raw: Any, statements: _Statements, actor: User, queue_name: str | None) -> Pulled:
+    scopes: dict[str, _Scope] = raw.info.setdefault(_SCOPE_CACHE, {})
     cursor = raw.cursor()
     try:
-        pulled = _claim_next(raw, cursor, statements, actor, queue_name)
-        if statements.postgres:  # the claim committed: its log lines now (store.pull_log)
-            log_pull(raw, cursor, statements.dialect, pulled.id)
-        return pulled
+        scope = scopes.get(queue_name) if queue_name is not None else None
+        if scope is not None:
+            # The usual pull, one statement: a queue read before, no cap for this caller (a
+            # condition of the claim). Anything else takes the way below (a read first).
+            values = {"user": actor.id, "now": statements.now(utcnow()), "team": scope.team_id,
+                      "queue": scope.queue, "ordering": scope.ordering}  # fmt: skip
+            by_priority = scope.ordering == QueueOrder.priority
+            rows = run_sql(raw, cursor, statements.unread_claim[by_priority], **values)
+            if rows:
+                ticket_id, key, queue = rows[0]
+                return Pulled(id=ticket_id, key=key, queue=queue)
+        caller = _read_caller(raw, cursor, statements, actor)
+        for _attempt in range(_PULL_RETRIES):
+            if queue_name is not None and scope is None:
+                scope = scopes[queue_name] = _read_scope(raw, cursor, statements, actor, queue_name)
+            rows = _claim_rows(raw, cursor, statements, actor, caller, scope)
+            if rows:
+                ticket_id, key, queue = rows[0]
+                return Pulled(id=ticket_id, key=key, queue=queue)
+            # Nothing claimed: the caller left the team, the queue changed, the caller is at
+            # their cap, nothing waits, or (PostgreSQL) every waiting ticket is locked by
+            # another puller this instant.
+            if queue_name is not None and scope is not None:
+                fresh = _read_scope(raw, cursor, statements, actor, queue_name)
+                if fresh != scope:
+                    scope = scopes[queue_name] = fresh
+                    continue
+            if caller.cap is not None:
+                held = run_sql(raw, cursor, statements.open_held, user=actor.id)[0][0]
+                if held >= caller.cap:
+                    raise CapReached(cap_message(caller.username, held, caller.cap))
+            if scope is None:
+                if not run_sql(raw, cursor, statements.count_any_waiting, user=actor.id)[0][0]:
+                    if not run_sql(raw, cursor, statements.count_my_queues, user=actor.id)[0][0]:
+                        raise PermissionDenied(_("You are not on a team that has a queue"))
+                    raise QueueEmpty(_("No tickets waiting in your teams' queues"))
+            elif not run_sql(raw, cursor, statements.count_waiting, team=scope.team_id)[0][0]:
+                raise QueueEmpty(_("No tickets waiting in {queue}").format(queue=scope.queue))
+            time.sleep(_RETRY_SLEEP_S)
+        if queue_name is not None:
+            raise DeskError(_("Queue {queue} is busy; try again").format(queue=queue_name))
+        raise DeskError(_("Your teams' queues are busy; try again"))
     finally:
         cursor.close()
-
-
-def _claim_next(
-    raw: Any, cursor: Any, statements: _Statements, actor: User, queue_name: str | None
-) -> Pulled:
-    """The claim, committed (see ``pull_next``)."""
-    scopes: dict[str, _Scope] = raw.info.setdefault(_SCOPE_CACHE, {})
-    scope = scopes.get(queue_name) if queue_name is not None else None
-    if scope is not None:
-        # The usual pull, one statement: a queue read before, no cap for this caller (a
-        # condition of the claim). Anything else takes the way below (a read first).
-        values = {"user": actor.id, "now": statements.now(utcnow()), "team": scope.team_id,
-                  "queue": scope.queue, "ordering": scope.ordering}  # fmt: skip
-        by_priority = scope.ordering == QueueOrder.priority
-        rows = run_sql(raw, cursor, statements.unread_claim[by_priority], **values)
-        if rows:
-            ticket_id, key, queue = rows[0]
-            return Pulled(id=ticket_id, key=key, queue=queue)
-    caller = _read_caller(raw, cursor, statements, actor)
-    for _attempt in range(_PULL_RETRIES):
-        if queue_name is not None and scope is None:
-            scope = scopes[queue_name] = _read_scope(raw, cursor, statements, actor, queue_name)
-        rows = _claim_rows(raw, cursor, statements, actor, caller, scope)
-        if rows:
-            ticket_id, key, queue = rows[0]
-            return Pulled(id=ticket_id, key=key, queue=queue)
-        # Nothing claimed: the caller left the team, the queue changed, the caller is at
-        # their cap, nothing waits, or (PostgreSQL) every waiting ticket is locked by
-        # another puller this instant.
-        if queue_name is not None and scope is not None:
-            fresh = _read_scope(raw, cursor, statements, actor, queue_name)
-            if fresh != scope:
-                scope = scopes[queue_name] = fresh
-                continue
-        if caller.cap is not None:
-            held = run_sql(raw, cursor, statements.open_held, user=actor.id)[0][0]
-            if held >= caller.cap:
-                raise CapReached(cap_message(caller.username, held, caller.cap))
-        if scope is None:
-            if not run_sql(raw, cursor, statements.count_any_waiting, user=actor.id)[0][0]:
-                if not run_sql(raw, cursor, statements.count_my_queues, user=actor.id)[0][0]:
-                    raise PermissionDenied(_("You are not on a team that has a queue"))
-                raise QueueEmpty(_("No tickets waiting in your teams' queues"))
-        elif not run_sql(raw, cursor, statements.count_waiting, team=scope.team_id)[0][0]:
-            raise QueueEmpty(_("No tickets waiting in {queue}").format(queue=scope.queue))
-        time.sleep(_RETRY_SLEEP_S)
-    if queue_name is not None:
-        raise DeskError(_("Queue {queue} is busy; try again").format(queue=queue_name))
-    raise DeskError(_("Your teams' queues are busy; try again"))
 
 
 def _claim_rows(
