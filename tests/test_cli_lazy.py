@@ -83,7 +83,9 @@ NEVER_FOR_HELP = [
 ]  # fmt: skip
 NEVER_FOR_A_READ = [
     "alembic", "psycopg", "twilio", "requests", "openpyxl", "rich", "babel", "textual",
-    "jinja2", "aiosmtplib", "imapclient", "waitress", "cxdesk.cli.views", "cxdesk.cli.setup",
+    "jinja2", "aiosmtplib", "imapclient", "waitress", "argon2", "phonenumbers",
+    "email_validator", "sqlalchemy.dialects.postgresql.asyncpg", "cxdesk.cli.views",
+    "cxdesk.cli.setup",
 ]  # fmt: skip
 
 
