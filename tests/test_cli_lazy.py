@@ -84,7 +84,7 @@ NEVER_FOR_HELP = [
 NEVER_FOR_A_READ = [
     "alembic", "psycopg", "twilio", "requests", "openpyxl", "rich", "babel", "textual",
     "jinja2", "aiosmtplib", "imapclient", "waitress", "argon2", "phonenumbers",
-    "email_validator", "sqlalchemy.dialects.postgresql.asyncpg", "cxdesk.cli.views",
+    "email_validator", "cxdesk.engine.dispatch", "cxdesk.store.pull", "cxdesk.cli.views",
     "cxdesk.cli.setup",
 ]  # fmt: skip
 
@@ -117,11 +117,30 @@ def test_help_and_a_usage_error_load_no_command(args: list[str]) -> None:
     assert loaded_by(args, NEVER_FOR_HELP) == []
 
 
-def test_tickets_list_json_loads_only_what_it_uses(cli: Cli) -> None:
-    """On the ``cli`` fixture's SQLite desk (``db_url`` runs it on PostgreSQL too, where
-    psycopg is what it uses)."""
+NEVER_FOR_A_CHECKIN = [
+    "alembic", "psycopg", "twilio", "requests", "openpyxl", "rich", "babel", "textual",
+    "jinja2", "aiosmtplib", "imapclient", "waitress", "argon2", "cxdesk.cli.views",
+]  # fmt: skip
+CHECKIN = [
+    "checkin", "--as", "vera", "--answer", "first_name=Ada", "--answer", "last_name=Lovelace",
+    "--answer", "email=ada@example.com", "--answer", "product=360",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("args", "never"),
+    [
+        (["tickets", "list", "--json", "--limit", "2", "--as", "maya"], NEVER_FOR_A_READ),
+        (CHECKIN, NEVER_FOR_A_CHECKIN),
+    ],
+    ids=["tickets_list_json", "checkin"],
+)
+def test_a_command_loads_only_what_it_uses(cli: Cli, args: list[str], never: list[str]) -> None:
+    """Logged in (``cxdesk login``: no password to check), on the ``cli`` fixture's desk;
+    on PostgreSQL (``db_url`` runs both) psycopg is what it uses."""
     assert cli("demo").exit_code == 0
-    url = os.environ["CXDESK_DATABASE_URL"]
-    expected = [] if url.startswith("sqlite") else ["psycopg"]
-    args = ["tickets", "list", "--json", "--limit", "2", "--as", "maya"]
-    assert loaded_by(args, NEVER_FOR_A_READ, env=dict(os.environ)) == expected
+    for user in ("maya", "vera"):
+        assert cli("login", user).exit_code == 0
+    env = {k: v for k, v in os.environ.items() if k not in ("CXDESK_LOGIN_PASSWORD", "CXDESK_USER")}
+    expected = [] if env["CXDESK_DATABASE_URL"].startswith("sqlite") else ["psycopg"]
+    assert loaded_by(args, never, env=env) == expected
