@@ -90,13 +90,7 @@ class LazyCommands(MutableMapping[str, click.Command]):
         entry = self._index.get(name)
         if entry is None:
             return None
-        stand_in = TyperCommand(
-            name,
-            help=entry["help"],
-            short_help=entry["short_help"],
-            hidden=entry["hidden"],
-            deprecated=entry["deprecated"],
-        )
+        stand_in = TyperCommand(name, **_texts(entry))
         translate_one(stand_in)
         return stand_in
 
@@ -113,12 +107,9 @@ def _build(name: str, entry: Entry) -> click.Command:
     if "commands" in entry:
         group = LazyGroup(
             name=name,
-            help=entry["help"],
-            short_help=entry["short_help"],
-            hidden=entry["hidden"],
-            deprecated=entry["deprecated"],
             no_args_is_help=entry["no_args_is_help"],
             rich_markup_mode=None,
+            **_texts(entry),
         )
         group.commands = LazyCommands(entry["commands"])
         command: click.Command = group
@@ -126,6 +117,11 @@ def _build(name: str, entry: Entry) -> click.Command:
         command = _leaf(name, entry["module"], entry["typer"])
     translate_one(command)
     return command
+
+
+def _texts(entry: Entry) -> dict[str, Any]:
+    """What a command's help shows of it, as the index has it."""
+    return {key: entry[key] for key in ("help", "short_help", "hidden", "deprecated")}
 
 
 def _leaf(name: str, module_name: str, typer_name: str | None) -> click.Command:
