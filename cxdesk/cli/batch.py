@@ -23,7 +23,7 @@ from typing import Annotated, Any
 import typer
 from typer.exceptions import TyperException
 
-from cxdesk.cli.common import err_console, error_line, use_cli_language
+from cxdesk.cli.output import err_console, error_line, use_cli_language
 from cxdesk.errors import DeskError
 from cxdesk.i18n import N_, _, ngettext
 
@@ -43,10 +43,10 @@ def register(app: typer.Typer) -> None:
         ] = False,
     ) -> None:
         """Run many commands in one process: one per line, each reported by its line number."""
-        from cxdesk.cli.help_text import translated_command
+        from cxdesk.cli.main import cli_command
 
         lines = read_lines(source)
-        command = translated_command(typer.main.get_command(app))
+        command = cli_command()
         failed = run_lines(command, lines, stop=stop)
         if failed:
             raise typer.Exit(1)

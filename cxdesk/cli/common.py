@@ -11,43 +11,24 @@ from functools import cache
 from typing import Any
 
 import typer
-from rich.cells import cell_len
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from cxdesk.cli.identity import prove, prove_setup_admin
+from cxdesk.cli.output import console as console  # shared by every command
+from cxdesk.cli.output import err_console as err_console
+from cxdesk.cli.output import error_line as error_line
+from cxdesk.cli.output import use_cli_language as use_cli_language
 from cxdesk.config import load_settings
 from cxdesk.errors import DeskError
-from cxdesk.i18n import N_, _, language_from_environment, use_language
+from cxdesk.i18n import N_, _
 from cxdesk.store.db import make_engine, read_session
 from cxdesk.store.directory import get_user
 from cxdesk.store.migrate import current_revision, head_revision
 from cxdesk.store.models import User
 from cxdesk.store.tickets import format_wait as format_wait  # shared with the TUI
 from cxdesk.text import json_printable, printable
-
-# Markup off: names and comments are shown exactly as typed, "[red]" and all; control
-# characters as the escapes ``printable`` makes (stored text never drives the terminal). When
-# piped, a wide console keeps table cells (emails, titles) whole for scripts and logs.
-_PIPED_WIDTH = None if sys.stdout.isatty() else 200
-console = Console(highlight=False, markup=False, width=_PIPED_WIDTH)
-err_console = Console(stderr=True, highlight=False, markup=False)
-
-
-def use_cli_language() -> str:
-    """Make the CLI speak the environment's language (``LANGUAGE``, ``LC_ALL``,
-    ``LC_MESSAGES``, ``LANG``; else English) from now on: its help, output and errors. The one
-    place the CLI's language is chosen; ``main()`` calls it before the commands are built."""
-    return use_language(language_from_environment())
-
-
-def error_line(message: str) -> str:
-    """The one line a refusal prints: ``Error: ...`` in the CLI's language."""
-    return _("Error: {message}").format(message=message)
 
 
 @cache
@@ -161,6 +142,9 @@ def read_password(prompt: str | None = None) -> str:
 def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     """A table for people; ``title`` and ``columns`` are catalog text (marked ``N_`` where
     written), shown in the CLI's language."""
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(title=_(title), title_justify="left")
     for column in columns:
         table.add_column(_(column))
@@ -184,6 +168,8 @@ def report_title(report: str, by: str | None, since: str | None) -> str:
 
 def padded(label: str, width: int = 16) -> str:
     """``label`` and spaces to ``width`` terminal cells (a Japanese character takes two)."""
+    from rich.cells import cell_len
+
     return label + " " * max(1, width - cell_len(label))
 
 

@@ -49,13 +49,18 @@ class _Context(click.Context):
 
 
 def translated_command(command: click.Command) -> click.Command:
-    """``command`` and every subcommand with their help texts in the current language."""
+    """``command`` and every subcommand built so far with their help texts in the current
+    language (a lazy group's commands are translated as they are built: ``cxdesk.cli.lazy``)."""
     typer.core._ = _  # Typer's ``from gettext import gettext as _``
-    _translate(command)
+    translate_one(command)
+    if isinstance(command, TyperGroup) and type(command.commands) is dict:
+        for subcommand in command.commands.values():
+            translated_command(subcommand)
     return command
 
 
-def _translate(command: click.Command) -> None:
+def translate_one(command: click.Command) -> None:
+    """``command``'s own help texts (not its subcommands') in the current language."""
     command.context_class = _Context
     make_help_option = command.get_help_option
 
@@ -74,6 +79,3 @@ def _translate(command: click.Command) -> None:
         text = getattr(param, "help", None)
         if text:
             param.help = _(text)  # type: ignore[attr-defined]
-    if isinstance(command, TyperGroup):
-        for subcommand in command.commands.values():
-            _translate(subcommand)

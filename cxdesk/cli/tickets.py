@@ -1,4 +1,5 @@
-"""``cxdesk checkin``, ``cxdesk ticket ...`` and ``cxdesk tickets list``: working tickets."""
+"""``cxdesk checkin`` and ``cxdesk ticket ...``: working tickets (``tickets list`` is in
+``cli.tickets_list``, which a read loads without the engine)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,9 @@ from cxdesk.cli.common import (
     acting_user,
     desk_engine,
     parse_pairs,
-    print_json,
-    print_table,
     proven,
-    shown_at,
 )
+from cxdesk.cli.tickets_list import tickets_app
 from cxdesk.engine.dispatch import (
     PulledButNotDispatched,
     auto_assign_and_dispatch,
@@ -25,7 +24,6 @@ from cxdesk.engine.dispatch import (
 )
 from cxdesk.errors import DeskError
 from cxdesk.i18n import N_, _, ngettext
-from cxdesk.labels import label
 from cxdesk.store import tickets as ops
 from cxdesk.store.db import read_session, transaction
 from cxdesk.store.escalation_steps import (
@@ -34,11 +32,9 @@ from cxdesk.store.escalation_steps import (
     parse_estimate,
     set_escalation_step,
 )
-from cxdesk.store.models import OutboxMessage, Ticket, utcnow
+from cxdesk.store.models import OutboxMessage, Ticket
 from cxdesk.store.noshow import no_show
 from cxdesk.store.replies import reply_to_customer
-from cxdesk.store.sla import sla_view
-from cxdesk.store.sla_display import sla_words
 from cxdesk.store.surveys import submit_response
 from cxdesk.store.unpull import unpull
 from cxdesk.text import printable
@@ -50,7 +46,6 @@ ticket_app = typer.Typer(
     ),
     no_args_is_help=True,
 )
-tickets_app = typer.Typer(help=N_("Many tickets: list."), no_args_is_help=True)
 
 ATTACH_OPTION = typer.Option([], "--attach", help=N_("A file to attach (repeatable, at most 5)."))
 
@@ -344,54 +339,6 @@ def ticket_escalation(
     else:
         said = _("{key}: {step}.")
     typer.echo(said.format(key=ticket.key, step=timeline.current, estimate=timeline.estimate))
-
-
-@tickets_app.command("list")
-def tickets_list(
-    status: str | None = typer.Option(None, "--status"),
-    team: str | None = typer.Option(None, "--team"),
-    owner: str | None = typer.Option(None, "--owner", help=N_("A username, or 'none'.")),
-    limit: int = typer.Option(200, "--limit", min=1, max=100_000),
-    as_json: bool = typer.Option(False, "--json"),
-    as_user: str | None = AS_OPTION,
-) -> None:
-    """Tickets, newest first, filtered by status, team and owner."""
-    proven(as_user)
-    with read_session(desk_engine()) as session:
-        found = ops.list_tickets(session, status=status, team=team, owner=owner, limit=limit)
-        records = ops.tickets_to_dicts(session, found)
-    if as_json:
-        print_json(records)
-        return
-    now = utcnow()
-    print_table(
-        N_("Tickets"),
-        [
-            N_("key"),
-            N_("title"),
-            N_("status"),
-            N_("sla"),
-            N_("priority"),
-            N_("team"),
-            N_("owner"),
-            N_("customer"),
-            N_("created"),
-        ],  # fmt: skip
-        [
-            (
-                r["key"],
-                r["title"],
-                label(r["status"]),
-                sla_words(sla_view(t, now), now),
-                label(r["priority"]),
-                r["team"],
-                r["owner"],
-                r["customer_name"],
-                shown_at(r["created_at"]),
-            )  # fmt: skip
-            for r, t in zip(records, found, strict=True)
-        ],
-    )
 
 
 def register(app: typer.Typer) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import typer
 
 from cxdesk.cli.common import AS_OPTION, acting_user, desk_engine, print_table, proven
-from cxdesk.cli.tickets import tickets_app
+from cxdesk.cli.tickets_list import tickets_app
 from cxdesk.errors import DeskError
 from cxdesk.i18n import N_, _, ngettext
 from cxdesk.store.db import read_session, transaction

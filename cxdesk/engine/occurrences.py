@@ -26,7 +26,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, func, select
 
 from cxdesk.engine.conditions import evaluate
@@ -42,6 +41,7 @@ from cxdesk.store.db import is_stale_write, is_unreachable, read_session, transa
 from cxdesk.store.directory import desk_zone
 from cxdesk.store.events import record_event
 from cxdesk.store.models import Event, Workflow, WorkflowOccurrence, simulated_clock, utcnow
+from cxdesk.store.upsert import dialect_insert
 
 logger = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ def _due_schedules(engine: Engine, now: datetime) -> list[tuple[int, datetime]]:
 def _claim_instant(session: Session, workflow_id: int, instant: datetime, now: datetime) -> bool:
     """Insert the occurrence of ``instant``, run; False when another worker's insert won."""
     dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert = dialect_insert(dialect)
     statement = (
         insert(_OCCURRENCES)
         .values(

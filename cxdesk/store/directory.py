@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from email_validator import EmailNotValidError, validate_email
 from sqlmodel import Session, col, select
 
 from cxdesk.errors import Conflict, NotFound, PermissionDenied, ValidationFailed, must_be_one_of
@@ -123,6 +122,8 @@ def add_user(
         errors["name"] = _("must be at most {n} characters").format(n=200)
     elif (problem := text_problem(name)) is not None:
         errors["name"] = problem
+    from email_validator import EmailNotValidError, validate_email  # loads on use
+
     try:
         email = validate_email(email, check_deliverability=False).normalized
     except EmailNotValidError as exc:

@@ -23,8 +23,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
 from sqlalchemy import Engine
 
 from cxdesk.errors import DeskError
@@ -131,28 +129,32 @@ def write_xlsx(
     path: Path, batches: Iterable[Sequence[TicketRow]], *, now: datetime | None = None
 ) -> int:
     """The list's columns to a new .xlsx at ``path``, streamed (write-only: rows go to the
-    file, not kept in memory); returns the number of rows. SLA states are as at ``now``."""
+    file, not kept in memory); returns the number of rows. SLA states are as at ``now``.
+    openpyxl is imported here: only an .xlsx export loads it."""
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet(SHEET_TITLE)
     sheet.append(list(EXPORT_COLUMNS.values()))
     written, now = 0, now or utcnow()
     for batch in batches:
         for row in batch:
-            sheet.append([_xlsx_cell(sheet, value) for value in _values(row, now)])
+            sheet.append([_xlsx_cell(sheet, v, WriteOnlyCell) for v in _values(row, now)])
             written += 1
     workbook.save(path)
     return written
 
 
-def _xlsx_cell(sheet: Any, value: object) -> object:
+def _xlsx_cell(sheet: Any, value: object, cell_class: Any) -> object:
     if isinstance(value, datetime):
         # Excel has no time zones: the local wall-clock time, as a date cell.
-        cell = WriteOnlyCell(sheet, value=_local(value).replace(tzinfo=None))
+        cell = cell_class(sheet, value=_local(value).replace(tzinfo=None))
         cell.number_format = XLSX_DATE_FORMAT
         return cell
     if isinstance(value, str):
         # openpyxl makes a text beginning with "=" a formula and "#N/A" an error: a string.
-        cell = WriteOnlyCell(sheet, value=xlsx_text(value))
+        cell = cell_class(sheet, value=xlsx_text(value))
         cell.data_type = "s"
         return cell
     return value

@@ -19,8 +19,6 @@ from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import PurePath
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from cxdesk.errors import DeskError
@@ -39,6 +37,7 @@ from cxdesk.store.models import (
 )
 from cxdesk.store.sla import start_next_response
 from cxdesk.store.tickets import TicketDraft, change_status, create_ticket, status_category
+from cxdesk.store.upsert import dialect_insert
 
 INBOUND_TEAM_SETTING = "inbound_team"
 REOPEN_DAYS_SETTING = "reopen_days"
@@ -75,7 +74,7 @@ def record_received(
     to do. ``ticket_id``/``comment_id`` can be filled in later with ``note_outcome``.
     """
     table = InboundMessage.__table__  # type: ignore[attr-defined]
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    insert = dialect_insert(session.get_bind().dialect.name)
     kept = raw[:RAW_CAP] if raw is not None else None
     result = session.connection().execute(
         insert(table)

@@ -21,8 +21,6 @@ import socket
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, delete, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 
 from cxdesk.errors import PermissionDenied
@@ -30,6 +28,7 @@ from cxdesk.i18n import _
 from cxdesk.store.db import read_session, transaction
 from cxdesk.store.models import LoginFailure, User, utcnow
 from cxdesk.store.passwords import hash_password, needs_rehash, verify_nobody, verify_password
+from cxdesk.store.upsert import dialect_insert
 
 BAD_LOGIN = "Unknown user or wrong password"
 FREE_ATTEMPTS = 2
@@ -138,7 +137,7 @@ def _claim_turn(engine: Engine, key: str, source: str) -> bool:
 def _count_failure(engine: Engine, key: str, source: str) -> None:
     table = LoginFailure.__table__  # type: ignore[attr-defined]
     with transaction(engine) as session:
-        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        insert = dialect_insert(session.get_bind().dialect.name)
         statement = insert(table).values(username=key, source=source, failures=1)
         failures = session.connection().scalar(
             statement.on_conflict_do_update(

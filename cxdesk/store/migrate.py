@@ -5,6 +5,10 @@ models describe. No ``alembic.ini`` is read and logging is left alone. Revisions
 ``cxdesk/store/migrations/versions``; add one with ``scripts/new-migration`` (see the README
 there): a revision that has landed is never edited.
 
+Alembic is imported only to migrate or compare (``upgrade``, ``schema_drift``): the check every
+command makes (``current_revision`` against ``head_revision``) reads the ``alembic_version``
+table and the revision files' names, so a command that only uses the desk never imports it.
+
 Every upgrade runs in one transaction: it applies completely or not at all.
 
 - SQLite: the transaction is ``BEGIN IMMEDIATE`` (see ``db.py``), so two processes upgrading
@@ -19,25 +23,24 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util.exc import CommandError
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy.exc import OperationalError
-from sqlmodel import SQLModel
 
 from cxdesk.errors import DeskError
 from cxdesk.i18n import _
-from cxdesk.store import models  # noqa: F401  (registers every table on SQLModel.metadata)
 from cxdesk.store.db import READ_ONLY_OPTION, is_sqlite
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
 
 SCRIPT_LOCATION = Path(__file__).resolve().parent / "migrations"
 """The Alembic script folder (``env.py``, ``versions/``) inside the installed package."""
+
+VERSION_TABLE = "alembic_version"
+"""Alembic's record of the revision a database is at (its default name)."""
 
 # pg_advisory_xact_lock key serializing upgrades: the bytes of "cxdesk" as a number.
 _PG_LOCK_KEY = 0x637864657368
@@ -45,6 +48,8 @@ _PG_LOCK_KEY = 0x637864657368
 
 def alembic_config(connection: Connection | None = None) -> Config:
     """An Alembic ``Config`` for the packaged scripts; ``env.py`` migrates ``connection``."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(SCRIPT_LOCATION))
     config.set_main_option("path_separator", "os")
@@ -56,18 +61,27 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 
 def head_revision() -> str:
-    """The newest revision this code knows: what ``upgrade()`` brings a database to."""
-    script = ScriptDirectory.from_config(alembic_config())
-    heads = script.get_heads()
-    if len(heads) != 1:
-        raise DeskError(f"The migrations have {len(heads)} heads, expected one: {heads}")
-    return heads[0]
+    """The newest revision this code knows: what ``upgrade()`` brings a database to.
+
+    Revisions form one chain numbered in order, each file named ``NNNN_<slug>.py`` after its
+    revision (``tests/test_migrations.py`` holds them to it), so the head is the highest
+    number in ``versions/``: known without Alembic parsing every script.
+    """
+    names = (SCRIPT_LOCATION / "versions").glob("[0-9]*_*.py")
+    return max(name.name.partition("_")[0] for name in names)
 
 
 def current_revision(engine: Engine) -> str | None:
-    """The revision the database is at, or ``None`` for a database never migrated."""
+    """The revision the database is at, or ``None`` for a database never migrated (read from
+    the ``alembic_version`` table Alembic keeps, without importing Alembic)."""
     with engine.execution_options(**{READ_ONLY_OPTION: True}).connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        if not inspect(connection).has_table(VERSION_TABLE):
+            return None
+        versions = connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).all()
+    if len(versions) > 1:
+        heads = sorted(version for (version,) in versions)
+        raise DeskError(f"The database is at {len(versions)} revisions, expected one: {heads}")
+    return versions[0][0] if versions else None
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
@@ -76,6 +90,11 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     Raises ``DeskError`` if the database is at a revision this code does not know (it was
     migrated by a newer cxdesk) or if ``revision`` is not a known revision.
     """
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from alembic.util.exc import CommandError
+
     script = ScriptDirectory.from_config(alembic_config())
     try:
         script.get_revisions(revision)
@@ -127,6 +146,12 @@ def schema_drift(engine: Engine) -> list[Any]:
 
     Each item is an Alembic autogenerate diff tuple such as ``("add_column", ...)``.
     """
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+    from sqlmodel import SQLModel
+
+    from cxdesk.store import models  # noqa: F401  (registers every table on SQLModel.metadata)
+
     with engine.execution_options(**{READ_ONLY_OPTION: True}).connect() as connection:
         context = MigrationContext.configure(
             connection, opts={"compare_type": True, "compare_server_default": True}
@@ -135,6 +160,8 @@ def schema_drift(engine: Engine) -> list[Any]:
 
 
 def _check_known(script: ScriptDirectory, current: tuple[str, ...]) -> None:
+    from alembic.util.exc import CommandError
+
     for revision in current:
         try:
             known = script.get_revision(revision)

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import os
 from functools import cache
+from typing import TYPE_CHECKING
 
-from argon2 import PasswordHasher, profiles
-from argon2.exceptions import InvalidHashError, VerificationError
+if TYPE_CHECKING:  # argon2 loads when a password is hashed or checked, not with the module
+    from argon2 import PasswordHasher
 
-PROFILES = {"default": profiles.RFC_9106_LOW_MEMORY, "cheapest": profiles.CHEAPEST}
+PROFILES = {"default": "RFC_9106_LOW_MEMORY", "cheapest": "CHEAPEST"}
+"""Each cost's ``argon2.profiles`` parameters, by name."""
 
 # For unknown usernames: a hash of a random password nobody was told, one per cost, made once
 # and committed. Hashing it at run time cost every fresh process (each CLI command) one argon2
@@ -36,7 +38,9 @@ def current_cost() -> str:
 
 @cache
 def hasher(cost: str) -> PasswordHasher:
-    return PasswordHasher.from_parameters(PROFILES[cost])
+    from argon2 import PasswordHasher, profiles
+
+    return PasswordHasher.from_parameters(getattr(profiles, PROFILES[cost]))
 
 
 def _current() -> PasswordHasher:
@@ -48,6 +52,8 @@ def hash_password(password: str) -> str:
 
 
 def verify_password(password_hash: str, password: str) -> bool:
+    from argon2.exceptions import InvalidHashError, VerificationError
+
     try:
         return hasher("default").verify(password_hash, password)
     except (VerificationError, InvalidHashError):
@@ -56,6 +62,8 @@ def verify_password(password_hash: str, password: str) -> bool:
 
 def needs_rehash(password_hash: str) -> bool:
     """True when the hash was made with other parameters than the current cost's."""
+    from argon2.exceptions import InvalidHashError
+
     try:
         return _current().check_needs_rehash(password_hash)
     except InvalidHashError:

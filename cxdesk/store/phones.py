@@ -1,8 +1,7 @@
-"""Phone numbers: read in the desk's region (or E.164) and store as E.164."""
+"""Phone numbers: read in the desk's region (or E.164) and store as E.164 (phonenumbers, its
+metadata imported when a number is read, not by every command that imports this module)."""
 
 from __future__ import annotations
-
-import phonenumbers
 
 from cxdesk.i18n import _
 
@@ -12,6 +11,8 @@ def normalise_phone(value: str, region: str = "US") -> str:
 
     ``1-415-555-2671``, ``(415) 555-2671`` and ``+1 415 555 2671`` all read in region US.
     """
+    import phonenumbers
+
     text = value.strip()
     example = phonenumbers.example_number_for_type(region, phonenumbers.PhoneNumberType.MOBILE)
     hint = (

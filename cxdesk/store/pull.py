@@ -43,7 +43,6 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from psycopg.pq import TransactionStatus
 from sqlalchemy import (
     Connection,
     Dialect,
@@ -373,6 +372,8 @@ def _pull(raw: Any, dialect: Dialect, actor: User, queue_name: str | None) -> Pu
         return _pull_on(raw, statements, actor, queue_name)
     # psycopg opens a transaction before a statement (a round trip to the server, and
     # another for COMMIT): one statement is its own transaction in autocommit mode.
+    from psycopg.pq import TransactionStatus  # only on PostgreSQL: a SQLite desk never loads it
+
     driver = raw.driver_connection
     if driver.info.transaction_status != TransactionStatus.IDLE:
         raw.rollback()  # the pool's ping (SELECT 1) left its transaction open; nothing else

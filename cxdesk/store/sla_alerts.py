@@ -17,12 +17,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, exists
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from cxdesk.store.models import SlaAlert, Status, StatusCategory, Ticket
 from cxdesk.store.sla import SLA_TARGETS
+from cxdesk.store.upsert import dialect_insert
 
 WARNING = "warning"
 BREACHED = "breached"
@@ -110,7 +109,7 @@ def claim_alert(session: Session, alert: DueAlert, *, now: datetime) -> int | No
     """Insert the alert's row; its id, or None when another worker's row holds its key (then
     it is raised already, or being raised: nothing more to do)."""
     table = SlaAlert.__table__  # type: ignore[attr-defined]
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    insert = dialect_insert(session.get_bind().dialect.name)
     statement = (
         insert(table)
         .values(

@@ -19,14 +19,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, select
 
 from cxdesk.errors import DeskError
 from cxdesk.store.events import record_event
 from cxdesk.store.models import DeskSetting, SurveyResponse, Ticket, User
 from cxdesk.store.surveys import get_survey, submit_response
+from cxdesk.store.upsert import dialect_insert
 
 SECRET_SETTING = "survey_secret"
 CSAT_SURVEY = "csat"
@@ -54,7 +53,7 @@ def desk_secret(session: Session) -> bytes:
     if row is None:
         table = DeskSetting.__table__  # type: ignore[attr-defined]
         dialect = session.get_bind().dialect.name
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        insert = dialect_insert(dialect)
         session.connection().execute(
             insert(table)
             .values(name=SECRET_SETTING, value=secrets.token_urlsafe(32))

@@ -14,7 +14,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from email_validator import EmailNotValidError, validate_email
 from sqlmodel import Session, select
 
 from cxdesk.errors import Conflict, NotFound, ValidationFailed
@@ -165,6 +164,8 @@ def _clean_answer(question: Mapping[str, Any], text: str, phone_region: str) -> 
     if problem is not None:
         raise ValueError(problem)
     if kind == "email":
+        from email_validator import EmailNotValidError, validate_email  # loads on use
+
         try:
             return validate_email(text, check_deliverability=False).normalized
         except EmailNotValidError as exc:

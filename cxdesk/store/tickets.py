@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePath
 
-from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
@@ -240,6 +239,8 @@ def _check_priority(priority: str) -> str:
 
 
 def _clean_email(value: str, field_name: str = "customer_email") -> str:
+    from email_validator import EmailNotValidError, validate_email  # loads on use
+
     try:
         return validate_email(value.strip(), check_deliverability=False).normalized
     except EmailNotValidError as exc:
