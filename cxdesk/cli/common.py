@@ -33,9 +33,19 @@ from cxdesk.text import json_printable, printable
 # Markup off: names and comments are shown exactly as typed, "[red]" and all; control
 # characters as the escapes ``printable`` makes (stored text never drives the terminal). When
 # piped, a wide console keeps table cells (emails, titles) whole for scripts and logs.
-_PIPED_WIDTH = None if sys.stdout.isatty() else 200
-console = Console(highlight=False, markup=False, width=_PIPED_WIDTH)
-err_console = Console(stderr=True, highlight=False, markup=False)
+console = Console.__new__(Console)
+err_console = Console.__new__(Console)
+
+
+def fresh_consoles() -> None:
+    """Make both consoles for the standard streams as they are now: at import, and again in
+    the command server's child (``cxdesk.command_server``) once it has taken the caller's."""
+    width = None if sys.stdout.isatty() else 200
+    Console.__init__(console, highlight=False, markup=False, width=width)
+    Console.__init__(err_console, stderr=True, highlight=False, markup=False)
+
+
+fresh_consoles()
 
 
 def use_cli_language() -> str:

@@ -8,6 +8,7 @@ import sys
 
 import typer
 from sqlalchemy.exc import SQLAlchemyError
+from typer import _click as click
 
 from cxdesk.cli import (
     auth,
@@ -29,6 +30,7 @@ from cxdesk.cli import (
 from cxdesk.cli.common import err_console, error_line, use_cli_language
 from cxdesk.cli.help_text import translated_command
 from cxdesk.cli.mail import mail_app
+from cxdesk.cli.server import server_app
 from cxdesk.errors import DeskError
 from cxdesk.i18n import N_, _
 from cxdesk.text import printable
@@ -68,6 +70,7 @@ app.add_typer(workflows.workflow_app, name="workflow")
 app.add_typer(macros.macro_app, name="macro")  # and ``ticket macro``
 app.add_typer(mail_app, name="mail")
 app.add_typer(sla.sla_app, name="sla")
+app.add_typer(server_app, name="server")
 batch.register(app)
 
 
@@ -86,9 +89,20 @@ def refusal_line(exc: BaseException) -> str | None:
     return None
 
 
+_prebuilt: list[click.Command] = []
+
+
+def prebuild() -> None:
+    """Build the click command tree now, for the next ``main()`` in this process: the command
+    server (``cxdesk.command_server``) builds it once before forking, and each child
+    translates its own copy."""
+    _prebuilt[:] = [typer.main.get_command(app)]
+
+
 def main() -> None:
     use_cli_language()
-    command = translated_command(typer.main.get_command(app))
+    built = _prebuilt.pop() if _prebuilt else typer.main.get_command(app)
+    command = translated_command(built)
     try:
         command()
     except (DeskError, SQLAlchemyError, OSError) as exc:
