@@ -22,7 +22,7 @@ from cxdesk.command_client import (
     switched_off,
 )
 from cxdesk.errors import DeskError
-from cxdesk.i18n import N_, _
+from cxdesk.i18n import N_, _, ngettext
 
 START_WAIT = 120.0
 """Seconds ``server start`` waits for a new server to answer (it imports the CLI first)."""
@@ -65,13 +65,13 @@ def server_status() -> None:
         )
         return
     minutes = int((time.time() - float(answer["started"])) // 60)
+    served = int(answer["served"])
     console.print(
         _(
-            "Running: pid {pid}, {served} commands served, up {minutes} min, "
-            "exits after {idle} s idle: {path}"
+            "Running: pid {pid}, {served}, up {minutes} min, exits after {idle} s idle: {path}"
         ).format(
             pid=answer["pid"],
-            served=answer["served"],
+            served=ngettext("{n} command served", "{n} commands served", served).format(n=served),
             minutes=minutes,
             idle=int(answer["idle_after"]),
             path=answer["socket"],
