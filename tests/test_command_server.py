@@ -15,6 +15,7 @@ import pty
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -365,3 +366,20 @@ def test_the_suite_runs_cxdesk_without_a_server(monkeypatch: pytest.MonkeyPatch)
         assert list(folder.iterdir()) == []
     finally:
         shutil.rmtree(folder)
+
+
+def test_the_client_path_imports_only_the_standard_library() -> None:
+    """What every scripted command loads before the server takes it: ``cxdesk.launch``,
+    ``cxdesk.command_client`` and the translations, nothing outside the stdlib."""
+    code = (
+        "import sys\n"
+        "before = set(sys.modules)\n"
+        "import cxdesk.launch, cxdesk.command_client, cxdesk.i18n\n"
+        "cxdesk.command_client.identity(); cxdesk.launch.served(['tickets', 'list'])\n"
+        "top = {name.split('.')[0] for name in set(sys.modules) - before}\n"
+        "print(' '.join(sorted(top - set(sys.stdlib_module_names) - {'cxdesk'})))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert loaded.stdout.split() == []
