@@ -4,7 +4,7 @@
 as Mercurial's chg does: argv, cwd, the whole environment, the umask and its own fds 0, 1 and 2
 (``SCM_RIGHTS``), so the command's output goes straight to the caller's terminal or pipes. The
 server forks a child per command; this process waits for its exit code and forwards SIGINT,
-SIGTERM and SIGHUP to it.
+SIGTERM and SIGHUP to it, and stops and continues it with itself (Ctrl-Z, ``fg``).
 
 Never lost, never run twice: the server's child first says it has started (its pid), then waits
 for this client's go-ahead before it runs anything. Until the go-ahead is sent the command has
@@ -254,8 +254,22 @@ def _go_and_wait(connection: socket.socket, pid: int) -> int | None:
             with contextlib.suppress(OSError):  # it has just ended
                 os.kill(pid, signum)
 
+    def suspend(_signum: int, _frame: object) -> None:
+        """Ctrl-Z: stop the command (SIGSTOP: the server's process group is orphaned, so the
+        kernel drops a SIGTSTP sent to it), stop here; on ``fg``/``bg``, continue both."""
+        if went:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGSTOP)
+        signal.signal(signal.SIGTSTP, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTSTP)  # returns once continued
+        signal.signal(signal.SIGTSTP, suspend)
+        if went:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGCONT)
+
     for signum in FORWARDED_SIGNALS:
         signal.signal(signum, forward)
+    signal.signal(signal.SIGTSTP, suspend)
     if received:  # interrupted before the go-ahead: nothing ran, nothing will
         return 130 if received[-1] == signal.SIGINT else 128 + received[-1]
     try:

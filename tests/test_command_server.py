@@ -224,19 +224,24 @@ def test_commands_use_the_callers_streams_environment_and_cwd(
     assert server.served_count() == 9
 
 
-def running_in(server_pid: int, cwd: Path) -> bool:
-    """Whether a child of the server is running a command in ``cwd`` (it took the caller's
-    cwd once the caller gave the go-ahead: the command is running from then on)."""
+def running_in(server_pid: int, cwd: Path) -> int | None:
+    """The server's child running a command in ``cwd``, if any (it took the caller's cwd once
+    the caller gave the go-ahead: the command is running from then on)."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
             if parent == server_pid and (entry / "cwd").resolve() == cwd.resolve():
-                return True
+                return int(entry.name)
         except (OSError, IndexError, ValueError):
             continue
-    return False
+    return None
+
+
+def state(pid: int) -> str:
+    """``/proc``'s one-letter state: ``T`` stopped, ``S`` sleeping, ``R`` running..."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
 
 
 def blocked_batch(server: Served, cwd: Path) -> tuple[subprocess.Popen[str], int]:
@@ -254,10 +259,15 @@ def blocked_batch(server: Served, cwd: Path) -> tuple[subprocess.Popen[str], int
 
 
 @pytest.mark.slow
-def test_ctrl_c_interrupts_the_command_and_two_callers_run_at_once(
-    server: Served, tmp_path: Path
-) -> None:
-    first, _pid = blocked_batch(server, tmp_path)
+def test_ctrl_z_ctrl_c_and_two_callers_at_once(server: Served, tmp_path: Path) -> None:
+    first, pid = blocked_batch(server, tmp_path)
+    child = running_in(pid, tmp_path)
+    assert child is not None
+
+    first.send_signal(signal.SIGTSTP)  # Ctrl-Z: the command stops with its caller
+    wait_until(lambda: state(child) == "T" and state(first.pid) == "T", "both stopped")
+    first.send_signal(signal.SIGCONT)  # fg
+    wait_until(lambda: state(child) != "T" and state(first.pid) != "T", "both continued")
 
     second = server.run("tickets", "list", "--json", "--as", "maya")  # while the first runs
     assert second.returncode == 0 and json.loads(second.stdout) == [], second.stderr
