@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import termios
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -350,6 +351,8 @@ def test_a_password_prompt_reads_the_terminal_with_echo_off(server: Served) -> N
     seen = b""
     while b"Password" not in seen:
         seen += os.read(main, 1024)
+    # click writes the prompt, then getpass turns echo off and drops any input typed before
+    wait_until(lambda: not termios.tcgetattr(main)[3] & termios.ECHO, "echo off on the terminal")
     os.write(main, f"{TEST_PASSWORD}\n".encode())
     assert caller.wait(timeout=WAIT) == 0
     while True:
