@@ -3,13 +3,17 @@
 ``cxdesk [--user NAME]`` and ``cxdesk run [--user NAME]`` paint the login screen first and open
 the desk's database behind it (Typer, SQLAlchemy and the store load in a worker thread while
 the user types), so the desk appears in about the time a bare Textual app takes. Every other command
-line, ``--help`` included, is the Typer CLI (``cxdesk.cli.main``).
+line, ``--help`` included, is the Typer CLI (``cxdesk.cli.main``): through the command server
+(``cxdesk.command_client``) when one answers, else in this process.
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Any
+
+TYPE_CHECKING = False  # not ``typing``'s: every scripted command passes here, ``typing`` costs
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def needs_terminal() -> str:
@@ -56,15 +60,45 @@ def open_desk(user: str | None, **run_options: Any) -> int:
     return app.return_code or 0
 
 
+RUN_DIRECTLY = {"run", "board", "worker", "server"}
+"""Commands that never go through the command server: the desk, long-running loops, the
+server's own commands (``survey serve`` and ``mail fetch`` too, see ``served``)."""
+
+
+def served(args: list[str]) -> bool:
+    """Whether the command server may run ``cxdesk args``: a CLI command that neither opens
+    the desk nor runs until stopped (those take over the terminal or live for hours)."""
+    words = [arg for arg in args if not arg.startswith("-")][:2]
+    if not words:
+        return bool(args)  # ``--help``
+    if words[0] in RUN_DIRECTLY:
+        return False
+    return words not in (["survey", "serve"], ["mail", "fetch"])
+
+
+def run_cli() -> None:
+    """The CLI in this process (what ``main`` runs, and the command server's child)."""
+    from cxdesk.cli.main import main as cli_main
+
+    cli_main()
+
+
 def main() -> None:
     from cxdesk.i18n import language_from_environment, use_language  # stdlib gettext only
 
     use_language(language_from_environment())  # the user's own, once known, replaces it
     options = desk_arguments(sys.argv[1:])
     if options is None:
-        from cxdesk.cli.main import main as cli_main
+        if served(sys.argv[1:]):
+            from cxdesk.command_client import run_through_server
 
-        cli_main()
+            try:
+                code = run_through_server(sys.argv)
+            except KeyboardInterrupt:  # before the server took it: nothing ran
+                sys.exit(130)
+            if code is not None:
+                sys.exit(code)
+        run_cli()
         return
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         print(needs_terminal(), file=sys.stderr)

@@ -346,6 +346,9 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     monkeypatch.setenv("CXDESK_HOME", str(home))
     # Cheapest argon2 parameters: tests create many users; hashes still verify for real.
     monkeypatch.setenv("CXDESK_PASSWORD_HASH_COST", "cheapest")
+    # Every ``cxdesk`` a test spawns runs on its own and starts no command server (the
+    # server's own tests, tests/test_command_server.py, turn it on with a private folder).
+    monkeypatch.setenv("CXDESK_COMMAND_SERVER", "off")
     # The process's language and shown zone start as English and UTC (a user's language or a
     # desk's zone, set by an earlier test's CLI command or login, does not leak in).
     use_language(None)

@@ -70,6 +70,7 @@ def full_app() -> typer.Typer:
         workflows,
     )
     from cxdesk.cli.mail import mail_app
+    from cxdesk.cli.server import server_app
 
     app = root_app()
     setup.register(app)
@@ -86,6 +87,7 @@ def full_app() -> typer.Typer:
     app.add_typer(macros.macro_app, name="macro")  # and ``ticket macro``
     app.add_typer(mail_app, name="mail")
     app.add_typer(sla.sla_app, name="sla")
+    app.add_typer(server_app, name="server")
     batch.register(app)
     return app
 
@@ -129,9 +131,20 @@ def _is_database_error(exc: BaseException) -> bool:
     return isinstance(exc, SQLAlchemyError)
 
 
+_prebuilt: list[click.Command] = []
+
+
+def prebuild() -> None:
+    """Build the whole click command tree now, for the next ``main()`` in this process: the
+    command server (``cxdesk.command_server``) has imported every command anyway, builds the
+    tree once before forking, and each child translates its own copy (the lazy tree answers the
+    same help, ``tests/test_cli_lazy.py``)."""
+    _prebuilt[:] = [typer.main.get_command(full_app())]
+
+
 def main() -> None:
     use_cli_language()
-    command = cli_command()
+    command = translated_command(_prebuilt.pop()) if _prebuilt else cli_command()
     try:
         command()
     except KeyboardInterrupt:

@@ -25,7 +25,11 @@ class _ConsoleOnFirstUse:
         if made is None:
             from rich.console import Console
 
-            made = Console(**object.__getattribute__(self, "_options"))
+            options = dict(object.__getattribute__(self, "_options"))
+            piped_width = options.pop("piped_width", None)
+            if piped_width is not None and not sys.stdout.isatty():
+                options["width"] = piped_width
+            made = Console(**options)
             object.__setattr__(self, "_console", made)
         return cast("Console", made)
 
@@ -39,9 +43,16 @@ class _ConsoleOnFirstUse:
 # Markup off: names and comments are shown exactly as typed, "[red]" and all; control
 # characters as the escapes ``printable`` makes (stored text never drives the terminal). When
 # piped, a wide console keeps table cells (emails, titles) whole for scripts and logs.
-_PIPED_WIDTH = None if sys.stdout.isatty() else 200
-console = cast("Console", _ConsoleOnFirstUse(highlight=False, markup=False, width=_PIPED_WIDTH))
+console = cast("Console", _ConsoleOnFirstUse(highlight=False, markup=False, piped_width=200))
 err_console = cast("Console", _ConsoleOnFirstUse(stderr=True, highlight=False, markup=False))
+
+
+def fresh_consoles() -> None:
+    """Forget both consoles, so the next use makes them for the standard streams as they are
+    then: the command server's child (``cxdesk.command_server``) calls it once it has taken the
+    caller's."""
+    for proxy in (console, err_console):
+        object.__setattr__(proxy, "_console", None)
 
 
 def use_cli_language() -> str:
