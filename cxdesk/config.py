@@ -1,7 +1,9 @@
 """One settings object: the config file (TOML) overridden by environment variables.
 
 Secrets (SMTP password, Twilio token) are read only from the environment, never from the file
-or the database. Nothing is read at import time: call ``load_settings()``.
+or the database. Nothing is read at import time: call ``load_settings()``, which reads the
+file again only when it changed (its size and modification time) or the variables did: a
+check-in's workflows ask for the survey URL on every event.
 """
 
 from __future__ import annotations
@@ -49,9 +51,34 @@ _ENV = {
 }
 
 
+_read: dict[tuple[object, ...], Settings] = {}
+"""The settings last read, under what they were read from (``_source``)."""
+
+
+def _source(path: Path) -> tuple[object, ...]:
+    """What the settings of ``path`` depend on: the file as it is now and the variables."""
+    try:
+        found = path.stat()
+        file: tuple[int, int, int] | None = (found.st_ino, found.st_size, found.st_mtime_ns)
+    except OSError:
+        file = None
+    return (str(path), file, *(os.environ.get(variable) for variable in _ENV.values()))
+
+
 def load_settings(config_path: Path | None = None) -> Settings:
-    """Read the config file (if any), then apply environment overrides."""
+    """Read the config file (if any), then apply environment overrides; the last settings
+    read when neither the file nor the variables changed since."""
     path = config_path or locations.config_file()
+    source = _source(path)
+    settings = _read.get(source)
+    if settings is None:
+        settings = _read_settings(path)
+        _read.clear()  # one entry: the config as it is now
+        _read[source] = settings
+    return settings
+
+
+def _read_settings(path: Path) -> Settings:
     values: dict[str, object] = {}
     if path.exists():
         try:

@@ -26,13 +26,12 @@ from cxdesk.errors import DeskError
 from cxdesk.i18n import _
 from cxdesk.store.assign import Assigned, auto_assign
 from cxdesk.store.db import read_session, transaction
-from cxdesk.store.events import take_pending_events
+from cxdesk.store.definitions import desk_definitions
+from cxdesk.store.events import RECORDED_KEY, take_pending_events
 from cxdesk.store.models import (
     Event,
-    Survey,
     SurveyResponse,
     User,
-    Workflow,
     WorkflowRun,
     utcnow,
 )
@@ -46,8 +45,7 @@ MAX_EVENTS_PER_TRANSACTION = 10_000
 
 def _survey_name(session: Session, event: Event) -> str | None:
     response = session.get(SurveyResponse, event.response_id) if event.response_id else None
-    survey = session.get(Survey, response.survey_id) if response else None
-    return survey.name if survey else None
+    return desk_definitions(session).survey_names.get(response.survey_id) if response else None
 
 
 _INSERT_RUNS = insert(WorkflowRun.__table__)  # type: ignore[attr-defined]
@@ -57,11 +55,17 @@ desk), and building each as a model cost more than the INSERT (benchmarks/checki
 
 def dispatch_event(session: Session, event: Event) -> list[str]:
     """Run every enabled workflow for ``event`` that has not run for it yet; names matched."""
-    statement = select(Workflow).where(Workflow.event == event.kind, col(Workflow.enabled))
-    workflows = session.exec(statement.order_by(col(Workflow.id))).all()
-    already = set(
-        session.exec(select(WorkflowRun.workflow_id).where(WorkflowRun.event_id == event.id)).all()
-    )
+    workflows = desk_definitions(session).workflows.get(event.kind, ())
+    if not workflows:
+        already: set[int | None] = set()
+    elif event.id in session.info.get(RECORDED_KEY, ()):
+        already = set()  # written by this transaction: no one else has seen it yet
+    else:
+        already = set(
+            session.exec(
+                select(WorkflowRun.workflow_id).where(WorkflowRun.event_id == event.id)
+            ).all()
+        )
     survey_name = _survey_name(session, event) if event.kind == "survey.response" else None
     matched: list[str] = []
     runs: list[dict[str, Any]] = []

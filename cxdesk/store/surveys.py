@@ -25,8 +25,10 @@ from cxdesk.store.customer_language import (
     text_in_language,
     variant_problems,
 )
+from cxdesk.store.definitions import desk_definitions
 from cxdesk.store.directory import get_setting, require_admin
 from cxdesk.store.events import record_event
+from cxdesk.store.in_hand import keep
 from cxdesk.store.models import Survey, SurveyResponse, User
 from cxdesk.store.phones import normalise_phone
 from cxdesk.text import check_names, text_problem
@@ -206,7 +208,7 @@ def submit_response(
     raises ValidationFailed and nothing is written.
     """
     code = customer_language_code(language)
-    survey = get_survey(session, survey_name)
+    survey = desk_definitions(session).surveys.get(survey_name) or get_survey(session, survey_name)
     cleaned = validate_answers(
         survey.questions, answers, phone_region=get_setting(session, "phone_region")
     )
@@ -228,6 +230,7 @@ def submit_response(
     )
     session.add(response)
     session.flush()
+    keep(session, response)  # its workflows read it: the check-in's ticket, piped answers
     record_event(
         session,
         kind="survey.response",
