@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +52,7 @@ _ENV = {
 }
 
 
+_RACY_NS = 2_000_000_000
 _read: dict[tuple[object, ...], Settings] = {}
 """The settings last read, under what they were read from (``_source``)."""
 
@@ -74,8 +76,16 @@ def load_settings(config_path: Path | None = None) -> Settings:
     if settings is None:
         settings = _read_settings(path)
         _read.clear()  # one entry: the config as it is now
-        _read[source] = settings
+        if _settled(source):
+            _read[source] = settings
     return settings
+
+
+def _settled(source: tuple[object, ...]) -> bool:
+    """Whether the file is old enough for its size and time to tell a change: one written
+    again within the clock's tick may keep both (git's "racily clean" files)."""
+    file = source[1]
+    return not isinstance(file, tuple) or time.time_ns() - file[2] > _RACY_NS
 
 
 def _read_settings(path: Path) -> Settings:

@@ -1,12 +1,16 @@
-"""A check-in's cost and its caches: the statements of one check-in, and the cached desk
-definitions (``store.definitions``) following every change, whoever makes it."""
+"""A check-in's cost and its caches: the statements of one check-in, the cached desk
+definitions (``store.definitions``) following every change, whoever makes it, and the config
+file read again when it changed (``config.load_settings``)."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -15,11 +19,13 @@ from sqlalchemy import Engine, event
 from sqlalchemy.engine import make_url
 from sqlmodel import select
 
-from cxdesk.engine.dispatch import unit_of_work
+from cxdesk.config import load_settings
+from cxdesk.engine.dispatch import dispatch_pending, unit_of_work
 from cxdesk.engine.workflows import save_workflow, set_enabled
 from cxdesk.store.db import make_engine, read_session, transaction
 from cxdesk.store.definitions import desk_definitions
 from cxdesk.store.directory import add_team, get_user, set_setting
+from cxdesk.store.events import take_pending_events
 from cxdesk.store.migrate import upgrade
 from cxdesk.store.models import Ticket
 from cxdesk.store.surveys import submit_response
@@ -160,7 +166,7 @@ def test_a_session_sees_its_own_change_of_a_definition(desk: Engine) -> None:
         assert desk_definitions(session).settings.get("ticket_prefix") is None
 
 
-def test_each_desk_has_its_own_definitions(engine: Engine, tmp_path: Any) -> None:
+def test_each_desk_has_its_own_definitions(engine: Engine, tmp_path: Path) -> None:
     """Two desks in one process (as the tests make them) never share their definitions."""
     build_small_desk(engine)
     other = make_engine(f"sqlite:///{tmp_path / 'other.db'}")
@@ -186,3 +192,46 @@ def test_a_workflow_disabled_by_another_process_stops_the_next_checkin(desk: Eng
     with read_session(desk) as session:
         enabled = [w.name for w in desk_definitions(session).workflows["survey.response"]]
         assert "Check-in: 360" not in enabled
+
+
+def test_a_checkin_after_one_rolled_back_in_the_same_transaction(desk: Engine) -> None:
+    """The rows a rolled-back savepoint wrote leave nothing in hand that the next ones
+    (which SQLite gives the same ids) would collide with (responses import does this)."""
+    with unit_of_work(desk) as session:
+        vera = get_user(session, "vera")
+        with pytest.raises(RuntimeError), session.begin_nested():
+            submit_response(session, actor=vera, survey_name="checkin", answers=ANSWERS)
+            dispatch_pending(session)
+            raise RuntimeError("this row is refused")
+        take_pending_events(session)
+        response = submit_response(session, actor=vera, survey_name="checkin", answers=ANSWERS)
+        response_id = response.id
+    with read_session(desk) as session:
+        made = session.exec(select(Ticket).where(Ticket.response_id == response_id)).all()
+        assert [ticket.customer_name for ticket in made] == ["Zoë O'Neil"]
+
+
+def test_the_settings_are_read_again_when_the_file_or_a_variable_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "config.toml"
+    long_ago = time.time() - 60
+
+    def write(text: str, age: float) -> None:
+        config.write_text(text, encoding="utf-8")
+        os.utime(config, (long_ago + age, long_ago + age))
+
+    monkeypatch.delenv("CXDESK_SURVEY_URL", raising=False)
+    write('survey_url = "http://a.example"\n', 0)
+    first = load_settings(config)
+    assert first.survey_url == "http://a.example"
+    assert load_settings(config) is first  # not read again
+    write('survey_url = "http://b.example"\n', 1)  # same size, another time
+    assert load_settings(config).survey_url == "http://b.example"
+    monkeypatch.setenv("CXDESK_SURVEY_URL", "http://c.example")
+    assert load_settings(config).survey_url == "http://c.example"
+    config.write_text('survey_url = "http://d.example"\n', encoding="utf-8")  # just now
+    monkeypatch.delenv("CXDESK_SURVEY_URL")
+    assert load_settings(config).survey_url == "http://d.example"
+    config.write_text('survey_url = "http://e.example"\n', encoding="utf-8")  # same tick?
+    assert load_settings(config).survey_url == "http://e.example"  # a fresh file is re-read

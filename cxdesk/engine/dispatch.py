@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, bindparam, insert, update
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
 from cxdesk.engine.conditions import evaluate
@@ -51,6 +52,14 @@ def _survey_name(session: Session, event: Event) -> str | None:
 _INSERT_RUNS = insert(WorkflowRun.__table__)  # type: ignore[attr-defined]
 """Core, not ORM objects: a check-in writes one run per check-in workflow (nine on the demo
 desk), and building each as a model cost more than the INSERT (benchmarks/checkin.py)."""
+
+
+_EVENTS = Event.__table__  # type: ignore[attr-defined]
+_MARK_DISPATCHED = (
+    update(_EVENTS)
+    .where(_EVENTS.c.id == bindparam("event_id"))
+    .values(dispatched_at=bindparam("done"))
+)
 
 
 def dispatch_event(session: Session, event: Event) -> list[str]:
@@ -94,9 +103,10 @@ def dispatch_event(session: Session, event: Event) -> list[str]:
         # One INSERT for all of them, in this transaction: the unique (workflow, event) key
         # refuses a second run of the event (another worker's) and undoes its tasks with it.
         session.connection().execute(_INSERT_RUNS, runs)
-    event.dispatched_at = utcnow()
-    session.add(event)
-    session.flush()
+    session.flush()  # what the tasks changed through the ORM
+    done = utcnow()
+    session.connection().execute(_MARK_DISPATCHED, {"event_id": event.id, "done": done})
+    set_committed_value(event, "dispatched_at", done)  # as the row now is
     return matched
 
 

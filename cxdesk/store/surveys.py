@@ -28,7 +28,7 @@ from cxdesk.store.customer_language import (
 from cxdesk.store.definitions import desk_definitions
 from cxdesk.store.directory import get_setting, require_admin
 from cxdesk.store.events import record_event
-from cxdesk.store.in_hand import keep
+from cxdesk.store.in_hand import insert_row
 from cxdesk.store.models import Survey, SurveyResponse, User
 from cxdesk.store.phones import normalise_phone
 from cxdesk.text import check_names, text_problem
@@ -228,9 +228,7 @@ def submit_response(
         ticket_id=ticket_id,
         language=code,
     )
-    session.add(response)
-    session.flush()
-    keep(session, response)  # its workflows read it: the check-in's ticket, piped answers
+    response = insert_row(session, response)  # in hand: its workflows read it
     record_event(
         session,
         kind="survey.response",
