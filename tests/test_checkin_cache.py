@@ -17,7 +17,7 @@ import psycopg
 import pytest
 from sqlalchemy import Engine, event
 from sqlalchemy.engine import make_url
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from cxdesk.config import load_settings
 from cxdesk.engine.dispatch import dispatch_pending, unit_of_work
@@ -54,6 +54,14 @@ def check_in(engine: Engine, **answers: str) -> str:
     with read_session(engine) as session:
         key = session.exec(select(Ticket.key).where(Ticket.response_id == response_id)).first()
     return key or ""
+
+
+def send_360_to(session: Session, team: str, title: str) -> None:
+    """Change the small desk's "Check-in: 360" workflow: its tickets to ``team``, titled so."""
+    save_workflow(session, actor=None, name="Check-in: 360", event="survey.response",
+                  survey_name="checkin",
+                  conditions={"field": "q://product", "op": "is", "value": "360"},
+                  tasks=[{"type": "create_ticket", "team": team, "title": title}])  # fmt: skip
 
 
 @contextmanager
@@ -104,11 +112,7 @@ def test_a_workflow_changed_elsewhere_is_used_by_the_next_checkin(
     assert check_in(desk) == ""  # no workflow creates it now
     with transaction(other_engine) as session:
         set_enabled(session, actor=None, name="Check-in: 360", enabled=True)
-        save_workflow(session, actor=None, name="Check-in: 360", event="survey.response",
-                      survey_name="checkin",
-                      conditions={"field": "q://product", "op": "is", "value": "360"},
-                      tasks=[{"type": "create_ticket", "team": "Solo",
-                              "title": "Moved: ${q://first_name}"}])  # fmt: skip
+        send_360_to(session, "Solo", "Moved: ${q://first_name}")
     key = check_in(desk)
     with read_session(desk) as session:
         ticket = session.exec(select(Ticket).where(Ticket.key == key)).one()
@@ -122,11 +126,7 @@ def test_a_setting_and_a_team_changed_elsewhere_are_used_by_the_next_checkin(
     with transaction(other_engine) as session:
         set_setting(session, "ticket_prefix", "HELP")
         add_team(session, actor=None, name="Walk-ins")
-        save_workflow(session, actor=None, name="Check-in: 360", event="survey.response",
-                      survey_name="checkin",
-                      conditions={"field": "q://product", "op": "is", "value": "360"},
-                      tasks=[{"type": "create_ticket", "team": "Walk-ins",
-                              "title": "${q://first_name}"}])  # fmt: skip
+        send_360_to(session, "Walk-ins", "${q://first_name}")
     key = check_in(desk)
     assert key.startswith("HELP-")
     with read_session(desk) as session:
