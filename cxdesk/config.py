@@ -1,13 +1,16 @@
 """One settings object: the config file (TOML) overridden by environment variables.
 
 Secrets (SMTP password, Twilio token) are read only from the environment, never from the file
-or the database. Nothing is read at import time: call ``load_settings()``.
+or the database. Nothing is read at import time: call ``load_settings()``, which reads the
+file again only when it changed (its size and modification time) or the variables did: a
+check-in's workflows ask for the survey URL on every event.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,9 +52,43 @@ _ENV = {
 }
 
 
+_RACY_NS = 2_000_000_000
+_read: dict[tuple[object, ...], Settings] = {}
+"""The settings last read, under what they were read from (``_source``)."""
+
+
+def _source(path: Path) -> tuple[object, ...]:
+    """What the settings of ``path`` depend on: the file as it is now and the variables."""
+    try:
+        found = path.stat()
+        file: tuple[int, int, int] | None = (found.st_ino, found.st_size, found.st_mtime_ns)
+    except OSError:
+        file = None
+    return (str(path), file, *(os.environ.get(variable) for variable in _ENV.values()))
+
+
 def load_settings(config_path: Path | None = None) -> Settings:
-    """Read the config file (if any), then apply environment overrides."""
+    """Read the config file (if any), then apply environment overrides; the last settings
+    read when neither the file nor the variables changed since."""
     path = config_path or locations.config_file()
+    source = _source(path)
+    settings = _read.get(source)
+    if settings is None:
+        settings = _read_settings(path)
+        _read.clear()  # one entry: the config as it is now
+        if _settled(source):
+            _read[source] = settings
+    return settings
+
+
+def _settled(source: tuple[object, ...]) -> bool:
+    """Whether the file is old enough for its size and time to tell a change: one written
+    again within the clock's tick may keep both (git's "racily clean" files)."""
+    file = source[1]
+    return not isinstance(file, tuple) or time.time_ns() - file[2] > _RACY_NS
+
+
+def _read_settings(path: Path) -> Settings:
     values: dict[str, object] = {}
     if path.exists():
         try:

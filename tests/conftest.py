@@ -212,6 +212,8 @@ class _PgWorkerDatabase:
                 "SELECT setval(c.oid, 1, false) FROM pg_class c "
                 "WHERE c.relkind = 'S' AND c.relnamespace = current_schema()::regnamespace"
             )
+            # A new desk, as migration 0024 makes it (store.definitions caches under its name).
+            conn.execute("INSERT INTO desk_revision VALUES (1, md5(random()::text), 0)")
 
 
 def _worker_database_name() -> str:

@@ -8,7 +8,8 @@ from sqlmodel import Session
 
 from cxdesk.config import load_settings
 from cxdesk.engine.piped import NAMESPACES, PipeContext
-from cxdesk.store.models import Event, SurveyResponse, Team, Ticket, User
+from cxdesk.store.definitions import desk_definitions
+from cxdesk.store.models import Event, SurveyResponse, Ticket, User
 from cxdesk.store.survey_links import sign_ticket
 from cxdesk.store.tickets import ticket_data
 from cxdesk.store.waiting import ticket_wait, wait_in_words
@@ -44,15 +45,14 @@ class TicketFields(Mapping[str, str]):
 def ticket_fields(session: Session, ticket: Ticket) -> Mapping[str, str]:
     """The values ``${tck://Field/<name>}`` reads, as text."""
     owner = session.get(User, ticket.owner_id) if ticket.owner_id else None
-    team = session.get(Team, ticket.team_id)
-    origin = session.get(Team, ticket.origin_team_id)
+    teams = desk_definitions(session).team_names
     values = {
         "key": ticket.key or "",
         "title": ticket.title,
         "status": ticket.status,
         "priority": ticket.priority,
-        "team": team.name if team else "",
-        "originTeam": origin.name if origin else "",
+        "team": teams.get(ticket.team_id, ""),
+        "originTeam": teams.get(ticket.origin_team_id, ""),
         "ownerName": owner.name if owner else "",
         "ownerEmail": owner.email if owner else "",
         "ownerUsername": owner.username if owner else "",
@@ -72,12 +72,13 @@ def ticket_fields(session: Session, ticket: Ticket) -> Mapping[str, str]:
 
 
 def context_for_event(
-    session: Session, event: Event, *, ticket_id: int | None = None
+    session: Session, event: Event, *, ticket: Ticket | None = None
 ) -> PipeContext:
-    """Everything the event's workflows may read: its ticket (or ``ticket_id``, a ticket a
-    task just created for it) and its survey response."""
-    ticket_id = ticket_id or event.ticket_id
-    ticket = session.get(Ticket, ticket_id) if ticket_id else None
+    """Everything the event's workflows may read: its ticket (or ``ticket``, one a task just
+    created for it) and its survey response. What the transaction wrote is in hand
+    (``store.in_hand``): only what it did not write is read."""
+    if ticket is None and event.ticket_id:
+        ticket = session.get(Ticket, event.ticket_id)
     response_id = event.response_id or (ticket.response_id if ticket else None)
     response = session.get(SurveyResponse, response_id) if response_id else None
     embedded = {

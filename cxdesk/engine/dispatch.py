@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, bindparam, insert, update
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
 from cxdesk.engine.conditions import evaluate
@@ -26,13 +27,12 @@ from cxdesk.errors import DeskError
 from cxdesk.i18n import _
 from cxdesk.store.assign import Assigned, auto_assign
 from cxdesk.store.db import read_session, transaction
-from cxdesk.store.events import take_pending_events
+from cxdesk.store.definitions import desk_definitions
+from cxdesk.store.events import RECORDED_KEY, take_pending_events
 from cxdesk.store.models import (
     Event,
-    Survey,
     SurveyResponse,
     User,
-    Workflow,
     WorkflowRun,
     utcnow,
 )
@@ -46,8 +46,7 @@ MAX_EVENTS_PER_TRANSACTION = 10_000
 
 def _survey_name(session: Session, event: Event) -> str | None:
     response = session.get(SurveyResponse, event.response_id) if event.response_id else None
-    survey = session.get(Survey, response.survey_id) if response else None
-    return survey.name if survey else None
+    return desk_definitions(session).survey_names.get(response.survey_id) if response else None
 
 
 _INSERT_RUNS = insert(WorkflowRun.__table__)  # type: ignore[attr-defined]
@@ -55,13 +54,27 @@ _INSERT_RUNS = insert(WorkflowRun.__table__)  # type: ignore[attr-defined]
 desk), and building each as a model cost more than the INSERT (benchmarks/checkin.py)."""
 
 
+_EVENTS = Event.__table__  # type: ignore[attr-defined]
+_MARK_DISPATCHED = (
+    update(_EVENTS)
+    .where(_EVENTS.c.id == bindparam("event_id"))
+    .values(dispatched_at=bindparam("done"))
+)
+
+
 def dispatch_event(session: Session, event: Event) -> list[str]:
     """Run every enabled workflow for ``event`` that has not run for it yet; names matched."""
-    statement = select(Workflow).where(Workflow.event == event.kind, col(Workflow.enabled))
-    workflows = session.exec(statement.order_by(col(Workflow.id))).all()
-    already = set(
-        session.exec(select(WorkflowRun.workflow_id).where(WorkflowRun.event_id == event.id)).all()
-    )
+    workflows = desk_definitions(session).workflows.get(event.kind, ())
+    if not workflows:
+        already: set[int | None] = set()
+    elif event.id in session.info.get(RECORDED_KEY, ()):
+        already = set()  # written by this transaction: no one else has seen it yet
+    else:
+        already = set(
+            session.exec(
+                select(WorkflowRun.workflow_id).where(WorkflowRun.event_id == event.id)
+            ).all()
+        )
     survey_name = _survey_name(session, event) if event.kind == "survey.response" else None
     matched: list[str] = []
     runs: list[dict[str, Any]] = []
@@ -90,9 +103,10 @@ def dispatch_event(session: Session, event: Event) -> list[str]:
         # One INSERT for all of them, in this transaction: the unique (workflow, event) key
         # refuses a second run of the event (another worker's) and undoes its tasks with it.
         session.connection().execute(_INSERT_RUNS, runs)
-    event.dispatched_at = utcnow()
-    session.add(event)
-    session.flush()
+    session.flush()  # what the tasks changed through the ORM
+    done = utcnow()
+    session.connection().execute(_MARK_DISPATCHED, {"event_id": event.id, "done": done})
+    set_committed_value(event, "dispatched_at", done)  # as the row now is
     return matched
 
 

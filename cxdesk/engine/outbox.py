@@ -60,6 +60,7 @@ from cxdesk.errors import Conflict, NotFound, ValidationFailed, must_be_one_of
 from cxdesk.i18n import _
 from cxdesk.store.db import transaction
 from cxdesk.store.events import record_event
+from cxdesk.store.in_hand import insert_row
 from cxdesk.store.models import OutboxMessage, Ticket, utcnow
 
 if TYPE_CHECKING:
@@ -141,8 +142,7 @@ def enqueue(
         comment_id=comment_id,
         thread_refs=thread_refs or None,
     )
-    session.add(message)
-    session.flush()
+    message = insert_row(session, message)
     record_event(
         session,
         kind="message.queued",

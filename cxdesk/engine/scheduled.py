@@ -28,6 +28,7 @@ from sqlmodel import Session, col, func, select
 
 from cxdesk.engine.schedule import parse_schedule, schedule_problem
 from cxdesk.errors import ValidationFailed
+from cxdesk.store.definitions import WorkflowDefinition
 from cxdesk.store.directory import desk_zone
 from cxdesk.store.models import Event, Workflow, WorkflowOccurrence, utcnow
 
@@ -171,7 +172,9 @@ def _first_after(schedule: str, zone: str, after: datetime) -> datetime | None:
     return parse_schedule(schedule).next_after(after, ZoneInfo(zone))
 
 
-def schedule_after_event(session: Session, workflow: Workflow, event: Event) -> None:
+def schedule_after_event(
+    session: Session, workflow: Workflow | WorkflowDefinition, event: Event
+) -> None:
     """The occurrence of a delayed workflow for ``event`` (its conditions held): due
     ``delay_minutes`` after the event, run once by a worker (``engine.occurrences``)."""
     session.add(

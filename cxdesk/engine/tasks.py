@@ -26,6 +26,7 @@ never left as a blank at send time.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from copy import deepcopy
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -45,6 +46,7 @@ from cxdesk.store.customer_language import (
     text_in_language,
     variant_problems,
 )
+from cxdesk.store.definitions import desk_definitions
 from cxdesk.store.directory import get_setting, get_status
 from cxdesk.store.events import record_event
 from cxdesk.store.models import (
@@ -52,7 +54,6 @@ from cxdesk.store.models import (
     Event,
     Priority,
     Source,
-    Survey,
     SurveyResponse,
     Ticket,
     TicketTemplate,
@@ -139,7 +140,11 @@ def ticket_spec(session: Session, task: Mapping[str, Any]) -> dict[str, Any]:
     """The task's settings over its template's over the defaults."""
     spec = dict(TICKET_DEFAULTS)
     if task.get("template"):
-        spec.update(get_ticket_template(session, str(task["template"])).definition)
+        name = str(task["template"])
+        template = desk_definitions(session).ticket_templates.get(name)
+        if template is None:
+            template = get_ticket_template(session, name).definition
+        spec.update(deepcopy(template))  # the cached definitions stay as they are
     spec.update({k: v for k, v in task.items() if k not in ("type", "template")})
     return spec
 
@@ -190,7 +195,13 @@ def run_create_ticket(session: Session, task: Mapping[str, Any], run: TaskRun) -
         for key in ("customer_name", "title"):
             if key in spec:
                 spec[key] = str(spec[key]).replace(GIVEN_FIRST_TEMPLATE, ordered)
-    survey = session.get(Survey, response.survey_id) if response else None
+    survey = (
+        desk_definitions(session).surveys.get(
+            desk_definitions(session).survey_names.get(response.survey_id, "")
+        )
+        if response
+        else None
+    )
     comment = ""
     if spec.get("comment_question"):
         comment = str(context.answers.get(str(spec["comment_question"]), "") or "")
@@ -202,7 +213,8 @@ def run_create_ticket(session: Session, task: Mapping[str, Any], run: TaskRun) -
         customer_name=" ".join(render(str(spec["customer_name"]), context, header=True).split()),
         customer_email=render(str(spec["customer_email"]), context, header=True),
         customer_phone=render(str(spec["customer_phone"]), context, header=True),
-        customer_language=response.language if response else None,
+        # the name's order (hall board) and the language the customer is written to
+        customer_language=(response.language if response else None) or language or None,
         customer_comment=comment,
         data=[(str(name), render(str(value), context)) for name, value in spec["data"]],
         tags=[str(tag) for tag in spec["tags"]],
@@ -215,11 +227,7 @@ def run_create_ticket(session: Session, task: Mapping[str, Any], run: TaskRun) -
         if response and response.submitted_by_id
         else None
     )
-    ticket = create_ticket(session, actor=submitter, draft=draft)
-    if ticket.customer_language is None and language:  # the name's order (hall board) and
-        ticket.customer_language = language  # the language the customer is written to
-        session.add(ticket)
-    return ticket
+    return create_ticket(session, actor=submitter, draft=draft)
 
 
 # -- messages and ticket changes --------------------------------------------------------------
@@ -335,7 +343,7 @@ def run_task(session: Session, task: Mapping[str, Any], run: TaskRun) -> None:
     if kind == "create_ticket":
         ticket = run_create_ticket(session, task, run)
         run.ticket_id = ticket.id
-        run.context = context_for_event(session, run.event, ticket_id=ticket.id)
+        run.context = context_for_event(session, run.event, ticket=ticket)
     elif kind in ("send_email", "send_sms"):
         _queue_message(session, task, run, "email" if kind == "send_email" else "sms")
     elif kind in ("change_status", "escalate"):

@@ -14,6 +14,7 @@ from sqlmodel import Session, col, select
 
 from cxdesk.errors import Conflict, NotFound, PermissionDenied, ValidationFailed, must_be_one_of
 from cxdesk.i18n import _
+from cxdesk.store.definitions import desk_definitions
 from cxdesk.store.models import (
     BUILTIN_STATUSES,
     DeskSetting,
@@ -50,8 +51,9 @@ def require_admin(actor: User | None) -> None:
 
 
 def get_setting(session: Session, name: str) -> str:
-    row = session.get(DeskSetting, name)
-    return row.value if row is not None else DEFAULT_SETTINGS.get(name, "")
+    """The desk setting ``name`` (from the cached definitions, ``store.definitions``)."""
+    value = desk_definitions(session).settings.get(name)
+    return value if value is not None else DEFAULT_SETTINGS.get(name, "")
 
 
 def whole_number_setting(session: Session, name: str, default: int) -> int:

@@ -8,12 +8,17 @@ can react to them inside the same transaction (``cxdesk.engine.dispatch``).
 
 from __future__ import annotations
 
-from sqlalchemy import insert
+from sqlalchemy import event, insert
+from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session
 
+from cxdesk.store.in_hand import attach_written
 from cxdesk.store.models import Event, User, utcnow
 
 PENDING_KEY = "cxdesk_pending_events"
+RECORDED_KEY = "cxdesk_recorded_events"
+"""The ids of the events the session's current transaction wrote: no one else has seen them
+(the engine need not look for their earlier workflow runs)."""
 
 KINDS = (
     "survey.response",
@@ -99,8 +104,10 @@ def record_event(
         "dispatched_at": None if triggers_workflows else now,
     }
     event_id: int = session.connection().execute(_INSERT_EVENT, row).scalar_one()
-    if triggers_workflows:
+    if triggers_workflows:  # the engine reads it back: in hand, not from the database
+        attach_written(session, Event, {"id": event_id, **row})
         session.info.setdefault(PENDING_KEY, []).append(event_id)
+        session.info.setdefault(RECORDED_KEY, set()).add(event_id)
     return event_id
 
 
@@ -108,3 +115,10 @@ def take_pending_events(session: Session) -> list[int]:
     """The ids of events recorded on this session not yet handed to the engine."""
     pending: list[int] = session.info.pop(PENDING_KEY, [])
     return pending
+
+
+@event.listens_for(OrmSession, "after_commit")
+@event.listens_for(OrmSession, "after_rollback")
+def _forget_recorded(session: OrmSession) -> None:
+    """Committed (others may see them now) or rolled back (gone)."""
+    session.info.pop(RECORDED_KEY, None)

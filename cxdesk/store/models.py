@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Column,
     ForeignKey,
     Index,
@@ -155,6 +156,17 @@ class DeskSetting(SQLModel, table=True):
 
     name: str = Field(primary_key=True, max_length=64)
     value: str = ""
+
+
+class DeskRevision(SQLModel, table=True):
+    """One row: the desk's random name and a counter the definition tables' triggers move on
+    every change (migration 0024); ``store.definitions`` caches under both."""
+
+    __tablename__ = "desk_revision"
+
+    id: int | None = Field(default=None, primary_key=True)
+    desk: str = Field(max_length=32)
+    revision: int = Field(sa_type=BigInteger)
 
 
 # -- people and teams ------------------------------------------------------------------------

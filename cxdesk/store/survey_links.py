@@ -22,6 +22,7 @@ from typing import Any
 from sqlmodel import Session, select
 
 from cxdesk.errors import DeskError
+from cxdesk.store.definitions import desk_definitions, forget_definitions
 from cxdesk.store.events import record_event
 from cxdesk.store.models import DeskSetting, SurveyResponse, Ticket, User
 from cxdesk.store.surveys import get_survey, submit_response
@@ -49,6 +50,9 @@ class LinkTarget:
 
 def desk_secret(session: Session) -> bytes:
     """The desk's signing secret, created on first use (safe when two processes race)."""
+    known = desk_definitions(session).settings.get(SECRET_SETTING)
+    if known is not None:
+        return known.encode()
     row = session.get(DeskSetting, SECRET_SETTING)
     if row is None:
         table = DeskSetting.__table__  # type: ignore[attr-defined]
@@ -59,6 +63,7 @@ def desk_secret(session: Session) -> bytes:
             .values(name=SECRET_SETTING, value=secrets.token_urlsafe(32))
             .on_conflict_do_nothing(index_elements=["name"])
         )
+        forget_definitions(session)  # written by plain SQL: read again from now on
         row = session.get(DeskSetting, SECRET_SETTING, populate_existing=True)
         assert row is not None
     return row.value.encode()

@@ -24,8 +24,10 @@ from cxdesk.store.customer_language import (
     text_in_language,
     variant_problems,
 )
+from cxdesk.store.definitions import desk_definitions
 from cxdesk.store.directory import get_setting, require_admin
 from cxdesk.store.events import record_event
+from cxdesk.store.in_hand import insert_row
 from cxdesk.store.models import Survey, SurveyResponse, User
 from cxdesk.store.phones import normalise_phone
 from cxdesk.text import check_names, text_problem
@@ -207,7 +209,7 @@ def submit_response(
     raises ValidationFailed and nothing is written.
     """
     code = customer_language_code(language)
-    survey = get_survey(session, survey_name)
+    survey = desk_definitions(session).surveys.get(survey_name) or get_survey(session, survey_name)
     cleaned = validate_answers(
         survey.questions, answers, phone_region=get_setting(session, "phone_region")
     )
@@ -227,8 +229,7 @@ def submit_response(
         ticket_id=ticket_id,
         language=code,
     )
-    session.add(response)
-    session.flush()
+    response = insert_row(session, response)  # in hand: its workflows read it
     record_event(
         session,
         kind="survey.response",

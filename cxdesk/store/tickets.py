@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePath
 
 from sqlalchemy import func
+from sqlalchemy import insert as sa_insert
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -26,6 +27,7 @@ from cxdesk.errors import (
 )
 from cxdesk.i18n import N_, _
 from cxdesk.store import sla
+from cxdesk.store.definitions import desk_definitions
 from cxdesk.store.directory import (
     get_setting,
     get_status,
@@ -35,6 +37,7 @@ from cxdesk.store.directory import (
     team_members,
 )
 from cxdesk.store.events import record_event
+from cxdesk.store.in_hand import keep
 from cxdesk.store.models import (
     Attachment,
     Comment,
@@ -127,7 +130,15 @@ def get_ticket(session: Session, key: str, *, lock: bool = False) -> Ticket:
     return ticket
 
 
+_WRITTEN_DATA_KEY = "cxdesk_ticket_data"
+"""Per ticket id, the data this session wrote with it (ticket data never changes after)."""
+_INSERT_DATA = sa_insert(TicketData.__table__)  # type: ignore[attr-defined]
+
+
 def ticket_data(session: Session, ticket: Ticket) -> list[tuple[str, str]]:
+    written = session.info.get(_WRITTEN_DATA_KEY, {}).get(ticket.id)
+    if written is not None:  # created in this transaction: its workflows pipe from it
+        return list(written)
     rows = session.exec(
         select(TicketData)
         .where(TicketData.ticket_id == ticket.id)
@@ -254,8 +265,9 @@ def create_ticket(session: Session, *, actor: User | None, draft: TicketDraft) -
     check_names(customer_name=draft.customer_name)
     for tag in draft.tags:
         check_names(tag=tag)
-    team = get_team(session, draft.team)
-    status = get_status(session, draft.status)
+    known = desk_definitions(session)  # or the lookup that refuses an unknown name
+    team = known.teams.get(draft.team) or get_team(session, draft.team)
+    status = known.statuses.get(draft.status) or get_status(session, draft.status)
     _check_priority(draft.priority)
     title = " ".join(draft.title.split())[:300]
     if not title:
@@ -297,10 +309,15 @@ def create_ticket(session: Session, *, actor: User | None, draft: TicketDraft) -
     sla.start_clocks(session, ticket)
     session.add(ticket)
     session.flush()
+    keep(session, ticket)  # its workflows read it: no reload
     assert ticket.id is not None
     ticket.key = f"{get_setting(session, 'ticket_prefix')}-{ticket.id}"
-    for position, (name, value) in enumerate(draft.data):
-        session.add(TicketData(ticket_id=ticket.id, position=position, name=name, value=value))
+    if draft.data:  # one INSERT of every row
+        session.connection().execute(_INSERT_DATA, [
+            {"ticket_id": ticket.id, "position": position, "name": name, "value": value}
+            for position, (name, value) in enumerate(draft.data)
+        ])  # fmt: skip
+    session.info.setdefault(_WRITTEN_DATA_KEY, {})[ticket.id] = list(draft.data)
     for tag in sorted({t.strip() for t in draft.tags if t.strip()}):
         session.add(TicketTag(ticket_id=ticket.id, tag=tag))
     session.add(ticket)

@@ -1,0 +1,64 @@
+"""Rows a transaction wrote, kept loaded until it ends.
+
+The session's identity map holds its objects weakly: code that keeps only an id and asks
+``session.get`` for it later reloads a row it wrote a moment ago (a check-in did it 18 times,
+about 29% of its time). ``keep`` holds an object for the session's life, so ``session.get``
+answers from memory; ``attach_written`` makes a row written by a Core ``INSERT`` (an event)
+such an object without reading it back; ``insert_row`` writes a new object that way (one
+``INSERT ... RETURNING id``, without the unit of work's flush).
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from sqlalchemy import Insert, insert, inspect
+from sqlalchemy.orm import make_transient_to_detached
+from sqlmodel import Session, SQLModel
+
+IN_HAND_KEY = "cxdesk_in_hand"
+
+Model = TypeVar("Model", bound=SQLModel)
+
+
+def keep(session: Session, row: Model) -> Model:
+    """Hold ``row`` (an object of ``session``) until the session closes; returns it."""
+    session.info.setdefault(IN_HAND_KEY, []).append(row)
+    return row
+
+
+def attach_written(session: Session, model: type[Model], values: dict[str, Any]) -> Model:
+    """The row of ``model`` this transaction just wrote with ``values`` (its primary key
+    included) as a loaded object of ``session``, kept in hand: no SELECT reads it back."""
+    return _attach(session, model(**values))
+
+
+_INSERTS: dict[str, Insert] = {}
+"""Per table, its ``INSERT ... RETURNING id``: built once, compiled once per column set."""
+
+
+def insert_row(session: Session, row: Model) -> Model:
+    """Write the new object ``row`` (its defaults filled in by its model) with one INSERT and
+    make it a loaded object of ``session``, kept in hand, its id set: what ``session.add`` and
+    a flush would do for a table with no server-side defaults or ORM hooks."""
+    table: Any = row.__table__  # type: ignore[attr-defined]
+    statement = _INSERTS.get(table.name)
+    if statement is None:
+        statement = _INSERTS[table.name] = insert(table).returning(table.c.id)
+    values = {column.name: getattr(row, column.name) for column in table.columns}
+    values.pop("id")
+    row.id = session.connection().execute(statement, values).scalar_one()
+    return _attach(session, row)
+
+
+def _attach(session: Session, row: Model) -> Model:
+    """``row``, just written with its id, as a loaded object of ``session``, kept in hand.
+
+    An object of a row written in a savepoint that was rolled back stays in the identity map
+    (nothing expires it), and SQLite hands its id to the next row: that one replaces it."""
+    make_transient_to_detached(row)  # as if just read: every attribute is the row's
+    stale = session.identity_map.get(inspect(row).key)
+    if stale is not None:
+        session.expunge(stale)
+    session.add(row)
+    return keep(session, row)

@@ -1,0 +1,237 @@
+"""A check-in's cost and its caches: the statements of one check-in, the cached desk
+definitions (``store.definitions``) following every change, whoever makes it, and the config
+file read again when it changed (``config.load_settings``)."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from sqlalchemy import Engine, event
+from sqlalchemy.engine import make_url
+from sqlmodel import Session, select
+
+from cxdesk.config import load_settings
+from cxdesk.engine.dispatch import dispatch_pending, unit_of_work
+from cxdesk.engine.workflows import save_workflow, set_enabled
+from cxdesk.store.db import make_engine, read_session, transaction
+from cxdesk.store.definitions import desk_definitions
+from cxdesk.store.directory import add_team, get_user, set_setting
+from cxdesk.store.events import take_pending_events
+from cxdesk.store.migrate import upgrade
+from cxdesk.store.models import Ticket
+from cxdesk.store.surveys import submit_response
+from tests.cli_helpers import run_console_script
+from tests.desk import build_small_desk
+
+ANSWERS = {"first_name": "Zoë", "last_name": "O'Neil", "email": "zoe@example.com",
+           "phone": "415 555 2671", "product": "360", "notes": "Dashboards"}  # fmt: skip
+
+STATEMENTS = {"SELECT": 3, "INSERT": 6, "UPDATE": 3}
+"""One check-in on the small desk (one matching workflow: a ticket with six data rows), the
+definitions cached. Read: the revision, the submitting volunteer, the SLA policy that applies.
+Written: the response, its event, the ticket, its data (one INSERT), its event, the workflow
+runs (one INSERT); set: the ticket's key, the two events' dispatch time. (On the benchmark's
+demo desk: 24 statements, 66 before issue 18.)"""
+
+
+def check_in(engine: Engine, **answers: str) -> str:
+    """One check-in as vera; the key of the ticket it made (empty: none)."""
+    with unit_of_work(engine) as session:
+        vera = get_user(session, "vera")
+        response = submit_response(
+            session, actor=vera, survey_name="checkin", answers={**ANSWERS, **answers}
+        )
+        response_id = response.id
+    with read_session(engine) as session:
+        key = session.exec(select(Ticket.key).where(Ticket.response_id == response_id)).first()
+    return key or ""
+
+
+def send_360_to(session: Session, team: str, title: str) -> None:
+    """Change the small desk's "Check-in: 360" workflow: its tickets to ``team``, titled so."""
+    save_workflow(session, actor=None, name="Check-in: 360", event="survey.response",
+                  survey_name="checkin",
+                  conditions={"field": "q://product", "op": "is", "value": "360"},
+                  tasks=[{"type": "create_ticket", "team": team, "title": title}])  # fmt: skip
+
+
+@contextmanager
+def statements(engine: Engine) -> Iterator[Counter[str]]:
+    """The statements ``engine`` runs inside the block, counted by their first word."""
+    counted: Counter[str] = Counter()
+
+    def count(*args: Any) -> None:
+        counted[str(args[2]).split()[0].upper()] += 1
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield counted
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+
+@pytest.fixture
+def desk(engine: Engine) -> Engine:
+    build_small_desk(engine)
+    check_in(engine)  # the definitions read and cached
+    return engine
+
+
+@pytest.fixture
+def other_engine(db_url: str) -> Iterator[Engine]:
+    """A second engine on the same desk: another terminal's, its own cache."""
+    other = make_engine(db_url)
+    yield other
+    other.dispose()
+
+
+def test_one_checkin_runs_the_statements_it_needs_and_no_more(desk: Engine) -> None:
+    with unit_of_work(desk) as session:
+        vera = get_user(session, "vera")
+    with statements(desk) as counted, unit_of_work(desk) as session:
+        submit_response(session, actor=vera, survey_name="checkin", answers=ANSWERS)
+    counted.pop("BEGIN", None)  # SQLite's BEGIN IMMEDIATE (PostgreSQL's is not a statement)
+    assert dict(counted) == STATEMENTS
+
+
+def test_a_workflow_changed_elsewhere_is_used_by_the_next_checkin(
+    desk: Engine, other_engine: Engine
+) -> None:
+    assert check_in(desk).startswith("EXP-")
+    with transaction(other_engine) as session:
+        set_enabled(session, actor=None, name="Check-in: 360", enabled=False)
+    assert check_in(desk) == ""  # no workflow creates it now
+    with transaction(other_engine) as session:
+        set_enabled(session, actor=None, name="Check-in: 360", enabled=True)
+        send_360_to(session, "Solo", "Moved: ${q://first_name}")
+    key = check_in(desk)
+    with read_session(desk) as session:
+        ticket = session.exec(select(Ticket).where(Ticket.key == key)).one()
+        assert ticket.title == "Moved: Zoë"
+        assert ticket.team_id == desk_definitions(session).teams["Solo"].id
+
+
+def test_a_setting_and_a_team_changed_elsewhere_are_used_by_the_next_checkin(
+    desk: Engine, other_engine: Engine
+) -> None:
+    with transaction(other_engine) as session:
+        set_setting(session, "ticket_prefix", "HELP")
+        add_team(session, actor=None, name="Walk-ins")
+        send_360_to(session, "Walk-ins", "${q://first_name}")
+    key = check_in(desk)
+    assert key.startswith("HELP-")
+    with read_session(desk) as session:
+        ticket = session.exec(select(Ticket).where(Ticket.key == key)).one()
+        assert desk_definitions(session).team_names[ticket.team_id] == "Walk-ins"
+
+
+def _plain_sql(db_url: str, statement: str) -> None:
+    """Run ``statement`` through the bare driver, outside cxdesk (another program)."""
+    url = make_url(db_url)
+    if url.get_backend_name() == "sqlite":
+        with closing(sqlite3.connect(str(url.database))) as connection, connection:
+            connection.execute(statement)
+    else:
+        conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        with psycopg.connect(conninfo) as server:
+            server.execute(statement)
+
+
+def test_a_change_by_plain_sql_moves_the_revision(desk: Engine, db_url: str) -> None:
+    """The triggers see every writer, not only cxdesk's store."""
+    with read_session(desk) as session:
+        before = desk_definitions(session).revision
+    _plain_sql(db_url, "UPDATE team SET name = 'Three-sixty' WHERE name = '360'")
+    with read_session(desk) as session:
+        known = desk_definitions(session)
+        assert known.revision > before
+        assert "Three-sixty" in known.teams and "360" not in known.teams
+
+
+def test_a_session_sees_its_own_change_of_a_definition(desk: Engine) -> None:
+    with transaction(desk) as session:
+        assert desk_definitions(session).settings.get("ticket_prefix") is None
+        set_setting(session, "ticket_prefix", "OWN")
+        assert desk_definitions(session).settings["ticket_prefix"] == "OWN"
+        session.rollback()
+        assert desk_definitions(session).settings.get("ticket_prefix") is None
+
+
+def test_each_desk_has_its_own_definitions(engine: Engine, tmp_path: Path) -> None:
+    """Two desks in one process (as the tests make them) never share their definitions."""
+    build_small_desk(engine)
+    other = make_engine(f"sqlite:///{tmp_path / 'other.db'}")
+    try:
+        upgrade(other)
+        with transaction(other) as session:
+            add_team(session, actor=None, name="Elsewhere")
+        with read_session(engine) as mine, read_session(other) as theirs:
+            assert "360" in desk_definitions(mine).teams
+            assert set(desk_definitions(theirs).teams) == {"Elsewhere"}
+    finally:
+        other.dispose()
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("cli")  # its environment: the desk's URL, the admin's proof
+def test_a_workflow_disabled_by_another_process_stops_the_next_checkin(desk: Engine) -> None:
+    """Another process's change (the ``cxdesk`` command) reaches this one's cache."""
+    assert check_in(desk).startswith("EXP-")
+    result = run_console_script("workflow", "disable", "Check-in: 360", "--as", "admin")
+    assert result.exit_code == 0, str(result)
+    assert check_in(desk) == ""
+    with read_session(desk) as session:
+        enabled = [w.name for w in desk_definitions(session).workflows["survey.response"]]
+        assert "Check-in: 360" not in enabled
+
+
+def test_a_checkin_after_one_rolled_back_in_the_same_transaction(desk: Engine) -> None:
+    """The rows a rolled-back savepoint wrote leave nothing in hand that the next ones
+    (which SQLite gives the same ids) would collide with (responses import does this)."""
+    with unit_of_work(desk) as session:
+        vera = get_user(session, "vera")
+        with pytest.raises(RuntimeError), session.begin_nested():
+            submit_response(session, actor=vera, survey_name="checkin", answers=ANSWERS)
+            dispatch_pending(session)
+            raise RuntimeError("this row is refused")
+        take_pending_events(session)
+        response = submit_response(session, actor=vera, survey_name="checkin", answers=ANSWERS)
+        response_id = response.id
+    with read_session(desk) as session:
+        made = session.exec(select(Ticket).where(Ticket.response_id == response_id)).all()
+        assert [ticket.customer_name for ticket in made] == ["Zoë O'Neil"]
+
+
+def test_the_settings_are_read_again_when_the_file_or_a_variable_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "config.toml"
+    long_ago = time.time() - 60
+
+    def write(text: str, age: float) -> None:
+        config.write_text(text, encoding="utf-8")
+        os.utime(config, (long_ago + age, long_ago + age))
+
+    monkeypatch.delenv("CXDESK_SURVEY_URL", raising=False)
+    write('survey_url = "http://a.example"\n', 0)
+    first = load_settings(config)
+    assert first.survey_url == "http://a.example"
+    assert load_settings(config) is first  # not read again
+    write('survey_url = "http://b.example"\n', 1)  # same size, another time
+    assert load_settings(config).survey_url == "http://b.example"
+    monkeypatch.setenv("CXDESK_SURVEY_URL", "http://c.example")
+    assert load_settings(config).survey_url == "http://c.example"
+    config.write_text('survey_url = "http://d.example"\n', encoding="utf-8")  # just now
+    monkeypatch.delenv("CXDESK_SURVEY_URL")
+    assert load_settings(config).survey_url == "http://d.example"
+    config.write_text('survey_url = "http://e.example"\n', encoding="utf-8")  # same tick?
+    assert load_settings(config).survey_url == "http://e.example"  # a fresh file is re-read
