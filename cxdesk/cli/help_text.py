@@ -36,7 +36,7 @@ TYPER_TEXTS = (
 """What Typer itself says through gettext (section titles, option notes, some errors), and the
 usage line's prefix and the help option's text, which its vendored click writes without
 gettext (``_Formatter``, ``_translated_help_option``). Click's usage errors ("No such option")
-stay English."""
+are translated by ``cxdesk.cli.usage_errors``."""
 
 
 class _Formatter(HelpFormatter):
@@ -50,9 +50,11 @@ class _Context(click.Context):
 
 def translated_command(command: click.Command) -> click.Command:
     """``command`` and every subcommand with their help texts in the current language."""
+    from cxdesk.cli.usage_errors import translating_usage_errors
+
     typer.core._ = _  # Typer's ``from gettext import gettext as _``
     _translate(command)
-    return command
+    return translating_usage_errors(command)
 
 
 def _translate(command: click.Command) -> None:
