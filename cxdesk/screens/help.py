@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.text import Text
-from textual.app import ComposeResult
+from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen, Screen
@@ -119,6 +119,14 @@ def key_lines(screen: Screen[Any]) -> list[tuple[str, str]]:
             taken.add(key)
             found.setdefault(_(binding.description), []).append(app.get_key_display(binding))
     return [(", ".join(keys), what) for what, keys in found.items()]
+
+
+def show_help(app: App[Any]) -> None:
+    """Help for the screen on top of ``app`` (not over itself, nor over the palette)."""
+    from textual.command import CommandPalette
+
+    if not isinstance(app.screen, (HelpScreen, CommandPalette)):
+        app.push_screen(HelpScreen(app.screen))
 
 
 class HelpScreen(ModalScreen[None]):
