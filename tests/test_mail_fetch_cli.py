@@ -121,8 +121,7 @@ def test_once_hands_each_message_over_and_exits_0(
 
     again = cli("mail", "fetch", "--once")
     assert (
-        again.exit_code == 0
-        and again.stdout == f"fetched 0 messages from {imap_mailbox.folder}\n"
+        again.exit_code == 0 and again.stdout == f"fetched 0 messages from {imap_mailbox.folder}\n"
     )
     assert recorder.given == ["printer jam", "still jammed"]
 
