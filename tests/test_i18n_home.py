@@ -257,6 +257,7 @@ def test_the_lone_board_and_its_palette_speak_only_catalog_text(
         await wait_until(pilot, _drawn(app, "⟦Help: ⟦"), "the help drawn")
         _only_catalog_text(app)
         assert "⟦Quit⟧" in str(app.screen.query_one("#help-keys", Static).render())
+        assert "⟦Escape or q closes the board." in drawn_text(app)  # not the desk's hint
         await pilot.press("escape")  # closes the help
         await wait_until(pilot, lambda: isinstance(app.screen, BoardScreen), "the board")
         assert app.is_running

@@ -9,6 +9,7 @@ import pytest
 from cxdesk.i18n import PSEUDO
 from tests.cli_helpers import Cli, CliResult
 from tests.pseudo import untranslated
+from tests.test_i18n_cli import in_language
 
 MISTAKES = [
     ["tickets", "list", "--bogus"],
@@ -20,14 +21,6 @@ MISTAKES = [
     ["tickets", "lsit"],
     ["user", "add"],
 ]
-
-
-def in_language(monkeypatch: pytest.MonkeyPatch, cli: Cli, language: str, *args: str) -> CliResult:
-    monkeypatch.setenv("LANGUAGE", language)
-    try:
-        return cli(*args)
-    finally:
-        monkeypatch.setenv("LANGUAGE", "en")
 
 
 def usage_error(result: CliResult) -> str:

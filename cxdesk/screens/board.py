@@ -36,6 +36,7 @@ from cxdesk.widgets.translated_palette import TranslatedPalette
 WAITING_COLUMNS = {N_("Customer"): 16, N_("Team"): 22, N_("Position"): 9, N_("Estimate"): 10}
 SERVING_COLUMNS = {N_("Customer"): 16, N_("With"): 16, N_("Team"): 22, N_("Since"): 7}
 """Heading -> width: fixed, so a long team name never squeezes the customer's."""
+LONE_BOARD_HINT = N_("Escape or q closes the board. ctrl+p opens the palette (theme, keys).")
 
 
 class _HasEngine(Protocol):
@@ -167,4 +168,4 @@ class BoardApp(TranslatedPalette):
     def action_help(self) -> None:
         from cxdesk.screens.help import show_help
 
-        show_help(self)
+        show_help(self, LONE_BOARD_HINT)
