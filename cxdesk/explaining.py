@@ -96,12 +96,9 @@ class ExplainingApp(App[None]):
 
     def action_help(self) -> None:
         """Help for the screen on top."""
-        from textual.command import CommandPalette
+        from cxdesk.screens.help import show_help
 
-        from cxdesk.screens.help import HelpScreen
-
-        if not isinstance(self.screen, (HelpScreen, CommandPalette)):
-            self.push_screen(HelpScreen(self.screen))
+        show_help(self)
 
     def may_open_tickets(self) -> bool:
         """Whether the logged-in user may open ticket screens (not a volunteer)."""

@@ -112,12 +112,21 @@ def event_label(kind: object) -> str:
 def owner_choices(members: Iterable[str], names: Mapping[str, str]) -> list[tuple[str, str]]:
     """An owner picker's choices: each member by name (their username when it has none),
     valued by username."""
-    return [(names.get(member) or member, member) for member in members]
+    return [(person_name(member, names), member) for member in members]
 
 
-def field_value(field: object, value: object) -> str:
+def person_name(username: str, names: Mapping[str, str]) -> str:
+    """A user as people read them: by name (``names``: ``store.directory.member_names``),
+    their username when they have none or are no longer active."""
+    return names.get(username) or username
+
+
+def field_value(field: object, value: object, names: Mapping[str, str] | None = None) -> str:
     """A field's value as people read it: by its label when the field holds a code (status,
-    priority, channel...), else as it is ("" for nothing)."""
+    priority, channel...), the owner by name (given ``names``), else as it is ("" for
+    nothing)."""
     if value is None:
         return ""
+    if field == "owner" and names is not None and value:
+        return person_name(str(value), names)
     return label(value) if field in LABELLED else str(value)

@@ -47,8 +47,8 @@ def test_import_keeps_good_rows_and_reports_each_bad_one_by_line(
 
     assert result.exit_code == 1, str(result)  # some rows refused: scripts must notice
     assert "Traceback" not in result.output
-    assert "3 contact(s) imported" in result.stdout
-    assert "5 row(s) refused" in result.stdout
+    assert "3 contacts imported" in result.stdout
+    assert "5 rows refused" in result.stdout
     refused = [line.strip() for line in result.error_lines]
     assert len(refused) == 5, str(result)
     # Line numbers are the file's lines: the quoted field spans lines 5-6, line 10 is blank.
@@ -87,7 +87,7 @@ def test_import_again_updates_known_emails_and_merges_attributes(
     result = cli("contact", "import", str(second))
 
     assert result.exit_code == 0, str(result)
-    assert "1 contact(s) imported, 1 updated, 0 row(s) refused" in result.stdout
+    assert "1 contact imported, 1 updated, 0 rows refused" in result.stdout
     stored = contacts(engine)
     assert stored["ada@example.com"].name == "Ada Lovelace"
     assert stored["ada@example.com"].attributes == {  # names are lower-case: "Plan" is "plan"
@@ -164,3 +164,18 @@ def test_a_file_without_email_column_or_not_utf8_changes_nothing(
     twice = write_csv(tmp_path / "twice.csv", ["name", "email", "Email"], [["A", "a@x.io", "b"]])
     assert_one_error_line(cli("contact", "import", str(twice)), "appears twice")
     assert table_counts(engine) == before
+
+
+def test_the_import_summary_and_its_refusals_speak_the_users_language(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    file = tmp_path / "contacts.csv"
+    file.write_text(MIXED, encoding="utf-8")
+    monkeypatch.setenv("LANGUAGE", "fr")
+
+    result = cli("contact", "import", str(file))
+
+    assert result.exit_code == 1, str(result)
+    assert "3 contacts importés" in result.stdout and "5 lignes refusées" in result.stdout
+    assert result.error_lines[0].strip().startswith("ligne 3 : "), str(result)
+    assert "ligne 9 : a 6 valeurs mais l'en-tête nomme 5 colonnes" in result.stderr, str(result)

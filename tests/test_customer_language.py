@@ -307,7 +307,7 @@ def test_contacts_carry_a_language_to_their_campaign_tickets(
     ]
     file = write_csv(tmp_path / "contacts.csv", ["name", "email", "language"], rows)
     result = cli("contact", "import", str(file))
-    assert result.exit_code == 1 and "3 contact(s) imported" in result.stdout, str(result)
+    assert result.exit_code == 1 and "3 contacts imported" in result.stdout, str(result)
     [refused] = [line.strip() for line in result.error_lines]
     assert refused.startswith("line 5: unknown language 'klingon' (known: en (English)")
     listed = json.loads(ok(cli("contact", "list", "--json")))

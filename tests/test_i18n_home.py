@@ -11,6 +11,7 @@ pulled) and one helper (``_speaks_only_catalog_text``).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -18,20 +19,23 @@ from sqlalchemy import Engine
 from sqlmodel import select
 from textual.command import CommandInput, CommandList, CommandPalette
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Input, Label, OptionList, Select
+from textual.widgets import DataTable, Input, Label, OptionList, Select, Static
 
 from cxdesk.app import CxDeskApp, create_app
 from cxdesk.engine.dispatch import auto_assign_and_dispatch, unit_of_work
 from cxdesk.i18n import use_language
+from cxdesk.local_time import shown_zone, use_zone
 from cxdesk.screens.board import BoardApp, BoardScreen
 from cxdesk.screens.campaigns import CampaignsScreen
 from cxdesk.screens.checkin import CheckinScreen
+from cxdesk.screens.help import HelpScreen
 from cxdesk.screens.kanban import KanbanScreen
 from cxdesk.screens.new_ticket import NewTicketScreen
 from cxdesk.screens.queues import QueuesScreen
 from cxdesk.screens.waiting_list import WaitingListScreen
 from cxdesk.store.db import read_session
 from cxdesk.store.directory import get_user
+from cxdesk.store.hall import hall_board
 from cxdesk.store.models import Ticket
 from cxdesk.store.surveys import submit_response
 from cxdesk.widgets.change_dialog import ChangeDialog
@@ -246,6 +250,44 @@ def test_the_lone_board_and_its_palette_speak_only_catalog_text(
         _only_catalog_text(app)
         prompts = await _palette_commands(app, pilot, "⟦Quit⟧", "⟦Theme⟧", "⟦Keys⟧")
         assert untranslated("\n".join(prompts)) == []
+        await pilot.press("escape")  # closes the palette
+        await wait_until(pilot, lambda: isinstance(app.screen, BoardScreen), "the board again")
+        await pilot.press("question_mark")
+        await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen), "its help")
+        await wait_until(pilot, _drawn(app, "⟦Help: ⟦"), "the help drawn")
+        _only_catalog_text(app)
+        assert "⟦Quit⟧" in str(app.screen.query_one("#help-keys", Static).render())
+        assert "⟦Escape or q closes the board." in drawn_text(app)  # not the desk's hint
+        await pilot.press("escape")  # closes the help
+        await wait_until(pilot, lambda: isinstance(app.screen, BoardScreen), "the board")
+        assert app.is_running
+        await pilot.press("escape")  # and leaves the board, as q does
+        await wait_until(pilot, lambda: not app.is_running, "the board closed")
+
+    run_app(engine, lambda e: BoardApp(e, poll_seconds=0.2), script, size=(120, 30))
+
+
+@pytest.fixture
+def far_east_zone() -> Any:
+    use_zone("Pacific/Kiritimati")  # UTC+14: no machine's zone, so its times are the desk's
+    yield
+    use_zone(None)
+
+
+@pytest.mark.usefixtures("far_east_zone")
+def test_the_lone_board_shows_times_in_the_desks_zone(engine: Engine) -> None:
+    """``cxdesk board`` sets the desk's zone (``speak_as``); the board's times follow it."""
+    _desk(engine)
+    with read_session(engine) as session:
+        [grace] = hall_board(session, now=datetime.now(UTC)).serving
+    shown = grace.since.astimezone(shown_zone()).strftime("%H:%M")
+
+    async def script(app: BoardApp, pilot: Pilot[Any]) -> None:
+        await wait_until(pilot, lambda: app.screen.query("#board-serving"), "the board")
+        serving = app.screen.query_one("#board-serving", DataTable)
+        await wait_until(pilot, lambda: serving.row_count, "Grace being served")
+        assert str(serving.get_row_at(0)[-1]) == shown
+        assert shown != grace.since.astimezone().strftime("%H:%M")  # not the machine's
 
     run_app(engine, lambda e: BoardApp(e, poll_seconds=0.2), script, size=(120, 30))
 

@@ -23,7 +23,7 @@ import pytest
 from sqlalchemy import Engine
 from textual.pilot import Pilot
 from textual.widget import Widget
-from textual.widgets import Input, TabbedContent
+from textual.widgets import Input, Static, TabbedContent
 from textual.widgets._footer import FooterKey
 
 from cxdesk.app import CxDeskApp, create_app
@@ -42,7 +42,13 @@ from cxdesk.store.events import KINDS
 from cxdesk.store.export import export_tickets
 from cxdesk.store.replies import reply_to_customer
 from cxdesk.store.sla_display import SlaTimes, sla_words
-from cxdesk.store.tickets import TicketDraft, add_comment, create_ticket, get_ticket
+from cxdesk.store.tickets import (
+    TicketDraft,
+    add_comment,
+    create_ticket,
+    get_ticket,
+    update_ticket,
+)
 from cxdesk.store.views import Sort, TicketFilter
 from cxdesk.widgets.change_dialog import ChangeDialog
 from tests import tui_helpers
@@ -256,6 +262,10 @@ def french() -> Iterator[None]:
 
 
 def test_a_french_expert_opens_a_ticket_and_resolves_it(i18n_desk: Desk, french: None) -> None:
+    with unit_of_work(i18n_desk.engine) as session:
+        update_ticket(session, actor=get_user(session, "admin"), key=i18n_desk.ticket,
+                      comment="Omar", changes={"owner": "omar"})  # fmt: skip
+
     async def script(app: CxDeskApp, pilot: Pilot[Any]) -> None:
         await log_in(app, pilot)
         app.open_ticket(i18n_desk.ticket)
@@ -267,6 +277,8 @@ def test_a_french_expert_opens_a_ticket_and_resolves_it(i18n_desk: Desk, french:
         drawn = drawn_text(app)
         for french_text in FRENCH_ON_SCREEN:
             assert french_text in drawn, french_text
+        fields = str(screen.query_one("#fields", Static).render())
+        assert "Omar" in fields and "omar" not in fields, fields  # the owner by name
         keys = {key.key: key.description for key in screen.query(FooterKey)}
         assert keys["r"] == "Résoudre" and keys["m"] == "Écrire au client"
 

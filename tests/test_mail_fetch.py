@@ -85,7 +85,7 @@ def test_each_unseen_message_is_handed_over_once_then_marked_seen(imap_mailbox: 
     ]  # fmt: skip
     assert report.refused == []
     assert imap_mailbox.unseen() == [] and imap_mailbox.seen() == [1, 2, 3]
-    assert report.line(imap_mailbox.folder) == f"fetched 3 message(s) from {imap_mailbox.folder}"
+    assert report.line(imap_mailbox.folder) == f"fetched 3 messages from {imap_mailbox.folder}"
 
     again = fetcher.fetch_once()
     assert recorder.given == ["first", "second", "third"]

@@ -115,14 +115,13 @@ def test_once_hands_each_message_over_and_exits_0(
     assert lines[0].startswith("message 1 (<printer-jam.") and lines[0].endswith(
         ": opened EXP-1: printer jam"
     ), str(result)
-    assert lines[2] == f"fetched 2 message(s) from {imap_mailbox.folder}", str(result)
+    assert lines[2] == f"fetched 2 messages from {imap_mailbox.folder}", str(result)
     assert recorder.given == ["printer jam", "still jammed"]
     assert imap_mailbox.unseen() == []
 
     again = cli("mail", "fetch", "--once")
     assert (
-        again.exit_code == 0
-        and again.stdout == f"fetched 0 message(s) from {imap_mailbox.folder}\n"
+        again.exit_code == 0 and again.stdout == f"fetched 0 messages from {imap_mailbox.folder}\n"
     )
     assert recorder.given == ["printer jam", "still jammed"]
 
@@ -239,7 +238,7 @@ def test_worker_once_fetches_then_delivers(
 
     assert result.exit_code == 0, str(result)
     assert recorder.given == ["hello"] and subjects(smtp_server) == ["an answer"]
-    assert f"fetched 1 message(s) from {imap_mailbox.folder}" in result.stdout
+    assert f"fetched 1 message from {imap_mailbox.folder}" in result.stdout
 
 
 def test_worker_once_delivers_when_the_mailbox_is_down_and_says_so(

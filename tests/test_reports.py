@@ -83,7 +83,7 @@ def test_nps_import_detractors_0_to_6_open_tickets_in_the_products_queue(
 
     assert result.exit_code == 1, str(result)
     assert "Traceback" not in result.output
-    assert "5 response(s) imported, 4 row(s) refused" in result.stdout
+    assert "5 responses imported, 4 rows refused" in result.stdout
     refused = [line.strip() for line in result.error_lines]
     assert refused[0] == "line 6: score: must be between 0 and 10"
     assert refused[1].startswith("line 7: email: not a valid email address")

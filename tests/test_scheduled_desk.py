@@ -15,6 +15,7 @@ from sqlmodel import select
 from cxdesk.config import load_settings
 from cxdesk.engine.schedule import parse_schedule
 from cxdesk.engine.worker import DeliveryWorker
+from cxdesk.local_time import shown_time
 from cxdesk.store import directory
 from cxdesk.store.db import read_session
 from cxdesk.store.models import WorkflowOccurrence, utcnow
@@ -61,7 +62,9 @@ def test_the_demo_digest_runs_once_at_its_time(
     assert at is not None
     listing = ok(cli("workflow", "list", "--as", "admin"))
     assert "times in America/Denver" in listing
-    assert f"{at.astimezone(DENVER):%Y-%m-%d} 18:00" in listing  # the digest's next run
+    offset = at.astimezone(DENVER).strftime("%z")  # the digest's next run, with its offset
+    assert f"{shown_time(at, zone=DENVER)} {offset[:3]}:{offset[3:]}" in listing, listing
+    assert "6:00\u202fPM" in shown_time(at, zone=DENVER)  # 18:00 in the desk zone
 
     assert two_workers_at(demo, at - timedelta(seconds=1)) == 0
     assert received(smtp_server, ADMIN) == []

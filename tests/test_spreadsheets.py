@@ -274,7 +274,7 @@ def test_contact_import_keeps_unicode_line_separators_in_values(
     )
     result = cli("contact", "import", str(file))
     assert result.exit_code == 1, str(result)
-    assert "3 contact(s) imported" in result.stdout, str(result)
+    assert "3 contacts imported" in result.stdout, str(result)
     refused = [line.strip() for line in result.error_lines]
     assert len(refused) == 2, str(result)
     # Line 5's name holds U+001C (refused by the rule for names) and its email is not one.

@@ -36,7 +36,7 @@ TYPER_TEXTS = (
 """What Typer itself says through gettext (section titles, option notes, some errors), and the
 usage line's prefix and the help option's text, which its vendored click writes without
 gettext (``_Formatter``, ``_translated_help_option``). Click's usage errors ("No such option")
-stay English."""
+are translated by ``cxdesk.cli.usage_errors``."""
 
 
 class _Formatter(HelpFormatter):
@@ -49,14 +49,21 @@ class _Context(click.Context):
 
 
 def translated_command(command: click.Command) -> click.Command:
-    """``command`` and every subcommand built so far with their help texts in the current
-    language (a lazy group's commands are translated as they are built: ``cxdesk.cli.lazy``)."""
+    """``command`` (the root ``main()`` runs) and every subcommand built so far with their help
+    texts in the current language (a lazy group's commands are translated as they are built:
+    ``cxdesk.cli.lazy``), its usage errors too (``cxdesk.cli.usage_errors``)."""
+    from cxdesk.cli.usage_errors import translating_usage_errors
+
     typer.core._ = _  # Typer's ``from gettext import gettext as _``
+    _translate_tree(command)
+    return translating_usage_errors(command)
+
+
+def _translate_tree(command: click.Command) -> None:
     translate_one(command)
     if isinstance(command, TyperGroup) and type(command.commands) is dict:
         for subcommand in command.commands.values():
-            translated_command(subcommand)
-    return command
+            _translate_tree(subcommand)
 
 
 def translate_one(command: click.Command) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from cxdesk.cli.common import AS_OPTION, acting_user, desk_engine, print_table, proven
+from cxdesk.cli.common import AS_OPTION, acting_user, desk_engine, print_table, proven, speak_as
 from cxdesk.cli.tickets_list import tickets_app
 from cxdesk.errors import DeskError
 from cxdesk.i18n import N_, _, ngettext
@@ -159,7 +159,9 @@ def board(
         raise DeskError(_("the board needs a terminal (input or output is redirected)"))
     from cxdesk.screens.board import BoardApp  # Textual loads only when the board opens
 
-    BoardApp(desk_engine(), poll_seconds=poll).run()
+    engine = desk_engine()
+    speak_as(engine, None)  # the environment's language, else the desk's; the desk's zone
+    BoardApp(engine, poll_seconds=poll).run()
 
 
 def register(app: typer.Typer) -> None:

@@ -18,6 +18,7 @@ from cxdesk.cli.common import (
 from cxdesk.engine import workflows as ops
 from cxdesk.engine.scheduled import next_run
 from cxdesk.i18n import N_, _
+from cxdesk.local_time import shown_time
 from cxdesk.store.db import read_session, transaction
 from cxdesk.store.directory import desk_zone
 from cxdesk.store.models import Workflow
@@ -45,7 +46,7 @@ def workflow_list(as_user: str | None = AS_OPTION) -> None:
         rows = []
         for w in ops.list_workflows(session):
             upcoming = next_run(session, w)
-            when = f"{upcoming.astimezone(zone):%Y-%m-%d %H:%M}" if upcoming else ""
+            when = shown_time(upcoming, offset=True, zone=zone)  # "" for no run
             rows.append((w.name, _when(w), w.survey_name, _("on") if w.enabled else _("off"),
                          len(w.tasks), when))  # fmt: skip
     print_table(

@@ -1,11 +1,11 @@
-"""The hall board: the walk-in customers waiting (team, position, estimated wait) and those
-just called ("Now serving", with the expert's first name), from ``store.hall``.
+"""The hall board: the walk-in customers waiting (team, position, estimated wait) and those just
+called ("Now serving", with the expert's first name), from ``store.hall``.
 
-It hangs in a public place, so customers show as first name and initial only and no ticket
-key is printed. It reads the desk again by itself every ``poll_seconds`` and never writes:
-``BoardApp`` runs it alone, without a login (``cxdesk board``); inside the desk it is the
-"Board" screen. While the database is unreachable it keeps the last rows and shows one line,
-until a read succeeds again.
+It hangs in a public place, so customers show as first name and initial only and no ticket key is
+printed. Its times are in the desk's zone (``cxdesk.local_time``). It reads the desk again by itself
+every ``poll_seconds`` and never writes: ``BoardApp`` runs it alone, without a login (``cxdesk
+board``); inside the desk it is the "Board" screen. While the database is unreachable it keeps the
+last rows and shows one line, until a read succeeds again.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from textual.widgets import DataTable, Footer, Label
 
 from cxdesk.errors import DeskError
 from cxdesk.i18n import N_, _, translated_bindings
+from cxdesk.local_time import shown_zone
 from cxdesk.store.db import is_unreachable, read_session
 from cxdesk.store.hall import HallBoard, HallServing, HallWaiting, hall_board
 from cxdesk.store.waiting import wait_short
@@ -35,6 +36,7 @@ from cxdesk.widgets.translated_palette import TranslatedPalette
 WAITING_COLUMNS = {N_("Customer"): 16, N_("Team"): 22, N_("Position"): 9, N_("Estimate"): 10}
 SERVING_COLUMNS = {N_("Customer"): 16, N_("With"): 16, N_("Team"): 22, N_("Since"): 7}
 """Heading -> width: fixed, so a long team name never squeezes the customer's."""
+LONE_BOARD_HINT = N_("Escape or q closes the board. ctrl+p opens the palette (theme, keys).")
 
 
 class _HasEngine(Protocol):
@@ -56,7 +58,7 @@ def serving_cells(row: HallServing) -> tuple[Text, ...]:
         Text(printable(row.customer), style="bold"),
         Text(printable(row.expert)),
         Text(printable(row.team)),
-        Text(row.since.astimezone().strftime("%H:%M")),
+        Text(row.since.astimezone(shown_zone()).strftime("%H:%M")),
     )
 
 
@@ -124,7 +126,9 @@ class BoardScreen(Screen[Any]):
     def _show(self, board: HallBoard) -> None:
         show_desk_notice(self, False)
         self.query_one("#board-clock", Label).update(
-            _("Updated {time}").format(time=self._clock().astimezone().strftime("%H:%M:%S"))
+            _("Updated {time}").format(
+                time=self._clock().astimezone(shown_zone()).strftime("%H:%M:%S")
+            )
         )
         if board == self.board:
             return
@@ -140,10 +144,17 @@ class BoardScreen(Screen[Any]):
 
 
 class BoardApp(TranslatedPalette):
-    """The board alone, read-only, without a login: ``cxdesk board``."""
+    """The board alone, read-only, without a login: ``cxdesk board``. As in the desk, ``?``
+    (or F1) shows its help and Escape goes back: here to the shell, as ``q`` does (the board
+    is the only screen). Times are in the desk's zone (``cxdesk board`` sets it)."""
 
     TITLE = "cxdesk board"
-    BINDINGS = [Binding("q", "quit", N_("Quit"))]
+    BINDINGS = [
+        Binding("q", "quit", N_("Quit")),
+        Binding("escape", "quit", N_("Quit"), show=False),
+        Binding("question_mark", "help", N_("Help")),
+        Binding("f1", "help", N_("Help"), show=False),
+    ]
 
     def __init__(self, engine: Engine, *, poll_seconds: float = 2.0) -> None:
         super().__init__()
@@ -153,3 +164,8 @@ class BoardApp(TranslatedPalette):
 
     def on_mount(self) -> None:
         self.push_screen(BoardScreen())
+
+    def action_help(self) -> None:
+        from cxdesk.screens.help import show_help
+
+        show_help(self, LONE_BOARD_HINT)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.text import Text
-from textual.app import ComposeResult
+from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen, Screen
@@ -121,6 +121,15 @@ def key_lines(screen: Screen[Any]) -> list[tuple[str, str]]:
     return [(", ".join(keys), what) for what, keys in found.items()]
 
 
+def show_help(app: App[Any], hint: str = EVERYWHERE) -> None:
+    """Help for the screen on top of ``app`` (not over itself, nor over the palette);
+    ``hint``: what works everywhere in ``app`` (``N_`` text)."""
+    from textual.command import CommandPalette
+
+    if not isinstance(app.screen, (HelpScreen, CommandPalette)):
+        app.push_screen(HelpScreen(app.screen, hint))
+
+
 class HelpScreen(ModalScreen[None]):
     """What the screen below is for and its keys."""
 
@@ -136,10 +145,11 @@ class HelpScreen(ModalScreen[None]):
     """
     BINDINGS = [Binding("escape,q,question_mark,f1", "close", N_("Close"))]
 
-    def __init__(self, about: Screen[Any]) -> None:
+    def __init__(self, about: Screen[Any], hint: str = EVERYWHERE) -> None:
         super().__init__()
         translated_bindings(self)
         self._about = about
+        self._hint = hint
         self._keys = key_lines(about)
 
     def compose(self) -> ComposeResult:
@@ -150,7 +160,7 @@ class HelpScreen(ModalScreen[None]):
             if about:
                 yield Static(_(about), classes="help-about", markup=False)
             yield Static(self._key_table(), id="help-keys")
-            yield Static(_(EVERYWHERE), classes="hint", markup=False)
+            yield Static(_(self._hint), classes="hint", markup=False)
             yield Label(_("Escape closes this help"), classes="hint")
 
     def _key_table(self) -> Text:

@@ -227,7 +227,9 @@ class TicketScreen(TicketMacroKey, UndoPullKeys, TicketNoShowKey):
         title = printable(f"{record['key']}  {record['title']}", lines=False)
         self.query_one("#ticket-title", Label).update(title)
         self.query_one("#fields", Static).update(
-            aligned([(_(label), field_text(record, name)) for label, name in FIELDS], 12)
+            aligned(
+                [(_(label), field_text(record, name, view.names)) for label, name in FIELDS], 12
+            )
         )
         self.query_one("#customer", Static).update(
             aligned([(_(label), field_text(record, name)) for label, name in CUSTOMER_FIELDS], 9)
@@ -266,8 +268,8 @@ class TicketScreen(TicketMacroKey, UndoPullKeys, TicketNoShowKey):
                 shown_time(event["at"]),
                 _("system") if event["who"] == "system" else str(event["who"]),  # no actor
                 what,
-                field_value(event["field"], event["from"]),
-                field_value(event["field"], event["to"]),
+                field_value(event["field"], event["from"], view.names),
+                field_value(event["field"], event["to"], view.names),
                 str(event["detail"] or ""),
             )
 

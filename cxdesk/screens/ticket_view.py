@@ -4,12 +4,13 @@ other tickets, log...), and how those parts are worded."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
 from cxdesk.i18n import N_, _
-from cxdesk.labels import LABELLED, label
+from cxdesk.labels import LABELLED, label, person_name
 from cxdesk.screens.base import shown_time
 from cxdesk.store.conversation import (
     ConversationItem,
@@ -154,9 +155,12 @@ def requester_note(view: TicketView, viewer_id: int | None) -> str:
     )
 
 
-def field_text(record: dict[str, object], name: str) -> str:
-    """One field on one line, as the terminal may get it (``printable``)."""
+def field_text(record: dict[str, object], name: str, names: Mapping[str, str] | None = None) -> str:
+    """One field on one line, as the terminal may get it (``printable``); the owner by name
+    (``names``, a ``TicketView``'s)."""
     value = record[name]
+    if name == "owner" and value:
+        value = person_name(str(value), names or {})
     if name.endswith("_at"):
         return shown_time(value)
     if name in LABELLED:

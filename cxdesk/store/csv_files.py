@@ -12,10 +12,10 @@ import csv
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from cxdesk.errors import DeskError
-from cxdesk.i18n import _
+from cxdesk.i18n import _, ngettext
 from cxdesk.store.user_files import read_regular_file
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ class RowProblem:
     message: str
 
     def __str__(self) -> str:
-        return f"line {self.line}: {self.message}"
+        return _("line {line}: {problem}").format(line=self.line, problem=self.message)
 
 
 @dataclass
@@ -50,12 +50,20 @@ class ImportReport:
     updated: int = 0
     problems: list[RowProblem] = field(default_factory=list)
 
-    def line(self, noun: str) -> str:
-        parts = [f"{self.created} {noun}(s) imported"]
+    def line(self, rows: Literal["contact", "response"]) -> str:
+        """The import's summary in the current language ("3 contacts imported, 1 updated, 0
+        rows refused"), ``rows`` saying what was imported."""
+        n = self.created
+        if rows == "contact":
+            imported = ngettext("{n} contact imported", "{n} contacts imported", n)
+        else:
+            imported = ngettext("{n} response imported", "{n} responses imported", n)
+        parts = [imported.format(n=n)]
         if self.updated:
-            parts.append(f"{self.updated} updated")
-        parts.append(f"{len(self.problems)} row(s) refused")
-        return ", ".join(parts)
+            parts.append(_("{n} updated").format(n=self.updated))
+        refused = len(self.problems)
+        parts.append(ngettext("{n} row refused", "{n} rows refused", refused).format(n=refused))
+        return _(", ").join(parts)
 
 
 @dataclass(frozen=True)
@@ -123,13 +131,18 @@ def _parse(path: Path, reader: Reader) -> CsvFile:
         except StopIteration:
             break
         except csv.Error as exc:
-            problems.append(RowProblem(start, f"not valid CSV ({exc})"))
+            problems.append(RowProblem(start, _("not valid CSV ({reason})").format(reason=exc)))
             continue
         if not any(cell.strip() for cell in cells):
             continue
         if len(cells) > len(columns):
             problems.append(
-                RowProblem(start, f"has {len(cells)} values but the header names {len(columns)}")
+                RowProblem(
+                    start,
+                    _("has {n} values but the header names {columns}").format(
+                        n=len(cells), columns=len(columns)
+                    ),
+                )
             )
             continue
         cells += [""] * (len(columns) - len(cells))

@@ -48,6 +48,7 @@ from cxdesk.engine.channels import one_line
 from cxdesk.engine.inbound.imap_settings import ImapSettings
 from cxdesk.engine.inbound.mailgate import Received, RefusedMail
 from cxdesk.errors import DESK_UNREACHABLE, DeskError
+from cxdesk.i18n import _, ngettext
 from cxdesk.store.db import is_unreachable, unreachable_reason
 from cxdesk.text import printable
 
@@ -191,9 +192,17 @@ class FetchReport:
     """One line per message set aside in this pass (left unseen, see ``SET_ASIDE_AFTER``)."""
 
     def line(self, folder: str) -> str:
-        refused = f", {len(self.refused)} refused" if self.refused else ""
-        aside = f", {len(self.set_aside)} set aside after failing" if self.set_aside else ""
-        return f"fetched {len(self.handled)} message(s) from {folder}{refused}{aside}"
+        """The pass's summary for the person who ran ``cxdesk mail fetch``, in their
+        language ("fetched 3 messages from INBOX, 1 refused")."""
+        n = len(self.handled)
+        line = ngettext(
+            "fetched {n} message from {folder}", "fetched {n} messages from {folder}", n
+        ).format(n=n, folder=folder)
+        if self.refused:
+            line += _(", ") + _("{n} refused").format(n=len(self.refused))
+        if self.set_aside:
+            line += _(", ") + _("{n} set aside after failing").format(n=len(self.set_aside))
+        return line
 
 
 def describe(uid: int, raw: bytes) -> str:
