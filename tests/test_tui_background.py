@@ -6,7 +6,8 @@
 - The helper, on a small app of its own (real Textual, real threads; the jobs are the test's):
   a job that breaks shows one line (its traceback in the log, never on screen) and the screen
   goes on working; a job whose screen was closed applies nothing and says nothing; of two reads
-  of one group, the newer wins even when the older finishes last.
+  of one group, the newer wins even when the older finishes last; a poll slower than its
+  interval is not cancelled by the next tick (``unless_running``).
 - The desk (SQLite and PostgreSQL): a read that fails on the real database (its table renamed
   away for the test) is one line, and the ticket list goes on filtering.
 
@@ -192,6 +193,21 @@ def test_a_newer_read_of_a_group_wins_over_an_older_slow_one() -> None:
         await pilot.pause()
         assert screen.applied == ["filter: zoe"] and app.shown == []
         assert str(screen.query_one("#shown", Label).render()) == "filter: zoe"
+
+    run_jobs(script)
+
+
+def test_a_poll_slower_than_its_interval_still_shows_its_read() -> None:
+    async def script(app: JobApp, screen: JobScreen, pilot: Pilot[None]) -> None:
+        slow = Gate("board")
+
+        def poll() -> object:
+            return screen.in_thread(slow, screen.show, group="poll", unless_running=True)
+
+        assert poll() is not None
+        assert poll() is None  # the next tick while it runs: nothing started, nothing cancelled
+        await slow.open_and_wait()
+        await wait_until(pilot, lambda: screen.applied == ["board"], "the slow read shown")
 
     run_jobs(script)
 

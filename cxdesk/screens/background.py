@@ -145,9 +145,18 @@ class Background(_Node):
         done: Callable[[], object] | None = None,
         failed: Callable[[Failure], object] | None = None,
         severity: Severity = "error",
-    ) -> Worker[Result]:
+        unless_running: bool = False,
+    ) -> Worker[Result] | None:
         """Run ``job`` in a thread worker; ``then`` its result on the event loop (see the
-        module's docstring). ``exclusive``: a newer job of ``group`` cancels an older one."""
+        module's docstring). ``exclusive``: a newer job of ``group`` cancels an older one.
+        ``unless_running``: nothing is started (None) while a job of ``group`` runs - for a
+        poll, which would otherwise cancel each read slower than its interval and show
+        nothing at all."""
+        if unless_running and any(
+            worker.group == group and worker.is_running and not worker.is_cancelled
+            for worker in self._background_jobs()
+        ):
+            return None
         worker: Worker[Result] = self.run_worker(
             job,
             name=getattr(job, "__name__", group),

@@ -112,7 +112,7 @@ class BoardScreen(Background, Screen[Any]):
             with read_session(self._source.engine) as session:
                 return hall_board(session, now=self._clock())
 
-        self.in_thread(read, self._show, group="board-load", reading=True)
+        self.in_thread(read, self._show, group="board-load", reading=True, unless_running=True)
 
     def show_failure(self, failure: Failure) -> None:
         if failure.unreachable:  # one line while it lasts, not an error every poll
