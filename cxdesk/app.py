@@ -27,12 +27,11 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING
 
-from textual import events, work
+from textual import events
 from textual.app import SystemCommand
 from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
-from textual.worker import get_current_worker
 
 from cxdesk.config import Settings, load_settings
 from cxdesk.errors import DeskError
@@ -40,6 +39,7 @@ from cxdesk.explaining import ExplainingApp
 from cxdesk.i18n import N_, _, ngettext, translated_bindings
 from cxdesk.keys_in_order import KeysInOrder
 from cxdesk.presence_keeper import PresenceKeeping
+from cxdesk.screens.background import Background, Failure, cancel_event
 from cxdesk.screens.base import DeskChanged, DeskScreen
 from cxdesk.screens.login import LoginScreen
 from cxdesk.text import printable
@@ -117,7 +117,9 @@ class DeskReachability(Message):
         self.reachable = reachable
 
 
-class CxDeskApp(PresenceKeeping, Speaking, ExplainingApp, TranslatedPalette, KeysInOrder):
+class CxDeskApp(
+    Background, PresenceKeeping, Speaking, ExplainingApp, TranslatedPalette, KeysInOrder
+):
     """The desk: log in, then the role's home (volunteer: check-in; expert, admin: queues)."""
 
     TITLE = "cxdesk"
@@ -205,23 +207,31 @@ class CxDeskApp(PresenceKeeping, Speaking, ExplainingApp, TranslatedPalette, Key
         elif self.deliver:
             self.deliver_messages()
 
-    @work(thread=True, group="open", exit_on_error=False)
     def open_desk(self) -> None:
         """Open the desk's database behind the login screen; a failure ends the app with
         its one-line message (as the CLI would print it)."""
+
+        def opened(_nothing: None) -> None:
+            if self.deliver:
+                self.deliver_messages()
+
+        def failed(failure: Failure) -> None:
+            self.exit(return_code=1, message=f"Error: {failure.line}")
+
+        self.in_thread(self._open_desk, opened, group="open", failed=failed)
+
+    def _open_desk(self) -> None:
         assert self._open_engine is not None
         try:
             self._engine = self._open_engine()
-            if self.deliver:
-                self.call_from_thread(self.deliver_messages)
         except DeskError as error:
             self._engine_error = error
-            self.call_from_thread(self.exit, return_code=1, message=f"Error: {error}")
+            raise
         except Exception as error:  # the database is unreachable or not a database
             reason = getattr(error, "orig", None) or error
             first = (str(reason).strip().splitlines() or [type(error).__name__])[0]
             self._engine_error = DeskError(f"Cannot use the desk database: {first}")
-            self.call_from_thread(self.exit, return_code=1, message=f"Error: {first}")
+            raise DeskError(first) from error
         finally:
             self._engine_ready.set()
 
@@ -244,11 +254,14 @@ class CxDeskApp(PresenceKeeping, Speaking, ExplainingApp, TranslatedPalette, Key
 
     # -- background threads ------------------------------------------------------------------
 
-    @work(thread=True, group="changes", exit_on_error=False)
     def watch_changes(self) -> None:
+        self.in_thread(self._watch_changes, group="changes")
+
+    def _watch_changes(self) -> None:
         """Tell the screen on top to reload whenever the desk's change token moves; note
-        whether the database could be read (it never gives up)."""
-        stop = get_current_worker().cancelled_event
+        whether the database could be read (it never gives up, until cancelled: the app
+        exits)."""
+        stop = cancel_event()
         last: ChangeToken | None = None
         while not stop.wait(self.poll_seconds):
             if self.user is None and READS not in self.unreachable_from:
@@ -303,12 +316,15 @@ class CxDeskApp(PresenceKeeping, Speaking, ExplainingApp, TranslatedPalette, Key
                 screen.post_message(DeskChanged())
                 return
 
-    @work(thread=True, group="delivery", exit_on_error=False)
     def deliver_messages(self) -> None:
-        """The delivery worker's loop, until the app exits; no failure escapes it."""
+        self.in_thread(self._deliver_messages, group="delivery")
+
+    def _deliver_messages(self) -> None:
+        """The delivery worker's loop, until the app exits (cancelled); no failure escapes
+        it."""
         from cxdesk.engine.worker import DeliveryWorker
 
-        stop = get_current_worker().cancelled_event
+        stop = cancel_event()
         try:
             delivery = DeliveryWorker(self.engine, self.settings, configured_only=True)
         except DeskError as error:

@@ -16,11 +16,9 @@ import asyncio
 import logging
 from collections.abc import Iterable
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from textual import work
 from textual.app import SystemCommand
-from textual.worker import get_current_worker
 
 from cxdesk.errors import DeskError
 from cxdesk.i18n import _
@@ -138,9 +136,9 @@ class PresenceKeeping:
             if isinstance(screen, DeskScreen):
                 screen.show_user()
 
-    @work(thread=True, group="presence-save", exit_on_error=False)
     def save_presence(self, user: User, state: str) -> None:
-        self._save(user, state)
+        app: Any = self
+        app.in_thread(partial(self._save, user, state), group="presence-save", exclusive=False)
 
     def _save(self, user: User, state: str) -> None:
         """Write ``state`` (with a heartbeat) and let an auto queue use a newly available
@@ -160,15 +158,19 @@ class PresenceKeeping:
         except DeskError as error:
             logger.warning("presence not saved: %s", error)
 
-    @work(thread=True, exclusive=True, group="presence-beat", exit_on_error=False)
     def beat_presence(self) -> None:
+        app: Any = self
+        app.in_thread(self._beat_presence, group="presence-beat")
+
+    def _beat_presence(self) -> None:
         """Every ``HEARTBEAT_SECONDS`` while someone is logged in with a presence
-        (``store.presence.HEARTBEAT_SECONDS``)."""
+        (``store.presence.HEARTBEAT_SECONDS``), until cancelled (the app exits)."""
+        from cxdesk.screens.background import cancel_event
         from cxdesk.store.db import transaction
         from cxdesk.store.directory import get_user
         from cxdesk.store.presence import HEARTBEAT_SECONDS, beat
 
-        stop = get_current_worker().cancelled_event
+        stop = cancel_event()
         while not stop.wait(HEARTBEAT_SECONDS):
             user = self.user
             if user is None or not self.presence:

@@ -15,7 +15,6 @@ from collections.abc import Iterable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from textual import work
 from textual.app import SystemCommand
 from textual.screen import ModalScreen, Screen
 
@@ -32,6 +31,7 @@ if TYPE_CHECKING:
     from textual.theme import Theme
 
     from cxdesk.config import Settings
+    from cxdesk.screens.background import Failure
     from cxdesk.store.models import User
 
 logger = logging.getLogger(__name__)
@@ -158,28 +158,35 @@ class Speaking:
         for screen in fresh[1:]:
             app.push_screen(screen)
 
-    @work(thread=True, group="speech", exit_on_error=False)
     def save_user_language(self, username: str, code: str) -> None:
-        from cxdesk.store.db import transaction
-        from cxdesk.store.directory import get_user
-        from cxdesk.store.user_language import set_user_language
+        """Save the user's language in a thread; a failure is logged only."""
 
-        try:
+        def save() -> None:
+            from cxdesk.store.db import transaction
+            from cxdesk.store.directory import get_user
+            from cxdesk.store.user_language import set_user_language
+
             with transaction(self.engine) as session:
                 user = get_user(session, username)
                 set_user_language(session, actor=user, username=username, language=code)
-        except Exception:
-            logger.exception("saving %s's language failed", username)
 
-    @work(thread=True, group="preferences", exit_on_error=False)
+        def failed(failure: Failure) -> None:
+            logger.warning("saving %s's language failed: %s", username, failure.line)
+
+        app: Any = self
+        app.in_thread(save, group="speech", exclusive=False, failed=failed)
+
     def save_preference_later(self, key: str, value: str) -> None:
         """Write ``key = value`` into the config file; a problem is logged and said once."""
         from cxdesk.preferences import save_preference
 
-        problem = save_preference(key, value)
-        if problem:
-            logger.warning("%s", problem)
-            app: Any = self
-            app.call_from_thread(app.notify, problem, severity="warning", markup=False)
-        else:
-            self.settings.extra[key] = value
+        def saved(problem: str | None) -> None:
+            if problem:
+                logger.warning("%s", problem)
+                app.notify(problem, severity="warning", markup=False)
+            else:
+                self.settings.extra[key] = value
+
+        app: Any = self
+        app.in_thread(partial(save_preference, key, value), saved, group="preferences",
+                      exclusive=False)  # fmt: skip

@@ -1,10 +1,11 @@
 """What every desk screen shares: the engine, the logged-in user, the clock, reporting errors,
-reloading when the desk changed (``DeskChanged``, sent by the app's change watcher), and the
-one line shown while the desk database is unreachable (``read_failed``, ``show_unreachable``)."""
+reloading when the desk changed (``DeskChanged``, sent by the app's change watcher), background
+jobs (``Background.in_thread``) and the one line shown while the desk database is unreachable
+(``show_failure``, ``show_unreachable``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -12,12 +13,12 @@ from textual import events
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer
-from textual.worker import Worker, WorkerState
 
-from cxdesk.errors import DeskError
+from cxdesk.errors import DeskError, ValidationFailed
 from cxdesk.i18n import _, translated_bindings
 from cxdesk.labels import label
 from cxdesk.local_time import shown_time as shown_time  # the screens' times (desk zone)
+from cxdesk.screens.background import Background, Failure
 from cxdesk.text import printable
 from cxdesk.widgets.desk_notice import show_desk_notice
 
@@ -38,7 +39,7 @@ class DeskChanged(Message, bubble=False):
     """The desk changed (here or in another terminal): the screen on top reloads its data."""
 
 
-class DeskScreen(Screen[Any]):
+class DeskScreen(Background, Screen[Any]):
     """A screen of the desk app; its workers use ``self.engine`` and act as ``self.user``.
 
     A screen that shows desk data overrides ``reload`` (start its loading worker); it is
@@ -91,17 +92,6 @@ class DeskScreen(Screen[Any]):
         """Show a refused action's one-line message (thread-safe)."""
         self.app.notify(printable(str(error)), severity="error", markup=False)
 
-    def read_failed(self, error: DeskError) -> None:
-        """Report a read that failed (thread-safe). The database unreachable is not this
-        screen's trouble: the app shows its one line, and the screen reads again when the
-        desk is back (``reload``). Anything else is reported as ``report`` does."""
-        from cxdesk.store.db import is_unreachable
-
-        if is_unreachable(error):
-            self.desk.note_reachable("reads", False)
-        else:
-            self.report(error)
-
     def show_unreachable(self, unreachable: bool) -> None:
         """Show or remove the one line saying the desk database is unreachable."""
         show_desk_notice(self, unreachable)
@@ -113,33 +103,35 @@ class DeskScreen(Screen[Any]):
         for footer in self.query(Footer):
             footer.compact = event.size.width < COMPACT_FOOTER_BELOW
 
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        """A worker of this screen that failed because the database is away, with an error
-        its own handling did not expect (a pull's driver error): one line, as a DeskError
-        would have been reported, rather than nothing at all."""
-        error = event.worker.error
-        if event.state != WorkerState.ERROR or error is None:
-            return
-        from cxdesk.store.db import driver_error, is_unreachable
+    def show_failure(self, failure: Failure) -> None:
+        """A failed job (``background``): a read that found the database away is not this
+        screen's trouble: the app shows its one line, and the screen reads again when the
+        desk is back (``reload``). Anything else is one notification."""
+        if failure.unreachable and failure.reading:
+            self.desk.note_reachable("reads", False)
+        else:
+            super().show_failure(failure)
 
-        if is_unreachable(error):
-            self.report(error if isinstance(error, DeskError) else driver_error(error))
+    def form_refused(
+        self, failure: Failure, show_errors: Callable[[Mapping[str, str]], object]
+    ) -> None:
+        """A form's save that failed: invalid fields said next to them (``ValidationFailed``,
+        by ``show_errors``), any other refusal in one line (the fields' errors cleared)."""
+        invalid = isinstance(failure.error, ValidationFailed)
+        show_errors(failure.error.errors if isinstance(failure.error, ValidationFailed) else {})
+        if not invalid:
+            self.show_failure(failure)
 
     def read_then(self, read: Callable[[Session], Read], show: Callable[[Read], object]) -> None:
         """Run ``read`` on a read session in a thread worker, then ``show`` its result on the
-        UI thread; a failed read is reported instead (``read_failed``)."""
+        UI thread (``in_thread``)."""
         from cxdesk.store.db import read_session  # SQLAlchemy loads after the first screen
 
-        def reading() -> None:
-            try:
-                with read_session(self.engine) as session:
-                    result = read(session)
-            except DeskError as error:
-                self.read_failed(error)
-                return
-            self.app.call_from_thread(show, result)
+        def reading() -> Read:
+            with read_session(self.engine) as session:
+                return read(session)
 
-        self.run_worker(reading, thread=True, exit_on_error=False)
+        self.in_thread(reading, show, group="read", exclusive=False, reading=True)
 
     def now(self) -> datetime:
         """The app's clock (aware UTC): what waits and ages are measured against."""

@@ -16,16 +16,15 @@ from typing import Any, Protocol, cast
 
 from rich.text import Text
 from sqlalchemy import Engine
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label
 
-from cxdesk.errors import DeskError
 from cxdesk.i18n import N_, _, translated_bindings
 from cxdesk.local_time import shown_zone
-from cxdesk.store.db import is_unreachable, read_session
+from cxdesk.screens.background import Background, Failure
+from cxdesk.store.db import read_session
 from cxdesk.store.hall import HallBoard, HallServing, HallWaiting, hall_board
 from cxdesk.store.waiting import wait_short
 from cxdesk.text import printable
@@ -62,7 +61,7 @@ def serving_cells(row: HallServing) -> tuple[Text, ...]:
     )
 
 
-class BoardScreen(Screen[Any]):
+class BoardScreen(Background, Screen[Any]):
     DEFAULT_CSS = """
     BoardScreen .board-title {
         width: 1fr; content-align: center middle; height: 3; text-style: bold;
@@ -110,18 +109,18 @@ class BoardScreen(Screen[Any]):
     def reload(self) -> None:
         self.load()
 
-    @work(thread=True, exclusive=True, group="board-load", exit_on_error=False)
     def load(self) -> None:
-        try:
+        def read() -> HallBoard:
             with read_session(self._source.engine) as session:
-                board = hall_board(session, now=self._clock())
-        except DeskError as error:
-            if is_unreachable(error):  # one line while it lasts, not an error every poll
-                self.app.call_from_thread(show_desk_notice, self, True)
-            else:
-                self.app.notify(printable(str(error)), severity="error", markup=False)
-            return
-        self.app.call_from_thread(self._show, board)
+                return hall_board(session, now=self._clock())
+
+        self.in_thread(read, self._show, group="board-load", reading=True, unless_running=True)
+
+    def show_failure(self, failure: Failure) -> None:
+        if failure.unreachable:  # one line while it lasts, not an error every poll
+            show_desk_notice(self, True)
+        else:
+            super().show_failure(failure)
 
     def _show(self, board: HallBoard) -> None:
         show_desk_notice(self, False)

@@ -13,16 +13,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Input, Label, Select
 
 from cxdesk.engine.dispatch import unit_of_work
-from cxdesk.errors import DeskError, ValidationFailed
+from cxdesk.errors import ValidationFailed
 from cxdesk.i18n import N_, _, ngettext
 from cxdesk.labels import label, owner_choices
+from cxdesk.screens.background import Failure
 from cxdesk.screens.base import DeskScreen, shown_time
 from cxdesk.store.campaigns import (
     CampaignPlan,
@@ -156,15 +157,12 @@ class CampaignsScreen(DeskScreen):
     def reload(self) -> None:
         self.load_campaigns()
 
-    @work(thread=True, exclusive=True, group="campaign-list", exit_on_error=False)
     def load_campaigns(self) -> None:
-        try:
+        def read() -> list[tuple[str, str, str, str, int, str]]:
             with read_session(self.engine) as session:
-                rows = campaign_rows(session)
-        except DeskError as error:
-            self.read_failed(error)
-            return
-        self.app.call_from_thread(self._show_campaigns, rows)
+                return campaign_rows(session)
+
+        self.in_thread(read, self._show_campaigns, group="campaign-list", reading=True)
 
     def _show_campaigns(self, rows: list[tuple[str, str, str, str, int, str]]) -> None:
         table: DataTable[str] = self.query_one("#campaigns", DataTable)
@@ -214,17 +212,16 @@ class CampaignsScreen(DeskScreen):
             self._set_outcome(_("Counting…"))
             self.preview(self.form(), then_confirm=True)
 
-    @work(thread=True, exclusive=True, group="campaign", exit_on_error=False)
     def preview(self, form: CampaignForm, *, then_confirm: bool) -> None:
         """Plan the campaign (writes nothing); then show it, and ask to send when sending."""
-        try:
+
+        def plan() -> CampaignPlan:
             spec = form.spec()
             with read_session(self.engine) as session:
-                plan = plan_campaign(session, spec)
-        except DeskError as error:
-            self.app.call_from_thread(self._refused, str(error))
-            return
-        self.app.call_from_thread(self._show_plan, plan, then_confirm)
+                return plan_campaign(session, spec)
+
+        self.in_thread(plan, lambda plan: self._show_plan(plan, then_confirm), group="campaign",
+                       failed=lambda failure: self._refused(failure.line))  # fmt: skip
 
     def _show_plan(self, plan: CampaignPlan, then_confirm: bool) -> None:
         self.plan = plan
@@ -264,19 +261,21 @@ class CampaignsScreen(DeskScreen):
         self._set_outcome(_("Sending…"))
         self.send(self.plan.spec)
 
-    @work(thread=True, exclusive=True, group="campaign", exit_on_error=False)
     def send(self, spec: CampaignSpec) -> None:
         """Every ticket, its workflows and the saved view in one transaction, or none."""
-        try:
+
+        def send() -> tuple[str, int]:
             with unit_of_work(self.engine) as session:
                 campaign, tickets = send_campaign(session, actor=self.user, spec=spec)
-                name, created = campaign.name, len(tickets)
-        except DeskError as error:
-            self.app.call_from_thread(self._refused, _("Nothing sent: {error}").format(error=error))
-            return
-        self.app.call_from_thread(self._sent, name, created)
+                return campaign.name, len(tickets)
 
-    def _sent(self, name: str, created: int) -> None:
+        def refused(failure: Failure) -> None:
+            self._refused(_("Nothing sent: {error}").format(error=failure.line))
+
+        self.in_thread(send, self._sent, group="campaign", failed=refused)
+
+    def _sent(self, name_and_created: tuple[str, int]) -> None:
+        name, created = name_and_created
         self.sending = False
         self.plan = None
         message = ngettext(

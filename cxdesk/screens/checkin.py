@@ -9,17 +9,17 @@ first field takes focus and the created ticket keys are shown.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from sqlmodel import col, select
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widget import Widget
 from textual.widgets import Footer, Header, Input, Label, Select
 
 from cxdesk.engine.dispatch import auto_assign_and_dispatch, unit_of_work
-from cxdesk.errors import DeskError, ValidationFailed
 from cxdesk.i18n import DEFAULT_LANGUAGE, LANGUAGES, N_, _, current_language
 from cxdesk.screens.base import DeskScreen
 from cxdesk.store.customer_language import desk_language
@@ -94,18 +94,17 @@ class CheckinScreen(DeskScreen):
     def on_mount(self) -> None:
         self.load_survey()
 
-    @work(thread=True, exit_on_error=False)
     def load_survey(self) -> None:
-        try:
+        def read() -> list[dict[str, Any]]:
             with read_session(self.engine) as session:
                 language = current_language()
                 survey = get_survey(session, SURVEY_NAME)
                 questions = survey_in_language(survey, language, language).questions
                 self.desk_language = desk_language(session)
-        except DeskError as error:
-            self.read_failed(error)
-            return
-        self.app.call_from_thread(self.call_later, self._build_form, questions)
+            return questions
+
+        self.in_thread(read, lambda questions: self.call_later(self._build_form, questions),
+                       group="survey", reading=True)  # fmt: skip
 
     def _language_row(self) -> Widget:
         choices = [(name, code) for code, name in LANGUAGES.items()]
@@ -158,9 +157,8 @@ class CheckinScreen(DeskScreen):
             language = self.query_one(f"#{LANGUAGE_ID}", Select).value
             self.check_in(self.answers(), str(language))
 
-    @work(thread=True, exclusive=True, exit_on_error=False)
     def check_in(self, answers: dict[str, str], language: str | None = None) -> None:
-        try:
+        def check_in() -> list[str]:
             with unit_of_work(self.engine) as session:
                 response = submit_response(
                     session,
@@ -177,14 +175,14 @@ class CheckinScreen(DeskScreen):
                     .order_by(col(Ticket.id))
                 ).all()
             auto_assign_and_dispatch(self.engine)  # an auto queue hands it out at once
-        except ValidationFailed as failed:
-            self.app.call_from_thread(self._show_errors, failed.errors)
-            return
-        except DeskError as error:
-            self.app.call_from_thread(self._show_errors, {})
-            self.report(error)
-            return
-        self.app.call_from_thread(self._checked_in, [key for key in keys if key])
+            return [key for key in keys if key]
+
+        self.in_thread(
+            check_in,
+            self._checked_in,
+            group="check-in",
+            failed=partial(self.form_refused, show_errors=self._show_errors),
+        )
 
     def _show_errors(self, errors: Mapping[str, str]) -> None:
         first_bad: str | None = None

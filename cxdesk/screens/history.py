@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Label
 
-from cxdesk.errors import DeskError
 from cxdesk.i18n import N_, _
 from cxdesk.labels import label
 from cxdesk.screens.base import DeskScreen
@@ -76,17 +75,15 @@ class HistoryScreen(DeskScreen):
         self.wanted = (organisation, newest_first, offset)
         self.load(*self.wanted)
 
-    @work(thread=True, exclusive=True, group="history-load", exit_on_error=False)
     def load(self, organisation: bool, newest_first: bool, offset: int) -> None:
-        try:
+        def read() -> HistoryRead:
             with read_session(self.engine) as session:
                 rows = history_page(session, actor=self.user, organisation=organisation,
                                     newest_first=newest_first, offset=offset,
                                     limit=PAGE_SIZE)  # fmt: skip
-        except DeskError as error:
-            self.read_failed(error)
-            return
-        self.app.call_from_thread(self._show, HistoryRead(rows, organisation, newest_first, offset))
+            return HistoryRead(rows, organisation, newest_first, offset)
+
+        self.in_thread(read, self._show, group="history-load", reading=True)
 
     def _show(self, read: HistoryRead) -> None:
         self.read = read

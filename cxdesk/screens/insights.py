@@ -17,15 +17,12 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, Label
-from textual.worker import get_current_worker
 
-from cxdesk.errors import DeskError
 from cxdesk.i18n import N_, _, ngettext, pgettext
 from cxdesk.screens.base import DeskScreen
 from cxdesk.store.db import read_session
@@ -178,25 +175,19 @@ class InsightsScreen(DeskScreen):
         self._reading += 1
         self.load(self.by, self.period)
 
-    @work(thread=True, exclusive=True, group="insights-load", exit_on_error=False)
     def load(self, by: str, period: int) -> None:
-        try:
+        def read() -> InsightsRead:
             days = PERIODS[period][1]
             now = self.now()
             since = None if days is None else now - timedelta(days=days)
-            try:
-                with read_session(self.engine) as session:
-                    scores = csat_report(session, by=by, since=since)
-                    times = team_times(session, since=since)
-                    sla = sla_report(session, now=now, by="team", since=since)
-            except DeskError as error:
-                self.read_failed(error)
-                return
-            if not get_current_worker().is_cancelled:
-                read = InsightsRead(by, period, scores, times, sla)
-                self.app.call_from_thread(self._show, read)
-        finally:
-            self.app.call_from_thread(self._read_done)
+            with read_session(self.engine) as session:
+                scores = csat_report(session, by=by, since=since)
+                times = team_times(session, since=since)
+                sla = sla_report(session, now=now, by="team", since=since)
+            return InsightsRead(by, period, scores, times, sla)
+
+        self.in_thread(read, self._show, group="insights-load", reading=True,
+                       done=self._read_done)  # fmt: skip
 
     def _read_done(self) -> None:
         self._reading = max(0, self._reading - 1)

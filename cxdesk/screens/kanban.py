@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from rich.text import Text
-from textual import events, on, work
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import HorizontalScroll, Vertical
@@ -24,7 +24,6 @@ from textual.widgets import Footer, Header, Input, Label, OptionList
 from textual.widgets.option_list import Option
 
 from cxdesk.engine.dispatch import unit_of_work
-from cxdesk.errors import DeskError
 from cxdesk.i18n import N_, _
 from cxdesk.labels import label
 from cxdesk.screens.base import DeskScreen
@@ -143,9 +142,8 @@ class KanbanScreen(DeskScreen):
 
     # -- reading -------------------------------------------------------------------------------
 
-    @work(thread=True, exclusive=True, group="kanban-load", exit_on_error=False)
     def load(self) -> None:
-        try:
+        def read() -> Board:
             with read_session(self.engine) as session:
                 columns = kanban_columns(session)
                 cards = {
@@ -154,10 +152,9 @@ class KanbanScreen(DeskScreen):
                     )
                     for c in columns
                 }
-        except DeskError as error:
-            self.read_failed(error)
-            return
-        self.app.call_from_thread(self._show, Board(columns, cards))
+            return Board(columns, cards)
+
+        self.in_thread(read, self._show, group="kanban-load", reading=True)
 
     def _lists(self) -> list[OptionList]:
         return list(self.query("#kanban OptionList").results(OptionList))

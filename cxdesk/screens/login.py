@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Footer, Header, Input, Label
-from textual.worker import Worker, WorkerState
 
 from cxdesk.errors import DeskError
 from cxdesk.i18n import N_, _
+from cxdesk.screens.background import Failure
 from cxdesk.screens.base import DeskScreen
 
 if TYPE_CHECKING:
@@ -60,26 +60,39 @@ class LoginScreen(DeskScreen):
         self.query_one("#login-error", Label).update(_("Checking…"))
         self.check_login(username, password)
 
-    @work(thread=True, exclusive=True, exit_on_error=False)
     def check_login(self, username: str, password: str) -> None:
-        # The store loads here, not at import: the login screen is the app's first paint.
-        from cxdesk.store.db import is_unreachable
-        from cxdesk.store.logins import BadLogin, check_password, login_source
+        """Check the pair in a worker: logged in, or the refusal under the form (a delay
+        running, a wrong pair); the database away is said as every screen says it, with the
+        form kept as typed, for Enter to try again."""
 
-        try:
-            user = check_password(self.engine, username, password, source=login_source())
-        except BadLogin:
-            self.app.call_from_thread(self._refused, _(BAD_LOGIN))
-        except DeskError as refused:
-            if is_unreachable(refused):  # the database away: said as every screen says it,
-                self.report(refused)  # and the form kept as typed, for Enter to try again
-                self.app.call_from_thread(self.query_one("#login-error", Label).update, "")
-            else:  # a delay running
-                self.app.call_from_thread(self._refused, str(refused))
-        else:
+        def check() -> User | str:
+            # The store loads here, not at import: the login screen is the app's first paint.
+            from cxdesk.store.db import is_unreachable
+            from cxdesk.store.logins import BadLogin, check_password, login_source
+
+            try:
+                user = check_password(self.engine, username, password, source=login_source())
+            except BadLogin:
+                return _(BAD_LOGIN)
+            except DeskError as refused:
+                if is_unreachable(refused):
+                    raise
+                return str(refused)  # a delay running
             self.desk.arrive(user)  # available before the home screen reads the desk
             self.desk.read_speech(user)  # their language and the desk's zone (tui_language)
-            self.app.call_from_thread(self._logged_in, user)
+            return user
+
+        self.in_thread(check, self._checked, group="login", failed=self._check_failed)
+
+    def _checked(self, outcome: User | str) -> None:
+        if isinstance(outcome, str):
+            self._refused(outcome)
+        else:
+            self._logged_in(outcome)
+
+    def _check_failed(self, failure: Failure) -> None:
+        self.show_failure(failure)
+        self.query_one("#login-error", Label).update("")
 
     def _logged_in(self, user: User) -> None:
         self.desk.log_in(user)
@@ -89,9 +102,3 @@ class LoginScreen(DeskScreen):
         password = self.query_one("#password", Input)
         password.value = ""
         password.focus()
-
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        """A check that could not read the desk (the database away): the form is usable
-        again; the error itself is reported by ``DeskScreen``."""
-        if event.state == WorkerState.ERROR:
-            self.query_one("#login-error", Label).update("")

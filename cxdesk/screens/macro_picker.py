@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from rich.text import Text
 from sqlmodel import Session
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -28,8 +28,8 @@ from textual.widgets.option_list import Option
 
 from cxdesk.engine.dispatch import unit_of_work
 from cxdesk.engine.macros import apply_macro, describe, list_macros, team_names
-from cxdesk.errors import DeskError
 from cxdesk.i18n import N_, _, translated_bindings
+from cxdesk.screens.background import Failure
 from cxdesk.screens.base import DeskScreen
 from cxdesk.store.models import Role
 from cxdesk.store.ticket_versions import StaleVersion
@@ -179,18 +179,21 @@ class TicketMacroKey(DeskScreen):
         title = _("Apply a macro to {key}").format(key=self.key)
         self.app.push_screen(MacroPicker(title, choices), chosen)
 
-    @work(thread=True, exclusive=True, group="ticket-macro", exit_on_error=False)
     def store_macro(self, name: str, version: int) -> None:
-        try:
+        def store() -> str:
             with unit_of_work(self.engine) as session:
                 done = apply_macro(
                     session, actor=self.user, key=self.key, name=name, if_version=version
                 )
-        except DeskError as error:
-            self.report(error)
-            if isinstance(error, StaleVersion):  # show the change, so a second try applies
-                self.app.call_from_thread(self.reload)
-            return
-        said = printable(done.summary(), lines=False)
-        self.app.call_from_thread(self.notify, said, markup=False)
-        self.app.call_from_thread(self.reload)
+            return printable(done.summary(), lines=False)
+
+        def stored(said: str) -> None:
+            self.notify(said, markup=False)
+            self.reload()
+
+        def refused(failure: Failure) -> None:
+            self.show_failure(failure)
+            if isinstance(failure.error, StaleVersion):  # show the change: a second try applies
+                self.reload()
+
+        self.in_thread(store, stored, group="ticket-macro", failed=refused)

@@ -7,8 +7,9 @@ text field creates the ticket through ``unit_of_work`` and opens it. Escape goes
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -16,7 +17,7 @@ from textual.widgets import Footer, Header, Input, Label, Select
 
 from cxdesk import labels
 from cxdesk.engine.dispatch import unit_of_work
-from cxdesk.errors import DeskError, ValidationFailed
+from cxdesk.errors import ValidationFailed
 from cxdesk.i18n import N_, _
 from cxdesk.screens.base import DeskScreen
 from cxdesk.store.directory import FormChoices, form_choices
@@ -106,35 +107,34 @@ class NewTicketScreen(DeskScreen):
         form = {name: self._value(name) for name in FIELD_IDS.values()}
         self.create(form)
 
-    @work(thread=True, exclusive=True, exit_on_error=False)
     def create(self, form: dict[str, str]) -> None:
+        self.in_thread(
+            partial(self._create, form),
+            self._created,
+            group="create",
+            failed=partial(self.form_refused, show_errors=self._show_errors),
+        )
+
+    def _create(self, form: dict[str, str]) -> str:
         errors: dict[str, str] = {}
         if not form["team"]:
             errors["team"] = _("is required")
-        try:
-            if errors:
-                raise ValidationFailed(errors)
-            with unit_of_work(self.engine) as session:
-                key = create_manual_ticket(
-                    session,
-                    actor=self.user,
-                    customer_email=form["email"],
-                    customer_name=form["name"],
-                    team=form["team"],
-                    comment=form["comment"],
-                    priority=form["priority"] or Priority.medium,
-                    status=form["status"] or "new",
-                    owner=form["owner"] or None,
-                ).key
-        except ValidationFailed as failed:
-            self.app.call_from_thread(self._show_errors, failed.errors)
-            return
-        except DeskError as error:
-            self.app.call_from_thread(self._show_errors, {})
-            self.report(error)
-            return
+        if errors:
+            raise ValidationFailed(errors)
+        with unit_of_work(self.engine) as session:
+            key = create_manual_ticket(
+                session,
+                actor=self.user,
+                customer_email=form["email"],
+                customer_name=form["name"],
+                team=form["team"],
+                comment=form["comment"],
+                priority=form["priority"] or Priority.medium,
+                status=form["status"] or "new",
+                owner=form["owner"] or None,
+            ).key
         assert key is not None
-        self.app.call_from_thread(self._created, key)
+        return key
 
     def _show_errors(self, errors: Mapping[str, str]) -> None:
         for field, widget_id in FIELD_IDS.items():

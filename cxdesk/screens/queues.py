@@ -22,18 +22,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import partial
 from typing import Any
 
 from rich.text import Text
 from sqlmodel import Session
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Label
 
 from cxdesk.engine.dispatch import PulledButNotDispatched, pull_and_dispatch
-from cxdesk.errors import DeskError
 from cxdesk.i18n import N_, _, ngettext
 from cxdesk.labels import field_value
 from cxdesk.screens.base import DeskScreen, shown_time
@@ -145,9 +143,8 @@ class QueuesScreen(DeskScreen):
         elif self.snapshot is not None:
             self._show(self.snapshot)
 
-    @work(thread=True, exclusive=True, group="queues-poll", exit_on_error=False)
     def refresh_tables(self) -> None:
-        try:
+        def read() -> QueuesSnapshot:
             user = self.user
             with read_session(self.engine) as session:
                 open_statuses = {  # paused ones too: still theirs, waiting on the customer
@@ -158,17 +155,15 @@ class QueuesScreen(DeskScreen):
                     for t in list_tickets(session, owner=user.username)
                     if t.status in open_statuses
                 ]
-                snapshot = QueuesSnapshot(
+                return QueuesSnapshot(
                     queues=queue_outlooks(session),
                     my_teams=frozenset(team.name for team in user_teams(session, user)),
                     my_tickets=tickets_to_dicts(session, mine),
                     presence=team_presence(session),
                     sla=_by_team_name(session, queue_sla(session, now=self.now())),
                 )
-        except DeskError as error:
-            self.read_failed(error)
-            return
-        self.app.call_from_thread(self._show, snapshot)
+
+        self.in_thread(read, self._show, group="queues-poll", reading=True)
 
     def _show(self, snapshot: QueuesSnapshot) -> None:
         self.snapshot = snapshot
@@ -259,18 +254,22 @@ class QueuesScreen(DeskScreen):
         event.stop()
         self.action_open_row()
 
-    @work(thread=True, exclusive=True, group="pull", exit_on_error=False)
     def pull(self, queue: str | None) -> None:
         """Pull from ``queue`` (None: any of my teams) and open the ticket, undoable a while."""
-        try:
-            key = pull_and_dispatch(self.engine, actor=self.user, queue_name=queue).key
-        except PulledButNotDispatched as warning:  # the ticket is the expert's all the same
-            self.app.notify(printable(str(warning)), severity="warning", markup=False)
-            key = warning.pulled.key
-        except DeskError as error:
-            self.app.notify(printable(str(error)), severity="warning", markup=False)
-            return
-        self.app.call_from_thread(partial(self.desk.open_ticket, key, pulled_at=self.now()))
+
+        def pull() -> tuple[str, str]:
+            try:
+                return pull_and_dispatch(self.engine, actor=self.user, queue_name=queue).key, ""
+            except PulledButNotDispatched as warning:  # the ticket is the expert's all the same
+                return warning.pulled.key, str(warning)
+
+        def pulled(key_and_warning: tuple[str, str]) -> None:
+            key, warning = key_and_warning
+            if warning:
+                self.app.notify(printable(warning), severity="warning", markup=False)
+            self.desk.open_ticket(key, pulled_at=self.now())
+
+        self.in_thread(pull, pulled, group="pull", severity="warning")
 
 
 def _any_row(

@@ -9,17 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.suggester import SuggestFromList
 from textual.widgets import DataTable, Footer, Header, Input, Label
-from textual.worker import get_current_worker
 
-from cxdesk.errors import DeskError
 from cxdesk.i18n import N_, _, ngettext
 from cxdesk.labels import event_label
+from cxdesk.screens.background import ignore_failure
 from cxdesk.screens.base import DeskScreen
 from cxdesk.screens.tickets import cell
 from cxdesk.store.db import read_session
@@ -100,27 +99,21 @@ class StreamScreen(DeskScreen):
     def _answered(self) -> None:
         self._asked = max(0, self._asked - 1)
 
-    @work(thread=True, exclusive=True, group="stream-load", exit_on_error=False)
     def load(self, flt: StreamFilter, before_id: int | None, quiet: bool = False) -> None:
-        try:
-            self._read(flt, before_id, quiet)
-        finally:
-            if not quiet:
-                self.app.call_from_thread(self._answered)
+        """Read a page; a newer read replaces (cancels) this one, never shown then. A
+        ``quiet`` read (the desk changed) says nothing when it fails."""
 
-    def _read(self, flt: StreamFilter, before_id: int | None, quiet: bool) -> None:
-        try:
+        def read() -> StreamRead:
             with read_session(self.engine) as session:
                 if flt.team:
                     get_team(session, flt.team)  # an unknown team is named, not an empty list
                 events = stream_page(session, team=flt.team, kind=flt.kind,
                                      before_id=before_id, limit=PAGE_SIZE)  # fmt: skip
-        except DeskError as error:
-            if not quiet:
-                self.read_failed(error)
-            return
-        if not get_current_worker().is_cancelled:
-            self.app.call_from_thread(self._show, StreamRead(events, flt, before_id))
+            return StreamRead(events, flt, before_id)
+
+        self.in_thread(read, self._show, group="stream-load", reading=True,
+                       done=None if quiet else self._answered,
+                       failed=ignore_failure if quiet else None)  # fmt: skip
 
     def _show(self, read: StreamRead) -> None:
         previous = self.read

@@ -27,17 +27,15 @@ from functools import partial
 from pathlib import Path
 
 from rich.cells import cell_len
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Label, Static, TabbedContent, TabPane
 
 from cxdesk.engine.dispatch import unit_of_work
-from cxdesk.errors import DeskError
 from cxdesk.i18n import N_, _
 from cxdesk.labels import event_label, field_value, label, owner_choices
-from cxdesk.screens.base import shown_time
+from cxdesk.screens.base import DeskChanged, shown_time
 from cxdesk.screens.macro_picker import TicketMacroKey
 from cxdesk.screens.ticket_noshow import TicketNoShowKey
 from cxdesk.screens.ticket_presence import TicketPresence
@@ -210,14 +208,9 @@ class TicketScreen(TicketMacroKey, UndoPullKeys, TicketNoShowKey):
     def reload(self) -> None:
         self.load()
 
-    @work(thread=True, exclusive=True, group="ticket-load", exit_on_error=False)
     def load(self) -> None:
-        try:
-            view = read_ticket_view(self.engine, self.key)
-        except DeskError as error:
-            self.read_failed(error)
-            return
-        self.app.call_from_thread(self._show, view)
+        self.in_thread(lambda: read_ticket_view(self.engine, self.key), self._show,
+                       group="ticket-load", reading=True)  # fmt: skip
 
     def _show(self, view: TicketView) -> None:
         if view == self.view:
@@ -394,17 +387,16 @@ class TicketScreen(TicketMacroKey, UndoPullKeys, TicketNoShowKey):
         if confirmed:
             self.close_ticket()
 
-    @work(thread=True, exclusive=True, group="ticket-close", exit_on_error=False)
     def close_ticket(self) -> None:
-        try:
+        def close() -> None:
             with unit_of_work(self.engine) as session:
                 close_by_requester(session, actor=self.user, key=self.key)
-        except DeskError as error:
-            self.report(error)
-            return
-        closed = _("{key} closed").format(key=self.key)
-        self.app.call_from_thread(self.notify, closed, markup=False)
-        self.app.call_from_thread(self.load)
+
+        def closed(_nothing: None) -> None:
+            self.notify(_("{key} closed").format(key=self.key), markup=False)
+            self.load()
+
+        self.in_thread(close, closed, group="ticket-close")
 
     def action_feedback(self) -> None:
         def save(request: ChangeRequest) -> None:
@@ -443,5 +435,5 @@ class TicketScreen(TicketMacroKey, UndoPullKeys, TicketNoShowKey):
                     )  # fmt: skip
                 except StaleVersion as stale:  # the dialog shows why; Enter again saves
                     self.editing_version = stale.current
-                    self.app.call_from_thread(self.load)
+                    self.post_message(DeskChanged())  # read it again, as it is now
                     raise

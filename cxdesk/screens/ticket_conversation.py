@@ -18,12 +18,12 @@ import re
 from collections.abc import Iterable
 from pathlib import Path, PurePath
 
-from textual import on, work
+from textual import on
 from textual.app import SystemCommand
 from textual.widgets import DataTable, TabbedContent
 
 from cxdesk.engine.dispatch import unit_of_work
-from cxdesk.errors import Conflict, DeskError
+from cxdesk.errors import Conflict
 from cxdesk.i18n import _, ngettext
 from cxdesk.screens.base import DeskScreen
 from cxdesk.screens.ticket_view import TicketView
@@ -177,23 +177,27 @@ class TicketConversationKeys(DeskScreen):
         )
         self.app.push_screen(prompt, answered)
 
-    @work(thread=True, group="ticket-attachment", exit_on_error=False)
     def save_attachment(self, n: int, path_text: str, *, replace: bool) -> None:
-        path = Path(path_text).expanduser()
-        try:
+        def save() -> str | None:
+            """What to say once saved; None: the file exists (and ``replace`` is not set)."""
+            path = Path(path_text).expanduser()
             with read_session(self.engine) as session:
                 item, content = attachment_content(session, get_ticket(session, self.key), n)
-            save_user_file(path, content, replace=replace)
-        except Conflict:
-            self.app.call_from_thread(self._ask_replace, n, path_text)
-            return
-        except DeskError as error:
-            self.report(error)
-            return
-        saved = printable(
-            _("Saved {name} to {path}").format(name=item.name, path=path), lines=False
-        )
-        self.app.call_from_thread(self.notify, saved, markup=False)
+            try:
+                save_user_file(path, content, replace=replace)
+            except Conflict:
+                return None
+            return printable(
+                _("Saved {name} to {path}").format(name=item.name, path=path), lines=False
+            )
+
+        def saved(said: str | None) -> None:
+            if said is None:
+                self._ask_replace(n, path_text)
+            else:
+                self.notify(said, markup=False)
+
+        self.in_thread(save, saved, group="ticket-attachment", exclusive=False)
 
     def _ask_replace(self, n: int, path_text: str) -> None:
         def confirmed(yes: bool | None) -> None:

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from textual import work
 from textual.app import SystemCommand
 
 from cxdesk.engine.dispatch import unit_of_work
-from cxdesk.errors import DeskError
 from cxdesk.i18n import _
 from cxdesk.screens.ticket_conversation import TicketConversationKeys
 from cxdesk.store.noshow import no_show
@@ -48,20 +46,20 @@ class TicketNoShowKey(TicketConversationKeys):
         if confirmed:
             self.store_noshow()
 
-    @work(thread=True, exclusive=True, group="ticket-noshow", exit_on_error=False)
     def store_noshow(self) -> None:
-        try:
+        def store() -> str:
             with unit_of_work(self.engine) as session:
                 done = no_show(session, actor=self.user, key=self.key)
-        except DeskError as error:
-            self.report(error)
-            return
-        said = (
-            _("{key} resolved as no-show").format(key=done.key)
-            if done.resolved
-            else _("{key} back at the head of its queue (recall {n})").format(
-                key=done.key, n=done.recalls
+            return (
+                _("{key} resolved as no-show").format(key=done.key)
+                if done.resolved
+                else _("{key} back at the head of its queue (recall {n})").format(
+                    key=done.key, n=done.recalls
+                )
             )
-        )
-        self.app.call_from_thread(self.notify, said, markup=False)
-        self.app.call_from_thread(self.reload)
+
+        def stored(said: str) -> None:
+            self.notify(said, markup=False)
+            self.reload()
+
+        self.in_thread(store, stored, group="ticket-noshow")

@@ -10,18 +10,18 @@ The line says it in words (not colour alone) and is hidden while nobody else is 
 from __future__ import annotations
 
 from functools import partial
+from typing import cast
 from uuid import uuid4
 
-from textual import work
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from cxdesk.errors import DeskError
+from cxdesk.screens.background import Background, ignore_failure
 from cxdesk.store.db import transaction
 from cxdesk.store.ticket_presence import BEAT_SECONDS, beat, leave, viewers_line
 
 
-class TicketPresence(Static):
+class TicketPresence(Background, Static):
     """Who else has this ticket open, kept fresh by this terminal's own heartbeat."""
 
     DEFAULT_CSS = """
@@ -43,18 +43,20 @@ class TicketPresence(Static):
         editing = isinstance(self.app.screen, ModalScreen) and self.screen is not self.app.screen
         self.send_beat("editing" if editing else "viewing")
 
-    @work(thread=True, exclusive=True, group="ticket-presence", exit_on_error=False)
     def send_beat(self, mode: str) -> None:
         user = getattr(self.app, "user", None)
         if user is None or user.id is None:
             return
-        try:
+        user_id = user.id
+
+        def send() -> str:
             with transaction(self.app.engine) as session:  # type: ignore[attr-defined]
-                others = beat(session, key=self.key, user_id=user.id, terminal=self.terminal,
+                others = beat(session, key=self.key, user_id=user_id, terminal=self.terminal,
                               mode=mode)  # fmt: skip
-        except DeskError:
-            return  # the desk unreachable: the app says so; the next beat tries again
-        self.app.call_from_thread(self._show, viewers_line(others))
+            return viewers_line(others)
+
+        # The desk unreachable: the app says so; the next beat tries again.
+        self.in_thread(send, self._show, group="ticket-presence", failed=ignore_failure)
 
     def _show(self, line: str) -> None:
         self.update(line)
@@ -62,13 +64,13 @@ class TicketPresence(Static):
 
     def on_unmount(self) -> None:
         engine = self.app.engine  # type: ignore[attr-defined]
-        self.app.run_worker(partial(_leave, engine, self.key, self.terminal), thread=True,
-                            exit_on_error=False, group="ticket-presence-leave")  # fmt: skip
+        # On the app (this widget is going); a failure is no matter: the heartbeat goes stale
+        # in a few seconds anyway.
+        cast(Background, self.app).in_thread(partial(_leave, engine, self.key, self.terminal),
+                                             group="ticket-presence-leave", exclusive=False,
+                                             failed=ignore_failure)  # fmt: skip
 
 
 def _leave(engine: object, key: str, terminal: str) -> None:
-    try:
-        with transaction(engine) as session:  # type: ignore[arg-type]
-            leave(session, key=key, terminal=terminal)
-    except DeskError:
-        pass  # its heartbeat goes stale in a few seconds anyway
+    with transaction(engine) as session:  # type: ignore[arg-type]
+        leave(session, key=key, terminal=terminal)

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from textual import work
 from textual.timer import Timer
 from textual.widgets import Static
 
-from cxdesk.errors import DeskError
 from cxdesk.i18n import _
 from cxdesk.screens.base import DeskScreen
 from cxdesk.screens.ticket_view import TicketView
@@ -72,13 +70,13 @@ class UndoPullKeys(DeskScreen):
         self._show_undo()
         self._undo(self.now())
 
-    @work(thread=True, exclusive=True, group="unpull", exit_on_error=False)
     def _undo(self, now: datetime) -> None:
-        try:
+        def undo() -> str:
             with transaction(self.engine) as session:
-                done = unpull(session, actor=self.user, key=self.key, now=now)
-        except DeskError as error:
-            self.app.notify(printable(str(error)), severity="warning", markup=False)
-            return
-        self.app.notify(printable(done.summary()), markup=False)
-        self.app.call_from_thread(self.dismiss)
+                return unpull(session, actor=self.user, key=self.key, now=now).summary()
+
+        def undone(summary: str) -> None:
+            self.app.notify(printable(summary), markup=False)
+            self.dismiss()
+
+        self.in_thread(undo, undone, group="unpull", severity="warning")

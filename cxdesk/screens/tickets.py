@@ -18,17 +18,17 @@ from pathlib import Path
 from typing import Any
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Footer, Header, Input, Label
-from textual.worker import get_current_worker
 
 from cxdesk.errors import DeskError
 from cxdesk.i18n import N_, _, ngettext
 from cxdesk.labels import LABELLED, label
 from cxdesk.local_time import shown_time
+from cxdesk.screens.background import ignore_failure
 from cxdesk.screens.base import DeskScreen
 from cxdesk.store.db import read_session, transaction
 from cxdesk.store.export import export_tickets
@@ -167,26 +167,20 @@ class TicketsScreen(DeskScreen):
 
     # -- reading -------------------------------------------------------------------------------
 
-    @work(thread=True, exclusive=True, group="tickets-load", exit_on_error=False)
     def load(self, flt: TicketFilter, sort: Sort, offset: int, quiet: bool = False) -> None:
-        try:
-            try:
-                now = self.now()  # "the last 30 days" count back from the app's clock
-                with read_session(self.engine) as session:
-                    rows = ticket_page(
-                        session, flt, sort=sort, offset=offset, limit=PAGE_SIZE, now=now
-                    )
-                    summary = ticket_summary(session, flt, now=now)
-            except DeskError as error:
-                if not quiet:
-                    self.read_failed(error)
-                return
-            page = ListPage(rows=rows, summary=summary, flt=flt, sort=sort, offset=offset)
-            if not get_current_worker().is_cancelled:  # a newer read replaced this one
-                self.app.call_from_thread(self._show, page)
-        finally:
-            if not quiet:
-                self.app.call_from_thread(self._answered)
+        """Read a page; a newer read replaces (cancels) this one, whose page is then never
+        shown. A ``quiet`` read (the desk changed) says nothing when it fails."""
+
+        def read() -> ListPage:
+            now = self.now()  # "the last 30 days" count back from the app's clock
+            with read_session(self.engine) as session:
+                rows = ticket_page(session, flt, sort=sort, offset=offset, limit=PAGE_SIZE, now=now)
+                summary = ticket_summary(session, flt, now=now)
+            return ListPage(rows=rows, summary=summary, flt=flt, sort=sort, offset=offset)
+
+        self.in_thread(read, self._show, group="tickets-load", reading=True,
+                       done=None if quiet else self._answered,
+                       failed=ignore_failure if quiet else None)  # fmt: skip
 
     def _answered(self) -> None:
         self._asked = max(0, self._asked - 1)
@@ -322,15 +316,13 @@ class TicketsScreen(DeskScreen):
             chosen,
         )
 
-    @work(thread=True, exclusive=True, group="tickets-export", exit_on_error=False)
     def export(self, flt: TicketFilter, sort: Sort, path: Path) -> None:
-        try:
-            written = export_tickets(self.engine, flt, path, sort=sort)
-        except DeskError as error:
-            self.report(error)
-            return
-        said = ngettext("{n} ticket written to {path}", "{n} tickets written to {path}", written)
-        self.app.notify(said.format(n=written, path=path), markup=False)
+        def written(n: int) -> None:
+            said = ngettext("{n} ticket written to {path}", "{n} tickets written to {path}", n)
+            self.app.notify(said.format(n=n, path=path), markup=False)
+
+        self.in_thread(lambda: export_tickets(self.engine, flt, path, sort=sort), written,
+                       group="tickets-export")  # fmt: skip
 
     def action_save_view(self) -> None:
         def chosen(name: str | None) -> None:
@@ -341,27 +333,27 @@ class TicketsScreen(DeskScreen):
             PromptDialog(_("Save this filter as view"), hint=self.flt.describe()), chosen
         )
 
-    @work(thread=True, exclusive=True, group="tickets-view", exit_on_error=False)
     def save_view(self, name: str, flt: TicketFilter) -> None:
-        try:
+        def save() -> None:
             with transaction(self.engine) as session:
                 save_view(session, actor=self.user, name=name, flt=flt)
-        except DeskError as error:
-            self.report(error)
-            return
-        self.app.notify(_("View '{name}' saved").format(name=name), markup=False)
+
+        def saved(_nothing: None) -> None:
+            self.app.notify(_("View '{name}' saved").format(name=name), markup=False)
+
+        self.in_thread(save, saved, group="tickets-view")
 
     def action_recall_view(self) -> None:
         self.offer_views()
 
-    @work(thread=True, exclusive=True, group="tickets-view", exit_on_error=False)
     def offer_views(self) -> None:
-        try:
+        def read() -> list[str]:
             with read_session(self.engine) as session:
-                names = [v.name for v in list_views(session, actor=self.user)]
-        except DeskError as error:
-            self.report(error)
-            return
+                return [v.name for v in list_views(session, actor=self.user)]
+
+        self.in_thread(read, self._offer_views, group="tickets-view")
+
+    def _offer_views(self, names: list[str]) -> None:
         if not names:
             self.app.notify(_("No saved views yet: ctrl+s saves the current filter"))
             return
@@ -372,15 +364,15 @@ class TicketsScreen(DeskScreen):
 
         hint = _("Views: {names}").format(names=", ".join(names))
         dialog = PromptDialog(_("Recall view"), value=names[0], hint=hint)
-        self.app.call_from_thread(self.app.push_screen, dialog, chosen)
+        self.app.push_screen(dialog, chosen)
 
-    @work(thread=True, exclusive=True, group="tickets-view", exit_on_error=False)
     def recall_view(self, name: str) -> None:
-        try:
+        def read() -> TicketFilter:
             with read_session(self.engine) as session:
-                flt = get_view(session, actor=self.user, name=name)
-        except DeskError as error:
-            self.report(error)
-            return
-        self.app.call_from_thread(self._fill_filter_bar, flt)
-        self.app.call_from_thread(self.request, flt, self.sort, 0)
+                return get_view(session, actor=self.user, name=name)
+
+        self.in_thread(read, self._recalled, group="tickets-view")
+
+    def _recalled(self, flt: TicketFilter) -> None:
+        self._fill_filter_bar(flt)
+        self.request(flt, self.sort, 0)

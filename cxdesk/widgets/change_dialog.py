@@ -12,17 +12,17 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Select
-from textual.worker import Worker, WorkerState
 
 from cxdesk.errors import DeskError
 from cxdesk.i18n import N_, _, translated_bindings
 from cxdesk.labels import owner_choices
+from cxdesk.screens.background import Background, Failure
 from cxdesk.text import printable
 
 NOBODY = N_("(nobody: back to the queue)")
@@ -55,7 +55,7 @@ SaveChange = Callable[[ChangeRequest], None]
 """Stores the change (blocking; runs in a thread worker); raises ``DeskError`` to refuse it."""
 
 
-class ChangeDialog(ModalScreen[ChangeRequest | None]):
+class ChangeDialog(Background, ModalScreen[ChangeRequest | None]):
     DEFAULT_CSS = """
     ChangeDialog { align: center middle; }
     ChangeDialog #dialog {
@@ -171,31 +171,18 @@ class ChangeDialog(ModalScreen[ChangeRequest | None]):
         self.query_one("#dialog-error", Label).update(_(self._words.pending))
         self.save(self.request())
 
-    @work(thread=True, exclusive=True, exit_on_error=False)
     def save(self, request: ChangeRequest) -> None:
-        try:
-            self._save(request)
-        except DeskError as error:
-            self.app.call_from_thread(self._refused, str(error))
-            return
-        self.app.call_from_thread(self._saved, request)
+        self.in_thread(lambda: self._save(request), lambda _saved: self.dismiss(request),
+                       group="save", failed=self._refused)  # fmt: skip
 
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        """A save that broke with anything but a refusal (a bug): said in the dialog, not
-        left at "Saving…" forever; kept in ``failure``."""
-        error = event.worker.error
-        if event.state == WorkerState.ERROR and error is not None:
-            self.failure = error
-            shown = _("{refused}: unexpected error ({kind}: {error})").format(
-                refused=_(self._words.refused), kind=type(error).__name__, error=error
-            )
-            self.query_one("#dialog-error", Label).update(printable(shown, lines=False))
-
-    def _saved(self, request: ChangeRequest) -> None:
-        self.dismiss(request)
-
-    def _refused(self, message: str) -> None:
-        refused = _("{refused}: {reason}").format(refused=_(self._words.refused), reason=message)
+    def _refused(self, failure: Failure) -> None:
+        """A refused save, or one that broke (a bug, kept in ``failure``): said in the
+        dialog, with everything typed kept, not left at "Saving…"."""
+        if not isinstance(failure.error, DeskError):
+            self.failure = failure.error
+        refused = _("{refused}: {reason}").format(
+            refused=_(self._words.refused), reason=failure.line
+        )
         self.query_one("#dialog-error", Label).update(printable(refused, lines=False))
 
     def action_cancel(self) -> None:
