@@ -173,10 +173,9 @@ class TicketsScreen(DeskScreen):
             try:
                 now = self.now()  # "the last 30 days" count back from the app's clock
                 with read_session(self.engine) as session:
-                    rows = ticket_page(
-                        session, flt, sort=sort, offset=offset, limit=PAGE_SIZE, now=now
-                    )
                     summary = ticket_summary(session, flt, now=now)
+                    rows = ticket_page(session, flt, sort=sort, offset=offset, limit=PAGE_SIZE,
+                                       now=now, total=summary.total)  # fmt: skip
             except DeskError as error:
                 if not quiet:
                     self.read_failed(error)
