@@ -174,8 +174,9 @@ class TicketsScreen(DeskScreen):
         def read() -> ListPage:
             now = self.now()  # "the last 30 days" count back from the app's clock
             with read_session(self.engine) as session:
-                rows = ticket_page(session, flt, sort=sort, offset=offset, limit=PAGE_SIZE, now=now)
                 summary = ticket_summary(session, flt, now=now)
+                rows = ticket_page(session, flt, sort=sort, offset=offset, limit=PAGE_SIZE,
+                                   now=now, total=summary.total)  # fmt: skip
             return ListPage(rows=rows, summary=summary, flt=flt, sort=sort, offset=offset)
 
         self.in_thread(read, self._show, group="tickets-load", reading=True,

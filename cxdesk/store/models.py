@@ -310,6 +310,11 @@ class Ticket(SQLModel, table=True):
         Index("ix_ticket_customer_phone", "customer_phone", "created_at"),
         # The customer's other tickets by email in any case (migration 0013).
         Index("ix_ticket_customer_email", func.lower(text("customer_email"))),
+        # Who owns or submitted it, in history's order (newest or oldest first): "my tickets"
+        # reads a page of each, not all of them sorted (migration 0024, in place of the
+        # single-column indexes: no more index to write).
+        Index("ix_ticket_owner_created", "owner_id", "created_at", "id"),
+        Index("ix_ticket_requester_created", "requester_id", "created_at", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -319,8 +324,8 @@ class Ticket(SQLModel, table=True):
     priority: str = Field(default=Priority.medium, max_length=16)
     origin_team_id: int = Field(foreign_key="team.id")
     team_id: int = Field(foreign_key="team.id")
-    owner_id: int | None = Field(default=None, foreign_key="user.id", index=True)
-    requester_id: int | None = Field(default=None, foreign_key="user.id", index=True)
+    owner_id: int | None = Field(default=None, foreign_key="user.id")
+    requester_id: int | None = Field(default=None, foreign_key="user.id")
     customer_name: str = Field(default="", max_length=200)
     customer_email: str = Field(default="", max_length=320)
     customer_phone: str = Field(default="", max_length=32)

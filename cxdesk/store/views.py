@@ -324,16 +324,41 @@ def _list_statement(session: Session, flt: TicketFilter, now: datetime) -> Selec
 _NULLABLE_SORTS = frozenset({"response_id", "owner", "sla"})
 
 
-def _ordered(statement: Select, sort: Sort) -> Select:
+def _ordered(statement: Select, sort: Sort, *, backwards: bool = False) -> Select:
     """ORDER BY the column, then id; empty values last both ways on both databases (only
     where a column can be empty: NULLS LAST on created_at would stop PostgreSQL using its
-    index for the default newest-first order)."""
+    index for the default newest-first order). ``backwards``: the exact reverse of that order
+    (empty values first), to read a page from the other end."""
     expression = _SORT_EXPRESSIONS[sort.column]
     tie = col(Ticket.id)
-    ordered = expression.desc() if sort.descending else expression.asc()
+    descending = sort.descending != backwards
+    ordered = expression.desc() if descending else expression.asc()
     if sort.column in _NULLABLE_SORTS:
-        ordered = ordered.nulls_last()
-    return statement.order_by(ordered, tie.desc() if sort.descending else tie.asc())
+        ordered = ordered.nulls_first() if backwards else ordered.nulls_last()
+    return statement.order_by(ordered, tie.desc() if descending else tie.asc())
+
+
+@dataclass(frozen=True)
+class PageRead:
+    """How to read rows ``offset`` to ``offset + limit`` of an ordered list of ``total`` rows
+    from whichever end is nearer: an OFFSET walks (and joins) every row it skips, so the last
+    page of 100,000 tickets is read as the first page of the reversed order, then reversed."""
+
+    backwards: bool
+    offset: int
+    limit: int
+
+    @classmethod
+    def of(cls, offset: int, limit: int, total: int | None) -> PageRead:
+        offset, limit = max(0, offset), max(0, limit)
+        if total is None or offset <= total - offset - limit:
+            return cls(False, offset, limit)
+        from_end = max(0, total - offset - limit)
+        return cls(True, from_end, max(0, total - offset - from_end))
+
+    def rows(self, rows: Sequence[Any]) -> list[Any]:
+        """The rows read, in the list's order."""
+        return list(reversed(rows)) if self.backwards else list(rows)
 
 
 _PLAIN = len(fields(TicketRow)) - 1
@@ -351,11 +376,17 @@ def ticket_page(
     offset: int = 0,
     limit: int = PAGE_SIZE,
     now: datetime | None = None,
+    total: int | None = None,
 ) -> list[TicketRow]:
-    """One page of the filtered, sorted list: at most ``limit`` rows, in one SELECT."""
-    statement = _ordered(_list_statement(session, flt, now or utcnow()), sort)
-    rows = session.execute(statement.offset(max(0, offset)).limit(limit)).all()
-    return [_row(row) for row in rows]
+    """One page of the filtered, sorted list: at most ``limit`` rows, in one SELECT.
+
+    ``total``: how many tickets the filter matches (the summary's total, read just before):
+    a page past the middle is then read from the other end (``PageRead``)."""
+    read = PageRead.of(offset, limit, total)
+    listed = _list_statement(session, flt, now or utcnow())
+    statement = _ordered(listed, sort, backwards=read.backwards)
+    rows = session.execute(statement.offset(read.offset).limit(read.limit)).all()
+    return [_row(row) for row in read.rows(rows)]
 
 
 def iter_tickets(

@@ -196,7 +196,7 @@ def available_experts(session: Session, team_id: int, *, now: datetime) -> list[
         .join(Status, col(Status.name) == col(Ticket.status))
         .where(
             col(Ticket.owner_id).in_(available_members(session, team_id, now=now)),
-            col(Status.category) == StatusCategory.open,  # by ix_ticket_owner_id per member
+            col(Status.category) == StatusCategory.open,  # by ix_ticket_owner_created per member
         )
     ).all()
     busy: dict[int, datetime] = {}
