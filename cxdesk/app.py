@@ -334,10 +334,15 @@ class CxDeskApp(PresenceKeeping, Speaking, ExplainingApp, TranslatedPalette, Key
 
     @work(thread=True, group="delivery", exit_on_error=False)
     def deliver_messages(self) -> None:
-        """The delivery worker's loop, until the app exits; no failure escapes it."""
+        """The delivery worker's loop, until the app exits; no failure escapes it. It starts
+        one poll interval after the desk opened: its imports and first pass (SMTP, Twilio, the
+        backlog) would otherwise share the interpreter with a login typed at once and the
+        home screen's first read (``desk_ready``)."""
+        stop = get_current_worker().cancelled_event
+        if stop.wait(self.poll_seconds):
+            return
         from cxdesk.engine.worker import DeliveryWorker
 
-        stop = get_current_worker().cancelled_event
         try:
             delivery = DeliveryWorker(self.engine, self.settings, configured_only=True)
         except DeskError as error:
