@@ -17,9 +17,11 @@ Target: cxdesk's median within 1.5x of the bare app's.
 
 A second figure, ``tui_start.desk_ready`` (issue 18): from process start to the expert's
 queues drawn with their rows after logging in (``cxdesk run --user maya``, the password typed
-as soon as the login screen takes keys), the password check excluded (its time, measured in
-the child around ``check_password``, is subtracted: argon2's cost is a setting, not the
-desk's speed). Same baseline (a bare Textual app's first paint); target within 2x.
+as soon as the login screen takes keys), the password check excluded (its own CPU time,
+measured in the child around ``check_password`` in the thread running it, is subtracted:
+argon2's cost is a setting, not the desk's speed; the wrapper is put in place as the app
+imports ``cxdesk.store.logins``, so the store loads where the app loads it). Same baseline
+(a bare Textual app's first paint); target within 2x.
 """
 
 from __future__ import annotations
@@ -61,23 +63,44 @@ CXDESK_CHILD = textwrap.dedent(
 
 DESK_READY_CHILD = textwrap.dedent(
     """
+    import importlib.util
+    import sys
     import time
     from cxdesk.launch import open_desk
     from cxdesk.screens.login import LoginScreen
-    from cxdesk.screens.queues import QueuesScreen
-    from cxdesk.store import logins
 
     checking = [0.0]
-    _check = logins.check_password
 
-    def check_password(*args, **kwargs):
-        started = time.perf_counter()
-        try:
-            return _check(*args, **kwargs)
-        finally:
-            checking[0] += time.perf_counter() - started
+    def timed(check_password):
+        # The check's own CPU time (its thread's), not its wall time: work other threads do
+        # meanwhile (the desk loading behind the login) is not subtracted.
+        def check(*args, **kwargs):
+            started = time.thread_time()
+            try:
+                return check_password(*args, **kwargs)
+            finally:
+                checking[0] += time.thread_time() - started
 
-    logins.check_password = check_password
+        return check
+
+    class TimeTheCheck:
+        # The store loads where the app loads it (behind the login screen), not here at
+        # start: ``check_password`` is wrapped as its module is imported.
+        def find_spec(self, name, path, target=None):
+            if name != "cxdesk.store.logins":
+                return None
+            sys.meta_path.remove(self)
+            spec = importlib.util.find_spec(name)
+            run_module = spec.loader.exec_module
+
+            def exec_module(module):
+                run_module(module)
+                module.check_password = timed(module.check_password)
+
+            spec.loader.exec_module = exec_module
+            return spec
+
+    sys.meta_path.insert(0, TimeTheCheck())
 
     async def log_in(pilot):
         app = pilot.app
@@ -86,7 +109,7 @@ DESK_READY_CHILD = textwrap.dedent(
         await pilot.press(*"demo", "enter")
         while True:
             screen = app.screen
-            if isinstance(screen, QueuesScreen) and screen.query("DataTable"):
+            if type(screen).__name__ == "QueuesScreen" and screen.query("DataTable"):
                 table = screen.query_one("DataTable")
                 if table.row_count:
                     break

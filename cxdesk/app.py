@@ -25,6 +25,7 @@ import threading
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from functools import partial
+from importlib import import_module
 from typing import TYPE_CHECKING
 
 from textual import events
@@ -83,12 +84,36 @@ ADMIN_REFUSAL = N_("Only an admin can open {name}")
 VOLUNTEER_REFUSAL = N_(
     "A volunteer can check customers in and see the queues, but cannot open ticket screens"
 )
+# Where each screen lives, imported when first opened: logging in imports its home screen
+# alone, on the event loop between Enter and the queues drawn (``desk_ready``).
+SCREEN_CLASSES = {
+    "Queues": ("cxdesk.screens.queues", "QueuesScreen"),
+    "Tickets": ("cxdesk.screens.tickets", "TicketsScreen"),
+    "Kanban": ("cxdesk.screens.kanban", "KanbanScreen"),
+    "Stream": ("cxdesk.screens.stream", "StreamScreen"),
+    "History": ("cxdesk.screens.history", "HistoryScreen"),
+    "Board": ("cxdesk.screens.board", "BoardScreen"),
+    "Insights": ("cxdesk.screens.insights", "InsightsScreen"),
+    "Campaigns": ("cxdesk.screens.campaigns", "CampaignsScreen"),
+    "Check-in": ("cxdesk.screens.checkin", "CheckinScreen"),
+    "New ticket": ("cxdesk.screens.new_ticket", "NewTicketScreen"),
+}
+PRELOADED = ("cxdesk.store.logins", "cxdesk.store.user_language", "cxdesk.screens.queues")
+"""What the login and an expert's home screen need, imported in the desk-opening thread once
+the database is open (while the user types), not on the event loop after Enter."""
 LOG_IN_FIRST = N_("Log in first")
 ADMIN, VOLUNTEER = "admin", "volunteer"  # store.models.Role's values (a StrEnum)
 DELIVER_ENV = "CXDESK_DELIVER"
 READS, DELIVERY = "reads", "delivery"
 """What may find the database unreachable: the change watcher and the screens' reads, and the
 delivery worker (whose writes alone fail while another program holds a SQLite lock)."""
+
+
+def screen_class(name: str) -> type[Screen]:
+    """The screen a palette name opens (``SCREEN_CLASSES``), imported on first use."""
+    module, cls = SCREEN_CLASSES[name]
+    found: type[Screen] = getattr(import_module(module), cls)
+    return found
 
 
 def utc_now() -> datetime:
@@ -232,6 +257,10 @@ class CxDeskApp(
             first = (str(reason).strip().splitlines() or [type(error).__name__])[0]
             self._engine_error = DeskError(f"Cannot use the desk database: {first}")
             raise DeskError(first) from error
+        else:
+            self._engine_ready.set()  # a login typed already is checked from here on
+            for module in PRELOADED:
+                import_module(module)
         finally:
             self._engine_ready.set()
 
@@ -321,10 +350,14 @@ class CxDeskApp(
 
     def _deliver_messages(self) -> None:
         """The delivery worker's loop, until the app exits (cancelled); no failure escapes
-        it."""
+        it. It starts one poll interval after the desk opened: its imports and first pass
+        (SMTP, Twilio, the backlog) would otherwise share the interpreter with a login typed at
+        once and the home screen's first read (``desk_ready``)."""
+        stop = cancel_event()
+        if stop.wait(self.poll_seconds):
+            return
         from cxdesk.engine.worker import DeliveryWorker
 
-        stop = cancel_event()
         try:
             delivery = DeliveryWorker(self.engine, self.settings, configured_only=True)
         except DeskError as error:
@@ -435,39 +468,10 @@ class CxDeskApp(
         if reason:
             self.notify(reason, severity="warning", markup=False)
             return
-        from cxdesk.screens.board import BoardScreen
-        from cxdesk.screens.checkin import CheckinScreen
-        from cxdesk.screens.history import HistoryScreen
-        from cxdesk.screens.kanban import KanbanScreen
-        from cxdesk.screens.new_ticket import NewTicketScreen
-        from cxdesk.screens.queues import QueuesScreen
-        from cxdesk.screens.stream import StreamScreen
-        from cxdesk.screens.tickets import TicketsScreen
-
         if name == "New ticket":
-            self.push_screen(NewTicketScreen())
-        elif name == "Check-in":
-            self._show(CheckinScreen())
-        elif name == "Queues":
-            self._show(QueuesScreen())
-        elif name == "Tickets":
-            self._show(TicketsScreen())
-        elif name == "Kanban":
-            self._show(KanbanScreen())
-        elif name == "Stream":
-            self._show(StreamScreen())
-        elif name == "History":
-            self._show(HistoryScreen())
-        elif name == "Board":
-            self._show(BoardScreen())
-        elif name == "Insights":
-            from cxdesk.screens.insights import InsightsScreen
-
-            self._show(InsightsScreen())
-        elif name == "Campaigns":
-            from cxdesk.screens.campaigns import CampaignsScreen
-
-            self._show(CampaignsScreen())
+            self.push_screen(screen_class(name)())
+        else:
+            self._show(screen_class(name)())
 
     def open_ticket(self, key: str, *, pulled_at: datetime | None = None) -> None:
         """Open a ticket's screen; ``pulled_at``: the viewer just pulled it (``u`` undoes)."""

@@ -50,6 +50,8 @@ async def log_in(pilot):
             return
         if app.user is not None:
             print("logged in as", app.user.username, type(app.screen).__name__, flush=True)
+            screens = sorted(m for m in sys.modules if m.startswith("cxdesk.screens."))
+            print("screens loaded:", *screens, flush=True)
             app.exit()
             return
         await pilot.pause(0.01)
@@ -79,6 +81,10 @@ def test_the_desk_opens_behind_the_login_screen_and_logs_in(engine: object, db_u
     done = run_desk("maya", db_url)
     assert done.returncode == 0, done.stderr
     assert "logged in as maya QueuesScreen" in done.stdout
+    # Logging in imports the home screen alone, not every screen the palette could open.
+    others = {"kanban", "tickets", "stream", "history", "board", "checkin", "new_ticket"}
+    loaded = {line for line in done.stdout.splitlines() if line.startswith("screens loaded:")}
+    assert loaded and not {f"cxdesk.screens.{name}" for name in others} & set(loaded.pop().split())
 
 
 def test_a_desk_that_cannot_open_ends_the_app_with_one_line(tmp_path: object) -> None:

@@ -31,6 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import InstanceState
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Field, SQLModel
+from sqlmodel.main import SQLModelConfig
 
 from cxdesk.search_fold import fold_fields
 
@@ -46,6 +47,17 @@ NAMING_CONVENTION: dict[str, str] = {
     "pk": "pk_%(table_name)s",
 }
 SQLModel.metadata.naming_convention = NAMING_CONVENTION
+
+
+class DeskModel(SQLModel):
+    """Every table's base: its pydantic validator and serializer are built on first use, not
+    at import (``defer_build``). A table model does not validate on ``__init__`` (SQLModel
+    builds table rows without pydantic validation) and cxdesk never calls ``model_validate``
+    or ``model_dump`` on one, so the ~37 schemas (most of this module's import time) are
+    never built at all in a desk run; where something does ask for one, pydantic builds it
+    then, the same schema."""
+
+    model_config = SQLModelConfig(defer_build=True)
 
 
 _CLOCK: ContextVar[Callable[[], datetime] | None] = ContextVar("cxdesk_clock", default=None)
@@ -149,7 +161,7 @@ BUILTIN_STATUSES: dict[str, StatusCategory] = {
 }
 
 
-class DeskSetting(SQLModel, table=True):
+class DeskSetting(DeskModel, table=True):
     """Desk-wide settings every terminal must agree on (ticket key prefix, phone region)."""
 
     __tablename__ = "desk_setting"
@@ -172,7 +184,7 @@ class DeskRevision(SQLModel, table=True):
 # -- people and teams ------------------------------------------------------------------------
 
 
-class User(SQLModel, table=True):
+class User(DeskModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     username: str = Field(unique=True, index=True, max_length=64)
     name: str = Field(max_length=200)
@@ -190,18 +202,18 @@ class User(SQLModel, table=True):
     the desk's ``language`` setting."""
 
 
-class Team(SQLModel, table=True):
+class Team(DeskModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(unique=True, index=True, max_length=100)
     created_at: datetime = Field(default_factory=utcnow)
 
 
-class Membership(SQLModel, table=True):
+class Membership(DeskModel, table=True):
     user_id: int = Field(foreign_key="user.id", primary_key=True)
     team_id: int = Field(foreign_key="team.id", primary_key=True)
 
 
-class Status(SQLModel, table=True):
+class Status(DeskModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(unique=True, index=True, max_length=64)
     category: str = Field(max_length=16)
@@ -209,7 +221,7 @@ class Status(SQLModel, table=True):
     position: int = 0
 
 
-class Queue(SQLModel, table=True):
+class Queue(DeskModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(unique=True, index=True, max_length=100)
     team_id: int = Field(foreign_key="team.id")
@@ -220,7 +232,7 @@ class Queue(SQLModel, table=True):
     )
 
 
-class Presence(SQLModel, table=True):
+class Presence(DeskModel, table=True):
     """An expert's presence (``store.presence``): the state they set, since when, and the last
     heartbeat of the desk (TUI) that set it; None: set from the CLI, held until changed."""
 
@@ -233,7 +245,7 @@ class Presence(SQLModel, table=True):
 # -- surveys ---------------------------------------------------------------------------------
 
 
-class Survey(SQLModel, table=True):
+class Survey(DeskModel, table=True):
     """A list of typed questions; ``questions`` is a list of dicts (see store.surveys)."""
 
     id: int | None = Field(default=None, primary_key=True)
@@ -245,7 +257,7 @@ class Survey(SQLModel, table=True):
     """The title in other languages: ``{"it": {"title": ...}}`` (questions carry their own)."""
 
 
-class SurveyResponse(SQLModel, table=True):
+class SurveyResponse(DeskModel, table=True):
     __tablename__ = "survey_response"
     __table_args__ = (
         # A ticket's survey (its CSAT) is answered once; responses without a ticket (check-in,
@@ -281,7 +293,7 @@ per transaction (``_bump_ticket_versions``; ``version_id_col`` makes each UPDATE
 ``version = version + 1`` (``store.ticket_versions.NEXT_VERSION``)."""
 
 
-class Ticket(SQLModel, table=True):
+class Ticket(DeskModel, table=True):
     # The version is set by _bump_ticket_versions, not per flush: one update flushes the
     # ticket several times (fields, status, comment) and is still one change.
     __mapper_args__ = {"version_id_col": TICKET_VERSION, "version_id_generator": False}
@@ -431,7 +443,7 @@ def _forget_bumped_on_rollback(session: OrmSession, _previous: object) -> None:
     session.info.pop(_BUMPED, None)
 
 
-class TicketViewer(SQLModel, table=True):
+class TicketViewer(DeskModel, table=True):
     """Who has a ticket open right now, per terminal (``store.ticket_presence``): each ticket
     screen writes its row every second; a row whose heartbeat is older than a few seconds is
     someone who left (ignored, then deleted)."""
@@ -447,7 +459,7 @@ class TicketViewer(SQLModel, table=True):
     heartbeat_at: datetime = Field(default_factory=utcnow)
 
 
-class TicketData(SQLModel, table=True):
+class TicketData(DeskModel, table=True):
     """Ordered named values copied onto a ticket (Firstname, Lastname, Email...)."""
 
     __tablename__ = "ticket_data"
@@ -460,14 +472,14 @@ class TicketData(SQLModel, table=True):
     value: str = ""
 
 
-class TicketTag(SQLModel, table=True):
+class TicketTag(DeskModel, table=True):
     __tablename__ = "ticket_tag"
 
     ticket_id: int = Field(foreign_key="ticket.id", primary_key=True)
     tag: str = Field(primary_key=True, max_length=100, index=True)
 
 
-class Event(SQLModel, table=True):
+class Event(DeskModel, table=True):
     """The activity log and the workflow engine's trigger: who did what, when, from -> to.
 
     Indexed by ticket only (the timeline): every index here is written by every desk
@@ -500,7 +512,7 @@ class CommentKind(StrEnum):
     """Received from the customer (email or SMS); ``sender`` says from where."""
 
 
-class Comment(SQLModel, table=True):
+class Comment(DeskModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     ticket_id: int = Field(foreign_key="ticket.id", index=True)
     author_id: int | None = Field(default=None, foreign_key="user.id")
@@ -515,7 +527,7 @@ class Comment(SQLModel, table=True):
     """A customer message's sender (email address or phone number)."""
 
 
-class Attachment(SQLModel, table=True):
+class Attachment(DeskModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     comment_id: int = Field(foreign_key="comment.id", index=True)
     filename: str = Field(max_length=255)
@@ -527,7 +539,7 @@ class Attachment(SQLModel, table=True):
 # -- automation ------------------------------------------------------------------------------
 
 
-class Workflow(SQLModel, table=True):
+class Workflow(DeskModel, table=True):
     """Event -> conditions -> ordered tasks, as data (see cxdesk.engine).
 
     Time-based ones (``engine.scheduled``): a ``schedule`` (its ``event`` is then
@@ -550,7 +562,7 @@ class Workflow(SQLModel, table=True):
     """Minutes after its event the tasks run, if the conditions still hold (None: at once)."""
 
 
-class WorkflowOccurrence(SQLModel, table=True):
+class WorkflowOccurrence(DeskModel, table=True):
     """One run of a time-based workflow: a scheduled instant or a delayed event's due time.
 
     The unique (workflow, key) makes it once whichever worker gets there first: a schedule's
@@ -581,7 +593,7 @@ class WorkflowOccurrence(SQLModel, table=True):
     """Its conditions held when it ran, so its tasks ran."""
 
 
-class SlaCalendar(SQLModel, table=True):
+class SlaCalendar(DeskModel, table=True):
     """Desk hours: a time zone, weekly hours and dated exceptions (``engine.sla_clock``).
 
     ``weekly`` maps a weekday (``mon``...``sun``) to its opening hours, ``[["08:00",
@@ -597,7 +609,7 @@ class SlaCalendar(SQLModel, table=True):
     exceptions: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
 
 
-class SlaPolicy(SQLModel, table=True):
+class SlaPolicy(DeskModel, table=True):
     """Targets in desk minutes for the tickets of a team (None: any team) and priority (None:
     any); the first enabled policy by ``position`` that matches a ticket applies to it. A
     target left None is not measured; no calendar: the clock runs around the clock."""
@@ -618,7 +630,7 @@ class SlaPolicy(SQLModel, table=True):
     enabled: bool = True
 
 
-class SlaAlert(SQLModel, table=True):
+class SlaAlert(DeskModel, table=True):
     """An ``sla.warning`` or ``sla.breached`` raised for one ticket's target: the unique key
     (ticket, target, kind, since) is what makes it once, whichever worker gets there first.
     ``since`` is when the target's clock started (the ticket's creation; for the next response,
@@ -637,7 +649,7 @@ class SlaAlert(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, index=True)
 
 
-class Macro(SQLModel, table=True):
+class Macro(DeskModel, table=True):
     """Named actions an expert applies to one ticket in one write (``engine.macros``): set
     fields, an internal note, a reply to the customer; for one team, or shared (no team)."""
 
@@ -649,7 +661,7 @@ class Macro(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
-class WorkflowRun(SQLModel, table=True):
+class WorkflowRun(DeskModel, table=True):
     """Which workflow ran for which event: a workflow never runs twice for one event."""
 
     __tablename__ = "workflow_run"
@@ -662,7 +674,7 @@ class WorkflowRun(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
-class TicketTemplate(SQLModel, table=True):
+class TicketTemplate(DeskModel, table=True):
     __tablename__ = "ticket_template"
 
     id: int | None = Field(default=None, primary_key=True)
@@ -670,7 +682,7 @@ class TicketTemplate(SQLModel, table=True):
     definition: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
 
 
-class OutboxMessage(SQLModel, table=True):
+class OutboxMessage(DeskModel, table=True):
     """An email or SMS to deliver, written in the same transaction as its cause."""
 
     __tablename__ = "outbox"
@@ -717,7 +729,7 @@ class OutboxMessage(SQLModel, table=True):
     References (the last one is its In-Reply-To)."""
 
 
-class InboundMessage(SQLModel, table=True):
+class InboundMessage(DeskModel, table=True):
     """One message a customer (or a mail system) sent the desk, handled exactly once.
 
     ``message_id`` is the email's Message-ID (or a digest of the raw message when it has none)
@@ -745,7 +757,7 @@ class InboundMessage(SQLModel, table=True):
     raw_truncated: bool = False
 
 
-class AddressFlag(SQLModel, table=True):
+class AddressFlag(DeskModel, table=True):
     """An address the desk must treat with care: an email that bounced, a number that opted out
     of SMS (``kind`` ``bounced`` or ``opted_out``)."""
 
@@ -758,7 +770,7 @@ class AddressFlag(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
-class EscalationRule(SQLModel, table=True):
+class EscalationRule(DeskModel, table=True):
     __tablename__ = "escalation_rule"
 
     id: int | None = Field(default=None, primary_key=True)
@@ -774,7 +786,7 @@ class EscalationRule(SQLModel, table=True):
 # -- customers and views ---------------------------------------------------------------------
 
 
-class Contact(SQLModel, table=True):
+class Contact(DeskModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=200)
     email: str = Field(unique=True, index=True, max_length=320)
@@ -784,7 +796,7 @@ class Contact(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
-class Campaign(SQLModel, table=True):
+class Campaign(DeskModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(unique=True, index=True, max_length=100)
     subject: str = Field(max_length=300)
@@ -797,7 +809,7 @@ class Campaign(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
-class SavedView(SQLModel, table=True):
+class SavedView(DeskModel, table=True):
     __tablename__ = "saved_view"
     __table_args__ = (UniqueConstraint("owner_id", "name"),)
 
@@ -811,7 +823,7 @@ class SavedView(SQLModel, table=True):
 # -- proof of identity (logins, sessions, API tokens) ----------------------------------------
 
 
-class LoginSession(SQLModel, table=True):
+class LoginSession(DeskModel, table=True):
     """A ``cxdesk login``: the secret lives in the user's session file, its SHA-256 here."""
 
     __tablename__ = "login_session"
@@ -823,7 +835,7 @@ class LoginSession(SQLModel, table=True):
     expires_at: datetime
 
 
-class ApiToken(SQLModel, table=True):
+class ApiToken(DeskModel, table=True):
     """A named API token (``CXDESK_TOKEN``), shown once; only its SHA-256 is kept."""
 
     __tablename__ = "api_token"
@@ -837,7 +849,7 @@ class ApiToken(SQLModel, table=True):
     revoked_at: datetime | None = None
 
 
-class LoginFailure(SQLModel, table=True):
+class LoginFailure(DeskModel, table=True):
     """Failed password checks of one username from one source (an OS account on a machine):
     the next attempt is refused until ``locked_until``, which grows with ``failures``."""
 
