@@ -3,8 +3,10 @@
 The concurrency test starts one OS process per expert (this file run as a script: see
 ``_worker_main`` at the bottom). Each builds its own engine from the database URL, signals
 "ready", blocks until the test writes "go AT" to every process (AT: an instant just ahead, so
-all start together however slowly a busy machine schedules them), then pulls until
-``QueueEmpty`` and prints the ids it got as one JSON line. Runs on SQLite and PostgreSQL (the
+all start together however slowly a busy machine schedules them), tries its first pull, says
+"first" and waits for "on" (so no worker drains the queue before the others have pulled once:
+on a busy machine the first one scheduled could), then pulls until ``QueueEmpty`` and prints the
+ids it got as one JSON line. Runs on SQLite and PostgreSQL (the
 ``db_url`` / ``engine`` fixtures of conftest.py).
 """
 
@@ -95,6 +97,20 @@ def _fail(procs: dict[str, subprocess.Popen[str]], username: str, what: str) -> 
     pytest.fail(f"worker {username} {what} (exit {procs[username].returncode}):\n{err}")
 
 
+def _wait_for_each(
+    procs: dict[str, subprocess.Popen[str]], pipes: dict[str, Any], word: str, what: str
+) -> None:
+    """Read ``word`` from every worker's output (or fail the test, naming the worker)."""
+    with ThreadPoolExecutor(len(procs)) as pool:
+        said = {name: pool.submit(out.readline) for name, (_in, out) in pipes.items() if out}
+        for name, line in said.items():
+            try:
+                if line.result(timeout=READY_TIMEOUT_S).strip() != word:
+                    _fail(procs, name, f"stopped before it said {word!r}")
+            except TimeoutError:
+                _fail(procs, name, f"{what} after {READY_TIMEOUT_S} s")
+
+
 def run_workers(db_url: str, usernames: list[str], queue: str = TEAM) -> list[dict[str, Any]]:
     """Start the workers (one per name: a name may come twice, one expert's two terminals),
     release them together, return each one's report (or fail the test). ``queue`` is the
@@ -102,14 +118,7 @@ def run_workers(db_url: str, usernames: list[str], queue: str = TEAM) -> list[di
     procs = _start_workers(db_url, usernames, queue)
     pipes = {name: (proc.stdin, proc.stdout) for name, proc in procs.items()}
     try:
-        with ThreadPoolExecutor(len(procs)) as pool:
-            ready = {name: pool.submit(out.readline) for name, (_in, out) in pipes.items() if out}
-            for name, line in ready.items():
-                try:
-                    if line.result(timeout=READY_TIMEOUT_S).strip() != "ready":
-                        _fail(procs, name, "stopped before it was ready")
-                except TimeoutError:
-                    _fail(procs, name, f"was not ready after {READY_TIMEOUT_S} s")
+        _wait_for_each(procs, pipes, "ready", "was not ready")
         # The start signal: every worker is blocked reading it. It names an instant a little
         # ahead, so the first worker told does not pull everything before the last is told
         # (a busy machine took that long to schedule the others).
@@ -117,6 +126,11 @@ def run_workers(db_url: str, usernames: list[str], queue: str = TEAM) -> list[di
         for stdin, _out in pipes.values():
             assert stdin is not None
             stdin.write(f"go {start_at}\n")
+            stdin.flush()
+        _wait_for_each(procs, pipes, "first", "did not try its first pull")
+        for stdin, _out in pipes.values():
+            assert stdin is not None
+            stdin.write("on\n")
             stdin.flush()
         reports = []
         for name, proc in procs.items():
@@ -251,7 +265,8 @@ def _worker_main(db_url: str, terminal: str, queue: str) -> None:
     if signal[:1] != ["go"] or len(signal) != 2:
         raise SystemExit("no start signal")
     time.sleep(max(0.0, float(signal[1]) - time.time()))  # all start at the same instant
-    claimed = []
+    claimed: list[int] = []
+    first = True
     while True:
         try:
             claimed.append(
@@ -259,6 +274,12 @@ def _worker_main(db_url: str, terminal: str, queue: str) -> None:
             )
         except (QueueEmpty, CapReached):
             break
+        finally:
+            if first:  # every worker has tried once before any goes on
+                first = False
+                print("first", flush=True)
+                if sys.stdin.readline().strip() != "on":
+                    raise SystemExit("no second signal")
     engine.dispose()
     report = {"username": terminal, "user_id": expert.id, "claimed": claimed}
     print(json.dumps(report), flush=True)

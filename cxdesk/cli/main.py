@@ -72,6 +72,7 @@ def full_app() -> typer.Typer:
     from cxdesk.cli.mail import mail_app
     from cxdesk.cli.server import server_app
 
+    _in_defining_order(tickets.ticket_app, tickets, ticket_show, macros)
     app = root_app()
     setup.register(app)
     auth.register(app)
@@ -90,6 +91,19 @@ def full_app() -> typer.Typer:
     app.add_typer(server_app, name="server")
     batch.register(app)
     return app
+
+
+def _in_defining_order(group: typer.Typer, *modules: Any) -> None:
+    """Order ``group``'s commands by ``modules`` (the modules that register commands on it),
+    then by where each is defined: the same order whichever of them a process imported first
+    (a test, the command server's preloading), so ``--help`` and the index never differ."""
+    order = [module.__name__ for module in modules]
+    group.registered_commands.sort(
+        key=lambda info: (
+            order.index(info.callback.__module__) if info.callback else len(order),
+            info.callback.__code__.co_firstlineno if info.callback else 0,
+        )
+    )
 
 
 COMMAND_INDEX = Path(__file__).resolve().parent / "commands.json"
