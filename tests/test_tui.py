@@ -446,7 +446,7 @@ def test_change_team_and_owner_with_a_comment(engine: Engine) -> None:
             lambda: ("Updated team", "360", "Stats iQ") in logged_changes(),
             "the team change in the log",
         )
-        assert ("Owner changed owner", "Maya", "Kenji")  # names, not usernames in logged_changes()
+        assert ("Owner changed owner", "Maya", "Kenji") in logged_changes()  # names
 
     run(engine, "maya", script)
 
