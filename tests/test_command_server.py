@@ -151,9 +151,12 @@ def test_which_command_lines_go_to_the_server() -> None:
     assert served(["tickets", "list", "--json"])
     assert served(["ticket", "pull", "360", "--as", "maya"])
     assert served(["survey", "export"]) and served(["mail", "import"])
+    assert served(["--user", "maya", "tickets", "list"]) and served(["--user=maya", "whoami"])
     for direct in (
         [], ["run"], ["board"], ["worker", "--once"], ["server", "stop"],
         ["survey", "serve"], ["mail", "fetch", "--once"],
+        ["--user", "maya", "worker"], ["--user", "maya", "board"], ["--user=maya", "board"],
+        ["--user", "maya", "mail", "fetch", "--loop"], ["--user=maya", "survey", "serve"],
     ):  # fmt: skip
         assert not served(direct), direct
 
