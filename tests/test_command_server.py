@@ -300,6 +300,20 @@ def test_a_server_killed_mid_command_is_reported_and_not_run_again(
 
 
 @pytest.mark.slow
+def test_a_client_killed_mid_command_ends_the_command(server: Served, tmp_path: Path) -> None:
+    caller, pid = blocked_batch(server, tmp_path)
+    child = running_in(pid, tmp_path)
+    assert child is not None
+    caller.kill()  # SIGKILL: the client cannot forward anything
+    caller.wait(timeout=WAIT)
+    wait_until(lambda: not alive(child), "the command's end (SIGHUP, as a hung-up caller's)")
+    assert caller.stdin is not None
+    caller.stdin.close()  # its input ends only now: the command did not read on
+    assert server.tickets() == 0
+    assert server.status() is not None  # the server itself serves on
+
+
+@pytest.mark.slow
 def test_a_stale_server_runs_nothing_and_exits(server: Served, tmp_path: Path) -> None:
     server.run("server", "stop")
     extra = tmp_path / "on-the-path"
