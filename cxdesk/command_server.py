@@ -7,7 +7,8 @@ installation, listening on a Unix socket in a private folder. It imports what co
 opens a database or reads the settings, so each child starts as a fresh process would, then
 reads the caller's. It is single-threaded (forking a threaded process is unsafe).
 
-Per command: the peer must be this user (``SO_PEERCRED``) and of the same installation, and
+Per command: the peer must be this user (``SO_PEERCRED``) and of the same installation, with
+the server's own groups, limits and namespaces (``process_context``), and
 the installed code must be the one loaded (``fingerprint``: the package's files, the import
 path's folders); a stale server tells the client to run the command directly and exits. Then
 a child takes the caller's fds 0-2, environment, cwd, umask and argv, resets what a fresh
@@ -44,6 +45,7 @@ from cxdesk.command_client import (
     IDLE_ENV,
     IDLE_SECONDS,
     identity,
+    process_context,
     receive_message,
     send_message,
     socket_path,
@@ -110,6 +112,7 @@ class Server:
         self.folder = folder
         self.path = socket_path(folder)
         self.identity = identity()
+        self.context = process_context()
         self.fingerprint = fingerprint()  # before the imports: a change during them counts
         self.started = time.time()
         self.served = 0
@@ -211,9 +214,9 @@ class Server:
         }
 
     def start_command(self, connection: socket.socket, request: dict[str, Any], fds: list[int]):
-        if request.get("identity") != self.identity:
-            send_message(connection, {"status": "other"})  # another installation's client
-            return
+        if request.get("identity") != self.identity or request.get("context") != self.context:
+            send_message(connection, {"status": "other"})  # another installation's client, or
+            return  # a caller with other groups, limits... (``process_context``): run directly
         if fingerprint() != self.fingerprint:
             send_message(connection, {"status": "stale"})
             self.running = False

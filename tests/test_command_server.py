@@ -8,12 +8,15 @@ folder's permissions and a password prompt on a terminal."""
 
 from __future__ import annotations
 
+import copy
 import fcntl
 import json
 import os
 import pty
+import resource
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -21,6 +24,7 @@ import termios
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine
@@ -31,6 +35,9 @@ from cxdesk.command_client import (
     SWITCH_ENV,
     Unusable,
     ask,
+    process_context,
+    receive_message,
+    send_message,
     socket_directory,
 )
 from cxdesk.launch import served
@@ -311,6 +318,37 @@ def test_a_client_killed_mid_command_ends_the_command(server: Served, tmp_path: 
     caller.stdin.close()  # its input ends only now: the command did not read on
     assert server.tickets() == 0
     assert server.status() is not None  # the server itself serves on
+
+
+def fewer_open_files() -> None:
+    """A ``ulimit -n`` lower than the server's (in the caller's process, before it runs)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft - 1, hard))
+
+
+@pytest.mark.slow
+def test_a_caller_with_other_groups_or_limits_runs_its_command_directly(server: Served) -> None:
+    limited = server.run("tickets", "list", "--json", "--as", "maya", preexec_fn=fewer_open_files)
+    assert limited.returncode == 0 and json.loads(limited.stdout) == [], limited.stderr
+    assert server.served_count() == 0  # run by the caller, under its own limit
+
+    (path,) = server.folder.glob("*.sock")
+    request: dict[str, Any] = {
+        "op": "run",
+        "identity": path.stem,  # the server's installation, not this test's interpreter
+        "context": process_context(),
+        "argv": ["cxdesk", "whoami"],
+    }
+    other_groups = copy.deepcopy(request)
+    other_groups["context"]["groups"].append(max(os.getgroups(), default=0) + 1)  # (sg, newgrp)
+    answers = []
+    for sent in (request, other_groups):
+        with socket.socket(socket.AF_UNIX) as connection, open(os.devnull) as null:
+            connection.connect(str(path))
+            send_message(connection, sent, [null.fileno()] * 3)
+            answers.append(receive_message(connection)[0]["status"])
+        # (closed before the go-ahead: a started child ends without running anything)
+    assert answers == ["started", "other"]
 
 
 @pytest.mark.slow
