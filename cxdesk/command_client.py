@@ -124,6 +124,29 @@ def socket_path(folder: Path) -> Path:
     return folder / f"{identity()}.sock"
 
 
+def process_state(pid: int) -> str:
+    """``/proc``'s one-letter state of ``pid`` (``T`` stopped, ``S`` sleeping, ``Z`` zombie...);
+    empty when it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return ""
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie does not: a child of this process is reaped)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return os.waitpid(pid, os.WNOHANG)[0] == 0
+    except ChildProcessError:  # not this process's child
+        return process_state(pid) not in ("Z", "")
+
+
 # -- messages: a 4-byte length, then JSON ------------------------------------------------------
 
 
@@ -297,14 +320,12 @@ def _go_and_wait(connection: socket.socket, pid: int) -> int | None:
     for signum in FORWARDED_SIGNALS:
         signal.signal(signum, forward)
     signal.signal(signal.SIGTSTP, suspend)
-    if received:  # interrupted before the go-ahead: nothing ran, nothing will
-        return 130 if received[-1] == signal.SIGINT else 128 + received[-1]
     try:
         connection.sendall(GO)
     except OSError:
         return None
     went.append(True)
-    for early in received:  # arrived while the go-ahead was being sent
+    for early in received:  # arrived since the handlers were set: the command ends by it
         with contextlib.suppress(OSError):
             os.kill(pid, early)
     connection.settimeout(None)

@@ -34,8 +34,10 @@ from cxdesk.command_client import (
     IDLE_ENV,
     SWITCH_ENV,
     Unusable,
+    alive,
     ask,
     process_context,
+    process_state,
     receive_message,
     send_message,
     socket_directory,
@@ -97,17 +99,6 @@ class Served:
 
     def tickets(self) -> int:
         return table_counts(self.engine)["ticket"]
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def private_folder() -> Path:
@@ -250,9 +241,8 @@ def running_in(server_pid: int, cwd: Path) -> int | None:
     return None
 
 
-def state(pid: int) -> str:
-    """``/proc``'s one-letter state: ``T`` stopped, ``S`` sleeping, ``R`` running..."""
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+def stopped(*pids: int) -> bool:
+    return all(process_state(pid) == "T" for pid in pids)
 
 
 def blocked_batch(server: Served, cwd: Path) -> tuple[subprocess.Popen[str], int]:
@@ -276,9 +266,9 @@ def test_ctrl_z_ctrl_c_and_two_callers_at_once(server: Served, tmp_path: Path) -
     assert child is not None
 
     first.send_signal(signal.SIGTSTP)  # Ctrl-Z: the command stops with its caller
-    wait_until(lambda: state(child) == "T" and state(first.pid) == "T", "both stopped")
+    wait_until(lambda: stopped(child, first.pid), "both stopped")
     first.send_signal(signal.SIGCONT)  # fg
-    wait_until(lambda: state(child) != "T" and state(first.pid) != "T", "both continued")
+    wait_until(lambda: not stopped(child) and not stopped(first.pid), "both continued")
 
     second = server.run("tickets", "list", "--json", "--as", "maya")  # while the first runs
     assert second.returncode == 0 and json.loads(second.stdout) == [], second.stderr
