@@ -2,9 +2,11 @@
 
 ``cxdesk`` hands a CLI command line to a pre-loaded server process over a per-user Unix socket,
 as Mercurial's chg does: argv, cwd, the whole environment, the umask and its own fds 0, 1 and 2
-(``SCM_RIGHTS``), so the command's output goes straight to the caller's terminal or pipes. The
-server forks a child per command; this process waits for its exit code and forwards SIGINT,
-SIGTERM and SIGHUP to it, and stops and continues it with itself (Ctrl-Z, ``fg``).
+(``SCM_RIGHTS``), so the command's output goes straight to the caller's terminal or pipes;
+what the server cannot hand over (groups, limits, namespaces: ``process_context``) must be the
+server's own, else the command runs directly. The server forks a child per command; this
+process waits for its exit code and forwards SIGINT, SIGTERM and SIGHUP to it, and
+stops and continues it with itself (Ctrl-Z, ``fg``).
 
 Never lost, never run twice: the server's child first says it has started (its pid), then waits
 for this client's go-ahead before it runs anything. Until the go-ahead is sent the command has
@@ -21,6 +23,7 @@ import contextlib
 import hashlib
 import json
 import os
+import resource
 import signal
 import socket
 import stat
@@ -42,6 +45,8 @@ IDLE_SECONDS = 300.0
 ANSWER_TIMEOUT = 10.0
 """Seconds a client waits for the server to take its command before running it directly."""
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+LIMITS = tuple(getattr(resource, name) for name in sorted(dir(resource)) if name[:7] == "RLIMIT_")
+NAMESPACES = ("cgroup", "ipc", "mnt", "net", "pid", "user", "uts")
 _HEADER = struct.Struct("!I")
 GO = b"g"
 
@@ -59,6 +64,27 @@ def identity() -> str:
     of the same identity (each virtual environment or checkout has its own server)."""
     text = json.dumps([sys.executable, sys.version, sys.path, list(sys.flags)])
     return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+
+
+def process_context() -> dict[str, Any]:
+    """What a command gets from the process that runs it, which a server cannot hand over:
+    the user and groups (``sg``, ``newgrp``), the resource limits (``ulimit``), the nice
+    value, the CPUs (``taskset``) and the namespaces (a container, ``unshare``). A server
+    serves only callers whose context is its own; the others run their command directly."""
+    namespaces: dict[str, str | None] = {}
+    for name in NAMESPACES:
+        try:
+            namespaces[name] = os.readlink(f"/proc/self/ns/{name}")
+        except OSError:
+            namespaces[name] = None
+    return {
+        "ids": [os.getuid(), os.geteuid(), os.getgid(), os.getegid()],
+        "groups": sorted(os.getgroups()),
+        "limits": [list(resource.getrlimit(limit)) for limit in LIMITS],
+        "nice": os.getpriority(os.PRIO_PROCESS, 0),
+        "cpus": sorted(os.sched_getaffinity(0)),
+        "namespaces": namespaces,
+    }
 
 
 def socket_directory(*, create: bool = True) -> Path:
@@ -96,6 +122,29 @@ def socket_directory(*, create: bool = True) -> Path:
 
 def socket_path(folder: Path) -> Path:
     return folder / f"{identity()}.sock"
+
+
+def process_state(pid: int) -> str:
+    """``/proc``'s one-letter state of ``pid`` (``T`` stopped, ``S`` sleeping, ``Z`` zombie...);
+    empty when it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return ""
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie does not: a child of this process is reaped)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return os.waitpid(pid, os.WNOHANG)[0] == 0
+    except ChildProcessError:  # not this process's child
+        return process_state(pid) not in ("Z", "")
 
 
 # -- messages: a 4-byte length, then JSON ------------------------------------------------------
@@ -169,6 +218,7 @@ def _request(argv: list[str]) -> dict[str, Any]:
     return {
         "op": "run",
         "identity": identity(),
+        "context": process_context(),
         "argv": argv,
         "cwd": os.getcwd(),
         "env": dict(os.environ),
@@ -270,14 +320,12 @@ def _go_and_wait(connection: socket.socket, pid: int) -> int | None:
     for signum in FORWARDED_SIGNALS:
         signal.signal(signum, forward)
     signal.signal(signal.SIGTSTP, suspend)
-    if received:  # interrupted before the go-ahead: nothing ran, nothing will
-        return 130 if received[-1] == signal.SIGINT else 128 + received[-1]
     try:
         connection.sendall(GO)
     except OSError:
         return None
     went.append(True)
-    for early in received:  # arrived while the go-ahead was being sent
+    for early in received:  # arrived since the handlers were set: the command ends by it
         with contextlib.suppress(OSError):
             os.kill(pid, early)
     connection.settimeout(None)

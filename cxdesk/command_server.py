@@ -7,12 +7,14 @@ installation, listening on a Unix socket in a private folder. It imports what co
 opens a database or reads the settings, so each child starts as a fresh process would, then
 reads the caller's. It is single-threaded (forking a threaded process is unsafe).
 
-Per command: the peer must be this user (``SO_PEERCRED``) and of the same installation, and
+Per command: the peer must be this user (``SO_PEERCRED``) and of the same installation, with
+the server's own groups, limits and namespaces (``process_context``), and
 the installed code must be the one loaded (``fingerprint``: the package's files, the import
 path's folders); a stale server tells the client to run the command directly and exits. Then
 a child takes the caller's fds 0-2, environment, cwd, umask and argv, resets what a fresh
 process would have (signal handlers, the language and zone, the consoles), waits for the
-client's go-ahead, runs the CLI and reports its exit code.
+client's go-ahead, runs the CLI and reports its exit code; it ends with SIGHUP when its client
+is gone before that (``watch_caller``).
 
 It exits after ``CXDESK_COMMAND_SERVER_IDLE`` seconds (default 300) without a command, on
 ``cxdesk server stop``, on SIGTERM, and when its code changed.
@@ -32,6 +34,7 @@ import signal
 import socket
 import struct
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -42,6 +45,7 @@ from cxdesk.command_client import (
     IDLE_ENV,
     IDLE_SECONDS,
     identity,
+    process_context,
     receive_message,
     send_message,
     socket_path,
@@ -108,6 +112,7 @@ class Server:
         self.folder = folder
         self.path = socket_path(folder)
         self.identity = identity()
+        self.context = process_context()
         self.fingerprint = fingerprint()  # before the imports: a change during them counts
         self.started = time.time()
         self.served = 0
@@ -209,9 +214,9 @@ class Server:
         }
 
     def start_command(self, connection: socket.socket, request: dict[str, Any], fds: list[int]):
-        if request.get("identity") != self.identity:
-            send_message(connection, {"status": "other"})  # another installation's client
-            return
+        if request.get("identity") != self.identity or request.get("context") != self.context:
+            send_message(connection, {"status": "other"})  # another installation's client, or
+            return  # a caller with other groups, limits... (``process_context``): run directly
         if fingerprint() != self.fingerprint:
             send_message(connection, {"status": "stale"})
             self.running = False
@@ -237,6 +242,7 @@ def run_child(server: Server, connection: socket.socket, request: dict[str, Any]
         send_message(connection, {"status": "started", "pid": os.getpid()})
         if connection.recv(1) != GO:
             os._exit(0)  # the client gave up before the go-ahead: it runs the command itself
+        watch_caller(connection)
         become_caller(request, fds)
         code = run_command(request["argv"])
     except BaseException:  # noqa: BLE001  (the child must report and exit, whatever happened)
@@ -245,6 +251,22 @@ def run_child(server: Server, connection: socket.socket, request: dict[str, Any]
         send_message(connection, {"exit": code})
     finally:
         os._exit(code)
+
+
+def watch_caller(connection: socket.socket) -> None:
+    """End the command with SIGHUP, as a command whose terminal hung up ends, when its client
+    is gone without a word (killed with SIGKILL, say): the client sends nothing after the
+    go-ahead, so the connection's end is its exit. A daemon thread of the child (which runs
+    no other thread), blocked in ``recv`` until then."""
+
+    def watch() -> None:
+        with contextlib.suppress(OSError):
+            while connection.recv(1024):
+                pass
+        os.kill(os.getpid(), signal.SIGHUP)  # handlers run as for a forwarded SIGHUP
+        os.kill(os.getpid(), signal.SIGCONT)  # stopped (Ctrl-Z) when its client was killed
+
+    threading.Thread(target=watch, name="cxdesk-caller-watch", daemon=True).start()
 
 
 def become_caller(request: dict[str, Any], fds: list[int]) -> None:

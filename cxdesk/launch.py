@@ -68,12 +68,27 @@ server's own commands (``survey serve`` and ``mail fetch`` too, see ``served``).
 def served(args: list[str]) -> bool:
     """Whether the command server may run ``cxdesk args``: a CLI command that neither opens
     the desk nor runs until stopped (those take over the terminal or live for hours)."""
-    words = [arg for arg in args if not arg.startswith("-")][:2]
+    words = [arg for arg in _without_user(args) if not arg.startswith("-")][:2]
     if not words:
         return bool(args)  # ``--help``
     if words[0] in RUN_DIRECTLY:
         return False
     return words not in (["survey", "serve"], ["mail", "fetch"])
+
+
+def _without_user(args: list[str]) -> list[str]:
+    """``args`` without ``--user VALUE`` and ``--user=VALUE`` (the one option before the
+    command: its value is not a command word)."""
+    kept: list[str] = []
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == "--user":
+            skip = True
+        elif not arg.startswith("--user="):
+            kept.append(arg)
+    return kept
 
 
 def run_cli() -> None:

@@ -8,12 +8,15 @@ folder's permissions and a password prompt on a terminal."""
 
 from __future__ import annotations
 
+import copy
 import fcntl
 import json
 import os
 import pty
+import resource
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -21,6 +24,7 @@ import termios
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine
@@ -30,7 +34,12 @@ from cxdesk.command_client import (
     IDLE_ENV,
     SWITCH_ENV,
     Unusable,
+    alive,
     ask,
+    process_context,
+    process_state,
+    receive_message,
+    send_message,
     socket_directory,
 )
 from cxdesk.launch import served
@@ -92,17 +101,6 @@ class Served:
         return table_counts(self.engine)["ticket"]
 
 
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def private_folder() -> Path:
     """A short private folder (a socket's path has at most 107 bytes; tmp_path can be longer)."""
     return Path(tempfile.mkdtemp(prefix="cxs-"))
@@ -151,9 +149,12 @@ def test_which_command_lines_go_to_the_server() -> None:
     assert served(["tickets", "list", "--json"])
     assert served(["ticket", "pull", "360", "--as", "maya"])
     assert served(["survey", "export"]) and served(["mail", "import"])
+    assert served(["--user", "maya", "tickets", "list"]) and served(["--user=maya", "whoami"])
     for direct in (
         [], ["run"], ["board"], ["worker", "--once"], ["server", "stop"],
         ["survey", "serve"], ["mail", "fetch", "--once"],
+        ["--user", "maya", "worker"], ["--user", "maya", "board"], ["--user=maya", "board"],
+        ["--user", "maya", "mail", "fetch", "--loop"], ["--user=maya", "survey", "serve"],
     ):  # fmt: skip
         assert not served(direct), direct
 
@@ -240,9 +241,8 @@ def running_in(server_pid: int, cwd: Path) -> int | None:
     return None
 
 
-def state(pid: int) -> str:
-    """``/proc``'s one-letter state: ``T`` stopped, ``S`` sleeping, ``R`` running..."""
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+def stopped(*pids: int) -> bool:
+    return all(process_state(pid) == "T" for pid in pids)
 
 
 def blocked_batch(server: Served, cwd: Path) -> tuple[subprocess.Popen[str], int]:
@@ -266,9 +266,9 @@ def test_ctrl_z_ctrl_c_and_two_callers_at_once(server: Served, tmp_path: Path) -
     assert child is not None
 
     first.send_signal(signal.SIGTSTP)  # Ctrl-Z: the command stops with its caller
-    wait_until(lambda: state(child) == "T" and state(first.pid) == "T", "both stopped")
+    wait_until(lambda: stopped(child, first.pid), "both stopped")
     first.send_signal(signal.SIGCONT)  # fg
-    wait_until(lambda: state(child) != "T" and state(first.pid) != "T", "both continued")
+    wait_until(lambda: not stopped(child) and not stopped(first.pid), "both continued")
 
     second = server.run("tickets", "list", "--json", "--as", "maya")  # while the first runs
     assert second.returncode == 0 and json.loads(second.stdout) == [], second.stderr
@@ -294,6 +294,51 @@ def test_a_server_killed_mid_command_is_reported_and_not_run_again(
         "again, and it may have done part of its work"
     ]
     assert server.tickets() == 0
+
+
+@pytest.mark.slow
+def test_a_client_killed_mid_command_ends_the_command(server: Served, tmp_path: Path) -> None:
+    caller, pid = blocked_batch(server, tmp_path)
+    child = running_in(pid, tmp_path)
+    assert child is not None
+    caller.kill()  # SIGKILL: the client cannot forward anything
+    caller.wait(timeout=WAIT)
+    wait_until(lambda: not alive(child), "the command's end (SIGHUP, as a hung-up caller's)")
+    assert caller.stdin is not None
+    caller.stdin.close()  # its input ends only now: the command did not read on
+    assert server.tickets() == 0
+    assert server.status() is not None  # the server itself serves on
+
+
+def fewer_open_files() -> None:
+    """A ``ulimit -n`` lower than the server's (in the caller's process, before it runs)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft - 1, hard))
+
+
+@pytest.mark.slow
+def test_a_caller_with_other_groups_or_limits_runs_its_command_directly(server: Served) -> None:
+    limited = server.run("tickets", "list", "--json", "--as", "maya", preexec_fn=fewer_open_files)
+    assert limited.returncode == 0 and json.loads(limited.stdout) == [], limited.stderr
+    assert server.served_count() == 0  # run by the caller, under its own limit
+
+    (path,) = server.folder.glob("*.sock")
+    request: dict[str, Any] = {
+        "op": "run",
+        "identity": path.stem,  # the server's installation, not this test's interpreter
+        "context": process_context(),
+        "argv": ["cxdesk", "whoami"],
+    }
+    other_groups = copy.deepcopy(request)
+    other_groups["context"]["groups"].append(max(os.getgroups(), default=0) + 1)  # (sg, newgrp)
+    answers = []
+    for sent in (request, other_groups):
+        with socket.socket(socket.AF_UNIX) as connection, open(os.devnull) as null:
+            connection.connect(str(path))
+            send_message(connection, sent, [null.fileno()] * 3)
+            answers.append(receive_message(connection)[0]["status"])
+        # (closed before the go-ahead: a started child ends without running anything)
+    assert answers == ["started", "other"]
 
 
 @pytest.mark.slow

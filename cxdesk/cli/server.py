@@ -4,7 +4,6 @@ in their own process (``cxdesk.launch.RUN_DIRECTLY``)."""
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from cxdesk.cli.common import console
 from cxdesk.command_client import (
     SWITCH_ENV,
     Unusable,
+    alive,
     ask,
     socket_directory,
     socket_path,
@@ -106,26 +106,6 @@ def server_stop() -> None:
         console.print(_("No command server running."))
         return
     pid = int(answer["pid"])
-    while _alive(pid):
+    while alive(pid):
         time.sleep(0.02)
     console.print(_("Stopped: pid {pid}").format(pid=pid))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # our own child (a server this process started) is reaped, not left a zombie
-        return os.waitpid(pid, os.WNOHANG)[0] == 0
-    except ChildProcessError:
-        return _state(pid) != "Z"
-
-
-def _state(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return ""
