@@ -272,7 +272,7 @@ def test_settings_come_from_the_file_overridden_by_the_environment(
     ("table", "message"),
     [
         ({"password": "x"}, "[imap] password must not be in the config file: set CXDESK_IMAP_"),
-        ({"hots": "x"}, "Unknown setting(s) in [imap]: hots"),
+        ({"hots": "x"}, "Unknown setting in [imap]: hots"),
         ({"tls": "ssl"}, "Setting imap.tls must be one of none, starttls, tls, not 'ssl'"),
         ({"port": "imap"}, "Setting imap.port must be a port number, not 'imap'"),
         ({"port": 70000}, "Setting imap.port must be between 1 and 65535, not 70000"),
