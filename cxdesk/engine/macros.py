@@ -40,6 +40,7 @@ from cxdesk.engine.context import context_for_event
 from cxdesk.engine.piped import render, template_problems
 from cxdesk.errors import Conflict, DeskError, NotFound, PermissionDenied, must_be_one_of
 from cxdesk.i18n import N_, _, in_language
+from cxdesk.labels import field_name, field_value
 from cxdesk.store.customer_language import (
     LANGUAGES_KEY,
     desk_language,
@@ -253,12 +254,17 @@ def team_names(session: Session) -> dict[int | None, str]:
     return {team.id: team.name for team in session.exec(select(Team)).all()}
 
 
-def describe_action(action: Mapping[str, Any]) -> str:
-    """One action in a few words: ``status -> resolved``, ``note: ...``, ``reply: ...``."""
+def describe_action(action: Mapping[str, Any], *, labelled: bool = False) -> str:
+    """One action in a few words: ``status -> resolved``, ``note: ...``, ``reply: ...``;
+    ``labelled``: a set's fields and codes as people read them (``Status -> Resolved``), else
+    as codes (JSON)."""
     kind = action.get("type")
     if kind == "set":
         return ", ".join(
-            f"{key} -> {value or _('(nobody)')}" for key, value in action.items() if key != "type"
+            f"{field_name(key) if labelled else key} -> "
+            f"{(field_value(key, value) if labelled else value) or _('(nobody)')}"
+            for key, value in action.items()
+            if key != "type"
         )
     body = " ".join(str(action.get("body", "")).split())
     short = body if len(body) <= 60 else body[:59] + "…"
@@ -272,9 +278,10 @@ def describe_action(action: Mapping[str, Any]) -> str:
     return f"{kind}: {short}"
 
 
-def describe(macro: Macro) -> str:
-    """What a macro does, its actions in order: ``status -> resolved; reply (email): Hi…``."""
-    return "; ".join(describe_action(action) for action in macro.actions)
+def describe(macro: Macro, *, labelled: bool = False) -> str:
+    """What a macro does, its actions in order: ``status -> resolved; reply (email): Hi…``
+    (``labelled``: for people, see ``describe_action``)."""
+    return "; ".join(describe_action(action, labelled=labelled) for action in macro.actions)
 
 
 # -- applying -----------------------------------------------------------------------------------
