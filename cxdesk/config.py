@@ -17,6 +17,7 @@ from pathlib import Path
 
 from cxdesk import locations
 from cxdesk.errors import DeskError
+from cxdesk.i18n import _
 
 
 @dataclass(frozen=True)
@@ -94,16 +95,20 @@ def _read_settings(path: Path) -> Settings:
         try:
             values = tomllib.loads(path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise DeskError(f"Config file {path} is not valid TOML: {exc}") from exc
+            raise DeskError(
+                _("Config file {path} is not valid TOML: {problem}").format(path=path, problem=exc)
+            ) from exc
     known = {name: values.pop(name) for name in list(values) if name in _ENV}
     for name, variable in _ENV.items():
         if os.environ.get(variable):
             known[name] = os.environ[variable]
     for name, value in known.items():
         if not isinstance(value, str):
-            raise DeskError(f"Config setting {name} must be a string")
+            raise DeskError(_("Config setting {name} must be a string").format(name=name))
     # Put into emails as is: a plain http(s) URL, no spaces, quotes or "${".
     survey_url = str(known.get("survey_url", "")).strip()
     if survey_url and not _PLAIN_URL.fullmatch(survey_url):
-        raise DeskError(f"CXDESK_SURVEY_URL must be an http(s) URL, not {survey_url!r}")
+        raise DeskError(
+            _("CXDESK_SURVEY_URL must be an http(s) URL, not {url!r}").format(url=survey_url)
+        )
     return Settings(**known, extra=values)  # type: ignore[arg-type]

@@ -24,6 +24,11 @@ def must_be_one_of(choices: Iterable[str]) -> str:
     return _("must be one of {choices}").format(choices=", ".join(choices))
 
 
+def unknown_keys(where: str, keys: Iterable[str]) -> str:
+    """A definition's problem when it has keys the desk does not know (codes, as they are)."""
+    return _("{where}: unknown keys {keys}").format(where=where, keys=", ".join(sorted(keys)))
+
+
 class DeskError(Exception):
     """A user mistake or a refused action; ``str()`` is the one-line message."""
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from functools import cache
 
-from cxdesk.i18n import current_language, pgettext
+from cxdesk.i18n import N_, _, current_language, pgettext
 
 LABELLED = frozenset({"status", "priority", "channel", "source", "role", "category"})
 """The fields whose values are codes shown by their label."""
@@ -107,6 +107,31 @@ def event_label(kind: object) -> str:
     """The human label of an event kind ("ticket.status_changed" -> "Status changed")."""
     text = "" if kind is None else str(kind)
     return _event_labels(current_language()).get(text, text)
+
+
+FIELD_NAMES = {"status": N_("Status"), "priority": N_("Priority"), "team": N_("Team"),
+               "owner": N_("Owner")}  # fmt: skip
+"""A ticket's fields an event names (``store.tickets.EDITABLE_FIELDS``), as people read them."""
+
+
+def field_name(field: str) -> str:
+    """A ticket field's name as people read it ("status" -> "Status"); another as it is."""
+    return _(FIELD_NAMES[field]) if field in FIELD_NAMES else field
+
+
+def event_what(kind: object, field: object) -> str:
+    """What an event did, as a log line says it: its label and the field or channel it
+    names ("Status changed Status", "Message queued Email"); an unknown field as it is."""
+    name = "" if field is None else str(field)
+    named = field_name(name) if name in FIELD_NAMES else label(name)
+    return f"{event_label(kind)} {named}".strip()
+
+
+def event_detail(kind: object, detail: object) -> str:
+    """An event's detail for people: a new ticket's source by its label ("Check-in"), any
+    other detail as the desk wrote it."""
+    text = "" if detail is None else str(detail)
+    return label(text) if kind == "ticket.created" else text
 
 
 def owner_choices(members: Iterable[str], names: Mapping[str, str]) -> list[tuple[str, str]]:

@@ -21,8 +21,8 @@ from cxdesk.engine.macros import apply_seed_macro
 from cxdesk.engine.scheduled import SCHEDULE_EVENT
 from cxdesk.engine.tasks import ticket_spec_problems
 from cxdesk.engine.workflows import get_workflow, save_workflow
-from cxdesk.errors import DeskError
-from cxdesk.i18n import DESK_LANGUAGE_SETTING, LANGUAGES
+from cxdesk.errors import DeskError, must_be_one_of
+from cxdesk.i18n import DESK_LANGUAGE_SETTING, LANGUAGES, N_, _, ngettext
 from cxdesk.store import directory, sla_policies
 from cxdesk.store.caps import ANY_ORDER_SETTING, ANY_ORDERS
 from cxdesk.store.directory import TIME_ZONE_SETTING
@@ -114,11 +114,11 @@ DESK_KEYS = {
 }
 # Whole-number desk settings: (lowest, highest, what the number counts), said in the error.
 DESK_RANGES = {
-    "auto_reply_minutes": (0, 527040, "minutes"),
-    "estimate_min_handled": (1, 1000, "handled tickets"),
-    "noshow_recalls": (0, 20, "recalls"),
-    "near_front_position": (0, 100, "places in line"),
-    "max_open_tickets": (1, 1000, "open tickets"),
+    "auto_reply_minutes": (0, 527040, N_("minutes")),
+    "estimate_min_handled": (1, 1000, N_("handled tickets")),
+    "noshow_recalls": (0, 20, N_("recalls")),
+    "near_front_position": (0, 100, N_("places in line")),
+    "max_open_tickets": (1, 1000, N_("open tickets")),
 }
 # Desk settings stored in the database (``directory.set_setting``), every terminal the same.
 # (``inbound_team`` and ``reopen_days`` are set apart, once the seed's teams exist.)
@@ -152,9 +152,12 @@ class SeedProblems(DeskError):
 
     def __init__(self, path: str, problems: list[str]):
         self.problems = problems
-        super().__init__(
-            f"{path}: {len(problems)} problem(s), nothing applied:\n  " + "\n  ".join(problems)
-        )
+        head = ngettext(
+            "{path}: {n} problem, nothing applied:",
+            "{path}: {n} problems, nothing applied:",
+            len(problems),
+        ).format(path=path, n=len(problems))
+        super().__init__(head + "\n  " + "\n  ".join(problems))
 
 
 def read_seed(path: Path) -> tuple[dict[str, Any], str]:
@@ -165,12 +168,20 @@ def read_seed(path: Path) -> tuple[dict[str, Any], str]:
     try:
         text = content.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise DeskError(f"Cannot read seed file {path}: not UTF-8 text ({exc.reason})") from exc
-    too_deep = DeskError(f"{path}: values nest more than {MAX_SEED_DEPTH} deep")
+        raise DeskError(
+            _("Cannot read seed file {path}: not UTF-8 text ({reason})").format(
+                path=path, reason=exc.reason
+            )
+        ) from exc
+    too_deep = DeskError(
+        _("{path}: values nest more than {depth} deep").format(path=path, depth=MAX_SEED_DEPTH)
+    )
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise DeskError(f"{path}: not valid TOML: {exc}") from exc
+        raise DeskError(
+            _("{path}: not valid TOML: {problem}").format(path=path, problem=exc)
+        ) from exc
     except RecursionError:  # tomllib parses nested arrays and tables recursively
         raise too_deep from None
     if nesting_depth(data) > MAX_SEED_DEPTH:
@@ -200,7 +211,11 @@ def _where(text: str, section: str, index: int, entry: Any) -> str:
     lines = _entry_lines(text, section)
     name = (entry.get("username") or entry.get("name")) if isinstance(entry, dict) else None
     label = f"{section}[{index + 1}]" + (f" ({printable(str(name), lines=False)})" if name else "")
-    return f"line {lines[index]}: {label}" if index < len(lines) else label
+    return (
+        _("line {line}: {entry}").format(line=lines[index], entry=label)
+        if index < len(lines)
+        else label
+    )
 
 
 def shape_problems(data: dict[str, Any], text: str) -> tuple[list[str], set[tuple[str, int]]]:
@@ -210,14 +225,18 @@ def shape_problems(data: dict[str, Any], text: str) -> tuple[list[str], set[tupl
     malformed: set[tuple[str, int]] = set()
     for section in data:
         if section not in SCHEMA and section != "desk":
-            problems.append(f"unknown section [{section}] (known: desk, {', '.join(SCHEMA)})")
+            problems.append(
+                _("unknown section [{section}] (known: {known})").format(
+                    section=section, known=", ".join(["desk", *SCHEMA])
+                )
+            )
     desk = data.get("desk", {})
     if not isinstance(desk, dict):
-        problems.append("[desk] must be a table")
+        problems.append(_("[desk] must be a table"))
     else:
         for key, value in desk.items():
             if key not in DESK_KEYS:
-                problems.append(f"[desk]: unknown key {key!r}")
+                problems.append(_("[desk]: unknown key {key!r}").format(key=key))
             elif key in DESK_RANGES:
                 low, high, unit = DESK_RANGES[key]
                 if (
@@ -225,42 +244,58 @@ def shape_problems(data: dict[str, Any], text: str) -> tuple[list[str], set[tupl
                     or not isinstance(value, int)
                     or not low <= value <= high
                 ):
-                    problems.append(f"[desk]: {key} must be a whole number of {unit} from {low} "
-                                    f"to {high}, not {value!r}")  # fmt: skip
+                    problems.append(
+                        _("[desk]: {key} must be a whole number of {unit} from {low} to {high}, "
+                          "not {value!r}").format(
+                            key=key, unit=_(unit), low=low, high=high, value=value
+                        )
+                    )  # fmt: skip
             elif not isinstance(value, DESK_KEYS[key]):
-                problems.append(f"[desk]: {key} must be a {DESK_KEYS[key].__name__}")
+                problems.append(
+                    _("[desk]: {key} must be a {kind}").format(
+                        key=key, kind=DESK_KEYS[key].__name__
+                    )
+                )
             elif key == ANY_ORDER_SETTING and value not in ANY_ORDERS:
-                problems.append(f"[desk]: {key} must be one of {', '.join(ANY_ORDERS)}")
+                problems.append(f"[desk]: {key} {must_be_one_of(ANY_ORDERS)}")
             elif key == TIME_ZONE_SETTING and (zone := directory.zone_problem(str(value))):
                 problems.append(f"[desk]: {key}: {zone}")
             elif key == DESK_LANGUAGE_SETTING and value not in LANGUAGES:
-                problems.append(f"[desk]: {key} must be one of {', '.join(LANGUAGES)}")
+                problems.append(f"[desk]: {key} {must_be_one_of(LANGUAGES)}")
     for section, schema in SCHEMA.items():
         entries = data.get(section, [])
         if not isinstance(entries, list):
-            problems.append(f"{section} must be an array of tables ([[{section}]])")
+            problems.append(
+                _("{section} must be an array of tables ([[{section}]])").format(section=section)
+            )
             continue
         names: Counter[str] = Counter()
         for index, entry in enumerate(entries):
             where = _where(text, section, index, entry)
             before = len(problems)
             if not isinstance(entry, dict):
-                problems.append(f"{where}: must be a table")
+                problems.append(_("{where}: must be a table").format(where=where))
                 malformed.add((section, index))
                 continue
             for key, (kind, required) in schema.items():
                 if key not in entry:
                     if required:
-                        problems.append(f"{where}: missing {key}")
+                        problems.append(_("{where}: missing {key}").format(where=where, key=key))
                 elif not isinstance(entry[key], kind) or (
                     kind is int and isinstance(entry[key], bool)
                 ):
                     expected = kind.__name__ if isinstance(kind, type) else "value"
-                    problems.append(f"{where}: {key} must be a {expected}")
+                    problems.append(
+                        _("{where}: {key} must be a {kind}").format(
+                            where=where, key=key, kind=expected
+                        )
+                    )
             if section not in OPEN_SECTIONS:
                 for key in entry:
                     if key not in schema:
-                        problems.append(f"{where}: unknown key {key!r}")
+                        problems.append(
+                            _("{where}: unknown key {key!r}").format(where=where, key=key)
+                        )
             for key in ("username", "name", "title"):
                 value = entry.get(key)
                 if isinstance(value, str) and (problem := text_problem(value)) is not None:
@@ -269,7 +304,11 @@ def shape_problems(data: dict[str, Any], text: str) -> tuple[list[str], set[tupl
             if isinstance(name, str):
                 names[name] += 1
                 if names[name] == 2:
-                    problems.append(f"{where}: duplicate name {name!r} in [[{section}]]")
+                    problems.append(
+                        _("{where}: duplicate name {name!r} in [[{section}]]").format(
+                            where=where, name=name, section=section
+                        )
+                    )
             if len(problems) > before:
                 malformed.add((section, index))
     return problems, malformed
@@ -353,7 +392,7 @@ def _apply_team(session: Session, entry: dict[str, Any]) -> bool:
 def _apply_user(session: Session, entry: dict[str, Any]) -> bool:
     teams = entry.get("teams", [])
     if not all(isinstance(t, str) for t in teams):
-        raise DeskError("teams must be a list of team names")
+        raise DeskError(_("teams must be a list of team names"))
     existing = session.exec(select(User).where(User.username == entry["username"])).first()
     if existing is None:
         directory.add_user(
@@ -369,7 +408,7 @@ def _apply_user(session: Session, entry: dict[str, Any]) -> bool:
         )
         return True
     if entry["role"] not in Role.__members__:
-        raise DeskError(f"role must be one of {', '.join(Role)}")
+        raise DeskError(f"role {must_be_one_of(Role)}")
     phone = entry.get("phone")
     if phone:
         phone = normalise_phone(phone, directory.get_setting(session, "phone_region"))
@@ -399,7 +438,7 @@ def _apply_queue(session: Session, entry: dict[str, Any]) -> bool:
                             ordering=ordering, assign=assign)  # fmt: skip
         return True
     if ordering not in QueueOrder.__members__:
-        raise DeskError(f"order must be one of {', '.join(QueueOrder)}")
+        raise DeskError(f"order {must_be_one_of(QueueOrder)}")
     team = directory.get_team(session, entry["team"])
     if (existing.team_id, existing.ordering) != (team.id, ordering):
         assert team.id is not None
@@ -417,16 +456,20 @@ def _apply_status(session: Session, entry: dict[str, Any]) -> bool:
         directory.add_status(session, actor=None, name=entry["name"], category=entry["category"])
         return True
     if entry["category"] not in StatusCategory.__members__:
-        raise DeskError(f"category must be one of {', '.join(StatusCategory)}")
+        raise DeskError(f"category {must_be_one_of(StatusCategory)}")
     if existing.builtin and existing.category != entry["category"]:
-        raise DeskError(f"built-in status {existing.name!r} cannot change category")
+        raise DeskError(
+            _("built-in status {name!r} cannot change category").format(name=existing.name)
+        )
     if existing.category != entry["category"]:
         paused = StatusCategory.paused
         if paused in (existing.category, entry["category"]) and _status_in_use(session, existing):
             # Their clocks would stay as they are (running, or stopped) under the new meaning.
             raise DeskError(
-                f"status {existing.name!r} cannot change to or from paused while tickets are in "
-                "it: move them to another status first"
+                _(
+                    "status {name!r} cannot change to or from paused while tickets are in it: "
+                    "move them to another status first"
+                ).format(name=existing.name)
             )
         existing.category = entry["category"]
         session.add(existing)
@@ -519,9 +562,9 @@ def _apply_workflow(session: Session, entry: dict[str, Any]) -> bool:
 
 def _apply_escalation_rule(session: Session, entry: dict[str, Any]) -> bool:
     if entry["after_minutes"] <= 0:
-        raise DeskError("after_minutes must be positive")
+        raise DeskError(_("after_minutes must be positive"))
     if not (entry.get("recipient_user") or entry.get("recipient_team")):
-        raise DeskError("needs recipient_user or recipient_team")
+        raise DeskError(_("needs recipient_user or recipient_team"))
     team = directory.get_team(session, entry["team"]) if entry.get("team") else None
     user = (
         directory.get_user(session, entry["recipient_user"])

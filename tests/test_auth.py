@@ -9,6 +9,7 @@ remove that (``anonymous``) to show what a stranger, an expert and an admin get.
 from __future__ import annotations
 
 import os
+import re
 import stat
 from collections.abc import Iterator
 from datetime import timedelta
@@ -21,6 +22,7 @@ from sqlmodel import Session, select
 
 from cxdesk import locations
 from cxdesk.store import logins, passwords
+from cxdesk.store.directory import TIME_ZONE_SETTING, set_setting
 from cxdesk.store.models import ApiToken, LoginFailure, LoginSession, User, utcnow
 from tests.cli_helpers import (
     TEST_PASSWORD,
@@ -132,6 +134,28 @@ def test_the_board_and_a_new_demo_desk_need_no_login(
 
 
 # -- sessions ---------------------------------------------------------------------------------
+
+
+def test_login_speaks_the_proven_users_language_and_the_desks_zone(
+    desk: Engine, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Session(desk) as s:
+        s.exec(update(User).where(User.username == "kenji").values(language="ja"))  # type: ignore[call-overload]
+        set_setting(s, TIME_ZONE_SETTING, "Asia/Tokyo")
+        s.commit()
+    monkeypatch.setenv("LANGUAGE", "fr")  # the terminal's: for a user with no language of their own
+    monkeypatch.setenv("CXDESK_LOGIN_PASSWORD", TEST_PASSWORD)
+
+    japanese = ok(cli("login", "kenji"))
+    french = ok(cli("login", "maya"))
+
+    assert japanese.startswith("kenji（エキスパート）としてログインしました。"), japanese
+    assert re.search(r"有効期限：2\d{3}年\d+月\d+日 \d+:\d\d \+09:00。$", japanese.strip()), (
+        japanese
+    )
+    assert french.startswith("Connecté en tant que maya (Expert) jusqu'au "), french
+    assert french.strip().endswith(" +09:00."), french
+    assert "UTC" not in japanese + french
 
 
 def test_login_keeps_a_private_session_that_commands_use_until_logout(

@@ -315,7 +315,7 @@ def test_mail_settings_defaults_and_errors(monkeypatch: pytest.MonkeyPatch) -> N
         ({"port": 70000}, "between 1 and 65535"),
         ({"tls": "ssl"}, "smtp.tls must be one of none, starttls, tls"),
         ({"password": "x"}, "set CXDESK_SMTP_PASSWORD"),
-        ({"hostname": "x"}, "Unknown setting(s) in [smtp]: hostname"),
+        ({"hostname": "x"}, "Unknown setting in [smtp]: hostname"),
         ({"timeout": "soon"}, "smtp.timeout must be a number"),
     ]
     for bad, words in bad_values:
@@ -463,7 +463,7 @@ def test_sms_settings_env_overrides_file(monkeypatch: pytest.MonkeyPatch) -> Non
     for bad, words in [
         ({"auth_token": "x"}, "set TWILIO_AUTH_TOKEN"),
         ({"api_url": "ftp://x"}, "twilio.api_url must be an http"),
-        ({"sid": "x"}, r"Unknown setting\(s\) in \[twilio\]: sid"),
+        ({"sid": "x"}, r"Unknown setting in \[twilio\]: sid"),
     ]:
         with pytest.raises(DeskError, match=words):
             SmsSettings.load(bad)

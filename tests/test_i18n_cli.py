@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
@@ -13,10 +14,17 @@ from sqlalchemy import Engine
 from cxdesk.i18n import PSEUDO, current_language
 from tests.cli_helpers import Cli, CliResult, dump_tables
 from tests.pseudo import untranslated
+from tests.test_cli import BAD_SEED, SEEDED_TABLES
 
 CHECKIN = ["checkin", "--as", "vera", "--answer", "first_name=Zoé", "--answer", "last_name=Roux"]
 PRODUCT = ["--answer", "product=Stats iQ", "--answer", "email=zoe@example.com"]
 TICKET_TABLES = ["ticket", "ticket_data", "event", "survey_response", "outbox"]
+BAD_WORKFLOW = """
+[[workflows]]
+name = "Echo"
+event = "ticket.created"
+tasks = [{ type = "comment", body = "Seen", bogus = 1 }]
+"""
 
 
 @pytest.fixture
@@ -162,3 +170,34 @@ def test_macro_list_json_is_english_in_every_language(
     assert japanese.stdout == english and json.loads(english)[0]["does"]
     table = in_language(monkeypatch, cli, "ja", "macro", "list", "--as", "kenji").stdout
     assert "マクロ" in table
+
+
+def test_a_bad_seed_file_is_refused_in_the_admins_language(
+    cli: Cli, engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed_file = tmp_path / "bad.toml"
+    seed_file.write_text(BAD_SEED + BAD_WORKFLOW, encoding="utf-8")
+    before = dump_tables(engine, SEEDED_TABLES)
+
+    pseudo = in_language(monkeypatch, cli, PSEUDO, "seed", str(seed_file))
+    french = in_language(monkeypatch, cli, "fr", "seed", str(seed_file))
+
+    assert pseudo.exit_code == 1 and "Traceback" not in pseudo.output, str(pseudo)
+    codes = [str(seed_file), "Alpha", "Ghost", "bob", "Echo", "ticket.created", "bogus"]
+    assert untranslated(pseudo.stderr, data=codes) == [], pseudo.stderr
+    assert "problèmes, rien n'a été appliqué :" in french.stderr, str(french)
+    assert "ligne 4 : teams[2] (Alpha) : nom 'Alpha' en double dans [[teams]]" in french.stderr
+    assert "tâche 1 : clé inconnue 'bogus'" in french.stderr, french.stderr
+    assert dump_tables(engine, SEEDED_TABLES) == before
+
+
+def test_a_channel_configuration_mistake_is_said_in_the_terminals_language(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    unset = one_error_line(in_language(monkeypatch, cli, "fr", "mail", "fetch", "--once"))
+    monkeypatch.setenv("CXDESK_IMAP_HOST", "127.0.0.1")
+    monkeypatch.setenv("CXDESK_IMAP_TLS", "sometimes")
+    wrong = one_error_line(in_language(monkeypatch, cli, "fr", "mail", "fetch", "--once"))
+
+    assert unset.startswith("Erreur : IMAP n'est pas configuré : définissez CXDESK_IMAP_HOST")
+    assert wrong.startswith("Erreur : Le réglage imap.tls doit être "), wrong

@@ -54,9 +54,7 @@ DESK_DATA = [
     "Ada", "Grace", "Hopper", "Lovelace", "ada@example.com", "maya", "omar", "kenji",
     # the languages, each by its own name (the check-in's Language field)
     "English", "Français", "Italiano",
-    # codes whose human labels are cxdesk.labels' (statuses, priorities, roles, presence)
-    "Follow up later", "escalated", "resolved", "medium", "new", "open", "expert",
-    "volunteer", "admin", "available", "away", "break", "on a break",
+    "Follow up later", "admin",  # a status an admin added, a username
     "EXP", "Customer 00000", "Customer 00001", "customer00000@example.com",
     "customer00001@example.com", "Spring", "Hello", "plan=enterprise", "Campaign:",
     "esc", "shift",  # keys' names (keys are not translated)

@@ -38,7 +38,6 @@ from cxdesk.screens.ticket import TicketScreen
 from cxdesk.screens.tickets import TicketsScreen
 from cxdesk.store.db import read_session
 from cxdesk.store.directory import get_user
-from cxdesk.store.events import KINDS
 from cxdesk.store.export import export_tickets
 from cxdesk.store.replies import reply_to_customer
 from cxdesk.store.sla_display import SlaTimes, sla_words
@@ -71,18 +70,10 @@ DESK_DATA = [
     *("Follow up later", NOTE, REPLY, "Asked ${tck://Field/customerName} for a screenshot"),
     *("cxdesk", "EXP", REPLY_OF_WAITING),
 ]
-CODES = [
-    # Codes the people helper's labels (cxdesk/labels.py) word: statuses, priorities,
-    # channels, event kinds and fields, as the store holds them.
-    *("new", "open", "resolved", "escalated", "closed", "low", "medium", "high", "urgent"),
-    *("manual", "in_person", "phone"),
-    *("email", "sms", "web", "checkin", "survey", "queued", "ticket", "comment", "reply", "note"),
-    *("created", "pulled", "status_changed", "owner_changed", "commented", "replied"),
-    *("priority", "status", "owner", "user", "presence_changed", "type", "outbox"),
-    *sorted(KINDS, key=len, reverse=True),
-]
-"""Codes still shown as they are until ``cxdesk.labels`` (another part of issue 17) words
-them: the status, priority and channel columns, the log's and the stream's kinds."""
+CODES = ["outbox"]
+"""The one code still drawn: a message event's detail ("outbox #1", "outbox #1 due now"), text
+the desk stores in English with the event, as it does its log lines. Statuses, priorities,
+channels, sources, event kinds and field names are drawn by their labels (``cxdesk.labels``)."""
 NOT_MINE = [
     # Widgets' own words (cxdesk/widgets/*.py: another part of issue 17 translates them).
     *("Service level", "due", "INTERNAL", "OUTGOING", "INCOMING"),

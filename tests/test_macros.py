@@ -329,7 +329,7 @@ def test_macros_from_the_command_line(
     line = ok(cli("macro", "add", "Chase", "--team", "360", "--set", "priority=high",
                   "--note", "Chased", "--reply", "-", "--channel", "email"))  # fmt: skip
     assert line.strip() == (
-        "Macro Chase saved: priority -> high; note: Chased; "
+        "Macro Chase saved: Priority -> High; note: Chased; "
         "reply by email: Hi ${tck://Field/customerName}, on its way"
     )
     toml_file = tmp_path / "resolve.toml"

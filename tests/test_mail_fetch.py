@@ -25,6 +25,7 @@ from cxdesk.engine.inbound.imap import (
 )
 from cxdesk.engine.inbound.mailgate import Received, RefusedMail
 from cxdesk.errors import DeskError
+from cxdesk.i18n import in_language
 from tests.imap_peer import ImapServer, Mailbox
 from tests.test_delivery import WAIT_S, wait_until
 
@@ -272,7 +273,7 @@ def test_settings_come_from_the_file_overridden_by_the_environment(
     ("table", "message"),
     [
         ({"password": "x"}, "[imap] password must not be in the config file: set CXDESK_IMAP_"),
-        ({"hots": "x"}, "Unknown setting(s) in [imap]: hots"),
+        ({"hots": "x"}, "Unknown setting in [imap]: hots"),
         ({"tls": "ssl"}, "Setting imap.tls must be one of none, starttls, tls, not 'ssl'"),
         ({"port": "imap"}, "Setting imap.port must be a port number, not 'imap'"),
         ({"port": 70000}, "Setting imap.port must be between 1 and 65535, not 70000"),
@@ -392,3 +393,20 @@ def test_tls_and_starttls_with_a_trusted_certificate(
 
 def test_the_idle_wait_is_under_the_servers_29_minutes() -> None:
     assert imap.REIDLE_S < 29 * 60
+
+
+@pytest.mark.parametrize(
+    ("language", "one", "two"),
+    [
+        ("fr", "1 refusé, 1 mis de côté", "2 refusés, 2 mis de côté"),
+        ("it", "1 rifiutato, 1 messo da parte", "2 rifiutati, 2 messi da parte"),
+        ("en", "1 refused, 1 set aside", "2 refused, 2 set aside"),
+    ],
+)
+def test_a_pass_summary_counts_with_the_languages_plural(language: str, one: str, two: str) -> None:
+    def summary(n: int) -> str:
+        report = FetchReport(refused=["x"] * n, set_aside=["y"] * n)
+        with in_language(language):
+            return report.line("INBOX")
+
+    assert one in summary(1) and two in summary(2), (summary(1), summary(2))

@@ -125,7 +125,7 @@ def test_a_bad_time_zone_or_schedule_in_a_seed_is_refused_and_applies_nothing(
         seed.write_text(text, encoding="utf-8")
         result = cli("seed", str(seed), "--as", "admin")
         assert result.exit_code == 1 and "Traceback" not in result.output, str(result)
-        assert result.stderr.startswith("Error: ") and "1 problem(s)" in result.stderr
+        assert result.stderr.startswith("Error: ") and "1 problem, nothing applied" in result.stderr
         assert problem in result.stderr, result.stderr
     assert table_counts(demo) == before
 

@@ -61,7 +61,7 @@ def test_m_picks_a_macro_by_typing_and_enter_applies_it(desk: Engine) -> None:  
         screen = await open_picker(app, pilot, EMAIL_KEY)
         assert listed(app) == ["Waiting"]  # "Stats: resolve" is Stats iQ's
         picker_text = str(app.screen.query_one(OptionList).get_option_at_index(0).prompt)
-        assert "status -> Follow up later, priority -> high" in picker_text
+        assert "Status -> Follow up later, Priority -> High" in picker_text
         await pilot.press("escape")
         await wait_until(pilot, lambda: app.screen is screen, "the picker closed")
         assert stored(desk, EMAIL_KEY).status == "new"  # Escape applied nothing

@@ -17,6 +17,7 @@ from cxdesk.cli.common import (
     proven_admin,
     setup_actor,
     shown_at,
+    speak_as,
 )
 from cxdesk.cli.identity import (
     StoredSession,
@@ -29,6 +30,7 @@ from cxdesk.cli.identity import (
 )
 from cxdesk.errors import DeskError, NotFound
 from cxdesk.i18n import N_, _
+from cxdesk.labels import label
 from cxdesk.store import credentials
 from cxdesk.store.db import read_session, transaction
 from cxdesk.store.logins import check_password, login_source
@@ -60,6 +62,7 @@ def login(username: str = typer.Argument(..., help=N_("Your username."))) -> Non
     if password is None:
         raise DeskError(_("Set CXDESK_LOGIN_PASSWORD (no terminal to ask for the password on)"))
     user = check_password(engine, username, password, source=login_source())
+    speak_as(engine, user)  # the just-proven user's language, the desk's zone
     with transaction(engine) as session:
         secret, expires = credentials.start_session(session, user=user)
     old = _remember(desk_key(engine), user.username, secret, expires.isoformat())
@@ -67,10 +70,9 @@ def login(username: str = typer.Argument(..., help=N_("Your username."))) -> Non
         with transaction(engine) as session:
             for stale in old:
                 credentials.end_session(session, stale)
-    until = expires.strftime("%Y-%m-%d %H:%M UTC")
     console.print(
         _("Logged in as {user} ({role}) until {until}.").format(
-            user=user.username, role=user.role, until=until
+            user=user.username, role=label(user.role), until=shown_at(expires)
         )
     )
 

@@ -124,7 +124,7 @@ def macro_add(
             session, actor=setup_actor(session, admin), name=name, actions=actions, team=team,
             replace=replace,
         )  # fmt: skip
-        what = ops.describe(macro)
+        what = ops.describe(macro, labelled=True)
     console.print(
         printable(_("Macro {name} saved: {what}").format(name=macro.name, what=what), lines=False),
         soft_wrap=True,
@@ -152,7 +152,10 @@ def macro_list(
                     ]
                 )
             return
-        rows = [(m.name, teams.get(m.team_id) or _("(shared)"), ops.describe(m)) for m in macros]
+        rows = [
+            (m.name, teams.get(m.team_id) or _("(shared)"), ops.describe(m, labelled=True))
+            for m in macros
+        ]
     print_table(N_("Macros"), [N_("name"), N_("team"), N_("does")], rows)
 
 

@@ -11,6 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from cxdesk.errors import must_be_one_of, unknown_keys
+from cxdesk.i18n import _
+
 OPERATORS = ("is", "is not", "contains", "<", "<=", ">", ">=", "is empty", "is not empty")
 FIELD_PREFIXES = ("q://", "tck://Field/", "tck://kv/", "e://Field/", "desk://")
 MAX_DEPTH = 16  # and/or groups nest at most this deep: no workflow needs more, and evaluating
@@ -82,10 +85,14 @@ def condition_problems(condition: Any, where: str = "conditions", depth: int = 0
     problems = []
     fieldname = condition.get("field")
     if not isinstance(fieldname, str) or not fieldname.startswith(FIELD_PREFIXES):
-        problems.append(f"{where}: field must start with one of {', '.join(FIELD_PREFIXES)}")
+        problems.append(
+            _("{where}: field must start with one of {prefixes}").format(
+                where=where, prefixes=", ".join(FIELD_PREFIXES)
+            )
+        )
     if condition.get("op") not in OPERATORS:
-        problems.append(f"{where}: op must be one of {', '.join(OPERATORS)}")
+        problems.append(f"{where}: op {must_be_one_of(OPERATORS)}")
     unknown = set(condition) - {"field", "op", "value"}
     if unknown:
-        problems.append(f"{where}: unknown keys {', '.join(sorted(unknown))}")
+        problems.append(unknown_keys(where, unknown))
     return problems

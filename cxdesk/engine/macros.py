@@ -38,8 +38,9 @@ from sqlmodel import Session, col, select
 
 from cxdesk.engine.context import context_for_event
 from cxdesk.engine.piped import render, template_problems
-from cxdesk.errors import Conflict, DeskError, NotFound, PermissionDenied
+from cxdesk.errors import Conflict, DeskError, NotFound, PermissionDenied, must_be_one_of
 from cxdesk.i18n import N_, _, in_language
+from cxdesk.labels import field_name, field_value
 from cxdesk.store.customer_language import (
     LANGUAGES_KEY,
     desk_language,
@@ -98,20 +99,22 @@ def action_problems(session: Session, action: Any, macro_team: Team | None) -> l
         return _set_problems(session, action, macro_team)
     body = action.get("body", "")
     if not body.strip():
-        problems.append(f"a {kind} needs a body")
+        problems.append(_("a {kind} needs a body").format(kind=kind))
     else:
         problems += _body_problems(body)
     if kind == "reply" and action.get("channel", "email") not in CHANNELS:
-        problems.append(f"channel must be one of {', '.join(CHANNELS)}")
+        problems.append(f"channel {must_be_one_of(CHANNELS)}")
     return problems
 
 
 def _body_problems(body: Any) -> list[str]:
     """A note's or reply's text: not too long, allowed characters, known placeholders."""
     if not isinstance(body, str) or not body.strip():
-        return ["body must be text"]
+        return [_("body must be text")]
     if len(body) > MAX_TEXT_CHARS:
-        return [f"body is {len(body):,} characters; at most {MAX_TEXT_CHARS:,}"]
+        return [
+            _("body is {n:,} characters; at most {most:,}").format(n=len(body), most=MAX_TEXT_CHARS)
+        ]
     if (bad := text_problem(body, lines=True)) is not None:
         return [f"body {bad}"]
     return [f"body: {problem}" for problem in template_problems(body)]
@@ -122,10 +125,10 @@ def _set_problems(
 ) -> list[str]:
     fields = {key: value for key, value in action.items() if key != "type"}
     if not fields:
-        return [f"a set needs at least one of {', '.join(EDITABLE_FIELDS)}"]
+        return [_("a set needs at least one of {fields}").format(fields=", ".join(EDITABLE_FIELDS))]
     problems: list[str] = []
     if "priority" in fields and fields["priority"] not in Priority.__members__:
-        problems.append(f"priority must be one of {', '.join(Priority)}")
+        problems.append(f"priority {must_be_one_of(Priority)}")
     target_team = macro_team
     for key, find in (("status", get_status), ("team", get_team)):
         if key in fields:
@@ -144,21 +147,32 @@ def _set_problems(
             problems.append(str(exc))
         else:
             if target_team is not None and not is_member(session, user, target_team.id):
-                problems.append(f"owner {user.username} is not on team {target_team.name}")
+                problems.append(
+                    _("owner {user} is not on team {team}").format(
+                        user=user.username, team=target_team.name
+                    )
+                )
     return problems
 
 
 def macro_problems(session: Session, actions: Any, team: Team | None) -> list[str]:
     """Everything wrong with a macro's actions, one line each (``action 2: ...``)."""
     if not isinstance(actions, list) or not actions:
-        return ["actions must be a non-empty list"]
+        return [_("actions must be a non-empty list")]
     problems: list[str] = []
     seen: set[str] = set()
     for index, action in enumerate(actions, start=1):
-        problems += [f"action {index}: {p}" for p in action_problems(session, action, team)]
+        problems += [
+            _("action {index}: {problem}").format(index=index, problem=p)
+            for p in action_problems(session, action, team)
+        ]
         kind = action.get("type") if isinstance(action, Mapping) else None
         if isinstance(kind, str) and kind in seen:
-            problems.append(f"action {index}: a second {kind} (one of each type at most)")
+            problems.append(
+                _("action {index}: a second {kind} (one of each type at most)").format(
+                    index=index, kind=kind
+                )
+            )
         seen.add(str(kind))
     return problems
 
@@ -240,12 +254,17 @@ def team_names(session: Session) -> dict[int | None, str]:
     return {team.id: team.name for team in session.exec(select(Team)).all()}
 
 
-def describe_action(action: Mapping[str, Any]) -> str:
-    """One action in a few words: ``status -> resolved``, ``note: ...``, ``reply: ...``."""
+def describe_action(action: Mapping[str, Any], *, labelled: bool = False) -> str:
+    """One action in a few words: ``status -> resolved``, ``note: ...``, ``reply: ...``;
+    ``labelled``: a set's fields and codes as people read them (``Status -> Resolved``), else
+    as codes (JSON)."""
     kind = action.get("type")
     if kind == "set":
         return ", ".join(
-            f"{key} -> {value or _('(nobody)')}" for key, value in action.items() if key != "type"
+            f"{field_name(key) if labelled else key} -> "
+            f"{(field_value(key, value) if labelled else value) or _('(nobody)')}"
+            for key, value in action.items()
+            if key != "type"
         )
     body = " ".join(str(action.get("body", "")).split())
     short = body if len(body) <= 60 else body[:59] + "…"
@@ -259,9 +278,10 @@ def describe_action(action: Mapping[str, Any]) -> str:
     return f"{kind}: {short}"
 
 
-def describe(macro: Macro) -> str:
-    """What a macro does, its actions in order: ``status -> resolved; reply (email): Hi…``."""
-    return "; ".join(describe_action(action) for action in macro.actions)
+def describe(macro: Macro, *, labelled: bool = False) -> str:
+    """What a macro does, its actions in order: ``status -> resolved; reply (email): Hi…``
+    (``labelled``: for people, see ``describe_action``)."""
+    return "; ".join(describe_action(action, labelled=labelled) for action in macro.actions)
 
 
 # -- applying -----------------------------------------------------------------------------------

@@ -37,7 +37,7 @@ from cxdesk.engine.context import context_for_event
 from cxdesk.engine.outbox import enqueue
 from cxdesk.engine.piped import PipeContext, render, template_problems
 from cxdesk.engine.suppression import hold_back_reason
-from cxdesk.errors import DeskError, NotFound
+from cxdesk.errors import DeskError, NotFound, must_be_one_of
 from cxdesk.i18n import DESK_LANGUAGE_SETTING, LANGUAGES, _, in_language, language_code
 from cxdesk.names import GIVEN_FIRST_TEMPLATE, name_template
 from cxdesk.store.customer_language import (
@@ -162,7 +162,7 @@ def ticket_spec_problems(spec: Mapping[str, Any], questions: Iterable[str] | Non
     if not isinstance(data, list) or not all(
         isinstance(pair, list | tuple) and len(pair) == 2 for pair in data
     ):
-        problems.append("data must be a list of [name, value template] pairs")
+        problems.append(_("data must be a list of [name, value template] pairs"))
     else:
         for name, value in data:
             problems += [
@@ -311,7 +311,9 @@ def _ticket(session: Session, run: TaskRun, kind: str) -> Ticket:
     ticket = session.get(Ticket, run.ticket_id) if run.ticket_id else None
     if ticket is None:
         raise DeskError(
-            f"Workflow task {kind!r} needs a ticket, and event {run.event.kind} has none"
+            _("Workflow task {kind!r} needs a ticket, and event {event} has none").format(
+                kind=kind, event=run.event.kind
+            )
         )
     return ticket
 
@@ -393,13 +395,17 @@ def task_problems(
             return [str(exc)]
         problems = ticket_spec_problems(spec, questions)
         if not spec.get("title"):
-            problems.append("create_ticket needs a title (in the task or its template)")
+            problems.append(_("create_ticket needs a title (in the task or its template)"))
         if not spec.get("team"):
-            problems.append("create_ticket needs a team")
+            problems.append(_("create_ticket needs a team"))
         return problems
-    problems = [f"unknown key {key!r}" for key in task if key not in TASK_KEYS[str(kind)]]
+    problems = [
+        _("unknown key {key!r}").format(key=key) for key in task if key not in TASK_KEYS[str(kind)]
+    ]
     problems += [
-        f"{kind} needs {key}" for key in REQUIRED_KEYS.get(str(kind), ()) if not task.get(key)
+        _("{kind} needs {key}").format(kind=kind, key=key)
+        for key in REQUIRED_KEYS.get(str(kind), ())
+        if not task.get(key)
     ]
     for key in TEMPLATED_KEYS[str(kind)]:
         if key in task:
@@ -411,7 +417,7 @@ def task_problems(
     if "delay_minutes" in task:
         delay = task["delay_minutes"]
         if isinstance(delay, bool) or not isinstance(delay, int | float) or delay < 0:
-            problems.append("delay_minutes must be a number of minutes, 0 or more")
+            problems.append(_("delay_minutes must be a number of minutes, 0 or more"))
     if "valid_minutes" in task:
         valid = task["valid_minutes"]
         if (
@@ -420,15 +426,17 @@ def task_problems(
             or not (0 < valid <= MAX_VALID_MINUTES)
         ):
             problems.append(
-                f"valid_minutes must be a number of minutes, more than 0 and at most "
-                f"{MAX_VALID_MINUTES} (366 days)"
+                _(
+                    "valid_minutes must be a number of minutes, more than 0 and at most "
+                    "{most} (366 days)"
+                ).format(most=MAX_VALID_MINUTES)
             )
     if (
         kind == "set_priority"
         and task.get("priority")
         and task["priority"] not in (*Priority, RAISE)
     ):
-        problems.append(f"priority must be one of {', '.join((*Priority, RAISE))}")
+        problems.append(f"priority {must_be_one_of((*Priority, RAISE))}")
     if kind == "change_status" and task.get("status"):
         try:
             get_status(session, str(task["status"]))

@@ -11,7 +11,7 @@ from cxdesk.engine.conditions import condition_problems
 from cxdesk.engine.loops import trigger_loop
 from cxdesk.engine.scheduled import SCHEDULE_EVENT, refuse_over_cap, time_problems
 from cxdesk.engine.tasks import task_problems
-from cxdesk.errors import Conflict, NotFound, ValidationFailed
+from cxdesk.errors import Conflict, NotFound, ValidationFailed, must_be_one_of
 from cxdesk.i18n import _
 from cxdesk.store.directory import get_team, require_admin
 from cxdesk.store.models import Survey, User, Workflow, utcnow
@@ -48,7 +48,7 @@ def workflow_problems(
     """Everything wrong with a workflow definition, one line each."""
     problems: list[str] = []
     if schedule is None and event not in EVENTS:
-        problems.append(f"event must be one of {', '.join(EVENTS)}")
+        problems.append(f"event {must_be_one_of(EVENTS)}")
     problems += time_problems(
         session,
         event=event,
@@ -62,18 +62,21 @@ def workflow_problems(
     if survey_name:
         survey = session.exec(select(Survey).where(Survey.name == survey_name)).first()
         if survey is None:
-            problems.append(f"no survey named {survey_name!r}")
+            problems.append(_("no survey named {name!r}").format(name=survey_name))
         else:
             questions = [q["id"] for q in survey.questions]
     problems += condition_problems(conditions)
     if not isinstance(tasks, list) or not tasks:
-        problems.append("tasks must be a non-empty list")
+        problems.append(_("tasks must be a non-empty list"))
     else:
         for index, task in enumerate(tasks, start=1):
             if not isinstance(task, dict):
-                problems.append(f"task {index}: must be a table")
+                problems.append(_("task {index}: must be a table").format(index=index))
                 continue
-            problems += [f"task {index}: {p}" for p in task_problems(session, task, questions)]
+            problems += [
+                _("task {index}: {problem}").format(index=index, problem=p)
+                for p in task_problems(session, task, questions)
+            ]
     return problems
 
 
@@ -129,8 +132,10 @@ def _refuse_loop(session: Session, workflow: Workflow) -> None:
     if loop is not None:
         raise ValidationFailed(
             {
-                f"workflow {workflow.name}": "its tasks would trigger it again and again "
-                f"({' -> '.join(loop)}): change its event or its tasks"
+                f"workflow {workflow.name}": _(
+                    "its tasks would trigger it again and again ({loop}): change its event or "
+                    "its tasks"
+                ).format(loop=" -> ".join(loop))
             }
         )
 

@@ -162,7 +162,7 @@ class TicketMacroKey(DeskScreen):
         ticket = get_ticket(session, self.key)
         teams = team_names(session)
         return [
-            MacroChoice(m.name, teams.get(m.team_id), describe(m))
+            MacroChoice(m.name, teams.get(m.team_id), describe(m, labelled=True))
             for m in list_macros(session, team_id=ticket.team_id)
         ]
 

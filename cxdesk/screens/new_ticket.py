@@ -65,7 +65,7 @@ class NewTicketScreen(DeskScreen):
                         id="priority",
                     ),
                 ),  # fmt: skip
-                (_("Status"), Select[str]([], prompt="new", id="status")),
+                (_("Status"), Select[str]([], prompt=labels.label("new"), id="status")),
                 (_("Team *"), Select[str]([], prompt=_("Choose a team"), id="team")),
                 (_("Owner"), Select[str]([], prompt=_(NOBODY), id="owner")),
                 (_("Comment *"), Input(placeholder=_("What the customer needs"), id="comment")),

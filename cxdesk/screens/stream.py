@@ -17,7 +17,7 @@ from textual.suggester import SuggestFromList
 from textual.widgets import DataTable, Footer, Header, Input, Label
 
 from cxdesk.i18n import N_, _, ngettext
-from cxdesk.labels import event_label
+from cxdesk.labels import event_detail, event_label
 from cxdesk.screens.background import ignore_failure
 from cxdesk.screens.base import DeskScreen
 from cxdesk.screens.tickets import cell
@@ -138,7 +138,7 @@ class StreamScreen(DeskScreen):
             table.add_row(
                 cell(e.created_at), e.ticket_key or "", e.team or "", e.actor or _("system"),
                 event_label(e.kind), cell(e.from_value, e.field_name or ""),
-                cell(e.to_value, e.field_name or ""), cell(e.detail),
+                cell(e.to_value, e.field_name or ""), cell(event_detail(e.kind, e.detail)),
                 key=str(e.id),
             )  # fmt: skip
 

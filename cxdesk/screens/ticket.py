@@ -34,7 +34,7 @@ from textual.widgets import DataTable, Footer, Header, Label, Static, TabbedCont
 
 from cxdesk.engine.dispatch import unit_of_work
 from cxdesk.i18n import N_, _
-from cxdesk.labels import event_label, field_value, label, owner_choices
+from cxdesk.labels import event_detail, event_what, field_value, label, owner_choices
 from cxdesk.screens.base import DeskChanged, shown_time
 from cxdesk.screens.macro_picker import TicketMacroKey
 from cxdesk.screens.ticket_noshow import TicketNoShowKey
@@ -256,14 +256,13 @@ class TicketScreen(TicketMacroKey, UndoPullKeys, TicketNoShowKey):
         log: DataTable[str] = self.query_one("#log", DataTable)
         log.clear()
         for event in view.log:
-            what = f"{event_label(event['kind'])} {event['field'] or ''}".strip()
             log.add_row(
                 shown_time(event["at"]),
                 _("system") if event["who"] == "system" else str(event["who"]),  # no actor
-                what,
+                event_what(event["kind"], event["field"]),
                 field_value(event["field"], event["from"], view.names),
                 field_value(event["field"], event["to"], view.names),
-                str(event["detail"] or ""),
+                event_detail(event["kind"], event["detail"]),
             )
 
     # -- actions: each asks for a comment in a dialog that saves it ---------------------------

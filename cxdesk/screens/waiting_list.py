@@ -18,6 +18,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Label
 
 from cxdesk.i18n import N_, _
+from cxdesk.labels import label
 from cxdesk.screens.base import DeskScreen
 from cxdesk.store.models import Ticket
 from cxdesk.store.sla_display import SlaTimes
@@ -112,7 +113,7 @@ class WaitingListScreen(DeskScreen):
         for row in rows:
             sla = sla_text(row.sla.view(now) if row.sla else None, now, theme)
             table.add_row(str(row.position), row.key, sla, printable(row.title, lines=False),
-                          row.priority, format_wait(row.created_at, now),
+                          label(row.priority), format_wait(row.created_at, now),
                           wait_short(row.wait_minutes), key=row.key)  # fmt: skip
         if table.row_count:
             table.move_cursor(row=min(cursor, table.row_count - 1))

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from cxdesk.errors import Conflict, NotFound, ValidationFailed
+from cxdesk.errors import Conflict, NotFound, ValidationFailed, must_be_one_of, unknown_keys
 from cxdesk.i18n import _
 from cxdesk.store.customer_language import (
     LANGUAGES_KEY,
@@ -44,25 +44,27 @@ def check_questions(questions: Sequence[Mapping[str, Any]]) -> list[str]:
     seen: set[str] = set()
     for index, question in enumerate(questions, start=1):
         qid = question.get("id")
-        where = f"question {index} ({qid or 'no id'})"
+        where = _("question {index} ({id})").format(index=index, id=qid or _("no id"))
         if not isinstance(qid, str) or not qid.strip():
-            problems.append(f"{where}: needs an id")
+            problems.append(_("{where}: needs an id").format(where=where))
         elif qid in seen:
-            problems.append(f"{where}: duplicate id")
+            problems.append(_("{where}: duplicate id").format(where=where))
         else:
             seen.add(qid)
         if question.get("type", "text") not in QUESTION_TYPES:
-            problems.append(f"{where}: type must be one of {', '.join(QUESTION_TYPES)}")
+            problems.append(f"{where}: type {must_be_one_of(QUESTION_TYPES)}")
         if question.get("type") == "choice":
             choices = question.get("choices")
             if not isinstance(choices, list) or not choices:
-                problems.append(f"{where}: a choice question needs a list of choices")
+                problems.append(
+                    _("{where}: a choice question needs a list of choices").format(where=where)
+                )
         unknown = set(question) - {
             "id", "label", "type", "required", "hint", "choices", "min", "max", "max_length",
             LANGUAGES_KEY,
         }  # fmt: skip
         if unknown:
-            problems.append(f"{where}: unknown keys {', '.join(sorted(unknown))}")
+            problems.append(unknown_keys(where, unknown))
         if LANGUAGES_KEY in question:
             problems += [
                 f"{where}: {p}" for p in variant_problems(question[LANGUAGES_KEY], QUESTION_TEXTS)

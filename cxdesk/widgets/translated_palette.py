@@ -1,10 +1,14 @@
 """Textual's own words in the desk's language: its system commands (Quit, Theme, Keys...), the
-command palette's and the theme picker's prompts, and the footer's "palette" key.
+command palette's and the theme picker's prompts, its "No matches found", and the footer's
+"palette" key; and a palette that finds a command by its English name too.
 
 Textual writes them in English; ``TEXTUAL_WORDS`` puts them in the catalog and
 ``TranslatedPalette`` (mixed into the desk's ``CxDeskApp`` and the lone board's ``BoardApp``)
-shows them through it. The footer's key is a Binding the App adds itself: ``translated_bindings``
-translates it, as it does every Binding, once its words are in the catalog.
+shows them through it, in a ``DeskPalette``. The footer's key is a Binding the App adds itself:
+``translated_bindings`` translates it, as it does every Binding, once its words are in the
+catalog.
+
+The palette itself is ``cxdesk.widgets.desk_palette``, imported when it is opened.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ TEXTUAL_WORDS = (
     N_("Minimize the widget and restore to normal size"),
     N_("Screenshot"),
     N_("Save an SVG 'screenshot' of the current screen"),
+    N_("No matches found"),
 )
 """Textual's words (Textual 8.2) the desk shows: a new Textual's new ones stay English until
 they are added here (the pseudo-language tests of the palette find them)."""
@@ -48,15 +53,18 @@ class TranslatedPalette(App[Any]):
     def action_command_palette(self) -> None:
         from textual.command import CommandPalette
 
+        from cxdesk.widgets.desk_palette import DeskPalette
+
         if self.use_command_palette and not isinstance(self.screen, CommandPalette):
             self.push_screen(
-                CommandPalette(placeholder=_("Search for commands…"), id="--command-palette")
+                DeskPalette(placeholder=_("Search for commands…"), id="--command-palette")
             )
 
     def search_themes(self) -> None:
-        from textual.command import CommandPalette
         from textual.theme import ThemeProvider
 
+        from cxdesk.widgets.desk_palette import DeskPalette
+
         self.push_screen(
-            CommandPalette(providers=[ThemeProvider], placeholder=_("Search for themes…"))
+            DeskPalette(providers=[ThemeProvider], placeholder=_("Search for themes…"))
         )

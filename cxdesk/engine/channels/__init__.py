@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from cxdesk.errors import DeskError
-from cxdesk.i18n import _
+from cxdesk.i18n import _, ngettext
 
 
 @dataclass(frozen=True)
@@ -74,8 +74,11 @@ def check_keys(
     unknown = sorted(set(file_values) - known)
     if unknown:
         raise DeskError(
-            f"Unknown setting(s) in [{table}]: {', '.join(unknown)} "
-            f"(known: {', '.join(sorted(known))})"
+            ngettext(
+                "Unknown setting in [{table}]: {names} (known: {known})",
+                "Unknown settings in [{table}]: {names} (known: {known})",
+                len(unknown),
+            ).format(table=table, names=", ".join(unknown), known=", ".join(sorted(known)))
         )
 
 

@@ -127,7 +127,9 @@ class SmsSettings:
             if not value
         ]
         if missing:
-            raise DeskError(f"SMS is not configured: set {', '.join(missing)}")
+            raise DeskError(
+                _("SMS is not configured: set {names}").format(names=", ".join(missing))
+            )
 
 
 @dataclass(frozen=True)

@@ -199,9 +199,13 @@ class FetchReport:
             "fetched {n} message from {folder}", "fetched {n} messages from {folder}", n
         ).format(n=n, folder=folder)
         if self.refused:
-            line += _(", ") + _("{n} refused").format(n=len(self.refused))
+            refused = len(self.refused)
+            line += _(", ") + ngettext("{n} refused", "{n} refused", refused).format(n=refused)
         if self.set_aside:
-            line += _(", ") + _("{n} set aside after failing").format(n=len(self.set_aside))
+            aside = len(self.set_aside)
+            line += _(", ") + ngettext(
+                "{n} set aside after failing", "{n} set aside after failing", aside
+            ).format(n=aside)
         return line
 
 

@@ -117,8 +117,10 @@ class ImapSettings:
         """One line saying what is missing for fetching, if anything is."""
         if not self.host:
             raise DeskError(
-                "IMAP is not configured: set CXDESK_IMAP_HOST (or host in the config file's "
-                "[imap] table), CXDESK_IMAP_USERNAME and CXDESK_IMAP_PASSWORD"
+                _(
+                    "IMAP is not configured: set CXDESK_IMAP_HOST (or host in the config file's "
+                    "[imap] table), CXDESK_IMAP_USERNAME and CXDESK_IMAP_PASSWORD"
+                )
             )
         if not self.username:
             raise DeskError(_("No IMAP username: set CXDESK_IMAP_USERNAME (or [imap] username)"))
