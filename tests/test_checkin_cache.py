@@ -28,6 +28,7 @@ from cxdesk.store.directory import add_team, get_user, set_setting
 from cxdesk.store.events import take_pending_events
 from cxdesk.store.migrate import upgrade
 from cxdesk.store.models import Ticket
+from cxdesk.store.survey_links import desk_secret
 from cxdesk.store.surveys import submit_response
 from tests.cli_helpers import run_console_script
 from tests.desk import build_small_desk
@@ -82,7 +83,9 @@ def statements(engine: Engine) -> Iterator[Counter[str]]:
 @pytest.fixture
 def desk(engine: Engine) -> Engine:
     build_small_desk(engine)
-    check_in(engine)  # the definitions read and cached
+    check_in(engine)  # the survey links' secret made
+    with read_session(engine) as session:
+        desk_definitions(session)  # read and cached (not by the check-in that wrote one)
     return engine
 
 
@@ -164,6 +167,37 @@ def test_a_session_sees_its_own_change_of_a_definition(desk: Engine) -> None:
         assert desk_definitions(session).settings["ticket_prefix"] == "OWN"
         session.rollback()
         assert desk_definitions(session).settings.get("ticket_prefix") is None
+
+
+def test_a_copy_read_before_a_rollback_is_never_handed_out(
+    desk: Engine, other_engine: Engine
+) -> None:
+    """A copy read in a transaction that moved the revision and then rolled back is not the
+    desk's at that revision: the next change committed elsewhere reuses the number."""
+    with pytest.raises(RuntimeError), transaction(desk) as session:
+        set_setting(session, "ticket_prefix", "GONE")
+        assert desk_definitions(session).settings["ticket_prefix"] == "GONE"
+        raise RuntimeError("rolled back")
+    with transaction(other_engine) as session:
+        set_setting(session, "ticket_prefix", "KEPT")
+    with read_session(desk) as session:
+        assert desk_definitions(session).settings["ticket_prefix"] == "KEPT"
+
+
+def test_a_secret_made_in_a_failed_transaction_never_signs_a_link(
+    engine: Engine, other_engine: Engine
+) -> None:
+    """The survey links' secret, written by plain SQL (``forget_definitions``) in a first
+    check-in that failed: the links are signed with the secret that was stored."""
+    build_small_desk(engine)  # no check-in yet: no secret
+    with pytest.raises(RuntimeError), transaction(engine) as session:
+        desk_secret(session)
+        desk_definitions(session)  # the check-in reads on
+        raise RuntimeError("the first check-in failed")
+    with transaction(other_engine) as session:
+        stored = desk_secret(session)
+    with read_session(engine) as session:
+        assert desk_secret(session) == stored
 
 
 def test_each_desk_has_its_own_definitions(engine: Engine, tmp_path: Path) -> None:
