@@ -200,6 +200,14 @@ def test_a_secret_made_in_a_failed_transaction_never_signs_a_link(
         assert desk_secret(session) == stored
 
 
+def test_a_transaction_on_a_connection_uses_the_cache(desk: Engine) -> None:
+    """``transaction(connection)`` (a loop of short transactions) shares the engine's copy."""
+    with read_session(desk) as session:
+        cached = desk_definitions(session)
+    with desk.connect() as connection, transaction(connection) as session:
+        assert desk_definitions(session) is cached
+
+
 def test_each_desk_has_its_own_definitions(engine: Engine, tmp_path: Path) -> None:
     """Two desks in one process (as the tests make them) never share their definitions."""
     build_small_desk(engine)

@@ -116,7 +116,7 @@ def desk_definitions(session: Session) -> Definitions:
         found = session.info[DEFINITIONS_KEY] = _read(session, "", -1)
         return found
     desk, revision = row
-    pool = session.get_bind().pool  # type: ignore[union-attr]
+    pool = session.get_bind().engine.pool  # an Engine, or a Connection (transaction(conn))
     with _lock:
         found = _cache.get(pool)
     wrote = session.info.get(WROTE_KEY, False)  # its revision not committed: never shared
