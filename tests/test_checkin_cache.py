@@ -15,7 +15,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, text
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, select
 
@@ -158,6 +158,27 @@ def test_a_change_by_plain_sql_moves_the_revision(desk: Engine, db_url: str) -> 
         known = desk_definitions(session)
         assert known.revision > before
         assert "Three-sixty" in known.teams and "360" not in known.teams
+
+
+def test_a_writer_with_another_search_path_moves_the_revision(pg_url: str) -> None:
+    """Migration 0024's trigger function finds its table whatever the writer's search_path
+    (another program naming the desk's tables by their schema)."""
+    engine = make_engine(pg_url)
+    try:
+        with read_session(engine) as session:
+            before = desk_definitions(session).revision
+            schema = session.execute(text("SELECT current_schema()")).scalar_one()
+        _plain_sql(
+            pg_url,
+            f"SET search_path TO pg_catalog; "
+            f"INSERT INTO \"{schema}\".desk_setting (name, value) VALUES ('ticket_prefix', 'QUAL')",
+        )
+        with read_session(engine) as session:
+            known = desk_definitions(session)
+            assert known.revision > before
+            assert known.settings["ticket_prefix"] == "QUAL"
+    finally:
+        engine.dispose()
 
 
 def test_a_session_sees_its_own_change_of_a_definition(desk: Engine) -> None:

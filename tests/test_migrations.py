@@ -282,6 +282,25 @@ def test_rows_written_at_first_revision_survive_upgrade_to_head(empty_engine: En
     assert migrate.schema_drift(empty_engine) == []
 
 
+def test_downgrade_below_the_desk_revision_and_back(empty_engine: Engine) -> None:
+    """Migration 0024 (and what follows it) goes down and up again: its table, triggers and
+    (PostgreSQL) function gone, then made again without drift."""
+    from alembic import command
+
+    migrate.upgrade(empty_engine)
+    with migrate.migration_connection(empty_engine) as connection:
+        command.downgrade(migrate.alembic_config(connection), "0023")
+    assert "desk_revision" not in sa.inspect(empty_engine).get_table_names()
+    migrate.upgrade(empty_engine)
+    assert migrate.current_revision(empty_engine) == migrate.head_revision()
+    assert migrate.schema_drift(empty_engine) == []
+    with empty_engine.begin() as connection:
+        before = connection.execute(sa.text("SELECT revision FROM desk_revision")).scalar_one()
+        connection.execute(sa.text("INSERT INTO desk_setting (name, value) VALUES ('again', 'x')"))
+        after = connection.execute(sa.text("SELECT revision FROM desk_revision")).scalar_one()
+    assert after == before + 1
+
+
 def test_database_from_newer_code_is_refused_in_one_line(empty_engine: Engine) -> None:
     migrate.upgrade(empty_engine)
     with empty_engine.begin() as connection:
