@@ -26,8 +26,10 @@ from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel
 
 from cxdesk.errors import DeskError
+from cxdesk.i18n import PSEUDO, use_language
 from cxdesk.store import migrate
 from cxdesk.store.db import make_engine
+from tests.pseudo import untranslated
 from tests.threads import at_once
 
 VERSIONS = migrate.SCRIPT_LOCATION / "versions"
@@ -312,6 +314,18 @@ def test_database_from_newer_code_is_refused_in_one_line(empty_engine: Engine) -
     assert "\n" not in str(info.value)
     assert "newer" in str(info.value)
     assert migrate.current_revision(empty_engine) == "9999"
+
+
+def test_a_database_at_two_revisions_is_refused_in_the_users_language(
+    empty_engine: Engine,
+) -> None:
+    migrate.upgrade(empty_engine)
+    with empty_engine.begin() as connection:
+        connection.execute(sa.text("INSERT INTO alembic_version VALUES ('9999')"))
+    use_language(PSEUDO)
+    with pytest.raises(DeskError, match="9999") as info:
+        migrate.current_revision(empty_engine)
+    assert untranslated(str(info.value)) == []
 
 
 def test_unknown_target_revision_is_a_desk_error(empty_engine: Engine) -> None:
