@@ -190,6 +190,19 @@ def test_a_session_sees_its_own_change_of_a_definition(desk: Engine) -> None:
         assert desk_definitions(session).settings.get("ticket_prefix") is None
 
 
+def test_a_definition_written_in_a_rolled_back_savepoint_is_not_read_after(
+    desk: Engine,
+) -> None:
+    """The rest of the transaction reads the definitions as the savepoint's rollback left
+    them (the responses import refuses a row this way)."""
+    with transaction(desk) as session:
+        with pytest.raises(RuntimeError), session.begin_nested():
+            set_setting(session, "ticket_prefix", "GONE")
+            assert desk_definitions(session).settings["ticket_prefix"] == "GONE"
+            raise RuntimeError("this row is refused")
+        assert desk_definitions(session).settings.get("ticket_prefix") is None
+
+
 def test_a_copy_read_before_a_rollback_is_never_handed_out(
     desk: Engine, other_engine: Engine
 ) -> None:
@@ -197,6 +210,23 @@ def test_a_copy_read_before_a_rollback_is_never_handed_out(
     desk's at that revision: the next change committed elsewhere reuses the number."""
     with pytest.raises(RuntimeError), transaction(desk) as session:
         set_setting(session, "ticket_prefix", "GONE")
+        assert desk_definitions(session).settings["ticket_prefix"] == "GONE"
+        raise RuntimeError("rolled back")
+    with transaction(other_engine) as session:
+        set_setting(session, "ticket_prefix", "KEPT")
+    with read_session(desk) as session:
+        assert desk_definitions(session).settings["ticket_prefix"] == "KEPT"
+
+
+def test_a_savepoint_rolled_back_after_a_write_shares_nothing(
+    desk: Engine, other_engine: Engine
+) -> None:
+    """A savepoint's rollback leaves the transaction's own write in place: what it reads
+    after stays its own."""
+    with pytest.raises(RuntimeError), transaction(desk) as session:
+        set_setting(session, "ticket_prefix", "GONE")
+        with pytest.raises(RuntimeError), session.begin_nested():
+            raise RuntimeError("a row refused")
         assert desk_definitions(session).settings["ticket_prefix"] == "GONE"
         raise RuntimeError("rolled back")
     with transaction(other_engine) as session:

@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy import select as sa_select
 from sqlalchemy.orm import Session as OrmSession
-from sqlalchemy.orm import UOWTransaction
+from sqlalchemy.orm import SessionTransaction, UOWTransaction
 from sqlmodel import Session, col, select
 
 from cxdesk.store.models import (
@@ -185,9 +185,17 @@ def _read(session: Session, desk: str, revision: int) -> Definitions:
 @event.listens_for(OrmSession, "after_commit")
 @event.listens_for(OrmSession, "after_rollback")
 def _forget_at_end(session: OrmSession) -> None:
-    """The next transaction of the session reads the revision again."""
+    """The next transaction of the session reads the revision again (also after a savepoint's
+    rollback: what the savepoint wrote is gone)."""
     session.info.pop(DEFINITIONS_KEY, None)
-    session.info.pop(WROTE_KEY, None)
+
+
+@event.listens_for(OrmSession, "after_transaction_end")
+def _shared_again(session: OrmSession, transaction: SessionTransaction) -> None:
+    """Its transaction over (not a savepoint: the writes before it stay), the session shares
+    what it reads again."""
+    if transaction.parent is None:
+        session.info.pop(WROTE_KEY, None)
 
 
 @event.listens_for(OrmSession, "before_flush")
