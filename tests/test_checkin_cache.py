@@ -15,7 +15,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, text
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, select
 
@@ -28,6 +28,7 @@ from cxdesk.store.directory import add_team, get_user, set_setting
 from cxdesk.store.events import take_pending_events
 from cxdesk.store.migrate import upgrade
 from cxdesk.store.models import Ticket
+from cxdesk.store.survey_links import desk_secret
 from cxdesk.store.surveys import submit_response
 from tests.cli_helpers import run_console_script
 from tests.desk import build_small_desk
@@ -82,7 +83,9 @@ def statements(engine: Engine) -> Iterator[Counter[str]]:
 @pytest.fixture
 def desk(engine: Engine) -> Engine:
     build_small_desk(engine)
-    check_in(engine)  # the definitions read and cached
+    check_in(engine)  # the survey links' secret made
+    with read_session(engine) as session:
+        desk_definitions(session)  # read and cached (not by the check-in that wrote one)
     return engine
 
 
@@ -157,6 +160,27 @@ def test_a_change_by_plain_sql_moves_the_revision(desk: Engine, db_url: str) -> 
         assert "Three-sixty" in known.teams and "360" not in known.teams
 
 
+def test_a_writer_with_another_search_path_moves_the_revision(pg_url: str) -> None:
+    """Migration 0024's trigger function finds its table whatever the writer's search_path
+    (another program naming the desk's tables by their schema)."""
+    engine = make_engine(pg_url)
+    try:
+        with read_session(engine) as session:
+            before = desk_definitions(session).revision
+            schema = session.execute(text("SELECT current_schema()")).scalar_one()
+        _plain_sql(
+            pg_url,
+            f"SET search_path TO pg_catalog; "
+            f"INSERT INTO \"{schema}\".desk_setting (name, value) VALUES ('ticket_prefix', 'QUAL')",
+        )
+        with read_session(engine) as session:
+            known = desk_definitions(session)
+            assert known.revision > before
+            assert known.settings["ticket_prefix"] == "QUAL"
+    finally:
+        engine.dispose()
+
+
 def test_a_session_sees_its_own_change_of_a_definition(desk: Engine) -> None:
     with transaction(desk) as session:
         assert desk_definitions(session).settings.get("ticket_prefix") is None
@@ -164,6 +188,75 @@ def test_a_session_sees_its_own_change_of_a_definition(desk: Engine) -> None:
         assert desk_definitions(session).settings["ticket_prefix"] == "OWN"
         session.rollback()
         assert desk_definitions(session).settings.get("ticket_prefix") is None
+
+
+def test_a_definition_written_in_a_rolled_back_savepoint_is_not_read_after(
+    desk: Engine,
+) -> None:
+    """The rest of the transaction reads the definitions as the savepoint's rollback left
+    them (the responses import refuses a row this way)."""
+    with transaction(desk) as session:
+        with pytest.raises(RuntimeError), session.begin_nested():
+            set_setting(session, "ticket_prefix", "GONE")
+            assert desk_definitions(session).settings["ticket_prefix"] == "GONE"
+            raise RuntimeError("this row is refused")
+        assert desk_definitions(session).settings.get("ticket_prefix") is None
+
+
+def test_a_copy_read_before_a_rollback_is_never_handed_out(
+    desk: Engine, other_engine: Engine
+) -> None:
+    """A copy read in a transaction that moved the revision and then rolled back is not the
+    desk's at that revision: the next change committed elsewhere reuses the number."""
+    with pytest.raises(RuntimeError), transaction(desk) as session:
+        set_setting(session, "ticket_prefix", "GONE")
+        assert desk_definitions(session).settings["ticket_prefix"] == "GONE"
+        raise RuntimeError("rolled back")
+    with transaction(other_engine) as session:
+        set_setting(session, "ticket_prefix", "KEPT")
+    with read_session(desk) as session:
+        assert desk_definitions(session).settings["ticket_prefix"] == "KEPT"
+
+
+def test_a_savepoint_rolled_back_after_a_write_shares_nothing(
+    desk: Engine, other_engine: Engine
+) -> None:
+    """A savepoint's rollback leaves the transaction's own write in place: what it reads
+    after stays its own."""
+    with pytest.raises(RuntimeError), transaction(desk) as session:
+        set_setting(session, "ticket_prefix", "GONE")
+        with pytest.raises(RuntimeError), session.begin_nested():
+            raise RuntimeError("a row refused")
+        assert desk_definitions(session).settings["ticket_prefix"] == "GONE"
+        raise RuntimeError("rolled back")
+    with transaction(other_engine) as session:
+        set_setting(session, "ticket_prefix", "KEPT")
+    with read_session(desk) as session:
+        assert desk_definitions(session).settings["ticket_prefix"] == "KEPT"
+
+
+def test_a_secret_made_in_a_failed_transaction_never_signs_a_link(
+    engine: Engine, other_engine: Engine
+) -> None:
+    """The survey links' secret, written by plain SQL (``forget_definitions``) in a first
+    check-in that failed: the links are signed with the secret that was stored."""
+    build_small_desk(engine)  # no check-in yet: no secret
+    with pytest.raises(RuntimeError), transaction(engine) as session:
+        desk_secret(session)
+        desk_definitions(session)  # the check-in reads on
+        raise RuntimeError("the first check-in failed")
+    with transaction(other_engine) as session:
+        stored = desk_secret(session)
+    with read_session(engine) as session:
+        assert desk_secret(session) == stored
+
+
+def test_a_transaction_on_a_connection_uses_the_cache(desk: Engine) -> None:
+    """``transaction(connection)`` (a loop of short transactions) shares the engine's copy."""
+    with read_session(desk) as session:
+        cached = desk_definitions(session)
+    with desk.connect() as connection, transaction(connection) as session:
+        assert desk_definitions(session) is cached
 
 
 def test_each_desk_has_its_own_definitions(engine: Engine, tmp_path: Path) -> None:

@@ -26,8 +26,10 @@ from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel
 
 from cxdesk.errors import DeskError
+from cxdesk.i18n import PSEUDO, use_language
 from cxdesk.store import migrate
 from cxdesk.store.db import make_engine
+from tests.pseudo import untranslated
 from tests.threads import at_once
 
 VERSIONS = migrate.SCRIPT_LOCATION / "versions"
@@ -282,6 +284,25 @@ def test_rows_written_at_first_revision_survive_upgrade_to_head(empty_engine: En
     assert migrate.schema_drift(empty_engine) == []
 
 
+def test_downgrade_below_the_desk_revision_and_back(empty_engine: Engine) -> None:
+    """Migration 0024 (and what follows it) goes down and up again: its table, triggers and
+    (PostgreSQL) function gone, then made again without drift."""
+    from alembic import command
+
+    migrate.upgrade(empty_engine)
+    with migrate.migration_connection(empty_engine) as connection:
+        command.downgrade(migrate.alembic_config(connection), "0023")
+    assert "desk_revision" not in sa.inspect(empty_engine).get_table_names()
+    migrate.upgrade(empty_engine)
+    assert migrate.current_revision(empty_engine) == migrate.head_revision()
+    assert migrate.schema_drift(empty_engine) == []
+    with empty_engine.begin() as connection:
+        before = connection.execute(sa.text("SELECT revision FROM desk_revision")).scalar_one()
+        connection.execute(sa.text("INSERT INTO desk_setting (name, value) VALUES ('again', 'x')"))
+        after = connection.execute(sa.text("SELECT revision FROM desk_revision")).scalar_one()
+    assert after == before + 1
+
+
 def test_database_from_newer_code_is_refused_in_one_line(empty_engine: Engine) -> None:
     migrate.upgrade(empty_engine)
     with empty_engine.begin() as connection:
@@ -293,6 +314,18 @@ def test_database_from_newer_code_is_refused_in_one_line(empty_engine: Engine) -
     assert "\n" not in str(info.value)
     assert "newer" in str(info.value)
     assert migrate.current_revision(empty_engine) == "9999"
+
+
+def test_a_database_at_two_revisions_is_refused_in_the_users_language(
+    empty_engine: Engine,
+) -> None:
+    migrate.upgrade(empty_engine)
+    with empty_engine.begin() as connection:
+        connection.execute(sa.text("INSERT INTO alembic_version VALUES ('9999')"))
+    use_language(PSEUDO)
+    with pytest.raises(DeskError, match="9999") as info:
+        migrate.current_revision(empty_engine)
+    assert untranslated(str(info.value)) == []
 
 
 def test_unknown_target_revision_is_a_desk_error(empty_engine: Engine) -> None:

@@ -6,7 +6,8 @@ trigger on every definition table moves it, whoever writes). Each transaction re
 revision once (one primary-key read) and uses the copy while it matches; any change by anyone
 moves the revision, and the next transaction reads the definitions again. A session that
 changes a definition itself drops its copy at the flush (``_forget_on_change``), so it reads
-its own change.
+its own change; what it reads then is never shared (``WROTE_KEY``): the revision it sees is
+not committed, and after a rollback the next change committed reuses its number.
 
 The copies are plain frozen values, never ORM objects: they are shared between sessions and
 threads, and nothing may change them (what changes a definition is the store's own functions).
@@ -24,7 +25,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy import select as sa_select
 from sqlalchemy.orm import Session as OrmSession
-from sqlalchemy.orm import UOWTransaction
+from sqlalchemy.orm import SessionTransaction, UOWTransaction
 from sqlmodel import Session, col, select
 
 from cxdesk.store.models import (
@@ -41,6 +42,8 @@ from cxdesk.store.models import (
 )
 
 DEFINITIONS_KEY = "cxdesk_definitions"
+WROTE_KEY = "cxdesk_definitions_written"
+"""Set in ``session.info`` while its transaction has written a definition."""
 DEFINITION_MODELS = (DeskSetting, Team, Status, Queue, Survey, Workflow, TicketTemplate,
                      SlaPolicy, SlaCalendar)  # fmt: skip
 """The tables whose changes move the revision (migration 0024's triggers)."""
@@ -113,13 +116,15 @@ def desk_definitions(session: Session) -> Definitions:
         found = session.info[DEFINITIONS_KEY] = _read(session, "", -1)
         return found
     desk, revision = row
-    pool = session.get_bind().pool  # type: ignore[union-attr]
+    pool = session.get_bind().engine.pool  # an Engine, or a Connection (transaction(conn))
     with _lock:
         found = _cache.get(pool)
-    if found is None or found.desk != desk or found.revision != revision:
+    wrote = session.info.get(WROTE_KEY, False)  # its revision not committed: never shared
+    if wrote or found is None or found.desk != desk or found.revision != revision:
         found = _read(session, desk, revision)
-        with _lock:
-            _cache[pool] = found
+        if not wrote:
+            with _lock:
+                _cache[pool] = found
     session.info[DEFINITIONS_KEY] = found
     return found
 
@@ -127,6 +132,7 @@ def desk_definitions(session: Session) -> Definitions:
 def forget_definitions(session: Session) -> None:
     """Make ``session`` read the revision again (it wrote a definition by plain SQL)."""
     session.info.pop(DEFINITIONS_KEY, None)
+    session.info[WROTE_KEY] = True
 
 
 def _frozen(value: Any) -> Any:
@@ -179,16 +185,26 @@ def _read(session: Session, desk: str, revision: int) -> Definitions:
 @event.listens_for(OrmSession, "after_commit")
 @event.listens_for(OrmSession, "after_rollback")
 def _forget_at_end(session: OrmSession) -> None:
-    """The next transaction of the session reads the revision again."""
+    """The next transaction of the session reads the revision again (also after a savepoint's
+    rollback: what the savepoint wrote is gone)."""
     session.info.pop(DEFINITIONS_KEY, None)
+
+
+@event.listens_for(OrmSession, "after_transaction_end")
+def _shared_again(session: OrmSession, transaction: SessionTransaction) -> None:
+    """Its transaction over (not a savepoint: the writes before it stay), the session shares
+    what it reads again."""
+    if transaction.parent is None:
+        session.info.pop(WROTE_KEY, None)
 
 
 @event.listens_for(OrmSession, "before_flush")
 def _forget_on_change(session: OrmSession, _flush: UOWTransaction, _instances: Any) -> None:
-    """A session writing a definition reads the definitions again afterwards."""
-    if DEFINITIONS_KEY not in session.info:
+    """A session writing a definition reads the definitions again afterwards, and keeps what
+    it reads to itself until its transaction ends."""
+    if session.info.get(WROTE_KEY) and DEFINITIONS_KEY not in session.info:
         return
     for row in (*session.new, *session.dirty, *session.deleted):
         if isinstance(row, DEFINITION_MODELS):
-            session.info.pop(DEFINITIONS_KEY, None)
+            forget_definitions(session)  # type: ignore[arg-type]
             return

@@ -80,7 +80,11 @@ def current_revision(engine: Engine) -> str | None:
         versions = connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).all()
     if len(versions) > 1:
         heads = sorted(version for (version,) in versions)
-        raise DeskError(f"The database is at {len(versions)} revisions, expected one: {heads}")
+        raise DeskError(
+            _("The database is at {count} revisions, expected one: {heads}").format(
+                count=len(versions), heads=heads
+            )
+        )
     return versions[0][0] if versions else None
 
 

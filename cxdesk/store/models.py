@@ -323,7 +323,7 @@ class Ticket(DeskModel, table=True):
         # The customer's other tickets by email in any case (migration 0013).
         Index("ix_ticket_customer_email", func.lower(text("customer_email"))),
         # Who owns or submitted it, in history's order (newest or oldest first): "my tickets"
-        # reads a page of each, not all of them sorted (migration 0024, in place of the
+        # reads a page of each, not all of them sorted (migration 0025, in place of the
         # single-column indexes: no more index to write).
         Index("ix_ticket_owner_created", "owner_id", "created_at", "id"),
         Index("ix_ticket_requester_created", "requester_id", "created_at", "id"),

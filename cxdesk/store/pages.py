@@ -215,8 +215,8 @@ def history_page(
     created = col(Ticket.created_at)
     order = (created.desc(), col(Ticket.id).desc()) if newest_first else (created, col(Ticket.id))
     if not organisation:
-        # Submitted or owned: the first offset + limit of each, from its own index in the
-        # page's order (migration 0024), not every ticket of the actor sorted.
+        # Submitted or owned: the first offset + limit of each, from its own index in the page's
+        # order (migration 0025, the history indexes), not every ticket of the actor sorted.
         def first_of(column: Any) -> Any:
             bounded = sa_select(col(Ticket.id)).where(column == actor.id).order_by(*order)
             return bounded.limit(max(0, offset) + limit).subquery()

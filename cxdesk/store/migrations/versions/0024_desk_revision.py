@@ -28,8 +28,11 @@ DEFINITION_TABLES = (
     "sla_policy", "sla_calendar",
 )  # fmt: skip
 _BUMP = "UPDATE desk_revision SET revision = revision + 1"
+# The function runs with the search_path of this migration (the desk's schema), not the
+# writer's: another program writing with its own search_path still moves the revision.
 _POSTGRES_FUNCTION = f"""
-CREATE FUNCTION desk_revision_bump() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION desk_revision_bump() RETURNS trigger LANGUAGE plpgsql
+SET search_path FROM CURRENT AS $$
 BEGIN
     {_BUMP};
     RETURN NULL;
