@@ -241,7 +241,7 @@ class CxDeskApp(
                 self.deliver_messages()
 
         def failed(failure: Failure) -> None:
-            self.exit(return_code=1, message=f"Error: {failure.line}")
+            self.exit(return_code=1, message=_("Error: {message}").format(message=failure.line))
 
         self.in_thread(self._open_desk, opened, group="open", failed=failed)
 

@@ -5,11 +5,14 @@
   (an AST scan, so a new screen cannot slip back to ``@work``).
 - The helper, on a small app of its own (real Textual, real threads; the jobs are the test's):
   a job that breaks shows one line (its traceback in the log, never on screen) and the screen
-  goes on working; a job whose screen was closed applies nothing and says nothing; of two reads
+  goes on working; a read whose screen was closed applies nothing and says nothing; of two reads
   of one group, the newer wins even when the older finishes last; a poll slower than its
-  interval is not cancelled by the next tick (``unless_running``).
+  interval is not cancelled by the next tick (``unless_running``); a write's failure is said
+  even once its screen closed; a write asked for twice while it runs runs once, and a read of
+  its group does not cancel it.
 - The desk (SQLite and PostgreSQL): a read that fails on the real database (its table renamed
-  away for the test) is one line, and the ticket list goes on filtering.
+  away for the test) is one line, and the ticket list goes on filtering; Enter twice on the new
+  ticket form while its save runs makes one ticket.
 
 Every wait is on what the test checks, never a sleep.
 """
@@ -26,17 +29,27 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
+from sqlmodel import select
 from textual.app import App, ComposeResult
 from textual.pilot import Pilot
 from textual.screen import Screen
-from textual.widgets import Input, Label
+from textual.widgets import Input, Label, Select
 
 import cxdesk
 from cxdesk.app import CxDeskApp
+from cxdesk.errors import DeskError
+from cxdesk.screens import new_ticket
 from cxdesk.screens.background import Background
+from cxdesk.screens.new_ticket import NewTicketScreen
+from cxdesk.screens.ticket import TicketScreen
+from cxdesk.store.db import read_session
+from cxdesk.store.models import Ticket
+from tests.desk import build_small_desk
+from tests.test_tui import queues_loaded
+from tests.test_tui import run as run_tui
 from tests.test_tui_views import desk, open_list, run_app, table_keys
 from tests.test_views import build_ticket_desk
-from tests.tui_helpers import notices, wait_until
+from tests.tui_helpers import choose, log_in, notices, notified, wait_until
 
 PACKAGE = Path(cxdesk.__file__).parent
 HELPER = PACKAGE / "screens" / "background.py"
@@ -172,13 +185,52 @@ def test_a_job_whose_screen_was_closed_applies_and_says_nothing() -> None:
     async def script(app: JobApp, screen: JobScreen, pilot: Pilot[None]) -> None:
         slow, failing = Gate("too late"), Gate("")
         screen.run(slow, group="one")
-        screen.in_thread(lambda: failing() + broken(), group="two")
+        screen.in_thread(lambda: failing() + broken(), group="two", reading=True)
         app.pop_screen()
         await wait_until(pilot, lambda: not screen.is_attached, "the screen closed")
         await slow.open_and_wait()
         await failing.open_and_wait()
         await pilot.pause()  # anything the ends posted is handled by now
         assert screen.applied == [] and app.shown == []
+
+    run_jobs(script)
+
+
+def test_a_write_whose_screen_was_closed_still_says_its_failure() -> None:
+    async def script(app: JobApp, screen: JobScreen, pilot: Pilot[None]) -> None:
+        gate = Gate("")
+
+        def save() -> str:
+            gate()
+            raise DeskError("TCK-7 is already closed")
+
+        screen.in_thread(save, screen.show, group="ticket-close")
+        app.pop_screen()  # Escape while the ticket is being closed
+        await wait_until(pilot, lambda: not screen.is_attached, "the screen closed")
+        await gate.open_and_wait()
+        await wait_until(pilot, lambda: app.shown, "the failure said")
+        assert app.shown == ["TCK-7 is already closed"] and screen.applied == []
+
+    run_jobs(script)
+
+
+def test_a_write_asked_for_twice_while_it_runs_runs_once() -> None:
+    async def script(app: JobApp, screen: JobScreen, pilot: Pilot[None]) -> None:
+        gate, runs = Gate("saved"), []
+
+        def save() -> str:
+            runs.append("save")
+            return gate()
+
+        assert screen.in_thread(save, screen.show, group="view") is not None
+        assert screen.in_thread(save, screen.show, group="view") is None  # the second press
+        screen.run(lambda: "views read", group="view")  # a read of its group: both go on
+        await wait_until(pilot, lambda: screen.applied == ["views read"], "the read")
+        await gate.open_and_wait()
+        await wait_until(pilot, lambda: "saved" in screen.applied, "the write's outcome")
+        assert runs == ["save"] and screen.applied == ["views read", "saved"]
+        assert screen.in_thread(lambda: "again", screen.show, group="view")  # once it ended
+        await wait_until(pilot, lambda: screen.applied[-1] == "again", "the next write")
 
     run_jobs(script)
 
@@ -247,3 +299,48 @@ def test_a_read_failing_on_the_database_is_one_line_and_the_list_goes_on(engine:
     finally:  # the database is the next test's (PostgreSQL: one per worker, emptied)
         with engine.begin() as connection:
             connection.execute(text(away.format("saved_view_away", "saved_view")))
+
+
+def test_enter_twice_on_the_new_ticket_form_makes_one_ticket(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    build_small_desk(engine)
+    gate, create = threading.Event(), new_ticket.create_manual_ticket
+    started = threading.Event()
+
+    def slow_create(*args: Any, **kwargs: Any) -> str:
+        started.set()
+        gate.wait(60)
+        return create(*args, **kwargs)
+
+    monkeypatch.setattr(new_ticket, "create_manual_ticket", slow_create)
+
+    async def script(app: CxDeskApp, pilot: Pilot[None]) -> None:
+        await log_in(app, pilot)
+        await queues_loaded(app, pilot)
+        await pilot.press("ctrl+n")
+        await wait_until(pilot, lambda: isinstance(app.screen, NewTicketScreen), "the form")
+        form = app.screen
+        await wait_until(
+            pilot, lambda: len(form.query_one("#team", Select)._options) > 1, "the choices"
+        )
+        form.query_one("#team", Select).focus()
+        await choose(pilot, "Stats")
+        form.query_one("#email", Input).value = "grace@example.com"
+        comment = form.query_one("#comment", Input)
+        comment.value = "Called about renewals"
+        comment.focus()
+        await pilot.press("enter")
+        await asyncio.to_thread(started.wait, 60)
+        await pilot.press("enter")  # again, while the first is saving
+        gate.set()
+        await wait_until(pilot, lambda: notified(app, "Created "), "the outcome")
+        shown = app.screen
+        await wait_until(
+            pilot, lambda: isinstance(shown, TicketScreen) and shown.view, "the new ticket"
+        )
+        with read_session(engine) as session:
+            tickets = session.exec(select(Ticket)).all()
+        assert [t.customer_email for t in tickets] == ["grace@example.com"]
+
+    run_tui(engine, "maya", script)

@@ -1,13 +1,20 @@
 """The one way the desk's screens, dialogs and app do blocking work (a database read or write,
 a file written) off Textual's event loop: ``Background.in_thread``.
 
-``self.in_thread(job, then, group=...)`` runs ``job()`` in a thread worker of ``self`` (a
-screen, a dialog, a widget or the app mixing in ``Background``). Its result comes back to
-``then(result)`` on the event loop, through the worker's own ``Worker.StateChanged`` message,
-only if the worker was not cancelled and ``self`` is still mounted: a read replaced by a newer
-one of the same ``group`` (``exclusive``, the default: typing in a filter) or whose screen was
-closed applies nothing. ``done()``, if given, runs once the job ended either way (a count of
-reads still running).
+``self.in_thread(job, then, group=...)`` runs ``job()`` in a thread worker. Its result comes
+back to ``then(result)`` on the event loop, through the worker's own ``Worker.StateChanged``
+message, only if the worker was not cancelled and ``self`` (a screen, a dialog, a widget or the
+app mixing in ``Background``) is still mounted. ``done()``, if given, runs once the job ended
+either way (a count of reads still running).
+
+- A read (``reading=True``) is a worker of ``self``: one whose screen was closed, or replaced by
+  a newer one of the same ``group`` (``exclusive``, the default: typing in a filter), is
+  cancelled and applies nothing.
+- A write (any other job) is a worker of the app, never cancelled by its screen closing or by a
+  newer job: its failure is always said (by ``self`` while it is open, else by the app's
+  ``show_failure``), unless its ``failed`` is ``ignore_failure``. An ``exclusive`` write (the
+  default) is not started again while it runs (a second Enter, a close then Escape): one
+  ticket, one outcome said; ``exclusive=False`` writes run side by side.
 
 An exception out of ``job`` is handled in one place, ``Background.on_worker_state_changed``:
 ``failure_of`` makes it one line (a ``DeskError``'s own message; a driver error as the store
@@ -67,6 +74,8 @@ class Failure:
 
 @dataclass(frozen=True)
 class _Job(Generic[Result]):
+    owner: Background
+    """The node that asked for the job (the worker's own node, or the app for a write)."""
     then: Callable[[Result], object] | None
     done: Callable[[], object] | None
     failed: Callable[[Failure], object] | None
@@ -148,16 +157,20 @@ class Background(_Node):
         unless_running: bool = False,
     ) -> Worker[Result] | None:
         """Run ``job`` in a thread worker; ``then`` its result on the event loop (see the
-        module's docstring). ``exclusive``: a newer job of ``group`` cancels an older one.
-        ``unless_running``: nothing is started (None) while a job of ``group`` runs - for a
-        poll, which would otherwise cancel each read slower than its interval and show
-        nothing at all."""
+        module's docstring). ``exclusive``: a newer read of ``group`` cancels an older one; a
+        write of ``group`` is not started (None) while one runs. ``unless_running``: nothing
+        is started (None) while a job of ``group`` runs - for a poll, which would otherwise
+        cancel each read slower than its interval and show nothing at all."""
+        runner = self if reading or not isinstance(self.app, Background) else self.app
+        if not reading and exclusive:
+            exclusive, unless_running = False, True
         if unless_running and any(
-            worker.group == group and worker.is_running and not worker.is_cancelled
-            for worker in self._background_jobs()
-        ):
+            job.owner is self and worker.group == group and worker.is_running
+            and not worker.is_cancelled
+            for worker, job in runner._background_jobs().items()
+        ):  # fmt: skip
             return None
-        worker: Worker[Result] = self.run_worker(
+        worker: Worker[Result] = runner.run_worker(
             job,
             name=getattr(job, "__name__", group),
             group=group,
@@ -165,7 +178,7 @@ class Background(_Node):
             thread=True,
             exit_on_error=False,
         )
-        self._background_jobs()[worker] = _Job(then, done, failed, reading, severity)
+        runner._background_jobs()[worker] = _Job(self, then, done, failed, reading, severity)
         return worker
 
     def _background_jobs(self) -> dict[Worker[Any], _Job[Any]]:
@@ -175,19 +188,23 @@ class Background(_Node):
         return jobs
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        """The one place a job's end is handled: its result shown, or its error."""
+        """The one place a job's end is handled: its result shown, or its error (a write's
+        even once its screen closed: by the app, ``self`` here)."""
         if event.state not in _ENDED:
             return
         job = self._background_jobs().pop(event.worker, None)
         if job is None or not self.is_attached:
-            return  # not a job of ``in_thread``, or its screen was closed
-        worker = event.worker
+            return  # not a job of ``in_thread``, or the screen of its read was closed
+        worker, open_ = event.worker, job.owner.is_attached
         if event.state == WorkerState.ERROR and worker.error is not None:
             failure = failure_of(worker.error, reading=job.reading, severity=job.severity)
-            (job.failed or self.show_failure)(failure)
-        elif event.state == WorkerState.SUCCESS and not worker.is_cancelled and job.then:
+            if open_:
+                (job.failed or job.owner.show_failure)(failure)
+            elif job.failed is not ignore_failure:  # a write whose screen closed
+                self.show_failure(failure)
+        elif event.state == WorkerState.SUCCESS and open_ and not worker.is_cancelled and job.then:
             job.then(worker.result)
-        if job.done is not None:
+        if open_ and job.done is not None:
             job.done()
 
     def show_failure(self, failure: Failure) -> None:

@@ -221,6 +221,7 @@ class CampaignsScreen(DeskScreen):
                 return plan_campaign(session, spec)
 
         self.in_thread(plan, lambda plan: self._show_plan(plan, then_confirm), group="campaign",
+                       reading=True,
                        failed=lambda failure: self._refused(failure.line))  # fmt: skip
 
     def _show_plan(self, plan: CampaignPlan, then_confirm: bool) -> None:

@@ -352,7 +352,7 @@ class TicketsScreen(DeskScreen):
             with read_session(self.engine) as session:
                 return [v.name for v in list_views(session, actor=self.user)]
 
-        self.in_thread(read, self._offer_views, group="tickets-view")
+        self.in_thread(read, self._offer_views, group="tickets-view", reading=True)
 
     def _offer_views(self, names: list[str]) -> None:
         if not names:
@@ -372,7 +372,7 @@ class TicketsScreen(DeskScreen):
             with read_session(self.engine) as session:
                 return get_view(session, actor=self.user, name=name)
 
-        self.in_thread(read, self._recalled, group="tickets-view")
+        self.in_thread(read, self._recalled, group="tickets-view", reading=True)
 
     def _recalled(self, flt: TicketFilter) -> None:
         self._fill_filter_bar(flt)
