@@ -130,7 +130,7 @@ def delivery_enabled(settings: Settings) -> bool:
         return True
     if text in ("0", "false", "no", "off"):
         return False
-    raise DeskError(f"Setting deliver must be true or false, not {value!r}")
+    raise DeskError(_("Setting deliver must be true or false, not {value!r}").format(value=value))
 
 
 class DeskReachability(Message):
@@ -255,7 +255,9 @@ class CxDeskApp(
         except Exception as error:  # the database is unreachable or not a database
             reason = getattr(error, "orig", None) or error
             first = (str(reason).strip().splitlines() or [type(error).__name__])[0]
-            self._engine_error = DeskError(f"Cannot use the desk database: {first}")
+            self._engine_error = DeskError(
+                _("Cannot use the desk database: {reason}").format(reason=first)
+            )
             raise DeskError(first) from error
         else:
             self._engine_ready.set()  # a login typed already is checked from here on

@@ -291,7 +291,11 @@ def survey_serve(
     try:
         server = make_survey_server(engine, host, port, limits)
     except OSError as exc:
-        raise DeskError(f"Cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        raise DeskError(
+            _("Cannot listen on {host}:{port}: {reason}").format(
+                host=host, port=port, reason=exc.strerror or exc
+            )
+        ) from None
     except ValueError as exc:
         raise DeskError(
             _("Cannot listen on {host}:{port}: {exc}").format(host=host, port=port, exc=exc)

@@ -27,7 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from cxdesk.cli.common import console, desk_engine, err_console, error_line
 from cxdesk.cli.mail import mail_app
 from cxdesk.errors import DeskError
-from cxdesk.i18n import N_
+from cxdesk.i18n import N_, _
 from cxdesk.store.user_files import read_regular_file
 from cxdesk.text import printable
 
@@ -54,7 +54,9 @@ def _read(name: str, limit: int) -> bytes:
         return read_regular_file(Path(name), limit=limit, what="message")
     data = sys.stdin.buffer.read(limit + 1)
     if len(data) > limit:
-        raise DeskError(f"standard input: the message is larger than {limit // 1024} KB")
+        raise DeskError(
+            _("standard input: the message is larger than {limit} KB").format(limit=limit // 1024)
+        )
     return data
 
 

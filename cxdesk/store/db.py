@@ -191,15 +191,19 @@ def driver_error(exc: BaseException) -> DeskError:
     first_line = text.strip().splitlines()[0] if text.strip() else "unknown error"
     if "database is locked" in first_line:
         return DeskError(
-            f"The desk database is busy: another program held it locked for over "
-            f"{BUSY_TIMEOUT_MS / 1000:g} s; nothing was changed, try again"
+            _(
+                "The desk database is busy: another program held it locked for over "
+                "{seconds} s; nothing was changed, try again"
+            ).format(seconds=f"{BUSY_TIMEOUT_MS / 1000:g}")
         )
     if "readonly database" in first_line:
         return DeskError(
-            "The desk database is read-only (check the file's and its folder's permissions); "
-            "nothing was changed"
+            _(
+                "The desk database is read-only (check the file's and its folder's "
+                "permissions); nothing was changed"
+            )
         )
-    return DeskError(f"Database error: {first_line}")
+    return DeskError(_("Database error: {reason}").format(reason=first_line))
 
 
 _SQLITE_PASSING = (

@@ -29,7 +29,7 @@ from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy.exc import OperationalError
 
 from cxdesk.errors import DeskError
-from cxdesk.i18n import _
+from cxdesk.i18n import _, ngettext
 from cxdesk.store.db import READ_ONLY_OPTION, is_sqlite
 
 if TYPE_CHECKING:
@@ -111,9 +111,17 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
             _check_known(script, MigrationContext.configure(connection).get_current_heads())
             command.upgrade(alembic_config(connection), revision)
     except CommandError as exc:  # e.g. a target below the current revision
-        raise DeskError(f"Cannot upgrade to {revision!r}: {_first_line(exc)}") from exc
+        raise DeskError(
+            _("Cannot upgrade to {revision!r}: {reason}").format(
+                revision=revision, reason=_first_line(exc)
+            )
+        ) from exc
     except OperationalError as exc:
-        raise DeskError(f"Database error while migrating: {_first_line(exc.orig or exc)}") from exc
+        raise DeskError(
+            _("Database error while migrating: {reason}").format(
+                reason=_first_line(exc.orig or exc)
+            )
+        ) from exc
 
 
 def _first_line(exc: BaseException) -> str:
@@ -173,8 +181,10 @@ def _check_known(script: ScriptDirectory, current: tuple[str, ...]) -> None:
             known = None
         if known is None:
             raise DeskError(
-                f"The database schema is at revision {revision!r}, which this version of cxdesk "
-                "does not know: it was upgraded by a newer cxdesk; install that version"
+                _(
+                    "The database schema is at revision {revision!r}, which this version of "
+                    "cxdesk does not know: it was upgraded by a newer cxdesk; install that version"
+                ).format(revision=revision)
             )
 
 
@@ -195,8 +205,13 @@ def _check_sqlite_foreign_keys(connection: Connection) -> None:
     if violations:
         table, rowid, parent, _fk = violations[0]
         raise DeskError(
-            f"Migration left {len(violations)} broken foreign key(s), e.g. {table} row {rowid} "
-            f"-> {parent}; nothing was changed"
+            ngettext(
+                "Migration left {count} broken foreign key, e.g. {table} row {row} -> {parent}; "
+                "nothing was changed",
+                "Migration left {count} broken foreign keys, e.g. {table} row {row} -> {parent}; "
+                "nothing was changed",
+                len(violations),
+            ).format(count=len(violations), table=table, row=rowid, parent=parent)
         )
 
 

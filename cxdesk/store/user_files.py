@@ -43,8 +43,17 @@ def _not_regular(mode: int) -> str | None:
 
 def _too_big(path: Path, size: int | None, limit: int) -> DeskError:
     """``size`` None: the file grew past the limit while it was read."""
-    measured = "is larger" if size is None else f"is {size // 1024} KB"
-    return DeskError(f"{path.name}: {measured}; the limit is {limit // 1024} KB")
+    if size is None:
+        return DeskError(
+            _("{name}: is larger; the limit is {limit} KB").format(
+                name=path.name, limit=limit // 1024
+            )
+        )
+    return DeskError(
+        _("{name}: is {size} KB; the limit is {limit} KB").format(
+            name=path.name, size=size // 1024, limit=limit // 1024
+        )
+    )
 
 
 def read_regular_file(path: Path, *, limit: int, what: str) -> bytes:

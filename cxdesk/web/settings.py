@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from cxdesk.config import DEFAULT_SURVEY_URL, Settings
 from cxdesk.engine.channels import check_keys, read_setting, text_setting
 from cxdesk.errors import DeskError
+from cxdesk.i18n import _
 
 TABLE = "survey_server"
 _ENV = {
@@ -96,7 +97,9 @@ class ServerSettings:
     def from_desk(cls, settings: Settings) -> ServerSettings:
         table = settings.extra.get(TABLE, {})
         if not isinstance(table, dict):
-            raise DeskError(f"Config setting {TABLE} must be a table ([{TABLE}])")
+            raise DeskError(
+                _("Config setting {table} must be a table ([{table}])").format(table=TABLE)
+            )
         from cxdesk.engine.channels.sms import SmsSettings  # twilio's client: only here
 
         twilio = settings.extra.get("twilio", {})
@@ -135,7 +138,15 @@ def _count(value: object | None, key: str, default: int, low: int, high: int) ->
     try:
         number = int(str(value).strip())
     except ValueError:
-        raise DeskError(f"Setting {TABLE}.{key} must be a whole number, not {value!r}") from None
+        raise DeskError(
+            _("Setting {name} must be a whole number, not {value!r}").format(
+                name=f"{TABLE}.{key}", value=value
+            )
+        ) from None
     if not low <= number <= high:
-        raise DeskError(f"Setting {TABLE}.{key} must be between {low} and {high}, not {value!r}")
+        raise DeskError(
+            _("Setting {name} must be between {low} and {high}, not {value!r}").format(
+                name=f"{TABLE}.{key}", low=low, high=high, value=value
+            )
+        )
     return number
