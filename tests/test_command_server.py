@@ -274,6 +274,9 @@ def test_ctrl_z_ctrl_c_and_two_callers_at_once(server: Served, tmp_path: Path) -
     assert second.returncode == 0 and json.loads(second.stdout) == [], second.stderr
 
     first.send_signal(signal.SIGINT)  # what Ctrl-C sends the terminal's foreground process
+    # Its input ends (communicate closes it) only once the command is gone: an end of input
+    # that came first would let the batch run its line (seen on a loaded machine).
+    wait_until(lambda: not alive(child), "the command's end")
     _out, err = first.communicate(timeout=WAIT)
     assert first.returncode == 130, err
     assert "Traceback" not in err
