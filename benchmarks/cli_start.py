@@ -97,20 +97,7 @@ def run(
             timed([*CXDESK, *CHECKIN], env)
         log(f"CLI start: {runs} runs of each command, alternating with the baseline ...")
         timed(BASELINE, env)  # warm the OS file cache
-        for name, arguments in COMMANDS.items():
-            mine, bare = [], []
-            for _i in range(runs):
-                mine.append(timed([*CXDESK, *arguments], env))
-                bare.append(timed(BASELINE, env))
-            figures.append(
-                figure(
-                    f"cli_start.{name}",
-                    value=statistics.median(mine) * 1000,
-                    baseline=statistics.median(bare) * 1000,
-                    unit="ms",
-                    at_most_ratio=TARGET,
-                )
-            )
+        figures += command_figures("cli_start", env, env, runs=runs)
         figures += warm_figures(env, runs=runs, log=log)
         log(f"CLI batch: {BATCH_LINES} check-ins in one batch and one process each ...")
         script = Path(folder) / "checkins.txt"
@@ -129,6 +116,36 @@ def run(
     return figures
 
 
+def command_figures(
+    prefix: str,
+    env: dict[str, str],
+    baseline_env: dict[str, str],
+    *,
+    runs: int,
+    first_apart: bool = False,
+) -> list[dict[str, Any]]:
+    """Each of ``COMMANDS`` timed ``runs`` times in ``env``, alternating with the baseline; the
+    medians. ``first_apart``: one untimed run of each first (a command server's first fork)."""
+    figures: list[dict[str, Any]] = []
+    for name, arguments in COMMANDS.items():
+        if first_apart:
+            timed([*CXDESK, *arguments], env)
+        mine, bare = [], []
+        for _i in range(runs):
+            mine.append(timed([*CXDESK, *arguments], env))
+            bare.append(timed(BASELINE, baseline_env))
+        figures.append(
+            figure(
+                f"{prefix}.{name}",
+                value=statistics.median(mine) * 1000,
+                baseline=statistics.median(bare) * 1000,
+                unit="ms",
+                at_most_ratio=TARGET,
+            )
+        )
+    return figures
+
+
 def warm_figures(
     env: dict[str, str], *, runs: int, log: Callable[[str], None]
 ) -> list[dict[str, Any]]:
@@ -140,21 +157,7 @@ def warm_figures(
         log("CLI start, warm: starting a command server ...")
         timed([*CXDESK, "server", "start"], warm)
         try:
-            for name, arguments in COMMANDS.items():
-                timed([*CXDESK, *arguments], warm)  # the server's first fork of each
-                mine, bare = [], []
-                for _i in range(runs):
-                    mine.append(timed([*CXDESK, *arguments], warm))
-                    bare.append(timed(BASELINE, env))
-                figures.append(
-                    figure(
-                        f"cli_start.warm.{name}",
-                        value=statistics.median(mine) * 1000,
-                        baseline=statistics.median(bare) * 1000,
-                        unit="ms",
-                        at_most_ratio=TARGET,
-                    )
-                )
+            figures += command_figures("cli_start.warm", warm, env, runs=runs, first_apart=True)
         finally:
             timed([*CXDESK, "server", "stop"], warm)
     return figures
