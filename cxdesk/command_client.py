@@ -296,13 +296,16 @@ def _go_and_wait(connection: socket.socket, pid: int) -> int | None:
     """Let ``pid`` run the command and forward signals to it until it says how it exited;
     None when the go-ahead could not be given (the command did not run)."""
     received: list[int] = []
+    pending: list[int] = []  # arrived before the go-ahead: sent on once it is on its way
     went: list[bool] = []
 
     def forward(signum: int, _frame: object) -> None:
         received.append(signum)
-        if went:
-            with contextlib.suppress(OSError):  # it has just ended
-                os.kill(pid, signum)
+        if not went:
+            pending.append(signum)
+            return
+        with contextlib.suppress(OSError):  # it has just ended
+            os.kill(pid, signum)
 
     def suspend(_signum: int, _frame: object) -> None:
         """Ctrl-Z: stop the command (SIGSTOP: the server's process group is orphaned, so the
@@ -320,14 +323,17 @@ def _go_and_wait(connection: socket.socket, pid: int) -> int | None:
     for signum in FORWARDED_SIGNALS:
         signal.signal(signum, forward)
     signal.signal(signal.SIGTSTP, suspend)
+    # From before the go-ahead is sent, a signal goes to the command: the command may be
+    # running (and in the caller's folder) the moment the byte is written, so a Ctrl-Z then must
+    # stop it too (a caller stopped alone, its command running on, was seen under load).
+    went.append(True)
     try:
         connection.sendall(GO)
     except OSError:
         return None
-    went.append(True)
-    for early in received:  # arrived since the handlers were set: the command ends by it
+    while pending:  # arrived since the handlers were set: the command ends by it
         with contextlib.suppress(OSError):
-            os.kill(pid, early)
+            os.kill(pid, pending.pop(0))
     connection.settimeout(None)
     try:
         answer, _fds = receive_message(connection)

@@ -443,10 +443,10 @@ def test_change_team_and_owner_with_a_comment(engine: Engine) -> None:
 
         await wait_until(
             pilot,
-            lambda: ("Updated team", "360", "Stats iQ") in logged_changes(),
+            lambda: ("Updated Team", "360", "Stats iQ") in logged_changes(),
             "the team change in the log",
         )
-        assert ("Owner changed owner", "Maya", "Kenji") in logged_changes()  # names
+        assert ("Owner changed Owner", "Maya", "Kenji") in logged_changes()  # names
 
     run(engine, "maya", script)
 
