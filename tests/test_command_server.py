@@ -251,7 +251,9 @@ def blocked_batch(server: Served, cwd: Path) -> tuple[subprocess.Popen[str], int
     status = server.status()
     assert status is not None
     pid = int(status["pid"])  # type: ignore[call-overload]
-    caller = server.start("batch", "-", cwd=cwd)
+    # Its own process group, as a shell starts a job: in a group the kernel deems orphaned (a
+    # test run under setsid, as CI runs it) a SIGTSTP the caller sends itself is dropped.
+    caller = server.start("batch", "-", cwd=cwd, process_group=0)
     assert caller.stdin is not None
     caller.stdin.write(f"{CHECKIN}\n")
     caller.stdin.flush()
