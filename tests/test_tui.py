@@ -103,6 +103,20 @@ async def queues_loaded(app: CxDeskApp, pilot: Pilot[None]) -> None:
     )
 
 
+async def new_ticket_form(app: CxDeskApp, pilot: Pilot[None]) -> NewTicketScreen:
+    """Log in, open the new-ticket form (ctrl+n) and wait for its team choices."""
+    await log_in(app, pilot)
+    await queues_loaded(app, pilot)
+    await pilot.press("ctrl+n")
+    await wait_until(pilot, lambda: isinstance(app.screen, NewTicketScreen), "the form")
+    form = app.screen
+    assert isinstance(form, NewTicketScreen)
+    await wait_until(
+        pilot, lambda: len(form.query_one("#team", Select)._options) > 1, "the choices"
+    )
+    return form
+
+
 def test_login_wrong_then_right_password(engine: Engine) -> None:
     build_small_desk(engine)
 
@@ -503,14 +517,7 @@ def test_new_ticket_form(engine: Engine) -> None:
     build_small_desk(engine)
 
     async def script(app: CxDeskApp, pilot: Pilot[None]) -> None:
-        await log_in(app, pilot)
-        await queues_loaded(app, pilot)
-        await pilot.press("ctrl+n")
-        await wait_until(pilot, lambda: isinstance(app.screen, NewTicketScreen), "the form")
-        form = app.screen
-        await wait_until(
-            pilot, lambda: len(form.query_one("#team", Select)._options) > 1, "the choices"
-        )
+        await new_ticket_form(app, pilot)
         await type_text(pilot, "grace@example.com")
         await pilot.press("tab")
         await type_text(pilot, "Grace Hopper")

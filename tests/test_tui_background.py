@@ -40,16 +40,15 @@ from cxdesk.app import CxDeskApp
 from cxdesk.errors import DeskError
 from cxdesk.screens import new_ticket
 from cxdesk.screens.background import Background
-from cxdesk.screens.new_ticket import NewTicketScreen
 from cxdesk.screens.ticket import TicketScreen
 from cxdesk.store.db import read_session
 from cxdesk.store.models import Ticket
 from tests.desk import build_small_desk
-from tests.test_tui import queues_loaded
+from tests.test_tui import new_ticket_form
 from tests.test_tui import run as run_tui
 from tests.test_tui_views import desk, open_list, run_app, table_keys
 from tests.test_views import build_ticket_desk
-from tests.tui_helpers import choose, log_in, notices, notified, wait_until
+from tests.tui_helpers import choose, notices, notified, wait_until
 
 PACKAGE = Path(cxdesk.__file__).parent
 HELPER = PACKAGE / "screens" / "background.py"
@@ -316,14 +315,7 @@ def test_enter_twice_on_the_new_ticket_form_makes_one_ticket(
     monkeypatch.setattr(new_ticket, "create_manual_ticket", slow_create)
 
     async def script(app: CxDeskApp, pilot: Pilot[None]) -> None:
-        await log_in(app, pilot)
-        await queues_loaded(app, pilot)
-        await pilot.press("ctrl+n")
-        await wait_until(pilot, lambda: isinstance(app.screen, NewTicketScreen), "the form")
-        form = app.screen
-        await wait_until(
-            pilot, lambda: len(form.query_one("#team", Select)._options) > 1, "the choices"
-        )
+        form = await new_ticket_form(app, pilot)
         form.query_one("#team", Select).focus()
         await choose(pilot, "Stats")
         form.query_one("#email", Input).value = "grace@example.com"
