@@ -24,6 +24,7 @@ from cxdesk.store.presence import set_presence
 from cxdesk.store.pull import pull_next
 from cxdesk.store.waiting import (
     UNKNOWN_WORDS,
+    Pace,
     min_handled,
     queue_outlooks,
     queue_waiting,
@@ -204,6 +205,21 @@ def test_queue_outlooks_give_the_next_customer(desk: Engine) -> None:
 )
 def test_waits_in_words(minutes: float | None, words: str) -> None:
     assert wait_in_words(minutes) == words
+
+
+@pytest.mark.parametrize("free_in", [(3.7,), (0.0, 1.5), (2.2, 0.0, 7.1)])
+def test_waits_are_the_next_free_expert_each_time(free_in: tuple[float, ...]) -> None:
+    # The reference: each customer in turn goes to the expert free first, who is then busy one
+    # handle time longer (the one-expert shortcut must give the very same floats).
+    free, expected = list(free_in), []
+    for _customer in range(500):
+        start = min(free)
+        expected.append(start)
+        free[free.index(start)] = start + 9.3
+    pace = Pace(handled=5, handle_minutes=9.3, free_in=free_in)
+    assert pace.waits(500) == expected
+    assert pace.wait(500) == expected[-1] and pace.wait(1) == expected[0]
+    assert pace.waits(0) == [] and Pace(5, None, free_in).waits(2) == [None, None]
 
 
 def test_piped_text_gives_the_position_and_the_estimate(desk: Engine) -> None:

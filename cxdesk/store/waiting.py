@@ -29,6 +29,7 @@ import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import accumulate, repeat
 from typing import Any, NamedTuple
 
 from sqlalchemy import func
@@ -111,10 +112,12 @@ class Pace:
         free = list(self.free_in)
         heapq.heapify(free)
         found: list[float | None] = []
+        if len(free) == 1:  # one expert: each next customer one handle time later (the same
+            return list(accumulate(repeat(handle, count - 1), initial=free[0]))  # sums)
         for _position in range(count):
-            start = heapq.heappop(free)
+            start = free[0]
             found.append(start)
-            heapq.heappush(free, start + handle)
+            heapq.heapreplace(free, start + handle)
         return found
 
     def wait(self, position: int) -> float | None:
@@ -191,11 +194,14 @@ def weighted_handle(minutes: Sequence[float], weight: float = HANDLE_WEIGHT) -> 
 def available_experts(session: Session, team_id: int, *, now: datetime) -> list[Expert]:
     """The team's experts available now (``store.presence``: available, and their desk still
     beating), and the pull of the open ticket each is on (the latest; None: free)."""
+    members = session.execute(available_members(session, team_id, now=now)).scalars().all()
+    if not members:
+        return []
     rows = session.execute(
         sa_select(col(Ticket.owner_id), _last_pull(col(Ticket.updated_at)), col(Ticket.updated_at))
         .join(Status, col(Status.name) == col(Ticket.status))
         .where(
-            col(Ticket.owner_id).in_(available_members(session, team_id, now=now)),
+            col(Ticket.owner_id).in_(members),
             col(Status.category) == StatusCategory.open,  # by ix_ticket_owner_created per member
         )
     ).all()
@@ -203,7 +209,6 @@ def available_experts(session: Session, team_id: int, *, now: datetime) -> list[
     for owner_id, pulled, updated in rows:
         start = _aware(pulled if pulled is not None else updated)
         busy[owner_id] = max(busy.get(owner_id, start), start)
-    members = session.execute(available_members(session, team_id, now=now)).scalars().all()
     return [Expert(user_id, busy.get(user_id)) for user_id in sorted(members)]
 
 
@@ -252,8 +257,9 @@ def queue_waiting(
         _waiting_in(queue.team_id).add_columns(col(Ticket.key)).order_by(*queue_order(by_priority))
     ).all()
     waits = team_pace(session, queue.team_id, now=now).waits(len(rows))
+    name = queue.name  # an ORM attribute: read once, not once per waiting ticket
     return [
-        WaitingTicket(ticket_id, key or "", queue.name, position, wait)
+        WaitingTicket(ticket_id, key or "", name, position, wait)
         for position, ((ticket_id, key), wait) in enumerate(zip(rows, waits, strict=True), 1)
     ]
 
