@@ -15,7 +15,9 @@ RETURNING id, key`` run straight on the pooled driver connection, committed on i
   statement only. PostgreSQL: the candidate is chosen ``FOR UPDATE SKIP LOCKED``.
 
 The queue's team and ordering are read once per driver connection and remembered there;
-the claim's ``EXISTS`` re-checks them on every pull, and a miss reads them again.
+the claim's ``EXISTS`` re-checks them on every pull, and a miss reads them again. On
+PostgreSQL that usual pull is prepared once per connection and run straight on libpq
+(``store.pg_prepared``: no cursor, no BEGIN, no autocommit switch).
 
 A pull from **any of the caller's teams** (``pull_any``) is the same statement over every
 team the caller is on that has a queue: priority then the longest wait, or the longest wait
