@@ -15,7 +15,9 @@ RETURNING id, key`` run straight on the pooled driver connection, committed on i
   statement only. PostgreSQL: the candidate is chosen ``FOR UPDATE SKIP LOCKED``.
 
 The queue's team and ordering are read once per driver connection and remembered there;
-the claim's ``EXISTS`` re-checks them on every pull, and a miss reads them again.
+the claim's ``EXISTS`` re-checks them on every pull, and a miss reads them again. On
+PostgreSQL that usual pull is prepared once per connection and run straight on libpq
+(``store.pg_prepared``: no cursor, no BEGIN, no autocommit switch).
 
 A pull from **any of the caller's teams** (``pull_any``) is the same statement over every
 team the caller is on that has a queue: priority then the longest wait, or the longest wait
@@ -72,6 +74,7 @@ from cxdesk.store.caps import (
     effective_cap,
     wait_first,
 )
+from cxdesk.store.db import driver_error
 from cxdesk.store.directory import no_queue
 from cxdesk.store.driver_sql import Compiled, run_sql
 from cxdesk.store.models import (
@@ -196,19 +199,22 @@ _TICKET_QUEUE = (
 """The queue a ticket waits in (its team's first: ``waiting.ticket_queue``)."""
 
 
-_OWN_CAP = sa_select(col(User.max_open_tickets)).where(col(User.id) == bindparam("user"))
-_NO_CAP = or_(
-    _OWN_CAP.scalar_subquery() == UNCAPPED,
-    and_(
-        _OWN_CAP.scalar_subquery().is_(None),
-        func.coalesce(func.lower(func.trim(_setting(CAP_SETTING))), literal_column("''")).in_(
-            [literal_column("''"), literal_column(f"'{NO_CAP}'")]
+_NO_CAP = sa_exists().where(
+    col(User.id) == bindparam("user"),
+    or_(
+        col(User.max_open_tickets) == UNCAPPED,
+        and_(
+            col(User.max_open_tickets).is_(None),
+            func.coalesce(func.lower(func.trim(_setting(CAP_SETTING))), literal_column("''")).in_(
+                [literal_column("''"), literal_column(f"'{NO_CAP}'")]
+            ),
         ),
     ),
 )
 """No cap applies to the caller (bind ``user``): their own is "none", or they follow a desk
-with no ``max_open_tickets``. (A desk setting that is not a number also means no cap to
-``store.caps``; this condition is then false and the pull reads the caller first.)"""
+with no ``max_open_tickets`` (one read of the caller's row). (A desk setting that is not a
+number also means no cap to ``store.caps``; this condition is then false and the pull reads
+the caller first.)"""
 
 
 def claimed(owner: Any, now: Any, queue: Any) -> dict[str, Any]:
@@ -282,6 +288,10 @@ class _Statements:
     claim: dict[_ClaimKey, Compiled]
     unread_claim: dict[bool, Compiled]
     """A queue's claim before the caller is read, by priority order (see ``_pull_on``)."""
+    prepared_claim: dict[bool, Any]
+    """PostgreSQL: ``unread_claim`` prepared on libpq (``store.pg_prepared``); else empty."""
+    idle: Any
+    """PostgreSQL: libpq's status of a connection outside any transaction."""
     now: Any
     """The dialect's conversion of a datetime parameter (SQLite stores text)."""
 
@@ -291,6 +301,17 @@ def _statements(dialect: Dialect) -> _Statements:
     postgres = dialect.name == "postgresql"
     processor = Ticket.__table__.c.updated_at.type.dialect_impl(dialect).bind_processor(dialect)  # type: ignore[attr-defined]
     both = (False, True)
+    unread_claim = {
+        p: Compiled.of(_claim(p, postgres, any_team=False, capped=False, unread=True), dialect)
+        for p in both
+    }
+    prepared_claim: dict[bool, Any] = {}
+    idle = None
+    if postgres:  # only here: a SQLite desk never loads psycopg
+        from cxdesk.store.pg_prepared import IDLE, Prepared
+
+        prepared_claim = {p: Prepared(unread_claim[p]) for p in both}
+        idle = IDLE
     return _Statements(
         postgres=postgres,
         scope=Compiled.of(_SCOPE, dialect),
@@ -306,10 +327,9 @@ def _statements(dialect: Dialect) -> _Statements:
             for p in both
             for c in both
         },
-        unread_claim={
-            p: Compiled.of(_claim(p, postgres, any_team=False, capped=False, unread=True), dialect)
-            for p in both
-        },
+        unread_claim=unread_claim,
+        prepared_claim=prepared_claim,
+        idle=idle,
         now=processor or (lambda value: value),
     )
 
@@ -370,35 +390,58 @@ def _pull(raw: Any, dialect: Dialect, actor: User, queue_name: str | None) -> Pu
     statements = _statements(dialect)
     if not statements.postgres:  # sqlite3 as cxdesk opens it: each statement autocommits
         return _pull_on(raw, statements, actor, queue_name)
+    driver = raw.driver_connection
+    if driver.pgconn.transaction_status != statements.idle:
+        raw.rollback()  # the pool's ping (SELECT 1) left its transaction open; nothing else
+    pulled = _usual_pull(raw, None, statements, actor, queue_name)
+    if pulled is not None:
+        return pulled
     # psycopg opens a transaction before a statement (a round trip to the server, and
     # another for COMMIT): one statement is its own transaction in autocommit mode.
-    from psycopg.pq import TransactionStatus  # only on PostgreSQL: a SQLite desk never loads it
-
-    driver = raw.driver_connection
-    if driver.info.transaction_status != TransactionStatus.IDLE:
-        raw.rollback()  # the pool's ping (SELECT 1) left its transaction open; nothing else
     driver.autocommit = True
     try:
-        return _pull_on(raw, statements, actor, queue_name)
+        return _pull_on(raw, statements, actor, queue_name, tried=True)
     finally:
         driver.autocommit = False
 
 
-def _pull_on(raw: Any, statements: _Statements, actor: User, queue_name: str | None) -> Pulled:
+def _usual_pull(
+    raw: Any, cursor: Any, statements: _Statements, actor: User, queue_name: str | None
+) -> Pulled | None:
+    """The usual pull, one statement: a queue read before (its scope remembered on the
+    connection), no cap for this caller (a condition of the claim). None: it claimed nothing
+    (anything else takes the way of ``_pull_on``: a read first). PostgreSQL: run on libpq,
+    prepared (``store.pg_prepared``); the connection is idle, so the statement commits."""
+    scope = raw.info.get(_SCOPE_CACHE, {}).get(queue_name) if queue_name is not None else None
+    if scope is None:
+        return None
+    by_priority = scope.ordering == QueueOrder.priority
+    values = {"user": actor.id, "now": statements.now(utcnow()), "team": scope.team_id,
+              "queue": scope.queue, "ordering": scope.ordering}  # fmt: skip
+    if statements.postgres:
+        claim = statements.prepared_claim[by_priority]
+        try:
+            rows = claim.run(raw, **values)
+        except statements.unread_claim[by_priority].operational_error as exc:
+            raise driver_error(exc) from exc
+    else:
+        rows = run_sql(raw, cursor, statements.unread_claim[by_priority], **values)
+    if not rows:
+        return None
+    ticket_id, key, queue = rows[0]
+    return Pulled(id=ticket_id, key=key, queue=queue)
+
+
+def _pull_on(
+    raw: Any, statements: _Statements, actor: User, queue_name: str | None, tried: bool = False
+) -> Pulled:
+    """The pull (``tried``: the usual one statement claimed nothing already)."""
     scopes: dict[str, _Scope] = raw.info.setdefault(_SCOPE_CACHE, {})
     cursor = raw.cursor()
     try:
+        if not tried and (pulled := _usual_pull(raw, cursor, statements, actor, queue_name)):
+            return pulled
         scope = scopes.get(queue_name) if queue_name is not None else None
-        if scope is not None:
-            # The usual pull, one statement: a queue read before, no cap for this caller (a
-            # condition of the claim). Anything else takes the way below (a read first).
-            values = {"user": actor.id, "now": statements.now(utcnow()), "team": scope.team_id,
-                      "queue": scope.queue, "ordering": scope.ordering}  # fmt: skip
-            by_priority = scope.ordering == QueueOrder.priority
-            rows = run_sql(raw, cursor, statements.unread_claim[by_priority], **values)
-            if rows:
-                ticket_id, key, queue = rows[0]
-                return Pulled(id=ticket_id, key=key, queue=queue)
         caller = _read_caller(raw, cursor, statements, actor)
         for _attempt in range(_PULL_RETRIES):
             if queue_name is not None and scope is None:
