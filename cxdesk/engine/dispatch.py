@@ -36,6 +36,7 @@ from cxdesk.store.models import (
     WorkflowRun,
     utcnow,
 )
+from cxdesk.store.prepared import Prepared
 from cxdesk.store.pull import Pulled, pull_next
 
 logger = logging.getLogger(__name__)
@@ -49,13 +50,16 @@ def _survey_name(session: Session, event: Event) -> str | None:
     return desk_definitions(session).survey_names.get(response.survey_id) if response else None
 
 
-_INSERT_RUNS = insert(WorkflowRun.__table__)  # type: ignore[attr-defined]
+_INSERT_RUNS = Prepared(
+    insert(WorkflowRun.__table__),  # type: ignore[attr-defined]
+    keys=["workflow_id", "event_id", "matched", "created_at"],
+)
 """Core, not ORM objects: a check-in writes one run per check-in workflow (nine on the demo
 desk), and building each as a model cost more than the INSERT (benchmarks/checkin.py)."""
 
 
 _EVENTS = Event.__table__  # type: ignore[attr-defined]
-_MARK_DISPATCHED = (
+_MARK_DISPATCHED = Prepared(
     update(_EVENTS)
     .where(_EVENTS.c.id == bindparam("event_id"))
     .values(dispatched_at=bindparam("done"))
@@ -102,10 +106,10 @@ def dispatch_event(session: Session, event: Event) -> list[str]:
     if runs:
         # One INSERT for all of them, in this transaction: the unique (workflow, event) key
         # refuses a second run of the event (another worker's) and undoes its tasks with it.
-        session.connection().execute(_INSERT_RUNS, runs)
+        _INSERT_RUNS.execute_many(session, runs)
     session.flush()  # what the tasks changed through the ORM
     done = utcnow()
-    session.connection().execute(_MARK_DISPATCHED, {"event_id": event.id, "done": done})
+    _MARK_DISPATCHED.execute(session, {"event_id": event.id, "done": done})
     set_committed_value(event, "dispatched_at", done)  # as the row now is
     return matched
 

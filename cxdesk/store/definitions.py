@@ -18,7 +18,8 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Mapping
-from dataclasses import dataclass
+from copy import deepcopy
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -62,6 +63,41 @@ class StatusDefinition:
 
 
 @dataclass(frozen=True)
+class QueueDefinition:
+    """A queue as the waiting room reads it (``store.waiting.ticket_queue``)."""
+
+    id: int
+    name: str
+    team_id: int
+    ordering: str
+
+
+@dataclass(frozen=True)
+class SlaPolicyDefinition:
+    """An enabled SLA policy, as ``store.sla`` matches it to a new ticket."""
+
+    id: int
+    team_id: int | None
+    priority: str | None
+    calendar_id: int | None
+    first_response_minutes: int | None
+    next_response_minutes: int | None
+    resolution_minutes: int | None
+    warn_percent: int
+
+
+@dataclass(frozen=True)
+class CalendarDefinition:
+    """An SLA calendar's desk hours as stored (``engine.sla_clock.DeskHours.of`` reads it and
+    checks it, as a dict and a list: its own copies, which nothing changes)."""
+
+    id: int
+    time_zone: str
+    weekly: dict[str, Any]
+    exceptions: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
 class SurveyDefinition:
     id: int
     name: str
@@ -97,6 +133,13 @@ class Definitions:
     """Per event kind, its enabled workflows in id order."""
     ticket_templates: Mapping[str, dict[str, Any]]
     """As stored: a copy is what a ticket is made from (``engine.tasks.ticket_spec``)."""
+    first_queues: Mapping[int, QueueDefinition]
+    """Per team id, its first queue (lowest id): the one its tickets wait in."""
+    sla_policies: tuple[SlaPolicyDefinition, ...]
+    """The enabled policies in the order they are tried (position, then id)."""
+    sla_calendars: Mapping[int, CalendarDefinition]
+    worked_out: dict[Any, Any] = field(default_factory=dict, compare=False)
+    """What is worked out from these definitions once (a calendar's desk hours), by key."""
 
 
 _cache: weakref.WeakKeyDictionary[Any, Definitions] = weakref.WeakKeyDictionary()
@@ -162,6 +205,10 @@ def _read(session: Session, desk: str, revision: int) -> Definitions:
                 w.delay_minutes,
             )  # fmt: skip
         )
+    first_queues: dict[int, QueueDefinition] = {}
+    for q in session.exec(select(Queue).order_by(col(Queue.id).desc())).all():
+        first_queues[q.team_id] = QueueDefinition(q.id or 0, q.name, q.team_id, q.ordering)
+    policies = select(SlaPolicy).where(col(SlaPolicy.enabled))
     return Definitions(
         desk=desk,
         revision=revision,
@@ -178,6 +225,28 @@ def _read(session: Session, desk: str, revision: int) -> Definitions:
         workflows=MappingProxyType({kind: tuple(found) for kind, found in workflows.items()}),
         ticket_templates=MappingProxyType(
             {t.name: t.definition for t in session.exec(select(TicketTemplate))}
+        ),
+        first_queues=MappingProxyType(first_queues),
+        sla_policies=tuple(
+            SlaPolicyDefinition(
+                p.id or 0,
+                p.team_id,
+                p.priority,
+                p.calendar_id,
+                p.first_response_minutes,
+                p.next_response_minutes,
+                p.resolution_minutes,
+                p.warn_percent,
+            )
+            for p in session.exec(policies.order_by(col(SlaPolicy.position), col(SlaPolicy.id)))
+        ),  # fmt: skip
+        sla_calendars=MappingProxyType(
+            {
+                c.id or 0: CalendarDefinition(
+                    c.id or 0, c.time_zone, deepcopy(c.weekly), deepcopy(c.exceptions)
+                )
+                for c in session.exec(select(SlaCalendar))
+            }  # fmt: skip
         ),
     )
 

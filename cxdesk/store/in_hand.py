@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from sqlalchemy import Insert, insert, inspect
+from sqlalchemy import insert, inspect
 from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session, SQLModel
+
+from cxdesk.store.prepared import Prepared
 
 IN_HAND_KEY = "cxdesk_in_hand"
 
@@ -33,21 +35,29 @@ def attach_written(session: Session, model: type[Model], values: dict[str, Any])
     return _attach(session, model(**values))
 
 
-_INSERTS: dict[str, Insert] = {}
-"""Per table, its ``INSERT ... RETURNING id``: built once, compiled once per column set."""
+_INSERTS: dict[tuple[str, bool], Prepared] = {}
+"""Per table, its ``INSERT`` of every column (the id given) or of every column but the id
+(``RETURNING`` it): compiled once."""
 
 
 def insert_row(session: Session, row: Model) -> Model:
-    """Write the new object ``row`` (its defaults filled in by its model) with one INSERT and
-    make it a loaded object of ``session``, kept in hand, its id set: what ``session.add`` and
-    a flush would do for a table with no server-side defaults or ORM hooks."""
+    """Write the new object ``row`` (its defaults filled in by its model; its id, if set, taken
+    as it is) with one INSERT and make it a loaded object of ``session``, kept in hand, its id
+    set: what ``session.add`` and a flush would do for a table with no server-side defaults or
+    ORM hooks (a ticket's: ``store.tickets.create_ticket``)."""
     table: Any = row.__table__  # type: ignore[attr-defined]
-    statement = _INSERTS.get(table.name)
+    given = getattr(row, "id", None) is not None
+    statement = _INSERTS.get((table.name, given))
     if statement is None:
-        statement = _INSERTS[table.name] = insert(table).returning(table.c.id)
-    values = {column.name: getattr(row, column.name) for column in table.columns}
-    values.pop("id")
-    row.id = session.connection().execute(statement, values).scalar_one()
+        keys = [column.name for column in table.columns if given or column.name != "id"]
+        insert_all = insert(table) if given else insert(table).returning(table.c.id)
+        statement = _INSERTS[(table.name, given)] = Prepared(insert_all, keys=keys)
+    assert statement.keys is not None
+    values = {name: getattr(row, name) for name in statement.keys}
+    if given:
+        statement.execute(session, values)
+    else:
+        row.id = statement.scalar(session, values)
     return _attach(session, row)
 
 

@@ -31,11 +31,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import func
+from sqlalchemy import bindparam, func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from cxdesk.i18n import N_, _, ngettext
+from cxdesk.store.definitions import QueueDefinition, desk_definitions
 from cxdesk.store.directory import whole_number_setting
 from cxdesk.store.models import (
     Event,
@@ -47,7 +48,8 @@ from cxdesk.store.models import (
     Ticket,
     utcnow,
 )
-from cxdesk.store.presence import available_members
+from cxdesk.store.prepared import Prepared
+from cxdesk.store.presence import members_available_since, presence_timeout
 from cxdesk.store.pull import WAITING, queue_order
 from cxdesk.store.tickets import QueueStats, queue_overview
 from cxdesk.store.tickets import _aware as aware
@@ -150,28 +152,46 @@ def _last_pull(before: Any) -> Any:
     )
 
 
-def handle_times(session: Session, team_id: int, *, now: datetime) -> list[float]:
-    """The team's last handled tickets' handle times (pull -> resolved), oldest first, in
-    minutes: one statement."""
+def _handled_statement() -> Prepared:
     resolved = sa_select(col(Status.name)).where(col(Status.category) == StatusCategory.resolved)
     recent = (
         sa_select(col(Ticket.id), col(Ticket.resolved_at))
         .where(
-            col(Ticket.team_id) == team_id,
+            col(Ticket.team_id) == bindparam("team"),
             col(Ticket.status).in_(resolved),  # (team, status, created): ix_ticket_team_status
-            col(Ticket.created_at) >= now - HISTORY_SPAN,
-            col(Ticket.resolved_at) <= now,
+            col(Ticket.created_at) >= bindparam("since"),
+            col(Ticket.resolved_at) <= bindparam("now"),
         )
         .order_by(col(Ticket.resolved_at).desc())
         .limit(HANDLE_HISTORY * 2)  # some were never pulled (opened resolved, or assigned)
         .subquery()
     )
-    rows = session.execute(
+    return Prepared(
         sa_select(recent.c.resolved_at, _last_pull(recent.c.resolved_at))
         .select_from(Ticket)
         .join(recent, recent.c.id == col(Ticket.id))
         .order_by(recent.c.resolved_at.desc())
-    ).all()
+    )
+
+
+_HANDLED = _handled_statement()
+_AVAILABLE = members_available_since(bindparam("team"), bindparam("cutoff"))
+_AVAILABLE_MEMBERS = Prepared(_AVAILABLE)
+_BUSY = Prepared(
+    sa_select(col(Ticket.owner_id), _last_pull(col(Ticket.updated_at)), col(Ticket.updated_at))
+    .join(Status, col(Status.name) == col(Ticket.status))
+    .where(
+        col(Ticket.owner_id).in_(_AVAILABLE),
+        col(Status.category) == StatusCategory.open,  # by ix_ticket_owner_created per member
+    )
+)
+"""The statements of a team's pace, compiled once: a check-in's SMS reads it."""
+
+
+def handle_times(session: Session, team_id: int, *, now: datetime) -> list[float]:
+    """The team's last handled tickets' handle times (pull -> resolved), oldest first, in
+    minutes: one statement."""
+    rows = _HANDLED.rows(session, {"team": team_id, "since": now - HISTORY_SPAN, "now": now})
     minutes = [
         (_aware(resolved) - _aware(pulled)).total_seconds() / 60
         for resolved, pulled in rows
@@ -191,19 +211,12 @@ def weighted_handle(minutes: Sequence[float], weight: float = HANDLE_WEIGHT) -> 
 def available_experts(session: Session, team_id: int, *, now: datetime) -> list[Expert]:
     """The team's experts available now (``store.presence``: available, and their desk still
     beating), and the pull of the open ticket each is on (the latest; None: free)."""
-    rows = session.execute(
-        sa_select(col(Ticket.owner_id), _last_pull(col(Ticket.updated_at)), col(Ticket.updated_at))
-        .join(Status, col(Status.name) == col(Ticket.status))
-        .where(
-            col(Ticket.owner_id).in_(available_members(session, team_id, now=now)),
-            col(Status.category) == StatusCategory.open,  # by ix_ticket_owner_created per member
-        )
-    ).all()
+    values = {"team": team_id, "cutoff": now - presence_timeout(session)}
     busy: dict[int, datetime] = {}
-    for owner_id, pulled, updated in rows:
+    for owner_id, pulled, updated in _BUSY.rows(session, values):
         start = _aware(pulled if pulled is not None else updated)
         busy[owner_id] = max(busy.get(owner_id, start), start)
-    members = session.execute(available_members(session, team_id, now=now)).scalars().all()
+    members = [user_id for (user_id,) in _AVAILABLE_MEMBERS.rows(session, values)]
     return [Expert(user_id, busy.get(user_id)) for user_id in sorted(members)]
 
 
@@ -258,11 +271,22 @@ def queue_waiting(
     ]
 
 
-def ticket_queue(session: Session, team_id: int) -> Queue | None:
+def ticket_queue(session: Session, team_id: int) -> QueueDefinition | None:
     """The queue a ticket of the team is placed in: the team's first (lowest id)."""
-    return session.exec(
-        select(Queue).where(Queue.team_id == team_id).order_by(col(Queue.id))
-    ).first()
+    return desk_definitions(session).first_queues.get(team_id)
+
+
+def _position_statement(by_priority: bool) -> Prepared:
+    numbered = (
+        WAITING.add_columns(
+            func.row_number().over(order_by=queue_order(by_priority)).label("position")
+        )
+    ).subquery()
+    return Prepared(sa_select(numbered.c.position).where(numbered.c.id == bindparam("ticket")))
+
+
+_POSITIONS = {by_priority: _position_statement(by_priority) for by_priority in (False, True)}
+"""A waiting ticket's position in its team's queue (binds ``team``, ``ticket``), per order."""
 
 
 def ticket_wait(
@@ -275,18 +299,9 @@ def ticket_wait(
     queue = ticket_queue(session, ticket.team_id)
     if queue is None:
         return None
-    numbered = (
-        _waiting_in(ticket.team_id)
-        .add_columns(
-            func.row_number()
-            .over(order_by=queue_order(queue.ordering == QueueOrder.priority))
-            .label("position")
-        )
-        .subquery()
+    position = _POSITIONS[queue.ordering == QueueOrder.priority].scalar(
+        session, {"team": ticket.team_id, "ticket": ticket.id}
     )
-    position = session.execute(
-        sa_select(numbered.c.position).where(numbered.c.id == ticket.id)
-    ).scalar_one_or_none()
     if position is None:  # in a resolved status
         return None
     wait = team_pace(session, ticket.team_id, now=now).wait(int(position))
