@@ -98,7 +98,8 @@ def render(template: str, context: PipeContext, *, header: bool = False) -> str:
     def plain(value: str) -> str:
         return " ".join(value.splitlines()) if header else value
 
-    template = template.replace(SURVEY_URL, context.lookup("e://Field/", "surveyUrl"))
+    if SURVEY_URL in template:
+        template = template.replace(SURVEY_URL, context.lookup("e://Field/", "surveyUrl"))
     pieces: list[str] = []
     position = 0
     for match in URL.finditer(template):

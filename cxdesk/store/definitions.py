@@ -41,6 +41,7 @@ from cxdesk.store.models import (
     TicketTemplate,
     Workflow,
 )
+from cxdesk.store.prepared import Prepared
 
 DEFINITIONS_KEY = "cxdesk_definitions"
 WROTE_KEY = "cxdesk_definitions_written"
@@ -142,6 +143,7 @@ class Definitions:
     """What is worked out from these definitions once (a calendar's desk hours), by key."""
 
 
+_REVISION = Prepared(sa_select(col(DeskRevision.desk), col(DeskRevision.revision)))
 _cache: weakref.WeakKeyDictionary[Any, Definitions] = weakref.WeakKeyDictionary()
 """Per database (its engine's connection pool: an engine and its copies with other options
 share it), the definitions last read."""
@@ -154,7 +156,8 @@ def desk_definitions(session: Session) -> Definitions:
     found: Definitions | None = session.info.get(DEFINITIONS_KEY)
     if found is not None:
         return found
-    row = session.execute(sa_select(col(DeskRevision.desk), col(DeskRevision.revision))).first()
+    rows = _REVISION.rows(session)
+    row = rows[0] if rows else None
     if row is None:  # its row deleted by hand: nothing tells of a change, nothing is kept
         found = session.info[DEFINITIONS_KEY] = _read(session, "", -1)
         return found

@@ -19,6 +19,7 @@ from sqlmodel import Session, SQLModel
 from cxdesk.store.prepared import Prepared
 
 IN_HAND_KEY = "cxdesk_in_hand"
+GIVEN_KEY = "cxdesk_given"
 
 Model = TypeVar("Model", bound=SQLModel)
 
@@ -27,6 +28,19 @@ def keep(session: Session, row: Model) -> Model:
     """Hold ``row`` (an object of ``session``) until the session closes; returns it."""
     session.info.setdefault(IN_HAND_KEY, []).append(row)
     return row
+
+
+def note_given(session: Session, row: SQLModel) -> None:
+    """Remember ``row``, an object the caller handed in (the acting user, from another
+    session), for ``given_or_get``: what its operation wrote refers to it by id."""
+    session.info.setdefault(GIVEN_KEY, {})[(type(row), getattr(row, "id", None))] = row
+
+
+def given_or_get(session: Session, model: type[Model], row_id: int) -> Model | None:
+    """The object of ``model`` with ``row_id`` the caller handed in (``note_given``), else
+    ``session.get``'s (the check-in's volunteer is not read back by its workflows)."""
+    given: Model | None = session.info.get(GIVEN_KEY, {}).get((model, row_id))
+    return given if given is not None else session.get(model, row_id)
 
 
 def attach_written(session: Session, model: type[Model], values: dict[str, Any]) -> Model:
