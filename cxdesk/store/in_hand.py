@@ -5,13 +5,16 @@ The session's identity map holds its objects weakly: code that keeps only an id 
 about 29% of its time). ``keep`` holds an object for the session's life, so ``session.get``
 answers from memory; ``attach_written`` makes a row written by a Core ``INSERT`` (an event)
 such an object without reading it back; ``insert_row`` writes a new object that way (one
-``INSERT ... RETURNING id``, without the unit of work's flush).
+``INSERT ... RETURNING id``, without the unit of work's flush). ``new_row`` builds a new
+object as its model's constructor would, at a fraction of the cost (a check-in makes six).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
+from pydantic_core import PydanticUndefined
 from sqlalchemy import insert, inspect
 from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session, SQLModel
@@ -22,6 +25,35 @@ IN_HAND_KEY = "cxdesk_in_hand"
 GIVEN_KEY = "cxdesk_given"
 
 Model = TypeVar("Model", bound=SQLModel)
+
+
+_DEFAULTS: dict[type[Any], list[tuple[str, Any, Callable[[], Any] | None]]] = {}
+"""Per model, each field's default value or factory (``PydanticUndefined``: required)."""
+
+
+def new_row(model: type[Model], values: Mapping[str, Any]) -> Model:
+    """A new (transient) object of the table ``model`` with ``values``, every other field at
+    its model default: what ``model(**values)`` makes (SQLModel does not validate a table
+    model's values), without its per-field instrumented assignments. A missing required
+    field raises TypeError."""
+    defaults = _DEFAULTS.get(model)
+    if defaults is None:
+        defaults = _DEFAULTS[model] = [
+            (name, info.default, info.default_factory)  # type: ignore[misc]
+            for name, info in model.model_fields.items()
+        ]
+    row = inspect(model).class_manager.new_instance()
+    fields = row.__dict__
+    for name, default, factory in defaults:
+        if name in values:
+            fields[name] = values[name]
+        elif factory is not None:
+            fields[name] = factory()
+        elif default is PydanticUndefined:
+            raise TypeError(f"{model.__name__} needs {name}")
+        else:
+            fields[name] = default
+    return row
 
 
 def keep(session: Session, row: Model) -> Model:
@@ -46,7 +78,7 @@ def given_or_get(session: Session, model: type[Model], row_id: int) -> Model | N
 def attach_written(session: Session, model: type[Model], values: dict[str, Any]) -> Model:
     """The row of ``model`` this transaction just wrote with ``values`` (its primary key
     included) as a loaded object of ``session``, kept in hand: no SELECT reads it back."""
-    return _attach(session, model(**values))
+    return _attach(session, new_row(model, values))
 
 
 _INSERTS: dict[tuple[str, bool], Prepared] = {}

@@ -38,6 +38,14 @@ class _Form:
     processors: dict[str, Any]
     order: tuple[str, ...] | None
     """Bind names in order, for a positional paramstyle (SQLite's ``?``); else None."""
+    positions: tuple[tuple[str, Any, Any], ...] = ()
+    """For a positional paramstyle, per place: its bind name, its processor (or None) and its
+    fixed value (``_GIVEN``: each call's)."""
+
+
+_GIVEN = object()
+_DRIVER_KEY = "cxdesk_driver_connection"
+"""In ``session.info``: the transaction, its Connection and driver connection, looked up once."""
 
 
 class Prepared:
@@ -66,28 +74,39 @@ class Prepared:
                 processor = processors.get(name)
                 fixed[name] = processor(value) if processor is not None else value
             order = tuple(compiled.positiontup or ()) if compiled.positional else None
-            form = self._forms[dialect.name] = _Form(compiled.string, fixed, processors, order)
+            positions = tuple(
+                (name, processors.get(name), fixed.get(name, _GIVEN)) for name in order or ()
+            )
+            form = _Form(compiled.string, fixed, processors, order, positions)
+            self._forms[dialect.name] = form
         return form
 
     def _parameters(self, form: _Form, values: Mapping[str, Any]) -> Any:
+        if form.order is not None:
+            placed: list[Any] = []
+            for name, processor, fixed in form.positions:
+                if fixed is _GIVEN:
+                    value = values[name]
+                    placed.append(value if processor is None else processor(value))
+                else:
+                    placed.append(fixed)
+            return tuple(placed)
         processors = form.processors
         params = dict(form.fixed)
         for name, value in values.items():
             processor = processors.get(name)
             params[name] = value if processor is None else processor(value)
-        if form.order is not None:
-            return tuple(params[name] for name in form.order)
         return params
 
     def _run(self, session: Session, values: Any, many: bool) -> Any:
-        connection = session.connection()
+        connection, driver = _connections(session)
         dialect = connection.dialect
         form = self._form(dialect)
         if many:
             parameters = [self._parameters(form, row) for row in values]
         else:
             parameters = self._parameters(form, values)
-        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        cursor = driver.cursor()
         if connection.dispatch.before_cursor_execute:
             connection.dispatch.before_cursor_execute(
                 connection, cursor, form.sql, parameters, None, many
@@ -126,3 +145,16 @@ class Prepared:
         """Run it once; the first column of its first row (None: no row)."""
         found = self.rows(session, values)
         return found[0][0] if found else None
+
+
+def _connections(session: Session) -> tuple[Any, Any]:
+    """The session's Connection and driver connection in its current transaction (which
+    ``session.connection()`` begins), looked up once per transaction."""
+    transaction = session.get_transaction()
+    found = session.info.get(_DRIVER_KEY)
+    if found is not None and transaction is not None and found[0] is transaction:
+        return found[1], found[2]
+    connection = session.connection()
+    driver = connection.connection.dbapi_connection
+    session.info[_DRIVER_KEY] = (session.get_transaction(), connection, driver)
+    return connection, driver

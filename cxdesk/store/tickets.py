@@ -37,7 +37,7 @@ from cxdesk.store.directory import (
     team_members,
 )
 from cxdesk.store.events import record_event
-from cxdesk.store.in_hand import insert_row
+from cxdesk.store.in_hand import insert_row, new_row
 from cxdesk.store.models import (
     Attachment,
     Comment,
@@ -297,27 +297,30 @@ def create_ticket(session: Session, *, actor: User | None, draft: TicketDraft) -
             )
     assert team.id is not None
     now = utcnow()
-    ticket = Ticket(
-        title=title,
-        status=status.name,
-        priority=draft.priority,
-        origin_team_id=team.id,
-        team_id=team.id,
-        owner_id=owner.id if owner else None,
-        requester_id=actor.id if actor and draft.source == Source.manual else None,
-        customer_name=draft.customer_name.strip()[:200],
-        customer_email=draft.customer_email.strip(),
-        customer_phone=draft.customer_phone.strip(),
-        customer_language=draft.customer_language,
-        customer_comment=draft.customer_comment,
-        source=draft.source,
-        channel=draft.channel,
-        response_id=draft.response_id,
-        created_at=now,
-        updated_at=now,
-        resolved_at=now if status.category == StatusCategory.resolved else None,
-        sla_paused_at=now if status.category == StatusCategory.paused else None,
-    )
+    ticket = new_row(
+        Ticket,
+        dict(
+            title=title,
+            status=status.name,
+            priority=draft.priority,
+            origin_team_id=team.id,
+            team_id=team.id,
+            owner_id=owner.id if owner else None,
+            requester_id=actor.id if actor and draft.source == Source.manual else None,
+            customer_name=draft.customer_name.strip()[:200],
+            customer_email=draft.customer_email.strip(),
+            customer_phone=draft.customer_phone.strip(),
+            customer_language=draft.customer_language,
+            customer_comment=draft.customer_comment,
+            source=draft.source,
+            channel=draft.channel,
+            response_id=draft.response_id,
+            created_at=now,
+            updated_at=now,
+            resolved_at=now if status.category == StatusCategory.resolved else None,
+            sla_paused_at=now if status.category == StatusCategory.paused else None,
+        ),
+    )  # as Ticket(...) makes it, a fraction of the cost
     sla.start_clocks(session, ticket)
     # Its id taken first, so its key is in its one INSERT (not written after it); kept in
     # hand, its workflows read it without a reload.
