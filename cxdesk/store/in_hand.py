@@ -99,7 +99,10 @@ def insert_row(session: Session, row: Model) -> Model:
         insert_all = insert(table) if given else insert(table).returning(table.c.id)
         statement = _INSERTS[(table.name, given)] = Prepared(insert_all, keys=keys)
     assert statement.keys is not None
-    values = {name: getattr(row, name) for name in statement.keys}
+    fields = row.__dict__  # a new object holds every field (no instrumented reads)
+    values = {
+        name: fields[name] if name in fields else getattr(row, name) for name in statement.keys
+    }
     if given:
         statement.execute(session, values)
     else:

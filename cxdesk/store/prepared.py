@@ -38,9 +38,10 @@ class _Form:
     processors: dict[str, Any]
     order: tuple[str, ...] | None
     """Bind names in order, for a positional paramstyle (SQLite's ``?``); else None."""
-    positions: tuple[tuple[str, Any, Any], ...] = ()
-    """For a positional paramstyle, per place: its bind name, its processor (or None) and its
-    fixed value (``_GIVEN``: each call's)."""
+    positions: tuple[tuple[str, Any, Any, bool], ...] = ()
+    """For a positional paramstyle, per place: its bind name, its processor (or None), its
+    fixed value (``_GIVEN``: each call's) and whether the processor is called for NULL (not
+    when it leaves NULL as it is)."""
 
 
 _GIVEN = object()
@@ -75,8 +76,10 @@ class Prepared:
                 fixed[name] = processor(value) if processor is not None else value
             order = tuple(compiled.positiontup or ()) if compiled.positional else None
             positions = tuple(
-                (name, processors.get(name), fixed.get(name, _GIVEN)) for name in order or ()
-            )
+                (name, processors.get(name), fixed.get(name, _GIVEN),
+                 _null_too(processors.get(name)))
+                for name in order or ()
+            )  # fmt: skip
             form = _Form(compiled.string, fixed, processors, order, positions)
             self._forms[dialect.name] = form
         return form
@@ -84,10 +87,13 @@ class Prepared:
     def _parameters(self, form: _Form, values: Mapping[str, Any]) -> Any:
         if form.order is not None:
             placed: list[Any] = []
-            for name, processor, fixed in form.positions:
+            for name, processor, fixed, null_too in form.positions:
                 if fixed is _GIVEN:
                     value = values[name]
-                    placed.append(value if processor is None else processor(value))
+                    if processor is None or (value is None and not null_too):
+                        placed.append(value)
+                    else:
+                        placed.append(processor(value))
                 else:
                     placed.append(fixed)
             return tuple(placed)
@@ -158,3 +164,14 @@ def _connections(session: Session) -> tuple[Any, Any]:
     driver = connection.connection.dbapi_connection
     session.info[_DRIVER_KEY] = (session.get_transaction(), connection, driver)
     return connection, driver
+
+
+def _null_too(processor: Any) -> bool:
+    """Whether ``processor`` must be called for NULL too (a JSON column makes it the JSON
+    ``null``; most types leave it as it is)."""
+    if processor is None:
+        return False
+    try:
+        return processor(None) is not None
+    except (TypeError, ValueError, AttributeError):
+        return True
