@@ -31,8 +31,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, func
+from sqlalchemy import bindparam, case, func, tuple_
 from sqlalchemy import select as sa_select
+from sqlalchemy.sql.util import ClauseAdapter
 from sqlmodel import Session, col, select
 
 from cxdesk.i18n import N_, _, ngettext
@@ -277,12 +278,18 @@ def ticket_queue(session: Session, team_id: int) -> QueueDefinition | None:
 
 
 def _position_statement(by_priority: bool) -> Prepared:
-    numbered = (
-        WAITING.add_columns(
-            func.row_number().over(order_by=queue_order(by_priority)).label("position")
-        )
-    ).subquery()
-    return Prepared(sa_select(numbered.c.position).where(numbered.c.id == bindparam("ticket")))
+    """The waiting tickets of the team up to ``ticket`` in the queue's order (its position:
+    the order ends with the id, so no two tickets tie); no row when ``ticket`` itself is not
+    waiting. A count along ``ix_ticket_waiting``, not a numbering of the whole queue."""
+    me = Ticket.__table__.alias("me")  # type: ignore[attr-defined]
+    order = [getattr(e, "__clause_element__", lambda e=e: e)() for e in queue_order(by_priority)]
+    mine = [ClauseAdapter(me).traverse(e) for e in order]
+    return Prepared(
+        WAITING.with_only_columns(func.count())
+        .join(me, me.c.id == bindparam("ticket"))
+        .where(tuple_(*order) <= tuple_(*mine))
+        .having(func.sum(case((col(Ticket.id) == me.c.id, 1), else_=0)) == 1)
+    )
 
 
 _POSITIONS = {by_priority: _position_statement(by_priority) for by_priority in (False, True)}
