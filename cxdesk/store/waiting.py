@@ -213,21 +213,32 @@ def available_experts(session: Session, team_id: int, *, now: datetime) -> list[
     """The team's experts available now (``store.presence``: available, and their desk still
     beating), and the pull of the open ticket each is on (the latest; None: free)."""
     values = {"team": team_id, "cutoff": now - presence_timeout(session)}
+    members = [user_id for (user_id,) in _AVAILABLE_MEMBERS.rows(session, values)]
+    if not members:  # no one to be busy
+        return []
     busy: dict[int, datetime] = {}
     for owner_id, pulled, updated in _BUSY.rows(session, values):
         start = _aware(pulled if pulled is not None else updated)
         busy[owner_id] = max(busy.get(owner_id, start), start)
-    members = [user_id for (user_id,) in _AVAILABLE_MEMBERS.rows(session, values)]
     return [Expert(user_id, busy.get(user_id)) for user_id in sorted(members)]
 
 
-def team_pace(session: Session, team_id: int, *, now: datetime | None = None) -> Pace:
-    """The team's pace at ``now``: handle time, and when each available expert is free."""
+def team_pace(
+    session: Session,
+    team_id: int,
+    *,
+    now: datetime | None = None,
+    experts: list[Expert] | None = None,
+) -> Pace:
+    """The team's pace at ``now``: handle time, and when each available expert is free
+    (``experts``: the team's ``available_experts`` at ``now``, if already read)."""
     now = now or utcnow()
+    if experts is None:
+        experts = available_experts(session, team_id, now=now)
     handled = handle_times(session, team_id, now=now)
     handle = weighted_handle(handled) if len(handled) >= min_handled(session) else None
     free_in: list[float] = []
-    for expert in available_experts(session, team_id, now=now):
+    for expert in experts:
         if expert.busy_since is None or handle is None:
             free_in.append(0.0)
             continue
@@ -311,7 +322,11 @@ def ticket_wait(
     )
     if position is None:  # in a resolved status
         return None
-    wait = team_pace(session, ticket.team_id, now=now).wait(int(position))
+    now = now or utcnow()
+    experts = available_experts(session, ticket.team_id, now=now)
+    # No one available: unknown, whatever the team's history (not read then).
+    pace = team_pace(session, ticket.team_id, now=now, experts=experts) if experts else None
+    wait = pace.wait(int(position)) if pace is not None else None
     return WaitingTicket(ticket.id, ticket.key or "", queue.name, int(position), wait)
 
 
