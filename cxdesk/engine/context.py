@@ -10,7 +10,7 @@ from cxdesk.config import load_settings
 from cxdesk.engine.piped import NAMESPACES, PipeContext
 from cxdesk.store.definitions import desk_definitions
 from cxdesk.store.models import Event, SurveyResponse, Ticket, User
-from cxdesk.store.survey_links import sign_ticket
+from cxdesk.store.survey_links import desk_secret, sign_ticket
 from cxdesk.store.tickets import ticket_data
 from cxdesk.store.waiting import ticket_wait, wait_in_words
 
@@ -18,33 +18,40 @@ WAITING_FIELDS = ("QueuePosition", "EstimatedWait")
 """Read only when a template or condition names them: a few statements each time."""
 
 
-class TicketFields(Mapping[str, str]):
-    """A ticket's piped fields; the waiting room's (``WAITING_FIELDS``: empty when the
-    ticket is not waiting) are read from the desk on first use."""
+class LazyFields(Mapping[str, str]):
+    """Piped fields, some worked out only when a template or condition names them: ``lazy``
+    maps such a name to what gives its value (and those of the names worked out with it)."""
 
-    def __init__(self, session: Session, ticket: Ticket, values: dict[str, str]) -> None:
-        self._session, self._ticket, self._values = session, ticket, values
-
-    def _waiting(self) -> None:
-        wait = ticket_wait(self._session, self._ticket)
-        self._values["QueuePosition"] = str(wait.position) if wait else ""
-        self._values["EstimatedWait"] = wait_in_words(wait.wait_minutes) if wait else ""
+    def __init__(
+        self, values: dict[str, str], lazy: Mapping[str, Callable[[], dict[str, str]]]
+    ) -> None:
+        self._values, self._lazy = values, lazy
 
     def __getitem__(self, name: str) -> str:
-        if name in WAITING_FIELDS and name not in self._values:
-            self._waiting()
+        if name not in self._values and name in self._lazy:
+            self._values.update(self._lazy[name]())
         return self._values[name]
 
     def __iter__(self) -> Iterator[str]:
-        return iter((*self._values, *(n for n in WAITING_FIELDS if n not in self._values)))
+        return iter((*self._values, *(n for n in self._lazy if n not in self._values)))
 
     def __len__(self) -> int:
-        return len(set(self._values) | set(WAITING_FIELDS))
+        return len(set(self._values) | set(self._lazy))
+
+
+def _waiting(session: Session, ticket: Ticket) -> dict[str, str]:
+    """The waiting room's fields (``WAITING_FIELDS``: empty when the ticket is not waiting)."""
+    wait = ticket_wait(session, ticket)
+    return {
+        "QueuePosition": str(wait.position) if wait else "",
+        "EstimatedWait": wait_in_words(wait.wait_minutes) if wait else "",
+    }
 
 
 def ticket_fields(session: Session, ticket: Ticket) -> Mapping[str, str]:
     """The values ``${tck://Field/<name>}`` reads, as text."""
     owner = session.get(User, ticket.owner_id) if ticket.owner_id else None
+    desk_secret(session)  # made by the desk's first ticket, as ever: a link's check only reads
     teams = desk_definitions(session).team_names
     values = {
         "key": ticket.key or "",
@@ -66,9 +73,15 @@ def ticket_fields(session: Session, ticket: Ticket) -> Mapping[str, str]:
         "updatedAt": ticket.updated_at.isoformat(),
         "resolvedAt": ticket.resolved_at.isoformat() if ticket.resolved_at else "",
         "responseId": str(ticket.response_id or ""),
-        "surveyToken": sign_ticket(session, ticket),  # the CSAT link's signed ref
     }
-    return TicketFields(session, ticket, values)
+    return LazyFields(
+        values,
+        {
+            **dict.fromkeys(WAITING_FIELDS, lambda: _waiting(session, ticket)),
+            # the CSAT link's signed ref
+            "surveyToken": lambda: {"surveyToken": sign_ticket(session, ticket)},
+        },
+    )
 
 
 def context_for_event(
@@ -87,13 +100,14 @@ def context_for_event(
         "toValue": event.to_value or "",
         "field": event.field_name or "",
         "detail": event.detail or "",
-        "surveyUrl": load_settings().resolved_survey_url,
     }
     return PipeContext(
         ticket=ticket_fields(session, ticket) if ticket else {},
         data=dict(ticket_data(session, ticket)) if ticket else {},
         answers=dict(response.answers) if response else {},
-        embedded=embedded,
+        embedded=LazyFields(
+            embedded, {"surveyUrl": lambda: {"surveyUrl": load_settings().resolved_survey_url}}
+        ),
     )
 
 

@@ -36,6 +36,7 @@ from cxdesk.store.models import (
     WorkflowRun,
     utcnow,
 )
+from cxdesk.store.prepared import Prepared
 from cxdesk.store.pull import Pulled, pull_next
 
 logger = logging.getLogger(__name__)
@@ -49,13 +50,16 @@ def _survey_name(session: Session, event: Event) -> str | None:
     return desk_definitions(session).survey_names.get(response.survey_id) if response else None
 
 
-_INSERT_RUNS = insert(WorkflowRun.__table__)  # type: ignore[attr-defined]
+_INSERT_RUNS = Prepared(
+    insert(WorkflowRun.__table__),  # type: ignore[attr-defined]
+    keys=["workflow_id", "event_id", "matched", "created_at"],
+)
 """Core, not ORM objects: a check-in writes one run per check-in workflow (nine on the demo
 desk), and building each as a model cost more than the INSERT (benchmarks/checkin.py)."""
 
 
 _EVENTS = Event.__table__  # type: ignore[attr-defined]
-_MARK_DISPATCHED = (
+_MARK_DISPATCHED = Prepared(
     update(_EVENTS)
     .where(_EVENTS.c.id == bindparam("event_id"))
     .values(dispatched_at=bindparam("done"))
@@ -99,30 +103,44 @@ def dispatch_event(session: Session, event: Event) -> list[str]:
             matched.append(workflow.name)
             context = None
     tell_near_front(session, event)  # its queue moved: "you're next" to whom it concerns
-    if runs:
-        # One INSERT for all of them, in this transaction: the unique (workflow, event) key
-        # refuses a second run of the event (another worker's) and undoes its tasks with it.
-        session.connection().execute(_INSERT_RUNS, runs)
     session.flush()  # what the tasks changed through the ORM
     done = utcnow()
-    session.connection().execute(_MARK_DISPATCHED, {"event_id": event.id, "done": done})
-    set_committed_value(event, "dispatched_at", done)  # as the row now is
+    # Written with those of the other events of the pass (``dispatch_pending``), in this
+    # transaction: the unique (workflow, event) key refuses a second run of the event
+    # (another worker's) and undoes its tasks with it.
+    written = session.info.setdefault(_DISPATCHED_KEY, ([], []))
+    written[0].extend(runs)
+    written[1].append({"event_id": event.id, "done": done})
+    set_committed_value(event, "dispatched_at", done)  # as the row will be
     return matched
 
 
+_DISPATCHED_KEY = "cxdesk_dispatched"
+"""In ``session.info``: the workflow runs and dispatch times of the events dispatched since
+they were last written (``dispatch_pending`` writes them, one statement each)."""
+
+
 def dispatch_pending(session: Session) -> None:
-    """Dispatch the events this session recorded, and the events their workflows record."""
+    """Dispatch the events this session recorded, and the events their workflows record;
+    then write their workflow runs and dispatch times (also those of the events dispatched
+    just before it: ``_dispatch_committed``)."""
     handled = 0
-    while pending := take_pending_events(session):
-        for event_id in pending:
-            handled += 1
-            if handled > MAX_EVENTS_PER_TRANSACTION:
-                raise DeskError(
-                    _("Workflows keep triggering each other; stopped (check for a loop)")
-                )
-            event = session.get(Event, event_id)
-            if event is not None and event.dispatched_at is None:
-                dispatch_event(session, event)
+    try:
+        while pending := take_pending_events(session):
+            for event_id in pending:
+                handled += 1
+                if handled > MAX_EVENTS_PER_TRANSACTION:
+                    raise DeskError(
+                        _("Workflows keep triggering each other; stopped (check for a loop)")
+                    )
+                event = session.get(Event, event_id)
+                if event is not None and event.dispatched_at is None:
+                    dispatch_event(session, event)
+        runs, done = session.info.get(_DISPATCHED_KEY, ([], []))
+        _INSERT_RUNS.execute_many(session, runs)
+        _MARK_DISPATCHED.execute_many(session, done)
+    finally:  # written, or to be undone with what failed: never written later
+        session.info.pop(_DISPATCHED_KEY, None)
 
 
 @contextmanager

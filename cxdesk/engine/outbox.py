@@ -60,7 +60,7 @@ from cxdesk.errors import Conflict, NotFound, ValidationFailed, must_be_one_of
 from cxdesk.i18n import _
 from cxdesk.store.db import transaction
 from cxdesk.store.events import record_event
-from cxdesk.store.in_hand import insert_row
+from cxdesk.store.in_hand import insert_row, new_row
 from cxdesk.store.models import OutboxMessage, Ticket, utcnow
 
 if TYPE_CHECKING:
@@ -124,7 +124,7 @@ def enqueue(
     now = utcnow()
     window = DEFAULT_VALID_FOR if valid_for is None else valid_for
     ticket = session.get(Ticket, ticket_id) if ticket_id is not None else None
-    message = OutboxMessage(
+    message = new_row(OutboxMessage, dict(
         channel=channel,
         to_addr=to,
         from_addr=from_addr or None,
@@ -141,7 +141,7 @@ def enqueue(
         valid_until=min(written_at or now, now) + delay + window,
         comment_id=comment_id,
         thread_refs=thread_refs or None,
-    )
+    ))  # fmt: skip
     message = insert_row(session, message)
     record_event(
         session,

@@ -12,8 +12,9 @@ value can never add an email header.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from urllib.parse import quote
 
 from cxdesk.errors import ValidationFailed
@@ -78,35 +79,68 @@ class PipeContext:
     desk: Mapping[str, str] = field(default_factory=dict)
 
     def lookup(self, namespace: str, name: str) -> str:
-        source: Mapping[str, object] = {
-            "tck://Field/": self.ticket,
-            "tck://kv/": self.data,
-            "q://": self.answers,
-            "e://Field/": self.embedded,
-            "desk://": self.desk,
-        }.get(namespace, {})
+        source: Mapping[str, object]
+        if namespace == "tck://Field/":
+            source = self.ticket
+        elif namespace == "tck://kv/":
+            source = self.data
+        elif namespace == "q://":
+            source = self.answers
+        elif namespace == "e://Field/":
+            source = self.embedded
+        elif namespace == "desk://":
+            source = self.desk
+        else:
+            return ""
         value = source.get(name)
         return "" if value is None else str(value)
 
 
-def render(template: str, context: PipeContext, *, header: bool = False) -> str:
-    """Fill the placeholders of ``template``; values inside URLs are percent-encoded."""
+Piece = tuple[str | None, str, str, bool]
+"""A template's piece: its text (None: a placeholder), the placeholder's namespace and name,
+and whether it stands inside a URL."""
 
-    def fill(text: str, encode: Callable[[str], str]) -> str:
-        return PLACEHOLDER.sub(lambda m: encode(context.lookup(m.group(1), m.group(2))), text)
 
-    def plain(value: str) -> str:
-        return " ".join(value.splitlines()) if header else value
+@lru_cache(maxsize=512)
+def _pieces(template: str) -> tuple[Piece, ...]:
+    """``template`` split once into text and placeholders (templates are the desk's own: a
+    check-in renders the same dozen again and again)."""
+    pieces: list[Piece] = []
 
-    template = template.replace(SURVEY_URL, context.lookup("e://Field/", "surveyUrl"))
-    pieces: list[str] = []
+    def scan(text: str, in_url: bool) -> None:
+        position = 0
+        for match in PLACEHOLDER.finditer(text):
+            if match.start() > position:
+                pieces.append((text[position : match.start()], "", "", in_url))
+            pieces.append((None, match.group(1), match.group(2), in_url))
+            position = match.end()
+        if position < len(text):
+            pieces.append((text[position:], "", "", in_url))
+
     position = 0
     for match in URL.finditer(template):
-        pieces.append(fill(template[position : match.start()], plain))
-        pieces.append(fill(match.group(0), lambda value: quote(value, safe="")))
+        scan(template[position : match.start()], False)
+        scan(match.group(0), True)
         position = match.end()
-    pieces.append(fill(template[position:], plain))
-    text = "".join(pieces)
+    scan(template[position:], False)
+    return tuple(pieces)
+
+
+def render(template: str, context: PipeContext, *, header: bool = False) -> str:
+    """Fill the placeholders of ``template``; values inside URLs are percent-encoded."""
+    if SURVEY_URL in template:
+        template = template.replace(SURVEY_URL, context.lookup("e://Field/", "surveyUrl"))
+    filled: list[str] = []
+    for text, namespace, name, in_url in _pieces(template):
+        if text is not None:
+            filled.append(text)
+            continue
+        value = context.lookup(namespace, name)
+        if in_url:
+            filled.append(quote(value, safe=""))
+        else:
+            filled.append(" ".join(value.splitlines()) if header else value)
+    text = "".join(filled)
     if header:
         text = text.replace("\r", " ").replace("\n", " ")
     return text

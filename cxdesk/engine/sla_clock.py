@@ -43,9 +43,12 @@ class NoDeskHours(DeskError):
 
 
 class CalendarLike(Protocol):
-    time_zone: str
-    weekly: dict[str, Any]
-    exceptions: list[dict[str, Any]]
+    @property
+    def time_zone(self) -> str: ...
+    @property
+    def weekly(self) -> dict[str, Any]: ...
+    @property
+    def exceptions(self) -> list[dict[str, Any]]: ...
 
 
 @dataclass(frozen=True)

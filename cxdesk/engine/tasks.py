@@ -49,6 +49,7 @@ from cxdesk.store.customer_language import (
 from cxdesk.store.definitions import desk_definitions
 from cxdesk.store.directory import get_setting, get_status
 from cxdesk.store.events import record_event
+from cxdesk.store.in_hand import given_or_get
 from cxdesk.store.models import (
     PRIORITY_RANK,
     Event,
@@ -223,7 +224,7 @@ def run_create_ticket(session: Session, task: Mapping[str, Any], run: TaskRun) -
         response_id=response.id if response else None,
     )
     submitter = (
-        session.get(User, response.submitted_by_id)
+        given_or_get(session, User, response.submitted_by_id)
         if response and response.submitted_by_id
         else None
     )

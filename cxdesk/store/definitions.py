@@ -18,7 +18,8 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Mapping
-from dataclasses import dataclass
+from copy import deepcopy
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -40,6 +41,7 @@ from cxdesk.store.models import (
     TicketTemplate,
     Workflow,
 )
+from cxdesk.store.prepared import Prepared
 
 DEFINITIONS_KEY = "cxdesk_definitions"
 WROTE_KEY = "cxdesk_definitions_written"
@@ -59,6 +61,41 @@ class TeamDefinition:
 class StatusDefinition:
     name: str
     category: str
+
+
+@dataclass(frozen=True)
+class QueueDefinition:
+    """A queue as the waiting room reads it (``store.waiting.ticket_queue``)."""
+
+    id: int
+    name: str
+    team_id: int
+    ordering: str
+
+
+@dataclass(frozen=True)
+class SlaPolicyDefinition:
+    """An enabled SLA policy, as ``store.sla`` matches it to a new ticket."""
+
+    id: int
+    team_id: int | None
+    priority: str | None
+    calendar_id: int | None
+    first_response_minutes: int | None
+    next_response_minutes: int | None
+    resolution_minutes: int | None
+    warn_percent: int
+
+
+@dataclass(frozen=True)
+class CalendarDefinition:
+    """An SLA calendar's desk hours as stored (``engine.sla_clock.DeskHours.of`` reads it and
+    checks it, as a dict and a list: its own copies, which nothing changes)."""
+
+    id: int
+    time_zone: str
+    weekly: dict[str, Any]
+    exceptions: list[dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -97,8 +134,16 @@ class Definitions:
     """Per event kind, its enabled workflows in id order."""
     ticket_templates: Mapping[str, dict[str, Any]]
     """As stored: a copy is what a ticket is made from (``engine.tasks.ticket_spec``)."""
+    first_queues: Mapping[int, QueueDefinition]
+    """Per team id, its first queue (lowest id): the one its tickets wait in."""
+    sla_policies: tuple[SlaPolicyDefinition, ...]
+    """The enabled policies in the order they are tried (position, then id)."""
+    sla_calendars: Mapping[int, CalendarDefinition]
+    worked_out: dict[Any, Any] = field(default_factory=dict, compare=False)
+    """What is worked out from these definitions once (a calendar's desk hours), by key."""
 
 
+_REVISION = Prepared(sa_select(col(DeskRevision.desk), col(DeskRevision.revision)))
 _cache: weakref.WeakKeyDictionary[Any, Definitions] = weakref.WeakKeyDictionary()
 """Per database (its engine's connection pool: an engine and its copies with other options
 share it), the definitions last read."""
@@ -111,7 +156,8 @@ def desk_definitions(session: Session) -> Definitions:
     found: Definitions | None = session.info.get(DEFINITIONS_KEY)
     if found is not None:
         return found
-    row = session.execute(sa_select(col(DeskRevision.desk), col(DeskRevision.revision))).first()
+    rows = _REVISION.rows(session)
+    row = rows[0] if rows else None
     if row is None:  # its row deleted by hand: nothing tells of a change, nothing is kept
         found = session.info[DEFINITIONS_KEY] = _read(session, "", -1)
         return found
@@ -162,6 +208,10 @@ def _read(session: Session, desk: str, revision: int) -> Definitions:
                 w.delay_minutes,
             )  # fmt: skip
         )
+    first_queues: dict[int, QueueDefinition] = {}
+    for q in session.exec(select(Queue).order_by(col(Queue.id).desc())).all():
+        first_queues[q.team_id] = QueueDefinition(q.id or 0, q.name, q.team_id, q.ordering)
+    policies = select(SlaPolicy).where(col(SlaPolicy.enabled))
     return Definitions(
         desk=desk,
         revision=revision,
@@ -178,6 +228,28 @@ def _read(session: Session, desk: str, revision: int) -> Definitions:
         workflows=MappingProxyType({kind: tuple(found) for kind, found in workflows.items()}),
         ticket_templates=MappingProxyType(
             {t.name: t.definition for t in session.exec(select(TicketTemplate))}
+        ),
+        first_queues=MappingProxyType(first_queues),
+        sla_policies=tuple(
+            SlaPolicyDefinition(
+                p.id or 0,
+                p.team_id,
+                p.priority,
+                p.calendar_id,
+                p.first_response_minutes,
+                p.next_response_minutes,
+                p.resolution_minutes,
+                p.warn_percent,
+            )
+            for p in session.exec(policies.order_by(col(SlaPolicy.position), col(SlaPolicy.id)))
+        ),  # fmt: skip
+        sla_calendars=MappingProxyType(
+            {
+                c.id or 0: CalendarDefinition(
+                    c.id or 0, c.time_zone, deepcopy(c.weekly), deepcopy(c.exceptions)
+                )
+                for c in session.exec(select(SlaCalendar))
+            }  # fmt: skip
         ),
     )
 

@@ -14,6 +14,7 @@ from sqlmodel import Session
 
 from cxdesk.store.in_hand import attach_written
 from cxdesk.store.models import Event, User, utcnow
+from cxdesk.store.prepared import Prepared
 
 PENDING_KEY = "cxdesk_pending_events"
 RECORDED_KEY = "cxdesk_recorded_events"
@@ -65,7 +66,11 @@ what can be filtered on is this list, not a scan of the log."""
 
 # Core, not ORM: built once, no ORM bulk-persistence path on every write.
 _EVENTS = Event.__table__  # type: ignore[attr-defined]
-_INSERT_EVENT = insert(_EVENTS).returning(_EVENTS.c.id)
+_INSERT_EVENT = Prepared(
+    insert(_EVENTS).returning(_EVENTS.c.id),
+    keys=["kind", "actor_id", "ticket_id", "response_id", "field_name", "from_value", "to_value",
+          "detail", "created_at", "dispatched_at"],
+)  # fmt: skip
 
 
 def record_event(
@@ -103,7 +108,7 @@ def record_event(
         "created_at": now,
         "dispatched_at": None if triggers_workflows else now,
     }
-    event_id: int = session.connection().execute(_INSERT_EVENT, row).scalar_one()
+    event_id: int = _INSERT_EVENT.scalar(session, row)
     if triggers_workflows:  # the engine reads it back: in hand, not from the database
         attach_written(session, Event, {"id": event_id, **row})
         session.info.setdefault(PENDING_KEY, []).append(event_id)

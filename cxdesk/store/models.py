@@ -416,6 +416,12 @@ def _bump_ticket_versions(session: OrmSession, _context: object, _instances: obj
             bumped.add(state)
 
 
+def count_as_new(session: OrmSession, ticket: Ticket) -> None:
+    """``ticket``, written by a Core INSERT in this transaction, is at its first version as a
+    new one added to the session would be: its later changes in the transaction keep it."""
+    session.info.setdefault(_BUMPED, set()).add(inspect(ticket))
+
+
 SEARCHED_FIELDS = ("key", "title", "customer_name", "customer_email", "customer_comment")
 """The ticket's fields the list's search looks in, folded into ``Ticket.search_fold``."""
 
@@ -429,7 +435,12 @@ def _fold_for_search(_mapper: object, _connection: object, ticket: Ticket) -> No
     if state.key is None or any(
         state.attrs[name].history.has_changes() for name in SEARCHED_FIELDS
     ):
-        ticket.search_fold = fold_fields(*(getattr(ticket, name) for name in SEARCHED_FIELDS))
+        fold_for_search(ticket)
+
+
+def fold_for_search(ticket: Ticket) -> None:
+    """Set ``search_fold`` from the searched fields."""
+    ticket.search_fold = fold_fields(*(getattr(ticket, name) for name in SEARCHED_FIELDS))
 
 
 @event.listens_for(OrmSession, "after_commit")

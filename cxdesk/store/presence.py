@@ -150,7 +150,11 @@ def presence_of(session: Session, user: User, *, now: datetime | None = None) ->
 def available_now(session: Session, *, now: datetime) -> Any:
     """A condition on ``Presence`` (joined by the caller): the expert counts as available at
     ``now`` (state available, and a heartbeat within the timeout or none needed)."""
-    cutoff = now - presence_timeout(session)
+    return _available_since(now - presence_timeout(session))
+
+
+def _available_since(cutoff: Any) -> Any:
+    """``available_now`` with its heartbeat cutoff given (a time, or a bind parameter)."""
     return (col(Presence.state) == PresenceState.available) & or_(
         col(Presence.heartbeat_at).is_(None), col(Presence.heartbeat_at) >= cutoff
     )
@@ -158,14 +162,20 @@ def available_now(session: Session, *, now: datetime) -> Any:
 
 def available_members(session: Session, team_id: int, *, now: datetime) -> Any:
     """A select of the user ids of the team's active members available at ``now``."""
+    return members_available_since(team_id, now - presence_timeout(session))
+
+
+def members_available_since(team: Any, cutoff: Any) -> Any:
+    """``available_members`` with the team and the heartbeat cutoff given (values, or bind
+    parameters of a statement compiled once: ``store.waiting``)."""
     return (
         sa_select(col(Membership.user_id))
         .join(User, col(User.id) == col(Membership.user_id))
         .join(Presence, col(Presence.user_id) == col(Membership.user_id))
         .where(
-            col(Membership.team_id) == team_id,
+            col(Membership.team_id) == team,
             col(User.active).is_(True),
-            available_now(session, now=now),
+            _available_since(cutoff),
         )
     )
 

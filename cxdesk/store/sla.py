@@ -36,6 +36,7 @@ from sqlmodel import Session, col, or_, select
 
 from cxdesk.engine.sla_clock import DeskHours, add_desk_minutes, desk_minutes_between
 from cxdesk.i18n import N_
+from cxdesk.store.definitions import SlaPolicyDefinition, desk_definitions
 from cxdesk.store.models import SlaCalendar, SlaPolicy, StatusCategory, Ticket, as_utc
 
 SLA_TARGETS = ("first_response", "next_response", "resolution")
@@ -231,7 +232,7 @@ def policy_hours(session: Session, policy: SlaPolicy | None) -> DeskHours | None
     return _hours_of(session.get(SlaCalendar, policy.calendar_id))
 
 
-def _minutes(policy: SlaPolicy, target: str) -> int | None:
+def _minutes(policy: SlaPolicy | SlaPolicyDefinition, target: str) -> int | None:
     value: int | None = getattr(policy, f"{target}_minutes")
     return value
 
@@ -239,7 +240,7 @@ def _minutes(policy: SlaPolicy, target: str) -> int | None:
 def _set_target(
     ticket: Ticket,
     target: str,
-    policy: SlaPolicy | None,
+    policy: SlaPolicy | SlaPolicyDefinition | None,
     hours: DeskHours | None,
     start: datetime | None,
     extra: float = 0.0,
@@ -263,10 +264,23 @@ def _start(ticket: Ticket, target: str) -> datetime | None:
 def start_clocks(session: Session, ticket: Ticket) -> None:
     """At creation: the matching policy's first-response and resolution times (in the caller's
     transaction; the caller flushes)."""
-    found = _matching(session, ticket.team_id, ticket.priority)
-    if found is None:
+    known = desk_definitions(session)  # the policies cached: a check-in reads none
+    policy = next(
+        (
+            p
+            for p in known.sla_policies
+            if p.team_id in (None, ticket.team_id) and p.priority in (None, ticket.priority)
+        ),
+        None,
+    )
+    if policy is None:
         return
-    policy, hours = found[0], _hours_of(found[1])
+    hours = None
+    if policy.calendar_id is not None and policy.calendar_id in known.sla_calendars:
+        hours = known.worked_out.get(("desk hours", policy.calendar_id))
+        if hours is None:
+            hours = DeskHours.of(known.sla_calendars[policy.calendar_id])
+            known.worked_out[("desk hours", policy.calendar_id)] = hours
     ticket.sla_policy_id = policy.id
     for target in ("first_response", "resolution"):
         _set_target(ticket, target, policy, hours, ticket.created_at)

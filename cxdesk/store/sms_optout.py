@@ -22,11 +22,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from cxdesk.store.directory import get_setting
 from cxdesk.store.models import AddressFlag, utcnow
 from cxdesk.store.phones import normalise_phone
+from cxdesk.store.prepared import Prepared
 
 CHANNEL, KIND = "sms", "opted_out"
 OPT_OUT_KEYWORDS = frozenset(
@@ -80,15 +82,27 @@ def opt_in(session: Session, number: str) -> bool:
     return True
 
 
-def _reason(address: str, flag: AddressFlag) -> str:
-    return f"{address} opted out of SMS ({flag.reason or 'opted out'})"
+def _reason(address: str, reason: str | None) -> str:
+    return f"{address} opted out of SMS ({reason or 'opted out'})"
+
+
+_OPTED_OUT = Prepared(
+    select(col(AddressFlag.reason)).where(
+        col(AddressFlag.channel) == CHANNEL,
+        col(AddressFlag.address) == bindparam("address"),
+        col(AddressFlag.kind) == KIND,
+    )
+)
+"""A flag's reason (one primary-key read, compiled once: every check-in's SMS asks)."""
 
 
 def opt_out_reason(session: Session, to: str) -> str | None:
     """Why no SMS may go to ``to`` (it opted out: when, by which keyword), or None."""
     address = sms_address(session, to)
-    flag = _flag(session, address) if address else None
-    return _reason(address, flag) if flag is not None else None
+    flagged = _OPTED_OUT.rows(session, {"address": address}) if address else []
+    if not flagged:
+        return None
+    return _reason(address, flagged[0][0])
 
 
 def opted_out_among(session: Session, numbers: Iterable[str]) -> dict[str, str]:
@@ -108,7 +122,7 @@ def opted_out_among(session: Session, numbers: Iterable[str]) -> dict[str, str]:
             )
         )
     }
-    return {n: _reason(a, flags[a]) for n, a in addresses.items() if a in flags}
+    return {n: _reason(a, flags[a].reason) for n, a in addresses.items() if a in flags}
 
 
 def opted_out_reason_text(keyword: str) -> str:

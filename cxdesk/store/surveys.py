@@ -27,7 +27,7 @@ from cxdesk.store.customer_language import (
 from cxdesk.store.definitions import desk_definitions
 from cxdesk.store.directory import get_setting, require_admin
 from cxdesk.store.events import record_event
-from cxdesk.store.in_hand import insert_row
+from cxdesk.store.in_hand import insert_row, new_row, note_given
 from cxdesk.store.models import Survey, SurveyResponse, User
 from cxdesk.store.phones import normalise_phone
 from cxdesk.text import check_names, text_problem
@@ -224,14 +224,16 @@ def submit_response(
         if answered is not None:
             raise Conflict(_("This survey was already answered for this ticket"))
     assert survey.id is not None
-    response = SurveyResponse(
+    response = new_row(SurveyResponse, dict(
         survey_id=survey.id,
         submitted_by_id=actor.id if actor else None,
         answers=cleaned,
         ticket_id=ticket_id,
         language=code,
-    )
+    ))  # fmt: skip
     response = insert_row(session, response)  # in hand: its workflows read it
+    if actor is not None:
+        note_given(session, actor)
     record_event(
         session,
         kind="survey.response",

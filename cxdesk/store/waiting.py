@@ -32,11 +32,13 @@ from datetime import datetime, timedelta
 from itertools import accumulate, repeat
 from typing import Any, NamedTuple
 
-from sqlalchemy import func
+from sqlalchemy import bindparam, case, func, tuple_
 from sqlalchemy import select as sa_select
+from sqlalchemy.sql.util import ClauseAdapter
 from sqlmodel import Session, col, select
 
 from cxdesk.i18n import N_, _, ngettext
+from cxdesk.store.definitions import QueueDefinition, desk_definitions
 from cxdesk.store.directory import whole_number_setting
 from cxdesk.store.models import (
     Event,
@@ -48,7 +50,8 @@ from cxdesk.store.models import (
     Ticket,
     utcnow,
 )
-from cxdesk.store.presence import available_members
+from cxdesk.store.prepared import Prepared
+from cxdesk.store.presence import members_available_since, presence_timeout
 from cxdesk.store.pull import WAITING, queue_order
 from cxdesk.store.tickets import QueueStats, queue_overview
 from cxdesk.store.tickets import _aware as aware
@@ -153,28 +156,46 @@ def _last_pull(before: Any) -> Any:
     )
 
 
-def handle_times(session: Session, team_id: int, *, now: datetime) -> list[float]:
-    """The team's last handled tickets' handle times (pull -> resolved), oldest first, in
-    minutes: one statement."""
+def _handled_statement() -> Prepared:
     resolved = sa_select(col(Status.name)).where(col(Status.category) == StatusCategory.resolved)
     recent = (
         sa_select(col(Ticket.id), col(Ticket.resolved_at))
         .where(
-            col(Ticket.team_id) == team_id,
+            col(Ticket.team_id) == bindparam("team"),
             col(Ticket.status).in_(resolved),  # (team, status, created): ix_ticket_team_status
-            col(Ticket.created_at) >= now - HISTORY_SPAN,
-            col(Ticket.resolved_at) <= now,
+            col(Ticket.created_at) >= bindparam("since"),
+            col(Ticket.resolved_at) <= bindparam("now"),
         )
         .order_by(col(Ticket.resolved_at).desc())
         .limit(HANDLE_HISTORY * 2)  # some were never pulled (opened resolved, or assigned)
         .subquery()
     )
-    rows = session.execute(
+    return Prepared(
         sa_select(recent.c.resolved_at, _last_pull(recent.c.resolved_at))
         .select_from(Ticket)
         .join(recent, recent.c.id == col(Ticket.id))
         .order_by(recent.c.resolved_at.desc())
-    ).all()
+    )
+
+
+_HANDLED = _handled_statement()
+_AVAILABLE = members_available_since(bindparam("team"), bindparam("cutoff"))
+_AVAILABLE_MEMBERS = Prepared(_AVAILABLE)
+_BUSY = Prepared(
+    sa_select(col(Ticket.owner_id), _last_pull(col(Ticket.updated_at)), col(Ticket.updated_at))
+    .join(Status, col(Status.name) == col(Ticket.status))
+    .where(
+        col(Ticket.owner_id).in_(_AVAILABLE),
+        col(Status.category) == StatusCategory.open,  # by ix_ticket_owner_created per member
+    )
+)
+"""The statements of a team's pace, compiled once: a check-in's SMS reads it."""
+
+
+def handle_times(session: Session, team_id: int, *, now: datetime) -> list[float]:
+    """The team's last handled tickets' handle times (pull -> resolved), oldest first, in
+    minutes: one statement."""
+    rows = _HANDLED.rows(session, {"team": team_id, "since": now - HISTORY_SPAN, "now": now})
     minutes = [
         (_aware(resolved) - _aware(pulled)).total_seconds() / 60
         for resolved, pulled in rows
@@ -194,31 +215,33 @@ def weighted_handle(minutes: Sequence[float], weight: float = HANDLE_WEIGHT) -> 
 def available_experts(session: Session, team_id: int, *, now: datetime) -> list[Expert]:
     """The team's experts available now (``store.presence``: available, and their desk still
     beating), and the pull of the open ticket each is on (the latest; None: free)."""
-    members = session.execute(available_members(session, team_id, now=now)).scalars().all()
-    if not members:
+    values = {"team": team_id, "cutoff": now - presence_timeout(session)}
+    members = [user_id for (user_id,) in _AVAILABLE_MEMBERS.rows(session, values)]
+    if not members:  # no one to be busy
         return []
-    rows = session.execute(
-        sa_select(col(Ticket.owner_id), _last_pull(col(Ticket.updated_at)), col(Ticket.updated_at))
-        .join(Status, col(Status.name) == col(Ticket.status))
-        .where(
-            col(Ticket.owner_id).in_(members),
-            col(Status.category) == StatusCategory.open,  # by ix_ticket_owner_created per member
-        )
-    ).all()
     busy: dict[int, datetime] = {}
-    for owner_id, pulled, updated in rows:
+    for owner_id, pulled, updated in _BUSY.rows(session, values):
         start = _aware(pulled if pulled is not None else updated)
         busy[owner_id] = max(busy.get(owner_id, start), start)
     return [Expert(user_id, busy.get(user_id)) for user_id in sorted(members)]
 
 
-def team_pace(session: Session, team_id: int, *, now: datetime | None = None) -> Pace:
-    """The team's pace at ``now``: handle time, and when each available expert is free."""
+def team_pace(
+    session: Session,
+    team_id: int,
+    *,
+    now: datetime | None = None,
+    experts: list[Expert] | None = None,
+) -> Pace:
+    """The team's pace at ``now``: handle time, and when each available expert is free
+    (``experts``: the team's ``available_experts`` at ``now``, if already read)."""
     now = now or utcnow()
+    if experts is None:
+        experts = available_experts(session, team_id, now=now)
     handled = handle_times(session, team_id, now=now)
     handle = weighted_handle(handled) if len(handled) >= min_handled(session) else None
     free_in: list[float] = []
-    for expert in available_experts(session, team_id, now=now):
+    for expert in experts:
         if expert.busy_since is None or handle is None:
             free_in.append(0.0)
             continue
@@ -264,11 +287,28 @@ def queue_waiting(
     ]
 
 
-def ticket_queue(session: Session, team_id: int) -> Queue | None:
+def ticket_queue(session: Session, team_id: int) -> QueueDefinition | None:
     """The queue a ticket of the team is placed in: the team's first (lowest id)."""
-    return session.exec(
-        select(Queue).where(Queue.team_id == team_id).order_by(col(Queue.id))
-    ).first()
+    return desk_definitions(session).first_queues.get(team_id)
+
+
+def _position_statement(by_priority: bool) -> Prepared:
+    """The waiting tickets of the team up to ``ticket`` in the queue's order (its position:
+    the order ends with the id, so no two tickets tie); no row when ``ticket`` itself is not
+    waiting. A count along ``ix_ticket_waiting``, not a numbering of the whole queue."""
+    me = Ticket.__table__.alias("me")  # type: ignore[attr-defined]
+    order = [getattr(e, "__clause_element__", lambda e=e: e)() for e in queue_order(by_priority)]
+    mine = [ClauseAdapter(me).traverse(e) for e in order]
+    return Prepared(
+        WAITING.with_only_columns(func.count())
+        .join(me, me.c.id == bindparam("ticket"))
+        .where(tuple_(*order) <= tuple_(*mine))
+        .having(func.sum(case((col(Ticket.id) == me.c.id, 1), else_=0)) == 1)
+    )
+
+
+_POSITIONS = {by_priority: _position_statement(by_priority) for by_priority in (False, True)}
+"""A waiting ticket's position in its team's queue (binds ``team``, ``ticket``), per order."""
 
 
 def ticket_wait(
@@ -281,21 +321,16 @@ def ticket_wait(
     queue = ticket_queue(session, ticket.team_id)
     if queue is None:
         return None
-    numbered = (
-        _waiting_in(ticket.team_id)
-        .add_columns(
-            func.row_number()
-            .over(order_by=queue_order(queue.ordering == QueueOrder.priority))
-            .label("position")
-        )
-        .subquery()
+    position = _POSITIONS[queue.ordering == QueueOrder.priority].scalar(
+        session, {"team": ticket.team_id, "ticket": ticket.id}
     )
-    position = session.execute(
-        sa_select(numbered.c.position).where(numbered.c.id == ticket.id)
-    ).scalar_one_or_none()
     if position is None:  # in a resolved status
         return None
-    wait = team_pace(session, ticket.team_id, now=now).wait(int(position))
+    now = now or utcnow()
+    experts = available_experts(session, ticket.team_id, now=now)
+    # No one available: unknown, whatever the team's history (not read then).
+    pace = team_pace(session, ticket.team_id, now=now, experts=experts) if experts else None
+    wait = pace.wait(int(position)) if pace is not None else None
     return WaitingTicket(ticket.id, ticket.key or "", queue.name, int(position), wait)
 
 

@@ -1,0 +1,177 @@
+"""Statements of the hot write paths, compiled once per dialect and run on the session's own
+driver connection, inside its transaction.
+
+A check-in runs some twenty statements; through SQLAlchemy each one builds its cache key,
+looks its compiled form up, processes its parameters and sets up a result: several times the
+cost of the statement itself (``benchmarks/checkin.py``). A ``Prepared`` statement is a Core
+statement compiled once for each dialect it meets, its parameters converted by the column
+types' own bind processors (the very values SQLAlchemy would send: JSON text, datetimes as
+SQLite stores them), then handed to the driver's cursor. What SQLAlchemy gives around a
+statement is kept: ``before_cursor_execute`` listeners hear it (the statement counts of the
+tests, the TUI tests' "no SQL on the event loop" check) and a driver error is raised as
+SQLAlchemy's (``IntegrityError``, ``OperationalError``), so callers handle it as before.
+
+Rows read come back as the driver gives them (no result processing): callers read plain
+integers and text, or pass times through ``tickets._aware``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, cast
+
+from sqlalchemy import Dialect, exc
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlmodel import Session
+
+
+@dataclass(frozen=True)
+class _Form:
+    """One statement compiled for one dialect."""
+
+    sql: str
+    fixed: dict[str, Any]
+    """The statement's own literals, processed once."""
+    processors: dict[str, Any]
+    order: tuple[str, ...] | None
+    """Bind names in order, for a positional paramstyle (SQLite's ``?``); else None."""
+    positions: tuple[tuple[str, Any, Any, bool], ...] = ()
+    """For a positional paramstyle, per place: its bind name, its processor (or None), its
+    fixed value (``_GIVEN``: each call's) and whether the processor is called for NULL (not
+    when it leaves NULL as it is)."""
+
+
+_GIVEN = object()
+_DRIVER_KEY = "cxdesk_driver_connection"
+"""In ``session.info``: the transaction, its Connection and driver connection, looked up once."""
+
+
+class Prepared:
+    """A Core statement run on the driver's cursor of a session's transaction.
+
+    ``keys``: for an ``insert(table)`` without values, the columns each call gives."""
+
+    def __init__(self, statement: ClauseElement, *, keys: Sequence[str] | None = None) -> None:
+        self.statement = statement
+        self.keys = list(keys) if keys is not None else None
+        self._forms: dict[str, _Form] = {}
+
+    def _form(self, dialect: Dialect) -> _Form:
+        form = self._forms.get(dialect.name)
+        if form is None:
+            compiled = cast(
+                SQLCompiler, self.statement.compile(dialect=dialect, column_keys=self.keys)
+            )
+            processors: dict[str, Any] = dict(compiled._bind_processors)
+            given = {name: None for name, bind in compiled.binds.items() if bind.required}
+            fixed = {}
+            for name, value in (compiled.construct_params(given) or {}).items():
+                if name in given:
+                    continue
+                value = value.value if isinstance(value, Enum) else value
+                processor = processors.get(name)
+                fixed[name] = processor(value) if processor is not None else value
+            order = tuple(compiled.positiontup or ()) if compiled.positional else None
+            positions = tuple(
+                (name, processors.get(name), fixed.get(name, _GIVEN),
+                 _null_too(processors.get(name)))
+                for name in order or ()
+            )  # fmt: skip
+            form = _Form(compiled.string, fixed, processors, order, positions)
+            self._forms[dialect.name] = form
+        return form
+
+    def _parameters(self, form: _Form, values: Mapping[str, Any]) -> Any:
+        if form.order is not None:
+            placed: list[Any] = []
+            for name, processor, fixed, null_too in form.positions:
+                if fixed is _GIVEN:
+                    value = values[name]
+                    if processor is None or (value is None and not null_too):
+                        placed.append(value)
+                    else:
+                        placed.append(processor(value))
+                else:
+                    placed.append(fixed)
+            return tuple(placed)
+        processors = form.processors
+        params = dict(form.fixed)
+        for name, value in values.items():
+            processor = processors.get(name)
+            params[name] = value if processor is None else processor(value)
+        return params
+
+    def _run(self, session: Session, values: Any, many: bool) -> Any:
+        connection, driver = _connections(session)
+        dialect = connection.dialect
+        form = self._form(dialect)
+        if many:
+            parameters = [self._parameters(form, row) for row in values]
+        else:
+            parameters = self._parameters(form, values)
+        cursor = driver.cursor()
+        if connection.dispatch.before_cursor_execute:
+            connection.dispatch.before_cursor_execute(
+                connection, cursor, form.sql, parameters, None, many
+            )
+        try:
+            if many:
+                cursor.executemany(form.sql, parameters)
+            else:
+                cursor.execute(form.sql, parameters)
+        except dialect.loaded_dbapi.Error as error:
+            raise exc.DBAPIError.instance(
+                form.sql, parameters, error, dialect.loaded_dbapi.Error, dialect=dialect
+            ) from error
+        return cursor
+
+    def execute(self, session: Session, values: Mapping[str, Any] | None = None) -> int:
+        """Run it once; the rows it changed."""
+        cursor = self._run(session, values or {}, False)
+        count: int = cursor.rowcount
+        cursor.close()
+        return count
+
+    def execute_many(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Run it once per row of values (the driver's ``executemany``)."""
+        if rows:
+            self._run(session, rows, True).close()
+
+    def rows(self, session: Session, values: Mapping[str, Any] | None = None) -> list[Any]:
+        """Run it once; every row it returns, as the driver gives them."""
+        cursor = self._run(session, values or {}, False)
+        found = list(cursor.fetchall())
+        cursor.close()
+        return found
+
+    def scalar(self, session: Session, values: Mapping[str, Any] | None = None) -> Any:
+        """Run it once; the first column of its first row (None: no row)."""
+        found = self.rows(session, values)
+        return found[0][0] if found else None
+
+
+def _connections(session: Session) -> tuple[Any, Any]:
+    """The session's Connection and driver connection in its current transaction (which
+    ``session.connection()`` begins), looked up once per transaction."""
+    transaction = session.get_transaction()
+    found = session.info.get(_DRIVER_KEY)
+    if found is not None and transaction is not None and found[0] is transaction:
+        return found[1], found[2]
+    connection = session.connection()
+    driver = connection.connection.dbapi_connection
+    session.info[_DRIVER_KEY] = (session.get_transaction(), connection, driver)
+    return connection, driver
+
+
+def _null_too(processor: Any) -> bool:
+    """Whether ``processor`` must be called for NULL too (a JSON column makes it the JSON
+    ``null``; most types leave it as it is)."""
+    if processor is None:
+        return False
+    try:
+        return processor(None) is not None
+    except (TypeError, ValueError, AttributeError):
+        return True
