@@ -81,6 +81,7 @@ class LoginScreen(DeskScreen):
             if outcome == "in" and row is not None and lean is not None:
                 # Their arrival (presence) is written once the store has loaded (desk_opening).
                 self.desk.read_speech_lean(lean, row)
+                self.desk.read_home_lean(lean, row)  # their queues' first rows, here
                 return row
             # The store loads here, not at import: the login screen is the app's first paint.
             from cxdesk.store import logins

@@ -163,6 +163,11 @@ class QueuesScreen(DeskScreen):
             self._show(self.snapshot)
 
     def refresh_tables(self) -> None:
+        fill = self.desk.take_home_fill()
+        if fill is not None:  # read by the login's worker just now (desk_opening)
+            self._show(QueuesSnapshot.first(fill))
+            return
+
         def read() -> QueuesSnapshot:
             lean, user = self.desk.lean_desk(), self.desk.user
             if lean is not None and user is not None:  # the store still loading
