@@ -105,12 +105,16 @@ DESK_READY_CHILD = textwrap.dedent(
         def shown(self, snapshot):
             show(self, snapshot)
             complete = getattr(snapshot, "complete", True)  # main's has every column
+            # Drawn: after the refresh that follows the one drawing the rows, in which the
+            # tables have measured their new rows (cxdesk/widgets/table.py).
             for word in ("ready", "complete") if complete else ("ready",):
                 if word not in said and snapshot.queues:
                     said.add(word)
-                    self.call_after_refresh(print, word, checking[0], flush=True)
+                    self.call_after_refresh(
+                        self.call_after_refresh, print, word, checking[0], flush=True
+                    )
             if complete and snapshot.queues:
-                self.call_after_refresh(self.app.exit)
+                self.call_after_refresh(self.call_after_refresh, self.app.exit)
 
         queues_screen._show = shown
 

@@ -241,8 +241,10 @@ class QueuesScreen(DeskScreen):
             for t in snapshot.my_tickets
         ]
         _replace_rows(mine, ticket_rows, [str(t["key"]) for t in snapshot.my_tickets])
-        if not snapshot.complete:  # drawn: now the store (``desk_opening``), for the rest
-            self.call_after_refresh(self.desk.load_store)
+        if not snapshot.complete:  # drawn: now the store (``desk_opening``), for the rest,
+            # once the tables have measured their new rows too (DeskTable: a second refresh),
+            # which the store's loading would otherwise slow down, cut short on screen.
+            self.call_after_refresh(self.call_after_refresh, self.desk.load_store)
 
     def highlighted_queue(self) -> str | None:
         table: DataTable[str] = self.query_one("#queues", DataTable)
