@@ -17,6 +17,7 @@ from textual.pilot import Pilot
 
 from cxdesk.app import CxDeskApp, create_app
 from cxdesk.config import Settings
+from cxdesk.screens.checkin import CheckinScreen
 from cxdesk.screens.queues import PENDING, QueuesScreen, QueuesSnapshot
 from cxdesk.screens.ticket import TicketScreen
 from cxdesk.store import tickets as ops
@@ -149,3 +150,25 @@ def test_a_wrong_password_read_lean_is_counted_by_the_store(
         failure = session.get(LoginFailure, ("maya", login_source()))
     assert failure is not None and failure.failures == 1
     assert shown == []
+
+
+def test_a_volunteer_logged_in_lean_gets_the_store_at_once(
+    engine: Engine, shown: list[QueuesSnapshot]
+) -> None:
+    """A volunteer's home (check-in) reads through the store: it loads at their login (the
+    lean row replaced by the store's User), and their login writes nothing (a volunteer has
+    no presence)."""
+    build_small_desk(engine)
+    before = table_counts(engine)
+    users: list[object] = []
+
+    async def script(app: CxDeskApp, pilot: Pilot[Any]) -> None:
+        await log_in(app, pilot)
+        users.append(app.user)
+        await wait_until(pilot, lambda: isinstance(app.user, User), "the store's user")
+        await wait_until(pilot, lambda: isinstance(app.screen, CheckinScreen), "check-in")
+
+    run_lean(engine, "vera", script)
+    assert [getattr(user, "role", None) for user in users] == ["volunteer"]
+    assert shown == []
+    assert table_counts(engine) == before
