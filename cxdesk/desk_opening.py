@@ -216,7 +216,9 @@ class DeskOpening:
         with read_session(engine) as session:
             user = get_user(session, row.username)
         user.language = row.language  # a language chosen meanwhile (``switch_language``)
-        if self.user is row:  # not logged out meanwhile
-            self.user = user
-            app: Any = self
+        app: Any = self
+        if self.user is not row:  # logged out meanwhile: no arrival
+            return
+        self.user = user
+        if app.presence:  # an expert or admin, not quitting meanwhile (presence_keeper)
             app.arrive(user, engine=engine)

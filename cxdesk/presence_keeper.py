@@ -80,15 +80,24 @@ class PresenceKeeping:
         self.presence = "available"
         self.beat_presence()
 
+    def arrived(self, user: User | LoginRow) -> bool:
+        """Whether ``user``'s arrival is written: logged in through the store (not the lean
+        reader's row, replaced by the store's ``User`` as it writes the arrival)."""
+        from cxdesk.store.lean import LoginRow
+
+        return not isinstance(user, LoginRow)
+
     def absent_on_logout(self, user: User | LoginRow | None) -> None:
-        if user is not None and self.presence:
+        if user is not None and self.presence and self.arrived(user):
             self.save_presence(user, "away")
         self.presence = ""
 
     async def absent_on_quit(self) -> None:
-        """Quitting is logging out: "away" written (in a thread) before the app exits."""
+        """Quitting is logging out: "away" written (in a thread) before the app exits; nothing
+        for a login whose arrival the store has not written yet (``desk_opening``: it is not
+        written after this either)."""
         user, self.presence = self.user, ""
-        if user is None or user.role == VOLUNTEER:
+        if user is None or user.role == VOLUNTEER or not self.arrived(user):
             return
         try:
             await asyncio.wait_for(asyncio.to_thread(self._write_away, user), QUIT_SAVE_SECONDS)

@@ -172,3 +172,27 @@ def test_a_volunteer_logged_in_lean_gets_the_store_at_once(
     assert [getattr(user, "role", None) for user in users] == ["volunteer"]
     assert shown == []
     assert table_counts(engine) == before
+
+
+def test_quitting_before_the_store_has_loaded_writes_no_presence(
+    engine: Engine, shown: list[QueuesSnapshot], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Quit at the first fill: the arrival was never written, so "away" is not written
+    either (which would wait for the store to load, up to the quit's 5 s)."""
+    away: list[object] = []
+    monkeypatch.setattr(CxDeskApp, "_write_away", lambda _app, user: away.append(user))
+    build_small_desk(engine)
+    before = table_counts(engine)
+    hold = threading.Event()
+    loaded: list[bool] = []
+
+    async def script(app: CxDeskApp, pilot: Pilot[Any]) -> None:
+        await log_in(app, pilot)
+        await wait_until(pilot, lambda: shown, "the first fill")
+        await app.action_quit()
+        loaded.append(app.store_loaded)
+        hold.set()
+
+    run_lean(engine, "maya", script, hold=hold)
+    assert loaded == [False] and away == []
+    assert table_counts(engine) == before
