@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from functools import partial
@@ -35,12 +34,13 @@ from textual.message import Message
 from textual.screen import Screen
 
 from cxdesk.config import Settings, load_settings
+from cxdesk.desk_opening import DeskOpening
 from cxdesk.errors import DeskError
 from cxdesk.explaining import ExplainingApp
 from cxdesk.i18n import N_, _, ngettext, translated_bindings
 from cxdesk.keys_in_order import KeysInOrder
 from cxdesk.presence_keeper import PresenceKeeping
-from cxdesk.screens.background import Background, Failure, cancel_event
+from cxdesk.screens.background import Background, cancel_event
 from cxdesk.screens.base import DeskChanged, DeskScreen
 from cxdesk.screens.login import LoginScreen
 from cxdesk.text import printable
@@ -55,6 +55,7 @@ if TYPE_CHECKING:
 
     from cxdesk.engine.worker import PassFailure, WorkerReport
     from cxdesk.store.changes import ChangeToken
+    from cxdesk.store.lean import LoginRow
     from cxdesk.store.models import User
 
 logger = logging.getLogger(__name__)
@@ -98,9 +99,6 @@ SCREEN_CLASSES = {
     "Check-in": ("cxdesk.screens.checkin", "CheckinScreen"),
     "New ticket": ("cxdesk.screens.new_ticket", "NewTicketScreen"),
 }
-PRELOADED = ("cxdesk.store.logins", "cxdesk.store.user_language", "cxdesk.screens.queues")
-"""What the login and an expert's home screen need, imported in the desk-opening thread once
-the database is open (while the user types), not on the event loop after Enter."""
 LOG_IN_FIRST = N_("Log in first")
 ADMIN, VOLUNTEER = "admin", "volunteer"  # store.models.Role's values (a StrEnum)
 DELIVER_ENV = "CXDESK_DELIVER"
@@ -143,7 +141,13 @@ class DeskReachability(Message):
 
 
 class CxDeskApp(
-    Background, PresenceKeeping, Speaking, ExplainingApp, TranslatedPalette, KeysInOrder
+    Background,
+    DeskOpening,
+    PresenceKeeping,
+    Speaking,
+    ExplainingApp,
+    TranslatedPalette,
+    KeysInOrder,
 ):
     """The desk: log in, then the role's home (volunteer: check-in; expert, admin: queues)."""
 
@@ -166,15 +170,7 @@ class CxDeskApp(
         speak_configured(settings)  # the config's language, before any text is made
         super().__init__()
         translated_bindings(self)
-        self._engine: Engine | None = None
-        self._engine_error: DeskError | None = None
-        self._engine_ready = threading.Event()
-        self._open_engine: Callable[[], Engine] | None = None
-        if callable(engine) and not hasattr(engine, "dialect"):
-            self._open_engine = engine  # opened behind the first screen (on_mount)
-        else:
-            self._engine = engine  # type: ignore[assignment]
-            self._engine_ready.set()
+        self.init_opening(engine)  # a function: opened behind the first screen (desk_opening)
         self._background_started = False
         self.preset_username = user
         self.poll_seconds = poll_seconds
@@ -184,8 +180,9 @@ class CxDeskApp(
         """Whether this app runs the delivery worker."""
         self.clock = clock
         """The time screens show waits and ages against (fixed in snapshot tests)."""
-        self.user: User | None = None
-        """Who is logged in; None on the login screen."""
+        self.user: User | LoginRow | None = None
+        """Who is logged in; None on the login screen. Logged in before the store has loaded,
+        the lean reader's row until it has (``desk_opening``)."""
         self.delivery_problem = ""
         """The last delivery trouble reported (empty while delivery goes well)."""
         self.unreachable_from: set[str] = set()
@@ -193,15 +190,6 @@ class CxDeskApp(
         thread only, by ``note_reachable``)."""
         self.desk_themes: list[str] = []
         """The names of the themes loaded from theme files (offered in the palette)."""
-
-    @property
-    def engine(self) -> Engine:
-        """The desk's engine; while it is still opening (``cxdesk run``), a worker thread
-        asking for it waits. Raises the opening's DeskError if the desk could not open."""
-        self._engine_ready.wait()
-        if self._engine is None:
-            raise self._engine_error or DeskError("The desk database is not open")
-        return self._engine
 
     def on_mount(self) -> None:
         self.use_themes()
@@ -227,44 +215,18 @@ class CxDeskApp(
             return
         self._background_started = True
         self.watch_changes()
-        if self._open_engine is not None:
-            self.open_desk()  # starts delivery once the desk is open
+        if not self.store_loaded:
+            self.open_lean()  # the store loads later: delivery starts once it has
         elif self.deliver:
             self.deliver_messages()
 
-    def open_desk(self) -> None:
-        """Open the desk's database behind the login screen; a failure ends the app with
-        its one-line message (as the CLI would print it)."""
-
-        def opened(_nothing: None) -> None:
-            if self.deliver:
-                self.deliver_messages()
-
-        def failed(failure: Failure) -> None:
-            self.exit(return_code=1, message=_("Error: {message}").format(message=failure.line))
-
-        self.in_thread(self._open_desk, opened, group="open", failed=failed)
-
-    def _open_desk(self) -> None:
-        assert self._open_engine is not None
-        try:
-            self._engine = self._open_engine()
-        except DeskError as error:
-            self._engine_error = error
-            raise
-        except Exception as error:  # the database is unreachable or not a database
-            reason = getattr(error, "orig", None) or error
-            first = (str(reason).strip().splitlines() or [type(error).__name__])[0]
-            self._engine_error = DeskError(
-                _("Cannot use the desk database: {reason}").format(reason=first)
-            )
-            raise DeskError(first) from error
-        else:
-            self._engine_ready.set()  # a login typed already is checked from here on
-            for module in PRELOADED:
-                import_module(module)
-        finally:
-            self._engine_ready.set()
+    def store_opened(self) -> None:
+        """The store has loaded (``desk_opening``): delivery starts, and the screen on top reads
+        again what only the store reads (the queues' estimates, who is available, the SLA)."""
+        if self.deliver:
+            self.deliver_messages()
+        if self.user is not None:
+            self.on_desk_changed(DeskChanged())
 
     def use_themes(self) -> None:
         """Register the theme files' themes (a broken file is reported, then skipped) and
@@ -295,8 +257,8 @@ class CxDeskApp(
         stop = cancel_event()
         last: ChangeToken | None = None
         while not stop.wait(self.poll_seconds):
-            if self.user is None and READS not in self.unreachable_from:
-                continue
+            if (self.user is None or not self.store_loaded) and READS not in self.unreachable_from:
+                continue  # the store loads once the queues are drawn: no sooner for this
             from cxdesk.store.changes import change_token  # loaded by the login already
             from cxdesk.store.db import is_unreachable, read_session
 
@@ -414,8 +376,8 @@ class CxDeskApp(
 
     # -- who is logged in --------------------------------------------------------------------
 
-    def log_in(self, user: User) -> None:
-        self.user = user
+    def log_in(self, user: User | LoginRow) -> None:
+        self.set_user(user)
         self.speak_on_login()
         self.present_on_login(user)
         self.refresh_bindings()
@@ -423,7 +385,10 @@ class CxDeskApp(
             self.notify(
                 self.delivery_problem, title=_("Delivery"), severity="warning", markup=False
             )
-        self.navigate("Check-in" if user.role == VOLUNTEER else "Queues")
+        home = "Check-in" if user.role == VOLUNTEER else "Queues"
+        if home != "Queues":
+            self.load_store()  # the queues load it once drawn (their first fill is lean)
+        self.navigate(home)
 
     def log_out(self) -> None:
         self.absent_on_logout(self.user)

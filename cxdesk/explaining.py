@@ -30,6 +30,7 @@ from cxdesk.i18n import N_, _
 from cxdesk.palette_tickets import TicketKeys
 
 if TYPE_CHECKING:
+    from cxdesk.store.lean import LoginRow
     from cxdesk.store.models import User
     from cxdesk.widgets.confirm_dialog import ConfirmDialog
 
@@ -82,7 +83,7 @@ class ExplainingApp(App[None]):
     ]
 
     if TYPE_CHECKING:
-        user: User | None
+        user: User | LoginRow | None
 
         def navigate(self, name: str) -> None: ...
 

@@ -26,6 +26,7 @@ from cxdesk.i18n import _
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+    from cxdesk.store.lean import LoginRow
     from cxdesk.store.models import User
 
 logger = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ class PresenceKeeping:
     presence: str = ""
     """The logged-in expert's state as this desk set it ("" for a volunteer or nobody)."""
 
-    user: User | None  # the App's
+    user: User | LoginRow | None  # the App's
 
     @property
     def engine(self) -> Engine:  # the App's
@@ -61,39 +62,49 @@ class PresenceKeeping:
         """What each screen's sub-title adds after the user's name."""
         return f" · {presence_words(self.presence)}" if self.presence else ""
 
-    def arrive(self, user: User) -> None:
+    def arrive(self, user: User, *, engine: Engine | None = None) -> None:
         """Logging in (the login's worker thread): an expert or admin is available, written
-        before their home screen reads the desk."""
+        before their home screen reads the desk (after its lean first fill, once the store
+        has loaded: ``desk_opening``, which gives the ``engine`` it is opening)."""
         if user.role == VOLUNTEER:
             return
         try:
-            self._save(user, "available")
+            self._save(user, "available", engine=engine)
         except Exception:  # a bug here must not stop the login
             logger.exception("presence not saved at login")
 
-    def present_on_login(self, user: User) -> None:
+    def present_on_login(self, user: User | LoginRow) -> None:
         """Logged in: an expert or admin shows as available, and the heartbeat starts."""
         if user.role == VOLUNTEER:
             return
         self.presence = "available"
         self.beat_presence()
 
-    def absent_on_logout(self, user: User | None) -> None:
-        if user is not None and self.presence:
+    def arrived(self, user: User | LoginRow) -> bool:
+        """Whether ``user``'s arrival is written: logged in through the store (not the lean
+        reader's row, replaced by the store's ``User`` as it writes the arrival)."""
+        from cxdesk.store.lean import LoginRow
+
+        return not isinstance(user, LoginRow)
+
+    def absent_on_logout(self, user: User | LoginRow | None) -> None:
+        if user is not None and self.presence and self.arrived(user):
             self.save_presence(user, "away")
         self.presence = ""
 
     async def absent_on_quit(self) -> None:
-        """Quitting is logging out: "away" written (in a thread) before the app exits."""
+        """Quitting is logging out: "away" written (in a thread) before the app exits; nothing
+        for a login whose arrival the store has not written yet (``desk_opening``: it is not
+        written after this either)."""
         user, self.presence = self.user, ""
-        if user is None or user.role == VOLUNTEER:
+        if user is None or user.role == VOLUNTEER or not self.arrived(user):
             return
         try:
             await asyncio.wait_for(asyncio.to_thread(self._write_away, user), QUIT_SAVE_SECONDS)
         except (TimeoutError, DeskError) as error:
             logger.warning("presence not saved at quit: %s", error)
 
-    def _write_away(self, user: User) -> None:
+    def _write_away(self, user: User | LoginRow) -> None:
         from cxdesk.store.db import transaction
         from cxdesk.store.directory import get_user
         from cxdesk.store.models import PresenceState
@@ -136,11 +147,11 @@ class PresenceKeeping:
             if isinstance(screen, DeskScreen):
                 screen.show_user()
 
-    def save_presence(self, user: User, state: str) -> None:
+    def save_presence(self, user: User | LoginRow, state: str) -> None:
         app: Any = self
         app.in_thread(partial(self._save, user, state), group="presence-save", exclusive=False)
 
-    def _save(self, user: User, state: str) -> None:
+    def _save(self, user: User | LoginRow, state: str, *, engine: Engine | None = None) -> None:
         """Write ``state`` (with a heartbeat) and let an auto queue use a newly available
         expert (in a thread); a failure is logged (the next change or login tries again)."""
         from cxdesk.engine.dispatch import auto_assign_and_dispatch
@@ -149,12 +160,13 @@ class PresenceKeeping:
         from cxdesk.store.models import PresenceState
         from cxdesk.store.presence import set_presence
 
+        engine = self.engine if engine is None else engine
         try:
-            with transaction(self.engine) as session:
+            with transaction(engine) as session:
                 fresh = get_user(session, user.username)
                 set_presence(session, fresh, PresenceState(state), heartbeat=True)
             if state == "available":
-                auto_assign_and_dispatch(self.engine)
+                auto_assign_and_dispatch(engine)
         except DeskError as error:
             logger.warning("presence not saved: %s", error)
 
@@ -166,12 +178,14 @@ class PresenceKeeping:
         """Every ``HEARTBEAT_SECONDS`` while someone is logged in with a presence
         (``store.presence.HEARTBEAT_SECONDS``), until cancelled (the app exits)."""
         from cxdesk.screens.background import cancel_event
-        from cxdesk.store.db import transaction
-        from cxdesk.store.directory import get_user
-        from cxdesk.store.presence import HEARTBEAT_SECONDS, beat
+        from cxdesk.store.lean import HEARTBEAT  # the store loads later (desk_opening)
 
         stop = cancel_event()
-        while not stop.wait(HEARTBEAT_SECONDS):
+        while not stop.wait(HEARTBEAT):
+            from cxdesk.store.db import transaction
+            from cxdesk.store.directory import get_user
+            from cxdesk.store.presence import beat
+
             user = self.user
             if user is None or not self.presence:
                 return

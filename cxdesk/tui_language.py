@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
     from cxdesk.config import Settings
     from cxdesk.screens.background import Failure
+    from cxdesk.store.lean import LeanDesk, LoginRow
     from cxdesk.store.models import User
 
 logger = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ class Speaking:
     """The App's language and theme: set at start and login, switched from the palette."""
 
     settings: Settings  # the App's
-    user: User | None  # the App's
+    user: User | LoginRow | None  # the App's
     preset_username: str | None  # the App's
     login_language: str | None = None
     """The logged-in user's language, read at login (``read_speech``, in the login worker)."""
@@ -95,6 +96,16 @@ class Speaking:
             with read_session(self.engine) as session:
                 self.login_language = spoken_language(session, user)
                 use_zone(desk_zone(session))
+        except Exception:  # the login goes on, in the language and zone it had
+            logger.exception("reading %s's language failed", user.username)
+
+    def read_speech_lean(self, lean: LeanDesk, user: LoginRow) -> None:
+        """``read_speech`` through the lean reader (a login before the store has loaded)."""
+        from cxdesk.local_time import use_zone
+
+        try:
+            self.login_language, zone = lean.speech(user)
+            use_zone(zone)
         except Exception:  # the login goes on, in the language and zone it had
             logger.exception("reading %s's language failed", user.username)
 

@@ -5,6 +5,7 @@ jobs (``Background.in_thread``) and the one line shown while the desk database i
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -83,10 +84,19 @@ class DeskScreen(Background, Screen[Any]):
 
     @property
     def user(self) -> User:
+        """Who acts. Logged in before the store had loaded (``cxdesk.desk_opening``), a
+        worker gets the store's ``User`` (waiting for it); the UI thread, which only reads
+        who it is (name, role), gets the lean login's row until then (same fields)."""
         user = self.desk.user
+        if user is not None and not self.desk.store_loaded and not self._on_ui_thread():
+            self.desk.engine  # noqa: B018  (waits for the store: the User in the row's place)
+            user = self.desk.user
         if user is None:
             raise DeskError(_("Log in first"))
-        return user
+        return cast("User", user)
+
+    def _on_ui_thread(self) -> bool:
+        return threading.get_ident() == getattr(self.app, "_thread_id", None)
 
     def report(self, error: DeskError) -> None:
         """Show a refused action's one-line message (thread-safe)."""

@@ -1,8 +1,10 @@
 """The login screen: username and password, checked in a worker by the CLI's own check.
 
-``cxdesk.store.logins.check_password``: a wrong pair (or an unknown or deactivated user) says
-only ``BAD_LOGIN`` after the same argon2 work; repeated failures from this account are refused
-for a growing delay, counted in the database (so quitting and starting again does not reset it).
+``cxdesk.store.logins.check_password``, read lean before the store has loaded
+(``store.lean.check_password_lean``; the store then does only what it writes): a wrong pair
+(or an unknown or deactivated user) says only ``BAD_LOGIN`` after the same argon2 work;
+repeated failures from this account are refused for a growing delay, counted in the database
+(so quitting and starting again does not reset it).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from cxdesk.screens.background import Failure
 from cxdesk.screens.base import DeskScreen
 
 if TYPE_CHECKING:
+    from cxdesk.store.lean import LoginRow
     from cxdesk.store.models import User
 
 BAD_LOGIN = N_("Unknown user or wrong password")  # the store's (cxdesk.store.logins), loaded later
@@ -65,14 +68,36 @@ class LoginScreen(DeskScreen):
         running, a wrong pair); the database away is said as every screen says it, with the
         form kept as typed, for Enter to try again."""
 
-        def check() -> User | str:
+        def check() -> User | LoginRow | str:
+            from cxdesk.store.lean import check_password_lean, login_source
+
+            source = login_source()
+            lean = self.desk.lean_desk()  # None once the store has loaded
+            outcome, row = (
+                check_password_lean(lean, username, password, source=source)
+                if lean is not None
+                else ("store", None)
+            )
+            if outcome == "in" and row is not None and lean is not None:
+                # Their arrival (presence) is written once the store has loaded (desk_opening).
+                self.desk.read_speech_lean(lean, row)
+                self.desk.read_home_lean(lean, row)  # their queues' first rows, here
+                return row
             # The store loads here, not at import: the login screen is the app's first paint.
-            from cxdesk.store.db import is_unreachable
-            from cxdesk.store.logins import BadLogin, check_password, login_source
+            from cxdesk.store import logins
+            from cxdesk.store.db import is_unreachable, read_session
+            from cxdesk.store.directory import get_user
 
             try:
-                user = check_password(self.engine, username, password, source=login_source())
-            except BadLogin:
+                if outcome == "wrong":  # checked: counted, refused
+                    logins.count_failed_login(self.engine, username, source=source)
+                if outcome == "rehash" and row is not None:  # checked: the new hash written
+                    logins.rehash_after_login(self.engine, row, password)
+                    with read_session(self.engine) as session:
+                        user = get_user(session, row.username)
+                else:
+                    user = logins.check_password(self.engine, username, password, source=source)
+            except logins.BadLogin:
                 return _(BAD_LOGIN)
             except DeskError as refused:
                 if is_unreachable(refused):
@@ -84,7 +109,7 @@ class LoginScreen(DeskScreen):
 
         self.in_thread(check, self._checked, group="login", failed=self._check_failed)
 
-    def _checked(self, outcome: User | str) -> None:
+    def _checked(self, outcome: User | LoginRow | str) -> None:
         if isinstance(outcome, str):
             self._refused(outcome)
         else:
@@ -94,7 +119,7 @@ class LoginScreen(DeskScreen):
         self.show_failure(failure)
         self.query_one("#login-error", Label).update("")
 
-    def _logged_in(self, user: User) -> None:
+    def _logged_in(self, user: User | LoginRow) -> None:
         self.desk.log_in(user)
 
     def _refused(self, reason: str) -> None:

@@ -13,6 +13,12 @@ seconds. Enter on a queue opens its waiting list (``screens.waiting_list``, read
 Enter pressed by mistake texts no customer; Enter on one of my tickets opens it. The cursor
 starts on the first queue, below the "Any" row.
 
+Drawn before the store has loaded (``cxdesk run``: ``desk_opening``), the first fill comes from
+the lean reader (``store.lean.LeanDesk.first_fill``: the queues with their waiting counts and
+oldest wait, the user's teams, their open tickets); the estimate, availability and SLA show
+``PENDING`` until the store has loaded, which the first fill starts, and the tables are read
+again then. ``n`` and Enter wait for the store if pressed before.
+
 A volunteer sees the queues read-only (issue 15 item 8: to answer "how long?" at the desk):
 the counts and estimates, no pull, no waiting list, no ticket to open, no "my tickets" table.
 """
@@ -22,34 +28,35 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
-from sqlmodel import Session
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Label
 
-from cxdesk.engine.dispatch import PulledButNotDispatched, pull_and_dispatch
 from cxdesk.i18n import N_, _, ngettext
 from cxdesk.labels import field_value
 from cxdesk.screens.base import DeskScreen, shown_time
-from cxdesk.store.db import read_session
-from cxdesk.store.directory import list_statuses, list_teams, user_teams
-from cxdesk.store.models import Role, StatusCategory
-from cxdesk.store.presence import TeamPresence, team_presence
-from cxdesk.store.sla_display import QueueSla, queue_sla
-from cxdesk.store.tickets import format_wait, list_tickets, tickets_to_dicts
-from cxdesk.store.waiting import QueueOutlook, queue_outlooks, wait_short
+from cxdesk.store.lean import FirstFill, QueueStats, format_wait, wait_short
 from cxdesk.text import printable
-from cxdesk.widgets.sla import state_style
 from cxdesk.widgets.table import DeskTable
+
+# SQLAlchemy and the store load after the first fill (the module docstring): not imported here.
+if TYPE_CHECKING:
+    from sqlmodel import Session
+
+    from cxdesk.store.presence import TeamPresence
+    from cxdesk.store.sla_display import QueueSla
 
 OWN_TEAM_MARK = "●"
 ANY_ROW = "\x00any"
 """Row key of "Any of my teams" (no queue name has a NUL: ``text_problem`` refuses it)."""
 ANY_LABEL = N_("Any of my teams")
+PENDING = "…"
+"""A cell the store has not read yet (the estimate, availability, SLA of a lean first fill)."""
+VOLUNTEER = "volunteer"  # store.models.Role's value
 WAIT_REDRAW_SECONDS = 30.0
 MY_TICKETS_HINT = N_(
     "My open tickets. Waiting tickets live in the queues above: press n to pull the next one."
@@ -71,13 +78,26 @@ MINE_COLUMNS = (N_("Key"), N_("Title"), N_("Status"), N_("Priority"), N_("Team")
 class QueuesSnapshot:
     """What the screen shows, read in one worker pass."""
 
-    queues: list[QueueOutlook]
+    queues: list[QueueStats]
     my_teams: frozenset[str]
     my_tickets: list[dict[str, object]]
+    waits: dict[str, float | None] | None = None
+    """Per queue: the estimated wait of the next customer to join it (``store.waiting``);
+    None in a lean first fill (the store still loading)."""
     presence: dict[str, TeamPresence] = field(default_factory=dict)
     """Per team: its members available now, of its active members (``store.presence``)."""
     sla: dict[str, QueueSla] = field(default_factory=dict)
     """Per team: its waiting tickets breached and in warning (``store.sla_display``)."""
+
+    @property
+    def complete(self) -> bool:
+        """Every column read (not a lean first fill)."""
+        return self.waits is not None
+
+    @classmethod
+    def first(cls, fill: FirstFill) -> QueuesSnapshot:
+        """A lean first fill's (``store.lean``)."""
+        return cls(fill.queues, fill.my_teams, fill.my_tickets)
 
 
 class QueuesScreen(DeskScreen):
@@ -114,7 +134,7 @@ class QueuesScreen(DeskScreen):
     def read_only(self) -> bool:
         """A volunteer's view: the queues only, nothing to pull or open."""
         user = self.desk.user
-        return user is None or user.role == Role.volunteer
+        return user is None or user.role == VOLUNTEER
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """None of the screen's own keys for a volunteer (hidden from the footer too)."""
@@ -128,7 +148,6 @@ class QueuesScreen(DeskScreen):
             for hidden in self.query("#mine-hint, #mine"):
                 hidden.display = False
         self.query_one("#queues", DataTable).focus()
-        self.refresh_tables()
         self.set_interval(WAIT_REDRAW_SECONDS, self._redraw)
 
     def on_screen_resume(self) -> None:
@@ -144,26 +163,46 @@ class QueuesScreen(DeskScreen):
             self._show(self.snapshot)
 
     def refresh_tables(self) -> None:
+        fill = self.desk.take_home_fill()
+        if fill is not None:  # read by the login's worker just now (desk_opening)
+            self._show(QueuesSnapshot.first(fill))
+            return
+
         def read() -> QueuesSnapshot:
-            user = self.user
-            with read_session(self.engine) as session:
-                open_statuses = {  # paused ones too: still theirs, waiting on the customer
-                    s.name for s in list_statuses(session) if s.category != StatusCategory.resolved
-                }
-                mine = [
-                    t
-                    for t in list_tickets(session, owner=user.username)
-                    if t.status in open_statuses
-                ]
-                return QueuesSnapshot(
-                    queues=queue_outlooks(session),
-                    my_teams=frozenset(team.name for team in user_teams(session, user)),
-                    my_tickets=tickets_to_dicts(session, mine),
-                    presence=team_presence(session),
-                    sla=_by_team_name(session, queue_sla(session, now=self.now())),
-                )
+            lean, user = self.desk.lean_desk(), self.desk.user
+            if lean is not None and user is not None:  # the store still loading
+                return QueuesSnapshot.first(lean.first_fill(user.id, user.role))
+            return self._read_all()
 
         self.in_thread(read, self._show, group="queues-poll", reading=True)
+
+    def _read_all(self) -> QueuesSnapshot:
+        """Every column, through the store (in a worker)."""
+        from cxdesk.store.db import read_session
+        from cxdesk.store.directory import list_statuses, user_teams
+        from cxdesk.store.models import StatusCategory
+        from cxdesk.store.presence import team_presence
+        from cxdesk.store.sla_display import queue_sla
+        from cxdesk.store.tickets import list_tickets, tickets_to_dicts
+        from cxdesk.store.waiting import queue_outlooks
+
+        engine, user = self.engine, self.user  # the store's User once it has loaded
+        with read_session(engine) as session:
+            open_statuses = {  # paused ones too: still theirs, waiting on the customer
+                s.name for s in list_statuses(session) if s.category != StatusCategory.resolved
+            }
+            mine = [
+                t for t in list_tickets(session, owner=user.username) if t.status in open_statuses
+            ]
+            outlooks = queue_outlooks(session)
+            return QueuesSnapshot(
+                queues=[outlook.stats for outlook in outlooks],
+                my_teams=frozenset(team.name for team in user_teams(session, user)),
+                my_tickets=tickets_to_dicts(session, mine),
+                waits={outlook.stats.name: outlook.next_wait for outlook in outlooks},
+                presence=team_presence(session),
+                sla=_by_team_name(session, queue_sla(session, now=self.now())),
+            )
 
     def _show(self, snapshot: QueuesSnapshot) -> None:
         self.snapshot = snapshot
@@ -175,19 +214,19 @@ class QueuesScreen(DeskScreen):
         anywhere = [] if self.read_only else [_any_row(snapshot, now, theme)]
         rows = anywhere + [
             (
-                OWN_TEAM_MARK if q.stats.team in snapshot.my_teams else "",
-                q.stats.name,
-                str(q.stats.waiting),
-                wait_short(q.next_wait),
-                _available(snapshot.presence, q.stats.team),
-                _sla_cell(snapshot.sla.get(q.stats.team), now, theme),
-                format_wait(q.stats.oldest_created, now),
-                q.stats.team,
+                OWN_TEAM_MARK if q.team in snapshot.my_teams else "",
+                q.name,
+                str(q.waiting),
+                wait_short(snapshot.waits.get(q.name)) if snapshot.waits is not None else PENDING,
+                _available(snapshot.presence, q.team) if snapshot.complete else PENDING,
+                _sla_cell(snapshot.sla.get(q.team), now, theme) if snapshot.complete else PENDING,
+                format_wait(q.oldest_created, now),
+                q.team,
             )
             for q in snapshot.queues
         ]
         any_key = [ANY_ROW] if anywhere else []
-        _replace_rows(queues, rows, [*any_key, *(q.stats.name for q in snapshot.queues)])
+        _replace_rows(queues, rows, [*any_key, *(q.name for q in snapshot.queues)])
         if first_fill and anywhere and queues.row_count > 1:
             queues.move_cursor(row=1)  # the first queue: `n` pulls from it, as it always did
         mine: DataTable[str] = self.query_one("#mine", DataTable)
@@ -202,6 +241,10 @@ class QueuesScreen(DeskScreen):
             for t in snapshot.my_tickets
         ]
         _replace_rows(mine, ticket_rows, [str(t["key"]) for t in snapshot.my_tickets])
+        if not snapshot.complete:  # drawn: now the store (``desk_opening``), for the rest,
+            # once the tables have measured their new rows too (DeskTable: a second refresh),
+            # which the store's loading would otherwise slow down, cut short on screen.
+            self.call_after_refresh(self.call_after_refresh, self.desk.load_store)
 
     def highlighted_queue(self) -> str | None:
         table: DataTable[str] = self.query_one("#queues", DataTable)
@@ -258,6 +301,8 @@ class QueuesScreen(DeskScreen):
         """Pull from ``queue`` (None: any of my teams) and open the ticket, undoable a while."""
 
         def pull() -> tuple[str, str]:
+            from cxdesk.engine.dispatch import PulledButNotDispatched, pull_and_dispatch
+
             try:
                 return pull_and_dispatch(self.engine, actor=self.user, queue_name=queue).key, ""
             except PulledButNotDispatched as warning:  # the ticket is the expert's all the same
@@ -276,7 +321,7 @@ def _any_row(
     snapshot: QueuesSnapshot, now: datetime, theme: Mapping[str, str]
 ) -> tuple[str | Text, ...]:
     """ "Any of my teams": what waits in my teams' queues (a team counted once)."""
-    teams = {q.stats.team: q.stats for q in snapshot.queues if q.stats.team in snapshot.my_teams}
+    teams = {q.team: q for q in snapshot.queues if q.team in snapshot.my_teams}
     oldest = [t.oldest_created for t in teams.values() if t.oldest_created is not None]
     return (
         OWN_TEAM_MARK if teams else "",
@@ -284,13 +329,17 @@ def _any_row(
         str(sum(t.waiting for t in teams.values())),
         "",
         "",
-        _sla_cell(_together([snapshot.sla[t] for t in teams if t in snapshot.sla]), now, theme),
+        _sla_cell(_together([snapshot.sla[t] for t in teams if t in snapshot.sla]), now, theme)
+        if snapshot.complete
+        else PENDING,
         format_wait(min(oldest), now) if oldest else "",
         ngettext("{n} team", "{n} teams", len(teams)).format(n=len(teams)),
     )
 
 
 def _by_team_name(session: Session, by_id: dict[int, QueueSla]) -> dict[str, QueueSla]:
+    from cxdesk.store.directory import list_teams
+
     names = {team.id: team.name for team in list_teams(session)}
     return {names[team_id]: sla for team_id, sla in by_id.items() if team_id in names}
 
@@ -299,6 +348,8 @@ def _together(slas: list[QueueSla]) -> QueueSla | None:
     """Several teams' waiting tickets as one (the "Any of my teams" row)."""
     if not slas:
         return None
+    from cxdesk.store.sla_display import QueueSla
+
     due = [s.nearest_due for s in slas if s.nearest_due is not None]
     breached, warning = sum(s.breached for s in slas), sum(s.warning for s in slas)
     return QueueSla(breached, warning, min(due) if due else None)
@@ -308,6 +359,8 @@ def _sla_cell(sla: QueueSla | None, now: datetime, theme: Mapping[str, str]) -> 
     """A queue's SLA: its waiting tickets breached and in warning, in the worst one's style."""
     if sla is None:
         return Text("")
+    from cxdesk.widgets.sla import state_style
+
     words, state = sla.words(now)
     return Text(words, style=state_style(state, theme)) if state else Text(words)
 

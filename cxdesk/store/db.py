@@ -35,9 +35,9 @@ from sqlmodel import Session
 from cxdesk.errors import Conflict, DeskError
 from cxdesk.i18n import _
 from cxdesk.locations import create_private_file
+from cxdesk.store.lean import BUSY_TIMEOUT_MS
 
 READ_ONLY_OPTION = "cxdesk_read_only"
-BUSY_TIMEOUT_MS = 10_000
 AUTOCHECKPOINT_PAGES = 10_000
 """About 40 MB of WAL (4 KB pages): a backstop; the worker checkpoints long before."""
 SQLITE_PRAGMAS = (

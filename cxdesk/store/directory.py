@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
 
 from cxdesk.errors import Conflict, NotFound, PermissionDenied, ValidationFailed, must_be_one_of
 from cxdesk.i18n import _
 from cxdesk.store.definitions import desk_definitions
+from cxdesk.store.lean import zone_named
+from cxdesk.store.lean import zone_problem as zone_problem  # read without SQLAlchemy too
 from cxdesk.store.models import (
     BUILTIN_STATUSES,
     DeskSetting,
@@ -70,19 +72,9 @@ def set_setting(session: Session, name: str, value: str) -> None:
     session.flush()
 
 
-def zone_problem(name: str) -> str | None:
-    """Why ``name`` is not a time zone (one line), or None when it is one."""
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        return f"{name!r} is not a time zone: use an IANA name such as Europe/Paris or UTC"
-    return None
-
-
 def desk_zone(session: Session) -> ZoneInfo:
     """The desk's time zone (setting ``time_zone``): UTC when unset or not a zone."""
-    name = get_setting(session, TIME_ZONE_SETTING).strip() or "UTC"
-    return ZoneInfo("UTC" if zone_problem(name) else name)
+    return zone_named(get_setting(session, TIME_ZONE_SETTING))
 
 
 # -- users ------------------------------------------------------------------------------------

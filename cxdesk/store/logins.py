@@ -14,10 +14,7 @@
 
 from __future__ import annotations
 
-import getpass
 import math
-import os
-import socket
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, delete, update
@@ -26,6 +23,8 @@ from sqlmodel import col, select
 from cxdesk.errors import PermissionDenied
 from cxdesk.i18n import _
 from cxdesk.store.db import read_session, transaction
+from cxdesk.store.lean import KEY_LENGTH, LoginRow
+from cxdesk.store.lean import login_source as login_source  # the lean login's too
 from cxdesk.store.models import LoginFailure, User, utcnow
 from cxdesk.store.passwords import hash_password, needs_rehash, verify_nobody, verify_password
 from cxdesk.store.upsert import dialect_insert
@@ -33,7 +32,6 @@ from cxdesk.store.upsert import dialect_insert
 BAD_LOGIN = "Unknown user or wrong password"
 FREE_ATTEMPTS = 2
 MAX_DELAY_SECONDS = 30.0
-_KEY_LENGTH = 64  # User.username's length: a longer name is unknown all the same
 
 
 class BadLogin(PermissionDenied):
@@ -65,18 +63,6 @@ def failure_delay(failures: int) -> float:
     return min(2.0 ** (failures - FREE_ATTEMPTS), MAX_DELAY_SECONDS)
 
 
-def login_source() -> str:
-    """Where attempts come from: this OS account on this machine (from the system's user
-    database, not from $USER, which a guesser could change between attempts)."""
-    try:
-        import pwd
-
-        account = pwd.getpwuid(os.getuid()).pw_name
-    except (ImportError, KeyError):
-        account = getpass.getuser()
-    return f"{account}@{socket.gethostname()}"[:300]
-
-
 def check_password(engine: Engine, username: str, password: str, *, source: str | None) -> User:
     """The active user ``username`` if ``password`` is theirs; else ``BadLogin`` (the failure
     counted), or ``LoginThrottled`` while a delay runs.
@@ -88,7 +74,7 @@ def check_password(engine: Engine, username: str, password: str, *, source: str 
     ``source`` None: no failure count (a database from before it, which ``db upgrade`` is
     about to bring to this version).
     """
-    key = username[:_KEY_LENGTH]
+    key = username[:KEY_LENGTH]
     with read_session(engine) as session:
         failure = session.get(LoginFailure, (key, source)) if source else None
         if failure is not None:
@@ -106,6 +92,20 @@ def check_password(engine: Engine, username: str, password: str, *, source: str 
     if source is not None and (failure is not None or needs_rehash(user.password_hash)):
         _after_success(engine, user, password, cleared=(key, source) if failure else None)
     return user
+
+
+def count_failed_login(engine: Engine, username: str, *, source: str) -> None:
+    """A wrong password, checked already (``store.lean.check_password_lean``) for a username
+    with no failures counted from ``source``: counted as ``check_password`` counts it, then
+    ``BadLogin``."""
+    _count_failure(engine, username[:KEY_LENGTH], source)
+    raise BadLogin(username)
+
+
+def rehash_after_login(engine: Engine, user: User | LoginRow, password: str) -> None:
+    """The right password, checked already (``check_password_lean``), of a hash made at
+    another cost: a new one at the current cost, as ``check_password`` gives it."""
+    _after_success(engine, user, password, cleared=None)
 
 
 def _refuse_while_locked(username: str, locked_until: datetime) -> None:
@@ -154,7 +154,7 @@ def _count_failure(engine: Engine, key: str, source: str) -> None:
 
 
 def _after_success(
-    engine: Engine, user: User, password: str, *, cleared: tuple[str, str] | None
+    engine: Engine, user: User | LoginRow, password: str, *, cleared: tuple[str, str] | None
 ) -> None:
     """Clear the failure count and give the user a hash at the current cost if needed."""
     new_hash = hash_password(password) if needs_rehash(user.password_hash) else None

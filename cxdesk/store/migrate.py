@@ -31,6 +31,7 @@ from sqlalchemy.exc import OperationalError
 from cxdesk.errors import DeskError
 from cxdesk.i18n import _, ngettext
 from cxdesk.store.db import READ_ONLY_OPTION, is_sqlite
+from cxdesk.store.lean import head_revision as head_revision  # read without SQLAlchemy too
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -58,17 +59,6 @@ def alembic_config(connection: Connection | None = None) -> Config:
     if connection is not None:
         config.attributes["connection"] = connection
     return config
-
-
-def head_revision() -> str:
-    """The newest revision this code knows: what ``upgrade()`` brings a database to.
-
-    Revisions form one chain numbered in order, each file named ``NNNN_<slug>.py`` after its
-    revision (``tests/test_migrations.py`` holds them to it), so the head is the highest
-    number in ``versions/``: known without Alembic parsing every script.
-    """
-    names = (SCRIPT_LOCATION / "versions").glob("[0-9]*_*.py")
-    return max(name.name.partition("_")[0] for name in names)
 
 
 def current_revision(engine: Engine) -> str | None:

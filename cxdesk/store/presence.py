@@ -25,6 +25,7 @@ from sqlmodel import Session, col
 from cxdesk.errors import ValidationFailed, must_be_one_of
 from cxdesk.store.directory import whole_number_setting
 from cxdesk.store.events import record_event
+from cxdesk.store.lean import HEARTBEAT
 from cxdesk.store.models import Membership, Presence, PresenceState, Team, User, utcnow
 from cxdesk.store.tickets import _aware as aware
 
@@ -32,9 +33,7 @@ PRESENCE_EVENT = "user.presence_changed"
 """Logged (no workflow) when a state changes; not for a heartbeat, nor for a timeout."""
 TIMEOUT_SETTING = "presence_timeout_seconds"
 DEFAULT_TIMEOUT_SECONDS = 120
-HEARTBEAT_SECONDS = 30.0
-"""How often an open desk beats: four beats fit in the default timeout, so a busy machine
-missing one or two does not make its expert away."""
+HEARTBEAT_SECONDS = HEARTBEAT  # an open desk's beat (store.lean: the desk waits it first)
 STATES = tuple(state.value for state in PresenceState)
 CYCLE = {
     PresenceState.available: PresenceState.break_,

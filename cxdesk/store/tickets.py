@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path, PurePath
 
 from sqlalchemy import func, text
@@ -38,6 +37,10 @@ from cxdesk.store.directory import (
 )
 from cxdesk.store.events import record_event
 from cxdesk.store.in_hand import insert_row, new_row
+from cxdesk.store.lean import QueueStats as QueueStats  # the lean first fill reads them too
+from cxdesk.store.lean import aware as _aware  # noqa: F401  (imported from here)
+from cxdesk.store.lean import format_wait as format_wait
+from cxdesk.store.lean import queue_stats
 from cxdesk.store.models import (
     Attachment,
     Comment,
@@ -779,19 +782,6 @@ def leave_feedback(
 # -- queue overview ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class QueueStats:
-    """One queue as the queue screen and ``cxdesk queue list`` show it."""
-
-    name: str
-    team: str
-    ordering: str
-    waiting: int
-    oldest_created: datetime | None
-    assign: str = "pull"
-    """pull (by hand) or auto (``store.assign``)."""
-
-
 def queue_overview(session: Session) -> list[QueueStats]:
     """Every queue with how many tickets wait (unowned, unresolved) and since when."""
     waiting = (
@@ -818,28 +808,4 @@ def queue_overview(session: Session) -> list[QueueStats]:
         .outerjoin(waiting, waiting.c.team_id == col(Queue.team_id))
         .order_by(col(Queue.name))
     ).all()
-    return [
-        QueueStats(name, team, ordering, waiting or 0, _aware(oldest), assign)
-        for name, team, ordering, waiting, oldest, assign in rows
-    ]
-
-
-def format_wait(since: datetime | None, now: datetime) -> str:
-    """How long something has waited: ``7m``, ``1h 05m``; empty when nothing waits."""
-    if since is None:
-        return ""
-    minutes = max(0, int((now - since).total_seconds() // 60))
-    if minutes >= 60:
-        # TRANSLATORS: a short duration in a table cell (hours, minutes: "1h 05m").
-        return _("{hours}h {minutes}m").format(hours=minutes // 60, minutes=f"{minutes % 60:02d}")
-    # TRANSLATORS: a short duration in a table cell, in minutes ("7m").
-    return _("{minutes}m").format(minutes=minutes)
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    """Aggregates bypass the column type on SQLite: give them back their UTC zone."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return [queue_stats(tuple(row)) for row in rows]  # the lean read's rows too

@@ -40,6 +40,7 @@ from sqlmodel import Session, col, select
 from cxdesk.i18n import N_, _, ngettext
 from cxdesk.store.definitions import QueueDefinition, desk_definitions
 from cxdesk.store.directory import whole_number_setting
+from cxdesk.store.lean import wait_short as wait_short  # the queues screen draws before the store
 from cxdesk.store.models import (
     Event,
     Queue,
@@ -409,14 +410,3 @@ def wait_fields(session: Session, ticket: Ticket) -> dict[str, int | None]:
         "queue_position": wait.position if wait else None,
         "estimated_wait_minutes": whole_minutes(wait.wait_minutes) if wait else None,
     }
-
-
-def wait_short(minutes: float | None) -> str:
-    """An estimate in a narrow column (the queues screen): ``~12m``, ``~1h 05m``, ``<1m``,
-    ``unknown``."""
-    if minutes is None:
-        return _("unknown")
-    whole = round(minutes)
-    if whole < 1:
-        return "<1m"
-    return f"~{whole // 60}h {whole % 60:02d}m" if whole >= 60 else f"~{whole}m"
