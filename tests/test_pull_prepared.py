@@ -109,3 +109,21 @@ def test_prepared_pull_reports_a_lost_server_in_one_line(pg_engine: Engine, pg_u
     with read_session(pg_engine) as session:  # nothing claimed by the failed pull
         owned = session.exec(select(Ticket.id).where(col(Ticket.owner_id).is_not(None))).all()
     assert len(owned) == 2
+
+
+def test_no_statement_is_prepared_when_psycopg_is_told_to_prepare_none(
+    pg_engine: Engine,
+) -> None:
+    # prepare_threshold=None: PgBouncer's transaction pooling, where a statement prepared on
+    # one server connection would be run on another: the pull goes the cursor's way.
+    expert = _expert(pg_engine)
+    with pg_engine.connect() as connection:
+        driver = connection.connection.driver_connection
+        assert driver is not None
+        driver.prepare_threshold = None
+        pulled = [pull_next(connection, actor=expert, queue_name=QUEUE) for _ in range(3)]
+        prepared = connection.exec_driver_sql("SELECT name FROM pg_prepared_statements").all()
+        driver.prepare_threshold = 5  # as psycopg's default, for the next user of the pool
+    assert prepared == []
+    assert len({p.id for p in pulled}) == 3
+    assert _pull_log(pg_engine, pulled[-1].id)[0] == ("ticket.assigned_from_queue", "kenji", QUEUE)

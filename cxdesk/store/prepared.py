@@ -105,6 +105,7 @@ class Prepared:
         return params
 
     def _run(self, session: Session, values: Any, many: bool) -> Any:
+        session._autoflush()  # as the session's own statements do: pending changes first
         connection, driver = _connections(session)
         dialect = connection.dialect
         form = self._form(dialect)

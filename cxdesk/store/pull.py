@@ -393,14 +393,15 @@ def _pull(raw: Any, dialect: Dialect, actor: User, queue_name: str | None) -> Pu
     driver = raw.driver_connection
     if driver.pgconn.transaction_status != statements.idle:
         raw.rollback()  # the pool's ping (SELECT 1) left its transaction open; nothing else
-    pulled = _usual_pull(raw, None, statements, actor, queue_name)
+    prepared = driver.prepare_threshold is not None  # None: nothing prepared (PgBouncer)
+    pulled = _usual_pull(raw, None, statements, actor, queue_name) if prepared else None
     if pulled is not None:
         return pulled
     # psycopg opens a transaction before a statement (a round trip to the server, and
     # another for COMMIT): one statement is its own transaction in autocommit mode.
     driver.autocommit = True
     try:
-        return _pull_on(raw, statements, actor, queue_name, tried=True)
+        return _pull_on(raw, statements, actor, queue_name, tried=prepared)
     finally:
         driver.autocommit = False
 
@@ -418,7 +419,9 @@ def _usual_pull(
     by_priority = scope.ordering == QueueOrder.priority
     values = {"user": actor.id, "now": statements.now(utcnow()), "team": scope.team_id,
               "queue": scope.queue, "ordering": scope.ordering}  # fmt: skip
-    if statements.postgres:
+    if statements.postgres and raw.driver_connection.prepare_threshold is not None:
+        # (None: psycopg told to prepare nothing, as behind PgBouncer's transaction pooling,
+        # where a statement prepared on one server connection is run on another)
         claim = statements.prepared_claim[by_priority]
         try:
             rows = claim.run(raw, **values)
