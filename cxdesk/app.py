@@ -296,6 +296,7 @@ class CxDeskApp(
             self.unreachable_from.discard(message.source)
             if message.source == READS:  # what the screen on top shows may be stale
                 self.on_desk_changed(DeskChanged())
+                self.arrive_again()  # a lean login whose arrival found the desk away
         else:
             self.unreachable_from.add(message.source)
         if self.desk_unreachable != was_unreachable:

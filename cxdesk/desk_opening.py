@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from cxdesk.config import Settings
-    from cxdesk.screens.background import Failure
     from cxdesk.store.lean import FirstFill, LeanDesk, LoginRow
     from cxdesk.store.models import User
 
@@ -49,6 +48,18 @@ LEAN_HOME = "cxdesk.screens.queues"
 
 class LoadStore(Message):
     """Something waits for the store (a worker asked for the engine): load it now."""
+
+
+class StoreOpened(Message):
+    """The store has loaded (``load_store``'s thread)."""
+
+
+class StoreFailed(Message):
+    """The store could not be opened (``load_store``'s thread): the app ends with its line."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__()
+        self.error = error
 
 
 class DeskOpening:
@@ -85,12 +96,14 @@ class DeskOpening:
 
     @property
     def engine(self) -> Engine:
-        """The store's engine; a worker thread asking for it while it is still loading waits
-        (and has it loaded now). Raises the opening's DeskError if the desk could not open."""
+        """The store's engine; a caller asking for it while it is still loading waits (and has
+        it loaded now: in a thread of its own, which needs neither the event loop nor a
+        worker, so the UI thread may wait too). Raises the opening's DeskError if the desk
+        could not open."""
         if not self._store_ready.is_set() and not self._store_started:
             app: Any = self
             if threading.get_ident() == getattr(app, "_thread_id", None):
-                self.load_store()  # the UI thread waits (a wait the loading never needs it for)
+                self.load_store()
             else:
                 app.post_message(LoadStore())
         self._store_ready.wait()
@@ -134,25 +147,46 @@ class DeskOpening:
         self.load_store()
 
     def load_store(self) -> None:
-        """Open the store behind what is on screen (once); a failure ends the app with its
-        one line (as the CLI would print it)."""
+        """Open the store behind what is on screen (once, on the UI thread), in a thread of its
+        own (``threading``: it starts at once, where a Textual worker starts only once the
+        event loop runs again, which ``engine`` asked on the UI thread would wait for
+        forever). A failure ends the app with its one line (as the CLI would print it)."""
         if self._store_started:
             return
         self._store_started = True
+        threading.Thread(target=self._load_store, name="cxdesk-open-store", daemon=True).start()
+
+    def _load_store(self) -> None:
         app: Any = self
+        try:
+            self._open_store()
+        except Exception as error:
+            with self._arrival:
+                self._store_ready.set()  # whoever waits for the engine gets the error
+            app.post_message(StoreFailed(error))
+        else:
+            app.post_message(StoreOpened())
 
-        def opened(_nothing: None) -> None:
-            app.store_opened()
+    def on_store_opened(self, _message: StoreOpened) -> None:
+        app: Any = self
+        app.store_opened()
 
-        def failed(failure: Failure) -> None:
-            app.exit(return_code=1, message=_("Error: {message}").format(message=failure.line))
+    def on_store_failed(self, message: StoreFailed) -> None:
+        from cxdesk.screens.background import failure_of
 
-        app.in_thread(self._open_store, opened, group="open", failed=failed)
+        app: Any = self
+        line = failure_of(message.error, reading=False).line
+        app.exit(return_code=1, message=_("Error: {message}").format(message=line))
 
     def _open_store(self) -> None:
         assert self._open_engine is not None
         try:
-            self._engine = self._open_engine()
+            try:
+                self._engine = self._open_engine()
+            except DeskError:
+                raise
+            except Exception as error:
+                self._engine = self._unchecked_engine(error)
         except DeskError as error:
             self._engine_error = error
             raise
@@ -163,13 +197,31 @@ class DeskOpening:
                 _("Cannot use the desk database: {reason}").format(reason=first)
             )
             raise DeskError(first) from error
-        else:
-            for module in PRELOADED:
-                import_module(module)
+        from cxdesk.store.lean import LoginRow
+
+        for module in PRELOADED:
+            import_module(module)
+        tried: LoginRow | None = None
+        while True:  # whoever logged in lean arrives before the engine is handed out
+            with self._arrival:  # found nobody new, and marked ready, in one hold: a login
+                row = self.user  # after it sees the store loaded (``set_user``)
+                if not isinstance(row, LoginRow) or row is self._arrived or row is tried:
+                    self._store_ready.set()
+                    return
+            tried = row
             self._arrive_from_lean(self._engine)
-        finally:
-            with self._arrival:
-                self._store_ready.set()
+
+    def _unchecked_engine(self, error: Exception) -> Engine:
+        """The store's engine when opening it found the database away (``error``) after the
+        lean reader had opened it, at the schema this code knows: the store's own reads then
+        say the database is away, as they do whenever it goes away (every screen's one line,
+        the change watcher seeing it back), rather than the app ending. Else ``error``."""
+        from cxdesk.store.db import is_unreachable, make_engine
+
+        if self._lean is None or not is_unreachable(error):
+            raise error
+        logger.warning("opening the store: %s", error)
+        return make_engine(self.settings.resolved_database_url)
 
     def set_user(self, user: User | LoginRow | None) -> None:
         """Who is logged in (on the UI thread); a lean login's row once the store has loaded
@@ -179,10 +231,8 @@ class DeskOpening:
         with self._arrival:
             self.user = user
             loaded = self._store_ready.is_set()
-        if loaded and isinstance(user, LoginRow) and self._engine is not None:
-            engine = self._engine
-            app: Any = self
-            app.in_thread(lambda: self._arrive_from_lean(engine), group="arrive")
+        if loaded and isinstance(user, LoginRow):
+            self.arrive_again()
 
     def read_home_lean(self, lean: LeanDesk, row: LoginRow) -> None:
         """In a lean login's worker: an expert's queues' first fill, read there rather than by
@@ -192,6 +242,8 @@ class DeskOpening:
             return
         try:
             self._home_fill = (row, lean.first_fill(row.id, row.role))
+        except DeskError as error:  # the driver's (the database away): the screen reads
+            logger.warning("reading the queues at login: %s", error)
         except Exception:  # the screen reads for itself
             logger.exception("reading the queues at login failed")
 
@@ -202,7 +254,8 @@ class DeskOpening:
 
     def _arrive_from_lean(self, engine: Engine) -> None:
         """A user logged in through the lean reader: the store's ``User`` in their place, and
-        their arrival written (what the store's login does), before the engine is handed out."""
+        their arrival written (what the store's login does). The database away, they stay the
+        lean row until it is back (``arrive_again``)."""
         from cxdesk.store.lean import LoginRow
 
         with self._arrival:
@@ -210,15 +263,36 @@ class DeskOpening:
             if not isinstance(row, LoginRow) or row is self._arrived:
                 return
             self._arrived = row
+        try:
+            user = self._store_user(engine, row)
+        except DeskError as error:  # the database away: the store's reads say so
+            logger.warning("the store's user for %s: %s", row.username, error)
+            with self._arrival:
+                self._arrived = None
+            return
+        with self._arrival:  # checked and swapped in one hold: a logout is either side
+            if self.user is not row:  # logged out meanwhile: no arrival
+                return
+            self.user = user
+        app: Any = self
+        if app.presence:  # an expert or admin, not quitting meanwhile (presence_keeper)
+            app.arrive(user, engine=engine)
+
+    def arrive_again(self) -> None:
+        """The desk reachable again (UI thread): a lean login whose arrival found it away
+        arrives now."""
+        from cxdesk.store.lean import LoginRow
+
+        engine = self._engine
+        if isinstance(self.user, LoginRow) and self._store_ready.is_set() and engine is not None:
+            app: Any = self
+            app.in_thread(lambda: self._arrive_from_lean(engine), group="arrive")
+
+    def _store_user(self, engine: Engine, row: LoginRow) -> User:
         from cxdesk.store.db import read_session
         from cxdesk.store.directory import get_user
 
         with read_session(engine) as session:
             user = get_user(session, row.username)
         user.language = row.language  # a language chosen meanwhile (``switch_language``)
-        app: Any = self
-        if self.user is not row:  # logged out meanwhile: no arrival
-            return
-        self.user = user
-        if app.presence:  # an expert or admin, not quitting meanwhile (presence_keeper)
-            app.arrive(user, engine=engine)
+        return user

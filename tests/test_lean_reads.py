@@ -121,7 +121,8 @@ def test_the_login_reads_what_the_store_reads(engine: Engine) -> None:
         stored.id, stored.username, stored.name, stored.role, stored.password_hash, stored.active
     )  # fmt: skip
     assert check_password_lean(lean, "maya", "wrong", source=source) == ("wrong", None)
-    assert check_password_lean(lean, "nobody", TEST_PASSWORD, source=source) == ("store", None)
+    # An unknown user is refused as a wrong password is (argon2 against no one, counted).
+    assert check_password_lean(lean, "nobody", TEST_PASSWORD, source=source) == ("wrong", None)
     with pytest.raises(logins.BadLogin):
         logins.count_failed_login(engine, "maya", source=source)
     with read_session(engine) as session:  # counted as check_password counts it
@@ -130,7 +131,7 @@ def test_the_login_reads_what_the_store_reads(engine: Engine) -> None:
     assert check_password_lean(lean, "maya", TEST_PASSWORD, source=source) == ("store", None)
     with transaction(engine) as session:
         directory.get_user(session, "omar").active = False
-    assert check_password_lean(lean, "omar", TEST_PASSWORD, source=source) == ("store", None)
+    assert check_password_lean(lean, "omar", TEST_PASSWORD, source=source) == ("wrong", None)
 
 
 def test_the_language_and_zone_read_what_the_store_reads(engine: Engine) -> None:
@@ -177,3 +178,20 @@ def test_the_lean_reader_and_the_queues_screen_import_no_sqlalchemy() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert loaded.stdout.split() == []
+
+
+def test_a_driver_error_in_a_lean_read_is_the_stores_error(tmp_path: Path) -> None:
+    """A lean read failing in the driver raises the store's one-line ``DeskError``, raised
+    from the driver's error: the database away is unreachable as the store's is, with or
+    without SQLAlchemy loaded (``screens.background``). SQLite here (a file it cannot open);
+    PostgreSQL stopped under a lean reader: ``test_tui_lean``."""
+    from cxdesk.errors import DeskError
+    from cxdesk.store.db import is_unreachable
+    from cxdesk.store.lean import _sqlite_connection, driver_unreachable
+
+    away = str(tmp_path / "gone" / "desk.db")
+    desk = LeanDesk(lambda: _sqlite_connection(away), postgres=False)
+    with pytest.raises(DeskError) as raised:
+        desk.login("maya", "maya", login_source())
+    assert str(raised.value) == "Database error: unable to open database file"
+    assert is_unreachable(raised.value) and driver_unreachable(raised.value)

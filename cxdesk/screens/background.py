@@ -100,8 +100,10 @@ def cancel_event() -> threading.Event:
 
 
 def _unreachable(error: BaseException) -> bool:
-    if "cxdesk.store.db" not in sys.modules:  # the store never loaded: no database error
-        return False
+    if "cxdesk.store.db" not in sys.modules:  # the store not loaded: a lean read's, if any
+        from cxdesk.store.lean import driver_unreachable
+
+        return driver_unreachable(error)
     from cxdesk.store.db import is_unreachable
 
     return is_unreachable(error)
@@ -124,7 +126,7 @@ def failure_of(error: BaseException, *, reading: bool, severity: Severity = "err
     if isinstance(error, DeskError):
         line = str(error)
     elif unreachable or _database_error(error):  # said as the store says it (``driver_error``)
-        from cxdesk.store.db import driver_error
+        from cxdesk.store.lean import driver_error
 
         line = str(driver_error(getattr(error, "orig", None) or error))
         if unreachable:  # said on screen; the change watcher logs the outage itself

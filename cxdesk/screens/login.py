@@ -1,14 +1,16 @@
 """The login screen: username and password, checked in a worker by the CLI's own check.
 
 ``cxdesk.store.logins.check_password``, read lean before the store has loaded
-(``store.lean.check_password_lean``; the store then does only what it writes): a wrong pair
-(or an unknown or deactivated user) says only ``BAD_LOGIN`` after the same argon2 work;
+(``store.lean.check_password_lean``; the store then does only what it writes; a lean read
+failing, the store checks): a wrong pair (or an unknown or deactivated user) says only
+``BAD_LOGIN`` after the same argon2 work and the same reads and writes;
 repeated failures from this account are refused for a growing delay, counted in the database
 (so quitting and starting again does not reset it).
 """
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from textual import on
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
     from cxdesk.store.lean import LoginRow
     from cxdesk.store.models import User
 
+logger = logging.getLogger(__name__)
 BAD_LOGIN = N_("Unknown user or wrong password")  # the store's (cxdesk.store.logins), loaded later
 
 
@@ -73,11 +76,13 @@ class LoginScreen(DeskScreen):
 
             source = login_source()
             lean = self.desk.lean_desk()  # None once the store has loaded
-            outcome, row = (
-                check_password_lean(lean, username, password, source=source)
-                if lean is not None
-                else ("store", None)
-            )
+            outcome, row = "store", None
+            if lean is not None:
+                try:
+                    outcome, row = check_password_lean(lean, username, password, source=source)
+                except DeskError as error:  # the driver's: the store checks (and says so)
+                    logger.warning("the lean login read: %s", error)
+                    outcome, row, lean = "store", None, None
             if outcome == "in" and row is not None and lean is not None:
                 # Their arrival (presence) is written once the store has loaded (desk_opening).
                 self.desk.read_speech_lean(lean, row)

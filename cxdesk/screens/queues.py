@@ -25,6 +25,7 @@ the counts and estimates, no pull, no waiting list, no ticket to open, no "my ti
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -36,6 +37,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Label
 
+from cxdesk.errors import DeskError
 from cxdesk.i18n import N_, _, ngettext
 from cxdesk.labels import field_value
 from cxdesk.screens.base import DeskScreen, shown_time
@@ -50,6 +52,7 @@ if TYPE_CHECKING:
     from cxdesk.store.presence import TeamPresence
     from cxdesk.store.sla_display import QueueSla
 
+logger = logging.getLogger(__name__)
 OWN_TEAM_MARK = "●"
 ANY_ROW = "\x00any"
 """Row key of "Any of my teams" (no queue name has a NUL: ``text_problem`` refuses it)."""
@@ -171,7 +174,10 @@ class QueuesScreen(DeskScreen):
         def read() -> QueuesSnapshot:
             lean, user = self.desk.lean_desk(), self.desk.user
             if lean is not None and user is not None:  # the store still loading
-                return QueuesSnapshot.first(lean.first_fill(user.id, user.role))
+                try:
+                    return QueuesSnapshot.first(lean.first_fill(user.id, user.role))
+                except DeskError as error:  # the driver's: the store reads (and says so)
+                    logger.warning("the lean first fill: %s", error)
             return self._read_all()
 
         self.in_thread(read, self._show, group="queues-poll", reading=True)

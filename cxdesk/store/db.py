@@ -18,7 +18,6 @@ use ``FOR UPDATE SKIP LOCKED``.
 from __future__ import annotations
 
 import sqlite3
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,7 +34,8 @@ from sqlmodel import Session
 from cxdesk.errors import Conflict, DeskError
 from cxdesk.i18n import _
 from cxdesk.locations import create_private_file
-from cxdesk.store.lean import BUSY_TIMEOUT_MS
+from cxdesk.store.lean import BUSY_TIMEOUT_MS, driver_away, errors_behind
+from cxdesk.store.lean import driver_error as driver_error  # the lean reader's too
 
 READ_ONLY_OPTION = "cxdesk_read_only"
 AUTOCHECKPOINT_PAGES = 10_000
@@ -184,60 +184,18 @@ def _operational_error(exc: OperationalError) -> DeskError:
     return driver_error(exc.orig if exc.orig is not None else exc)
 
 
-def driver_error(exc: BaseException) -> DeskError:
-    """Turn a driver failure a user can act on (the DBAPI's OperationalError, or SQLAlchemy's
-    wrapping it) into one clear line."""
-    text = str(exc)
-    first_line = text.strip().splitlines()[0] if text.strip() else "unknown error"
-    if "database is locked" in first_line:
-        return DeskError(
-            _(
-                "The desk database is busy: another program held it locked for over "
-                "{seconds} s; nothing was changed, try again"
-            ).format(seconds=f"{BUSY_TIMEOUT_MS / 1000:g}")
-        )
-    if "readonly database" in first_line:
-        return DeskError(
-            _(
-                "The desk database is read-only (check the file's and its folder's "
-                "permissions); nothing was changed"
-            )
-        )
-    return DeskError(_("Database error: {reason}").format(reason=first_line))
-
-
-_SQLITE_PASSING = (
-    "database is locked",
-    "database table is locked",
-    "unable to open database file",
-    "disk i/o error",
-    "database or disk is full",
-)
-"""SQLite's messages for a state that passes by itself (a lock held past the busy timeout,
-the file briefly away or full), as opposed to "no such table" and the like."""
-
-
 def is_unreachable(error: BaseException) -> bool:
     """Whether ``error``, or an error it was raised from, says the desk database cannot be
     used for now - the server down or restarting, the connection lost, a SQLite lock held
     past the busy timeout - rather than that the request or the code is wrong: the same
     request may well succeed later."""
-    psycopg = sys.modules.get("psycopg")  # loaded only by a PostgreSQL desk
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
+    for current in errors_behind(error):
         if isinstance(current, DisconnectionError | PoolTimeout):
             return True
         if isinstance(current, DBAPIError) and current.connection_invalidated:
             return True
-        if isinstance(current, sqlite3.OperationalError):
-            return any(text in str(current).lower() for text in _SQLITE_PASSING)
-        if psycopg is not None and isinstance(
-            current, psycopg.OperationalError | psycopg.InterfaceError
-        ):
-            return True
-        current = current.__cause__ or current.__context__
+        if (away := driver_away(current)) is not None:
+            return away
     return False
 
 

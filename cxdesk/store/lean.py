@@ -15,7 +15,9 @@ waiting count and oldest wait (``store.tickets.queue_overview``), the user's tea
 
 Only reads: whatever writes (a failed login counted, presence) is the store's. A desk this
 module cannot read (another URL form, no schema, an old one, a driver error) is left to the
-store, which says what is wrong as it always did (``open_lean`` gives None).
+store, which says what is wrong as it always did (``open_lean`` gives None). A driver error
+in a read is the store's own ``DeskError`` (``driver_error``, raised from it: the database
+away is ``is_unreachable`` as the store's is), and its caller falls back to the store.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import os
 import re
 import socket
 import sqlite3
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,6 +36,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from cxdesk.errors import DeskError
 from cxdesk.i18n import DESK_LANGUAGE_SETTING, _, language_code
 
 VERSIONS = Path(__file__).resolve().parent / "migrations" / "versions"
@@ -75,6 +79,71 @@ MINE_SQL = (
     "SELECT key, title, status, priority, team_id, updated_at FROM ticket WHERE owner_id = ? "
     f"ORDER BY created_at DESC, id DESC LIMIT {MINE_READ}"
 )
+
+
+_SQLITE_PASSING = (
+    "database is locked",
+    "database table is locked",
+    "unable to open database file",
+    "disk i/o error",
+    "database or disk is full",
+)
+"""SQLite's messages for a state that passes by itself (a lock held past the busy timeout,
+the file briefly away or full), as opposed to "no such table" and the like."""
+
+
+def driver_error(exc: BaseException) -> DeskError:
+    """Turn a driver failure a user can act on (the DBAPI's OperationalError, or SQLAlchemy's
+    wrapping it) into one clear line."""
+    text = str(exc)
+    first_line = text.strip().splitlines()[0] if text.strip() else "unknown error"
+    if "database is locked" in first_line:
+        return DeskError(
+            _(
+                "The desk database is busy: another program held it locked for over "
+                "{seconds} s; nothing was changed, try again"
+            ).format(seconds=f"{BUSY_TIMEOUT_MS / 1000:g}")
+        )
+    if "readonly database" in first_line:
+        return DeskError(
+            _(
+                "The desk database is read-only (check the file's and its folder's "
+                "permissions); nothing was changed"
+            )
+        )
+    return DeskError(_("Database error: {reason}").format(reason=first_line))
+
+
+def errors_behind(error: BaseException) -> Iterator[BaseException]:
+    """``error`` and each error it was raised from (or during), innermost last."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def driver_away(error: BaseException) -> bool | None:
+    """One DB-API error's say on whether the database cannot be used for now (the server
+    down, the connection lost, a SQLite lock held past the busy timeout): True or False for a
+    driver's error, None for any other (``store.db.is_unreachable`` asks SQLAlchemy's too)."""
+    if isinstance(error, sqlite3.OperationalError):
+        return any(text in str(error).lower() for text in _SQLITE_PASSING)
+    psycopg = sys.modules.get("psycopg")  # loaded only by a PostgreSQL desk
+    if psycopg is not None and isinstance(error, psycopg.OperationalError | psycopg.InterfaceError):
+        return True
+    return None
+
+
+def driver_unreachable(error: BaseException) -> bool:
+    """``store.db.is_unreachable`` for a desk read lean (no SQLAlchemy loaded)."""
+    return any(driver_away(found) for found in errors_behind(error))
+
+
+def _driver_errors() -> tuple[type[BaseException], ...]:
+    psycopg = sys.modules.get("psycopg")
+    return (sqlite3.Error,) if psycopg is None else (sqlite3.Error, psycopg.Error)
 
 
 def head_revision() -> str:
@@ -186,19 +255,25 @@ def login_source() -> str:
 def check_password_lean(
     desk: LeanDesk, username: str, password: str, *, source: str
 ) -> tuple[str, LoginRow | None]:
-    """``store.logins.check_password``'s common case, read lean: ``("in", user)`` for the
-    active user whose password it is, with no failed login counted from ``source`` and a hash
-    at the current cost. Otherwise what the store must do, with the same argon2 work in all:
-    ``("wrong", None)``, an active user's wrong password, checked (the store counts it,
-    ``count_failed_login``); ``("rehash", user)``, the right one, checked (the store gives a
-    hash at the current cost, ``rehash_after_login``); ``("store", None)``, anything else
-    (unknown or deactivated user, failures counted), not checked (``check_password``)."""
-    from cxdesk.store.passwords import needs_rehash, verify_password
+    """``store.logins.check_password``'s first attempt from ``source``, read lean: ``("in",
+    user)`` for the active user whose password it is, with a hash at the current cost.
+    Otherwise what the store must do, with the same argon2 work and the same reads in all:
+    ``("wrong", None)``, an unknown user, a deactivated one or a wrong password, checked
+    (the store counts it, ``count_failed_login``: every refusal the same work, so neither
+    its time nor its statements tell which); ``("rehash", user)``, the right one, checked
+    (the store gives a hash at the current cost, ``rehash_after_login``); ``("store",
+    None)``, failures counted from ``source``, not checked (``check_password``: its delay,
+    its turn). A driver error is the store's ``DeskError`` (``LeanDesk.reading``)."""
+    from cxdesk.store.passwords import needs_rehash, verify_nobody, verify_password
 
     failed, user = desk.login(username[:KEY_LENGTH], username, source)
-    if failed or user is None or not user.active:
+    if failed:
         return "store", None
-    if not verify_password(user.password_hash, password):
+    if user is None:
+        matched = verify_nobody(password)
+    else:
+        matched = verify_password(user.password_hash, password) and user.active
+    if user is None or not matched:
         return "wrong", None
     return ("rehash" if needs_rehash(user.password_hash) else "in"), user
 
@@ -222,8 +297,12 @@ class LeanDesk:
 
     @contextmanager
     def reading(self) -> Iterator[Callable[..., list[tuple[Any, ...]]]]:
-        """A read-only transaction; yields ``rows(sql, parameters)`` (SQL written with ``?``)."""
-        connection = self._connect()
+        """A read-only transaction; yields ``rows(sql, parameters)`` (SQL written with ``?``).
+        A driver error is the store's ``DeskError`` (``driver_error``), raised from it."""
+        try:
+            connection = self._connect()
+        except _driver_errors() as error:
+            raise driver_error(error) from error
         try:
             if not self.postgres:
                 connection.execute("BEGIN")  # deferred: a reader never takes the write lock
@@ -234,9 +313,14 @@ class LeanDesk:
                 return [tuple(row) for row in connection.execute(sql, parameters).fetchall()]
 
             yield rows
+        except _driver_errors() as error:
+            raise driver_error(error) from error
         finally:
-            connection.rollback()
-            connection.close()
+            try:
+                connection.rollback()
+                connection.close()
+            except _driver_errors():  # the connection lost: nothing to roll back
+                pass
 
     def revision(self) -> str | None:
         """The schema revision the database is at (``store.migrate.current_revision``); None
