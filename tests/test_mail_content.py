@@ -6,7 +6,7 @@ from __future__ import annotations
 from email.message import EmailMessage
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from cxdesk.engine.inbound.content import (
@@ -97,6 +97,7 @@ def _edited(raw: bytes, changes: list[tuple[float, int, bytes]]) -> bytes:
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(sample=st.sampled_from(SAMPLES), changes=edits)
+@example(sample=MAIL / "bounce-gmail.eml", changes=[(0.21875, 0, b"\x00")])  # found by CI
 def test_a_mangled_message_is_read_or_refused_never_a_traceback(
     sample: Path, changes: list[tuple[float, int, bytes]]
 ) -> None:

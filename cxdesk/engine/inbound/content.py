@@ -217,7 +217,9 @@ def new_text(text: str) -> str:
 def _body_part(message: EmailMessage) -> Message | None:
     try:
         return message.get_body(preferencelist=("plain", "html"))
-    except (KeyError, IndexError, TypeError, ValueError):
+    except (AttributeError, KeyError, IndexError, TypeError, ValueError):
+        # AttributeError: a mangled multipart whose part is text, not a message (the
+        # stdlib's _find_body calls is_attachment on it)
         return None
 
 
