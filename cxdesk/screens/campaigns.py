@@ -19,6 +19,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Input, Label, Select
 
+from cxdesk import labels
 from cxdesk.engine.dispatch import unit_of_work
 from cxdesk.errors import ValidationFailed
 from cxdesk.i18n import N_, _, ngettext
@@ -117,7 +118,7 @@ class CampaignsScreen(DeskScreen):
                      Input(placeholder=_("Your renewal is coming up"), id="subject")),
                     (_("Description"),
                      Input(placeholder=_("Stored on every ticket"), id="description")),
-                    (_("Status"), Select[str]([], prompt="new", id="status")),
+                    (_("Status"), Select[str]([], prompt=labels.label("new"), id="status")),
                 ):  # fmt: skip
                     yield Label(label, classes="question", markup=False)
                     yield widget
