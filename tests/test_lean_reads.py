@@ -7,8 +7,6 @@ cannot read is left to the store."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -29,6 +27,7 @@ from cxdesk.store.models import LoginFailure, simulated_clock
 from cxdesk.store.user_language import spoken_language
 from tests.cli_helpers import TEST_PASSWORD
 from tests.desk import build_small_desk
+from tests.imports import modules_loaded_by
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 PEOPLE = ("maya", "omar", "kenji", "vera", "admin")
@@ -168,16 +167,12 @@ def test_a_desk_the_lean_reader_cannot_read_is_left_to_the_store(
 def test_the_lean_reader_and_the_queues_screen_import_no_sqlalchemy() -> None:
     """What ``cxdesk run`` imports up to the queues' first fill: no SQLAlchemy, SQLModel or
     models (they load once the queues are drawn)."""
-    code = (
-        "import sys, cxdesk.launch, cxdesk.app, cxdesk.screens.login, cxdesk.screens.queues\n"
-        "import cxdesk.store.lean, cxdesk.desk_opening\n"
-        "print(' '.join(m for m in ('sqlalchemy', 'sqlmodel', 'cxdesk.store.models', "
-        "'cxdesk.store.db', 'alembic', 'typer') if m in sys.modules))"
+    loaded = modules_loaded_by(
+        "import cxdesk.launch, cxdesk.app, cxdesk.screens.login, cxdesk.screens.queues\n"
+        "import cxdesk.store.lean, cxdesk.desk_opening"
     )
-    loaded = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
-    )
-    assert loaded.stdout.split() == []
+    heavy = {"sqlalchemy", "sqlmodel", "cxdesk.store.models", "cxdesk.store.db", "alembic", "typer"}
+    assert loaded & heavy == set()
 
 
 def test_a_driver_error_in_a_lean_read_is_the_stores_error(tmp_path: Path) -> None:

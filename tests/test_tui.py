@@ -50,7 +50,16 @@ from cxdesk.widgets.change_dialog import ChangeDialog
 from tests.cli_helpers import TEST_PASSWORD
 from tests.desk import build_small_desk, pull
 from tests.peers import TWILIO_TEST_ACCOUNT_SID, TWILIO_TEST_FROM, SmtpPeer
-from tests.tui_helpers import choose, log_in, notified, palette, run_app, wait_until
+from tests.tui_helpers import (
+    choose,
+    log_in,
+    notified,
+    open_pulled_ticket,
+    palette,
+    queues_loaded,
+    run_app,
+    wait_until,
+)
 
 SIZE = (120, 40)
 Script = Callable[[CxDeskApp, Pilot[None]], Awaitable[None]]
@@ -94,13 +103,6 @@ def stored_ticket(engine: Engine, key: str) -> tuple[Ticket, list[Comment]]:
         ticket = session.exec(select(Ticket).where(Ticket.key == key)).one()
         comments = session.exec(select(Comment).where(Comment.ticket_id == ticket.id)).all()
         return ticket, list(comments)
-
-
-async def queues_loaded(app: CxDeskApp, pilot: Pilot[None]) -> None:
-    await wait_until(pilot, lambda: isinstance(app.screen, QueuesScreen), "the queues screen")
-    await wait_until(
-        pilot, lambda: app.screen.query_one("#queues", DataTable).row_count == 4, "the queues"
-    )
 
 
 async def new_ticket_form(app: CxDeskApp, pilot: Pilot[None]) -> NewTicketScreen:
@@ -405,17 +407,6 @@ def test_an_admin_is_told_when_delivery_cannot_start(engine: Engine) -> None:
 
 
 # -- the ticket screen's edits ----------------------------------------------------------------
-
-
-async def open_pulled_ticket(app: CxDeskApp, pilot: Pilot[None]) -> TicketScreen:
-    await log_in(app, pilot)
-    await queues_loaded(app, pilot)
-    await pilot.press("n")
-    await wait_until(pilot, lambda: isinstance(app.screen, TicketScreen), "the ticket")
-    screen = app.screen
-    assert isinstance(screen, TicketScreen)
-    await wait_until(pilot, lambda: screen.view is not None, "the ticket's fields")
-    return screen
 
 
 def test_change_team_and_owner_with_a_comment(engine: Engine) -> None:

@@ -19,8 +19,8 @@ from cxdesk.store import tickets as ops
 from cxdesk.store.db import transaction
 from cxdesk.widgets.confirm_dialog import ConfirmDialog
 from tests.desk import build_small_desk
-from tests.test_tui import check_in, queues_loaded, run, stored_ticket
-from tests.tui_helpers import log_in, notified, wait_until
+from tests.test_tui import check_in, run, stored_ticket
+from tests.tui_helpers import log_in, notified, open_pulled_ticket, queues_loaded, wait_until
 
 
 def urgent_ticket(engine: Engine, team: str) -> str:
@@ -95,12 +95,7 @@ def test_the_undo_key_goes_when_the_window_closes(engine: Engine) -> None:
     now = [utc_now()]
 
     async def script(app: CxDeskApp, pilot: Pilot[None]) -> None:
-        await log_in(app, pilot)
-        await queues_loaded(app, pilot)
-        await pilot.press("n")
-        await wait_until(pilot, lambda: isinstance(app.screen, TicketScreen), "the ticket")
-        screen = app.screen
-        assert isinstance(screen, TicketScreen)
+        screen = await open_pulled_ticket(app, pilot)
         assert footer_has_undo(screen)
         now[0] += timedelta(seconds=16)  # the app's clock moves past the window
         note = screen.query_one("#undo-note", Static)

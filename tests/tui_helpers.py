@@ -19,9 +19,11 @@ from sqlalchemy import Engine, event
 from textual.app import App
 from textual.command import CommandInput, CommandList, CommandPalette
 from textual.pilot import Pilot
-from textual.widgets import Input
+from textual.widgets import DataTable, Input
 
 from cxdesk.app import CxDeskApp
+from cxdesk.screens.queues import QueuesScreen
+from cxdesk.screens.ticket import TicketScreen
 from cxdesk.store.db import make_engine
 from tests.cli_helpers import TEST_PASSWORD
 
@@ -78,6 +80,28 @@ async def log_in(app: CxDeskApp, pilot: Pilot[Any], password: str = TEST_PASSWOR
     await wait_until(pilot, lambda: isinstance(app.focused, Input), "the login form")
     await pilot.press(*password, "enter")
     await wait_until(pilot, lambda: app.user is not None, "the login")
+
+
+async def queues_loaded(app: CxDeskApp, pilot: Pilot[Any]) -> None:
+    """Wait for the queues screen with the small desk's (``tests/desk.py``) rows: "Any of my
+    teams" and its three queues."""
+    await wait_until(pilot, lambda: isinstance(app.screen, QueuesScreen), "the queues screen")
+    await wait_until(
+        pilot, lambda: app.screen.query_one("#queues", DataTable).row_count == 4, "the queues"
+    )
+
+
+async def open_pulled_ticket(app: CxDeskApp, pilot: Pilot[Any]) -> TicketScreen:
+    """Log in to the small desk, pull with ``n`` on its first queue, and wait for the ticket's
+    screen with its fields."""
+    await log_in(app, pilot)
+    await queues_loaded(app, pilot)
+    await pilot.press("n")
+    await wait_until(pilot, lambda: isinstance(app.screen, TicketScreen), "the ticket")
+    screen = app.screen
+    assert isinstance(screen, TicketScreen)
+    await wait_until(pilot, lambda: screen.view is not None, "the ticket's fields")
+    return screen
 
 
 async def palette(pilot: Pilot[Any], name: str) -> None:
