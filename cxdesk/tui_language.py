@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from textual.app import SystemCommand
 from textual.screen import ModalScreen, Screen
 
+from cxdesk.errors import DeskError
 from cxdesk.i18n import (
     LANGUAGES,
     _,
@@ -100,14 +101,20 @@ class Speaking:
             logger.exception("reading %s's language failed", user.username)
 
     def read_speech_lean(self, lean: LeanDesk, user: LoginRow) -> None:
-        """``read_speech`` through the lean reader (a login before the store has loaded)."""
+        """``read_speech`` through the lean reader (a login before the store has loaded). A
+        read the driver fails (the database away: ``store.lean``'s ``DeskError``) is one
+        warning line, and the login goes on in the language and zone it had."""
         from cxdesk.local_time import use_zone
 
         try:
             self.login_language, zone = lean.speech(user)
-            use_zone(zone)
-        except Exception:  # the login goes on, in the language and zone it had
+        except DeskError as error:  # the driver's: said in one line, not a traceback
+            logger.warning("reading %s's language: %s", user.username, error)
+            return
+        except Exception:  # a bug: the login goes on all the same
             logger.exception("reading %s's language failed", user.username)
+            return
+        use_zone(zone)
 
     def speak_on_login(self) -> None:
         """On the UI thread, at login: speak the user's language (read by ``read_speech``)."""

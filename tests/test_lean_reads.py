@@ -190,3 +190,24 @@ def test_a_driver_error_in_a_lean_read_is_the_stores_error(tmp_path: Path) -> No
         desk.login("maya", "maya", login_source())
     assert str(raised.value) == "Database error: unable to open database file"
     assert is_unreachable(raised.value) and driver_unreachable(raised.value)
+
+
+def test_the_language_read_lean_failing_is_one_warning_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A login's language and zone the driver cannot read (``tui_language.read_speech_lean``):
+    one warning line, no traceback, and the language and zone it had."""
+    from cxdesk.local_time import shown_zone
+    from cxdesk.store.lean import LoginRow, _sqlite_connection
+    from cxdesk.tui_language import Speaking
+
+    away = str(tmp_path / "gone" / "desk.db")
+    desk = LeanDesk(lambda: _sqlite_connection(away), postgres=False)
+    speaking, zone = Speaking(), shown_zone()
+    row = LoginRow(1, "maya", "Maya", "expert", "x", True, "fr")
+    with caplog.at_level("WARNING", logger="cxdesk.tui_language"):
+        speaking.read_speech_lean(desk, row)
+    assert [(r.levelname, r.getMessage(), r.exc_info) for r in caplog.records] == [
+        ("WARNING", "reading maya's language: Database error: unable to open database file", None)
+    ]
+    assert speaking.login_language is None and shown_zone() is zone
