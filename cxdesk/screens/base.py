@@ -84,9 +84,12 @@ class DeskScreen(Background, Screen[Any]):
 
     @property
     def user(self) -> User:
-        """Who acts. Logged in before the store had loaded (``cxdesk.desk_opening``), a
-        worker gets the store's ``User`` (waiting for it); the UI thread, which only reads
-        who it is (name, role), gets the lean login's row until then (same fields)."""
+        """Who acts, for a worker: the store's ``User``. Logged in before the store had loaded
+        (``cxdesk.desk_opening``), a worker waits for it. The UI thread reads who is logged in
+        through ``desk.user`` instead, typed ``User | LoginRow``: until the store has loaded
+        it is the lean login's row, which has only the fields the UI reads (id, username,
+        name, role, language; no email, phone or cap), so a User-only field read there fails
+        the type check rather than the desk."""
         user = self.desk.user
         if user is not None and not self.desk.store_loaded and not self._on_ui_thread():
             self.desk.engine  # noqa: B018  (waits for the store: the User in the row's place)

@@ -118,7 +118,8 @@ class HistoryScreen(DeskScreen):
     def action_organisation(self) -> None:
         if self.read is None:
             return
-        if not self.read.organisation and self.user.role != Role.admin:
+        user = self.desk.user  # the UI thread: who is logged in (``DeskScreen.user``)
+        if not self.read.organisation and (user is None or user.role != Role.admin):
             self.notify(_("Only an admin sees the organisation's tickets"), severity="warning")
             return
         self.ask(not self.read.organisation, self.read.newest_first, 0)

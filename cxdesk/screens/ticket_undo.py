@@ -37,7 +37,9 @@ class UndoPullKeys(DeskScreen):
         """Whole seconds left to undo the pull (0: no undo)."""
         if self.pulled_at is None or self._undoing:
             return 0
-        if self.view is not None and self.view.record.get("owner") != self.user.username:
+        user = self.desk.user  # the UI thread: who is logged in (``DeskScreen.user``)
+        owner = self.view.record.get("owner") if self.view is not None else None
+        if self.view is not None and (user is None or owner != user.username):
             return 0  # no longer mine (a no-show, handed over): nothing of mine to undo
         return int(undo_window_left(self.pulled_at, self.now()) + 0.999)
 
