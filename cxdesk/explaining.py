@@ -24,7 +24,7 @@ from textual.app import App
 from textual.await_complete import AwaitComplete
 from textual.binding import Binding
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Input, TextArea
+from textual.widgets import Input
 
 from cxdesk.i18n import N_, _
 from cxdesk.palette_tickets import TicketKeys
@@ -60,6 +60,8 @@ def screen_name(screen: Screen[Any]) -> str | None:
 
 def half_typed(screens: list[Screen[Any]]) -> bool:
     """Whether a form among ``screens`` holds text the user typed and has not saved."""
+    from textual.widgets import TextArea  # its document and themes: not before the first paint
+
     for screen in screens:
         if not any(cls.__name__ in FORMS for cls in type(screen).__mro__):
             continue

@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import Footer, Header, Input, Label
+from textual.widgets import Header, Input, Label
 
 from cxdesk.errors import DeskError
 from cxdesk.i18n import N_, _
 from cxdesk.screens.background import Failure
 from cxdesk.screens.base import DeskScreen
+from cxdesk.widgets.footer import DeskFooter
 
 if TYPE_CHECKING:
     from cxdesk.store.lean import LoginRow
@@ -49,7 +50,7 @@ class LoginScreen(DeskScreen):
             yield Input(self._preset, placeholder=_("username"), id="username")
             yield Input(placeholder=_("password"), password=True, id="password")
             yield Label("", id="login-error")
-        yield Footer()
+        yield DeskFooter()
 
     def on_mount(self) -> None:
         self.query_one("#password" if self._preset else "#username", Input).focus()

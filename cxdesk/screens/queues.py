@@ -35,7 +35,7 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import DataTable, Footer, Header, Label
+from textual.widgets import DataTable, Header, Label
 
 from cxdesk.errors import DeskError
 from cxdesk.i18n import N_, _, ngettext
@@ -43,6 +43,7 @@ from cxdesk.labels import field_value
 from cxdesk.screens.base import DeskScreen, shown_time
 from cxdesk.store.lean import FirstFill, QueueStats, format_wait, wait_short
 from cxdesk.text import printable
+from cxdesk.widgets.footer import DeskFooter
 from cxdesk.widgets.table import DeskTable
 
 # SQLAlchemy and the store load after the first fill (the module docstring): not imported here.
@@ -131,7 +132,7 @@ class QueuesScreen(DeskScreen):
         mine: DataTable[str] = DeskTable(id="mine", cursor_type="row")
         mine.add_columns(*(_(column) for column in MINE_COLUMNS))
         yield mine
-        yield Footer()
+        yield DeskFooter()
 
     @property
     def read_only(self) -> bool:
@@ -213,7 +214,7 @@ class QueuesScreen(DeskScreen):
     def _show(self, snapshot: QueuesSnapshot) -> None:
         self.snapshot = snapshot
         now = self.now()
-        queues: DataTable[Any] = self.query_one("#queues", DataTable)
+        queues: DeskTable[Any] = self.query_one("#queues", DeskTable)
         first_fill = queues.row_count == 0
         # A volunteer pulls nothing: no "Any of my teams" row (they are on no team either).
         theme = self.app.theme_variables
@@ -235,7 +236,7 @@ class QueuesScreen(DeskScreen):
         _replace_rows(queues, rows, [*any_key, *(q.name for q in snapshot.queues)])
         if first_fill and anywhere and queues.row_count > 1:
             queues.move_cursor(row=1)  # the first queue: `n` pulls from it, as it always did
-        mine: DataTable[str] = self.query_one("#mine", DataTable)
+        mine: DeskTable[str] = self.query_one("#mine", DeskTable)
         ticket_rows = [
             (
                 *(
@@ -377,17 +378,20 @@ def _available(presence: dict[str, TeamPresence], team: str) -> str:
 
 
 def _replace_rows(
-    table: DataTable[Any], rows: Sequence[tuple[str | Text, ...]], keys: Sequence[str]
+    table: DeskTable[Any], rows: Sequence[tuple[str | Text, ...]], keys: Sequence[str]
 ) -> None:
-    """Show ``rows`` keeping the cursor on the same row; untouched when nothing changed."""
+    """Show ``rows`` keeping the cursor on the same row; untouched when nothing changed.
+    What changed is measured at once (``DeskTable.measure_now``): drawn once, at its widths."""
     current = [tuple(table.get_row_at(i)) for i in range(table.row_count)]
     if current == [tuple(row) for row in rows] and len(table.rows) == len(keys):
         if not keys:
             table.clear()  # read, and empty: the table says so (widgets/empty_note.py)
+            table.measure_now()
         return
     cursor = table.cursor_row
     table.clear()
     for key, row in zip(keys, rows, strict=True):
         table.add_row(*row, key=key)
+    table.measure_now()
     if table.row_count:
         table.move_cursor(row=min(cursor, table.row_count - 1))
