@@ -121,3 +121,30 @@ def test_the_list_screens_show_their_key_columns_first(engine: Engine) -> None:
         assert row[:3] == [key, "Ada Lovelace", "New"]
 
     run_app(engine, desk_app("maya"), script, size=NARROW)
+
+
+def test_every_queue_is_in_sight_above_the_sideways_scrollbar(engine: Engine) -> None:
+    """Ten rows at 80x24 (the demo desk's: "Any" and nine queues), scrolled sideways: the
+    queues table is as high as its rows and the scrollbar under them, so the last row is in
+    sight (at half the screen, the scrollbar covered it); my tickets get the rest."""
+    from cxdesk.store import directory
+    from cxdesk.store.db import transaction
+
+    build_small_desk(engine)
+    with transaction(engine) as s:
+        for number in range(6):  # the small desk's three, and six more, on teams of their own
+            name = f"Website/App Feedback {number}"  # wide: the table scrolls sideways
+            directory.add_team(s, actor=None, name=name)
+            directory.add_queue(s, actor=None, name=name, team=name)
+
+    async def script(app: CxDeskApp, pilot: Pilot[Any]) -> None:
+        await log_in(app, pilot)
+        await wait_until(pilot, lambda: isinstance(app.screen, QueuesScreen), "the queues")
+        queues = app.screen.query_one("#queues", DataTable)
+        await wait_until(pilot, lambda: queues.row_count == 10, "the queues' rows")
+        await wait_until(pilot, lambda: queues.show_horizontal_scrollbar, "scrolled sideways")
+        await wait_until(pilot, lambda: queues.max_scroll_y == 0, "every row in sight")
+        mine = app.screen.query_one("#mine", DataTable)
+        assert mine.region.y > queues.region.bottom and mine.region.height > 2
+
+    run_app(engine, desk_app("maya"), script, size=NARROW)

@@ -105,8 +105,11 @@ class QueuesSnapshot:
 
 
 class QueuesScreen(DeskScreen):
+    # The queues as high as their rows (and the scrollbar under them, when an 80-column
+    # terminal scrolls them sideways: it hid the last row at 1fr), up to most of the screen;
+    # my tickets below, in what is left.
     DEFAULT_CSS = """
-    QueuesScreen #queues { height: 1fr; }
+    QueuesScreen #queues { height: auto; max-height: 60%; }
     QueuesScreen #mine { height: 1fr; }
     QueuesScreen #mine-hint { color: $text-muted; margin-top: 1; width: 1fr; }
     """
