@@ -4,7 +4,7 @@ call is a cursor ``execute`` with its values, no SQLAlchemy on the way (the pull
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, cast
 
@@ -21,14 +21,24 @@ class Compiled:
 
     sql: str
     fixed: dict[str, Any]
+    """The statement's own literals (an Enum as its value), and None for each ``given``."""
     order: tuple[str, ...] | None
     """Bind names in order, for a positional paramstyle (SQLite's ``?``); else None."""
     operational_error: type[Exception]
     """The driver's OperationalError (locked, read-only, server gone): a clear line."""
+    given: frozenset[str] = frozenset()
+    """The binds without a value in the statement: each call's."""
+    processors: dict[str, Any] = field(default_factory=dict)
+    """Per bind name, its column type's bind processor (what SQLAlchemy would apply to a
+    value: ``store.prepared`` does; ``run`` hands values over as they are)."""
 
     @classmethod
-    def of(cls, statement: ClauseElement, dialect: Dialect) -> Compiled:
-        compiled = cast(SQLCompiler, statement.compile(dialect=dialect))
+    def of(
+        cls, statement: ClauseElement, dialect: Dialect, *, column_keys: list[str] | None = None
+    ) -> Compiled:
+        """``statement`` compiled for ``dialect``; ``column_keys``: for an ``insert(table)``
+        without values, the columns each call gives."""
+        compiled = cast(SQLCompiler, statement.compile(dialect=dialect, column_keys=column_keys))
         # The statement's literals, once; the binds without a value are each call's.
         given = {name: None for name, bind in compiled.binds.items() if bind.required}
         fixed = {
@@ -36,7 +46,14 @@ class Compiled:
             for name, value in (compiled.construct_params(given) or {}).items()
         }
         order = tuple(compiled.positiontup or ()) if compiled.positional else None
-        return cls(compiled.string, fixed, order, dialect.loaded_dbapi.OperationalError)
+        return cls(
+            compiled.string,
+            fixed,
+            order,
+            dialect.loaded_dbapi.OperationalError,
+            frozenset(given),
+            dict(compiled._bind_processors),
+        )
 
     def run(self, cursor: Any, **values: Any) -> list[Any]:
         params = {**self.fixed, **values}

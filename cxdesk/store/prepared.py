@@ -19,13 +19,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from enum import Enum
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import Dialect, exc
 from sqlalchemy.sql import ClauseElement
-from sqlalchemy.sql.compiler import SQLCompiler
 from sqlmodel import Session
+
+from cxdesk.store.driver_sql import Compiled
 
 
 @dataclass(frozen=True)
@@ -62,25 +62,19 @@ class Prepared:
     def _form(self, dialect: Dialect) -> _Form:
         form = self._forms.get(dialect.name)
         if form is None:
-            compiled = cast(
-                SQLCompiler, self.statement.compile(dialect=dialect, column_keys=self.keys)
-            )
-            processors: dict[str, Any] = dict(compiled._bind_processors)
-            given = {name: None for name, bind in compiled.binds.items() if bind.required}
-            fixed = {}
-            for name, value in (compiled.construct_params(given) or {}).items():
-                if name in given:
-                    continue
-                value = value.value if isinstance(value, Enum) else value
-                processor = processors.get(name)
-                fixed[name] = processor(value) if processor is not None else value
-            order = tuple(compiled.positiontup or ()) if compiled.positional else None
+            compiled = Compiled.of(self.statement, dialect, column_keys=self.keys)
+            processors = compiled.processors
+            fixed = {
+                name: value if (processor := processors.get(name)) is None else processor(value)
+                for name, value in compiled.fixed.items()
+                if name not in compiled.given
+            }
             positions = tuple(
                 (name, processors.get(name), fixed.get(name, _GIVEN),
                  _null_too(processors.get(name)))
-                for name in order or ()
+                for name in compiled.order or ()
             )  # fmt: skip
-            form = _Form(compiled.string, fixed, processors, order, positions)
+            form = _Form(compiled.sql, fixed, processors, compiled.order, positions)
             self._forms[dialect.name] = form
         return form
 
