@@ -19,12 +19,13 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
 from cxdesk.engine.conditions import evaluate
-from cxdesk.engine.context import context_for_event, resolver
+from cxdesk.engine.context import after_tasks, context_for_event, resolver
 from cxdesk.engine.near_front import tell_near_front
 from cxdesk.engine.scheduled import schedule_after_event
 from cxdesk.engine.tasks import TaskRun, run_task
 from cxdesk.errors import DeskError
 from cxdesk.i18n import _
+from cxdesk.store import in_hand
 from cxdesk.store.assign import Assigned, auto_assign
 from cxdesk.store.db import read_session, transaction
 from cxdesk.store.definitions import desk_definitions
@@ -46,7 +47,9 @@ MAX_EVENTS_PER_TRANSACTION = 10_000
 
 
 def _survey_name(session: Session, event: Event) -> str | None:
-    response = session.get(SurveyResponse, event.response_id) if event.response_id else None
+    response = (
+        in_hand.get(session, SurveyResponse, event.response_id) if event.response_id else None
+    )
     return desk_definitions(session).survey_names.get(response.survey_id) if response else None
 
 
@@ -101,7 +104,7 @@ def dispatch_event(session: Session, event: Event) -> list[str]:
             for task in workflow.tasks:
                 run_task(session, task, run)
             matched.append(workflow.name)
-            context = None
+            context = after_tasks(context, workflow.tasks)
     tell_near_front(session, event)  # its queue moved: "you're next" to whom it concerns
     session.flush()  # what the tasks changed through the ORM
     done = utcnow()
@@ -133,7 +136,7 @@ def dispatch_pending(session: Session) -> None:
                     raise DeskError(
                         _("Workflows keep triggering each other; stopped (check for a loop)")
                     )
-                event = session.get(Event, event_id)
+                event = in_hand.get(session, Event, event_id)
                 if event is not None and event.dispatched_at is None:
                     dispatch_event(session, event)
         runs, done = session.info.get(_DISPATCHED_KEY, ([], []))

@@ -58,6 +58,7 @@ from sqlmodel import Session, col, select
 
 from cxdesk.errors import Conflict, NotFound, ValidationFailed, must_be_one_of
 from cxdesk.i18n import _
+from cxdesk.store import in_hand
 from cxdesk.store.db import transaction
 from cxdesk.store.events import record_event
 from cxdesk.store.in_hand import insert_row, new_row
@@ -123,7 +124,7 @@ def enqueue(
         raise ValidationFailed({"channel": must_be_one_of(CHANNELS)})
     now = utcnow()
     window = DEFAULT_VALID_FOR if valid_for is None else valid_for
-    ticket = session.get(Ticket, ticket_id) if ticket_id is not None else None
+    ticket = in_hand.get(session, Ticket, ticket_id) if ticket_id is not None else None
     message = new_row(OutboxMessage, dict(
         channel=channel,
         to_addr=to,
