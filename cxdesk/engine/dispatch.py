@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, insert, update
+from sqlalchemy import Engine, bindparam, text, update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
@@ -37,7 +37,7 @@ from cxdesk.store.models import (
     WorkflowRun,
     utcnow,
 )
-from cxdesk.store.prepared import Prepared
+from cxdesk.store.prepared import ManyRows, Prepared, array_of
 from cxdesk.store.pull import Pulled, pull_next
 
 logger = logging.getLogger(__name__)
@@ -53,8 +53,8 @@ def _survey_name(session: Session, event: Event) -> str | None:
     return desk_definitions(session).survey_names.get(response.survey_id) if response else None
 
 
-_INSERT_RUNS = Prepared(
-    insert(WorkflowRun.__table__),  # type: ignore[attr-defined]
+_INSERT_RUNS = ManyRows(
+    WorkflowRun.__table__,  # type: ignore[attr-defined]
     keys=["workflow_id", "event_id", "matched", "created_at"],
 )
 """Core, not ORM objects: a check-in writes one run per check-in workflow (nine on the demo
@@ -118,6 +118,34 @@ def dispatch_event(session: Session, event: Event) -> list[str]:
     return matched
 
 
+_RUNS_AND_MARKS: list[Prepared] = []
+"""PostgreSQL's: the workflow runs and the dispatch times in one statement (one round trip
+where psycopg's ``executemany`` made two, and a message per row)."""
+
+
+def _runs_and_marks(
+    session: Session, runs: list[dict[str, Any]], done: list[dict[str, Any]]
+) -> None:
+    dialect = session.get_bind().dialect
+    if not _RUNS_AND_MARKS:
+        dispatched_at = _EVENTS.c.dispatched_at
+        events = dialect.identifier_preparer.format_table(_EVENTS)
+        _RUNS_AND_MARKS.append(Prepared(text(
+            f"WITH runs AS ({_INSERT_RUNS.arrays_sql(dialect)}) "
+            f"UPDATE {events} SET dispatched_at = marked.done "
+            f"FROM unnest({array_of(_EVENTS.c.id, dialect, 'marked')}, "
+            f"{array_of(dispatched_at, dialect, 'done')}) AS marked(id, done) "
+            f"WHERE {events}.id = marked.id"
+        )))  # fmt: skip
+    processors = _MARK_DISPATCHED._form(dialect).processors
+    done_at = processors.get("done") or (lambda value: value)
+    _RUNS_AND_MARKS[0].execute(session, {
+        **_INSERT_RUNS.arrays(dialect, runs),
+        "marked": [mark["event_id"] for mark in done],
+        "done": [done_at(mark["done"]) for mark in done],
+    })  # fmt: skip
+
+
 _DISPATCHED_KEY = "cxdesk_dispatched"
 """In ``session.info``: the workflow runs and dispatch times of the events dispatched since
 they were last written (``dispatch_pending`` writes them, one statement each)."""
@@ -140,8 +168,11 @@ def dispatch_pending(session: Session) -> None:
                 if event is not None and event.dispatched_at is None:
                     dispatch_event(session, event)
         runs, done = session.info.get(_DISPATCHED_KEY, ([], []))
-        _INSERT_RUNS.execute_many(session, runs)
-        _MARK_DISPATCHED.execute_many(session, done)
+        if done and session.get_bind().dialect.name == "postgresql":
+            _runs_and_marks(session, runs, done)
+        else:
+            _INSERT_RUNS.write(session, runs)
+            _MARK_DISPATCHED.execute_many(session, done)
     finally:  # written, or to be undone with what failed: never written later
         session.info.pop(_DISPATCHED_KEY, None)
 

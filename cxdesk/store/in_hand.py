@@ -121,6 +121,12 @@ def insert_row(session: Session, row: Model) -> Model:
     return _attach(session, row)
 
 
+def written(session: Session, row: Model) -> Model:
+    """The new object ``row``, which the caller wrote with its id set, as ``insert_row``
+    leaves it: a loaded object of ``session``, kept in hand."""
+    return _attach(session, row)
+
+
 def _attach(session: Session, row: Model) -> Model:
     """``row``, just written with its id, as a loaded object of ``session``, kept in hand.
 

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Dialect, exc
+from sqlalchemy import Dialect, Table, exc, insert, text
 from sqlalchemy.sql import ClauseElement
 from sqlmodel import Session
 
@@ -170,3 +170,51 @@ def _null_too(processor: Any) -> bool:
         return processor(None) is not None
     except (TypeError, ValueError, AttributeError):
         return True
+
+
+class ManyRows:
+    """New rows of one table written at once: the driver's ``executemany`` (SQLite, in
+    process: no round trip to save), on PostgreSQL one ``INSERT ... SELECT`` from an array per
+    column (psycopg's ``executemany`` sends a message per row: a check-in's workflow runs are
+    ten). The values are those the rows would be given, converted by the columns' types."""
+
+    def __init__(self, table: Table, keys: Sequence[str]) -> None:
+        self.table = table
+        self.keys = list(keys)
+        self.rows = Prepared(insert(table), keys=self.keys)
+        self._arrays: dict[str, Prepared] = {}
+
+    def write(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+        if not rows:
+            return
+        dialect = _connections(session)[0].dialect
+        if dialect.name != "postgresql":
+            self.rows.execute_many(session, rows)
+        else:
+            self._arrays.setdefault(dialect.name, Prepared(text(self.arrays_sql(dialect))))
+            self._arrays[dialect.name].execute(session, self.arrays(dialect, rows))
+
+    def arrays(self, dialect: Dialect, rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+        """The values of ``rows``, one list per column (converted by its type), for
+        ``arrays_sql``."""
+        processors = self.rows._form(dialect).processors
+        return {
+            key: [row[key] if (p := processors.get(key)) is None else p(row[key]) for row in rows]
+            for key in self.keys
+        }
+
+    def arrays_sql(self, dialect: Dialect) -> str:
+        """PostgreSQL's ``INSERT ... SELECT * FROM unnest(...)`` of one array per column,
+        each named as its column (``:name``, a ``text`` statement)."""
+        preparer = dialect.identifier_preparer
+        columns = [self.table.c[key] for key in self.keys]
+        return (
+            f"INSERT INTO {preparer.format_table(self.table)} "
+            f"({', '.join(preparer.format_column(c) for c in columns)}) "
+            f"SELECT * FROM unnest({', '.join(array_of(c, dialect) for c in columns)})"
+        )
+
+
+def array_of(column: Any, dialect: Dialect, name: str | None = None) -> str:
+    """A bind ``:name`` (default: the column's) cast to an array of ``column``'s type."""
+    return f"CAST(:{name or column.key} AS {column.type.compile(dialect=dialect)}[])"
