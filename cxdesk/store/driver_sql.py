@@ -5,12 +5,14 @@ call is a cursor ``execute`` with its values, no SQLAlchemy on the way (the pull
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, cast
 
 from sqlalchemy import Dialect
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlmodel.sql.sqltypes import UTCDateTime
 
 from cxdesk.store.db import driver_error
 
@@ -52,13 +54,35 @@ class Compiled:
             order,
             dialect.loaded_dbapi.OperationalError,
             frozenset(given),
-            dict(compiled._bind_processors),
+            {
+                name: _quick(processor, compiled.binds[name].type, dialect)
+                for name, processor in compiled._bind_processors.items()
+            },
         )
 
     def run(self, cursor: Any, **values: Any) -> list[Any]:
         params = {**self.fixed, **values}
         cursor.execute(self.sql, tuple(params[n] for n in self.order) if self.order else params)
         return list(cursor.fetchall())
+
+
+_SAMPLE = datetime(2026, 1, 2, 3, 4, 5, 60708, tzinfo=UTC)
+
+
+def _quick(processor: Any, kind: Any, dialect: Dialect) -> Any:
+    """``processor``, or a quicker one giving the same text: an aware time on SQLite is
+    SQLAlchemy's ``YYYY-MM-DD HH:MM:SS.ffffff`` of it in UTC, which ``isoformat`` writes in a
+    third of the time (a check-in writes 33 times). Anything but a ``datetime`` in UTC, and
+    any other storage format (checked once, on a sample), goes through ``processor``."""
+    if dialect.name != "sqlite" or not isinstance(kind, UTCDateTime):
+        return processor
+
+    def quick(value: Any) -> Any:
+        if type(value) is datetime and value.tzinfo is UTC:
+            return value.isoformat(" ", "microseconds")[:26]
+        return processor(value)
+
+    return quick if quick(_SAMPLE) == processor(_SAMPLE) else processor
 
 
 def run_sql(raw: Any, cursor: Any, *statements: Compiled, **values: Any) -> list[Any]:
