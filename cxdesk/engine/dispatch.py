@@ -132,11 +132,14 @@ def _runs_and_marks(
         events = dialect.identifier_preparer.format_table(_EVENTS)
         _RUNS_AND_MARKS.append(Prepared(text(
             f"WITH runs AS ({_INSERT_RUNS.arrays_sql(dialect)}) "
-            f"UPDATE {events} SET dispatched_at = marked.done "
+            f"UPDATE {events} SET dispatched_at = (SELECT marked.done "
             f"FROM unnest({array_of(_EVENTS.c.id, dialect, 'marked')}, "
             f"{array_of(dispatched_at, dialect, 'done')}) AS marked(id, done) "
-            f"WHERE {events}.id = marked.id"
+            f"WHERE marked.id = {events}.id) "
+            f"WHERE {events}.id = ANY({array_of(_EVENTS.c.id, dialect, 'marked')})"
         )))  # fmt: skip
+        # Each event by its key, its time looked up in the arrays: a join of the arrays with
+        # the log could be planned as a scan of the whole log.
     processors = _MARK_DISPATCHED._form(dialect).processors
     done_at = processors.get("done") or (lambda value: value)
     _RUNS_AND_MARKS[0].execute(session, {
