@@ -13,6 +13,9 @@ SQLAlchemy's (``IntegrityError``, ``OperationalError``), so callers handle it as
 
 Rows read come back as the driver gives them (no result processing): callers read plain
 integers and text, or pass times through ``tickets._aware``.
+
+``ManyRows`` writes many new rows of a table at once: ``executemany`` on SQLite, one
+``INSERT ... SELECT * FROM unnest(arrays)`` on PostgreSQL, where each statement is a round trip.
 """
 
 from __future__ import annotations
@@ -191,8 +194,10 @@ class ManyRows:
         if dialect.name != "postgresql":
             self.rows.execute_many(session, rows)
         else:
-            self._arrays.setdefault(dialect.name, Prepared(text(self.arrays_sql(dialect))))
-            self._arrays[dialect.name].execute(session, self.arrays(dialect, rows))
+            statement = self._arrays.get(dialect.name)
+            if statement is None:
+                statement = self._arrays[dialect.name] = Prepared(text(self.arrays_sql(dialect)))
+            statement.execute(session, self.arrays(dialect, rows))
 
     def arrays(self, dialect: Dialect, rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
         """The values of ``rows``, one list per column (converted by its type), for
