@@ -9,7 +9,7 @@ can react to them inside the same transaction (``cxdesk.engine.dispatch``).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any, Required, TypedDict, TypeVar, Unpack
 
 from sqlalchemy import String, bindparam, cast, event, insert, select
 from sqlalchemy.orm import Session as OrmSession
@@ -78,50 +78,42 @@ _INSERT_EVENT = Prepared(
 )  # fmt: skip
 
 
-def event_values(
-    *,
-    kind: str,
-    actor: User | None,
-    ticket_id: int | None = None,
-    response_id: int | None = None,
-    field_name: str | None = None,
-    from_value: object = None,
-    to_value: object = None,
-    detail: str | None = None,
-    triggers_workflows: bool = True,
-) -> dict[str, Any]:
+class EventFields(TypedDict, total=False):
+    """What a log line says: ``record_event``'s keywords."""
+
+    kind: Required[str]
+    actor: Required[User | None]
+    ticket_id: int | None
+    response_id: int | None
+    field_name: str | None
+    from_value: object
+    to_value: object
+    detail: str | None
+    triggers_workflows: bool
+
+
+def event_values(**fields: Unpack[EventFields]) -> dict[str, Any]:
     """The columns of the log line ``record_event`` writes (its id aside), stamped now."""
+    kind, actor = fields["kind"], fields["actor"]
     if kind not in KINDS:
         raise ValueError(f"unknown event kind {kind!r}: add it to cxdesk.store.events.KINDS")
     now = utcnow()
-    row = {
+    from_value, to_value = fields.get("from_value"), fields.get("to_value")
+    return {
         "kind": kind,
         "actor_id": actor.id if actor else None,
-        "ticket_id": ticket_id,
-        "response_id": response_id,
-        "field_name": field_name,
+        "ticket_id": fields.get("ticket_id"),
+        "response_id": fields.get("response_id"),
+        "field_name": fields.get("field_name"),
         "from_value": None if from_value is None else str(from_value),
         "to_value": None if to_value is None else str(to_value),
-        "detail": detail,
+        "detail": fields.get("detail"),
         "created_at": now,
-        "dispatched_at": None if triggers_workflows else now,
+        "dispatched_at": None if fields.get("triggers_workflows", True) else now,
     }
-    return row
 
 
-def record_event(
-    session: Session,
-    *,
-    kind: str,
-    actor: User | None,
-    ticket_id: int | None = None,
-    response_id: int | None = None,
-    field_name: str | None = None,
-    from_value: object = None,
-    to_value: object = None,
-    detail: str | None = None,
-    triggers_workflows: bool = True,
-) -> int:
+def record_event(session: Session, **fields: Unpack[EventFields]) -> int:
     """Write one log line and return its id; ``triggers_workflows=False`` for bookkeeping no
     workflow handles (delivery attempts), which is then marked dispatched at once.
 
@@ -129,11 +121,9 @@ def record_event(
     it is kept cheap. (A pull's lines are written by the database: the ``ticket_pulled``
     trigger, migration 0006.)
     """
-    row = event_values(kind=kind, actor=actor, ticket_id=ticket_id, response_id=response_id,
-                       field_name=field_name, from_value=from_value, to_value=to_value,
-                       detail=detail, triggers_workflows=triggers_workflows)  # fmt: skip
+    row = event_values(**fields)
     event_id: int = _INSERT_EVENT.scalar(session, row)
-    if triggers_workflows:  # the engine reads it back: in hand, not from the database
+    if fields.get("triggers_workflows", True):  # the engine reads it back: in hand
         attach_written(session, Event, {"id": event_id, **row})
         session.info.setdefault(PENDING_KEY, []).append(event_id)
         session.info.setdefault(RECORDED_KEY, set()).add(event_id)
