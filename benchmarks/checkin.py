@@ -17,11 +17,12 @@ outbox row.
   logic is the difference.
 
 Figure: check-ins per second and the ratio to the baseline; issue 18's targets: 50% of the
-bare inserts on SQLite, 40% on PostgreSQL. (Measured 2026-12-07 on a loaded 2-core machine,
-alternating with main in the same runs: SQLite 22-35%, main 4.5-7.7%; PostgreSQL 28-35%,
-main 9-10%. The engine runs answer validation, nine workflow conditions, template
-rendering, the waiting room's position and 17 statements per check-in, where the baseline
-runs 6 prepared inserts of its 25 rows.)
+bare inserts on SQLite, 40% on PostgreSQL. (Measured 2026-12-07 on a 2-core machine at load
+9-15, five runs alternating with main: PostgreSQL 17-50%, median 44% (main 27-35%, median 32%);
+SQLite 15-37%, median 20% (main 18-30%, median 21%), where the CPU time per check-in, measured
+alternating, is 1.86 ms against main's 2.07. The engine runs answer validation, nine workflow
+conditions, template rendering, the waiting room's position and 17 statements per check-in on
+SQLite, 13 on PostgreSQL, where the baseline runs 6 prepared inserts of its 25 rows.)
 """
 
 from __future__ import annotations
