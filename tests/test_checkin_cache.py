@@ -4,6 +4,7 @@ file read again when it changed (``config.load_settings``)."""
 
 from __future__ import annotations
 
+import gc
 import os
 import sqlite3
 import time
@@ -113,6 +114,24 @@ def test_one_checkin_runs_the_statements_it_needs_and_no_more(desk: Engine) -> N
         submit_response(session, actor=vera, survey_name="checkin", answers=ANSWERS)
     counted.pop("BEGIN", None)  # SQLite's BEGIN IMMEDIATE (PostgreSQL's is not a statement)
     assert dict(counted) == STATEMENTS[desk.dialect.name]
+
+
+def test_a_checkin_leaves_no_reference_cycles(desk: Engine) -> None:
+    """Everything a check-in's session held is freed as it closes, not by the cycle collector
+    (a transaction kept in ``session.info`` made the whole session a cycle: a full collection
+    over the process's objects every few hundred check-ins, a tenth of their time)."""
+    with unit_of_work(desk) as session:
+        vera = get_user(session, "vera")
+    check_in(desk)  # anything made once, made
+    gc.collect()
+    gc.disable()
+    try:
+        with unit_of_work(desk) as session:
+            submit_response(session, actor=vera, survey_name="checkin", answers=ANSWERS)
+        del session
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
 
 
 def test_a_workflow_changed_elsewhere_is_used_by_the_next_checkin(

@@ -20,6 +20,7 @@ integers and text, or pass times through ``tickets._aware``.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -156,11 +157,13 @@ def _connections(session: Session) -> tuple[Any, Any]:
     ``session.connection()`` begins), looked up once per transaction."""
     transaction = session.get_transaction()
     found = session.info.get(_DRIVER_KEY)
-    if found is not None and transaction is not None and found[0] is transaction:
+    if found is not None and transaction is not None and found[0]() is transaction:
         return found[1], found[2]
     connection = session.connection()
     driver = connection.connection.dbapi_connection
-    session.info[_DRIVER_KEY] = (session.get_transaction(), connection, driver)
+    # The transaction by a weak reference: held, it refers back to the session, and the
+    # session with all it holds became a reference cycle left for the cycle collector.
+    session.info[_DRIVER_KEY] = (weakref.ref(session.get_transaction()), connection, driver)
     return connection, driver
 
 
