@@ -17,11 +17,13 @@ outbox row.
   logic is the difference.
 
 Figure: check-ins per second and the ratio to the baseline; issue 18's targets: 50% of the
-bare inserts on SQLite, 40% on PostgreSQL. (Measured 2026-12-07 on a loaded 2-core machine,
-alternating with main in the same runs: SQLite 22-35%, main 4.5-7.7%; PostgreSQL 28-35%,
-main 9-10%. The engine runs answer validation, nine workflow conditions, template
-rendering, the waiting room's position and 17 statements per check-in, where the baseline
-runs 6 prepared inserts of its 25 rows.)
+bare inserts on SQLite, 40% on PostgreSQL. (Measured 2026-12-07 on a 2-core machine at load
+9-15, runs alternating with main, the last three: PostgreSQL 34%, 45%, 55% (main 55%, 25%,
+27%); SQLite 22%, 39%, 44% (main 23%, 21%, 33%); CPU per check-in, alternating: SQLite median
+1.56 ms (main 1.86), PostgreSQL's client 2.5-2.7 ms (main 2.9-3.8). The engine runs answer
+validation, nine workflow conditions, template rendering, the waiting room's position and 17
+statements per check-in on SQLite, 13 on PostgreSQL, where the baseline runs 6 prepared inserts
+of its 25 rows.)
 """
 
 from __future__ import annotations

@@ -1,16 +1,26 @@
 """``store.prepared``: statements compiled once and run on the driver, inside the session's
-transaction, see what the session holds as its own statements do."""
+transaction, see what the session holds as its own statements do; and the check-in's other
+quick paths (rows over arrays, SQLite's times, the identity map, a context kept) give what the
+slow ones gave."""
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, bindparam, func
-from sqlalchemy import select as sa_select
-from sqlmodel import col
+from datetime import UTC, datetime, timedelta, timezone
 
+import pytest
+from sqlalchemy import Engine, bindparam, create_engine, func
+from sqlalchemy import select as sa_select
+from sqlmodel import col, select
+from sqlmodel.sql.sqltypes import UTCDateTime
+
+from cxdesk.engine.context import LazyFields, after_tasks
+from cxdesk.engine.piped import PipeContext
+from cxdesk.store import in_hand
 from cxdesk.store.db import transaction
+from cxdesk.store.driver_sql import _quick
 from cxdesk.store.migrate import upgrade
 from cxdesk.store.models import Team
-from cxdesk.store.prepared import Prepared
+from cxdesk.store.prepared import ManyRows, Prepared
 
 _TEAMS_NAMED = Prepared(
     sa_select(func.count()).select_from(Team).where(col(Team.name) == bindparam("name"))
@@ -26,3 +36,82 @@ def test_a_prepared_read_sees_the_sessions_pending_changes(engine: Engine) -> No
             session.add(Team(name="Later"))
             assert _TEAMS_NAMED.scalar(session, {"name": "Later"}) == 0
         assert _TEAMS_NAMED.scalar(session, {"name": "Later"}) == 1
+
+
+def test_many_rows_write_what_executemany_writes(engine: Engine) -> None:
+    """PostgreSQL's one INSERT over arrays (SQLite's executemany) writes the rows, their
+    values converted by the column types, a time in another zone as its UTC instant."""
+    upgrade(engine)
+    teams = ManyRows(Team.__table__, ["name", "created_at"])  # type: ignore[attr-defined]
+    paris = timezone(timedelta(hours=1))
+    written = [
+        {"name": "Arrays", "created_at": datetime(2026, 3, 1, 9, 30, 0, 5, tzinfo=paris)},
+        {"name": "Zoë's", "created_at": datetime(2026, 3, 1, 8, 31, tzinfo=UTC)},
+    ]
+    with transaction(engine) as session:
+        teams.write(session, written)
+        teams.write(session, [])
+    with transaction(engine) as session:
+        found = session.exec(
+            select(Team).where(col(Team.name).in_(["Arrays", "Zoë's"])).order_by(col(Team.id))
+        ).all()
+    assert [(t.name, t.created_at) for t in found] == [
+        ("Arrays", datetime(2026, 3, 1, 8, 30, 0, 5, tzinfo=UTC)),
+        ("Zoë's", datetime(2026, 3, 1, 8, 31, tzinfo=UTC)),
+    ]
+
+
+def test_a_quick_time_processor_writes_sqlalchemys_text() -> None:
+    """SQLite's times in UTC are written by isoformat: the very text of SQLAlchemy's processor,
+    and anything else goes through it."""
+    dialect = create_engine("sqlite://").dialect
+    kind = UTCDateTime()
+    slow = kind._cached_bind_processor(dialect)
+    assert slow is not None
+    quick = _quick(slow, kind, dialect)
+    assert quick is not slow
+    for value in (
+        datetime(2026, 12, 7, 21, 4, 39, tzinfo=UTC),  # no microseconds: still written
+        datetime(1, 1, 1, tzinfo=UTC),
+        datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+        datetime(2026, 6, 1, 12, 0, 0, 1, tzinfo=timezone(timedelta(hours=-7))),
+        None,
+    ):
+        assert quick(value) == slow(value)
+    with pytest.raises(ValueError):  # a naive time is refused as before
+        quick(datetime(2026, 1, 1))
+
+
+def test_in_hand_get_answers_as_session_get(engine: Engine) -> None:
+    """The identity map's loaded object straight; an expired one, or none, as ``session.get``
+    (which reads it)."""
+    upgrade(engine)
+    with transaction(engine) as session:
+        team = Team(name="In hand")
+        session.add(team)
+        session.flush()
+        assert team.id is not None
+        assert in_hand.get(session, Team, team.id) is team
+        assert in_hand.get(session, Team, team.id + 1000) is None
+        session.expire(team)
+        assert in_hand.get(session, Team, team.id) is team
+        assert "name" in team.__dict__  # read again, as session.get does
+
+
+def test_a_context_kept_for_the_next_workflow_forgets_what_it_worked_out() -> None:
+    """After a workflow that only queued messages the next one reads the same context, its
+    fields worked out on demand worked out again (the wait in words, in the language then)."""
+    worked_out: list[str] = []
+
+    def position() -> dict[str, str]:
+        worked_out.append("QueuePosition")
+        return {"QueuePosition": str(len(worked_out))}
+
+    context = PipeContext(ticket=LazyFields({"key": "EXP-1"}, {"QueuePosition": position}))
+    assert context.lookup("tck://Field/", "QueuePosition") == "1"
+    assert context.lookup("tck://Field/", "QueuePosition") == "1"  # once
+    sent = [{"type": "send_sms"}, {"type": "send_email"}]
+    kept = after_tasks(context, sent)
+    assert kept is not None and kept.lookup("tck://Field/", "key") == "EXP-1"
+    assert kept.lookup("tck://Field/", "QueuePosition") == "2"
+    assert after_tasks(context, [*sent, {"type": "comment", "body": "x"}]) is None

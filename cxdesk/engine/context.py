@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
+from typing import Any
 
 from sqlmodel import Session
 
 from cxdesk.config import load_settings
 from cxdesk.engine.piped import NAMESPACES, PipeContext
+from cxdesk.store import in_hand
 from cxdesk.store.definitions import desk_definitions
 from cxdesk.store.models import Event, SurveyResponse, Ticket, User
 from cxdesk.store.survey_links import desk_secret, sign_ticket
@@ -25,7 +28,11 @@ class LazyFields(Mapping[str, str]):
     def __init__(
         self, values: dict[str, str], lazy: Mapping[str, Callable[[], dict[str, str]]]
     ) -> None:
-        self._values, self._lazy = values, lazy
+        self._given, self._values, self._lazy = values, dict(values), lazy
+
+    def forgetting(self) -> LazyFields:
+        """The same fields, those worked out so far forgotten (worked out again if named)."""
+        return LazyFields(self._given, self._lazy)
 
     def __getitem__(self, name: str) -> str:
         if name not in self._values and name in self._lazy:
@@ -50,7 +57,7 @@ def _waiting(session: Session, ticket: Ticket) -> dict[str, str]:
 
 def ticket_fields(session: Session, ticket: Ticket) -> Mapping[str, str]:
     """The values ``${tck://Field/<name>}`` reads, as text."""
-    owner = session.get(User, ticket.owner_id) if ticket.owner_id else None
+    owner = in_hand.get(session, User, ticket.owner_id) if ticket.owner_id else None
     desk_secret(session)  # made by the desk's first ticket, as ever: a link's check only reads
     teams = desk_definitions(session).team_names
     values = {
@@ -91,9 +98,9 @@ def context_for_event(
     created for it) and its survey response. What the transaction wrote is in hand
     (``store.in_hand``): only what it did not write is read."""
     if ticket is None and event.ticket_id:
-        ticket = session.get(Ticket, event.ticket_id)
+        ticket = in_hand.get(session, Ticket, event.ticket_id)
     response_id = event.response_id or (ticket.response_id if ticket else None)
-    response = session.get(SurveyResponse, response_id) if response_id else None
+    response = in_hand.get(session, SurveyResponse, response_id) if response_id else None
     embedded = {
         "eventKind": event.kind,
         "fromValue": event.from_value or "",
@@ -109,6 +116,29 @@ def context_for_event(
             embedded, {"surveyUrl": lambda: {"surveyUrl": load_settings().resolved_survey_url}}
         ),
     )
+
+
+MESSAGE_TASKS = frozenset({"send_email", "send_sms"})
+"""Tasks that only queue a message (an outbox row, a ``message.*`` event no workflow hears):
+nothing an event's context holds changes."""
+
+
+def after_tasks(context: PipeContext, tasks: Sequence[Mapping[str, Any]]) -> PipeContext | None:
+    """The context the event's next workflow reads once a workflow's ``tasks`` ran: None (to
+    be gathered again) unless they only queued messages; then this one, its fields worked out
+    on demand forgotten, as a new one would be (the wait in words is in the language in effect
+    where it is named)."""
+    if not all(task.get("type") in MESSAGE_TASKS for task in tasks):
+        return None
+    return replace(
+        context,
+        ticket=_forgetting(context.ticket),
+        embedded=_forgetting(context.embedded),
+    )
+
+
+def _forgetting(fields: Mapping[str, str]) -> Mapping[str, str]:
+    return fields.forgetting() if isinstance(fields, LazyFields) else fields
 
 
 def resolver(context: PipeContext) -> Callable[[str], str]:

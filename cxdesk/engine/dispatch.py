@@ -14,17 +14,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, insert, update
+from sqlalchemy import Engine, bindparam, text, update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
 from cxdesk.engine.conditions import evaluate
-from cxdesk.engine.context import context_for_event, resolver
+from cxdesk.engine.context import after_tasks, context_for_event, resolver
 from cxdesk.engine.near_front import tell_near_front
 from cxdesk.engine.scheduled import schedule_after_event
 from cxdesk.engine.tasks import TaskRun, run_task
 from cxdesk.errors import DeskError
 from cxdesk.i18n import _
+from cxdesk.store import in_hand
 from cxdesk.store.assign import Assigned, auto_assign
 from cxdesk.store.db import read_session, transaction
 from cxdesk.store.definitions import desk_definitions
@@ -36,7 +37,7 @@ from cxdesk.store.models import (
     WorkflowRun,
     utcnow,
 )
-from cxdesk.store.prepared import Prepared
+from cxdesk.store.prepared import ManyRows, Prepared, array_of
 from cxdesk.store.pull import Pulled, pull_next
 
 logger = logging.getLogger(__name__)
@@ -46,12 +47,14 @@ MAX_EVENTS_PER_TRANSACTION = 10_000
 
 
 def _survey_name(session: Session, event: Event) -> str | None:
-    response = session.get(SurveyResponse, event.response_id) if event.response_id else None
+    response = (
+        in_hand.get(session, SurveyResponse, event.response_id) if event.response_id else None
+    )
     return desk_definitions(session).survey_names.get(response.survey_id) if response else None
 
 
-_INSERT_RUNS = Prepared(
-    insert(WorkflowRun.__table__),  # type: ignore[attr-defined]
+_INSERT_RUNS = ManyRows(
+    WorkflowRun.__table__,  # type: ignore[attr-defined]
     keys=["workflow_id", "event_id", "matched", "created_at"],
 )
 """Core, not ORM objects: a check-in writes one run per check-in workflow (nine on the demo
@@ -101,7 +104,7 @@ def dispatch_event(session: Session, event: Event) -> list[str]:
             for task in workflow.tasks:
                 run_task(session, task, run)
             matched.append(workflow.name)
-            context = None
+            context = after_tasks(context, workflow.tasks)
     tell_near_front(session, event)  # its queue moved: "you're next" to whom it concerns
     session.flush()  # what the tasks changed through the ORM
     done = utcnow()
@@ -113,6 +116,37 @@ def dispatch_event(session: Session, event: Event) -> list[str]:
     written[1].append({"event_id": event.id, "done": done})
     set_committed_value(event, "dispatched_at", done)  # as the row will be
     return matched
+
+
+_RUNS_AND_MARKS: list[Prepared] = []
+"""PostgreSQL's: the workflow runs and the dispatch times in one statement (one round trip
+where psycopg's ``executemany`` made two, and a message per row)."""
+
+
+def _runs_and_marks(
+    session: Session, runs: list[dict[str, Any]], done: list[dict[str, Any]]
+) -> None:
+    dialect = session.get_bind().dialect
+    if not _RUNS_AND_MARKS:
+        dispatched_at = _EVENTS.c.dispatched_at
+        events = dialect.identifier_preparer.format_table(_EVENTS)
+        _RUNS_AND_MARKS.append(Prepared(text(
+            f"WITH runs AS ({_INSERT_RUNS.arrays_sql(dialect)}) "
+            f"UPDATE {events} SET dispatched_at = (SELECT marked.done "
+            f"FROM unnest({array_of(_EVENTS.c.id, dialect, 'marked')}, "
+            f"{array_of(dispatched_at, dialect, 'done')}) AS marked(id, done) "
+            f"WHERE marked.id = {events}.id) "
+            f"WHERE {events}.id = ANY({array_of(_EVENTS.c.id, dialect, 'marked')})"
+        )))  # fmt: skip
+        # Each event by its key, its time looked up in the arrays: a join of the arrays with
+        # the log could be planned as a scan of the whole log.
+    processors = _MARK_DISPATCHED._form(dialect).processors
+    done_at = processors.get("done") or (lambda value: value)
+    _RUNS_AND_MARKS[0].execute(session, {
+        **_INSERT_RUNS.arrays(dialect, runs),
+        "marked": [mark["event_id"] for mark in done],
+        "done": [done_at(mark["done"]) for mark in done],
+    })  # fmt: skip
 
 
 _DISPATCHED_KEY = "cxdesk_dispatched"
@@ -133,12 +167,15 @@ def dispatch_pending(session: Session) -> None:
                     raise DeskError(
                         _("Workflows keep triggering each other; stopped (check for a loop)")
                     )
-                event = session.get(Event, event_id)
+                event = in_hand.get(session, Event, event_id)
                 if event is not None and event.dispatched_at is None:
                     dispatch_event(session, event)
         runs, done = session.info.get(_DISPATCHED_KEY, ([], []))
-        _INSERT_RUNS.execute_many(session, runs)
-        _MARK_DISPATCHED.execute_many(session, done)
+        if done and session.get_bind().dialect.name == "postgresql":
+            _runs_and_marks(session, runs, done)
+        else:
+            _INSERT_RUNS.write(session, runs)
+            _MARK_DISPATCHED.execute_many(session, done)
     finally:  # written, or to be undone with what failed: never written later
         session.info.pop(_DISPATCHED_KEY, None)
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
+from cxdesk.store import in_hand
 from cxdesk.store.directory import whole_number_setting
 from cxdesk.store.events import record_event
 from cxdesk.store.models import Event, QueueOrder, Team, Ticket, utcnow
@@ -50,7 +51,7 @@ def tell_near_front(session: Session, event: Event) -> list[int]:
     """After ``event``, the ids of the tickets just told they are near the front."""
     if event.kind not in QUEUE_MOVES or event.ticket_id is None:
         return []
-    ticket = session.get(Ticket, event.ticket_id)
+    ticket = in_hand.get(session, Ticket, event.ticket_id)
     if ticket is None:
         return []
     team_ids = [ticket.team_id]

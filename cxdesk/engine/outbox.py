@@ -58,8 +58,9 @@ from sqlmodel import Session, col, select
 
 from cxdesk.errors import Conflict, NotFound, ValidationFailed, must_be_one_of
 from cxdesk.i18n import _
+from cxdesk.store import in_hand
 from cxdesk.store.db import transaction
-from cxdesk.store.events import record_event
+from cxdesk.store.events import event_values, insert_with_line, record_event
 from cxdesk.store.in_hand import insert_row, new_row
 from cxdesk.store.models import OutboxMessage, Ticket, utcnow
 
@@ -123,7 +124,7 @@ def enqueue(
         raise ValidationFailed({"channel": must_be_one_of(CHANNELS)})
     now = utcnow()
     window = DEFAULT_VALID_FOR if valid_for is None else valid_for
-    ticket = session.get(Ticket, ticket_id) if ticket_id is not None else None
+    ticket = in_hand.get(session, Ticket, ticket_id) if ticket_id is not None else None
     message = new_row(OutboxMessage, dict(
         channel=channel,
         to_addr=to,
@@ -142,17 +143,15 @@ def enqueue(
         comment_id=comment_id,
         thread_refs=thread_refs or None,
     ))  # fmt: skip
+    due = f", due in {delay}" if delay else ""
+    if session.get_bind().dialect.name == "postgresql":  # one round trip for both
+        line = event_values(kind="message.queued", actor=None, ticket_id=ticket_id,
+                            field_name=channel, to_value=to, triggers_workflows=False)  # fmt: skip
+        return insert_with_line(session, message, line, detail=("outbox #", due))
     message = insert_row(session, message)
-    record_event(
-        session,
-        kind="message.queued",
-        actor=None,
-        ticket_id=ticket_id,
-        field_name=channel,
-        to_value=to,
-        detail=f"outbox #{message.id}" + (f", due in {delay}" if delay else ""),
-        triggers_workflows=False,
-    )
+    record_event(session, kind="message.queued", actor=None, ticket_id=ticket_id,
+                 field_name=channel, to_value=to, detail=f"outbox #{message.id}{due}",
+                 triggers_workflows=False)  # fmt: skip
     return message
 
 

@@ -24,6 +24,7 @@ from email.utils import parseaddr
 from sqlalchemy import and_, or_
 from sqlmodel import Session, col, select
 
+from cxdesk.store import in_hand
 from cxdesk.store.directory import whole_number_setting
 from cxdesk.store.models import Event, InboundMessage, OutboxMessage, Source, Ticket, utcnow
 
@@ -43,7 +44,7 @@ def _caused_by_inbound(session: Session, event: Event) -> Ticket | None:
     """The ticket an inbound message landed on, when ``event`` is that message's doing."""
     if event.kind not in ("message.received", "ticket.created") or event.ticket_id is None:
         return None  # the usual case (pulls, status changes, check-ins): no query at all
-    ticket = session.get(Ticket, event.ticket_id)
+    ticket = in_hand.get(session, Ticket, event.ticket_id)
     if ticket is None or (event.kind == "ticket.created" and ticket.source not in INBOUND_SOURCES):
         return None
     return ticket

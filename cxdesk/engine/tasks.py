@@ -40,6 +40,7 @@ from cxdesk.engine.suppression import hold_back_reason
 from cxdesk.errors import DeskError, NotFound, must_be_one_of
 from cxdesk.i18n import DESK_LANGUAGE_SETTING, LANGUAGES, _, in_language, language_code
 from cxdesk.names import GIVEN_FIRST_TEMPLATE, name_template
+from cxdesk.store import in_hand
 from cxdesk.store.customer_language import (
     LANGUAGES_KEY,
     desk_language,
@@ -186,7 +187,9 @@ def customer_language(
 def run_create_ticket(session: Session, task: Mapping[str, Any], run: TaskRun) -> Ticket:
     spec = ticket_spec(session, task)
     context, event = run.context, run.event
-    response = session.get(SurveyResponse, event.response_id) if event.response_id else None
+    response = (
+        in_hand.get(session, SurveyResponse, event.response_id) if event.response_id else None
+    )
     language = customer_language(session, context, response)
     answers = context.answers
     ordered = name_template(
@@ -258,7 +261,7 @@ def _in_customer_language(
     """The task's texts in the language of its ticket's customer (else the desk's), and
     that language. The desk's setting is read once at most (a check-in: 59 statements, 58
     before languages)."""
-    ticket = session.get(Ticket, run.ticket_id) if run.ticket_id else None
+    ticket = in_hand.get(session, Ticket, run.ticket_id) if run.ticket_id else None
     chosen = ticket.customer_language if ticket is not None else None
     desk = None if chosen in LANGUAGES else desk_language(session)
     language = desk or str(chosen)
@@ -309,7 +312,7 @@ def _queue_rendered(session: Session, task: Mapping[str, Any], run: TaskRun, cha
 
 
 def _ticket(session: Session, run: TaskRun, kind: str) -> Ticket:
-    ticket = session.get(Ticket, run.ticket_id) if run.ticket_id else None
+    ticket = in_hand.get(session, Ticket, run.ticket_id) if run.ticket_id else None
     if ticket is None:
         raise DeskError(
             _("Workflow task {kind!r} needs a ticket, and event {event} has none").format(

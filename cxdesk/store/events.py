@@ -8,13 +8,18 @@ can react to them inside the same transaction (``cxdesk.engine.dispatch``).
 
 from __future__ import annotations
 
-from sqlalchemy import event, insert
-from sqlalchemy.orm import Session as OrmSession
-from sqlmodel import Session
+from collections.abc import Mapping
+from typing import Any, Required, TypedDict, TypeVar, Unpack
 
-from cxdesk.store.in_hand import attach_written
+from sqlalchemy import String, bindparam, cast, event, insert, select
+from sqlalchemy.orm import Session as OrmSession
+from sqlmodel import Session, SQLModel
+
+from cxdesk.store.in_hand import attach_written, written
 from cxdesk.store.models import Event, User, utcnow
 from cxdesk.store.prepared import Prepared
+
+Model = TypeVar("Model", bound=SQLModel)
 
 PENDING_KEY = "cxdesk_pending_events"
 RECORDED_KEY = "cxdesk_recorded_events"
@@ -73,19 +78,42 @@ _INSERT_EVENT = Prepared(
 )  # fmt: skip
 
 
-def record_event(
-    session: Session,
-    *,
-    kind: str,
-    actor: User | None,
-    ticket_id: int | None = None,
-    response_id: int | None = None,
-    field_name: str | None = None,
-    from_value: object = None,
-    to_value: object = None,
-    detail: str | None = None,
-    triggers_workflows: bool = True,
-) -> int:
+class EventFields(TypedDict, total=False):
+    """What a log line says: ``record_event``'s keywords."""
+
+    kind: Required[str]
+    actor: Required[User | None]
+    ticket_id: int | None
+    response_id: int | None
+    field_name: str | None
+    from_value: object
+    to_value: object
+    detail: str | None
+    triggers_workflows: bool
+
+
+def event_values(**fields: Unpack[EventFields]) -> dict[str, Any]:
+    """The columns of the log line ``record_event`` writes (its id aside), stamped now."""
+    kind, actor = fields["kind"], fields["actor"]
+    if kind not in KINDS:
+        raise ValueError(f"unknown event kind {kind!r}: add it to cxdesk.store.events.KINDS")
+    now = utcnow()
+    from_value, to_value = fields.get("from_value"), fields.get("to_value")
+    return {
+        "kind": kind,
+        "actor_id": actor.id if actor else None,
+        "ticket_id": fields.get("ticket_id"),
+        "response_id": fields.get("response_id"),
+        "field_name": fields.get("field_name"),
+        "from_value": None if from_value is None else str(from_value),
+        "to_value": None if to_value is None else str(to_value),
+        "detail": fields.get("detail"),
+        "created_at": now,
+        "dispatched_at": None if fields.get("triggers_workflows", True) else now,
+    }
+
+
+def record_event(session: Session, **fields: Unpack[EventFields]) -> int:
     """Write one log line and return its id; ``triggers_workflows=False`` for bookkeeping no
     workflow handles (delivery attempts), which is then marked dispatched at once.
 
@@ -93,27 +121,62 @@ def record_event(
     it is kept cheap. (A pull's lines are written by the database: the ``ticket_pulled``
     trigger, migration 0006.)
     """
-    if kind not in KINDS:
-        raise ValueError(f"unknown event kind {kind!r}: add it to cxdesk.store.events.KINDS")
-    now = utcnow()
-    row = {
-        "kind": kind,
-        "actor_id": actor.id if actor else None,
-        "ticket_id": ticket_id,
-        "response_id": response_id,
-        "field_name": field_name,
-        "from_value": None if from_value is None else str(from_value),
-        "to_value": None if to_value is None else str(to_value),
-        "detail": detail,
-        "created_at": now,
-        "dispatched_at": None if triggers_workflows else now,
-    }
+    row = event_values(**fields)
     event_id: int = _INSERT_EVENT.scalar(session, row)
-    if triggers_workflows:  # the engine reads it back: in hand, not from the database
+    if fields.get("triggers_workflows", True):  # the engine reads it back: in hand
         attach_written(session, Event, {"id": event_id, **row})
         session.info.setdefault(PENDING_KEY, []).append(event_id)
         session.info.setdefault(RECORDED_KEY, set()).add(event_id)
     return event_id
+
+
+_WITH_LINE: dict[str, Prepared] = {}
+"""Per table, PostgreSQL's INSERT of a row and of its log line (``insert_with_line``)."""
+
+
+def insert_with_line(
+    session: Session, row: Model, line: Mapping[str, Any], *, detail: tuple[str, str]
+) -> Model:
+    """PostgreSQL: the new object ``row`` written as ``in_hand.insert_row`` writes it, and
+    the log line ``line`` (``event_values``, for no workflow) whose detail names the row's id
+    between ``detail``'s two parts, in one statement: one round trip where there were two.
+    ``WITH written AS (INSERT ... RETURNING id) INSERT INTO event ... SELECT ... FROM
+    written``; the row's id set, it is kept in hand."""
+    table: Any = row.__table__  # type: ignore[attr-defined]
+    names = [column.name for column in table.columns if column.name != "id"]
+    statement = _WITH_LINE.get(table.name)
+    if statement is None:
+        statement = _WITH_LINE[table.name] = Prepared(_with_line(table, names))
+    fields = row.__dict__  # a new object holds every field
+    values = {f"r_{name}": fields[name] if name in fields else getattr(row, name)
+              for name in names}  # fmt: skip
+    values.update({f"e_{name}": value for name, value in line.items() if name != "detail"})
+    values.update(detail_head=detail[0], detail_tail=detail[1])
+    row.id = statement.scalar(session, values)
+    return written(session, row)
+
+
+def _with_line(table: Any, names: list[str]) -> Any:
+    row = (
+        insert(table)
+        .values({name: bindparam(f"r_{name}", type_=table.c[name].type) for name in names})
+        .returning(table.c.id)
+        .cte("written")
+    )
+    columns = [column for column in _EVENTS.columns if column.name != "id"]
+    line = select(*[
+        bindparam("detail_head", type_=String()) + cast(row.c.id, String())
+        + bindparam("detail_tail", type_=String())
+        if column.name == "detail"
+        else bindparam(f"e_{column.name}", type_=column.type)
+        for column in columns
+    ]).select_from(row)  # fmt: skip
+    return (
+        insert(_EVENTS)
+        .from_select([column.name for column in columns], line)
+        .returning(select(row.c.id).scalar_subquery())
+        .add_cte(row)
+    )
 
 
 def take_pending_events(session: Session) -> list[int]:

@@ -13,19 +13,23 @@ SQLAlchemy's (``IntegrityError``, ``OperationalError``), so callers handle it as
 
 Rows read come back as the driver gives them (no result processing): callers read plain
 integers and text, or pass times through ``tickets._aware``.
+
+``ManyRows`` writes many new rows of a table at once: ``executemany`` on SQLite, one
+``INSERT ... SELECT * FROM unnest(arrays)`` on PostgreSQL, where each statement is a round trip.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from enum import Enum
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Dialect, exc
+from sqlalchemy import Dialect, Table, exc, insert, text
 from sqlalchemy.sql import ClauseElement
-from sqlalchemy.sql.compiler import SQLCompiler
 from sqlmodel import Session
+
+from cxdesk.store.driver_sql import Compiled
 
 
 @dataclass(frozen=True)
@@ -62,25 +66,19 @@ class Prepared:
     def _form(self, dialect: Dialect) -> _Form:
         form = self._forms.get(dialect.name)
         if form is None:
-            compiled = cast(
-                SQLCompiler, self.statement.compile(dialect=dialect, column_keys=self.keys)
-            )
-            processors: dict[str, Any] = dict(compiled._bind_processors)
-            given = {name: None for name, bind in compiled.binds.items() if bind.required}
-            fixed = {}
-            for name, value in (compiled.construct_params(given) or {}).items():
-                if name in given:
-                    continue
-                value = value.value if isinstance(value, Enum) else value
-                processor = processors.get(name)
-                fixed[name] = processor(value) if processor is not None else value
-            order = tuple(compiled.positiontup or ()) if compiled.positional else None
+            compiled = Compiled.of(self.statement, dialect, column_keys=self.keys)
+            processors = compiled.processors
+            fixed = {
+                name: value if (processor := processors.get(name)) is None else processor(value)
+                for name, value in compiled.fixed.items()
+                if name not in compiled.given
+            }
             positions = tuple(
                 (name, processors.get(name), fixed.get(name, _GIVEN),
                  _null_too(processors.get(name)))
-                for name in order or ()
+                for name in compiled.order or ()
             )  # fmt: skip
-            form = _Form(compiled.string, fixed, processors, order, positions)
+            form = _Form(compiled.sql, fixed, processors, compiled.order, positions)
             self._forms[dialect.name] = form
         return form
 
@@ -159,11 +157,13 @@ def _connections(session: Session) -> tuple[Any, Any]:
     ``session.connection()`` begins), looked up once per transaction."""
     transaction = session.get_transaction()
     found = session.info.get(_DRIVER_KEY)
-    if found is not None and transaction is not None and found[0] is transaction:
+    if found is not None and transaction is not None and found[0]() is transaction:
         return found[1], found[2]
     connection = session.connection()
     driver = connection.connection.dbapi_connection
-    session.info[_DRIVER_KEY] = (session.get_transaction(), connection, driver)
+    # The transaction by a weak reference: held, it refers back to the session, and the
+    # session with all it holds became a reference cycle left for the cycle collector.
+    session.info[_DRIVER_KEY] = (weakref.ref(session.get_transaction()), connection, driver)
     return connection, driver
 
 
@@ -176,3 +176,53 @@ def _null_too(processor: Any) -> bool:
         return processor(None) is not None
     except (TypeError, ValueError, AttributeError):
         return True
+
+
+class ManyRows:
+    """New rows of one table written at once: the driver's ``executemany`` (SQLite, in
+    process: no round trip to save), on PostgreSQL one ``INSERT ... SELECT`` from an array per
+    column (psycopg's ``executemany`` sends a message per row: a check-in's workflow runs are
+    ten). The values are those the rows would be given, converted by the columns' types."""
+
+    def __init__(self, table: Table, keys: Sequence[str]) -> None:
+        self.table = table
+        self.keys = list(keys)
+        self.rows = Prepared(insert(table), keys=self.keys)
+        self._arrays: dict[str, Prepared] = {}
+
+    def write(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+        if not rows:
+            return
+        dialect = _connections(session)[0].dialect
+        if dialect.name != "postgresql":
+            self.rows.execute_many(session, rows)
+        else:
+            statement = self._arrays.get(dialect.name)
+            if statement is None:
+                statement = self._arrays[dialect.name] = Prepared(text(self.arrays_sql(dialect)))
+            statement.execute(session, self.arrays(dialect, rows))
+
+    def arrays(self, dialect: Dialect, rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+        """The values of ``rows``, one list per column (converted by its type), for
+        ``arrays_sql``."""
+        processors = self.rows._form(dialect).processors
+        return {
+            key: [row[key] if (p := processors.get(key)) is None else p(row[key]) for row in rows]
+            for key in self.keys
+        }
+
+    def arrays_sql(self, dialect: Dialect) -> str:
+        """PostgreSQL's ``INSERT ... SELECT * FROM unnest(...)`` of one array per column,
+        each named as its column (``:name``, a ``text`` statement)."""
+        preparer = dialect.identifier_preparer
+        columns = [self.table.c[key] for key in self.keys]
+        return (
+            f"INSERT INTO {preparer.format_table(self.table)} "
+            f"({', '.join(preparer.format_column(c) for c in columns)}) "
+            f"SELECT * FROM unnest({', '.join(array_of(c, dialect) for c in columns)})"
+        )
+
+
+def array_of(column: Any, dialect: Dialect, name: str | None = None) -> str:
+    """A bind ``:name`` (default: the column's) cast to an array of ``column``'s type."""
+    return f"CAST(:{name or column.key} AS {column.type.compile(dialect=dialect)}[])"

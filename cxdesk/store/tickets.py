@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 
 from sqlalchemy import func, text
-from sqlalchemy import insert as sa_insert
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -61,7 +60,7 @@ from cxdesk.store.models import (
     fold_for_search,
     utcnow,
 )
-from cxdesk.store.prepared import Prepared
+from cxdesk.store.prepared import ManyRows, Prepared
 from cxdesk.store.ticket_versions import check_version
 from cxdesk.store.user_files import read_regular_file
 from cxdesk.text import check_names, text_problem
@@ -144,8 +143,8 @@ _NEXT_TICKET_ID = {
 """The id the next ticket gets, as its INSERT would have given it."""
 _WRITTEN_DATA_KEY = "cxdesk_ticket_data"
 """Per ticket id, the data this session wrote with it (ticket data never changes after)."""
-_INSERT_DATA = Prepared(
-    sa_insert(TicketData.__table__),  # type: ignore[attr-defined]
+_INSERT_DATA = ManyRows(
+    TicketData.__table__,  # type: ignore[attr-defined]
     keys=["ticket_id", "position", "name", "value"],
 )
 
@@ -333,7 +332,7 @@ def create_ticket(session: Session, *, actor: User | None, draft: TicketDraft) -
     insert_row(session, ticket)
     count_as_new(session, ticket)
     if draft.data:  # one INSERT of every row
-        _INSERT_DATA.execute_many(session, [
+        _INSERT_DATA.write(session, [
             {"ticket_id": ticket.id, "position": position, "name": name, "value": value}
             for position, (name, value) in enumerate(draft.data)
         ])  # fmt: skip
