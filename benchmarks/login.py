@@ -12,12 +12,16 @@ password (the baseline), an unknown username, and a deactivated user, two ways:
   decoy hash made at run time cost one argon2 hash more per command) shows here and not in
   one process.
 
-``runs`` rounds (``fresh_runs`` from processes), each timing the three kinds one after the
-other, the order turning round by round (so no kind is always first after a pause, or last);
-a figure's ratio is the median of the per-round ratios to the baseline's attempt of the same
-round (``common.paired_figure``): a burst of load from other processes on a shared machine
-falls on both of a pair rather than on one kind's median. A login that skipped the hash for
-an unknown name would still show at once (ratio ~0.02; ``tests/test_login_benchmark.py``).
+Each attempt is timed by the CPU time of its process (``time.process_time``: every thread,
+argon2's four lanes included), not the wall clock: on a shared 2-core machine a 4-lane argon2
+check waits for the cores 0.5-1 s beside its ~0.23 s of work, and two checks in a row differed
+by 0.81-1.44x on the wall clock against 0.98-1.04x in CPU time (the work, which is what would
+differ if a refusal skipped or added a hash; the three refusals run the same statements, which
+``tests/test_tui_lean.py`` checks, so they wait for the same I/O). ``runs`` rounds (``fresh_runs``
+from processes), each timing the three kinds one after the other, the order turning round by
+round; a figure's ratio is the median of the per-round ratios to the baseline's attempt of the
+same round (``common.paired_figure``). A login that skipped the hash for an unknown name shows
+at once (ratio ~0.02; ``tests/test_login_benchmark.py``).
 Target: an unknown or deactivated name takes at least 90% of the baseline's time (faster would
 be the oracle), and at most 110% from fresh processes (slower is the same oracle).
 """
@@ -47,8 +51,8 @@ FRESH_RUNS = 9
 NAMES = ("maya", "nobody-here", "gone")  # the baseline first
 
 
-# One refused login in a process of its own, as each CLI command is: the time of its password
-# check alone (logins.check_password, what `cxdesk login` and `--as` run), since the
+# One refused login in a process of its own, as each CLI command is: the CPU time of its
+# password check alone (logins.check_password, what `cxdesk login` and `--as` run), since the
 # interpreter's start-up, the same for every name, varies by seconds on a loaded machine.
 FRESH_CHILD = """
 import contextlib, sys, time
@@ -56,15 +60,15 @@ from cxdesk.errors import PermissionDenied
 from cxdesk.store.db import make_engine
 from cxdesk.store.logins import check_password
 engine = make_engine(sys.argv[1])
-started = time.perf_counter()
+started = time.process_time()
 with contextlib.suppress(PermissionDenied):
     check_password(engine, sys.argv[2], "wrong", source=sys.argv[3])
-print(time.perf_counter() - started)
+print(time.process_time() - started)
 """
 
 
 def time_fresh_refusal(url: str, username: str, source: str) -> float:
-    """Seconds a fresh process's first (refused) password check of ``username`` takes."""
+    """CPU seconds a fresh process's first (refused) password check of ``username`` takes."""
     done = subprocess.run(
         [sys.executable, "-c", FRESH_CHILD, url, username, source],
         capture_output=True, text=True, timeout=120, check=True,
@@ -103,10 +107,10 @@ def run(runs: int = RUNS, fresh_runs: int = FRESH_RUNS) -> list[dict[str, Any]]:
                     user.active = username != "gone"
 
             def attempt(username: str, number: int) -> float:
-                started = time.perf_counter()
+                started = time.process_time()
                 with contextlib.suppress(PermissionDenied):  # every one is refused
                     check_password(engine, username, "wrong", source=f"bench-{number}")
-                return time.perf_counter() - started
+                return time.process_time() - started
 
             _rounds(1, attempt)  # warm-up: the hasher, the statements, the pages read
             times = _rounds(runs, lambda username, number: attempt(username, number + 1))
