@@ -108,14 +108,23 @@ def _prepared(dialect: Dialect) -> tuple[Any, Compiled]:
 
 
 def usable(connection: Connection, results: Sequence[DeliveryResult], sending: int | None) -> bool:
-    """Whether ``record_sent_then_start`` can take this commit (else ``record_then_start``)."""
-    return (
+    """Whether ``record_sent_then_start`` can take this commit (else ``record_then_start``):
+    one success, PostgreSQL, statements prepared, and the connection idle on the server too
+    (the statement must be its own transaction, committed before the send)."""
+    if not (
         sending is not None
         and len(results) == 1
         and results[0].ok
         and connection.dialect.name == "postgresql"
         and not connection.in_transaction()
-        and getattr(connection.connection.driver_connection, "prepare_threshold", None) is not None
+    ):
+        return False
+    from cxdesk.store.pg_prepared import IDLE
+
+    driver = connection.connection.driver_connection
+    return (
+        getattr(driver, "prepare_threshold", None) is not None
+        and driver.pgconn.transaction_status == IDLE  # type: ignore[union-attr]
     )
 
 
