@@ -36,7 +36,7 @@ from sqlalchemy import (
 )
 
 from cxdesk.engine.channels import DeliveryResult
-from cxdesk.engine.outbox import LEASE, Claim, held_by
+from cxdesk.engine.outbox import _MARK_SENT, LEASE, Claim, held_by
 from cxdesk.store.db import driver_error
 from cxdesk.store.driver_sql import Compiled
 from cxdesk.store.models import Event, OutboxMessage, utcnow
@@ -47,19 +47,7 @@ _EVENTS = Event.__table__  # type: ignore[attr-defined]
 
 def _statement() -> Any:
     token: BindParameter[str] = bindparam("token")
-    sent = (
-        update(_OUTBOX)
-        .where(_OUTBOX.c.id == bindparam("outbox_id"), held_by(token))
-        .values(
-            status="sent",
-            sent_at=bindparam("sent_at_value"),
-            provider_id=bindparam("provider_id_value"),
-            last_error=None,
-            claimed_until=None,
-        )
-        .returning(_OUTBOX.c.ticket_id, _OUTBOX.c.channel, _OUTBOX.c.to_addr)
-        .cte("sent")
-    )
+    sent = _MARK_SENT.cte("sent")  # the session's own statement, as a CTE
     logged = (
         insert(_EVENTS)
         .from_select(
