@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import statistics
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -42,6 +43,39 @@ def figure(
         "target": target,
         "met": met,
     }
+
+
+def paired_figure(
+    name: str,
+    pairs: Sequence[tuple[float, float]],
+    *,
+    unit: str,
+    target_ratio: float | None = None,
+    at_most_ratio: float | None = None,
+) -> dict[str, Any]:
+    """One figure from ``(value, baseline)`` pairs measured side by side (alternating): the
+    medians of each, and as its ratio the median of the per-pair ratios, on which the target
+    is judged. A change of load on a shared machine falls on both of a pair, so it moves a
+    pair's ratio far less than either time."""
+    item = figure(
+        name,
+        value=statistics.median(value for value, _ in pairs),
+        baseline=statistics.median(base for _, base in pairs),
+        unit=unit,
+        target_ratio=target_ratio,
+        at_most_ratio=at_most_ratio,
+    )
+    ratio = (
+        statistics.median(value / base for value, base in pairs)
+        if all(base for _, base in pairs)
+        else None
+    )
+    item["ratio"] = ratio
+    if target_ratio is not None:
+        item["met"] = ratio is not None and ratio >= target_ratio
+    elif at_most_ratio is not None:
+        item["met"] = ratio is not None and ratio <= at_most_ratio
+    return item
 
 
 def format_table(figures: list[dict[str, Any]]) -> str:

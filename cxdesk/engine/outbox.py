@@ -288,6 +288,14 @@ def record_then_start(
     recorded (False: the row was taken over) and whether the row to send is still this
     claim's with its lease live (if not, do not send it: once the lease ran out another
     deliverer may take it over at any moment)."""
+    from cxdesk.engine import sent_then_start  # PostgreSQL's one-statement usual case
+
+    if (
+        isinstance(bind, Connection)
+        and sending is not None
+        and sent_then_start.usable(bind, results, sending)
+    ):
+        return sent_then_start.record_sent_then_start(bind, claim, results[0], sending)
     with transaction(bind) as session:
         recorded = [_record(session, claim, result) for result in results]
         started = True

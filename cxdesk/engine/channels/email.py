@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import os
 import ssl
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -211,6 +211,37 @@ async def _close(smtp: aiosmtplib.SMTP) -> None:
         smtp.close()
 
 
+class _Composed:
+    """The batch's messages composed one ahead: ``ahead()`` composes the next one while the
+    current one's gate (its commit, on a thread) runs, instead of after its DATA."""
+
+    def __init__(self, settings: MailSettings, messages: Sequence[EmailOut]):
+        self._settings = settings
+        self._messages = iter(messages)
+        self._next: tuple[EmailOut, EmailMessage | RefusedMessage] | None = None
+
+    def __iter__(self) -> Iterator[tuple[EmailOut, EmailMessage | RefusedMessage]]:
+        while (item := self._take()) is not None:
+            yield item
+
+    def ahead(self) -> None:
+        if self._next is None:
+            self._next = self._compose()
+
+    def _take(self) -> tuple[EmailOut, EmailMessage | RefusedMessage] | None:
+        item, self._next = self._next, None
+        return item if item is not None else self._compose()
+
+    def _compose(self) -> tuple[EmailOut, EmailMessage | RefusedMessage] | None:
+        message = next(self._messages, None)
+        if message is None:
+            return None
+        try:
+            return message, compose_email(self._settings, message)
+        except RefusedMessage as exc:
+            return message, exc
+
+
 async def send_email_batch(
     settings: MailSettings,
     messages: Sequence[EmailOut],
@@ -235,12 +266,11 @@ async def send_email_batch(
     down: str | None = None  # why the rest of the batch cannot be sent now
     connects = 0  # the first connection and at most one reconnect per batch
     gates = ThreadPoolExecutor(1, thread_name_prefix="cxdesk-send-gate")
+    composed = _Composed(settings, messages)
     try:
-        for message in messages:
-            try:
-                email = compose_email(settings, message)
-            except RefusedMessage as exc:
-                report(message, str(exc), permanent=exc.permanent)
+        for message, email in composed:
+            if isinstance(email, RefusedMessage):
+                report(message, str(email), permanent=email.permanent)
                 continue
             if smtp is not None and not smtp.is_connected:  # closed by the server meanwhile
                 smtp.close()
@@ -263,6 +293,7 @@ async def send_email_batch(
             if before_send is not None:
                 loop = asyncio.get_running_loop()
                 gate = loop.run_in_executor(gates, before_send, message.outbox_id)
+                composed.ahead()  # while the gate's commit runs
             smtp.gate = gate
             try:
                 await smtp.send_message(email, sender=sender, recipients=[recipient])

@@ -48,11 +48,36 @@ class _IdListHeader(UnstructuredHeader):
         return f"{name}: " + f"{policy.linesep} ".join(str(self).split()) + policy.linesep
 
 
+_SHARED = frozenset(
+    ("from", "reply-to", "x-loop", "auto-submitted", "date", "mime-version", "content-type",
+     "content-transfer-encoding")
+)  # fmt: skip
+"""Headers whose value is the same in most messages (the settings' addresses, the marks, the
+text part's headers; the date within one second): each value parsed once, folded once."""
+_SHARED_KEPT = 64
+
+
+class _FoldedOnce:
+    """A header shared by the messages that carry the same value: folded once per policy
+    (what folding reads of the policy: line length, line separator, UTF-8)."""
+
+    def fold(self, *, policy: Policy) -> str:
+        key = (policy.max_line_length, policy.linesep, getattr(policy, "utf8", False))
+        folds: dict[tuple[object, ...], str] = self.__dict__.setdefault("_folds", {})
+        folded = folds.get(key)
+        if folded is None:
+            folded = folds[key] = super().fold(policy=policy)  # type: ignore[misc]
+        return folded
+
+
 class _HeaderClasses(HeaderRegistry):
     """The standard header registry, building each header class once (it builds one per call).
 
     Message-ID is stored as given (checked against ``MESSAGE_ID`` first): the standard parser
-    for it costs more than the rest of the message. Together ~1.5x faster composing.
+    for it costs more than the rest of the message. A ``_SHARED`` header is made once per
+    value (the last ``_SHARED_KEPT`` values kept) and shared by the messages: a header is
+    immutable (a change to a message replaces it), and its parse and fold are what composing
+    and sending a message cost most. Together ~1.5x faster composing.
     """
 
     def __init__(self) -> None:
@@ -61,12 +86,27 @@ class _HeaderClasses(HeaderRegistry):
         for name in ("in-reply-to", "references"):
             self.map_to_type(name, _IdListHeader)  # type: ignore[arg-type]
         self._built: dict[str, type[BaseHeader]] = {}
+        self._shared: dict[tuple[str, str], BaseHeader] = {}
 
     def __getitem__(self, name: str) -> type[BaseHeader]:
         built = self._built.get(name.lower())
         if built is None:
-            built = self._built[name.lower()] = super().__getitem__(name)
+            built = super().__getitem__(name)
+            if name.lower() in _SHARED:
+                built = type(built.__name__, (_FoldedOnce, built), {})
+            built = self._built[name.lower()] = built
         return built
+
+    def __call__(self, name: str, value: str) -> BaseHeader:
+        if name.lower() not in _SHARED or not isinstance(value, str):
+            return super().__call__(name, value)
+        key = (name, value)
+        header = self._shared.get(key)
+        if header is None:
+            if len(self._shared) >= _SHARED_KEPT:
+                self._shared.clear()
+            header = self._shared[key] = super().__call__(name, value)
+        return header
 
 
 _POLICY = default_policy.clone(header_factory=_HeaderClasses())
