@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from sqlalchemy import Engine, bindparam, create_engine, func
 from sqlalchemy import select as sa_select
+from sqlalchemy.exc import DataError
 from sqlmodel import col, select
 from sqlmodel.sql.sqltypes import UTCDateTime
 
@@ -59,6 +60,28 @@ def test_many_rows_write_what_executemany_writes(engine: Engine) -> None:
         ("Arrays", datetime(2026, 3, 1, 8, 30, 0, 5, tzinfo=UTC)),
         ("Zoë's", datetime(2026, 3, 1, 8, 31, tzinfo=UTC)),
     ]
+
+
+def test_many_rows_never_cut_a_value_longer_than_its_column(engine: Engine) -> None:
+    """A name longer than its ``VARCHAR(100)``: PostgreSQL raises ``DataError`` as the
+    insert of each row did, and writes none of the rows (a cast to the column's own type
+    would cut it silently); SQLite, which keeps no length, writes it whole as before."""
+    upgrade(engine)
+    teams = ManyRows(Team.__table__, ["name", "created_at"])  # type: ignore[attr-defined]
+    at = datetime(2026, 3, 1, 8, 30, tzinfo=UTC)
+    long_name = "L" * 101
+    rows = [{"name": "Short", "created_at": at}, {"name": long_name, "created_at": at}]
+    if engine.dialect.name == "postgresql":
+        with pytest.raises(DataError), transaction(engine) as session:
+            teams.write(session, rows)
+        expected: list[str] = []
+    else:
+        with transaction(engine) as session:
+            teams.write(session, rows)
+        expected = sorted(["Short", long_name])
+    with transaction(engine) as session:
+        found = select(Team.name).where(col(Team.name).in_(["Short", long_name, "L" * 100]))
+        assert sorted(session.exec(found).all()) == expected
 
 
 def test_a_quick_time_processor_writes_sqlalchemys_text() -> None:

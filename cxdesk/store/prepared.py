@@ -20,12 +20,13 @@ integers and text, or pass times through ``tickets._aware``.
 
 from __future__ import annotations
 
+import copy
 import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Dialect, Table, exc, insert, text
+from sqlalchemy import Dialect, String, Table, TypeDecorator, exc, insert, text
 from sqlalchemy.sql import ClauseElement
 from sqlmodel import Session
 
@@ -224,5 +225,15 @@ class ManyRows:
 
 
 def array_of(column: Any, dialect: Dialect, name: str | None = None) -> str:
-    """A bind ``:name`` (default: the column's) cast to an array of ``column``'s type."""
-    return f"CAST(:{name or column.key} AS {column.type.compile(dialect=dialect)}[])"
+    """A bind ``:name`` (default: the column's) cast to an array of ``column``'s type.
+
+    A string type without its length, as SQLAlchemy's psycopg dialect casts (its issue 9511):
+    a cast to ``VARCHAR(100)`` cuts a longer value silently, where the insert of the value
+    itself raises ``DataError``."""
+    kind = column.type
+    if isinstance(kind, TypeDecorator):  # as the type compiler does: the type it stands for
+        kind = kind.type_engine(dialect)
+    if isinstance(kind, String) and kind.length is not None:
+        kind = copy.copy(kind)
+        kind.length = None
+    return f"CAST(:{name or column.key} AS {kind.compile(dialect=dialect)}[])"
