@@ -34,7 +34,7 @@ from cxdesk.store.sla_policies import save_calendar, save_policy
 from cxdesk.store.survey_links import desk_secret
 from cxdesk.store.surveys import submit_response
 from cxdesk.store.waiting import ticket_wait
-from tests.cli_helpers import run_console_script
+from tests.cli_helpers import run_console_script, table_counts
 from tests.desk import build_small_desk
 
 ANSWERS = {"first_name": "Zoë", "last_name": "O'Neil", "email": "zoe@example.com",
@@ -369,8 +369,10 @@ def test_a_workflow_disabled_by_another_process_stops_the_next_checkin(desk: Eng
 
 
 def test_a_checkin_after_one_rolled_back_in_the_same_transaction(desk: Engine) -> None:
-    """The rows a rolled-back savepoint wrote leave nothing in hand that the next ones
-    (which SQLite gives the same ids) would collide with (responses import does this)."""
+    """The rows a rolled-back savepoint wrote are gone, and leave nothing in hand that the
+    next ones (which SQLite gives the same ids) would collide with (responses import does
+    this): the transaction wrote what one check-in writes."""
+    before = table_counts(desk)
     with unit_of_work(desk) as session:
         vera = get_user(session, "vera")
         with pytest.raises(RuntimeError), session.begin_nested():
@@ -383,6 +385,11 @@ def test_a_checkin_after_one_rolled_back_in_the_same_transaction(desk: Engine) -
     with read_session(desk) as session:
         made = session.exec(select(Ticket).where(Ticket.response_id == response_id)).all()
         assert [ticket.customer_name for ticket in made] == ["Zoë O'Neil"]
+    after = table_counts(desk)
+    check_in(desk)
+    assert {t: n - before[t] for t, n in after.items()} == {
+        t: n - after[t] for t, n in table_counts(desk).items()
+    }
 
 
 def test_the_settings_are_read_again_when_the_file_or_a_variable_changes(

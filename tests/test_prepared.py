@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import Engine, bindparam, create_engine, func
+from sqlalchemy import Engine, bindparam, create_engine, func, insert
 from sqlalchemy import select as sa_select
 from sqlalchemy.exc import DataError
 from sqlmodel import col, select
@@ -82,6 +82,27 @@ def test_many_rows_never_cut_a_value_longer_than_its_column(engine: Engine) -> N
     with transaction(engine) as session:
         found = select(Team.name).where(col(Team.name).in_(["Short", long_name, "L" * 100]))
         assert sorted(session.exec(found).all()) == expected
+
+
+_ADD_TEAM = Prepared(insert(Team), keys=["name", "created_at"])
+
+
+def test_a_prepared_statement_in_a_nested_transaction_is_rolled_back_with_it(
+    engine: Engine,
+) -> None:
+    """Run inside ``begin_nested()``, a statement is in its SAVEPOINT: the block raising
+    takes it back, and what ran before the block is kept."""
+    upgrade(engine)
+    at = datetime(2026, 3, 1, 8, 30, tzinfo=UTC)
+    with transaction(engine) as session:
+        _ADD_TEAM.execute(session, {"name": "Before", "created_at": at})
+        with pytest.raises(ValueError), session.begin_nested():
+            _ADD_TEAM.execute(session, {"name": "Inside", "created_at": at})
+            raise ValueError("the row fails")
+        _ADD_TEAM.execute(session, {"name": "After", "created_at": at})
+    with transaction(engine) as session:
+        found = select(Team.name).where(col(Team.name).in_(["Before", "Inside", "After"]))
+        assert sorted(session.exec(found).all()) == ["After", "Before"]
 
 
 def test_a_quick_time_processor_writes_sqlalchemys_text() -> None:

@@ -154,9 +154,11 @@ class Prepared:
 
 
 def _connections(session: Session) -> tuple[Any, Any]:
-    """The session's Connection and driver connection in its current transaction (which
-    ``session.connection()`` begins), looked up once per transaction."""
-    transaction = session.get_transaction()
+    """The session's Connection and driver connection in its innermost transaction, looked
+    up once per transaction: ``session.connection()`` begins it (the BEGIN, or the SAVEPOINT
+    of a ``begin_nested()``, which the ORM emits only when the nested transaction first asks
+    for a connection)."""
+    transaction = _innermost(session)
     found = session.info.get(_DRIVER_KEY)
     if found is not None and transaction is not None and found[0]() is transaction:
         return found[1], found[2]
@@ -164,8 +166,13 @@ def _connections(session: Session) -> tuple[Any, Any]:
     driver = connection.connection.dbapi_connection
     # The transaction by a weak reference: held, it refers back to the session, and the
     # session with all it holds became a reference cycle left for the cycle collector.
-    session.info[_DRIVER_KEY] = (weakref.ref(session.get_transaction()), connection, driver)
+    session.info[_DRIVER_KEY] = (weakref.ref(_innermost(session)), connection, driver)
     return connection, driver
+
+
+def _innermost(session: Session) -> Any:
+    """The session's innermost transaction: its ``begin_nested()`` one, else its own."""
+    return session.get_nested_transaction() or session.get_transaction()
 
 
 def _null_too(processor: Any) -> bool:
