@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 import pytest
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import col, select
 
 from cxdesk.engine.outbox import enqueue
@@ -254,6 +255,28 @@ def test_unreachable_means_a_server_away_or_a_lock_not_a_mistake(sqlite_url: str
     finally:
         engine.dispose()
         away.dispose()
+
+
+def test_a_sqlite_connection_found_closed_at_begin_is_dropped_from_the_pool(
+    sqlite_url: str,
+) -> None:
+    """BEGIN on a driver connection closed under the pool: SQLAlchemy's error, the
+    connection invalidated (the desk unreachable for now, not a mistake), and the next
+    transaction runs on a new connection."""
+    engine = make_engine(sqlite_url)
+    try:
+        with engine.connect() as connection:
+            closed = connection.connection.dbapi_connection
+        assert closed is not None
+        closed.close()
+        with pytest.raises(DBAPIError) as raised, transaction(engine) as session:
+            session.execute(text("SELECT 1"))
+        assert raised.value.connection_invalidated and is_unreachable(raised.value)
+        with transaction(engine) as session:
+            assert session.execute(text("SELECT 1")).scalar() == 1
+            assert session.connection().connection.dbapi_connection is not closed
+    finally:
+        engine.dispose()
 
 
 def test_retries_back_off_with_jitter_up_to_a_cap() -> None:

@@ -106,19 +106,20 @@ def _sqlite_engine(url: Any, **kwargs: Any) -> Engine:
 def _begin_sqlite(connection: Any, begin: str) -> None:
     """``begin`` on the driver's cursor, as ``store.prepared`` runs its statements (through
     ``exec_driver_sql`` it was a fifth of a short transaction's cost): ``before_cursor_execute``
-    listeners hear it, and a failure (the write lock held past the busy timeout) is still
-    SQLAlchemy's error."""
-    cursor = connection.connection.dbapi_connection.cursor()
+    listeners hear it, and a failure (the write lock held past the busy timeout) goes through
+    SQLAlchemy's own handling of a statement's error: raised as its error, and a driver
+    connection found closed is invalidated, not handed back to the pool."""
+    cursor = None
     try:
+        cursor = connection.connection.dbapi_connection.cursor()
         if connection.dispatch.before_cursor_execute:
             connection.dispatch.before_cursor_execute(connection, cursor, begin, (), None, False)
         cursor.execute(begin)
     except sqlite3.Error as error:
-        raise DBAPIError.instance(
-            begin, (), error, sqlite3.Error, dialect=connection.dialect
-        ) from error
+        connection._handle_dbapi_exception(error, begin, (), cursor, None)
     finally:
-        cursor.close()
+        if cursor is not None:
+            cursor.close()
 
 
 def configure_sqlite(connection: sqlite3.Connection) -> None:
