@@ -118,7 +118,7 @@ def dispatch_event(session: Session, event: Event) -> list[str]:
     return matched
 
 
-_RUNS_AND_MARKS: list[Prepared] = []
+_RUNS_AND_MARKS: dict[str, Prepared] = {}
 """PostgreSQL's: the workflow runs and the dispatch times in one statement (one round trip
 where psycopg's ``executemany`` made two, and a message per row)."""
 
@@ -127,22 +127,22 @@ def _runs_and_marks(
     session: Session, runs: list[dict[str, Any]], done: list[dict[str, Any]]
 ) -> None:
     dialect = session.get_bind().dialect
-    if not _RUNS_AND_MARKS:
-        dispatched_at = _EVENTS.c.dispatched_at
+    statement = _RUNS_AND_MARKS.get(dialect.name)
+    if statement is None:
         events = dialect.identifier_preparer.format_table(_EVENTS)
-        _RUNS_AND_MARKS.append(Prepared(text(
+        marked = array_of(_EVENTS.c.id, dialect, "marked")
+        statement = _RUNS_AND_MARKS[dialect.name] = Prepared(text(
             f"WITH runs AS ({_INSERT_RUNS.arrays_sql(dialect)}) "
             f"UPDATE {events} SET dispatched_at = (SELECT marked.done "
-            f"FROM unnest({array_of(_EVENTS.c.id, dialect, 'marked')}, "
-            f"{array_of(dispatched_at, dialect, 'done')}) AS marked(id, done) "
-            f"WHERE marked.id = {events}.id) "
-            f"WHERE {events}.id = ANY({array_of(_EVENTS.c.id, dialect, 'marked')})"
-        )))  # fmt: skip
+            f"FROM unnest({marked}, {array_of(_EVENTS.c.dispatched_at, dialect, 'done')}) "
+            f"AS marked(id, done) WHERE marked.id = {events}.id) "
+            f"WHERE {events}.id = ANY({marked})"
+        ))  # fmt: skip
         # Each event by its key, its time looked up in the arrays: a join of the arrays with
         # the log could be planned as a scan of the whole log.
     processors = _MARK_DISPATCHED._form(dialect).processors
     done_at = processors.get("done") or (lambda value: value)
-    _RUNS_AND_MARKS[0].execute(session, {
+    statement.execute(session, {
         **_INSERT_RUNS.arrays(dialect, runs),
         "marked": [mark["event_id"] for mark in done],
         "done": [done_at(mark["done"]) for mark in done],

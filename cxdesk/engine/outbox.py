@@ -60,7 +60,7 @@ from cxdesk.errors import Conflict, NotFound, ValidationFailed, must_be_one_of
 from cxdesk.i18n import _
 from cxdesk.store import in_hand
 from cxdesk.store.db import transaction
-from cxdesk.store.events import event_values, insert_with_line, record_event
+from cxdesk.store.events import EventFields, event_values, insert_with_line, record_event
 from cxdesk.store.in_hand import insert_row, new_row
 from cxdesk.store.models import OutboxMessage, Ticket, utcnow
 
@@ -144,14 +144,13 @@ def enqueue(
         thread_refs=thread_refs or None,
     ))  # fmt: skip
     due = f", due in {delay}" if delay else ""
+    queued = EventFields(kind="message.queued", actor=None, ticket_id=ticket_id,
+                         field_name=channel, to_value=to, triggers_workflows=False)  # fmt: skip
     if session.get_bind().dialect.name == "postgresql":  # one round trip for both
-        line = event_values(kind="message.queued", actor=None, ticket_id=ticket_id,
-                            field_name=channel, to_value=to, triggers_workflows=False)  # fmt: skip
+        line = event_values(**queued)
         return insert_with_line(session, message, line, detail=("outbox #", due))
     message = insert_row(session, message)
-    record_event(session, kind="message.queued", actor=None, ticket_id=ticket_id,
-                 field_name=channel, to_value=to, detail=f"outbox #{message.id}{due}",
-                 triggers_workflows=False)  # fmt: skip
+    record_event(session, **queued | {"detail": f"outbox #{message.id}{due}"})
     return message
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import String, bindparam, cast, event, insert, select
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, SQLModel
 
-from cxdesk.store.in_hand import attach_written, written
+from cxdesk.store.in_hand import attach_written, new_values, written
 from cxdesk.store.models import Event, User, utcnow
 from cxdesk.store.prepared import Prepared
 
@@ -147,9 +147,7 @@ def insert_with_line(
     statement = _WITH_LINE.get(table.name)
     if statement is None:
         statement = _WITH_LINE[table.name] = Prepared(_with_line(table, names))
-    fields = row.__dict__  # a new object holds every field
-    values = {f"r_{name}": fields[name] if name in fields else getattr(row, name)
-              for name in names}  # fmt: skip
+    values = new_values(row, names, "r_")
     values.update({f"e_{name}": value for name, value in line.items() if name != "detail"})
     values.update(detail_head=detail[0], detail_tail=detail[1])
     row.id = statement.scalar(session, values)

@@ -11,7 +11,7 @@ object as its model's constructor would, at a fraction of the cost (a check-in m
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from pydantic_core import PydanticUndefined
@@ -89,7 +89,7 @@ def get(session: Session, model: type[Model], row_id: int) -> Model | None:
 def attach_written(session: Session, model: type[Model], values: dict[str, Any]) -> Model:
     """The row of ``model`` this transaction just wrote with ``values`` (its primary key
     included) as a loaded object of ``session``, kept in hand: no SELECT reads it back."""
-    return _attach(session, new_row(model, values))
+    return written(session, new_row(model, values))
 
 
 _INSERTS: dict[tuple[str, bool], Prepared] = {}
@@ -110,25 +110,24 @@ def insert_row(session: Session, row: Model) -> Model:
         insert_all = insert(table) if given else insert(table).returning(table.c.id)
         statement = _INSERTS[(table.name, given)] = Prepared(insert_all, keys=keys)
     assert statement.keys is not None
-    fields = row.__dict__  # a new object holds every field (no instrumented reads)
-    values = {
-        name: fields[name] if name in fields else getattr(row, name) for name in statement.keys
-    }
+    values = new_values(row, statement.keys)
     if given:
         statement.execute(session, values)
     else:
         row.id = statement.scalar(session, values)
-    return _attach(session, row)
+    return written(session, row)
+
+
+def new_values(row: Model, names: Sequence[str], prefix: str = "") -> dict[str, Any]:
+    """The new object ``row``'s fields ``names`` (each keyed ``prefix`` + its name), as its
+    INSERT is given them."""
+    fields = row.__dict__  # a new object holds every field (no instrumented reads)
+    return {prefix + name: fields[name] if name in fields else getattr(row, name) for name in names}
 
 
 def written(session: Session, row: Model) -> Model:
-    """The new object ``row``, which the caller wrote with its id set, as ``insert_row``
-    leaves it: a loaded object of ``session``, kept in hand."""
-    return _attach(session, row)
-
-
-def _attach(session: Session, row: Model) -> Model:
-    """``row``, just written with its id, as a loaded object of ``session``, kept in hand.
+    """``row``, just written with its id (by ``insert_row``, or by its caller), as a loaded
+    object of ``session``, kept in hand.
 
     An object of a row written in a savepoint that was rolled back stays in the identity map
     (nothing expires it), and SQLite hands its id to the next row: that one replaces it."""
