@@ -171,8 +171,10 @@ def _connections(session: Session) -> tuple[Any, Any]:
 
 
 def _innermost(session: Session) -> Any:
-    """The session's innermost transaction: its ``begin_nested()`` one, else its own."""
-    return session.get_nested_transaction() or session.get_transaction()
+    """The session's innermost transaction: its ``begin_nested()`` one, else its own (one
+    attribute read: ``get_nested_transaction() or get_transaction()`` made a third of the
+    lookup's cost)."""
+    return session._transaction
 
 
 def _null_too(processor: Any) -> bool:
