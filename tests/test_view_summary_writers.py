@@ -1,0 +1,145 @@
+"""The summary's remembered days (``store.day_counts``) against the desk's writers: other
+processes changing tickets while it is read, a write transaction's uncommitted changes, a
+ticket anonymised or deleted. After each, the summary is the list's rows counted."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import Engine, MetaData, delete, update
+from sqlmodel import col, select
+
+from cxdesk.search_fold import fold_fields
+from cxdesk.store.db import read_session, transaction
+from cxdesk.store.directory import get_user
+from cxdesk.store.events import record_event
+from cxdesk.store.models import SEARCHED_FIELDS, Event, Ticket
+from cxdesk.store.tickets import update_ticket
+from cxdesk.store.views import TicketFilter, ticket_summary
+from tests.test_view_summary import (
+    NOW,
+    assert_summaries_are_the_rows_counted,
+    counted_rows,
+    local,
+    placed_desk,
+    ticket_summary_now,
+    zone,
+)
+
+__all__ = ["zone"]  # the fixture, used by name
+
+WRITER = """
+import sys
+from cxdesk.store.db import make_engine, transaction
+from cxdesk.store.directory import get_user
+from cxdesk.store.tickets import update_ticket
+engine = make_engine(sys.argv[1])
+for key in sys.argv[3:]:
+    with transaction(engine) as session:
+        update_ticket(session, actor=get_user(session, "maya"), key=key, comment="Moved",
+                      changes={"status": sys.argv[2]})
+print("done", flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_other_processes_change_remembered_days(engine: Engine, db_url: str) -> None:
+    """Two other processes change the status of tickets over the month, one at a time, while
+    this one reads the summary again and again; once they are done, every filter's summary
+    is the rows counted."""
+    zone = ZoneInfo("UTC")
+    keys = placed_desk(engine, zone)
+    now = local(zone, NOW)
+    assert_summaries_are_the_rows_counted(engine, now)
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, db_url, status, *keys[first::2]],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for first, status in ((0, "resolved"), (1, "escalated"))
+    ]
+    while any(writer.poll() is None for writer in writers):
+        ticket_summary_now(engine, now)  # remembered while the writers commit
+    assert [writer.communicate()[0].strip() for writer in writers] == ["done", "done"]
+    assert_summaries_are_the_rows_counted(engine, now)
+
+
+def test_a_write_transaction_is_counted_as_it_stands(engine: Engine) -> None:
+    """Inside a write transaction the summary counts its own uncommitted change; rolled back,
+    nothing of it is remembered."""
+    zone = ZoneInfo("UTC")
+    keys = placed_desk(engine, zone)
+    now = local(zone, NOW)
+    before = ticket_summary_now(engine, now)
+    with pytest.raises(RuntimeError), transaction(engine) as session:
+        update_ticket(session, actor=get_user(session, "maya"), key=keys[4], comment="Done",
+                      changes={"status": "resolved"})  # fmt: skip
+        inside = ticket_summary(session, TicketFilter(), now=now)
+        assert (inside.open, inside.resolved) == (before.open - 1, before.resolved + 1)
+        raise RuntimeError("rolled back")
+    assert ticket_summary_now(engine, now) == before
+    assert_summaries_are_the_rows_counted(engine, now)
+
+
+def test_an_anonymised_ticket_leaves_the_text_filter(engine: Engine) -> None:
+    """A ticket whose customer is anonymised (its searched text rewritten, with its event)
+    no longer matches the text filter its day was remembered for."""
+    zone = ZoneInfo("UTC")
+    keys = placed_desk(engine, zone)
+    now = local(zone, NOW)
+    flt = TicketFilter(text="Placed 10")
+    with read_session(engine) as session:
+        assert ticket_summary(session, flt, now=now).total == 1
+    with transaction(engine) as session:
+        ticket = session.exec(select(Ticket).where(col(Ticket.key) == keys[10])).one()
+        values = {"title": "Anonymised", "customer_name": "", "customer_email": ""}
+        row = {name: values.get(name, getattr(ticket, name)) for name in SEARCHED_FIELDS}
+        session.execute(
+            update(Ticket)
+            .where(col(Ticket.key) == keys[10])
+            .values(**values, search_fold=fold_fields(*row.values()))
+        )
+        record_event(session, kind="ticket.updated", actor=None, ticket_id=ticket.id)
+    with read_session(engine) as session:
+        assert ticket_summary(session, flt, now=now) == counted_rows(session, flt, now)
+        assert ticket_summary(session, flt, now=now).total == 0
+
+
+def test_a_deleted_ticket_is_no_longer_counted(engine: Engine) -> None:
+    """A ticket deleted with its rows (and a ``ticket.deleted`` event, the ticket being gone)
+    leaves every remembered day's summary."""
+    zone = ZoneInfo("UTC")
+    keys = placed_desk(engine, zone)
+    now = local(zone, NOW)
+    assert_summaries_are_the_rows_counted(engine, now)
+    before = ticket_summary_now(engine, now)
+    with transaction(engine) as session:
+        gone = session.exec(select(Ticket).where(col(Ticket.key) == keys[10])).one()
+        tables = MetaData()
+        tables.reflect(session.connection())
+        for table in reversed(tables.sorted_tables):
+            for key in table.foreign_keys:
+                if key.column.table.name == "ticket" and table.name != "ticket":
+                    session.execute(delete(table).where(key.parent == gone.id))
+        session.execute(delete(Ticket).where(col(Ticket.id) == gone.id))
+        session.add(Event(kind="ticket.deleted", detail=keys[10]))  # no such operation yet
+    after = ticket_summary_now(engine, now)
+    assert after.total == before.total - 1
+    assert_summaries_are_the_rows_counted(engine, now)
+
+
+def test_days_counted_in_another_zone_are_other_days(engine: Engine) -> None:
+    """The same filter read in two time zones in one process: each zone's days are its own."""
+    keys = placed_desk(engine, ZoneInfo("Asia/Kolkata"))
+    assert keys
+    for name in ("Asia/Kolkata", "America/Los_Angeles", "Asia/Kolkata"):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("TZ", name)
+            time.tzset()
+            assert_summaries_are_the_rows_counted(engine, local(ZoneInfo(name), NOW))
+        time.tzset()
