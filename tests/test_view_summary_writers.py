@@ -7,10 +7,12 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+import warnings
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Engine, MetaData, delete, update
+from sqlalchemy.exc import SAWarning
 from sqlmodel import col, select
 
 from cxdesk.search_fold import fold_fields
@@ -122,7 +124,10 @@ def test_a_deleted_ticket_is_no_longer_counted(engine: Engine) -> None:
         gone = session.exec(select(Ticket).where(col(Ticket.key) == keys[10])).one()
         tables = MetaData()
         tables.reflect(session.connection())
-        for table in reversed(tables.sorted_tables):
+        with warnings.catch_warnings():  # ticket <-> survey_response: sorted without them
+            warnings.simplefilter("ignore", SAWarning)
+            ordered = list(reversed(tables.sorted_tables))
+        for table in ordered:
             for key in table.foreign_keys:
                 if key.column.table.name == "ticket" and table.name != "ticket":
                     session.execute(delete(table).where(key.parent == gone.id))
