@@ -10,7 +10,9 @@ Core inserts (``generate_desk``, also used by the scale test).
 Figures (the big desk's value, the small desk's as baseline), each one screen's read:
 - ``first_page``, ``next_page``, ``last_page``: the ticket list (the last 30 days, newest
   first, 100 rows) at offset 0, 100 and total - 100 (the total as its summary gives it);
-- ``summary``: the list's counts by status for that filter (its summary line);
+- ``summary``: the list's counts by status for that filter (its summary line), as the list
+  reads it again: the untimed first read counts the past days that ``store.day_counts``
+  remembers (a first read costs ~2.5x a plain count: README);
 - ``filter``: page and summary for high-priority open tickets of one team;
 - ``kanban``: the columns with their counts and the first page of cards of each;
 - ``kanban_last_page``: the last 50 cards of the biggest column (``new``);
