@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import Engine, event, update
 from sqlmodel import Session, col
 
+from cxdesk.store import day_counts
 from cxdesk.store.db import read_session, transaction
 from cxdesk.store.directory import add_status, get_user, list_statuses
 from cxdesk.store.models import StatusCategory, Ticket
@@ -240,3 +241,16 @@ def ticket_statements(engine: Engine, read: Any) -> list[dict[str, Any]]:
             elif isinstance(value, datetime) and value.tzinfo is None:
                 params[name] = value.replace(tzinfo=UTC)
     return run
+
+
+def test_few_days_and_filters_kept_still_count_right(
+    engine: Engine, zone: ZoneInfo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With room for two days and two filters only, every filter's summary (each reading
+    more days than are kept, the oldest dropped first) is still the rows counted, twice."""
+    monkeypatch.setattr(day_counts, "DAYS_KEPT", 2)
+    monkeypatch.setattr(day_counts, "FILTERS_KEPT", 2)
+    placed_desk(engine, zone)
+    now = local(zone, NOW)
+    assert_summaries_are_the_rows_counted(engine, now)
+    assert_summaries_are_the_rows_counted(engine, now)
