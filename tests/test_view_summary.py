@@ -209,6 +209,10 @@ def test_a_past_day_is_read_once_until_it_changes(engine: Engine, zone: ZoneInfo
     now = local(zone, NOW)
     ticket_summary_now(engine, now)
     counted = ticket_statements(engine, lambda s: ticket_summary(s, TicketFilter(), now=now))
+    for _ in range(100):  # PostgreSQL: kept once no transaction of the first read's runs
+        if len(counted) == 1:
+            break
+        counted = ticket_statements(engine, lambda s: ticket_summary(s, TicketFilter(), now=now))
     assert len(counted) == 1, counted
     (params,) = counted
     assert local(zone, (2026, 12, 1)) in params.values(), params

@@ -9,13 +9,21 @@ every change to a ticket writes an ``Event`` row in the same transaction (``stor
 the pull's trigger writes its two). So a read:
 
 1. asks whether anything changed since the counts were taken: the event table's highest id and
-   how many events lie above ``since`` (``store/changes.py``'s token, from the primary key,
-   PostgreSQL's late commits included within ``LATE_COMMIT_WINDOW``; SQLite commits its ids
-   in order, so the highest id alone: events are never deleted, or SQLite could give the
-   highest id again); unchanged, nothing else is read;
+   how many events lie above ``since`` (one statement, from the primary key); unchanged,
+   nothing else is read. ``since`` is an id at or below which every event is taken into
+   account. SQLite commits one writer at a time, its ids in order: ``since`` is the highest
+   id read. PostgreSQL takes ids from a sequence and commits in any order, however late (an
+   escalation run of hundreds of tickets in one transaction): each read also takes its
+   snapshot's xmin and xmax, and ``since`` moves to the highest id H of a read only once the
+   xmin of a later snapshot reaches the xmax of the read after H's (every transaction that
+   could hold an id at or below H has ended: one that took its id just before H's read
+   has its transaction id by the next). Until then, the events above ``since`` are read
+   again and those not ``seen`` taken into account;
 2. if it changed: the events above ``since`` not seen yet, their tickets' days (``created_at``
    never changes), and those days only are forgotten. A ticket no longer there, a
-   ``ticket.deleted`` event or too many changes to look at forget every day of the filter;
+   ``ticket.deleted`` event or more than ``MAX_CHANGES`` events to look at (never read
+   beyond that) forget every day of the filter; a first read on PostgreSQL keeps no day
+   until its own checkpoint has passed (``_fresh``);
 3. counts the days it lacks (the first read of a filter, the day that just became yesterday, a
    forgotten one) from the index, one statement per run of consecutive days (a first read
    of the month costs ~2.5x one plain count; every later one a count of today);
@@ -34,14 +42,13 @@ import weakref
 from bisect import bisect_left
 from collections import Counter, OrderedDict
 from collections.abc import Hashable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, case, func, literal, select
+from sqlalchemy import ColumnElement, Engine, String, case, cast, func, literal, select
 from sqlmodel import Session, col
 
-from cxdesk.store.changes import LATE_COMMIT_WINDOW, change_token
 from cxdesk.store.db import READ_ONLY_OPTION
 from cxdesk.store.models import Event, Ticket
 
@@ -54,6 +61,7 @@ FORGETS_ALL = frozenset({"ticket.deleted"})
 """Events after which no ticket is left to say which day changed: every day is forgotten.
 (The desk deletes no ticket today; one that does must write this event.)"""
 FILTERS_KEPT = 32
+CHECKPOINTS_KEPT = 16
 DAYS_KEPT = 1000
 
 STATUS = (col(Ticket.status) + "").label("status_name")
@@ -68,9 +76,26 @@ class _Remembered:
 
     highest: int
     since: int
+    """Every event at or below this id is taken into account (committed or ended)."""
     seen: frozenset[int]
     """The ids of the events above ``since`` already taken into account."""
     days: Mapping[Day, Mapping[str, int]]
+    checkpoints: tuple[tuple[int, int | None], ...] = ()
+    """PostgreSQL: (highest id visible at a read, the ``xmax`` of the read after it, None
+    until then); ``since`` moves to that id once no transaction older than that xmax runs."""
+    trusted: bool = True
+    """Whether days counted now may be kept (PostgreSQL: not until the first read's
+    checkpoint has passed, see ``_fresh``)."""
+
+
+@dataclass(frozen=True)
+class _Position:
+    highest: int
+    recent: int
+    """Events above the ``since`` asked with."""
+    xmin: int | None
+    """PostgreSQL: the statement's snapshot's xmin and xmax (as integers); None on SQLite."""
+    xmax: int | None
 
 
 _lock = threading.Lock()
@@ -106,7 +131,7 @@ def counts(
     found.update(_count_days(session, where, [day for day in days if day not in earlier]))
     for day in list(found)[: max(0, len(found) - max(DAYS_KEPT, len(days)))]:
         del found[day]  # the longest unread first, never one read now
-    _keep(pool, key, _Remembered(remembered.highest, remembered.since, remembered.seen, found))
+    _keep(pool, key, replace(remembered, days=found if remembered.trusted else {}))
     total: Counter[str] = Counter()
     for day in days:
         total.update(found[day])
@@ -134,53 +159,99 @@ def forget_all() -> None:
         _kept.clear()
 
 
+def _position(session: Session, since: int | None) -> _Position:
+    """The event table's highest id, how many events lie above ``since`` (None: not asked)
+    and, on PostgreSQL, the snapshot they were read in: one statement."""
+    highest = select(func.coalesce(func.max(col(Event.id)), 0)).scalar_subquery()
+    recent: Any = literal(0)
+    if since is not None:
+        recent = select(func.count()).where(col(Event.id) > since).scalar_subquery()
+    if session.get_bind().dialect.name != "postgresql":
+        found, above = session.execute(select(highest, recent)).one()
+        return _Position(int(found), int(above), None, None)
+    snapshot = func.pg_current_snapshot()
+    found, above, xmin, xmax = session.execute(
+        select(
+            highest,
+            recent,
+            cast(func.pg_snapshot_xmin(snapshot), String),
+            cast(func.pg_snapshot_xmax(snapshot), String),
+        )
+    ).one()
+    return _Position(int(found), int(above), int(xmin), int(xmax))
+
+
+def _fresh(position: _Position) -> _Remembered:
+    """Nothing remembered, from the log as it is at ``position``.
+
+    SQLite commits its ids in order (one writer), so every event at or below the highest id
+    is committed: ``since`` is that id. On PostgreSQL a transaction still running may hold a
+    lower id it commits later; which one is not known here. So ``since`` is the highest id,
+    but the days counted are not kept (``trusted`` False) until this read's checkpoint has
+    passed (every transaction that could hold an id at or below it has ended): days counted
+    after that include whatever those transactions did, and anything later is above
+    ``since``. Until then each read counts its days as a first read does."""
+    if position.xmin is None:
+        return _Remembered(position.highest, position.highest, frozenset(), {})
+    return _Remembered(
+        position.highest,
+        position.highest,
+        frozenset(),
+        {},
+        checkpoints=((position.highest, None),),
+        trusted=False,
+    )
+
+
+def _horizon(remembered: _Remembered, position: _Position) -> _Remembered:
+    """``remembered`` with its checkpoints paired with ``position``'s snapshot, ``since``
+    moved to the highest checkpoint passed, and this read's checkpoint added."""
+    if position.xmin is None:  # SQLite: every id at or below the highest is committed
+        return replace(remembered, since=max(remembered.since, position.highest))
+    paired = [(h, position.xmax if x is None else x) for h, x in remembered.checkpoints]
+    passed = [h for h, x in paired if x is not None and position.xmin >= x]
+    waiting = [(h, x) for h, x in paired if not (x is not None and position.xmin >= x)]
+    if not waiting or waiting[-1][0] < position.highest:
+        if len(waiting) >= CHECKPOINTS_KEPT:
+            del waiting[-1]  # a later checkpoint covers more: only ``since`` moves less
+        waiting.append((position.highest, None))
+    since = max([remembered.since, *passed])
+    return replace(
+        remembered,
+        since=since,
+        seen=frozenset(i for i in remembered.seen if i > since),
+        checkpoints=tuple(waiting),
+        trusted=remembered.trusted or bool(passed),
+    )
+
+
 def _revalidated(session: Session, remembered: _Remembered | None) -> _Remembered:
     """``remembered`` with the days whose tickets changed since forgotten, and the log's
     position now; a fresh (empty) one the first time or if the log went back (another
     database at the same place)."""
-    if remembered is not None:
-        token = change_token(session, remembered.since)
-        if token.highest == remembered.highest and token.recent == len(remembered.seen):
-            return remembered
-        if token.highest < remembered.highest:
-            remembered = None
-    if remembered is None:
-        window = _late_commit_window(session)
-        recent = select(func.coalesce(func.max(col(Event.id)), 0) - window).scalar_subquery()
-        ids = session.scalars(select(col(Event.id)).where(col(Event.id) >= recent)).all()
-        return _advanced(0, [(i, None) for i in ids if i is not None], {}, window)
+    position = _position(session, None if remembered is None else remembered.since)
+    if remembered is None or position.highest < remembered.highest:
+        return _fresh(position)
+    if position.highest == remembered.highest and position.recent == len(remembered.seen):
+        return _horizon(remembered, position)
+    limit = MAX_CHANGES + len(remembered.seen) + 1
     rows = session.execute(
-        select(col(Event.id), col(Event.ticket_id), col(Event.kind)).where(
-            col(Event.id) > remembered.since
-        )
+        select(col(Event.id), col(Event.ticket_id), col(Event.kind))
+        .where(col(Event.id) > remembered.since)
+        .order_by(col(Event.id))
+        .limit(limit)
     ).all()
+    if len(rows) == limit:  # more than MAX_CHANGES unseen: not read, every day forgotten
+        return _fresh(position)
     unseen = [(t, kind) for i, t, kind in rows if i not in remembered.seen]
     changed = {t for t, _ in unseen if t is not None}
-    if len(unseen) > MAX_CHANGES or any(kind in FORGETS_ALL for _, kind in unseen):
+    if any(kind in FORGETS_ALL for _, kind in unseen):
         days: Mapping[Day, Mapping[str, int]] = {}
     else:
         days = _unchanged_days(session, remembered.days, changed)
-    rows_read = [(i, t) for i, t, _ in rows]
-    return _advanced(remembered.since, rows_read, days, _late_commit_window(session))
-
-
-def _late_commit_window(session: Session) -> int:
-    """How far below the highest event id a commit may still appear: PostgreSQL takes ids
-    from a sequence and commits in any order; SQLite's one writer at a time commits its ids
-    in order, so its token is the highest id alone (one index step, not a thousand rows)."""
-    return LATE_COMMIT_WINDOW if session.get_bind().dialect.name == "postgresql" else 0
-
-
-def _advanced(
-    since: int,
-    rows: Sequence[tuple[int, int | None]],
-    days: Mapping[Day, Mapping[str, int]],
-    window: int,
-) -> _Remembered:
-    """Remembered as of the events ``rows`` (every event above ``since``)."""
-    highest = max((i for i, _ in rows), default=since)
-    since = max(since, highest - window)
-    return _Remembered(highest, since, frozenset(i for i, _ in rows if i > since), days)
+    highest = max([position.highest, *(i for i, _, _ in rows)])
+    read = replace(remembered, highest=highest, seen=frozenset(i for i, _, _ in rows), days=days)
+    return _horizon(read, position)
 
 
 def _unchanged_days(
