@@ -50,6 +50,7 @@ from sqlalchemy import ColumnElement, Engine, String, case, cast, func, literal,
 from sqlmodel import Session, col
 
 from cxdesk.store.db import READ_ONLY_OPTION
+from cxdesk.store.definitions import desk_definitions
 from cxdesk.store.models import Event, Ticket
 
 Day = tuple[datetime, datetime]
@@ -102,7 +103,9 @@ _lock = threading.Lock()
 _kept: weakref.WeakKeyDictionary[Any, OrderedDict[Hashable, _Remembered]] = (
     weakref.WeakKeyDictionary()
 )
-"""Per database (its connection pool, shared by the engine's option copies), per filter."""
+"""Per database (its connection pool, shared by the engine's option copies), per desk
+(``desk_revision.desk``: a desk made again or restored at the same place is another desk) and
+filter."""
 
 
 def can_remember(session: Session) -> bool:
@@ -122,6 +125,7 @@ def counts(
     remembered under ``key``: the filter) and in ``rest`` (start, end or None: counted live)."""
     bind = session.get_bind()
     pool = (bind if isinstance(bind, Engine) else bind.engine).pool
+    key = (desk_definitions(session).desk, key)
     with _lock:
         remembered = _kept.get(pool, OrderedDict()).get(key)
     remembered = _revalidated(session, remembered)
