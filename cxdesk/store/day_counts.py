@@ -60,7 +60,12 @@ MAX_CHANGES = 5000
 """More unseen events than this (a process that read long ago) forget every day instead."""
 FORGETS_ALL = frozenset({"ticket.deleted"})
 """Events after which no ticket is left to say which day changed: every day is forgotten.
-(The desk deletes no ticket today; one that does must write this event.)"""
+
+The desk deletes no ticket and no event today. A delete of tickets must keep the log: never
+delete ``event`` rows (their ``ticket_id`` set to NULL instead), and write this event in the
+same transaction. SQLite's event ids are not AUTOINCREMENT: deleting the newest events would
+let the next one take an id already read, and the change would go unseen (on PostgreSQL the
+sequence never goes back)."""
 FILTERS_KEPT = 32
 CHECKPOINTS_KEPT = 16
 DAYS_KEPT = 1000
