@@ -258,3 +258,32 @@ def test_few_days_and_filters_kept_still_count_right(
     now = local(zone, NOW)
     assert_summaries_are_the_rows_counted(engine, now)
     assert_summaries_are_the_rows_counted(engine, now)
+
+
+def test_after_many_changes_the_log_is_not_read_whole(
+    engine: Engine, zone: ZoneInfo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More than ``MAX_CHANGES`` events since the days were counted: the log is read up to
+    one more than that (then every day is counted again), never all of it."""
+    monkeypatch.setattr(day_counts, "MAX_CHANGES", 3)
+    keys = placed_desk(engine, zone)
+    now = local(zone, NOW)
+    for _ in range(3):  # PostgreSQL: kept once no transaction of the first read's runs
+        ticket_summary_now(engine, now)
+    with transaction(engine) as session:
+        maya = get_user(session, "maya")
+        for key in keys[:8]:
+            update_ticket(session, actor=maya, key=key, comment="Moved",
+                          changes={"status": "escalated"})  # fmt: skip
+    read: list[str] = []
+
+    def listen(*args: Any) -> None:
+        if "FROM event" in args[2] and "kind" in args[2]:
+            read.append(args[2])
+
+    event.listen(engine, "before_cursor_execute", listen)
+    try:
+        assert_summaries_are_the_rows_counted(engine, now)
+    finally:
+        event.remove(engine, "before_cursor_execute", listen)
+    assert read and all("LIMIT" in statement for statement in read), read
