@@ -49,7 +49,7 @@ import aiosmtplib
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy import Engine, func
-from sqlmodel import select
+from sqlmodel import col, select
 
 from benchmarks.common import format_table, paired_figure, scratch_pg_database
 from cxdesk.config import Settings
@@ -199,7 +199,9 @@ def _cxdesk(engine: Engine, port: int, messages: int) -> tuple[float, list[str],
     seconds = time.perf_counter() - started
     with read_session(engine) as session:
         rows = session.exec(
-            select(OutboxMessage.status, OutboxMessage.provider_id).where(OutboxMessage.id > before)
+            select(OutboxMessage.status, OutboxMessage.provider_id).where(
+                col(OutboxMessage.id) > before
+            )
         ).all()
     recorded = [provider_id for status, provider_id in rows if status == "sent" and provider_id]
     return seconds, recorded, sum(1 for status, _id in rows if status != "sent")
