@@ -7,6 +7,7 @@ ticket, so the screens stay fast on a desk with 100,000 tickets.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,11 +19,12 @@ from sqlmodel import Session, col
 
 from cxdesk.errors import NotFound, PermissionDenied
 from cxdesk.i18n import _
+from cxdesk.store import day_counts
 from cxdesk.store.directory import get_status, get_team, list_statuses
 from cxdesk.store.events import KINDS
-from cxdesk.store.models import Event, Role, Team, Ticket, User
+from cxdesk.store.models import Event, Role, Team, Ticket, User, utcnow
 from cxdesk.store.sla_display import SlaTimes, sla_times
-from cxdesk.store.views import PAGE_SIZE, PageRead
+from cxdesk.store.views import PAGE_SIZE, PageRead, all_dates
 
 _CURRENT = aliased(Team, name="current_team")
 _OWNER = aliased(User, name="owner_user")
@@ -54,13 +56,25 @@ class Card:
     """The ticket's version as read: a move of the card is refused if it changed since."""
 
 
-def kanban_columns(session: Session, *, team: str | None = None) -> list[KanbanColumn]:
+def kanban_columns(
+    session: Session, *, team: str | None = None, now: datetime | None = None
+) -> list[KanbanColumn]:
     """One column per status (new, open, escalated, resolved, then custom), with its count;
-    ``closed`` is left out: closed tickets are done with."""
-    counted = sa_select(col(Ticket.status), func.count()).group_by(col(Ticket.status))
-    if team:
-        counted = counted.where(col(Ticket.team_id) == get_team(session, team).id)
-    counts = dict(session.execute(counted).all())
+    ``closed`` is left out: closed tickets are done with.
+
+    In a read session every past ticket is counted once per process in buckets of days,
+    months and the far past (``views.all_dates``), remembered until one of a bucket's tickets
+    changes (``store.day_counts``); today's are counted each time. Other reads count every
+    ticket."""
+    team_id = get_team(session, team).id if team else None
+    where = [] if team_id is None else [col(Ticket.team_id) == team_id]
+    counts: Mapping[str, int]
+    if day_counts.can_remember(session):
+        days, rest = all_dates(now or utcnow())
+        key = ("kanban", team_id)
+        counts = day_counts.counts(session, where, key=key, days=days, rest=rest)
+    else:
+        counts = dict(day_counts.grouped(session, where))
     statuses = [s for s in list_statuses(session) if s.name != "closed"]
     builtin = [s for s in statuses if s.builtin]
     custom = [s for s in statuses if not s.builtin]

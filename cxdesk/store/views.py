@@ -502,6 +502,26 @@ def _span(
     return days, (start, None if last is None else _local_midnight_utc(last + timedelta(days=1)))
 
 
+FAR_PAST = datetime(1, 1, 1, tzinfo=UTC)
+"""The start of the first bucket of ``all_dates``: before any ticket."""
+
+
+def all_dates(now: datetime) -> tuple[list[day_counts.Day], tuple[datetime, None]]:
+    """Every date as past buckets ``day_counts`` remembers and the rest (today on, counted
+    live): one bucket before last year, its months and this year's up to last month, then
+    each day since. At most ~86 buckets however old the desk, a ticket's change recounts one
+    bucket, and only a new day (or month, or year) is counted again when the date moves."""
+    today = now.astimezone().date()
+    last_month = (today.replace(day=1) - timedelta(days=1)).replace(day=1)
+    starts, month = [], date(today.year - 1, 1, 1)
+    while month < last_month:
+        starts.append(month)
+        month = (month + timedelta(days=31)).replace(day=1)
+    starts += [last_month + timedelta(days=n) for n in range((today - last_month).days + 1)]
+    bounds = [FAR_PAST, *(_local_midnight_utc(start) for start in starts)]
+    return list(zip(bounds, bounds[1:], strict=False)), (bounds[-1], None)
+
+
 def _bound_values(conditions: Sequence[ColumnElement[bool]]) -> Iterator[Any]:
     """The values the conditions compare with (a team's id...), in order: with the filter,
     what its remembered counts are kept under."""
