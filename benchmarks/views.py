@@ -12,7 +12,7 @@ Figures (the big desk's value, the small desk's as baseline), each one screen's 
   first, 100 rows) at offset 0, 100 and total - 100 (the total as its summary gives it);
 - ``summary``: the list's counts by status for that filter (its summary line), as the list
   reads it again: the untimed first read counts the past days that ``store.day_counts``
-  remembers (a first read costs ~2.5x a plain count: README);
+  remembers (a first read costs ~2x a plain count: README);
 - ``summary_first``: the same read as a process's first (``day_counts.forget_all()`` before
   each, untimed): every past day of the month counted; no target unless it meets 2x;
 - ``summary_after_change``: the same read after one ticket created ten days ago changed status

@@ -25,8 +25,8 @@ the pull's trigger writes its two). So a read:
    beyond that) forget every day of the filter; a first read on PostgreSQL keeps no day
    until its own checkpoint has passed (``_fresh``);
 3. counts the days it lacks (the first read of a filter, the day that just became yesterday, a
-   forgotten one) from the index, one statement per run of consecutive days (a first read
-   of the month costs ~2.5x one plain count; every later one a count of today);
+   forgotten one) from the index, one statement a day (a first read of the month costs
+   ~2x one plain count; every later one a count of today);
 4. counts today and after (the part of the range that is not a whole past day) live.
 
 The log is read before the days are counted, so what is counted is at least as new as what
@@ -41,12 +41,12 @@ import threading
 import weakref
 from bisect import bisect_left
 from collections import Counter, OrderedDict
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, String, case, cast, func, literal, select
+from sqlalchemy import ColumnElement, Engine, String, cast, func, literal, select
 from sqlmodel import Session, col
 
 from cxdesk.store.db import READ_ONLY_OPTION
@@ -292,42 +292,13 @@ def _utc(value: datetime) -> datetime:
 def _count_days(
     session: Session, where: Sequence[ColumnElement[bool]], days: Sequence[Day]
 ) -> dict[Day, dict[str, int]]:
-    """Each day's counts, one statement per run of consecutive days (a CASE numbers the day)."""
-    found: dict[Day, dict[str, int]] = {day: {} for day in days}
-    for run in _runs(days):
-        within = [col(Ticket.created_at) >= run[0][0], col(Ticket.created_at) < run[-1][1]]
-        if len(run) == 1:
-            found[run[0]] = dict(grouped(session, [*where, *within]))
-            continue
-        number = _day_number(run, 0, len(run)).label("day_number")
-        statement = (
-            select(number, STATUS, func.count()).where(*where, *within).group_by(number, STATUS)
-        )
-        for n, status, count in session.execute(statement):
-            found[run[n]][status] = count
-    return found
-
-
-def _day_number(run: Sequence[Day], first: int, end: int) -> Any:
-    """Which of ``run[first:end]`` a ticket was created on: CASEs nested as a binary search
-    (a month is five comparisons a ticket, not thirty)."""
-    if end - first == 1:
-        return literal(first)
-    middle = (first + end) // 2
-    return case(
-        (col(Ticket.created_at) < run[middle][0], _day_number(run, first, middle)),
-        else_=_day_number(run, middle, end),
-    )
-
-
-def _runs(days: Iterable[Day]) -> list[list[Day]]:
-    runs: list[list[Day]] = []
-    for day in days:
-        if runs and runs[-1][-1][1] == day[0]:
-            runs[-1].append(day)
-        else:
-            runs.append([day])
-    return runs
+    """Each day's counts, one statement a day (a range of the index). One statement over a
+    run of days with a CASE numbering the day cost twice as much on 100,000 tickets (SQLite:
+    the kanban's 59 buckets 76 -> 37 ms; PostgreSQL about even)."""
+    created = col(Ticket.created_at)
+    return {
+        day: dict(grouped(session, [*where, created >= day[0], created < day[1]])) for day in days
+    }
 
 
 def grouped(session: Session, where: Sequence[ColumnElement[bool]]) -> list[tuple[str, int]]:
