@@ -28,8 +28,21 @@ from cxdesk.store.views import Sort, TicketFilter, ticket_page
 from tests.cli_helpers import Cli
 from tests.desk import build_small_desk
 
-T0 = utcnow().replace(second=0, microsecond=0)
-"""The tests' "now": this minute, so the list's default filter (last 30 days) holds them."""
+
+def _this_minute_clear_of_midnight() -> datetime:
+    """This minute, moved by an hour when the cases' times (-10 to +45 minutes of it) would
+    straddle local midnight: a due time on another day reads as a date, not ``14:10``. The
+    hour keeps it on today's date, so "today" means the same to the tickets and the clock."""
+    now = utcnow().replace(second=0, microsecond=0)
+    local = now.astimezone()
+    if (local - timedelta(minutes=15)).date() == (local + timedelta(minutes=45)).date():
+        return now
+    return now - timedelta(hours=1) if local.hour == 23 else now + timedelta(hours=1)
+
+
+T0 = _this_minute_clear_of_midnight()
+"""The tests' "now": this minute (see above), so the list's default filter (last 30 days)
+holds them."""
 
 
 def minutes(n: float) -> datetime:
