@@ -123,11 +123,18 @@ def record_event(session: Session, **fields: Unpack[EventFields]) -> int:
     """
     row = event_values(**fields)
     event_id: int = _INSERT_EVENT.scalar(session, row)
-    if fields.get("triggers_workflows", True):  # the engine reads it back: in hand
-        attach_written(session, Event, {"id": event_id, **row})
-        session.info.setdefault(PENDING_KEY, []).append(event_id)
-        session.info.setdefault(RECORDED_KEY, set()).add(event_id)
+    if fields.get("triggers_workflows", True):
+        recorded(session, event_id, row)
     return event_id
+
+
+def recorded(session: Session, event_id: int, row: Mapping[str, Any]) -> None:
+    """The log line ``row`` (``event_values``), just written with ``event_id`` (by
+    ``record_event`` or with the row it tells of: ``store.together``), handed to the workflow
+    engine: in hand (the engine reads it back) and pending."""
+    attach_written(session, Event, {"id": event_id, **row})
+    session.info.setdefault(PENDING_KEY, []).append(event_id)
+    session.info.setdefault(RECORDED_KEY, set()).add(event_id)
 
 
 _WITH_LINE: dict[str, Prepared] = {}

@@ -239,10 +239,16 @@ def array_of(column: Any, dialect: Dialect, name: str | None = None) -> str:
     A string type without its length, as SQLAlchemy's psycopg dialect casts (its issue 9511):
     a cast to ``VARCHAR(100)`` cuts a longer value silently, where the insert of the value
     itself raises ``DataError``."""
+    return f"CAST(:{name or column.key} AS {type_sql(column, dialect)}[])"
+
+
+def type_sql(column: Any, dialect: Dialect) -> str:
+    """``column``'s type as a cast names it (``array_of``'s, a value's): a string type
+    without its length, so a value too long is refused, not cut."""
     kind = column.type
     if isinstance(kind, TypeDecorator):  # as the type compiler does: the type it stands for
         kind = kind.type_engine(dialect)
     if isinstance(kind, String) and kind.length is not None:
         kind = copy.copy(kind)
         kind.length = None
-    return f"CAST(:{name or column.key} AS {kind.compile(dialect=dialect)}[])"
+    return str(kind.compile(dialect=dialect))

@@ -18,6 +18,7 @@ from sqlmodel import Session, select
 
 from cxdesk.errors import Conflict, NotFound, ValidationFailed, must_be_one_of, unknown_keys
 from cxdesk.i18n import _
+from cxdesk.store import together
 from cxdesk.store.customer_language import (
     LANGUAGES_KEY,
     customer_language_code,
@@ -26,15 +27,18 @@ from cxdesk.store.customer_language import (
 )
 from cxdesk.store.definitions import desk_definitions
 from cxdesk.store.directory import get_setting, require_admin
-from cxdesk.store.events import record_event
-from cxdesk.store.in_hand import insert_row, new_row, note_given
-from cxdesk.store.models import Survey, SurveyResponse, User
+from cxdesk.store.events import EventFields, event_values, record_event, recorded
+from cxdesk.store.in_hand import insert_row, new_row, new_values, note_given, written
+from cxdesk.store.models import Event, Survey, SurveyResponse, User
 from cxdesk.store.phones import normalise_phone
 from cxdesk.text import check_names, text_problem
 
 QUESTION_TYPES = ("text", "textarea", "email", "phone", "choice", "number")
 QUESTION_TEXTS = ("label", "hint")
 """What a question's ``languages`` table may give per language."""
+_RESPONSES = SurveyResponse.__table__  # type: ignore[attr-defined]
+_RESPONSE_COLUMNS = [column.name for column in _RESPONSES.columns if column.name != "id"]
+_EVENTS = Event.__table__  # type: ignore[attr-defined]
 DEFAULT_MAX_LENGTH = {"text": 200, "textarea": 5000, "email": 320, "phone": 40, "choice": 200}
 
 
@@ -231,15 +235,19 @@ def submit_response(
         ticket_id=ticket_id,
         language=code,
     ))  # fmt: skip
-    response = insert_row(session, response)  # in hand: its workflows read it
     if actor is not None:
         note_given(session, actor)
-    record_event(
-        session,
-        kind="survey.response",
-        actor=actor,
-        ticket_id=ticket_id,
-        response_id=response.id,
-        detail=survey.name,
-    )
+    line = EventFields(kind="survey.response", actor=actor, ticket_id=ticket_id,
+                       detail=survey.name)  # fmt: skip
+    if session.get_bind().dialect.name == "postgresql":  # one round trip for both
+        row = event_values(**line)
+        response.id, line_id = together.row_with_line(
+            session, _RESPONSES, new_values(response, _RESPONSE_COLUMNS), _EVENTS, row,
+            into="response_id",
+        )  # fmt: skip
+        recorded(session, line_id, row | {"response_id": response.id})
+        return written(session, response)  # in hand: its workflows read it
+    response = insert_row(session, response)  # in hand: its workflows read it
+    line["response_id"] = response.id
+    record_event(session, **line)
     return response

@@ -24,7 +24,7 @@ from cxdesk.errors import (
     must_be_one_of,
 )
 from cxdesk.i18n import N_, _
-from cxdesk.store import sla
+from cxdesk.store import sla, together
 from cxdesk.store.definitions import desk_definitions
 from cxdesk.store.directory import (
     get_setting,
@@ -34,8 +34,8 @@ from cxdesk.store.directory import (
     is_member,
     team_members,
 )
-from cxdesk.store.events import record_event
-from cxdesk.store.in_hand import insert_row, new_row
+from cxdesk.store.events import EventFields, event_values, record_event, recorded
+from cxdesk.store.in_hand import insert_row, new_row, new_values, written
 from cxdesk.store.lean import QueueStats as QueueStats  # the lean first fill reads them too
 from cxdesk.store.lean import aware as _aware  # noqa: F401  (imported from here)
 from cxdesk.store.lean import format_wait as format_wait
@@ -141,6 +141,9 @@ _NEXT_TICKET_ID = {
     "postgresql": Prepared(text("SELECT nextval(pg_get_serial_sequence('ticket', 'id'))")),
 }
 """The id the next ticket gets, as its INSERT would have given it."""
+_TICKETS = Ticket.__table__  # type: ignore[attr-defined]
+_TICKET_COLUMNS = [column.name for column in _TICKETS.columns]
+_EVENTS = Event.__table__  # type: ignore[attr-defined]
 _WRITTEN_DATA_KEY = "cxdesk_ticket_data"
 """Per ticket id, the data this session wrote with it (ticket data never changes after)."""
 _INSERT_DATA = ManyRows(
@@ -329,21 +332,30 @@ def create_ticket(session: Session, *, actor: User | None, draft: TicketDraft) -
     ticket.id = _NEXT_TICKET_ID[session.get_bind().dialect.name].scalar(session)
     ticket.key = f"{get_setting(session, 'ticket_prefix')}-{ticket.id}"
     fold_for_search(ticket)
-    insert_row(session, ticket)
+    data = [
+        {"ticket_id": ticket.id, "position": position, "name": name, "value": value}
+        for position, (name, value) in enumerate(draft.data)
+    ]
+    created = EventFields(kind="ticket.created", actor=actor, ticket_id=ticket.id,
+                          detail=draft.source)  # fmt: skip
+    if session.get_bind().dialect.name == "postgresql":  # one round trip for the three
+        line = event_values(**created)
+        line_id = together.row_with_many_and_line(
+            session, _TICKETS, new_values(ticket, _TICKET_COLUMNS), _INSERT_DATA, data,
+            _EVENTS, line,
+        )  # fmt: skip
+        written(session, ticket)
+        recorded(session, line_id, line)
+    else:
+        insert_row(session, ticket)
+        _INSERT_DATA.write(session, data)  # one INSERT of every row
+        record_event(session, **created)
     count_as_new(session, ticket)
-    if draft.data:  # one INSERT of every row
-        _INSERT_DATA.write(session, [
-            {"ticket_id": ticket.id, "position": position, "name": name, "value": value}
-            for position, (name, value) in enumerate(draft.data)
-        ])  # fmt: skip
     session.info.setdefault(_WRITTEN_DATA_KEY, {})[ticket.id] = list(draft.data)
     tags = sorted({t.strip() for t in draft.tags if t.strip()})
     if tags:
         session.add_all([TicketTag(ticket_id=ticket.id, tag=tag) for tag in tags])
         session.flush()
-    record_event(
-        session, kind="ticket.created", actor=actor, ticket_id=ticket.id, detail=draft.source
-    )
     if owner is not None:
         record_event(
             session,
