@@ -12,11 +12,13 @@ SQLite's default of every 1,000 pages: at that rate about one pull in a hundred 
 checkpoint with its fsyncs (benchmarks/pull.py, p99).
 
 PostgreSQL: READ COMMITTED; operations lock the rows they change (``FOR UPDATE``) and pulls
-use ``FOR UPDATE SKIP LOCKED``.
+use ``FOR UPDATE SKIP LOCKED``. The pool checks a connection before handing it out, but pings
+only one its server may have closed (``_looks_closed``).
 """
 
 from __future__ import annotations
 
+import select
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -26,7 +28,13 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError, OperationalError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    DisconnectionError,
+    InvalidatePoolError,
+    OperationalError,
+)
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session
@@ -71,7 +79,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed, **kwargs)
     if parsed.get_backend_name() == "postgresql":
-        return create_engine(parsed, pool_pre_ping=True, **kwargs)
+        return _postgres_engine(parsed, **kwargs)
     raise DeskError(
         _("Unsupported database {drivername!r}: use sqlite or postgresql").format(
             drivername=parsed.drivername
@@ -101,6 +109,46 @@ def _sqlite_engine(url: Any, **kwargs: Any) -> Engine:
         _begin_sqlite(connection, "BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
+
+
+def _postgres_engine(url: Any, **kwargs: Any) -> Engine:
+    """A pool that checks each connection it hands out, as ``pool_pre_ping`` does, but
+    without a round trip when the connection's socket is quiet (``_looks_closed``)."""
+    engine = create_engine(url, **kwargs)
+    dialect = engine.dialect
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        if not _looks_closed(dbapi_connection):
+            return
+        try:  # closed, or something came in: ask it, as the pre-ping would
+            dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as error:
+            if dialect.is_disconnect(error, dbapi_connection, None):
+                # As the pre-ping does: the server went away, so every connection of the
+                # pool is thrown away, and this checkout tries again on a new one.
+                raise InvalidatePoolError() from error
+            raise
+
+    return engine
+
+
+def _looks_closed(connection: Any) -> bool:
+    """Whether a psycopg connection lying idle in the pool may have been closed by its server.
+
+    A connection at rest has nothing to read: its every answer was read with its statement.
+    When the server ends it (a restart, ``pg_terminate_backend``, an idle timeout) it sends
+    its reason and closes the socket, which then reads at once. So only a closed connection,
+    or one whose socket is readable, is pinged: the pre-ping's ``SELECT 1`` was a round trip
+    on every transaction. What neither notices, a network gone
+    without a word, the first statement finds, as it would after the ping."""
+    if connection.closed or connection.broken:
+        return True
+    try:
+        readable, _, _ = select.select([connection.fileno()], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
 
 
 def _begin_sqlite(connection: Any, begin: str) -> None:

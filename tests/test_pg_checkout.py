@@ -1,0 +1,63 @@
+"""PostgreSQL's pool hands out a connection the server closed never: each checkout looks
+at the connection's socket (``store.db._looks_closed``) and pings only one that is closed or
+has something to read, where ``pool_pre_ping`` pinged on every checkout, a round trip per
+transaction. A connection whose backend was terminated, or a pool whose server restarted, is
+replaced without the caller seeing an error."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from sqlalchemy import Engine, text
+
+from cxdesk.store.db import make_engine, transaction
+
+
+@pytest.fixture
+def pg(pg_url: str) -> Iterator[Engine]:
+    engine = make_engine(pg_url)
+    yield engine
+    engine.dispose()
+
+
+def _pings(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Each ping the pool makes, by the backend it pinged."""
+    pinged: list[int] = []
+    ping = engine.dialect.do_ping
+
+    def counted(dbapi_connection: Any) -> bool:
+        pinged.append(dbapi_connection.info.backend_pid)
+        return ping(dbapi_connection)
+
+    monkeypatch.setattr(engine.dialect, "do_ping", counted)
+    return pinged
+
+
+def _backend(engine: Engine) -> int:
+    with transaction(engine) as session:
+        pid: int = session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    return pid
+
+
+def test_a_healthy_connection_is_handed_out_without_a_ping(
+    pg: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pinged = _pings(pg, monkeypatch)
+    backends = {_backend(pg) for _ in range(5)}
+    assert len(backends) == 1  # the one pooled connection, reused
+    assert pinged == []
+
+
+def test_a_terminated_connection_is_replaced_without_an_error(
+    pg: Engine, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pinged = _pings(pg, monkeypatch)
+    first = _backend(pg)
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s, 5000)", (first,))
+    second = _backend(pg)  # no error: the checkout saw it closed
+    assert second != first
+    assert pinged == [first]  # its socket had the server's goodbye to read: asked, and gone
