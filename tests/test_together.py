@@ -16,8 +16,15 @@ from sqlmodel import SQLModel, col, select
 from cxdesk.engine.dispatch import dispatch_pending, unit_of_work
 from cxdesk.errors import ValidationFailed
 from cxdesk.store.db import read_session, transaction
-from cxdesk.store.directory import get_user
-from cxdesk.store.models import Event, SurveyResponse, Ticket, TicketData, as_utc
+from cxdesk.store.directory import get_user, set_setting
+from cxdesk.store.models import (
+    Event,
+    SurveyResponse,
+    Ticket,
+    TicketData,
+    as_utc,
+    fold_for_search,
+)
 from cxdesk.store.surveys import submit_response
 from cxdesk.store.tickets import TicketDraft, create_ticket
 from tests.desk import build_small_desk
@@ -85,3 +92,21 @@ def test_a_ticket_without_data_and_a_name_too_long_are_written_as_before(engine:
     with pytest.raises(ValidationFailed), unit_of_work(engine) as session:
         submit_response(session, actor=None, survey_name="checkin",
                         answers={**ANSWERS, "first_name": "x" * 5000})  # fmt: skip
+
+
+def test_a_key_made_around_the_id_folds_as_the_ticket_does(engine: Engine) -> None:
+    """On PostgreSQL the statement takes the id and makes the key and the search text around
+    it: both read back as the model makes them from the ticket's fields."""
+    build_small_desk(engine)
+    with unit_of_work(engine) as session:
+        set_setting(session, "ticket_prefix", "Ünï")
+    with unit_of_work(engine) as session:
+        draft = TicketDraft(title="Ｆｕｌｌwidth Straße", team="360", customer_name="Zoë")
+        key, ticket_id = (made := create_ticket(session, actor=None, draft=draft)).key, made.id
+    with read_session(engine) as session:
+        ticket = session.exec(select(Ticket).where(Ticket.key == key)).one()
+        stored = ticket.search_fold
+        fold_for_search(ticket)
+    assert key == f"Ünï-{ticket_id}"
+    assert stored == ticket.search_fold
+    assert stored.startswith(f"uni-{ticket_id}\x1ffullwidth strasse\x1fzoe")

@@ -7,6 +7,7 @@ Pull next is in ``store.pull``: one statement that commits on its own.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
@@ -24,6 +25,7 @@ from cxdesk.errors import (
     must_be_one_of,
 )
 from cxdesk.i18n import N_, _
+from cxdesk.search_fold import fold, fold_fields
 from cxdesk.store import sla, together
 from cxdesk.store.definitions import desk_definitions
 from cxdesk.store.directory import (
@@ -41,6 +43,7 @@ from cxdesk.store.lean import aware as _aware  # noqa: F401  (imported from here
 from cxdesk.store.lean import format_wait as format_wait
 from cxdesk.store.lean import queue_stats
 from cxdesk.store.models import (
+    SEARCHED_FIELDS,
     Attachment,
     Comment,
     CommentKind,
@@ -277,6 +280,14 @@ def _clean_email(value: str, field_name: str = "customer_email") -> str:
         ) from None
 
 
+@functools.lru_cache(maxsize=8)
+def _folds_apart(head: str) -> bool:
+    """Whether a key ``head`` + digits folds for search as ``head`` folded, then the digits
+    (``create_ticket`` makes the search text around the id on PostgreSQL)."""
+    digits = "0123456789"
+    return SEARCHED_FIELDS[0] == "key" and fold(head + digits) == fold(head) + digits
+
+
 def create_ticket(session: Session, *, actor: User | None, draft: TicketDraft) -> Ticket:
     """Write a ticket with its data, tags and ``ticket.created`` event; key is PREFIX-id."""
     check_names(customer_name=draft.customer_name)
@@ -327,28 +338,34 @@ def create_ticket(session: Session, *, actor: User | None, draft: TicketDraft) -
         ),
     )  # as Ticket(...) makes it, a fraction of the cost
     sla.start_clocks(session, ticket)
-    # Its id taken first, so its key is in its one INSERT (not written after it); kept in
-    # hand, its workflows read it without a reload.
-    ticket.id = _NEXT_TICKET_ID[session.get_bind().dialect.name].scalar(session)
-    ticket.key = f"{get_setting(session, 'ticket_prefix')}-{ticket.id}"
-    fold_for_search(ticket)
-    data = [
-        {"ticket_id": ticket.id, "position": position, "name": name, "value": value}
-        for position, (name, value) in enumerate(draft.data)
-    ]
-    created = EventFields(kind="ticket.created", actor=actor, ticket_id=ticket.id,
-                          detail=draft.source)  # fmt: skip
-    if session.get_bind().dialect.name == "postgresql":  # one round trip for the three
+    head = f"{get_setting(session, 'ticket_prefix')}-"  # the key is PREFIX-id
+    data = [{"position": position, "name": name, "value": value}
+            for position, (name, value) in enumerate(draft.data)]  # fmt: skip
+    created = EventFields(kind="ticket.created", actor=actor, detail=draft.source)
+    if session.get_bind().dialect.name == "postgresql" and _folds_apart(head):
+        # One round trip for the ticket (its id taken by the statement), its data and its
+        # event, the key and the search text made around the id there.
+        fold_head = fold(head)
+        fold_tail = fold_fields("", *(getattr(ticket, name) for name in SEARCHED_FIELDS[1:]))
         line = event_values(**created)
-        line_id = together.row_with_many_and_line(
-            session, _TICKETS, new_values(ticket, _TICKET_COLUMNS), _INSERT_DATA, data,
-            _EVENTS, line,
+        ticket.id, line_id = together.new_row_with_many_and_line(
+            session, _TICKETS, new_values(ticket, _TICKET_COLUMNS),
+            {"key": (head, ""), "search_fold": (fold_head, fold_tail)},
+            _INSERT_DATA, data, _EVENTS, line, into="ticket_id",
         )  # fmt: skip
-        written(session, ticket)
-        recorded(session, line_id, line)
+        ticket.key = f"{head}{ticket.id}"
+        ticket.search_fold = f"{fold_head}{ticket.id}{fold_tail}"
+        written(session, ticket)  # in hand: its workflows read it without a reload
+        recorded(session, line_id, line | {"ticket_id": ticket.id})
     else:
+        # Its id taken first, so its key is in its one INSERT (not written after it); kept
+        # in hand, its workflows read it without a reload.
+        ticket.id = _NEXT_TICKET_ID[session.get_bind().dialect.name].scalar(session)
+        ticket.key = f"{head}{ticket.id}"
+        fold_for_search(ticket)
         insert_row(session, ticket)
-        _INSERT_DATA.write(session, data)  # one INSERT of every row
+        _INSERT_DATA.write(session, [row | {"ticket_id": ticket.id} for row in data])
+        created["ticket_id"] = ticket.id
         record_event(session, **created)
     count_as_new(session, ticket)
     session.info.setdefault(_WRITTEN_DATA_KEY, {})[ticket.id] = list(draft.data)

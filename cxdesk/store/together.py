@@ -98,34 +98,58 @@ def row_with_line(
     return row_id, line_id
 
 
-def row_with_many_and_line(
+def new_row_with_many_and_line(
     session: Session,
     table: Table,
     row: Mapping[str, Any],
+    around_id: Mapping[str, tuple[str, str]],
     many: ManyRows,
     rows: Sequence[Mapping[str, Any]],
     events: Table,
     line: Mapping[str, Any],
-) -> int:
-    """Write the new row ``row`` of ``table`` (its id given), the new rows ``rows`` of
-    ``many``'s table (none: nothing) and the log line ``line``: the line's id."""
+    *,
+    into: str,
+) -> tuple[int, int]:
+    """Write a new row of ``table``, its id taken from its sequence by the statement itself,
+    with the new rows ``rows`` of ``many``'s table (none: nothing) and the log line ``line``,
+    each of whose column ``into`` is the new id; (the new id, the line's id).
+
+    ``row``: the values of the new row's columns but its id and ``around_id``'s, each of
+    which is text made of the id between a head and a tail (a ticket's key ``EXP-12``)."""
     dialect = session.get_bind().dialect
-    names, line_names = list(row), [name for name in line if name != "id"]
-    shape = ("row_with_many_and_line", table.name, ",".join(names), many.table.name,
-             ",".join(many.keys), ",".join(line_names))  # fmt: skip
+    names = [name for name in row if name not in around_id and name != "id"]
+    made = list(around_id)
+    line_names = [name for name in line if name not in ("id", into)]
+    many_names = [key for key in many.keys if key != into]
+    shape = ("new_row_with_many_and_line", table.name, ",".join(names), ",".join(made),
+             many.table.name, ",".join(many_names), ",".join(line_names), into)  # fmt: skip
     statement = _STATEMENTS.get(shape)
     if statement is None:
-        arrays = ", ".join(array_of(many.table.c[key], dialect, f"m_{key}") for key in many.keys)
         preparer = dialect.identifier_preparer
+        sequence = f"pg_get_serial_sequence('{table.name}', 'id')"
+        around = ", ".join(
+            f"CAST(:h_{name} AS TEXT) || CAST(new.id AS TEXT) || CAST(:t_{name} AS TEXT)"
+            for name in made
+        )
+        arrays = ", ".join(array_of(many.table.c[key], dialect, f"m_{key}") for key in many_names)
         statement = _STATEMENTS[shape] = Prepared(text(
-            f"WITH written AS ({_insert_values(table, dialect, names, 'r_')}), "
+            f"WITH new AS (SELECT nextval({sequence}) AS id), "
+            f"written AS (INSERT INTO {preparer.format_table(table)} "
+            f"({_columns(table, dialect, ['id', *made, *names])}) "
+            f"SELECT new.id, {around}, {_casts(table, dialect, names, 'r_')} FROM new), "
             f"many AS (INSERT INTO {preparer.format_table(many.table)} "
-            f"({_columns(many.table, dialect, many.keys)}) SELECT * FROM unnest({arrays})) "
-            f"{_insert_values(events, dialect, line_names, 'e_')} "
-            f"RETURNING {preparer.quote('id')}"
+            f"({_columns(many.table, dialect, [into, *many_names])}) "
+            f"SELECT new.id, rows.* FROM new, unnest({arrays}) AS rows) "
+            f"INSERT INTO {preparer.format_table(events)} "
+            f"({_columns(events, dialect, [*line_names, into])}) "
+            f"SELECT {_casts(events, dialect, line_names, 'e_')}, new.id FROM new "
+            f"RETURNING (SELECT id FROM new), {preparer.quote('id')}"
         ))  # fmt: skip
-    values = bound(table, dialect, row, "r_")
-    values |= {f"m_{key}": column for key, column in many.arrays(dialect, rows).items()}
+    values = bound(table, dialect, {name: row[name] for name in names}, "r_")
+    for name, (head, tail) in around_id.items():
+        values |= {f"h_{name}": head, f"t_{name}": tail}
+    arrays_of = many.arrays(dialect, [{**each, into: 0} for each in rows])
+    values |= {f"m_{key}": arrays_of[key] for key in many_names}
     values |= bound(events, dialect, {name: line[name] for name in line_names}, "e_")
-    line_id: int = statement.scalar(session, values)
-    return line_id
+    ((new_id, line_id),) = statement.rows(session, values)
+    return new_id, line_id
