@@ -52,7 +52,7 @@ both events (one INSERT); set: the two events' dispatch times (one UPDATE, execu
 PostgreSQL, where each statement is a round trip, what goes together is one statement
 (``store.together``): the response with its event, the ticket (its id taken there) with its
 data and its event, and the runs with the dispatch times (``WITH runs AS (INSERT ...) UPDATE
-...``, over arrays). (On the benchmark's demo desk: 17 statements on SQLite, 9 on
+...``, over arrays). (On the benchmark's demo desk: 16 statements on SQLite, 8 on
 PostgreSQL; 66 before issue 18.)"""
 
 

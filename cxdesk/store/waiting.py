@@ -32,7 +32,7 @@ from datetime import datetime, timedelta
 from itertools import accumulate, repeat
 from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, case, func, tuple_
+from sqlalchemy import bindparam, case, func, true, tuple_
 from sqlalchemy import select as sa_select
 from sqlalchemy.sql.util import ClauseAdapter
 from sqlmodel import Session, col, select
@@ -213,11 +213,15 @@ def weighted_handle(minutes: Sequence[float], weight: float = HANDLE_WEIGHT) -> 
     return average
 
 
-def available_experts(session: Session, team_id: int, *, now: datetime) -> list[Expert]:
+def available_experts(
+    session: Session, team_id: int, *, now: datetime, members: list[int] | None = None
+) -> list[Expert]:
     """The team's experts available now (``store.presence``: available, and their desk still
-    beating), and the pull of the open ticket each is on (the latest; None: free)."""
+    beating), and the pull of the open ticket each is on (the latest; None: free).
+    ``members``: the ids of the team's members available at ``now``, if already read."""
     values = {"team": team_id, "cutoff": now - presence_timeout(session)}
-    members = [user_id for (user_id,) in _AVAILABLE_MEMBERS.rows(session, values)]
+    if members is None:
+        members = [user_id for (user_id,) in _AVAILABLE_MEMBERS.rows(session, values)]
     if not members:  # no one to be busy
         return []
     busy: dict[int, datetime] = {}
@@ -296,20 +300,32 @@ def ticket_queue(session: Session, team_id: int) -> QueueDefinition | None:
 def _position_statement(by_priority: bool) -> Prepared:
     """The waiting tickets of the team up to ``ticket`` in the queue's order (its position:
     the order ends with the id, so no two tickets tie); no row when ``ticket`` itself is not
-    waiting. A count along ``ix_ticket_waiting``, not a numbering of the whole queue."""
+    waiting. A count along ``ix_ticket_waiting``, not a numbering of the whole queue.
+
+    With it, in the same statement (one round trip on PostgreSQL), the team's members
+    available now (``available_experts``'s first read): a row per member with the position,
+    one row with no member when none is available."""
     me = Ticket.__table__.alias("me")  # type: ignore[attr-defined]
     order = [getattr(e, "__clause_element__", lambda e=e: e)() for e in queue_order(by_priority)]
     mine = [ClauseAdapter(me).traverse(e) for e in order]
-    return Prepared(
-        WAITING.with_only_columns(func.count())
+    position = (
+        WAITING.with_only_columns(func.count().label("position"))
         .join(me, me.c.id == bindparam("ticket"))
         .where(tuple_(*order) <= tuple_(*mine))
         .having(func.sum(case((col(Ticket.id) == me.c.id, 1), else_=0)) == 1)
+        .subquery("position")
+    )
+    members = _AVAILABLE.subquery("members")
+    return Prepared(
+        sa_select(position.c.position, members.c.user_id).select_from(
+            position.outerjoin(members, true())
+        )
     )
 
 
 _POSITIONS = {by_priority: _position_statement(by_priority) for by_priority in (False, True)}
-"""A waiting ticket's position in its team's queue (binds ``team``, ``ticket``), per order."""
+"""A waiting ticket's position in its team's queue, and the team's members available (binds
+``team``, ``ticket``, ``cutoff``), per order."""
 
 
 def ticket_wait(
@@ -322,13 +338,16 @@ def ticket_wait(
     queue = ticket_queue(session, ticket.team_id)
     if queue is None:
         return None
-    position = _POSITIONS[queue.ordering == QueueOrder.priority].scalar(
-        session, {"team": ticket.team_id, "ticket": ticket.id}
-    )
-    if position is None:  # in a resolved status
-        return None
     now = now or utcnow()
-    experts = available_experts(session, ticket.team_id, now=now)
+    rows = _POSITIONS[queue.ordering == QueueOrder.priority].rows(session, {
+        "team": ticket.team_id, "ticket": ticket.id,
+        "cutoff": now - presence_timeout(session),
+    })  # fmt: skip
+    if not rows:  # in a resolved status
+        return None
+    position = rows[0][0]
+    members = [user_id for _position, user_id in rows if user_id is not None]
+    experts = available_experts(session, ticket.team_id, now=now, members=members)
     # No one available: unknown, whatever the team's history (not read then).
     pace = team_pace(session, ticket.team_id, now=now, experts=experts) if experts else None
     wait = pace.wait(int(position)) if pace is not None else None
