@@ -342,21 +342,31 @@ def create_ticket(session: Session, *, actor: User | None, draft: TicketDraft) -
     data = [{"position": position, "name": name, "value": value}
             for position, (name, value) in enumerate(draft.data)]  # fmt: skip
     created = EventFields(kind="ticket.created", actor=actor, detail=draft.source)
-    if session.get_bind().dialect.name == "postgresql" and _folds_apart(head):
-        # One round trip for the ticket (its id taken by the statement), its data and its
-        # event, the key and the search text made around the id there.
+    dialect = session.get_bind().dialect.name
+    if _folds_apart(head):
+        # The ticket's id taken by the statement that writes it, its key and its search text
+        # made around the id there: on PostgreSQL with its data and its event too (one round
+        # trip), on SQLite (each statement in process) alone.
         fold_head = fold(head)
         fold_tail = fold_fields("", *(getattr(ticket, name) for name in SEARCHED_FIELDS[1:]))
-        line = event_values(**created)
-        ticket.id, line_id = together.new_row_with_many_and_line(
-            session, _TICKETS, new_values(ticket, _TICKET_COLUMNS),
-            {"key": (head, ""), "search_fold": (fold_head, fold_tail)},
-            _INSERT_DATA, data, _EVENTS, line, into="ticket_id",
-        )  # fmt: skip
+        around = {"key": (head, ""), "search_fold": (fold_head, fold_tail)}
+        values = new_values(ticket, _TICKET_COLUMNS)
+        if dialect == "postgresql":
+            line = event_values(**created)
+            ticket.id, line_id = together.new_row_with_many_and_line(
+                session, _TICKETS, values, around, _INSERT_DATA, data, _EVENTS, line,
+                into="ticket_id",
+            )  # fmt: skip
+            recorded(session, line_id, line | {"ticket_id": ticket.id})
+        else:  # the write lock is held (BEGIN IMMEDIATE): the id SQLite would give
+            next_id = "SELECT coalesce(max(id), 0) + 1 AS id FROM ticket"
+            ticket.id = together.new_row_around_id(session, _TICKETS, values, around, next_id)
+            _INSERT_DATA.write(session, [row | {"ticket_id": ticket.id} for row in data])
+            created["ticket_id"] = ticket.id
+            record_event(session, **created)
         ticket.key = f"{head}{ticket.id}"
         ticket.search_fold = f"{fold_head}{ticket.id}{fold_tail}"
         written(session, ticket)  # in hand: its workflows read it without a reload
-        recorded(session, line_id, line | {"ticket_id": ticket.id})
     else:
         # Its id taken first, so its key is in its one INSERT (not written after it); kept
         # in hand, its workflows read it without a reload.

@@ -153,3 +153,38 @@ def new_row_with_many_and_line(
     values |= bound(events, dialect, {name: line[name] for name in line_names}, "e_")
     ((new_id, line_id),) = statement.rows(session, values)
     return new_id, line_id
+
+
+def new_row_around_id(
+    session: Session,
+    table: Table,
+    row: Mapping[str, Any],
+    around_id: Mapping[str, tuple[str, str]],
+    next_id: str,
+) -> int:
+    """SQLite: write a new row of ``table`` whose id is ``next_id`` (SQL giving the next id)
+    and whose ``around_id`` columns are made around it, as ``new_row_with_many_and_line``
+    writes it on PostgreSQL; its id. One statement where taking the id first was two."""
+    dialect = session.get_bind().dialect
+    names = [name for name in row if name not in around_id and name != "id"]
+    made = list(around_id)
+    shape = ("new_row_around_id", table.name, ",".join(names), ",".join(made), next_id)
+    statement = _STATEMENTS.get(shape)
+    if statement is None:
+        preparer = dialect.identifier_preparer
+        around = ", ".join(
+            f"CAST(:h_{name} AS TEXT) || CAST(new.id AS TEXT) || CAST(:t_{name} AS TEXT)"
+            for name in made
+        )
+        given = ", ".join(f":r_{name}" for name in names)
+        statement = _STATEMENTS[shape] = Prepared(text(
+            f"INSERT INTO {preparer.format_table(table)} "
+            f"({_columns(table, dialect, ['id', *made, *names])}) "
+            f"SELECT new.id, {around}, {given} FROM ({next_id}) AS new "
+            f"RETURNING {preparer.quote('id')}"
+        ))  # fmt: skip
+    values = bound(table, dialect, {name: row[name] for name in names}, "r_")
+    for name, (head, tail) in around_id.items():
+        values |= {f"h_{name}": head, f"t_{name}": tail}
+    new_id: int = statement.scalar(session, values)
+    return new_id
