@@ -15,6 +15,7 @@ from sqlmodel import SQLModel, col, select
 
 from cxdesk.engine.dispatch import dispatch_pending, unit_of_work
 from cxdesk.errors import ValidationFailed
+from cxdesk.search_fold import fold
 from cxdesk.store.db import read_session, transaction
 from cxdesk.store.directory import get_user, set_setting
 from cxdesk.store.models import (
@@ -110,3 +111,10 @@ def test_a_key_made_around_the_id_folds_as_the_ticket_does(engine: Engine) -> No
     assert key == f"Ünï-{ticket_id}"
     assert stored == ticket.search_fold
     assert stored.startswith(f"uni-{ticket_id}\x1ffullwidth strasse\x1fzoe")
+
+
+@pytest.mark.parametrize("head", ["EXP-", "Ünï-", "ＥＸＰ-", "İstanbul-", "Straße-", "山田-", "Ǆ-"])
+def test_a_key_folds_as_its_head_then_its_digits(head: str) -> None:
+    """What ``create_ticket`` relies on to make the search text around the id in SQL."""
+    for digits in ("1", "42", "1234567890"):
+        assert fold(head + digits) == fold(head) + digits

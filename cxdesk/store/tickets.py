@@ -7,12 +7,11 @@ Pull next is in ``store.pull``: one statement that commits on its own.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 
-from sqlalchemy import func, text
+from sqlalchemy import func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -37,7 +36,7 @@ from cxdesk.store.directory import (
     team_members,
 )
 from cxdesk.store.events import EventFields, event_values, record_event, recorded
-from cxdesk.store.in_hand import insert_row, new_row, new_values, written
+from cxdesk.store.in_hand import new_row, new_values, written
 from cxdesk.store.lean import QueueStats as QueueStats  # the lean first fill reads them too
 from cxdesk.store.lean import aware as _aware  # noqa: F401  (imported from here)
 from cxdesk.store.lean import format_wait as format_wait
@@ -60,10 +59,9 @@ from cxdesk.store.models import (
     TicketTag,
     User,
     count_as_new,
-    fold_for_search,
     utcnow,
 )
-from cxdesk.store.prepared import ManyRows, Prepared
+from cxdesk.store.prepared import ManyRows
 from cxdesk.store.ticket_versions import check_version
 from cxdesk.store.user_files import read_regular_file
 from cxdesk.text import check_names, text_problem
@@ -138,12 +136,6 @@ def get_ticket(session: Session, key: str, *, lock: bool = False) -> Ticket:
     return ticket
 
 
-_NEXT_TICKET_ID = {
-    # The write lock is held (BEGIN IMMEDIATE): the id SQLite would give a rowid table.
-    "sqlite": Prepared(text("SELECT coalesce(max(id), 0) + 1 FROM ticket")),
-    "postgresql": Prepared(text("SELECT nextval(pg_get_serial_sequence('ticket', 'id'))")),
-}
-"""The id the next ticket gets, as its INSERT would have given it."""
 _TICKETS = Ticket.__table__  # type: ignore[attr-defined]
 _TICKET_COLUMNS = [column.name for column in _TICKETS.columns]
 _EVENTS = Event.__table__  # type: ignore[attr-defined]
@@ -280,14 +272,6 @@ def _clean_email(value: str, field_name: str = "customer_email") -> str:
         ) from None
 
 
-@functools.lru_cache(maxsize=8)
-def _folds_apart(head: str) -> bool:
-    """Whether a key ``head`` + digits folds for search as ``head`` folded, then the digits
-    (``create_ticket`` makes the search text around the id on PostgreSQL)."""
-    digits = "0123456789"
-    return SEARCHED_FIELDS[0] == "key" and fold(head + digits) == fold(head) + digits
-
-
 def create_ticket(session: Session, *, actor: User | None, draft: TicketDraft) -> Ticket:
     """Write a ticket with its data, tags and ``ticket.created`` event; key is PREFIX-id."""
     check_names(customer_name=draft.customer_name)
@@ -342,41 +326,29 @@ def create_ticket(session: Session, *, actor: User | None, draft: TicketDraft) -
     data = [{"position": position, "name": name, "value": value}
             for position, (name, value) in enumerate(draft.data)]  # fmt: skip
     created = EventFields(kind="ticket.created", actor=actor, detail=draft.source)
-    dialect = session.get_bind().dialect.name
-    if _folds_apart(head):
-        # The ticket's id taken by the statement that writes it, its key and its search text
-        # made around the id there: on PostgreSQL with its data and its event too (one round
-        # trip), on SQLite (each statement in process) alone.
-        fold_head = fold(head)
-        fold_tail = fold_fields("", *(getattr(ticket, name) for name in SEARCHED_FIELDS[1:]))
-        around = {"key": (head, ""), "search_fold": (fold_head, fold_tail)}
-        values = new_values(ticket, _TICKET_COLUMNS)
-        if dialect == "postgresql":
-            line = event_values(**created)
-            ticket.id, line_id = together.new_row_with_many_and_line(
-                session, _TICKETS, values, around, _INSERT_DATA, data, _EVENTS, line,
-                into="ticket_id",
-            )  # fmt: skip
-            recorded(session, line_id, line | {"ticket_id": ticket.id})
-        else:  # the write lock is held (BEGIN IMMEDIATE): the id SQLite would give
-            next_id = "SELECT coalesce(max(id), 0) + 1 AS id FROM ticket"
-            ticket.id = together.new_row_around_id(session, _TICKETS, values, around, next_id)
-            _INSERT_DATA.write(session, [row | {"ticket_id": ticket.id} for row in data])
-            created["ticket_id"] = ticket.id
-            record_event(session, **created)
-        ticket.key = f"{head}{ticket.id}"
-        ticket.search_fold = f"{fold_head}{ticket.id}{fold_tail}"
-        written(session, ticket)  # in hand: its workflows read it without a reload
-    else:
-        # Its id taken first, so its key is in its one INSERT (not written after it); kept
-        # in hand, its workflows read it without a reload.
-        ticket.id = _NEXT_TICKET_ID[session.get_bind().dialect.name].scalar(session)
-        ticket.key = f"{head}{ticket.id}"
-        fold_for_search(ticket)
-        insert_row(session, ticket)
+    # The ticket's id is taken by the statement that writes it, its key and its search text
+    # made around the id there (a key folds as its head, then its digits): on PostgreSQL
+    # with its data and its event too (one round trip), on SQLite (in process) alone.
+    fold_head = fold(head)
+    fold_tail = fold_fields("", *(getattr(ticket, name) for name in SEARCHED_FIELDS[1:]))
+    around = {"key": (head, ""), "search_fold": (fold_head, fold_tail)}
+    values = new_values(ticket, _TICKET_COLUMNS)
+    if session.get_bind().dialect.name == "postgresql":
+        line = event_values(**created)
+        ticket.id, line_id = together.new_row_with_many_and_line(
+            session, _TICKETS, values, around, _INSERT_DATA, data, _EVENTS, line,
+            into="ticket_id",
+        )  # fmt: skip
+        recorded(session, line_id, line | {"ticket_id": ticket.id})
+    else:  # the write lock is held (BEGIN IMMEDIATE): the id SQLite would give a rowid table
+        next_id = "SELECT coalesce(max(id), 0) + 1 AS id FROM ticket"
+        ticket.id = together.new_row_around_id(session, _TICKETS, values, around, next_id)
         _INSERT_DATA.write(session, [row | {"ticket_id": ticket.id} for row in data])
         created["ticket_id"] = ticket.id
         record_event(session, **created)
+    ticket.key = f"{head}{ticket.id}"
+    ticket.search_fold = f"{fold_head}{ticket.id}{fold_tail}"
+    written(session, ticket)  # in hand: its workflows read it without a reload
     count_as_new(session, ticket)
     session.info.setdefault(_WRITTEN_DATA_KEY, {})[ticket.id] = list(draft.data)
     tags = sorted({t.strip() for t in draft.tags if t.strip()})
