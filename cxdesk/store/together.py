@@ -1,17 +1,19 @@
-"""PostgreSQL: a new row and what comes with it written by one statement.
+"""A new row and what comes with it, written by as few statements as the database allows.
 
 On PostgreSQL each statement is a round trip, and a check-in wrote its survey response, then
-the response's log line, then its ticket, the ticket's ordered data and the ticket's log
-line, one after the other. Here the rows that go together are one statement of
-data-modifying ``WITH`` parts: the response with its line (the line names the response's
-id), the ticket with its data and its line (the ticket's id is taken first, for its key).
-Every part runs to its end whether or not the statement reads it, and the foreign keys are
-checked once the statement is done, when all its rows are there.
+the response's log line, then took its ticket's id, wrote the ticket, the ticket's ordered
+data and the ticket's log line, one after the other. Here the rows that go together are one
+statement of data-modifying ``WITH`` parts: the response with its line (the line names the
+response's id); the ticket, its id taken from its sequence by the statement, its key and
+search text made around the id there, with its data and its line. Every part runs to its end
+whether or not the statement reads it, and the foreign keys are checked once the statement is
+done, when all its rows are there. SQLite has no such ``WITH``; it writes the ticket taking
+its id in its one ``INSERT`` (``new_row_around_id``), the rest one statement each (in process:
+no round trip to save).
 
-Each value is cast to its column's type (as SQLAlchemy's psycopg dialect casts a bind) and
-converted by the column type's own bind processor first: the very values a Core ``INSERT``
-of the row would send. SQLite writes the rows one statement each, as before (in process,
-there is no round trip to save).
+Each value is converted by its column type's own bind processor and, on PostgreSQL, cast to
+the column's type (as SQLAlchemy's psycopg dialect casts a bind): the very values a Core
+``INSERT`` of the row would send.
 """
 
 from __future__ import annotations
