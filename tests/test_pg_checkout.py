@@ -61,3 +61,32 @@ def test_a_terminated_connection_is_replaced_without_an_error(
     second = _backend(pg)  # no error: the checkout saw it closed
     assert second != first
     assert pinged == [first]  # its socket had the server's goodbye to read: asked, and gone
+
+
+def test_a_connection_past_selects_descriptor_limit_is_not_pinged_on_every_checkout(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review rev1: a process with more than 1,024 descriptors open (a web server's clients,
+    a TUI's files) gets sockets numbered past ``select.select``'s FD_SETSIZE; ``_looks_closed``
+    then takes the ValueError for "closed" and pings every checkout, pool_pre_ping's round
+    trip back without a word. ``select.poll`` has no such limit."""
+    import os
+    import resource
+
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1200:
+        pytest.skip("needs 1,200 descriptors")
+    spare = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    engine = make_engine(pg_url)
+    try:
+        pinged = _pings(engine, monkeypatch)
+        backends = {_backend(engine) for _ in range(3)}
+        with engine.connect() as connection:
+            fileno = connection.connection.dbapi_connection.fileno()  # type: ignore[union-attr]
+        assert fileno >= 1024
+        assert len(backends) == 1
+        assert pinged == []
+    finally:
+        engine.dispose()
+        for fd in spare:
+            os.close(fd)

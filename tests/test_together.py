@@ -118,3 +118,31 @@ def test_a_key_folds_as_its_head_then_its_digits(head: str) -> None:
     """What ``create_ticket`` relies on to make the search text around the id in SQL."""
     for digits in ("1", "42", "1234567890"):
         assert fold(head + digits) == fold(head) + digits
+
+
+def test_a_value_too_long_for_its_column_writes_nothing_and_raises_as_before(
+    pg_url: str,
+) -> None:
+    """Review rev1: the cast without a length must not cut a value: a data name past its
+    column's 100 characters and a phone past its 32 are refused (``DataError``, as the
+    separate INSERTs raised it), and none of the ticket, its data or its event is left."""
+    from sqlalchemy.exc import DataError
+
+    from cxdesk.store.db import make_engine
+
+    engine = make_engine(pg_url)
+    try:
+        build_small_desk(engine)
+        drafts = [
+            TicketDraft(title="Too long", team="360", data=[("n" * 101, "v")]),
+            TicketDraft(title="Too long", team="360", customer_phone="1" * 33),
+        ]
+        for draft in drafts:
+            with pytest.raises(DataError), unit_of_work(engine) as session:
+                create_ticket(session, actor=None, draft=draft)
+        with read_session(engine) as session:
+            assert not session.exec(select(Ticket).where(Ticket.title == "Too long")).all()
+            assert not session.exec(select(TicketData)).all()
+            assert not session.exec(select(Event).where(Event.kind == "ticket.created")).all()
+    finally:
+        engine.dispose()
