@@ -90,3 +90,84 @@ def test_a_connection_past_selects_descriptor_limit_is_not_pinged_on_every_check
         engine.dispose()
         for fd in spare:
             os.close(fd)
+
+
+class _DroppingProxy:
+    """A TCP proxy in front of the server that can forget its connections the way a load
+    balancer or NAT does at its idle timeout: nothing is sent to the client until it writes,
+    which is then answered by a reset (review rev1)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        import socket
+        import threading
+
+        self._upstream = (host, port)
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._forgotten: set[int] = set()
+        self._pairs: list[tuple[Any, Any]] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self._upstream)
+            self._pairs.append((client, server))
+            threading.Thread(target=self._pump, args=(client, server, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, False), daemon=True).start()
+
+    def _pump(self, source: Any, target: Any, from_client: bool) -> None:
+        import socket
+        import struct
+
+        while True:
+            try:
+                data = source.recv(65536)
+            except OSError:
+                return
+            if from_client and id(source) in self._forgotten:  # the flow is unknown: reset
+                source.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                source.close()
+                target.close()
+                return
+            try:
+                if not data:
+                    target.close()
+                    return
+                target.sendall(data)
+            except OSError:  # the other side reset or closed meanwhile
+                return
+
+    def forget(self) -> None:
+        self._forgotten |= {id(client) for client, _server in self._pairs}
+
+    def close(self) -> None:
+        self._listener.close()
+
+
+def test_a_connection_its_path_forgot_is_replaced_without_an_error(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review rev1: a load balancer's or NAT's idle timeout drops a pooled connection without
+    a word; the socket stays quiet until the client writes, and the write is reset. The
+    pre-ping's write found it and the pool connected again; ``_looks_closed`` sees a quiet
+    socket, so the caller's first statement gets the error."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(pg_url)
+    proxy = _DroppingProxy(url.host or "127.0.0.1", url.port or 5432)
+    engine = make_engine(url.set(host="127.0.0.1", port=proxy.port).render_as_string(False))
+    try:
+        first = _backend(engine)
+        proxy.forget()
+        second = _backend(engine)  # pool_pre_ping: no error
+        assert second != first
+    finally:
+        engine.dispose()
+        proxy.close()
