@@ -1,8 +1,9 @@
-"""PostgreSQL's pool hands out a connection the server closed never: each checkout looks
-at the connection's socket (``store.db._looks_closed``) and pings only one that is closed or
-has something to read, where ``pool_pre_ping`` pinged on every checkout, a round trip per
-transaction. A connection whose backend was terminated, or a pool whose server restarted, is
-replaced without the caller seeing an error."""
+"""PostgreSQL's pool hands out a connection the server closed never: each checkout looks at
+the connection (``store.db._needs_ping``) and pings only one idle longer than
+``PING_AFTER_IDLE_S``, closed, or whose socket has something to read, where ``pool_pre_ping``
+pinged on every checkout, a round trip per transaction. A connection whose backend was
+terminated, or that a network device dropped without a word, is replaced without the caller
+seeing an error. The idle limit is set by each test (no test waits on the clock)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import psycopg
 import pytest
 from sqlalchemy import Engine, text
 
+from cxdesk.store import db
 from cxdesk.store.db import make_engine, transaction
 
 
@@ -23,8 +25,12 @@ def pg(pg_url: str) -> Iterator[Engine]:
     engine.dispose()
 
 
-def _pings(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Each ping the pool makes, by the backend it pinged."""
+def _pings(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, idle_limit: float = 3600.0
+) -> list[int]:
+    """Each ping the pool makes, by the backend it pinged; a connection idle longer than
+    ``idle_limit`` seconds is pinged (by default none in a test's time)."""
+    monkeypatch.setattr(db, "PING_AFTER_IDLE_S", idle_limit)
     pinged: list[int] = []
     ping = engine.dialect.do_ping
 
@@ -51,6 +57,15 @@ def test_a_healthy_connection_is_handed_out_without_a_ping(
     assert pinged == []
 
 
+def test_a_connection_idle_for_a_while_is_pinged_and_kept(
+    pg: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pinged = _pings(pg, monkeypatch, idle_limit=0.0)
+    first = _backend(pg)
+    assert _backend(pg) == first  # asked, answered: the same connection
+    assert pinged == [first]
+
+
 def test_a_terminated_connection_is_replaced_without_an_error(
     pg: Engine, pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -67,9 +82,9 @@ def test_a_connection_past_selects_descriptor_limit_is_not_pinged_on_every_check
     pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Review rev1: a process with more than 1,024 descriptors open (a web server's clients,
-    a TUI's files) gets sockets numbered past ``select.select``'s FD_SETSIZE; ``_looks_closed``
-    then takes the ValueError for "closed" and pings every checkout, pool_pre_ping's round
-    trip back without a word. ``select.poll`` has no such limit."""
+    a TUI's files) gets sockets numbered past ``select.select``'s FD_SETSIZE; the socket check
+    took the ValueError for "closed" and pinged every checkout, pool_pre_ping's round trip
+    back without a word. ``select.poll`` has no such limit."""
     import os
     import resource
 
@@ -156,18 +171,20 @@ def test_a_connection_its_path_forgot_is_replaced_without_an_error(
 ) -> None:
     """Review rev1: a load balancer's or NAT's idle timeout drops a pooled connection without
     a word; the socket stays quiet until the client writes, and the write is reset. The
-    pre-ping's write found it and the pool connected again; ``_looks_closed`` sees a quiet
-    socket, so the caller's first statement gets the error."""
+    pre-ping's write found it and the pool connected again; so does the ping of a connection
+    idle longer than ``PING_AFTER_IDLE_S`` (here: any)."""
     from sqlalchemy.engine import make_url
 
     url = make_url(pg_url)
     proxy = _DroppingProxy(url.host or "127.0.0.1", url.port or 5432)
     engine = make_engine(url.set(host="127.0.0.1", port=proxy.port).render_as_string(False))
     try:
+        pinged = _pings(engine, monkeypatch, idle_limit=0.0)  # it lay idle: asked
         first = _backend(engine)
         proxy.forget()
-        second = _backend(engine)  # pool_pre_ping: no error
+        second = _backend(engine)  # no error: the ping found it gone
         assert second != first
+        assert pinged[0] == first
     finally:
         engine.dispose()
         proxy.close()

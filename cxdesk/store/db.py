@@ -13,7 +13,7 @@ checkpoint with its fsyncs (benchmarks/pull.py, p99).
 
 PostgreSQL: READ COMMITTED; operations lock the rows they change (``FOR UPDATE``) and pulls
 use ``FOR UPDATE SKIP LOCKED``. The pool checks a connection before handing it out, but pings
-only one its server may have closed (``_looks_closed``).
+only one idle for a while or that its server may have closed (``_needs_ping``).
 """
 
 from __future__ import annotations
@@ -112,16 +112,22 @@ def _sqlite_engine(url: Any, **kwargs: Any) -> Engine:
 
 
 def _postgres_engine(url: Any, **kwargs: Any) -> Engine:
-    """A pool that checks each connection it hands out, as ``pool_pre_ping`` does, but
-    without a round trip when the connection's socket is quiet (``_looks_closed``)."""
+    """A pool that checks a connection before handing it out, as ``pool_pre_ping`` does, but
+    without a round trip when the connection was used a moment ago and its socket is quiet
+    (``_needs_ping``): a burst of transactions (check-ins at a desk, a worker's pass) skips
+    the ping that was one round trip each."""
     engine = create_engine(url, **kwargs)
     dialect = engine.dialect
 
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_RETURNED_KEY] = time.monotonic()
+
     @event.listens_for(engine, "checkout")
-    def _on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
-        if not _looks_closed(dbapi_connection):
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if not _needs_ping(dbapi_connection, record.info.get(_RETURNED_KEY)):
             return
-        try:  # closed, or something came in: ask it, as the pre-ping would
+        try:
             dialect.do_ping(dbapi_connection)
         except dialect.loaded_dbapi.Error as error:
             if dialect.is_disconnect(error, dbapi_connection, None):
@@ -133,22 +139,29 @@ def _postgres_engine(url: Any, **kwargs: Any) -> Engine:
     return engine
 
 
-def _looks_closed(connection: Any) -> bool:
-    """Whether a psycopg connection lying idle in the pool may have been closed by its server.
+_RETURNED_KEY = "cxdesk_returned"
+"""In a pooled connection's ``info``: ``time.monotonic()`` when it was last given back."""
+PING_AFTER_IDLE_S = 2.0
+"""A pooled connection idle longer than this is pinged before it is used again."""
 
-    A connection at rest has nothing to read: its every answer was read with its statement.
-    When the server ends it (a restart, ``pg_terminate_backend``, an idle timeout) it sends
-    its reason and closes the socket, which then reads at once. So only a closed connection,
-    or one whose socket is readable, is pinged: the pre-ping's ``SELECT 1`` was a round trip
-    on every transaction. What neither notices, a network gone
-    without a word, the first statement finds, as it would after the ping."""
+
+def _needs_ping(connection: Any, returned: float | None) -> bool:
+    """Whether a psycopg connection the pool is about to hand out must be asked first.
+
+    Yes when it lay idle longer than ``PING_AFTER_IDLE_S``: a network device that dropped it
+    without a word (a load balancer's or NAT's idle timeout, a host gone) sent nothing, and
+    only a write finds that out. Yes when it is closed, or its socket has something to read:
+    a connection at rest has nothing to read (its every answer was read with its statement),
+    but a server that ends it (a restart, ``pg_terminate_backend``, an idle timeout) sends its
+    reason and closes the socket. Otherwise (used a moment ago, quiet, or new: ``returned``
+    None) no: the ping would be a round trip on every transaction."""
+    if returned is not None and time.monotonic() - returned > PING_AFTER_IDLE_S:
+        return True
     if connection.closed or connection.broken:
         return True
-    try:
-        readable, _, _ = select.select([connection.fileno()], [], [], 0)
-    except (OSError, ValueError):
-        return True
-    return bool(readable)
+    poller = select.poll()  # not select.select: no limit on the descriptor's number
+    poller.register(connection.fileno(), select.POLLIN)
+    return bool(poller.poll(0))
 
 
 def _begin_sqlite(connection: Any, begin: str) -> None:
