@@ -45,8 +45,16 @@ def columns(row: SQLModel) -> dict[str, Any]:
     }
 
 
-def test_what_a_checkin_held_is_what_was_written(engine: Engine) -> None:
+def test_what_a_checkin_held_is_what_was_written(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # PostgreSQL's session in a zone not UTC, at a half hour: a time cast to the wrong type
+    # would read back moved (each connection of the test's engine is made after this).
+    monkeypatch.setenv("PGTZ", "America/St_Johns")
     build_small_desk(engine)
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("SHOW TimeZone").scalar() == "America/St_Johns"
     with transaction(engine) as session:
         vera = get_user(session, "vera")
         response = submit_response(session, actor=vera, survey_name="checkin", answers=ANSWERS)

@@ -242,8 +242,8 @@ def submit_response(
     if session.get_bind().dialect.name == "postgresql":  # one round trip for both
         row = event_values(**line)
         response.id, line_id = together.row_with_line(
-            session, _RESPONSES, new_values(response, _RESPONSE_COLUMNS), _EVENTS, row,
-            into="response_id",
+            session, table=_RESPONSES, row=new_values(response, _RESPONSE_COLUMNS),
+            events=_EVENTS, line=row, into="response_id",
         )  # fmt: skip
         recorded(session, line_id, row | {"response_id": response.id})
         return written(session, response)  # in hand: its workflows read it

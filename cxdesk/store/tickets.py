@@ -336,13 +336,15 @@ def create_ticket(session: Session, *, actor: User | None, draft: TicketDraft) -
     if session.get_bind().dialect.name == "postgresql":
         line = event_values(**created)
         ticket.id, line_id = together.new_row_with_many_and_line(
-            session, _TICKETS, values, around, _INSERT_DATA, data, _EVENTS, line,
-            into="ticket_id",
+            session, table=_TICKETS, row=values, around_id=around, many=_INSERT_DATA,
+            rows=data, events=_EVENTS, line=line, into="ticket_id",
         )  # fmt: skip
         recorded(session, line_id, line | {"ticket_id": ticket.id})
     else:  # the write lock is held (BEGIN IMMEDIATE): the id SQLite would give a rowid table
         next_id = "SELECT coalesce(max(id), 0) + 1 AS id FROM ticket"
-        ticket.id = together.new_row_around_id(session, _TICKETS, values, around, next_id)
+        ticket.id = together.new_row_around_id(
+            session, table=_TICKETS, row=values, around_id=around, next_id=next_id
+        )
         _INSERT_DATA.write(session, [row | {"ticket_id": ticket.id} for row in data])
         created["ticket_id"] = ticket.id
         record_event(session, **created)

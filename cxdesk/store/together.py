@@ -27,7 +27,7 @@ from sqlmodel import Session
 from cxdesk.store.prepared import ManyRows, Prepared, array_of, type_sql
 
 _STATEMENTS: dict[tuple[str, ...], Prepared] = {}
-"""Each statement's text, built once per shape (tables, where the new id goes)."""
+"""Each statement, built once per dialect and shape (tables, columns, where the new id goes)."""
 _PROCESSORS: dict[tuple[str, str], dict[str, Any]] = {}
 """Per (table, dialect): its columns' bind processors."""
 
@@ -70,11 +70,11 @@ def _insert_values(table: Table, dialect: Dialect, names: Sequence[str], prefix:
 
 def row_with_line(
     session: Session,
+    *,
     table: Table,
     row: Mapping[str, Any],
     events: Table,
     line: Mapping[str, Any],
-    *,
     into: str,
 ) -> tuple[int, int]:
     """Write the new row ``row`` of ``table`` (its id given by the database) and the log line
@@ -82,7 +82,7 @@ def row_with_line(
     dialect = session.get_bind().dialect
     names = [name for name in row if name != "id"]
     line_names = [name for name in line if name not in ("id", into)]
-    shape = ("row_with_line", table.name, ",".join(names), ",".join(line_names), into)
+    shape = (dialect.name, "row_with_line", table.name, ",".join(names), ",".join(line_names), into)
     statement = _STATEMENTS.get(shape)
     if statement is None:
         preparer = dialect.identifier_preparer
@@ -102,6 +102,7 @@ def row_with_line(
 
 def new_row_with_many_and_line(
     session: Session,
+    *,
     table: Table,
     row: Mapping[str, Any],
     around_id: Mapping[str, tuple[str, str]],
@@ -109,7 +110,6 @@ def new_row_with_many_and_line(
     rows: Sequence[Mapping[str, Any]],
     events: Table,
     line: Mapping[str, Any],
-    *,
     into: str,
 ) -> tuple[int, int]:
     """Write a new row of ``table``, its id taken from its sequence by the statement itself,
@@ -123,8 +123,10 @@ def new_row_with_many_and_line(
     made = list(around_id)
     line_names = [name for name in line if name not in ("id", into)]
     many_names = [key for key in many.keys if key != into]
-    shape = ("new_row_with_many_and_line", table.name, ",".join(names), ",".join(made),
-             many.table.name, ",".join(many_names), ",".join(line_names), into)  # fmt: skip
+    shape = (
+        dialect.name, "new_row_with_many_and_line", table.name, ",".join(names),
+        ",".join(made), many.table.name, ",".join(many_names), ",".join(line_names), into,
+    )  # fmt: skip
     statement = _STATEMENTS.get(shape)
     if statement is None:
         preparer = dialect.identifier_preparer
@@ -159,6 +161,7 @@ def new_row_with_many_and_line(
 
 def new_row_around_id(
     session: Session,
+    *,
     table: Table,
     row: Mapping[str, Any],
     around_id: Mapping[str, tuple[str, str]],
@@ -170,7 +173,14 @@ def new_row_around_id(
     dialect = session.get_bind().dialect
     names = [name for name in row if name not in around_id and name != "id"]
     made = list(around_id)
-    shape = ("new_row_around_id", table.name, ",".join(names), ",".join(made), next_id)
+    shape = (
+        dialect.name,
+        "new_row_around_id",
+        table.name,
+        ",".join(names),
+        ",".join(made),
+        next_id,
+    )
     statement = _STATEMENTS.get(shape)
     if statement is None:
         preparer = dialect.identifier_preparer
