@@ -11,10 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Required, TypedDict, TypeVar, Unpack
 
-from sqlalchemy import String, bindparam, cast, event, insert, select
+from sqlalchemy import event, insert
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, SQLModel
 
+from cxdesk.store import together
 from cxdesk.store.in_hand import attach_written, new_values, written
 from cxdesk.store.models import Event, User, utcnow
 from cxdesk.store.prepared import Prepared
@@ -137,51 +138,21 @@ def recorded(session: Session, event_id: int, row: Mapping[str, Any]) -> None:
     session.info.setdefault(RECORDED_KEY, set()).add(event_id)
 
 
-_WITH_LINE: dict[str, Prepared] = {}
-"""Per table, PostgreSQL's INSERT of a row and of its log line (``insert_with_line``)."""
-
-
 def insert_with_line(
     session: Session, row: Model, line: Mapping[str, Any], *, detail: tuple[str, str]
 ) -> Model:
     """PostgreSQL: the new object ``row`` written as ``in_hand.insert_row`` writes it, and
     the log line ``line`` (``event_values``, for no workflow) whose detail names the row's id
-    between ``detail``'s two parts, in one statement: one round trip where there were two.
-    ``WITH written AS (INSERT ... RETURNING id) INSERT INTO event ... SELECT ... FROM
-    written``; the row's id set, it is kept in hand."""
+    between ``detail``'s two parts, in one statement (``store.together``): one round trip
+    where there were two. The row's id set, it is kept in hand."""
     table: Any = row.__table__  # type: ignore[attr-defined]
     names = [column.name for column in table.columns if column.name != "id"]
-    statement = _WITH_LINE.get(table.name)
-    if statement is None:
-        statement = _WITH_LINE[table.name] = Prepared(_with_line(table, names))
-    values = new_values(row, names, "r_")
-    values.update({f"e_{name}": value for name, value in line.items() if name != "detail"})
-    values.update(detail_head=detail[0], detail_tail=detail[1])
-    row.id = statement.scalar(session, values)
+    row.id, _line_id = together.row_with_line(
+        session, table=table, row=new_values(row, names), events=_EVENTS,
+        line={name: value for name, value in line.items() if name != "detail"},
+        around_id={"detail": detail},
+    )  # fmt: skip
     return written(session, row)
-
-
-def _with_line(table: Any, names: list[str]) -> Any:
-    row = (
-        insert(table)
-        .values({name: bindparam(f"r_{name}", type_=table.c[name].type) for name in names})
-        .returning(table.c.id)
-        .cte("written")
-    )
-    columns = [column for column in _EVENTS.columns if column.name != "id"]
-    line = select(*[
-        bindparam("detail_head", type_=String()) + cast(row.c.id, String())
-        + bindparam("detail_tail", type_=String())
-        if column.name == "detail"
-        else bindparam(f"e_{column.name}", type_=column.type)
-        for column in columns
-    ]).select_from(row)  # fmt: skip
-    return (
-        insert(_EVENTS)
-        .from_select([column.name for column in columns], line)
-        .returning(select(row.c.id).scalar_subquery())
-        .add_cte(row)
-    )
 
 
 def take_pending_events(session: Session) -> list[int]:

@@ -75,29 +75,55 @@ def row_with_line(
     row: Mapping[str, Any],
     events: Table,
     line: Mapping[str, Any],
-    into: str,
+    into: str | None = None,
+    around_id: Mapping[str, tuple[str, str]] | None = None,
 ) -> tuple[int, int]:
     """Write the new row ``row`` of ``table`` (its id given by the database) and the log line
-    ``line`` whose column ``into`` is the new row's id; (row id, line id)."""
+    ``line`` that names the new id: as its column ``into`` (a survey response's line), or
+    in ``around_id``'s text columns, each the id between a head and a tail (``outbox #12``);
+    (row id, line id)."""
     dialect = session.get_bind().dialect
+    around_id = around_id or {}
     names = [name for name in row if name != "id"]
-    line_names = [name for name in line if name not in ("id", into)]
-    shape = (dialect.name, "row_with_line", table.name, ",".join(names), ",".join(line_names), into)
+    made = list(around_id)
+    line_names = [name for name in line if name not in ("id", into, *made)]
+    given = [into] if into else []
+    shape = (dialect.name, "row_with_line", table.name, ",".join(names), ",".join(line_names),
+             ",".join(given), ",".join(made))  # fmt: skip
     statement = _STATEMENTS.get(shape)
     if statement is None:
         preparer = dialect.identifier_preparer
         written = f"{_insert_values(table, dialect, names, 'r_')} RETURNING {preparer.quote('id')}"
+        chosen = [_casts(events, dialect, line_names, "e_"), *_made_around(made, "written.id"),
+                  *["written.id" for _ in given]]  # fmt: skip
         statement = _STATEMENTS[shape] = Prepared(text(
             f"WITH written AS ({written}) "
             f"INSERT INTO {preparer.format_table(events)} "
-            f"({_columns(events, dialect, [*line_names, into])}) "
-            f"SELECT {_casts(events, dialect, line_names, 'e_')}, written.id FROM written "
+            f"({_columns(events, dialect, [*line_names, *made, *given])}) "
+            f"SELECT {', '.join(chosen)} FROM written "
             f"RETURNING {preparer.quote('id')}, (SELECT id FROM written)"
         ))  # fmt: skip
     values = bound(table, dialect, {name: row[name] for name in names}, "r_")
     values |= bound(events, dialect, {name: line[name] for name in line_names}, "e_")
+    values |= _heads_and_tails(around_id)
     ((line_id, row_id),) = statement.rows(session, values)
     return row_id, line_id
+
+
+def _made_around(names: Sequence[str], new_id: str) -> list[str]:
+    """Each of ``names``' values made in SQL: its head, the new id ``new_id``, its tail."""
+    return [
+        f"CAST(:h_{name} AS TEXT) || CAST({new_id} AS TEXT) || CAST(:t_{name} AS TEXT)"
+        for name in names
+    ]
+
+
+def _heads_and_tails(around_id: Mapping[str, tuple[str, str]]) -> dict[str, str]:
+    """The binds of ``_made_around``: each name's head and tail."""
+    values: dict[str, str] = {}
+    for name, (head, tail) in around_id.items():
+        values |= {f"h_{name}": head, f"t_{name}": tail}
+    return values
 
 
 def new_row_with_many_and_line(
@@ -131,10 +157,7 @@ def new_row_with_many_and_line(
     if statement is None:
         preparer = dialect.identifier_preparer
         sequence = f"pg_get_serial_sequence('{table.name}', 'id')"
-        around = ", ".join(
-            f"CAST(:h_{name} AS TEXT) || CAST(new.id AS TEXT) || CAST(:t_{name} AS TEXT)"
-            for name in made
-        )
+        around = ", ".join(_made_around(made, "new.id"))
         arrays = ", ".join(array_of(many.table.c[key], dialect, f"m_{key}") for key in many_names)
         statement = _STATEMENTS[shape] = Prepared(text(
             f"WITH new AS (SELECT nextval({sequence}) AS id), "
@@ -150,8 +173,7 @@ def new_row_with_many_and_line(
             f"RETURNING (SELECT id FROM new), {preparer.quote('id')}"
         ))  # fmt: skip
     values = bound(table, dialect, {name: row[name] for name in names}, "r_")
-    for name, (head, tail) in around_id.items():
-        values |= {f"h_{name}": head, f"t_{name}": tail}
+    values |= _heads_and_tails(around_id)
     arrays_of = many.arrays(dialect, [{**each, into: 0} for each in rows])
     values |= {f"m_{key}": arrays_of[key] for key in many_names}
     values |= bound(events, dialect, {name: line[name] for name in line_names}, "e_")
@@ -184,10 +206,7 @@ def new_row_around_id(
     statement = _STATEMENTS.get(shape)
     if statement is None:
         preparer = dialect.identifier_preparer
-        around = ", ".join(
-            f"CAST(:h_{name} AS TEXT) || CAST(new.id AS TEXT) || CAST(:t_{name} AS TEXT)"
-            for name in made
-        )
+        around = ", ".join(_made_around(made, "new.id"))
         given = ", ".join(f":r_{name}" for name in names)
         statement = _STATEMENTS[shape] = Prepared(text(
             f"INSERT INTO {preparer.format_table(table)} "
@@ -196,7 +215,6 @@ def new_row_around_id(
             f"RETURNING {preparer.quote('id')}"
         ))  # fmt: skip
     values = bound(table, dialect, {name: row[name] for name in names}, "r_")
-    for name, (head, tail) in around_id.items():
-        values |= {f"h_{name}": head, f"t_{name}": tail}
+    values |= _heads_and_tails(around_id)
     new_id: int = statement.scalar(session, values)
     return new_id
