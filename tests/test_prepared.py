@@ -148,10 +148,11 @@ def test_in_hand_get_answers_as_session_get(engine: Engine) -> None:
 def _attached(session: Any, row: Any) -> tuple[Any, ...]:
     state = inspect(row)
     return (
-        state.key, state.persistent, state.modified, state.expired, dict(state.committed_state),
+        state.key, state.persistent, state.modified, state.expired, set(state.committed_state),
         set(state.expired_attributes), set(state.unloaded), state.session_id == session.hash_key,
         row in session, row in session.dirty, row in session.new,
         sorted(state.dict.keys() - {"_sa_instance_state"}),
+        set(row.__pydantic_fields_set__),
     )  # fmt: skip
 
 
@@ -164,9 +165,10 @@ def test_a_written_row_is_attached_as_make_transient_to_detached_and_add_attach_
     at = datetime(2026, 3, 1, 8, 30, tzinfo=UTC)
     with transaction(engine) as session:
         quick = in_hand.insert_row(session, in_hand.new_row(Team, {"name": "Q", "created_at": at}))
-        slow = in_hand.new_row(Team, {"name": "Q", "created_at": at})
+        slow = in_hand.new_row(Team, {"name": "S", "created_at": at})
         slow.id = _ADD_TEAM_ID.scalar(session, {"name": "S", "created_at": at})
         in_hand._written_slowly(session, slow)
+        assert _attached(session, quick)[1:] == _attached(session, slow)[1:]
         quick.name, slow.name = "Q2", "S2"  # both tracked as changes again
         assert _attached(session, quick)[1:] == _attached(session, slow)[1:]
         assert session.get(Team, quick.id) is quick

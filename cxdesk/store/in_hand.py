@@ -28,8 +28,9 @@ GIVEN_KEY = "cxdesk_given"
 Model = TypeVar("Model", bound=SQLModel)
 
 
-_DEFAULTS: dict[type[Any], list[tuple[str, Any, Callable[[], Any] | None]]] = {}
-"""Per model, each field's default value or factory (``PydanticUndefined``: required)."""
+_DEFAULTS: dict[type[Any], tuple[Any, list[tuple[str, Any, Callable[[], Any] | None]]]] = {}
+"""Per model, its class manager and each field's default value or factory
+(``PydanticUndefined``: required)."""
 
 
 def new_row(model: type[Model], values: Mapping[str, Any]) -> Model:
@@ -37,13 +38,14 @@ def new_row(model: type[Model], values: Mapping[str, Any]) -> Model:
     its model default: what ``model(**values)`` makes (SQLModel does not validate a table
     model's values), without its per-field instrumented assignments. A missing required
     field raises TypeError."""
-    defaults = _DEFAULTS.get(model)
-    if defaults is None:
-        defaults = _DEFAULTS[model] = [
+    found = _DEFAULTS.get(model)
+    if found is None:
+        found = _DEFAULTS[model] = (inspect(model).class_manager, [
             (name, info.default, info.default_factory)  # type: ignore[misc]
             for name, info in model.model_fields.items()
-        ]
-    row = inspect(model).class_manager.new_instance()
+        ])  # fmt: skip
+    manager, defaults = found
+    row = manager.new_instance()
     fields = row.__dict__
     for name, default, factory in defaults:
         if name in values:
@@ -114,8 +116,21 @@ def insert_row(session: Session, row: Model) -> Model:
     if given:
         statement.execute(session, values)
     else:
-        row.id = statement.scalar(session, values)
+        set_new_id(row, statement.scalar(session, values))
     return written(session, row)
+
+
+def set_new_id(row: SQLModel, row_id: int) -> None:
+    """``row.id = row_id`` for a new object about to be ``written``: a transient one (no
+    listener on its id) takes it in its ``__dict__``, as SQLModel's and SQLAlchemy's
+    instrumented assignment would put it (``written`` then forgets the change they would
+    have noted); any other object through that assignment."""
+    state = instance_state(row)
+    if state.key is None and state.session_id is None and not state.manager["id"].dispatch.set:
+        row.__dict__["id"] = row_id
+        row.__pydantic_fields_set__.add("id")
+    else:
+        row.id = row_id
 
 
 def new_values(row: Model, names: Sequence[str], prefix: str = "") -> dict[str, Any]:
