@@ -116,21 +116,25 @@ def insert_row(session: Session, row: Model) -> Model:
     if given:
         statement.execute(session, values)
     else:
-        set_new_id(row, statement.scalar(session, values))
+        set_new(row, id=statement.scalar(session, values))
     return written(session, row)
 
 
-def set_new_id(row: SQLModel, row_id: int) -> None:
-    """``row.id = row_id`` for a new object about to be ``written``: a transient one (no
-    listener on its id) takes it in its ``__dict__``, as SQLModel's and SQLAlchemy's
-    instrumented assignment would put it (``written`` then forgets the change they would
-    have noted); any other object through that assignment."""
+def set_new(row: SQLModel, **values: Any) -> None:
+    """Set fields of a new object about to be ``written``: a transient one takes each (no
+    listener on it) in its ``__dict__``, as SQLModel's and SQLAlchemy's instrumented assignment
+    would put it (``written`` then forgets the change they would have noted); any other object,
+    or field, through that assignment."""
     state = instance_state(row)
-    if state.key is None and state.session_id is None and not state.manager["id"].dispatch.set:
-        row.__dict__["id"] = row_id
-        row.__pydantic_fields_set__.add("id")
-    else:
-        row.id = row_id
+    transient = state.key is None and state.session_id is None
+    manager = state.manager
+    fields, fields_set = row.__dict__, row.__pydantic_fields_set__
+    for name, value in values.items():
+        if transient and not manager[name].dispatch.set:
+            fields[name] = value
+            fields_set.add(name)
+        else:
+            setattr(row, name, value)
 
 
 def new_values(row: Model, names: Sequence[str], prefix: str = "") -> dict[str, Any]:
