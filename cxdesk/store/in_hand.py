@@ -174,7 +174,7 @@ def written(session: Session, row: Model) -> Model:
         or state.manager.dispatch.expire  # told of the (no) attributes expired
     ):
         return _written_slowly(session, row)
-    state.key = key = (mapper._identity_class, (state.dict["id"],), None)
+    state.key = key = (mapper._identity_class, (state.dict["id"],), state.identity_token)
     state._commit_all(state.dict)  # as if just read: every attribute is the row's
     identity_map = session.identity_map
     stale = identity_map.get(key)
