@@ -6,9 +6,10 @@ slow ones gave."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
-from sqlalchemy import Engine, bindparam, create_engine, func, insert
+from sqlalchemy import Engine, bindparam, create_engine, func, insert, inspect
 from sqlalchemy import select as sa_select
 from sqlalchemy.exc import DataError
 from sqlmodel import col, select
@@ -85,6 +86,8 @@ def test_many_rows_never_cut_a_value_longer_than_its_column(engine: Engine) -> N
 
 
 _ADD_TEAM = Prepared(insert(Team), keys=["name", "created_at"])
+_TEAMS = Team.__table__  # type: ignore[attr-defined]
+_ADD_TEAM_ID = Prepared(insert(_TEAMS).returning(_TEAMS.c.id), keys=["name", "created_at"])
 
 
 def test_a_prepared_statement_in_a_nested_transaction_is_rolled_back_with_it(
@@ -140,6 +143,64 @@ def test_in_hand_get_answers_as_session_get(engine: Engine) -> None:
         session.expire(team)
         assert in_hand.get(session, Team, team.id) is team
         assert "name" in team.__dict__  # read again, as session.get does
+
+
+def _attached(session: Any, row: Any) -> tuple[Any, ...]:
+    state = inspect(row)
+    return (
+        state.key, state.persistent, state.modified, state.expired, set(state.committed_state),
+        set(state.expired_attributes), set(state.unloaded), state.session_id == session.hash_key,
+        row in session, row in session.dirty, row in session.new,
+        sorted(state.dict.keys() - {"_sa_instance_state"}),
+        set(row.__pydantic_fields_set__),
+    )  # fmt: skip
+
+
+def test_a_written_row_is_attached_as_make_transient_to_detached_and_add_attach_it(
+    engine: Engine,
+) -> None:
+    """``in_hand.written``'s direct attach leaves the object, the session and its identity map
+    as the two calls it stands for; ``session.get`` answers with the object."""
+    upgrade(engine)
+    at = datetime(2026, 3, 1, 8, 30, tzinfo=UTC)
+    with transaction(engine) as session:
+        quick = in_hand.insert_row(session, in_hand.new_row(Team, {"name": "Q", "created_at": at}))
+        slow = in_hand.new_row(Team, {"name": "S", "created_at": at})
+        slow.id = _ADD_TEAM_ID.scalar(session, {"name": "S", "created_at": at})
+        in_hand._written_slowly(session, slow)
+        assert _attached(session, quick)[1:] == _attached(session, slow)[1:]
+        quick.name, slow.name = "Q2", "S2"  # both tracked as changes again
+        assert _attached(session, quick)[1:] == _attached(session, slow)[1:]
+        assert session.get(Team, quick.id) is quick
+        assert in_hand.get(session, Team, quick.id) is quick
+        session.flush()
+        assert _attached(session, quick)[1:] == _attached(session, slow)[1:]
+    with transaction(engine) as session:
+        assert session.get(Team, quick.id).name == "Q2"  # type: ignore[union-attr]
+
+
+def test_a_row_written_in_a_rolled_back_savepoint_leaves_no_stale_object(
+    engine: Engine,
+) -> None:
+    """The object of a row written in a savepoint rolled back gives way to the row written
+    next with its id (SQLite's next id is the same)."""
+    upgrade(engine)
+    at = datetime(2026, 3, 1, 8, 30, tzinfo=UTC)
+    with transaction(engine) as session:
+        with pytest.raises(ValueError), session.begin_nested():
+            gone = in_hand.insert_row(
+                session, in_hand.new_row(Team, {"name": "Gone", "created_at": at})
+            )
+            raise ValueError("the row fails")
+        kept = in_hand.insert_row(
+            session, in_hand.new_row(Team, {"name": "Kept", "created_at": at})
+        )
+        assert session.get(Team, kept.id) is kept
+        if kept.id == gone.id:
+            assert gone not in session
+        assert [team.name for team in session.exec(select(Team).where(Team.id == kept.id))] == [
+            "Kept"
+        ]
 
 
 def test_a_context_kept_for_the_next_workflow_forgets_what_it_worked_out() -> None:

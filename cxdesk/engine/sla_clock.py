@@ -20,6 +20,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
@@ -98,9 +99,12 @@ def _spans(hours: Sequence[Sequence[str]]) -> tuple[Span, ...]:
     return tuple(sorted((_minute(start), _minute(end)) for start, end in hours))
 
 
+@lru_cache(maxsize=4096)
 def _instant(day: date, minute: int, zone: ZoneInfo) -> datetime:
     """A local wall-clock minute of ``day`` as UTC (1440: the next day's midnight). A time in
-    a spring-forward gap counts with the offset before the change (zoneinfo's fold 0)."""
+    a spring-forward gap counts with the offset before the change (zoneinfo's fold 0).
+
+    Remembered: a check-in's due times ask for the same few days' openings a dozen times."""
     if minute >= 1440:
         day, minute = day + timedelta(days=1), minute - 1440
     local = datetime(day.year, day.month, day.day, minute // 60, minute % 60, tzinfo=zone)

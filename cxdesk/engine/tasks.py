@@ -26,7 +26,6 @@ never left as a blank at send time.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from copy import deepcopy
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -146,9 +145,19 @@ def ticket_spec(session: Session, task: Mapping[str, Any]) -> dict[str, Any]:
         template = desk_definitions(session).ticket_templates.get(name)
         if template is None:
             template = get_ticket_template(session, name).definition
-        spec.update(deepcopy(template))  # the cached definitions stay as they are
+        spec.update(_json_copy(template))  # the cached definitions stay as they are
     spec.update({k: v for k, v in task.items() if k not in ("type", "template")})
     return spec
+
+
+def _json_copy(value: Any) -> Any:
+    """A copy of a JSON value's lists and objects, as plain lists and dicts (what ``deepcopy``
+    made of a template, at a third of its cost: no memo, no dispatch on the type)."""
+    if isinstance(value, list):
+        return [_json_copy(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _json_copy(item) for key, item in value.items()}
+    return value
 
 
 def ticket_spec_problems(spec: Mapping[str, Any], questions: Iterable[str] | None) -> list[str]:

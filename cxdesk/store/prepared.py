@@ -104,10 +104,17 @@ class Prepared:
         return params
 
     def _run(self, session: Session, values: Any, many: bool) -> Any:
-        session._autoflush()  # as the session's own statements do: pending changes first
-        connection, driver = _connections(session)
+        if not session._is_clean():  # as the session's own statements do: changes first
+            session._autoflush()
+        # The transaction's connections, as ``_connections`` keeps them (inline: a check-in
+        # runs some twenty statements).
+        found = session.info.get(_DRIVER_KEY)
+        if found is not None and found[0]() is session._transaction is not None:
+            connection, driver = found[1], found[2]
+        else:
+            connection, driver = _connections(session)
         dialect = connection.dialect
-        form = self._form(dialect)
+        form = self._forms.get(dialect.name) or self._form(dialect)
         if many:
             parameters = [self._parameters(form, row) for row in values]
         else:
@@ -143,7 +150,7 @@ class Prepared:
     def rows(self, session: Session, values: Mapping[str, Any] | None = None) -> list[Any]:
         """Run it once; every row it returns, as the driver gives them."""
         cursor = self._run(session, values or {}, False)
-        found = list(cursor.fetchall())
+        found: list[Any] = cursor.fetchall()  # a new list (sqlite3, psycopg)
         cursor.close()
         return found
 

@@ -37,6 +37,7 @@ from sqlmodel import Session, col, or_, select
 from cxdesk.engine.sla_clock import DeskHours, add_desk_minutes, desk_minutes_between
 from cxdesk.i18n import N_
 from cxdesk.store.definitions import SlaPolicyDefinition, desk_definitions
+from cxdesk.store.in_hand import set_new
 from cxdesk.store.models import SlaCalendar, SlaPolicy, StatusCategory, Ticket, as_utc
 
 SLA_TARGETS = ("first_response", "next_response", "resolution")
@@ -246,15 +247,17 @@ def _set_target(
     extra: float = 0.0,
 ) -> None:
     """Write one target's due and warning times: ``policy``'s target counted from ``start``,
-    plus ``extra`` desk minutes (time already paused); none if it sets no such target."""
+    plus ``extra`` desk minutes (time already paused); none if it sets no such target. A new
+    ticket (``start_clocks``) takes them in its fields straight (``in_hand.set_new``)."""
     minutes = None if policy is None or start is None else _minutes(policy, target)
     if minutes is None or policy is None or start is None:
-        setattr(ticket, f"{target}_due_at", None)
-        setattr(ticket, f"{target}_warn_at", None)
+        set_new(ticket, **{f"{target}_due_at": None, f"{target}_warn_at": None})
         return
-    setattr(ticket, f"{target}_due_at", add_desk_minutes(hours, start, minutes + extra))
     warn = minutes * policy.warn_percent / 100 + extra
-    setattr(ticket, f"{target}_warn_at", add_desk_minutes(hours, start, warn))
+    set_new(ticket, **{
+        f"{target}_due_at": add_desk_minutes(hours, start, minutes + extra),
+        f"{target}_warn_at": add_desk_minutes(hours, start, warn),
+    })  # fmt: skip
 
 
 def _start(ticket: Ticket, target: str) -> datetime | None:
@@ -281,7 +284,7 @@ def start_clocks(session: Session, ticket: Ticket) -> None:
         if hours is None:
             hours = DeskHours.of(known.sla_calendars[policy.calendar_id])
             known.worked_out[("desk hours", policy.calendar_id)] = hours
-    ticket.sla_policy_id = policy.id
+    set_new(ticket, sla_policy_id=policy.id)
     for target in ("first_response", "resolution"):
         _set_target(ticket, target, policy, hours, ticket.created_at)
 
