@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, SQLModel
 
 from cxdesk.store import together
-from cxdesk.store.in_hand import attach_written, new_values, written
+from cxdesk.store.in_hand import attach_written, new_values, set_new, written
 from cxdesk.store.models import Event, User, utcnow
 from cxdesk.store.prepared import Prepared
 
@@ -147,11 +147,12 @@ def insert_with_line(
     where there were two. The row's id set, it is kept in hand."""
     table: Any = row.__table__  # type: ignore[attr-defined]
     names = [column.name for column in table.columns if column.name != "id"]
-    row.id, _line_id = together.row_with_line(
+    row_id, _line_id = together.row_with_line(
         session, table=table, row=new_values(row, names), events=_EVENTS,
         line={name: value for name, value in line.items() if name != "detail"},
         around_id={"detail": detail},
     )  # fmt: skip
+    set_new(row, id=row_id)
     return written(session, row)
 
 

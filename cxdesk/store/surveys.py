@@ -28,7 +28,7 @@ from cxdesk.store.customer_language import (
 from cxdesk.store.definitions import desk_definitions
 from cxdesk.store.directory import get_setting, require_admin
 from cxdesk.store.events import EventFields, event_values, record_event, recorded
-from cxdesk.store.in_hand import insert_row, new_row, new_values, note_given, written
+from cxdesk.store.in_hand import insert_row, new_row, new_values, note_given, set_new, written
 from cxdesk.store.models import Event, Survey, SurveyResponse, User
 from cxdesk.store.phones import normalise_phone
 from cxdesk.text import check_names, text_problem
@@ -241,11 +241,12 @@ def submit_response(
                        detail=survey.name)  # fmt: skip
     if session.get_bind().dialect.name == "postgresql":  # one round trip for both
         row = event_values(**line)
-        response.id, line_id = together.row_with_line(
+        response_id, line_id = together.row_with_line(
             session, table=_RESPONSES, row=new_values(response, _RESPONSE_COLUMNS),
             events=_EVENTS, line=row, into="response_id",
         )  # fmt: skip
-        recorded(session, line_id, row | {"response_id": response.id})
+        set_new(response, id=response_id)
+        recorded(session, line_id, row | {"response_id": response_id})
         return written(session, response)  # in hand: its workflows read it
     response = insert_row(session, response)  # in hand: its workflows read it
     line["response_id"] = response.id

@@ -36,7 +36,7 @@ from cxdesk.store.directory import (
     team_members,
 )
 from cxdesk.store.events import EventFields, event_values, record_event, recorded
-from cxdesk.store.in_hand import new_row, new_values, written
+from cxdesk.store.in_hand import new_row, new_values, set_new, written
 from cxdesk.store.lean import QueueStats as QueueStats  # the lean first fill reads them too
 from cxdesk.store.lean import aware as _aware  # noqa: F401  (imported from here)
 from cxdesk.store.lean import format_wait as format_wait
@@ -335,27 +335,27 @@ def create_ticket(session: Session, *, actor: User | None, draft: TicketDraft) -
     values = new_values(ticket, _TICKET_COLUMNS)
     if session.get_bind().dialect.name == "postgresql":
         line = event_values(**created)
-        ticket.id, line_id = together.new_row_with_many_and_line(
+        new_id, line_id = together.new_row_with_many_and_line(
             session, table=_TICKETS, row=values, around_id=around, many=_INSERT_DATA,
             rows=data, events=_EVENTS, line=line, into="ticket_id",
         )  # fmt: skip
-        recorded(session, line_id, line | {"ticket_id": ticket.id})
+        recorded(session, line_id, line | {"ticket_id": new_id})
     else:  # the write lock is held (BEGIN IMMEDIATE): the id SQLite would give a rowid table
         next_id = "SELECT coalesce(max(id), 0) + 1 AS id FROM ticket"
-        ticket.id = together.new_row_around_id(
+        new_id = together.new_row_around_id(
             session, table=_TICKETS, row=values, around_id=around, next_id=next_id
         )
-        _INSERT_DATA.write(session, [row | {"ticket_id": ticket.id} for row in data])
-        created["ticket_id"] = ticket.id
+        _INSERT_DATA.write(session, [row | {"ticket_id": new_id} for row in data])
+        created["ticket_id"] = new_id
         record_event(session, **created)
-    ticket.key = f"{head}{ticket.id}"
-    ticket.search_fold = f"{fold_head}{ticket.id}{fold_tail}"
+    set_new(ticket, id=new_id, key=f"{head}{new_id}",
+            search_fold=f"{fold_head}{new_id}{fold_tail}")  # fmt: skip
     written(session, ticket)  # in hand: its workflows read it without a reload
     count_as_new(session, ticket)
     session.info.setdefault(_WRITTEN_DATA_KEY, {})[ticket.id] = list(draft.data)
     tags = sorted({t.strip() for t in draft.tags if t.strip()})
     if tags:
-        session.add_all([TicketTag(ticket_id=ticket.id, tag=tag) for tag in tags])
+        session.add_all([TicketTag(ticket_id=new_id, tag=tag) for tag in tags])
         session.flush()
     if owner is not None:
         record_event(
