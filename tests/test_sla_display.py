@@ -16,6 +16,7 @@ import openpyxl
 from sqlalchemy import Engine
 from sqlmodel import select
 
+from cxdesk.local_time import shown_zone
 from cxdesk.store.db import read_session, transaction
 from cxdesk.store.directory import get_team
 from cxdesk.store.export import EXPORT_COLUMNS, export_tickets
@@ -31,10 +32,11 @@ from tests.desk import build_small_desk
 
 def _this_minute_clear_of_midnight() -> datetime:
     """This minute, moved by an hour when the cases' times (-10 to +45 minutes of it) would
-    straddle local midnight: a due time on another day reads as a date, not ``14:10``. The
-    hour keeps it on today's date, so "today" means the same to the tickets and the clock."""
+    straddle midnight in the zone the tests' desk shows (UTC: ``conftest`` resets it): a due
+    time on another day reads as a date, not ``14:10``. The hour keeps it on today's date, so
+    "today" means the same to the tickets and the clock."""
     now = utcnow().replace(second=0, microsecond=0)
-    local = now.astimezone()
+    local = now.astimezone(UTC)
     if (local - timedelta(minutes=15)).date() == (local + timedelta(minutes=45)).date():
         return now
     return now - timedelta(hours=1) if local.hour == 23 else now + timedelta(hours=1)
@@ -97,12 +99,12 @@ def test_words_of_each_state(engine: Engine) -> None:
     for name, key in keys.items():
         times = _times(engine, key)
         words[name] = sla_words(times.view(T0) if times else None, T0)
-    due = (T0 + timedelta(minutes=30)).astimezone().strftime("%H:%M")
+    due = (T0 + timedelta(minutes=30)).astimezone(shown_zone()).strftime("%H:%M")
     assert words == {
         "late": "breached · 5m over",
         "warn": "warning · 2m left",
         "fine": f"on track · due {due}",
-        "met": f"on track · due {(T0 + timedelta(minutes=40)).astimezone():%H:%M}",
+        "met": f"on track · due {(T0 + timedelta(minutes=40)).astimezone(shown_zone()):%H:%M}",
         "paused": "paused · 11m left",  # what was left when the pause began
         "none": "",
     }
@@ -125,7 +127,7 @@ def test_target_lines_say_each_target(engine: Engine) -> None:
     view = times.view(T0)
     assert view is not None
     lines = {name: (happened, state) for name, _due, happened, state in target_lines(view, T0)}
-    met_at = minutes(-9).astimezone().strftime("%H:%M")
+    met_at = minutes(-9).astimezone(shown_zone()).strftime("%H:%M")
     assert lines == {
         "first response": (f"met at {met_at}", SlaState.met),
         "resolution": ("on track · 40m left", SlaState.on_track),

@@ -16,6 +16,7 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable, OptionList
 
 from cxdesk.app import CxDeskApp, create_app
+from cxdesk.local_time import shown_zone
 from cxdesk.screens import tickets as tickets_screen
 from cxdesk.screens.kanban import KanbanScreen
 from cxdesk.screens.queues import QueuesScreen
@@ -105,7 +106,7 @@ def test_the_ticket_screen_shows_due_times_and_the_state_turns_with_the_clock(
     keys = build_sla_desk(engine)
     monkeypatch.setattr(SlaTargets, "redraw_seconds", 0.05)
     clock = Clock()
-    due = (T0 + timedelta(minutes=2)).astimezone().strftime("%H:%M")
+    due = (T0 + timedelta(minutes=2)).astimezone(shown_zone()).strftime("%H:%M")
 
     async def script(app: CxDeskApp, pilot: Pilot[Any]) -> None:
         screen = await open_ticket(app, pilot, keys["warn"])
