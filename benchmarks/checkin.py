@@ -21,9 +21,10 @@ bare inserts on SQLite, 40% on PostgreSQL. (Measured 2026-12-07 on a 2-core mach
 9-15, runs alternating with main, the last three: PostgreSQL 34%, 45%, 55% (main 55%, 25%,
 27%); SQLite 22%, 39%, 44% (main 23%, 21%, 33%); CPU per check-in, alternating: SQLite median
 1.56 ms (main 1.86), PostgreSQL's client 2.5-2.7 ms (main 2.9-3.8). The engine runs answer
-validation, nine workflow conditions, template rendering, the waiting room's position and 17
-statements per check-in on SQLite, 13 on PostgreSQL, where the baseline runs 6 prepared inserts
-of its 25 rows.)
+validation, nine workflow conditions, template rendering, the waiting room's position and 15
+statements per check-in on SQLite, 8 on PostgreSQL (17 and 13 before 2026-12-08), where the
+baseline runs 6 prepared inserts of its 25 rows. Measured 2026-12-08 at load ~1, 5 runs:
+SQLite 30-42%, PostgreSQL 34-44%; see README.)
 """
 
 from __future__ import annotations
