@@ -85,7 +85,13 @@ def store_fill(engine: Engine, username: str) -> tuple[list[object], frozenset[s
         )
 
 
-def test_the_first_fill_reads_what_the_store_reads(engine: Engine) -> None:
+@pytest.mark.parametrize("session_zone", ["UTC", "America/St_Johns"])
+def test_the_first_fill_reads_what_the_store_reads(
+    engine: Engine, session_zone: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # PostgreSQL hands times back in the session's zone (the server's TimeZone, here set
+    # for every connection the test makes): both readers give them in UTC all the same.
+    monkeypatch.setenv("PGTZ", session_zone)
     lean = lean_desk(seeded(engine))
     for username in PEOPLE:
         with read_session(engine) as session:

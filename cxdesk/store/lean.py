@@ -153,12 +153,13 @@ def head_revision() -> str:
 
 
 def aware(value: datetime | str | None) -> datetime | None:
-    """A stored time as aware UTC (SQLite hands back aggregates as text, without a zone)."""
+    """A stored time as aware UTC (SQLite hands back aggregates as text, without a zone;
+    psycopg a time in the session's zone, the server's ``TimeZone``)."""
     if value is None:
         return None
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def updated_at(value: datetime | str) -> datetime:
