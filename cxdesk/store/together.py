@@ -145,8 +145,7 @@ def new_row_with_many_and_line(
     ``row``: the values of the new row's columns but its id and ``around_id``'s, each of
     which is text made of the id between a head and a tail (a ticket's key ``EXP-12``)."""
     dialect = session.get_bind().dialect
-    names = [name for name in row if name not in around_id and name != "id"]
-    made = list(around_id)
+    names, made = _new_row_names(row, around_id)
     line_names = [name for name in line if name not in ("id", into)]
     many_names = [key for key in many.keys if key != into]
     shape = (
@@ -157,13 +156,11 @@ def new_row_with_many_and_line(
     if statement is None:
         preparer = dialect.identifier_preparer
         sequence = f"pg_get_serial_sequence('{table.name}', 'id')"
-        around = ", ".join(_made_around(made, "new.id"))
         arrays = ", ".join(array_of(many.table.c[key], dialect, f"m_{key}") for key in many_names)
+        written = _new_row_insert(table, dialect, names, made, "new", cast=True)
         statement = _STATEMENTS[shape] = Prepared(text(
             f"WITH new AS (SELECT nextval({sequence}) AS id), "
-            f"written AS (INSERT INTO {preparer.format_table(table)} "
-            f"({_columns(table, dialect, ['id', *made, *names])}) "
-            f"SELECT new.id, {around}, {_casts(table, dialect, names, 'r_')} FROM new), "
+            f"written AS ({written}), "
             f"many AS (INSERT INTO {preparer.format_table(many.table)} "
             f"({_columns(many.table, dialect, [into, *many_names])}) "
             f"SELECT new.id, rows.* FROM new, unnest({arrays}) AS rows) "
@@ -172,8 +169,7 @@ def new_row_with_many_and_line(
             f"SELECT {_casts(events, dialect, line_names, 'e_')}, new.id FROM new "
             f"RETURNING (SELECT id FROM new), {preparer.quote('id')}"
         ))  # fmt: skip
-    values = bound(table, dialect, {name: row[name] for name in names}, "r_")
-    values |= _heads_and_tails(around_id)
+    values = _new_row_values(table, dialect, row, names, around_id)
     arrays_of = many.arrays(dialect, [{**each, into: 0} for each in rows])
     values |= {f"m_{key}": arrays_of[key] for key in many_names}
     values |= bound(events, dialect, {name: line[name] for name in line_names}, "e_")
@@ -193,28 +189,50 @@ def new_row_around_id(
     and whose ``around_id`` columns are made around it, as ``new_row_with_many_and_line``
     writes it on PostgreSQL; its id. One statement where taking the id first was two."""
     dialect = session.get_bind().dialect
-    names = [name for name in row if name not in around_id and name != "id"]
-    made = list(around_id)
-    shape = (
-        dialect.name,
-        "new_row_around_id",
-        table.name,
-        ",".join(names),
-        ",".join(made),
-        next_id,
-    )
+    names, made = _new_row_names(row, around_id)
+    shape = (dialect.name, "new_row_around_id", table.name, ",".join(names), ",".join(made),
+             next_id)  # fmt: skip
     statement = _STATEMENTS.get(shape)
     if statement is None:
-        preparer = dialect.identifier_preparer
-        around = ", ".join(_made_around(made, "new.id"))
-        given = ", ".join(f":r_{name}" for name in names)
-        statement = _STATEMENTS[shape] = Prepared(text(
-            f"INSERT INTO {preparer.format_table(table)} "
-            f"({_columns(table, dialect, ['id', *made, *names])}) "
-            f"SELECT new.id, {around}, {given} FROM ({next_id}) AS new "
-            f"RETURNING {preparer.quote('id')}"
-        ))  # fmt: skip
-    values = bound(table, dialect, {name: row[name] for name in names}, "r_")
-    values |= _heads_and_tails(around_id)
+        source = f"({next_id}) AS new"
+        written = _new_row_insert(table, dialect, names, made, source, cast=False)
+        quoted_id = dialect.identifier_preparer.quote("id")
+        statement = _STATEMENTS[shape] = Prepared(text(f"{written} RETURNING {quoted_id}"))
+    values = _new_row_values(table, dialect, row, names, around_id)
     new_id: int = statement.scalar(session, values)
     return new_id
+
+
+def _new_row_names(
+    row: Mapping[str, Any], around_id: Mapping[str, tuple[str, str]]
+) -> tuple[list[str], list[str]]:
+    """A new row's columns given as values (not its id, not those made around it), and those
+    made around its id."""
+    return [name for name in row if name not in around_id and name != "id"], list(around_id)
+
+
+def _new_row_insert(
+    table: Table, dialect: Dialect, names: Sequence[str], made: Sequence[str], source: str,
+    *, cast: bool,
+) -> str:  # fmt: skip
+    """The ``INSERT ... SELECT`` of a new row whose id is ``new.id`` of ``source``, its
+    ``made`` columns made around it, its ``names`` columns from binds ``r_`` (``cast``: each
+    cast to its column's type, as PostgreSQL needs)."""
+    given = _casts(table, dialect, names, "r_") if cast else ", ".join(f":r_{n}" for n in names)
+    return (
+        f"INSERT INTO {dialect.identifier_preparer.format_table(table)} "
+        f"({_columns(table, dialect, ['id', *made, *names])}) "
+        f"SELECT {', '.join(['new.id', *_made_around(made, 'new.id'), given])} FROM {source}"
+    )
+
+
+def _new_row_values(
+    table: Table,
+    dialect: Dialect,
+    row: Mapping[str, Any],
+    names: Sequence[str],
+    around_id: Mapping[str, tuple[str, str]],
+) -> dict[str, Any]:
+    """The binds of ``_new_row_insert``."""
+    values = bound(table, dialect, {name: row[name] for name in names}, "r_")
+    return values | _heads_and_tails(around_id)
