@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from functools import partial
@@ -34,7 +35,7 @@ from textual.message import Message
 from textual.screen import Screen
 
 from cxdesk.config import Settings, load_settings
-from cxdesk.desk_opening import DeskOpening
+from cxdesk.desk_opening import IMPORTS, DeskOpening
 from cxdesk.errors import DeskError
 from cxdesk.explaining import ExplainingApp
 from cxdesk.i18n import N_, _, ngettext, translated_bindings
@@ -108,9 +109,13 @@ delivery worker (whose writes alone fail while another program holds a SQLite lo
 
 
 def screen_class(name: str) -> type[Screen]:
-    """The screen a palette name opens (``SCREEN_CLASSES``), imported on first use."""
+    """The screen a palette name opens (``SCREEN_CLASSES``), imported on first use: not
+    while the store's thread imports SQLAlchemy (``desk_opening.IMPORTS``)."""
     module, cls = SCREEN_CLASSES[name]
-    found: type[Screen] = getattr(import_module(module), cls)
+    if module not in sys.modules:
+        with IMPORTS:
+            import_module(module)
+    found: type[Screen] = getattr(sys.modules[module], cls)
     return found
 
 

@@ -42,6 +42,16 @@ PRELOADED = ("cxdesk.store.logins", "cxdesk.store.user_language", "cxdesk.screen
 that opens it (not on the event loop)."""
 
 
+IMPORTS = threading.Lock()
+"""Held by the thread that loads the store while it imports SQLAlchemy, SQLModel and the
+models (``HEAVY``), and by the UI thread while it imports a screen not imported yet
+(``app.screen_class``). Two threads importing SQLAlchemy at once can each find a module the
+other has half done (its modules import each other in a circle) and fail with "partially
+initialized module": a volunteer's login, whose check-in screen imports it on the UI thread
+while the store's thread does, failed so one time in two here (no bytecode cached)."""
+HEAVY = ("sqlmodel", "cxdesk.store.models", "cxdesk.store.db")
+"""What the store's thread imports holding ``IMPORTS``: once they are in, a screen's import
+finds SQLAlchemy whole."""
 LEAN_HOME = "cxdesk.screens.queues"
 """An expert's home screen, which imports no SQLAlchemy (its first fill is lean)."""
 
@@ -159,6 +169,9 @@ class DeskOpening:
     def _load_store(self) -> None:
         app: Any = self
         try:
+            with IMPORTS:
+                for module in HEAVY:
+                    import_module(module)
             self._open_store()
         except Exception as error:
             with self._arrival:
