@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine, event, update
+from sqlalchemy import Engine, update
 from sqlmodel import col, select
 
 from cxdesk.engine.dispatch import unit_of_work
@@ -25,6 +25,7 @@ from cxdesk.store.surveys import save_survey
 from cxdesk.store.tickets import update_ticket
 from cxdesk.widgets.bar_chart import bar_cells
 from tests.desk import build_small_desk, pull
+from tests.statement_helpers import selects, statements_of
 from tests.test_views import make_ticket
 
 MINUTE = 60.0
@@ -264,18 +265,8 @@ def test_times_are_read_with_a_few_statements(engine: Engine) -> None:
     for extra in (1, 6):
         for _ in range(extra):
             worked_ticket(engine, "360", "maya", wait_minutes=3, resolve_minutes=9)
-        statements: list[str] = []
-
-        def count(*args: object, _into: list[str] = statements) -> None:
-            _into.append(str(args[2]))
-
-        event.listen(engine, "before_cursor_execute", count)
-        try:
-            with read_session(engine) as session:
-                team_times(session)
-        finally:
-            event.remove(engine, "before_cursor_execute", count)
-        counts.append(len([s for s in statements if s.lstrip().upper().startswith("SELECT")]))
+        _times, statements = statements_of(engine, lambda session: team_times(session))
+        counts.append(selects(statements))
     assert counts[0] == counts[1] <= 5, counts
 
 

@@ -12,7 +12,7 @@ import json
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine
 
 from cxdesk.store.db import read_session
 from cxdesk.store.directory import get_user
@@ -22,6 +22,7 @@ from cxdesk.store.sla_report import SlaRow, sla_report
 from tests.cli_helpers import Cli, assert_one_error_line, table_counts
 from tests.desk import build_small_desk
 from tests.sla_helpers import MINUTE, give_sla
+from tests.statement_helpers import selects, statements_of
 from tests.test_views import make_ticket
 
 
@@ -179,17 +180,9 @@ def test_the_report_is_read_with_a_few_statements_whatever_the_number_of_tickets
         for _ in range(extra):
             key = make_ticket(engine, "More", "Solo", customer_name="Cy")
             give_sla(engine, key, now - timedelta(hours=3), first_responded_at=now)
-        statements: list[str] = []
-
-        def count(*args: object, _into: list[str] = statements) -> None:
-            _into.append(str(args[2]))
-
-        event.listen(engine, "before_cursor_execute", count)
-        try:
-            with read_session(engine) as session:
-                rows = sla_report(session, now=now, by="team")
-        finally:
-            event.remove(engine, "before_cursor_execute", count)
-        counts.append(len([s for s in statements if s.lstrip().upper().startswith("SELECT")]))
+        rows, statements = statements_of(
+            engine, lambda session: sla_report(session, now=now, by="team")
+        )
+        counts.append(selects(statements))
     assert [row.group for row in rows] == ["360", "Solo", "Stats iQ", "All"]
     assert counts[0] == counts[1] <= 10, counts

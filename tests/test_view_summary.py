@@ -29,6 +29,7 @@ from cxdesk.store.views import (
     ticket_summary,
 )
 from tests.desk import build_small_desk, pull
+from tests.statement_helpers import statements_of
 from tests.test_views import make_ticket
 
 ZONES = ("Asia/Kolkata", "America/Los_Angeles")
@@ -225,19 +226,12 @@ def test_a_past_day_is_read_once_until_it_changes(engine: Engine, zone: ZoneInfo
 
 def ticket_statements(engine: Engine, read: Any) -> list[dict[str, Any]]:
     """The parameters of each statement reading ``ticket`` that ``read`` runs."""
-    run: list[dict[str, Any]] = []
-
-    def listen(*args: Any) -> None:
-        if "FROM ticket" in args[2]:
-            params = args[3]
-            run.append(dict(params) if isinstance(params, dict) else dict(enumerate(params)))
-
-    event.listen(engine, "before_cursor_execute", listen)
-    try:
-        with read_session(engine) as session:
-            read(session)
-    finally:
-        event.remove(engine, "before_cursor_execute", listen)
+    _result, statements = statements_of(engine, read)
+    run = [
+        dict(params) if isinstance(params, dict) else dict(enumerate(params))
+        for text, params in statements
+        if "FROM ticket" in text
+    ]
     for params in run:
         for name, value in params.items():
             if isinstance(value, str) and value[:4].isdigit():  # SQLite's stored datetimes
